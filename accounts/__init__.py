@@ -1,0 +1,1 @@
+"""Users, tenants, per-tenant roles and personal API tokens."""

@@ -1,0 +1,102 @@
+"""API shapes for tenants, roles and tokens."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from accounts.choices import Role
+from accounts.models import ApiToken, Membership, RoleGrant, Tenant
+
+
+class TenantSerializer(serializers.ModelSerializer[Tenant]):
+    class Meta:
+        model = Tenant
+        fields = ["id", "slug", "name", "created_at"]
+
+
+class TenantAccessSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    tenant = TenantSerializer()
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices))
+    member = serializers.BooleanField()
+
+
+class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.UUIDField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+    platform_administrator = serializers.BooleanField()
+    auth = serializers.CharField(help_text="'token' or 'session'")
+    tenants = TenantAccessSerializer(many=True)
+
+
+class RoleGrantSerializer(serializers.ModelSerializer[RoleGrant]):
+    username = serializers.CharField(source="user.username", read_only=True)
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    granted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    revoked_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = RoleGrant
+        fields = [
+            "id",
+            "username",
+            "tenant",
+            "role",
+            "reason",
+            "granted_at",
+            "granted_by",
+            "revoked_at",
+            "revoked_by",
+            "revoke_reason",
+        ]
+
+
+class RoleGrantInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class MemberSerializer(serializers.ModelSerializer[Membership]):
+    username = serializers.CharField(source="user.username")
+    roles = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = ["username", "added_at", "roles"]
+
+    def get_roles(self, obj: Membership) -> list[str]:
+        return sorted(g.role for g in getattr(obj.user, "active_grants_here", []))
+
+
+class TenantDetailSerializer(TenantSerializer):
+    members = MemberSerializer(many=True, source="active_members")
+
+    class Meta(TenantSerializer.Meta):
+        fields = [*TenantSerializer.Meta.fields, "members"]
+
+
+class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at", "state"]
+
+    def get_state(self, obj: ApiToken) -> str:
+        return obj.state()
+
+
+class ApiTokenCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField(max_length=100)
+    expires_days = serializers.IntegerField(
+        min_value=1, max_value=settings.API_TOKEN_MAX_EXPIRY_DAYS, required=False
+    )
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    token = serializers.CharField(help_text="Shown once; store it now.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]

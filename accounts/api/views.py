@@ -1,0 +1,133 @@
+"""REST endpoints for the caller, their tenants, role grants and tokens. Thin: services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.api.serializers import (
+    ApiTokenCreatedSerializer,
+    ApiTokenCreateSerializer,
+    ApiTokenSerializer,
+    MeSerializer,
+    RoleGrantInputSerializer,
+    RoleGrantSerializer,
+    TenantAccessSerializer,
+    TenantDetailSerializer,
+)
+from accounts.models import ApiToken, RoleGrant, Tenant
+
+
+class MeView(APIView):
+    """Who the caller is, how they authenticated, and their roles per tenant."""
+
+    @extend_schema(responses=MeSerializer)
+    def get(self, request: Request) -> Response:
+        user = request.user
+        data = {
+            "id": user.pk,
+            "username": user.get_username(),
+            "email": getattr(user, "email", ""),
+            "platform_administrator": selectors.is_platform_admin(user),
+            "auth": "token" if isinstance(request.auth, ApiToken) else "session",
+            "tenants": selectors.access_by_tenant(user),
+        }
+        return Response(MeSerializer(data).data)
+
+
+class TenantViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Tenants the caller belongs to. Others answer 404, as if they did not exist."""
+
+    lookup_field = "slug"
+    lookup_value_regex = "[a-z0-9-]+"
+    serializer_class = TenantDetailSerializer
+    queryset = Tenant.objects.none()
+
+    @extend_schema(responses=TenantAccessSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        return Response(
+            TenantAccessSerializer(selectors.access_by_tenant(request.user), many=True).data
+        )
+
+    def retrieve(self, request: Request, slug: str) -> Response:
+        tenant: Any = selectors.tenant_for_user(request.user, slug)
+        tenant.active_members = selectors.active_members(tenant)
+        return Response(TenantDetailSerializer(tenant).data)
+
+    @extend_schema(methods=["GET"], responses=RoleGrantSerializer(many=True))
+    @extend_schema(methods=["POST"], request=RoleGrantInputSerializer, responses=RoleGrantSerializer)
+    @action(detail=True, methods=["get", "post"])
+    def grants(self, request: Request, slug: str) -> Response:
+        """GET: active grants (any member). POST: grant a role (tenant administrators)."""
+        tenant = selectors.tenant_for_user(request.user, slug)
+        if request.method == "GET":
+            grants = selectors.grant_history(tenant)
+            if request.query_params.get("history") not in {"1", "true"}:
+                grants = grants.filter(revoked_at__isnull=True)
+            page = self.paginate_queryset(grants)
+            return self.get_paginated_response(RoleGrantSerializer(page, many=True).data)
+        body = RoleGrantInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        grant, created = services.role_grant(
+            user=selectors.user_by_username(body.validated_data["username"]),
+            role=body.validated_data["role"],
+            tenant=tenant,
+            actor=request.user,  # type: ignore[arg-type]
+            reason=body.validated_data["reason"],
+        )
+        return Response(
+            RoleGrantSerializer(grant).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=RoleGrantInputSerializer, responses=RoleGrantSerializer)
+    @action(detail=True, methods=["post"], url_path="grants/revoke")
+    def revoke_grant(self, request: Request, slug: str) -> Response:
+        """Revoke a role; it stops working on the next request."""
+        tenant = selectors.tenant_for_user(request.user, slug)
+        body = RoleGrantInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        grant: RoleGrant = services.role_revoke(
+            user=selectors.user_by_username(body.validated_data["username"]),
+            role=body.validated_data["role"],
+            tenant=tenant,
+            actor=request.user,  # type: ignore[arg-type]
+            reason=body.validated_data["reason"],
+        )
+        return Response(RoleGrantSerializer(grant).data)
+
+
+class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """The caller's personal API tokens."""
+
+    serializer_class = ApiTokenSerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.tokens_of(self.request.user)  # type: ignore[arg-type]
+
+    @extend_schema(request=ApiTokenCreateSerializer, responses={201: ApiTokenCreatedSerializer})
+    def create(self, request: Request) -> Response:
+        body = ApiTokenCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        token, raw = services.token_create(
+            user=request.user,  # type: ignore[arg-type]
+            name=body.validated_data["name"],
+            expires_days=body.validated_data.get("expires_days"),
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        token.token = raw  # type: ignore[attr-defined]
+        return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=ApiTokenSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        token = self.get_object()
+        token = services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
+        return Response(ApiTokenSerializer(token).data)

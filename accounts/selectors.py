@@ -1,0 +1,189 @@
+"""Reads about who may do what, shared by pages, the API, the CLI and services.
+
+Nothing here is cached across requests, so a grant or revocation takes effect
+on the very next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Prefetch, Q, QuerySet
+
+from accounts.choices import Role
+from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
+from governance.errors import NotFound
+
+AnyUser = User | AnonymousUser
+
+
+@dataclass
+class TenantAccess:
+    """One tenant and the roles a user holds in it."""
+
+    tenant: Tenant
+    roles: list[str] = field(default_factory=list)
+    member: bool = False
+
+
+def is_platform_admin(user: AnyUser) -> bool:
+    """A platform administrator administers every tenant: a platform-wide grant, or a superuser."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return RoleGrant.objects.filter(
+        user=user, tenant__isnull=True, role=Role.ADMINISTRATOR, revoked_at__isnull=True
+    ).exists()
+
+
+def roles_in_tenant(user: AnyUser, tenant: Tenant) -> set[str]:
+    """The roles ``user`` holds in ``tenant`` now; a platform administrator is administrator everywhere."""
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    grants = RoleGrant.objects.filter(user=user, revoked_at__isnull=True).filter(
+        Q(tenant=tenant) | Q(tenant__isnull=True)
+    )
+    roles = set(grants.values_list("role", flat=True))
+    if user.is_superuser:
+        roles.add(Role.ADMINISTRATOR)
+    return roles
+
+
+def has_role(user: AnyUser, tenant: Tenant, role: str) -> bool:
+    return role in roles_in_tenant(user, tenant)
+
+
+def is_member(user: AnyUser, tenant: Tenant) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return Membership.objects.filter(user=user, tenant=tenant, removed_at__isnull=True).exists()
+
+
+def tenants_visible_to(user: AnyUser) -> QuerySet[Tenant]:
+    """Tenants a user may see: those they belong to, or all of them for a platform administrator."""
+    if not user.is_authenticated or not user.is_active:
+        return Tenant.objects.none()
+    if is_platform_admin(user):
+        return Tenant.objects.all()
+    return Tenant.objects.filter(
+        memberships__user=user, memberships__removed_at__isnull=True
+    ).distinct()
+
+
+def tenant_for_user(user: AnyUser, slug: str) -> Tenant:
+    """The tenant ``slug`` if ``user`` may see it; otherwise NotFound, so other tenants stay invisible."""
+    tenant = tenants_visible_to(user).filter(slug=slug).first()
+    if tenant is None:
+        raise NotFound(f"No tenant '{slug}' that you belong to.", field="tenant")
+    return tenant
+
+
+def access_by_tenant(user: AnyUser) -> list[TenantAccess]:
+    """Every tenant the user can see with the roles they hold there (two queries in all)."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    grants = list(
+        RoleGrant.objects.filter(user=user, revoked_at__isnull=True).values_list(
+            "tenant_id", "role"
+        )
+    )
+    platform_roles = sorted(role for tenant_id, role in grants if tenant_id is None)
+    if user.is_superuser and Role.ADMINISTRATOR not in platform_roles:
+        platform_roles.append(Role.ADMINISTRATOR)
+    by_tenant: dict[object, list[str]] = defaultdict(list)
+    for tenant_id, role in grants:
+        if tenant_id is not None:
+            by_tenant[tenant_id].append(role)
+    member_of = set(
+        Membership.objects.filter(user=user, removed_at__isnull=True).values_list(
+            "tenant_id", flat=True
+        )
+    )
+    tenants = Tenant.objects.all() if platform_roles else Tenant.objects.filter(id__in=member_of)
+    result = []
+    for tenant in tenants:
+        roles = sorted(set(by_tenant.get(tenant.id, [])) | set(platform_roles))
+        result.append(TenantAccess(tenant=tenant, roles=roles, member=tenant.id in member_of))
+    return result
+
+
+def active_members(tenant: Tenant) -> QuerySet[Membership]:
+    """Active memberships of a tenant with each member's active roles prefetched."""
+    return (
+        Membership.objects.filter(tenant=tenant, removed_at__isnull=True)
+        .select_related("user", "added_by")
+        .prefetch_related(
+            Prefetch(
+                "user__role_grants",
+                queryset=RoleGrant.objects.filter(tenant=tenant, revoked_at__isnull=True),
+                to_attr="active_grants_here",
+            )
+        )
+        .order_by("user__username")
+    )
+
+
+def grant_history(tenant: Tenant) -> QuerySet[RoleGrant]:
+    """Every grant ever made in a tenant, newest first, with who granted and revoked it."""
+    return RoleGrant.objects.filter(tenant=tenant).select_related(
+        "user", "granted_by", "revoked_by"
+    )
+
+
+def active_grants(tenant: Tenant) -> QuerySet[RoleGrant]:
+    return grant_history(tenant).filter(revoked_at__isnull=True)
+
+
+def tokens_of(user: User) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=user).order_by("-created_at")
+
+
+def user_by_username(username: str) -> User:
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"No user '{username}'.", field="username")
+    return user
+
+
+def tenant_by_slug(slug: str) -> Tenant:
+    tenant = Tenant.objects.filter(slug=slug).first()
+    if tenant is None:
+        raise NotFound(f"No tenant '{slug}'.", field="tenant")
+    return tenant
+
+
+def token_digest(raw_token: str) -> str:
+    """Tokens are 256-bit random strings, so a plain SHA-256 is a safe way to store them."""
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+def token_by_raw(raw_token: str) -> ApiToken | None:
+    """Find the token a request presented, by digest; the raw token is never stored."""
+    return ApiToken.objects.select_related("user").filter(digest=token_digest(raw_token)).first()
+
+
+def tokens_by_prefix(prefix: str) -> QuerySet[ApiToken]:
+    return ApiToken.objects.select_related("user").filter(prefix__startswith=prefix[:16])
+
+
+def users_with_access() -> list[tuple[User, list[tuple[str, list[str]]]]]:
+    """Every user with their active roles per tenant (``*`` for platform-wide), in three queries."""
+    users = list(User.objects.order_by("username"))
+    memberships = Membership.objects.filter(removed_at__isnull=True).values_list(
+        "user_id", "tenant__slug"
+    )
+    grants = RoleGrant.objects.filter(revoked_at__isnull=True).values_list(
+        "user_id", "tenant__slug", "role"
+    )
+    table: dict[object, dict[str, list[str]]] = defaultdict(dict)
+    for user_id, slug in memberships:
+        table[user_id].setdefault(slug, [])
+    for user_id, slug, role in grants:
+        table[user_id].setdefault(slug or "*", []).append(role)
+    return [
+        (u, sorted((slug, sorted(roles)) for slug, roles in table[u.pk].items())) for u in users
+    ]

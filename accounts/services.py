@@ -1,0 +1,248 @@
+"""Every change to users, tenants, memberships, roles and tokens.
+
+Each function is the only way its change is made: the admin, the pages, the
+API, the CLI and tasks all call it. ``actor`` is the user who asked for the
+change, or ``None`` for the system (the CLI run by an operator, a seed, a task).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.choices import PLATFORM_ROLES, Role
+from accounts.models import TENANT_SLUG_RE, ApiToken, Membership, RoleGrant, Tenant, User
+from accounts.selectors import has_role, is_platform_admin, token_digest
+from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
+
+TOKEN_PREFIX = "gov_"
+
+
+def _require_role_admin(actor: User | None, tenant: Tenant | None) -> None:
+    """Only the system, a platform administrator, or the tenant's administrator manages access."""
+    if actor is None or is_platform_admin(actor):
+        return
+    if tenant is None:
+        raise PermissionDenied("Only a platform administrator can manage platform-wide roles.")
+    if not has_role(actor, tenant, Role.ADMINISTRATOR):
+        raise PermissionDenied(f"Only an administrator of '{tenant.slug}' can manage its access.")
+
+
+def validate_role(role: str, *, platform: bool = False) -> Role:
+    if role not in Role.values:
+        raise DomainError(
+            f"Unknown role '{role}'; choose one of: {', '.join(Role.values)}.", field="role"
+        )
+    if platform and role not in PLATFORM_ROLES:
+        raise DomainError(f"'{role}' cannot be granted platform-wide.", field="role")
+    return Role(role)
+
+
+@transaction.atomic
+def tenant_create(*, slug: str, name: str, actor: User | None) -> Tenant:
+    if actor is not None and not is_platform_admin(actor):
+        raise PermissionDenied("Only a platform administrator can create tenants.")
+    if not re.match(TENANT_SLUG_RE, slug or ""):
+        raise DomainError(
+            "Use 1-63 lowercase letters, digits or hyphens, starting and ending with one "
+            "of the first two.",
+            field="slug",
+        )
+    name = (name or "").strip()
+    if not name:
+        raise DomainError("A tenant needs a name.", field="name")
+    if Tenant.objects.filter(slug=slug).exists():
+        raise Conflict(f"Tenant '{slug}' already exists.", field="slug")
+    return Tenant.objects.create(slug=slug, name=name, created_by=actor)
+
+
+@transaction.atomic
+def user_create(
+    *,
+    username: str,
+    email: str = "",
+    password: str | None = None,
+    actor: User | None,
+    validate: bool = True,
+) -> User:
+    """Create a user. Without a password the user can only use API tokens."""
+    if actor is not None and not is_platform_admin(actor):
+        raise PermissionDenied("Only a platform administrator can create users.")
+    username = (username or "").strip()
+    if not username:
+        raise DomainError("A user needs a username.", field="username")
+    field = User._meta.get_field("username")
+    try:
+        field.run_validators(username)
+    except ValidationError as exc:
+        raise DomainError(" ".join(exc.messages), field="username") from exc
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise DomainError(f"'{email}' is not an email address.", field="email") from exc
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"User '{username}' already exists.", field="username")
+    user = User(username=username, email=email)
+    if password:
+        if validate:
+            try:
+                validate_password(password, user)
+            except ValidationError as exc:
+                raise DomainError(" ".join(exc.messages), field="password") from exc
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.save()
+    return user
+
+
+@transaction.atomic
+def membership_add(*, user: User, tenant: Tenant, actor: User | None) -> Membership:
+    """Make ``user`` a member of ``tenant`` (idempotent: an active membership is returned as is)."""
+    _require_role_admin(actor, tenant)
+    existing = Membership.objects.filter(user=user, tenant=tenant, removed_at__isnull=True).first()
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(user=user, tenant=tenant, added_by=actor)
+    except IntegrityError:
+        # A concurrent request added the same membership first.
+        return Membership.objects.get(user=user, tenant=tenant, removed_at__isnull=True)
+
+
+@transaction.atomic
+def membership_remove(*, user: User, tenant: Tenant, actor: User | None) -> Membership:
+    """End a membership and revoke every role the user held in the tenant."""
+    _require_role_admin(actor, tenant)
+    membership = (
+        Membership.objects.select_for_update()
+        .filter(user=user, tenant=tenant, removed_at__isnull=True)
+        .first()
+    )
+    if membership is None:
+        raise NotFound(f"'{user}' is not a member of '{tenant.slug}'.", field="username")
+    now = timezone.now()
+    RoleGrant.objects.filter(user=user, tenant=tenant, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_by=actor, revoke_reason="membership removed"
+    )
+    membership.removed_at = now
+    membership.removed_by = actor
+    membership.save(update_fields=["removed_at", "removed_by"])
+    return membership
+
+
+@transaction.atomic
+def role_grant(
+    *, user: User, role: str, tenant: Tenant | None, actor: User | None, reason: str = ""
+) -> tuple[RoleGrant, bool]:
+    """Grant ``role`` in ``tenant`` (or platform-wide when ``tenant`` is None).
+
+    Returns the grant and whether it is new: granting a role already held
+    changes nothing. A tenant role makes the user a member of that tenant.
+    """
+    checked = validate_role(role, platform=tenant is None)
+    _require_role_admin(actor, tenant)
+    if not user.is_active:
+        raise DomainError(f"User '{user}' is deactivated.", field="username")
+    if tenant is not None:
+        membership_add(user=user, tenant=tenant, actor=actor)
+    current = RoleGrant.objects.filter(
+        user=user, tenant=tenant, role=checked, revoked_at__isnull=True
+    ).first()
+    if current:
+        return current, False
+    try:
+        with transaction.atomic():
+            grant = RoleGrant.objects.create(
+                user=user, tenant=tenant, role=checked, granted_by=actor, reason=reason[:500]
+            )
+    except IntegrityError:
+        # Another request granted the same role at the same moment: one grant stands.
+        return RoleGrant.objects.get(
+            user=user, tenant=tenant, role=checked, revoked_at__isnull=True
+        ), False
+    return grant, True
+
+
+@transaction.atomic
+def role_revoke(
+    *, user: User, role: str, tenant: Tenant | None, actor: User | None, reason: str = ""
+) -> RoleGrant:
+    """Revoke an active grant. It stops counting on the next request."""
+    checked = validate_role(role, platform=tenant is None)
+    _require_role_admin(actor, tenant)
+    grant = (
+        RoleGrant.objects.select_for_update()
+        .filter(user=user, tenant=tenant, role=checked, revoked_at__isnull=True)
+        .first()
+    )
+    if grant is None:
+        scope = f"in '{tenant.slug}'" if tenant else "platform-wide"
+        raise NotFound(f"'{user}' does not hold the role '{role}' {scope}.", field="role")
+    grant.revoked_at = timezone.now()
+    grant.revoked_by = actor
+    grant.revoke_reason = reason[:500]
+    grant.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+    return grant
+
+
+@transaction.atomic
+def token_create(
+    *, user: User, name: str, actor: User | None, expires_days: int | None = None
+) -> tuple[ApiToken, str]:
+    """Issue a personal token for ``user``. The raw token is returned here and never again."""
+    if actor is not None and actor.pk != user.pk and not is_platform_admin(actor):
+        raise PermissionDenied("You can only create tokens for yourself.")
+    if not user.is_active:
+        raise DomainError(f"User '{user}' is deactivated.", field="username")
+    days = settings.API_TOKEN_DEFAULT_EXPIRY_DAYS if expires_days is None else expires_days
+    if days < 1 or days > settings.API_TOKEN_MAX_EXPIRY_DAYS:
+        raise DomainError(
+            f"Expiry must be between 1 and {settings.API_TOKEN_MAX_EXPIRY_DAYS} days.",
+            field="expires_days",
+        )
+    name = (name or "").strip() or "token"
+    if len(name) > 100:
+        raise DomainError("Token name is at most 100 characters.", field="name")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        prefix=raw[:12],
+        digest=token_digest(raw),
+        created_by=actor,
+        expires_at=timezone.now() + timedelta(days=days),
+    )
+    return token, raw
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, actor: User | None) -> ApiToken:
+    """Revoke a token; requests that present it get 401 from now on."""
+    if actor is not None and actor.pk != token.user_id and not is_platform_admin(actor):
+        raise PermissionDenied("You can only revoke your own tokens.")
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        raise Conflict("This token is already revoked.", field="token")
+    token.revoked_at = timezone.now()
+    token.revoked_by = actor
+    token.save(update_fields=["revoked_at", "revoked_by"])
+    return token
+
+
+def token_touch(*, token: ApiToken, now: datetime | None = None) -> None:
+    """Record use, at most once a minute, so busy clients do not write on every request."""
+    now = now or timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now

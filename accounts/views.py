@@ -1,0 +1,149 @@
+"""Pages: home ("what needs my attention"), a tenant's members and access, personal tokens."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts import selectors, services
+from accounts.choices import Role
+from accounts.forms import RoleGrantForm, RoleRevokeForm, TokenCreateForm
+from accounts.models import Tenant, User
+from governance.errors import DomainError, NotFound
+
+
+def _tenant_or_404(request: HttpRequest, slug: str) -> Tenant:
+    try:
+        return selectors.tenant_for_user(request.user, slug)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "home.html",
+        {
+            "access": selectors.access_by_tenant(request.user),
+            "platform_admin": selectors.is_platform_admin(request.user),
+        },
+    )
+
+
+def _tenant_page(request: HttpRequest, tenant: Tenant, grant_form: RoleGrantForm | None = None, status: int = 200) -> HttpResponse:
+    roles = selectors.roles_in_tenant(request.user, tenant)
+    return render(
+        request,
+        "accounts/tenant_detail.html",
+        {
+            "tenant": tenant,
+            "my_roles": sorted(roles),
+            "can_manage": Role.ADMINISTRATOR in roles,
+            "members": selectors.active_members(tenant),
+            "history": selectors.grant_history(tenant)[:50],
+            "grant_form": grant_form or RoleGrantForm(),
+        },
+        status=status,
+    )
+
+
+@login_required
+def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    return _tenant_page(request, _tenant_or_404(request, slug))
+
+
+@login_required
+@require_POST
+def tenant_grant(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant_or_404(request, slug)
+    form = RoleGrantForm(request.POST)
+    if form.is_valid():
+        try:
+            user = selectors.user_by_username(form.cleaned_data["username"])
+            grant, created = services.role_grant(
+                user=user,
+                role=form.cleaned_data["role"],
+                tenant=tenant,
+                actor=request.user,  # type: ignore[arg-type]
+                reason=form.cleaned_data["reason"],
+            )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            verb = "Granted" if created else "Already held:"
+            messages.success(request, f"{verb} {grant.get_role_display()} to {user} in {tenant}.")
+            return redirect(tenant)
+    return _tenant_page(request, tenant, grant_form=form, status=400)
+
+
+@login_required
+@require_POST
+def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant_or_404(request, slug)
+    form = RoleRevokeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Revocation needs a username and a role.")
+        return redirect(tenant)
+    try:
+        user = selectors.user_by_username(form.cleaned_data["username"])
+        grant = services.role_revoke(
+            user=user,
+            role=form.cleaned_data["role"],
+            tenant=tenant,
+            actor=request.user,  # type: ignore[arg-type]
+            reason=form.cleaned_data["reason"],
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return _tenant_page(request, tenant, status=exc.status_code)
+    messages.success(request, f"Revoked {grant.get_role_display()} from {user} in {tenant}.")
+    return redirect(tenant)
+
+
+@login_required
+def tokens(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    form = TokenCreateForm(request.POST or None)
+    new_token = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                _, new_token = services.token_create(
+                    user=user,
+                    name=form.cleaned_data["name"],
+                    expires_days=form.cleaned_data["expires_days"],
+                    actor=user,
+                )
+            except DomainError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                status = 400
+            else:
+                form = TokenCreateForm()
+        else:
+            status = 400
+    return render(
+        request,
+        "accounts/tokens.html",
+        {"form": form, "tokens": selectors.tokens_of(user), "new_token": new_token},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
+    token = selectors.tokens_of(request.user).filter(pk=token_id).first()  # type: ignore[arg-type]
+    if token is None:
+        raise Http404("No such token.")
+    try:
+        services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Token {token.prefix}… revoked.")
+    return redirect("tokens")

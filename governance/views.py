@@ -1,0 +1,50 @@
+"""Probe endpoints and the governance overview page."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from accounts.selectors import access_by_tenant
+from governance.selectors import readiness
+
+_STARTED = time.time()
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. Touches nothing else."""
+    return JsonResponse(
+        {"status": "ok", "pid": os.getpid(), "uptime_seconds": round(time.time() - _STARTED, 1)}
+    )
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: database, broker and the last worker heartbeat; 503 if any fails."""
+    checks = readiness()
+    ok = all(check.ok for check in checks)
+    return JsonResponse(
+        {
+            "status": "ok" if ok else "unavailable",
+            "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks},
+        },
+        status=200 if ok else 503,
+    )
+
+
+@login_required
+def governance_index(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "governance/index.html",
+        {"checks": readiness(), "access": access_by_tenant(request.user)},
+    )

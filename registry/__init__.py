@@ -1,0 +1,1 @@
+"""The registry: immutable, versioned, hashed and signed AI artifacts."""

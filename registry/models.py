@@ -1,0 +1,1 @@
+"""Models of the registry app (added as its issue lands)."""

@@ -1,0 +1,1 @@
+"""Reviews: change requests, approvals, checks and promotion."""

@@ -1,0 +1,1 @@
+"""Models of the reviews app (added as its issue lands)."""
