@@ -72,11 +72,14 @@ def tenant_grant(request: HttpRequest, slug: str) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        else:
-            verb = "Granted" if created else "Already held:"
-            messages.success(request, f"{verb} {grant.get_role_display()} to {user} in {tenant}.")
-            return redirect(tenant)
+            if exc.field in form.fields:
+                form.add_error(exc.field, exc.message)
+            else:
+                messages.error(request, exc.message)
+            return _tenant_page(request, tenant, grant_form=form, status=exc.status_code)
+        verb = "Granted" if created else "Already held:"
+        messages.success(request, f"{verb} {grant.get_role_display()} to {user} in {tenant}.")
+        return redirect(tenant)
     return _tenant_page(request, tenant, grant_form=form, status=400)
 
 
