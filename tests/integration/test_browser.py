@@ -1,0 +1,125 @@
+"""What a person does in the browser, in headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from tests.conftest import chromium_path
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    path = chromium_path()
+    if path is None:
+        pytest.skip("needs Chromium: apt-get install chromium (make test does this)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - installed by make test
+        pytest.skip(f"needs playwright: {exc}")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the
+    # tests make themselves (database setup, seeding) are safe here. Only for
+    # this module: other tests run `check --deploy`, which forbids the flag.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield from _launch(path)
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _launch(path: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=path,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    call_command("seed_demo", "--quiet-logins", stdout=io.StringIO())
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.errors = errors
+    yield page
+    context.close()
+
+
+def log_in(page: Any, username: str, password: str) -> None:
+    page.goto("/")
+    assert page.url.endswith("/login/?next=/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_reviewer_logs_in_sees_tenant_and_role_and_logs_out(page):
+    log_in(page, "acme-reviewer", "acme-reviewer-demo")
+    page.get_by_role("heading", name="Welcome, acme-reviewer").wait_for()
+    row = page.get_by_role("row").filter(has_text="acme")
+    assert row.get_by_role("link", name="acme", exact=True).is_visible()
+    assert row.locator('[data-role="reviewer"]').inner_text() == "reviewer"
+    assert page.get_by_role("row").filter(has_text="globex").count() == 0
+    nav = page.get_by_role("navigation", name="Main")
+    assert [a.inner_text() for a in nav.get_by_role("link").all()] == ["Registry", "Reviews", "Governance"]
+
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("heading", name="Log in").wait_for()
+    page.goto("/")
+    assert "/login/" in page.url
+    assert page.errors == []  # no CSP violations or script errors
+
+
+def test_wrong_password_is_explained(page):
+    log_in(page, "acme-reviewer", "not-it")
+    assert page.get_by_role("alert").inner_text().startswith("Please enter a correct username and password")
+
+
+def test_admin_grants_a_role_in_the_browser(page):
+    log_in(page, "acme-admin", "acme-admin-demo")
+    page.get_by_role("link", name="acme", exact=True).click()
+    page.get_by_label("Username", exact=True).fill("acme-author")
+    page.get_by_label("Role", exact=True).select_option("reviewer")
+    page.get_by_label("Reason").fill("joins the review rota")
+    page.get_by_role("button", name="Grant").click()
+    assert page.get_by_role("status").inner_text() == "Granted Reviewer to acme-author in acme."
+    members = page.locator("section", has=page.get_by_role("heading", name="Members"))
+    assert members.get_by_role("row").filter(has_text="acme-author").locator(".badge").inner_text() == "reviewer"
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (375, 740)])
+def test_pages_fit_laptop_and_phone_widths(page, width, height):
+    page.set_viewport_size({"width": width, "height": height})
+    log_in(page, "acme-admin", "acme-admin-demo")
+    for path in ["/", "/tenants/acme/", "/account/tokens/", "/governance/"]:
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
+    assert page.errors == []
