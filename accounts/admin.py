@@ -21,7 +21,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TenantAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "created_at", "created_by")
     search_fields = ("slug", "name")
     readonly_fields = ("created_at", "created_by")
@@ -36,7 +36,9 @@ class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return
         try:
             created = services.tenant_create(
-                slug=obj.slug, name=obj.name, actor=request.user  # type: ignore[arg-type]
+                slug=obj.slug,
+                name=obj.name,
+                actor=request.user,  # type: ignore[arg-type]
             )
         except DomainError as exc:
             raise forms.ValidationError(str(exc)) from exc
@@ -46,7 +48,7 @@ class TenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-class ReadOnlyHistoryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyHistoryAdmin(admin.ModelAdmin):
     """History rows are never edited or deleted; changes go through actions calling services."""
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -68,7 +70,15 @@ class MembershipAdmin(ReadOnlyHistoryAdmin):
 
 @admin.register(RoleGrant)
 class RoleGrantAdmin(ReadOnlyHistoryAdmin):
-    list_display = ("user", "tenant", "role", "granted_at", "granted_by", "revoked_at", "revoked_by")
+    list_display = (
+        "user",
+        "tenant",
+        "role",
+        "granted_at",
+        "granted_by",
+        "revoked_at",
+        "revoked_by",
+    )
     list_filter = ("role", "tenant")
     search_fields = ("user__username",)
     actions = ["revoke_selected"]
@@ -93,7 +103,15 @@ class RoleGrantAdmin(ReadOnlyHistoryAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyHistoryAdmin):
-    list_display = ("prefix", "name", "user", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_display = (
+        "prefix",
+        "name",
+        "user",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
     search_fields = ("user__username", "name", "prefix")
     exclude = ("digest",)
     actions = ["revoke_selected"]

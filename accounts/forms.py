@@ -21,7 +21,9 @@ class RoleRevokeForm(forms.Form):
 
 
 class TokenCreateForm(forms.Form):
-    name = forms.CharField(max_length=100, label="Name", help_text="What will use it, e.g. 'ci-publish'.")
+    name = forms.CharField(
+        max_length=100, label="Name", help_text="What will use it, e.g. 'ci-publish'."
+    )
     expires_days = forms.IntegerField(
         min_value=1,
         max_value=settings.API_TOKEN_MAX_EXPIRY_DAYS,

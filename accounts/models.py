@@ -31,7 +31,7 @@ class User(AbstractUser):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
 
-    class Meta(AbstractUser.Meta):
+    class Meta:
         ordering = ["username"]
         swappable = "AUTH_USER_MODEL"
 
@@ -130,14 +130,12 @@ class RoleGrant(models.Model):
                 condition=Q(tenant__isnull=False) | Q(role__in=sorted(PLATFORM_ROLES)),
                 name="rolegrant_platform_only_administrator",
             ),
-            models.CheckConstraint(
-                condition=Q(role__in=Role.values), name="rolegrant_role_known"
-            ),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="rolegrant_role_known"),
         ]
         indexes = [models.Index(fields=["user", "revoked_at"], name="rolegrant_user_active")]
 
     def __str__(self) -> str:
-        scope = self.tenant.slug if self.tenant_id else "platform"
+        scope = self.tenant.slug if self.tenant is not None else "platform"
         return f"{self.user} {self.role} @ {scope}"
 
     @property

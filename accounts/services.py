@@ -23,7 +23,7 @@ from accounts.models import TENANT_SLUG_RE, ApiToken, Membership, RoleGrant, Ten
 from accounts.selectors import has_role, is_platform_admin, token_digest
 from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
 
-TOKEN_PREFIX = "gov_"
+TOKEN_PREFIX = "gov_"  # noqa: S105 - a public marker, not a secret
 
 
 def _require_role_admin(actor: User | None, tenant: Tenant | None) -> None:

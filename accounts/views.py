@@ -34,7 +34,9 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _tenant_page(request: HttpRequest, tenant: Tenant, grant_form: RoleGrantForm | None = None, status: int = 200) -> HttpResponse:
+def _tenant_page(
+    request: HttpRequest, tenant: Tenant, grant_form: RoleGrantForm | None = None, status: int = 200
+) -> HttpResponse:
     roles = selectors.roles_in_tenant(request.user, tenant)
     return render(
         request,

@@ -6,6 +6,6 @@ from governance.models import WorkerHeartbeat
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
     list_display = ("worker", "last_beat_at", "beats")
     readonly_fields = ("worker", "last_beat_at", "beats")

@@ -12,7 +12,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from governance.errors import DomainError
 
 
-def _error(code: str, message: str, field: str | None, http_status: int, detail: Any = None) -> Response:
+def _error(
+    code: str, message: str, field: str | None, http_status: int, detail: Any = None
+) -> Response:
     body: dict[str, Any] = {"error": {"code": code, "message": message, "field": field}}
     if detail is not None:
         body["error"]["detail"] = detail

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.db import connection
@@ -53,23 +53,25 @@ def tenant_factory() -> type[TenantFactory]:
 
 @pytest.fixture
 def acme(db: None) -> Tenant:
-    return TenantFactory(slug="acme", name="Acme Corporation")
+    return cast(Tenant, TenantFactory(slug="acme", name="Acme Corporation"))
 
 
 @pytest.fixture
 def globex(db: None) -> Tenant:
-    return TenantFactory(slug="globex", name="Globex Industries")
+    return cast(Tenant, TenantFactory(slug="globex", name="Globex Industries"))
 
 
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
     """make_user("alice", acme="reviewer") creates alice holding reviewer in acme."""
 
-    def make(username: str | None = None, *, password: str = "pw", **roles: str | list[str]) -> User:
+    def make(
+        username: str | None = None, *, password: str = "pw", **roles: str | list[str]
+    ) -> User:
         kwargs: dict[str, Any] = {"password": password}
         if username:
             kwargs["username"] = username
-        user = UserFactory(**kwargs)
+        user = cast(User, UserFactory(**kwargs))
         for slug, wanted in roles.items():
             tenant = Tenant.objects.get(slug=slug)
             for role in [wanted] if isinstance(wanted, str) else wanted:
@@ -111,4 +113,8 @@ def subprocess_database_url() -> str:
 
 
 def chromium_path() -> str | None:
-    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return (
+        os.environ.get("CHROMIUM_PATH")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )

@@ -6,7 +6,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from accounts.choices import Role
-from accounts.models import ApiToken, Membership, RoleGrant, Tenant
+from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
 
 
 class TenantSerializer(serializers.ModelSerializer[Tenant]):
@@ -15,13 +15,13 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
         fields = ["id", "slug", "name", "created_at"]
 
 
-class TenantAccessSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TenantAccessSerializer(serializers.Serializer):
     tenant = TenantSerializer()
     roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices))
     member = serializers.BooleanField()
 
 
-class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class MeSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     username = serializers.CharField()
     email = serializers.EmailField()
@@ -32,9 +32,15 @@ class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 class RoleGrantSerializer(serializers.ModelSerializer[RoleGrant]):
     username = serializers.CharField(source="user.username", read_only=True)
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    granted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    revoked_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    tenant: serializers.SlugRelatedField[Tenant] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    granted_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    revoked_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = RoleGrant
@@ -52,7 +58,7 @@ class RoleGrantSerializer(serializers.ModelSerializer[RoleGrant]):
         ]
 
 
-class RoleGrantInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RoleGrantInputSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
@@ -82,13 +88,22 @@ class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at", "state"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "state",
+        ]
 
     def get_state(self, obj: ApiToken) -> str:
         return obj.state()
 
 
-class ApiTokenCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ApiTokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires_days = serializers.IntegerField(
         min_value=1, max_value=settings.API_TOKEN_MAX_EXPIRY_DAYS, required=False

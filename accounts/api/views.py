@@ -42,7 +42,7 @@ class MeView(APIView):
         return Response(MeSerializer(data).data)
 
 
-class TenantViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+class TenantViewSet(viewsets.GenericViewSet):
     """Tenants the caller belongs to. Others answer 404, as if they did not exist."""
 
     lookup_field = "slug"
@@ -62,7 +62,9 @@ class TenantViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         return Response(TenantDetailSerializer(tenant).data)
 
     @extend_schema(methods=["GET"], responses=RoleGrantSerializer(many=True))
-    @extend_schema(methods=["POST"], request=RoleGrantInputSerializer, responses=RoleGrantSerializer)
+    @extend_schema(
+        methods=["POST"], request=RoleGrantInputSerializer, responses=RoleGrantSerializer
+    )
     @action(detail=True, methods=["get", "post"])
     def grants(self, request: Request, slug: str) -> Response:
         """GET: active grants (any member). POST: grant a role (tenant administrators)."""
@@ -104,7 +106,7 @@ class TenantViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         return Response(RoleGrantSerializer(grant).data)
 
 
-class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The caller's personal API tokens."""
 
     serializer_class = ApiTokenSerializer

@@ -39,7 +39,11 @@ class TestBearerTokens:
 
     @pytest.mark.parametrize(
         ("header", "code"),
-        [("Bearer gov_nope", "token_invalid"), ("Bearer a b", "token_malformed"), ("Bearer", "token_malformed")],
+        [
+            ("Bearer gov_nope", "token_invalid"),
+            ("Bearer a b", "token_malformed"),
+            ("Bearer", "token_malformed"),
+        ],
     )
     def test_bad_tokens(self, api, header, code):
         api.credentials(HTTP_AUTHORIZATION=header)
@@ -61,7 +65,9 @@ class TestBearerTokens:
     def test_expired_token_gets_401_with_reason(self, api, make_user):
         alice = make_user("alice")
         token, raw = services.token_create(user=alice, name="ci", actor=None, expires_days=1)
-        ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        ApiToken.objects.filter(pk=token.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
         resp = bearer(api, raw).get("/api/v1/me/")
         assert resp.status_code == 401
         assert resp.json()["error"]["code"] == "token_expired"
@@ -78,7 +84,9 @@ class TestBearerTokens:
     def test_token_lifecycle_over_api(self, api, make_user):
         alice = make_user("alice")
         api.force_authenticate(alice)
-        created = api.post("/api/v1/tokens/", {"name": "pipeline", "expires_days": 30}, format="json")
+        created = api.post(
+            "/api/v1/tokens/", {"name": "pipeline", "expires_days": 30}, format="json"
+        )
         assert created.status_code == 201
         raw = created.json()["token"]
         assert created.json()["state"] == "active"
@@ -115,7 +123,11 @@ class TestTenantIsolation:
             ("get", "/api/v1/tenants/globex/", None),
             ("get", "/api/v1/tenants/globex/grants/", None),
             ("post", "/api/v1/tenants/globex/grants/", {"username": "rev", "role": "reviewer"}),
-            ("post", "/api/v1/tenants/globex/grants/revoke/", {"username": "gadmin", "role": "administrator"}),
+            (
+                "post",
+                "/api/v1/tenants/globex/grants/revoke/",
+                {"username": "gadmin", "role": "administrator"},
+            ),
         ]:
             resp = getattr(client, method)(path, data, format="json")
             assert resp.status_code == 404, path
@@ -135,7 +147,9 @@ class TestTenantIsolation:
     def test_reviewer_cannot_grant(self, acme, make_user, token_client):
         make_user("alice")
         client = token_client(make_user("rev", acme="reviewer"))
-        resp = client.post("/api/v1/tenants/acme/grants/", {"username": "alice", "role": "reviewer"}, format="json")
+        resp = client.post(
+            "/api/v1/tenants/acme/grants/", {"username": "alice", "role": "reviewer"}, format="json"
+        )
         assert resp.status_code == 403
         assert "administrator of 'acme'" in resp.json()["error"]["message"]
         assert not RoleGrant.objects.filter(user__username="alice").exists()
@@ -148,49 +162,80 @@ class TestTenantIsolation:
         assert alice_client.get("/api/v1/me/").json()["tenants"][0]["roles"] == []
 
         resp = admin_client.post(
-            "/api/v1/tenants/acme/grants/", {"username": "alice", "role": "administrator", "reason": "cover"}, format="json"
+            "/api/v1/tenants/acme/grants/",
+            {"username": "alice", "role": "administrator", "reason": "cover"},
+            format="json",
         )
         assert resp.status_code == 201
-        assert (resp.json()["username"], resp.json()["role"], resp.json()["granted_by"]) == ("alice", "administrator", "boss")
-        again = admin_client.post("/api/v1/tenants/acme/grants/", {"username": "alice", "role": "administrator"}, format="json")
+        assert (resp.json()["username"], resp.json()["role"], resp.json()["granted_by"]) == (
+            "alice",
+            "administrator",
+            "boss",
+        )
+        again = admin_client.post(
+            "/api/v1/tenants/acme/grants/",
+            {"username": "alice", "role": "administrator"},
+            format="json",
+        )
         assert again.status_code == 200 and again.json()["id"] == resp.json()["id"]
 
         # alice can now grant: the very next request sees the role.
-        ok = alice_client.post("/api/v1/tenants/acme/grants/", {"username": "boss", "role": "reviewer"}, format="json")
+        ok = alice_client.post(
+            "/api/v1/tenants/acme/grants/", {"username": "boss", "role": "reviewer"}, format="json"
+        )
         assert ok.status_code == 201
 
         revoked = admin_client.post(
-            "/api/v1/tenants/acme/grants/revoke/", {"username": "alice", "role": "administrator"}, format="json"
+            "/api/v1/tenants/acme/grants/revoke/",
+            {"username": "alice", "role": "administrator"},
+            format="json",
         )
         assert revoked.status_code == 200 and revoked.json()["revoked_by"] == "boss"
-        refused = alice_client.post("/api/v1/tenants/acme/grants/", {"username": "boss", "role": "privacy_officer"}, format="json")
+        refused = alice_client.post(
+            "/api/v1/tenants/acme/grants/",
+            {"username": "boss", "role": "privacy_officer"},
+            format="json",
+        )
         assert refused.status_code == 403
         assert alice_client.get("/api/v1/me/").json()["tenants"][0]["roles"] == []
 
         history = admin_client.get("/api/v1/tenants/acme/grants/?history=1").json()["results"]
-        assert [(g["username"], g["role"], g["revoked_by"]) for g in history if g["username"] == "alice"] == [
-            ("alice", "administrator", "boss")
-        ]
+        assert [
+            (g["username"], g["role"], g["revoked_by"]) for g in history if g["username"] == "alice"
+        ] == [("alice", "administrator", "boss")]
 
     def test_grant_input_errors_name_the_field(self, acme, make_user, token_client):
         client = token_client(make_user("boss", acme="administrator"))
-        bad_role = client.post("/api/v1/tenants/acme/grants/", {"username": "boss", "role": "king"}, format="json")
+        bad_role = client.post(
+            "/api/v1/tenants/acme/grants/", {"username": "boss", "role": "king"}, format="json"
+        )
         assert bad_role.status_code == 400 and bad_role.json()["error"]["field"] == "role"
-        no_user = client.post("/api/v1/tenants/acme/grants/", {"username": "ghost", "role": "reviewer"}, format="json")
+        no_user = client.post(
+            "/api/v1/tenants/acme/grants/", {"username": "ghost", "role": "reviewer"}, format="json"
+        )
         assert no_user.status_code == 404 and no_user.json()["error"]["field"] == "username"
         missing = client.post("/api/v1/tenants/acme/grants/", {}, format="json")
-        assert missing.status_code == 400 and missing.json()["error"]["field"] in {"username", "role"}
+        assert missing.status_code == 400 and missing.json()["error"]["field"] in {
+            "username",
+            "role",
+        }
 
-    def test_tenant_list_query_count_does_not_grow(self, make_user, tenant_factory, token_client, django_assert_max_num_queries):
+    def test_tenant_list_query_count_does_not_grow(
+        self, make_user, tenant_factory, token_client, django_assert_max_num_queries
+    ):
         alice = make_user("alice")
         client = token_client(alice)
         for i in range(2):
-            services.role_grant(user=alice, role="reviewer", tenant=tenant_factory(slug=f"t{i}"), actor=None)
+            services.role_grant(
+                user=alice, role="reviewer", tenant=tenant_factory(slug=f"t{i}"), actor=None
+            )
         client.get("/api/v1/tenants/")  # warm the token's last_used_at
         with django_assert_max_num_queries(6) as few:
             assert len(client.get("/api/v1/tenants/").json()) == 2
         for i in range(2, 12):
-            services.role_grant(user=alice, role="reviewer", tenant=tenant_factory(slug=f"t{i}"), actor=None)
+            services.role_grant(
+                user=alice, role="reviewer", tenant=tenant_factory(slug=f"t{i}"), actor=None
+            )
         with django_assert_max_num_queries(len(few.captured_queries)):
             assert len(client.get("/api/v1/tenants/").json()) == 12
 
@@ -201,5 +246,7 @@ def test_openapi_schema_describes_endpoints_and_bearer(api):
     import json
 
     schema = json.loads(resp.content)
-    assert {"/api/v1/me/", "/api/v1/tenants/{slug}/grants/", "/api/v1/tokens/{id}/revoke/"} <= set(schema["paths"])
+    assert {"/api/v1/me/", "/api/v1/tenants/{slug}/grants/", "/api/v1/tokens/{id}/revoke/"} <= set(
+        schema["paths"]
+    )
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

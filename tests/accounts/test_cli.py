@@ -35,28 +35,47 @@ def run(*args: str, stdin: str | None = None) -> str:
 @pytest.mark.django_db
 class TestAccountsCommand:
     def test_tenant_add_and_add_user_with_roles(self):
-        assert run("tenant-add", "acme", "--name", "Acme Corp") == "Created tenant acme (Acme Corp)\n"
+        assert (
+            run("tenant-add", "acme", "--name", "Acme Corp") == "Created tenant acme (Acme Corp)\n"
+        )
         run("tenant-add", "globex", "--name", "Globex")
         run(
-            "add-user", "alice", "--email", "alice@example.com", "--password-stdin",
-            "--role", "reviewer", "--tenant", "acme", "--role", "administrator", "--tenant", "globex",
-            "--member", "globex",
+            "add-user",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--password-stdin",
+            "--role",
+            "reviewer",
+            "--tenant",
+            "acme",
+            "--role",
+            "administrator",
+            "--tenant",
+            "globex",
+            "--member",
+            "globex",
             stdin="correct horse battery\n",
         )
         alice = User.objects.get(username="alice")
         assert alice.email == "alice@example.com" and alice.check_password("correct horse battery")
         assert selectors.roles_in_tenant(alice, Tenant.objects.get(slug="acme")) == {"reviewer"}
-        assert selectors.roles_in_tenant(alice, Tenant.objects.get(slug="globex")) == {"administrator"}
+        assert selectors.roles_in_tenant(alice, Tenant.objects.get(slug="globex")) == {
+            "administrator"
+        }
         assert RoleGrant.objects.filter(user=alice, granted_by__isnull=True).count() == 2
 
     def test_grant_revoke_and_list(self, acme, make_user):
         make_user("bob")
-        assert run("grant", "bob", "security_officer", "--tenant", "acme", "--reason", "on call") == (
-            "Granted security_officer to bob in acme\n"
-        )
+        assert run(
+            "grant", "bob", "security_officer", "--tenant", "acme", "--reason", "on call"
+        ) == ("Granted security_officer to bob in acme\n")
         assert "Already held" in run("grant", "bob", "security_officer", "--tenant", "acme")
         assert "bob\tacme: security_officer" in run("list")
-        assert run("revoke", "bob", "security_officer", "--tenant", "acme") == "Revoked security_officer from bob in acme\n"
+        assert (
+            run("revoke", "bob", "security_officer", "--tenant", "acme")
+            == "Revoked security_officer from bob in acme\n"
+        )
         assert not RoleGrant.objects.filter(user__username="bob", revoked_at__isnull=True).exists()
         assert "bob\tacme: member" in run("list")
         run("grant", "bob", "administrator", "--platform")
@@ -79,27 +98,49 @@ class TestAccountsCommand:
             (["grant", "ghost", "reviewer", "--tenant", "acme"], "username: No user 'ghost'."),
             (["grant", "bob", "overlord", "--tenant", "acme"], "role: Unknown role 'overlord'"),
             (["grant", "bob", "reviewer", "--tenant", "nowhere"], "tenant: No tenant 'nowhere'."),
-            (["grant", "bob", "reviewer", "--platform"], "role: 'reviewer' cannot be granted platform-wide."),
-            (["revoke", "bob", "reviewer", "--tenant", "acme"], "role: 'bob' does not hold the role 'reviewer'"),
+            (
+                ["grant", "bob", "reviewer", "--platform"],
+                "role: 'reviewer' cannot be granted platform-wide.",
+            ),
+            (
+                ["revoke", "bob", "reviewer", "--tenant", "acme"],
+                "role: 'bob' does not hold the role 'reviewer'",
+            ),
             (["token", "ghost"], "username: No user 'ghost'."),
             (["token", "bob", "--expires-days", "0"], "expires_days: Expiry must be between 1 and"),
             (["token-revoke", "gov_zzzz"], "token: no token starts with 'gov_zzzz'"),
             (["tenant-add", "acme", "--name", "Again"], "slug: Tenant 'acme' already exists."),
             (["tenant-add", "Bad Slug", "--name", "X"], "slug: Use 1-63 lowercase"),
             (["add-user", "carol", "--role", "reviewer"], "each --role needs its own --tenant"),
-            (["add-user", "carol", "--role", "reviewer", "--tenant", "nowhere"], "tenant: No tenant 'nowhere'."),
-            (["add-user", "carol", "--role", "boss", "--tenant", "acme"], "role: Unknown role 'boss'"),
+            (
+                ["add-user", "carol", "--role", "reviewer", "--tenant", "nowhere"],
+                "tenant: No tenant 'nowhere'.",
+            ),
+            (
+                ["add-user", "carol", "--role", "boss", "--tenant", "acme"],
+                "role: Unknown role 'boss'",
+            ),
             (["add-user", "bob"], "username: User 'bob' already exists."),
         ],
     )
     def test_bad_input_is_one_clear_error_and_writes_nothing(self, acme, make_user, args, message):
         make_user("bob", acme="member")
-        counts = (User.objects.count(), RoleGrant.objects.count(), Membership.objects.count(), Tenant.objects.count())
+        counts = (
+            User.objects.count(),
+            RoleGrant.objects.count(),
+            Membership.objects.count(),
+            Tenant.objects.count(),
+        )
         with pytest.raises(CommandError) as err:
             run(*args)
         assert str(err.value).startswith(message)
         assert "\n" not in str(err.value)
-        assert counts == (User.objects.count(), RoleGrant.objects.count(), Membership.objects.count(), Tenant.objects.count())
+        assert counts == (
+            User.objects.count(),
+            RoleGrant.objects.count(),
+            Membership.objects.count(),
+            Tenant.objects.count(),
+        )
         assert not User.objects.filter(username="carol").exists()
 
 
@@ -108,7 +149,12 @@ def test_cli_exit_code_and_single_stderr_line(acme):
     env = {**os.environ, "DATABASE_URL": subprocess_database_url()}
     proc = subprocess.run(
         [sys.executable, "manage.py", "accounts", "grant", "ghost", "reviewer", "--tenant", "acme"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 1
     assert proc.stdout == ""
@@ -119,15 +165,30 @@ def test_cli_exit_code_and_single_stderr_line(acme):
 def test_seed_demo_is_idempotent_and_prints_logins():
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
-    first = (User.objects.count(), RoleGrant.objects.count(), Membership.objects.count(), Tenant.objects.count())
+    first = (
+        User.objects.count(),
+        RoleGrant.objects.count(),
+        Membership.objects.count(),
+        Tenant.objects.count(),
+    )
     call_command("seed_demo", "--quiet-logins", stdout=io.StringIO())
-    assert first == (User.objects.count(), RoleGrant.objects.count(), Membership.objects.count(), Tenant.objects.count())
+    assert first == (
+        User.objects.count(),
+        RoleGrant.objects.count(),
+        Membership.objects.count(),
+        Tenant.objects.count(),
+    )
     assert set(Tenant.objects.values_list("slug", flat=True)) == {"acme", "globex"}
     text = out.getvalue()
     assert "acme-reviewer    acme-reviewer-demo" in text
     reviewer = User.objects.get(username="acme-reviewer")
     assert reviewer.check_password("acme-reviewer-demo")
     acme = Tenant.objects.get(slug="acme")
-    held = {role for u in User.objects.all() for role in selectors.roles_in_tenant(u, acme) if not u.is_superuser}
+    held = {
+        role
+        for u in User.objects.all()
+        for role in selectors.roles_in_tenant(u, acme)
+        if not u.is_superuser
+    }
     assert held == {"reviewer", "administrator", "privacy_officer", "security_officer"}
     assert selectors.is_platform_admin(User.objects.get(username="platform-admin"))

@@ -74,7 +74,11 @@ class TestRoles:
             user=alice, role="reviewer", tenant=acme, actor=admin, reason="joins review team"
         )
         assert created
-        assert (grant.granted_by, grant.reason, grant.revoked_at) == (admin, "joins review team", None)
+        assert (grant.granted_by, grant.reason, grant.revoked_at) == (
+            admin,
+            "joins review team",
+            None,
+        )
         assert grant.granted_at >= before
         assert selectors.is_member(alice, acme)
         assert selectors.roles_in_tenant(alice, acme) == {"reviewer"}
@@ -135,7 +139,10 @@ class TestRoles:
         # Re-granting is a new row; the old one stays as history.
         services.role_grant(user=alice, role="reviewer", tenant=acme, actor=admin)
         assert RoleGrant.objects.filter(user=alice, role="reviewer").count() == 2
-        assert [g.revoked_at is None for g in selectors.grant_history(acme).filter(user=alice, role="reviewer")] == [True, False]
+        assert [
+            g.revoked_at is None
+            for g in selectors.grant_history(acme).filter(user=alice, role="reviewer")
+        ] == [True, False]
 
     def test_revoke_missing_grant(self, acme, make_user):
         alice = make_user("alice", acme="member")

@@ -65,7 +65,14 @@ class TestLoginLogout:
         assert "_auth_user_id" not in client.session
 
     def test_pages_need_login(self, client):
-        for path in ["/", "/registry/", "/reviews/", "/governance/", "/account/tokens/", "/tenants/acme/"]:
+        for path in [
+            "/",
+            "/registry/",
+            "/reviews/",
+            "/governance/",
+            "/account/tokens/",
+            "/tenants/acme/",
+        ]:
             resp = client.get(path)
             assert resp.status_code == 302 and resp["Location"].startswith("/login/"), path
 
@@ -74,7 +81,11 @@ class TestNavigationAndHome:
     def test_nav_links_and_pages(self, client, acme, make_user):
         login(client, make_user("rev", acme="reviewer"))
         html = client.get("/").content.decode()
-        for label, href in [("Registry", "/registry/"), ("Reviews", "/reviews/"), ("Governance", "/governance/")]:
+        for label, href in [
+            ("Registry", "/registry/"),
+            ("Reviews", "/reviews/"),
+            ("Governance", "/governance/"),
+        ]:
             assert f'href="{href}"' in html and label in html
         assert "/admin/" not in html  # not staff
         for path in ["/registry/", "/reviews/", "/governance/"]:
@@ -82,20 +93,28 @@ class TestNavigationAndHome:
             assert page.status_code == 200
             assert 'aria-current="page"' in page.content.decode()
 
-    def test_home_query_count_does_not_grow_with_tenants(self, client, make_user, tenant_factory, django_assert_max_num_queries):
+    def test_home_query_count_does_not_grow_with_tenants(
+        self, client, make_user, tenant_factory, django_assert_max_num_queries
+    ):
         user = make_user("rev")
         login(client, user)
-        services.role_grant(user=user, role="reviewer", tenant=tenant_factory(slug="t0"), actor=None)
+        services.role_grant(
+            user=user, role="reviewer", tenant=tenant_factory(slug="t0"), actor=None
+        )
         client.get("/")
         with django_assert_max_num_queries(8) as few:
             client.get("/")
         for i in range(1, 15):
-            services.role_grant(user=user, role="reviewer", tenant=tenant_factory(slug=f"t{i}"), actor=None)
+            services.role_grant(
+                user=user, role="reviewer", tenant=tenant_factory(slug=f"t{i}"), actor=None
+            )
         with django_assert_max_num_queries(len(few.captured_queries)):
             html = client.get("/").content.decode()
         assert html.count('data-role="reviewer"') == 15
 
-    def test_tenant_page_query_count_does_not_grow_with_members(self, client, acme, make_user, django_assert_max_num_queries):
+    def test_tenant_page_query_count_does_not_grow_with_members(
+        self, client, acme, make_user, django_assert_max_num_queries
+    ):
         login(client, make_user("boss", acme="administrator"))
         make_user("m0", acme="reviewer")
         with django_assert_max_num_queries(20) as few:
@@ -111,7 +130,12 @@ class TestTenantAccessPages:
     def test_other_tenant_is_404(self, client, acme, globex, make_user):
         login(client, make_user("rev", acme="reviewer"))
         assert client.get("/tenants/globex/").status_code == 404
-        assert client.post("/tenants/globex/grant/", {"username": "rev", "role": "administrator"}).status_code == 404
+        assert (
+            client.post(
+                "/tenants/globex/grant/", {"username": "rev", "role": "administrator"}
+            ).status_code
+            == 404
+        )
         assert not RoleGrant.objects.filter(tenant=globex).exists()
 
     def test_admin_grants_and_revokes_in_browser_forms(self, client, acme, make_user):
@@ -120,15 +144,25 @@ class TestTenantAccessPages:
         login(client, boss)
         page = client.get("/tenants/acme/").content.decode()
         assert "Grant a role" in page
-        resp = client.post("/tenants/acme/grant/", {"username": "alice", "role": "reviewer", "reason": "new"}, follow=True)
+        resp = client.post(
+            "/tenants/acme/grant/",
+            {"username": "alice", "role": "reviewer", "reason": "new"},
+            follow=True,
+        )
         assert "Granted Reviewer to alice in acme." in resp.content.decode()
         grant = RoleGrant.objects.get(user__username="alice", revoked_at__isnull=True)
         assert (grant.role, grant.granted_by, grant.reason) == ("reviewer", boss, "new")
-        resp = client.post("/tenants/acme/revoke/", {"username": "alice", "role": "reviewer"}, follow=True)
+        resp = client.post(
+            "/tenants/acme/revoke/", {"username": "alice", "role": "reviewer"}, follow=True
+        )
         assert "Revoked Reviewer from alice in acme." in resp.content.decode()
         grant.refresh_from_db()
         assert grant.revoked_by == boss
-        assert re.search(r"<td>alice</td><td>reviewer</td>.*?<td>boss</td>.*?<td>boss</td>", resp.content.decode(), re.S)
+        assert re.search(
+            r"<td>alice</td><td>reviewer</td>.*?<td>boss</td>.*?<td>boss</td>",
+            resp.content.decode(),
+            re.S,
+        )
 
     def test_grant_form_errors_are_shown_on_the_form(self, client, acme, make_user):
         login(client, make_user("boss", acme="administrator"))
@@ -154,7 +188,9 @@ class TestTokenPages:
         login(client, alice)
         resp = client.post("/account/tokens/", {"name": "ci-publish", "expires_days": 30})
         html = resp.content.decode()
-        raw = re.search(r'id="new-token">(gov_[^<]+)<', html).group(1)
+        found = re.search(r'id="new-token">(gov_[^<]+)<', html)
+        assert found is not None
+        raw = found.group(1)
         token = ApiToken.objects.get(user=alice)
         assert token.prefix == raw[:12] and token.name == "ci-publish"
         again = client.get("/account/tokens/").content.decode()

@@ -28,7 +28,10 @@ def test_readyz_without_heartbeat_is_503(client):
     assert resp.status_code == 503 and body["status"] == "unavailable"
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["broker"]["ok"] is True
-    assert body["checks"]["heartbeat"] == {"ok": False, "detail": "no heartbeat yet: is the worker and beat running?"}
+    assert body["checks"]["heartbeat"] == {
+        "ok": False,
+        "detail": "no heartbeat yet: is the worker and beat running?",
+    }
 
 
 def test_readyz_ok_after_heartbeat_and_stale_later(client, settings):
@@ -38,7 +41,9 @@ def test_readyz_ok_after_heartbeat_and_stale_later(client, settings):
     resp = client.get("/readyz")
     assert resp.status_code == 200 and resp.json()["status"] == "ok"
     assert resp.json()["checks"]["heartbeat"]["detail"].startswith(beat.worker)
-    WorkerHeartbeat.objects.update(last_beat_at=timezone.now() - timedelta(seconds=settings.HEARTBEAT_STALE_AFTER_SECONDS + 5))
+    WorkerHeartbeat.objects.update(
+        last_beat_at=timezone.now() - timedelta(seconds=settings.HEARTBEAT_STALE_AFTER_SECONDS + 5)
+    )
     stale = client.get("/readyz")
     assert stale.status_code == 503
     assert stale.json()["checks"]["heartbeat"]["detail"].startswith("stale")
@@ -49,11 +54,11 @@ def test_readyz_reports_broken_broker(client, settings):
 
     heartbeat_record(worker="w1")
     old = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    app.conf.update(broker_url="redis://127.0.0.1:1/0")  # nothing listens on port 1
     try:
         resp = client.get("/readyz")
     finally:
-        app.conf.broker_url = old
+        app.conf.update(broker_url=old)
     assert resp.status_code == 503
     assert resp.json()["checks"]["broker"]["ok"] is False
     assert resp.json()["checks"]["database"]["ok"] is True

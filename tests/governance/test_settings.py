@@ -16,17 +16,31 @@ REAL_SECRET = "q8Z!v2#kP0s@Lr7^wX4&mN9*eT1(bY6)uH3-jD5+cF8=gA0_zQ2"
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL", "REDIS_URL"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL", "REDIS_URL"}
+    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 def test_production_check_deploy_is_clean():
     proc = manage(
-        "check", "--deploy", "--fail-level", "WARNING",
-        GOVERNANCE_ENV="production", SECRET_KEY=REAL_SECRET, ALLOWED_HOSTS="registry.example.com",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        GOVERNANCE_ENV="production",
+        SECRET_KEY=REAL_SECRET,
+        ALLOWED_HOSTS="registry.example.com",
     )
     assert proc.returncode == 0, proc.stderr
     assert "System check identified no issues" in proc.stdout
@@ -44,7 +58,10 @@ def test_development_mode_would_fail_check_deploy():
     [
         ({"ALLOWED_HOSTS": "registry.example.com"}, "SECRET_KEY must be set"),
         ({"SECRET_KEY": REAL_SECRET}, "ALLOWED_HOSTS must name the hosts"),
-        ({"SECRET_KEY": REAL_SECRET, "ALLOWED_HOSTS": "x.example.com", "DEBUG": "1"}, "DEBUG cannot be on"),
+        (
+            {"SECRET_KEY": REAL_SECRET, "ALLOWED_HOSTS": "x.example.com", "DEBUG": "1"},
+            "DEBUG cannot be on",
+        ),
     ],
 )
 def test_production_refuses_unsafe_settings(env, message):
@@ -68,6 +85,11 @@ def test_argon2_hash_format(settings):
 
 
 def test_embedded_default_is_sqlite_and_filesystem_broker():
-    proc = manage("shell", "--no-imports", "-c", "from django.conf import settings as s; print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL)")
+    proc = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings as s; print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL)",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["django.db.backends.sqlite3", "filesystem://"]

@@ -15,16 +15,12 @@ from tests.conftest import chromium_path
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     path = chromium_path()
     if path is None:
         pytest.skip("needs Chromium: apt-get install chromium (make test does this)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:  # pragma: no cover - installed by make test
-        pytest.skip(f"needs playwright: {exc}")
+    pytest.importorskip("playwright.sync_api", reason="needs playwright (make test installs it)")
     # Playwright's sync API runs an event loop in this thread; the ORM calls the
     # tests make themselves (database setup, seeding) are safe here. Only for
     # this module: other tests run `check --deploy`, which forbids the flag.
@@ -88,7 +84,11 @@ def test_reviewer_logs_in_sees_tenant_and_role_and_logs_out(page):
     assert row.locator('[data-role="reviewer"]').inner_text() == "reviewer"
     assert page.get_by_role("row").filter(has_text="globex").count() == 0
     nav = page.get_by_role("navigation", name="Main")
-    assert [a.inner_text() for a in nav.get_by_role("link").all()] == ["Registry", "Reviews", "Governance"]
+    assert [a.inner_text() for a in nav.get_by_role("link").all()] == [
+        "Registry",
+        "Reviews",
+        "Governance",
+    ]
 
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("heading", name="Log in").wait_for()
@@ -99,7 +99,11 @@ def test_reviewer_logs_in_sees_tenant_and_role_and_logs_out(page):
 
 def test_wrong_password_is_explained(page):
     log_in(page, "acme-reviewer", "not-it")
-    assert page.get_by_role("alert").inner_text().startswith("Please enter a correct username and password")
+    assert (
+        page.get_by_role("alert")
+        .inner_text()
+        .startswith("Please enter a correct username and password")
+    )
 
 
 def test_admin_grants_a_role_in_the_browser(page):
@@ -111,7 +115,10 @@ def test_admin_grants_a_role_in_the_browser(page):
     page.get_by_role("button", name="Grant").click()
     assert page.get_by_role("status").inner_text() == "Granted Reviewer to acme-author in acme."
     members = page.locator("section", has=page.get_by_role("heading", name="Members"))
-    assert members.get_by_role("row").filter(has_text="acme-author").locator(".badge").inner_text() == "reviewer"
+    assert (
+        members.get_by_role("row").filter(has_text="acme-author").locator(".badge").inner_text()
+        == "reviewer"
+    )
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (375, 740)])

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,11 +47,12 @@ def redis_broker() -> Iterator[str]:
 
 def point_app_at(url: str, options: dict[str, object]) -> None:
     """Send this process's tasks to another broker (drops the pooled connections)."""
-    app.conf.broker_url, app.conf.broker_transport_options = url, options
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
-    app.amqp._producer_pool = None
+    app.conf.update(broker_url=url, broker_transport_options=options)
+    pool = getattr(app, "_pool", None)
+    if pool is not None:
+        pool.force_close_all()
+        app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 def start(args: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
@@ -63,7 +64,9 @@ def start(args: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]
         "HEARTBEAT_INTERVAL_SECONDS": "1",
     }
     log = (tmp_path / f"{name}.log").open("wb")
-    return subprocess.Popen([CELERY, "-A", "governance", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [CELERY, "-A", "governance", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -75,7 +78,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def wait_for(predicate, timeout: float = 45.0) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], bool], timeout: float = 45.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -88,21 +91,34 @@ def test_worker_runs_tasks_queued_on_commit_and_beat_keeps_time(redis_broker, tm
     import redis
 
     queue = redis.Redis.from_url(REDIS_URL)
-    worker = start(["worker", "--pool=solo", "--without-mingle", "--without-gossip", "-n", "itest@%h", "-l", "INFO"], tmp_path, "worker")
+    worker = start(
+        [
+            "worker",
+            "--pool=solo",
+            "--without-mingle",
+            "--without-gossip",
+            "-n",
+            "itest@%h",
+            "-l",
+            "INFO",
+        ],
+        tmp_path,
+        "worker",
+    )
     try:
         # A task queued inside a transaction is sent only when it commits.
         with transaction.atomic():
-            heartbeat.delay_on_commit()
+            heartbeat.delay_on_commit()  # type: ignore[attr-defined]
             assert queue.llen("celery") == 0
-        assert wait_for(lambda: WorkerHeartbeat.objects.filter(worker__startswith="itest@").exists()), (
-            (tmp_path / "worker.log").read_text()
-        )
+        assert wait_for(
+            lambda: WorkerHeartbeat.objects.filter(worker__startswith="itest@").exists()
+        ), (tmp_path / "worker.log").read_text()
         assert WorkerHeartbeat.objects.get().beats == 1
 
         # A rolled-back transaction sends nothing.
         try:
             with transaction.atomic():
-                heartbeat.delay_on_commit()
+                heartbeat.delay_on_commit()  # type: ignore[attr-defined]
                 raise RuntimeError("roll back")
         except RuntimeError:
             pass
@@ -110,9 +126,13 @@ def test_worker_runs_tasks_queued_on_commit_and_beat_keeps_time(redis_broker, tm
         assert WorkerHeartbeat.objects.get().beats == 1
 
         # Beat schedules the heartbeat every second without anyone sending it.
-        beat = start(["beat", "-l", "INFO", "-s", str(tmp_path / "beat-schedule")], tmp_path, "beat")
+        beat = start(
+            ["beat", "-l", "INFO", "-s", str(tmp_path / "beat-schedule")], tmp_path, "beat"
+        )
         try:
-            assert wait_for(lambda: WorkerHeartbeat.objects.get().beats >= 3), (tmp_path / "beat.log").read_text()
+            assert wait_for(lambda: WorkerHeartbeat.objects.get().beats >= 3), (
+                tmp_path / "beat.log"
+            ).read_text()
         finally:
             stop(beat)
         check = selectors.check_heartbeat()

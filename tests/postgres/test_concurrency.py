@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from django.db import connection, connections
@@ -13,7 +14,7 @@ from accounts.models import Membership, RoleGrant
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def run_concurrently(count: int, work) -> list[object]:  # type: ignore[no-untyped-def]
+def run_concurrently(count: int, work: Callable[[], object]) -> list[object]:
     barrier = threading.Barrier(count)
     results: list[object] = []
     lock = threading.Lock()

@@ -6,7 +6,6 @@ line on stderr; nothing is half-written because every service is atomic.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -34,9 +33,25 @@ class Command(BaseCommand):
             action="store_true",
             help="Read the password from the first line of stdin (else: token-only user).",
         )
-        p.add_argument("--role", action="append", default=[], help=f"Role to grant ({roles}); pair each with --tenant.")
-        p.add_argument("--tenant", action="append", default=[], help="Tenant slug for the --role at the same position.")
-        p.add_argument("--member", action="append", default=[], metavar="SLUG", help="Add as a plain member (may author).")
+        p.add_argument(
+            "--role",
+            action="append",
+            default=[],
+            help=f"Role to grant ({roles}); pair each with --tenant.",
+        )
+        p.add_argument(
+            "--tenant",
+            action="append",
+            default=[],
+            help="Tenant slug for the --role at the same position.",
+        )
+        p.add_argument(
+            "--member",
+            action="append",
+            default=[],
+            metavar="SLUG",
+            help="Add as a plain member (may author).",
+        )
         p.add_argument("--staff", action="store_true", help="May sign in to the Django admin.")
 
         for name, verb in (("grant", "Grant"), ("revoke", "Revoke")):
@@ -45,7 +60,9 @@ class Command(BaseCommand):
             p.add_argument("role", help=roles)
             scope = p.add_mutually_exclusive_group(required=True)
             scope.add_argument("--tenant", help="Tenant slug.")
-            scope.add_argument("--platform", action="store_true", help="Platform-wide (administrator only).")
+            scope.add_argument(
+                "--platform", action="store_true", help="Platform-wide (administrator only)."
+            )
             p.add_argument("--reason", default="")
 
         p = sub.add_parser("token", help="Create a personal API token; prints only the token.")
@@ -80,12 +97,17 @@ class Command(BaseCommand):
             if not password:
                 raise CommandError("password: empty password on stdin")
         # Resolve every name first, so a typo creates nothing.
-        pairs = [(role, selectors.tenant_by_slug(slug)) for role, slug in zip(o["role"], o["tenant"], strict=True)]
+        pairs = [
+            (role, selectors.tenant_by_slug(slug))
+            for role, slug in zip(o["role"], o["tenant"], strict=True)
+        ]
         for role, _ in pairs:
             services.validate_role(role)
         members = [selectors.tenant_by_slug(slug) for slug in o["member"]]
         with transaction.atomic():
-            user = services.user_create(username=o["username"], email=o["email"], password=password, actor=None)
+            user = services.user_create(
+                username=o["username"], email=o["email"], password=password, actor=None
+            )
             if o["staff"]:
                 user.is_staff = True
                 user.save(update_fields=["is_staff"])
@@ -101,20 +123,28 @@ class Command(BaseCommand):
     def do_grant(self, o: dict[str, Any]) -> None:
         user = selectors.user_by_username(o["username"])
         tenant = self._scope(o)
-        grant, created = services.role_grant(user=user, role=o["role"], tenant=tenant, actor=None, reason=o["reason"])
+        grant, created = services.role_grant(
+            user=user, role=o["role"], tenant=tenant, actor=None, reason=o["reason"]
+        )
         where = tenant.slug if tenant else "platform"
-        self.stdout.write(f"{'Granted' if created else 'Already held:'} {grant.role} to {user} in {where}")
+        self.stdout.write(
+            f"{'Granted' if created else 'Already held:'} {grant.role} to {user} in {where}"
+        )
 
     def do_revoke(self, o: dict[str, Any]) -> None:
         user = selectors.user_by_username(o["username"])
         tenant = self._scope(o)
-        grant = services.role_revoke(user=user, role=o["role"], tenant=tenant, actor=None, reason=o["reason"])
+        grant = services.role_revoke(
+            user=user, role=o["role"], tenant=tenant, actor=None, reason=o["reason"]
+        )
         where = tenant.slug if tenant else "platform"
         self.stdout.write(f"Revoked {grant.role} from {user} in {where}")
 
     def do_token(self, o: dict[str, Any]) -> None:
         user = selectors.user_by_username(o["username"])
-        _, raw = services.token_create(user=user, name=o["name"], expires_days=o["expires_days"], actor=None)
+        _, raw = services.token_create(
+            user=user, name=o["name"], expires_days=o["expires_days"], actor=None
+        )
         self.stdout.write(raw)
 
     def do_token_revoke(self, o: dict[str, Any]) -> None:
@@ -122,7 +152,9 @@ class Command(BaseCommand):
         if not matches:
             raise CommandError(f"token: no token starts with '{o['prefix']}'")
         if len(matches) > 1:
-            raise CommandError(f"token: '{o['prefix']}' matches {len(matches)} tokens; give more characters")
+            raise CommandError(
+                f"token: '{o['prefix']}' matches {len(matches)} tokens; give more characters"
+            )
         token = services.token_revoke(token=matches[0], actor=None)
         self.stdout.write(f"Revoked token {token.prefix}… of {token.user}")
 
@@ -132,7 +164,8 @@ class Command(BaseCommand):
 
     def do_list(self, o: dict[str, Any]) -> None:
         for user, access in selectors.users_with_access():
-            summary = "; ".join(f"{slug}: {', '.join(roles) or 'member'}" for slug, roles in access) or "-"
+            summary = (
+                "; ".join(f"{slug}: {', '.join(roles) or 'member'}" for slug, roles in access)
+                or "-"
+            )
             self.stdout.write(f"{user.username}\t{summary}")
-
-

@@ -39,9 +39,11 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
         tenants: dict[str, Tenant] = {}
-        for slug, name in TENANTS:
-            tenant = Tenant.objects.filter(slug=slug).first()
-            tenants[slug] = tenant or services.tenant_create(slug=slug, name=name, actor=None)
+        for tenant_slug, tenant_name in TENANTS:
+            found = Tenant.objects.filter(slug=tenant_slug).first()
+            tenants[tenant_slug] = found or services.tenant_create(
+                slug=tenant_slug, name=tenant_name, actor=None
+            )
         for username, slug, role in DEMO_USERS:
             user = User.objects.filter(username=username).first()
             if user is None:
@@ -66,6 +68,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data ready: tenants acme and globex."))
         if not options["quiet_logins"]:
             self.stdout.write("Demo logins (username / password):")
-            for username, slug, role in DEMO_USERS:
-                what = f"{role or 'member'} of {slug}" if slug else "platform administrator (Django admin too)"
+            for username, where, role in DEMO_USERS:
+                what = (
+                    f"{role or 'member'} of {where}"
+                    if where
+                    else "platform administrator (Django admin too)"
+                )
                 self.stdout.write(f"  {username:<16} {demo_password(username):<22} {what}")
