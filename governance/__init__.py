@@ -1,5 +1,7 @@
-"""The Django project package and the app for cross-cutting governance."""
+"""The Django project package and the app for cross-cutting governance.
 
-from governance.celery import app as celery_app
-
-__all__ = ("celery_app",)
+Kept free of imports so that ``python -m governance.verify`` runs for an
+auditor with nothing but the standard library and ``cryptography``. The Celery
+app is loaded by ``GovernanceConfig.ready`` (and by ``celery -A governance``,
+which finds ``governance.celery``).
+"""
