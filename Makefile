@@ -28,6 +28,7 @@ chromium:
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py keys generate --if-missing
 	$(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "  Open http://127.0.0.1:$(PORT)/  (web, Celery worker and beat start below; Ctrl-C stops all)"

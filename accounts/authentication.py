@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from accounts.models import ApiToken, User
 from accounts.selectors import token_by_raw
 from accounts.services import token_touch
+from governance.events.context import set_channel
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -48,6 +49,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 "The user of this token is deactivated.", code="user_inactive"
             )
         token_touch(token=token, now=now)
+        set_channel(f"token:{token.prefix}")
         return token.user, token
 
     def authenticate_header(self, request: Any) -> str:

@@ -22,6 +22,8 @@ from accounts.choices import PLATFORM_ROLES, Role
 from accounts.models import TENANT_SLUG_RE, ApiToken, Membership, RoleGrant, Tenant, User
 from accounts.selectors import has_role, is_platform_admin, token_digest
 from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
+from governance.events.kinds import EventKind
+from governance.events.services import event_record
 
 TOKEN_PREFIX = "gov_"  # noqa: S105 - a public marker, not a secret
 
@@ -61,7 +63,15 @@ def tenant_create(*, slug: str, name: str, actor: User | None) -> Tenant:
         raise DomainError("A tenant needs a name.", field="name")
     if Tenant.objects.filter(slug=slug).exists():
         raise Conflict(f"Tenant '{slug}' already exists.", field="slug")
-    return Tenant.objects.create(slug=slug, name=name, created_by=actor)
+    tenant = Tenant.objects.create(slug=slug, name=name, created_by=actor)
+    event_record(
+        kind=EventKind.TENANT_CREATED,
+        actor=actor,
+        tenant=tenant,
+        subject=tenant,
+        payload={"slug": slug, "name": name},
+    )
+    return tenant
 
 
 @transaction.atomic
@@ -102,6 +112,12 @@ def user_create(
     else:
         user.set_unusable_password()
     user.save()
+    event_record(
+        kind=EventKind.USER_CREATED,
+        actor=actor,
+        subject=user,
+        payload={"username": username, "email": email, "password_login": bool(password)},
+    )
     return user
 
 
@@ -114,10 +130,18 @@ def membership_add(*, user: User, tenant: Tenant, actor: User | None) -> Members
         return existing
     try:
         with transaction.atomic():
-            return Membership.objects.create(user=user, tenant=tenant, added_by=actor)
+            membership = Membership.objects.create(user=user, tenant=tenant, added_by=actor)
     except IntegrityError:
         # A concurrent request added the same membership first.
         return Membership.objects.get(user=user, tenant=tenant, removed_at__isnull=True)
+    event_record(
+        kind=EventKind.MEMBERSHIP_ADDED,
+        actor=actor,
+        tenant=tenant,
+        subject=membership,
+        payload={"username": user.username},
+    )
+    return membership
 
 
 @transaction.atomic
@@ -132,12 +156,19 @@ def membership_remove(*, user: User, tenant: Tenant, actor: User | None) -> Memb
     if membership is None:
         raise NotFound(f"'{user}' is not a member of '{tenant.slug}'.", field="username")
     now = timezone.now()
-    RoleGrant.objects.filter(user=user, tenant=tenant, revoked_at__isnull=True).update(
-        revoked_at=now, revoked_by=actor, revoke_reason="membership removed"
-    )
+    held = RoleGrant.objects.filter(user=user, tenant=tenant, revoked_at__isnull=True)
+    roles = sorted(held.values_list("role", flat=True))
+    held.update(revoked_at=now, revoked_by=actor, revoke_reason="membership removed")
     membership.removed_at = now
     membership.removed_by = actor
     membership.save(update_fields=["removed_at", "removed_by"])
+    event_record(
+        kind=EventKind.MEMBERSHIP_REMOVED,
+        actor=actor,
+        tenant=tenant,
+        subject=membership,
+        payload={"username": user.username, "roles_revoked": roles},
+    )
     return membership
 
 
@@ -171,6 +202,18 @@ def role_grant(
         return RoleGrant.objects.get(
             user=user, tenant=tenant, role=checked, revoked_at__isnull=True
         ), False
+    event_record(
+        kind=EventKind.ROLE_GRANTED,
+        actor=actor,
+        tenant=tenant,
+        subject=grant,
+        payload={
+            "username": user.username,
+            "role": str(checked),
+            "scope": tenant.slug if tenant else "platform",
+            "reason": grant.reason,
+        },
+    )
     return grant, True
 
 
@@ -193,6 +236,18 @@ def role_revoke(
     grant.revoked_by = actor
     grant.revoke_reason = reason[:500]
     grant.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+    event_record(
+        kind=EventKind.ROLE_REVOKED,
+        actor=actor,
+        tenant=tenant,
+        subject=grant,
+        payload={
+            "username": user.username,
+            "role": str(checked),
+            "scope": tenant.slug if tenant else "platform",
+            "reason": grant.revoke_reason,
+        },
+    )
     return grant
 
 
@@ -223,6 +278,17 @@ def token_create(
         created_by=actor,
         expires_at=timezone.now() + timedelta(days=days),
     )
+    event_record(
+        kind=EventKind.TOKEN_CREATED,
+        actor=actor,
+        subject=token,
+        payload={
+            "username": user.username,
+            "name": name,
+            "prefix": token.prefix,
+            "expires_at": token.expires_at.isoformat(),
+        },
+    )
     return token, raw
 
 
@@ -237,6 +303,12 @@ def token_revoke(*, token: ApiToken, actor: User | None) -> ApiToken:
     token.revoked_at = timezone.now()
     token.revoked_by = actor
     token.save(update_fields=["revoked_at", "revoked_by"])
+    event_record(
+        kind=EventKind.TOKEN_REVOKED,
+        actor=actor,
+        subject=token,
+        payload={"username": token.user.username, "prefix": token.prefix},
+    )
     return token
 
 

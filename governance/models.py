@@ -1,4 +1,4 @@
-"""Cross-cutting governance models. For now: the worker heartbeat behind /readyz."""
+"""Cross-cutting governance models: the worker heartbeat and (from governance.events) the event log."""
 
 from __future__ import annotations
 
@@ -18,3 +18,22 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} @ {self.last_beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+# The event log lives in its own module; importing it here registers it with the app.
+from governance.events.models import (  # noqa: E402
+    Checkpoint,
+    Event,
+    EventChainHead,
+    SigningKey,
+    VerificationRun,
+)
+
+__all__ = [
+    "Checkpoint",
+    "Event",
+    "EventChainHead",
+    "SigningKey",
+    "VerificationRun",
+    "WorkerHeartbeat",
+]

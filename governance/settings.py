@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "csp",
+    "pgtrigger",
     "accounts",
     "governance",
     "registry",
@@ -100,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "governance.events.context.ChannelMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -262,6 +264,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # A directory of Ed25519 keys, or a single key given inline in the environment.
 SIGNING_KEY_DIR = Path(env_str("SIGNING_KEY_DIR", str(VAR_DIR / "keys")))
 SIGNING_KEY = env_str("SIGNING_KEY")
+# Without an active key, development generates one on first use; production refuses to write.
+SIGNING_KEY_AUTOGENERATE = env_bool("SIGNING_KEY_AUTOGENERATE", default=not PRODUCTION)
+CHECKPOINT_INTERVAL_SECONDS = env_int("CHECKPOINT_INTERVAL_SECONDS", 300)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -330,6 +335,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.heartbeat",
         "schedule": float(HEARTBEAT_INTERVAL_SECONDS),
         "options": {"expires": float(HEARTBEAT_INTERVAL_SECONDS)},
+    },
+    "checkpoint": {
+        "task": "governance.tasks.checkpoint",
+        "schedule": float(CHECKPOINT_INTERVAL_SECONDS),
+        "options": {"expires": float(CHECKPOINT_INTERVAL_SECONDS)},
     },
 }
 

@@ -1,4 +1,4 @@
-"""Periodic tasks of the governance app. Thin: each calls one service."""
+"""Periodic and queued tasks of the governance app. Thin: each calls one service."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import socket
 
 from celery import shared_task
 
+from governance.events.context import channel
+from governance.events.models import VerificationRun
+from governance.events.services import checkpoint_create, verification_execute
 from governance.services import heartbeat_record
 
 
@@ -15,3 +18,27 @@ def heartbeat() -> str:
     hostname = getattr(heartbeat.request, "hostname", None) or socket.gethostname()
     beat = heartbeat_record(worker=hostname)
     return beat.last_beat_at.isoformat()
+
+
+@shared_task(name="governance.tasks.checkpoint", ignore_result=True)
+def checkpoint() -> int | None:
+    """Run by beat every CHECKPOINT_INTERVAL_SECONDS: sign the tree head if the log grew."""
+    with channel("task:checkpoint"):
+        made = checkpoint_create()
+    return made.tree_size if made else None
+
+
+@shared_task(
+    name="governance.tasks.verify_log",
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def verify_log(run_id: str) -> str | None:
+    """Verify the whole log for a queued VerificationRun, reporting progress on the run."""
+    run = VerificationRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return None
+    return verification_execute(run=run).status

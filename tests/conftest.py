@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
@@ -38,6 +38,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"Skipped under CI=true, which counts as a failure: {reason}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _signing_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test run signs with keys of its own, never the developer's var/keys."""
+    from django.conf import settings as dj_settings
+
+    from governance.events import keys
+
+    old = dj_settings.SIGNING_KEY_DIR
+    dj_settings.SIGNING_KEY_DIR = tmp_path_factory.mktemp("keys")
+    keys.clear_cache()
+    yield
+    dj_settings.SIGNING_KEY_DIR = old
+    keys.clear_cache()
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from accounts import selectors, services
 from accounts.choices import Role
 from accounts.models import Tenant
 from governance.errors import DomainError
+from governance.events.context import channel
 
 
 class Command(BaseCommand):
@@ -82,7 +83,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"].replace("-", "_")
         try:
-            getattr(self, f"do_{action}")(options)
+            with channel("cli"):
+                getattr(self, f"do_{action}")(options)
         except DomainError as exc:
             raise CommandError(str(exc)) from exc
 

@@ -1,0 +1,1 @@
+"""The governance event log: append-only, hash-chained, signed, checkpointed."""

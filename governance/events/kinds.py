@@ -1,0 +1,38 @@
+"""Event kinds: the one place they are named. Every service records one of these."""
+
+from django.db import models
+
+
+class EventKind(models.TextChoices):
+    # Accounts and access
+    TENANT_CREATED = "tenant.created", "Tenant created"
+    USER_CREATED = "user.created", "User created"
+    MEMBERSHIP_ADDED = "membership.added", "Member added"
+    MEMBERSHIP_REMOVED = "membership.removed", "Member removed"
+    ROLE_GRANTED = "role.granted", "Role granted"
+    ROLE_REVOKED = "role.revoked", "Role revoked"
+    TOKEN_CREATED = "token.created", "API token created"
+    TOKEN_REVOKED = "token.revoked", "API token revoked"
+    # The log's own keys
+    SIGNING_KEY_REGISTERED = "signing_key.registered", "Signing key registered"
+    SIGNING_KEY_ROTATED = "signing_key.rotated", "Signing key rotated"
+    # Registry (issue: registry)
+    ARTIFACT_CREATED = "artifact.created", "Artifact created"
+    ARTIFACT_VERSION_PUBLISHED = "artifact.version_published", "Version published"
+    PROMPT_PUBLISHED = "prompt_published", "Prompt published"
+    OWNERSHIP_CHANGED = "artifact.ownership_changed", "Ownership changed"
+    # Change requests (issue: change requests)
+    CHANGE_REQUEST_OPENED = "change_request.opened", "Change request opened"
+    CHANGE_REQUEST_SUBMITTED = "change_request.submitted", "Change request submitted"
+    CHANGE_REQUEST_APPROVED = "change_request.approved", "Change request approved"
+    CHANGE_REQUEST_REJECTED = "change_request.rejected", "Change request rejected"
+    CHANGE_REQUEST_WITHDRAWN = "change_request.withdrawn", "Change request withdrawn"
+    CHANGE_REQUEST_PROMOTED = "change_request.promoted", "Change request promoted"
+    # Rollouts (roadmap)
+    ROLLOUT_STARTED = "rollout.started", "Rollout started"
+    ROLLOUT_ROLLED_BACK = "rollout.rolled_back", "Rollout rolled back"
+    # Waivers and deprecation (issue: waivers)
+    WAIVER_GRANTED = "waiver.granted", "Waiver granted"
+    WAIVER_RENEWED = "waiver.renewed", "Waiver renewed"
+    WAIVER_REVOKED = "waiver.revoked", "Waiver revoked"
+    VERSION_DEPRECATED = "version.deprecated", "Version deprecated"

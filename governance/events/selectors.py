@@ -1,0 +1,114 @@
+"""Reads of the event log shared by pages, the API, the CLI and verification."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Membership
+from accounts.selectors import is_platform_admin
+from governance import merkle
+from governance.errors import DomainError, NotFound
+from governance.events.models import Checkpoint, Event, EventChainHead, SigningKey, VerificationRun
+from governance.verify import Entry, leaf_input
+
+
+def events_visible_to(user: Any) -> QuerySet[Event]:
+    """Platform administrators see every event; members see their tenants' events (and their own)."""
+    base = Event.objects.select_related("tenant", "actor").defer("header", "payload_bytes")
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return base.none()
+    if is_platform_admin(user):
+        return base
+    tenant_ids = Membership.objects.filter(user=user, removed_at__isnull=True).values("tenant_id")
+    return base.filter(Q(tenant_id__in=tenant_ids) | Q(tenant__isnull=True, actor=user))
+
+
+def event_for_user(user: Any, seq: int) -> Event:
+    event = events_visible_to(user).filter(seq=seq).defer(None).first()
+    if event is None:
+        raise NotFound(f"No event #{seq} that you can see.", field="seq")
+    return event
+
+
+def entries_from(from_seq: int = 1, upto: int | None = None) -> Iterator[Entry]:
+    """The signed bytes of every entry in order, streamed in chunks (for verification and export)."""
+    rows = Event.objects.order_by("seq").filter(seq__gte=from_seq)
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    for seq, header, payload, entry_hash, kid, sig in rows.values_list(
+        "seq", "header", "payload_bytes", "entry_hash", "key_id", "signature"
+    ).iterator(chunk_size=5000):
+        yield seq, bytes(header), bytes(payload), entry_hash, kid, sig
+
+
+def public_keys() -> dict[str, str]:
+    return dict(SigningKey.objects.values_list("kid", "public_key"))
+
+
+def log_size() -> int:
+    """How many events the log holds (the chain head's sequence number)."""
+    head = EventChainHead.objects.filter(pk=1).values_list("seq", flat=True).first()
+    if head is None:
+        return Event.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    return head
+
+
+def leaf_hashes(upto: int) -> list[bytes]:
+    rows = Event.objects.order_by("seq").filter(seq__lte=upto).values_list("entry_hash", "key_id", "signature")
+    return [merkle.leaf_hash(leaf_input(h, k, s)) for h, k, s in rows.iterator(chunk_size=5000)]
+
+
+def _tree_size(size: int | None) -> int:
+    current = log_size()
+    if size is None:
+        return current
+    if size < 1 or size > current:
+        raise DomainError(f"Tree size must be between 1 and {current}.", field="size")
+    return size
+
+
+def inclusion_proof(event: Event, size: int | None) -> dict[str, Any]:
+    """RFC 9162 inclusion proof of ``event`` in the tree of the first ``size`` entries."""
+    tree_size = _tree_size(size)
+    if event.seq > tree_size:
+        raise DomainError(f"Event #{event.seq} is not in a tree of size {tree_size}.", field="size")
+    leaves = leaf_hashes(tree_size)
+    path = merkle.inclusion_proof(event.seq - 1, leaves)
+    return {
+        "seq": event.seq,
+        "leaf_index": event.seq - 1,
+        "tree_size": tree_size,
+        "leaf_hash": leaves[event.seq - 1].hex(),
+        "root_hash": merkle.root_from_leaf_hashes(leaves).hex(),
+        "audit_path": [node.hex() for node in path],
+    }
+
+
+def consistency_proof(first: int, second: int | None) -> dict[str, Any]:
+    """RFC 9162 consistency proof between the trees of size ``first`` and ``second``."""
+    to_size = _tree_size(second)
+    if first < 1 or first > to_size:
+        raise DomainError(f"'from' must be between 1 and {to_size}.", field="from")
+    leaves = leaf_hashes(to_size)
+    return {
+        "from": first,
+        "to": to_size,
+        "first_root": merkle.root_from_leaf_hashes(leaves[:first]).hex(),
+        "second_root": merkle.root_from_leaf_hashes(leaves).hex(),
+        "proof": [node.hex() for node in merkle.consistency_proof(first, leaves)],
+    }
+
+
+def checkpoints() -> QuerySet[Checkpoint]:
+    return Checkpoint.objects.order_by("-tree_size")
+
+
+def latest_checkpoint() -> Checkpoint | None:
+    return Checkpoint.objects.order_by("-tree_size").first()
+
+
+def latest_verification() -> VerificationRun | None:
+    return VerificationRun.objects.order_by("-created_at").first()

@@ -1,0 +1,363 @@
+"""Writes to the event log: append an event, make a checkpoint, manage keys, run verification.
+
+``event_record`` is the one way in. Every other service calls it inside its
+own transaction, so an event exists exactly when its state change does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from governance import merkle
+from governance.errors import DomainError
+from governance.events import keys as keystore
+from governance.events import selectors
+from governance.events.context import current_channel
+from governance.events.kinds import EventKind
+from governance.events.models import (
+    GENESIS_HASH,
+    Checkpoint,
+    Event,
+    EventChainHead,
+    SigningKey,
+    VerificationRun,
+)
+from governance.verify import CheckpointRecord, Result, checkpoint_body, verify_entries
+
+log = logging.getLogger(__name__)
+
+Subject = Model | tuple[str, str, str] | None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _subject_fields(subject: Subject) -> tuple[str, str, str]:
+    if subject is None:
+        return "", "", ""
+    if isinstance(subject, tuple):
+        kind, ident, label = subject
+        return kind[:100], str(ident)[:100], str(label)[:200]
+    meta = subject._meta
+    return f"{meta.app_label}.{meta.model_name}", str(subject.pk), str(subject)[:200]
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 bytes; a payload that cannot be canonicalised is refused with a clear error."""
+    try:
+        return bytes(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise DomainError(f"Event payload is not canonical JSON: {exc}", field="payload") from exc
+
+
+def active_key() -> SigningKey:
+    key = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
+    if key is not None:
+        return key
+    if not settings.SIGNING_KEY_AUTOGENERATE:
+        raise DomainError(
+            "No active signing key: run `python manage.py keys generate` before writing.",
+            field="signing_key",
+        )
+    log.warning("No signing key: generating a development key in %s", keystore.key_dir())
+    return key_generate(actor=None)
+
+
+def event_record(
+    *,
+    kind: str,
+    actor: Any | None,
+    tenant: Any | None = None,
+    subject: Subject = None,
+    payload: dict[str, Any] | None = None,
+    via: str | None = None,
+) -> Event:
+    """Append one event to the log, inside the caller's transaction.
+
+    Locks the chain head (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's
+    write lock does the same), so concurrent appends never fork the chain or
+    leave a gap; a rolled-back caller takes its event with it.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_record must be called inside the transaction of its state change")
+    if kind not in EventKind.values:
+        raise DomainError(f"Unknown event kind '{kind}'.", field="kind")
+    payload = payload or {}
+    payload_bytes = canonical(payload)
+    signer = active_key()
+    head = _locked_head()
+    seq = head.seq + 1
+    now = timezone.now()
+    subject_type, subject_id, subject_label = _subject_fields(subject)
+    channel = (via if via is not None else current_channel()) or ("system" if actor is None else "")
+    header_obj = {
+        "v": 1,
+        "seq": seq,
+        "time": _iso(now),
+        "kind": kind,
+        "tenant": tenant.slug if tenant is not None else None,
+        "actor": {
+            "type": "system" if actor is None else "user",
+            "id": str(actor.pk) if actor is not None else None,
+            "name": actor.get_username() if actor is not None else None,
+            "via": channel,
+        },
+        "subject": {"type": subject_type, "id": subject_id, "label": subject_label}
+        if subject_type
+        else None,
+        "payload_sha256": hashlib.sha256(payload_bytes).hexdigest(),
+        "prev": head.entry_hash,
+    }
+    header = canonical(header_obj)
+    entry_hash = hashlib.sha256(header).hexdigest()
+    signature = keystore.sign(signer.kid, bytes.fromhex(entry_hash))
+    event = Event(
+        seq=seq,
+        time=now,
+        kind=kind,
+        tenant=tenant,
+        actor=actor,
+        actor_name=actor.get_username() if actor is not None else "",
+        via=channel,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        subject_label=subject_label,
+        payload=payload,
+        header=header,
+        payload_bytes=payload_bytes,
+        prev_hash=head.entry_hash,
+        entry_hash=entry_hash,
+        key_id=signer.kid,
+        signature=signature,
+    )
+    event.save(force_insert=True)
+    EventChainHead.objects.filter(pk=1).update(seq=seq, entry_hash=entry_hash)
+    return event
+
+
+def _locked_head() -> EventChainHead:
+    """The chain head, row-locked until the caller's transaction ends."""
+    head = EventChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is not None:
+        return head
+    # Only after the table was emptied (a test flush, a manual wipe): rebuild it from the log.
+    last = Event.objects.order_by("-seq").values_list("seq", "entry_hash").first()
+    seq, entry_hash = last if last else (0, GENESIS_HASH)
+    try:
+        with transaction.atomic():
+            EventChainHead.objects.create(pk=1, seq=seq, entry_hash=entry_hash)
+    except IntegrityError:
+        pass  # another writer recreated it first
+    return EventChainHead.objects.select_for_update().get(pk=1)
+
+
+# --- keys ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def key_generate(*, actor: Any | None) -> SigningKey:
+    """Create and register a key. With no active key it becomes active (its first event signs itself)."""
+    kid, pub = keystore.write_new_key()
+    has_active = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).exists()
+    status = SigningKey.Status.RETIRED if has_active else SigningKey.Status.ACTIVE
+    try:
+        with transaction.atomic():
+            key = SigningKey.objects.create(kid=kid, public_key=pub, status=status)
+    except IntegrityError:
+        # Another process activated a key at the same moment: keep theirs, ours stays spare.
+        key = SigningKey.objects.create(kid=kid, public_key=pub, status=SigningKey.Status.RETIRED)
+    if key.status == SigningKey.Status.ACTIVE:
+        event_record(
+            kind=EventKind.SIGNING_KEY_REGISTERED,
+            actor=actor,
+            subject=("governance.signingkey", kid, kid),
+            payload={"kid": kid, "public_key": pub, "algorithm": "ed25519"},
+        )
+    return key
+
+
+@transaction.atomic
+def key_rotate(*, actor: Any | None) -> SigningKey:
+    """Make a new key active. The rotation event is signed by the old key, which stays valid for what it signed."""
+    old = SigningKey.objects.select_for_update().filter(status=SigningKey.Status.ACTIVE).first()
+    if old is None:
+        raise DomainError("There is no active key to rotate: run `keys generate` first.", field="signing_key")
+    keystore.private_key(old.kid)  # fail before writing anything if the old key is not here
+    kid, pub = keystore.write_new_key()
+    event_record(
+        kind=EventKind.SIGNING_KEY_ROTATED,
+        actor=actor,
+        subject=("governance.signingkey", kid, kid),
+        payload={"old_kid": old.kid, "new_kid": kid, "new_public_key": pub, "algorithm": "ed25519"},
+    )
+    SigningKey.objects.filter(pk=old.pk).update(
+        status=SigningKey.Status.RETIRED, retired_at=timezone.now()
+    )
+    return SigningKey.objects.create(kid=kid, public_key=pub, status=SigningKey.Status.ACTIVE)
+
+
+# --- checkpoints ------------------------------------------------------------------
+
+
+@transaction.atomic
+def checkpoint_create(*, force: bool = False) -> Checkpoint | None:
+    """Sign the current tree head. Skipped (None) when the log has not grown since the last one."""
+    size = selectors.log_size()
+    last = Checkpoint.objects.order_by("-tree_size").first()
+    if size == 0 or (last is not None and last.tree_size >= size and not force):
+        return None
+    if last is not None and last.tree_size == size:
+        return last
+    root = merkle.root_from_leaf_hashes(selectors.leaf_hashes(size)).hex()
+    now = _iso(timezone.now())
+    body = canonical({"size": size, "root": root, "time": now})
+    assert body == checkpoint_body(size, root, now)  # the verifier rebuilds it by hand
+    signer = active_key()
+    try:
+        with transaction.atomic():
+            return Checkpoint.objects.create(
+                tree_size=size,
+                root_hash=root,
+                time=timezone.now(),
+                key_id=signer.kid,
+                signature=keystore.sign(signer.kid, body),
+                body=body,
+            )
+    except IntegrityError:
+        return Checkpoint.objects.get(tree_size=size)  # made concurrently: same size, same root
+
+
+# --- verification -----------------------------------------------------------------
+
+
+def _column_check() -> Callable[[tuple[int, bytes, bytes, str, str, str]], str | None]:
+    """Compare the index columns with the signed bytes (catches edits made to the columns only)."""
+    import json
+
+    from accounts.models import Tenant
+
+    slugs = dict(Tenant.objects.values_list("id", "slug"))
+    columns = Event.objects.order_by("seq").values_list(
+        "seq", "time", "kind", "tenant_id", "actor_id", "actor_name", "subject_type", "subject_id", "payload", "prev_hash"
+    )
+    rows = columns.iterator(chunk_size=5000)
+
+    def check(entry: tuple[int, bytes, bytes, str, str, str]) -> str | None:
+        seq, header_bytes, payload_bytes = entry[0], entry[1], entry[2]
+        row = next(rows, None)
+        while row is not None and row[0] < seq:
+            row = next(rows, None)
+        if row is None or row[0] != seq:
+            return "index columns missing for this entry"
+        _, time, kind, tenant_id, actor_id, actor_name, s_type, s_id, payload, prev_hash = row
+        header = json.loads(header_bytes)
+        if header["kind"] != kind:
+            return "kind column differs from the signed entry"
+        if header["time"] != _iso(time):
+            return "time column differs from the signed entry"
+        if header["tenant"] != (slugs.get(tenant_id) if tenant_id else None):
+            return "tenant column differs from the signed entry"
+        actor = header["actor"]
+        if actor["id"] != (str(actor_id) if actor_id else None) or (actor["name"] or "") != actor_name:
+            return "actor columns differ from the signed entry"
+        subject = header["subject"] or {"type": "", "id": ""}
+        if (subject["type"], subject["id"]) != (s_type, s_id):
+            return "subject columns differ from the signed entry"
+        if header["prev"] != prev_hash:
+            return "previous-hash column differs from the signed entry"
+        if json.loads(payload_bytes) != payload:
+            return "payload column differs from the signed entry"
+        return None
+
+    return check
+
+
+def verify_database(
+    *,
+    from_seq: int = 1,
+    all_signatures: bool = False,
+    columns: bool = True,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 10_000,
+) -> Result:
+    """Verify the live log (read-only). See ``governance.verify`` for what is checked."""
+    start_prev = GENESIS_HASH
+    if from_seq > 1:
+        before = Event.objects.filter(seq=from_seq - 1).values_list("entry_hash", flat=True).first()
+        if before is None:
+            return Result(False, 0, from_seq - 1, "no such entry to start after")
+        start_prev = before
+    checkpoints = [checkpoint_record(c) for c in Checkpoint.objects.order_by("tree_size")]
+    return verify_entries(
+        selectors.entries_from(from_seq),
+        public_keys=selectors.public_keys(),
+        checkpoints=checkpoints,
+        all_signatures=all_signatures,
+        start_seq=from_seq,
+        start_prev=start_prev,
+        extra_check=_column_check() if columns and from_seq == 1 else None,
+        progress=progress,
+        progress_every=progress_every,
+    )
+
+
+def checkpoint_record(checkpoint: Checkpoint) -> CheckpointRecord:
+    """The verifier's view of a checkpoint; its time is the one inside the signed body."""
+    import json
+
+    body = bytes(checkpoint.body)
+    try:
+        signed_time = str(json.loads(body).get("time", ""))
+    except ValueError:
+        signed_time = ""
+    return CheckpointRecord(
+        checkpoint.tree_size, checkpoint.root_hash, signed_time, checkpoint.key_id, checkpoint.signature, body
+    )
+
+
+def verification_start(*, actor: Any | None) -> VerificationRun:
+    """Queue a verification run for a worker; the page and API poll its progress."""
+    with transaction.atomic():
+        run = VerificationRun.objects.create(
+            requested_by=actor, total=selectors.log_size()
+        )
+        from governance.tasks import verify_log
+
+        verify_log.delay_on_commit(str(run.pk))  # type: ignore[attr-defined]
+    return run
+
+
+def verification_execute(*, run: VerificationRun, progress_every: int = 10_000) -> VerificationRun:
+    """Run a queued verification, saving progress as it goes (called by the task or inline)."""
+    if run.status not in {VerificationRun.Status.QUEUED, VerificationRun.Status.RUNNING}:
+        return run
+    VerificationRun.objects.filter(pk=run.pk).update(
+        status=VerificationRun.Status.RUNNING,
+        started_at=timezone.now(),
+        total=selectors.log_size(),
+    )
+
+    def progress(done: int) -> None:
+        VerificationRun.objects.filter(pk=run.pk).update(checked=done)
+
+    result = verify_database(progress=progress, progress_every=progress_every)
+    VerificationRun.objects.filter(pk=run.pk).update(
+        status=VerificationRun.Status.PASSED if result.ok else VerificationRun.Status.FAILED,
+        checked=result.checked,
+        first_bad_seq=result.first_bad_seq,
+        reason=result.line(),
+        finished_at=timezone.now(),
+    )
+    run.refresh_from_db()
+    return run

@@ -1,0 +1,69 @@
+"""``manage.py events verify|export|checkpoint``: check the log, hand it to an auditor, sign its head."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from governance.errors import DomainError
+from governance.events import selectors
+from governance.events.context import channel
+from governance.events.models import Checkpoint
+from governance.events.services import checkpoint_create, checkpoint_record, verify_database
+from governance.verify import write_bundle
+
+
+class Command(BaseCommand):
+    help = "Verify, export or checkpoint the governance event log."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        verify = sub.add_parser("verify", help="Check the whole chain; exit 0 if intact, 1 if not.")
+        verify.add_argument("--from", dest="from_seq", type=int, default=1, metavar="SEQ")
+        verify.add_argument("--all-signatures", action="store_true", help="Check every entry's signature, not only those past the newest checkpoint.")
+        export = sub.add_parser("export", help="Write a self-contained bundle for `python -m governance.verify`.")
+        export.add_argument("--out", required=True, metavar="FILE")
+        sub.add_parser("checkpoint", help="Sign the current tree head now.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            with channel("cli"):
+                getattr(self, f"do_{options['action']}")(options)
+        except DomainError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def do_verify(self, options: dict[str, Any]) -> None:
+        if options["from_seq"] < 1:
+            raise CommandError("from: must be 1 or more")
+        result = verify_database(from_seq=options["from_seq"], all_signatures=options["all_signatures"])
+        if not result.ok:
+            self.stderr.write(result.line())
+            sys.exit(1)
+        self.stdout.write(result.line())
+
+    def do_export(self, options: dict[str, Any]) -> None:
+        path = Path(options["out"])
+        if not path.parent.is_dir():
+            raise CommandError(f"out: folder {path.parent} does not exist")
+        size = selectors.log_size()
+        checkpoints = [checkpoint_record(c) for c in Checkpoint.objects.filter(tree_size__lte=size).order_by("tree_size")]
+        with path.open("wb") as out:
+            count = write_bundle(
+                out,
+                entries=selectors.entries_from(1, upto=size),
+                public_keys=selectors.public_keys(),
+                checkpoints=checkpoints,
+                meta={"exported_at": timezone.now().isoformat(), "size": size},
+            )
+        self.stdout.write(f"Wrote {count} events, {len(checkpoints)} checkpoints to {path}")
+
+    def do_checkpoint(self, options: dict[str, Any]) -> None:
+        made = checkpoint_create()
+        if made is None:
+            self.stdout.write("No new events since the last checkpoint")
+        else:
+            self.stdout.write(f"Checkpoint: size {made.tree_size} root {made.root_hash}")
