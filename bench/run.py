@@ -55,7 +55,12 @@ def wait_until_up(port: int, timeout: float = 30) -> None:
 
 
 def hammer(
-    port: int, path: str, headers: dict[str, str], seconds: float, concurrency: int, max_requests: int
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    seconds: float,
+    concurrency: int,
+    max_requests: int,
 ) -> dict[str, float]:
     """Send GETs from `concurrency` threads for `seconds` (or `max_requests` in all)."""
     latencies: list[float] = []
@@ -109,7 +114,9 @@ def hammer(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="per endpoint (default 8)")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
@@ -136,10 +143,14 @@ def main() -> None:
             [
                 str(Path(PY).with_name("gunicorn")),
                 "governance.wsgi",
-                "--bind", f"127.0.0.1:{port}",
-                "--workers", str(args.workers),
-                "--worker-class", "sync",
-                "--log-level", "warning",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+                "--worker-class",
+                "sync",
+                "--log-level",
+                "warning",
             ],
             cwd=ROOT,
             env=env,
@@ -164,7 +175,9 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=20)
 
-    print(f"gunicorn {args.workers} sync workers, {args.concurrency} client threads, {args.seconds}s each, SQLite, production settings")
+    print(
+        f"gunicorn {args.workers} sync workers, {args.concurrency} client threads, {args.seconds}s each, SQLite, production settings"
+    )
     print(f"{'workload':<40} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}")
     for name, r in results.items():
         print(f"{name:<40} {r['rps']:>8} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['errors']:>7}")

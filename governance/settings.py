@@ -267,6 +267,7 @@ SIGNING_KEY = env_str("SIGNING_KEY")
 # Without an active key, development generates one on first use; production refuses to write.
 SIGNING_KEY_AUTOGENERATE = env_bool("SIGNING_KEY_AUTOGENERATE", default=not PRODUCTION)
 CHECKPOINT_INTERVAL_SECONDS = env_int("CHECKPOINT_INTERVAL_SECONDS", 300)
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -10,12 +10,14 @@ from drf_spectacular.views import (
 )
 
 from governance import views
+from governance.api.metrics import PrometheusMetricsView
 
 admin.site.site_header = "AI Governance Registry administration"
 admin.site.site_title = "Governance admin"
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.api.urls")),
+    path("", include("governance.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
@@ -35,5 +37,11 @@ urlpatterns = [
     path("registry/", include("registry.urls")),
     path("reviews/", include("reviews.urls")),
     path("governance/", views.governance_index, name="governance"),
+    path("governance/events/", views.event_feed, name="event-feed"),
+    path("governance/events/<int:seq>/", views.event_detail, name="event-detail"),
+    path("governance/verify/", views.verify_start, name="verify-start"),
+    path("governance/verify/<uuid:run_id>/", views.verification_detail, name="verification-detail"),
+    path("governance/metrics/", views.metrics_page, name="governance-metrics"),
+    path("metrics", PrometheusMetricsView.as_view(), name="prometheus-metrics"),
     path("", include("accounts.urls")),
 ]

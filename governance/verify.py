@@ -101,8 +101,13 @@ def leaf_input(entry_hash: str, key_id: str, signature: str) -> bytes:
 def checkpoint_body(tree_size: int, root_hash: str, time: str) -> bytes:
     """RFC 8785 bytes of {"root", "size", "time"} (keys sorted, no spaces), written by hand to stay dependency-free."""
     return (
-        b'{"root":"' + root_hash.encode() + b'","size":' + str(tree_size).encode()
-        + b',"time":"' + time.encode() + b'"}'
+        b'{"root":"'
+        + root_hash.encode()
+        + b'","size":'
+        + str(tree_size).encode()
+        + b',"time":"'
+        + time.encode()
+        + b'"}'
     )
 
 
@@ -166,7 +171,8 @@ def verify_entries(
     from_start = start_seq == 1
     # Checkpoints can only be checked when the whole tree is rebuilt from the first entry.
     sized = sorted(
-        [(c, "checkpoint") for c in checkpoints] + [(c, "kept checkpoint") for c in kept_checkpoints],
+        [(c, "checkpoint") for c in checkpoints]
+        + [(c, "kept checkpoint") for c in kept_checkpoints],
         key=lambda pair: pair[0].tree_size,
     )
     covered = max((c.tree_size for c, _ in sized), default=0) if from_start else 0
@@ -182,16 +188,27 @@ def verify_entries(
             seq, header, payload, entry_hash, kid, signature = entry
             if seq != expected:
                 raise VerificationFailed(
-                    expected, f"expected sequence number {expected}, found {seq} (gap, duplicate or reordering)"
+                    expected,
+                    f"expected sequence number {expected}, found {seq} (gap, duplicate or reordering)",
                 )
             if sha256(header).hexdigest() != entry_hash:
-                raise VerificationFailed(seq, "entry hash does not match the canonical bytes (entry altered)")
+                raise VerificationFailed(
+                    seq, "entry hash does not match the canonical bytes (entry altered)"
+                )
             if b'"seq":%d,' % seq not in header:
-                raise VerificationFailed(seq, "the signed entry names another sequence number (rows swapped or renumbered)")
+                raise VerificationFailed(
+                    seq,
+                    "the signed entry names another sequence number (rows swapped or renumbered)",
+                )
             if b'"prev":"' + prev.encode() + b'"' not in header:
-                raise VerificationFailed(seq, "previous-hash link broken (an earlier entry was altered, removed or reordered)")
+                raise VerificationFailed(
+                    seq,
+                    "previous-hash link broken (an earlier entry was altered, removed or reordered)",
+                )
             if b'"payload_sha256":"' + sha256(payload).hexdigest().encode() + b'"' not in header:
-                raise VerificationFailed(seq, "payload does not match its signed digest (payload altered)")
+                raise VerificationFailed(
+                    seq, "payload does not match its signed digest (payload altered)"
+                )
             public = keys.get(kid)
             if public is None:
                 raise VerificationFailed(seq, f"signed by unknown key {kid!r}")
@@ -240,13 +257,21 @@ def verify_entries(
 
 
 def _check_checkpoint(
-    cp: CheckpointRecord, label: str, frontier: Frontier, keys: dict[str, Ed25519PublicKey], seq: int
+    cp: CheckpointRecord,
+    label: str,
+    frontier: Frontier,
+    keys: dict[str, Ed25519PublicKey],
+    seq: int,
 ) -> None:
     public = keys.get(cp.key_id)
     if public is None:
-        raise VerificationFailed(seq, f"{label} at size {cp.tree_size} is signed by unknown key {cp.key_id!r}")
+        raise VerificationFailed(
+            seq, f"{label} at size {cp.tree_size} is signed by unknown key {cp.key_id!r}"
+        )
     if cp.body != checkpoint_body(cp.tree_size, cp.root_hash, cp.time):
-        raise VerificationFailed(seq, f"{label} at size {cp.tree_size}: signed body does not match its fields")
+        raise VerificationFailed(
+            seq, f"{label} at size {cp.tree_size}: signed body does not match its fields"
+        )
     if not _verify_sig(public, cp.signature, cp.body):
         raise VerificationFailed(seq, f"{label} at size {cp.tree_size}: signature does not verify")
     if frontier.root().hex() != cp.root_hash:
@@ -275,13 +300,18 @@ def write_bundle(
     head = {
         "format": BUNDLE_FORMAT,
         **meta,
-        "keys": [{"kid": k, "algorithm": "ed25519", "public_key": v} for k, v in public_keys.items()],
+        "keys": [
+            {"kid": k, "algorithm": "ed25519", "public_key": v} for k, v in public_keys.items()
+        ],
         "checkpoints": [c.as_json() for c in checkpoints],
     }
     out.write(json.dumps(head, sort_keys=True).encode() + b"\n")
     count = 0
     for seq, header, payload, entry_hash, kid, signature in entries:
-        out.write(b"%d\t%s\t%s\t%s\t%s\t%s\n" % (seq, entry_hash.encode(), kid.encode(), signature.encode(), header, payload))
+        out.write(
+            b"%d\t%s\t%s\t%s\t%s\t%s\n"
+            % (seq, entry_hash.encode(), kid.encode(), signature.encode(), header, payload)
+        )
         count += 1
     return count
 
@@ -303,8 +333,17 @@ def read_bundle(handle: IO[bytes]) -> tuple[dict[str, object], Iterator[Entry]]:
             try:
                 seq = int(parts[0])
             except ValueError:
-                raise VerificationFailed(None, f"bundle line {number}: bad sequence number") from None
-            yield seq, parts[4], parts[5], parts[1].decode("ascii", "replace"), parts[2].decode("ascii", "replace"), parts[3].decode("ascii", "replace")
+                raise VerificationFailed(
+                    None, f"bundle line {number}: bad sequence number"
+                ) from None
+            yield (
+                seq,
+                parts[4],
+                parts[5],
+                parts[1].decode("ascii", "replace"),
+                parts[2].decode("ascii", "replace"),
+                parts[3].decode("ascii", "replace"),
+            )
 
     return head, lines()
 
@@ -358,9 +397,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a checkpoint you kept earlier (JSON from /api/v1/checkpoints/); the log must still contain it",
     )
     parser.add_argument(
-        "--trust-key", action="append", metavar="KID", help="accept only these key ids (default: the bundle's keys)"
+        "--trust-key",
+        action="append",
+        metavar="KID",
+        help="accept only these key ids (default: the bundle's keys)",
     )
-    parser.add_argument("--all-signatures", action="store_true", help="check every entry's signature too")
+    parser.add_argument(
+        "--all-signatures", action="store_true", help="check every entry's signature too"
+    )
     args = parser.parse_args(argv)
     kept = []
     for path in args.checkpoint:
@@ -383,8 +427,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(result.line(), file=sys.stdout if result.ok else sys.stderr)
     if result.ok:
-        print(f"tree size {result.tree_size}, root {result.root_hash}, "
-              f"{result.checkpoints_verified} checkpoint(s), {result.signatures_checked} entry signature(s) checked")
+        print(
+            f"tree size {result.tree_size}, root {result.root_hash}, "
+            f"{result.checkpoints_verified} checkpoint(s), {result.signatures_checked} entry signature(s) checked"
+        )
     return 0 if result.ok else 1
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 
 import pgtrigger
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -51,7 +50,9 @@ class Event(models.Model):
         related_name="+",
     )
     actor_name = models.CharField(max_length=150, blank=True)
-    via = models.CharField(max_length=100, blank=True, help_text="session, token or cli it came through")
+    via = models.CharField(
+        max_length=100, blank=True, help_text="session, token or cli it came through"
+    )
     subject_type = models.CharField(max_length=100, blank=True)
     subject_id = models.CharField(max_length=100, blank=True)
     subject_label = models.CharField(max_length=200, blank=True)
@@ -75,7 +76,9 @@ class Event(models.Model):
         constraints = [models.CheckConstraint(condition=Q(seq__gte=1), name="event_seq_positive")]
         triggers = [
             # On PostgreSQL the database itself refuses to change or remove history.
-            pgtrigger.Protect(name="event_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Protect(
+                name="event_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
             pgtrigger.Trigger(
                 name="event_no_truncate",
                 when=pgtrigger.Before,

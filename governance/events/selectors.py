@@ -57,7 +57,11 @@ def log_size() -> int:
 
 
 def leaf_hashes(upto: int) -> list[bytes]:
-    rows = Event.objects.order_by("seq").filter(seq__lte=upto).values_list("entry_hash", "key_id", "signature")
+    rows = (
+        Event.objects.order_by("seq")
+        .filter(seq__lte=upto)
+        .values_list("entry_hash", "key_id", "signature")
+    )
     return [merkle.leaf_hash(leaf_input(h, k, s)) for h, k, s in rows.iterator(chunk_size=5000)]
 
 
@@ -94,8 +98,8 @@ def consistency_proof(first: int, second: int | None) -> dict[str, Any]:
         raise DomainError(f"'from' must be between 1 and {to_size}.", field="from")
     leaves = leaf_hashes(to_size)
     return {
-        "from": first,
-        "to": to_size,
+        "first_size": first,
+        "second_size": to_size,
         "first_root": merkle.root_from_leaf_hashes(leaves[:first]).hex(),
         "second_root": merkle.root_from_leaf_hashes(leaves).hex(),
         "proof": [node.hex() for node in merkle.consistency_proof(first, leaves)],
@@ -112,3 +116,100 @@ def latest_checkpoint() -> Checkpoint | None:
 
 def latest_verification() -> VerificationRun | None:
     return VerificationRun.objects.order_by("-created_at").first()
+
+
+def entry_status(event: Event) -> tuple[bool, str]:
+    """Verify one entry on its own: bytes, hash, link to the previous entry, columns, signature."""
+    from governance.events.services import column_problem
+    from governance.verify import GENESIS_HASH, verify_entries
+
+    prev = GENESIS_HASH
+    if event.seq > 1:
+        found = Event.objects.filter(seq=event.seq - 1).values_list("entry_hash", flat=True).first()
+        if found is None:
+            return False, f"the previous entry #{event.seq - 1} is missing"
+        prev = found
+    entry = (
+        event.seq,
+        bytes(event.header),
+        bytes(event.payload_bytes),
+        event.entry_hash,
+        event.key_id,
+        event.signature,
+    )
+    result = verify_entries(
+        [entry],
+        public_keys=public_keys(),
+        all_signatures=True,
+        start_seq=event.seq,
+        start_prev=prev,
+        extra_check=lambda _: column_problem(event),
+    )
+    if result.ok:
+        return (
+            True,
+            f"hash, link to #{event.seq - 1 if event.seq > 1 else 'genesis'}, columns and signature ({event.key_id}) verify",
+        )
+    return False, result.reason
+
+
+def subject_url(event: Event) -> str | None:
+    """Where a row of the feed links to: the subject's page when it has one."""
+    from django.urls import reverse
+
+    if event.tenant_id and event.subject_type in {
+        "accounts.tenant",
+        "accounts.rolegrant",
+        "accounts.membership",
+    }:
+        return reverse("tenant-detail", kwargs={"slug": event.tenant.slug})  # type: ignore[union-attr]
+    if event.subject_type == "accounts.apitoken":
+        return reverse("tokens")
+    return None
+
+
+def telemetry(days: int = 30) -> dict[str, Any]:
+    """Governance metrics computed from the log: a fixed number of queries whatever its size."""
+    from datetime import timedelta
+
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from governance.events.kinds import EventKind
+
+    since = timezone.now() - timedelta(days=days)
+    recent = Event.objects.filter(time__gte=since)
+    by_kind = dict(recent.values_list("kind").annotate(n=Count("seq")).values_list("kind", "n"))
+    per_tenant = list(
+        recent.values("tenant__slug").annotate(n=Count("seq")).order_by("-n", "tenant__slug")
+    )
+    opened = dict(
+        recent.filter(kind=EventKind.CHANGE_REQUEST_OPENED).values_list("subject_id", "time")
+    )
+    promoted = recent.filter(kind=EventKind.CHANGE_REQUEST_PROMOTED).values_list(
+        "subject_id", "time"
+    )
+    lead_times = sorted(
+        (done - opened[sid]).total_seconds() / 3600 for sid, done in promoted if sid in opened
+    )
+    runs = VerificationRun.objects.aggregate(
+        failed=Count("id", filter=Q(status=VerificationRun.Status.FAILED)),
+        passed=Count("id", filter=Q(status=VerificationRun.Status.PASSED)),
+    )
+    return {
+        "days": days,
+        "events_total": log_size(),
+        "events_recent": sum(by_kind.values()),
+        "by_kind": by_kind,
+        "per_tenant": [
+            {"tenant": r["tenant__slug"] or "(platform)", "events": r["n"]} for r in per_tenant
+        ],
+        "rollbacks": by_kind.get(EventKind.ROLLOUT_ROLLED_BACK, 0),
+        "publishes": by_kind.get(EventKind.ARTIFACT_VERSION_PUBLISHED, 0),
+        "lead_time_hours_p50": lead_times[len(lead_times) // 2] if lead_times else None,
+        "lead_time_samples": len(lead_times),
+        "verification_failures": runs["failed"],
+        "verification_passes": runs["passed"],
+        "latest_checkpoint": latest_checkpoint(),
+        "latest_verification": latest_verification(),
+    }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -192,7 +192,9 @@ def key_rotate(*, actor: Any | None) -> SigningKey:
     """Make a new key active. The rotation event is signed by the old key, which stays valid for what it signed."""
     old = SigningKey.objects.select_for_update().filter(status=SigningKey.Status.ACTIVE).first()
     if old is None:
-        raise DomainError("There is no active key to rotate: run `keys generate` first.", field="signing_key")
+        raise DomainError(
+            "There is no active key to rotate: run `keys generate` first.", field="signing_key"
+        )
     keystore.private_key(old.kid)  # fail before writing anything if the old key is not here
     kid, pub = keystore.write_new_key()
     event_record(
@@ -241,46 +243,102 @@ def checkpoint_create(*, force: bool = False) -> Checkpoint | None:
 # --- verification -----------------------------------------------------------------
 
 
-def _column_check() -> Callable[[tuple[int, bytes, bytes, str, str, str]], str | None]:
-    """Compare the index columns with the signed bytes (catches edits made to the columns only)."""
+def column_problem(event: Event) -> str | None:
+    """What, if anything, differs between one event's index columns and its signed bytes."""
+    import json
+
+    header = json.loads(bytes(event.header))
+    row = (
+        event.seq,
+        event.time,
+        event.kind,
+        event.tenant_id,
+        event.actor_id,
+        event.actor_name,
+        event.subject_type,
+        event.subject_id,
+        event.payload,
+        event.prev_hash,
+    )
+    slug = event.tenant.slug if event.tenant is not None else None
+    return _compare(
+        header, bytes(event.payload_bytes), row, {event.tenant_id: slug} if event.tenant_id else {}
+    )
+
+
+def _compare(
+    header: dict[str, Any], payload_bytes: bytes, row: tuple[Any, ...], slugs: dict[Any, str]
+) -> str | None:
+    import json
+
+    _, time, kind, tenant_id, actor_id, actor_name, s_type, s_id, payload, prev_hash = row
+    if header["kind"] != kind:
+        return "kind column differs from the signed entry"
+    if header["time"] != _iso(time):
+        return "time column differs from the signed entry"
+    if header["tenant"] != (slugs.get(tenant_id) if tenant_id else None):
+        return "tenant column differs from the signed entry"
+    actor = header["actor"]
+    if actor["id"] != (str(actor_id) if actor_id else None) or (actor["name"] or "") != actor_name:
+        return "actor columns differ from the signed entry"
+    subject = header["subject"] or {"type": "", "id": ""}
+    if (subject["type"], subject["id"]) != (s_type, s_id):
+        return "subject columns differ from the signed entry"
+    if header["prev"] != prev_hash:
+        return "previous-hash column differs from the signed entry"
+    if json.loads(payload_bytes) != payload:
+        return "payload column differs from the signed entry"
+    return None
+
+
+def _entries_with_column_check(
+    from_seq: int,
+) -> tuple[
+    Iterator[tuple[int, bytes, bytes, str, str, str]],
+    Callable[[tuple[int, bytes, bytes, str, str, str]], str | None],
+]:
+    """One pass over the table yielding the signed bytes, and a check that its columns agree with them."""
     import json
 
     from accounts.models import Tenant
 
     slugs = dict(Tenant.objects.values_list("id", "slug"))
-    columns = Event.objects.order_by("seq").values_list(
-        "seq", "time", "kind", "tenant_id", "actor_id", "actor_name", "subject_type", "subject_id", "payload", "prev_hash"
+    current: dict[int, tuple[Any, ...]] = {}
+    rows = (
+        Event.objects.order_by("seq")
+        .filter(seq__gte=from_seq)
+        .values_list(
+            "seq",
+            "header",
+            "payload_bytes",
+            "entry_hash",
+            "key_id",
+            "signature",
+            "time",
+            "kind",
+            "tenant_id",
+            "actor_id",
+            "actor_name",
+            "subject_type",
+            "subject_id",
+            "payload",
+            "prev_hash",
+        )
     )
-    rows = columns.iterator(chunk_size=5000)
+
+    def entries() -> Iterator[tuple[int, bytes, bytes, str, str, str]]:
+        for row in rows.iterator(chunk_size=5000):
+            current.clear()
+            current[row[0]] = (row[0], *row[6:])
+            yield row[0], bytes(row[1]), bytes(row[2]), row[3], row[4], row[5]
 
     def check(entry: tuple[int, bytes, bytes, str, str, str]) -> str | None:
-        seq, header_bytes, payload_bytes = entry[0], entry[1], entry[2]
-        row = next(rows, None)
-        while row is not None and row[0] < seq:
-            row = next(rows, None)
-        if row is None or row[0] != seq:
+        row = current.get(entry[0])
+        if row is None:
             return "index columns missing for this entry"
-        _, time, kind, tenant_id, actor_id, actor_name, s_type, s_id, payload, prev_hash = row
-        header = json.loads(header_bytes)
-        if header["kind"] != kind:
-            return "kind column differs from the signed entry"
-        if header["time"] != _iso(time):
-            return "time column differs from the signed entry"
-        if header["tenant"] != (slugs.get(tenant_id) if tenant_id else None):
-            return "tenant column differs from the signed entry"
-        actor = header["actor"]
-        if actor["id"] != (str(actor_id) if actor_id else None) or (actor["name"] or "") != actor_name:
-            return "actor columns differ from the signed entry"
-        subject = header["subject"] or {"type": "", "id": ""}
-        if (subject["type"], subject["id"]) != (s_type, s_id):
-            return "subject columns differ from the signed entry"
-        if header["prev"] != prev_hash:
-            return "previous-hash column differs from the signed entry"
-        if json.loads(payload_bytes) != payload:
-            return "payload column differs from the signed entry"
-        return None
+        return _compare(json.loads(entry[1]), entry[2], row, slugs)
 
-    return check
+    return entries(), check
 
 
 def verify_database(
@@ -299,14 +357,18 @@ def verify_database(
             return Result(False, 0, from_seq - 1, "no such entry to start after")
         start_prev = before
     checkpoints = [checkpoint_record(c) for c in Checkpoint.objects.order_by("tree_size")]
+    if columns:
+        entries, extra_check = _entries_with_column_check(from_seq)
+    else:
+        entries, extra_check = selectors.entries_from(from_seq), None
     return verify_entries(
-        selectors.entries_from(from_seq),
+        entries,
         public_keys=selectors.public_keys(),
         checkpoints=checkpoints,
         all_signatures=all_signatures,
         start_seq=from_seq,
         start_prev=start_prev,
-        extra_check=_column_check() if columns and from_seq == 1 else None,
+        extra_check=extra_check,
         progress=progress,
         progress_every=progress_every,
     )
@@ -322,16 +384,19 @@ def checkpoint_record(checkpoint: Checkpoint) -> CheckpointRecord:
     except ValueError:
         signed_time = ""
     return CheckpointRecord(
-        checkpoint.tree_size, checkpoint.root_hash, signed_time, checkpoint.key_id, checkpoint.signature, body
+        checkpoint.tree_size,
+        checkpoint.root_hash,
+        signed_time,
+        checkpoint.key_id,
+        checkpoint.signature,
+        body,
     )
 
 
 def verification_start(*, actor: Any | None) -> VerificationRun:
     """Queue a verification run for a worker; the page and API poll its progress."""
     with transaction.atomic():
-        run = VerificationRun.objects.create(
-            requested_by=actor, total=selectors.log_size()
-        )
+        run = VerificationRun.objects.create(requested_by=actor, total=selectors.log_size())
         from governance.tasks import verify_log
 
         verify_log.delay_on_commit(str(run.pk))  # type: ignore[attr-defined]

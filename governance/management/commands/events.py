@@ -24,8 +24,14 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         verify = sub.add_parser("verify", help="Check the whole chain; exit 0 if intact, 1 if not.")
         verify.add_argument("--from", dest="from_seq", type=int, default=1, metavar="SEQ")
-        verify.add_argument("--all-signatures", action="store_true", help="Check every entry's signature, not only those past the newest checkpoint.")
-        export = sub.add_parser("export", help="Write a self-contained bundle for `python -m governance.verify`.")
+        verify.add_argument(
+            "--all-signatures",
+            action="store_true",
+            help="Check every entry's signature, not only those past the newest checkpoint.",
+        )
+        export = sub.add_parser(
+            "export", help="Write a self-contained bundle for `python -m governance.verify`."
+        )
         export.add_argument("--out", required=True, metavar="FILE")
         sub.add_parser("checkpoint", help="Sign the current tree head now.")
 
@@ -39,7 +45,9 @@ class Command(BaseCommand):
     def do_verify(self, options: dict[str, Any]) -> None:
         if options["from_seq"] < 1:
             raise CommandError("from: must be 1 or more")
-        result = verify_database(from_seq=options["from_seq"], all_signatures=options["all_signatures"])
+        result = verify_database(
+            from_seq=options["from_seq"], all_signatures=options["all_signatures"]
+        )
         if not result.ok:
             self.stderr.write(result.line())
             sys.exit(1)
@@ -50,7 +58,10 @@ class Command(BaseCommand):
         if not path.parent.is_dir():
             raise CommandError(f"out: folder {path.parent} does not exist")
         size = selectors.log_size()
-        checkpoints = [checkpoint_record(c) for c in Checkpoint.objects.filter(tree_size__lte=size).order_by("tree_size")]
+        checkpoints = [
+            checkpoint_record(c)
+            for c in Checkpoint.objects.filter(tree_size__lte=size).order_by("tree_size")
+        ]
         with path.open("wb") as out:
             count = write_bundle(
                 out,

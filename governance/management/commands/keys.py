@@ -19,9 +19,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         gen = sub.add_parser("generate", help="Create a key; it becomes active if none is.")
-        gen.add_argument("--if-missing", action="store_true", help="Do nothing when a key is already active.")
-        sub.add_parser("list", help="List keys with their status and whether this process holds the private key.")
-        sub.add_parser("rotate", help="Activate a new key; the rotation event is signed by the old one.")
+        gen.add_argument(
+            "--if-missing", action="store_true", help="Do nothing when a key is already active."
+        )
+        sub.add_parser(
+            "list",
+            help="List keys with their status and whether this process holds the private key.",
+        )
+        sub.add_parser(
+            "rotate", help="Activate a new key; the rotation event is signed by the old one."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -46,7 +53,9 @@ class Command(BaseCommand):
         for key in keys:
             here = "private key here" if key.kid in held else "private key absent"
             retired = f" retired {key.retired_at:%Y-%m-%d %H:%M}" if key.retired_at else ""
-            self.stdout.write(f"{key.kid}\t{key.status}\t{key.created_at:%Y-%m-%d %H:%M}{retired}\t{here}\t{key.public_key}")
+            self.stdout.write(
+                f"{key.kid}\t{key.status}\t{key.created_at:%Y-%m-%d %H:%M}{retired}\t{here}\t{key.public_key}"
+            )
 
     def do_rotate(self, options: dict[str, Any]) -> None:
         key = key_rotate(actor=None)

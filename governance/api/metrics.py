@@ -1,0 +1,94 @@
+"""``GET /metrics``: Prometheus text exposition of the governance telemetry, computed per scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from rest_framework import permissions, renderers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import is_platform_admin
+from governance.events import selectors
+
+
+class PlainTextRenderer(renderers.BaseRenderer):
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        return data if isinstance(data, bytes) else str(data).encode()
+
+
+class IsPlatformAdminOrPublic(permissions.BasePermission):
+    message = "Metrics are for platform administrators (or set METRICS_PUBLIC=1)."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(settings.METRICS_PUBLIC or is_platform_admin(request.user))
+
+
+class GovernanceCollector:
+    """Reads the log once per scrape; a fixed handful of queries."""
+
+    def collect(self) -> Iterator[Metric]:
+        t = selectors.telemetry(days=30)
+        total = GaugeMetricFamily("governance_events_total", "Events in the governance log")
+        total.add_metric([], t["events_total"])
+        yield total
+        kinds = GaugeMetricFamily(
+            "governance_events_recent", "Events in the last 30 days by kind", labels=["kind"]
+        )
+        for kind, count in sorted(t["by_kind"].items()):
+            kinds.add_metric([kind], count)
+        yield kinds
+        tenants = GaugeMetricFamily(
+            "governance_tenant_activity", "Events in the last 30 days by tenant", labels=["tenant"]
+        )
+        for row in t["per_tenant"]:
+            tenants.add_metric([row["tenant"]], row["events"])
+        yield tenants
+        rollbacks = GaugeMetricFamily(
+            "governance_rollbacks_recent", "Rollbacks in the last 30 days"
+        )
+        rollbacks.add_metric([], t["rollbacks"])
+        yield rollbacks
+        failures = GaugeMetricFamily(
+            "governance_verification_failures", "Log verification runs that failed"
+        )
+        failures.add_metric([], t["verification_failures"])
+        yield failures
+        lead = GaugeMetricFamily(
+            "governance_publish_lead_time_hours_p50",
+            "Median hours from change opened to promoted (30 days)",
+        )
+        lead.add_metric(
+            [], t["lead_time_hours_p50"] if t["lead_time_hours_p50"] is not None else float("nan")
+        )
+        yield lead
+        checkpoint = GaugeMetricFamily(
+            "governance_checkpoint_tree_size", "Size of the newest signed checkpoint"
+        )
+        checkpoint.add_metric([], t["latest_checkpoint"].tree_size if t["latest_checkpoint"] else 0)
+        yield checkpoint
+
+
+class PrometheusMetricsView(APIView):
+    """Prometheus scrape endpoint (bearer token of a platform administrator, or public if configured)."""
+
+    permission_classes = [IsPlatformAdminOrPublic]
+    renderer_classes = [PlainTextRenderer]
+
+    def get(self, request: Request) -> Response:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(GovernanceCollector())  # type: ignore[arg-type]
+        return Response(
+            generate_latest(registry), content_type="text/plain; version=0.0.4; charset=utf-8"
+        )
