@@ -91,13 +91,13 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind}"
 
-    def get_absolute_url(self) -> str:
-        return reverse("event-detail", kwargs={"seq": self.seq})
-
     def save(self, *args: object, **kwargs: object) -> None:
         if not self._state.adding:
             raise AppendOnlyError("The event log is append-only: events cannot be updated.")
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def get_absolute_url(self) -> str:
+        return reverse("event-detail", kwargs={"seq": self.seq})
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The event log is append-only: events cannot be deleted.")
