@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from governance.merkle import node_hash
 
 GENESIS_HASH = "0" * 64
+_SIGNATURE = re.compile(r"[0-9a-f]{128}")
 BUNDLE_FORMAT = "governance-log-bundle/1"
 
 # (seq, header bytes, payload bytes, entry hash hex, key id, signature hex)
@@ -212,6 +214,8 @@ def verify_entries(
             public = keys.get(kid)
             if public is None:
                 raise VerificationFailed(seq, f"signed by unknown key {kid!r}")
+            if not _SIGNATURE.fullmatch(signature):
+                raise VerificationFailed(seq, "signature is not 64 bytes of lowercase hex")
             if all_signatures or seq > covered:
                 if not _verify_sig(public, signature, bytes.fromhex(entry_hash)):
                     raise VerificationFailed(seq, f"signature does not verify with key {kid}")
@@ -221,11 +225,9 @@ def verify_entries(
                 if problem:
                     raise VerificationFailed(seq, problem)
             if from_start:
-                try:
-                    leaf = leaf_input(entry_hash, kid, signature)
-                except ValueError:
-                    raise VerificationFailed(seq, "signature is not hex") from None
-                frontier.append(sha256(leaf_prefix + leaf).digest())
+                frontier.append(
+                    sha256(leaf_prefix + leaf_input(entry_hash, kid, signature)).digest()
+                )
                 while pending < len(sized) and sized[pending][0].tree_size == seq:
                     _check_checkpoint(sized[pending][0], sized[pending][1], frontier, keys, seq)
                     result.checkpoints_verified += 1
@@ -267,6 +269,10 @@ def _check_checkpoint(
     if public is None:
         raise VerificationFailed(
             seq, f"{label} at size {cp.tree_size} is signed by unknown key {cp.key_id!r}"
+        )
+    if not _SIGNATURE.fullmatch(cp.signature):
+        raise VerificationFailed(
+            seq, f"{label} at size {cp.tree_size}: signature is not lowercase hex"
         )
     if cp.body != checkpoint_body(cp.tree_size, cp.root_hash, cp.time):
         raise VerificationFailed(

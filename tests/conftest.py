@@ -55,6 +55,34 @@ def _signing_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     keys.clear_cache()
 
 
+APPEND_ONLY_TRIGGERS = (
+    "governance.Event:event_append_only",
+    "governance.Event:event_no_truncate",
+    "governance.Checkpoint:checkpoint_append_only",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_past_append_only_triggers() -> Iterator[None]:
+    """Transactional tests empty the database with TRUNCATE, which the event log's triggers
+    refuse (as they should in production). Only that flush is let through."""
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self: TransactionTestCase) -> None:
+        if connection.vendor != "postgresql":
+            return original(self)
+        import pgtrigger
+
+        with pgtrigger.ignore(*APPEND_ONLY_TRIGGERS):
+            return original(self)
+
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[method-assign]
+    yield
+    TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings: Any) -> None:
     """Argon2 is the real hasher (tested on its own); tests use a fast one."""

@@ -38,13 +38,20 @@ def test_grant_writes_one_chained_signed_event(acme, make_user):
     boss = make_user("boss", acme="administrator")
     alice = make_user("alice")
     before = Event.objects.count()
-    grant, _ = accounts.role_grant(user=alice, role="reviewer", tenant=acme, actor=boss, reason="rota")
+    grant, _ = accounts.role_grant(
+        user=alice, role="reviewer", tenant=acme, actor=boss, reason="rota"
+    )
     new = list(Event.objects.filter(seq__gt=before).order_by("seq"))
     assert [e.kind for e in new] == [EventKind.MEMBERSHIP_ADDED, EventKind.ROLE_GRANTED]
     event = new[-1]
     assert (event.actor, event.actor_name, event.tenant) == (boss, "boss", acme)
     assert (event.subject_type, event.subject_id) == ("accounts.rolegrant", str(grant.pk))
-    assert event.payload == {"username": "alice", "role": "reviewer", "scope": "acme", "reason": "rota"}
+    assert event.payload == {
+        "username": "alice",
+        "role": "reviewer",
+        "scope": "acme",
+        "reason": "rota",
+    }
     header = json.loads(bytes(event.header))
     # The stored bytes are exactly RFC 8785 of what they say, and the hash covers them.
     assert bytes(event.header) == rfc8785.dumps(header)
@@ -118,7 +125,9 @@ def test_channel_is_recorded(acme, make_user, client, token_client):
     boss = make_user("boss", acme="administrator")
     make_user("alice")
     make_user("carol")
-    token_client(boss).post("/api/v1/tenants/acme/grants/", {"username": "alice", "role": "reviewer"}, format="json")
+    token_client(boss).post(
+        "/api/v1/tenants/acme/grants/", {"username": "alice", "role": "reviewer"}, format="json"
+    )
     via_token = Event.objects.filter(kind=EventKind.ROLE_GRANTED, payload__username="alice").get()
     assert via_token.via.startswith("token:gov_")
     client.force_login(boss)
@@ -155,11 +164,20 @@ def test_checkpoint_signs_the_merkle_root(acme, make_user):
     make_user("alice", acme="reviewer")
     cp = checkpoint_create()
     assert cp is not None and cp.tree_size == selectors.log_size()
-    leaves = [merkle.leaf_hash(leaf_input(e.entry_hash, e.key_id, e.signature)) for e in Event.objects.order_by("seq")]
+    leaves = [
+        merkle.leaf_hash(leaf_input(e.entry_hash, e.key_id, e.signature))
+        for e in Event.objects.order_by("seq")
+    ]
     assert cp.root_hash == merkle.root_from_leaf_hashes(leaves).hex()
     key = SigningKey.objects.get(kid=cp.key_id)
-    Ed25519PublicKey.from_public_bytes(bytes.fromhex(key.public_key)).verify(bytes.fromhex(cp.signature), bytes(cp.body))
-    assert json.loads(bytes(cp.body)) == {"size": cp.tree_size, "root": cp.root_hash, "time": json.loads(bytes(cp.body))["time"]}
+    Ed25519PublicKey.from_public_bytes(bytes.fromhex(key.public_key)).verify(
+        bytes.fromhex(cp.signature), bytes(cp.body)
+    )
+    assert json.loads(bytes(cp.body)) == {
+        "size": cp.tree_size,
+        "root": cp.root_hash,
+        "time": json.loads(bytes(cp.body))["time"],
+    }
     assert checkpoint_create() is None  # nothing new: no second checkpoint
     make_user("bob", acme="reviewer")
     assert checkpoint_create().tree_size > cp.tree_size  # type: ignore[union-attr]
