@@ -268,6 +268,8 @@ SIGNING_KEY = env_str("SIGNING_KEY")
 SIGNING_KEY_AUTOGENERATE = env_bool("SIGNING_KEY_AUTOGENERATE", default=not PRODUCTION)
 CHECKPOINT_INTERVAL_SECONDS = env_int("CHECKPOINT_INTERVAL_SECONDS", 300)
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+# A verification run saves its progress every this many events.
+VERIFY_PROGRESS_EVERY = env_int("VERIFY_PROGRESS_EVERY", 10_000)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {

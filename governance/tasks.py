@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 from celery import shared_task
+from django.conf import settings
 
 from governance.events.context import channel
 from governance.events.models import VerificationRun
@@ -41,4 +42,4 @@ def verify_log(run_id: str) -> str | None:
     run = VerificationRun.objects.filter(pk=run_id).first()
     if run is None:
         return None
-    return verification_execute(run=run).status
+    return verification_execute(run=run, progress_every=settings.VERIFY_PROGRESS_EVERY).status

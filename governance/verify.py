@@ -23,7 +23,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -322,7 +322,7 @@ def write_bundle(
     return count
 
 
-def read_bundle(handle: IO[bytes]) -> tuple[dict[str, object], Iterator[Entry]]:
+def read_bundle(handle: IO[bytes]) -> tuple[dict[str, Any], Iterator[Entry]]:
     first = handle.readline()
     try:
         head = json.loads(first)
@@ -363,8 +363,8 @@ def verify_bundle(
 ) -> Result:
     try:
         head, entries = read_bundle(handle)
-        keys = {str(k["kid"]): str(k["public_key"]) for k in head.get("keys", [])}  # type: ignore[union-attr]
-        checkpoints = [CheckpointRecord.from_json(c) for c in head.get("checkpoints", [])]  # type: ignore[union-attr]
+        keys = {str(k["kid"]): str(k["public_key"]) for k in head.get("keys", [])}
+        checkpoints = [CheckpointRecord.from_json(c) for c in head.get("checkpoints", [])]
     except VerificationFailed as failure:
         return Result(False, 0, failure.seq, failure.reason)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -68,7 +68,7 @@ def _flush_past_append_only_triggers() -> Iterator[None]:
     refuse (as they should in production). Only that flush is let through."""
     from django.test import TransactionTestCase
 
-    original = TransactionTestCase._fixture_teardown
+    original = TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]
 
     def teardown(self: TransactionTestCase) -> None:
         if connection.vendor != "postgresql":
@@ -78,9 +78,9 @@ def _flush_past_append_only_triggers() -> Iterator[None]:
         with pgtrigger.ignore(*APPEND_ONLY_TRIGGERS):
             return original(self)
 
-    TransactionTestCase._fixture_teardown = teardown  # type: ignore[method-assign]
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[attr-defined]
     yield
-    TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
+    TransactionTestCase._fixture_teardown = original  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from rest_framework import permissions, renderers
@@ -86,9 +87,10 @@ class PrometheusMetricsView(APIView):
     permission_classes = [IsPlatformAdminOrPublic]
     renderer_classes = [PlainTextRenderer]
 
+    @extend_schema(exclude=True)  # Prometheus text, not part of the JSON API
     def get(self, request: Request) -> Response:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(GovernanceCollector())  # type: ignore[arg-type]
+        registry.register(GovernanceCollector())
         return Response(
             generate_latest(registry), content_type="text/plain; version=0.0.4; charset=utf-8"
         )

@@ -46,7 +46,7 @@ class CheckpointPages(CursorPagination):
 
 def _int_param(request: Request, name: str, required: bool = False) -> int | None:
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if not raw:
         if required:
             raise DomainError(f"'{name}' is required.", field=name)
         return None
@@ -67,7 +67,7 @@ def _may_run_verification(user: Any) -> bool:
     )
 
 
-class EventViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class EventViewSet(viewsets.ReadOnlyModelViewSet):
     """The log, newest first. Members see their tenants' events; platform administrators see all."""
 
     lookup_field = "seq"
@@ -117,7 +117,7 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
         return Response(VerificationRunSerializer(latest).data)
 
 
-class VerificationRunViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class VerificationRunViewSet(viewsets.ReadOnlyModelViewSet):
     """Verification runs with their progress."""
 
     serializer_class = VerificationRunSerializer
@@ -125,7 +125,7 @@ class VerificationRunViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[typ
     filter_backends: list[Any] = []
 
 
-class CheckpointViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+class CheckpointViewSet(viewsets.GenericViewSet):
     """Signed tree heads, newest first, and consistency proofs between them."""
 
     serializer_class = CheckpointSerializer
@@ -135,7 +135,7 @@ class CheckpointViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(selectors.checkpoints())
-        return self.get_paginated_response(CheckpointSerializer(page, many=True).data)
+        return self.get_paginated_response(CheckpointSerializer(page, many=True).data)  # type: ignore[arg-type]
 
     @extend_schema(request=None, responses={201: CheckpointSerializer, 200: CheckpointSerializer})
     def create(self, request: Request) -> Response:

@@ -260,10 +260,8 @@ def column_problem(event: Event) -> str | None:
         event.payload,
         event.prev_hash,
     )
-    slug = event.tenant.slug if event.tenant is not None else None
-    return _compare(
-        header, bytes(event.payload_bytes), row, {event.tenant_id: slug} if event.tenant_id else {}
-    )
+    slugs = {event.tenant_id: event.tenant.slug} if event.tenant is not None else {}
+    return _compare(header, bytes(event.payload_bytes), row, slugs)
 
 
 def _compare(

@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -46,7 +47,7 @@ def log(acme, globex, make_user):
     return cp
 
 
-def tamper(sql: str, params: list[object]) -> None:
+def tamper(sql: str, params: list[Any]) -> None:
     """What an attacker with database access would do (bypassing the PostgreSQL triggers)."""
     guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if connection.vendor == "postgresql":

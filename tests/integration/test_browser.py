@@ -124,9 +124,42 @@ def test_admin_grants_a_role_in_the_browser(page):
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (375, 740)])
 def test_pages_fit_laptop_and_phone_widths(page, width, height):
     page.set_viewport_size({"width": width, "height": height})
+    from governance.events.models import Event
+
     log_in(page, "acme-admin", "acme-admin-demo")
-    for path in ["/", "/tenants/acme/", "/account/tokens/", "/governance/"]:
+    acme_event = Event.objects.filter(tenant__slug="acme").order_by("seq").first()
+    pages = ["/", "/tenants/acme/", "/account/tokens/", "/governance/", "/governance/events/"]
+    for path in [*pages, acme_event.get_absolute_url(), "/governance/metrics/"]:
         page.goto(path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
+    assert page.errors == []
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    from tests.integration.workers import redis_broker
+
+    yield from redis_broker()
+
+
+def test_administrator_verifies_the_log_and_reads_an_event(page, broker, tmp_path):
+    from tests.integration.workers import start_worker, stop
+
+    worker = start_worker(tmp_path)
+    try:
+        log_in(page, "acme-admin", "acme-admin-demo")
+        page.get_by_role("link", name="Governance", exact=True).click()
+        page.get_by_role("button", name="Verify the log").click()
+        page.get_by_role("heading", name="Log verification").wait_for()
+        # The page refreshes itself until the worker has finished.
+        page.locator("#run-status", has_text="passed").wait_for(timeout=45_000)
+        assert page.locator("#run-result").inner_text().startswith("OK: ")
+        assert page.locator("#run-result").inner_text().endswith(" events verified")
+    finally:
+        stop(worker)
+    page.goto("/governance/events/")
+    first = page.get_by_role("row").nth(1)
+    first.get_by_role("link").first.click()
+    assert page.locator("#verification-status").inner_text() == "verified"
     assert page.errors == []

@@ -2,109 +2,33 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from django.db import transaction
 
+from accounts import services as accounts
 from governance import selectors
-from governance.celery import app
+from governance.events.models import Checkpoint, Event, VerificationRun
+from governance.events.services import verification_start
 from governance.models import WorkerHeartbeat
 from governance.tasks import heartbeat
-from tests.conftest import subprocess_database_url
-
-ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-CELERY = str(Path(sys.executable).with_name("celery"))
+from tests.integration.workers import REDIS_URL, redis_broker, start, start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def redis_broker() -> Iterator[str]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"needs Redis at {REDIS_URL} (set TEST_REDIS_URL): {exc}")
-    client.flushdb()
-    old_url, old_opts = app.conf.broker_url, app.conf.broker_transport_options
-    point_app_at(REDIS_URL, {})
-    try:
-        yield REDIS_URL
-    finally:
-        point_app_at(old_url, old_opts)
-        client.flushdb()
+def broker() -> Iterator[str]:
+    yield from redis_broker()
 
 
-def point_app_at(url: str, options: dict[str, object]) -> None:
-    """Send this process's tasks to another broker (drops the pooled connections)."""
-    app.conf.update(broker_url=url, broker_transport_options=options)
-    pool = getattr(app, "_pool", None)
-    if pool is not None:
-        pool.force_close_all()
-        app._pool = None  # type: ignore[attr-defined]
-    app.amqp._producer_pool = None  # type: ignore[attr-defined]
-
-
-def start(args: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "REDIS_URL": REDIS_URL,
-        "DATABASE_URL": subprocess_database_url(),
-        "GOVERNANCE_VAR_DIR": str(tmp_path),
-        "HEARTBEAT_INTERVAL_SECONDS": "1",
-    }
-    log = (tmp_path / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [CELERY, "-A", "governance", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 45.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
-
-
-def test_worker_runs_tasks_queued_on_commit_and_beat_keeps_time(redis_broker, tmp_path):
+def test_worker_runs_tasks_queued_on_commit_and_beat_keeps_time(broker, tmp_path):
     import redis
 
     queue = redis.Redis.from_url(REDIS_URL)
-    worker = start(
-        [
-            "worker",
-            "--pool=solo",
-            "--without-mingle",
-            "--without-gossip",
-            "-n",
-            "itest@%h",
-            "-l",
-            "INFO",
-        ],
-        tmp_path,
-        "worker",
-    )
+    worker = start_worker(tmp_path)
     try:
         # A task queued inside a transaction is sent only when it commits.
         with transaction.atomic():
@@ -125,14 +49,21 @@ def test_worker_runs_tasks_queued_on_commit_and_beat_keeps_time(redis_broker, tm
         time.sleep(2)
         assert WorkerHeartbeat.objects.get().beats == 1
 
-        # Beat schedules the heartbeat every second without anyone sending it.
+        # Beat schedules the heartbeat every second (and checkpoints) without anyone sending them.
+        accounts.tenant_create(slug="acme", name="Acme", actor=None)
         beat = start(
-            ["beat", "-l", "INFO", "-s", str(tmp_path / "beat-schedule")], tmp_path, "beat"
+            ["beat", "-l", "INFO", "-s", str(tmp_path / "beat-schedule")],
+            tmp_path,
+            "beat",
+            CHECKPOINT_INTERVAL_SECONDS="1",
         )
         try:
             assert wait_for(lambda: WorkerHeartbeat.objects.get().beats >= 3), (
                 tmp_path / "beat.log"
             ).read_text()
+            assert wait_for(
+                lambda: Checkpoint.objects.filter(tree_size=Event.objects.count()).exists()
+            ), (tmp_path / "worker.log").read_text()
         finally:
             stop(beat)
         check = selectors.check_heartbeat()
@@ -140,3 +71,22 @@ def test_worker_runs_tasks_queued_on_commit_and_beat_keeps_time(redis_broker, tm
     finally:
         stop(worker)
     assert worker.returncode is not None
+
+
+def test_worker_verifies_the_log_and_reports_progress(broker, tmp_path, make_user, acme):
+    for i in range(40):
+        accounts.role_grant(user=make_user(f"u{i}"), role="reviewer", tenant=acme, actor=None)
+    worker = start_worker(tmp_path, VERIFY_PROGRESS_EVERY="10")
+    try:
+        run = verification_start(actor=None)
+        assert run.status == VerificationRun.Status.QUEUED
+        assert wait_for(lambda: VerificationRun.objects.get(pk=run.pk).status == "passed"), (
+            tmp_path / "worker.log"
+        ).read_text()
+    finally:
+        stop(worker)
+    run.refresh_from_db()
+    total = Event.objects.count()
+    assert (run.checked, run.total, run.percent) == (total, total, 100)
+    assert run.reason == f"OK: {total} events verified"
+    assert run.started_at is not None and run.finished_at is not None
