@@ -1,11 +1,53 @@
-"""Admin for cross-cutting governance records."""
+"""Admin for cross-cutting governance records. The event log is read-only here, as everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import admin
+from django.http import HttpRequest
 
+from governance.events.models import Checkpoint, Event, SigningKey, VerificationRun
 from governance.models import WorkerHeartbeat
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = ("worker", "last_beat_at", "beats")
-    readonly_fields = ("worker", "last_beat_at", "beats")
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("seq", "time", "kind", "tenant", "actor_name", "via", "subject_label")
+    list_filter = ("kind", "tenant")
+    search_fields = ("actor_name", "subject_id", "subject_label", "entry_hash")
+    list_select_related = ("tenant",)
+    exclude = ("header", "payload_bytes")
+    show_full_result_count = False
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("tree_size", "root_hash", "time", "key_id")
+    exclude = ("body",)
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(ReadOnlyAdmin):
+    list_display = ("kid", "status", "created_at", "retired_at", "public_key")
+
+
+@admin.register(VerificationRun)
+class VerificationRunAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "status", "checked", "total", "first_bad_seq", "requested_by")

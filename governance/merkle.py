@@ -48,6 +48,42 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
     return _root(leaf_hashes)
 
 
+def perfect_levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """Every perfect subtree's hash: ``levels[h][j]`` covers leaves ``[j * 2**h, (j + 1) * 2**h)``.
+
+    About n hashes in all, after which the root of any prefix is O(log n) (see prefix_root):
+    how a verifier checks many checkpoints in one pass.
+    """
+    sha256 = hashlib.sha256
+    levels = [list(leaf_hashes)]
+    current = levels[0]
+    while len(current) > 1:
+        pairs = len(current) // 2 * 2
+        current = [
+            sha256(b"\x01" + current[i] + current[i + 1]).digest() for i in range(0, pairs, 2)
+        ]
+        levels.append(current)
+    return levels
+
+
+def prefix_root(levels: Sequence[Sequence[bytes]], size: int) -> bytes:
+    """MTH of the first ``size`` leaves, from perfect_levels: the RFC 9162 split is the binary form of size."""
+    if size == 0:
+        return EMPTY_ROOT
+    if not 0 < size <= len(levels[0]):
+        raise ValueError(f"size {size!r} is outside a tree of {len(levels[0])} leaves")
+    nodes: list[bytes] = []
+    offset = 0
+    for height in range(size.bit_length() - 1, -1, -1):
+        if size >> height & 1:
+            nodes.append(levels[height][offset >> height])
+            offset += 1 << height
+    root = nodes[-1]
+    for left in reversed(nodes[:-1]):
+        root = node_hash(left, root)
+    return root
+
+
 def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
     """PATH(index, D[n]) of RFC 9162 2.1.3.1, ordered from the leaf's sibling up to the root."""
     n = len(leaf_hashes)

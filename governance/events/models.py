@@ -104,11 +104,15 @@ class Event(models.Model):
 
 
 class EventChainHead(models.Model):
-    """The single row that holds the last sequence number and hash; locked for every append."""
+    """The single row that holds the last sequence number and hash; locked for every append.
+
+    It also names the active signing key, so an append reads everything it needs in one locked read.
+    """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)
     entry_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    key_id = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["id"]

@@ -182,3 +182,46 @@ def test_checkpoint_signs_the_merkle_root(acme, make_user):
     make_user("bob", acme="reviewer")
     assert checkpoint_create().tree_size > cp.tree_size
     assert Checkpoint.objects.count() == 2
+
+
+def test_header_bytes_are_exactly_rfc8785_for_awkward_inputs(db):
+    """The header is assembled from canonical pieces; prove it equals RFC 8785 of the whole."""
+    import random
+
+    rng = random.Random(3)
+    alphabet = [
+        '"',
+        "\\",
+        "\n",
+        "\t",
+        "é",
+        "€",
+        "𝄞",
+        "\u2028",
+        "a",
+        "Z",
+        "0",
+        " ",
+        "{",
+        "}",
+        ":",
+        ",",
+    ]
+    for i in range(60):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        payload = {
+            text: [text, i, -i * 7, True, None, {"nested": text}],
+            "n": rng.randint(-(2**40), 2**40),
+        }
+        with transaction.atomic():
+            event = event_record(
+                kind=EventKind.ROLE_GRANTED,
+                actor=None,
+                subject=("odd.type", text[:50] or "x", text),
+                payload=payload,
+                via=text[:30],
+            )
+        header = bytes(event.header)
+        assert header == rfc8785.dumps(json.loads(header)), header
+        assert json.loads(header)["subject"]["label"] == text
+        assert json.loads(bytes(event.payload_bytes)) == payload

@@ -673,3 +673,14 @@ def test_module_runs_standalone_without_django() -> None:
         [sys.executable, "-I", "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == ROOTS[1].hex()
+
+
+def test_prefix_roots_from_perfect_levels_match_the_definition():
+    rng = random.Random(7)
+    for n in [1, 2, 3, 5, 8, 13, 64, 65, 100, 257]:
+        leaves = [merkle.leaf_hash(rng.randbytes(8)) for _ in range(n)]
+        levels = merkle.perfect_levels(leaves)
+        for size in range(0, n + 1):
+            assert merkle.prefix_root(levels, size) == merkle.root_from_leaf_hashes(leaves[:size])
+        with pytest.raises(ValueError):
+            merkle.prefix_root(levels, n + 1)
