@@ -64,6 +64,10 @@ format: install
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/events.py verify --events 1000000
+	@if $(BIN)/python -m tests.pg_ready "$(PG_TEST_URL)"; then \
+	  $(BIN)/python bench/events.py append --database-url "$(PG_TEST_URL)_bench"; \
+	else echo "PostgreSQL not reachable: append benchmark skipped"; fi
 
 clean:
 	rm -rf $(VENV) var .coverage .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@
 
 Run: .venv/bin/python bench/events.py verify --events 1000000
      .venv/bin/python bench/events.py append --database-url postgres://postgres@127.0.0.1:5432/governance_bench
+     (the append benchmark drops and recreates that database)
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from governance.events.models import Checkpoint, Event, SigningKey, Verification
 from governance.models import WorkerHeartbeat
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
 from accounts import selectors, services
 from accounts.choices import Role
 from accounts.models import Tenant
-from governance.errors import DomainError
-from governance.events.context import channel
+from governance.management.base import ActionCommand
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = "Manage users, tenants, role grants and API tokens."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -79,14 +78,6 @@ class Command(BaseCommand):
         p.add_argument("--name", required=True)
 
         p = sub.add_parser("list", help="List users with their roles per tenant.")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        action = options["action"].replace("-", "_")
-        try:
-            with channel("cli"):
-                getattr(self, f"do_{action}")(options)
-        except DomainError as exc:
-            raise CommandError(str(exc)) from exc
 
     # -- actions ---------------------------------------------------------------
 

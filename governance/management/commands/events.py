@@ -6,18 +6,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from governance.errors import DomainError
 from governance.events import selectors
-from governance.events.context import channel
 from governance.events.models import Checkpoint
 from governance.events.services import checkpoint_create, checkpoint_record, verify_database
+from governance.management.base import ActionCommand
 from governance.verify import write_bundle
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = "Verify, export or checkpoint the governance event log."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -34,13 +33,6 @@ class Command(BaseCommand):
         )
         export.add_argument("--out", required=True, metavar="FILE")
         sub.add_parser("checkpoint", help="Sign the current tree head now.")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            with channel("cli"):
-                getattr(self, f"do_{options['action']}")(options)
-        except DomainError as exc:
-            raise CommandError(str(exc)) from exc
 
     def do_verify(self, options: dict[str, Any]) -> None:
         if options["from_seq"] < 1:

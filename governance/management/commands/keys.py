@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from governance.errors import DomainError
 from governance.events import keys as keystore
-from governance.events.context import channel
 from governance.events.models import SigningKey
 from governance.events.services import key_generate, key_rotate
+from governance.management.base import ActionCommand
 
 
-class Command(BaseCommand):
+class Command(ActionCommand):
     help = "Manage the Ed25519 keys that sign events and checkpoints."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,13 +28,6 @@ class Command(BaseCommand):
         sub.add_parser(
             "rotate", help="Activate a new key; the rotation event is signed by the old one."
         )
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            with channel("cli"):
-                getattr(self, f"do_{options['action']}")(options)
-        except DomainError as exc:
-            raise CommandError(str(exc)) from exc
 
     def do_generate(self, options: dict[str, Any]) -> None:
         active = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()

@@ -1,0 +1,25 @@
+"""The shape every ``manage.py <noun> <action>`` command shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from governance.errors import DomainError
+from governance.events.context import channel
+
+
+class ActionCommand(BaseCommand):
+    """Dispatches ``<action>`` to ``do_<action>(options)``, as the system via the CLI.
+
+    A broken rule (DomainError) becomes one line on stderr and exit status 1.
+    """
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = str(options["action"]).replace("-", "_")
+        try:
+            with channel("cli"):
+                getattr(self, f"do_{action}")(options)
+        except DomainError as exc:
+            raise CommandError(str(exc)) from exc
