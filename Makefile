@@ -65,8 +65,10 @@ format: install
 bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/events.py verify --events 1000000
+	$(BIN)/python bench/registry_bench.py
 	@if $(BIN)/python -m tests.pg_ready "$(PG_TEST_URL)"; then \
 	  $(BIN)/python bench/events.py append --database-url "$(PG_TEST_URL)_bench"; \
+	  $(BIN)/python bench/registry_bench.py --database-url "$(PG_TEST_URL)_bench_registry"; \
 	else echo "PostgreSQL not reachable: append benchmark skipped"; fi
 
 clean:

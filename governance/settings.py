@@ -271,6 +271,13 @@ METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 # A verification run saves its progress every this many events.
 VERIFY_PROGRESS_EVERY = env_int("VERIFY_PROGRESS_EVERY", 10_000)
 
+# --- Registry ---------------------------------------------------------------
+# Uploaded version files live in a content-addressed store (sha256/ab/abcd...).
+REGISTRY_BLOB_DIR = Path(env_str("REGISTRY_BLOB_DIR", str(VAR_DIR / "blobs")))
+REGISTRY_MAX_FILE_BYTES = env_int("REGISTRY_MAX_FILE_BYTES", 50 * 1024 * 1024)
+REGISTRY_MAX_TEXT_BYTES = env_int("REGISTRY_MAX_TEXT_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REGISTRY_MAX_TEXT_BYTES * 3
+
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -299,7 +306,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.choices.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.choices.Role",
+        "ImpactEnum": "registry.choices.ImpactChoice",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------

@@ -59,6 +59,8 @@ APPEND_ONLY_TRIGGERS = (
     "governance.Event:event_append_only",
     "governance.Event:event_no_truncate",
     "governance.Checkpoint:checkpoint_append_only",
+    "registry.Version:version_immutable",
+    "registry.VersionDependency:dependency_immutable",
 )
 
 

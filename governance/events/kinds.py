@@ -17,7 +17,9 @@ class EventKind(models.TextChoices):
     SIGNING_KEY_REGISTERED = "signing_key.registered", "Signing key registered"
     SIGNING_KEY_ROTATED = "signing_key.rotated", "Signing key rotated"
     # Registry (issue: registry)
+    ARTIFACT_CLASS_CREATED = "artifact_class.created", "Artifact class created"
     ARTIFACT_CREATED = "artifact.created", "Artifact created"
+    ARTIFACT_RECOMMENDED = "artifact.recommended_version_set", "Recommended version set"
     ARTIFACT_VERSION_PUBLISHED = "artifact.version_published", "Version published"
     PROMPT_PUBLISHED = "prompt_published", "Prompt published"
     OWNERSHIP_CHANGED = "artifact.ownership_changed", "Ownership changed"

@@ -163,3 +163,29 @@ def test_administrator_verifies_the_log_and_reads_an_event(page, broker, tmp_pat
     first.get_by_role("link").first.click()
     assert page.locator("#verification-status").inner_text() == "verified"
     assert page.errors == []
+
+
+def test_author_publishes_a_prompt_version_and_reads_the_diff(page):
+    log_in(page, "acme-author", "acme-author-demo")
+    page.get_by_role("link", name="Registry", exact=True).click()
+    page.get_by_role("link", name="prompt/acme/qualify-lead").click()
+    page.get_by_role("link", name="Publish a new version").click()
+    content = page.get_by_label("Content")
+    text = content.input_value()
+    assert "{{ region }}" in text  # edit the latest version as a new one
+    content.fill(text.replace("Region: {{ region }}\n", "").replace(" and region", ""))
+    page.get_by_label("Input variables").fill("")
+    page.get_by_label("Impact").select_option("major")
+    page.get_by_label("Why this change").fill("Region now comes from the account.")
+    page.get_by_role("button", name="Publish").click()
+    page.locator("#signature-status", has_text="verified").wait_for()
+    assert (
+        page.get_by_role("status")
+        .inner_text()
+        .startswith("Published prompt/acme/qualify-lead/3.0.0")
+    )
+    page.get_by_role("link", name="Compare with 2.0.0").click()
+    changes = page.locator("#contract-changes")
+    assert "region" in changes.inner_text() and "major" in changes.inner_text()
+    assert page.locator("table.diff del").count() >= 1
+    assert page.errors == []

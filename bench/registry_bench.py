@@ -1,0 +1,121 @@
+"""`make bench` workloads for the registry.
+
+1. publish: versions/s through `version_publish` (validate, hash, sign, write, event) on the
+   configured database (SQLite by default; pass --database-url for PostgreSQL).
+2. lookup: time to resolve `slug@version` with 10 and with 10,000 versions of one artifact
+   (one indexed query either way; the ratio should stay near 1).
+
+Run: .venv/bin/python bench/registry_bench.py [--database-url postgres://postgres@127.0.0.1:5432/governance_bench_registry]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORKER = r"""
+import os, sys, time, statistics
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+import django
+django.setup()
+from registry import services, selectors
+from registry.models import ArtifactClass
+from accounts.models import Tenant
+
+services.install_builtin_classes()
+tenant = Tenant.objects.get(slug="acme")
+cls = ArtifactClass.objects.get(slug="prompt")
+n = int(sys.argv[1])
+
+def artifact(slug):
+    return services.artifact_create(artifact_class=cls, tenant=tenant, slug=slug, title=slug, actor=None)
+
+pub = artifact("bench-publish")
+text = "Qualify leads for {{ product }}. Customer: {{ customer }}."
+start = time.perf_counter()
+for i in range(n):
+    services.version_publish(artifact=pub, content=services.Content(text=text + f" #{i}"), impact="patch", reason="bench", actor=None)
+elapsed = time.perf_counter() - start
+print(f"publish: {n} versions in {elapsed:.2f}s = {n / elapsed:.0f} versions/s")
+
+def lookup_time(slug, version, rounds=2000):
+    selectors.version_by_reference(f"{slug}@{version}", tenant="acme")
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(rounds):
+            selectors.version_by_reference(f"{slug}@{version}", tenant="acme")
+        times.append((time.perf_counter() - t) / rounds)
+    return min(times)
+
+small = artifact("bench-small")
+for i in range(10):
+    services.version_publish(artifact=small, content=services.Content(text=text + f" #{i}"), impact="patch", reason="bench", actor=None)
+big = pub  # already has n versions
+few = lookup_time("bench-small", "1.0.5")
+many = lookup_time("bench-publish", f"1.0.{n // 2}")
+print(f"lookup slug@version: 10 versions {few * 1e6:.0f}us, {n} versions {many * 1e6:.0f}us, ratio {many / few:.2f}")
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--versions", type=int, default=10_000)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL URL (the database is dropped and recreated)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
+            "GOVERNANCE_VAR_DIR": tmp,
+            "GOVERNANCE_ENV": "production",
+            "SECRET_KEY": "bench-" + "x" * 60,
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "SIGNING_KEY_AUTOGENERATE": "1",
+            "LOG_LEVEL": "WARNING",
+        }
+        if args.database_url:
+            env["DATABASE_URL"] = args.database_url
+            db = args.database_url.rsplit("/", 1)[1]
+            admin = args.database_url.rsplit("/", 1)[0] + "/postgres"
+            subprocess.run(
+                ["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db}"],
+                check=True,
+                env=env,
+                capture_output=True,
+            )
+            subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {db}"], check=True, env=env)
+        py = sys.executable
+        subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [py, "manage.py", "accounts", "tenant-add", "acme", "--name", "Acme"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        label = "PostgreSQL" if args.database_url else "SQLite"
+        print(f"registry bench on {label}, production settings")
+        subprocess.run([py, "-c", WORKER, str(args.versions)], cwd=ROOT, env=env, check=True)
+        if args.database_url:
+            subprocess.run(
+                ["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db}"],
+                check=False,
+                env=env,
+                capture_output=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Admin for the registry. Classes are added through the service; versions are read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from governance.errors import DomainError
+from registry import services
+from registry.models import Artifact, ArtifactClass, Version
+
+
+@admin.register(ArtifactClass)
+class ArtifactClassAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "content_kind", "interface_pointer", "builtin")
+    readonly_fields = ("builtin", "created_at", "created_by")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A class's slug and kind are part of every artifact's identity: fixed once made.
+        return (*self.readonly_fields, "slug", "content_kind") if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ArtifactClass, form: Any, change: bool) -> None:
+        if change:
+            obj.save(update_fields=["name", "description", "content_schema", "interface_pointer"])
+            return
+        try:
+            made = services.artifact_class_create(
+                slug=obj.slug,
+                name=obj.name,
+                content_kind=obj.content_kind,
+                content_schema=obj.content_schema,
+                interface_pointer=obj.interface_pointer,
+                description=obj.description,
+                actor=request.user,  # type: ignore[arg-type]
+            )
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        obj.pk = made.pk
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(admin.ModelAdmin):
+    list_display = ("slug", "artifact_class", "tenant", "title", "owner", "recommended_version")
+    list_filter = ("artifact_class", "tenant")
+    search_fields = ("slug", "title")
+    list_select_related = ("artifact_class", "tenant", "owner", "recommended_version")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # artifacts are created through the registry pages, API or CLI
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Version)
+class VersionAdmin(admin.ModelAdmin):
+    list_display = (
+        "artifact",
+        "version",
+        "declared_impact",
+        "created_at",
+        "created_by",
+        "manifest_sha256",
+    )
+    list_select_related = ("artifact__artifact_class", "artifact__tenant", "created_by")
+    exclude = ("manifest",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

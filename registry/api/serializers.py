@@ -1,0 +1,172 @@
+"""API shapes for artifact classes, artifacts and versions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from registry.choices import ContentKind, ImpactChoice
+from registry.models import Artifact, ArtifactClass, Version
+
+
+class ArtifactClassSerializer(serializers.ModelSerializer[ArtifactClass]):
+    class Meta:
+        model = ArtifactClass
+        fields = [
+            "slug",
+            "name",
+            "content_kind",
+            "content_schema",
+            "interface_pointer",
+            "description",
+            "builtin",
+        ]
+        read_only_fields = ["builtin"]
+
+
+class VersionSummarySerializer(serializers.ModelSerializer[Version]):
+    reference = serializers.CharField(source="path")
+    sha256 = serializers.CharField(source="manifest_sha256")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+
+    class Meta:
+        model = Version
+        fields = [
+            "version",
+            "reference",
+            "sha256",
+            "declared_impact",
+            "change_reason",
+            "created_by",
+            "created_at",
+        ]
+
+
+class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
+    artifact_class = serializers.CharField(source="artifact_class.slug")
+    tenant = serializers.CharField(source="tenant.slug")
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+    path = serializers.CharField()
+    recommended_version = serializers.CharField(source="recommended_version.version", default=None)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Artifact
+        fields = [
+            "path",
+            "artifact_class",
+            "tenant",
+            "slug",
+            "title",
+            "summary",
+            "license",
+            "owner",
+            "recommended_version",
+            "created_at",
+            "url",
+        ]
+
+    def get_url(self, obj: Artifact) -> str:
+        return f"/api/v1/artifacts/{obj.path}/"
+
+
+class ArtifactCreateSerializer(serializers.Serializer):
+    artifact_class = serializers.CharField(max_length=100)
+    tenant = serializers.CharField(max_length=63)
+    slug = serializers.CharField(max_length=100)
+    title = serializers.CharField(max_length=200)
+    summary = serializers.CharField(required=False, allow_blank=True, default="")
+    license = serializers.CharField(max_length=100, required=False, default="proprietary")
+    owner = serializers.CharField(max_length=150, required=False, allow_null=True, default=None)
+
+
+class VariableSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    required = serializers.BooleanField(default=True)  # type: ignore[assignment]
+
+
+class PublishSerializer(serializers.Serializer):
+    content = serializers.JSONField(
+        required=False, help_text="Text (prompts, templates) or JSON (rulesets, manifests)."
+    )
+    file = serializers.FileField(
+        required=False, help_text="For file classes (models, bundles); multipart."
+    )
+    impact = serializers.ChoiceField(choices=ImpactChoice.choices)
+    reason = serializers.CharField()
+    version = serializers.CharField(required=False, allow_null=True, default=None)
+    input_variables = VariableSerializer(many=True, required=False, allow_null=True, default=None)
+    metadata = serializers.JSONField(required=False, default=dict)
+    dependencies = serializers.ListField(
+        child=serializers.CharField(max_length=300), required=False, default=list
+    )
+
+    def validate_metadata(self, value: Any) -> Any:
+        if isinstance(value, str):  # multipart sends JSON as text
+            try:
+                value = json.loads(value or "{}")
+            except ValueError as exc:
+                raise serializers.ValidationError(f"not JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be an object")
+        return value
+
+
+class VersionDetailSerializer(VersionSummarySerializer):
+    artifact = serializers.CharField(source="artifact.path")
+    content = serializers.SerializerMethodField()
+    manifest = serializers.SerializerMethodField(help_text="The signed RFC 8785 bytes (UTF-8).")
+    key_id = serializers.CharField()
+    signature = serializers.CharField()
+    verified = serializers.SerializerMethodField()
+    dependencies = serializers.SerializerMethodField()
+    dependents = serializers.SerializerMethodField()
+
+    class Meta(VersionSummarySerializer.Meta):
+        fields = [
+            *VersionSummarySerializer.Meta.fields,
+            "artifact",
+            "content_kind",
+            "content",
+            "content_name",
+            "content_size",
+            "content_sha256",
+            "input_variables",
+            "detected_changes",
+            "metadata",
+            "manifest",
+            "key_id",
+            "signature",
+            "verified",
+            "dependencies",
+            "dependents",
+        ]
+
+    def get_content(self, obj: Version) -> Any:
+        if obj.content_kind == ContentKind.TEXT:
+            return obj.content_text
+        if obj.content_kind == ContentKind.JSON:
+            return obj.content_json
+        return None
+
+    def get_manifest(self, obj: Version) -> str:
+        return bytes(obj.manifest).decode()
+
+    def get_verified(self, obj: Version) -> dict[str, Any]:
+        from registry.verification import check_version
+
+        result = check_version(obj)
+        return {"ok": result.ok, "detail": result.reason}
+
+    def get_dependencies(self, obj: Version) -> list[str]:
+        return [d.reference for d in obj.dependencies.all()]
+
+    def get_dependents(self, obj: Version) -> list[str]:
+        return [
+            d.version.pinned
+            for d in obj.dependents.select_related(
+                "version__artifact__artifact_class", "version__artifact__tenant"
+            )
+        ]

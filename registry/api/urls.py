@@ -1,0 +1,18 @@
+"""Routes for the registry under /api/v1/."""
+
+from django.urls import path
+
+from registry.api import views
+
+PATH = "artifacts/<slug:cls>/<slug:tenant>/<slug:slug>/"
+urlpatterns = [
+    path("artifact-classes/", views.ArtifactClassList.as_view(), name="api-artifact-classes"),
+    path("artifacts/", views.ArtifactList.as_view(), name="api-artifacts"),
+    path("resolve/", views.Resolve.as_view(), name="api-resolve"),
+    path(PATH, views.ArtifactDetail.as_view(), name="api-artifact"),
+    path(PATH + "versions/", views.VersionList.as_view(), name="api-versions"),
+    path(PATH + "versions/<str:version>/", views.VersionDetail.as_view(), name="api-version"),
+    path(
+        PATH + "versions/<str:version>/diff/", views.VersionDiff.as_view(), name="api-version-diff"
+    ),
+]

@@ -1,0 +1,198 @@
+"""REST endpoints of the registry. Thin: selectors read, services write, errors are DomainErrors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import is_platform_admin, tenant_for_user, user_by_username
+from governance.errors import DomainError, PermissionDenied
+from registry import selectors, services
+from registry.api.serializers import (
+    ArtifactClassSerializer,
+    ArtifactCreateSerializer,
+    ArtifactSerializer,
+    PublishSerializer,
+    VersionDetailSerializer,
+    VersionSummarySerializer,
+)
+from registry.diffs import version_diff
+from registry.filtersets import ArtifactFilterSet
+from registry.models import Artifact, ArtifactClass, Version
+
+
+class ArtifactClassList(generics.ListCreateAPIView):
+    """Artifact classes; platform administrators add new ones without code."""
+
+    serializer_class = ArtifactClassSerializer
+    queryset = ArtifactClass.objects.all()
+    pagination_class = None
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = ArtifactClassSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        made = services.artifact_class_create(actor=request.user, **body.validated_data)  # type: ignore[arg-type]
+        return Response(ArtifactClassSerializer(made).data, status=status.HTTP_201_CREATED)
+
+
+class ArtifactList(generics.ListAPIView):
+    """Artifacts of your tenants: filter by class, tenant, owner, and text (`q`)."""
+
+    serializer_class = ArtifactSerializer
+    filterset_class = ArtifactFilterSet
+
+    def get_queryset(self) -> QuerySet[Artifact]:
+        if getattr(self, "swagger_fake_view", False):
+            return Artifact.objects.none()
+        return selectors.artifacts_visible_to(self.request.user)
+
+    @extend_schema(request=ArtifactCreateSerializer, responses={201: ArtifactSerializer})
+    def post(self, request: Request) -> Response:
+        body = ArtifactCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        artifact = services.artifact_create(
+            artifact_class=selectors.artifact_class_by_slug(data["artifact_class"]),
+            tenant=tenant_for_user(request.user, data["tenant"]),
+            slug=data["slug"],
+            title=data["title"],
+            summary=data["summary"],
+            license=data["license"],
+            owner=user_by_username(data["owner"]) if data["owner"] else None,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)
+
+
+class ArtifactDetail(APIView):
+    """One artifact: purpose, owner, recommended version."""
+
+    @extend_schema(responses=ArtifactSerializer)
+    def get(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
+        artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        return Response(ArtifactSerializer(artifact).data)
+
+
+class VersionList(generics.GenericAPIView):
+    """Versions of an artifact, newest first; POST publishes a new one (any member of the tenant)."""
+
+    serializer_class = VersionSummarySerializer
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    filter_backends: list[Any] = []
+
+    @extend_schema(responses=VersionSummarySerializer(many=True))
+    def get(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
+        artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        page = self.paginate_queryset(selectors.versions_of(artifact))
+        return self.get_paginated_response(VersionSummarySerializer(page, many=True).data)
+
+    @extend_schema(
+        request=PublishSerializer,
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer},
+    )
+    def post(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
+        artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        body = PublishSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        upload = data.get("file")
+        raw = data.get("content")
+        content = services.Content(
+            text=raw if isinstance(raw, str) else None,
+            data=raw if not isinstance(raw, str) else None,
+            file_bytes=upload.read() if upload is not None else None,
+            file_name=getattr(upload, "name", "") or "",
+        )
+        version, created = services.version_publish(
+            artifact=artifact,
+            content=content,
+            impact=data["impact"],
+            reason=data["reason"],
+            version=data["version"],
+            input_variables=data["input_variables"],
+            metadata=data["metadata"],
+            dependencies=data["dependencies"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(
+            VersionDetailSerializer(version).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class VersionDetail(APIView):
+    """One version: content, signed manifest, signature status, lineage. Versions never change (no PUT/PATCH/DELETE)."""
+
+    @extend_schema(responses=VersionDetailSerializer)
+    def get(self, request: Request, cls: str, tenant: str, slug: str, version: str) -> Response:
+        found = selectors.version_by_reference(
+            f"{cls}/{tenant}/{slug}/{version}", visible_to=request.user
+        )
+        return Response(VersionDetailSerializer(found).data)
+
+
+class VersionDiff(APIView):
+    """Differences between this version and `against` (another version of the same artifact, or any reference)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "against", str, required=True, description="version number or reference"
+            )
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, cls: str, tenant: str, slug: str, version: str) -> Response:
+        right = selectors.version_by_reference(
+            f"{cls}/{tenant}/{slug}/{version}", visible_to=request.user
+        )
+        against = request.query_params.get("against", "")
+        if not against:
+            raise DomainError(
+                "'against' is required: a version number or a reference.", field="against"
+            )
+        ref = (
+            f"{cls}/{tenant}/{slug}/{against}"
+            if "/" not in against and "@" not in against and ":" not in against
+            else against
+        )
+        left = selectors.version_by_reference(ref, tenant=tenant, visible_to=request.user)
+        return Response(version_diff(left, right).as_json())
+
+
+class Resolve(APIView):
+    """Resolve any reference form to one version (one indexed query)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "ref",
+                str,
+                required=True,
+                description="class/tenant/slug[/version], slug@version or slug:version#sha256",
+            ),
+            OpenApiParameter("tenant", str, description="context for short forms"),
+        ],
+        responses=VersionSummarySerializer,
+    )
+    def get(self, request: Request) -> Response:
+        ref = request.query_params.get("ref", "")
+        if not ref:
+            raise DomainError("'ref' is required.", field="ref")
+        found: Version = selectors.version_by_reference(
+            ref, tenant=request.query_params.get("tenant") or None, visible_to=request.user
+        )
+        return Response(VersionSummarySerializer(found).data)
+
+
+def require_platform_admin(user: Any) -> None:
+    if not is_platform_admin(user):
+        raise PermissionDenied("Only a platform administrator can do this.")

@@ -1,0 +1,154 @@
+"""``manage.py registry publish|bump-version|show|history|verify|import|export``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from accounts.selectors import tenant_by_slug
+from governance.errors import DomainError
+from governance.management.base import ActionCommand
+from registry import selectors, services
+from registry.choices import ContentKind
+from registry.gitsync import export_prompts, import_prompts
+from registry.models import Artifact, Version
+from registry.verification import verify_versions
+
+
+def _artifact(path: str) -> Artifact:
+    parts = path.strip("/").split("/")
+    if len(parts) != 3:
+        raise DomainError(f"'{path}' is not CLASS/TENANT/SLUG.", field="artifact")
+    return selectors.artifact_by_path(*parts)
+
+
+def _content(artifact: Artifact, file: str) -> services.Content:
+    path = Path(file)
+    if not path.is_file():
+        raise DomainError(f"No file {file}.", field="file")
+    data = path.read_bytes()
+    kind = artifact.artifact_class.content_kind
+    if kind == ContentKind.FILE:
+        return services.Content(file_bytes=data, file_name=path.name)
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        raise DomainError(f"{file} is not UTF-8 text.", field="file") from exc
+    return services.Content(text=text)
+
+
+class Command(ActionCommand):
+    help = "Publish, inspect and verify registry versions."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        for name in ("publish", "bump-version"):
+            p = sub.add_parser(
+                name,
+                help="Publish a version."
+                if name == "publish"
+                else "Dry run: print the version a publish would get.",
+            )
+            p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
+            p.add_argument("--file", required=True)
+            p.add_argument("--impact", required=True, choices=["major", "minor", "patch"])
+            p.add_argument("--version", default=None)
+            if name == "publish":
+                p.add_argument("--reason", required=True)
+                p.add_argument("--depends", nargs="*", default=[], metavar="REF")
+        p = sub.add_parser("show", help="Print a version's canonical manifest.")
+        p.add_argument("ref")
+        p.add_argument("--tenant", default=None, help="context for slug@version forms")
+        p = sub.add_parser("history", help="List an artifact's versions, newest first.")
+        p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
+        p = sub.add_parser(
+            "verify",
+            help="Re-hash and check the signature of every version (or those named) and their dependencies.",
+        )
+        p.add_argument("refs", nargs="*", metavar="REF")
+        p.add_argument("--tenant", default=None)
+        p = sub.add_parser(
+            "import",
+            help="Publish prompt files from a git checkout (prompt-templates/<group>/<slug>/<version>.md).",
+        )
+        p.add_argument("dir")
+        p.add_argument("--tenant", required=True)
+        p = sub.add_parser("export", help="Write a tenant's prompts back in the same layout.")
+        p.add_argument("dir")
+        p.add_argument("--tenant", required=True)
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        # Usage errors (bad input) exit 2 with one line, like argparse's own.
+        try:
+            return super().execute(*args, **options)
+        except CommandError as exc:
+            self.stderr.write(f"error: {exc}")
+            sys.exit(2)
+
+    def do_publish(self, o: dict[str, Any]) -> None:
+        artifact = _artifact(o["artifact"])
+        version, created = services.version_publish(
+            artifact=artifact,
+            content=_content(artifact, o["file"]),
+            impact=o["impact"],
+            reason=o["reason"],
+            version=o["version"],
+            dependencies=o["depends"],
+            actor=None,
+        )
+        self.stdout.write(
+            f"{version.path} {version.manifest_sha256}{'' if created else ' (already published)'}"
+        )
+
+    def do_bump_version(self, o: dict[str, Any]) -> None:
+        artifact = _artifact(o["artifact"])
+        plan = services.version_plan(
+            artifact=artifact,
+            content=_content(artifact, o["file"]),
+            impact=o["impact"],
+            version=o["version"],
+        )
+        detected = plan.detected.label if plan.detected else "none"
+        self.stdout.write(f"{artifact.path}/{plan.version} (detected impact: {detected})")
+        for change in plan.changes:
+            self.stdout.write(f"  {change.impact.label}: {change.description}")
+
+    def do_show(self, o: dict[str, Any]) -> None:
+        version = selectors.version_by_reference(o["ref"], tenant=o["tenant"])
+        self.stdout.write(json.dumps(json.loads(bytes(version.manifest)), indent=2, sort_keys=True))
+
+    def do_history(self, o: dict[str, Any]) -> None:
+        for v in selectors.versions_of(_artifact(o["artifact"])):
+            who = v.created_by.username if v.created_by else "system"
+            self.stdout.write(
+                f"{v.version}\t{v.declared_impact}\t{v.created_at:%Y-%m-%d %H:%M}\t{who}\t{v.manifest_sha256[:16]}\t{v.change_reason}"
+            )
+
+    def do_verify(self, o: dict[str, Any]) -> None:
+        if o["refs"]:
+            versions: Any = [
+                selectors.version_by_reference(r, tenant=o["tenant"]) for r in o["refs"]
+            ]
+        else:
+            versions = Version.objects.select_related(
+                "artifact__artifact_class", "artifact__tenant"
+            ).order_by("created_at")
+        checked, failure = verify_versions(versions)
+        if failure is not None:
+            self.stderr.write(f"FAILED: {failure.version.pinned}: {failure.reason}")
+            sys.exit(1)
+        self.stdout.write(f"OK: {checked} versions verified")
+
+    def do_import(self, o: dict[str, Any]) -> None:
+        report = import_prompts(Path(o["dir"]), tenant=tenant_by_slug(o["tenant"]))
+        self.stdout.write(
+            f"Imported {report.published} new versions, {report.unchanged} already published"
+        )
+
+    def do_export(self, o: dict[str, Any]) -> None:
+        count = export_prompts(Path(o["dir"]), tenant=tenant_by_slug(o["tenant"]))
+        self.stdout.write(f"Wrote {count} files to {o['dir']}")

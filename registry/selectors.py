@@ -1,0 +1,138 @@
+"""Reads of the registry shared by pages, the API, the CLI and services: lookups by any reference form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Membership
+from accounts.selectors import is_platform_admin
+from governance.errors import DomainError, NotFound
+from registry.models import Artifact, ArtifactClass, Version, VersionDependency
+from registry.references import Reference, ReferenceError, parse_reference
+
+
+def artifacts_visible_to(user: Any) -> QuerySet[Artifact]:
+    base = Artifact.objects.select_related(
+        "artifact_class", "tenant", "owner", "recommended_version"
+    )
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return base.none()
+    if is_platform_admin(user):
+        return base
+    tenant_ids = Membership.objects.filter(user=user, removed_at__isnull=True).values("tenant_id")
+    return base.filter(tenant_id__in=tenant_ids)
+
+
+def artifact_class_by_slug(slug: str) -> ArtifactClass:
+    found = ArtifactClass.objects.filter(slug=slug).first()
+    if found is None:
+        raise NotFound(f"No artifact class '{slug}'.", field="class")
+    return found
+
+
+def parse(text: str, *, tenant: str | None = None) -> Reference:
+    """The one parser, with its error turned into the domain error every caller understands."""
+    try:
+        return parse_reference(text, tenant=tenant)
+    except ReferenceError as exc:
+        raise DomainError(str(exc), field=getattr(exc, "field", "reference")) from exc
+
+
+def artifact_by_path(cls: str, tenant: str, slug: str, *, visible_to: Any = None) -> Artifact:
+    qs = (
+        artifacts_visible_to(visible_to)
+        if visible_to is not None
+        else Artifact.objects.select_related(
+            "artifact_class", "tenant", "owner", "recommended_version"
+        )
+    )
+    found = qs.filter(artifact_class__slug=cls, tenant__slug=tenant, slug=slug).first()
+    if found is None:
+        raise NotFound(f"No artifact {cls}/{tenant}/{slug}.", field="artifact")
+    return found
+
+
+def _version_queryset() -> QuerySet[Version]:
+    return Version.objects.select_related(
+        "artifact", "artifact__artifact_class", "artifact__tenant", "created_by"
+    )
+
+
+def version_by_reference(
+    ref: Reference | str, *, tenant: str | None = None, visible_to: Any = None
+) -> Version:
+    """Resolve any reference form to one version in a single indexed query.
+
+    ``class/tenant/slug[/version]``, ``slug@version`` and ``slug:version#sha256`` (in
+    ``tenant``'s context). Without a version, the artifact's latest version. A hash that
+    does not match is an error.
+    """
+    if isinstance(ref, str):
+        ref = parse(ref, tenant=tenant)
+    qs = _version_queryset()
+    if visible_to is not None and not is_platform_admin(visible_to):
+        tenant_ids = Membership.objects.filter(user=visible_to, removed_at__isnull=True).values(
+            "tenant_id"
+        )
+        qs = qs.filter(artifact__tenant_id__in=tenant_ids)
+    if ref.tenant is None:
+        raise DomainError(
+            f"'{ref}' needs a tenant: write class/tenant/slug/version.", field="tenant"
+        )
+    qs = qs.filter(artifact__tenant__slug=ref.tenant, artifact__slug=ref.slug)
+    if ref.class_slug:
+        qs = qs.filter(artifact__artifact_class__slug=ref.class_slug)
+    qs = qs.filter(version=ref.version) if ref.version else qs.order_by("-ordinal")
+    matches = list(qs[:2]) if ref.version else list(qs[:1])
+    if ref.version and len(matches) > 1:
+        classes = ", ".join(sorted(v.artifact.artifact_class.slug for v in matches))
+        raise DomainError(
+            f"'{ref}' is ambiguous (classes: {classes}); name the class.", field="reference"
+        )
+    if not matches:
+        raise NotFound(f"No version '{ref}'.", field="reference")
+    version = matches[0]
+    if ref.sha256 and not version.manifest_sha256.startswith(ref.sha256):
+        raise DomainError(
+            f"'{ref}' is pinned to {ref.sha256[:12]}… but {version.path} has hash {version.manifest_sha256[:12]}….",
+            field="sha256",
+        )
+    return version
+
+
+def versions_of(artifact: Artifact) -> QuerySet[Version]:
+    return (
+        Version.objects.filter(artifact=artifact)
+        .select_related("artifact__artifact_class", "artifact__tenant", "created_by")
+        .order_by("-ordinal")
+    )
+
+
+def latest_version(artifact: Artifact) -> Version | None:
+    return Version.objects.filter(artifact=artifact).order_by("-ordinal").first()
+
+
+def upstream_of(version: Version) -> QuerySet[VersionDependency]:
+    return VersionDependency.objects.filter(version=version).select_related(
+        "upstream__artifact__artifact_class", "upstream__artifact__tenant"
+    )
+
+
+def downstream_of(version: Version) -> QuerySet[VersionDependency]:
+    return VersionDependency.objects.filter(upstream=version).select_related(
+        "version__artifact__artifact_class", "version__artifact__tenant"
+    )
+
+
+def dependents_of_artifact(artifact: Artifact) -> QuerySet[VersionDependency]:
+    return VersionDependency.objects.filter(upstream__artifact=artifact).select_related(
+        "version__artifact__artifact_class", "version__artifact__tenant", "upstream"
+    )
+
+
+def search_artifacts(qs: QuerySet[Artifact], text: str) -> QuerySet[Artifact]:
+    return qs.filter(
+        Q(slug__icontains=text) | Q(title__icontains=text) | Q(summary__icontains=text)
+    )

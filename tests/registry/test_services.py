@@ -1,0 +1,357 @@
+"""Publishing: hashing, signing, immutability, idempotency, semantic versioning, lineage, events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import rfc8785
+from django.db import transaction
+
+from governance.errors import Conflict, DomainError, PermissionDenied
+from governance.events.kinds import EventKind
+from governance.events.models import Event
+from registry import selectors, services
+from registry.models import ArtifactClass, ImmutableError, Version
+from registry.verification import check_version, verify_versions
+from tests.registry.conftest import publish
+
+pytestmark = pytest.mark.django_db
+V1 = "Qualify leads for {{ product }}. Customer: {{ customer }}."
+
+
+def test_first_publish_hashes_signs_and_records(prompt, author):
+    v, created = services.version_publish(
+        artifact=prompt,
+        content=services.Content(text=V1),
+        impact="major",
+        reason="first",
+        actor=author,
+    )
+    assert created and v.version == "1.0.0" and v.ordinal == 1
+    manifest = json.loads(bytes(v.manifest))
+    assert bytes(v.manifest) == rfc8785.dumps(manifest)
+    assert v.manifest_sha256 == hashlib.sha256(bytes(v.manifest)).hexdigest()
+    assert manifest["artifact"] == "prompt/acme/qualify-lead" and manifest["version"] == "1.0.0"
+    assert manifest["content"]["sha256"] == hashlib.sha256(V1.encode()).hexdigest()
+    assert manifest["input_variables"] == [
+        {"name": "product", "required": True},
+        {"name": "customer", "required": True},
+    ]
+    assert check_version(v).ok
+    prompt.refresh_from_db()
+    assert prompt.recommended_version == v
+    kinds = list(
+        Event.objects.filter(subject_id=str(v.pk)).order_by("seq").values_list("kind", flat=True)
+    )
+    assert kinds == [EventKind.ARTIFACT_VERSION_PUBLISHED, EventKind.PROMPT_PUBLISHED]
+    published = Event.objects.get(kind=EventKind.ARTIFACT_VERSION_PUBLISHED, subject_id=str(v.pk))
+    assert published.payload["sha256"] == v.manifest_sha256 and published.actor == author
+    prompt_event = Event.objects.get(kind=EventKind.PROMPT_PUBLISHED)
+    assert (
+        prompt_event.payload["prompt"] == "qualify-lead@1.0.0"
+        and prompt_event.payload["owner"] == "author"
+    )
+
+
+def test_versions_are_immutable(prompt):
+    v = publish(prompt, V1, "major")
+    with pytest.raises(ImmutableError):
+        v.save()
+    with pytest.raises(ImmutableError):
+        v.delete()
+    with pytest.raises(ImmutableError):
+        Version.objects.filter(pk=v.pk).update(change_reason="rewritten")
+
+
+def test_republishing_identical_is_idempotent_and_different_is_409(prompt):
+    v = publish(prompt, V1, "major", version="1.0.0", reason="first")
+    events = Event.objects.count()
+    again, created = services.version_publish(
+        artifact=prompt,
+        content=services.Content(text=V1),
+        impact="major",
+        reason="first",
+        version="1.0.0",
+        actor=None,
+    )
+    assert (again.pk, created) == (v.pk, False)
+    assert Event.objects.count() == events and Version.objects.count() == 1
+    with pytest.raises(Conflict) as err:
+        publish(prompt, V1 + " Changed.", "major", version="1.0.0", reason="first")
+    assert err.value.status_code == 409 and "never change" in err.value.message
+
+
+def test_next_version_follows_declared_impact(prompt):
+    assert publish(prompt, V1, "major").version == "1.0.0"
+    assert publish(prompt, V1 + " Be brief.", "patch").version == "1.0.1"
+    assert publish(prompt, V1 + " Be brief!", "minor").version == "1.1.0"
+    assert publish(prompt, V1 + " x", "major").version == "2.0.0"
+    assert [v.version for v in selectors.versions_of(prompt)] == [
+        "2.0.0",
+        "1.1.0",
+        "1.0.1",
+        "1.0.0",
+    ]
+
+
+def test_explicit_version_must_match_impact_and_move_forward(prompt):
+    publish(prompt, V1, "major")
+    with pytest.raises(DomainError) as err:
+        publish(prompt, V1 + "!", "minor", version="2.0.0")
+    assert err.value.field == "version"
+    with pytest.raises(DomainError) as err:
+        publish(prompt, V1 + "!", "patch", version="0.9.9")
+    assert err.value.field == "version"
+    assert publish(prompt, V1 + "!", "minor", version="1.3.0").version == "1.3.0"
+
+
+def test_removing_a_variable_requires_a_major_change(prompt):
+    publish(prompt, V1, "major")
+    with pytest.raises(DomainError) as err:
+        publish(prompt, "Qualify leads for {{ product }}.", "minor")
+    assert err.value.field == "impact"
+    assert "customer" in err.value.message and "major" in err.value.message
+    assert Version.objects.count() == 1  # nothing half-written
+    v = publish(prompt, "Qualify leads for {{ product }}.", "major")
+    assert v.version == "2.0.0"
+    assert any("customer" in c["change"] and c["impact"] == "major" for c in v.detected_changes)
+
+
+def test_adding_an_optional_variable_is_minor_and_a_required_one_major(prompt):
+    publish(prompt, V1, "major")
+    optional = [{"name": "product"}, {"name": "customer"}, {"name": "region", "required": False}]
+    with pytest.raises(DomainError):
+        publish(prompt, V1 + " {{ region }}", "patch", input_variables=optional)
+    assert (
+        publish(prompt, V1 + " {{ region }}", "minor", input_variables=optional).version == "1.1.0"
+    )
+    with pytest.raises(DomainError, match="major"):
+        publish(
+            prompt,
+            V1 + " {{ region }} {{ budget }}",
+            "minor",
+            input_variables=[*optional, {"name": "budget"}],
+        )
+
+
+def test_json_interface_changes(acme, author):
+    ruleset = services.artifact_create(
+        artifact_class=ArtifactClass.objects.get(slug="routing-ruleset"),
+        tenant=acme,
+        slug="routes",
+        title="Routes",
+        actor=author,
+    )
+    schema = {
+        "type": "object",
+        "properties": {"intent": {"type": "string"}},
+        "required": ["intent"],
+    }
+    services.version_publish(
+        artifact=ruleset,
+        content=services.Content(data={"interface": schema, "rules": []}),
+        impact="major",
+        reason="x",
+        actor=None,
+    )
+    wider = {**schema, "properties": {"intent": {"type": "string"}, "lang": {"type": "string"}}}
+    v, _ = services.version_publish(
+        artifact=ruleset,
+        content=services.Content(data={"interface": wider, "rules": []}),
+        impact="minor",
+        reason="x",
+        actor=None,
+    )
+    assert v.version == "1.1.0"
+    narrower = {"type": "object", "properties": {"lang": {"type": "string"}}}
+    with pytest.raises(DomainError) as err:
+        services.version_publish(
+            artifact=ruleset,
+            content=services.Content(data={"interface": narrower, "rules": []}),
+            impact="minor",
+            reason="x",
+            actor=None,
+        )
+    assert "intent" in err.value.message and err.value.field == "impact"
+
+
+def test_json_content_is_validated_against_the_class_schema(acme, author, make_user):
+    root = make_user("root")
+    from accounts.services import role_grant
+
+    role_grant(user=root, role="administrator", tenant=None, actor=None)
+    cls = services.artifact_class_create(
+        slug="feature-config",
+        name="Feature config",
+        content_kind="json",
+        content_schema={
+            "type": "object",
+            "required": ["enabled"],
+            "properties": {"enabled": {"type": "boolean"}},
+        },
+        actor=root,
+    )
+    assert Event.objects.filter(
+        kind=EventKind.ARTIFACT_CLASS_CREATED, payload__slug="feature-config"
+    ).exists()
+    art = services.artifact_create(
+        artifact_class=cls, tenant=acme, slug="flags", title="Flags", actor=author
+    )
+    with pytest.raises(DomainError) as err:
+        services.version_publish(
+            artifact=art,
+            content=services.Content(data={"enabled": "yes"}),
+            impact="major",
+            reason="x",
+            actor=None,
+        )
+    assert err.value.field == "content" and "enabled" in err.value.message
+    with pytest.raises(DomainError) as err:
+        services.version_publish(
+            artifact=art,
+            content=services.Content(text="{not json"),
+            impact="major",
+            reason="x",
+            actor=None,
+        )
+    assert "not valid JSON" in err.value.message
+    with pytest.raises(PermissionDenied):
+        services.artifact_class_create(slug="nope", name="x", content_kind="text", actor=author)
+    with pytest.raises(DomainError) as err:
+        services.artifact_class_create(
+            slug="bad", name="x", content_kind="json", content_schema={"type": 12}, actor=root
+        )
+    assert err.value.field == "content_schema"
+
+
+def test_files_go_to_the_content_addressed_store_with_a_size_limit(
+    globex, make_user, settings, tmp_path
+):
+    settings.REGISTRY_BLOB_DIR = tmp_path
+    settings.REGISTRY_MAX_FILE_BYTES = 10
+    model = services.artifact_create(
+        artifact_class=ArtifactClass.objects.get(slug="model"),
+        tenant=globex,
+        slug="clf",
+        title="Classifier",
+        actor=None,
+    )
+    v, _ = services.version_publish(
+        artifact=model,
+        content=services.Content(file_bytes=b"weights", file_name="w.bin"),
+        impact="major",
+        reason="x",
+        actor=None,
+    )
+    digest = hashlib.sha256(b"weights").hexdigest()
+    assert (
+        v.content_sha256 == digest and (tmp_path / digest[:2] / digest).read_bytes() == b"weights"
+    )
+    assert check_version(v).ok
+    with pytest.raises(DomainError) as err:
+        services.version_publish(
+            artifact=model,
+            content=services.Content(file_bytes=b"x" * 11),
+            impact="major",
+            reason="x",
+            actor=None,
+        )
+    assert err.value.field == "file" and "limit is 10" in err.value.message
+    (tmp_path / digest[:2] / digest).write_bytes(b"tampered")
+    assert not check_version(v).ok
+
+
+def test_dependencies_must_exist_and_match_their_hash(acme, author, prompt_class):
+    tone = services.artifact_create(
+        artifact_class=prompt_class, tenant=acme, slug="tone", title="Tone", actor=author
+    )
+    t1 = publish(tone, "Be nice.", "major")
+    target = services.artifact_create(
+        artifact_class=prompt_class, tenant=acme, slug="reply", title="Reply", actor=author
+    )
+    v = publish(target, "Reply.", "major", dependencies=[f"tone:1.0.0#{t1.manifest_sha256}"])
+    assert [d.upstream for d in selectors.upstream_of(v)] == [t1]
+    assert [d.version for d in selectors.downstream_of(t1)] == [v]
+    for bad, message in [
+        ("tone@1.0.0", "must be pinned"),
+        (f"tone:1.0.0#{'0' * 64}", "pinned to"),
+        (f"ghost:1.0.0#{t1.manifest_sha256}", "No version"),
+    ]:
+        with pytest.raises(DomainError) as err:
+            publish(target, "Reply!", "minor", dependencies=[bad])
+        assert err.value.field == "dependencies" and message in err.value.message, err.value.message
+    assert Version.objects.filter(artifact=target).count() == 1
+
+
+def test_only_members_may_author(prompt, make_user, globex):
+    outsider = make_user("out", globex="administrator")
+    with pytest.raises(PermissionDenied):
+        services.version_publish(
+            artifact=prompt,
+            content=services.Content(text="x"),
+            impact="major",
+            reason="x",
+            actor=outsider,
+        )
+
+
+def test_lookup_by_every_reference_form(prompt, acme):
+    v = publish(prompt, V1, "major")
+    for text, tenant in [
+        ("prompt/acme/qualify-lead/1.0.0", None),
+        ("prompt/acme/qualify-lead", None),
+        ("qualify-lead@1.0.0", "acme"),
+        (f"qualify-lead:1.0.0#{v.manifest_sha256}", "acme"),
+    ]:
+        assert selectors.version_by_reference(text, tenant=tenant) == v
+    with pytest.raises(DomainError) as err:
+        selectors.version_by_reference(f"qualify-lead:1.0.0#{'a' * 64}", tenant="acme")
+    assert err.value.field == "sha256"
+    with pytest.raises(DomainError):
+        selectors.version_by_reference("qualify-lead@1.0", tenant="acme")
+
+
+def test_lookup_is_one_query(prompt, django_assert_num_queries):
+    v = publish(prompt, V1, "major")
+    for i in range(5):
+        publish(prompt, V1 + str(i), "patch")
+    with django_assert_num_queries(1):
+        assert selectors.version_by_reference("qualify-lead@1.0.0", tenant="acme").pk == v.pk
+
+
+def test_pack_verification_walks_dependencies(acme, author, prompt_class):
+
+    tone = services.artifact_create(
+        artifact_class=prompt_class, tenant=acme, slug="tone", title="Tone", actor=author
+    )
+    t1 = publish(tone, "Be nice.", "major")
+    target = services.artifact_create(
+        artifact_class=prompt_class, tenant=acme, slug="reply", title="Reply", actor=author
+    )
+    v = publish(target, "Reply.", "major", dependencies=[t1.pinned])
+    assert verify_versions([v]) == (2, None)
+    guard = __import__("contextlib").nullcontext()
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        import pgtrigger
+
+        guard = pgtrigger.ignore("registry.Version:version_immutable")
+    with guard, connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE registry_version SET content_text = %s WHERE id = %s",
+            ["Be mean.", t1.pk.hex if connection.vendor == "sqlite" else str(t1.pk)],
+        )
+    _checked, failure = verify_versions([Version.objects.get(pk=v.pk)])
+    assert failure is not None and failure.version.pk == t1.pk and "content" in failure.reason
+
+
+def test_publish_is_atomic(prompt):
+    publish(prompt, V1, "major")
+    before = (Version.objects.count(), Event.objects.count())
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish(prompt, V1 + "!", "minor")
+        raise RuntimeError("boom")
+    assert (Version.objects.count(), Event.objects.count()) == before
