@@ -13,6 +13,10 @@ from typing import Literal
 RowKind = Literal["equal", "replace", "delete", "insert"]
 ChangeKind = Literal["added", "removed", "changed"]
 
+# Above these sizes (old x new items) exact alignment costs seconds; see text_diff.
+MAX_LINE_PAIRS = 4_000_000
+MAX_WORD_PAIRS = 250_000
+
 _TOKEN_RE = re.compile(r"\s+|\S+")
 _PLAIN_KEY_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]*")
 
@@ -71,15 +75,40 @@ def _merge(pieces: Iterable[tuple[str, bool]]) -> tuple[Segment, ...]:
     return tuple(merged)
 
 
+def _common_ends(old: Sequence[str], new: Sequence[str]) -> tuple[int, int]:
+    """Lengths of the common prefix and (non-overlapping) common suffix."""
+    limit = min(len(old), len(new))
+    prefix = 0
+    while prefix < limit and old[prefix] == new[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and old[-1 - suffix] == new[-1 - suffix]:
+        suffix += 1
+    return prefix, suffix
+
+
 def _word_diff(old: str, new: str) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
     old_tokens, new_tokens = _TOKEN_RE.findall(old), _TOKEN_RE.findall(new)
-    matcher = difflib.SequenceMatcher(None, old_tokens, new_tokens, autojunk=False)
-    left: list[tuple[str, bool]] = []
-    right: list[tuple[str, bool]] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        changed = tag != "equal"
-        left.append(("".join(old_tokens[i1:i2]), changed))
-        right.append(("".join(new_tokens[j1:j2]), changed))
+    prefix, suffix = _common_ends(old_tokens, new_tokens)
+    old_middle = old_tokens[prefix : len(old_tokens) - suffix]
+    new_middle = new_tokens[prefix : len(new_tokens) - suffix]
+    head = ("".join(old_tokens[:prefix]), False)
+    old_tail = ("".join(old_tokens[len(old_tokens) - suffix :]), False)
+    new_tail = ("".join(new_tokens[len(new_tokens) - suffix :]), False)
+    left: list[tuple[str, bool]] = [head]
+    right: list[tuple[str, bool]] = [head]
+    if len(old_middle) * len(new_middle) > MAX_WORD_PAIRS:
+        # SequenceMatcher is quadratic; a long minified line must not stall the diff page.
+        left.append(("".join(old_middle), True))
+        right.append(("".join(new_middle), True))
+    else:
+        matcher = difflib.SequenceMatcher(None, old_middle, new_middle, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            changed = tag != "equal"
+            left.append(("".join(old_middle[i1:i2]), changed))
+            right.append(("".join(new_middle[j1:j2]), changed))
+    left.append(old_tail)
+    right.append(new_tail)
     return _merge(left), _merge(right)
 
 
@@ -94,8 +123,11 @@ def _inserted(line: str, number: int) -> Row:
 def text_diff(old: str, new: str) -> list[Row]:
     """Align lines with difflib; paired replaced lines get word-level segments."""
     before, after = split_lines(old), split_lines(new)
-    # autojunk would treat frequent lines (blank lines, braces) as noise and misalign long texts.
-    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    prefix, suffix = _common_ends(before, after)
+    middle = (len(before) - prefix - suffix) * (len(after) - prefix - suffix)
+    # autojunk treats frequent lines (blank lines, braces) as noise and misaligns long texts, but
+    # without it SequenceMatcher is quadratic; only huge changed regions get the heuristic.
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=middle > MAX_LINE_PAIRS)
     rows: list[Row] = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
@@ -111,6 +143,11 @@ def text_diff(old: str, new: str) -> list[Row]:
             paired = min(i2 - i1, j2 - j1)
             for offset in range(paired):
                 i, j = i1 + offset, j1 + offset
+                if before[i] == after[j]:
+                    # Only under autojunk: lines it ignored as junk are left inside replace blocks.
+                    segment = (Segment(before[i], False),)
+                    rows.append(Row("equal", i + 1, j + 1, segment, segment))
+                    continue
                 left, right = _word_diff(before[i], after[j])
                 rows.append(Row("replace", i + 1, j + 1, left, right))
             rows.extend(_deleted(before[i], i + 1) for i in range(i1 + paired, i2))
