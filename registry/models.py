@@ -155,7 +155,7 @@ class Version(models.Model):
     objects = ImmutableQuerySet.as_manager()
 
     class Meta:
-        ordering = ["artifact", "-ordinal"]
+        ordering = ["artifact_id", "-ordinal"]
         constraints = [
             models.UniqueConstraint(
                 fields=["artifact", "version"], name="version_unique_per_artifact"

@@ -84,7 +84,8 @@ def version_by_reference(
     qs = qs.filter(artifact__tenant__slug=ref.tenant, artifact__slug=ref.slug)
     if ref.class_slug:
         qs = qs.filter(artifact__artifact_class__slug=ref.class_slug)
-    qs = qs.filter(version=ref.version) if ref.version else qs.order_by("-ordinal")
+    # One indexed query: (tenant, slug) finds the artifact, (artifact, version) the version.
+    qs = qs.filter(version=ref.version).order_by() if ref.version else qs.order_by("-ordinal")
     matches = list(qs[:2]) if ref.version else list(qs[:1])
     if ref.version and len(matches) > 1:
         classes = ", ".join(sorted(v.artifact.artifact_class.slug for v in matches))

@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.choices import Role
@@ -452,32 +452,26 @@ def version_publish(
     }
     manifest = canonical(manifest_obj)
     manifest_sha256 = hashlib.sha256(manifest).hexdigest()
-    try:
-        with transaction.atomic():
-            published = Version.objects.create(
-                artifact=artifact,
-                version=number,
-                ordinal=artifact.latest_ordinal + 1,
-                content_kind=cls.content_kind,
-                content_sha256=content_sha256,
-                input_variables=variables,
-                change_reason=reason.strip(),
-                declared_impact=declared.label,
-                detected_changes=manifest_obj["detected_changes"],
-                metadata=meta,
-                manifest=manifest,
-                manifest_sha256=manifest_sha256,
-                key_id=key.kid,
-                signature=keystore.sign(key.kid, bytes.fromhex(manifest_sha256)),
-                created_at=now,
-                created_by=actor,
-                **fields,
-            )
-    except IntegrityError as exc:
-        raise Conflict(
-            f"{artifact.path}/{number} was published at the same moment; try again.",
-            field="version",
-        ) from exc
+    # The artifact row is locked, so (artifact, ordinal) and (artifact, version) are free.
+    published = Version.objects.create(
+        artifact=artifact,
+        version=number,
+        ordinal=artifact.latest_ordinal + 1,
+        content_kind=cls.content_kind,
+        content_sha256=content_sha256,
+        input_variables=variables,
+        change_reason=reason.strip(),
+        declared_impact=declared.label,
+        detected_changes=manifest_obj["detected_changes"],
+        metadata=meta,
+        manifest=manifest,
+        manifest_sha256=manifest_sha256,
+        key_id=key.kid,
+        signature=keystore.sign(key.kid, bytes.fromhex(manifest_sha256)),
+        created_at=now,
+        created_by=actor,
+        **fields,
+    )
     for pinned, upstream in deps:
         VersionDependency.objects.create(version=published, upstream=upstream, reference=pinned)
     Artifact.objects.filter(pk=artifact.pk).update(
