@@ -93,3 +93,14 @@ def test_embedded_default_is_sqlite_and_filesystem_broker():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["django.db.backends.sqlite3", "filesystem://"]
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)  # exits 1 on drift
+    assert "No changes detected" in out.getvalue()
