@@ -24,7 +24,7 @@ from accounts.selectors import has_role, is_member, is_platform_admin
 from governance.errors import Conflict, DomainError, PermissionDenied
 from governance.events import keys as keystore
 from governance.events.kinds import EventKind
-from governance.events.services import active_key, canonical, event_record
+from governance.events.services import EventSpec, active_key, canonical, event_record, events_record
 from registry import selectors
 from registry.choices import BUILTIN_CLASSES, ContentKind
 from registry.models import SLUG_RE, Artifact, ArtifactClass, Version, VersionDependency
@@ -456,7 +456,7 @@ def version_publish(
     published = Version.objects.create(
         artifact=artifact,
         version=number,
-        ordinal=artifact.latest_ordinal + 1,
+        ordinal=(previous.ordinal if previous else 0) + 1,
         content_kind=cls.content_kind,
         content_sha256=content_sha256,
         input_variables=variables,
@@ -474,10 +474,9 @@ def version_publish(
     )
     for pinned, upstream in deps:
         VersionDependency.objects.create(version=published, upstream=upstream, reference=pinned)
-    Artifact.objects.filter(pk=artifact.pk).update(
-        latest_ordinal=published.ordinal,
-        recommended_version=artifact.recommended_version_id or published.pk,
-    )
+    if artifact.recommended_version_id is None:
+        # The first version is recommended until its owner or an administrator picks another.
+        Artifact.objects.filter(pk=artifact.pk).update(recommended_version=published.pk)
     payload = {
         "path": published.path,
         "version": number,
@@ -487,27 +486,32 @@ def version_publish(
         "detected_changes": manifest_obj["detected_changes"],
         "dependencies": manifest_obj["dependencies"],
     }
-    event_record(
-        kind=EventKind.ARTIFACT_VERSION_PUBLISHED,
-        actor=actor,
-        tenant=artifact.tenant,
-        subject=published,
-        payload=payload,
-    )
-    if cls.slug == "prompt":
-        event_record(
-            kind=EventKind.PROMPT_PUBLISHED,
-            actor=actor,
+    specs = [
+        EventSpec(
+            EventKind.ARTIFACT_VERSION_PUBLISHED,
+            actor,
             tenant=artifact.tenant,
             subject=published,
-            payload={
-                "prompt": f"{artifact.slug}@{number}",
-                "rationale": published.change_reason,
-                "owner": artifact.owner.username if artifact.owner else None,
-                "related_manifests": manifest_obj["dependencies"]
-                + list(meta.get("template_refs", [])),
-            },
+            payload=payload,
         )
+    ]
+    if cls.slug == "prompt":
+        specs.append(
+            EventSpec(
+                EventKind.PROMPT_PUBLISHED,
+                actor,
+                tenant=artifact.tenant,
+                subject=published,
+                payload={
+                    "prompt": f"{artifact.slug}@{number}",
+                    "rationale": published.change_reason,
+                    "owner": artifact.owner.username if artifact.owner else None,
+                    "related_manifests": manifest_obj["dependencies"]
+                    + list(meta.get("template_refs", [])),
+                },
+            )
+        )
+    events_record(specs)  # both under one lock of the chain head
     return published, True
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +78,18 @@ def active_key() -> SigningKey:
     return key_generate(actor=None)
 
 
+@dataclass
+class EventSpec:
+    """One event to append (see ``events_record``)."""
+
+    kind: str
+    actor: Any | None
+    tenant: Any | None = None
+    subject: Subject = None
+    payload: dict[str, Any] | None = None
+    via: str | None = None
+
+
 def event_record(
     *,
     kind: str,
@@ -88,20 +101,63 @@ def event_record(
 ) -> Event:
     """Append one event to the log, inside the caller's transaction.
 
-    Locks the chain head (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's
-    write lock does the same), so concurrent appends never fork the chain or
-    leave a gap; a rolled-back caller takes its event with it. This is the
-    hottest write path of the product, so it talks SQL directly: one locked
-    read, then the insert and the head update (one round trip on PostgreSQL).
+    Locks the chain head (an advisory lock and ``SELECT ... FOR UPDATE`` on
+    PostgreSQL; SQLite's write lock does the same), so concurrent appends never
+    fork the chain or leave a gap; a rolled-back caller takes its event with it.
+    """
+    return events_record([EventSpec(kind, actor, tenant, subject, payload, via)])[0]
+
+
+def events_record(specs: Sequence[EventSpec]) -> list[Event]:
+    """Append several events in order under one lock of the chain head.
+
+    This is the hottest write path of the product, so it talks SQL directly: one
+    locked read of the head, then one statement that inserts every event and moves
+    the head (PostgreSQL; SQLite takes a statement per row).
     """
     if not connection.in_atomic_block:
         raise RuntimeError("event_record must be called inside the transaction of its state change")
-    if kind not in EventKind.values:
-        raise DomainError(f"Unknown event kind '{kind}'.", field="kind")
-    payload = payload or {}
+    drafts = [_draft(spec) for spec in specs]
+    head_seq, head_hash, kid = _lock_head()
+    if not kid:
+        # First append since the head was (re)created: find the key (in development this may
+        # generate one, which appends its own registration), then read the head again.
+        kid = active_key().kid
+        EventChainHead.objects.filter(pk=1).update(key_id=kid)
+        head_seq, head_hash, kid = _lock_head()
+    events = []
+    for event, before, after in drafts:
+        head_seq += 1
+        event.seq = head_seq
+        event.time = timezone.now()
+        event.header = b'%s,"prev":"%s","seq":%d,%s,"time":"%s","v":1}' % (
+            before,
+            head_hash.encode(),
+            event.seq,
+            after,
+            _iso(event.time).encode(),
+        )
+        event.prev_hash = head_hash
+        event.entry_hash = hashlib.sha256(event.header).hexdigest()
+        event.key_id = kid
+        event.signature = keystore.sign(kid, bytes.fromhex(event.entry_hash))
+        head_hash = event.entry_hash
+        events.append(event)
+    _insert_and_advance(events)
+    return events
+
+
+def _draft(spec: EventSpec) -> tuple[Event, bytes, bytes]:
+    """Everything about an event that does not depend on the chain, prepared before the lock."""
+    if spec.kind not in EventKind.values:
+        raise DomainError(f"Unknown event kind '{spec.kind}'.", field="kind")
+    actor, tenant = spec.actor, spec.tenant
+    payload = spec.payload or {}
     payload_bytes = canonical(payload)
-    subject_type, subject_id, subject_label = _subject_fields(subject)
-    channel = (via if via is not None else current_channel()) or ("system" if actor is None else "")
+    subject_type, subject_id, subject_label = _subject_fields(spec.subject)
+    channel = (spec.via if spec.via is not None else current_channel()) or (
+        "system" if actor is None else ""
+    )
     actor_name = actor.get_username() if actor is not None else ""
     # RFC 8785 sorts keys: actor, kind, payload_sha256 | prev, seq | subject, tenant | time, v.
     # Everything but prev, seq and time is canonicalised before the head is locked, so the
@@ -114,7 +170,7 @@ def event_record(
                 "name": actor_name or None,
                 "via": channel,
             },
-            "kind": kind,
+            "kind": spec.kind,
             "payload_sha256": hashlib.sha256(payload_bytes).hexdigest(),
         }
     )[:-1]
@@ -127,7 +183,7 @@ def event_record(
         }
     )[1:-1]
     event = Event(
-        kind=kind,
+        kind=spec.kind,
         tenant=tenant,
         actor=actor,
         actor_name=actor_name,
@@ -138,29 +194,7 @@ def event_record(
         payload=payload,
         payload_bytes=payload_bytes,
     )
-    prepared = _PreparedInsert(event)
-    head_seq, head_hash, kid = _lock_head()
-    if not kid:
-        # First append since the head was (re)created: find the key (in development this may
-        # generate one, which appends its own registration), then read the head again.
-        kid = active_key().kid
-        EventChainHead.objects.filter(pk=1).update(key_id=kid)
-        head_seq, head_hash, kid = _lock_head()
-    event.seq = head_seq + 1
-    event.time = timezone.now()
-    event.header = b'%s,"prev":"%s","seq":%d,%s,"time":"%s","v":1}' % (
-        before,
-        head_hash.encode(),
-        event.seq,
-        after,
-        _iso(event.time).encode(),
-    )
-    event.prev_hash = head_hash
-    event.entry_hash = hashlib.sha256(event.header).hexdigest()
-    event.key_id = kid
-    event.signature = keystore.sign(kid, bytes.fromhex(event.entry_hash))
-    prepared.execute(event)
-    return event
+    return event, before, after
 
 
 def _head_table() -> str:
@@ -187,42 +221,32 @@ def _lock_head() -> tuple[int, str, str]:
     return head.seq, head.entry_hash, head.key_id
 
 
-#: Fields only known once the head is locked; the rest are prepared before taking the lock.
-_LATE_FIELDS = ("seq", "time", "header", "prev_hash", "entry_hash", "key_id", "signature")
-
-
-class _PreparedInsert:
-    """The INSERT of one event, with everything but the late fields adapted ahead of the lock."""
-
-    def __init__(self, event: Event):
-        qn = connection.ops.quote_name
-        self.fields = Event._meta.concrete_fields
-        self.late = [(i, f) for i, f in enumerate(self.fields) if f.attname in _LATE_FIELDS]
-        self.values = [
-            None
-            if f.attname in _LATE_FIELDS
-            else f.get_db_prep_save(getattr(event, f.attname), connection)
-            for f in self.fields
-        ]
-        columns = ", ".join(qn(f.column) for f in self.fields)
-        placeholders = ", ".join(["%s"] * len(self.fields))
-        self.insert = f"INSERT INTO {qn(Event._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
-        self.advance = f"UPDATE {_head_table()} SET seq = %s, entry_hash = %s WHERE id = 1"  # noqa: S608
-
-    def execute(self, event: Event) -> None:
-        """INSERT the event and move the head: one statement on PostgreSQL, two on SQLite."""
-        values = list(self.values)
-        for i, f in self.late:
-            values[i] = f.get_db_prep_save(getattr(event, f.attname), connection)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    f"WITH appended AS ({self.insert} RETURNING 1) {self.advance}",
-                    [*values, event.seq, event.entry_hash],
-                )
-            else:
-                cursor.execute(self.insert, values)
-                cursor.execute(self.advance, [event.seq, event.entry_hash])
+def _insert_and_advance(events: Sequence[Event]) -> None:
+    """INSERT the events and move the head: one statement on PostgreSQL."""
+    qn = connection.ops.quote_name
+    fields = Event._meta.concrete_fields
+    columns = ", ".join(qn(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    values: list[Any] = []
+    for event in events:
+        values.extend(f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields)
+    table = qn(Event._meta.db_table)
+    advance = f"UPDATE {_head_table()} SET seq = %s, entry_hash = %s WHERE id = 1"  # noqa: S608
+    last = events[-1]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            insert = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(events))}"  # noqa: S608
+            cursor.execute(
+                f"WITH appended AS ({insert} RETURNING 1) {advance}",
+                [*values, last.seq, last.entry_hash],
+            )
+        else:
+            insert = f"INSERT INTO {table} ({columns}) VALUES {row}"  # noqa: S608
+            width = len(fields)
+            for i in range(len(events)):
+                cursor.execute(insert, values[i * width : (i + 1) * width])
+            cursor.execute(advance, [last.seq, last.entry_hash])
+    for event in events:
         event._state.adding = False
         event._state.db = connection.alias
 
