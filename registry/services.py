@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,11 @@ def _require_author(actor: User | None, tenant: Tenant) -> None:
     raise PermissionDenied(f"Only members of '{tenant.slug}' can publish there.")
 
 
+def _check_slug(slug: str) -> None:
+    if not re.match(SLUG_RE, slug or ""):
+        raise DomainError("Use lowercase letters, digits and hyphens (1-100).", field="slug")
+
+
 def install_builtin_classes() -> int:
     """Make sure the built-in classes exist (idempotent; the migration does the same)."""
     made = 0
@@ -81,12 +87,9 @@ def artifact_class_create(
     description: str = "",
 ) -> ArtifactClass:
     """Add a class without code (platform administrators)."""
-    import re
-
     if actor is not None and not is_platform_admin(actor):
         raise PermissionDenied("Only a platform administrator can add artifact classes.")
-    if not re.match(SLUG_RE, slug or ""):
-        raise DomainError("Use lowercase letters, digits and hyphens (1-100).", field="slug")
+    _check_slug(slug)
     if content_kind not in ContentKind.values:
         raise DomainError(
             f"Content kind must be one of: {', '.join(ContentKind.values)}.", field="content_kind"
@@ -136,11 +139,8 @@ def artifact_create(
     license: str = "proprietary",
     owner: User | None = None,
 ) -> Artifact:
-    import re
-
     _require_author(actor, tenant)
-    if not re.match(SLUG_RE, slug or ""):
-        raise DomainError("Use lowercase letters, digits and hyphens (1-100).", field="slug")
+    _check_slug(slug)
     if not (title or "").strip():
         raise DomainError("An artifact needs a title that says what it is for.", field="title")
     owner = owner or actor
