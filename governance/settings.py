@@ -259,6 +259,12 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "governance@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+#: Base address put in front of links in emails.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+
+# --- Reviews ------------------------------------------------------------------
+#: How long a password confirmation lets a person sign off without asking again.
+REVIEWS_REAUTH_SECONDS = env_int("REVIEWS_REAUTH_SECONDS", 300)
 
 # --- Signing keys (used by the event log and the registry) ------------------
 # A directory of Ed25519 keys, or a single key given inline in the environment.

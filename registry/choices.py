@@ -19,6 +19,17 @@ class ImpactChoice(models.TextChoices):
     MAJOR = "major", "Major"
 
 
+class Stage(models.TextChoices):
+    """Where a version stands in the lifecycle (learning-artifact-lifecycle.md)."""
+
+    DRAFT = "draft", "Draft"
+    EVALUATED = "evaluated", "Evaluated"
+    APPROVED = "approved", "Approved"
+    ACTIVE = "active", "Active"
+    DEPRECATED = "deprecated", "Deprecated"
+    SIMULATION_ONLY = "simulation_only", "Simulation-only"
+
+
 #: Built-in artifact classes: (slug, name, content kind, interface pointer, description).
 BUILTIN_CLASSES: list[tuple[str, str, str, str, str]] = [
     ("prompt", "Prompt", "text", "", "A system or task prompt, with declared input variables."),
@@ -71,4 +82,11 @@ BUILTIN_CLASSES: list[tuple[str, str, str, str, str]] = [
     ("mapping", "Mapping / crosswalk", "json", "/interface", "A mapping between vocabularies."),
     ("overlay-proposal", "Overlay proposal", "json", "", "A proposed overlay on a base artifact."),
     ("service-run-bundle", "Service run bundle", "file", "", "Packaged evidence of a service run."),
+    (
+        "policy-pack",
+        "Policy pack",
+        "json",
+        "",
+        "Prohibited-content and personal-data patterns the template policy check applies.",
+    ),
 ]

@@ -17,7 +17,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from registry.choices import ContentKind, ImpactChoice
+from registry.choices import ContentKind, ImpactChoice, Stage
 
 SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 slug_validator = RegexValidator(SLUG_RE, "Use lowercase letters, digits and hyphens (1-100).")
@@ -91,6 +91,14 @@ class Artifact(models.Model):
     )
     recommended_version = models.ForeignKey(
         "Version", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    active_version = models.ForeignKey(
+        "Version",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Set only by promoting a change request or by a rollback.",
     )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
@@ -212,3 +220,22 @@ class VersionDependency(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} -> {self.upstream}"
+
+
+class VersionState(models.Model):
+    """Where a version stands in the lifecycle; the version itself never changes, so this row does.
+
+    A version without a row is a draft. Every change of stage is also an event.
+    """
+
+    version = models.OneToOneField(
+        Version, primary_key=True, on_delete=models.PROTECT, related_name="state"
+    )
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.DRAFT)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["version"]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}: {self.stage}"

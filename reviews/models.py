@@ -1,1 +1,346 @@
-"""Models of the reviews app (added as its issue lands)."""
+"""Change requests: what is proposed, who approved it (bound to hashes), checks and evidence, promotions.
+
+A change request (``CR-2026-0042``) proposes one or more registry versions, each
+replacing the artifact's active version. Approvals are bound to the hash of what
+was proposed and its evidence, so revising either voids them. Checks and
+evaluation reports are kept as evidence. Promotions and rollbacks are
+``Activation`` rows: the history of which version was active when, and why.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from reviews.choices import (
+    ActivationKind,
+    ChangeStatus,
+    CheckKind,
+    CheckStatus,
+    Decision,
+    Requirement,
+)
+
+USER = settings.AUTH_USER_MODEL
+
+
+class ApprovalPolicy(models.Model):
+    """Who must approve which change: rules as data, one immutable row per edit (tenant empty = platform default)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        "accounts.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="approval_policies",
+    )
+    number = models.PositiveIntegerField(help_text="1, 2, 3... per tenant: the policy's version.")
+    rules = models.JSONField()
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["tenant_id", "-number"]
+        verbose_name_plural = "approval policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "number"], name="approval_policy_unique_number"
+            ),
+            models.UniqueConstraint(
+                fields=["number"],
+                condition=Q(tenant__isnull=True),
+                name="approval_policy_unique_default_number",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.tenant.slug if self.tenant is not None else "default"
+        return f"approval policy {scope} v{self.number}"
+
+
+class ChangeCounter(models.Model):
+    """The last change number handed out in a year, so ids read ``CR-2026-0042`` and never repeat."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["year"]
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"
+
+
+class ChangeRequest(models.Model):
+    """A proposal to make some versions active, with its risk note, rollback plan, approvals and evidence."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    year = models.PositiveIntegerField()
+    number = models.PositiveIntegerField()
+    tenant = models.ForeignKey(
+        "accounts.Tenant", on_delete=models.PROTECT, related_name="change_requests"
+    )
+    change_type = models.CharField(
+        max_length=100, help_text="The artifact class of the change (its first item)."
+    )
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    risk_note = models.TextField(blank=True)
+    rollback_plan = models.TextField()
+    privacy_related = models.BooleanField(default=False)
+    external_egress = models.BooleanField(
+        default=False, help_text="Changes which external LLM services receive data."
+    )
+    emergency = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=ChangeStatus.choices, default=ChangeStatus.DRAFT
+    )
+    revision = models.PositiveIntegerField(
+        default=1, help_text="Goes up each time what is proposed or its evidence changes."
+    )
+    binding_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="Hash of what approvals of this revision cover."
+    )
+    policy = models.ForeignKey(
+        ApprovalPolicy, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requirements = models.JSONField(
+        default=list, blank=True, help_text="Required approval slots, fixed at submission."
+    )
+    golden_corpus = models.ForeignKey(
+        "registry.Version",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Golden corpus for simulation and offline evaluation.",
+    )
+    author = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="change_requests")
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    promoted_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    postmortem_due_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-year", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["year", "number"], name="change_request_unique_id")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status"], name="change_tenant_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def get_absolute_url(self) -> str:
+        return reverse("reviews:change", kwargs={"reference": self.reference})
+
+    @property
+    def reference(self) -> str:
+        return f"CR-{self.year}-{self.number:04d}"
+
+
+class ChangeItem(models.Model):
+    """One artifact in a change: the proposed version and the active version it replaces."""
+
+    change = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="items")
+    artifact = models.ForeignKey(
+        "registry.Artifact", on_delete=models.PROTECT, related_name="change_items"
+    )
+    proposed = models.ForeignKey(
+        "registry.Version", on_delete=models.PROTECT, related_name="proposed_in"
+    )
+    current = models.ForeignKey(
+        "registry.Version",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="replaced_in",
+    )
+
+    class Meta:
+        ordering = ["change", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["change", "artifact"], name="change_item_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.change}: {self.proposed}"
+
+
+class Approval(models.Model):
+    """One person's decision on one revision of a change, filling one required slot, bound to its hash."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    change = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="approvals")
+    requirement = models.CharField(max_length=32, choices=Requirement.choices)
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    revision = models.PositiveIntegerField()
+    binding_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["change", "created_at"]
+        constraints = [
+            # One live decision per person per change: concurrent double clicks give one row.
+            models.UniqueConstraint(
+                fields=["change", "approver"],
+                condition=Q(voided_at__isnull=True),
+                name="approval_one_live_per_person",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.change}: {self.decision} by {self.approver} as {self.requirement}"
+
+
+class Comment(models.Model):
+    """A remark on a change by its author or a reviewer."""
+
+    change = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["change", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.change}: {self.author}"
+
+
+class CheckRun(models.Model):
+    """One run of a required check on one revision of a change; its result and log are evidence."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    change = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="checks")
+    kind = models.CharField(max_length=32, choices=CheckKind.choices)
+    revision = models.PositiveIntegerField()
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(
+        max_length=8, choices=CheckStatus.choices, default=CheckStatus.PENDING
+    )
+    summary = models.CharField(max_length=500, blank=True)
+    log = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["change", "kind", "-revision", "-attempt"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["change", "kind", "revision", "attempt"], name="check_run_unique_attempt"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.change} {self.kind} r{self.revision}#{self.attempt}: {self.status}"
+
+
+class EvaluationReport(models.Model):
+    """Evaluation evidence for a version (metrics, bias and safety, seeds, test runs), kept as submitted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    version = models.ForeignKey(
+        "registry.Version", on_delete=models.PROTECT, related_name="evaluation_reports"
+    )
+    change = models.ForeignKey(
+        ChangeRequest,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="evaluation_reports",
+    )
+    metrics = models.JSONField(default=dict)
+    bias = models.JSONField(default=dict, blank=True)
+    safety = models.JSONField(default=dict, blank=True)
+    seed = models.CharField(max_length=100, blank=True)
+    rng = models.CharField(max_length=200, blank=True)
+    test_run_ids = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the report's RFC 8785 form.")
+    submitted_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["version", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"evaluation of {self.version} ({self.sha256[:12]})"
+
+
+class ChangeGate(models.Model):
+    """Thresholds an artifact class's evaluation metrics must meet in a tenant (compared with the active version)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    artifact_class = models.ForeignKey(
+        "registry.ArtifactClass", on_delete=models.PROTECT, related_name="+"
+    )
+    gates = models.JSONField(default=list)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["tenant", "artifact_class"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "artifact_class"], name="change_gate_unique_class"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"gates for {self.artifact_class} in {self.tenant}"
+
+
+class Activation(models.Model):
+    """A version becoming the active one of its artifact: by promotion of a change, or by rollback."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    artifact = models.ForeignKey(
+        "registry.Artifact", on_delete=models.PROTECT, related_name="activations"
+    )
+    version = models.ForeignKey("registry.Version", on_delete=models.PROTECT, related_name="+")
+    previous = models.ForeignKey(
+        "registry.Version", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=ActivationKind.choices)
+    change = models.ForeignKey(
+        ChangeRequest,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="activations",
+        help_text="The change that promoted it; for a rollback, the change being rolled back.",
+    )
+    reason = models.TextField(blank=True)
+    actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["artifact", "-created_at"]
+        indexes = [models.Index(fields=["artifact", "-created_at"], name="activation_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.version}"

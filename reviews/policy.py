@@ -1,0 +1,150 @@
+"""Approval policies as data: who must sign off which change.
+
+A policy is an ordered list of rules. A rule applies when the change touches one of
+its classes (or any class, if it names none) and its flags match; the required
+slots are the union of every applying rule's ``require``, up to and including the
+first applying rule marked ``final``. The defaults are the seeds' own
+(promotion-workflow.md, learning-artifact-lifecycle.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from reviews.choices import Requirement
+
+FLAGS = ("emergency", "privacy_related", "external_egress")
+
+DEFAULT_RULES: dict[str, Any] = {
+    "rules": [
+        {
+            "name": "Emergency change",
+            "when": {"emergency": True},
+            "require": [Requirement.OWNER.value, Requirement.SECURITY_OFFICER.value],
+            "final": True,
+        },
+        {
+            "name": "Privacy-related template",
+            "when": {"classes": ["prompt-template", "response-template"], "privacy_related": True},
+            "require": [Requirement.PRIVACY_OFFICER.value, Requirement.ADMINISTRATOR.value],
+            "final": True,
+        },
+        {
+            "name": "External LLM egress changes",
+            "when": {"classes": ["model", "prompt"], "external_egress": True},
+            "require": [Requirement.SECURITY_OFFICER.value],
+        },
+        {
+            "name": "Any change (routing ruleset, model, prompt, template, other classes)",
+            "when": {},
+            "require": [Requirement.REVIEWER.value, Requirement.ADMINISTRATOR.value],
+        },
+    ],
+    "postmortem_days": 5,
+}
+
+
+class PolicyError(ValueError):
+    """A policy document that cannot be used; ``field`` names the offending part."""
+
+    def __init__(self, message: str, field: str = "rules") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def validate(document: Any) -> dict[str, Any]:
+    """Check a policy document's shape and return it normalised; raise PolicyError naming the part."""
+    if not isinstance(document, dict):
+        raise PolicyError("The policy must be a JSON object with 'rules' and 'postmortem_days'.")
+    unknown = set(document) - {"rules", "postmortem_days"}
+    if unknown:
+        raise PolicyError(f"Unknown key(s) in the policy: {', '.join(sorted(unknown))}.")
+    rules = document.get("rules")
+    if not isinstance(rules, list) or not rules:
+        raise PolicyError("'rules' must be a non-empty list.")
+    days = document.get("postmortem_days", DEFAULT_RULES["postmortem_days"])
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 90:
+        raise PolicyError(
+            "'postmortem_days' must be a whole number from 1 to 90.", "postmortem_days"
+        )
+    out = []
+    for i, rule in enumerate(rules):
+        where = f"rules[{i}]"
+        if not isinstance(rule, dict):
+            raise PolicyError(f"{where} must be an object.", where)
+        extra = set(rule) - {"name", "when", "require", "final"}
+        if extra:
+            raise PolicyError(f"{where} has unknown key(s): {', '.join(sorted(extra))}.", where)
+        when = rule.get("when", {})
+        if not isinstance(when, dict):
+            raise PolicyError(f"{where}.when must be an object.", where)
+        for key, value in when.items():
+            if key == "classes":
+                if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+                    raise PolicyError(f"{where}.when.classes must be a list of class slugs.", where)
+            elif key in FLAGS:
+                if not isinstance(value, bool):
+                    raise PolicyError(f"{where}.when.{key} must be true or false.", where)
+            else:
+                raise PolicyError(
+                    f"{where}.when.{key} is not a condition (use classes, {', '.join(FLAGS)}).",
+                    where,
+                )
+        require = rule.get("require")
+        if not isinstance(require, list) or not require:
+            raise PolicyError(f"{where}.require must list at least one role.", where)
+        for slot in require:
+            if slot not in Requirement.values:
+                raise PolicyError(
+                    f"{where}.require: '{slot}' is not one of {', '.join(Requirement.values)}.",
+                    where,
+                )
+        out.append(
+            {
+                "name": str(rule.get("name") or f"Rule {i + 1}"),
+                "when": when,
+                "require": list(dict.fromkeys(require)),
+                "final": bool(rule.get("final", False)),
+            }
+        )
+    return {"rules": out, "postmortem_days": days}
+
+
+@dataclass(frozen=True)
+class ChangeFacts:
+    """What a policy looks at: the classes a change touches and its flags."""
+
+    classes: frozenset[str]
+    emergency: bool = False
+    privacy_related: bool = False
+    external_egress: bool = False
+
+
+def _applies(when: dict[str, Any], facts: ChangeFacts) -> bool:
+    classes = when.get("classes")
+    if classes is not None and not facts.classes & set(classes):
+        return False
+    return all(getattr(facts, flag) == when[flag] for flag in FLAGS if flag in when)
+
+
+def requirements_for(document: dict[str, Any], facts: ChangeFacts) -> list[str]:
+    """The distinct approval slots a change needs under a policy, in the order the policy names them."""
+    slots: list[str] = []
+    for rule in document["rules"]:
+        if not _applies(rule.get("when", {}), facts):
+            continue
+        slots.extend(s for s in rule["require"] if s not in slots)
+        if rule.get("final"):
+            break
+    return slots
+
+
+def applying_rules(document: dict[str, Any], facts: ChangeFacts) -> Iterable[str]:
+    """Names of the rules that applied, for showing why a slot is required."""
+    for rule in document["rules"]:
+        if _applies(rule.get("when", {}), facts):
+            yield rule["name"]
+            if rule.get("final"):
+                return

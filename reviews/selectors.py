@@ -1,0 +1,352 @@
+"""Reads about change requests shared by pages, the API, the CLI and services.
+
+Who may approve is read from role grants at the moment of asking, so a role revoked
+before promotion stops its approval from counting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.choices import Role
+from accounts.models import RoleGrant, Tenant, User
+from accounts.selectors import is_platform_admin, roles_in_tenant, tenants_visible_to
+from governance.errors import NotFound
+from governance.events.models import Event
+from governance.events.services import canonical
+from reviews import checks as check_catalog
+from reviews import policy as approval_policy
+from reviews.choices import ChangeStatus, CheckStatus, Decision, Requirement
+from reviews.models import (
+    Approval,
+    ApprovalPolicy,
+    ChangeItem,
+    ChangeRequest,
+    CheckRun,
+    EvaluationReport,
+)
+
+_ROLE_SLOTS = {
+    Role.REVIEWER: Requirement.REVIEWER,
+    Role.ADMINISTRATOR: Requirement.ADMINISTRATOR,
+    Role.PRIVACY_OFFICER: Requirement.PRIVACY_OFFICER,
+    Role.SECURITY_OFFICER: Requirement.SECURITY_OFFICER,
+}
+
+
+def items_of(change: ChangeRequest) -> list[ChangeItem]:
+    return list(
+        change.items.select_related(
+            "artifact__artifact_class",
+            "artifact__tenant",
+            "artifact__owner",
+            "proposed__artifact__artifact_class",
+            "proposed__artifact__tenant",
+            "current__artifact__artifact_class",
+            "current__artifact__tenant",
+        ).order_by("id")
+    )
+
+
+def binding_hash(change: ChangeRequest) -> str:
+    """SHA-256 of what an approval of this revision covers: items, their hashes, evidence, flags, plan."""
+    items = items_of(change)
+    evidence = sorted(
+        EvaluationReport.objects.filter(version_id__in=[i.proposed_id for i in items]).values_list(
+            "sha256", flat=True
+        )
+    )
+    body = {
+        "change": change.reference,
+        "revision": change.revision,
+        "items": [
+            {
+                "artifact": i.artifact.path,
+                "proposed": i.proposed.manifest_sha256,
+                "current": i.current.manifest_sha256 if i.current else None,
+            }
+            for i in items
+        ],
+        "evidence": evidence,
+        "flags": {
+            "emergency": change.emergency,
+            "privacy_related": change.privacy_related,
+            "external_egress": change.external_egress,
+        },
+        "rollback_plan": change.rollback_plan,
+        "golden_corpus": change.golden_corpus.manifest_sha256 if change.golden_corpus else None,
+    }
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+# --- policy ------------------------------------------------------------------------------
+
+
+def effective_policy(tenant: Tenant) -> tuple[ApprovalPolicy | None, dict[str, Any]]:
+    """The policy in force for a tenant: its own newest, else the platform default's newest, else built-in."""
+    own = ApprovalPolicy.objects.filter(tenant=tenant).order_by("-number").first()
+    row = own or ApprovalPolicy.objects.filter(tenant__isnull=True).order_by("-number").first()
+    if row is None:
+        return None, approval_policy.DEFAULT_RULES
+    return row, row.rules
+
+
+def policy_history(tenant: Tenant | None) -> QuerySet[ApprovalPolicy]:
+    return (
+        ApprovalPolicy.objects.filter(tenant=tenant)
+        .select_related("created_by")
+        .order_by("-number")
+    )
+
+
+# --- approvals ---------------------------------------------------------------------------
+
+
+@dataclass
+class Slot:
+    requirement: str
+    approval: Approval | None = None
+
+    @property
+    def label(self) -> str:
+        return Requirement(self.requirement).label
+
+
+@dataclass
+class ApprovalStatus:
+    slots: list[Slot]
+    rejections: list[Approval] = field(default_factory=list)
+    not_counting: list[tuple[Approval, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return (
+            bool(self.slots)
+            and all(s.approval is not None for s in self.slots)
+            and not self.rejections
+        )
+
+    @property
+    def missing(self) -> list[str]:
+        return [s.requirement for s in self.slots if s.approval is None]
+
+
+def _held_slots(tenant: Tenant, users: Sequence[User], owners: set[Any]) -> dict[Any, set[str]]:
+    """The approval slots each user can fill now (one query for all of them)."""
+    held: dict[Any, set[str]] = defaultdict(set)
+    ids = [u.pk for u in users if u.is_active]
+    grants = RoleGrant.objects.filter(user_id__in=ids, revoked_at__isnull=True).filter(
+        Q(tenant=tenant) | Q(tenant__isnull=True)
+    )
+    for user_id, role in grants.values_list("user_id", "role"):
+        held[user_id].add(_ROLE_SLOTS[Role(role)].value)
+    for user in users:
+        if user.is_active and user.is_superuser:
+            held[user.pk].add(Requirement.ADMINISTRATOR.value)
+        if user.is_active and user.pk in owners:
+            held[user.pk].add(Requirement.OWNER.value)
+    return held
+
+
+def _owners(change: ChangeRequest) -> set[Any]:
+    return set(
+        change.items.exclude(artifact__owner__isnull=True).values_list(
+            "artifact__owner_id", flat=True
+        )
+    )
+
+
+def approval_status(change: ChangeRequest) -> ApprovalStatus:
+    """Which required slots are filled, by whom, and which decisions do not count (and why)."""
+    live = list(
+        change.approvals.filter(voided_at__isnull=True)
+        .select_related("approver")
+        .order_by("created_at")
+    )
+    held = _held_slots(change.tenant, [a.approver for a in live], _owners(change))
+    status = ApprovalStatus(slots=[Slot(r) for r in change.requirements])
+    by_slot = {s.requirement: s for s in status.slots}
+    for approval in live:
+        if approval.revision != change.revision or approval.binding_sha256 != change.binding_sha256:
+            status.not_counting.append((approval, "given for an earlier revision"))
+            continue
+        if approval.requirement not in held.get(approval.approver_id, set()):
+            status.not_counting.append(
+                (approval, f"{approval.approver.username} no longer holds the role")
+            )
+            continue
+        if approval.decision == Decision.REJECT:
+            status.rejections.append(approval)
+            continue
+        slot = by_slot.get(approval.requirement)
+        if slot is None:
+            status.not_counting.append((approval, "that role is no longer required"))
+        elif slot.approval is None:
+            slot.approval = approval
+    return status
+
+
+def requirements_held_by(change: ChangeRequest, user: User) -> set[str]:
+    return _held_slots(change.tenant, [user], _owners(change)).get(user.pk, set())
+
+
+def people_for_requirements(change: ChangeRequest, requirements: Iterable[str]) -> list[User]:
+    """Everyone who could fill one of these slots in the change's tenant."""
+    wanted = set(requirements)
+    roles = [role for role, slot in _ROLE_SLOTS.items() if slot in wanted]
+    grant_filter = Q(role_grants__revoked_at__isnull=True, role_grants__role__in=roles) & (
+        Q(role_grants__tenant=change.tenant) | Q(role_grants__tenant__isnull=True)
+    )
+    query = grant_filter if roles else Q(pk__in=[])
+    if Requirement.OWNER in wanted:
+        query |= Q(pk__in=_owners(change))
+    return list(User.objects.filter(query, is_active=True).distinct())
+
+
+# --- checks ------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckSummary:
+    runs: dict[str, CheckRun | None]
+
+    @property
+    def all_passed(self) -> bool:
+        return all(r is not None and r.status == CheckStatus.PASSED for r in self.runs.values())
+
+    @property
+    def not_passed(self) -> list[str]:
+        return [
+            f"{check_catalog.label(kind)} {run.status if run else 'not run'}"
+            for kind, run in self.runs.items()
+            if run is None or run.status != CheckStatus.PASSED
+        ]
+
+
+def check_summary(change: ChangeRequest) -> CheckSummary:
+    """The newest attempt of each required check on the current revision."""
+    required = check_catalog.required_checks(change)
+    runs: dict[str, CheckRun | None] = dict.fromkeys(required)
+    for run in CheckRun.objects.filter(change=change, revision=change.revision).order_by(
+        "kind", "-attempt"
+    ):
+        if run.kind in runs and runs[run.kind] is None:
+            runs[run.kind] = run
+    return CheckSummary(runs)
+
+
+def promotion_blockers(change: ChangeRequest) -> list[str]:
+    """Everything that stops a promotion now; empty means it may go ahead."""
+    blockers = []
+    if binding_hash(change) != change.binding_sha256:
+        blockers.append("what is proposed changed since it was reviewed; revise and resubmit")
+    status = approval_status(change)
+    if status.rejections:
+        blockers.append("rejected by " + ", ".join(a.approver.username for a in status.rejections))
+    if status.missing:
+        blockers.append(
+            "missing approval from " + ", ".join(Requirement(m).label for m in status.missing)
+        )
+    blockers.extend(f"check {text}" for text in check_summary(change).not_passed)
+    return blockers
+
+
+# --- lists -------------------------------------------------------------------------------
+
+
+def changes_visible_to(user: Any) -> QuerySet[ChangeRequest]:
+    qs = ChangeRequest.objects.select_related("tenant", "author")
+    if is_platform_admin(user):
+        return qs
+    return qs.filter(tenant__in=tenants_visible_to(user))
+
+
+def change_by_reference(reference: str, *, visible_to: Any = None) -> ChangeRequest:
+    """``CR-2026-0042`` (or its UUID) if the user may see it; otherwise NotFound."""
+    text = (reference or "").strip().upper()
+    parts = text.split("-")
+    qs = changes_visible_to(visible_to) if visible_to is not None else ChangeRequest.objects.all()
+    qs = qs.select_related("tenant", "author", "policy", "golden_corpus__artifact__tenant")
+    if len(parts) == 3 and parts[0] == "CR" and parts[1].isdigit() and parts[2].isdigit():
+        change = qs.filter(year=int(parts[1]), number=int(parts[2])).first()
+    else:
+        try:
+            change = qs.filter(pk=uuid.UUID(reference.strip())).first()
+        except ValueError:
+            change = None
+    if change is None:
+        raise NotFound(f"No change request {reference}.", field="reference")
+    return change
+
+
+def waiting_for(user: User) -> list[tuple[ChangeRequest, list[str]]]:
+    """Open changes where ``user`` can fill a missing slot, oldest first, with the slots they can fill."""
+    if not user.is_authenticated:
+        return []
+    candidates = list(
+        changes_visible_to(user)
+        .filter(status=ChangeStatus.IN_REVIEW)
+        .exclude(author=user)
+        .order_by("submitted_at")
+    )
+    if not candidates:
+        return []
+    decided = set(
+        Approval.objects.filter(
+            change__in=candidates, approver=user, voided_at__isnull=True
+        ).values_list("change_id", flat=True)
+    )
+    roles_by_tenant: dict[Any, set[str]] = {}
+    owned = set(
+        ChangeItem.objects.filter(change__in=candidates, artifact__owner=user).values_list(
+            "change_id", flat=True
+        )
+    )
+    live = defaultdict(set)
+    for change_id, requirement in Approval.objects.filter(
+        change__in=candidates, voided_at__isnull=True, decision=Decision.APPROVE
+    ).values_list("change_id", "requirement"):
+        live[change_id].add(requirement)
+    out = []
+    for change in candidates:
+        if change.pk in decided:
+            continue
+        if change.tenant_id not in roles_by_tenant:
+            roles_by_tenant[change.tenant_id] = {
+                _ROLE_SLOTS[Role(r)].value for r in roles_in_tenant(user, change.tenant)
+            }
+        mine = set(roles_by_tenant[change.tenant_id])
+        if change.pk in owned:
+            mine.add(Requirement.OWNER.value)
+        open_slots = [r for r in change.requirements if r in mine and r not in live[change.pk]]
+        if open_slots:
+            out.append((change, open_slots))
+    return out
+
+
+def timeline(change: ChangeRequest) -> QuerySet[Event]:
+    """The change's own events, in order (its history as the log proves it)."""
+    return (
+        Event.objects.filter(subject_type="reviews.changerequest", subject_id=str(change.pk))
+        .order_by("seq")
+        .select_related("actor")
+    )
+
+
+def evaluation_reports(change: ChangeRequest) -> QuerySet[EvaluationReport]:
+    return EvaluationReport.objects.filter(
+        version_id__in=change.items.values("proposed_id")
+    ).select_related(
+        "version__artifact__artifact_class", "version__artifact__tenant", "submitted_by"
+    )
+
+
+def latest_report(version_id: Any) -> EvaluationReport | None:
+    return EvaluationReport.objects.filter(version_id=version_id).order_by("-created_at").first()

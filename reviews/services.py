@@ -1,0 +1,989 @@
+"""Every change to change requests: open, submit, revise, decide, check, attach evidence, promote, roll back.
+
+Each function is atomic and appends its events in the same transaction. Rules
+live here, not in views: the pages, the API, the CLI and the tasks all call these.
+Production stays fail-closed: nothing becomes active without every required
+approval and every required check of the change's current revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts.choices import Role
+from accounts.models import Tenant, User
+from accounts.selectors import has_role, is_member, is_platform_admin
+from governance.errors import Conflict, DomainError, PermissionDenied
+from governance.events.kinds import EventKind
+from governance.events.services import EventSpec, canonical, event_record, events_record
+from governance.services import notification_send
+from registry.choices import Stage
+from registry.models import Artifact, ArtifactClass, Version, VersionState
+from registry.verification import verify_versions
+from reviews import checks as check_catalog
+from reviews import policy as approval_policy
+from reviews import selectors
+from reviews.choices import (
+    EDITABLE_STATES,
+    OPEN_STATES,
+    TRANSITIONS,
+    ActivationKind,
+    ChangeStatus,
+    CheckStatus,
+    Decision,
+    Requirement,
+)
+from reviews.models import (
+    Activation,
+    Approval,
+    ApprovalPolicy,
+    ChangeCounter,
+    ChangeGate,
+    ChangeItem,
+    ChangeRequest,
+    CheckRun,
+    Comment,
+    EvaluationReport,
+)
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _transition(change: ChangeRequest, to: str) -> None:
+    """Move a change along its lifecycle, refusing any step ``TRANSITIONS`` does not allow."""
+    if to not in TRANSITIONS[change.status]:
+        raise Conflict(
+            f"{change.reference} is {change.get_status_display().lower()}; "
+            f"it cannot become {ChangeStatus(to).label.lower()}.",
+            field="status",
+        )
+    change.status = to
+
+
+def _lock(change: ChangeRequest) -> ChangeRequest:
+    """Re-read a change with its row locked, so concurrent decisions on it queue up."""
+    return (
+        ChangeRequest.objects.select_for_update(of=("self",))
+        .select_related("tenant", "author", "policy", "golden_corpus")
+        .get(pk=change.pk)
+    )
+
+
+def _is_admin(actor: User | None, tenant: Tenant) -> bool:
+    return actor is None or has_role(actor, tenant, Role.ADMINISTRATOR)
+
+
+def _require_author_or_admin(change: ChangeRequest, actor: User | None, action: str) -> None:
+    if actor is not None and actor.pk != change.author_id and not _is_admin(actor, change.tenant):
+        raise PermissionDenied(f"Only the author or an administrator can {action} this change.")
+
+
+def _subject(change: ChangeRequest) -> tuple[str, str, str]:
+    return ("reviews.changerequest", str(change.pk), f"{change.reference} {change.title}"[:200])
+
+
+def _record(kind: str, change: ChangeRequest, actor: User | None, **payload: Any) -> None:
+    event_record(
+        kind=kind,
+        actor=actor,
+        tenant=change.tenant,
+        subject=_subject(change),
+        payload={"change": change.reference, **payload},
+    )
+
+
+def _version_ref(version: Version | None) -> dict[str, str] | None:
+    if version is None:
+        return None
+    return {"path": version.path, "sha256": version.manifest_sha256}
+
+
+def _void_approvals(change: ChangeRequest, actor: User | None, reason: str) -> int:
+    live = list(change.approvals.filter(voided_at__isnull=True).select_related("approver"))
+    if not live:
+        return 0
+    Approval.objects.filter(pk__in=[a.pk for a in live]).update(
+        voided_at=timezone.now(), void_reason=reason[:300]
+    )
+    _record(
+        EventKind.APPROVAL_VOIDED,
+        change,
+        actor,
+        reason=reason,
+        approvals=[
+            {"approver": a.approver.username, "requirement": a.requirement, "decision": a.decision}
+            for a in live
+        ],
+    )
+    return len(live)
+
+
+def stage_set(
+    *, version: Version, stage: str, actor: User | None, change: ChangeRequest | None
+) -> bool:
+    """Record a version's new lifecycle stage (and its event); False if it already stands there."""
+    state, _ = VersionState.objects.select_for_update().get_or_create(version=version)
+    if state.stage == stage:
+        return False
+    before = state.stage
+    VersionState.objects.filter(pk=state.pk).update(stage=stage, changed_at=timezone.now())
+    event_record(
+        kind=EventKind.VERSION_STAGE_CHANGED,
+        actor=actor,
+        tenant=version.artifact.tenant,
+        subject=version,
+        payload={
+            "path": version.path,
+            "from": before,
+            "to": stage,
+            "change": change.reference if change else None,
+        },
+    )
+    return True
+
+
+def _resolve_versions(tenant: Tenant, proposed: Sequence[Version | str]) -> list[Version]:
+    from registry.selectors import version_by_reference
+
+    versions: list[Version] = []
+    for i, item in enumerate(proposed):
+        if isinstance(item, Version):
+            version = item
+        else:
+            try:
+                version = version_by_reference(str(item), tenant=tenant.slug)
+            except DomainError as exc:
+                raise DomainError(f"proposed[{i}]: {exc.message}", field="proposed") from exc
+        if version.artifact.tenant_id != tenant.pk:
+            raise DomainError(
+                f"{version.path} belongs to another tenant than {tenant.slug}.", field="proposed"
+            )
+        versions.append(version)
+    if not versions:
+        raise DomainError("Propose at least one version.", field="proposed")
+    seen: set[Any] = set()
+    for version in versions:
+        if version.artifact_id in seen:
+            raise DomainError(
+                f"{version.artifact.path} appears twice; propose one version per artifact.",
+                field="proposed",
+            )
+        seen.add(version.artifact_id)
+    return versions
+
+
+def _set_items(change: ChangeRequest, versions: Sequence[Version]) -> None:
+    change.items.all().delete()
+    for version in versions:
+        artifact = version.artifact
+        if artifact.active_version_id == version.pk:
+            raise DomainError(f"{version.path} is already the active version.", field="proposed")
+        ChangeItem.objects.create(
+            change=change, artifact=artifact, proposed=version, current=artifact.active_version
+        )
+
+
+def _resolve_corpus(tenant: Tenant, corpus: Version | str | None) -> Version | None:
+    if corpus is None or corpus == "":
+        return None
+    version = _resolve_versions(tenant, [corpus])[0] if not isinstance(corpus, Version) else corpus
+    if version.artifact.artifact_class.slug != "golden-corpus":
+        raise DomainError(f"{version.path} is not a golden corpus.", field="golden_corpus")
+    return version
+
+
+def _next_number(year: int) -> int:
+    counter, _ = ChangeCounter.objects.get_or_create(year=year)
+    counter = ChangeCounter.objects.select_for_update().get(pk=counter.pk)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return counter.last
+
+
+def _text(value: str | None, field: str, *, required: bool, limit: int | None = None) -> str:
+    text = (value or "").strip()
+    if required and not text:
+        raise DomainError(f"The {field.replace('_', ' ')} is required.", field=field)
+    if limit is not None and len(text) > limit:
+        raise DomainError(f"At most {limit} characters.", field=field)
+    return text
+
+
+# --- opening and editing ---------------------------------------------------------------
+
+
+@transaction.atomic
+def change_create(
+    *,
+    tenant: Tenant,
+    actor: User,
+    title: str,
+    rollback_plan: str,
+    proposed: Sequence[Version | str],
+    description: str = "",
+    risk_note: str = "",
+    privacy_related: bool = False,
+    external_egress: bool = False,
+    emergency: bool = False,
+    golden_corpus: Version | str | None = None,
+) -> ChangeRequest:
+    """Open a change request (a draft) proposing versions to replace their artifacts' active ones."""
+    if not (is_member(actor, tenant) or is_platform_admin(actor)):
+        raise PermissionDenied(f"Only members of '{tenant.slug}' can open changes there.")
+    title = _text(title, "title", required=True, limit=200)
+    plan = _text(rollback_plan, "rollback_plan", required=True)
+    versions = _resolve_versions(tenant, proposed)
+    corpus = _resolve_corpus(tenant, golden_corpus)
+    now = timezone.now()
+    change = ChangeRequest(
+        year=now.year,
+        number=_next_number(now.year),
+        tenant=tenant,
+        change_type=versions[0].artifact.artifact_class.slug,
+        title=title,
+        description=(description or "").strip(),
+        risk_note=(risk_note or "").strip(),
+        rollback_plan=plan,
+        privacy_related=privacy_related,
+        external_egress=external_egress,
+        emergency=emergency,
+        golden_corpus=corpus,
+        author=actor,
+        created_at=now,
+    )
+    change.save()
+    _set_items(change, versions)
+    change.binding_sha256 = selectors.binding_hash(change)
+    change.save(update_fields=["binding_sha256"])
+    _record(
+        EventKind.CHANGE_REQUEST_OPENED,
+        change,
+        actor,
+        title=title,
+        change_type=change.change_type,
+        emergency=emergency,
+        privacy_related=privacy_related,
+        external_egress=external_egress,
+        items=[
+            {"proposed": _version_ref(i.proposed), "current": _version_ref(i.current)}
+            for i in selectors.items_of(change)
+        ],
+    )
+    return change
+
+
+@transaction.atomic
+def change_revise(
+    *,
+    change: ChangeRequest,
+    actor: User | None,
+    reason: str,
+    proposed: Sequence[Version | str] | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    risk_note: str | None = None,
+    rollback_plan: str | None = None,
+    privacy_related: bool | None = None,
+    external_egress: bool | None = None,
+    emergency: bool | None = None,
+    golden_corpus: Version | str | None = None,
+) -> ChangeRequest:
+    """Change what is proposed (or the record): a new revision, back to draft; every live decision is voided."""
+    change = _lock(change)
+    _require_author_or_admin(change, actor, "revise")
+    if change.status not in EDITABLE_STATES:
+        raise Conflict(
+            f"{change.reference} is {change.get_status_display().lower()}; it can no longer be revised.",
+            field="status",
+        )
+    reason = _text(reason, "reason", required=True, limit=500)
+    if title is not None:
+        change.title = _text(title, "title", required=True, limit=200)
+    if rollback_plan is not None:
+        change.rollback_plan = _text(rollback_plan, "rollback_plan", required=True)
+    if description is not None:
+        change.description = description.strip()
+    if risk_note is not None:
+        change.risk_note = risk_note.strip()
+    for flag, value in (
+        ("privacy_related", privacy_related),
+        ("external_egress", external_egress),
+        ("emergency", emergency),
+    ):
+        if value is not None:
+            setattr(change, flag, value)
+    if golden_corpus is not None:
+        change.golden_corpus = _resolve_corpus(change.tenant, golden_corpus)
+    if proposed is not None:
+        versions = _resolve_versions(change.tenant, proposed)
+        _set_items(change, versions)
+        change.change_type = versions[0].artifact.artifact_class.slug
+    if change.status != ChangeStatus.DRAFT:
+        _transition(change, ChangeStatus.DRAFT)
+    change.revision += 1
+    change.decided_at = None
+    change.save()
+    change.binding_sha256 = selectors.binding_hash(change)
+    change.save(update_fields=["binding_sha256"])
+    _void_approvals(change, actor, f"revised to revision {change.revision}: {reason}")
+    _record(
+        EventKind.CHANGE_REQUEST_REVISED,
+        change,
+        actor,
+        revision=change.revision,
+        reason=reason,
+        binding_sha256=change.binding_sha256,
+        items=[
+            {"proposed": _version_ref(i.proposed), "current": _version_ref(i.current)}
+            for i in selectors.items_of(change)
+        ],
+    )
+    return change
+
+
+@transaction.atomic
+def change_submit(*, change: ChangeRequest, actor: User | None) -> ChangeRequest:
+    """Send a draft for review: fix the approval slots from the policy, start the required checks, notify."""
+    change = _lock(change)
+    _require_author_or_admin(change, actor, "submit")
+    _transition(change, ChangeStatus.IN_REVIEW)
+    items = selectors.items_of(change)
+    # The active versions may have moved since the draft was opened: compare with today's.
+    for item in items:
+        active = Artifact.objects.only("active_version").get(pk=item.artifact_id).active_version
+        if active is not None and active.pk == item.proposed_id:
+            raise Conflict(f"{item.proposed.path} is already active.", field="proposed")
+        if item.current_id != (active.pk if active else None):
+            ChangeItem.objects.filter(pk=item.pk).update(current=active)
+    policy_row, document = selectors.effective_policy(change.tenant)
+    facts = approval_policy.ChangeFacts(
+        classes=frozenset(i.artifact.artifact_class.slug for i in items),
+        emergency=change.emergency,
+        privacy_related=change.privacy_related,
+        external_egress=change.external_egress,
+    )
+    change.requirements = approval_policy.requirements_for(document, facts)
+    change.policy = policy_row
+    change.submitted_at = timezone.now()
+    change.save()
+    change.binding_sha256 = selectors.binding_hash(change)
+    change.save(update_fields=["binding_sha256"])
+    kinds = check_catalog.required_checks(change)
+    runs = _start_checks(change, kinds)
+    _record(
+        EventKind.CHANGE_REQUEST_SUBMITTED,
+        change,
+        actor,
+        revision=change.revision,
+        binding_sha256=change.binding_sha256,
+        requirements=change.requirements,
+        policy=policy_row.number if policy_row else "built-in",
+        policy_rules=list(approval_policy.applying_rules(document, facts)),
+        checks=[r.kind for r in runs],
+    )
+    _notify_requirements(change)
+    return change
+
+
+def _start_checks(change: ChangeRequest, kinds: Sequence[str]) -> list[CheckRun]:
+    from reviews import tasks
+
+    runs = []
+    for kind in kinds:
+        last = (
+            CheckRun.objects.filter(change=change, kind=kind, revision=change.revision).aggregate(
+                n=Max("attempt")
+            )["n"]
+            or 0
+        )
+        run = CheckRun.objects.create(
+            change=change, kind=kind, revision=change.revision, attempt=last + 1
+        )
+        runs.append(run)
+        tasks.run_check.delay_on_commit(str(run.pk))  # type: ignore[attr-defined]
+    return runs
+
+
+def _notify_requirements(change: ChangeRequest) -> None:
+    """Tell the people who can fill a missing slot that the change waits for them."""
+    status = selectors.approval_status(change)
+    missing = [slot.requirement for slot in status.slots if slot.approval is None]
+    if not missing:
+        return
+    people = selectors.people_for_requirements(change, missing)
+    notification_send(
+        users=[u for u in people if u.pk != change.author_id],
+        tenant=change.tenant,
+        title=f"{change.reference} needs your review: {change.title}"[:200],
+        body=f"Waiting for: {', '.join(Requirement(m).label for m in missing)}.",
+        url=change.get_absolute_url(),
+        dedupe_key=f"review:{change.pk}:r{change.revision}",
+    )
+
+
+@transaction.atomic
+def change_withdraw(
+    *, change: ChangeRequest, actor: User | None, reason: str = ""
+) -> ChangeRequest:
+    """The author (or an administrator) gives up on a change; it stays on record."""
+    change = _lock(change)
+    _require_author_or_admin(change, actor, "withdraw")
+    _transition(change, ChangeStatus.WITHDRAWN)
+    change.decided_at = timezone.now()
+    change.save(update_fields=["status", "decided_at"])
+    _record(EventKind.CHANGE_REQUEST_WITHDRAWN, change, actor, reason=(reason or "").strip())
+    return change
+
+
+@transaction.atomic
+def comment_add(*, change: ChangeRequest, actor: User, body: str) -> Comment:
+    """A remark on a change, by anyone in its tenant."""
+    if not (is_member(actor, change.tenant) or is_platform_admin(actor)):
+        raise PermissionDenied("Only members of the change's tenant can comment.")
+    text = _text(body, "body", required=True, limit=5000)
+    comment = Comment.objects.create(change=change, author=actor, body=text)
+    _record(EventKind.CHANGE_REQUEST_COMMENTED, change, actor, body=text)
+    return comment
+
+
+# --- decisions -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def approval_decide(
+    *,
+    change: ChangeRequest,
+    actor: User,
+    decision: str,
+    comment: str = "",
+    requirement: str | None = None,
+) -> Approval:
+    """Approve or reject a change in one required slot the approver can fill.
+
+    The author never approves their own change; a person fills one slot at most; an
+    identical repeat returns the existing decision (no second row, no second event).
+    """
+    if decision not in Decision.values:
+        raise DomainError("Decide 'approve' or 'reject'.", field="decision")
+    change = _lock(change)
+    if actor.pk == change.author_id:
+        raise PermissionDenied("The author of a change cannot approve or reject it.")
+    existing = change.approvals.filter(approver=actor, voided_at__isnull=True).first()
+    if existing is not None:
+        if existing.decision == decision and (requirement in (None, existing.requirement)):
+            return existing
+        raise Conflict(
+            f"You already decided '{existing.decision}' as {existing.get_requirement_display()} "
+            "on this revision; one person counts once.",
+            field="decision",
+        )
+    if change.status not in OPEN_STATES:
+        raise Conflict(
+            f"{change.reference} is {change.get_status_display().lower()}; it is not open for review.",
+            field="status",
+        )
+    status = selectors.approval_status(change)
+    holdable = selectors.requirements_held_by(change, actor)
+    open_slots = [s.requirement for s in status.slots if s.approval is None]
+    if requirement is not None:
+        if requirement not in change.requirements:
+            raise DomainError(
+                f"'{requirement}' is not required for {change.reference}.", field="requirement"
+            )
+        if requirement not in holdable:
+            raise PermissionDenied(
+                f"You do not hold the {Requirement(requirement).label} role here."
+            )
+        if decision == Decision.APPROVE and requirement not in open_slots:
+            raise Conflict(
+                f"The {Requirement(requirement).label} slot is already filled by someone else.",
+                field="requirement",
+            )
+        slot = requirement
+    else:
+        mine = [r for r in change.requirements if r in holdable]
+        if not mine:
+            raise PermissionDenied(
+                f"{change.reference} needs {', '.join(Requirement(r).label for r in change.requirements)}; "
+                "you hold none of these roles here."
+            )
+        free = [r for r in mine if r in open_slots]
+        if decision == Decision.APPROVE and not free:
+            raise Conflict(
+                "Every slot you could fill is already filled by someone else.", field="requirement"
+            )
+        slot = (free or mine)[0]
+    text = (comment or "").strip()
+    if decision == Decision.REJECT and not text:
+        raise DomainError("Say why you reject the change.", field="comment")
+    try:
+        with transaction.atomic():
+            approval = Approval.objects.create(
+                change=change,
+                approver=actor,
+                requirement=slot,
+                decision=decision,
+                comment=text,
+                revision=change.revision,
+                binding_sha256=change.binding_sha256,
+            )
+    except IntegrityError as exc:  # a concurrent identical request won the race
+        raise Conflict("You already decided on this revision.", field="decision") from exc
+    kind = (
+        EventKind.APPROVAL_GRANTED if decision == Decision.APPROVE else EventKind.APPROVAL_REJECTED
+    )
+    _record(
+        kind,
+        change,
+        actor,
+        requirement=slot,
+        revision=change.revision,
+        binding_sha256=change.binding_sha256,
+        comment=text,
+    )
+    if decision == Decision.REJECT:
+        _transition(change, ChangeStatus.REJECTED)
+        change.decided_at = timezone.now()
+        change.save(update_fields=["status", "decided_at"])
+        _record(EventKind.CHANGE_REQUEST_REJECTED, change, actor, requirement=slot, comment=text)
+        notification_send(
+            users=[change.author],
+            tenant=change.tenant,
+            title=f"{change.reference} was rejected by {actor.username}",
+            body=text,
+            url=change.get_absolute_url(),
+            dedupe_key=f"rejected:{approval.pk}",
+        )
+        return approval
+    _settle(change, actor)
+    return approval
+
+
+def _settle(change: ChangeRequest, actor: User | None) -> None:
+    """After a decision or a finished check: approve the change once every slot is filled."""
+    status = selectors.approval_status(change)
+    if change.status == ChangeStatus.IN_REVIEW and status.complete:
+        _transition(change, ChangeStatus.APPROVED)
+        change.decided_at = timezone.now()
+        change.save(update_fields=["status", "decided_at"])
+        _record(
+            EventKind.CHANGE_REQUEST_APPROVED,
+            change,
+            actor,
+            revision=change.revision,
+            binding_sha256=change.binding_sha256,
+            approvals=[
+                {"requirement": s.requirement, "approver": s.approval.approver.username}
+                for s in status.slots
+                if s.approval is not None
+            ],
+        )
+        checks = selectors.check_summary(change)
+        for item in selectors.items_of(change):
+            if checks.all_passed:
+                stage_set(version=item.proposed, stage=Stage.APPROVED, actor=actor, change=change)
+        admins = selectors.people_for_requirements(change, [Requirement.ADMINISTRATOR])
+        notification_send(
+            users=[change.author, *admins],
+            tenant=change.tenant,
+            title=f"{change.reference} is approved and can be promoted",
+            body=change.title,
+            url=change.get_absolute_url(),
+            dedupe_key=f"approved:{change.pk}:r{change.revision}",
+        )
+
+
+# --- checks and evidence ---------------------------------------------------------------
+
+
+@transaction.atomic
+def check_rerun(*, change: ChangeRequest, kind: str | None, actor: User | None) -> list[CheckRun]:
+    """Run one required check (or all) again on the current revision, as a new attempt."""
+    change = _lock(change)
+    if change.status not in OPEN_STATES:
+        raise Conflict("Checks run on changes in review or approved.", field="status")
+    required = check_catalog.required_checks(change)
+    if kind is not None and kind not in required:
+        raise DomainError(f"'{kind}' is not a required check of {change.reference}.", field="kind")
+    if actor is not None and not (
+        actor.pk == change.author_id or is_member(actor, change.tenant) or is_platform_admin(actor)
+    ):
+        raise PermissionDenied("Only members of the change's tenant can re-run its checks.")
+    return _start_checks(change, [kind] if kind else required)
+
+
+@transaction.atomic
+def check_execute(*, run: CheckRun) -> CheckRun:
+    """Run a check and store its result and log as evidence (called by the worker)."""
+    run = CheckRun.objects.select_for_update().select_related("change").get(pk=run.pk)
+    if run.status != CheckStatus.PENDING:
+        return run  # a retried task: already ran
+    change = run.change
+    started = timezone.now()
+    outcome = check_catalog.run(run.kind, change)
+    run.status = outcome.status
+    run.summary = outcome.summary[:500]
+    run.log = outcome.log
+    run.result = outcome.result
+    run.started_at = started
+    run.finished_at = timezone.now()
+    run.save()
+    _record(
+        EventKind.CHECK_COMPLETED,
+        change,
+        None,
+        check=run.kind,
+        revision=run.revision,
+        attempt=run.attempt,
+        status=run.status,
+        summary=run.summary,
+        log_sha256=hashlib.sha256(run.log.encode()).hexdigest(),
+    )
+    current = run.revision == change.revision
+    if current and selectors.check_summary(change).all_passed:
+        for item in selectors.items_of(change):
+            state = VersionState.objects.filter(version=item.proposed).first()
+            if state is None or state.stage == Stage.DRAFT:
+                stage_set(version=item.proposed, stage=Stage.EVALUATED, actor=None, change=change)
+            if change.status == ChangeStatus.APPROVED:
+                stage_set(version=item.proposed, stage=Stage.APPROVED, actor=None, change=change)
+    elif current and run.status != CheckStatus.PASSED:
+        notification_send(
+            users=[change.author],
+            tenant=change.tenant,
+            title=f"{change.reference}: {run.get_kind_display()} {run.status}",
+            body=run.summary,
+            url=change.get_absolute_url(),
+            dedupe_key=f"check:{run.pk}",
+        )
+    return run
+
+
+@transaction.atomic
+def evidence_attach(
+    *,
+    change: ChangeRequest,
+    actor: User | None,
+    version: Version | str,
+    metrics: dict[str, Any],
+    bias: dict[str, Any] | None = None,
+    safety: dict[str, Any] | None = None,
+    seed: str = "",
+    rng: str = "",
+    test_run_ids: Sequence[str] = (),
+    notes: str = "",
+) -> EvaluationReport:
+    """Attach an evaluation report to a proposed version (CI does this through the API).
+
+    The report is part of what approvals cover: attaching one after approval voids them,
+    and the checks that read evidence run again.
+    """
+    change = _lock(change)
+    if actor is not None and not (is_member(actor, change.tenant) or is_platform_admin(actor)):
+        raise PermissionDenied("Only members of the change's tenant can attach evidence.")
+    if change.status not in EDITABLE_STATES:
+        raise Conflict(
+            f"{change.reference} is {change.get_status_display().lower()}; evidence is closed.",
+            field="status",
+        )
+    target = _resolve_versions(change.tenant, [version])[0]
+    if not change.items.filter(proposed=target).exists():
+        raise DomainError(f"{target.path} is not proposed in {change.reference}.", field="version")
+    if not isinstance(metrics, dict) or not metrics:
+        raise DomainError("Report at least one metric.", field="metrics")
+    for name, value in metrics.items():
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise DomainError(f"Metric '{name}' must be a number.", field="metrics")
+    for field, value in (("bias", bias), ("safety", safety)):
+        if value is not None and not isinstance(value, dict):
+            raise DomainError(f"'{field}' must be an object.", field=field)
+    if not all(isinstance(t, str) for t in test_run_ids):
+        raise DomainError("Test run ids must be strings.", field="test_run_ids")
+    body = {
+        "version": target.pinned,
+        "metrics": metrics,
+        "bias": bias or {},
+        "safety": safety or {},
+        "seed": seed,
+        "rng": rng,
+        "test_run_ids": list(test_run_ids),
+        "notes": notes,
+    }
+    digest = hashlib.sha256(canonical(body)).hexdigest()
+    report = EvaluationReport.objects.create(
+        version=target,
+        change=change,
+        metrics=metrics,
+        bias=bias or {},
+        safety=safety or {},
+        seed=seed[:100],
+        rng=rng[:200],
+        test_run_ids=list(test_run_ids),
+        notes=notes,
+        sha256=digest,
+        submitted_by=actor,
+    )
+    before = change.binding_sha256
+    change.binding_sha256 = selectors.binding_hash(change)
+    change.save(update_fields=["binding_sha256"])
+    _record(
+        EventKind.EVIDENCE_ATTACHED,
+        change,
+        actor,
+        version=target.pinned,
+        report_sha256=digest,
+        metrics=metrics,
+        test_run_ids=list(test_run_ids),
+    )
+    if before != change.binding_sha256:
+        voided = _void_approvals(change, actor, "new evidence was attached")
+        if voided and change.status == ChangeStatus.APPROVED:
+            _transition(change, ChangeStatus.IN_REVIEW)
+            change.decided_at = None
+            change.save(update_fields=["status", "decided_at"])
+    if change.status in OPEN_STATES:
+        required = check_catalog.required_checks(change)
+        _start_checks(change, [k for k in check_catalog.EVIDENCE_CHECKS if k in required])
+        _notify_requirements(change)
+    return report
+
+
+# --- promotion and rollback ------------------------------------------------------------
+
+
+@transaction.atomic
+def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeRequest:
+    """Make an approved change's versions the active ones (an administrator's act).
+
+    Re-checks everything at the moment of promotion, with one "now": every slot still
+    filled by someone who still holds the role, every required check of this revision
+    passed, and pack verification of every version and its dependencies.
+    """
+    change = _lock(change)
+    if not _is_admin(actor, change.tenant):
+        raise PermissionDenied("Only an administrator can promote a change.")
+    if change.status == ChangeStatus.PROMOTED:
+        raise Conflict(f"{change.reference} is already promoted.", field="status")
+    _transition(change, ChangeStatus.PROMOTED)  # refuses anything but approved
+    blockers = selectors.promotion_blockers(change)
+    if blockers:
+        raise Conflict(
+            f"{change.reference} cannot be promoted: {'; '.join(blockers)}", field="status"
+        )
+    items = selectors.items_of(change)
+    checked, failure = verify_versions([i.proposed for i in items])
+    if failure is not None:
+        raise Conflict(
+            f"Pack verification failed for {failure.version.path}: {failure.reason}", field="status"
+        )
+    now = timezone.now()
+    activated = []
+    for item in items:
+        artifact = Artifact.objects.select_for_update(of=("self",)).get(pk=item.artifact_id)
+        previous = artifact.active_version
+        Artifact.objects.filter(pk=artifact.pk).update(active_version=item.proposed)
+        Activation.objects.create(
+            artifact=artifact,
+            version=item.proposed,
+            previous=previous,
+            kind=ActivationKind.PROMOTION,
+            change=change,
+            reason=change.title,
+            actor=actor,
+            created_at=now,
+        )
+        stage_set(version=item.proposed, stage=Stage.ACTIVE, actor=actor, change=change)
+        if previous is not None and previous.pk != item.proposed_id:
+            stage_set(version=previous, stage=Stage.APPROVED, actor=actor, change=change)
+        activated.append(
+            {"active": _version_ref(item.proposed), "previous": _version_ref(previous)}
+        )
+    change.promoted_at = now
+    change.promoted_by = actor
+    if change.emergency:
+        days = selectors.effective_policy(change.tenant)[1]["postmortem_days"]
+        change.postmortem_due_at = now + timedelta(days=days)
+    change.save(update_fields=["status", "promoted_at", "promoted_by", "postmortem_due_at"])
+    _record(
+        EventKind.CHANGE_REQUEST_PROMOTED,
+        change,
+        actor,
+        revision=change.revision,
+        binding_sha256=change.binding_sha256,
+        activated=activated,
+        pack_verification=f"OK: {checked} versions verified",
+        postmortem_due_at=change.postmortem_due_at.isoformat()
+        if change.postmortem_due_at
+        else None,
+    )
+    notification_send(
+        users=[change.author],
+        tenant=change.tenant,
+        title=f"{change.reference} was promoted",
+        body=change.title,
+        url=change.get_absolute_url(),
+        dedupe_key=f"promoted:{change.pk}",
+    )
+    return change
+
+
+@transaction.atomic
+def rollback(
+    *, artifact: Artifact, actor: User | None, reason: str, target: Version | str | None = None
+) -> Activation:
+    """Restore the last promoted version (or ``target``, any version that was active before).
+
+    No approvals: going back to a version that already passed them is always allowed.
+    Pack verification runs again, and the event names the change being rolled back.
+    """
+    reason = _text(reason, "reason", required=True, limit=2000)
+    artifact = (
+        Artifact.objects.select_for_update(of=("self",))
+        .select_related("tenant", "artifact_class", "active_version")
+        .get(pk=artifact.pk)
+    )
+    if not _is_admin(actor, artifact.tenant):
+        raise PermissionDenied("Only an administrator can roll back.")
+    current = artifact.active_version
+    if current is None:
+        raise Conflict(
+            f"{artifact.path} has no active version to roll back from.", field="artifact"
+        )
+    latest = Activation.objects.filter(artifact=artifact).select_related("previous").first()
+    if target is None:
+        if latest is None or latest.previous is None:
+            raise Conflict(
+                f"{artifact.path} has no earlier promoted version to go back to.", field="target"
+            )
+        to = latest.previous
+    else:
+        to = _resolve_versions(artifact.tenant, [target])[0]
+        if to.artifact_id != artifact.pk:
+            raise DomainError(f"{to.path} is not a version of {artifact.path}.", field="target")
+        if to.pk == current.pk:
+            raise Conflict(f"{to.path} is already the active version.", field="target")
+        if not Activation.objects.filter(artifact=artifact, version=to).exists():
+            raise Conflict(
+                f"{to.path} was never active; only previously promoted versions can be restored "
+                "without approvals.",
+                field="target",
+            )
+    checked, failure = verify_versions([to])
+    if failure is not None:
+        raise Conflict(
+            f"Pack verification failed for {failure.version.path}: {failure.reason}", field="target"
+        )
+    Artifact.objects.filter(pk=artifact.pk).update(active_version=to)
+    rolled_back_change = latest.change if latest else None
+    activation = Activation.objects.create(
+        artifact=artifact,
+        version=to,
+        previous=current,
+        kind=ActivationKind.ROLLBACK,
+        change=rolled_back_change,
+        reason=reason,
+        actor=actor,
+    )
+    stage_set(version=to, stage=Stage.ACTIVE, actor=actor, change=rolled_back_change)
+    stage_set(version=current, stage=Stage.APPROVED, actor=actor, change=rolled_back_change)
+    events_record(
+        [
+            EventSpec(
+                EventKind.ROLLOUT_ROLLED_BACK,
+                actor,
+                tenant=artifact.tenant,
+                subject=artifact,
+                payload={
+                    "artifact": artifact.path,
+                    "from": _version_ref(current),
+                    "to": _version_ref(to),
+                    "change": rolled_back_change.reference if rolled_back_change else None,
+                    "reason": reason,
+                    "pack_verification": f"OK: {checked} versions verified",
+                },
+            )
+        ]
+    )
+    return activation
+
+
+# --- policy and gates ------------------------------------------------------------------
+
+
+@transaction.atomic
+def approval_policy_update(
+    *, tenant: Tenant | None, rules: Any, reason: str, actor: User | None
+) -> ApprovalPolicy:
+    """Save a new version of a tenant's (or the platform default) approval policy."""
+    if actor is not None:
+        allowed = is_platform_admin(actor) if tenant is None else _is_admin(actor, tenant)
+        if not allowed:
+            raise PermissionDenied("Only an administrator can change the approval policy.")
+    reason = _text(reason, "reason", required=True, limit=500)
+    try:
+        document = approval_policy.validate(rules)
+    except approval_policy.PolicyError as exc:
+        raise DomainError(str(exc), field="rules") from exc
+    last = (
+        ApprovalPolicy.objects.select_for_update().filter(tenant=tenant).order_by("-number").first()
+    )
+    row = ApprovalPolicy.objects.create(
+        tenant=tenant,
+        number=(last.number if last else 0) + 1,
+        rules=document,
+        reason=reason,
+        created_by=actor,
+    )
+    event_record(
+        kind=EventKind.APPROVAL_POLICY_UPDATED,
+        actor=actor,
+        tenant=tenant,
+        subject=row,
+        payload={
+            "scope": tenant.slug if tenant else "default",
+            "number": row.number,
+            "reason": reason,
+            "rules_sha256": hashlib.sha256(canonical(document)).hexdigest(),
+            "rules": document,
+        },
+    )
+    return row
+
+
+@transaction.atomic
+def change_gate_set(
+    *, tenant: Tenant, artifact_class: ArtifactClass, gates: Any, actor: User | None
+) -> ChangeGate:
+    """Set the metric thresholds an artifact class's changes must meet in a tenant."""
+    from reviews import gates as gate_rules
+
+    if not _is_admin(actor, tenant):
+        raise PermissionDenied("Only an administrator can change the gates.")
+    if not isinstance(gates, list):
+        raise DomainError("Gates must be a list.", field="gates")
+    for i, gate in enumerate(gates):
+        problems = gate_rules.validate_gate(gate)
+        if problems:
+            raise DomainError(f"gates[{i}]: {'; '.join(problems)}", field="gates")
+    row, _ = ChangeGate.objects.select_for_update().get_or_create(
+        tenant=tenant, artifact_class=artifact_class
+    )
+    ChangeGate.objects.filter(pk=row.pk).update(
+        gates=gates, updated_at=timezone.now(), updated_by=actor
+    )
+    row.refresh_from_db()
+    event_record(
+        kind=EventKind.CHANGE_GATE_UPDATED,
+        actor=actor,
+        tenant=tenant,
+        subject=("reviews.changegate", str(row.pk), str(row)),
+        payload={"class": artifact_class.slug, "gates": gates},
+    )
+    return row

@@ -1,0 +1,434 @@
+"""Change-request services: lifecycle, approvals by role, binding to hashes, checks, promotion, rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from accounts import services as accounts
+from governance.errors import Conflict, DomainError, PermissionDenied
+from governance.events.kinds import EventKind
+from governance.events.models import Event
+from governance.events.services import verify_database
+from governance.models import Notification
+from registry.choices import Stage
+from registry.models import Artifact, VersionState
+from reviews import selectors, services
+from reviews.choices import ChangeStatus, CheckKind, CheckStatus, Requirement
+from reviews.models import Activation, Approval, CheckRun
+from tests.reviews.conftest import make_artifact, publish
+
+
+def run_checks(change: Any) -> dict[str, str]:
+    """Run every pending check of a change the way the worker does; return kind -> status."""
+    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
+        services.check_execute(run=run)
+    return {
+        k: (r.status if r else "missing") for k, r in selectors.check_summary(change).runs.items()
+    }
+
+
+def evaluation(change: Any, version: Any, safety: float = 0.97) -> Any:
+    return services.evidence_attach(
+        change=change,
+        actor=None,
+        version=version,
+        metrics={"accuracy": 0.91, "safety": safety, "latency_p95_ms": 420},
+        seed="42",
+        test_run_ids=["ci-123"],
+    )
+
+
+def submitted_prompt_change(open_change: Any, people: dict[str, Any], version: Any) -> Any:
+    change = open_change(version)
+    evaluation(change, version)
+    change = services.change_submit(change=change, actor=people["author"])
+    run_checks(change)
+    return change
+
+
+def kinds(change: Any) -> list[str]:
+    return list(selectors.timeline(change).values_list("kind", flat=True))
+
+
+def test_open_records_items_hashes_and_event(open_change: Any, prompt_v1: Any) -> None:
+    change = open_change(prompt_v1, description="Better wording", risk_note="low")
+    assert change.reference == f"CR-{change.year}-{change.number:04d}"
+    assert change.status == ChangeStatus.DRAFT
+    assert change.change_type == "prompt"
+    (item,) = selectors.items_of(change)
+    assert item.proposed == prompt_v1 and item.current is None
+    event = Event.objects.get(kind=EventKind.CHANGE_REQUEST_OPENED)
+    assert event.subject_id == str(change.pk)
+    assert event.payload["items"][0]["proposed"]["sha256"] == prompt_v1.manifest_sha256
+
+
+def test_numbers_are_sequential_and_readable(open_change: Any, prompt_v1: Any) -> None:
+    first, second = open_change(prompt_v1), open_change(prompt_v1)
+    assert second.number == first.number + 1
+    assert selectors.change_by_reference(second.reference) == second
+    assert selectors.change_by_reference(second.reference.lower()) == second
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"rollback_plan": "  "}, "rollback_plan"),
+        ({"title": ""}, "title"),
+    ],
+)
+def test_bad_input_names_the_field(
+    open_change: Any, prompt_v1: Any, kwargs: Any, field: str
+) -> None:
+    with pytest.raises(DomainError) as exc:
+        open_change(prompt_v1, **kwargs)
+    assert exc.value.field == field
+    assert not Event.objects.filter(kind=EventKind.CHANGE_REQUEST_OPENED).exists()
+
+
+def test_proposing_nothing_or_twice_is_refused(
+    acme: Any, people: dict[str, Any], prompt_v1: Any, prompt_v2: Any
+) -> None:
+    for proposed in ([], [prompt_v1, prompt_v2], ["no-such@1.0.0"]):
+        with pytest.raises(DomainError) as exc:
+            services.change_create(
+                tenant=acme, actor=people["author"], title="t", rollback_plan="p", proposed=proposed
+            )
+        assert exc.value.field == "proposed"
+
+
+def test_outsider_cannot_open(globex: Any, make_user: Any, acme: Any, prompt_v1: Any) -> None:
+    stranger = make_user("stranger", globex="member")
+    with pytest.raises(PermissionDenied):
+        services.change_create(
+            tenant=acme, actor=stranger, title="t", rollback_plan="p", proposed=[prompt_v1]
+        )
+
+
+def test_submit_fixes_requirements_from_the_default_policy(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    change = services.change_submit(change=open_change(prompt_v1), actor=people["author"])
+    assert change.status == ChangeStatus.IN_REVIEW
+    assert change.requirements == [Requirement.REVIEWER, Requirement.ADMINISTRATOR]
+    runs = set(CheckRun.objects.filter(change=change).values_list("kind", flat=True))
+    assert runs == {CheckKind.MODEL_PINS, CheckKind.OFFLINE_EVALUATION, CheckKind.PACK_VERIFICATION}
+    notified = set(Notification.objects.values_list("user__username", flat=True))
+    assert {"reviewer", "admin", "multi"} <= notified and "author" not in notified
+
+
+def test_egress_adds_security_and_privacy_template_needs_privacy_officer(
+    acme: Any, open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    egress = services.change_submit(
+        change=open_change(prompt_v1, external_egress=True), actor=people["author"]
+    )
+    assert egress.requirements == ["security_officer", "reviewer", "administrator"]
+    template = make_artifact(acme, "prompt-template", "greeting")
+    tv = publish(template, impact="major", text="Hello {{ name }}")
+    privacy = services.change_submit(
+        change=open_change(tv, privacy_related=True), actor=people["author"]
+    )
+    assert privacy.requirements == ["privacy_officer", "administrator"]
+    emergency = services.change_submit(
+        change=open_change(prompt_v1, emergency=True), actor=people["author"]
+    )
+    assert emergency.requirements == ["owner", "security_officer"]
+
+
+def test_full_flow_approve_promote_rollback(
+    open_change: Any, people: dict[str, Any], prompt: Artifact, prompt_v1: Any, prompt_v2: Any
+) -> None:
+    first = submitted_prompt_change(open_change, people, prompt_v1)
+    assert run_checks(first) == dict.fromkeys(
+        [CheckKind.MODEL_PINS, CheckKind.OFFLINE_EVALUATION, CheckKind.PACK_VERIFICATION], "passed"
+    )
+    assert VersionState.objects.get(version=prompt_v1).stage == Stage.EVALUATED
+    services.approval_decide(change=first, actor=people["reviewer"], decision="approve")
+    first.refresh_from_db()
+    assert first.status == ChangeStatus.IN_REVIEW
+    services.approval_decide(change=first, actor=people["admin"], decision="approve", comment="ok")
+    first.refresh_from_db()
+    assert first.status == ChangeStatus.APPROVED
+    assert VersionState.objects.get(version=prompt_v1).stage == Stage.APPROVED
+    services.change_promote(change=first, actor=people["admin"])
+    prompt.refresh_from_db()
+    assert prompt.active_version == prompt_v1
+
+    second = submitted_prompt_change(open_change, people, prompt_v2)
+    assert selectors.items_of(second)[0].current == prompt_v1
+    services.approval_decide(change=second, actor=people["multi"], decision="approve")
+    services.approval_decide(change=second, actor=people["admin"], decision="approve")
+    services.change_promote(change=second, actor=people["admin"])
+    prompt.refresh_from_db()
+    assert prompt.active_version == prompt_v2
+    assert VersionState.objects.get(version=prompt_v1).stage == Stage.APPROVED
+
+    back = services.rollback(artifact=prompt, actor=people["admin"], reason="quality dropped")
+    prompt.refresh_from_db()
+    assert prompt.active_version == prompt_v1 and back.change == second
+    event = Event.objects.filter(kind=EventKind.ROLLOUT_ROLLED_BACK).get()
+    assert event.payload["change"] == second.reference
+    assert event.payload["to"]["sha256"] == prompt_v1.manifest_sha256
+    assert event.payload["pack_verification"].startswith("OK:")
+    assert [a.kind for a in Activation.objects.filter(artifact=prompt).order_by("created_at")] == [
+        "promotion",
+        "promotion",
+        "rollback",
+    ]
+    assert kinds(second)[-1] == EventKind.CHANGE_REQUEST_PROMOTED
+    assert verify_database().ok
+
+
+def test_author_cannot_approve_own_change(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    change = open_change(prompt_v1)
+    people_author = people["author"]
+    accounts.role_grant(user=people_author, role="reviewer", tenant=change.tenant, actor=None)
+    services.change_submit(change=change, actor=people_author)
+    with pytest.raises(PermissionDenied):
+        services.approval_decide(change=change, actor=people_author, decision="approve")
+    assert not Approval.objects.exists()
+
+
+def test_one_person_counts_once(open_change: Any, people: dict[str, Any], prompt_v1: Any) -> None:
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    first = services.approval_decide(change=change, actor=people["multi"], decision="approve")
+    again = services.approval_decide(change=change, actor=people["multi"], decision="approve")
+    assert again.pk == first.pk and Approval.objects.count() == 1
+    assert Event.objects.filter(kind=EventKind.APPROVAL_GRANTED).count() == 1
+    with pytest.raises(Conflict):
+        services.approval_decide(
+            change=change, actor=people["multi"], decision="approve", requirement="administrator"
+        )
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.IN_REVIEW
+    assert selectors.approval_status(change).missing == ["administrator"]
+
+
+def test_a_slot_is_filled_by_one_person(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
+    # multi can still fill the administrator slot, never the reviewer one again
+    approval = services.approval_decide(change=change, actor=people["multi"], decision="approve")
+    assert approval.requirement == "administrator"
+
+
+def test_someone_without_a_required_role_cannot_decide(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    with pytest.raises(PermissionDenied) as exc:
+        services.approval_decide(change=change, actor=people["privacy"], decision="approve")
+    assert "Reviewer" in exc.value.message
+
+
+def test_rejection_blocks_until_revised(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    with pytest.raises(DomainError) as exc:
+        services.approval_decide(change=change, actor=people["reviewer"], decision="reject")
+    assert exc.value.field == "comment"
+    services.approval_decide(
+        change=change, actor=people["reviewer"], decision="reject", comment="too risky"
+    )
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.REJECTED
+    with pytest.raises(Conflict):
+        services.approval_decide(change=change, actor=people["admin"], decision="approve")
+    with pytest.raises(Conflict):
+        services.change_promote(change=change, actor=people["admin"])
+    revised = services.change_revise(
+        change=change, actor=people["author"], reason="smaller step", proposed=[prompt_v2]
+    )
+    assert revised.status == ChangeStatus.DRAFT and revised.revision == 2
+    assert Approval.objects.get().voided_at is not None
+    services.change_submit(change=revised, actor=people["author"])
+    services.approval_decide(change=revised, actor=people["reviewer"], decision="approve")
+    assert Approval.objects.filter(voided_at__isnull=True).count() == 1
+
+
+def test_new_evidence_after_approval_voids_it(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
+    services.approval_decide(change=change, actor=people["admin"], decision="approve")
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.APPROVED
+    evaluation(change, prompt_v1, safety=0.99)
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.IN_REVIEW
+    assert not Approval.objects.filter(voided_at__isnull=True).exists()
+    assert Event.objects.filter(kind=EventKind.APPROVAL_VOIDED).count() == 1
+    # the evidence checks run again as a new attempt
+    assert CheckRun.objects.filter(change=change, kind=CheckKind.OFFLINE_EVALUATION).count() == 2
+
+
+def test_revoked_role_stops_counting_before_promotion(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any, acme: Any
+) -> None:
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
+    services.approval_decide(change=change, actor=people["admin"], decision="approve")
+    accounts.role_revoke(user=people["reviewer"], role="reviewer", tenant=acme, actor=None)
+    change.refresh_from_db()
+    with pytest.raises(Conflict) as exc:
+        services.change_promote(change=change, actor=people["admin"])
+    assert "missing approval from Reviewer" in exc.value.message
+    status = selectors.approval_status(change)
+    assert status.not_counting[0][1] == "reviewer no longer holds the role"
+    assert Artifact.objects.get(pk=prompt_v1.artifact_id).active_version is None
+
+
+def test_failed_check_blocks_promotion(
+    open_change: Any, people: dict[str, Any], prompt: Artifact, prompt_v1: Any, prompt_v2: Any
+) -> None:
+    first = submitted_prompt_change(open_change, people, prompt_v1)
+    for who in ("reviewer", "admin"):
+        services.approval_decide(change=first, actor=people[who], decision="approve")
+    services.change_promote(change=first, actor=people["admin"])
+    worse = open_change(prompt_v2)
+    evaluation(worse, prompt_v2, safety=0.5)  # v1's report said 0.97
+    services.change_submit(change=worse, actor=people["author"])
+    statuses = run_checks(worse)
+    assert statuses[CheckKind.OFFLINE_EVALUATION] == "failed"
+    run = CheckRun.objects.get(change=worse, kind=CheckKind.OFFLINE_EVALUATION)
+    assert "REGRESSION" in run.log and "safety: 0.5 (current 0.97)" in run.log
+    for who in ("reviewer", "admin"):
+        services.approval_decide(change=worse, actor=people[who], decision="approve")
+    with pytest.raises(Conflict) as exc:
+        services.change_promote(change=worse, actor=people["admin"])
+    assert "Offline evaluation failed" in exc.value.message
+    prompt.refresh_from_db()
+    assert prompt.active_version == prompt_v1
+
+
+def test_only_administrators_promote_and_only_once(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    for who in ("reviewer", "admin"):
+        services.approval_decide(change=change, actor=people[who], decision="approve")
+    with pytest.raises(PermissionDenied):
+        services.change_promote(change=change, actor=people["reviewer"])
+    services.change_promote(change=change, actor=people["admin"])
+    with pytest.raises(Conflict) as exc:
+        services.change_promote(change=change, actor=people["admin"])
+    assert "already promoted" in exc.value.message
+    assert Event.objects.filter(kind=EventKind.CHANGE_REQUEST_PROMOTED).count() == 1
+
+
+def test_emergency_needs_owner_and_security_and_opens_postmortem(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    change = open_change(prompt_v1, emergency=True)
+    evaluation(change, prompt_v1)
+    services.change_submit(change=change, actor=people["author"])
+    run_checks(change)
+    services.approval_decide(change=change, actor=people["admin"], decision="approve")  # the owner
+    services.approval_decide(change=change, actor=people["security"], decision="approve")
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.APPROVED
+    promoted = services.change_promote(change=change, actor=people["admin"])
+    assert promoted.postmortem_due_at is not None
+    assert (promoted.postmortem_due_at - promoted.promoted_at).days == 5
+
+
+def test_rollback_target_must_have_been_active(
+    open_change: Any, people: dict[str, Any], prompt: Artifact, prompt_v1: Any, prompt_v2: Any
+) -> None:
+    with pytest.raises(Conflict):
+        services.rollback(artifact=prompt, actor=people["admin"], reason="r")
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    for who in ("reviewer", "admin"):
+        services.approval_decide(change=change, actor=people[who], decision="approve")
+    services.change_promote(change=change, actor=people["admin"])
+    with pytest.raises(Conflict) as exc:
+        services.rollback(artifact=prompt, actor=people["admin"], reason="r", target=prompt_v2)
+    assert "never active" in exc.value.message
+    with pytest.raises(Conflict):
+        services.rollback(artifact=prompt, actor=people["admin"], reason="r")  # nothing earlier
+    with pytest.raises(DomainError) as exc2:
+        services.rollback(artifact=prompt, actor=people["admin"], reason=" ")
+    assert exc2.value.field == "reason"
+    with pytest.raises(PermissionDenied):
+        services.rollback(artifact=prompt, actor=people["reviewer"], reason="r")
+
+
+def test_withdraw_is_final(open_change: Any, people: dict[str, Any], prompt_v1: Any) -> None:
+    change = open_change(prompt_v1)
+    with pytest.raises(PermissionDenied):
+        services.change_withdraw(change=change, actor=people["reviewer"])
+    services.change_withdraw(change=change, actor=people["author"], reason="not needed")
+    with pytest.raises(Conflict):
+        services.change_submit(change=change, actor=people["author"])
+
+
+def test_policy_is_versioned_data(
+    acme: Any, open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    rules = {
+        "rules": [{"name": "strict", "when": {}, "require": ["reviewer", "security_officer"]}],
+        "postmortem_days": 3,
+    }
+    with pytest.raises(PermissionDenied):
+        services.approval_policy_update(
+            tenant=acme, rules=rules, reason="x", actor=people["reviewer"]
+        )
+    with pytest.raises(DomainError) as exc:
+        services.approval_policy_update(
+            tenant=acme,
+            rules={"rules": [{"require": ["nobody"]}]},
+            reason="x",
+            actor=people["admin"],
+        )
+    assert "nobody" in exc.value.message
+    row = services.approval_policy_update(
+        tenant=acme, rules=rules, reason="tighter", actor=people["admin"]
+    )
+    assert row.number == 1
+    change = services.change_submit(change=open_change(prompt_v1), actor=people["author"])
+    assert change.requirements == ["reviewer", "security_officer"] and change.policy == row
+    event = Event.objects.get(kind=EventKind.APPROVAL_POLICY_UPDATED)
+    assert event.payload["number"] == 1 and event.payload["rules"]["postmortem_days"] == 3
+
+
+def test_waiting_for_lists_open_slots_oldest_first(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any, prompt_v2: Any
+) -> None:
+    old = submitted_prompt_change(open_change, people, prompt_v1)
+    new = submitted_prompt_change(open_change, people, prompt_v2)
+    assert [(c, s) for c, s in selectors.waiting_for(people["reviewer"])] == [
+        (old, ["reviewer"]),
+        (new, ["reviewer"]),
+    ]
+    services.approval_decide(change=old, actor=people["reviewer"], decision="approve")
+    assert [c for c, _ in selectors.waiting_for(people["reviewer"])] == [new]
+    assert [c for c, _ in selectors.waiting_for(people["multi"])] == [old, new]
+    assert selectors.waiting_for(people["author"]) == []
+
+
+def test_pack_verification_failure_is_reported(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any, monkeypatch: Any
+) -> None:
+    from registry import verification
+
+    change = open_change(prompt_v1)
+    services.change_submit(change=change, actor=people["author"])
+    def tampered(version: Any, keys: Any = None) -> Any:
+        return verification.VersionCheck(version, False, "content does not match its signed digest")
+
+    monkeypatch.setattr(verification, "check_version", tampered)
+    statuses = run_checks(change)
+    assert statuses[CheckKind.PACK_VERIFICATION] == "failed"
+    run = CheckRun.objects.get(change=change, kind=CheckKind.PACK_VERIFICATION)
+    assert run.summary == f"FAIL: {prompt_v1.path}: content does not match its signed digest"
+    assert Notification.objects.filter(
+        user=people["author"], title__contains="Pack verification"
+    ).exists()
