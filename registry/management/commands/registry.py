@@ -1,4 +1,4 @@
-"""``manage.py registry publish|bump-version|show|history|verify|import|export``."""
+"""``manage.py registry publish|bump-version|show|history|verify|import|export|rollback``."""
 
 from __future__ import annotations
 
@@ -80,6 +80,21 @@ class Command(ActionCommand):
         p = sub.add_parser("export", help="Write a tenant's prompts back in the same layout.")
         p.add_argument("dir")
         p.add_argument("--tenant", required=True)
+        p = sub.add_parser(
+            "rollback",
+            help="Restore the last promoted version (or TARGET_VERSION): no approvals needed, "
+            "pack verification re-runs, an event names the change rolled back.",
+        )
+        p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
+        p.add_argument("target", nargs="?", default=None, metavar="TARGET_VERSION")
+        p.add_argument("--reason", required=True)
+        p.add_argument(
+            "--as",
+            dest="as_user",
+            default=None,
+            metavar="USERNAME",
+            help="record the rollback as this administrator (default: the system)",
+        )
 
     def execute(self, *args: Any, **options: Any) -> Any:
         # Usage errors (bad input) exit 2 with one line, like argparse's own.
@@ -152,3 +167,18 @@ class Command(ActionCommand):
     def do_export(self, o: dict[str, Any]) -> None:
         count = export_prompts(Path(o["dir"]), tenant=tenant_by_slug(o["tenant"]))
         self.stdout.write(f"Wrote {count} files to {o['dir']}")
+
+    def do_rollback(self, o: dict[str, Any]) -> None:
+        from accounts.selectors import user_by_username
+        from reviews.services import rollback
+
+        artifact = _artifact(o["artifact"])
+        target = f"{artifact.path}/{o['target']}" if o["target"] else None
+        actor = user_by_username(o["as_user"]) if o["as_user"] else None
+        activation = rollback(artifact=artifact, actor=actor, reason=o["reason"], target=target)
+        previous = activation.previous
+        change = f" (rolled back {activation.change.reference})" if activation.change else ""
+        self.stdout.write(
+            f"{artifact.path}: active {activation.version.version} "
+            f"{activation.version.manifest_sha256}, was {previous.version if previous else '-'}{change}"
+        )

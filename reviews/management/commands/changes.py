@@ -1,0 +1,198 @@
+"""``manage.py changes list|show|open|submit|approve|reject|withdraw|promote|run-checks|export``.
+
+The same services as the pages and the API. Acting as a person takes ``--as USERNAME``;
+approving or rejecting also takes that person's password on standard input
+(``--password-stdin``), because a sign-off is a deliberate act.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from accounts.selectors import tenant_by_slug, user_by_username
+from governance.errors import PermissionDenied
+from governance.management.base import ActionCommand
+from reviews import selectors, services
+from reviews.choices import CheckStatus, Requirement
+from reviews.models import ChangeRequest, CheckRun
+
+
+class Command(ActionCommand):
+    help = "Open, review, promote and export change requests."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        p = sub.add_parser("list", help="Change requests, newest first.")
+        p.add_argument("--tenant", default=None)
+        p.add_argument("--status", default=None)
+        p = sub.add_parser("show", help="A change: status, approvals, checks, blockers.")
+        p.add_argument("ref", metavar="CR-YYYY-NNNN")
+        p = sub.add_parser("open", help="Open a draft change request.")
+        p.add_argument("--tenant", required=True)
+        p.add_argument("--title", required=True)
+        p.add_argument("--rollback-plan", required=True)
+        p.add_argument("--propose", nargs="+", required=True, metavar="REF")
+        p.add_argument("--description", default="")
+        p.add_argument("--risk-note", default="")
+        p.add_argument("--corpus", default=None, metavar="REF", help="golden corpus version")
+        for flag in ("privacy-related", "external-egress", "emergency"):
+            p.add_argument(f"--{flag}", action="store_true")
+        p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME")
+        for name in ("submit", "withdraw", "promote"):
+            p = sub.add_parser(name, help=f"{name.capitalize()} a change.")
+            p.add_argument("ref", metavar="CR-YYYY-NNNN")
+            p.add_argument("--as", dest="as_user", default=None, metavar="USERNAME")
+            if name == "withdraw":
+                p.add_argument("--reason", default="")
+        for name in ("approve", "reject"):
+            p = sub.add_parser(name, help=f"{name.capitalize()} a change in one required role.")
+            p.add_argument("ref", metavar="CR-YYYY-NNNN")
+            p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME")
+            p.add_argument("--comment", default="", required=name == "reject")
+            p.add_argument("--requirement", default=None, choices=Requirement.values)
+            p.add_argument(
+                "--password-stdin",
+                action="store_true",
+                required=True,
+                help="read the approver's password from the first line of standard input",
+            )
+        p = sub.add_parser(
+            "run-checks", help="Run the change's pending checks here, without a worker."
+        )
+        p.add_argument("ref", metavar="CR-YYYY-NNNN")
+        p = sub.add_parser("export", help="Write the signed change-request record as JSON.")
+        p.add_argument("ref", metavar="CR-YYYY-NNNN")
+        p.add_argument("--out", default="-", help="file to write (default: standard output)")
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        # Bad input exits 2 with one line, like the registry command.
+        try:
+            return super().execute(*args, **options)
+        except CommandError as exc:
+            self.stderr.write(f"error: {exc}")
+            sys.exit(2)
+
+    def _actor(self, o: dict[str, Any]) -> Any:
+        return user_by_username(o["as_user"]) if o.get("as_user") else None
+
+    def do_list(self, o: dict[str, Any]) -> None:
+        qs = ChangeRequest.objects.select_related("tenant", "author")
+        if o["tenant"]:
+            qs = qs.filter(tenant=tenant_by_slug(o["tenant"]))
+        if o["status"]:
+            qs = qs.filter(status=o["status"])
+        for c in qs:
+            self.stdout.write(
+                f"{c.reference}\t{c.tenant.slug}\t{c.status}\t{c.change_type}\t{c.author.username}\t{c.title}"
+            )
+
+    def do_show(self, o: dict[str, Any]) -> None:
+        change = selectors.change_by_reference(o["ref"])
+        out = self.stdout.write
+        out(
+            f"{change.reference} [{change.status}] {change.title}"
+            + (" EMERGENCY" if change.emergency else "")
+        )
+        out(
+            f"tenant {change.tenant.slug}, author {change.author.username}, revision {change.revision}"
+        )
+        for item in selectors.items_of(change):
+            current = item.current.pinned if item.current else "(none active)"
+            out(f"  {current} -> {item.proposed.pinned}")
+        status = selectors.approval_status(change)
+        for slot in status.slots:
+            who = slot.approval.approver.username if slot.approval else "MISSING"
+            out(f"  approval {slot.label}: {who}")
+        for approval in status.rejections:
+            out(f"  rejected by {approval.approver.username}: {approval.comment}")
+        for kind, run in selectors.check_summary(change).runs.items():
+            out(
+                f"  check {kind}: {run.status if run else 'not run'}{' - ' + run.summary if run else ''}"
+            )
+        for blocker in selectors.promotion_blockers(change) if change.status == "approved" else []:
+            out(f"  blocks promotion: {blocker}")
+
+    def do_open(self, o: dict[str, Any]) -> None:
+        change = services.change_create(
+            tenant=tenant_by_slug(o["tenant"]),
+            actor=self._actor(o),
+            title=o["title"],
+            rollback_plan=o["rollback_plan"],
+            proposed=o["propose"],
+            description=o["description"],
+            risk_note=o["risk_note"],
+            privacy_related=o["privacy_related"],
+            external_egress=o["external_egress"],
+            emergency=o["emergency"],
+            golden_corpus=o["corpus"],
+        )
+        self.stdout.write(f"{change.reference} opened (draft)")
+
+    def do_submit(self, o: dict[str, Any]) -> None:
+        change = services.change_submit(
+            change=selectors.change_by_reference(o["ref"]), actor=self._actor(o)
+        )
+        self.stdout.write(f"{change.reference} submitted; needs {', '.join(change.requirements)}")
+
+    def do_withdraw(self, o: dict[str, Any]) -> None:
+        change = services.change_withdraw(
+            change=selectors.change_by_reference(o["ref"]), actor=self._actor(o), reason=o["reason"]
+        )
+        self.stdout.write(f"{change.reference} withdrawn")
+
+    def do_promote(self, o: dict[str, Any]) -> None:
+        change = services.change_promote(
+            change=selectors.change_by_reference(o["ref"]), actor=self._actor(o)
+        )
+        self.stdout.write(f"{change.reference} promoted")
+
+    def _decide(self, o: dict[str, Any], decision: str) -> None:
+        actor = self._actor(o)
+        password = sys.stdin.readline().rstrip("\n")
+        if not (actor.is_active and actor.check_password(password)):
+            raise PermissionDenied("The password given on standard input is not that user's.")
+        approval = services.approval_decide(
+            change=selectors.change_by_reference(o["ref"]),
+            actor=actor,
+            decision=decision,
+            comment=o["comment"],
+            requirement=o["requirement"],
+        )
+        change = approval.change
+        change.refresh_from_db()
+        self.stdout.write(
+            f"{change.reference}: {decision} as {approval.requirement} by {actor.username}; now {change.status}"
+        )
+
+    def do_approve(self, o: dict[str, Any]) -> None:
+        self._decide(o, "approve")
+
+    def do_reject(self, o: dict[str, Any]) -> None:
+        self._decide(o, "reject")
+
+    def do_run_checks(self, o: dict[str, Any]) -> None:
+        change = selectors.change_by_reference(o["ref"])
+        pending = CheckRun.objects.filter(change=change, status=CheckStatus.PENDING)
+        failed = False
+        for run in pending:
+            done = services.check_execute(run=run)
+            failed |= done.status != CheckStatus.PASSED
+            self.stdout.write(f"{done.kind}: {done.status} - {done.summary}")
+        if failed:
+            sys.exit(1)
+
+    def do_export(self, o: dict[str, Any]) -> None:
+        from reviews.record import signed_record
+
+        change = selectors.change_by_reference(o["ref"])
+        text = json.dumps(signed_record(change), indent=2, sort_keys=True)
+        if o["out"] == "-":
+            self.stdout.write(text)
+        else:
+            Path(o["out"]).write_text(text + "\n")
+            self.stdout.write(f"Wrote {change.reference} to {o['out']}")
