@@ -95,7 +95,7 @@ def test_open_submit_approve_promote_rollback(
 
 
 def open_and_approve_second(people: dict[str, Any], monkeypatch: Any) -> str:
-    code, out, _ = run(
+    _code, out, _ = run(
         "changes",
         "open",
         "--tenant",
@@ -235,3 +235,29 @@ def test_export_writes_a_signed_record(
     data = json.loads(target.read_text())
     assert data["record"]["change_id"] == reference
     assert len(data["signature"]) == 128
+
+
+def test_seed_demo_has_changes_in_every_state(db: Any) -> None:
+    from reviews import selectors
+    from reviews.choices import CheckStatus
+
+    for _ in range(2):  # idempotent
+        call_command("seed_demo", "--quiet-logins", stdout=io.StringIO())
+    changes = {c.title: c for c in ChangeRequest.objects.all()}
+    assert len(changes) == 7
+    statuses = sorted(c.status for c in changes.values())
+    assert statuses.count("promoted") == 2 and statuses.count("rejected") == 1
+    failing = changes["Route German tickets to the DACH queue"]
+    assert selectors.check_summary(failing).runs["rules_simulation"].status == CheckStatus.FAILED
+    from accounts.models import User
+
+    waiting = {
+        name: [c.title for c, _ in selectors.waiting_for(User.objects.get(username=name))]
+        for name in ("acme-reviewer", "acme-admin", "acme-privacy", "acme-security", "acme-author")
+    }
+    assert "Shorter lead qualification answers" in waiting["acme-reviewer"]
+    assert waiting["acme-privacy"] == ["Stop echoing personal details"]
+    assert waiting["acme-security"] == ["Hotfix: stop quoting prices"]
+    assert "Hotfix: stop quoting prices" in waiting["acme-author"]  # the accountable owner
+    reply = Artifact.objects.get(slug="support-reply")
+    assert reply.active_version is not None and reply.active_version.version == "1.1.0"

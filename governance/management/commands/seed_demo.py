@@ -1,4 +1,4 @@
-"""``manage.py seed_demo``: demo tenants and one user per role (idempotent)."""
+"""``manage.py seed_demo``: demo tenants, one user per role, a registry and change requests (idempotent)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.test.utils import override_settings
 
 from accounts import services
 from accounts.choices import Role
@@ -36,8 +37,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--quiet-logins", action="store_true", help="Do not print the logins.")
 
-    @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
+        # The demo's notifications stay in the app: no emails printed while seeding.
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
+            self._seed(**options)
+
+    @transaction.atomic
+    def _seed(self, **options: Any) -> None:
         tenants: dict[str, Tenant] = {}
         for tenant_slug, tenant_name in TENANTS:
             found = Tenant.objects.filter(slug=tenant_slug).first()
@@ -66,6 +72,7 @@ class Command(BaseCommand):
             if slug is None:
                 User.objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
         self._seed_registry(tenants)
+        self._seed_reviews(tenants)
         self.stdout.write(
             self.style.SUCCESS("Demo data ready: tenants acme and globex, with a registry.")
         )
@@ -249,3 +256,228 @@ class Command(BaseCommand):
             file_bytes=b"demo-weights-v1",
             file_name="weights.bin",
         )
+
+    def _seed_reviews(self, tenants: dict[str, Tenant]) -> None:
+        """Change requests in every state: promoted, rejected, failing a check, and waiting on each role."""
+        from registry import selectors as registry_selectors
+        from registry import services as registry
+        from reviews import services as reviews
+        from reviews.choices import CheckStatus
+        from reviews.models import ChangeRequest, CheckRun
+
+        acme = tenants["acme"]
+        if ChangeRequest.objects.filter(tenant=acme).exists():
+            return
+        users = {u.username: u for u in User.objects.filter(username__startswith="acme-")}
+        author, admin = users["acme-author"], users["acme-admin"]
+        reviewer, privacy, security = (
+            users["acme-reviewer"],
+            users["acme-privacy"],
+            users["acme-security"],
+        )
+
+        def ref(text: str) -> Any:
+            return registry_selectors.version_by_reference(text, tenant="acme")
+
+        def run_checks(change: Any) -> None:
+            for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
+                reviews.check_execute(run=run)
+
+        def opened(proposed: list[Any], title: str, by: Any = author, **kw: Any) -> Any:
+            change = reviews.change_create(
+                tenant=acme,
+                actor=by,
+                title=title,
+                rollback_plan=kw.pop("rollback_plan", "Roll back to the last promoted version."),
+                proposed=proposed,
+                **kw,
+            )
+            return change
+
+        def evaluate(change: Any, version: Any, safety: float, accuracy: float) -> None:
+            reviews.evidence_attach(
+                change=change,
+                actor=None,
+                version=version,
+                metrics={
+                    "accuracy": accuracy,
+                    "safety": safety,
+                    "latency_p95_ms": 640,
+                    "cost": 0.002,
+                },
+                bias={"demographic_parity_gap": 0.02},
+                seed="1234",
+                rng="numpy PCG64",
+                test_run_ids=[f"ci-{version.version}"],
+            )
+
+        def submitted(change: Any, by: Any = author) -> Any:
+            reviews.change_submit(change=change, actor=by)
+            run_checks(change)
+            change.refresh_from_db()
+            return change
+
+        # Metadata of the prompts pins the model they were evaluated with.
+        prompt = registry_selectors.artifact_by_path("prompt", "acme", "qualify-lead")
+        pins = {"pinned_models": ["gpt-4o-2024-08-06"]}
+        for number, text in (
+            (
+                "2.0.1",
+                "You qualify leads for {{ product }}.\nAccount: {{ account_id }}\nRegion: {{ region }}\nAsk about their budget, timeline and region. Be brief.",
+            ),
+        ):
+            registry.version_publish(
+                artifact=prompt,
+                content=registry.Content(text=text),
+                impact="patch",
+                reason="Shorter answers; model pinned for review.",
+                version=number,
+                input_variables=[
+                    {"name": "product"},
+                    {"name": "account_id"},
+                    {"name": "region", "required": False},
+                ],
+                metadata=pins,
+                actor=None,
+            )
+
+        # 1. Two promoted changes, so a rollback has somewhere to go.
+        reply = registry_selectors.Artifact.objects.filter(
+            tenant=acme, slug="support-reply"
+        ).first() or registry.artifact_create(
+            artifact_class=registry_selectors.artifact_class_by_slug("prompt"),
+            tenant=acme,
+            slug="support-reply",
+            title="Support reply",
+            summary="Drafts the first answer to a support ticket.",
+            owner=author,
+            actor=None,
+        )
+        for number, impact, text, title, safety in (
+            (
+                "1.0.0",
+                "major",
+                "Answer the ticket from {{ customer }} about {{ topic }}. Be brief.",
+                "Launch the support reply prompt",
+                0.95,
+            ),
+            (
+                "1.1.0",
+                "minor",
+                "Answer the ticket from {{ customer }} about {{ topic }}. Be brief and thank them.",
+                "Thank the customer in support replies",
+                0.96,
+            ),
+        ):
+            version, _ = registry.version_publish(
+                artifact=reply,
+                content=registry.Content(text=text),
+                impact=impact,
+                reason=title,
+                version=number,
+                metadata=pins,
+                actor=None,
+            )
+            change = opened(
+                [version], title, description="See the diff.", risk_note="Low: wording only."
+            )
+            evaluate(change, version, safety, 0.9)
+            submitted(change)
+            reviews.approval_decide(
+                change=change, actor=reviewer, decision="approve", comment="Reads well."
+            )
+            reviews.approval_decide(
+                change=change, actor=admin, decision="approve", comment="Ship it."
+            )
+            reviews.change_promote(change=change, actor=admin)
+
+        # 2. Rejected: the major change waits for the CRM migration.
+        change = opened(
+            [ref("qualify-lead@2.0.0")],
+            "Switch lead qualification to account ids",
+            risk_note="Major: the CRM must send account_id first.",
+        )
+        evaluate(change, ref("qualify-lead@2.0.0"), 0.96, 0.91)
+        submitted(change)
+        reviews.approval_decide(
+            change=change,
+            actor=reviewer,
+            decision="reject",
+            comment="The CRM still sends customer names; revise after the migration.",
+        )
+
+        # 3. Failing check: the routing change misroutes a golden case.
+        corpus_artifact = registry_selectors.Artifact.objects.filter(
+            tenant=acme, slug="support-cases"
+        ).first() or registry.artifact_create(
+            artifact_class=registry_selectors.artifact_class_by_slug("golden-corpus"),
+            tenant=acme,
+            slug="support-cases",
+            title="Support cases",
+            summary="Tickets with the queue they belong in.",
+            owner=author,
+            actor=None,
+        )
+        corpus, _ = registry.version_publish(
+            artifact=corpus_artifact,
+            content=registry.Content(
+                data={
+                    "cases": [
+                        {"id": "invoice", "input": {"intent": "billing"}, "expected": "billing"},
+                        {
+                            "id": "german",
+                            "input": {"intent": "other", "language": "de"},
+                            "expected": "dach",
+                        },
+                        {"id": "refund", "input": {"intent": "refund"}, "expected": "billing"},
+                    ]
+                }
+            ),
+            impact="major",
+            reason="Three cases from last quarter.",
+            version="1.0.0",
+            actor=None,
+        )
+        change = opened(
+            [ref("support-routing@1.1.0")],
+            "Route German tickets to the DACH queue",
+            golden_corpus=corpus,
+        )
+        submitted(change)
+
+        # 4. Waiting on each role.
+        change = opened([ref("qualify-lead@2.0.1")], "Shorter lead qualification answers")
+        evaluate(change, ref("qualify-lead@2.0.1"), 0.97, 0.92)
+        submitted(change)  # waits on a reviewer and an administrator
+        tone = registry_selectors.artifact_by_path("prompt-template", "acme", "brand-tone")
+        tone2, _ = registry.version_publish(
+            artifact=tone,
+            content=registry.Content(
+                text="Be concise, warm and precise. Never promise delivery dates. Never repeat a customer's personal details back to them."
+            ),
+            impact="patch",
+            reason="Do not echo personal details.",
+            version="1.0.1",
+            actor=None,
+        )
+        change = opened(
+            [tone2],
+            "Stop echoing personal details",
+            privacy_related=True,
+            risk_note="Touches how personal data is handled.",
+        )
+        submitted(change)  # waits on the privacy officer and an administrator
+        reviews.approval_decide(
+            change=change, actor=admin, decision="approve", comment="Fine by me."
+        )
+        change = opened(
+            [ref("qualify-lead@2.0.1")],
+            "Hotfix: stop quoting prices",
+            by=admin,
+            emergency=True,
+            external_egress=False,
+            risk_note="Emergency: the prompt quoted list prices to prospects.",
+        )
+        evaluate(change, ref("qualify-lead@2.0.1"), 0.97, 0.92)
+        submitted(change, by=admin)  # waits on the accountable owner and the security officer
+        del privacy, security
