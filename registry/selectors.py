@@ -15,7 +15,7 @@ from registry.references import Reference, ReferenceError, parse_reference
 
 def artifacts_visible_to(user: Any) -> QuerySet[Artifact]:
     base = Artifact.objects.select_related(
-        "artifact_class", "tenant", "owner", "recommended_version"
+        "artifact_class", "tenant", "owner", "recommended_version", "active_version"
     )
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return base.none()
@@ -45,7 +45,7 @@ def artifact_by_path(cls: str, tenant: str, slug: str, *, visible_to: Any = None
         artifacts_visible_to(visible_to)
         if visible_to is not None
         else Artifact.objects.select_related(
-            "artifact_class", "tenant", "owner", "recommended_version"
+            "artifact_class", "tenant", "owner", "recommended_version", "active_version"
         )
     )
     found = qs.filter(artifact_class__slug=cls, tenant__slug=tenant, slug=slug).first()
@@ -137,3 +137,12 @@ def search_artifacts(qs: QuerySet[Artifact], text: str) -> QuerySet[Artifact]:
     return qs.filter(
         Q(slug__icontains=text) | Q(title__icontains=text) | Q(summary__icontains=text)
     )
+
+
+def stage_of(version: Version) -> str:
+    """A version's lifecycle stage (a version without a state row is a draft)."""
+    from registry.choices import Stage
+    from registry.models import VersionState
+
+    state = VersionState.objects.filter(version=version).values_list("stage", flat=True).first()
+    return state or Stage.DRAFT

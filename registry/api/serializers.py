@@ -50,6 +50,11 @@ class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
     path = serializers.CharField()
     recommended_version = serializers.CharField(source="recommended_version.version", default=None)
+    active_version = serializers.CharField(
+        source="active_version.version",
+        default=None,
+        help_text="Set only by a promoted change request or a rollback.",
+    )
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -64,6 +69,7 @@ class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
             "license",
             "owner",
             "recommended_version",
+            "active_version",
             "created_at",
             "url",
         ]
@@ -121,6 +127,9 @@ class VersionDetailSerializer(VersionSummarySerializer):
     key_id = serializers.CharField()
     signature = serializers.CharField()
     verified = serializers.SerializerMethodField()
+    stage = serializers.SerializerMethodField(
+        help_text="draft, evaluated, approved, active, deprecated or simulation_only"
+    )
     dependencies = serializers.SerializerMethodField()
     dependents = serializers.SerializerMethodField()
 
@@ -140,6 +149,7 @@ class VersionDetailSerializer(VersionSummarySerializer):
             "key_id",
             "signature",
             "verified",
+            "stage",
             "dependencies",
             "dependents",
         ]
@@ -159,6 +169,11 @@ class VersionDetailSerializer(VersionSummarySerializer):
 
         result = check_version(obj)
         return {"ok": result.ok, "detail": result.reason}
+
+    def get_stage(self, obj: Version) -> str:
+        from registry.selectors import stage_of
+
+        return stage_of(obj)
 
     def get_dependencies(self, obj: Version) -> list[str]:
         return [d.reference for d in obj.dependencies.all()]
