@@ -421,6 +421,7 @@ def test_pack_verification_failure_is_reported(
 
     change = open_change(prompt_v1)
     services.change_submit(change=change, actor=people["author"])
+
     def tampered(version: Any, keys: Any = None) -> Any:
         return verification.VersionCheck(version, False, "content does not match its signed digest")
 
@@ -432,3 +433,46 @@ def test_pack_verification_failure_is_reported(
     assert Notification.objects.filter(
         user=people["author"], title__contains="Pack verification"
     ).exists()
+
+
+def test_change_gates_compare_with_the_active_version(
+    acme: Any,
+    open_change: Any,
+    people: dict[str, Any],
+    prompt: Artifact,
+    prompt_v1: Any,
+    prompt_v2: Any,
+) -> None:
+    from registry.models import ArtifactClass
+
+    with pytest.raises(DomainError) as exc:
+        services.change_gate_set(
+            tenant=acme,
+            artifact_class=ArtifactClass.objects.get(slug="prompt"),
+            gates=[{"metric": "safety"}],
+            actor=people["admin"],
+        )
+    assert exc.value.field == "gates"
+    services.change_gate_set(
+        tenant=acme,
+        artifact_class=ArtifactClass.objects.get(slug="prompt"),
+        gates=[{"metric": "latency_p95_ms", "max_regression_pct": 10}],
+        actor=people["admin"],
+    )
+    first = submitted_prompt_change(open_change, people, prompt_v1)  # latency 420, nothing active
+    assert run_checks(first)[CheckKind.CHANGE_GATES] == "passed"
+    for who in ("reviewer", "admin"):
+        services.approval_decide(change=first, actor=people[who], decision="approve")
+    services.change_promote(change=first, actor=people["admin"])
+    slower = open_change(prompt_v2)
+    services.evidence_attach(
+        change=slower,
+        actor=None,
+        version=prompt_v2,
+        metrics={"safety": 0.97, "latency_p95_ms": 470},
+    )
+    services.change_submit(change=slower, actor=people["author"])
+    assert run_checks(slower)[CheckKind.CHANGE_GATES] == "failed"  # 470 is 11.9% worse than 420
+    run = CheckRun.objects.get(change=slower, kind=CheckKind.CHANGE_GATES)
+    (row,) = run.result[prompt_v2.path]["rows"]
+    assert (row["proposed"], row["current"], row["passed"]) == (470, 420, False)

@@ -341,6 +341,19 @@ class Command(BaseCommand):
                 actor=None,
             )
 
+        # Change gates for prompts (prompt-versioning-and-rollout.md): safety may not drop,
+        # p95 latency at most 10% worse than the active version.
+        reviews.change_gate_set(
+            tenant=acme,
+            artifact_class=registry_selectors.artifact_class_by_slug("prompt"),
+            gates=[
+                {"metric": "safety", "no_regression": True},
+                {"metric": "latency_p95_ms", "max_regression_pct": 10},
+                {"metric": "accuracy", "min": 0.85},
+            ],
+            actor=None,
+        )
+
         # 1. Two promoted changes, so a rollback has somewhere to go.
         reply = registry_selectors.Artifact.objects.filter(
             tenant=acme, slug="support-reply"

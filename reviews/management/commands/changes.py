@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.errors import PermissionDenied
+from governance.errors import DomainError, PermissionDenied
 from governance.management.base import ActionCommand
 from reviews import selectors, services
 from reviews.choices import CheckStatus, Requirement
@@ -65,6 +65,15 @@ class Command(ActionCommand):
             "run-checks", help="Run the change's pending checks here, without a worker."
         )
         p.add_argument("ref", metavar="CR-YYYY-NNNN")
+        p = sub.add_parser(
+            "gates", help="Show (or, with --set FILE, replace) a class's change gates in a tenant."
+        )
+        p.add_argument("tenant")
+        p.add_argument("artifact_class", metavar="CLASS")
+        p.add_argument(
+            "--set", dest="gates_file", default=None, metavar="FILE", help="JSON list of gates"
+        )
+        p.add_argument("--as", dest="as_user", default=None, metavar="USERNAME")
         p = sub.add_parser("export", help="Write the signed change-request record as JSON.")
         p.add_argument("ref", metavar="CR-YYYY-NNNN")
         p.add_argument("--out", default="-", help="file to write (default: standard output)")
@@ -185,6 +194,26 @@ class Command(ActionCommand):
             self.stdout.write(f"{done.kind}: {done.status} - {done.summary}")
         if failed:
             sys.exit(1)
+
+    def do_gates(self, o: dict[str, Any]) -> None:
+        from registry.selectors import artifact_class_by_slug
+        from reviews.models import ChangeGate
+
+        tenant = tenant_by_slug(o["tenant"])
+        cls = artifact_class_by_slug(o["artifact_class"])
+        if o["gates_file"]:
+            path = Path(o["gates_file"])
+            if not path.is_file():
+                raise DomainError(f"No file {path}.", field="file")
+            try:
+                gates = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise DomainError(f"{path} is not JSON: {exc}", field="file") from exc
+            services.change_gate_set(
+                tenant=tenant, artifact_class=cls, gates=gates, actor=self._actor(o)
+            )
+        row = ChangeGate.objects.filter(tenant=tenant, artifact_class=cls).first()
+        self.stdout.write(json.dumps(row.gates if row else [], indent=2))
 
     def do_export(self, o: dict[str, Any]) -> None:
         from reviews.record import signed_record
