@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.errors import DomainError
+from governance.errors import DomainError, PermissionDenied
 from governance.events.context import channel
+
+logger = logging.getLogger("governance.security")
 
 
 class ActionCommand(BaseCommand):
@@ -22,4 +25,6 @@ class ActionCommand(BaseCommand):
             with channel("cli"):
                 getattr(self, f"do_{action}")(options)
         except DomainError as exc:
+            if isinstance(exc, PermissionDenied):
+                logger.warning("refused cli %s: %s", action, exc.message)
             raise CommandError(str(exc)) from exc
