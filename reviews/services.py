@@ -370,6 +370,14 @@ def change_submit(*, change: ChangeRequest, actor: User | None) -> ChangeRequest
         external_egress=change.external_egress,
     )
     change.requirements = approval_policy.requirements_for(document, facts)
+    if Requirement.OWNER in change.requirements:
+        owners = {i.artifact.owner_id for i in items if i.artifact.owner_id} - {change.author_id}
+        if not owners:
+            raise DomainError(
+                "This change needs its accountable owner's approval, but no artifact in it has an "
+                "owner other than the author: set an owner first.",
+                field="proposed",
+            )
     change.policy = policy_row
     change.submitted_at = timezone.now()
     change.save()

@@ -476,3 +476,19 @@ def test_change_gates_compare_with_the_active_version(
     run = CheckRun.objects.get(change=slower, kind=CheckKind.CHANGE_GATES)
     (row,) = run.result[prompt_v2.path]["rows"]
     assert (row["proposed"], row["current"], row["passed"]) == (470, 420, False)
+
+
+def test_emergency_without_an_owner_other_than_the_author_is_refused_at_submit(
+    acme: Any, open_change: Any, people: dict[str, Any]
+) -> None:
+    orphan = make_artifact(acme, "prompt", "orphan")
+    version = publish(
+        orphan, impact="major", text="Hi {{ name }}", metadata={"pinned_models": ["m"]}
+    )
+    change = open_change(version, emergency=True)
+    with pytest.raises(DomainError) as exc:
+        services.change_submit(change=change, actor=people["author"])
+    assert "accountable owner" in exc.value.message
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.DRAFT
+    assert not Event.objects.filter(kind=EventKind.CHANGE_REQUEST_SUBMITTED).exists()
