@@ -12,17 +12,19 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from accounts.selectors import access_by_tenant, tenant_for_user
+from accounts.choices import Role
+from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
 from governance.errors import DomainError, NotFound
 from governance.events.models import SigningKey
 from registry import selectors, services
-from registry.choices import ContentKind
+from registry.choices import ContentKind, Stage
 from registry.diffs import version_diff
 from registry.filtersets import ArtifactFilterSet
 from registry.forms import ArtifactForm, PublishForm
 from registry.highlight import highlight_json, highlight_text
-from registry.models import Artifact, ArtifactClass, Version
+from registry.models import Artifact, ArtifactClass, Version, VersionState
 from registry.verification import check_version
+from reviews.forms import RollbackForm
 
 PAGE_SIZE = 25
 
@@ -100,6 +102,16 @@ def artifact(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResp
     found = _artifact_or_404(request, cls, tenant, slug)
     page = Paginator(selectors.versions_of(found), PAGE_SIZE).get_page(request.GET.get("page"))
     keys = dict(SigningKey.objects.values_list("kid", "public_key"))
+    active = found.active_version
+    stage = (
+        VersionState.objects.filter(version=active).values_list("stage", flat=True).first()
+        if active is not None
+        else None
+    )
+    # Rolling back is an administrator's act; the service checks it again.
+    may_roll_back = active is not None and Role.ADMINISTRATOR in roles_in_tenant(
+        request.user, found.tenant
+    )
     return render(
         request,
         "registry/artifact.html",
@@ -108,6 +120,9 @@ def artifact(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResp
             "page": page,
             "checks": {v.pk: check_version(v, keys) for v in page.object_list},
             "dependents": selectors.dependents_of_artifact(found)[:100],
+            "active": active,
+            "active_stage": Stage(stage or Stage.DRAFT).label if active else None,
+            "rollback_form": RollbackForm(artifact=found) if may_roll_back else None,
         },
     )
 

@@ -1,20 +1,668 @@
-"""Pages of the reviews app (being written)."""
+"""Review pages: my reviews, change requests (open, read, sign off, promote), rollback, policy, notifications.
 
+Views check the shape of input and turn DomainError into a form error or a message with
+its 4xx status; every rule lives in ``reviews.services``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
+from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.selectors import access_by_tenant
+from accounts.choices import Role
+from accounts.models import Tenant, User
+from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
+from governance.errors import DomainError, NotFound
+from governance.models import Notification
+from governance.services import notification_mark_read
+from registry import selectors as registry_selectors
+from registry.choices import ContentKind, Stage
+from registry.diffs import VersionDiff, version_diff
+from registry.highlight import highlight_json, highlight_text
+from registry.models import Version, VersionState
+from reviews import policy as approval_policy
+from reviews import reauth, selectors, services
+from reviews.choices import (
+    EDITABLE_STATES,
+    OPEN_STATES,
+    TRANSITIONS,
+    ChangeStatus,
+    CheckKind,
+    Decision,
+    Requirement,
+)
+from reviews.forms import (
+    ChangeFilterSet,
+    ChangeForm,
+    CommentForm,
+    DecisionForm,
+    PasswordConfirmForm,
+    PolicyForm,
+    RerunForm,
+    ReviseForm,
+    RollbackForm,
+    WithdrawForm,
+)
+from reviews.models import ChangeItem, ChangeRequest
+from reviews.record import signed_record
+
+PAGE_SIZE = 25
+#: How many of my own open changes "My reviews" lists (each costs a few queries).
+MY_CHANGES_LIMIT = 20
+ACTIONS = frozenset({"submit", "approve", "reject", "withdraw", "promote", "rerun", "comment"})
+#: States in which the author still has something to do or wait for.
+AUTHOR_OPEN_STATES = (
+    ChangeStatus.DRAFT,
+    ChangeStatus.IN_REVIEW,
+    ChangeStatus.APPROVED,
+    ChangeStatus.REJECTED,
+)
+
+
+def _user(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+def _change_or_404(request: HttpRequest, reference: str) -> ChangeRequest:
+    try:
+        return selectors.change_by_reference(reference, visible_to=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+def _form_error(form: forms.Form, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
+    """Show a service's error on the field it names, else above the form."""
+    field = (aliases or {}).get(exc.field or "", exc.field)
+    form.add_error(field if field in form.fields else None, exc.message)
+
+
+def _labels(requirements: list[str]) -> list[str]:
+    return [Requirement(r).label for r in requirements]
+
+
+def _check_corpus(form: ChangeForm, tenant: Tenant) -> None:
+    """Name the golden-corpus field when its reference does not resolve.
+
+    The service reports a bad corpus reference under ``proposed`` (it resolves both the
+    same way), which would point the author at the wrong field; it still checks it again.
+    """
+    text = form.cleaned_data.get("golden_corpus", "").strip()
+    if not text:
+        return
+    try:
+        registry_selectors.version_by_reference(text, tenant=tenant.slug)
+    except DomainError as exc:
+        form.add_error("golden_corpus", exc.message)
+
+
+# --- my reviews and the list ---------------------------------------------------------------
+
+
+def _waiting_on(change: ChangeRequest) -> list[str]:
+    """What one of my own changes waits for, in words."""
+    if change.status == ChangeStatus.DRAFT:
+        return ["you: submit it for review"]
+    if change.status == ChangeStatus.REJECTED:
+        return ["you: revise and resubmit"]
+    status = selectors.approval_status(change)
+    waits = [f"approval from {label}" for label in _labels(status.missing)]
+    waits += [f"check {text}" for text in selectors.check_summary(change).not_passed]
+    if change.status == ChangeStatus.APPROVED and not waits:
+        waits.append("promotion by an administrator")
+    return waits
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "reviews/index.html", {"access": access_by_tenant(request.user)})
+    user = _user(request)
+    waiting = [(change, _labels(slots)) for change, slots in selectors.waiting_for(user)]
+    mine = list(
+        selectors.changes_visible_to(user)
+        .filter(author=user, status__in=AUTHOR_OPEN_STATES)
+        .order_by("-created_at")[:MY_CHANGES_LIMIT]
+    )
+    return render(
+        request,
+        "reviews/index.html",
+        {
+            "waiting": waiting,
+            "mine": [(change, _waiting_on(change)) for change in mine],
+            "access": access_by_tenant(user),
+        },
+    )
 
 
-def _todo(request: HttpRequest, **kwargs: str) -> HttpResponse:
-    raise Http404("not yet")
+@login_required
+def change_list(request: HttpRequest) -> HttpResponse:
+    base = selectors.changes_visible_to(request.user)
+    filters = ChangeFilterSet(request.GET or None, queryset=base, request=request)
+    qs = filters.qs if filters.is_bound and filters.is_valid() else base
+    page = Paginator(qs.order_by("-year", "-number"), PAGE_SIZE).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(
+        request,
+        "reviews/changes.html",
+        {"filters": filters, "page": page, "query": params.urlencode()},
+    )
 
 
-change_list = change_new = change_detail = change_edit = change_record = change_action = _todo
-confirm_password = rollback = policy = notifications = _todo
+# --- opening and revising ----------------------------------------------------------------
+
+
+def _open_change(request: HttpRequest, form: ChangeForm) -> HttpResponse | int:
+    """Open the change the form describes: a redirect, or the 4xx status (errors on the form)."""
+    data = form.cleaned_data
+    try:
+        tenant = tenant_for_user(request.user, data["tenant"])
+    except DomainError as exc:
+        _form_error(form, exc)
+        return exc.status_code
+    _check_corpus(form, tenant)
+    if form.errors:
+        return 400
+    try:
+        change = services.change_create(
+            tenant=tenant,
+            actor=_user(request),
+            title=data["title"],
+            description=data["description"],
+            risk_note=data["risk_note"],
+            rollback_plan=data["rollback_plan"],
+            proposed=form.proposed_list(),
+            privacy_related=data["privacy_related"],
+            external_egress=data["external_egress"],
+            emergency=data["emergency"],
+            golden_corpus=data["golden_corpus"].strip() or None,
+        )
+    except DomainError as exc:
+        _form_error(form, exc)
+        return exc.status_code
+    messages.success(
+        request, f"Opened {change.reference} as a draft. Submit it when it is ready for review."
+    )
+    return redirect(change)
+
+
+@login_required
+def change_new(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    tenants = [row.tenant.slug for row in access_by_tenant(user)]
+    initial: dict[str, Any] = {}
+    propose = request.GET.get("propose", "").strip()
+    if propose:
+        initial["proposed"] = propose
+        try:
+            tenant_slug = registry_selectors.parse(propose).tenant
+        except DomainError:
+            tenant_slug = None
+        if tenant_slug in tenants:
+            initial["tenant"] = tenant_slug
+    form = ChangeForm(request.POST or None, tenants=tenants, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            outcome = _open_change(request, form)
+            if isinstance(outcome, HttpResponse):
+                return outcome
+            status = outcome
+    return render(
+        request, "reviews/change_form.html", {"form": form, "change": None}, status=status
+    )
+
+
+@login_required
+def change_edit(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _user(request)
+    change = _change_or_404(request, reference)
+    if user.pk != change.author_id and Role.ADMINISTRATOR not in roles_in_tenant(
+        user, change.tenant
+    ):
+        raise DjangoPermissionDenied("Only the author or an administrator can revise a change.")
+    items = selectors.items_of(change)
+    initial = ReviseForm.initial_for(change, items)
+    form = ReviseForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            proposed = form.proposed_list()
+            _check_corpus(form, change.tenant)
+            if not form.errors:
+                try:
+                    change = services.change_revise(
+                        change=change,
+                        actor=user,
+                        reason=data["reason"],
+                        # Re-proposing the same lines would only churn the items.
+                        proposed=None if proposed == initial["proposed"].splitlines() else proposed,
+                        title=data["title"],
+                        description=data["description"],
+                        risk_note=data["risk_note"],
+                        rollback_plan=data["rollback_plan"],
+                        privacy_related=data["privacy_related"],
+                        external_egress=data["external_egress"],
+                        emergency=data["emergency"],
+                        golden_corpus=data["golden_corpus"].strip(),
+                    )
+                except DomainError as exc:
+                    _form_error(form, exc)
+                    status = exc.status_code
+                else:
+                    messages.success(
+                        request,
+                        f"Revised {change.reference} to revision {change.revision}; it is a draft "
+                        "again and earlier approvals no longer count. Submit it when ready.",
+                    )
+                    return redirect(change)
+    return render(
+        request, "reviews/change_form.html", {"form": form, "change": change}, status=status
+    )
+
+
+# --- the change page ----------------------------------------------------------------------
+
+
+@dataclass
+class ItemView:
+    """One proposed version as the page shows it: hashes, stages, and what changes."""
+
+    item: ChangeItem
+    proposed_stage: str
+    current_stage: str | None
+    diff: VersionDiff | None
+    content_html: SafeString | None
+    can_roll_back: bool
+
+
+def _content_html(version: Version) -> SafeString | None:
+    if version.content_kind == ContentKind.TEXT:
+        return highlight_text(version.content_text)
+    if version.content_kind == ContentKind.JSON:
+        return highlight_json(version.content_json)
+    return None
+
+
+def _item_views(change: ChangeRequest, items: list[ChangeItem], is_admin: bool) -> list[ItemView]:
+    ids = [i.proposed_id for i in items] + [i.current_id for i in items if i.current_id]
+    stages = dict(
+        VersionState.objects.filter(version_id__in=ids).values_list("version_id", "stage")
+    )
+    views = []
+    for item in items:
+        current = item.current
+        views.append(
+            ItemView(
+                item=item,
+                proposed_stage=Stage(stages.get(item.proposed_id, Stage.DRAFT)).label,
+                current_stage=Stage(stages.get(current.pk, Stage.DRAFT)).label if current else None,
+                diff=version_diff(current, item.proposed) if current else None,
+                content_html=None if current else _content_html(item.proposed),
+                can_roll_back=is_admin
+                and change.status == ChangeStatus.PROMOTED
+                and current is not None
+                and item.artifact.active_version_id == item.proposed_id,
+            )
+        )
+    return views
+
+
+def _fillable_slots(
+    change: ChangeRequest, user: User, status: selectors.ApprovalStatus
+) -> list[str]:
+    """The missing slots this user could fill now: none for the author or once they decided."""
+    if user.pk == change.author_id or change.status not in OPEN_STATES:
+        return []
+    if change.approvals.filter(approver=user, voided_at__isnull=True).exists():
+        return []
+    held = selectors.requirements_held_by(change, user)
+    return [r for r in status.missing if r in held]
+
+
+def _gate_tables(run: Any) -> list[tuple[str, dict[str, Any]]]:
+    result = getattr(run, "result", None)
+    if not isinstance(result, dict):
+        return []
+    return [(path, report) for path, report in result.items() if isinstance(report, dict)]
+
+
+def _change_page(
+    request: HttpRequest,
+    change: ChangeRequest,
+    *,
+    decide_form: DecisionForm | None = None,
+    comment_form: CommentForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
+    items = selectors.items_of(change)
+    roles = roles_in_tenant(user, change.tenant)
+    is_admin = Role.ADMINISTRATOR in roles
+    is_author = user.pk == change.author_id
+    approvals = selectors.approval_status(change)
+    checks = selectors.check_summary(change)
+    slots = _fillable_slots(change, user, approvals)
+    if slots and decide_form is None:
+        decide_form = DecisionForm(
+            slots=slots, needs_password=not reauth.recently_confirmed(request)
+        )
+    open_for_review = change.status in OPEN_STATES
+    allowed_next = TRANSITIONS[change.status]
+    return render(
+        request,
+        "reviews/change.html",
+        {
+            "change": change,
+            "items": _item_views(change, items, is_admin),
+            "approvals": approvals,
+            "checks": [(kind, CheckKind(kind).label, run) for kind, run in checks.runs.items()],
+            "all_checks_passed": checks.all_passed,
+            "gate_tables": _gate_tables(checks.runs.get(CheckKind.CHANGE_GATES)),
+            "reports": list(selectors.evaluation_reports(change).order_by("-created_at")),
+            "blockers": selectors.promotion_blockers(change) if open_for_review else [],
+            "comments": list(change.comments.select_related("author").order_by("created_at")),
+            "timeline": list(selectors.timeline(change)),
+            "decide_form": decide_form if slots else None,
+            "comment_form": comment_form or CommentForm(),
+            "is_admin": is_admin,
+            "is_author": is_author,
+            "can_act_as_author": is_author or is_admin,
+            "can_submit": ChangeStatus.IN_REVIEW in allowed_next
+            and change.status == ChangeStatus.DRAFT,
+            "can_edit": change.status in EDITABLE_STATES,
+            "can_withdraw": ChangeStatus.WITHDRAWN in allowed_next,
+            "can_promote": is_admin and change.status == ChangeStatus.APPROVED,
+            "can_rerun": open_for_review,
+            "reauth_fresh": reauth.recently_confirmed(request),
+        },
+        status=status,
+    )
+
+
+@login_required
+def change_detail(request: HttpRequest, reference: str) -> HttpResponse:
+    return _change_page(request, _change_or_404(request, reference))
+
+
+@login_required
+def change_record(request: HttpRequest, reference: str) -> HttpResponse:
+    change = _change_or_404(request, reference)
+    try:
+        body = signed_record(change)
+    except DomainError as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status_code)
+    response = JsonResponse(body, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{change.reference}.json"'
+    return response
+
+
+# --- actions on a change ------------------------------------------------------------------
+
+
+def _decide(request: HttpRequest, change: ChangeRequest, decision: str) -> HttpResponse:
+    """Approve or reject: the password first (unless confirmed lately), then the service."""
+    user = _user(request)
+    status = selectors.approval_status(change)
+    slots = _fillable_slots(change, user, status)
+    form = DecisionForm(
+        request.POST, slots=slots, needs_password=not reauth.recently_confirmed(request)
+    )
+    code = 400
+    if form.is_valid():
+        password = form.cleaned_data.get("password", "")
+        if form.needs_password and not password:
+            form.add_error("password", "Confirm your password to sign off.")
+        elif form.needs_password and not reauth.confirm(request, password):
+            form.add_error("password", "That is not your password. Nothing was recorded.")
+            code = 403
+        else:
+            try:
+                approval = services.approval_decide(
+                    change=change,
+                    actor=user,
+                    decision=decision,
+                    comment=form.cleaned_data["comment"],
+                    requirement=form.cleaned_data["requirement"] or None,
+                )
+            except DomainError as exc:
+                _form_error(form, exc, {"decision": "requirement", "status": "requirement"})
+                code = exc.status_code
+            else:
+                verb = "Approved" if decision == Decision.APPROVE else "Rejected"
+                messages.success(
+                    request,
+                    f"{verb} {change.reference} as {approval.get_requirement_display()}.",
+                )
+                return redirect(change)
+    if not slots:
+        # The form is not on the page for this person: say what went wrong as a message.
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+    return _change_page(request, change, decide_form=form, status=code)
+
+
+def _simple_action(request: HttpRequest, change: ChangeRequest, action: str) -> HttpResponse:
+    user = _user(request)
+    if action == "comment":
+        form = CommentForm(request.POST)
+        if not form.is_valid():
+            return _change_page(request, change, comment_form=form, status=400)
+        try:
+            services.comment_add(change=change, actor=user, body=form.cleaned_data["body"])
+        except DomainError as exc:
+            _form_error(form, exc)
+            return _change_page(request, change, comment_form=form, status=exc.status_code)
+        messages.success(request, "Comment added.")
+        return redirect(f"{change.get_absolute_url()}#comments")
+    try:
+        if action == "submit":
+            services.change_submit(change=change, actor=user)
+            text = f"Submitted {change.reference} for review; its checks are running."
+        elif action == "withdraw":
+            withdraw = WithdrawForm(request.POST)
+            if not withdraw.is_valid():
+                raise DomainError("The reason is at most 500 characters.", field="reason")
+            services.change_withdraw(
+                change=change, actor=user, reason=withdraw.cleaned_data["reason"]
+            )
+            text = f"Withdrew {change.reference}."
+        elif action == "promote":
+            services.change_promote(change=change, actor=user)
+            text = f"Promoted {change.reference}: its versions are now active."
+        else:  # rerun
+            rerun = RerunForm(request.POST)
+            if not rerun.is_valid():
+                raise DomainError("There is no such check.", field="kind")
+            runs = services.check_rerun(
+                change=change, kind=rerun.cleaned_data["kind"] or None, actor=user
+            )
+            text = f"Running {len(runs)} check(s) again."
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return _change_page(request, change, status=exc.status_code)
+    messages.success(request, text)
+    return redirect(change)
+
+
+@login_required
+@require_POST
+def change_action(request: HttpRequest, reference: str, action: str) -> HttpResponse:
+    if action not in ACTIONS:
+        raise Http404(f"No action '{action}'.")
+    change = _change_or_404(request, reference)
+    if action in (Decision.APPROVE, Decision.REJECT):
+        return _decide(request, change, action)
+    return _simple_action(request, change, action)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def confirm_password(request: HttpRequest) -> HttpResponse:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = ""
+    form = PasswordConfirmForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            if reauth.confirm(request, form.cleaned_data["password"]):
+                messages.success(request, "Password confirmed: you can sign off for a few minutes.")
+                return redirect(target or reverse("reviews:index"))
+            form.add_error("password", "That is not your password.")
+            status = 403
+    return render(
+        request,
+        "reviews/confirm.html",
+        {"form": form, "next": target, "fresh": reauth.recently_confirmed(request)},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def rollback(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
+    from registry import views as registry_views
+
+    try:
+        artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    form = RollbackForm(request.POST, artifact=artifact)
+    code = 400
+    if form.is_valid():
+        try:
+            activation = services.rollback(
+                artifact=artifact,
+                actor=_user(request),
+                reason=form.cleaned_data["reason"],
+                target=form.target_reference(),
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            code = exc.status_code
+        else:
+            messages.success(
+                request,
+                f"Rolled back {artifact.path}: {activation.version.version} is active again "
+                f"(was {activation.previous.version if activation.previous else 'none'}).",
+            )
+            return redirect(artifact)
+    else:
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else ""
+            for error in errors:
+                messages.error(request, f"{label}: {error}" if label else str(error))
+    # Show the artifact page again, with the message and the refusal's status.
+    response = registry_views.artifact(request, cls=cls, tenant=tenant, slug=slug)
+    response.status_code = code
+    return response
+
+
+# --- approval policy ----------------------------------------------------------------------
+
+
+def _rule_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for rule in document.get("rules", []):
+        when = rule.get("when", {})
+        conditions = []
+        if when.get("classes"):
+            conditions.append("class is " + " or ".join(when["classes"]))
+        for flag in approval_policy.FLAGS:
+            if flag in when:
+                conditions.append(f"{flag.replace('_', ' ')} is {'yes' if when[flag] else 'no'}")
+        rows.append(
+            {
+                "name": rule.get("name", ""),
+                "when": conditions or ["any change"],
+                "require": _labels(rule.get("require", [])),
+                "final": rule.get("final", False),
+            }
+        )
+    return rows
+
+
+@login_required
+def policy(request: HttpRequest, tenant: str) -> HttpResponse:
+    try:
+        found = tenant_for_user(request.user, tenant)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    is_admin = Role.ADMINISTRATOR in roles_in_tenant(request.user, found)
+    if request.method == "POST" and not is_admin:
+        raise DjangoPermissionDenied("Only an administrator can change the approval policy.")
+    row, document = selectors.effective_policy(found)
+    form = PolicyForm(request.POST or None, initial={"rules": json.dumps(document, indent=2)})
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                saved = services.approval_policy_update(
+                    tenant=found,
+                    rules=form.cleaned_data["rules"],
+                    reason=form.cleaned_data["reason"],
+                    actor=_user(request),
+                )
+            except DomainError as exc:
+                _form_error(form, exc, {"postmortem_days": "rules"})
+                status = exc.status_code
+            else:
+                messages.success(
+                    request, f"Saved version {saved.number} of {found.slug}'s approval policy."
+                )
+                return redirect("reviews:policy", tenant=found.slug)
+    return render(
+        request,
+        "reviews/policy.html",
+        {
+            "tenant": found,
+            "row": row,
+            "own": row is not None and row.tenant_id == found.pk,
+            "document": document,
+            "rules": _rule_rows(document),
+            "policy_html": highlight_json(document),
+            "history": selectors.policy_history(found)[:50],
+            "form": form if is_admin else None,
+        },
+        status=status,
+    )
+
+
+# --- notifications ------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notifications(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if request.method == "POST":
+        count = notification_mark_read(user=user)
+        messages.success(request, f"Marked {count} notification(s) read.")
+        return redirect("reviews:notifications")
+    rows = Notification.objects.filter(user=user).select_related("tenant").order_by("-created_at")
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "reviews/notifications.html",
+        {"page": page, "query": ""},
+    )

@@ -1,0 +1,21 @@
+"""Template context for every page: the signed-in person's unread notification count (one query, only if shown)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from governance.models import Notification
+
+
+def notifications(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "unread_notifications": SimpleLazyObject(
+            lambda: Notification.objects.filter(user=user, read_at__isnull=True).count()
+        )
+    }

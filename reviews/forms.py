@@ -1,0 +1,230 @@
+"""Forms and filters of the review pages: they check the shape of input; services enforce the rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts.models import Tenant
+from accounts.selectors import tenants_visible_to
+from registry.models import Artifact, ArtifactClass
+from reviews.choices import ChangeStatus, CheckKind, Requirement
+from reviews.models import Activation, ChangeRequest
+
+TEXTAREA = forms.Textarea(attrs={"rows": 3})
+
+
+def reference_lines(text: str) -> list[str]:
+    """One version reference per line; blank lines and surrounding space ignored."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+class ChangeForm(forms.Form):
+    """Opening a change: what is proposed, why, the risk, and how to go back."""
+
+    tenant = forms.ChoiceField(label="Tenant")
+    title = forms.CharField(max_length=200, label="Title")
+    description = forms.CharField(widget=TEXTAREA, required=False, label="Description")
+    risk_note = forms.CharField(widget=TEXTAREA, required=False, label="Risk note")
+    rollback_plan = forms.CharField(widget=TEXTAREA, label="Rollback plan")
+    proposed = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        label="Proposed versions",
+        help_text="One reference per line, e.g. qualify-lead@1.1.0 or prompt/acme/qualify-lead/1.1.0.",
+    )
+    privacy_related = forms.BooleanField(required=False, label="Privacy-related")
+    external_egress = forms.BooleanField(
+        required=False, label="Changes which external LLM services receive data"
+    )
+    emergency = forms.BooleanField(
+        required=False,
+        label="Emergency change",
+        help_text="Reviewed on the emergency path of the approval policy; a postmortem is due after promotion.",
+    )
+    golden_corpus = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Golden corpus",
+        help_text="A golden-corpus version to simulate and evaluate against, e.g. leads@1.0.0.",
+    )
+
+    def __init__(self, *args: Any, tenants: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if tenants is None:
+            del self.fields["tenant"]
+        else:
+            self.fields["tenant"].choices = [(t, t) for t in tenants]  # type: ignore[attr-defined]
+
+    def proposed_list(self) -> list[str]:
+        return reference_lines(self.cleaned_data.get("proposed", ""))
+
+    def clean_proposed(self) -> str:
+        text: str = self.cleaned_data["proposed"]
+        if not reference_lines(text):
+            raise forms.ValidationError("Propose at least one version.")
+        return text
+
+
+class ReviseForm(ChangeForm):
+    """Revising a change: a new revision, back to draft, every live decision voided."""
+
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why revise",
+        help_text="Revising voids every approval of this change.",
+    )
+
+    field_order = ["reason"]
+
+    @staticmethod
+    def initial_for(change: ChangeRequest, items: list[Any]) -> dict[str, Any]:
+        return {
+            "title": change.title,
+            "description": change.description,
+            "risk_note": change.risk_note,
+            "rollback_plan": change.rollback_plan,
+            "proposed": "\n".join(i.proposed.path for i in items),
+            "privacy_related": change.privacy_related,
+            "external_egress": change.external_egress,
+            "emergency": change.emergency,
+            "golden_corpus": change.golden_corpus.path if change.golden_corpus else "",
+        }
+
+
+class DecisionForm(forms.Form):
+    """A sign-off: approve or reject, in one of the slots the approver can fill, with the password if due."""
+
+    requirement = forms.ChoiceField(label="Sign off as", required=False)
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        label="Comment",
+        help_text="Required when you reject.",
+        max_length=5000,
+    )
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        required=False,
+        label="Your password",
+        help_text="Sign-off is a deliberate act: confirm your password (remembered for a few minutes).",
+    )
+
+    def __init__(self, *args: Any, slots: list[str], needs_password: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(s, Requirement(s).label) for s in slots]
+        self.fields["requirement"].choices = choices  # type: ignore[attr-defined]
+        if not needs_password:
+            del self.fields["password"]
+
+    @property
+    def needs_password(self) -> bool:
+        return "password" in self.fields
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), max_length=5000, label="Add a comment"
+    )
+
+
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, label="Why withdraw")
+
+
+class RerunForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("", "all"), *CheckKind.choices], required=False)
+
+
+class PasswordConfirmForm(forms.Form):
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        label="Your password",
+    )
+
+
+class RollbackForm(forms.Form):
+    """Going back to a version that was active before (no approvals needed), with a reason."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, label="Why roll back"
+    )
+    target = forms.ChoiceField(
+        required=False,
+        label="Go back to",
+        help_text="Only versions that were active before can be restored without approvals.",
+    )
+
+    def __init__(self, *args: Any, artifact: Artifact, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.artifact = artifact
+        # One query: every version that was ever active, newest activation first.
+        seen: dict[str, str] = {}
+        rows = Activation.objects.filter(artifact=artifact).select_related("version")
+        if artifact.active_version_id is not None:
+            rows = rows.exclude(version_id=artifact.active_version_id)
+        for row in rows.order_by("-created_at"):
+            seen.setdefault(row.version.version, row.version.version)
+        self.fields["target"].choices = [  # type: ignore[attr-defined]
+            ("", "the version active before the last promotion"),
+            *seen.items(),
+        ]
+
+    @property
+    def has_targets(self) -> bool:
+        """Whether any other version was ever active (else there is nothing to go back to)."""
+        return len(self.fields["target"].choices) > 1  # type: ignore[attr-defined]
+
+    def target_reference(self) -> str | None:
+        version = self.cleaned_data.get("target")
+        return f"{self.artifact.path}/{version}" if version else None
+
+
+class PolicyForm(forms.Form):
+    rules = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}),
+        label="Policy (JSON)",
+        help_text='An object with "rules" (a list) and "postmortem_days".',
+    )
+    reason = forms.CharField(max_length=500, label="Why change it")
+
+    def clean_rules(self) -> Any:
+        try:
+            return json.loads(self.cleaned_data["rules"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+            ) from exc
+
+
+def _tenants(request: HttpRequest | None) -> QuerySet[Tenant]:
+    if request is None:
+        return Tenant.objects.none()
+    return tenants_visible_to(request.user).order_by("slug")
+
+
+def _types() -> list[tuple[str, str]]:
+    return list(ArtifactClass.objects.order_by("slug").values_list("slug", "slug"))
+
+
+class ChangeFilterSet(django_filters.FilterSet):
+    """Filters of the change list (shared with the API once it lists changes)."""
+
+    status = django_filters.ChoiceFilter(choices=ChangeStatus.choices, label="Status")
+    tenant = django_filters.ModelChoiceFilter(
+        field_name="tenant",
+        to_field_name="slug",
+        queryset=_tenants,  # type: ignore[arg-type]  # django-filter calls it with the request
+        label="Tenant",
+    )
+    change_type = django_filters.ChoiceFilter(choices=_types, label="Type")
+    emergency = django_filters.BooleanFilter(label="Emergency")
+
+    class Meta:
+        model = ChangeRequest
+        fields = ["status", "tenant", "change_type", "emergency"]

@@ -1,0 +1,592 @@
+"""Review pages: my reviews, the change page and its sign-off, promotion, rollback, policy, record, notifications."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.test import Client
+
+from governance.events.models import SigningKey
+from governance.events.services import canonical
+from governance.models import Notification
+from registry.models import Artifact
+from reviews import services
+from reviews.choices import ChangeStatus, Decision
+from reviews.models import Approval, ApprovalPolicy, ChangeRequest, CheckRun
+from tests.reviews.test_services import evaluation, run_checks
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "pw"  # make_user's default
+
+
+def url(change: Any, action: str | None = None) -> str:
+    base = f"/reviews/changes/{change.reference}/"
+    if action == "record.json":
+        return base + action
+    return f"{base}{action}/" if action else base
+
+
+def page(client: Client, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 200, response.status_code
+    return response.content.decode()
+
+
+def section(html: str, id_: str) -> str:
+    """The HTML of the element with this id up to the next section, for assertions about one part."""
+    start = html.index(f'id="{id_}"')
+    end = html.find("<section", start)
+    return html[start : end if end != -1 else len(html)]
+
+
+def submitted(open_change: Any, people: dict[str, Any], version: Any) -> ChangeRequest:
+    change = open_change(version)
+    evaluation(change, version)
+    change = services.change_submit(change=change, actor=people["author"])
+    run_checks(change)
+    return change
+
+
+def approved(open_change: Any, people: dict[str, Any], version: Any) -> ChangeRequest:
+    change = submitted(open_change, people, version)
+    for who in ("reviewer", "admin"):
+        services.approval_decide(change=change, actor=people[who], decision=Decision.APPROVE)
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.APPROVED
+    return change
+
+
+def promoted(open_change: Any, people: dict[str, Any], version: Any) -> ChangeRequest:
+    change = approved(open_change, people, version)
+    return services.change_promote(change=change, actor=people["admin"])
+
+
+@pytest.fixture
+def live_v1(open_change: Any, people: dict[str, Any], prompt_v1: Any) -> Any:
+    """prompt_v1 promoted, so a change to v2 has a current version to compare with."""
+    promoted(open_change, people, prompt_v1)
+    return prompt_v1
+
+
+def signed_in(user: Any, **kwargs: Any) -> Client:
+    client = Client(**kwargs)
+    client.force_login(user)
+    return client
+
+
+# --- my reviews and the list ---------------------------------------------------------------
+
+
+def test_my_reviews_lists_a_waiting_change_for_the_reviewer_not_the_author(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    html = page(signed_in(people["reviewer"]), "/reviews/")
+    waiting = section(html, "waiting")
+    assert change.reference in waiting and "Reviewer" in waiting
+    assert "Tune the prompt" in waiting and "author" in waiting
+
+    html = page(signed_in(people["author"]), "/reviews/")
+    assert change.reference not in section(html, "waiting")
+    mine = section(html, "mine")
+    assert change.reference in mine
+    assert "approval from Reviewer" in mine and "approval from Administrator" in mine
+
+
+def test_a_reviewer_who_decided_no_longer_waits(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    services.approval_decide(change=change, actor=people["reviewer"], decision=Decision.APPROVE)
+    html = page(signed_in(people["reviewer"]), "/reviews/")
+    assert change.reference not in section(html, "waiting")
+    mine = section(page(signed_in(people["author"]), "/reviews/"), "mine")
+    assert "approval from Administrator" in mine and "approval from Reviewer" not in mine
+
+
+def test_change_list_filters_by_status(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    draft = open_change(prompt_v1, title="Still a draft")
+    review = services.change_submit(
+        change=open_change(prompt_v1, title="Under review"), actor=people["author"]
+    )
+    client = signed_in(people["reviewer"])
+    html = page(client, "/reviews/changes/")
+    assert draft.reference in html and review.reference in html
+    html = page(client, "/reviews/changes/?status=in_review")
+    rows = html.split('id="changes"')[1]
+    assert review.reference in rows and draft.reference not in rows
+
+
+def test_change_list_query_count_does_not_grow_with_rows(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any, django_assert_max_num_queries: Any
+) -> None:
+    for _ in range(2):
+        open_change(prompt_v1)
+    client = signed_in(people["reviewer"])
+    client.get("/reviews/changes/")
+    with django_assert_max_num_queries(20) as few:
+        client.get("/reviews/changes/?status=draft")
+    for _ in range(20):
+        open_change(prompt_v1)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = page(client, "/reviews/changes/?status=draft")
+    assert html.count('href="/reviews/changes/CR-') == 22
+
+
+# --- opening and revising ------------------------------------------------------------------
+
+
+def test_open_a_change_from_a_prefilled_form(people: dict[str, Any], prompt_v1: Any) -> None:
+    client = signed_in(people["author"])
+    html = page(client, "/reviews/changes/new/?propose=prompt/acme/qualify-lead/1.0.0")
+    assert "prompt/acme/qualify-lead/1.0.0</textarea>" in html
+    assert '<option value="acme" selected>' in html
+    response = client.post(
+        "/reviews/changes/new/",
+        {
+            "tenant": "acme",
+            "title": "First prompt",
+            "rollback_plan": "Deactivate it.",
+            "proposed": "qualify-lead@1.0.0\n",
+            "emergency": "on",
+        },
+    )
+    change = ChangeRequest.objects.get()
+    assert response.status_code == 302 and response["Location"] == url(change)
+    assert change.emergency and change.status == ChangeStatus.DRAFT
+    html = page(client, url(change))
+    assert "EMERGENCY" in html and "First prompt" in html
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"proposed": "no-such@9.9.9"}, "proposed", "No version"),
+        ({"rollback_plan": "   "}, "rollback_plan", "required"),
+        ({"golden_corpus": "no-corpus@1.0.0"}, "golden_corpus", "No version"),
+    ],
+)
+def test_open_errors_show_on_the_field_and_nothing_is_written(
+    people: dict[str, Any], prompt_v1: Any, data: dict[str, str], field: str, message: str
+) -> None:
+    form = {
+        "tenant": "acme",
+        "title": "t",
+        "rollback_plan": "p",
+        "proposed": "qualify-lead@1.0.0",
+        **data,
+    }
+    response = signed_in(people["author"]).post("/reviews/changes/new/", form)
+    assert response.status_code == 400
+    html = response.content.decode()
+    after_field = html.split(f'name="{field}"')[1].split("</p>")[0]
+    assert message in after_field
+    assert not ChangeRequest.objects.exists()
+
+
+def test_revise_needs_a_reason_and_voids_approvals(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    services.approval_decide(change=change, actor=people["reviewer"], decision=Decision.APPROVE)
+    client = signed_in(people["author"])
+    html = page(client, url(change, "edit"))
+    assert "qualify-lead/2" in html or "qualify-lead/1.1.0" in html
+    form = {"title": "Tune it", "rollback_plan": "Back to 1.0.0", "proposed": "qualify-lead@1.1.0"}
+    response = client.post(url(change, "edit"), form)
+    assert response.status_code == 400 and "This field is required" in response.content.decode()
+    response = client.post(url(change, "edit"), {**form, "reason": "clearer title"})
+    assert response.status_code == 302
+    change.refresh_from_db()
+    assert change.revision == 2 and change.status == ChangeStatus.DRAFT
+    assert change.title == "Tune it"
+    assert not Approval.objects.filter(change=change, voided_at__isnull=True).exists()
+    assert signed_in(people["reviewer"]).get(url(change, "edit")).status_code == 403
+
+
+# --- the change page -----------------------------------------------------------------------
+
+
+def test_change_page_shows_diff_checks_and_missing_approvals(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    html = page(signed_in(people["reviewer"]), url(change))
+    items = section(html, "items-heading")
+    assert live_v1.manifest_sha256 in items and prompt_v2.manifest_sha256 in items
+    assert 'class="diff"' in items and "<ins>" in items and "politely" in items
+    checks = section(html, "checks")
+    assert "Pack verification" in checks and "check-passed" in checks
+    assert "<details><summary>Log</summary>" in checks and "verify" in checks
+    assert "Re-run" in checks
+    approvals = section(html, "approvals")
+    assert approvals.count("missing") == 2
+    assert "Reviewer" in approvals and "Administrator" in approvals
+    assert 'id="decide-form"' in approvals and 'name="password"' in approvals
+    assert "accuracy" in section(html, "evidence") and "0.91" in section(html, "evidence")
+    timeline = section(html, "timeline")
+    assert 'href="/governance/events/' in timeline and "submitted" in timeline.lower()
+    assert "missing approval from Reviewer" in section(html, "promotion")
+
+
+def test_the_author_sees_author_actions_and_no_sign_off_form(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    draft = open_change(prompt_v2)
+    html = page(signed_in(people["author"]), url(draft))
+    assert "Submit for review" in html and "Revise" in html and "Withdraw" in html
+    change = submitted(open_change, people, prompt_v2)
+    html = page(signed_in(people["author"]), url(change))
+    assert 'id="decide-form"' not in html and "Submit for review" not in html
+    assert "Withdraw" in html
+    # Someone holding no required role sees no form either.
+    assert 'id="decide-form"' not in page(signed_in(people["privacy"]), url(change))
+
+
+def test_a_first_version_shows_its_content(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    change = open_change(prompt_v1)
+    html = page(signed_in(people["author"]), url(change))
+    items = section(html, "items-heading")
+    assert "first version" in items and 'class="highlight"' in items and "Qualify" in items
+
+
+def test_change_page_query_count_does_not_grow_with_approvals_checks_and_events(
+    open_change: Any,
+    people: dict[str, Any],
+    make_user: Any,
+    live_v1: Any,
+    prompt_v2: Any,
+    django_assert_max_num_queries: Any,
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    made = iter(range(100))
+
+    def grow(times: int) -> None:
+        for _ in range(times):
+            i = next(made)
+            services.comment_add(change=change, actor=people["author"], body=f"note {i}")
+            services.check_rerun(change=change, kind=None, actor=people["author"])
+            run_checks(change)
+            # Decisions on an earlier revision stay on the page as "not counting".
+            Approval.objects.create(
+                change=change,
+                approver=make_user(f"old{i}", acme=["member", "reviewer"]),
+                requirement="reviewer",
+                decision="approve",
+                revision=0,
+                binding_sha256="0" * 64,
+            )
+
+    grow(2)
+    client = signed_in(people["reviewer"])
+    client.get(url(change))
+    with django_assert_max_num_queries(45) as few:
+        client.get(url(change))
+    grow(8)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = page(client, url(change))
+    assert html.count("given for an earlier revision") == 10
+    assert html.count("note ") >= 10
+    assert CheckRun.objects.filter(change=change).count() > 30
+
+
+def test_other_tenants_changes_are_not_found(
+    open_change: Any, people: dict[str, Any], make_user: Any, globex: Any, prompt_v1: Any
+) -> None:
+    change = open_change(prompt_v1)
+    stranger = signed_in(make_user("stranger", globex=["member", "administrator"]))
+    assert stranger.get(url(change)).status_code == 404
+    assert stranger.get(url(change, "record.json")).status_code == 404
+    assert stranger.post(url(change, "approve"), {"password": PASSWORD}).status_code == 404
+    assert stranger.get("/reviews/policy/acme/").status_code == 404
+    assert change.reference not in page(stranger, "/reviews/changes/")
+
+
+# --- sign-off ------------------------------------------------------------------------------
+
+
+def test_approve_asks_for_the_password_once_per_few_minutes(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    first = submitted(open_change, people, prompt_v2)
+    second = submitted(open_change, people, prompt_v2)
+    client = signed_in(people["reviewer"])
+
+    response = client.post(url(first, "approve"), {"comment": "fine"})
+    assert response.status_code == 400
+    assert "Confirm your password to sign off." in response.content.decode()
+    assert not Approval.objects.filter(change=first).exists()
+
+    response = client.post(url(first, "approve"), {"comment": "fine", "password": "wrong"})
+    assert response.status_code == 403
+    form = section(response.content.decode(), "decide-form")
+    assert "That is not your password" in form.split('name="password"')[1]
+    assert not Approval.objects.filter(change=first).exists()
+
+    response = client.post(url(first, "approve"), {"comment": "fine", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == url(first)
+    approval = Approval.objects.get(change=first)
+    assert approval.approver == people["reviewer"] and approval.requirement == "reviewer"
+    html = page(client, url(first))
+    slot = html.split('data-requirement="reviewer"')[1].split("</tr>")[0]
+    assert "reviewer" in slot and "fine" in slot
+    assert 'id="decide-form"' not in html
+
+    # Within the confirmation window the next sign-off does not ask again.
+    assert 'name="password"' not in section(page(client, url(second)), "approvals")
+    response = client.post(url(second, "approve"), {"comment": ""})
+    assert response.status_code == 302
+    assert Approval.objects.filter(change=second, approver=people["reviewer"]).exists()
+
+
+def test_reject_needs_a_comment(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    client = signed_in(people["reviewer"])
+    response = client.post(url(change, "reject"), {"password": PASSWORD, "comment": " "})
+    assert response.status_code == 400
+    assert "Say why you reject" in section(response.content.decode(), "decide-form")
+    assert not Approval.objects.filter(change=change).exists()
+    response = client.post(url(change, "reject"), {"comment": "Too risky"})
+    assert response.status_code == 302
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.REJECTED
+    html = page(client, url(change))
+    assert "Too risky" in section(html, "rejections")
+
+
+def test_the_author_cannot_sign_off_from_the_page(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    response = signed_in(people["author"]).post(url(change, "approve"), {"password": PASSWORD})
+    assert response.status_code == 403
+    assert "author of a change cannot approve" in response.content.decode()
+    assert not Approval.objects.filter(change=change).exists()
+
+
+def test_posts_without_a_csrf_token_are_refused(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    client = signed_in(people["reviewer"], enforce_csrf_checks=True)
+    html = page(client, url(change))
+    assert html.count('name="csrfmiddlewaretoken"') >= 4
+    response = client.post(url(change, "approve"), {"password": PASSWORD})
+    assert response.status_code == 403
+    assert not Approval.objects.filter(change=change).exists()
+
+
+def test_confirm_page_remembers_the_password(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    client = signed_in(people["reviewer"])
+    assert 'name="password"' in page(client, "/reviews/confirm/?next=" + url(change))
+    response = client.post("/reviews/confirm/", {"password": "nope", "next": url(change)})
+    assert response.status_code == 403 and "not your password" in response.content.decode()
+    response = client.post("/reviews/confirm/", {"password": PASSWORD, "next": url(change)})
+    assert response.status_code == 302 and response["Location"] == url(change)
+    assert 'name="password"' not in section(page(client, url(change)), "approvals")
+    response = client.post(
+        "/reviews/confirm/", {"password": PASSWORD, "next": "https://evil.example/"}
+    )
+    assert response["Location"] == "/reviews/"
+
+
+# --- other actions -------------------------------------------------------------------------
+
+
+def test_submit_comment_withdraw_from_the_page(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = open_change(prompt_v2)
+    client = signed_in(people["author"])
+    response = client.post(url(change, "submit"), follow=True)
+    assert "Submitted" in response.content.decode()
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.IN_REVIEW
+    # Submitting twice is a conflict shown on the page, not a server error.
+    response = client.post(url(change, "submit"))
+    assert response.status_code == 409
+    assert "cannot become in review" in response.content.decode()
+
+    response = signed_in(people["reviewer"]).post(url(change, "comment"), {"body": "Why now?"})
+    assert response.status_code == 302
+    assert "Why now?" in section(page(client, url(change)), "comments")
+    assert (
+        signed_in(people["reviewer"]).post(url(change, "comment"), {"body": ""}).status_code == 400
+    )
+
+    assert client.post(url(change, "withdraw"), {"reason": "not needed"}).status_code == 302
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.WITHDRAWN
+
+
+def test_unknown_actions_and_gets_are_refused(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    change = open_change(prompt_v1)
+    client = signed_in(people["author"])
+    assert client.post(url(change, "explode")).status_code == 404
+    assert client.get(url(change, "submit")).status_code == 405
+
+
+def test_rerun_starts_a_new_attempt(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = submitted(open_change, people, prompt_v2)
+    client = signed_in(people["reviewer"])
+    response = client.post(url(change, "rerun"), {"kind": "pack_verification"})
+    assert response.status_code == 302
+    assert CheckRun.objects.filter(change=change, kind="pack_verification", attempt=2).exists()
+    response = client.post(url(change, "rerun"), {"kind": "rules_lint"})
+    assert response.status_code == 400 and "not a required check" in response.content.decode()
+    before = CheckRun.objects.filter(change=change).count()
+    response = client.post(url(change, "rerun"), {"kind": "bogus"})
+    assert response.status_code == 400 and "no such check" in response.content.decode()
+    assert CheckRun.objects.filter(change=change).count() == before
+
+
+def test_an_administrator_promotes_from_the_page(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = approved(open_change, people, prompt_v2)
+    assert "Promote</button>" not in page(signed_in(people["reviewer"]), url(change))
+    assert signed_in(people["reviewer"]).post(url(change, "promote")).status_code == 403
+    client = signed_in(people["admin"])
+    html = page(client, url(change))
+    assert 'id="blockers-none"' in html and "Promote</button>" in html
+    response = client.post(url(change, "promote"), follow=True)
+    assert "its versions are now active" in response.content.decode()
+    artifact = Artifact.objects.get(pk=prompt_v2.artifact_id)
+    assert artifact.active_version == prompt_v2
+    html = page(client, url(change))
+    assert "Promoted" in html and "Roll back</button>" in html
+
+
+# --- rollback ------------------------------------------------------------------------------
+
+
+def test_rollback_from_the_artifact_page(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    promoted(open_change, people, prompt_v2)
+    artifact_url = "/registry/prompt/acme/qualify-lead/"
+    assert 'id="rollback"' not in page(signed_in(people["reviewer"]), artifact_url)
+    client = signed_in(people["admin"])
+    html = page(client, artifact_url)
+    active = html.split('id="active-version"')[1].split("</dd>")[0]
+    assert prompt_v2.version in active and "Active" in active
+    assert 'id="rollback"' in html and f'<option value="{live_v1.version}">' in html
+    rollback_url = "/reviews/rollback/prompt/acme/qualify-lead/"
+
+    response = client.post(rollback_url, {"reason": ""})
+    assert response.status_code == 400 and "Why roll back" in response.content.decode()
+    response = signed_in(people["reviewer"]).post(rollback_url, {"reason": "bad answers"})
+    assert response.status_code == 403
+    assert Artifact.objects.get(pk=prompt_v2.artifact_id).active_version == prompt_v2
+
+    response = client.post(rollback_url, {"reason": "bad answers", "target": live_v1.version})
+    assert response.status_code == 302 and response["Location"] == artifact_url
+    assert Artifact.objects.get(pk=prompt_v2.artifact_id).active_version == live_v1
+    html = page(client, artifact_url)
+    assert "Rolled back" in html
+    assert live_v1.version in html.split('id="active-version"')[1].split("</dd>")[0]
+
+
+# --- policy --------------------------------------------------------------------------------
+
+
+def test_policy_page_shows_rules_and_only_administrators_edit(people: dict[str, Any]) -> None:
+    reviewer = signed_in(people["reviewer"])
+    html = page(reviewer, "/reviews/policy/acme/")
+    assert "Any change" in section(html, "policy-rules") and "built-in" in html
+    assert 'name="rules"' not in html
+    response = reviewer.post("/reviews/policy/acme/", {"rules": "{}", "reason": "x"})
+    assert response.status_code == 403
+    assert not ApprovalPolicy.objects.exists()
+
+    admin = signed_in(people["admin"])
+    assert 'name="rules"' in page(admin, "/reviews/policy/acme/")
+    response = admin.post("/reviews/policy/acme/", {"rules": "{not json", "reason": "x"})
+    assert response.status_code == 400
+    assert "Not valid JSON" in response.content.decode().split('name="rules"')[1].split("</p>")[0]
+    response = admin.post("/reviews/policy/acme/", {"rules": '{"rules": []}', "reason": "x"})
+    assert response.status_code == 400
+    assert "non-empty list" in response.content.decode().split('name="rules"')[1].split("</p>")[0]
+    assert not ApprovalPolicy.objects.exists()
+
+    rules = {"rules": [{"name": "Two eyes", "require": ["reviewer"]}], "postmortem_days": 3}
+    response = admin.post(
+        "/reviews/policy/acme/", {"rules": json.dumps(rules), "reason": "smaller team"}
+    )
+    assert response.status_code == 302
+    html = page(admin, "/reviews/policy/acme/")
+    assert "Two eyes" in section(html, "policy-rules")
+    history = section(html, "policy-history")
+    assert "smaller team" in history and "admin" in history
+
+
+# --- record --------------------------------------------------------------------------------
+
+
+def test_record_is_signed_and_verifies(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    change = approved(open_change, people, prompt_v2)
+    response = signed_in(people["reviewer"]).get(url(change, "record.json"))
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="{change.reference}.json"'
+    body = json.loads(response.content)
+    record = body["record"]
+    assert record["change_id"] == change.reference and record["change_type"] == "prompt"
+    assert record["proposed_versions"] == [prompt_v2.pinned]
+    assert record["current_versions"] == [live_v1.pinned]
+    assert record["artifacts"][0]["proposed"]["sha256"] == prompt_v2.manifest_sha256
+    assert record["rollback_plan"] == change.rollback_plan
+    assert {c["status"] for c in record["checks"]} == {"passed"}
+    assert record["test_run_ids"] == ["ci-123"]
+    signers = {(a["actor_id"], a["requirement"]) for a in record["approvals"] if a["counts"]}
+    assert signers == {
+        (str(people["reviewer"].pk), "reviewer"),
+        (str(people["admin"].pk), "administrator"),
+    }
+    assert all(a["at"] for a in record["approvals"])
+
+    digest = hashlib.sha256(canonical(record)).hexdigest()
+    assert digest == body["sha256"]
+    key = SigningKey.objects.get(kid=body["key_id"])
+    Ed25519PublicKey.from_public_bytes(bytes.fromhex(key.public_key)).verify(
+        bytes.fromhex(body["signature"]), bytes.fromhex(digest)
+    )
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+def test_notifications_count_in_the_nav_and_mark_all_read(
+    open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
+) -> None:
+    Notification.objects.all().delete()
+    change = submitted(open_change, people, prompt_v2)
+    client = signed_in(people["reviewer"])
+    html = page(client, "/reviews/")
+    unread = Notification.objects.filter(user=people["reviewer"], read_at__isnull=True).count()
+    assert unread >= 1 and f'id="unread-count">{unread}<' in html
+    html = page(client, "/reviews/notifications/")
+    assert f"{change.reference} needs your review" in html and "Mark all read" in html
+    response = client.post("/reviews/notifications/")
+    assert response.status_code == 302
+    html = page(client, "/reviews/notifications/")
+    assert 'id="unread-count"' not in html and "Everything is read." in html
+    assert not Notification.objects.filter(user=people["reviewer"], read_at__isnull=True).exists()
