@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from accounts.choices import Role
 from accounts.models import RoleGrant, Tenant, User
@@ -190,6 +190,10 @@ def approval_status(change: ChangeRequest) -> ApprovalStatus:
             status.not_counting.append((approval, "that role is no longer required"))
         elif slot.approval is None:
             slot.approval = approval
+        else:
+            status.not_counting.append(
+                (approval, f"the slot was already filled by {slot.approval.approver.username}")
+            )
     return status
 
 
@@ -309,11 +313,7 @@ def waiting_for(user: User) -> list[tuple[ChangeRequest, list[str]]]:
             "change_id", flat=True
         )
     )
-    live = defaultdict(set)
-    for change_id, requirement in Approval.objects.filter(
-        change__in=candidates, voided_at__isnull=True, decision=Decision.APPROVE
-    ).values_list("change_id", "requirement"):
-        live[change_id].add(requirement)
+    live = _filled_slots(candidates)
     out = []
     for change in candidates:
         if change.pk in decided:
@@ -329,6 +329,43 @@ def waiting_for(user: User) -> list[tuple[ChangeRequest, list[str]]]:
         if open_slots:
             out.append((change, open_slots))
     return out
+
+
+def _filled_slots(changes: Sequence[ChangeRequest]) -> dict[Any, set[str]]:
+    """The slots that count as filled on each change, judged as ``approval_status`` does, in 4 queries."""
+    approvals = list(
+        Approval.objects.filter(
+            change__in=changes,
+            voided_at__isnull=True,
+            decision=Decision.APPROVE,
+            revision=F("change__revision"),
+            binding_sha256=F("change__binding_sha256"),
+        ).values_list("change_id", "approver_id", "requirement")
+    )
+    approvers = {a for _, a, _ in approvals}
+    tenant_of = {c.pk: c.tenant_id for c in changes}
+    held: dict[tuple[Any, Any], set[str]] = defaultdict(set)  # (user, tenant or None) -> slots
+    for user_id, tenant_id, role in RoleGrant.objects.filter(
+        user_id__in=approvers, revoked_at__isnull=True, user__is_active=True
+    ).values_list("user_id", "tenant_id", "role"):
+        held[(user_id, tenant_id)].add(_ROLE_SLOTS[Role(role)].value)
+    for user_id in User.objects.filter(
+        pk__in=approvers, is_superuser=True, is_active=True
+    ).values_list("pk", flat=True):
+        held[(user_id, None)].add(Requirement.ADMINISTRATOR.value)
+    owners: dict[Any, set[Any]] = defaultdict(set)
+    for change_id, owner_id in ChangeItem.objects.filter(
+        change__in=changes, artifact__owner__isnull=False
+    ).values_list("change_id", "artifact__owner_id"):
+        owners[change_id].add(owner_id)
+    filled: dict[Any, set[str]] = defaultdict(set)
+    for change_id, approver_id, requirement in approvals:
+        slots = held[(approver_id, tenant_of[change_id])] | held[(approver_id, None)]
+        if approver_id in owners[change_id]:
+            slots = slots | {Requirement.OWNER.value}
+        if requirement in slots:
+            filled[change_id].add(requirement)
+    return filled
 
 
 def timeline(change: ChangeRequest) -> QuerySet[Event]:

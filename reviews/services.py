@@ -193,7 +193,11 @@ def _set_items(change: ChangeRequest, versions: Sequence[Version]) -> None:
 def _resolve_corpus(tenant: Tenant, corpus: Version | str | None) -> Version | None:
     if corpus is None or corpus == "":
         return None
-    version = _resolve_versions(tenant, [corpus])[0] if not isinstance(corpus, Version) else corpus
+    try:
+        version = _resolve_versions(tenant, [corpus])[0]
+    except DomainError as exc:
+        message = exc.message.removeprefix("proposed[0]: ")
+        raise DomainError(message, field="golden_corpus") from exc
     if version.artifact.artifact_class.slug != "golden-corpus":
         raise DomainError(f"{version.path} is not a golden corpus.", field="golden_corpus")
     return version
@@ -864,13 +868,19 @@ def rollback(
         raise Conflict(
             f"{artifact.path} has no active version to roll back from.", field="artifact"
         )
-    latest = Activation.objects.filter(artifact=artifact).select_related("previous").first()
+    # The promotion that made the current version active: its rollback point and its change.
+    # (After a rollback, rolling back again goes further back; it never undoes the rollback.)
+    promoted = (
+        Activation.objects.filter(artifact=artifact, version=current, kind=ActivationKind.PROMOTION)
+        .select_related("previous", "change")
+        .first()
+    )
     if target is None:
-        if latest is None or latest.previous is None:
+        if promoted is None or promoted.previous is None:
             raise Conflict(
                 f"{artifact.path} has no earlier promoted version to go back to.", field="target"
             )
-        to = latest.previous
+        to = promoted.previous
     else:
         to = _resolve_versions(artifact.tenant, [target])[0]
         if to.artifact_id != artifact.pk:
@@ -889,7 +899,7 @@ def rollback(
             f"Pack verification failed for {failure.version.path}: {failure.reason}", field="target"
         )
     Artifact.objects.filter(pk=artifact.pk).update(active_version=to)
-    rolled_back_change = latest.change if latest else None
+    rolled_back_change = promoted.change if promoted else None
     activation = Activation.objects.create(
         artifact=artifact,
         version=to,

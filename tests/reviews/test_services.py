@@ -492,3 +492,75 @@ def test_emergency_without_an_owner_other_than_the_author_is_refused_at_submit(
     change.refresh_from_db()
     assert change.status == ChangeStatus.DRAFT
     assert not Event.objects.filter(kind=EventKind.CHANGE_REQUEST_SUBMITTED).exists()
+
+
+def promote(open_change: Any, people: dict[str, Any], version: Any) -> Any:
+    change = submitted_prompt_change(open_change, people, version)
+    for who in ("reviewer", "admin"):
+        services.approval_decide(change=change, actor=people[who], decision="approve")
+    return services.change_promote(change=change, actor=people["admin"])
+
+
+def test_rolling_back_twice_goes_further_back_never_undoes_the_rollback(
+    open_change: Any, people: dict[str, Any], prompt: Artifact, prompt_v1: Any, prompt_v2: Any
+) -> None:
+    promote(open_change, people, prompt_v1)
+    second = promote(open_change, people, prompt_v2)
+    back = services.rollback(artifact=prompt, actor=people["admin"], reason="errors")
+    assert back.version == prompt_v1 and back.change == second
+    with pytest.raises(Conflict) as exc:
+        services.rollback(artifact=prompt, actor=people["admin"], reason="again")
+    assert "no earlier promoted version" in exc.value.message
+    prompt.refresh_from_db()
+    assert prompt.active_version == prompt_v1
+    # a named target that was active before is still allowed
+    forward = services.rollback(
+        artifact=prompt, actor=people["admin"], reason="fixed", target=prompt_v2
+    )
+    assert forward.version == prompt_v2
+
+
+def test_golden_corpus_errors_name_their_field_and_stay_in_the_tenant(
+    acme: Any, globex: Any, open_change: Any, prompt_v1: Any
+) -> None:
+    with pytest.raises(DomainError) as exc:
+        open_change(prompt_v1, golden_corpus="nope@1.0.0")
+    assert exc.value.field == "golden_corpus"
+    foreign = publish(
+        make_artifact(globex, "golden-corpus", "cases"), impact="major", data={"cases": []}
+    )
+    with pytest.raises(DomainError) as exc:
+        open_change(prompt_v1, golden_corpus=foreign)
+    assert exc.value.field == "golden_corpus" and "another tenant" in exc.value.message
+    with pytest.raises(DomainError) as exc:
+        open_change(prompt_v1, golden_corpus=prompt_v1)
+    assert exc.value.field == "golden_corpus" and "not a golden corpus" in exc.value.message
+
+
+def test_an_approval_for_a_slot_someone_else_filled_is_shown_as_not_counting(
+    acme: Any, open_change: Any, people: dict[str, Any], prompt_v1: Any, make_user: Any
+) -> None:
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
+    accounts.role_revoke(user=people["reviewer"], role="reviewer", tenant=acme, actor=None)
+    other = make_user("other", acme=["member", "reviewer"])
+    services.approval_decide(change=change, actor=other, decision="approve")
+    accounts.role_grant(user=people["reviewer"], role="reviewer", tenant=acme, actor=None)
+    change.refresh_from_db()
+    status = selectors.approval_status(change)
+    assert status.slots[0].approval is not None
+    assert status.slots[0].approval.approver.username == "reviewer"
+    assert [(a.approver.username, why) for a, why in status.not_counting] == [
+        ("other", "the slot was already filled by reviewer")
+    ]
+
+
+def test_waiting_for_ignores_approvals_that_no_longer_count(
+    acme: Any, open_change: Any, people: dict[str, Any], prompt_v1: Any, make_user: Any
+) -> None:
+    change = submitted_prompt_change(open_change, people, prompt_v1)
+    other = make_user("other", acme=["member", "reviewer"])
+    services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
+    assert selectors.waiting_for(other) == []
+    accounts.role_revoke(user=people["reviewer"], role="reviewer", tenant=acme, actor=None)
+    assert selectors.waiting_for(other) == [(change, ["reviewer"])]
