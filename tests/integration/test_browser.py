@@ -184,7 +184,7 @@ def test_author_publishes_a_prompt_version_and_reads_the_diff(page):
         .inner_text()
         .startswith("Published prompt/acme/qualify-lead/3.0.0")
     )
-    page.get_by_role("link", name="Compare with 2.0.0").click()
+    page.get_by_role("link", name="Compare with 2.0.1").click()
     changes = page.locator("#contract-changes")
     assert "region" in changes.inner_text() and "major" in changes.inner_text()
     assert page.locator("table.diff del").count() >= 1

@@ -1,0 +1,121 @@
+"""The reviewer's day in headless Chromium: open, sign off, promote, roll back.
+
+With ``DOCS_SCREENSHOTS=1`` the screenshots land in ``docs/img/`` (used by docs/reviews.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry import selectors as registry_selectors
+from registry import services as registry
+from reviews import selectors, services
+from reviews.choices import CheckStatus
+from reviews.models import CheckRun
+from tests.integration.test_browser import browser, log_in, page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+__all__ = ["browser", "page"]  # fixtures, imported for use here
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def shot(page: Any, tmp_path: Path, name: str, section: str | None = None) -> None:
+    """A screenshot of the page (or of one section of it, by CSS selector)."""
+    folder = DOCS_IMG if os.environ.get("DOCS_SCREENSHOTS") else tmp_path
+    folder.mkdir(exist_ok=True)
+    target = page.locator(section).first if section else page
+    target.screenshot(path=str(folder / f"{name}.png"))
+
+
+def log_out(page: Any) -> None:
+    page.context.clear_cookies()
+
+
+def sign_off(page: Any, username: str, comment: str) -> None:
+    form = page.locator("#decide-form")
+    form.get_by_label("Comment").fill(comment)
+    form.get_by_label("Your password").fill(f"{username}-demo")
+    form.get_by_role("button", name="Approve").click()
+
+
+def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
+    page: Any, tmp_path: Path
+) -> None:
+    reply = registry_selectors.artifact_by_path("prompt", "acme", "support-reply")
+    registry.version_publish(
+        artifact=reply,
+        content=registry.Content(
+            text="Answer the ticket from {{ customer }} about {{ topic }}. Be brief, thank them, and link the help centre."
+        ),
+        impact="minor",
+        reason="Point customers to the help centre.",
+        metadata={"pinned_models": ["gpt-4o-2024-08-06"]},
+        actor=None,
+    )
+
+    # The author opens the change in the browser and submits it.
+    log_in(page, "acme-author", "acme-author-demo")
+    page.goto("/reviews/changes/new/?propose=support-reply@1.2.0")
+    page.get_by_label("Tenant").select_option("acme")
+    page.get_by_label("Title").fill("Link the help centre in support replies")
+    page.get_by_label("Risk note").fill("Low: one sentence added.")
+    page.get_by_label("Rollback plan").fill("Roll back to 1.1.0 from the artifact page.")
+    page.get_by_role("button", name="Open as draft").click()
+    page.get_by_role("button", name="Submit for review").click()
+    assert (
+        "In review" in page.locator("h1 + *").first.inner_text()
+        or page.get_by_text("In review").count()
+    )
+    reference = page.locator("h1 .muted").inner_text()
+    change = selectors.change_by_reference(reference)
+    # CI attaches its evaluation report through the API; the worker runs the checks.
+    services.evidence_attach(
+        change=change,
+        actor=None,
+        version="support-reply@1.2.0",
+        metrics={"accuracy": 0.91, "safety": 0.97, "latency_p95_ms": 640},
+        test_run_ids=["ci-4711"],
+    )
+    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
+        services.check_execute(run=run)
+    page.reload()
+    assert page.locator("#decide-form").count() == 0  # the author cannot sign off
+    assert page.locator("tr.slot[data-requirement=reviewer]").inner_text().count("missing") == 1
+    shot(page, tmp_path, "reviews-change", "#items")
+    shot(page, tmp_path, "reviews-checks", "#checks")
+    log_out(page)
+
+    # The reviewer finds it under My reviews and approves it, confirming the password.
+    log_in(page, "acme-reviewer", "acme-reviewer-demo")
+    page.goto("/reviews/")
+    shot(page, tmp_path, "reviews-mine")
+    page.get_by_role("link", name="Link the help centre in support replies").first.click()
+    sign_off(page, "acme-reviewer", "Reads well; the link is right.")
+    assert "acme-reviewer" in page.locator("tr.slot[data-requirement=reviewer]").inner_text()
+    shot(page, tmp_path, "reviews-approve", "#approvals")
+    log_out(page)
+
+    # The administrator signs off, promotes, then rolls back from the artifact page.
+    log_in(page, "acme-admin", "acme-admin-demo")
+    page.goto(f"/reviews/changes/{reference}/")
+    sign_off(page, "acme-admin", "Ship it.")
+    page.locator("#blockers-none").wait_for()
+    page.get_by_role("button", name="Promote").click()
+    assert "promoted" in page.get_by_role("status").inner_text().lower()
+    reply.refresh_from_db()
+    assert reply.active_version is not None and reply.active_version.version == "1.2.0"
+
+    page.goto(reply.get_absolute_url())
+    page.locator("#rollback summary").click()
+    page.get_by_label("Why roll back").fill("Customers report a broken help-centre link.")
+    shot(page, tmp_path, "reviews-rollback", "#rollback")
+    page.locator("#rollback").get_by_role("button", name="Roll back").click()
+    assert "1.1.0" in page.get_by_role("status").inner_text()
+    reply.refresh_from_db()
+    assert reply.active_version is not None and reply.active_version.version == "1.1.0"
+    assert page.errors == []
