@@ -148,6 +148,8 @@ def version(request: HttpRequest, cls: str, tenant: str, slug: str, version: str
             "content_html": content_html,
             "manifest_html": highlight_json(json.loads(bytes(found.manifest))),
             "check": check_version(found),
+            "stage": (stage := selectors.stage_of(found)),
+            "stage_label": Stage(stage).label,
             "upstream": selectors.upstream_of(found),
             "downstream": selectors.downstream_of(found),
         },

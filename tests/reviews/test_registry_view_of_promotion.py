@@ -25,3 +25,16 @@ def test_artifact_and_version_api_show_active_version_and_stage(
     assert client.get(base).json()["active_version"] == "1.0.0"
     assert client.get(base + "versions/1.0.0/").json()["stage"] == "active"
     assert client.get(base + "versions/1.1.0/").json()["stage"] == "draft"
+
+
+def test_version_page_shows_stage_and_links_to_a_new_change(
+    client: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    client.force_login(people["author"])
+    page = client.get(prompt_v1.get_absolute_url()).content.decode()
+    assert '<dd id="stage">Draft</dd>' in page
+    assert "/reviews/changes/new/?propose=prompt/acme/qualify-lead/1.0.0" in page
+    form = client.get(
+        "/reviews/changes/new/?propose=prompt/acme/qualify-lead/1.0.0"
+    ).content.decode()
+    assert "prompt/acme/qualify-lead/1.0.0</textarea>" in form
