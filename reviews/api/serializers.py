@@ -1,0 +1,609 @@
+"""API shapes for change requests, sign-off, evidence, approval policies and rollbacks.
+
+Input serializers check shape only (types, lengths, choices); ``reviews.services`` enforces
+the rules. Output serializers render what ``reviews.selectors`` read.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from governance.events.models import Event
+from reviews import checks as check_catalog
+from reviews import selectors
+from reviews.choices import (
+    OPEN_STATES,
+    ChangeStatus,
+    CheckKind,
+    CheckStatus,
+    Requirement,
+)
+from reviews.models import Approval, ChangeRequest, CheckRun, Comment, EvaluationReport
+
+#: RFC 8785 (the form reports and events are hashed in) only holds integers this large exactly.
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_REFERENCE_LENGTH = 300
+
+
+def _check_json(value: Any, path: str = "") -> None:
+    """Refuse what the canonical JSON form or the database cannot hold.
+
+    That is: inf and NaN, integers beyond 2**53, and NUL characters (PostgreSQL's jsonb
+    has no room for them).
+    """
+    where = f" at {path}" if path else ""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise serializers.ValidationError(f"Text must not contain NUL characters{where}.")
+        return
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise serializers.ValidationError(f"Numbers must be finite{where}.")
+    if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
+        raise serializers.ValidationError(f"Integers must be within ±(2**53 - 1){where}.")
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _check_json(str(key), path)
+            _check_json(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            _check_json(inner, f"{path}[{i}]")
+
+
+@extend_schema_field(OpenApiTypes.NUMBER)
+class NumberField(serializers.Field):
+    """A JSON number kept exactly as sent (420 stays an integer), never a string or a boolean."""
+
+    default_error_messages = {"invalid": "Must be a number."}
+
+    def to_internal_value(self, data: Any) -> int | float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        try:
+            _check_json(data)
+        except serializers.ValidationError:
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+class FlagsSerializer(serializers.Serializer):
+    """The facts about a change that pick its approval path."""
+
+    privacy_related = serializers.BooleanField(default=False)
+    external_egress = serializers.BooleanField(
+        default=False, help_text="Changes which external LLM services receive data."
+    )
+    emergency = serializers.BooleanField(
+        default=False, help_text="Reviewed on the emergency path; a postmortem is due after."
+    )
+
+
+class FlagsPatchSerializer(serializers.Serializer):
+    """Flags to change on a revision; the ones left out keep their value."""
+
+    privacy_related = serializers.BooleanField(required=False)
+    external_egress = serializers.BooleanField(required=False)
+    emergency = serializers.BooleanField(required=False)
+
+
+def _reference_list(**kwargs: Any) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(max_length=MAX_REFERENCE_LENGTH),
+        allow_empty=False,
+        help_text=(
+            "Version references: class/tenant/slug/version, slug@version or "
+            "slug:version#sha256 (short forms in the change's tenant)."
+        ),
+        **kwargs,
+    )
+
+
+class ChangeCreateSerializer(serializers.Serializer):
+    tenant = serializers.CharField(max_length=63, help_text="Tenant slug.")
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    risk_note = serializers.CharField(required=False, allow_blank=True, default="")
+    rollback_plan = serializers.CharField()
+    proposed = _reference_list()
+    flags = FlagsSerializer(required=False)
+    golden_corpus = serializers.CharField(
+        max_length=MAX_REFERENCE_LENGTH,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        default=None,
+        help_text="A golden-corpus version reference to simulate and evaluate against.",
+    )
+
+
+class ChangeReviseSerializer(serializers.Serializer):
+    """A new revision: back to draft, every live decision voided. Only the fields sent change."""
+
+    reason = serializers.CharField(max_length=500)
+    proposed = _reference_list(required=False)
+    title = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    risk_note = serializers.CharField(required=False, allow_blank=True)
+    rollback_plan = serializers.CharField(required=False)
+    flags = FlagsPatchSerializer(required=False)
+    golden_corpus = serializers.CharField(
+        max_length=MAX_REFERENCE_LENGTH,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text='A reference to set it; "" or null to clear it; leave it out to keep it.',
+    )
+
+
+class DecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    requirement = serializers.ChoiceField(
+        choices=Requirement.choices,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The slot to fill; by default the first open one you hold.",
+    )
+    password = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        write_only=True,
+        style={"input_type": "password"},
+        help_text=(
+            "Your current password: sign-off is deliberate. Not needed on a browser session "
+            "that confirmed it within REVIEWS_REAUTH_SECONDS."
+        ),
+    )
+
+
+class RejectSerializer(DecisionSerializer):
+    comment = serializers.CharField(max_length=5000, help_text="Why you reject the change.")
+
+
+class WithdrawSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class RerunSerializer(serializers.Serializer):
+    # Checked by hand, not a ChoiceField: "kind" is also the event log's enum in the schema.
+    kind = serializers.CharField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=f"One required check ({', '.join(CheckKind.values)}); all of them when left out.",
+    )
+
+    def validate_kind(self, value: str | None) -> str | None:
+        if value is not None and value not in CheckKind.values:
+            raise serializers.ValidationError(f"No check '{value}'.")
+        return value
+
+
+class CommentSerializer(serializers.Serializer):
+    body = serializers.CharField(max_length=5000)
+
+
+class EvidenceSerializer(serializers.Serializer):
+    """An evaluation report for one proposed version (CI sends these)."""
+
+    version = serializers.CharField(
+        max_length=MAX_REFERENCE_LENGTH, help_text="A proposed version's reference."
+    )
+    metrics = serializers.DictField(child=NumberField(), allow_empty=False)
+    bias = serializers.DictField(required=False, default=dict)
+    safety = serializers.DictField(required=False, default=dict)
+    seed = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    rng = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    test_run_ids = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list
+    )
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate_metrics(self, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json(value)
+        return value
+
+    def validate_bias(self, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json(value)
+        return value
+
+    def validate_safety(self, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json(value)
+        return value
+
+
+class PolicyUpdateSerializer(serializers.Serializer):
+    rules = serializers.JSONField(
+        help_text='The policy document: {"rules": [...], "postmortem_days": N}.'
+    )
+    reason = serializers.CharField(max_length=500)
+
+    def validate_rules(self, value: Any) -> Any:
+        _check_json(value)
+        return value
+
+
+class RollbackSerializer(serializers.Serializer):
+    artifact = serializers.CharField(
+        max_length=MAX_REFERENCE_LENGTH,
+        help_text="class/tenant/slug, e.g. prompt/acme/qualify-lead",
+    )
+    target = serializers.CharField(
+        max_length=MAX_REFERENCE_LENGTH,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        default=None,
+        help_text="A version that was active before; by default the one before the last promotion.",
+    )
+    reason = serializers.CharField(max_length=2000)
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+class VersionRefSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    version = serializers.CharField()
+    sha256 = serializers.CharField(source="manifest_sha256")
+
+
+class ChangeRowSerializer(serializers.ModelSerializer[ChangeRequest]):
+    reference = serializers.CharField(help_text="CR-YYYY-NNNN")
+    tenant = serializers.CharField(source="tenant.slug")
+    # A string, not a ChoiceField: "status" names other enums in the schema too.
+    status = serializers.CharField(help_text=", ".join(ChangeStatus.values))
+    flags = FlagsSerializer(source="*")
+    author = serializers.CharField(source="author.username")
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChangeRequest
+        fields = [
+            "id",
+            "reference",
+            "tenant",
+            "title",
+            "change_type",
+            "status",
+            "revision",
+            "flags",
+            "author",
+            "created_at",
+            "submitted_at",
+            "promoted_at",
+            "url",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, obj: ChangeRequest) -> str:
+        return f"/api/v1/change-requests/{obj.reference}/"
+
+
+class ItemSerializer(serializers.Serializer):
+    artifact = serializers.CharField(source="artifact.path")
+    proposed = VersionRefSerializer()
+    current = VersionRefSerializer(allow_null=True)
+
+
+class FillerSerializer(serializers.Serializer):
+    approval = serializers.UUIDField(source="id")
+    approver = serializers.CharField(source="approver.username")
+    at = serializers.DateTimeField(source="created_at")
+    comment = serializers.CharField()
+
+
+class SlotSerializer(serializers.Serializer):
+    requirement = serializers.ChoiceField(choices=Requirement.choices)
+    label = serializers.CharField()  # type: ignore[assignment]
+    filled_by = FillerSerializer(source="approval", allow_null=True)
+
+
+class DecisionOutSerializer(serializers.ModelSerializer[Approval]):
+    approver = serializers.CharField(source="approver.username")
+    at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Approval
+        fields = ["id", "approver", "requirement", "decision", "comment", "revision", "at"]
+
+
+class NotCountingSerializer(DecisionOutSerializer):
+    why = serializers.CharField(help_text="Why this decision does not count now.")
+
+    class Meta(DecisionOutSerializer.Meta):
+        fields = [*DecisionOutSerializer.Meta.fields, "why"]
+
+
+class VoidedSerializer(DecisionOutSerializer):
+    class Meta(DecisionOutSerializer.Meta):
+        fields = [*DecisionOutSerializer.Meta.fields, "voided_at", "void_reason"]
+
+
+class CheckSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text=", ".join(CheckKind.values))
+    label = serializers.CharField()  # type: ignore[assignment]
+    status = serializers.CharField(help_text="pending, running, passed, failed, error or not_run")
+    summary = serializers.CharField(allow_blank=True)
+    attempt = serializers.IntegerField(allow_null=True)
+    revision = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    log = serializers.CharField(allow_blank=True)
+    result = serializers.JSONField()
+
+
+class ReportSerializer(serializers.ModelSerializer[EvaluationReport]):
+    version = serializers.CharField(source="version.pinned", help_text="slug:version#sha256")
+    path = serializers.CharField(source="version.path")
+    submitted_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EvaluationReport
+        fields = [
+            "id",
+            "version",
+            "path",
+            "metrics",
+            "bias",
+            "safety",
+            "seed",
+            "rng",
+            "test_run_ids",
+            "notes",
+            "sha256",
+            "submitted_by",
+            "created_at",
+        ]
+
+    def get_submitted_by(self, obj: EvaluationReport) -> str | None:
+        return obj.submitted_by.username if obj.submitted_by else None
+
+
+class CommentOutSerializer(serializers.ModelSerializer[Comment]):
+    author = serializers.CharField(source="author.username")
+
+    class Meta:
+        model = Comment
+        fields = ["author", "body", "created_at"]
+
+
+class TimelineSerializer(serializers.ModelSerializer[Event]):
+    actor = serializers.SerializerMethodField(help_text="Username, or null for the system.")
+
+    class Meta:
+        model = Event
+        fields = ["seq", "kind", "actor", "time", "payload"]
+
+    def get_actor(self, obj: Event) -> str | None:
+        return obj.actor_name or None
+
+
+POLICY_SCHEMA = {
+    "oneOf": [{"type": "integer"}, {"type": "string", "enum": ["built-in"]}],
+    "nullable": True,
+    "description": 'The approval policy\'s number fixed at submission, "built-in", or null before.',
+}
+
+
+class ChangeDetailSerializer(ChangeRowSerializer):
+    """Everything about one change: what is proposed, who signed off, checks, evidence, history."""
+
+    golden_corpus = VersionRefSerializer(allow_null=True)
+    promoted_by = serializers.SerializerMethodField()
+    policy = serializers.SerializerMethodField()
+    requirements = serializers.SerializerMethodField(
+        help_text="Each required approval slot and who fills it (null when open)."
+    )
+    not_counting = serializers.SerializerMethodField(
+        help_text="Live decisions that do not count now, with why."
+    )
+    rejections = serializers.SerializerMethodField()
+    voided = serializers.SerializerMethodField(
+        help_text="Decisions voided by a revision or new evidence."
+    )
+    items = serializers.SerializerMethodField()
+    checks = serializers.SerializerMethodField(
+        help_text="The newest attempt of each required check on the current revision."
+    )
+    evaluation_reports = serializers.SerializerMethodField()
+    promotion_blockers = serializers.SerializerMethodField(
+        help_text="What stops a promotion now (only while the change is open for review)."
+    )
+    comments = serializers.SerializerMethodField()
+    timeline = serializers.SerializerMethodField()
+
+    class Meta(ChangeRowSerializer.Meta):
+        fields = [
+            *ChangeRowSerializer.Meta.fields,
+            "description",
+            "risk_note",
+            "rollback_plan",
+            "golden_corpus",
+            "binding_sha256",
+            "decided_at",
+            "promoted_by",
+            "postmortem_due_at",
+            "policy",
+            "requirements",
+            "not_counting",
+            "rejections",
+            "voided",
+            "items",
+            "checks",
+            "evaluation_reports",
+            "promotion_blockers",
+            "comments",
+            "timeline",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance: ChangeRequest) -> dict[str, Any]:
+        # Read once, used by three fields.
+        self._approvals = selectors.approval_status(instance)
+        return super().to_representation(instance)
+
+    def get_promoted_by(self, obj: ChangeRequest) -> str | None:
+        return obj.promoted_by.username if obj.promoted_by else None
+
+    @extend_schema_field(POLICY_SCHEMA)
+    def get_policy(self, obj: ChangeRequest) -> int | str | None:
+        if obj.submitted_at is None:
+            return None
+        return obj.policy.number if obj.policy else "built-in"
+
+    @extend_schema_field(SlotSerializer(many=True))
+    def get_requirements(self, obj: ChangeRequest) -> Any:
+        return SlotSerializer(self._approvals.slots, many=True).data
+
+    @extend_schema_field(NotCountingSerializer(many=True))
+    def get_not_counting(self, obj: ChangeRequest) -> Any:
+        rows = []
+        for approval, why in self._approvals.not_counting:
+            approval.why = why  # type: ignore[attr-defined]
+            rows.append(approval)
+        return NotCountingSerializer(rows, many=True).data
+
+    @extend_schema_field(DecisionOutSerializer(many=True))
+    def get_rejections(self, obj: ChangeRequest) -> Any:
+        return DecisionOutSerializer(self._approvals.rejections, many=True).data
+
+    @extend_schema_field(VoidedSerializer(many=True))
+    def get_voided(self, obj: ChangeRequest) -> Any:
+        voided = (
+            obj.approvals.filter(voided_at__isnull=False)
+            .select_related("approver")
+            .order_by("voided_at", "created_at")
+        )
+        return VoidedSerializer(voided, many=True).data
+
+    @extend_schema_field(ItemSerializer(many=True))
+    def get_items(self, obj: ChangeRequest) -> Any:
+        return ItemSerializer(selectors.items_of(obj), many=True).data
+
+    @extend_schema_field(CheckSerializer(many=True))
+    def get_checks(self, obj: ChangeRequest) -> Any:
+        rows = [_check_row(kind, run) for kind, run in selectors.check_summary(obj).runs.items()]
+        return CheckSerializer(rows, many=True).data
+
+    @extend_schema_field(ReportSerializer(many=True))
+    def get_evaluation_reports(self, obj: ChangeRequest) -> Any:
+        reports = selectors.evaluation_reports(obj).order_by("-created_at")
+        return ReportSerializer(reports, many=True).data
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_promotion_blockers(self, obj: ChangeRequest) -> list[str]:
+        return selectors.promotion_blockers(obj) if obj.status in OPEN_STATES else []
+
+    @extend_schema_field(CommentOutSerializer(many=True))
+    def get_comments(self, obj: ChangeRequest) -> Any:
+        comments = obj.comments.select_related("author").order_by("created_at")
+        return CommentOutSerializer(comments, many=True).data
+
+    @extend_schema_field(TimelineSerializer(many=True))
+    def get_timeline(self, obj: ChangeRequest) -> Any:
+        return TimelineSerializer(selectors.timeline(obj), many=True).data
+
+
+def _check_row(kind: str, run: CheckRun | None) -> dict[str, Any]:
+    if run is None:
+        return {
+            "kind": kind,
+            "label": check_catalog.label(kind),
+            "status": "not_run",
+            "summary": "",
+            "attempt": None,
+            "revision": None,
+            "started_at": None,
+            "finished_at": None,
+            "log": "",
+            "result": {},
+        }
+    return {
+        "kind": kind,
+        "label": check_catalog.label(kind),
+        "status": CheckStatus(run.status).value,
+        "summary": run.summary,
+        "attempt": run.attempt,
+        "revision": run.revision,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "log": run.log,
+        "result": run.result,
+    }
+
+
+class EvidenceAttachedSerializer(ChangeDetailSerializer):
+    """The change after the report was attached, with the report itself."""
+
+    report = serializers.SerializerMethodField()
+
+    class Meta(ChangeDetailSerializer.Meta):
+        fields = ["report", *ChangeDetailSerializer.Meta.fields]
+        read_only_fields = fields
+
+    @extend_schema_field(ReportSerializer)
+    def get_report(self, obj: ChangeRequest) -> Any:
+        return ReportSerializer(self.context["report"]).data
+
+
+class PolicyRowSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    rules = serializers.JSONField()
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
+
+
+class PolicySerializer(serializers.Serializer):
+    """The approval policy in force for a tenant, and the tenant's own versions of it."""
+
+    tenant = serializers.CharField()
+    number = serializers.SerializerMethodField()
+    scope = serializers.ChoiceField(
+        choices=[("tenant", "tenant"), ("default", "default"), ("built-in", "built-in")],
+        help_text="tenant: its own policy; default: the platform default's; built-in: neither exists.",
+    )
+    rules = serializers.JSONField()
+    reason = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField(allow_null=True)
+    created_by = serializers.CharField(allow_null=True)
+    history = PolicyRowSerializer(many=True, help_text="The tenant's own versions, newest first.")
+
+    @extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "enum": ["built-in"]}]})
+    def get_number(self, obj: dict[str, Any]) -> int | str:
+        number: int | str = obj["number"]
+        return number
+
+
+class RollbackResultSerializer(serializers.Serializer):
+    artifact = serializers.CharField(source="artifact.path")
+    from_version = VersionRefSerializer(source="previous", allow_null=True)
+    to_version = VersionRefSerializer(source="version")
+    change = serializers.CharField(
+        source="change.reference",
+        default=None,
+        allow_null=True,
+        help_text="The change whose promotion was rolled back.",
+    )
+    reason = serializers.CharField()
+    actor = serializers.CharField(source="actor.username", default=None, allow_null=True)
+    at = serializers.DateTimeField(source="created_at")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "from" is a Python keyword, so the fields are declared under other names.
+        wire = {"from_version": "from", "to_version": "to"}
+        return {wire.get(name, name): field for name, field in super().get_fields().items()}

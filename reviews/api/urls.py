@@ -1,0 +1,24 @@
+"""Routes for change requests, approval policies and rollbacks under /api/v1/."""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from reviews.api import views
+
+router = SimpleRouter(trailing_slash=True)
+router.register("change-requests", views.ChangeRequestViewSet, basename="change-request")
+
+urlpatterns = [
+    *router.urls,
+    path(
+        "change-requests/<str:reference>/<str:action>/",
+        views.UnknownChangeAction.as_view(),
+        name="api-change-request-unknown-action",
+    ),
+    path(
+        "approval-policies/<slug:tenant>/",
+        views.ApprovalPolicyView.as_view(),
+        name="api-approval-policy",
+    ),
+    path("rollbacks/", views.RollbackView.as_view(), name="api-rollbacks"),
+]

@@ -1,0 +1,415 @@
+"""REST endpoints of change requests, sign-off, evidence, approval policies and rollbacks.
+
+Thin: serializers check the shape of input, one service call decides, selectors read what
+is shown. Another tenant's change answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import status, viewsets
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Tenant, User
+from accounts.selectors import tenant_for_user
+from governance.errors import DomainError, NotFound, PermissionDenied
+from registry import selectors as registry_selectors
+from registry.models import Artifact, Version
+from reviews import reauth, selectors, services
+from reviews.api.serializers import (
+    ChangeCreateSerializer,
+    ChangeDetailSerializer,
+    ChangeReviseSerializer,
+    ChangeRowSerializer,
+    CommentSerializer,
+    DecisionSerializer,
+    EvidenceAttachedSerializer,
+    EvidenceSerializer,
+    PolicySerializer,
+    PolicyUpdateSerializer,
+    RejectSerializer,
+    RerunSerializer,
+    RollbackResultSerializer,
+    RollbackSerializer,
+    WithdrawSerializer,
+)
+from reviews.choices import Decision
+from reviews.forms import ChangeFilterSet
+from reviews.models import ChangeRequest
+
+#: How many of a tenant's own policy versions the policy endpoint lists.
+POLICY_HISTORY_LIMIT = 50
+FLAGS = ("privacy_related", "external_egress", "emergency")
+REFERENCE = OpenApiParameter(
+    "reference",
+    str,
+    OpenApiParameter.PATH,
+    description="CR-YYYY-NNNN, or the change's UUID",
+)
+
+
+def _actor(request: Request) -> User:
+    return cast(User, request.user)
+
+
+def _change(request: Request, reference: str) -> ChangeRequest:
+    return selectors.change_by_reference(reference, visible_to=request.user)
+
+
+def _version_in(tenant: Tenant, text: str, *, field: str, user: Any) -> Version:
+    """Resolve a version reference from the body, naming ``field`` (not ``proposed``) when it fails."""
+    try:
+        version = registry_selectors.version_by_reference(text, tenant=tenant.slug, visible_to=user)
+    except DomainError as exc:
+        raise DomainError(exc.message, field=field) from exc
+    if version.artifact.tenant_id != tenant.pk:
+        raise DomainError(f"{version.path} is not in {tenant.slug}.", field=field)
+    return version
+
+
+def _artifact(text: str, user: Any) -> Artifact:
+    try:
+        ref = registry_selectors.parse(text)
+    except DomainError as exc:
+        raise DomainError(exc.message, field="artifact") from exc
+    if ref.class_slug is None or ref.tenant is None or ref.version is not None:
+        raise DomainError(
+            f"Name the artifact as class/tenant/slug, not '{text}' "
+            "(pick the version to go back to with 'target').",
+            field="artifact",
+        )
+    return registry_selectors.artifact_by_path(
+        ref.class_slug, ref.tenant, ref.slug, visible_to=user
+    )
+
+
+class _Sessionless:
+    """A token caller's request as ``reauth`` sees it: no session to remember a confirmation in.
+
+    A token is not a browser session, so a confirmation must neither be read from nor
+    left in whatever cookie came along with it.
+    """
+
+    session = None
+
+    def __init__(self, request: Request) -> None:
+        self._wrapped = request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+
+def _confirm_sign_off(request: Request, password: str) -> None:
+    """Sign-off is deliberate: the caller's password, unless their browser session confirmed it lately."""
+    via_session = isinstance(request.successful_authenticator, SessionAuthentication)
+    if via_session and reauth.recently_confirmed(request):
+        return
+    if not password:
+        raise PermissionDenied(
+            "Signing off needs your current password: send it as 'password'.",
+            field="password",
+            code="password_required",
+        )
+    if not reauth.confirm(request if via_session else _Sessionless(request), password):
+        raise PermissionDenied(
+            "That is not your password ('password'); nothing was recorded.",
+            field="password",
+            code="password_required",
+        )
+
+
+def _detail(change: ChangeRequest, code: int = status.HTTP_200_OK) -> Response:
+    """The change as it stands after a service call (re-read: services work on a locked copy)."""
+    fresh = selectors.change_by_reference(str(change.pk))
+    return Response(ChangeDetailSerializer(fresh).data, status=code)
+
+
+class ChangeFilter(ChangeFilterSet):
+    """The change list's filters, plus the author and "waiting for me"."""
+
+    author = django_filters.CharFilter(field_name="author__username", label="Author (username)")
+    waiting_for_me = django_filters.BooleanFilter(
+        method="filter_waiting_for_me",
+        label="Only changes with an open approval slot I can fill",
+    )
+
+    class Meta(ChangeFilterSet.Meta):
+        fields = [*ChangeFilterSet.Meta.fields, "author", "waiting_for_me"]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def filter_waiting_for_me(
+        self, queryset: QuerySet[ChangeRequest], name: str, value: bool | None
+    ) -> QuerySet[ChangeRequest]:
+        if not value or self.request is None:
+            return queryset
+        waiting = selectors.waiting_for(cast(User, self.request.user))
+        return queryset.filter(pk__in=[change.pk for change, _ in waiting])
+
+
+class ChangeRequestViewSet(viewsets.GenericViewSet):
+    """Change requests of your tenants: open, read, revise, and act on them."""
+
+    lookup_field = "reference"
+    lookup_value_regex = "[^/]+"
+    serializer_class = ChangeRowSerializer
+    filterset_class = ChangeFilter
+    queryset = ChangeRequest.objects.none()
+
+    def get_queryset(self) -> QuerySet[ChangeRequest]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return ChangeRequest.objects.none()
+        return selectors.changes_visible_to(self.request.user)
+
+    @extend_schema(responses=ChangeRowSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(ChangeRowSerializer(page, many=True).data)
+
+    @extend_schema(request=ChangeCreateSerializer, responses={201: ChangeDetailSerializer})
+    def create(self, request: Request) -> Response:
+        body = ChangeCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        flags = data.get("flags") or {}
+        change = services.change_create(
+            tenant=tenant_for_user(request.user, data["tenant"]),
+            actor=_actor(request),
+            title=data["title"],
+            description=data["description"],
+            risk_note=data["risk_note"],
+            rollback_plan=data["rollback_plan"],
+            proposed=data["proposed"],
+            golden_corpus=data["golden_corpus"] or None,
+            **{flag: flags.get(flag, False) for flag in FLAGS},
+        )
+        return _detail(change, status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[REFERENCE], responses=ChangeDetailSerializer)
+    def retrieve(self, request: Request, reference: str) -> Response:
+        return Response(ChangeDetailSerializer(_change(request, reference)).data)
+
+    @extend_schema(
+        parameters=[REFERENCE], request=ChangeReviseSerializer, responses=ChangeDetailSerializer
+    )
+    def partial_update(self, request: Request, reference: str) -> Response:
+        """Revise: a new revision, back to draft; every live approval is voided."""
+        change = _change(request, reference)
+        body = ChangeReviseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        flags = data.get("flags") or {}
+        corpus = None  # left out: kept
+        if "golden_corpus" in data:
+            corpus = data["golden_corpus"] or ""  # null clears it, as "" does
+        change = services.change_revise(
+            change=change,
+            actor=_actor(request),
+            reason=data["reason"],
+            proposed=data.get("proposed"),
+            title=data.get("title"),
+            description=data.get("description"),
+            risk_note=data.get("risk_note"),
+            rollback_plan=data.get("rollback_plan"),
+            golden_corpus=corpus,
+            **{flag: flags.get(flag) for flag in FLAGS},
+        )
+        return _detail(change)
+
+    @extend_schema(parameters=[REFERENCE], request=None, responses=ChangeDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def submit(self, request: Request, reference: str) -> Response:
+        """Send a draft for review: approval slots are fixed from the policy, checks start."""
+        change = services.change_submit(change=_change(request, reference), actor=_actor(request))
+        return _detail(change)
+
+    def _decide(self, request: Request, reference: str, decision: str) -> Response:
+        change = _change(request, reference)
+        body = (RejectSerializer if decision == Decision.REJECT else DecisionSerializer)(
+            data=request.data
+        )
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        _confirm_sign_off(request, data["password"])
+        services.approval_decide(
+            change=change,
+            actor=_actor(request),
+            decision=decision,
+            comment=data["comment"],
+            requirement=data["requirement"],
+        )
+        return _detail(change)
+
+    @extend_schema(
+        parameters=[REFERENCE], request=DecisionSerializer, responses=ChangeDetailSerializer
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, reference: str) -> Response:
+        """Approve in a slot you hold (with your password). Repeating it changes nothing."""
+        return self._decide(request, reference, Decision.APPROVE)
+
+    @extend_schema(
+        parameters=[REFERENCE], request=RejectSerializer, responses=ChangeDetailSerializer
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, reference: str) -> Response:
+        """Reject, saying why (with your password)."""
+        return self._decide(request, reference, Decision.REJECT)
+
+    @extend_schema(
+        parameters=[REFERENCE], request=WithdrawSerializer, responses=ChangeDetailSerializer
+    )
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, reference: str) -> Response:
+        """Give up on a change (author or administrator); it stays on record."""
+        change = _change(request, reference)
+        body = WithdrawSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        change = services.change_withdraw(
+            change=change, actor=_actor(request), reason=body.validated_data["reason"]
+        )
+        return _detail(change)
+
+    @extend_schema(parameters=[REFERENCE], request=None, responses=ChangeDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def promote(self, request: Request, reference: str) -> Response:
+        """Make an approved change's versions active (administrators)."""
+        change = services.change_promote(change=_change(request, reference), actor=_actor(request))
+        return _detail(change)
+
+    @extend_schema(
+        parameters=[REFERENCE],
+        request=EvidenceSerializer,
+        responses={201: EvidenceAttachedSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def evidence(self, request: Request, reference: str) -> Response:
+        """Attach an evaluation report; it voids live approvals and re-runs the evidence checks."""
+        change = _change(request, reference)
+        body = EvidenceSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        report = services.evidence_attach(
+            change=change,
+            actor=_actor(request),
+            version=_version_in(change.tenant, data["version"], field="version", user=request.user),
+            metrics=data["metrics"],
+            bias=data["bias"],
+            safety=data["safety"],
+            seed=data["seed"],
+            rng=data["rng"],
+            test_run_ids=data["test_run_ids"],
+            notes=data["notes"],
+        )
+        fresh = selectors.change_by_reference(str(change.pk))
+        return Response(
+            EvidenceAttachedSerializer(fresh, context={"report": report}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        parameters=[REFERENCE], request=RerunSerializer, responses=ChangeDetailSerializer
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, reference: str) -> Response:
+        """Run one required check (or all) again on the current revision."""
+        change = _change(request, reference)
+        body = RerunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.check_rerun(change=change, kind=body.validated_data["kind"], actor=_actor(request))
+        return _detail(change)
+
+    @extend_schema(
+        parameters=[REFERENCE], request=CommentSerializer, responses={201: ChangeDetailSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def comment(self, request: Request, reference: str) -> Response:
+        """Add a remark (any member of the change's tenant)."""
+        change = _change(request, reference)
+        body = CommentSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.comment_add(change=change, actor=_actor(request), body=body.validated_data["body"])
+        return _detail(change, status.HTTP_201_CREATED)
+
+
+@extend_schema(exclude=True)
+class UnknownChangeAction(APIView):
+    """Any other ``change-requests/{reference}/{action}/``: a JSON 404 naming the action."""
+
+    def _refuse(self, request: Request, reference: str, action: str) -> Response:
+        raise NotFound(
+            f"No action '{action}' on change requests; use submit, approve, reject, withdraw, "
+            "promote, evidence, rerun or comment.",
+            field="action",
+        )
+
+    get = post = put = patch = delete = _refuse
+
+
+def _policy_body(tenant: Tenant) -> dict[str, Any]:
+    row, document = selectors.effective_policy(tenant)
+    scope = "built-in" if row is None else ("tenant" if row.tenant_id == tenant.pk else "default")
+    return dict(
+        PolicySerializer(
+            {
+                "tenant": tenant.slug,
+                "number": row.number if row else "built-in",
+                "scope": scope,
+                "rules": document,
+                "reason": row.reason if row else None,
+                "created_at": row.created_at if row else None,
+                "created_by": row.created_by.username if row and row.created_by else None,
+                "history": list(selectors.policy_history(tenant)[:POLICY_HISTORY_LIMIT]),
+            }
+        ).data
+    )
+
+
+class ApprovalPolicyView(APIView):
+    """Who must approve which change in a tenant: the policy in force and its versions."""
+
+    @extend_schema(responses=PolicySerializer)
+    def get(self, request: Request, tenant: str) -> Response:
+        return Response(_policy_body(tenant_for_user(request.user, tenant)))
+
+    @extend_schema(request=PolicyUpdateSerializer, responses=PolicySerializer)
+    def put(self, request: Request, tenant: str) -> Response:
+        """Save a new version of the tenant's policy (administrators)."""
+        found = tenant_for_user(request.user, tenant)
+        body = PolicyUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.approval_policy_update(
+            tenant=found,
+            rules=body.validated_data["rules"],
+            reason=body.validated_data["reason"],
+            actor=_actor(request),
+        )
+        return Response(_policy_body(found))
+
+
+class RollbackView(APIView):
+    """Restore a version that was active before (administrators; no approvals needed)."""
+
+    @extend_schema(request=RollbackSerializer, responses={201: RollbackResultSerializer})
+    def post(self, request: Request) -> Response:
+        body = RollbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        artifact = _artifact(data["artifact"], request.user)
+        target = (
+            _version_in(artifact.tenant, data["target"], field="target", user=request.user)
+            if data["target"]
+            else None
+        )
+        activation = services.rollback(
+            artifact=artifact, actor=_actor(request), reason=data["reason"], target=target
+        )
+        return Response(RollbackResultSerializer(activation).data, status=status.HTTP_201_CREATED)
