@@ -337,6 +337,7 @@ def test_emergency_needs_owner_and_security_and_opens_postmortem(
     assert change.status == ChangeStatus.APPROVED
     promoted = services.change_promote(change=change, actor=people["admin"])
     assert promoted.postmortem_due_at is not None
+    assert promoted.promoted_at is not None
     assert (promoted.postmortem_due_at - promoted.promoted_at).days == 5
 
 
