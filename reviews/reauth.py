@@ -14,9 +14,13 @@ SESSION_KEY = "reviews_reauth_at"
 def recently_confirmed(request: Any) -> bool:
     """True if this browser session confirmed the user's password within REVIEWS_REAUTH_SECONDS."""
     session = getattr(request, "session", None)
-    if session is None:
+    user = getattr(request, "user", None)
+    if session is None or user is None or not user.is_authenticated:
         return False
-    at = session.get(SESSION_KEY)
+    mark = session.get(SESSION_KEY)
+    if not isinstance(mark, dict) or mark.get("user") != str(user.pk):
+        return False  # confirmed by someone else (or in an older format): ask again
+    at = mark.get("at")
     return isinstance(at, int | float) and time.time() - at < settings.REVIEWS_REAUTH_SECONDS
 
 
@@ -28,5 +32,5 @@ def confirm(request: Any, password: str | None) -> bool:
     # authenticate() goes through django-axes, so guessing here counts as failed logins too.
     ok = authenticate(request, username=user.get_username(), password=password) is not None
     if ok and getattr(request, "session", None) is not None:
-        request.session[SESSION_KEY] = time.time()
+        request.session[SESSION_KEY] = {"user": str(user.pk), "at": time.time()}
     return ok

@@ -9,6 +9,7 @@ approval and every required check of the change's current revision.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -149,23 +150,34 @@ def stage_set(
     return True
 
 
-def _resolve_versions(tenant: Tenant, proposed: Sequence[Version | str]) -> list[Version]:
-    from registry.selectors import version_by_reference
+def _resolve_version(tenant: Tenant, item: Version | str, *, field: str) -> Version:
+    """One version of ``tenant``; an error names ``field``.
 
+    A version of another tenant gets the same answer as one that does not exist, so a
+    reference cannot be used to learn what other tenants hold.
+    """
+    from registry.selectors import parse, version_by_reference
+
+    if isinstance(item, Version):
+        if item.artifact.tenant_id != tenant.pk:
+            raise DomainError(f"No version '{item.path}' in {tenant.slug}.", field=field)
+        return item
+    try:
+        ref = parse(str(item), tenant=tenant.slug)
+        if ref.tenant != tenant.slug:
+            raise DomainError(f"No version '{ref}' in {tenant.slug}.", field=field)
+        return version_by_reference(ref, tenant=tenant.slug)
+    except DomainError as exc:
+        raise DomainError(exc.message, field=field) from exc
+
+
+def _resolve_versions(tenant: Tenant, proposed: Sequence[Version | str]) -> list[Version]:
     versions: list[Version] = []
     for i, item in enumerate(proposed):
-        if isinstance(item, Version):
-            version = item
-        else:
-            try:
-                version = version_by_reference(str(item), tenant=tenant.slug)
-            except DomainError as exc:
-                raise DomainError(f"proposed[{i}]: {exc.message}", field="proposed") from exc
-        if version.artifact.tenant_id != tenant.pk:
-            raise DomainError(
-                f"{version.path} belongs to another tenant than {tenant.slug}.", field="proposed"
-            )
-        versions.append(version)
+        try:
+            versions.append(_resolve_version(tenant, item, field="proposed"))
+        except DomainError as exc:
+            raise DomainError(f"proposed[{i}]: {exc.message}", field="proposed") from exc
     if not versions:
         raise DomainError("Propose at least one version.", field="proposed")
     seen: set[Any] = set()
@@ -193,11 +205,7 @@ def _set_items(change: ChangeRequest, versions: Sequence[Version]) -> None:
 def _resolve_corpus(tenant: Tenant, corpus: Version | str | None) -> Version | None:
     if corpus is None or corpus == "":
         return None
-    try:
-        version = _resolve_versions(tenant, [corpus])[0]
-    except DomainError as exc:
-        message = exc.message.removeprefix("proposed[0]: ")
-        raise DomainError(message, field="golden_corpus") from exc
+    version = _resolve_version(tenant, corpus, field="golden_corpus")
     if version.artifact.artifact_class.slug != "golden-corpus":
         raise DomainError(f"{version.path} is not a golden corpus.", field="golden_corpus")
     return version
@@ -209,6 +217,23 @@ def _next_number(year: int) -> int:
     counter.last += 1
     counter.save(update_fields=["last"])
     return counter.last
+
+
+def _storable_json(value: Any, field: str) -> None:
+    """Refuse what JSON can carry but the database cannot store: NUL characters, non-finite floats."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise DomainError("NUL characters are not allowed.", field=field)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise DomainError("Numbers must be finite.", field=field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable_json(key, field)
+            _storable_json(item, field)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _storable_json(item, field)
 
 
 def _text(value: str | None, field: str, *, required: bool, limit: int | None = None) -> str:
@@ -705,7 +730,7 @@ def evidence_attach(
             f"{change.reference} is {change.get_status_display().lower()}; evidence is closed.",
             field="status",
         )
-    target = _resolve_versions(change.tenant, [version])[0]
+    target = _resolve_version(change.tenant, version, field="version")
     if not change.items.filter(proposed=target).exists():
         raise DomainError(f"{target.path} is not proposed in {change.reference}.", field="version")
     if not isinstance(metrics, dict) or not metrics:
@@ -713,11 +738,26 @@ def evidence_attach(
     for name, value in metrics.items():
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise DomainError(f"Metric '{name}' must be a number.", field="metrics")
+        if not math.isfinite(value):
+            raise DomainError(f"Metric '{name}' must be a finite number.", field="metrics")
     for field, value in (("bias", bias), ("safety", safety)):
         if value is not None and not isinstance(value, dict):
             raise DomainError(f"'{field}' must be an object.", field=field)
     if not all(isinstance(t, str) for t in test_run_ids):
         raise DomainError("Test run ids must be strings.", field="test_run_ids")
+    seed = _text(seed, "seed", required=False, limit=100)
+    rng = _text(rng, "rng", required=False, limit=200)
+    notes = _text(notes, "notes", required=False, limit=10000)
+    for field, value in (
+        ("metrics", metrics),
+        ("bias", bias),
+        ("safety", safety),
+        ("seed", seed),
+        ("rng", rng),
+        ("test_run_ids", list(test_run_ids)),
+        ("notes", notes),
+    ):
+        _storable_json(value, field)
     body = {
         "version": target.pinned,
         "metrics": metrics,
@@ -735,8 +775,8 @@ def evidence_attach(
         metrics=metrics,
         bias=bias or {},
         safety=safety or {},
-        seed=seed[:100],
-        rng=rng[:200],
+        seed=seed,
+        rng=rng,
         test_run_ids=list(test_run_ids),
         notes=notes,
         sha256=digest,
@@ -882,7 +922,7 @@ def rollback(
             )
         to = promoted.previous
     else:
-        to = _resolve_versions(artifact.tenant, [target])[0]
+        to = _resolve_version(artifact.tenant, target, field="target")
         if to.artifact_id != artifact.pk:
             raise DomainError(f"{to.path} is not a version of {artifact.path}.", field="target")
         if to.pk == current.pk:

@@ -44,8 +44,8 @@ from reviews.choices import (
     Decision,
     Requirement,
 )
+from reviews.filtersets import ChangeFilterSet
 from reviews.forms import (
-    ChangeFilterSet,
     ChangeForm,
     CommentForm,
     DecisionForm,

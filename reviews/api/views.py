@@ -43,7 +43,7 @@ from reviews.api.serializers import (
     WithdrawSerializer,
 )
 from reviews.choices import Decision
-from reviews.forms import ChangeFilterSet
+from reviews.filtersets import ChangeFilterSet
 from reviews.models import ChangeRequest
 
 #: How many of a tenant's own policy versions the policy endpoint lists.

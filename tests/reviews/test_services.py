@@ -358,6 +358,11 @@ def test_rollback_target_must_have_been_active(
     with pytest.raises(DomainError) as exc2:
         services.rollback(artifact=prompt, actor=people["admin"], reason=" ")
     assert exc2.value.field == "reason"
+    with pytest.raises(DomainError) as exc2:
+        services.rollback(
+            artifact=prompt, actor=people["admin"], reason="r", target="support-reply@9.9.9"
+        )
+    assert exc2.value.field == "target" and "No version" in exc2.value.message
     with pytest.raises(PermissionDenied):
         services.rollback(artifact=prompt, actor=people["reviewer"], reason="r")
 
@@ -532,7 +537,7 @@ def test_golden_corpus_errors_name_their_field_and_stay_in_the_tenant(
     )
     with pytest.raises(DomainError) as exc:
         open_change(prompt_v1, golden_corpus=foreign)
-    assert exc.value.field == "golden_corpus" and "another tenant" in exc.value.message
+    assert exc.value.field == "golden_corpus" and "No version" in exc.value.message
     with pytest.raises(DomainError) as exc:
         open_change(prompt_v1, golden_corpus=prompt_v1)
     assert exc.value.field == "golden_corpus" and "not a golden corpus" in exc.value.message
@@ -565,3 +570,67 @@ def test_waiting_for_ignores_approvals_that_no_longer_count(
     assert selectors.waiting_for(other) == []
     accounts.role_revoke(user=people["reviewer"], role="reviewer", tenant=acme, actor=None)
     assert selectors.waiting_for(other) == [(change, ["reviewer"])]
+
+
+def test_references_of_other_tenants_read_exactly_like_missing_ones(
+    acme: Any, globex: Any, open_change: Any, prompt_v1: Any
+) -> None:
+    foreign = publish(make_artifact(globex, "prompt", "secret-plan"), impact="major", text="x")
+    messages = []
+    for ref in (foreign.path, foreign.path.replace("secret-plan", "no-such-plan")):
+        with pytest.raises(DomainError) as exc:
+            open_change(prompt_v1, ref)
+        assert exc.value.field == "proposed"
+        messages.append(exc.value.message.replace("no-such-plan", "secret-plan"))
+    assert messages[0] == messages[1]
+    assert "another tenant" not in messages[0] and "No version" in messages[0]
+
+
+def test_evidence_reference_names_its_own_field(open_change: Any, prompt_v1: Any) -> None:
+    change = open_change(prompt_v1)
+    with pytest.raises(DomainError) as exc:
+        services.evidence_attach(
+            change=change, actor=None, version="support-reply@9.9.9", metrics={"safety": 1.0}
+        )
+    assert exc.value.field == "version" and not exc.value.message.startswith("proposed")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"seed": "9" * 101}, "seed"),
+        ({"rng": "r" * 201}, "rng"),
+        ({"metrics": {"safety": float("nan")}}, "metrics"),
+        ({"metrics": {"safety": float("inf")}}, "metrics"),
+        ({"safety": {"note": "bad\x00byte"}}, "safety"),
+        ({"bias": {"group\x00": 0.1}}, "bias"),
+        ({"notes": "a\x00b"}, "notes"),
+        ({"test_run_ids": ["ci\x00"]}, "test_run_ids"),
+    ],
+)
+def test_evidence_that_cannot_be_stored_exactly_is_refused_not_truncated(
+    open_change: Any, prompt_v1: Any, kwargs: dict[str, Any], field: str
+) -> None:
+    from reviews.models import EvaluationReport
+
+    change = open_change(prompt_v1)
+    arguments: dict[str, Any] = {"metrics": {"safety": 0.9}, **kwargs}
+    with pytest.raises(DomainError) as exc:
+        services.evidence_attach(change=change, actor=None, version=prompt_v1, **arguments)
+    assert exc.value.field == field
+    assert not EvaluationReport.objects.exists()
+    assert not Event.objects.filter(kind=EventKind.EVIDENCE_ATTACHED).exists()
+
+
+def test_evidence_keeps_seed_and_rng_whole(open_change: Any, prompt_v1: Any) -> None:
+    change = open_change(prompt_v1)
+    report = services.evidence_attach(
+        change=change,
+        actor=None,
+        version=prompt_v1,
+        metrics={"safety": 0.9},
+        seed="7" * 100,
+        rng="philox:" + "k" * 193,
+    )
+    report.refresh_from_db()
+    assert report.seed == "7" * 100 and report.rng == "philox:" + "k" * 193

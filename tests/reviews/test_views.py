@@ -590,3 +590,21 @@ def test_notifications_count_in_the_nav_and_mark_all_read(
     html = page(client, "/reviews/notifications/")
     assert 'id="unread-count"' not in html and "Everything is read." in html
     assert not Notification.objects.filter(user=people["reviewer"], read_at__isnull=True).exists()
+
+
+def test_a_password_confirmation_counts_only_for_the_person_who_gave_it(
+    people: dict[str, Any], rf: Any
+) -> None:
+    from reviews import reauth
+
+    request = rf.post("/")
+    request.session = {}
+    request.user = people["reviewer"]
+    assert not reauth.recently_confirmed(request)
+    assert not reauth.confirm(request, "wrong")
+    assert reauth.confirm(request, PASSWORD)
+    assert reauth.recently_confirmed(request)
+    request.user = people["admin"]  # same session, someone else signed in
+    assert not reauth.recently_confirmed(request)
+    request.session[reauth.SESSION_KEY] = 1e12  # an older format is not trusted either
+    assert not reauth.recently_confirmed(request)
