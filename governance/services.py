@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
+from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from governance.models import Notification, WorkerHeartbeat
+from accounts.choices import Role
+from accounts.models import Tenant, User
+from accounts.selectors import has_role, is_member
+from governance.choices import SECURITY_CHECKS, WaiverState
+from governance.errors import Conflict, DomainError, PermissionDenied
+from governance.events.kinds import EventKind
+from governance.events.services import event_record
+from governance.models import Notification, Waiver, WaiverCounter, WorkerHeartbeat
+from governance.selectors import holders_of
+from registry.models import Artifact
 
 
 @transaction.atomic
@@ -74,3 +86,399 @@ def notification_mark_read(*, user: Any, ids: Iterable[int] | None = None) -> in
     if ids is not None:
         qs = qs.filter(pk__in=list(ids))
     return qs.update(read_at=timezone.now())
+
+
+# --- waivers -------------------------------------------------------------------------------
+
+
+def _next_waiver_number(year: int) -> int:
+    counter, _ = WaiverCounter.objects.get_or_create(year=year)
+    counter = WaiverCounter.objects.select_for_update().get(pk=counter.pk)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return counter.last
+
+
+def _required_text(value: str | None, field: str, limit: int = 5000) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise DomainError(f"The {field.replace('_', ' ')} is required.", field=field)
+    if len(text) > limit:
+        raise DomainError(f"At most {limit} characters.", field=field)
+    if "\x00" in text:
+        raise DomainError("NUL characters are not allowed.", field=field)
+    return text
+
+
+def _links(links: Sequence[str] | None) -> list[str]:
+    if links is None:
+        return []
+    if isinstance(links, str) or not all(isinstance(link, str) for link in links):
+        raise DomainError("Advisory links must be a list of URLs.", field="advisory_links")
+    cleaned = [link.strip() for link in links if link.strip()]
+    if len(cleaned) > 20:
+        raise DomainError("At most 20 advisory links.", field="advisory_links")
+    check = URLValidator(schemes=["http", "https"])
+    for link in cleaned:
+        try:
+            if len(link) > 500:
+                raise ValidationError("too long")
+            check(link)
+        except ValidationError as exc:
+            raise DomainError(
+                f"'{link[:80]}' is not an http(s) URL of at most 500 characters.",
+                field="advisory_links",
+            ) from exc
+    return cleaned
+
+
+def _is_role(actor: Any, tenant: Tenant, role: str) -> bool:
+    return actor is None or has_role(actor, tenant, role)
+
+
+def _waiver_payload(waiver: Waiver) -> dict[str, Any]:
+    return {
+        "waiver": waiver.reference,
+        "check": waiver.check_kind,
+        "metric": waiver.metric or None,
+        "change": waiver.change.reference if waiver.change_id and waiver.change else None,
+        "artifacts": sorted(a.path for a in waiver.artifacts.all()),
+        "owner": waiver.owner.username,
+        "starts_at": waiver.starts_at.isoformat(),
+        "expires_at": waiver.expires_at.isoformat(),
+        "justification": waiver.justification,
+        "mitigation": waiver.mitigation,
+        "advisory_links": list(waiver.advisory_links),
+        "needs_security": waiver.needs_security,
+        "renews": waiver.renews.reference if waiver.renews_id and waiver.renews else None,
+    }
+
+
+def _expiry(expires_at: datetime | None, now: datetime) -> datetime:
+    if not isinstance(expires_at, datetime):
+        raise DomainError("Give the expiry as a date and time.", field="expires_at")
+    if timezone.is_naive(expires_at):
+        expires_at = timezone.make_aware(expires_at)
+    if expires_at <= now:
+        raise DomainError("The expiry must be in the future.", field="expires_at")
+    limit = now + timedelta(days=settings.WAIVER_MAX_DAYS)
+    if expires_at > limit:
+        raise DomainError(
+            f"A waiver runs at most {settings.WAIVER_MAX_DAYS} days (until "
+            f"{limit:%Y-%m-%d %H:%M} UTC); renew it when that is not enough.",
+            field="expires_at",
+        )
+    return expires_at
+
+
+@transaction.atomic
+def waiver_grant(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    check_kind: str,
+    owner: User | None,
+    justification: str,
+    mitigation: str,
+    expires_at: datetime | None,
+    change: Any | None = None,
+    artifacts: Sequence[Artifact] = (),
+    metric: str = "",
+    advisory_links: Sequence[str] | None = None,
+    renews: Waiver | None = None,
+) -> Waiver:
+    """Grant a waiver that lets one failed check (or gate metric) pass until ``expires_at``.
+
+    Needs an administrator of the tenant. Waiving a security check also needs a security
+    officer other than the grantor to countersign (:func:`waiver_countersign`) before the
+    waiver counts. The author of a change cannot waive its checks.
+    """
+    from reviews.choices import ChangeStatus, CheckKind
+
+    now = timezone.now()
+    if not _is_role(actor, tenant, Role.ADMINISTRATOR):
+        raise PermissionDenied("Only an administrator of the tenant can grant a waiver.")
+    if check_kind not in CheckKind.values:
+        raise DomainError(
+            f"'{check_kind}' is not a check; use one of {', '.join(CheckKind.values)}.",
+            field="check_kind",
+        )
+    metric = (metric or "").strip()
+    if metric and check_kind != CheckKind.CHANGE_GATES:
+        raise DomainError("Only a change-gates waiver can name a metric.", field="metric")
+    if len(metric) > 100:
+        raise DomainError("At most 100 characters.", field="metric")
+    artifacts = list(artifacts)
+    if (change is None) == (not artifacts):
+        raise DomainError(
+            "Scope the waiver to one change or to one or more artifacts (not both).",
+            field="scope",
+        )
+    if change is not None:
+        if change.tenant_id != tenant.pk:
+            raise DomainError(f"No change {change.reference} in {tenant.slug}.", field="change")
+        if change.status in (ChangeStatus.PROMOTED, ChangeStatus.WITHDRAWN):
+            raise Conflict(
+                f"{change.reference} is {change.get_status_display().lower()}; "
+                "there is nothing left to waive.",
+                field="change",
+            )
+        if actor is not None and actor.pk == change.author_id:
+            raise PermissionDenied("The author of a change cannot waive its checks.")
+    for artifact in artifacts:
+        if artifact.tenant_id != tenant.pk:
+            raise DomainError(f"No artifact {artifact.path} in {tenant.slug}.", field="artifacts")
+    if owner is None:
+        raise DomainError("Every waiver has an owner.", field="owner")
+    if not owner.is_active or not is_member(owner, tenant):
+        raise DomainError(
+            f"{owner.username} is not an active member of {tenant.slug}.", field="owner"
+        )
+    justification = _required_text(justification, "justification")
+    mitigation = _required_text(mitigation, "mitigation")
+    links = _links(advisory_links)
+    expires_at = _expiry(expires_at, now)
+    waiver = Waiver.objects.create(
+        tenant=tenant,
+        year=now.year,
+        number=_next_waiver_number(now.year),
+        check_kind=check_kind,
+        metric=metric,
+        change=change,
+        owner=owner,
+        justification=justification,
+        mitigation=mitigation,
+        advisory_links=links,
+        starts_at=now,
+        expires_at=expires_at,
+        granted_by=actor,
+        needs_security=check_kind in SECURITY_CHECKS,
+        renews=renews,
+    )
+    if artifacts:
+        waiver.artifacts.set(artifacts)
+    event_record(
+        kind=EventKind.WAIVER_RENEWED if renews is not None else EventKind.WAIVER_GRANTED,
+        actor=actor,
+        tenant=tenant,
+        subject=waiver,
+        payload=_waiver_payload(waiver),
+    )
+    if waiver.needs_security:
+        officers = [
+            u for u in holders_of(tenant, [Role.SECURITY_OFFICER]) if actor is None or u != actor
+        ]
+        notification_send(
+            users=officers,
+            tenant=tenant,
+            title=f"{waiver.reference} waives a security check and needs your countersignature",
+            body=justification,
+            url=waiver.get_absolute_url(),
+            dedupe_key=f"waiver:{waiver.pk}:countersign",
+        )
+    return waiver
+
+
+def _lock_waiver(waiver: Waiver) -> Waiver:
+    return (
+        Waiver.objects.select_for_update(of=("self",))
+        .select_related("tenant", "owner", "change", "renews", "granted_by")
+        .get(pk=waiver.pk)
+    )
+
+
+@transaction.atomic
+def waiver_renew(
+    *,
+    waiver: Waiver,
+    actor: User | None,
+    expires_at: datetime | None,
+    justification: str | None = None,
+    mitigation: str | None = None,
+    advisory_links: Sequence[str] | None = None,
+) -> Waiver:
+    """Renew a waiver: a new waiver with the same scope, linked to the old one (never an edit).
+
+    The same people must agree as for a grant (a security check is countersigned again).
+    """
+    waiver = _lock_waiver(waiver)
+    now = timezone.now()
+    if waiver.state_at(now) == WaiverState.REVOKED:
+        raise Conflict(
+            f"{waiver.reference} was revoked; grant a new waiver instead.", field="status"
+        )
+    renewal = Waiver.objects.filter(renews=waiver).first()
+    if renewal is not None:
+        raise Conflict(
+            f"{waiver.reference} was already renewed by {renewal.reference}; renew that one.",
+            field="status",
+        )
+    return waiver_grant(
+        tenant=waiver.tenant,
+        actor=actor,
+        check_kind=waiver.check_kind,
+        metric=waiver.metric,
+        change=waiver.change,
+        artifacts=list(waiver.artifacts.all()),
+        owner=waiver.owner,
+        justification=waiver.justification if justification is None else justification,
+        mitigation=waiver.mitigation if mitigation is None else mitigation,
+        advisory_links=waiver.advisory_links if advisory_links is None else advisory_links,
+        expires_at=expires_at,
+        renews=waiver,
+    )
+
+
+@transaction.atomic
+def waiver_countersign(*, waiver: Waiver, actor: User) -> Waiver:
+    """A security officer's agreement to a waiver of a security check; until then it does not count."""
+    waiver = _lock_waiver(waiver)
+    now = timezone.now()
+    if not waiver.needs_security:
+        raise Conflict(f"{waiver.reference} waives no security check.", field="status")
+    if waiver.countersigned_at is not None:
+        raise Conflict(
+            f"{waiver.reference} was already countersigned by "
+            f"{waiver.countersigned_by.username if waiver.countersigned_by else 'the system'}.",
+            field="status",
+        )
+    state = waiver.state_at(now)
+    if state in (WaiverState.REVOKED, WaiverState.EXPIRED):
+        raise Conflict(f"{waiver.reference} is {state.label.lower()}.", field="status")
+    if not has_role(actor, waiver.tenant, Role.SECURITY_OFFICER):
+        raise PermissionDenied("Only a security officer of the tenant can countersign.")
+    if waiver.granted_by_id == actor.pk:
+        raise PermissionDenied("The administrator who granted a waiver cannot also countersign it.")
+    if waiver.change_id is not None and waiver.change and waiver.change.author_id == actor.pk:
+        raise PermissionDenied("The author of a change cannot waive its checks.")
+    Waiver.objects.filter(pk=waiver.pk).update(countersigned_by=actor, countersigned_at=now)
+    waiver.refresh_from_db()
+    event_record(
+        kind=EventKind.WAIVER_COUNTERSIGNED,
+        actor=actor,
+        tenant=waiver.tenant,
+        subject=waiver,
+        payload={"waiver": waiver.reference, "check": waiver.check_kind},
+    )
+    return waiver
+
+
+@transaction.atomic
+def waiver_revoke(*, waiver: Waiver, actor: User | None, reason: str) -> Waiver:
+    """End a waiver now (an administrator or a security officer); the changes it covered block again."""
+    waiver = _lock_waiver(waiver)
+    reason = _required_text(reason, "reason", limit=2000)
+    if not (
+        _is_role(actor, waiver.tenant, Role.ADMINISTRATOR)
+        or _is_role(actor, waiver.tenant, Role.SECURITY_OFFICER)
+    ):
+        raise PermissionDenied("Only an administrator or a security officer can revoke a waiver.")
+    if waiver.revoked_at is not None:
+        raise Conflict(f"{waiver.reference} is already revoked.", field="status")
+    now = timezone.now()
+    Waiver.objects.filter(pk=waiver.pk).update(
+        revoked_at=now, revoked_by=actor, revoke_reason=reason
+    )
+    waiver.refresh_from_db()
+    event_record(
+        kind=EventKind.WAIVER_REVOKED,
+        actor=actor,
+        tenant=waiver.tenant,
+        subject=waiver,
+        payload={
+            "waiver": waiver.reference,
+            "reason": reason,
+            "was_expiring": waiver.expires_at.isoformat(),
+        },
+    )
+    return waiver
+
+
+def waiver_alerts_send(*, now: datetime | None = None) -> int:
+    """Tell each waiver's owner and the tenant's administrators when it will expire soon, and when it has.
+
+    Once per waiver and kind of alert, however often it runs (the notification's dedupe key);
+    each waiver in its own transaction, so a worker that dies halfway leaves the rest for the
+    next run. A waiver that was renewed or revoked needs no alert. Returns notifications created.
+    """
+    now = now or timezone.now()
+    soon = now + timedelta(days=settings.WAIVER_EXPIRING_SOON_DAYS)
+    due = (
+        Waiver.objects.filter(revoked_at__isnull=True, expires_at__lte=soon, renewal__isnull=True)
+        .select_related("tenant", "owner", "change")
+        .order_by("expires_at")
+    )
+    created = 0
+    for waiver in due:
+        expired = waiver.expires_at <= now
+        kind = "expired" if expired else "expiring"
+        if expired:
+            blocked = _blocked_changes_text(waiver)
+            title = (
+                f"{waiver.reference} has expired: {waiver.get_check_kind_display()} blocks again"
+            )
+            body = (
+                f"The waiver of {waiver.get_check_kind_display()} expired on "
+                f"{waiver.expires_at:%Y-%m-%d %H:%M} UTC. {blocked}Renew it or fix the check."
+            )
+        else:
+            title = (
+                f"{waiver.reference} expires on {waiver.expires_at:%Y-%m-%d} "
+                f"({waiver.get_check_kind_display()})"
+            )
+            body = (
+                f"Renew it before {waiver.expires_at:%Y-%m-%d %H:%M} UTC or the changes it "
+                f"covers will be blocked again. Mitigation: {waiver.mitigation}"
+            )
+        people = [waiver.owner, *holders_of(waiver.tenant, [Role.ADMINISTRATOR])]
+        with transaction.atomic():
+            created += len(
+                notification_send(
+                    users=people,
+                    tenant=waiver.tenant,
+                    title=title,
+                    body=body,
+                    url=waiver.get_absolute_url(),
+                    dedupe_key=f"waiver:{waiver.pk}:{kind}",
+                )
+            )
+    return created
+
+
+def _blocked_changes_text(waiver: Waiver) -> str:
+    from reviews.choices import OPEN_STATES
+
+    if waiver.change_id is not None and waiver.change is not None:
+        open_changes = [waiver.change] if waiver.change.status in OPEN_STATES else []
+    else:
+        from reviews.models import ChangeRequest
+
+        ids = list(waiver.artifacts.values_list("pk", flat=True))
+        open_changes = list(
+            ChangeRequest.objects.filter(status__in=OPEN_STATES, items__artifact_id__in=ids)
+            .distinct()
+            .order_by("year", "number")[:10]
+        )
+    if not open_changes:
+        return ""
+    return "Open changes it covered: " + ", ".join(c.reference for c in open_changes) + ". "
+
+
+# --- the sweep: what Celery beat keeps on time -----------------------------------------------
+
+
+def governance_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Everything time-driven, at one moment: waiver alerts, due removals, overdue post-mortems.
+
+    Idempotent: running it twice, late, or after a worker died halfway sends nothing twice
+    and removes nothing twice.
+    """
+    from registry.services import deprecations_remove_due
+    from reviews.services import postmortem_reminders_send
+
+    now = now or timezone.now()
+    return {
+        "waiver_alerts": waiver_alerts_send(now=now),
+        "removed_versions": len(deprecations_remove_due(now=now)),
+        "postmortem_reminders": postmortem_reminders_send(now=now),
+    }

@@ -268,6 +268,18 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 #: How long a password confirmation lets a person sign off without asking again.
 REVIEWS_REAUTH_SECONDS = env_int("REVIEWS_REAUTH_SECONDS", 300)
 
+# --- Waivers, deprecation, retirement, post-mortems ---------------------------
+#: A waiver this close to its expiry is "expiring soon", and its owner is alerted.
+WAIVER_EXPIRING_SOON_DAYS = env_int("WAIVER_EXPIRING_SOON_DAYS", 7)
+#: The longest a waiver (or a renewal) may run; a longer exception needs a new decision.
+WAIVER_MAX_DAYS = env_int("WAIVER_MAX_DAYS", 90)
+#: The shortest grace period between deprecating a version and removing it.
+DEPRECATION_MIN_GRACE_DAYS = env_int("DEPRECATION_MIN_GRACE_DAYS", 7)
+#: How long a retired (simulation-only) version's evaluation reports and provenance are kept.
+EVIDENCE_RETENTION_DAYS = env_int("EVIDENCE_RETENTION_DAYS", 7 * 365)
+#: How often beat runs the governance sweep (waiver alerts, due removals, overdue post-mortems).
+GOVERNANCE_SWEEP_INTERVAL_SECONDS = env_int("GOVERNANCE_SWEEP_INTERVAL_SECONDS", 900)
+
 # --- Signing keys (used by the event log and the registry) ------------------
 # A directory of Ed25519 keys, or a single key given inline in the environment.
 SIGNING_KEY_DIR = Path(env_str("SIGNING_KEY_DIR", str(VAR_DIR / "keys")))
@@ -361,6 +373,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.checkpoint",
         "schedule": float(CHECKPOINT_INTERVAL_SECONDS),
         "options": {"expires": float(CHECKPOINT_INTERVAL_SECONDS)},
+    },
+    "governance-sweep": {
+        "task": "governance.tasks.sweep",
+        "schedule": float(GOVERNANCE_SWEEP_INTERVAL_SECONDS),
+        "options": {"expires": float(GOVERNANCE_SWEEP_INTERVAL_SECONDS)},
     },
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
@@ -10,7 +11,7 @@ from django.conf import settings
 from governance.events.context import channel
 from governance.events.models import VerificationRun
 from governance.events.services import checkpoint_create, verification_execute
-from governance.services import heartbeat_record
+from governance.services import governance_sweep, heartbeat_record
 
 
 @shared_task(name="governance.tasks.heartbeat", ignore_result=True)
@@ -43,3 +44,19 @@ def verify_log(run_id: str) -> str | None:
     if run is None:
         return None
     return verification_execute(run=run, progress_every=settings.VERIFY_PROGRESS_EVERY).status
+
+
+@shared_task(
+    name="governance.tasks.sweep",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def sweep(now: str | None = None) -> dict[str, int]:
+    """Run by beat every GOVERNANCE_SWEEP_INTERVAL_SECONDS; ``now`` (ISO 8601) pins the clock."""
+    moment = datetime.fromisoformat(now) if now else None
+    with channel("task:sweep"):
+        return governance_sweep(now=moment)

@@ -239,3 +239,91 @@ class VersionState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version_id}: {self.stage}"
+
+
+class Deprecation(models.Model):
+    """A version's announced end: its replacement, why, and when it stops resolving.
+
+    Deprecated versions keep resolving until ``remove_after``; then the scheduled sweep
+    stamps ``removed_at`` (hiding the version from resolution; the record stays forever).
+    ``override_reason`` is set when an administrator deprecated a version that active
+    versions still depended on (``dependents`` names them as they were then).
+    """
+
+    version = models.OneToOneField(
+        Version, primary_key=True, on_delete=models.PROTECT, related_name="deprecation"
+    )
+    replacement = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    deprecated_at = models.DateTimeField(default=timezone.now)
+    deprecated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    remove_after = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+    override_reason = models.TextField(blank=True)
+    dependents = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["remove_after"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(remove_after__gt=models.F("deprecated_at")),
+                name="deprecation_grace_period",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(replacement=models.F("version")),
+                name="deprecation_replacement_differs",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["removed_at", "remove_after"], name="deprecation_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} deprecated, removed after {self.remove_after:%Y-%m-%d}"
+
+
+class Retirement(models.Model):
+    """A version moved to simulation-only: why, by whom, and how long its evidence is kept."""
+
+    version = models.OneToOneField(
+        Version, primary_key=True, on_delete=models.PROTECT, related_name="retirement"
+    )
+    rationale = models.TextField()
+    retired_at = models.DateTimeField(default=timezone.now)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    retain_until = models.DateTimeField(
+        help_text="Evaluation reports and provenance are kept at least until then."
+    )
+
+    class Meta:
+        ordering = ["-retired_at"]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} retired {self.retired_at:%Y-%m-%d}"
+
+
+class VersionUsage(models.Model):
+    """Who still asks for a version, as reported by runtime resolution (roadmap).
+
+    One row per version and consumer; resolution bumps ``requests`` and ``last_seen_at``.
+    The deprecation pages show it beside each deprecated version so "monitor remaining
+    usage" has somewhere to look; until resolution lands, nothing writes it.
+    """
+
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="usage")
+    consumer = models.CharField(max_length=200, help_text="Service or tenant that resolved it.")
+    requests = models.PositiveBigIntegerField(default=0)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "consumer"], name="usage_once_per_consumer")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.consumer} → {self.version_id}: {self.requests}"

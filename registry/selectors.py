@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import Membership
 from accounts.selectors import is_platform_admin
 from governance.errors import DomainError, NotFound
-from registry.models import Artifact, ArtifactClass, Version, VersionDependency
+from registry.models import (
+    Artifact,
+    ArtifactClass,
+    Deprecation,
+    Retirement,
+    Version,
+    VersionDependency,
+)
 from registry.references import Reference, ReferenceError, parse_reference
 
 
@@ -85,7 +92,10 @@ def version_by_reference(
     if ref.class_slug:
         qs = qs.filter(artifact__artifact_class__slug=ref.class_slug)
     # One indexed query: (tenant, slug) finds the artifact, (artifact, version) the version.
-    qs = qs.filter(version=ref.version).order_by() if ref.version else qs.order_by("-ordinal")
+    if ref.version:
+        qs = qs.filter(version=ref.version).order_by()
+    else:  # "the latest" never resolves to a version removed after its deprecation
+        qs = qs.exclude(deprecation__removed_at__isnull=False).order_by("-ordinal")
     matches = list(qs[:2]) if ref.version else list(qs[:1])
     if ref.version and len(matches) > 1:
         classes = ", ".join(sorted(v.artifact.artifact_class.slug for v in matches))
@@ -146,3 +156,47 @@ def stage_of(version: Version) -> str:
 
     state = VersionState.objects.filter(version=version).values_list("stage", flat=True).first()
     return state or Stage.DRAFT
+
+
+def lifecycle_refusal(version: Version) -> str | None:
+    """Why a version may not be newly used (proposed, depended on), or None if it may."""
+    deprecation = (
+        Deprecation.objects.filter(version=version)
+        .select_related("replacement__artifact__artifact_class", "replacement__artifact__tenant")
+        .first()
+    )
+    if deprecation is not None:
+        state = "was removed" if deprecation.removed_at else "is deprecated"
+        return f"{version.path} {state}; use its replacement {deprecation.replacement.path}"
+    if Retirement.objects.filter(version=version).exists():
+        return f"{version.path} is retired (simulation-only)"
+    return None
+
+
+def deprecations(tenants: Any = None) -> QuerySet[Deprecation]:
+    """Deprecations with their versions and replacements, the soonest removal first."""
+    qs = Deprecation.objects.select_related(
+        "version__artifact__artifact_class",
+        "version__artifact__tenant",
+        "replacement__artifact__artifact_class",
+        "replacement__artifact__tenant",
+        "deprecated_by",
+    ).order_by("removed_at", "remove_after")
+    if tenants is not None:
+        qs = qs.filter(version__artifact__tenant__in=tenants)
+    return qs
+
+
+def artifacts_without_active_owner(tenants: Any = None) -> QuerySet[Artifact]:
+    """Artifacts whose owner is missing, deactivated, or no longer a member of the tenant."""
+    member = Membership.objects.filter(
+        tenant_id=OuterRef("tenant_id"), user_id=OuterRef("owner_id"), removed_at__isnull=True
+    )
+    qs = (
+        Artifact.objects.select_related("artifact_class", "tenant", "owner")
+        .filter(Q(owner__isnull=True) | Q(owner__is_active=False) | ~Exists(member))
+        .order_by("tenant__slug", "artifact_class__slug", "slug")
+    )
+    if tenants is not None:
+        qs = qs.filter(tenant__in=tenants)
+    return qs

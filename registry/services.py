@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import jsonschema
@@ -27,8 +28,17 @@ from governance.events import keys as keystore
 from governance.events.kinds import EventKind
 from governance.events.services import EventSpec, active_key, canonical, event_record, events_record
 from registry import selectors
-from registry.choices import BUILTIN_CLASSES, ContentKind
-from registry.models import SLUG_RE, Artifact, ArtifactClass, Version, VersionDependency
+from registry.choices import BUILTIN_CLASSES, ContentKind, Stage
+from registry.models import (
+    SLUG_RE,
+    Artifact,
+    ArtifactClass,
+    Deprecation,
+    Retirement,
+    Version,
+    VersionDependency,
+    VersionState,
+)
 from registry.storage import blob_put
 from registry.versioning import (
     ContractChange,
@@ -345,6 +355,9 @@ def _resolve_dependencies(tenant: Tenant, references: Sequence[str]) -> list[tup
             upstream = selectors.version_by_reference(ref)
         except DomainError as exc:
             raise DomainError(f"Dependency '{text}': {exc.message}", field="dependencies") from exc
+        refusal = selectors.lifecycle_refusal(upstream)
+        if refusal is not None:
+            raise DomainError(f"Dependency '{text}': {refusal}.", field="dependencies")
         resolved.append((upstream.pinned, upstream))
     return resolved
 
@@ -539,6 +552,289 @@ def artifact_recommend(*, artifact: Artifact, version: Version, actor: User | No
             "version": version.version,
             "sha256": version.manifest_sha256,
         },
+    )
+    artifact.refresh_from_db()
+    return artifact
+
+
+# --- lifecycle: stages, deprecation, removal, retirement, ownership -------------------------
+
+
+def version_stage_set(
+    *, version: Version, stage: str, actor: User | None, change: Any | None = None
+) -> bool:
+    """Record a version's new lifecycle stage (and its event); False if it already stands there."""
+    state, _ = VersionState.objects.select_for_update().get_or_create(version=version)
+    if state.stage == stage:
+        return False
+    before = state.stage
+    VersionState.objects.filter(pk=state.pk).update(stage=stage, changed_at=timezone.now())
+    event_record(
+        kind=EventKind.VERSION_STAGE_CHANGED,
+        actor=actor,
+        tenant=version.artifact.tenant,
+        subject=version,
+        payload={
+            "path": version.path,
+            "from": before,
+            "to": stage,
+            "change": change.reference if change else None,
+        },
+    )
+    return True
+
+
+def _admin_required(actor: User | None, tenant: Tenant, action: str) -> None:
+    if actor is not None and not has_role(actor, tenant, Role.ADMINISTRATOR):
+        raise PermissionDenied(f"Only an administrator of {tenant.slug} can {action}.")
+
+
+def _lifecycle_text(value: str | None, field: str, limit: int = 5000) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise DomainError(f"The {field.replace('_', ' ')} is required.", field=field)
+    if len(text) > limit:
+        raise DomainError(f"At most {limit} characters.", field=field)
+    if "\x00" in text:
+        raise DomainError("NUL characters are not allowed.", field=field)
+    return text
+
+
+def _in_tenant(tenant: Tenant, item: Version | str, field: str) -> Version:
+    """A version of ``tenant`` by object or reference; other tenants' versions read as missing."""
+    if isinstance(item, Version):
+        if item.artifact.tenant_id != tenant.pk:
+            raise DomainError(f"No version '{item.path}' in {tenant.slug}.", field=field)
+        return item
+    try:
+        ref = selectors.parse(str(item), tenant=tenant.slug)
+        if ref.tenant != tenant.slug or not ref.version:
+            raise DomainError(f"No version '{item}' in {tenant.slug}.", field=field)
+        return selectors.version_by_reference(ref)
+    except DomainError as exc:
+        raise DomainError(exc.message, field=field) from exc
+
+
+@transaction.atomic
+def version_deprecate(
+    *,
+    version: Version,
+    replacement: Version | str,
+    reason: str,
+    remove_after_days: int,
+    actor: User | None,
+    override_reason: str = "",
+) -> Deprecation:
+    """Deprecate a version: its replacement, why, and when it stops resolving (after a grace period).
+
+    Refused while it is the active version (promote the replacement first), and while
+    active versions still depend on it unless an administrator overrides with a reason.
+    """
+    version = (
+        Version.objects.select_for_update(of=("self",))
+        .select_related("artifact__tenant", "artifact__artifact_class", "artifact__owner")
+        .get(pk=version.pk)
+    )
+    tenant = version.artifact.tenant
+    _admin_required(actor, tenant, "deprecate a version")
+    if Deprecation.objects.filter(version=version).exists():
+        raise Conflict(f"{version.path} is already deprecated.", field="version")
+    if Retirement.objects.filter(version=version).exists():
+        raise Conflict(f"{version.path} is retired (simulation-only).", field="version")
+    if version.artifact.active_version_id == version.pk:
+        raise Conflict(
+            f"{version.path} is the active version; promote its replacement first.",
+            field="version",
+        )
+    new = _in_tenant(tenant, replacement, "replacement")
+    if new.pk == version.pk:
+        raise DomainError("A version cannot replace itself.", field="replacement")
+    if new.artifact.artifact_class_id != version.artifact.artifact_class_id:
+        raise DomainError(
+            f"{new.path} is a {new.artifact.artifact_class.slug}, not a "
+            f"{version.artifact.artifact_class.slug}.",
+            field="replacement",
+        )
+    if (
+        Deprecation.objects.filter(version=new).exists()
+        or Retirement.objects.filter(version=new).exists()
+    ):
+        raise DomainError(f"{new.path} is itself deprecated or retired.", field="replacement")
+    reason = _lifecycle_text(reason, "reason")
+    if isinstance(remove_after_days, bool) or not isinstance(remove_after_days, int):
+        raise DomainError("Give the grace period as a whole number of days.", field="remove_after")
+    if remove_after_days < settings.DEPRECATION_MIN_GRACE_DAYS:
+        raise DomainError(
+            f"The grace period is at least {settings.DEPRECATION_MIN_GRACE_DAYS} days.",
+            field="remove_after",
+        )
+    if remove_after_days > 3650:
+        raise DomainError("The grace period is at most 3650 days.", field="remove_after")
+    dependents = sorted(
+        d.version.path
+        for d in VersionDependency.objects.filter(upstream=version).select_related(
+            "version__artifact__artifact_class", "version__artifact__tenant"
+        )
+        if d.version.artifact.active_version_id == d.version_id
+    )
+    override_reason = (override_reason or "").strip()
+    if dependents and not override_reason:
+        raise Conflict(
+            f"{version.path} is still used by active versions: {', '.join(dependents)}. "
+            "An administrator can override with a reason.",
+            field="override_reason",
+        )
+    if override_reason and len(override_reason) > 2000:
+        raise DomainError("At most 2000 characters.", field="override_reason")
+    now = timezone.now()
+    deprecation = Deprecation.objects.create(
+        version=version,
+        replacement=new,
+        reason=reason,
+        deprecated_at=now,
+        deprecated_by=actor,
+        remove_after=now + timedelta(days=remove_after_days),
+        override_reason=override_reason if dependents else "",
+        dependents=dependents,
+    )
+    version_stage_set(version=version, stage=Stage.DEPRECATED, actor=actor)
+    event_record(
+        kind=EventKind.VERSION_DEPRECATED,
+        actor=actor,
+        tenant=tenant,
+        subject=version,
+        payload={
+            "path": version.path,
+            "sha256": version.manifest_sha256,
+            "replacement": new.pinned,
+            "reason": reason,
+            "remove_after": deprecation.remove_after.isoformat(),
+            "dependents": dependents,
+            "override_reason": deprecation.override_reason or None,
+        },
+    )
+    return deprecation
+
+
+def deprecations_remove_due(*, now: Any = None) -> list[Deprecation]:
+    """Remove from resolution the deprecated versions whose grace period is over (the sweep).
+
+    Each in its own transaction with its own event; a version that is active again (a
+    rollback brought it back) is left alone and reported, never removed silently.
+    """
+    now = now or timezone.now()
+    removed = []
+    due = Deprecation.objects.filter(removed_at__isnull=True, remove_after__lte=now).values_list(
+        "pk", flat=True
+    )
+    for pk in list(due):
+        with transaction.atomic():
+            deprecation = (
+                Deprecation.objects.select_for_update(of=("self",))
+                .select_related("version__artifact__tenant", "version__artifact__artifact_class")
+                .get(pk=pk)
+            )
+            if deprecation.removed_at is not None:
+                continue  # another sweep got there first
+            version = deprecation.version
+            if version.artifact.active_version_id == version.pk:
+                continue  # active again: the dashboard shows it as overdue instead
+            Deprecation.objects.filter(pk=pk).update(removed_at=now)
+            deprecation.removed_at = now
+            event_record(
+                kind=EventKind.VERSION_REMOVED,
+                actor=None,
+                tenant=version.artifact.tenant,
+                subject=version,
+                payload={
+                    "path": version.path,
+                    "sha256": version.manifest_sha256,
+                    "deprecated_at": deprecation.deprecated_at.isoformat(),
+                    "remove_after": deprecation.remove_after.isoformat(),
+                },
+            )
+            removed.append(deprecation)
+    return removed
+
+
+@transaction.atomic
+def version_retire(*, version: Version, rationale: str, actor: User | None) -> Retirement:
+    """Move a version that fell below its gates or was superseded to simulation-only.
+
+    It can no longer be proposed or restored; its evaluation reports and provenance are
+    kept at least until the retention period (EVIDENCE_RETENTION_DAYS) ends.
+    """
+    version = (
+        Version.objects.select_for_update(of=("self",))
+        .select_related("artifact__tenant", "artifact__artifact_class")
+        .get(pk=version.pk)
+    )
+    tenant = version.artifact.tenant
+    _admin_required(actor, tenant, "retire a version")
+    if Retirement.objects.filter(version=version).exists():
+        raise Conflict(f"{version.path} is already retired.", field="version")
+    if version.artifact.active_version_id == version.pk:
+        raise Conflict(
+            f"{version.path} is the active version; promote or roll back to another first.",
+            field="version",
+        )
+    rationale = _lifecycle_text(rationale, "rationale")
+    now = timezone.now()
+    retirement = Retirement.objects.create(
+        version=version,
+        rationale=rationale,
+        retired_at=now,
+        retired_by=actor,
+        retain_until=now + timedelta(days=settings.EVIDENCE_RETENTION_DAYS),
+    )
+    version_stage_set(version=version, stage=Stage.SIMULATION_ONLY, actor=actor)
+    event_record(
+        kind=EventKind.VERSION_RETIRED,
+        actor=actor,
+        tenant=tenant,
+        subject=version,
+        payload={
+            "path": version.path,
+            "sha256": version.manifest_sha256,
+            "rationale": rationale,
+            "retain_until": retirement.retain_until.isoformat(),
+        },
+    )
+    return retirement
+
+
+@transaction.atomic
+def artifact_owner_set(
+    *, artifact: Artifact, owner: User, actor: User | None, reason: str
+) -> Artifact:
+    """Hand an artifact to a new owner (an active member of its tenant); the owner or an administrator may."""
+    artifact = (
+        Artifact.objects.select_for_update(of=("self",))
+        .select_related("tenant", "artifact_class", "owner")
+        .get(pk=artifact.pk)
+    )
+    if (
+        actor is not None
+        and actor.pk != artifact.owner_id
+        and not has_role(actor, artifact.tenant, Role.ADMINISTRATOR)
+    ):
+        raise PermissionDenied("Only the owner or an administrator can change the owner.")
+    if owner is None or not owner.is_active or not is_member(owner, artifact.tenant):
+        name = owner.username if owner is not None else "nobody"
+        raise DomainError(
+            f"{name} is not an active member of {artifact.tenant.slug}.", field="owner"
+        )
+    reason = _lifecycle_text(reason, "reason", limit=2000)
+    if artifact.owner_id == owner.pk:
+        raise Conflict(f"{owner.username} already owns {artifact.path}.", field="owner")
+    before = artifact.owner.username if artifact.owner else None
+    Artifact.objects.filter(pk=artifact.pk).update(owner=owner)
+    event_record(
+        kind=EventKind.OWNERSHIP_CHANGED,
+        actor=actor,
+        tenant=artifact.tenant,
+        subject=artifact,
+        payload={"path": artifact.path, "from": before, "to": owner.username, "reason": reason},
     )
     artifact.refresh_from_db()
     return artifact

@@ -133,6 +133,12 @@ class ChangeRequest(models.Model):
         USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     postmortem_due_at = models.DateTimeField(null=True, blank=True)
+    postmortem_done_at = models.DateTimeField(null=True, blank=True)
+    postmortem_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    postmortem_summary = models.TextField(blank=True)
+    postmortem_url = models.URLField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-year", "-number"]

@@ -11,9 +11,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db.models import F, Q, QuerySet
+from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import RoleGrant, Tenant, User
@@ -23,7 +25,7 @@ from governance.events.models import Event
 from governance.events.services import canonical
 from reviews import checks as check_catalog
 from reviews import policy as approval_policy
-from reviews.choices import ChangeStatus, CheckStatus, Decision, Requirement
+from reviews.choices import ChangeStatus, CheckKind, CheckStatus, Decision, Requirement
 from reviews.models import (
     Approval,
     ApprovalPolicy,
@@ -155,6 +157,11 @@ def _held_slots(tenant: Tenant, users: Sequence[User], owners: set[Any]) -> dict
     return held
 
 
+def owners_of(change: ChangeRequest) -> set[Any]:
+    """Ids of the owners of the artifacts a change touches (its accountable owners)."""
+    return _owners(change)
+
+
 def _owners(change: ChangeRequest) -> set[Any]:
     return set(
         change.items.exclude(artifact__owner__isnull=True).values_list(
@@ -246,8 +253,115 @@ def check_summary(change: ChangeRequest) -> CheckSummary:
     return CheckSummary(runs)
 
 
-def promotion_blockers(change: ChangeRequest) -> list[str]:
-    """Everything that stops a promotion now; empty means it may go ahead."""
+@dataclass
+class CheckVerdict:
+    """A required check's standing at one moment: passed, passed under a waiver, or blocking (and why)."""
+
+    kind: str
+    run: CheckRun | None
+    waivers: list[Any] = field(default_factory=list)
+    blocked_by: str | None = None
+    #: Waivers in scope that do not count now (expired, revoked, awaiting a countersignature).
+    lapsed: list[Any] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return check_catalog.label(self.kind)
+
+    @property
+    def passes(self) -> bool:
+        return self.blocked_by is None
+
+    @property
+    def waived(self) -> bool:
+        return self.passes and bool(self.waivers)
+
+
+def _failing_metrics(run: CheckRun) -> tuple[set[str], bool]:
+    """The gate metrics a change-gates run failed, and whether it had problems no metric names."""
+    metrics: set[str] = set()
+    problems = False
+    for report in (run.result or {}).values():
+        if not isinstance(report, dict):
+            continue
+        problems |= bool(report.get("problems"))
+        for row in report.get("rows", []):
+            if isinstance(row, dict) and not row.get("passed"):
+                metrics.add(str(row.get("metric", "")))
+    return metrics, problems
+
+
+def check_verdicts(change: ChangeRequest, now: datetime | None = None) -> list[CheckVerdict]:
+    """Each required check with the waivers that let it pass at ``now`` (one fixed moment).
+
+    A waiver lets a *failed* check pass while it is active; one that could not run
+    (error) must run again. A change-gates waiver naming a metric covers that metric only.
+    """
+    from governance.choices import COVERING_STATES
+    from governance.selectors import waivers_in_scope
+
+    now = now or timezone.now()
+    summary = check_summary(change)
+    in_scope = (
+        waivers_in_scope(change)
+        if any(r is not None and r.status == CheckStatus.FAILED for r in summary.runs.values())
+        else []
+    )
+    verdicts = []
+    for kind, run in summary.runs.items():
+        verdict = CheckVerdict(kind=kind, run=run)
+        verdicts.append(verdict)
+        label = check_catalog.label(kind)
+        if run is None:
+            verdict.blocked_by = f"{label} not run"
+            continue
+        if run.status == CheckStatus.PASSED:
+            continue
+        if run.status != CheckStatus.FAILED:
+            verdict.blocked_by = f"{label} {run.status}" + (
+                "; run it again (a waiver covers a failed check, not one that could not run)"
+                if run.status == CheckStatus.ERROR
+                else ""
+            )
+            continue
+        mine = [w for w in in_scope if w.check_kind == kind]
+        live = [w for w in mine if w.state_at(now) in COVERING_STATES]
+        verdict.lapsed = [w for w in mine if w not in live]
+        whole = [w for w in live if not w.metric]
+        if whole:
+            verdict.waivers = whole[:1]
+            continue
+        if kind == CheckKind.CHANGE_GATES and live:
+            failing, problems = _failing_metrics(run)
+            by_metric = {w.metric: w for w in live}
+            if failing and not problems and failing <= set(by_metric):
+                verdict.waivers = [by_metric[m] for m in sorted(failing)]
+                continue
+        verdict.blocked_by = f"{label} failed" + _lapsed_text(verdict.lapsed, now)
+    return verdicts
+
+
+def _lapsed_text(lapsed: list[Any], now: datetime) -> str:
+    from governance.choices import WaiverState
+
+    if not lapsed:
+        return ""
+    waiver = lapsed[0]
+    state = waiver.state_at(now)
+    if state == WaiverState.EXPIRED:
+        why = f"expired on {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
+    elif state == WaiverState.REVOKED:
+        why = f"was revoked on {waiver.revoked_at:%Y-%m-%d %H:%M} UTC"
+    elif state == WaiverState.PENDING:
+        why = "awaits a security officer's countersignature"
+    else:
+        why = f"covers only the {waiver.metric} gate"
+    return f" (waiver {waiver.reference} {why})"
+
+
+def promotion_blockers(change: ChangeRequest, now: datetime | None = None) -> list[str]:
+    """Everything that stops a promotion at ``now``; empty means it may go ahead."""
+    now = now or timezone.now()
     blockers = []
     if binding_hash(change) != change.binding_sha256:
         blockers.append("what is proposed changed since it was reviewed; revise and resubmit")
@@ -258,8 +372,35 @@ def promotion_blockers(change: ChangeRequest) -> list[str]:
         blockers.append(
             "missing approval from " + ", ".join(Requirement(m).label for m in status.missing)
         )
-    blockers.extend(f"check {text}" for text in check_summary(change).not_passed)
+    blockers.extend(
+        f"check {v.blocked_by}" for v in check_verdicts(change, now) if v.blocked_by is not None
+    )
     return blockers
+
+
+def failed_checks_without_waiver(change: ChangeRequest, now: datetime) -> list[str]:
+    """Finished checks that failed and no active waiver covers (pending ones are not counted)."""
+    return [
+        v.blocked_by
+        for v in check_verdicts(change, now)
+        if v.blocked_by is not None
+        and v.run is not None
+        and v.run.status in (CheckStatus.FAILED, CheckStatus.ERROR)
+    ]
+
+
+def waivers_used(verdicts: list[CheckVerdict]) -> list[dict[str, Any]]:
+    """The waivers a decision relied on, for its event."""
+    return [
+        {
+            "check": v.kind,
+            "waiver": w.reference,
+            "metric": w.metric or None,
+            "expires_at": w.expires_at.isoformat(),
+        }
+        for v in verdicts
+        for w in v.waivers
+    ]
 
 
 # --- lists -------------------------------------------------------------------------------

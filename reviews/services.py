@@ -24,9 +24,12 @@ from accounts.selectors import has_role, is_member, is_platform_admin
 from governance.errors import Conflict, DomainError, PermissionDenied
 from governance.events.kinds import EventKind
 from governance.events.services import EventSpec, canonical, event_record, events_record
+from governance.selectors import waivers_in_scope
 from governance.services import notification_send
 from registry.choices import Stage
-from registry.models import Artifact, ArtifactClass, Version, VersionState
+from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version, VersionState
+from registry.selectors import lifecycle_refusal
+from registry.services import version_stage_set
 from registry.verification import verify_versions
 from reviews import checks as check_catalog
 from reviews import policy as approval_policy
@@ -130,24 +133,7 @@ def stage_set(
     *, version: Version, stage: str, actor: User | None, change: ChangeRequest | None
 ) -> bool:
     """Record a version's new lifecycle stage (and its event); False if it already stands there."""
-    state, _ = VersionState.objects.select_for_update().get_or_create(version=version)
-    if state.stage == stage:
-        return False
-    before = state.stage
-    VersionState.objects.filter(pk=state.pk).update(stage=stage, changed_at=timezone.now())
-    event_record(
-        kind=EventKind.VERSION_STAGE_CHANGED,
-        actor=actor,
-        tenant=version.artifact.tenant,
-        subject=version,
-        payload={
-            "path": version.path,
-            "from": before,
-            "to": stage,
-            "change": change.reference if change else None,
-        },
-    )
-    return True
+    return version_stage_set(version=version, stage=stage, actor=actor, change=change)
 
 
 def _resolve_version(tenant: Tenant, item: Version | str, *, field: str) -> Version:
@@ -175,9 +161,13 @@ def _resolve_versions(tenant: Tenant, proposed: Sequence[Version | str]) -> list
     versions: list[Version] = []
     for i, item in enumerate(proposed):
         try:
-            versions.append(_resolve_version(tenant, item, field="proposed"))
+            version = _resolve_version(tenant, item, field="proposed")
         except DomainError as exc:
             raise DomainError(f"proposed[{i}]: {exc.message}", field="proposed") from exc
+        refusal = lifecycle_refusal(version)
+        if refusal is not None:
+            raise DomainError(f"proposed[{i}]: {refusal}.", field="proposed")
+        versions.append(version)
     if not versions:
         raise DomainError("Propose at least one version.", field="proposed")
     seen: set[Any] = set()
@@ -421,6 +411,7 @@ def change_submit(*, change: ChangeRequest, actor: User | None) -> ChangeRequest
         revision=change.revision,
         binding_sha256=change.binding_sha256,
         requirements=change.requirements,
+        waivers_in_scope=[w.reference for w in waivers_in_scope(change)],
         policy=policy_row.number if policy_row else "built-in",
         policy_rules=list(approval_policy.applying_rules(document, facts)),
         checks=[r.kind for r in runs],
@@ -560,6 +551,15 @@ def approval_decide(
     text = (comment or "").strip()
     if decision == Decision.REJECT and not text:
         raise DomainError("Say why you reject the change.", field="comment")
+    if decision == Decision.APPROVE:
+        failing = selectors.failed_checks_without_waiver(change, timezone.now())
+        if failing:
+            raise Conflict(
+                f"{change.reference} cannot be approved while a check fails without an active "
+                f"waiver: {'; '.join(failing)}. Fix it, re-run it, or ask an administrator "
+                "for a waiver.",
+                field="decision",
+            )
     try:
         with transaction.atomic():
             approval = Approval.objects.create(
@@ -610,6 +610,7 @@ def _settle(change: ChangeRequest, actor: User | None) -> None:
         _transition(change, ChangeStatus.APPROVED)
         change.decided_at = timezone.now()
         change.save(update_fields=["status", "decided_at"])
+        verdicts = selectors.check_verdicts(change, change.decided_at)
         _record(
             EventKind.CHANGE_REQUEST_APPROVED,
             change,
@@ -621,10 +622,11 @@ def _settle(change: ChangeRequest, actor: User | None) -> None:
                 for s in status.slots
                 if s.approval is not None
             ],
+            waivers=selectors.waivers_used(verdicts),
         )
-        checks = selectors.check_summary(change)
+        all_pass = all(v.passes for v in verdicts)
         for item in selectors.items_of(change):
-            if checks.all_passed:
+            if all_pass:
                 stage_set(version=item.proposed, stage=Stage.APPROVED, actor=actor, change=change)
         admins = selectors.people_for_requirements(change, [Requirement.ADMINISTRATOR])
         notification_send(
@@ -824,7 +826,9 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
     if change.status == ChangeStatus.PROMOTED:
         raise Conflict(f"{change.reference} is already promoted.", field="status")
     _transition(change, ChangeStatus.PROMOTED)  # refuses anything but approved
-    blockers = selectors.promotion_blockers(change)
+    now = timezone.now()  # one moment for every waiver and check in this decision
+    verdicts = selectors.check_verdicts(change, now)
+    blockers = selectors.promotion_blockers(change, now)
     if blockers:
         raise Conflict(
             f"{change.reference} cannot be promoted: {'; '.join(blockers)}", field="status"
@@ -835,7 +839,6 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
         raise Conflict(
             f"Pack verification failed for {failure.version.path}: {failure.reason}", field="status"
         )
-    now = timezone.now()
     activated = []
     for item in items:
         artifact = Artifact.objects.select_for_update(of=("self",)).get(pk=item.artifact_id)
@@ -870,6 +873,7 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
         revision=change.revision,
         binding_sha256=change.binding_sha256,
         activated=activated,
+        waivers=selectors.waivers_used(verdicts),
         pack_verification=f"OK: {checked} versions verified",
         postmortem_due_at=change.postmortem_due_at.isoformat()
         if change.postmortem_due_at
@@ -933,6 +937,13 @@ def rollback(
                 "without approvals.",
                 field="target",
             )
+    if (
+        Retirement.objects.filter(version=to).exists()
+        or Deprecation.objects.filter(version=to, removed_at__isnull=False).exists()
+    ):
+        raise Conflict(
+            f"{to.path} is retired or removed; it cannot be made active again.", field="target"
+        )
     checked, failure = verify_versions([to])
     if failure is not None:
         raise Conflict(
@@ -1045,3 +1056,97 @@ def change_gate_set(
         payload={"class": artifact_class.slug, "gates": gates},
     )
     return row
+
+
+# --- emergency follow-up -----------------------------------------------------------------
+
+
+@transaction.atomic
+def postmortem_record(
+    *, change: ChangeRequest, actor: User | None, summary: str, url: str = ""
+) -> ChangeRequest:
+    """Close an emergency change's follow-up with the post-mortem's summary (and a link to it).
+
+    The author, an owner of a changed artifact, an administrator or a security officer
+    may record it; late ones are accepted and marked late in the event.
+    """
+    from django.core.exceptions import ValidationError
+    from django.core.validators import URLValidator
+
+    change = _lock(change)
+    if not change.emergency or change.postmortem_due_at is None:
+        raise Conflict(
+            f"{change.reference} is not a promoted emergency change; it has no post-mortem.",
+            field="status",
+        )
+    if change.postmortem_done_at is not None:
+        raise Conflict(f"{change.reference}'s post-mortem is already recorded.", field="status")
+    allowed = (
+        actor is None
+        or actor.pk == change.author_id
+        or actor.pk in selectors.owners_of(change)
+        or _is_admin(actor, change.tenant)
+        or has_role(actor, change.tenant, Role.SECURITY_OFFICER)
+    )
+    if not allowed:
+        raise PermissionDenied(
+            "Only the author, an owner, an administrator or a security officer can record it."
+        )
+    summary = _text(summary, "summary", required=True, limit=20000)
+    url = (url or "").strip()
+    if url:
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except ValidationError as exc:
+            raise DomainError("Give an http(s) link to the post-mortem.", field="url") from exc
+        if len(url) > 500:
+            raise DomainError("At most 500 characters.", field="url")
+    now = timezone.now()
+    change.postmortem_done_at = now
+    change.postmortem_by = actor
+    change.postmortem_summary = summary
+    change.postmortem_url = url
+    change.save(
+        update_fields=[
+            "postmortem_done_at",
+            "postmortem_by",
+            "postmortem_summary",
+            "postmortem_url",
+        ]
+    )
+    _record(
+        EventKind.POSTMORTEM_RECORDED,
+        change,
+        actor,
+        summary=summary,
+        url=url or None,
+        due_at=change.postmortem_due_at.isoformat(),
+        late=now > change.postmortem_due_at,
+    )
+    return change
+
+
+def postmortem_reminders_send(*, now: Any = None) -> int:
+    """Notify the owners and author of each emergency change whose post-mortem is overdue, once each."""
+    now = now or timezone.now()
+    overdue = ChangeRequest.objects.filter(
+        emergency=True, postmortem_due_at__lt=now, postmortem_done_at__isnull=True
+    ).select_related("tenant", "author")
+    created = 0
+    for change in overdue:
+        owners = list(User.objects.filter(pk__in=selectors.owners_of(change)))
+        with transaction.atomic():
+            created += len(
+                notification_send(
+                    users=[*owners, change.author],
+                    tenant=change.tenant,
+                    title=f"The post-mortem of emergency change {change.reference} is overdue",
+                    body=(
+                        f"It was due on {change.postmortem_due_at:%Y-%m-%d} "
+                        f"(promoted {change.promoted_at:%Y-%m-%d}). Record it on the change page."
+                    ),
+                    url=change.get_absolute_url(),
+                    dedupe_key=f"postmortem:{change.pk}:overdue",
+                )
+            )
+    return created

@@ -47,4 +47,8 @@ class EventKind(models.TextChoices):
     WAIVER_GRANTED = "waiver.granted", "Waiver granted"
     WAIVER_RENEWED = "waiver.renewed", "Waiver renewed"
     WAIVER_REVOKED = "waiver.revoked", "Waiver revoked"
+    WAIVER_COUNTERSIGNED = "waiver.countersigned", "Waiver countersigned"
     VERSION_DEPRECATED = "version.deprecated", "Version deprecated"
+    VERSION_REMOVED = "version.removed", "Version removed from resolution"
+    VERSION_RETIRED = "version.retired", "Version retired to simulation-only"
+    POSTMORTEM_RECORDED = "change_request.postmortem_recorded", "Post-mortem recorded"

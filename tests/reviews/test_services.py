@@ -296,12 +296,14 @@ def test_failed_check_blocks_promotion(
     worse = open_change(prompt_v2)
     evaluation(worse, prompt_v2, safety=0.5)  # v1's report said 0.97
     services.change_submit(change=worse, actor=people["author"])
+    # approvals while the checks are still pending are allowed ...
+    for who in ("reviewer", "admin"):
+        services.approval_decide(change=worse, actor=people[who], decision="approve")
     statuses = run_checks(worse)
     assert statuses[CheckKind.OFFLINE_EVALUATION] == "failed"
     run = CheckRun.objects.get(change=worse, kind=CheckKind.OFFLINE_EVALUATION)
     assert "REGRESSION" in run.log and "safety: 0.5 (current 0.97)" in run.log
-    for who in ("reviewer", "admin"):
-        services.approval_decide(change=worse, actor=people[who], decision="approve")
+    # ... but the failed check stops the promotion
     with pytest.raises(Conflict) as exc:
         services.change_promote(change=worse, actor=people["admin"])
     assert "Offline evaluation failed" in exc.value.message
