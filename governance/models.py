@@ -138,7 +138,7 @@ class Waiver(models.Model):
         return f"{self.reference} ({self.get_check_kind_display()})"
 
     def get_absolute_url(self) -> str:
-        return reverse("governance:waiver", kwargs={"reference": self.reference})
+        return reverse("waiver-detail", kwargs={"reference": self.reference})
 
     @property
     def reference(self) -> str:
