@@ -215,6 +215,9 @@ def waiver_grant(
             field="scope",
         )
     if change is not None:
+        from reviews.models import ChangeRequest
+
+        change = ChangeRequest.objects.select_related("tenant").get(pk=change.pk)  # fresh status
         if change.tenant_id != tenant.pk:
             raise DomainError(f"No change {change.reference} in {tenant.slug}.", field="change")
         if change.status in (ChangeStatus.PROMOTED, ChangeStatus.WITHDRAWN):

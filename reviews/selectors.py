@@ -337,6 +337,12 @@ def check_verdicts(change: ChangeRequest, now: datetime | None = None) -> list[C
             if failing and not problems and failing <= set(by_metric):
                 verdict.waivers = [by_metric[m] for m in sorted(failing)]
                 continue
+            uncovered = ", ".join(sorted(failing - set(by_metric))) or "its invalid gates"
+            covered = ", ".join(sorted(by_metric))
+            verdict.blocked_by = (
+                f"{label} failed (waivers cover only the {covered} gate; {uncovered} is not waived)"
+            )
+            continue
         verdict.blocked_by = f"{label} failed" + _lapsed_text(verdict.lapsed, now)
     return verdicts
 
@@ -352,10 +358,8 @@ def _lapsed_text(lapsed: list[Any], now: datetime) -> str:
         why = f"expired on {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
     elif state == WaiverState.REVOKED:
         why = f"was revoked on {waiver.revoked_at:%Y-%m-%d %H:%M} UTC"
-    elif state == WaiverState.PENDING:
-        why = "awaits a security officer's countersignature"
     else:
-        why = f"covers only the {waiver.metric} gate"
+        why = "awaits a security officer's countersignature"
     return f" (waiver {waiver.reference} {why})"
 
 
