@@ -165,6 +165,18 @@ def subject_url(event: Event) -> str | None:
         return reverse("tenant-detail", kwargs={"slug": event.tenant.slug})  # type: ignore[union-attr]
     if event.subject_type == "accounts.apitoken":
         return reverse("tokens")
+    # The label written with the event names the subject, so linking needs no query per row.
+    label = event.subject_label or ""
+    parts = label.split("/")
+    if event.subject_type == "registry.artifact" and len(parts) == 3:
+        return reverse("registry:artifact", kwargs=dict(zip(("cls", "tenant", "slug"), parts)))
+    if event.subject_type == "registry.version" and len(parts) == 4:
+        keys = ("cls", "tenant", "slug", "version")
+        return reverse("registry:version", kwargs=dict(zip(keys, parts)))
+    if event.subject_type == "reviews.changerequest" and label.startswith("CR-"):
+        return reverse("reviews:change", kwargs={"reference": label.split(" ", 1)[0]})
+    if event.subject_type == "governance.waiver" and label.startswith("WV-"):
+        return reverse("waiver-detail", kwargs={"reference": label.split(" ", 1)[0]})
     return None
 
 

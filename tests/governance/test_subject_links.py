@@ -1,0 +1,56 @@
+"""Each row of the event feed links to its subject's page, without a query per row."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from governance import services
+from governance.events.kinds import EventKind
+from governance.events.models import Event
+from governance.events.selectors import subject_url
+from reviews.choices import CheckKind
+from tests.reviews.conftest import open_change, people, prompt, prompt_v1
+
+__all__ = ["open_change", "people", "prompt", "prompt_v1"]  # fixtures used here
+
+
+def test_artifacts_versions_changes_and_waivers_link_to_their_pages(
+    acme: Any,
+    people: dict[str, Any],
+    open_change: Any,
+    prompt_v1: Any,
+    django_assert_num_queries: Any,
+) -> None:
+    change = open_change(prompt_v1)
+    waiver = services.waiver_grant(
+        tenant=acme,
+        actor=people["admin"],
+        check_kind=CheckKind.OFFLINE_EVALUATION,
+        owner=people["reviewer"],
+        justification="j",
+        mitigation="m",
+        expires_at=timezone.now() + timedelta(days=3),
+        change=change,
+    )
+    events = {
+        e.kind: e
+        for e in Event.objects.filter(
+            kind__in=[
+                EventKind.ARTIFACT_CREATED,
+                EventKind.ARTIFACT_VERSION_PUBLISHED,
+                EventKind.CHANGE_REQUEST_OPENED,
+                EventKind.WAIVER_GRANTED,
+            ]
+        )
+    }
+    with django_assert_num_queries(0):
+        links = {kind: subject_url(event) for kind, event in events.items()}
+    assert links == {
+        EventKind.ARTIFACT_CREATED: prompt_v1.artifact.get_absolute_url(),
+        EventKind.ARTIFACT_VERSION_PUBLISHED: prompt_v1.get_absolute_url(),
+        EventKind.CHANGE_REQUEST_OPENED: change.get_absolute_url(),
+        EventKind.WAIVER_GRANTED: waiver.get_absolute_url(),
+    }
