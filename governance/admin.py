@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from governance.events.models import Checkpoint, Event, SigningKey, VerificationRun
-from governance.models import WorkerHeartbeat
+from governance.models import Notification, Waiver, WorkerHeartbeat
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -51,3 +51,20 @@ class SigningKeyAdmin(ReadOnlyAdmin):
 @admin.register(VerificationRun)
 class VerificationRunAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "status", "checked", "total", "first_bad_seq", "requested_by")
+
+
+@admin.register(Waiver)
+class WaiverAdmin(ReadOnlyAdmin):
+    """Read-only: waivers are granted, renewed and revoked through their pages, API or CLI."""
+
+    list_display = ("__str__", "tenant", "owner", "starts_at", "expires_at", "revoked_at")
+    list_filter = ("check_kind", "tenant")
+    search_fields = ("justification", "mitigation", "owner__username")
+    list_select_related = ("tenant", "owner")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("user", "title", "created_at", "read_at", "emailed_at")
+    search_fields = ("user__username", "title", "dedupe_key")
+    list_select_related = ("user",)

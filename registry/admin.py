@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from governance.errors import DomainError
 from registry import services
-from registry.models import Artifact, ArtifactClass, Version
+from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
 
 
 @admin.register(ArtifactClass)
@@ -82,3 +82,33 @@ class VersionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class LifecycleAdmin(admin.ModelAdmin):
+    """Read-only: deprecation and retirement go through the services (pages, API, CLI)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Deprecation)
+class DeprecationAdmin(LifecycleAdmin):
+    list_display = ("version", "replacement", "deprecated_at", "remove_after", "removed_at")
+    list_select_related = (
+        "version__artifact__artifact_class",
+        "version__artifact__tenant",
+        "replacement__artifact__artifact_class",
+        "replacement__artifact__tenant",
+    )
+
+
+@admin.register(Retirement)
+class RetirementAdmin(LifecycleAdmin):
+    list_display = ("version", "retired_at", "retain_until")
+    list_select_related = ("version__artifact__artifact_class", "version__artifact__tenant")
