@@ -79,6 +79,38 @@ class GovernanceCollector:
         )
         checkpoint.add_metric([], t["latest_checkpoint"].tree_size if t["latest_checkpoint"] else 0)
         yield checkpoint
+        yield from self._exceptions()
+
+    def _exceptions(self) -> Iterator[Metric]:
+        """Waivers by state, overdue post-mortems, pending removals: three queries."""
+        from django.utils import timezone
+
+        from governance.selectors import waiver_state_counts
+        from registry.models import Deprecation
+        from reviews.models import ChangeRequest
+
+        now = timezone.now()
+        waivers = GaugeMetricFamily(
+            "governance_waivers", "Waivers by derived state", labels=["state"]
+        )
+        for state, count in sorted(waiver_state_counts(None, now).items()):
+            waivers.add_metric([state], count)
+        yield waivers
+        overdue = GaugeMetricFamily(
+            "governance_postmortems_overdue", "Emergency changes whose post-mortem is overdue"
+        )
+        overdue.add_metric(
+            [],
+            ChangeRequest.objects.filter(
+                emergency=True, postmortem_due_at__lt=now, postmortem_done_at__isnull=True
+            ).count(),
+        )
+        yield overdue
+        deprecated = GaugeMetricFamily(
+            "governance_deprecated_versions", "Deprecated versions not yet removed from resolution"
+        )
+        deprecated.add_metric([], Deprecation.objects.filter(removed_at__isnull=True).count())
+        yield deprecated
 
 
 class PrometheusMetricsView(APIView):

@@ -150,6 +150,9 @@ def test_metrics_page_and_prometheus_endpoint(
     assert f"governance_events_total {float(Event.objects.count())}" in text
     assert 'governance_tenant_activity{tenant="acme"}' in text
     assert 'governance_events_recent{kind="role.granted"}' in text
+    assert 'governance_waivers{state="active"} 0.0' in text
+    assert "governance_postmortems_overdue 0.0" in text
+    assert "governance_deprecated_versions 0.0" in text
     assert token_client(make_user("rev", acme="reviewer")).get("/metrics").status_code == 403
     client.force_login(make_user("rev2", acme="reviewer"))
     assert client.get("/governance/metrics/").status_code == 404

@@ -308,3 +308,17 @@ def test_a_closed_change_cannot_be_waived(
     with pytest.raises(Conflict) as exc:
         grant(acme, people, change=failing_change)
     assert exc.value.field == "change"
+
+
+def test_prometheus_counts_waivers_by_state(
+    acme: Any, people: dict[str, Any], failing_change: Any, settings: Any, client: Any
+) -> None:
+    grant(acme, people, change=failing_change, expires_at=timezone.now() + 3 * DAY)
+    grant(acme, people, change=failing_change, expires_at=timezone.now() + 30 * DAY)
+    revoked = grant(acme, people, change=failing_change)
+    services.waiver_revoke(waiver=revoked, actor=people["admin"], reason="done")
+    settings.METRICS_PUBLIC = True
+    text = client.get("/metrics").content.decode()
+    assert 'governance_waivers{state="expiring_soon"} 1.0' in text
+    assert 'governance_waivers{state="active"} 1.0' in text
+    assert 'governance_waivers{state="revoked"} 1.0' in text
