@@ -89,6 +89,11 @@ def _require_author_or_admin(change: ChangeRequest, actor: User | None, action: 
         raise PermissionDenied(f"Only the author or an administrator can {action} this change.")
 
 
+def _label(change: ChangeRequest) -> str:
+    """How notifications name a change: emergency changes say so first, everywhere."""
+    return f"[Emergency] {change.reference}" if change.emergency else change.reference
+
+
 def _subject(change: ChangeRequest) -> tuple[str, str, str]:
     return ("reviews.changerequest", str(change.pk), f"{change.reference} {change.title}"[:200])
 
@@ -449,7 +454,7 @@ def _notify_requirements(change: ChangeRequest) -> None:
     notification_send(
         users=[u for u in people if u.pk != change.author_id],
         tenant=change.tenant,
-        title=f"{change.reference} needs your review: {change.title}"[:200],
+        title=f"{_label(change)} needs your review: {change.title}"[:200],
         body=f"Waiting for: {', '.join(Requirement(m).label for m in missing)}.",
         url=change.get_absolute_url(),
         dedupe_key=f"review:{change.pk}:r{change.revision}",
@@ -593,7 +598,7 @@ def approval_decide(
         notification_send(
             users=[change.author],
             tenant=change.tenant,
-            title=f"{change.reference} was rejected by {actor.username}",
+            title=f"{_label(change)} was rejected by {actor.username}",
             body=text,
             url=change.get_absolute_url(),
             dedupe_key=f"rejected:{approval.pk}",
@@ -632,7 +637,7 @@ def _settle(change: ChangeRequest, actor: User | None) -> None:
         notification_send(
             users=[change.author, *admins],
             tenant=change.tenant,
-            title=f"{change.reference} is approved and can be promoted",
+            title=f"{_label(change)} is approved and can be promoted",
             body=change.title,
             url=change.get_absolute_url(),
             dedupe_key=f"approved:{change.pk}:r{change.revision}",
@@ -697,7 +702,7 @@ def check_execute(*, run: CheckRun) -> CheckRun:
         notification_send(
             users=[change.author],
             tenant=change.tenant,
-            title=f"{change.reference}: {run.get_kind_display()} {run.status}",
+            title=f"{_label(change)}: {run.get_kind_display()} {run.status}",
             body=run.summary,
             url=change.get_absolute_url(),
             dedupe_key=f"check:{run.pk}",
@@ -882,7 +887,7 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
     notification_send(
         users=[change.author],
         tenant=change.tenant,
-        title=f"{change.reference} was promoted",
+        title=f"{_label(change)} was promoted",
         body=change.title,
         url=change.get_absolute_url(),
         dedupe_key=f"promoted:{change.pk}",

@@ -77,3 +77,12 @@ def test_only_promoted_emergency_changes_have_a_postmortem(
     change = open_change(prompt_v1)
     with pytest.raises(Conflict):
         services.postmortem_record(change=change, actor=people["author"], summary="nothing")
+
+
+def test_emergency_changes_are_labelled_in_notifications(emergency: Any) -> None:
+    titles = list(
+        Notification.objects.filter(url=emergency.get_absolute_url()).values_list(
+            "title", flat=True
+        )
+    )
+    assert titles and all(t.startswith(f"[Emergency] {emergency.reference}") for t in titles)
