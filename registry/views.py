@@ -5,28 +5,44 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from accounts.choices import Role
+from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
 from governance.errors import DomainError, NotFound
+from governance.errors import PermissionDenied as DomainPermissionDenied
 from governance.events.models import SigningKey
 from registry import selectors, services
 from registry.choices import ContentKind, Stage
 from registry.diffs import version_diff
 from registry.filtersets import ArtifactFilterSet
-from registry.forms import ArtifactForm, PublishForm
+from registry.forms import ArtifactForm, DeprecateForm, OwnerForm, PublishForm, RetireForm
 from registry.highlight import highlight_json, highlight_text
-from registry.models import Artifact, ArtifactClass, Version, VersionState
+from registry.models import (
+    Artifact,
+    ArtifactClass,
+    Deprecation,
+    Retirement,
+    Version,
+    VersionState,
+    VersionUsage,
+)
 from registry.verification import check_version
 from reviews.forms import RollbackForm
 
 PAGE_SIZE = 25
+#: How many usage rows the version page shows beside a deprecation.
+USAGE_LIMIT = 50
 
 
 def _artifact_or_404(request: HttpRequest, cls: str, tenant: str, slug: str) -> Artifact:
@@ -97,10 +113,43 @@ def artifact_new(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/artifact_new.html", {"form": form}, status=status)
 
 
-@login_required
-def artifact(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
-    found = _artifact_or_404(request, cls, tenant, slug)
-    page = Paginator(selectors.versions_of(found), PAGE_SIZE).get_page(request.GET.get("page"))
+def _form_error(form: Any, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
+    """Show a service's error on the field it names, else above the form."""
+    field = (aliases or {}).get(exc.field or "", exc.field)
+    form.add_error(field if field in form.fields else None, exc.message)
+
+
+def _is_admin(request: HttpRequest, tenant: Tenant) -> bool:
+    return Role.ADMINISTRATOR in roles_in_tenant(request.user, tenant)
+
+
+def _members(tenant: Tenant) -> QuerySet[User]:
+    """Active members of a tenant, the people an artifact can be handed to."""
+    return User.objects.filter(
+        memberships__tenant=tenant, memberships__removed_at__isnull=True, is_active=True
+    ).order_by("username")
+
+
+def _may_change_owner(request: HttpRequest, artifact: Artifact, is_admin: bool) -> bool:
+    # The service lets the owner hand their own artifact on, as well as an administrator.
+    return is_admin or (artifact.owner_id is not None and artifact.owner_id == request.user.pk)
+
+
+def _artifact_page(
+    request: HttpRequest,
+    found: Artifact,
+    *,
+    owner_form: OwnerForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    page = Paginator(
+        selectors.versions_of(found).select_related(
+            "deprecation__replacement__artifact__artifact_class",
+            "deprecation__replacement__artifact__tenant",
+            "retirement",
+        ),
+        PAGE_SIZE,
+    ).get_page(request.GET.get("page"))
     keys = dict(SigningKey.objects.values_list("kid", "public_key"))
     active = found.active_version
     stage = (
@@ -108,10 +157,11 @@ def artifact(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResp
         if active is not None
         else None
     )
+    is_admin = _is_admin(request, found.tenant)
     # Rolling back is an administrator's act; the service checks it again.
-    may_roll_back = active is not None and Role.ADMINISTRATOR in roles_in_tenant(
-        request.user, found.tenant
-    )
+    may_roll_back = active is not None and is_admin
+    if owner_form is None and _may_change_owner(request, found, is_admin):
+        owner_form = OwnerForm(members=_members(found.tenant))
     return render(
         request,
         "registry/artifact.html",
@@ -123,14 +173,64 @@ def artifact(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResp
             "active": active,
             "active_stage": Stage(stage or Stage.DRAFT).label if active else None,
             "rollback_form": RollbackForm(artifact=found) if may_roll_back else None,
+            "owner_form": owner_form,
         },
+        status=status,
     )
 
 
 @login_required
-def version(request: HttpRequest, cls: str, tenant: str, slug: str, version: str) -> HttpResponse:
-    found_artifact = _artifact_or_404(request, cls, tenant, slug)
-    found = _version_or_404(request, found_artifact, version)
+def artifact(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
+    return _artifact_page(request, _artifact_or_404(request, cls, tenant, slug))
+
+
+@login_required
+@require_POST
+def artifact_owner(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
+    found = _artifact_or_404(request, cls, tenant, slug)
+    if not _may_change_owner(request, found, _is_admin(request, found.tenant)):
+        raise DjangoPermissionDenied("Only the owner or an administrator can change the owner.")
+    form = OwnerForm(request.POST, members=_members(found.tenant))
+    if not form.is_valid():
+        return _artifact_page(request, found, owner_form=form, status=400)
+    try:
+        changed = services.artifact_owner_set(
+            artifact=found,
+            owner=form.cleaned_data["owner"],
+            reason=form.cleaned_data["reason"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+    except DomainPermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
+    except DomainError as exc:
+        _form_error(form, exc)
+        return _artifact_page(request, found, owner_form=form, status=exc.status_code)
+    messages.success(
+        request, f"{changed.owner.username if changed.owner else 'Nobody'} now owns {changed.path}."
+    )
+    return redirect(changed)
+
+
+def _replacement_choices(artifact: Artifact, version: Version) -> list[tuple[str, str]]:
+    """The artifact's other versions that could replace this one (not deprecated or retired)."""
+    rows = (
+        Version.objects.filter(artifact=artifact, deprecation__isnull=True, retirement__isnull=True)
+        .exclude(pk=version.pk)
+        .order_by("-ordinal")
+        .values_list("pk", "version")[:200]
+    )
+    return [(v, f"{v} (active)" if pk == artifact.active_version_id else v) for pk, v in rows]
+
+
+def _version_page(
+    request: HttpRequest,
+    found_artifact: Artifact,
+    found: Version,
+    *,
+    deprecate_form: DeprecateForm | None = None,
+    retire_form: RetireForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     previous = Version.objects.filter(artifact=found_artifact, ordinal=found.ordinal - 1).first()
     if found.content_kind == ContentKind.TEXT:
         content_html = highlight_text(found.content_text)
@@ -138,6 +238,34 @@ def version(request: HttpRequest, cls: str, tenant: str, slug: str, version: str
         content_html = highlight_json(found.content_json)
     else:
         content_html = None
+    deprecation = (
+        Deprecation.objects.filter(version=found)
+        .select_related(
+            "replacement__artifact__artifact_class",
+            "replacement__artifact__tenant",
+            "deprecated_by",
+        )
+        .first()
+    )
+    retirement = Retirement.objects.filter(version=found).select_related("retired_by").first()
+    is_active = found_artifact.active_version_id == found.pk
+    is_admin = _is_admin(request, found_artifact.tenant)
+    may_deprecate = is_admin and deprecation is None and retirement is None and not is_active
+    may_retire = is_admin and retirement is None and not is_active
+    if may_deprecate and deprecate_form is None:
+        deprecate_form = DeprecateForm(
+            versions=_replacement_choices(found_artifact, found),
+            initial={"remove_after": max(settings.DEPRECATION_MIN_GRACE_DAYS, 30)},
+        )
+    if may_retire and retire_form is None:
+        retire_form = RetireForm()
+    # A refusal whose form is no longer offered (it became active, was retired meanwhile)
+    # is said above the page instead.
+    for refused, shown in ((deprecate_form, may_deprecate), (retire_form, may_retire)):
+        if refused is not None and refused.is_bound and not shown:
+            for errors in refused.errors.values():
+                for error in errors:
+                    messages.error(request, str(error))
     return render(
         request,
         "registry/version.html",
@@ -152,8 +280,105 @@ def version(request: HttpRequest, cls: str, tenant: str, slug: str, version: str
             "stage_label": Stage(stage).label,
             "upstream": selectors.upstream_of(found),
             "downstream": selectors.downstream_of(found),
+            "deprecation": deprecation,
+            "retirement": retirement,
+            "usage": list(
+                VersionUsage.objects.filter(version=found).order_by("-last_seen_at")[:USAGE_LIMIT]
+            )
+            if deprecation is not None
+            else [],
+            "is_admin": is_admin,
+            "is_active": is_active,
+            "deprecate_form": deprecate_form if may_deprecate else None,
+            "retire_form": retire_form if may_retire else None,
         },
+        status=status,
     )
+
+
+@login_required
+def version(request: HttpRequest, cls: str, tenant: str, slug: str, version: str) -> HttpResponse:
+    found_artifact = _artifact_or_404(request, cls, tenant, slug)
+    return _version_page(request, found_artifact, _version_or_404(request, found_artifact, version))
+
+
+def _lifecycle_target(
+    request: HttpRequest, cls: str, tenant: str, slug: str, version: str
+) -> tuple[Artifact, Version]:
+    """The artifact and version an administrator acts on (404 when unseen, 403 when not theirs)."""
+    found_artifact = _artifact_or_404(request, cls, tenant, slug)
+    found = _version_or_404(request, found_artifact, version)
+    if not _is_admin(request, found_artifact.tenant):
+        raise DjangoPermissionDenied(f"Only an administrator of {tenant} can do that.")
+    return found_artifact, found
+
+
+@login_required
+@require_POST
+def version_deprecate(
+    request: HttpRequest, cls: str, tenant: str, slug: str, version: str
+) -> HttpResponse:
+    found_artifact, found = _lifecycle_target(request, cls, tenant, slug, version)
+    choices = _replacement_choices(found_artifact, found)
+    form = DeprecateForm(request.POST, versions=choices)
+    if not form.is_valid():
+        return _version_page(request, found_artifact, found, deprecate_form=form, status=400)
+    try:
+        deprecation = services.version_deprecate(
+            version=found,
+            replacement=form.replacement_value(found_artifact.path),
+            reason=form.cleaned_data["reason"],
+            remove_after_days=form.cleaned_data["remove_after"],
+            override_reason=form.cleaned_data.get("override_reason", ""),
+            actor=request.user,  # type: ignore[arg-type]
+        )
+    except DomainPermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
+    except DomainError as exc:
+        if exc.field == "override_reason" and not form.show_override:
+            # Refused for its dependents: offer the override, keeping what was typed.
+            form = DeprecateForm(request.POST, versions=choices, show_override=True)
+            form.is_valid()
+        _form_error(form, exc, {"replacement": form.replacement_field})
+        # A replacement that does not resolve is bad input on this form, not a missing page.
+        code = 400 if isinstance(exc, NotFound) else exc.status_code
+        return _version_page(request, found_artifact, found, deprecate_form=form, status=code)
+    messages.success(
+        request,
+        f"Deprecated {found.path}: replaced by {deprecation.replacement.path}, removed from "
+        f"resolution after {deprecation.remove_after:%Y-%m-%d}.",
+    )
+    return redirect(found)
+
+
+@login_required
+@require_POST
+def version_retire(
+    request: HttpRequest, cls: str, tenant: str, slug: str, version: str
+) -> HttpResponse:
+    found_artifact, found = _lifecycle_target(request, cls, tenant, slug, version)
+    form = RetireForm(request.POST)
+    if not form.is_valid():
+        return _version_page(request, found_artifact, found, retire_form=form, status=400)
+    try:
+        retirement = services.version_retire(
+            version=found,
+            rationale=form.cleaned_data["rationale"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+    except DomainPermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
+    except DomainError as exc:
+        _form_error(form, exc)
+        return _version_page(
+            request, found_artifact, found, retire_form=form, status=exc.status_code
+        )
+    messages.success(
+        request,
+        f"Retired {found.path} to simulation-only; its evidence is kept until "
+        f"{retirement.retain_until:%Y-%m-%d}.",
+    )
+    return redirect(found)
 
 
 @login_required

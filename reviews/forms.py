@@ -195,3 +195,17 @@ class PolicyForm(forms.Form):
             raise forms.ValidationError(
                 f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
             ) from exc
+
+
+class PostmortemForm(forms.Form):
+    """Closing an emergency change's follow-up: what the post-mortem found, and where it is."""
+
+    summary = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), max_length=20000, label="Post-mortem summary"
+    )
+    url = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Link to the post-mortem",
+        help_text="An http(s) link to the full write-up (optional).",
+    )

@@ -7,7 +7,8 @@ its 4xx status; every rule lives in ``reviews.services``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from django import forms
@@ -17,22 +18,25 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.choices import Role
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
+from governance.choices import WaiverState
 from governance.errors import DomainError, NotFound
-from governance.models import Notification
+from governance.errors import PermissionDenied as DomainPermissionDenied
+from governance.models import Notification, Waiver
 from governance.services import notification_mark_read
 from registry import selectors as registry_selectors
 from registry.choices import ContentKind, Stage
 from registry.diffs import VersionDiff, version_diff
 from registry.highlight import highlight_json, highlight_text
-from registry.models import Version, VersionState
+from registry.models import Deprecation, Retirement, Version, VersionState
 from reviews import policy as approval_policy
 from reviews import reauth, selectors, services
 from reviews.choices import (
@@ -41,6 +45,7 @@ from reviews.choices import (
     TRANSITIONS,
     ChangeStatus,
     CheckKind,
+    CheckStatus,
     Decision,
     Requirement,
 )
@@ -51,6 +56,7 @@ from reviews.forms import (
     DecisionForm,
     PasswordConfirmForm,
     PolicyForm,
+    PostmortemForm,
     RerunForm,
     ReviseForm,
     RollbackForm,
@@ -62,7 +68,9 @@ from reviews.record import signed_record
 PAGE_SIZE = 25
 #: How many of my own open changes "My reviews" lists (each costs a few queries).
 MY_CHANGES_LIMIT = 20
-ACTIONS = frozenset({"submit", "approve", "reject", "withdraw", "promote", "rerun", "comment"})
+ACTIONS = frozenset(
+    {"submit", "approve", "reject", "withdraw", "promote", "rerun", "comment", "postmortem"}
+)
 #: States in which the author still has something to do or wait for.
 AUTHOR_OPEN_STATES = (
     ChangeStatus.DRAFT,
@@ -288,6 +296,10 @@ class ItemView:
     diff: VersionDiff | None
     content_html: SafeString | None
     can_roll_back: bool
+    proposed_deprecation: Deprecation | None = None
+    proposed_retirement: Retirement | None = None
+    current_deprecation: Deprecation | None = None
+    current_retirement: Retirement | None = None
 
 
 def _content_html(version: Version) -> SafeString | None:
@@ -303,6 +315,15 @@ def _item_views(change: ChangeRequest, items: list[ChangeItem], is_admin: bool) 
     stages = dict(
         VersionState.objects.filter(version_id__in=ids).values_list("version_id", "stage")
     )
+    # One query each, whatever the number of items: every page that shows a version says
+    # whether it is deprecated (and by what it is replaced) or retired.
+    deprecations = {
+        d.pk: d
+        for d in Deprecation.objects.filter(version_id__in=ids).select_related(
+            "replacement__artifact__artifact_class", "replacement__artifact__tenant"
+        )
+    }
+    retirements = {r.pk: r for r in Retirement.objects.filter(version_id__in=ids)}
     views = []
     for item in items:
         current = item.current
@@ -317,6 +338,10 @@ def _item_views(change: ChangeRequest, items: list[ChangeItem], is_admin: bool) 
                 and change.status == ChangeStatus.PROMOTED
                 and current is not None
                 and item.artifact.active_version_id == item.proposed_id,
+                proposed_deprecation=deprecations.get(item.proposed_id),
+                proposed_retirement=retirements.get(item.proposed_id),
+                current_deprecation=deprecations.get(current.pk) if current else None,
+                current_retirement=retirements.get(current.pk) if current else None,
             )
         )
     return views
@@ -334,6 +359,108 @@ def _fillable_slots(
     return [r for r in status.missing if r in held]
 
 
+def _waiver_url(waiver: Waiver) -> str:
+    # The waiver pages live in the governance app; until its route exists, its path does.
+    try:
+        return waiver.get_absolute_url()
+    except NoReverseMatch:
+        return f"/governance/waivers/{waiver.reference}/"
+
+
+def _waiver_new_url(change: ChangeRequest, kind: str) -> str:
+    try:
+        base = reverse("waiver-new")
+    except NoReverseMatch:
+        base = "/governance/waivers/new/"
+    return f"{base}?{urlencode({'change': change.reference, 'check': kind})}"
+
+
+def _lapse_reason(waiver: Waiver, now: datetime) -> str:
+    """Why a waiver in scope does not let the check pass at ``now``, in words."""
+    state = waiver.state_at(now)
+    if state == WaiverState.EXPIRED:
+        return f"expired on {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
+    if state == WaiverState.REVOKED and waiver.revoked_at is not None:
+        return f"was revoked on {waiver.revoked_at:%Y-%m-%d %H:%M} UTC"
+    return "awaits a security officer's countersignature"
+
+
+@dataclass
+class WaiverLink:
+    waiver: Waiver
+    url: str
+    reason: str = ""
+
+
+@dataclass
+class CheckRow:
+    """One required check as the change page shows it: its run and its verdict at one moment."""
+
+    verdict: selectors.CheckVerdict
+    waivers: list[WaiverLink] = field(default_factory=list)
+    lapsed: list[WaiverLink] = field(default_factory=list)
+    waiver_request_url: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.verdict.kind
+
+    @property
+    def label(self) -> str:
+        return self.verdict.label
+
+    @property
+    def run(self) -> Any:
+        return self.verdict.run
+
+    @property
+    def failed(self) -> bool:
+        return self.run is not None and self.run.status == CheckStatus.FAILED
+
+    @property
+    def detail(self) -> str:
+        """What else blocks a failed check when no lapsed waiver explains it (partial gate waivers)."""
+        blocked_by = self.verdict.blocked_by or ""
+        if self.lapsed or blocked_by == f"{self.label} failed":
+            return ""
+        return blocked_by
+
+
+def _check_rows(
+    change: ChangeRequest, verdicts: list[selectors.CheckVerdict], now: datetime, is_admin: bool
+) -> list[CheckRow]:
+    # A waiver covers only a failed check of a change that can still move forward.
+    may_waive = is_admin and change.status in OPEN_STATES
+    rows = []
+    for verdict in verdicts:
+        row = CheckRow(
+            verdict=verdict,
+            waivers=[WaiverLink(w, _waiver_url(w)) for w in verdict.waivers],
+            lapsed=[WaiverLink(w, _waiver_url(w), _lapse_reason(w, now)) for w in verdict.lapsed],
+        )
+        if may_waive and row.failed and not verdict.passes:
+            row.waiver_request_url = _waiver_new_url(change, verdict.kind)
+        rows.append(row)
+    return rows
+
+
+def _may_record_postmortem(
+    change: ChangeRequest, user: User, roles: set[str], items: list[ChangeItem]
+) -> bool:
+    """Who the service lets record the post-mortem: the author, an owner, an admin, security."""
+    if not change.emergency or change.postmortem_due_at is None:
+        return False
+    if change.postmortem_done_at is not None:
+        return False
+    owners = {i.artifact.owner_id for i in items if i.artifact.owner_id is not None}
+    return (
+        user.pk == change.author_id
+        or user.pk in owners
+        or Role.ADMINISTRATOR in roles
+        or Role.SECURITY_OFFICER in roles
+    )
+
+
 def _gate_tables(run: Any) -> list[tuple[str, dict[str, Any]]]:
     result = getattr(run, "result", None)
     if not isinstance(result, dict):
@@ -347,6 +474,7 @@ def _change_page(
     *,
     decide_form: DecisionForm | None = None,
     comment_form: CommentForm | None = None,
+    postmortem_form: PostmortemForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     user = _user(request)
@@ -355,7 +483,23 @@ def _change_page(
     is_admin = Role.ADMINISTRATOR in roles
     is_author = user.pk == change.author_id
     approvals = selectors.approval_status(change)
-    checks = selectors.check_summary(change)
+    # One moment for every verdict on the page, as for a decision; a promoted change is
+    # shown as it was judged when it was promoted (a waiver that expired since does not
+    # make it look blocked).
+    now = timezone.now()
+    judged_at = (
+        change.promoted_at if change.status == ChangeStatus.PROMOTED and change.promoted_at else now
+    )
+    verdicts = selectors.check_verdicts(change, judged_at)
+    runs = {v.kind: v.run for v in verdicts}
+    may_record_postmortem = _may_record_postmortem(change, user, roles, items)
+    if may_record_postmortem and postmortem_form is None:
+        postmortem_form = PostmortemForm()
+    elif postmortem_form is not None and not may_record_postmortem:
+        # The form is not on the page (already recorded, say): the refusal is a message.
+        for errors in postmortem_form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
     slots = _fillable_slots(change, user, approvals)
     if slots and decide_form is None:
         decide_form = DecisionForm(
@@ -370,11 +514,17 @@ def _change_page(
             "change": change,
             "items": _item_views(change, items, is_admin),
             "approvals": approvals,
-            "checks": [(kind, CheckKind(kind).label, run) for kind, run in checks.runs.items()],
-            "all_checks_passed": checks.all_passed,
-            "gate_tables": _gate_tables(checks.runs.get(CheckKind.CHANGE_GATES)),
+            "checks": _check_rows(change, verdicts, judged_at, is_admin),
+            "checks_judged_at": judged_at,
+            "all_checks_passed": all(v.passes for v in verdicts),
+            "gate_tables": _gate_tables(runs.get(CheckKind.CHANGE_GATES)),
             "reports": list(selectors.evaluation_reports(change).order_by("-created_at")),
-            "blockers": selectors.promotion_blockers(change) if open_for_review else [],
+            "blockers": selectors.promotion_blockers(change, now) if open_for_review else [],
+            "postmortem_form": postmortem_form if may_record_postmortem else None,
+            "postmortem_overdue": change.emergency
+            and change.postmortem_due_at is not None
+            and change.postmortem_done_at is None
+            and now > change.postmortem_due_at,
             "comments": list(change.comments.select_related("author").order_by("created_at")),
             "timeline": list(selectors.timeline(change)),
             "decide_form": decide_form if slots else None,
@@ -470,6 +620,8 @@ def _simple_action(request: HttpRequest, change: ChangeRequest, action: str) -> 
             return _change_page(request, change, comment_form=form, status=exc.status_code)
         messages.success(request, "Comment added.")
         return redirect(f"{change.get_absolute_url()}#comments")
+    if action == "postmortem":
+        return _record_postmortem(request, change)
     try:
         if action == "submit":
             services.change_submit(change=change, actor=user)
@@ -498,6 +650,27 @@ def _simple_action(request: HttpRequest, change: ChangeRequest, action: str) -> 
         return _change_page(request, change, status=exc.status_code)
     messages.success(request, text)
     return redirect(change)
+
+
+def _record_postmortem(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
+    user = _user(request)
+    form = PostmortemForm(request.POST)
+    if not form.is_valid():
+        return _change_page(request, change, postmortem_form=form, status=400)
+    try:
+        services.postmortem_record(
+            change=change,
+            actor=user,
+            summary=form.cleaned_data["summary"],
+            url=form.cleaned_data["url"],
+        )
+    except DomainPermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
+    except DomainError as exc:
+        _form_error(form, exc)
+        return _change_page(request, change, postmortem_form=form, status=exc.status_code)
+    messages.success(request, f"Recorded the post-mortem of {change.reference}.")
+    return redirect(f"{change.get_absolute_url()}#postmortem")
 
 
 @login_required
