@@ -201,3 +201,289 @@ def waivers_in_scope(change: Any) -> list[Waiver]:
         ):
             found.append(waiver)
     return found
+
+
+# --- waiver pages and the readiness dashboard -------------------------------------------------
+
+# Imported here, not at the top, so this section stays an addition to the module.
+import math  # noqa: E402
+import statistics  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from datetime import date  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from django.db.models import Exists, Max, OuterRef, Sum  # noqa: E402
+from django.db.models.functions import TruncMonth  # noqa: E402
+
+from accounts.choices import Role  # noqa: E402
+from accounts.models import Tenant  # noqa: E402
+
+if TYPE_CHECKING:
+    from registry.models import Artifact, Deprecation
+    from reviews.models import ChangeRequest as ReviewChange
+
+#: Who sees the readiness dashboard of a tenant (platform administrators see every tenant's).
+OVERSIGHT_ROLES = frozenset({Role.ADMINISTRATOR, Role.PRIVACY_OFFICER, Role.SECURITY_OFFICER})
+#: How far back the dashboard counts emergency changes and measures lead time.
+EMERGENCY_MONTHS = 12
+LEAD_TIME_DAYS = 30
+
+
+def waiver_list(user: Any, now: datetime) -> QuerySet[Waiver]:
+    """The waivers ``user`` may see with their state at ``now``, expiring soon first."""
+    return waivers_by_state(waivers_visible_to(user).select_related("renewal"), now)
+
+
+def waiver_history(lineage: Sequence[Waiver]) -> QuerySet[Event]:
+    """The log entries of a waiver's whole lineage, oldest first, without their signed bytes."""
+    return waiver_events(lineage).defer("header", "payload_bytes")
+
+
+def changes_covered_by(waiver: Waiver, limit: int = 50) -> list[ReviewChange]:
+    """The changes a waiver's scope covers, newest first: its one change, or every change of
+    the tenant whose artifacts are all among the waiver's (as ``waivers_in_scope`` judges)."""
+    from reviews.models import ChangeItem, ChangeRequest
+
+    qs = ChangeRequest.objects.select_related("tenant", "author")
+    if waiver.change_id is not None:
+        return list(qs.filter(pk=waiver.change_id))
+    artifact_ids = [a.pk for a in waiver.artifacts.all()]
+    if not artifact_ids:
+        return []
+    inside = ChangeItem.objects.filter(change=OuterRef("pk"), artifact_id__in=artifact_ids)
+    outside = ChangeItem.objects.filter(change=OuterRef("pk")).exclude(artifact_id__in=artifact_ids)
+    return list(
+        qs.filter(tenant_id=waiver.tenant_id)
+        .filter(Exists(inside), ~Exists(outside))
+        .order_by("-year", "-number")[:limit]
+    )
+
+
+def readiness_tenants(user: Any) -> list[Tenant]:
+    """The tenants whose readiness ``user`` oversees: all for a platform administrator, else
+    those where they are an administrator or a privacy or security officer (two queries)."""
+    from accounts.selectors import access_by_tenant
+
+    return [row.tenant for row in access_by_tenant(user) if OVERSIGHT_ROLES.intersection(row.roles)]
+
+
+@dataclass
+class PendingSlots:
+    """One approval requirement and how many open changes still wait for it."""
+
+    requirement: str
+    label: str
+    open_slots: int
+
+
+def pending_approvals_by_requirement(tenants: Sequence[Tenant]) -> list[PendingSlots]:
+    """Required approval slots still open across the tenants' open changes, per requirement.
+
+    A slot counts as filled exactly as the change page judges it (five queries in all).
+    A change needs each slot at most once, so the count is also the number of changes waiting.
+    """
+    from reviews.choices import OPEN_STATES, Requirement
+    from reviews.models import ChangeRequest
+
+    # The change page's own judgement of which slots are filled, made for many changes at
+    # once; private to reviews.selectors, reused rather than written a second time.
+    from reviews.selectors import _filled_slots
+
+    changes = list(
+        ChangeRequest.objects.filter(tenant__in=tenants, status__in=OPEN_STATES).only(
+            "pk", "tenant_id", "requirements"
+        )
+    )
+    filled = _filled_slots(changes)
+    open_slots: dict[str, int] = dict.fromkeys(Requirement.values, 0)
+    for change in changes:
+        for requirement in set(change.requirements) - filled[change.pk]:
+            if requirement in open_slots:
+                open_slots[requirement] += 1
+    return [PendingSlots(r.value, r.label, open_slots[r.value]) for r in Requirement]
+
+
+def waivers_expiring_soon(tenants: Sequence[Tenant], now: datetime) -> list[Waiver]:
+    """Waivers of the tenants that will expire within the warning window, soonest first."""
+    qs = Waiver.objects.filter(tenant__in=tenants).select_related(
+        "tenant", "owner", "change", "renewal"
+    )
+    # ``state`` is an annotation, which the django-stubs plugin cannot see.
+    return list(waivers_by_state(qs, now).filter(state=WaiverState.EXPIRING_SOON))  # type: ignore[misc]
+
+
+def deprecations_with_usage(tenants: Sequence[Tenant]) -> QuerySet[Deprecation]:
+    """Versions deprecated and not yet removed, with who still asks for them (``usage_*``).
+
+    The usage comes from runtime resolution; until that reports, ``usage_consumers`` is 0.
+    """
+    from registry.selectors import deprecations
+
+    return (
+        deprecations(tenants)
+        .filter(removed_at__isnull=True)
+        .annotate(
+            usage_consumers=Count("version__usage", distinct=True),
+            usage_requests=Sum("version__usage__requests"),
+            usage_last_seen=Max("version__usage__last_seen_at"),
+        )
+        .order_by("remove_after", "version_id")
+    )
+
+
+def overdue_postmortems(tenants: Sequence[Tenant], now: datetime) -> QuerySet[ReviewChange]:
+    """Emergency changes whose post-mortem is past due and not written, the most overdue first."""
+    from reviews.models import ChangeRequest
+
+    return (
+        ChangeRequest.objects.filter(
+            tenant__in=tenants,
+            emergency=True,
+            postmortem_due_at__lt=now,
+            postmortem_done_at__isnull=True,
+        )
+        .select_related("tenant", "author", "promoted_by")
+        .order_by("postmortem_due_at")
+    )
+
+
+def _month_starts(now: datetime, months: int) -> list[date]:
+    """The first day of each of the last ``months`` months, oldest first, this month last."""
+    year, month = now.year, now.month
+    starts = []
+    for _ in range(months):
+        starts.append(date(year, month, 1))
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return starts[::-1]
+
+
+@dataclass
+class EmergencyCounts:
+    months: list[date]
+    rows: list[tuple[Tenant, list[int]]]
+
+
+def emergency_changes_by_month(
+    tenants: Sequence[Tenant], now: datetime, months: int = EMERGENCY_MONTHS
+) -> EmergencyCounts:
+    """Emergency changes opened per tenant and calendar month (by ``created_at``), one query."""
+    from reviews.models import ChangeRequest
+
+    starts = _month_starts(timezone.localtime(now), months)
+    since = timezone.make_aware(datetime.combine(starts[0], datetime.min.time()))
+    counted = (
+        ChangeRequest.objects.filter(tenant__in=tenants, emergency=True, created_at__gte=since)
+        .annotate(month=TruncMonth("created_at"))
+        .values("tenant_id", "month")
+        .annotate(n=Count("pk"))
+    )
+    table: dict[tuple[Any, date], int] = {}
+    for row in counted:
+        month = row["month"]
+        key = month.date() if isinstance(month, datetime) else month
+        table[(row["tenant_id"], key)] = row["n"]
+    return EmergencyCounts(
+        months=starts,
+        rows=[(t, [table.get((t.pk, m), 0) for m in starts]) for t in tenants],
+    )
+
+
+@dataclass
+class LeadTime:
+    reference: str
+    url: str
+    tenant: str
+    opened_at: datetime
+    promoted_at: datetime
+    hours: float
+
+
+@dataclass
+class LeadTimes:
+    days: int
+    samples: list[LeadTime]
+    median_hours: float | None
+    p90_hours: float | None
+
+
+def _percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least ``fraction`` of them at or below."""
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def lead_times(tenants: Sequence[Tenant], now: datetime, days: int = LEAD_TIME_DAYS) -> LeadTimes:
+    """Time from a change being opened to its promotion, for changes promoted in the last ``days``."""
+    from reviews.models import ChangeRequest
+
+    rows = (
+        ChangeRequest.objects.filter(
+            tenant__in=tenants,
+            promoted_at__isnull=False,
+            promoted_at__gte=now - timedelta(days=days),
+        )
+        .select_related("tenant")
+        .order_by("promoted_at", "year", "number")
+    )
+    samples = [
+        LeadTime(
+            reference=c.reference,
+            url=c.get_absolute_url(),
+            tenant=c.tenant.slug,
+            opened_at=c.created_at,
+            promoted_at=c.promoted_at,
+            hours=max(0.0, (c.promoted_at - c.created_at).total_seconds() / 3600),
+        )
+        for c in rows
+        if c.promoted_at is not None
+    ]
+    ordered = sorted(s.hours for s in samples)
+    return LeadTimes(
+        days=days,
+        samples=samples,
+        median_hours=statistics.median(ordered) if ordered else None,
+        p90_hours=_percentile(ordered, 0.9) if ordered else None,
+    )
+
+
+@dataclass
+class ReadinessDashboard:
+    """Everything the readiness page shows, read at one moment; its query count is fixed."""
+
+    now: datetime
+    tenants: list[Tenant]
+    pending: list[PendingSlots]
+    waiver_counts: dict[str, int]
+    expiring: list[Waiver]
+    deprecations: list[Deprecation]
+    overdue_postmortems: list[ReviewChange]
+    emergencies: EmergencyCounts
+    ownerless: list[Artifact]
+    latest_verification: Any
+    latest_checkpoint: Any
+    lead: LeadTimes
+
+    @property
+    def waiver_states(self) -> list[tuple[str, str, int]]:
+        return [(s.value, s.label, self.waiver_counts.get(s.value, 0)) for s in STATE_ORDER]
+
+
+def readiness_dashboard(tenants: Sequence[Tenant], now: datetime) -> ReadinessDashboard:
+    from governance.events import selectors as event_selectors
+    from registry.selectors import artifacts_without_active_owner
+
+    tenants = list(tenants)
+    return ReadinessDashboard(
+        now=now,
+        tenants=tenants,
+        pending=pending_approvals_by_requirement(tenants),
+        waiver_counts=waiver_state_counts(tenants, now),
+        expiring=waivers_expiring_soon(tenants, now),
+        deprecations=list(deprecations_with_usage(tenants)),
+        overdue_postmortems=list(overdue_postmortems(tenants, now)),
+        emergencies=emergency_changes_by_month(tenants, now),
+        ownerless=list(artifacts_without_active_owner(tenants)),
+        latest_verification=event_selectors.latest_verification(),
+        latest_checkpoint=event_selectors.latest_checkpoint(),
+        lead=lead_times(tenants, now),
+    )

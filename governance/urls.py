@@ -44,6 +44,17 @@ urlpatterns = [
     path("governance/verify/", views.verify_start, name="verify-start"),
     path("governance/verify/<uuid:run_id>/", views.verification_detail, name="verification-detail"),
     path("governance/metrics/", views.metrics_page, name="governance-metrics"),
+    path("governance/readiness/", views.readiness_page, name="readiness"),
+    path("governance/waivers/", views.waiver_list, name="waivers"),
+    path("governance/waivers/new/", views.waiver_new, name="waiver-new"),
+    path("governance/waivers/<str:reference>/", views.waiver_detail, name="waiver-detail"),
+    path("governance/waivers/<str:reference>/renew/", views.waiver_renew, name="waiver-renew"),
+    path("governance/waivers/<str:reference>/revoke/", views.waiver_revoke, name="waiver-revoke"),
+    path(
+        "governance/waivers/<str:reference>/countersign/",
+        views.waiver_countersign,
+        name="waiver-countersign",
+    ),
     path("metrics", PrometheusMetricsView.as_view(), name="prometheus-metrics"),
     path("", include("accounts.urls")),
 ]

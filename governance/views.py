@@ -1,26 +1,51 @@
-"""Probe endpoints and the governance pages: overview, event feed, event page, verification, metrics."""
+"""Probe endpoints and the governance pages: overview, event feed, event page, verification,
+metrics, waivers (list, page, grant, renew, revoke, countersign) and the readiness dashboard.
+
+Views check the shape of input and turn a DomainError into a form error or a message with its
+4xx status; every rule lives in ``governance.services``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import statistics
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
+from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.selectors import access_by_tenant, is_platform_admin
+from accounts.choices import Role
+from accounts.models import Tenant, User
+from accounts.selectors import access_by_tenant, is_platform_admin, roles_in_tenant, tenant_for_user
+from governance import selectors, services
 from governance.api.views import _may_run_verification
+from governance.choices import WaiverState
 from governance.errors import DomainError, NotFound
+from governance.errors import PermissionDenied as DomainPermissionDenied
 from governance.events import selectors as event_selectors
 from governance.events.models import VerificationRun
 from governance.events.services import verification_start
-from governance.filtersets import EventFilterSet
+from governance.filtersets import EventFilterSet, WaiverFilterSet
+from governance.forms import WaiverForm, WaiverRenewForm, WaiverRevokeForm
+from governance.models import Waiver
 from governance.selectors import readiness
+from registry import selectors as registry_selectors
+from registry.models import Artifact
+from reviews import selectors as review_selectors
+from reviews.choices import CheckKind
 
 _STARTED = time.time()
 FEED_PAGE_SIZE = 50
@@ -52,12 +77,16 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def governance_index(request: HttpRequest) -> HttpResponse:
+    access = access_by_tenant(request.user)
     return render(
         request,
         "governance/index.html",
         {
             "checks": readiness(),
-            "access": access_by_tenant(request.user),
+            "access": access,
+            "can_see_readiness": any(
+                selectors.OVERSIGHT_ROLES.intersection(a.roles) for a in access
+            ),
             "latest_checkpoint": event_selectors.latest_checkpoint(),
             "latest_verification": event_selectors.latest_verification(),
             "can_verify": _may_run_verification(request.user),
@@ -143,3 +172,459 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
     if not (is_platform_admin(request.user) or _may_run_verification(request.user)):
         raise Http404("Governance metrics are for administrators.")
     return render(request, "governance/metrics.html", {"t": event_selectors.telemetry()})
+
+
+# --- waivers -----------------------------------------------------------------------------------
+
+WAIVER_PAGE_SIZE = 50
+
+
+def _user(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+def _waiver_or_404(request: HttpRequest, reference: str) -> Waiver:
+    try:
+        return selectors.waiver_by_reference(reference, visible_to=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+def _form_error(form: forms.Form, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
+    """Show a service's error on the field it names, else above the form."""
+    field = (aliases or {}).get(exc.field or "", exc.field)
+    form.add_error(field if field in form.fields else None, exc.message)
+
+
+def _forbidden(exc: DomainPermissionDenied) -> DjangoPermissionDenied:
+    return DjangoPermissionDenied(exc.message)
+
+
+@dataclass
+class WaiverPermissions:
+    """Which actions the page offers; the services decide again when one is used."""
+
+    renew: bool
+    revoke: bool
+    countersign: bool
+
+
+def _waiver_permissions(user: User, waiver: Waiver, state: str) -> WaiverPermissions:
+    roles = roles_in_tenant(user, waiver.tenant)
+    is_admin = Role.ADMINISTRATOR in roles
+    is_security = Role.SECURITY_OFFICER in roles
+    renewed = hasattr(waiver, "renewal")
+    return WaiverPermissions(
+        renew=is_admin and state != WaiverState.REVOKED and not renewed,
+        revoke=(is_admin or is_security)
+        and state not in (WaiverState.REVOKED, WaiverState.EXPIRED),
+        countersign=is_security
+        and state == WaiverState.PENDING
+        and waiver.granted_by_id != user.pk,
+    )
+
+
+@login_required
+def waiver_list(request: HttpRequest) -> HttpResponse:
+    """Waivers by state, expiring soon first; the state is judged once, at one ``now``."""
+    now = timezone.now()
+    base = selectors.waiver_list(request.user, now)
+    filters = WaiverFilterSet(request.GET or None, queryset=base, request=request)
+    invalid = filters.is_bound and not filters.is_valid()
+    qs = base.none() if invalid else (filters.qs if filters.is_bound else base)
+    page = Paginator(qs, WAIVER_PAGE_SIZE).get_page(request.GET.get("page"))
+    groups: list[tuple[str, str, list[Waiver]]] = []
+    for waiver in page.object_list:
+        state = waiver.state  # annotated by waivers_by_state
+        if not groups or groups[-1][0] != state:
+            groups.append((state, WaiverState(state).label, []))
+        groups[-1][2].append(waiver)
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(
+        request,
+        "governance/waiver_list.html",
+        {
+            "filters": filters,
+            "page": page,
+            "groups": groups,
+            "query": params.urlencode(),
+            "now": now,
+            "soon_days": settings.WAIVER_EXPIRING_SOON_DAYS,
+        },
+        status=400 if invalid else 200,
+    )
+
+
+def _waiver_page(request: HttpRequest, waiver: Waiver, status: int = 200) -> HttpResponse:
+    now = timezone.now()
+    state = waiver.state_at(now)
+    lineage = selectors.waiver_lineage(waiver)
+    position = next(i for i, w in enumerate(lineage) if w.pk == waiver.pk)
+    return render(
+        request,
+        "governance/waiver_detail.html",
+        {
+            "waiver": waiver,
+            "state": state,
+            "now": now,
+            "artifacts": list(waiver.artifacts.all()),
+            "lineage": lineage,
+            "renewed_from": lineage[position - 1] if position > 0 else None,
+            "renewed_by": lineage[position + 1] if position + 1 < len(lineage) else None,
+            "events": list(selectors.waiver_history(lineage)),
+            "covered": selectors.changes_covered_by(waiver),
+            "can": _waiver_permissions(_user(request), waiver, state),
+        },
+        status=status,
+    )
+
+
+@login_required
+def waiver_detail(request: HttpRequest, reference: str) -> HttpResponse:
+    return _waiver_page(request, _waiver_or_404(request, reference))
+
+
+def _artifact_in(tenant: Tenant, text: str, user: User) -> Artifact:
+    """The artifact a ``class/tenant/slug`` line names, if the user can see it; DomainError if not."""
+    ref = registry_selectors.parse(text, tenant=tenant.slug)
+    if ref.class_slug is None or ref.version is not None:
+        raise DomainError(
+            f"'{text[:80]}': name each artifact as class/tenant/slug, e.g. prompt/{tenant.slug}/qualify-lead.",
+            field="artifacts",
+        )
+    try:
+        return registry_selectors.artifact_by_path(
+            ref.class_slug, ref.tenant or tenant.slug, ref.slug, visible_to=user
+        )
+    except NotFound as exc:
+        raise DomainError(exc.message, field="artifacts") from exc
+
+
+def _grant(request: HttpRequest, form: WaiverForm) -> HttpResponse | int:
+    """Grant the waiver the form describes: a redirect, or the 4xx status (errors on the form)."""
+    user = _user(request)
+    data = form.cleaned_data
+    try:
+        tenant = tenant_for_user(user, data["tenant"])
+    except DomainError as exc:
+        _form_error(form, exc)
+        return exc.status_code
+    change = None
+    change_ref = data["change"].strip()
+    if change_ref:
+        try:
+            change = review_selectors.change_by_reference(change_ref, visible_to=user)
+        except NotFound:
+            form.add_error("change", f"No change request {change_ref} that you can see.")
+    artifacts = []
+    for path in form.artifact_paths():
+        try:
+            artifacts.append(_artifact_in(tenant, path, user))
+        except DomainError as exc:
+            form.add_error("artifacts", exc.message)
+    owner = User.objects.filter(username=data["owner"].strip()).first()
+    if owner is None:
+        form.add_error("owner", f"{data['owner']} is not an active member of {tenant.slug}.")
+    if form.errors:
+        return 400
+    try:
+        waiver = services.waiver_grant(
+            tenant=tenant,
+            actor=user,
+            check_kind=data["check_kind"],
+            metric=data["metric"],
+            change=change,
+            artifacts=artifacts,
+            owner=owner,
+            justification=data["justification"],
+            mitigation=data["mitigation"],
+            advisory_links=form.links(),
+            expires_at=form.expiry(),
+        )
+    except DomainPermissionDenied as exc:
+        raise _forbidden(exc) from exc
+    except DomainError as exc:
+        _form_error(form, exc, aliases={"scope": "change"})
+        return exc.status_code
+    note = " It counts once a security officer countersigns it." if waiver.needs_security else ""
+    messages.success(request, f"Granted {waiver.reference}.{note}")
+    return redirect(waiver)
+
+
+@login_required
+def waiver_new(request: HttpRequest) -> HttpResponse:
+    """Grant a waiver; ``?change=CR-...&check=...`` fills in the scope from a change page."""
+    user = _user(request)
+    tenants = [row.tenant.slug for row in access_by_tenant(user)]
+    initial: dict[str, Any] = {}
+    change_ref = request.GET.get("change", "").strip()[:40]
+    if change_ref:
+        initial["change"] = change_ref
+        # A reference that does not resolve is said so on the form when it is sent.
+        with contextlib.suppress(DomainError):
+            change = review_selectors.change_by_reference(change_ref, visible_to=user)
+            initial["tenant"] = change.tenant.slug
+    check = request.GET.get("check", "")
+    if check in CheckKind.values:
+        initial["check_kind"] = check
+    form = WaiverForm(request.POST or None, tenants=tenants, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            outcome = _grant(request, form)
+            if isinstance(outcome, HttpResponse):
+                return outcome
+            status = outcome
+    return render(
+        request,
+        "governance/waiver_form.html",
+        {"form": form, "max_days": settings.WAIVER_MAX_DAYS},
+        status=status,
+    )
+
+
+@login_required
+def waiver_renew(request: HttpRequest, reference: str) -> HttpResponse:
+    """A renewal is a new waiver with the same scope, linked to this one; terms may be restated."""
+    waiver = _waiver_or_404(request, reference)
+    user = _user(request)
+    if (
+        request.method != "POST"
+        and not _waiver_permissions(user, waiver, waiver.state_at(timezone.now())).renew
+    ):
+        raise DjangoPermissionDenied("Only an administrator of the tenant can renew this waiver.")
+    initial = {
+        "justification": waiver.justification,
+        "mitigation": waiver.mitigation,
+        "advisory_links": "\n".join(waiver.advisory_links),
+    }
+    form = WaiverRenewForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                renewal = services.waiver_renew(
+                    waiver=waiver,
+                    actor=user,
+                    expires_at=form.expiry(),
+                    justification=form.cleaned_data["justification"],
+                    mitigation=form.cleaned_data["mitigation"],
+                    advisory_links=form.links(),
+                )
+            except DomainPermissionDenied as exc:
+                raise _forbidden(exc) from exc
+            except DomainError as exc:
+                _form_error(form, exc)
+                status = exc.status_code
+            else:
+                messages.success(request, f"Renewed {waiver.reference} as {renewal.reference}.")
+                return redirect(renewal)
+    return render(
+        request,
+        "governance/waiver_action.html",
+        {"form": form, "waiver": waiver, "action": "renew", "max_days": settings.WAIVER_MAX_DAYS},
+        status=status,
+    )
+
+
+@login_required
+def waiver_revoke(request: HttpRequest, reference: str) -> HttpResponse:
+    """End a waiver now; a reason is required and goes into the log."""
+    waiver = _waiver_or_404(request, reference)
+    user = _user(request)
+    if (
+        request.method != "POST"
+        and not _waiver_permissions(user, waiver, waiver.state_at(timezone.now())).revoke
+    ):
+        raise DjangoPermissionDenied(
+            "Only an administrator or a security officer can revoke this waiver."
+        )
+    form = WaiverRevokeForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                services.waiver_revoke(
+                    waiver=waiver, actor=user, reason=form.cleaned_data["reason"]
+                )
+            except DomainPermissionDenied as exc:
+                raise _forbidden(exc) from exc
+            except DomainError as exc:
+                _form_error(form, exc)
+                status = exc.status_code
+            else:
+                messages.success(request, f"Revoked {waiver.reference}.")
+                return redirect(waiver)
+    return render(
+        request,
+        "governance/waiver_action.html",
+        {"form": form, "waiver": waiver, "action": "revoke"},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def waiver_countersign(request: HttpRequest, reference: str) -> HttpResponse:
+    """A security officer's agreement to a waiver of a security check."""
+    waiver = _waiver_or_404(request, reference)
+    try:
+        services.waiver_countersign(waiver=waiver, actor=_user(request))
+    except DomainPermissionDenied as exc:
+        raise _forbidden(exc) from exc
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return _waiver_page(request, _waiver_or_404(request, reference), status=exc.status_code)
+    messages.success(request, f"Countersigned {waiver.reference}; it counts from now.")
+    return redirect(waiver)
+
+
+# --- readiness dashboard ----------------------------------------------------------------------
+
+CHART_WIDTH = 720
+CHART_HEIGHT = 240
+CHART_LEFT = 56
+CHART_BOTTOM = 24
+CHART_TOP = 12
+#: More promoted changes than this are drawn as one bar per day (the day's median).
+CHART_MAX_BARS = 60
+
+
+@dataclass
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    title: str
+    url: str = ""
+
+
+@dataclass
+class Rule:
+    y: float
+    label: str
+
+
+@dataclass
+class LeadTimeChart:
+    width: int
+    height: int
+    left: int
+    baseline: float
+    per_day: bool
+    bars: list[Bar]
+    ticks: list[Rule]
+    median: Rule | None
+    p90: Rule | None
+
+
+def duration_text(hours: float | None) -> str:
+    if hours is None:
+        return "—"
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.1f} d"
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k hours at or above ``value`` (a readable axis top)."""
+    if value <= 0:
+        return 1.0
+    scale = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if value <= step * scale:
+            return float(step * scale)
+    return float(10 * scale)
+
+
+def lead_time_chart(lead: selectors.LeadTimes) -> LeadTimeChart | None:
+    """Bars of the opened-to-promoted time, drawn by the server as SVG (no script, no CDN).
+
+    One bar per promoted change, oldest promotion on the left; past ``CHART_MAX_BARS`` one
+    bar per day holding that day's median. Dashed rules mark the median and the p90.
+    """
+    if not lead.samples:
+        return None
+    per_day = len(lead.samples) > CHART_MAX_BARS
+    values: list[tuple[float, str, str]] = []
+    if per_day:
+        by_day: dict[Any, list[float]] = {}
+        for s in lead.samples:
+            by_day.setdefault(timezone.localtime(s.promoted_at).date(), []).append(s.hours)
+        for day, hours in sorted(by_day.items()):
+            median = statistics.median(hours)
+            values.append(
+                (median, f"{day:%Y-%m-%d}: median {duration_text(median)} over {len(hours)}", "")
+            )
+    else:
+        for s in lead.samples:
+            title = (
+                f"{s.reference} ({s.tenant}): {duration_text(s.hours)}, promoted "
+                f"{timezone.localtime(s.promoted_at):%Y-%m-%d %H:%M}"
+            )
+            values.append((s.hours, title, s.url))
+    top = _nice_ceiling(max(v for v, _, _ in values))
+    plot_w = CHART_WIDTH - CHART_LEFT - 8
+    plot_h = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    baseline = CHART_TOP + plot_h
+    slot = plot_w / len(values)
+    gap = min(4.0, slot * 0.2)
+
+    def y_of(hours: float) -> float:
+        return round(baseline - plot_h * min(hours, top) / top, 1)
+
+    bars = [
+        Bar(
+            x=round(CHART_LEFT + i * slot + gap / 2, 1),
+            y=y_of(v),
+            width=round(max(slot - gap, 1.0), 1),
+            height=round(baseline - y_of(v), 1),
+            title=title,
+            url=url,
+        )
+        for i, (v, title, url) in enumerate(values)
+    ]
+    ticks = [Rule(y_of(top * f), duration_text(top * f)) for f in (0, 0.5, 1)]
+    return LeadTimeChart(
+        width=CHART_WIDTH,
+        height=CHART_HEIGHT,
+        left=CHART_LEFT,
+        baseline=baseline,
+        per_day=per_day,
+        bars=bars,
+        ticks=ticks,
+        median=Rule(y_of(lead.median_hours), duration_text(lead.median_hours))
+        if lead.median_hours is not None
+        else None,
+        p90=Rule(y_of(lead.p90_hours), duration_text(lead.p90_hours))
+        if lead.p90_hours is not None
+        else None,
+    )
+
+
+@login_required
+def readiness_page(request: HttpRequest) -> HttpResponse:
+    """One page for administrators and officers: what needs attention, across their tenants."""
+    user = _user(request)
+    tenants = selectors.readiness_tenants(user)
+    if not tenants and not is_platform_admin(user):
+        raise DjangoPermissionDenied(
+            "The readiness dashboard is for administrators and privacy or security officers."
+        )
+    board = selectors.readiness_dashboard(tenants, timezone.now())
+    return render(
+        request,
+        "governance/readiness.html",
+        {
+            "board": board,
+            "chart": lead_time_chart(board.lead),
+            "median_text": duration_text(board.lead.median_hours),
+            "p90_text": duration_text(board.lead.p90_hours),
+            "soon_days": settings.WAIVER_EXPIRING_SOON_DAYS,
+        },
+    )

@@ -1,0 +1,338 @@
+"""The readiness dashboard: who sees it, what it shows, and a query count fixed whatever the rows."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from itertools import count
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts import services as accounts
+from governance import services
+from governance.events.services import checkpoint_create
+from governance.models import Waiver
+from registry.models import Deprecation, VersionUsage
+from reviews.choices import ChangeStatus, CheckKind, Decision
+from reviews.models import Approval, ChangeRequest
+from tests.reviews.conftest import make_artifact, people, prompt, publish
+
+__all__ = ["people", "prompt"]  # fixtures used here
+
+pytestmark = pytest.mark.django_db
+
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+_numbers = count(9000)
+
+
+def change_row(tenant: Any, author: Any, **fields: Any) -> ChangeRequest:
+    """A change request as a row: the dashboard only reads, so how it got there does not matter."""
+    fields.setdefault("status", ChangeStatus.IN_REVIEW)
+    fields.setdefault("requirements", ["reviewer", "administrator"])
+    return ChangeRequest.objects.create(
+        tenant=tenant,
+        year=2026,
+        number=next(_numbers),
+        change_type="prompt",
+        title="A change",
+        rollback_plan="Roll back.",
+        author=author,
+        **fields,
+    )
+
+
+def section(html: str, name: str) -> str:
+    """The HTML of one ``<section id=name>``."""
+    match = re.search(rf'<section[^>]*id="{name}">(.*?)</section>', html, re.S)
+    assert match is not None, name
+    return match.group(1)
+
+
+def open_slots(html: str) -> dict[str, int]:
+    return {
+        r: int(n)
+        for r, n in re.findall(
+            r'<tr data-requirement="(\w+)"><th scope="row">[^<]+</th><td>(\d+)</td>', html
+        )
+    }
+
+
+@pytest.fixture
+def root(make_user: Any) -> Any:
+    user = make_user("root")
+    accounts.role_grant(user=user, role="administrator", tenant=None, actor=None)
+    return user
+
+
+def test_only_administrators_and_officers_see_it(
+    client: Client, people: dict[str, Any], root: Any, make_user: Any, globex: Any
+) -> None:
+    for who in ("reviewer", "author"):
+        client.force_login(people[who])
+        response = client.get("/governance/readiness/")
+        assert response.status_code == 403, who
+        assert "Readiness</a>" not in client.get("/governance/").content.decode()
+    client.force_login(make_user("globex-admin", globex=["member", "administrator"]))
+    assert client.get("/governance/readiness/").status_code == 200
+    for who in ("admin", "privacy", "security"):
+        client.force_login(people[who])
+        assert client.get("/governance/readiness/").status_code == 200, who
+        assert 'href="/governance/readiness/"' in client.get("/governance/").content.decode()
+    client.force_login(root)
+    html = client.get("/governance/readiness/").content.decode()
+    assert "acme, globex" in html
+    client.logout()
+    assert client.get("/governance/readiness/").status_code == 302
+
+
+def test_it_shows_what_needs_attention(
+    client: Client, acme: Any, globex: Any, people: dict[str, Any], prompt: Any, make_user: Any
+) -> None:
+    now = timezone.now()
+    author, admin = people["author"], people["admin"]
+    # Approvals: two changes in review need a reviewer and an administrator; one has its
+    # reviewer; a draft needs nobody yet.
+    first = change_row(acme, author)
+    change_row(acme, author)
+    change_row(acme, author, status=ChangeStatus.DRAFT)
+    change_row(acme, author, requirements=["reviewer", "security_officer"])
+    Approval.objects.create(
+        change=first,
+        approver=people["reviewer"],
+        requirement="reviewer",
+        decision=Decision.APPROVE,
+        revision=first.revision,
+        binding_sha256=first.binding_sha256,
+    )
+    # Waivers: one expiring in 3 days, one active.
+    soon = services.waiver_grant(
+        tenant=acme,
+        actor=admin,
+        check_kind=CheckKind.OFFLINE_EVALUATION,
+        owner=people["reviewer"],
+        justification="j",
+        mitigation="m",
+        expires_at=now + 3 * DAY,
+        artifacts=[prompt],
+    )
+    services.waiver_grant(
+        tenant=acme,
+        actor=admin,
+        check_kind=CheckKind.RULES_LINT,
+        owner=people["reviewer"],
+        justification="j",
+        mitigation="m",
+        expires_at=now + 30 * DAY,
+        artifacts=[prompt],
+    )
+    # A deprecated version with its replacement, and one with usage reported.
+    v1 = publish(prompt, impact="major", text="One {{ customer }}.")
+    v2 = publish(prompt, text="Two {{ customer }}.")
+    v3 = publish(prompt, text="Three {{ customer }}.")
+    Deprecation.objects.create(
+        version=v1, replacement=v3, reason="old", remove_after=now + 14 * DAY
+    )
+    Deprecation.objects.create(
+        version=v2, replacement=v3, reason="old", remove_after=now + 20 * DAY
+    )
+    VersionUsage.objects.create(version=v2, consumer="crm-bot", requests=41)
+    # Emergency changes: one post-mortem overdue, one done, one not yet due.
+    overdue = change_row(
+        acme,
+        author,
+        status=ChangeStatus.PROMOTED,
+        emergency=True,
+        created_at=now - 41 * DAY,
+        promoted_at=now - 40 * DAY,
+        postmortem_due_at=now - 3 * DAY,
+    )
+    done = change_row(
+        acme,
+        author,
+        status=ChangeStatus.PROMOTED,
+        emergency=True,
+        created_at=now - 41 * DAY,
+        promoted_at=now - 40 * DAY,
+        postmortem_due_at=now - 3 * DAY,
+        postmortem_done_at=now - 4 * DAY,
+    )
+    # Lead times of 1..10 hours: median 5.5 h, p90 (nearest rank) 9 h.
+    for hours in range(1, 11):
+        change_row(
+            acme,
+            author,
+            status=ChangeStatus.PROMOTED,
+            created_at=now - 2 * DAY,
+            promoted_at=now - 2 * DAY + hours * HOUR,
+        )
+    change_row(  # promoted too long ago to count
+        acme,
+        author,
+        status=ChangeStatus.PROMOTED,
+        created_at=now - 90 * DAY,
+        promoted_at=now - 40 * DAY,
+    )
+    # Ownership: one artifact without an owner, one whose owner left.
+    make_artifact(acme, "prompt", "orphan")
+    leaver = make_user("leaver", acme="member")
+    make_artifact(acme, "prompt", "left-behind", owner=leaver)
+    accounts.membership_remove(user=leaver, tenant=acme, actor=None)
+    # Another tenant's rows never show.
+    g_author = make_user("g-author", globex="member")
+    change_row(globex, g_author, emergency=True)
+    make_artifact(globex, "prompt", "globex-orphan")
+    checkpoint_create(force=True)
+
+    client.force_login(people["security"])
+    response = client.get("/governance/readiness/")
+    assert response.status_code == 200
+    html = response.content.decode()
+
+    assert open_slots(section(html, "approvals")) == {
+        "reviewer": 2,
+        "administrator": 2,
+        "privacy_officer": 0,
+        "security_officer": 1,
+        "owner": 0,
+    }
+    waivers = section(html, "waivers")
+    assert re.search(r'data-state="expiring_soon">.*?<td>1</td>', waivers)
+    assert re.search(r'data-state="active">.*?<td>1</td>', waivers)
+    expiring = waivers.split('id="expiring"')[1]
+    assert soon.reference in expiring
+    assert Waiver.objects.count() == 2 and expiring.count("<tr><td>") == 1
+
+    deprecations = section(html, "deprecations")
+    assert v1.path in deprecations and v3.path in deprecations
+    assert (now + 14 * DAY).strftime("%Y-%m-%d") in deprecations
+    assert "no usage reported yet" in deprecations
+    assert "1 consumer, 41 requests" in deprecations
+
+    postmortems = section(html, "postmortems")
+    assert overdue.reference in postmortems and done.reference not in postmortems
+
+    emergencies = section(html, "emergencies")
+    acme_row = re.search(r'<tr data-tenant="acme">(.*?)</tr>', emergencies, re.S)
+    assert acme_row is not None
+    cells = re.findall(r"<td>(\d+)</td>", acme_row.group(1))
+    opened = timezone.localtime(now - 41 * DAY)
+    months_back = (now.year - opened.year) * 12 + now.month - opened.month
+    assert len(cells) == 12 and cells[11 - months_back] == "2"
+    assert sum(int(c) for c in cells) == 2
+    assert 'data-tenant="globex"' not in emergencies
+
+    ownerless = section(html, "ownerless")
+    assert "prompt/acme/orphan" in ownerless
+    assert "leaver (no longer a member)" in ownerless
+    assert "globex-orphan" not in ownerless
+
+    log = section(html, "log")
+    assert "Last verification:" in log and "never" in log
+    assert "size " in log and "signed by" in log
+
+    lead = section(html, "lead-time")
+    assert 'id="lead-median">5.5 h<' in lead and 'id="lead-p90">9.0 h<' in lead
+    assert "10 changes promoted" in lead
+    assert lead.count('<rect class="bar"') == 10
+    assert "<svg" in lead and "<script" not in html
+    assert not re.search(r'(src|href)="https?://', html)  # nothing from a CDN
+
+
+def test_an_empty_dashboard_says_so(client: Client, people: dict[str, Any]) -> None:
+    client.force_login(people["admin"])
+    html = client.get("/governance/readiness/").content.decode()
+    assert "No change was promoted in the last 30 days." in html
+    assert "No versions awaiting removal." in html
+    assert "None overdue." in html
+    assert "Every artifact has an active owner." in html
+
+
+def test_many_promotions_draw_one_bar_per_day(
+    client: Client, acme: Any, people: dict[str, Any]
+) -> None:
+    now = timezone.now()
+    for i in range(70):
+        day = i % 5 + 1
+        change_row(
+            acme,
+            people["author"],
+            status=ChangeStatus.PROMOTED,
+            created_at=now - day * DAY - 2 * HOUR,
+            promoted_at=now - day * DAY,
+        )
+    client.force_login(people["admin"])
+    lead = section(client.get("/governance/readiness/").content.decode(), "lead-time")
+    assert lead.count('<rect class="bar"') == 5
+    assert "One bar per day" in lead and "70 changes promoted" in lead
+
+
+def _build(acme: Any, people: dict[str, Any], prompt: Any, n: int) -> None:
+    """``n`` more rows behind every part of the dashboard."""
+    now = timezone.now()
+    author = people["author"]
+    for _ in range(n):
+        open_change = change_row(acme, author)
+        Approval.objects.create(
+            change=open_change,
+            approver=people["reviewer"],
+            requirement="reviewer",
+            decision=Decision.APPROVE,
+            revision=open_change.revision,
+            binding_sha256=open_change.binding_sha256,
+        )
+        change_row(
+            acme,
+            author,
+            status=ChangeStatus.PROMOTED,
+            emergency=True,
+            created_at=now - 3 * DAY,
+            promoted_at=now - 2 * DAY,
+            postmortem_due_at=now - DAY,
+        )
+        artifact = make_artifact(acme, "prompt", f"a{next(_numbers)}")  # no owner
+        services.waiver_grant(
+            tenant=acme,
+            actor=people["admin"],
+            check_kind=CheckKind.OFFLINE_EVALUATION,
+            owner=people["reviewer"],
+            justification="j",
+            mitigation="m",
+            expires_at=now + 2 * DAY,
+            artifacts=[artifact],
+        )
+        old = publish(artifact, impact="major", text="Old {{ customer }}.")
+        new = publish(artifact, text="New {{ customer }}.")
+        Deprecation.objects.create(
+            version=old, replacement=new, reason="old", remove_after=now + 10 * DAY
+        )
+        VersionUsage.objects.create(version=old, consumer="bot", requests=3)
+
+
+def _dashboard_queries(client: Client) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get("/governance/readiness/")
+    assert response.status_code == 200
+    return len(ctx.captured_queries), response.content.decode()
+
+
+def test_the_query_count_does_not_grow_with_the_rows(
+    client: Client, acme: Any, people: dict[str, Any], prompt: Any, django_assert_num_queries: Any
+) -> None:
+    client.force_login(people["admin"])
+    n = 3
+    _build(acme, people, prompt, n)
+    few, html = _dashboard_queries(client)
+    assert section(html, "lead-time").count('<rect class="bar"') == n
+    _build(acme, people, prompt, 2 * n)  # 3n in all
+    with django_assert_num_queries(few):
+        html = client.get("/governance/readiness/").content.decode()
+    assert section(html, "lead-time").count('<rect class="bar"') == 3 * n
+    assert section(html, "postmortems").count("EMERGENCY") == 3 * n
+    assert section(html, "deprecations").count("1 consumer, 3 requests") == 3 * n
+    assert open_slots(section(html, "approvals"))["administrator"] == 3 * n
