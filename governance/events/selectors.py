@@ -169,10 +169,10 @@ def subject_url(event: Event) -> str | None:
     label = event.subject_label or ""
     parts = label.split("/")
     if event.subject_type == "registry.artifact" and len(parts) == 3:
-        return reverse("registry:artifact", kwargs=dict(zip(("cls", "tenant", "slug"), parts)))
+        return reverse("registry:artifact", kwargs=dict(zip(("cls", "tenant", "slug"), parts, strict=True)))
     if event.subject_type == "registry.version" and len(parts) == 4:
         keys = ("cls", "tenant", "slug", "version")
-        return reverse("registry:version", kwargs=dict(zip(keys, parts)))
+        return reverse("registry:version", kwargs=dict(zip(keys, parts, strict=True)))
     if event.subject_type == "reviews.changerequest" and label.startswith("CR-"):
         return reverse("reviews:change", kwargs={"reference": label.split(" ", 1)[0]})
     if event.subject_type == "governance.waiver" and label.startswith("WV-"):

@@ -88,6 +88,7 @@ def test_reviewer_logs_in_sees_tenant_and_role_and_logs_out(page):
         "Registry",
         "Reviews",
         "Governance",
+        "Waivers",
     ]
 
     page.get_by_role("button", name="Log out").click()
