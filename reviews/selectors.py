@@ -347,20 +347,22 @@ def check_verdicts(change: ChangeRequest, now: datetime | None = None) -> list[C
     return verdicts
 
 
-def _lapsed_text(lapsed: list[Any], now: datetime) -> str:
+def lapse_reason(waiver: Any, now: datetime) -> str:
+    """Why a waiver in scope does not let its check pass at ``now``, in words."""
     from governance.choices import WaiverState
 
-    if not lapsed:
-        return ""
-    waiver = lapsed[0]
     state = waiver.state_at(now)
     if state == WaiverState.EXPIRED:
-        why = f"expired on {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
-    elif state == WaiverState.REVOKED:
-        why = f"was revoked on {waiver.revoked_at:%Y-%m-%d %H:%M} UTC"
-    else:
-        why = "awaits a security officer's countersignature"
-    return f" (waiver {waiver.reference} {why})"
+        return f"expired on {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
+    if state == WaiverState.REVOKED and waiver.revoked_at is not None:
+        return f"was revoked on {waiver.revoked_at:%Y-%m-%d %H:%M} UTC"
+    return "awaits a security officer's countersignature"
+
+
+def _lapsed_text(lapsed: list[Any], now: datetime) -> str:
+    if not lapsed:
+        return ""
+    return f" (waiver {lapsed[0].reference} {lapse_reason(lapsed[0], now)})"
 
 
 def promotion_blockers(change: ChangeRequest, now: datetime | None = None) -> list[str]:

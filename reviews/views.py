@@ -27,7 +27,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.choices import Role
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
-from governance.choices import WaiverState
 from governance.errors import DomainError, NotFound
 from governance.errors import PermissionDenied as DomainPermissionDenied
 from governance.models import Notification, Waiver
@@ -375,16 +374,6 @@ def _waiver_new_url(change: ChangeRequest, kind: str) -> str:
     return f"{base}?{urlencode({'change': change.reference, 'check': kind})}"
 
 
-def _lapse_reason(waiver: Waiver, now: datetime) -> str:
-    """Why a waiver in scope does not let the check pass at ``now``, in words."""
-    state = waiver.state_at(now)
-    if state == WaiverState.EXPIRED:
-        return f"expired on {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
-    if state == WaiverState.REVOKED and waiver.revoked_at is not None:
-        return f"was revoked on {waiver.revoked_at:%Y-%m-%d %H:%M} UTC"
-    return "awaits a security officer's countersignature"
-
-
 @dataclass
 class WaiverLink:
     waiver: Waiver
@@ -436,7 +425,7 @@ def _check_rows(
         row = CheckRow(
             verdict=verdict,
             waivers=[WaiverLink(w, _waiver_url(w)) for w in verdict.waivers],
-            lapsed=[WaiverLink(w, _waiver_url(w), _lapse_reason(w, now)) for w in verdict.lapsed],
+            lapsed=[WaiverLink(w, _waiver_url(w), selectors.lapse_reason(w, now)) for w in verdict.lapsed],
         )
         if may_waive and row.failed and not verdict.passes:
             row.waiver_request_url = _waiver_new_url(change, verdict.kind)
