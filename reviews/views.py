@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import SafeString
@@ -359,18 +359,11 @@ def _fillable_slots(
 
 
 def _waiver_url(waiver: Waiver) -> str:
-    # The waiver pages live in the governance app; until its route exists, its path does.
-    try:
-        return waiver.get_absolute_url()
-    except NoReverseMatch:
-        return f"/governance/waivers/{waiver.reference}/"
+    return waiver.get_absolute_url()
 
 
 def _waiver_new_url(change: ChangeRequest, kind: str) -> str:
-    try:
-        base = reverse("waiver-new")
-    except NoReverseMatch:
-        base = "/governance/waivers/new/"
+    base = reverse("waiver-new")
     return f"{base}?{urlencode({'change': change.reference, 'check': kind})}"
 
 
