@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.choices import ContentKind, ImpactChoice
-from registry.models import Artifact, ArtifactClass, Version
+from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
+
+#: What a version list needs joined so that each row's deprecation and retirement cost no query.
+LIFECYCLE_RELATED = (
+    "deprecation__replacement__artifact__artifact_class",
+    "deprecation__replacement__artifact__tenant",
+    "deprecation__deprecated_by",
+    "retirement__retired_by",
+)
 
 
 class ArtifactClassSerializer(serializers.ModelSerializer[ArtifactClass]):
@@ -26,10 +35,59 @@ class ArtifactClassSerializer(serializers.ModelSerializer[ArtifactClass]):
         read_only_fields = ["builtin"]
 
 
+class ReplacementSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="class/tenant/slug/version")
+    pinned = serializers.CharField(help_text="class/tenant/slug/version#sha256")
+
+
+class DeprecationSerializer(serializers.ModelSerializer[Deprecation]):
+    """A version's announced end: it keeps resolving until ``remove_after``, then is removed."""
+
+    replacement = ReplacementSerializer()
+    deprecated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+    override_reason = serializers.SerializerMethodField(
+        help_text="Why an administrator deprecated it although active versions depended on it."
+    )
+
+    class Meta:
+        model = Deprecation
+        fields = [
+            "replacement",
+            "reason",
+            "deprecated_at",
+            "deprecated_by",
+            "remove_after",
+            "removed_at",
+            "override_reason",
+            "dependents",
+        ]
+        read_only_fields = fields
+
+    def get_override_reason(self, obj: Deprecation) -> str | None:
+        return obj.override_reason or None
+
+
+class RetirementSerializer(serializers.ModelSerializer[Retirement]):
+    """A version moved to simulation-only; its evidence is kept until ``retain_until``."""
+
+    retired_by = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+
+    class Meta:
+        model = Retirement
+        fields = ["rationale", "retired_at", "retired_by", "retain_until"]
+        read_only_fields = fields
+
+
 class VersionSummarySerializer(serializers.ModelSerializer[Version]):
     reference = serializers.CharField(source="path")
     sha256 = serializers.CharField(source="manifest_sha256")
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+    deprecation = DeprecationSerializer(
+        read_only=True, allow_null=True, help_text="null unless the version is deprecated."
+    )
+    retirement = RetirementSerializer(
+        read_only=True, allow_null=True, help_text="null unless the version is retired."
+    )
 
     class Meta:
         model = Version
@@ -41,7 +99,32 @@ class VersionSummarySerializer(serializers.ModelSerializer[Version]):
             "change_reason",
             "created_by",
             "created_at",
+            "deprecation",
+            "retirement",
         ]
+
+
+class VersionLifecycleSerializer(serializers.Serializer):
+    """An artifact's active or recommended version, and whether it is deprecated or retired."""
+
+    version = serializers.CharField()
+    reference = serializers.CharField()
+    sha256 = serializers.CharField()
+    deprecation = DeprecationSerializer(allow_null=True)
+    retirement = RetirementSerializer(allow_null=True)
+
+
+def _lifecycle(artifact: Artifact, version: Version | None) -> dict[str, Any] | None:
+    if version is None:
+        return None
+    return {
+        "version": version.version,
+        # The artifact's own path: version.artifact would cost a query per row.
+        "reference": f"{artifact.path}/{version.version}",
+        "sha256": version.manifest_sha256,
+        "deprecation": getattr(version, "deprecation", None),
+        "retirement": getattr(version, "retirement", None),
+    }
 
 
 class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
@@ -54,6 +137,12 @@ class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
         source="active_version.version",
         default=None,
         help_text="Set only by a promoted change request or a rollback.",
+    )
+    recommended = serializers.SerializerMethodField(
+        help_text="The recommended version with its deprecation and retirement (null if none)."
+    )
+    active = serializers.SerializerMethodField(
+        help_text="The active version with its deprecation and retirement (null if none)."
     )
     url = serializers.SerializerMethodField()
 
@@ -70,9 +159,21 @@ class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
             "owner",
             "recommended_version",
             "active_version",
+            "recommended",
+            "active",
             "created_at",
             "url",
         ]
+
+    @extend_schema_field(VersionLifecycleSerializer(allow_null=True))
+    def get_recommended(self, obj: Artifact) -> Any:
+        row = _lifecycle(obj, obj.recommended_version)
+        return None if row is None else VersionLifecycleSerializer(row).data
+
+    @extend_schema_field(VersionLifecycleSerializer(allow_null=True))
+    def get_active(self, obj: Artifact) -> Any:
+        row = _lifecycle(obj, obj.active_version)
+        return None if row is None else VersionLifecycleSerializer(row).data
 
     def get_url(self, obj: Artifact) -> str:
         return f"/api/v1/artifacts/{obj.path}/"
@@ -86,6 +187,38 @@ class ArtifactCreateSerializer(serializers.Serializer):
     summary = serializers.CharField(required=False, allow_blank=True, default="")
     license = serializers.CharField(max_length=100, required=False, default="proprietary")
     owner = serializers.CharField(max_length=150, required=False, allow_null=True, default=None)
+
+
+class DeprecateSerializer(serializers.Serializer):
+    replacement = serializers.CharField(
+        max_length=300,
+        help_text="The version to use instead: a version number of this artifact, or a reference.",
+    )
+    reason = serializers.CharField(max_length=5000)
+    remove_after_days = serializers.IntegerField(
+        help_text="Grace period: it stops resolving this many days from now "
+        "(at least DEPRECATION_MIN_GRACE_DAYS)."
+    )
+    override_reason = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Administrators: why to deprecate although active versions still depend on it.",
+    )
+
+
+class RetireSerializer(serializers.Serializer):
+    rationale = serializers.CharField(
+        max_length=5000, help_text="Why it moves to simulation-only (the sunset rationale)."
+    )
+
+
+class OwnerSetSerializer(serializers.Serializer):
+    owner = serializers.CharField(
+        max_length=150, help_text="Username of the new owner (an active member)."
+    )
+    reason = serializers.CharField(max_length=2000)
 
 
 class VariableSerializer(serializers.Serializer):

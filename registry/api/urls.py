@@ -10,9 +10,20 @@ urlpatterns = [
     path("artifacts/", views.ArtifactList.as_view(), name="api-artifacts"),
     path("resolve/", views.Resolve.as_view(), name="api-resolve"),
     path(PATH, views.ArtifactDetail.as_view(), name="api-artifact"),
+    path(PATH + "owner/", views.ArtifactOwner.as_view(), name="api-artifact-owner"),
     path(PATH + "versions/", views.VersionList.as_view(), name="api-versions"),
     path(PATH + "versions/<str:version>/", views.VersionDetail.as_view(), name="api-version"),
     path(
         PATH + "versions/<str:version>/diff/", views.VersionDiff.as_view(), name="api-version-diff"
+    ),
+    path(
+        PATH + "versions/<str:version>/deprecate/",
+        views.VersionDeprecate.as_view(),
+        name="api-version-deprecate",
+    ),
+    path(
+        PATH + "versions/<str:version>/retire/",
+        views.VersionRetire.as_view(),
+        name="api-version-retire",
     ),
 ]

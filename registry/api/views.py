@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -13,20 +15,45 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from accounts.selectors import is_platform_admin, tenant_for_user, user_by_username
 from governance.errors import DomainError, PermissionDenied
 from registry import selectors, services
 from registry.api.serializers import (
+    LIFECYCLE_RELATED,
     ArtifactClassSerializer,
     ArtifactCreateSerializer,
     ArtifactSerializer,
+    DeprecateSerializer,
+    OwnerSetSerializer,
     PublishSerializer,
+    RetireSerializer,
     VersionDetailSerializer,
     VersionSummarySerializer,
 )
 from registry.diffs import version_diff
 from registry.filtersets import ArtifactFilterSet
 from registry.models import Artifact, ArtifactClass, Version
+
+#: The versions an artifact row shows, each with its deprecation and retirement.
+ARTIFACT_VERSIONS = ("recommended_version", "active_version")
+
+
+def _version_at(request: Request, cls: str, tenant: str, slug: str, version: str) -> Version:
+    return selectors.version_by_reference(
+        f"{cls}/{tenant}/{slug}/{version}", visible_to=request.user
+    )
+
+
+@contextmanager
+def _fields_renamed(names: dict[str, str]) -> Iterator[None]:
+    """Name the body's field in a service's error where the service calls it something else."""
+    try:
+        yield
+    except DomainError as exc:
+        if exc.field in names:
+            exc.field = names[exc.field]
+        raise
 
 
 class ArtifactClassList(generics.ListCreateAPIView):
@@ -52,7 +79,9 @@ class ArtifactList(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Artifact]:
         if getattr(self, "swagger_fake_view", False):
             return Artifact.objects.none()
-        return selectors.artifacts_visible_to(self.request.user)
+        return selectors.artifacts_visible_to(self.request.user).select_related(
+            *(f"{which}__{path}" for which in ARTIFACT_VERSIONS for path in LIFECYCLE_RELATED)
+        )
 
     @extend_schema(request=ArtifactCreateSerializer, responses={201: ArtifactSerializer})
     def post(self, request: Request) -> Response:
@@ -91,7 +120,9 @@ class VersionList(generics.GenericAPIView):
     @extend_schema(responses=VersionSummarySerializer(many=True))
     def get(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
         artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
-        page = self.paginate_queryset(selectors.versions_of(artifact))
+        page = self.paginate_queryset(
+            selectors.versions_of(artifact).select_related(*LIFECYCLE_RELATED)
+        )
         return self.get_paginated_response(VersionSummarySerializer(page, many=True).data)
 
     @extend_schema(
@@ -137,6 +168,77 @@ class VersionDetail(APIView):
             f"{cls}/{tenant}/{slug}/{version}", visible_to=request.user
         )
         return Response(VersionDetailSerializer(found).data)
+
+
+class VersionDeprecate(APIView):
+    """Deprecate a version (administrators): its replacement, why, and when it stops resolving.
+
+    It keeps resolving until the grace period ends; then the scheduled sweep removes it
+    from resolution (the record stays). Refused while active versions depend on it,
+    unless `override_reason` says why.
+    """
+
+    @extend_schema(request=DeprecateSerializer, responses=VersionDetailSerializer)
+    def post(self, request: Request, cls: str, tenant: str, slug: str, version: str) -> Response:
+        found = _version_at(request, cls, tenant, slug, version)
+        body = DeprecateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        replacement = data["replacement"]
+        if "/" not in replacement and "@" not in replacement and ":" not in replacement:
+            replacement = f"{found.artifact.path}/{replacement}"  # a version of this artifact
+        with _fields_renamed({"remove_after": "remove_after_days"}):
+            services.version_deprecate(
+                version=found,
+                replacement=replacement,
+                reason=data["reason"],
+                remove_after_days=data["remove_after_days"],
+                override_reason=data["override_reason"],
+                actor=cast(User, request.user),
+            )
+        return Response(
+            VersionDetailSerializer(_version_at(request, cls, tenant, slug, version)).data
+        )
+
+
+class VersionRetire(APIView):
+    """Retire a version to simulation-only (administrators), with a sunset rationale."""
+
+    @extend_schema(request=RetireSerializer, responses=VersionDetailSerializer)
+    def post(self, request: Request, cls: str, tenant: str, slug: str, version: str) -> Response:
+        found = _version_at(request, cls, tenant, slug, version)
+        body = RetireSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.version_retire(
+            version=found,
+            rationale=body.validated_data["rationale"],
+            actor=cast(User, request.user),
+        )
+        return Response(
+            VersionDetailSerializer(_version_at(request, cls, tenant, slug, version)).data
+        )
+
+
+class ArtifactOwner(APIView):
+    """Hand an artifact to a new owner (its owner or an administrator); the change is logged."""
+
+    @extend_schema(request=OwnerSetSerializer, responses=ArtifactSerializer)
+    def post(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
+        artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        body = OwnerSetSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        owner = User.objects.filter(username=data["owner"]).first()
+        if owner is None:  # worded as the service words a non-member: no probing for usernames
+            raise DomainError(
+                f"{data['owner']} is not an active member of {artifact.tenant.slug}.",
+                field="owner",
+            )
+        services.artifact_owner_set(
+            artifact=artifact, owner=owner, reason=data["reason"], actor=cast(User, request.user)
+        )
+        fresh = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        return Response(ArtifactSerializer(fresh).data)
 
 
 class VersionDiff(APIView):

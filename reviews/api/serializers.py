@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -344,6 +345,28 @@ class CheckSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     log = serializers.CharField(allow_blank=True)
     result = serializers.JSONField()
+    passes = serializers.BooleanField(
+        help_text="Whether it lets the change through now: passed, or failed under an active waiver."
+    )
+    waived = serializers.BooleanField(help_text="It failed and passes only under a waiver.")
+    waived_by = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="WV-YYYY-NNNN of each waiver that lets it pass now (one per metric for gates).",
+    )
+    blocked_by = serializers.CharField(
+        allow_null=True, help_text="Why it holds the change back now (null when it passes)."
+    )
+
+
+class PostmortemSerializer(serializers.Serializer):
+    summary = serializers.CharField(max_length=20000, help_text="What happened and what follows.")
+    url = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="An http(s) link to the full post-mortem.",
+    )
 
 
 class ReportSerializer(serializers.ModelSerializer[EvaluationReport]):
@@ -417,7 +440,12 @@ class ChangeDetailSerializer(ChangeRowSerializer):
     )
     items = serializers.SerializerMethodField()
     checks = serializers.SerializerMethodField(
-        help_text="The newest attempt of each required check on the current revision."
+        help_text="The newest attempt of each required check on the current revision, "
+        "with whether it passes now and the waivers it passes under."
+    )
+    postmortem_by = serializers.SerializerMethodField()
+    postmortem_overdue = serializers.SerializerMethodField(
+        help_text="An emergency change whose post-mortem is past due and not recorded."
     )
     evaluation_reports = serializers.SerializerMethodField()
     promotion_blockers = serializers.SerializerMethodField(
@@ -436,7 +464,13 @@ class ChangeDetailSerializer(ChangeRowSerializer):
             "binding_sha256",
             "decided_at",
             "promoted_by",
+            "emergency",
             "postmortem_due_at",
+            "postmortem_done_at",
+            "postmortem_overdue",
+            "postmortem_by",
+            "postmortem_summary",
+            "postmortem_url",
             "policy",
             "requirements",
             "not_counting",
@@ -452,12 +486,23 @@ class ChangeDetailSerializer(ChangeRowSerializer):
         read_only_fields = fields
 
     def to_representation(self, instance: ChangeRequest) -> dict[str, Any]:
-        # Read once, used by three fields.
+        # Read once, used by three fields; one moment for every time-dependent field.
         self._approvals = selectors.approval_status(instance)
+        self._now = timezone.now()
         return super().to_representation(instance)
 
     def get_promoted_by(self, obj: ChangeRequest) -> str | None:
         return obj.promoted_by.username if obj.promoted_by else None
+
+    def get_postmortem_by(self, obj: ChangeRequest) -> str | None:
+        return obj.postmortem_by.username if obj.postmortem_by else None
+
+    def get_postmortem_overdue(self, obj: ChangeRequest) -> bool:
+        return (
+            obj.postmortem_due_at is not None
+            and obj.postmortem_done_at is None
+            and obj.postmortem_due_at < self._now
+        )
 
     @extend_schema_field(POLICY_SCHEMA)
     def get_policy(self, obj: ChangeRequest) -> int | str | None:
@@ -496,7 +541,16 @@ class ChangeDetailSerializer(ChangeRowSerializer):
 
     @extend_schema_field(CheckSerializer(many=True))
     def get_checks(self, obj: ChangeRequest) -> Any:
-        rows = [_check_row(kind, run) for kind, run in selectors.check_summary(obj).runs.items()]
+        rows = [
+            {
+                **_check_row(verdict.kind, verdict.run),
+                "passes": verdict.passes,
+                "waived": verdict.waived,
+                "waived_by": [w.reference for w in verdict.waivers],
+                "blocked_by": verdict.blocked_by,
+            }
+            for verdict in selectors.check_verdicts(obj, self._now)
+        ]
         return CheckSerializer(rows, many=True).data
 
     @extend_schema_field(ReportSerializer(many=True))

@@ -36,6 +36,7 @@ from reviews.api.serializers import (
     EvidenceSerializer,
     PolicySerializer,
     PolicyUpdateSerializer,
+    PostmortemSerializer,
     RejectSerializer,
     RerunSerializer,
     RollbackResultSerializer,
@@ -339,6 +340,23 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
         services.comment_add(change=change, actor=_actor(request), body=body.validated_data["body"])
         return _detail(change, status.HTTP_201_CREATED)
 
+    @extend_schema(
+        parameters=[REFERENCE], request=PostmortemSerializer, responses=ChangeDetailSerializer
+    )
+    @action(detail=True, methods=["post"])
+    def postmortem(self, request: Request, reference: str) -> Response:
+        """Record a promoted emergency change's post-mortem (author, owner, administrator or security officer)."""
+        change = _change(request, reference)
+        body = PostmortemSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        change = services.postmortem_record(
+            change=change,
+            actor=_actor(request),
+            summary=body.validated_data["summary"],
+            url=body.validated_data["url"],
+        )
+        return _detail(change)
+
 
 @extend_schema(exclude=True)
 class UnknownChangeAction(APIView):
@@ -347,7 +365,7 @@ class UnknownChangeAction(APIView):
     def _refuse(self, request: Request, reference: str, action: str) -> Response:
         raise NotFound(
             f"No action '{action}' on change requests; use submit, approve, reject, withdraw, "
-            "promote, evidence, rerun or comment.",
+            "promote, evidence, rerun, comment or postmortem.",
             field="action",
         )
 
