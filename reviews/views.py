@@ -418,7 +418,10 @@ def _check_rows(
         row = CheckRow(
             verdict=verdict,
             waivers=[WaiverLink(w, _waiver_url(w)) for w in verdict.waivers],
-            lapsed=[WaiverLink(w, _waiver_url(w), selectors.lapse_reason(w, now)) for w in verdict.lapsed],
+            lapsed=[
+                WaiverLink(w, _waiver_url(w), selectors.lapse_reason(w, now))
+                for w in verdict.lapsed
+            ],
         )
         if may_waive and row.failed and not verdict.passes:
             row.waiver_request_url = _waiver_new_url(change, verdict.kind)

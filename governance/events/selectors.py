@@ -169,7 +169,9 @@ def subject_url(event: Event) -> str | None:
     label = event.subject_label or ""
     parts = label.split("/")
     if event.subject_type == "registry.artifact" and len(parts) == 3:
-        return reverse("registry:artifact", kwargs=dict(zip(("cls", "tenant", "slug"), parts, strict=True)))
+        return reverse(
+            "registry:artifact", kwargs=dict(zip(("cls", "tenant", "slug"), parts, strict=True))
+        )
     if event.subject_type == "registry.version" and len(parts) == 4:
         keys = ("cls", "tenant", "slug", "version")
         return reverse("registry:version", kwargs=dict(zip(keys, parts, strict=True)))
