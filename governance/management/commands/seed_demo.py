@@ -1,12 +1,15 @@
-"""``manage.py seed_demo``: demo tenants, one user per role, a registry and change requests (idempotent)."""
+"""``manage.py seed_demo``: demo tenants, one user per role, a registry, change requests and waivers (idempotent)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import time_machine
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.test.utils import override_settings
+from django.utils import timezone
 
 from accounts import services
 from accounts.choices import Role
@@ -27,8 +30,62 @@ DEMO_USERS: list[tuple[str, str | None, str | None]] = [
 ]
 
 
+# The governance story needs a past: a waiver can only be granted for the future, and a
+# post-mortem is only overdue days after its promotion. Those steps run with the clock
+# moved back (time-machine), so each row's dates and its events' times agree.
+#: The refund prompt's change failed its accuracy gate and was waived for REFUND_WAIVER_DAYS.
+REFUND_LAUNCH_DAYS_AGO = 25
+REFUND_WAIVER_DAYS = 14  # so it expired 11 days ago and blocks the change again
+#: The emergency change was promoted this long ago; its post-mortem (policy: 5 days) is overdue.
+OUTAGE_EMERGENCY_DAYS_AGO = 12
+#: The waiver that lets the routing change proceed today is expiring soon.
+EXPIRING_WAIVER_DAYS = 5
+DEPRECATION_GRACE_DAYS = 30
+PINS = {"pinned_models": ["gpt-4o-2024-08-06"]}
+
+
 def demo_password(username: str) -> str:
     return f"{username}-demo"
+
+
+def days_ago(days: float) -> time_machine.travel:
+    """Run the steps inside ``days`` ago, the clock ticking, as if they had happened then."""
+    return time_machine.travel(timezone.now() - timedelta(days=days), tick=True)
+
+
+def run_checks(change: Any) -> None:
+    """Run a change's pending checks here and now (in the app, a worker does)."""
+    from reviews import services as reviews
+    from reviews.choices import CheckStatus
+    from reviews.models import CheckRun
+
+    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
+        reviews.check_execute(run=run)
+
+
+def evaluate(change: Any, version: Any, safety: float, accuracy: float) -> None:
+    """Attach the evaluation report CI would send for ``version``."""
+    from reviews import services as reviews
+
+    reviews.evidence_attach(
+        change=change,
+        actor=None,
+        version=version,
+        metrics={"accuracy": accuracy, "safety": safety, "latency_p95_ms": 640, "cost": 0.002},
+        bias={"demographic_parity_gap": 0.02},
+        seed="1234",
+        rng="numpy PCG64",
+        test_run_ids=[f"ci-{version.version}"],
+    )
+
+
+def submitted(change: Any, by: Any) -> Any:
+    from reviews import services as reviews
+
+    reviews.change_submit(change=change, actor=by)
+    run_checks(change)
+    change.refresh_from_db()
+    return change
 
 
 class Command(BaseCommand):
@@ -73,6 +130,7 @@ class Command(BaseCommand):
                 User.objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
         self._seed_registry(tenants)
         self._seed_reviews(tenants)
+        self._seed_governance(tenants)
         self.stdout.write(
             self.style.SUCCESS("Demo data ready: tenants acme and globex, with a registry.")
         )
@@ -262,8 +320,7 @@ class Command(BaseCommand):
         from registry import selectors as registry_selectors
         from registry import services as registry
         from reviews import services as reviews
-        from reviews.choices import CheckStatus
-        from reviews.models import ChangeRequest, CheckRun
+        from reviews.models import ChangeRequest
 
         acme = tenants["acme"]
         if ChangeRequest.objects.filter(tenant=acme).exists():
@@ -279,10 +336,6 @@ class Command(BaseCommand):
         def ref(text: str) -> Any:
             return registry_selectors.version_by_reference(text, tenant="acme")
 
-        def run_checks(change: Any) -> None:
-            for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
-                reviews.check_execute(run=run)
-
         def opened(proposed: list[Any], title: str, by: Any = author, **kw: Any) -> Any:
             change = reviews.change_create(
                 tenant=acme,
@@ -294,32 +347,9 @@ class Command(BaseCommand):
             )
             return change
 
-        def evaluate(change: Any, version: Any, safety: float, accuracy: float) -> None:
-            reviews.evidence_attach(
-                change=change,
-                actor=None,
-                version=version,
-                metrics={
-                    "accuracy": accuracy,
-                    "safety": safety,
-                    "latency_p95_ms": 640,
-                    "cost": 0.002,
-                },
-                bias={"demographic_parity_gap": 0.02},
-                seed="1234",
-                rng="numpy PCG64",
-                test_run_ids=[f"ci-{version.version}"],
-            )
-
-        def submitted(change: Any, by: Any = author) -> Any:
-            reviews.change_submit(change=change, actor=by)
-            run_checks(change)
-            change.refresh_from_db()
-            return change
-
         # Metadata of the prompts pins the model they were evaluated with.
         prompt = registry_selectors.artifact_by_path("prompt", "acme", "qualify-lead")
-        pins = {"pinned_models": ["gpt-4o-2024-08-06"]}
+        pins = PINS
         for number, text in (
             (
                 "2.0.1",
@@ -395,7 +425,7 @@ class Command(BaseCommand):
                 [version], title, description="See the diff.", risk_note="Low: wording only."
             )
             evaluate(change, version, safety, 0.9)
-            submitted(change)
+            submitted(change, author)
             reviews.approval_decide(
                 change=change, actor=reviewer, decision="approve", comment="Reads well."
             )
@@ -411,7 +441,7 @@ class Command(BaseCommand):
             risk_note="Major: the CRM must send account_id first.",
         )
         evaluate(change, ref("qualify-lead@2.0.0"), 0.96, 0.91)
-        submitted(change)
+        submitted(change, author)
         reviews.approval_decide(
             change=change,
             actor=reviewer,
@@ -456,12 +486,12 @@ class Command(BaseCommand):
             "Route German tickets to the DACH queue",
             golden_corpus=corpus,
         )
-        submitted(change)
+        submitted(change, author)
 
         # 4. Waiting on each role.
         change = opened([ref("qualify-lead@2.0.1")], "Shorter lead qualification answers")
         evaluate(change, ref("qualify-lead@2.0.1"), 0.97, 0.92)
-        submitted(change)  # waits on a reviewer and an administrator
+        submitted(change, author)  # waits on a reviewer and an administrator
         tone = registry_selectors.artifact_by_path("prompt-template", "acme", "brand-tone")
         tone2, _ = registry.version_publish(
             artifact=tone,
@@ -479,7 +509,7 @@ class Command(BaseCommand):
             privacy_related=True,
             risk_note="Touches how personal data is handled.",
         )
-        submitted(change)  # waits on the privacy officer and an administrator
+        submitted(change, author)  # waits on the privacy officer and an administrator
         reviews.approval_decide(
             change=change, actor=admin, decision="approve", comment="Fine by me."
         )
@@ -494,3 +524,209 @@ class Command(BaseCommand):
         evaluate(change, ref("qualify-lead@2.0.1"), 0.97, 0.92)
         submitted(change, by=admin)  # waits on the accountable owner and the security officer
         del privacy, security
+
+    def _seed_governance(self, tenants: dict[str, Tenant]) -> None:
+        """Waivers in every state, a deprecated prompt and an overdue post-mortem, with their history.
+
+        Each part checks for itself whether it is there already, so a database seeded before
+        these parts existed gets them too, and a second run adds nothing.
+        """
+        from governance.services import governance_sweep
+
+        acme = tenants["acme"]
+        users = {u.username: u for u in User.objects.filter(username__startswith="acme-")}
+        self._seed_expired_waiver(acme, users)
+        self._seed_overdue_postmortem(acme, users)
+        self._seed_expiring_waiver(acme, users)
+        self._seed_deprecation(acme, users)
+        # What beat would have sent by now: the alerts and the post-mortem reminder.
+        governance_sweep()
+
+    def _demo_prompt(self, acme: Tenant, owner: User, slug: str, title: str, summary: str) -> Any:
+        from registry import selectors as registry_selectors
+        from registry import services as registry
+
+        return registry_selectors.Artifact.objects.filter(
+            tenant=acme, artifact_class__slug="prompt", slug=slug
+        ).first() or registry.artifact_create(
+            artifact_class=registry_selectors.artifact_class_by_slug("prompt"),
+            tenant=acme,
+            slug=slug,
+            title=title,
+            summary=summary,
+            owner=owner,
+            actor=None,
+        )
+
+    def _seed_expired_waiver(self, acme: Tenant, users: dict[str, User]) -> None:
+        """A change approved under a waiver that has since expired: its failed gate blocks again."""
+        from governance import services as governance
+        from registry import services as registry
+        from reviews import services as reviews
+        from reviews.choices import CheckKind
+        from reviews.models import ChangeRequest
+
+        title = "Launch the refund reply prompt"
+        if ChangeRequest.objects.filter(tenant=acme, title=title).exists():
+            return
+        author, admin, reviewer = users["acme-author"], users["acme-admin"], users["acme-reviewer"]
+        with days_ago(REFUND_LAUNCH_DAYS_AGO):
+            prompt = self._demo_prompt(
+                acme,
+                author,
+                "refund-reply",
+                "Refund reply",
+                "Answers refund requests with the refund policy.",
+            )
+            version, _ = registry.version_publish(
+                artifact=prompt,
+                content=registry.Content(
+                    text="Answer {{ customer }}'s refund request for order {{ order }}. Quote the "
+                    "refund policy; never promise a refund before an agent approves it."
+                ),
+                impact="major",
+                reason="First version.",
+                version="1.0.0",
+                metadata=PINS,
+                actor=None,
+            )
+            change = reviews.change_create(
+                tenant=acme,
+                actor=author,
+                title=title,
+                rollback_plan="Turn the prompt off; agents answer refund requests by hand again.",
+                risk_note="Accuracy is below the 0.85 gate on the first, small corpus.",
+                proposed=[version],
+            )
+            evaluate(change, version, safety=0.96, accuracy=0.82)
+            submitted(change, author)  # the accuracy gate fails
+            governance.waiver_grant(
+                tenant=acme,
+                actor=admin,
+                check_kind=CheckKind.CHANGE_GATES,
+                metric="accuracy",
+                change=change,
+                owner=author,
+                justification="The corpus has only twelve refund cases; two misses decide the "
+                "score. Worth launching while the corpus grows.",
+                mitigation="An agent approves every refund reply before it is sent; the corpus "
+                "grows to fifty cases before the waiver ends.",
+                advisory_links=["https://wiki.example.com/support/refund-corpus"],
+                expires_at=timezone.now() + timedelta(days=REFUND_WAIVER_DAYS),
+            )
+            reviews.approval_decide(
+                change=change,
+                actor=reviewer,
+                decision="approve",
+                comment="Fine under the waiver while the corpus grows.",
+            )
+        with days_ago(REFUND_LAUNCH_DAYS_AGO - REFUND_WAIVER_DAYS + 3):
+            # Beat warned the owner and the administrators three days before the expiry.
+            governance.waiver_alerts_send()
+
+    def _seed_overdue_postmortem(self, acme: Tenant, users: dict[str, User]) -> None:
+        """An emergency change promoted during an outage, whose post-mortem nobody wrote."""
+        from registry import services as registry
+        from reviews import services as reviews
+        from reviews.models import ChangeRequest
+
+        title = "Emergency: publish the outage notice prompt"
+        if ChangeRequest.objects.filter(tenant=acme, title=title).exists():
+            return
+        author, admin, security = users["acme-author"], users["acme-admin"], users["acme-security"]
+        with days_ago(OUTAGE_EMERGENCY_DAYS_AGO):
+            prompt = self._demo_prompt(
+                acme,
+                author,
+                "outage-notice",
+                "Outage notice",
+                "Drafts the status-page notice while a service is down.",
+            )
+            version, _ = registry.version_publish(
+                artifact=prompt,
+                content=registry.Content(
+                    text="Write the status-page notice for the outage of {{ service }}: what is "
+                    "affected, since when, and when we update next. No blame, no guesses."
+                ),
+                impact="major",
+                reason="The status page stayed silent during the checkout outage.",
+                version="1.0.0",
+                metadata=PINS,
+                actor=None,
+            )
+            change = reviews.change_create(
+                tenant=acme,
+                actor=admin,
+                title=title,
+                rollback_plan="Turn the prompt off; the on-call engineer writes notices by hand.",
+                risk_note="Emergency: customers saw no status update for forty minutes.",
+                proposed=[version],
+                emergency=True,
+                external_egress=False,
+            )
+            evaluate(change, version, safety=0.97, accuracy=0.9)
+            submitted(change, admin)  # needs the accountable owner and a security officer
+            reviews.approval_decide(
+                change=change, actor=author, decision="approve", comment="I own it; ship it."
+            )
+            reviews.approval_decide(
+                change=change,
+                actor=security,
+                decision="approve",
+                comment="No personal data, no egress.",
+            )
+            reviews.change_promote(change=change, actor=admin)  # the post-mortem is due in 5 days
+
+    def _seed_expiring_waiver(self, acme: Tenant, users: dict[str, User]) -> None:
+        """A waiver expiring in five days lets the failing routing change proceed."""
+        from governance import services as governance
+        from reviews import services as reviews
+        from reviews.choices import OPEN_STATES, CheckKind
+        from reviews.models import ChangeRequest
+
+        change = ChangeRequest.objects.filter(
+            tenant=acme, title="Route German tickets to the DACH queue"
+        ).first()
+        if change is None or change.status not in OPEN_STATES or change.waivers.exists():
+            return
+        author, admin, reviewer = users["acme-author"], users["acme-admin"], users["acme-reviewer"]
+        governance.waiver_grant(
+            tenant=acme,
+            actor=admin,
+            check_kind=CheckKind.RULES_SIMULATION,
+            change=change,
+            owner=author,
+            justification="Only the 'refund' golden case misses: refunds get a queue of their "
+            "own next sprint. German tickets should not wait for that.",
+            mitigation="Agents move refund tickets to billing by hand; the rules get a refund "
+            "route before the waiver ends.",
+            advisory_links=["https://wiki.example.com/support/refund-queue"],
+            expires_at=timezone.now() + timedelta(days=EXPIRING_WAIVER_DAYS),
+        )
+        reviews.approval_decide(
+            change=change,
+            actor=reviewer,
+            decision="approve",
+            comment="Approved under the waiver; the refund route follows.",
+        )
+
+    def _seed_deprecation(self, acme: Tenant, users: dict[str, User]) -> None:
+        """support-reply 1.0.0 is deprecated in favour of the active version, with a grace period."""
+        from registry import services as registry
+        from registry.models import Artifact, Deprecation, Version
+
+        reply = Artifact.objects.filter(tenant=acme, slug="support-reply").first()
+        active = reply.active_version if reply else None
+        old = Version.objects.filter(artifact=reply, version="1.0.0").first()
+        if active is None or old is None or old.pk == active.pk:
+            return
+        if Deprecation.objects.filter(version=old).exists():
+            return
+        registry.version_deprecate(
+            version=old,
+            replacement=active,
+            reason="1.1.0 thanks the customer; callers still pinned to 1.0.0 have "
+            f"{DEPRECATION_GRACE_DAYS} days to move.",
+            remove_after_days=DEPRECATION_GRACE_DAYS,
+            actor=users["acme-admin"],
+        )

@@ -1,0 +1,161 @@
+"""``seed_demo``'s governance story: waivers in every state, a deprecation, an overdue post-mortem."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import User
+from governance.choices import WaiverState
+from governance.events.kinds import EventKind
+from governance.events.models import Event
+from governance.models import Notification, Waiver
+from registry.choices import Stage
+from registry.models import Artifact, Deprecation, VersionState
+from reviews import selectors
+from reviews.choices import ChangeStatus, CheckKind
+from reviews.models import ChangeRequest
+
+pytestmark = pytest.mark.django_db
+
+ROUTING = "Route German tickets to the DACH queue"
+REFUND = "Launch the refund reply prompt"
+OUTAGE = "Emergency: publish the outage notice prompt"
+
+
+def seed() -> str:
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {
+        m._meta.label: m._default_manager.count()
+        for m in apps.get_models()
+        if m._meta.app_label in ("accounts", "governance", "registry", "reviews")
+    }
+
+
+@pytest.fixture
+def seeded() -> str:
+    return seed()
+
+
+def recipients(key: str) -> set[str]:
+    return set(Notification.objects.filter(dedupe_key=key).values_list("user__username", flat=True))
+
+
+def test_a_waiver_expiring_in_five_days_lets_the_failing_routing_change_proceed(
+    seeded: str,
+) -> None:
+    now = timezone.now()
+    change = ChangeRequest.objects.get(title=ROUTING)
+    waiver = Waiver.objects.get(change=change)
+    assert waiver.state_at(now) == WaiverState.EXPIRING_SOON
+    assert timedelta(days=4, hours=23) < waiver.expires_at - now <= timedelta(days=5)
+    assert waiver.check_kind == CheckKind.RULES_SIMULATION
+    assert waiver.owner.username == "acme-author"
+    verdict = next(v for v in selectors.check_verdicts(change, now) if v.kind == waiver.check_kind)
+    assert verdict.run is not None and verdict.run.status == "failed"
+    assert verdict.waived and verdict.waivers == [waiver]
+    # It proceeds: the reviewer approved under the waiver; only the administrator is missing.
+    assert selectors.promotion_blockers(change, now) == ["missing approval from Administrator"]
+    # Beat's alert (the seed runs the sweep): the owner and every administrator of acme.
+    assert recipients(f"waiver:{waiver.pk}:expiring") == {
+        "acme-author",
+        "acme-admin",
+        "platform-admin",
+    }
+
+
+def test_an_expired_waiver_blocks_its_change_again_and_the_page_says_why(seeded: str) -> None:
+    now = timezone.now()
+    change = ChangeRequest.objects.get(title=REFUND)
+    waiver = Waiver.objects.get(change=change)
+    assert waiver.state_at(now) == WaiverState.EXPIRED
+    assert (waiver.check_kind, waiver.metric) == (CheckKind.CHANGE_GATES, "accuracy")
+    assert change.status == ChangeStatus.IN_REVIEW
+    why = f"waiver {waiver.reference} expired on {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
+    assert f"check Change gates failed ({why})" in selectors.promotion_blockers(change, now)
+    # Its history happened when its rows say it did: granted 25 days ago, for 14 days.
+    granted = Event.objects.get(kind=EventKind.WAIVER_GRANTED, subject_id=str(waiver.pk))
+    assert abs(granted.time - waiver.starts_at) < timedelta(seconds=5)
+    assert timedelta(days=24) < now - waiver.starts_at < timedelta(days=26)
+    assert abs(waiver.expires_at - waiver.starts_at - timedelta(days=14)) < timedelta(seconds=5)
+    assert abs(change.created_at - waiver.starts_at) < timedelta(seconds=5)
+    # Beat warned before the expiry and again after it.
+    alerted = Notification.objects.get(
+        dedupe_key=f"waiver:{waiver.pk}:expiring", user__username="acme-author"
+    )
+    assert alerted.created_at < waiver.expires_at
+    assert recipients(f"waiver:{waiver.pk}:expired") == {
+        "acme-author",
+        "acme-admin",
+        "platform-admin",
+    }
+
+    client = Client()
+    client.force_login(User.objects.get(username="acme-admin"))
+    page = client.get(change.get_absolute_url())
+    assert page.status_code == 200
+    assert why in page.content.decode()
+
+
+def test_an_old_support_reply_is_deprecated_in_favour_of_the_active_one(seeded: str) -> None:
+    reply = Artifact.objects.get(slug="support-reply")
+    assert reply.active_version is not None and reply.active_version.version == "1.1.0"
+    deprecation = Deprecation.objects.select_related("version", "replacement").get(
+        version__artifact=reply
+    )
+    assert deprecation.version.version == "1.0.0"
+    assert deprecation.replacement == reply.active_version
+    assert deprecation.remove_after - deprecation.deprecated_at == timedelta(days=30)
+    assert deprecation.removed_at is None  # still resolving during the grace period
+    assert VersionState.objects.get(version=deprecation.version).stage == Stage.DEPRECATED
+    event = Event.objects.get(kind=EventKind.VERSION_DEPRECATED)
+    assert event.payload["replacement"] == reply.active_version.pinned
+
+
+def test_an_emergency_change_was_promoted_and_its_post_mortem_is_overdue(seeded: str) -> None:
+    now = timezone.now()
+    change = ChangeRequest.objects.get(title=OUTAGE)
+    assert change.emergency and change.status == ChangeStatus.PROMOTED
+    assert change.promoted_at is not None and change.postmortem_due_at is not None
+    assert change.postmortem_done_at is None
+    assert change.postmortem_due_at < now  # overdue
+    assert change.postmortem_due_at - change.promoted_at == timedelta(days=5)
+    assert timedelta(days=11) < now - change.promoted_at < timedelta(days=13)
+    promoted = Event.objects.get(kind=EventKind.CHANGE_REQUEST_PROMOTED, subject_id=str(change.pk))
+    assert abs(promoted.time - change.promoted_at) < timedelta(seconds=5)
+    assert recipients(f"postmortem:{change.pk}:overdue") == {"acme-author", "acme-admin"}
+
+
+def test_seeding_twice_changes_nothing_and_keeps_the_printed_logins(seeded: str) -> None:
+    assert "Demo data ready" in seeded
+    assert "acme-admin       acme-admin-demo" in seeded
+    before = counts()
+    assert before["governance.Waiver"] == 2
+    again = seed()
+    assert counts() == before
+    assert "acme-admin       acme-admin-demo" in again
+
+
+def test_the_log_still_verifies_with_back_dated_history(seeded: str) -> None:
+    from governance.events.services import verify_database
+
+    assert verify_database().ok
+
+
+def test_every_waiver_state_the_seed_shows(seeded: Any) -> None:
+    now = timezone.now()
+    assert sorted(w.state_at(now) for w in Waiver.objects.all()) == sorted(
+        [WaiverState.EXPIRED, WaiverState.EXPIRING_SOON]
+    )
