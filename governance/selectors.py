@@ -487,3 +487,50 @@ def readiness_dashboard(tenants: Sequence[Tenant], now: datetime) -> ReadinessDa
         latest_checkpoint=event_selectors.latest_checkpoint(),
         lead=lead_times(tenants, now),
     )
+
+
+# --- waiver list filters (API and CLI) -------------------------------------------------------
+
+
+def waivers_matching(
+    qs: QuerySet[Waiver],
+    now: datetime,
+    *,
+    state: str | None = None,
+    tenant: str | None = None,
+    check: str | None = None,
+    expiring_within: int | None = None,
+) -> QuerySet[Waiver]:
+    """``qs`` with its state at ``now`` (expiring soon first), narrowed by the filters given.
+
+    ``expiring_within`` keeps waivers that are neither revoked nor expired at ``now`` and
+    expire within that many days; a renewed waiver still shows (with ``renewed_by``).
+    """
+    qs = waivers_by_state(qs, now)
+    if state:
+        qs = qs.filter(state=state)  # type: ignore[misc]  # an annotation
+    if tenant:
+        qs = qs.filter(tenant__slug=tenant)
+    if check:
+        qs = qs.filter(check_kind=check)
+    if expiring_within is not None:
+        qs = qs.filter(
+            Q(revoked_at__isnull=True) | Q(revoked_at__gt=now),
+            expires_at__gt=now,
+            expires_at__lte=now + timedelta(days=expiring_within),
+        )
+    return qs
+
+
+def all_waivers() -> QuerySet[Waiver]:
+    """Every waiver, with what its rows show (for the CLI, which acts as the system)."""
+    return Waiver.objects.select_related(
+        "tenant",
+        "owner",
+        "granted_by",
+        "countersigned_by",
+        "revoked_by",
+        "change",
+        "renews",
+        "renewal",
+    ).prefetch_related("artifacts__artifact_class", "artifacts__tenant")

@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from accounts.models import Tenant, User
 from accounts.selectors import is_platform_admin, tenant_for_user
 from governance import selectors as governance_selectors
-from governance.api.filters import WaiverQuerySerializer, waivers_matching
+from governance.api.filters import WaiverQuerySerializer
 from governance.api.serializers import (
     CheckpointSerializer,
     ConsistencyProofSerializer,
@@ -42,6 +42,7 @@ from governance.events.models import Checkpoint, Event, SigningKey, Verification
 from governance.events.services import checkpoint_create, verification_start
 from governance.filtersets import EventFilterSet
 from governance.models import Waiver
+from governance.selectors import waivers_matching
 from governance.services import waiver_countersign, waiver_grant, waiver_renew, waiver_revoke
 from registry import selectors as registry_selectors
 from registry.models import Artifact

@@ -17,13 +17,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.api.filters import all_waivers, waivers_matching
 from governance.api.serializers import WaiverSerializer
 from governance.choices import WaiverState
 from governance.errors import DomainError
 from governance.management.base import ActionCommand
 from governance.models import Waiver
-from governance.selectors import waiver_by_reference
+from governance.selectors import all_waivers, waiver_by_reference, waivers_matching
 from governance.services import (
     governance_sweep,
     waiver_countersign,
