@@ -801,8 +801,28 @@ def evidence_attach(
         metrics=metrics,
         test_run_ids=list(test_run_ids),
     )
+    _rebind(change, actor, before, "new evidence was attached")
+    # Evidence belongs to the version: other open changes proposing it were reviewed
+    # against the old reports, so their approvals are voided and their checks re-run too.
+    others = (
+        ChangeRequest.objects.filter(items__proposed=target, status__in=EDITABLE_STATES)
+        .exclude(pk=change.pk)
+        .order_by("pk")
+        .distinct()
+    )
+    for other in others:
+        other = _lock(other)
+        before_other = other.binding_sha256
+        other.binding_sha256 = selectors.binding_hash(other)
+        other.save(update_fields=["binding_sha256"])
+        _rebind(other, actor, before_other, f"new evidence for {target.path} was attached")
+    return report
+
+
+def _rebind(change: ChangeRequest, actor: User | None, before: str, reason: str) -> None:
+    """After what approvals cover changed: void them, reopen review, re-run evidence checks."""
     if before != change.binding_sha256:
-        voided = _void_approvals(change, actor, "new evidence was attached")
+        voided = _void_approvals(change, actor, reason)
         if voided and change.status == ChangeStatus.APPROVED:
             _transition(change, ChangeStatus.IN_REVIEW)
             change.decided_at = None
@@ -811,7 +831,6 @@ def evidence_attach(
         required = check_catalog.required_checks(change)
         _start_checks(change, [k for k in check_catalog.EVIDENCE_CHECKS if k in required])
         _notify_requirements(change)
-    return report
 
 
 # --- promotion and rollback ------------------------------------------------------------

@@ -636,3 +636,23 @@ def test_evidence_keeps_seed_and_rng_whole(open_change: Any, prompt_v1: Any) -> 
     )
     report.refresh_from_db()
     assert report.seed == "7" * 100 and report.rng == "philox:" + "k" * 193
+
+
+def test_evidence_for_a_version_reopens_every_change_that_proposes_it(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    first = submitted_prompt_change(open_change, people, prompt_v1)
+    for who in ("reviewer", "admin"):
+        services.approval_decide(change=first, actor=people[who], decision="approve")
+    first.refresh_from_db()
+    assert first.status == ChangeStatus.APPROVED
+    second = open_change(prompt_v1, title="Same version, second attempt")
+    evaluation(second, prompt_v1, safety=0.99)  # a new report on the same version
+    first.refresh_from_db()
+    assert first.status == ChangeStatus.IN_REVIEW
+    assert first.binding_sha256 == selectors.binding_hash(first)
+    assert not Approval.objects.filter(change=first, voided_at__isnull=True).exists()
+    voided = Event.objects.filter(kind=EventKind.APPROVAL_VOIDED).get()
+    assert voided.payload["change"] == first.reference
+    assert voided.payload["reason"] == f"new evidence for {prompt_v1.path} was attached"
+    assert selectors.promotion_blockers(first)[0].startswith("missing approval")

@@ -539,6 +539,13 @@ class Command(BaseCommand):
         self._seed_overdue_postmortem(acme, users)
         self._seed_expiring_waiver(acme, users)
         self._seed_deprecation(acme, users)
+        # Evidence attached to a version re-runs the checks of every change proposing it;
+        # in the app a worker runs them, here they run now, so the demo shows their results.
+        from reviews.choices import CheckStatus
+        from reviews.models import ChangeRequest
+
+        for change in ChangeRequest.objects.filter(checks__status=CheckStatus.PENDING).distinct():
+            run_checks(change)
         # What beat would have sent by now: the alerts and the post-mortem reminder.
         governance_sweep()
 
