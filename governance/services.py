@@ -22,6 +22,7 @@ from governance.choices import SECURITY_CHECKS, WaiverState
 from governance.errors import Conflict, DomainError, PermissionDenied
 from governance.events.kinds import EventKind
 from governance.events.services import event_record
+from governance.inputs import clean_text
 from governance.models import Notification, Waiver, WaiverCounter, WorkerHeartbeat
 from governance.selectors import holders_of
 from registry.models import Artifact
@@ -97,17 +98,6 @@ def _next_waiver_number(year: int) -> int:
     counter.last += 1
     counter.save(update_fields=["last"])
     return counter.last
-
-
-def _required_text(value: str | None, field: str, limit: int = 5000) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise DomainError(f"The {field.replace('_', ' ')} is required.", field=field)
-    if len(text) > limit:
-        raise DomainError(f"At most {limit} characters.", field=field)
-    if "\x00" in text:
-        raise DomainError("NUL characters are not allowed.", field=field)
-    return text
 
 
 def _links(links: Sequence[str] | None) -> list[str]:
@@ -237,8 +227,8 @@ def waiver_grant(
         raise DomainError(
             f"{owner.username} is not an active member of {tenant.slug}.", field="owner"
         )
-    justification = _required_text(justification, "justification")
-    mitigation = _required_text(mitigation, "mitigation")
+    justification = clean_text(justification, "justification")
+    mitigation = clean_text(mitigation, "mitigation")
     links = _links(advisory_links)
     expires_at = _expiry(expires_at, now)
     waiver = Waiver.objects.create(
@@ -370,7 +360,7 @@ def waiver_countersign(*, waiver: Waiver, actor: User) -> Waiver:
 def waiver_revoke(*, waiver: Waiver, actor: User | None, reason: str) -> Waiver:
     """End a waiver now (an administrator or a security officer); the changes it covered block again."""
     waiver = _lock_waiver(waiver)
-    reason = _required_text(reason, "reason", limit=2000)
+    reason = clean_text(reason, "reason", limit=2000)
     if not (
         _is_role(actor, waiver.tenant, Role.ADMINISTRATOR)
         or _is_role(actor, waiver.tenant, Role.SECURITY_OFFICER)

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from governance.admin import ReadOnlyAdmin
 from governance.errors import DomainError
 from registry import services
 from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
@@ -84,21 +85,10 @@ class VersionAdmin(admin.ModelAdmin):
         return False
 
 
-class LifecycleAdmin(admin.ModelAdmin):
+@admin.register(Deprecation)
+class DeprecationAdmin(ReadOnlyAdmin):
     """Read-only: deprecation and retirement go through the services (pages, API, CLI)."""
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Deprecation)
-class DeprecationAdmin(LifecycleAdmin):
     list_display = ("version", "replacement", "deprecated_at", "remove_after", "removed_at")
     list_select_related = (
         "version__artifact__artifact_class",
@@ -109,6 +99,6 @@ class DeprecationAdmin(LifecycleAdmin):
 
 
 @admin.register(Retirement)
-class RetirementAdmin(LifecycleAdmin):
+class RetirementAdmin(ReadOnlyAdmin):
     list_display = ("version", "retired_at", "retain_until")
     list_select_related = ("version__artifact__artifact_class", "version__artifact__tenant")

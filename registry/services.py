@@ -27,6 +27,7 @@ from governance.errors import Conflict, DomainError, PermissionDenied
 from governance.events import keys as keystore
 from governance.events.kinds import EventKind
 from governance.events.services import EventSpec, active_key, canonical, event_record, events_record
+from governance.inputs import clean_text
 from registry import selectors
 from registry.choices import BUILTIN_CLASSES, ContentKind, Stage
 from registry.models import (
@@ -589,17 +590,6 @@ def _admin_required(actor: User | None, tenant: Tenant, action: str) -> None:
         raise PermissionDenied(f"Only an administrator of {tenant.slug} can {action}.")
 
 
-def _lifecycle_text(value: str | None, field: str, limit: int = 5000) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise DomainError(f"The {field.replace('_', ' ')} is required.", field=field)
-    if len(text) > limit:
-        raise DomainError(f"At most {limit} characters.", field=field)
-    if "\x00" in text:
-        raise DomainError("NUL characters are not allowed.", field=field)
-    return text
-
-
 def _in_tenant(tenant: Tenant, item: Version | str, field: str) -> Version:
     """A version of ``tenant`` by object or reference; other tenants' versions read as missing."""
     if isinstance(item, Version):
@@ -660,7 +650,7 @@ def version_deprecate(
         or Retirement.objects.filter(version=new).exists()
     ):
         raise DomainError(f"{new.path} is itself deprecated or retired.", field="replacement")
-    reason = _lifecycle_text(reason, "reason")
+    reason = clean_text(reason, "reason")
     if isinstance(remove_after_days, bool) or not isinstance(remove_after_days, int):
         raise DomainError("Give the grace period as a whole number of days.", field="remove_after")
     if remove_after_days < settings.DEPRECATION_MIN_GRACE_DAYS:
@@ -778,7 +768,7 @@ def version_retire(*, version: Version, rationale: str, actor: User | None) -> R
             f"{version.path} is the active version; promote or roll back to another first.",
             field="version",
         )
-    rationale = _lifecycle_text(rationale, "rationale")
+    rationale = clean_text(rationale, "rationale")
     now = timezone.now()
     retirement = Retirement.objects.create(
         version=version,
@@ -824,7 +814,7 @@ def artifact_owner_set(
         raise DomainError(
             f"{name} is not an active member of {artifact.tenant.slug}.", field="owner"
         )
-    reason = _lifecycle_text(reason, "reason", limit=2000)
+    reason = clean_text(reason, "reason", limit=2000)
     if artifact.owner_id == owner.pk:
         raise Conflict(f"{owner.username} already owns {artifact.path}.", field="owner")
     before = artifact.owner.username if artifact.owner else None

@@ -24,6 +24,7 @@ from accounts.selectors import has_role, is_member, is_platform_admin
 from governance.errors import Conflict, DomainError, PermissionDenied
 from governance.events.kinds import EventKind
 from governance.events.services import EventSpec, canonical, event_record, events_record
+from governance.inputs import clean_text
 from governance.selectors import waivers_in_scope
 from governance.services import notification_send
 from registry.choices import Stage
@@ -232,12 +233,7 @@ def _storable_json(value: Any, field: str) -> None:
 
 
 def _text(value: str | None, field: str, *, required: bool, limit: int | None = None) -> str:
-    text = (value or "").strip()
-    if required and not text:
-        raise DomainError(f"The {field.replace('_', ' ')} is required.", field=field)
-    if limit is not None and len(text) > limit:
-        raise DomainError(f"At most {limit} characters.", field=field)
-    return text
+    return clean_text(value, field, required=required, limit=limit)
 
 
 # --- opening and editing ---------------------------------------------------------------
