@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -200,3 +201,30 @@ def artifacts_without_active_owner(tenants: Any = None) -> QuerySet[Artifact]:
     if tenants is not None:
         qs = qs.filter(tenant__in=tenants)
     return qs
+
+
+def lifecycle_notes(versions: Sequence[Version]) -> dict[Any, str]:
+    """A short line per deprecated, removed or retired version (two queries for any number)."""
+    ids = [v.pk for v in versions]
+    notes: dict[Any, str] = {}
+    for d in Deprecation.objects.filter(version_id__in=ids).select_related(
+        "replacement__artifact__artifact_class", "replacement__artifact__tenant"
+    ):
+        if d.removed_at:
+            notes[d.version_id] = (
+                f"removed from resolution {d.removed_at:%Y-%m-%d}; replaced by {d.replacement.path}"
+            )
+        else:
+            notes[d.version_id] = (
+                f"deprecated, replaced by {d.replacement.path}, "
+                f"removed after {d.remove_after:%Y-%m-%d}"
+            )
+    for r in Retirement.objects.filter(version_id__in=ids):
+        notes[r.version_id] = f"retired (simulation-only) {r.retired_at:%Y-%m-%d}: {r.rationale}"
+    return notes
+
+
+def lifecycle_note(version: Version) -> str | None:
+    """The same line for one version, with its path: "... is deprecated, replaced by ..."."""
+    note = lifecycle_notes([version]).get(version.pk)
+    return f"{version.path} is {note}" if note else None

@@ -266,3 +266,29 @@ def test_artifacts_without_an_active_owner(
     sleeper.save(update_fields=["is_active"])
     assert set(selectors.artifacts_without_active_owner()) == {orphan, left, dormant}
     assert prompt not in selectors.artifacts_without_active_owner()
+
+
+def test_the_cli_says_a_version_is_deprecated(
+    people: dict[str, Any], prompt_v1: Any, prompt_v2: Any
+) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    activate(prompt_v2)
+    deprecation = deprecate(prompt_v1, people, replacement=prompt_v2)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("registry", "history", prompt_v1.artifact.path, stdout=out, stderr=err)
+    rows = out.getvalue().splitlines()
+    assert rows[0].startswith("1.1.0\t") and "[" not in rows[0]
+    assert rows[1].endswith(
+        f"\t[deprecated, replaced by {prompt_v2.path}, "
+        f"removed after {deprecation.remove_after:%Y-%m-%d}]"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    call_command("registry", "show", prompt_v1.path, stdout=out, stderr=err)
+    assert out.getvalue().lstrip().startswith("{")  # the manifest, untouched
+    assert err.getvalue().strip() == (
+        f"note: {prompt_v1.path} is deprecated, replaced by {prompt_v2.path}, "
+        f"removed after {deprecation.remove_after:%Y-%m-%d}"
+    )

@@ -135,12 +135,18 @@ class Command(ActionCommand):
     def do_show(self, o: dict[str, Any]) -> None:
         version = selectors.version_by_reference(o["ref"], tenant=o["tenant"])
         self.stdout.write(json.dumps(json.loads(bytes(version.manifest)), indent=2, sort_keys=True))
+        note = selectors.lifecycle_note(version)
+        if note:  # stdout stays the exact manifest; the warning goes to stderr
+            self.stderr.write(f"note: {note}")
 
     def do_history(self, o: dict[str, Any]) -> None:
-        for v in selectors.versions_of(_artifact(o["artifact"])):
+        versions = list(selectors.versions_of(_artifact(o["artifact"])))
+        notes = selectors.lifecycle_notes(versions)
+        for v in versions:
             who = v.created_by.username if v.created_by else "system"
             self.stdout.write(
                 f"{v.version}\t{v.declared_impact}\t{v.created_at:%Y-%m-%d %H:%M}\t{who}\t{v.manifest_sha256[:16]}\t{v.change_reason}"
+                + (f"\t[{notes[v.pk]}]" if v.pk in notes else "")
             )
 
     def do_verify(self, o: dict[str, Any]) -> None:
