@@ -303,13 +303,19 @@ def pending_approvals_by_requirement(tenants: Sequence[Tenant]) -> list[PendingS
     return [PendingSlots(r.value, r.label, open_slots[r.value]) for r in Requirement]
 
 
-def waivers_expiring_soon(tenants: Sequence[Tenant], now: datetime) -> list[Waiver]:
-    """Waivers of the tenants that will expire within the warning window, soonest first."""
+#: The most rows a dashboard list shows; the rest are one link away (the page stays small).
+DASHBOARD_LIST_LIMIT = 25
+
+
+def waivers_expiring_soon(
+    tenants: Sequence[Tenant], now: datetime, limit: int = DASHBOARD_LIST_LIMIT
+) -> list[Waiver]:
+    """The first ``limit`` waivers of the tenants that expire within the warning window, soonest first."""
     qs = Waiver.objects.filter(tenant__in=tenants).select_related(
         "tenant", "owner", "change", "renewal"
     )
     # ``state`` is an annotation, which the django-stubs plugin cannot see.
-    return list(waivers_by_state(qs, now).filter(state=WaiverState.EXPIRING_SOON))  # type: ignore[misc]
+    return list(waivers_by_state(qs, now).filter(state=WaiverState.EXPIRING_SOON)[:limit])  # type: ignore[misc]
 
 
 def deprecations_with_usage(tenants: Sequence[Tenant]) -> QuerySet[Deprecation]:
@@ -466,6 +472,10 @@ class ReadinessDashboard:
     @property
     def waiver_states(self) -> list[tuple[str, str, int]]:
         return [(s.value, s.label, self.waiver_counts.get(s.value, 0)) for s in STATE_ORDER]
+
+    @property
+    def expiring_total(self) -> int:
+        return self.waiver_counts.get(WaiverState.EXPIRING_SOON, 0)
 
 
 def readiness_dashboard(tenants: Sequence[Tenant], now: datetime) -> ReadinessDashboard:

@@ -336,3 +336,31 @@ def test_the_query_count_does_not_grow_with_the_rows(
     assert section(html, "postmortems").count("EMERGENCY") == 3 * n
     assert section(html, "deprecations").count("1 consumer, 3 requests") == 3 * n
     assert open_slots(section(html, "approvals"))["administrator"] == 3 * n
+
+
+def test_the_expiring_list_is_capped_and_links_to_the_rest(
+    client: Client, acme: Any, people: dict[str, Any], prompt: Any, settings: Any
+) -> None:
+    from governance.selectors import DASHBOARD_LIST_LIMIT
+
+    for i in range(DASHBOARD_LIST_LIMIT + 2):
+        services.waiver_grant(
+            tenant=acme,
+            actor=people["admin"],
+            check_kind=CheckKind.OFFLINE_EVALUATION,
+            owner=people["reviewer"],
+            justification="j",
+            mitigation="m",
+            expires_at=timezone.now() + timedelta(days=3, minutes=i),
+            artifacts=[prompt],
+        )
+    client.force_login(people["admin"])
+    html = client.get("/governance/readiness/").content.decode()
+    rows = section(html, "waivers").split('id="expiring"')[1].split("</table>")[0]
+    assert rows.count("<tr><td><a") == DASHBOARD_LIST_LIMIT
+    first = Waiver.objects.order_by("expires_at").first()
+    assert first is not None and first.reference in rows  # the soonest are shown
+    assert (
+        f"The {DASHBOARD_LIST_LIMIT} soonest of {DASHBOARD_LIST_LIMIT + 2}" in html
+        and "?state=expiring_soon" in html
+    )
