@@ -401,10 +401,27 @@ def waiver_alerts_send(*, now: datetime | None = None) -> int:
         .select_related("tenant", "owner", "change")
         .order_by("expires_at")
     )
+    waivers = list(due)
+    keys = {
+        w.pk: f"waiver:{w.pk}:{'expired' if w.expires_at <= now else 'expiring'}" for w in waivers
+    }
+    # What was sent already, in one query: a sweep over waivers alerted long ago costs
+    # nothing per waiver (it runs every few minutes, and expired waivers stay due).
+    sent = set(
+        Notification.objects.filter(dedupe_key__in=list(keys.values())).values_list(
+            "dedupe_key", "user_id"
+        )
+    )
+    admins: dict[Any, list[User]] = {}
     created = 0
-    for waiver in due:
+    for waiver in waivers:
+        if waiver.tenant_id not in admins:
+            admins[waiver.tenant_id] = list(holders_of(waiver.tenant, [Role.ADMINISTRATOR]))
+        people = [u for u in [waiver.owner, *admins[waiver.tenant_id]] if u.is_active]
+        key = keys[waiver.pk]
+        if all((key, person.pk) in sent for person in people):
+            continue
         expired = waiver.expires_at <= now
-        kind = "expired" if expired else "expiring"
         if expired:
             blocked = _blocked_changes_text(waiver)
             title = (
@@ -423,16 +440,15 @@ def waiver_alerts_send(*, now: datetime | None = None) -> int:
                 f"Renew it before {waiver.expires_at:%Y-%m-%d %H:%M} UTC or the changes it "
                 f"covers will be blocked again. Mitigation: {waiver.mitigation}"
             )
-        people = [waiver.owner, *holders_of(waiver.tenant, [Role.ADMINISTRATOR])]
         with transaction.atomic():
             created += len(
                 notification_send(
-                    users=people,
+                    users=[p for p in people if (key, p.pk) not in sent],
                     tenant=waiver.tenant,
                     title=title,
                     body=body,
                     url=waiver.get_absolute_url(),
-                    dedupe_key=f"waiver:{waiver.pk}:{kind}",
+                    dedupe_key=key,
                 )
             )
     return created

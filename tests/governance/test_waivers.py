@@ -322,3 +322,20 @@ def test_prometheus_counts_waivers_by_state(
     assert 'governance_waivers{state="expiring_soon"} 1.0' in text
     assert 'governance_waivers{state="active"} 1.0' in text
     assert 'governance_waivers{state="revoked"} 1.0' in text
+
+
+def test_a_repeat_sweep_costs_the_same_however_many_waivers_were_alerted(
+    acme: Any, people: dict[str, Any], failing_change: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def alerted_sweep_queries(n: int) -> int:
+        for _ in range(n):
+            grant(acme, people, change=failing_change, expires_at=timezone.now() + 3 * DAY)
+        assert services.waiver_alerts_send(now=timezone.now()) == 3 * n
+        with CaptureQueriesContext(connection) as queries:
+            assert services.waiver_alerts_send(now=timezone.now()) == 0
+        return len(queries)
+
+    assert alerted_sweep_queries(2) == alerted_sweep_queries(6)
