@@ -462,9 +462,12 @@ class ReadinessDashboard:
     waiver_counts: dict[str, int]
     expiring: list[Waiver]
     deprecations: list[Deprecation]
+    deprecations_total: int
     overdue_postmortems: list[ReviewChange]
+    overdue_total: int
     emergencies: EmergencyCounts
     ownerless: list[Artifact]
+    ownerless_total: int
     latest_verification: Any
     latest_checkpoint: Any
     lead: LeadTimes
@@ -483,16 +486,23 @@ def readiness_dashboard(tenants: Sequence[Tenant], now: datetime) -> ReadinessDa
     from registry.selectors import artifacts_without_active_owner
 
     tenants = list(tenants)
+    deprecated = deprecations_with_usage(tenants)
+    overdue = overdue_postmortems(tenants, now)
+    ownerless = artifacts_without_active_owner(tenants)
     return ReadinessDashboard(
         now=now,
         tenants=tenants,
         pending=pending_approvals_by_requirement(tenants),
         waiver_counts=waiver_state_counts(tenants, now),
         expiring=waivers_expiring_soon(tenants, now),
-        deprecations=list(deprecations_with_usage(tenants)),
-        overdue_postmortems=list(overdue_postmortems(tenants, now)),
+        # Each list shows its first DASHBOARD_LIST_LIMIT rows and says how many there are.
+        deprecations=list(deprecated[:DASHBOARD_LIST_LIMIT]),
+        deprecations_total=deprecated.count(),
+        overdue_postmortems=list(overdue[:DASHBOARD_LIST_LIMIT]),
+        overdue_total=overdue.count(),
         emergencies=emergency_changes_by_month(tenants, now),
-        ownerless=list(artifacts_without_active_owner(tenants)),
+        ownerless=list(ownerless[:DASHBOARD_LIST_LIMIT]),
+        ownerless_total=ownerless.count(),
         latest_verification=event_selectors.latest_verification(),
         latest_checkpoint=event_selectors.latest_checkpoint(),
         lead=lead_times(tenants, now),

@@ -364,3 +364,19 @@ def test_the_expiring_list_is_capped_and_links_to_the_rest(
         f"The {DASHBOARD_LIST_LIMIT} soonest of {DASHBOARD_LIST_LIMIT + 2}" in html
         and "?state=expiring_soon" in html
     )
+
+
+def test_long_lists_show_their_first_rows_and_say_how_many(
+    client: Client, acme: Any, people: dict[str, Any]
+) -> None:
+    from governance.selectors import DASHBOARD_LIST_LIMIT
+
+    for i in range(DASHBOARD_LIST_LIMIT + 3):
+        make_artifact(acme, "prompt", f"orphan-{i:02d}")  # no owner
+    client.force_login(people["admin"])
+    html = section(client.get("/governance/readiness/").content.decode(), "ownerless")
+    assert html.count('<span class="muted">none</span>') == DASHBOARD_LIST_LIMIT
+    assert (
+        f"The first {DASHBOARD_LIST_LIMIT} of {DASHBOARD_LIST_LIMIT + 3} artifacts without an "
+        "active owner." in html
+    )
