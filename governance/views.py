@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -39,7 +38,7 @@ from governance.events import selectors as event_selectors
 from governance.events.models import VerificationRun
 from governance.events.services import verification_start
 from governance.filtersets import EventFilterSet, WaiverFilterSet
-from governance.forms import WaiverForm, WaiverRenewForm, WaiverRevokeForm
+from governance.forms import WaiverForm, WaiverRenewForm, WaiverRevokeForm, form_error
 from governance.models import Waiver
 from governance.selectors import readiness
 from registry import selectors as registry_selectors
@@ -190,12 +189,6 @@ def _waiver_or_404(request: HttpRequest, reference: str) -> Waiver:
         raise Http404(exc.message) from exc
 
 
-def _form_error(form: forms.Form, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
-    """Show a service's error on the field it names, else above the form."""
-    field = (aliases or {}).get(exc.field or "", exc.field)
-    form.add_error(field if field in form.fields else None, exc.message)
-
-
 def _forbidden(exc: DomainPermissionDenied) -> DjangoPermissionDenied:
     return DjangoPermissionDenied(exc.message)
 
@@ -308,7 +301,7 @@ def _grant(request: HttpRequest, form: WaiverForm) -> HttpResponse | int:
     try:
         tenant = tenant_for_user(user, data["tenant"])
     except DomainError as exc:
-        _form_error(form, exc)
+        form_error(form, exc)
         return exc.status_code
     change = None
     change_ref = data["change"].strip()
@@ -345,7 +338,7 @@ def _grant(request: HttpRequest, form: WaiverForm) -> HttpResponse | int:
     except DomainPermissionDenied as exc:
         raise _forbidden(exc) from exc
     except DomainError as exc:
-        _form_error(form, exc, aliases={"scope": "change"})
+        form_error(form, exc, aliases={"scope": "change"})
         return exc.status_code
     note = " It counts once a security officer countersigns it." if waiver.needs_security else ""
     messages.success(request, f"Granted {waiver.reference}.{note}")
@@ -417,7 +410,7 @@ def waiver_renew(request: HttpRequest, reference: str) -> HttpResponse:
             except DomainPermissionDenied as exc:
                 raise _forbidden(exc) from exc
             except DomainError as exc:
-                _form_error(form, exc)
+                form_error(form, exc)
                 status = exc.status_code
             else:
                 messages.success(request, f"Renewed {waiver.reference} as {renewal.reference}.")
@@ -454,7 +447,7 @@ def waiver_revoke(request: HttpRequest, reference: str) -> HttpResponse:
             except DomainPermissionDenied as exc:
                 raise _forbidden(exc) from exc
             except DomainError as exc:
-                _form_error(form, exc)
+                form_error(form, exc)
                 status = exc.status_code
             else:
                 messages.success(request, f"Revoked {waiver.reference}.")

@@ -22,6 +22,7 @@ from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_use
 from governance.errors import DomainError, NotFound
 from governance.errors import PermissionDenied as DomainPermissionDenied
 from governance.events.models import SigningKey
+from governance.forms import form_error
 from registry import selectors, services
 from registry.choices import ContentKind, Stage
 from registry.diffs import version_diff
@@ -113,12 +114,6 @@ def artifact_new(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/artifact_new.html", {"form": form}, status=status)
 
 
-def _form_error(form: Any, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
-    """Show a service's error on the field it names, else above the form."""
-    field = (aliases or {}).get(exc.field or "", exc.field)
-    form.add_error(field if field in form.fields else None, exc.message)
-
-
 def _is_admin(request: HttpRequest, tenant: Tenant) -> bool:
     return Role.ADMINISTRATOR in roles_in_tenant(request.user, tenant)
 
@@ -203,7 +198,7 @@ def artifact_owner(request: HttpRequest, cls: str, tenant: str, slug: str) -> Ht
     except DomainPermissionDenied as exc:
         raise DjangoPermissionDenied(exc.message) from exc
     except DomainError as exc:
-        _form_error(form, exc)
+        form_error(form, exc)
         return _artifact_page(request, found, owner_form=form, status=exc.status_code)
     messages.success(
         request, f"{changed.owner.username if changed.owner else 'Nobody'} now owns {changed.path}."
@@ -339,7 +334,7 @@ def version_deprecate(
             # Refused for its dependents: offer the override, keeping what was typed.
             form = DeprecateForm(request.POST, versions=choices, show_override=True)
             form.is_valid()
-        _form_error(form, exc, {"replacement": form.replacement_field})
+        form_error(form, exc, {"replacement": form.replacement_field})
         # A replacement that does not resolve is bad input on this form, not a missing page.
         code = 400 if isinstance(exc, NotFound) else exc.status_code
         return _version_page(request, found_artifact, found, deprecate_form=form, status=code)
@@ -369,7 +364,7 @@ def version_retire(
     except DomainPermissionDenied as exc:
         raise DjangoPermissionDenied(exc.message) from exc
     except DomainError as exc:
-        _form_error(form, exc)
+        form_error(form, exc)
         return _version_page(
             request, found_artifact, found, retire_form=form, status=exc.status_code
         )

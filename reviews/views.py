@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -29,6 +28,7 @@ from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
 from governance.errors import DomainError, NotFound
 from governance.errors import PermissionDenied as DomainPermissionDenied
+from governance.forms import form_error
 from governance.models import Notification, Waiver
 from governance.services import notification_mark_read
 from registry import selectors as registry_selectors
@@ -88,12 +88,6 @@ def _change_or_404(request: HttpRequest, reference: str) -> ChangeRequest:
         return selectors.change_by_reference(reference, visible_to=request.user)
     except NotFound as exc:
         raise Http404(exc.message) from exc
-
-
-def _form_error(form: forms.Form, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
-    """Show a service's error on the field it names, else above the form."""
-    field = (aliases or {}).get(exc.field or "", exc.field)
-    form.add_error(field if field in form.fields else None, exc.message)
 
 
 def _labels(requirements: list[str]) -> list[str]:
@@ -176,7 +170,7 @@ def _open_change(request: HttpRequest, form: ChangeForm) -> HttpResponse | int:
     try:
         tenant = tenant_for_user(request.user, data["tenant"])
     except DomainError as exc:
-        _form_error(form, exc)
+        form_error(form, exc)
         return exc.status_code
     _check_corpus(form, tenant)
     if form.errors:
@@ -196,7 +190,7 @@ def _open_change(request: HttpRequest, form: ChangeForm) -> HttpResponse | int:
             golden_corpus=data["golden_corpus"].strip() or None,
         )
     except DomainError as exc:
-        _form_error(form, exc)
+        form_error(form, exc)
         return exc.status_code
     messages.success(
         request, f"Opened {change.reference} as a draft. Submit it when it is ready for review."
@@ -268,7 +262,7 @@ def change_edit(request: HttpRequest, reference: str) -> HttpResponse:
                         golden_corpus=data["golden_corpus"].strip(),
                     )
                 except DomainError as exc:
-                    _form_error(form, exc)
+                    form_error(form, exc)
                     status = exc.status_code
                 else:
                     messages.success(
@@ -575,7 +569,7 @@ def _decide(request: HttpRequest, change: ChangeRequest, decision: str) -> HttpR
                     requirement=form.cleaned_data["requirement"] or None,
                 )
             except DomainError as exc:
-                _form_error(form, exc, {"decision": "requirement", "status": "requirement"})
+                form_error(form, exc, {"decision": "requirement", "status": "requirement"})
                 code = exc.status_code
             else:
                 verb = "Approved" if decision == Decision.APPROVE else "Rejected"
@@ -601,7 +595,7 @@ def _simple_action(request: HttpRequest, change: ChangeRequest, action: str) -> 
         try:
             services.comment_add(change=change, actor=user, body=form.cleaned_data["body"])
         except DomainError as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
             return _change_page(request, change, comment_form=form, status=exc.status_code)
         messages.success(request, "Comment added.")
         return redirect(f"{change.get_absolute_url()}#comments")
@@ -652,7 +646,7 @@ def _record_postmortem(request: HttpRequest, change: ChangeRequest) -> HttpRespo
     except DomainPermissionDenied as exc:
         raise DjangoPermissionDenied(exc.message) from exc
     except DomainError as exc:
-        _form_error(form, exc)
+        form_error(form, exc)
         return _change_page(request, change, postmortem_form=form, status=exc.status_code)
     messages.success(request, f"Recorded the post-mortem of {change.reference}.")
     return redirect(f"{change.get_absolute_url()}#postmortem")
@@ -782,7 +776,7 @@ def policy(request: HttpRequest, tenant: str) -> HttpResponse:
                     actor=_user(request),
                 )
             except DomainError as exc:
-                _form_error(form, exc, {"postmortem_days": "rules"})
+                form_error(form, exc, {"postmortem_days": "rules"})
                 status = exc.status_code
             else:
                 messages.success(
