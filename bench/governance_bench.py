@@ -18,13 +18,8 @@ Run: .venv/bin/python bench/governance_bench.py [--database-url postgres://postg
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import fresh_app, manage, run_worker
 
 WORKER = r"""
 import os, sys, time, statistics
@@ -153,46 +148,13 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.small <= args.waivers:
         parser.error("--small must be between 1 and --waivers")
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-            "GOVERNANCE_VAR_DIR": tmp,
-            "GOVERNANCE_ENV": "production",
-            "SECRET_KEY": "bench-" + "x" * 60,
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "SIGNING_KEY_AUTOGENERATE": "1",
-            "LOG_LEVEL": "WARNING",
-            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        }
-        if args.database_url:
-            env["DATABASE_URL"] = args.database_url
-            db = args.database_url.rsplit("/", 1)[1]
-            admin = args.database_url.rsplit("/", 1)[0] + "/postgres"
-            subprocess.run(
-                ["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db}"],
-                check=True,
-                env=env,
-                capture_output=True,
-            )
-            subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {db}"], check=True, env=env)
-        py = sys.executable
-        subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    locmem = "django.core.mail.backends.locmem.EmailBackend"
+    with fresh_app(args.database_url, EMAIL_BACKEND=locmem) as env:
         # Production settings serve static files from a manifest; the page needs it.
-        subprocess.run(
-            [py, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-        )
+        manage(env, "collectstatic", "--noinput", "-v0")
         label = "PostgreSQL" if args.database_url else "SQLite"
         print(f"governance bench on {label}, production settings")
-        subprocess.run(
-            [py, "-c", WORKER, str(args.waivers), str(args.small)], cwd=ROOT, env=env, check=True
-        )
-        if args.database_url:
-            subprocess.run(
-                ["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db}"],
-                check=False,
-                env=env,
-                capture_output=True,
-            )
+        run_worker(env, WORKER, str(args.waivers), str(args.small))
 
 
 if __name__ == "__main__":

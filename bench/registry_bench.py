@@ -11,13 +11,8 @@ Run: .venv/bin/python bench/registry_bench.py [--database-url postgres://postgre
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import fresh_app, manage, run_worker
 
 WORKER = r"""
 import os, sys, time, statistics
@@ -75,46 +70,11 @@ def main() -> None:
         help="PostgreSQL URL (the database is dropped and recreated)",
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-            "GOVERNANCE_VAR_DIR": tmp,
-            "GOVERNANCE_ENV": "production",
-            "SECRET_KEY": "bench-" + "x" * 60,
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "SIGNING_KEY_AUTOGENERATE": "1",
-            "LOG_LEVEL": "WARNING",
-        }
-        if args.database_url:
-            env["DATABASE_URL"] = args.database_url
-            db = args.database_url.rsplit("/", 1)[1]
-            admin = args.database_url.rsplit("/", 1)[0] + "/postgres"
-            subprocess.run(
-                ["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db}"],
-                check=True,
-                env=env,
-                capture_output=True,
-            )
-            subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {db}"], check=True, env=env)
-        py = sys.executable
-        subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        subprocess.run(
-            [py, "manage.py", "accounts", "tenant-add", "acme", "--name", "Acme"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+    with fresh_app(args.database_url) as env:
+        manage(env, "accounts", "tenant-add", "acme", "--name", "Acme", quiet=True)
         label = "PostgreSQL" if args.database_url else "SQLite"
         print(f"registry bench on {label}, production settings")
-        subprocess.run([py, "-c", WORKER, str(args.versions)], cwd=ROOT, env=env, check=True)
-        if args.database_url:
-            subprocess.run(
-                ["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db}"],
-                check=False,
-                env=env,
-                capture_output=True,
-            )
+        run_worker(env, WORKER, str(args.versions))
 
 
 if __name__ == "__main__":
