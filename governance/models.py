@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -80,8 +81,10 @@ class Waiver(models.Model):
     revoking or countersigning only stamps who and when. Its state is derived from those
     stamps and the dates (:meth:`state_at`), never stored.
 
-    Scope: ``change`` (that change only) or ``artifacts`` (any change whose every
-    artifact is listed). ``metric`` narrows a change-gates waiver to one metric.
+    Scope: ``change`` (that change only, at the revision it was granted for: a revised
+    change proposes something else, so the waiver must be renewed) or ``artifacts`` (any
+    change whose every artifact is listed). ``metric`` narrows a change-gates waiver to
+    one metric.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -98,6 +101,11 @@ class Waiver(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="waivers",
+    )
+    change_revision = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The revision of the change it was granted for; once revised, renew it.",
     )
     artifacts = models.ManyToManyField("registry.Artifact", blank=True, related_name="waivers")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -143,6 +151,10 @@ class Waiver(models.Model):
     @property
     def reference(self) -> str:
         return f"WV-{self.year}-{self.number:04d}"
+
+    def covers_revision_of(self, change: Any) -> bool:
+        """A change-scoped waiver covers the revision it was granted for (older rows: any)."""
+        return self.change_revision is None or self.change_revision == change.revision
 
     def state_at(self, now: datetime) -> WaiverState:
         """The state at ``now``; one fixed ``now`` per decision keeps a decision consistent."""

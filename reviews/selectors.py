@@ -325,7 +325,9 @@ def check_verdicts(change: ChangeRequest, now: datetime | None = None) -> list[C
             )
             continue
         mine = [w for w in in_scope if w.check_kind == kind]
-        live = [w for w in mine if w.state_at(now) in COVERING_STATES]
+        live = [
+            w for w in mine if w.state_at(now) in COVERING_STATES and w.covers_revision_of(change)
+        ]
         verdict.lapsed = [w for w in mine if w not in live]
         whole = [w for w in live if not w.metric]
         if whole:
@@ -343,11 +345,11 @@ def check_verdicts(change: ChangeRequest, now: datetime | None = None) -> list[C
                 f"{label} failed (waivers cover only the {covered} gate; {uncovered} is not waived)"
             )
             continue
-        verdict.blocked_by = f"{label} failed" + _lapsed_text(verdict.lapsed, now)
+        verdict.blocked_by = f"{label} failed" + _lapsed_text(verdict.lapsed, now, change)
     return verdicts
 
 
-def lapse_reason(waiver: Any, now: datetime) -> str:
+def lapse_reason(waiver: Any, now: datetime, change: ChangeRequest | None = None) -> str:
     """Why a waiver in scope does not let its check pass at ``now``, in words."""
     from governance.choices import WaiverState
 
@@ -356,13 +358,20 @@ def lapse_reason(waiver: Any, now: datetime) -> str:
         return f"expired on {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
     if state == WaiverState.REVOKED and waiver.revoked_at is not None:
         return f"was revoked on {waiver.revoked_at:%Y-%m-%d %H:%M} UTC"
-    return "awaits a security officer's countersignature"
+    if state == WaiverState.PENDING:
+        return "awaits a security officer's countersignature"
+    if change is not None and not waiver.covers_revision_of(change):
+        return (
+            f"was granted for revision {waiver.change_revision}; the change was revised "
+            "since, so renew it"
+        )
+    return "does not cover this change"
 
 
-def _lapsed_text(lapsed: list[Any], now: datetime) -> str:
+def _lapsed_text(lapsed: list[Any], now: datetime, change: ChangeRequest) -> str:
     if not lapsed:
         return ""
-    return f" (waiver {lapsed[0].reference} {lapse_reason(lapsed[0], now)})"
+    return f" (waiver {lapsed[0].reference} {lapse_reason(lapsed[0], now, change)})"
 
 
 def promotion_blockers(change: ChangeRequest, now: datetime | None = None) -> list[str]:

@@ -413,7 +413,7 @@ def _check_rows(
             verdict=verdict,
             waivers=[WaiverLink(w, _waiver_url(w)) for w in verdict.waivers],
             lapsed=[
-                WaiverLink(w, _waiver_url(w), selectors.lapse_reason(w, now))
+                WaiverLink(w, _waiver_url(w), selectors.lapse_reason(w, now, change))
                 for w in verdict.lapsed
             ],
         )

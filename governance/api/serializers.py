@@ -143,6 +143,10 @@ class WaiverScopeSerializer(serializers.Serializer):
     change = serializers.CharField(
         allow_null=True, help_text="CR-YYYY-NNNN when the waiver covers that change only."
     )
+    change_revision = serializers.IntegerField(
+        allow_null=True,
+        help_text="The revision of that change it covers; once the change is revised, renew it.",
+    )
     artifacts = serializers.ListField(
         child=serializers.CharField(),
         help_text="class/tenant/slug of each artifact; it covers changes of these artifacts only.",
@@ -216,6 +220,7 @@ class WaiverSerializer(serializers.ModelSerializer[Waiver]):
     def get_scope(self, obj: Waiver) -> dict[str, Any]:
         return {
             "change": obj.change.reference if obj.change_id and obj.change else None,
+            "change_revision": obj.change_revision,
             "artifacts": sorted(a.path for a in obj.artifacts.all()),
         }
 

@@ -232,7 +232,7 @@ def test_waivers_lists_by_state_and_filters(people: dict[str, Any], prompt: Any)
         (soon.reference, "expiring_soon"),
         (later.reference, "active"),
     ]
-    assert rows[0]["scope"] == {"change": None, "artifacts": [ART]}
+    assert rows[0]["scope"] == {"change": None, "change_revision": None, "artifacts": [ART]}
 
 
 @pytest.mark.parametrize(

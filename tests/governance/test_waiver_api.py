@@ -110,7 +110,11 @@ def test_grant_answers_the_waiver_with_its_state_scope_and_history(
         "offline_evaluation",
         None,
     )
-    assert data["scope"] == {"change": None, "artifacts": ["prompt/acme/qualify-lead"]}
+    assert data["scope"] == {
+        "change": None,
+        "change_revision": None,
+        "artifacts": ["prompt/acme/qualify-lead"],
+    }
     assert (data["owner"], data["granted_by"]) == ("reviewer", "admin")
     assert data["advisory_links"] == ["https://tickets.example.com/SEC-12"]
     assert data["needs_security"] is False and data["countersigned_by"] is None
@@ -129,7 +133,11 @@ def test_grant_scoped_to_a_change_and_one_gate_metric(
 ) -> None:
     change = open_change(prompt_v1)
     data = grant(admin, artifacts=None, change=change.reference, check="change_gates", metric="p95")
-    assert data["scope"] == {"change": change.reference, "artifacts": []}
+    assert data["scope"] == {
+        "change": change.reference,
+        "change_revision": change.revision,
+        "artifacts": [],
+    }
     assert (data["check"], data["metric"]) == ("change_gates", "p95")
 
 

@@ -339,3 +339,30 @@ def test_a_repeat_sweep_costs_the_same_however_many_waivers_were_alerted(
         return len(queries)
 
     assert alerted_sweep_queries(2) == alerted_sweep_queries(6)
+
+
+def test_a_change_scoped_waiver_covers_the_revision_it_was_granted_for(
+    acme: Any, people: dict[str, Any], failing_change: Any
+) -> None:
+    waiver = grant(acme, people, change=failing_change)
+    assert waiver.change_revision == failing_change.revision == 1
+    assert Event.objects.get(kind=EventKind.WAIVER_GRANTED).payload["change_revision"] == 1
+    revised = reviews.change_revise(
+        change=failing_change, actor=people["author"], reason="Tighter wording."
+    )
+    reviews.change_submit(change=revised, actor=people["author"])
+    run_checks(revised)  # the evaluation fails again on revision 2
+    revised.refresh_from_db()
+    verdicts = {v.kind: v for v in review_selectors.check_verdicts(revised)}
+    offline = verdicts[CheckKind.OFFLINE_EVALUATION]
+    assert not offline.passes and offline.lapsed == [waiver]
+    assert offline.blocked_by == (
+        f"Offline evaluation failed (waiver {waiver.reference} was granted for revision 1; "
+        "the change was revised since, so renew it)"
+    )
+    renewal = services.waiver_renew(
+        waiver=waiver, actor=people["admin"], expires_at=timezone.now() + 10 * DAY
+    )
+    assert renewal.change_revision == 2
+    verdicts = {v.kind: v for v in review_selectors.check_verdicts(revised)}
+    assert verdicts[CheckKind.OFFLINE_EVALUATION].waivers == [renewal]
