@@ -267,6 +267,7 @@ def test_grant_from_a_change_page_prefills_and_grants(
     assert Event.objects.filter(kind=EventKind.WAIVER_GRANTED, subject_id=str(waiver.pk)).exists()
     shown = client.get(response["Location"]).content.decode()
     assert "countersigns it" in shown and 'data-state="pending"' in shown
+    assert f"{change.reference}</a> only, revision {change.revision}</dd>" in shown
 
 
 def test_grant_scoped_to_artifacts(client: Client, people: dict[str, Any], prompt: Any) -> None:
