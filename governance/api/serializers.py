@@ -249,7 +249,9 @@ class WaiverSerializer(serializers.ModelSerializer[Waiver]):
         return f"/api/v1/waivers/{obj.reference}/"
 
 
-class WaiverEventSerializer(serializers.ModelSerializer[Event]):
+class HistoryEntrySerializer(serializers.ModelSerializer[Event]):
+    """One log entry in a record's history (a waiver's, a change request's)."""
+
     actor = serializers.SerializerMethodField(help_text="Username, or null for the system.")
 
     class Meta:
@@ -280,11 +282,11 @@ class WaiverDetailSerializer(WaiverSerializer):
 
         return [w.reference for w in waiver_lineage(obj)]
 
-    @extend_schema_field(WaiverEventSerializer(many=True))
+    @extend_schema_field(HistoryEntrySerializer(many=True))
     def get_history(self, obj: Waiver) -> Any:
         from governance.selectors import waiver_events
 
-        return WaiverEventSerializer(waiver_events([obj]), many=True).data
+        return HistoryEntrySerializer(waiver_events([obj]), many=True).data
 
 
 class WaiverGrantSerializer(serializers.Serializer):

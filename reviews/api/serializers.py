@@ -14,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance.events.models import Event
+from governance.api.serializers import HistoryEntrySerializer
 from reviews import checks as check_catalog
 from reviews import selectors
 from reviews.choices import (
@@ -404,17 +404,6 @@ class CommentOutSerializer(serializers.ModelSerializer[Comment]):
         fields = ["author", "body", "created_at"]
 
 
-class TimelineSerializer(serializers.ModelSerializer[Event]):
-    actor = serializers.SerializerMethodField(help_text="Username, or null for the system.")
-
-    class Meta:
-        model = Event
-        fields = ["seq", "kind", "actor", "time", "payload"]
-
-    def get_actor(self, obj: Event) -> str | None:
-        return obj.actor_name or None
-
-
 POLICY_SCHEMA = {
     "oneOf": [{"type": "integer"}, {"type": "string", "enum": ["built-in"]}],
     "nullable": True,
@@ -567,9 +556,9 @@ class ChangeDetailSerializer(ChangeRowSerializer):
         comments = obj.comments.select_related("author").order_by("created_at")
         return CommentOutSerializer(comments, many=True).data
 
-    @extend_schema_field(TimelineSerializer(many=True))
+    @extend_schema_field(HistoryEntrySerializer(many=True))
     def get_timeline(self, obj: ChangeRequest) -> Any:
-        return TimelineSerializer(selectors.timeline(obj), many=True).data
+        return HistoryEntrySerializer(selectors.timeline(obj), many=True).data
 
 
 def _check_row(kind: str, run: CheckRun | None) -> dict[str, Any]:
