@@ -17,6 +17,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from governance.triggers import no_truncate
 from registry.choices import ContentKind, ImpactChoice, Stage
 
 SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
@@ -173,6 +174,7 @@ class Version(models.Model):
             pgtrigger.Protect(
                 name="version_immutable", operation=pgtrigger.Update | pgtrigger.Delete
             ),
+            no_truncate("version_no_truncate"),
         ]
 
     def __str__(self) -> str:
@@ -216,6 +218,7 @@ class VersionDependency(models.Model):
             pgtrigger.Protect(
                 name="dependency_immutable", operation=pgtrigger.Update | pgtrigger.Delete
             ),
+            no_truncate("dependency_no_truncate"),
         ]
 
     def __str__(self) -> str:

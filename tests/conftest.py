@@ -59,8 +59,11 @@ APPEND_ONLY_TRIGGERS = (
     "governance.Event:event_append_only",
     "governance.Event:event_no_truncate",
     "governance.Checkpoint:checkpoint_append_only",
+    "governance.Checkpoint:checkpoint_no_truncate",
     "registry.Version:version_immutable",
+    "registry.Version:version_no_truncate",
     "registry.VersionDependency:dependency_immutable",
+    "registry.VersionDependency:dependency_no_truncate",
 )
 
 

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from governance.events.kinds import EventKind
+from governance.triggers import no_truncate
 
 GENESIS_HASH = "0" * 64
 
@@ -79,13 +80,7 @@ class Event(models.Model):
             pgtrigger.Protect(
                 name="event_append_only", operation=pgtrigger.Update | pgtrigger.Delete
             ),
-            pgtrigger.Trigger(
-                name="event_no_truncate",
-                when=pgtrigger.Before,
-                operation=pgtrigger.Truncate,
-                level=pgtrigger.Statement,
-                func="RAISE EXCEPTION 'pgtrigger: Cannot truncate the append-only table %', TG_TABLE_NAME; RETURN NULL;",
-            ),
+            no_truncate("event_no_truncate"),
         ]
 
     def __str__(self) -> str:
@@ -164,6 +159,7 @@ class Checkpoint(models.Model):
             pgtrigger.Protect(
                 name="checkpoint_append_only", operation=pgtrigger.Update | pgtrigger.Delete
             ),
+            no_truncate("checkpoint_no_truncate"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,23 @@
+"""PostgreSQL triggers that make a table append-only (django-pgtrigger), shared by every app.
+
+``Protect`` refuses UPDATE and DELETE row by row, but ``TRUNCATE`` fires no row
+trigger, and ``TRUNCATE other_table CASCADE`` empties every table that points at
+it. A statement-level ``BEFORE TRUNCATE`` trigger closes that: PostgreSQL fires it
+for each table a TRUNCATE reaches, cascaded ones included, so truncating any table
+that references a protected one fails as well.
+"""
+
+from __future__ import annotations
+
+import pgtrigger
+
+
+def no_truncate(name: str) -> pgtrigger.Trigger:
+    """Refuse ``TRUNCATE`` of the table, directly or through ``CASCADE``."""
+    return pgtrigger.Trigger(
+        name=name,
+        when=pgtrigger.Before,
+        operation=pgtrigger.Truncate,
+        level=pgtrigger.Statement,
+        func="RAISE EXCEPTION 'pgtrigger: Cannot truncate the append-only table %', TG_TABLE_NAME; RETURN NULL;",
+    )

@@ -1,0 +1,94 @@
+"""A hostile database administrator on PostgreSQL: TRUNCATE must not erase what DELETE may not.
+
+``TRUNCATE registry_version CASCADE`` used to pass the row triggers and empty every
+table that points at a version (artifacts, changes, approvals, waivers...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.db import DatabaseError, connection, transaction
+
+from governance.events.services import checkpoint_create
+from registry import services as registry
+from reviews import services
+from reviews.choices import CheckStatus
+from reviews.models import CheckRun
+from tests.reviews.conftest import PINS, make_artifact, people, publish
+
+__all__ = ["people"]  # a fixture, imported for use here
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _row_counts() -> dict[str, int]:
+    return {
+        model._meta.db_table: model._base_manager.count()
+        for model in apps.get_models()
+        if model._meta.managed
+    }
+
+
+@pytest.fixture
+def populated(acme: Any, people: dict[str, Any]) -> dict[str, int]:
+    """Artifacts, versions with a dependency, a submitted change with checks, events and a checkpoint."""
+    registry.install_builtin_classes()
+    tone = make_artifact(acme, "prompt", "tone", owner=people["admin"])
+    t1 = publish(tone, impact="major", text="Be kind.", metadata=PINS)
+    reply = make_artifact(acme, "prompt", "reply", owner=people["admin"])
+    r1, _ = registry.version_publish(
+        artifact=reply,
+        content=registry.Content(text="Reply to {{ customer }}."),
+        impact="major",
+        reason="first",
+        actor=None,
+        metadata=PINS,
+        dependencies=[t1.pinned],
+    )
+    change = services.change_create(
+        tenant=acme, actor=people["author"], title="Go", rollback_plan="Back", proposed=[r1]
+    )
+    services.evidence_attach(change=change, actor=None, version=r1, metrics={"safety": 0.9})
+    services.change_submit(change=change, actor=people["author"])
+    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
+        services.check_execute(run=run)
+    checkpoint_create()
+    counts = _row_counts()
+    for table in (
+        "registry_version",
+        "registry_versiondependency",
+        "registry_artifact",
+        "reviews_changerequest",
+        "reviews_checkrun",
+        "governance_event",
+        "governance_checkpoint",
+    ):
+        assert counts[table] > 0, table
+    return counts
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "TRUNCATE registry_version CASCADE",
+        "TRUNCATE registry_versiondependency",
+        "TRUNCATE registry_versiondependency CASCADE",
+        "TRUNCATE governance_checkpoint",
+        "TRUNCATE governance_checkpoint CASCADE",
+        "TRUNCATE governance_event CASCADE",
+        # Tables that protected ones point at: the cascade reaches a protected table and fails.
+        "TRUNCATE registry_artifact CASCADE",
+        "TRUNCATE accounts_tenant CASCADE",
+        "TRUNCATE reviews_changerequest, registry_version CASCADE",
+    ],
+)
+def test_truncate_of_a_protected_table_fails_and_leaves_every_row(
+    populated: dict[str, int], sql: str
+) -> None:
+    with pytest.raises(DatabaseError) as err, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql)
+    assert "pgtrigger: Cannot truncate the append-only table" in str(err.value)
+    assert _row_counts() == populated
