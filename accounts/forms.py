@@ -17,7 +17,9 @@ class RoleGrantForm(forms.Form):
 class RoleRevokeForm(forms.Form):
     username = forms.CharField(max_length=150, widget=forms.HiddenInput)
     role = forms.ChoiceField(choices=Role.choices, widget=forms.HiddenInput)
-    reason = forms.CharField(max_length=500, required=False, label="Reason")
+    reason = forms.CharField(
+        max_length=500, label="Why", help_text="Recorded in the access history and the log."
+    )
 
 
 class TokenCreateForm(forms.Form):

@@ -65,9 +65,8 @@ def tenant_grant(request: HttpRequest, slug: str) -> HttpResponse:
     form = RoleGrantForm(request.POST)
     if form.is_valid():
         try:
-            user = selectors.user_by_username(form.cleaned_data["username"])
             grant, created = services.role_grant(
-                user=user,
+                user=form.cleaned_data["username"],
                 role=form.cleaned_data["role"],
                 tenant=tenant,
                 actor=request.user,  # type: ignore[arg-type]
@@ -80,7 +79,7 @@ def tenant_grant(request: HttpRequest, slug: str) -> HttpResponse:
                 messages.error(request, exc.message)
             return _tenant_page(request, tenant, grant_form=form, status=exc.status_code)
         verb = "Granted" if created else "Already held:"
-        messages.success(request, f"{verb} {grant.get_role_display()} to {user} in {tenant}.")
+        messages.success(request, f"{verb} {grant.get_role_display()} to {grant.user} in {tenant}.")
         return redirect(tenant)
     return _tenant_page(request, tenant, grant_form=form, status=400)
 
@@ -91,12 +90,14 @@ def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = _tenant_or_404(request, slug)
     form = RoleRevokeForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Revocation needs a username and a role.")
-        return redirect(tenant)
+        problems = "; ".join(
+            f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()
+        )
+        messages.error(request, f"Not revoked. {problems}")
+        return _tenant_page(request, tenant, status=400)
     try:
-        user = selectors.user_by_username(form.cleaned_data["username"])
         grant = services.role_revoke(
-            user=user,
+            user=form.cleaned_data["username"],
             role=form.cleaned_data["role"],
             tenant=tenant,
             actor=request.user,  # type: ignore[arg-type]
@@ -105,7 +106,7 @@ def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, exc.message)
         return _tenant_page(request, tenant, status=exc.status_code)
-    messages.success(request, f"Revoked {grant.get_role_display()} from {user} in {tenant}.")
+    messages.success(request, f"Revoked {grant.get_role_display()} from {grant.user} in {tenant}.")
     return redirect(tenant)
 
 

@@ -64,6 +64,14 @@ class RoleGrantInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
+class RoleRevokeInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+    reason = serializers.CharField(
+        max_length=500, help_text="Why the role is taken away; recorded and shown in the history."
+    )
+
+
 class MemberSerializer(serializers.ModelSerializer[Membership]):
     username = serializers.CharField(source="user.username")
     roles = serializers.SerializerMethodField()

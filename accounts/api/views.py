@@ -19,6 +19,7 @@ from accounts.api.serializers import (
     MeSerializer,
     RoleGrantInputSerializer,
     RoleGrantSerializer,
+    RoleRevokeInputSerializer,
     TenantAccessSerializer,
     TenantDetailSerializer,
 )
@@ -78,7 +79,7 @@ class TenantViewSet(viewsets.GenericViewSet):
         body = RoleGrantInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         grant, created = services.role_grant(
-            user=selectors.user_by_username(body.validated_data["username"]),
+            user=body.validated_data["username"],
             role=body.validated_data["role"],
             tenant=tenant,
             actor=request.user,  # type: ignore[arg-type]
@@ -89,15 +90,15 @@ class TenantViewSet(viewsets.GenericViewSet):
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=RoleGrantInputSerializer, responses=RoleGrantSerializer)
+    @extend_schema(request=RoleRevokeInputSerializer, responses=RoleGrantSerializer)
     @action(detail=True, methods=["post"], url_path="grants/revoke")
     def revoke_grant(self, request: Request, slug: str) -> Response:
-        """Revoke a role; it stops working on the next request."""
+        """Revoke a role, saying why; it stops working on the next request."""
         tenant = selectors.tenant_for_user(request.user, slug)
-        body = RoleGrantInputSerializer(data=request.data)
+        body = RoleRevokeInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         grant: RoleGrant = services.role_revoke(
-            user=selectors.user_by_username(body.validated_data["username"]),
+            user=body.validated_data["username"],
             role=body.validated_data["role"],
             tenant=tenant,
             actor=request.user,  # type: ignore[arg-type]

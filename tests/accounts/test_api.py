@@ -187,10 +187,14 @@ class TestTenantIsolation:
 
         revoked = admin_client.post(
             "/api/v1/tenants/acme/grants/revoke/",
-            {"username": "alice", "role": "administrator"},
+            {"username": "alice", "role": "administrator", "reason": "cover ended"},
             format="json",
         )
-        assert revoked.status_code == 200 and revoked.json()["revoked_by"] == "boss"
+        assert revoked.status_code == 200
+        assert (revoked.json()["revoked_by"], revoked.json()["revoke_reason"]) == (
+            "boss",
+            "cover ended",
+        )
         refused = alice_client.post(
             "/api/v1/tenants/acme/grants/",
             {"username": "boss", "role": "privacy_officer"},
@@ -219,6 +223,41 @@ class TestTenantIsolation:
             "username",
             "role",
         }
+
+    def test_foreign_user_reads_like_an_unknown_one(self, acme, globex, make_user, token_client):
+        client = token_client(make_user("boss", acme="administrator"))
+        make_user("gina", globex="reviewer")
+        bodies = []
+        for username in ("gina", "ghost"):
+            for path in ("/api/v1/tenants/acme/grants/", "/api/v1/tenants/acme/grants/revoke/"):
+                resp = client.post(
+                    path, {"username": username, "role": "reviewer", "reason": "r"}, format="json"
+                )
+                assert resp.status_code == 404, (username, path)
+                error = resp.json()["error"]
+                bodies.append((error["field"], error["message"].replace(username, "?")))
+        assert bodies == [("username", "No member '?' in 'acme'.")] * 4
+        assert not RoleGrant.objects.filter(tenant=acme, user__username="gina").exists()
+
+    def test_revoke_needs_a_reason_and_keeps_the_last_administrator(
+        self, acme, make_user, token_client
+    ):
+        client = token_client(make_user("boss", acme="administrator"))
+        make_user("alice", acme="reviewer")
+        for body in (
+            {"username": "alice", "role": "reviewer"},
+            {"username": "alice", "role": "reviewer", "reason": "  "},
+        ):
+            resp = client.post("/api/v1/tenants/acme/grants/revoke/", body, format="json")
+            assert resp.status_code == 400 and resp.json()["error"]["field"] == "reason", body
+        last = client.post(
+            "/api/v1/tenants/acme/grants/revoke/",
+            {"username": "boss", "role": "administrator", "reason": "stepping down"},
+            format="json",
+        )
+        assert last.status_code == 409
+        assert "last administrator of 'acme'" in last.json()["error"]["message"]
+        assert RoleGrant.objects.filter(tenant=acme, revoked_at__isnull=True).count() == 2
 
     def test_tenant_list_query_count_does_not_grow(
         self, make_user, tenant_factory, token_client, django_assert_max_num_queries

@@ -73,7 +73,7 @@ class TestAccountsCommand:
         assert "Already held" in run("grant", "bob", "security_officer", "--tenant", "acme")
         assert "bob\tacme: security_officer" in run("list")
         assert (
-            run("revoke", "bob", "security_officer", "--tenant", "acme")
+            run("revoke", "bob", "security_officer", "--tenant", "acme", "--reason", "rota")
             == "Revoked security_officer from bob in acme\n"
         )
         assert not RoleGrant.objects.filter(user__username="bob", revoked_at__isnull=True).exists()
@@ -103,8 +103,12 @@ class TestAccountsCommand:
                 "role: 'reviewer' cannot be granted platform-wide.",
             ),
             (
-                ["revoke", "bob", "reviewer", "--tenant", "acme"],
+                ["revoke", "bob", "reviewer", "--tenant", "acme", "--reason", "x"],
                 "role: 'bob' does not hold the role 'reviewer'",
+            ),
+            (
+                ["revoke", "bob", "reviewer", "--tenant", "acme"],
+                "reason: The reason is required.",
             ),
             (["token", "ghost"], "username: No user 'ghost'."),
             (["token", "bob", "--expires-days", "0"], "expires_days: Expiry must be between 1 and"),

@@ -9,8 +9,10 @@ from django.utils import timezone
 
 from accounts import selectors, services
 from accounts.choices import Role
-from accounts.models import ApiToken, Membership, RoleGrant, Tenant
+from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
 from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
+from governance.events.kinds import EventKind
+from governance.events.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +69,8 @@ class TestUserCreate:
 
 class TestRoles:
     def test_grant_records_who_and_when_and_makes_member(self, acme, make_user):
-        admin = make_user("boss", acme="administrator")
+        admin = make_user("boss")
+        services.role_grant(user=admin, role="administrator", tenant=None, actor=None)
         alice = make_user("alice")
         before = timezone.now()
         grant, created = services.role_grant(
@@ -147,7 +150,9 @@ class TestRoles:
     def test_revoke_missing_grant(self, acme, make_user):
         alice = make_user("alice", acme="member")
         with pytest.raises(NotFound, match="does not hold"):
-            services.role_revoke(user=alice, role="reviewer", tenant=acme, actor=None)
+            services.role_revoke(
+                user=alice, role="reviewer", tenant=acme, actor=None, reason="cleanup"
+            )
 
     def test_membership_remove_revokes_all_roles(self, acme, make_user):
         alice = make_user("alice", acme=["reviewer", "privacy_officer"])
@@ -211,3 +216,112 @@ class TestTokens:
             services.token_touch(token=token, now=now + timedelta(seconds=30))
         with django_assert_num_queries(1):
             services.token_touch(token=token, now=now + timedelta(seconds=90))
+
+
+class TestGrantOnlyToMembers:
+    """A tenant administrator can neither reach nor probe users outside the tenant."""
+
+    def test_foreign_and_unknown_users_get_the_same_answer(self, acme, globex, make_user):
+        boss = make_user("boss", acme="administrator")
+        make_user("gina", globex="reviewer")
+        make_user("loner")
+        answers = []
+        for username in ("gina", "ghost", "loner"):
+            with pytest.raises(NotFound) as err:
+                services.role_grant(user=username, role="reviewer", tenant=acme, actor=boss)
+            answers.append((err.value.field, err.value.message.replace(username, "?")))
+        assert answers == [("username", "No member '?' in 'acme'.")] * 3
+        # Passing the user object instead of the name changes nothing.
+        with pytest.raises(NotFound, match="No member 'gina' in 'acme'"):
+            services.role_grant(
+                user=User.objects.get(username="gina"), role="reviewer", tenant=acme, actor=boss
+            )
+        assert not RoleGrant.objects.filter(tenant=acme).exclude(user=boss).exists()
+        assert set(
+            Membership.objects.filter(tenant=acme).values_list("user__username", flat=True)
+        ) == {"boss"}
+
+    def test_revoke_of_a_foreign_user_reads_like_an_unknown_one(self, acme, globex, make_user):
+        boss = make_user("boss", acme="administrator")
+        make_user("gina", globex="reviewer")
+        for username in ("gina", "ghost"):
+            with pytest.raises(NotFound, match=f"No member '{username}' in 'acme'"):
+                services.role_revoke(
+                    user=username, role="reviewer", tenant=acme, actor=boss, reason="x"
+                )
+
+    def test_tenant_admin_grants_to_a_member_by_name(self, acme, make_user):
+        boss = make_user("boss", acme="administrator")
+        alice = make_user("alice", acme="member")
+        grant, created = services.role_grant(user="alice", role="reviewer", tenant=acme, actor=boss)
+        assert created and grant.user == alice and grant.granted_by == boss
+
+    def test_only_a_platform_admin_adds_members(self, acme, make_user):
+        boss = make_user("boss", acme="administrator")
+        root = make_user("root")
+        services.role_grant(user=root, role="administrator", tenant=None, actor=None)
+        alice = make_user("alice")
+        with pytest.raises(PermissionDenied, match="platform administrator"):
+            services.membership_add(user=alice, tenant=acme, actor=boss)
+        assert not selectors.is_member(alice, acme)
+        # A platform administrator brings a new user in by granting them a role.
+        services.role_grant(user="alice", role="reviewer", tenant=acme, actor=root)
+        assert selectors.is_member(alice, acme)
+
+
+class TestRevokeReasonAndLastAdministrator:
+    @pytest.mark.parametrize("reason", ["", "   ", None])
+    def test_revoke_needs_a_reason(self, acme, make_user, reason):
+        alice = make_user("alice", acme="reviewer")
+        before = Event.objects.count()
+        with pytest.raises(DomainError) as err:
+            services.role_revoke(
+                user=alice, role="reviewer", tenant=acme, actor=None, reason=reason
+            )
+        assert (err.value.field, err.value.message) == ("reason", "The reason is required.")
+        assert selectors.roles_in_tenant(alice, acme) == {"reviewer"}
+        assert Event.objects.count() == before
+
+    def test_reason_is_stored_and_in_the_event(self, acme, make_user):
+        boss = make_user("boss", acme="administrator")
+        alice = make_user("alice", acme="reviewer")
+        grant = services.role_revoke(
+            user=alice, role="reviewer", tenant=acme, actor=boss, reason="  left the team "
+        )
+        assert RoleGrant.objects.get(pk=grant.pk).revoke_reason == "left the team"
+        event = Event.objects.filter(kind=EventKind.ROLE_REVOKED).get()
+        assert event.payload["reason"] == "left the team"
+        assert event.actor == boss
+
+    def test_the_last_administrator_grant_stays(self, acme, make_user):
+        boss = make_user("boss", acme="administrator")
+        for actor in (boss, None):
+            with pytest.raises(Conflict) as err:
+                services.role_revoke(
+                    user=boss, role="administrator", tenant=acme, actor=actor, reason="bye"
+                )
+            assert err.value.field == "role"
+            assert "last administrator of 'acme'" in err.value.message
+        with pytest.raises(Conflict, match="last administrator"):
+            services.membership_remove(user=boss, tenant=acme, actor=None)
+        assert selectors.roles_in_tenant(boss, acme) == {"administrator"}
+        assert selectors.is_member(boss, acme)
+        # With a second administrator, either may go.
+        make_user("deputy", acme="administrator")
+        services.role_revoke(user=boss, role="administrator", tenant=acme, actor=boss, reason="bye")
+        assert list(
+            RoleGrant.objects.filter(
+                tenant=acme, role="administrator", revoked_at__isnull=True
+            ).values_list("user__username", flat=True)
+        ) == ["deputy"]
+
+    def test_platform_administrators_do_not_count_as_the_tenants_administrator(
+        self, acme, make_user
+    ):
+        boss = make_user("boss", acme="administrator")
+        root = make_user("root")
+        services.role_grant(user=root, role="administrator", tenant=None, actor=None)
+        with pytest.raises(Conflict, match="last administrator"):
+            services.role_revoke(
+                user=boss, role="administrator", tenant=acme, actor=root, reason="bye"
+            )

@@ -140,7 +140,7 @@ class TestTenantAccessPages:
 
     def test_admin_grants_and_revokes_in_browser_forms(self, client, acme, make_user):
         boss = make_user("boss", acme="administrator")
-        make_user("alice")
+        make_user("alice", acme="member")
         login(client, boss)
         page = client.get("/tenants/acme/").content.decode()
         assert "Grant a role" in page
@@ -153,13 +153,16 @@ class TestTenantAccessPages:
         grant = RoleGrant.objects.get(user__username="alice", revoked_at__isnull=True)
         assert (grant.role, grant.granted_by, grant.reason) == ("reviewer", boss, "new")
         resp = client.post(
-            "/tenants/acme/revoke/", {"username": "alice", "role": "reviewer"}, follow=True
+            "/tenants/acme/revoke/",
+            {"username": "alice", "role": "reviewer", "reason": "moved team"},
+            follow=True,
         )
         assert "Revoked Reviewer from alice in acme." in resp.content.decode()
         grant.refresh_from_db()
-        assert grant.revoked_by == boss
+        assert (grant.revoked_by, grant.revoke_reason) == (boss, "moved team")
         assert re.search(
-            r"<td>alice</td><td>reviewer</td>.*?<td>boss</td>.*?<td>boss</td>",
+            r"<td>alice</td><td>reviewer</td>.*?<td>boss</td>\s*<td>new</td>.*?"
+            r"<td>boss</td>\s*<td>moved team</td>",
             resp.content.decode(),
             re.S,
         )
@@ -168,9 +171,37 @@ class TestTenantAccessPages:
         login(client, make_user("boss", acme="administrator"))
         resp = client.post("/tenants/acme/grant/", {"username": "ghost", "role": "reviewer"})
         assert resp.status_code == 404
-        assert "No user &#x27;ghost&#x27;." in resp.content.decode()
+        assert "No member &#x27;ghost&#x27; in &#x27;acme&#x27;." in resp.content.decode()
         resp = client.post("/tenants/acme/grant/", {"username": "boss", "role": "king"})
         assert resp.status_code == 400 and "Select a valid choice" in resp.content.decode()
+
+    def test_grant_to_a_foreign_user_reads_like_an_unknown_one(
+        self, client, acme, globex, make_user
+    ):
+        login(client, make_user("boss", acme="administrator"))
+        make_user("gina", globex="reviewer")
+        for username in ("gina", "ghost"):
+            resp = client.post("/tenants/acme/grant/", {"username": username, "role": "reviewer"})
+            assert resp.status_code == 404
+            assert f"No member &#x27;{username}&#x27; in &#x27;acme&#x27;." in (
+                resp.content.decode()
+            )
+        assert not RoleGrant.objects.filter(tenant=acme, user__username="gina").exists()
+
+    def test_revoke_without_a_reason_is_refused_on_the_page(self, client, acme, make_user):
+        login(client, make_user("boss", acme="administrator"))
+        make_user("alice", acme="reviewer")
+        page = client.get("/tenants/acme/").content.decode()
+        assert 'name="reason" required' in page and "Why revoked" in page
+        resp = client.post("/tenants/acme/revoke/", {"username": "alice", "role": "reviewer"})
+        assert resp.status_code == 400
+        assert "Not revoked. reason: This field is required." in resp.content.decode()
+        assert RoleGrant.objects.get(user__username="alice").revoked_at is None
+        last = client.post(
+            "/tenants/acme/revoke/", {"username": "boss", "role": "administrator", "reason": "x"}
+        )
+        assert last.status_code == 409
+        assert "last administrator of &#x27;acme&#x27;" in last.content.decode()
 
     def test_reviewer_has_no_grant_form_and_is_refused(self, client, acme, make_user):
         login(client, make_user("rev", acme="reviewer"))

@@ -35,7 +35,8 @@ def verify_signature(event: Event) -> bool:
 
 
 def test_grant_writes_one_chained_signed_event(acme, make_user):
-    boss = make_user("boss", acme="administrator")
+    boss = make_user("boss")  # a platform administrator may bring a new member in
+    accounts.role_grant(user=boss, role="administrator", tenant=None, actor=None)
     alice = make_user("alice")
     before = Event.objects.count()
     grant, _ = accounts.role_grant(
@@ -123,8 +124,8 @@ def test_events_cannot_be_updated_or_deleted(acme, make_user):
 
 def test_channel_is_recorded(acme, make_user, client, token_client):
     boss = make_user("boss", acme="administrator")
-    make_user("alice")
-    make_user("carol")
+    make_user("alice", acme="member")
+    make_user("carol", acme="member")
     token_client(boss).post(
         "/api/v1/tenants/acme/grants/", {"username": "alice", "role": "reviewer"}, format="json"
     )

@@ -39,6 +39,7 @@ def log(acme, globex, make_user):
             user=make_user(f"u{i}"), role="reviewer", tenant=acme if i % 2 else globex, actor=None
         )
     key_rotate(actor=None)
+    make_user("deputy", acme="administrator")  # a tenant keeps at least one administrator
     accounts.role_revoke(user=boss, role="administrator", tenant=acme, actor=None, reason="left")
     cp = checkpoint_create()
     assert cp is not None

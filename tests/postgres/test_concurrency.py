@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 from accounts import selectors, services
-from accounts.models import Membership, RoleGrant
+from accounts.models import Membership, RoleGrant, Tenant, User
+from governance.errors import Conflict, DomainError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -57,7 +59,10 @@ def test_simultaneous_grants_leave_exactly_one_active_grant(acme, make_user):
 def test_simultaneous_revokes_revoke_once(acme, make_user):
     alice = make_user("alice", acme="reviewer")
     results = run_concurrently(
-        6, lambda: services.role_revoke(user=alice, role="reviewer", tenant=acme, actor=None)
+        6,
+        lambda: services.role_revoke(
+            user=alice, role="reviewer", tenant=acme, actor=None, reason="left"
+        ),
     )
     successes = [r for r in results if not isinstance(r, Exception)]
     failures = [r for r in results if isinstance(r, Exception)]
@@ -73,3 +78,56 @@ def test_database_constraint_blocks_a_second_active_grant(acme, make_user):
     alice = make_user("alice", acme="reviewer")
     with pytest.raises(IntegrityError):
         RoleGrant.objects.create(user=alice, tenant=acme, role="reviewer")
+
+
+def _revoke_each_other(tenant: Tenant, a: User, b: User) -> Callable[[], object]:
+    """Work for two threads: the first revokes b as a, the second a as b."""
+    pairs = iter([(a, b), (b, a)])
+    pick = threading.Lock()
+
+    def work() -> object:
+        with pick:
+            actor, target = next(pairs)
+        return services.role_revoke(
+            user=target, role="administrator", tenant=tenant, actor=actor, reason="coup"
+        )
+
+    return work
+
+
+def test_two_administrators_revoking_each_other_leave_one(acme, make_user):
+    """Without the tenant lock both revocations see the other administrator and both pass."""
+    for attempt in range(10):
+        a = make_user(f"a{attempt}", acme="administrator")
+        b = make_user(f"b{attempt}", acme="administrator")
+        RoleGrant.objects.filter(tenant=acme, role="administrator").exclude(user__in=[a, b]).update(
+            revoked_at=timezone.now(), revoke_reason="reset"
+        )
+        results = run_concurrently(2, _revoke_each_other(acme, a, b))
+        successes = [r for r in results if isinstance(r, RoleGrant)]
+        failures = [r for r in results if isinstance(r, DomainError)]
+        assert len(successes) == 1 and len(failures) == 1, results
+        left = RoleGrant.objects.filter(tenant=acme, role="administrator", revoked_at__isnull=True)
+        assert left.count() == 1, attempt
+
+
+def test_parallel_revocations_of_every_administrator_keep_one(acme, make_user):
+    admins = [make_user(f"adm{i}", acme="administrator") for i in range(6)]
+    queue = iter(admins)
+    pick = threading.Lock()
+
+    def revoke_one() -> object:
+        with pick:
+            target = next(queue)
+        return services.role_revoke(
+            user=target, role="administrator", tenant=acme, actor=None, reason="reorg"
+        )
+
+    results = run_concurrently(6, revoke_one)
+    refused = [r for r in results if isinstance(r, Conflict)]
+    assert len(refused) == 1 and "last administrator" in str(refused[0]), results
+    assert len([r for r in results if isinstance(r, RoleGrant)]) == 5
+    assert (
+        RoleGrant.objects.filter(tenant=acme, role="administrator", revoked_at__isnull=True).count()
+        == 1
+    )

@@ -276,7 +276,9 @@ def test_revoked_role_stops_counting_before_promotion(
     change = submitted_prompt_change(open_change, people, prompt_v1)
     services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
     services.approval_decide(change=change, actor=people["admin"], decision="approve")
-    accounts.role_revoke(user=people["reviewer"], role="reviewer", tenant=acme, actor=None)
+    accounts.role_revoke(
+        user=people["reviewer"], role="reviewer", tenant=acme, actor=None, reason="test"
+    )
     change.refresh_from_db()
     with pytest.raises(Conflict) as exc:
         services.change_promote(change=change, actor=people["admin"])
@@ -550,10 +552,14 @@ def test_an_approval_for_a_slot_someone_else_filled_is_shown_as_not_counting(
 ) -> None:
     change = submitted_prompt_change(open_change, people, prompt_v1)
     services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
-    accounts.role_revoke(user=people["reviewer"], role="reviewer", tenant=acme, actor=None)
+    accounts.role_revoke(
+        user=people["reviewer"], role="reviewer", tenant=acme, actor=None, reason="test"
+    )
     other = make_user("other", acme=["member", "reviewer"])
     services.approval_decide(change=change, actor=other, decision="approve")
-    accounts.role_grant(user=people["reviewer"], role="reviewer", tenant=acme, actor=None)
+    accounts.role_grant(
+        user=people["reviewer"], role="reviewer", tenant=acme, actor=None, reason="test"
+    )
     change.refresh_from_db()
     status = selectors.approval_status(change)
     assert status.slots[0].approval is not None
@@ -570,7 +576,9 @@ def test_waiting_for_ignores_approvals_that_no_longer_count(
     other = make_user("other", acme=["member", "reviewer"])
     services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
     assert selectors.waiting_for(other) == []
-    accounts.role_revoke(user=people["reviewer"], role="reviewer", tenant=acme, actor=None)
+    accounts.role_revoke(
+        user=people["reviewer"], role="reviewer", tenant=acme, actor=None, reason="test"
+    )
     assert selectors.waiting_for(other) == [(change, ["reviewer"])]
 
 

@@ -63,7 +63,11 @@ class Command(ActionCommand):
             scope.add_argument(
                 "--platform", action="store_true", help="Platform-wide (administrator only)."
             )
-            p.add_argument("--reason", default="")
+            p.add_argument(
+                "--reason",
+                default="",
+                help="Why (recorded in the log)" + ("; required." if name == "revoke" else "."),
+            )
 
         p = sub.add_parser("token", help="Create a personal API token; prints only the token.")
         p.add_argument("username")
@@ -114,24 +118,22 @@ class Command(ActionCommand):
         return None if o["platform"] else selectors.tenant_by_slug(o["tenant"])
 
     def do_grant(self, o: dict[str, Any]) -> None:
-        user = selectors.user_by_username(o["username"])
         tenant = self._scope(o)
         grant, created = services.role_grant(
-            user=user, role=o["role"], tenant=tenant, actor=None, reason=o["reason"]
+            user=o["username"], role=o["role"], tenant=tenant, actor=None, reason=o["reason"]
         )
         where = tenant.slug if tenant else "platform"
         self.stdout.write(
-            f"{'Granted' if created else 'Already held:'} {grant.role} to {user} in {where}"
+            f"{'Granted' if created else 'Already held:'} {grant.role} to {grant.user} in {where}"
         )
 
     def do_revoke(self, o: dict[str, Any]) -> None:
-        user = selectors.user_by_username(o["username"])
         tenant = self._scope(o)
         grant = services.role_revoke(
-            user=user, role=o["role"], tenant=tenant, actor=None, reason=o["reason"]
+            user=o["username"], role=o["role"], tenant=tenant, actor=None, reason=o["reason"]
         )
         where = tenant.slug if tenant else "platform"
-        self.stdout.write(f"Revoked {grant.role} from {user} in {where}")
+        self.stdout.write(f"Revoked {grant.role} from {grant.user} in {where}")
 
     def do_token(self, o: dict[str, Any]) -> None:
         user = selectors.user_by_username(o["username"])
