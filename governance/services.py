@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Tenant, User
-from accounts.selectors import has_role, is_member
+from accounts.selectors import is_member
+from governance import permissions
 from governance.choices import SECURITY_CHECKS, WaiverState
-from governance.errors import Conflict, DomainError, PermissionDenied
+from governance.errors import Conflict, DomainError
 from governance.events.kinds import EventKind
 from governance.events.services import event_record
 from governance.inputs import clean_text
@@ -122,10 +123,6 @@ def _links(links: Sequence[str] | None) -> list[str]:
     return cleaned
 
 
-def _is_role(actor: Any, tenant: Tenant, role: str) -> bool:
-    return actor is None or has_role(actor, tenant, role)
-
-
 def _waiver_payload(waiver: Waiver) -> dict[str, Any]:
     return {
         "waiver": waiver.reference,
@@ -187,8 +184,7 @@ def waiver_grant(
     from reviews.choices import ChangeStatus, CheckKind
 
     now = timezone.now()
-    if not _is_role(actor, tenant, Role.ADMINISTRATOR):
-        raise PermissionDenied("Only an administrator of the tenant can grant a waiver.")
+    permissions.can_grant_waiver(actor, tenant, change).require()
     if check_kind not in CheckKind.values:
         raise DomainError(
             f"'{check_kind}' is not a check; use one of {', '.join(CheckKind.values)}.",
@@ -217,8 +213,6 @@ def waiver_grant(
                 "there is nothing left to waive.",
                 field="change",
             )
-        if actor is not None and actor.pk == change.author_id:
-            raise PermissionDenied("The author of a change cannot waive its checks.")
     for artifact in artifacts:
         if artifact.tenant_id != tenant.pk:
             raise DomainError(f"No artifact {artifact.path} in {tenant.slug}.", field="artifacts")
@@ -340,12 +334,7 @@ def waiver_countersign(*, waiver: Waiver, actor: User) -> Waiver:
     state = waiver.state_at(now)
     if state in (WaiverState.REVOKED, WaiverState.EXPIRED):
         raise Conflict(f"{waiver.reference} is {state.label.lower()}.", field="status")
-    if not has_role(actor, waiver.tenant, Role.SECURITY_OFFICER):
-        raise PermissionDenied("Only a security officer of the tenant can countersign.")
-    if waiver.granted_by_id == actor.pk:
-        raise PermissionDenied("The administrator who granted a waiver cannot also countersign it.")
-    if waiver.change_id is not None and waiver.change and waiver.change.author_id == actor.pk:
-        raise PermissionDenied("The author of a change cannot waive its checks.")
+    permissions.can_countersign_waiver(actor, waiver).require()
     Waiver.objects.filter(pk=waiver.pk).update(countersigned_by=actor, countersigned_at=now)
     waiver.refresh_from_db()
     event_record(
@@ -363,11 +352,7 @@ def waiver_revoke(*, waiver: Waiver, actor: User | None, reason: str) -> Waiver:
     """End a waiver now (an administrator or a security officer); the changes it covered block again."""
     waiver = _lock_waiver(waiver)
     reason = clean_text(reason, "reason", limit=2000)
-    if not (
-        _is_role(actor, waiver.tenant, Role.ADMINISTRATOR)
-        or _is_role(actor, waiver.tenant, Role.SECURITY_OFFICER)
-    ):
-        raise PermissionDenied("Only an administrator or a security officer can revoke a waiver.")
+    permissions.can_revoke_waiver(actor, waiver).require()
     if waiver.revoked_at is not None:
         raise Conflict(f"{waiver.reference} is already revoked.", field="status")
     now = timezone.now()

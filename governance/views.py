@@ -26,11 +26,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.choices import Role
 from accounts.models import Tenant, User
-from accounts.selectors import access_by_tenant, is_platform_admin, roles_in_tenant, tenant_for_user
-from governance import selectors, services
-from governance.api.views import _may_run_verification
+from accounts.selectors import access_by_tenant, is_platform_admin, tenant_for_user
+from governance import permissions, selectors, services
 from governance.choices import WaiverState
 from governance.errors import DomainError, NotFound
 from governance.errors import PermissionDenied as DomainPermissionDenied
@@ -40,6 +38,14 @@ from governance.events.services import verification_start
 from governance.filtersets import EventFilterSet, WaiverFilterSet
 from governance.forms import WaiverForm, WaiverRenewForm, WaiverRevokeForm, form_error
 from governance.models import Waiver
+from governance.permissions import (
+    can_grant_waiver,
+    can_renew_waiver,
+    can_revoke_waiver,
+    can_start_verification,
+    may_grant_waivers,
+    waiver_actions,
+)
 from governance.selectors import readiness
 from registry import selectors as registry_selectors
 from registry.models import Artifact
@@ -88,7 +94,7 @@ def governance_index(request: HttpRequest) -> HttpResponse:
             ),
             "latest_checkpoint": event_selectors.latest_checkpoint(),
             "latest_verification": event_selectors.latest_verification(),
-            "can_verify": _may_run_verification(request.user),
+            "can_verify": can_start_verification(request.user),
         },
     )
 
@@ -147,9 +153,6 @@ def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
 @login_required
 @require_POST
 def verify_start(request: HttpRequest) -> HttpResponse:
-    if not _may_run_verification(request.user):
-        messages.error(request, "Only administrators can start a verification.")
-        return redirect("governance")
     try:
         run = verification_start(actor=request.user)
     except DomainError as exc:
@@ -168,7 +171,7 @@ def verification_detail(request: HttpRequest, run_id: str) -> HttpResponse:
 
 @login_required
 def metrics_page(request: HttpRequest) -> HttpResponse:
-    if not (is_platform_admin(request.user) or _may_run_verification(request.user)):
+    if not (is_platform_admin(request.user) or can_start_verification(request.user)):
         raise Http404("Governance metrics are for administrators.")
     return render(request, "governance/metrics.html", {"t": event_selectors.telemetry()})
 
@@ -187,34 +190,6 @@ def _waiver_or_404(request: HttpRequest, reference: str) -> Waiver:
         return selectors.waiver_by_reference(reference, visible_to=request.user)
     except NotFound as exc:
         raise Http404(exc.message) from exc
-
-
-def _forbidden(exc: DomainPermissionDenied) -> DjangoPermissionDenied:
-    return DjangoPermissionDenied(exc.message)
-
-
-@dataclass
-class WaiverPermissions:
-    """Which actions the page offers; the services decide again when one is used."""
-
-    renew: bool
-    revoke: bool
-    countersign: bool
-
-
-def _waiver_permissions(user: User, waiver: Waiver, state: str) -> WaiverPermissions:
-    roles = roles_in_tenant(user, waiver.tenant)
-    is_admin = Role.ADMINISTRATOR in roles
-    is_security = Role.SECURITY_OFFICER in roles
-    renewed = hasattr(waiver, "renewal")
-    return WaiverPermissions(
-        renew=is_admin and state != WaiverState.REVOKED and not renewed,
-        revoke=(is_admin or is_security)
-        and state not in (WaiverState.REVOKED, WaiverState.EXPIRED),
-        countersign=is_security
-        and state == WaiverState.PENDING
-        and waiver.granted_by_id != user.pk,
-    )
 
 
 @login_required
@@ -244,6 +219,7 @@ def waiver_list(request: HttpRequest) -> HttpResponse:
             "query": params.urlencode(),
             "now": now,
             "soon_days": settings.WAIVER_EXPIRING_SOON_DAYS,
+            "may_grant": may_grant_waivers(request.user),
         },
         status=400 if invalid else 200,
     )
@@ -267,7 +243,7 @@ def _waiver_page(request: HttpRequest, waiver: Waiver, status: int = 200) -> Htt
             "renewed_by": lineage[position + 1] if position + 1 < len(lineage) else None,
             "events": list(selectors.waiver_history(lineage)),
             "covered": selectors.changes_covered_by(waiver),
-            "can": _waiver_permissions(_user(request), waiver, state),
+            "can": waiver_actions(_user(request), waiver, state),
         },
         status=status,
     )
@@ -335,9 +311,7 @@ def _grant(request: HttpRequest, form: WaiverForm) -> HttpResponse | int:
             advisory_links=form.links(),
             expires_at=form.expiry(),
         )
-    except DomainPermissionDenied as exc:
-        raise _forbidden(exc) from exc
-    except DomainError as exc:
+    except DomainError as exc:  # a refusal (403) too: its reason on the page, never a bare 403
         form_error(form, exc, aliases={"scope": "change"})
         return exc.status_code
     note = " It counts once a security officer countersigns it." if waiver.needs_security else ""
@@ -349,7 +323,11 @@ def _grant(request: HttpRequest, form: WaiverForm) -> HttpResponse | int:
 def waiver_new(request: HttpRequest) -> HttpResponse:
     """Grant a waiver; ``?change=CR-...&check=...`` fills in the scope from a change page."""
     user = _user(request)
-    tenants = [row.tenant.slug for row in access_by_tenant(user)]
+    access = access_by_tenant(user)
+    tenants = [row.tenant.slug for row in access]
+    # The form is offered only to someone who may grant somewhere (an officer may not).
+    may_grant = any(can_grant_waiver(user, row.tenant, roles=row.roles) for row in access)
+    refusal = "" if may_grant else permissions.GRANT_REASON
     initial: dict[str, Any] = {}
     change_ref = request.GET.get("change", "").strip()[:40]
     if change_ref:
@@ -362,19 +340,35 @@ def waiver_new(request: HttpRequest) -> HttpResponse:
     if check in CheckKind.values:
         initial["check_kind"] = check
     form = WaiverForm(request.POST or None, tenants=tenants, initial=initial)
-    status = 200
+    status = 200 if may_grant else 403
     if request.method == "POST":
-        status = 400
+        status = 400 if may_grant else 403
         if form.is_valid():
             outcome = _grant(request, form)
             if isinstance(outcome, HttpResponse):
                 return outcome
             status = outcome
+            if not may_grant:  # the form is not on the page: the service's reason is
+                refusal = " ".join(str(e) for e in form.non_field_errors()) or refusal
     return render(
         request,
         "governance/waiver_form.html",
-        {"form": form, "max_days": settings.WAIVER_MAX_DAYS},
+        {
+            "form": form if may_grant else None,
+            "refusal": refusal,
+            "max_days": settings.WAIVER_MAX_DAYS,
+        },
         status=status,
+    )
+
+
+def _refused(request: HttpRequest, waiver: Waiver, action: str, reason: str) -> HttpResponse:
+    """A renew or revoke this person may not do: the page says why (403), with no form."""
+    return render(
+        request,
+        "governance/waiver_action.html",
+        {"form": None, "refusal": reason, "waiver": waiver, "action": action},
+        status=403,
     )
 
 
@@ -383,11 +377,9 @@ def waiver_renew(request: HttpRequest, reference: str) -> HttpResponse:
     """A renewal is a new waiver with the same scope, linked to this one; terms may be restated."""
     waiver = _waiver_or_404(request, reference)
     user = _user(request)
-    if (
-        request.method != "POST"
-        and not _waiver_permissions(user, waiver, waiver.state_at(timezone.now())).renew
-    ):
-        raise DjangoPermissionDenied("Only an administrator of the tenant can renew this waiver.")
+    allowed = can_renew_waiver(user, waiver)
+    if not allowed:
+        return _refused(request, waiver, "renew", allowed.reason)
     initial = {
         "justification": waiver.justification,
         "mitigation": waiver.mitigation,
@@ -408,7 +400,7 @@ def waiver_renew(request: HttpRequest, reference: str) -> HttpResponse:
                     advisory_links=form.links(),
                 )
             except DomainPermissionDenied as exc:
-                raise _forbidden(exc) from exc
+                return _refused(request, waiver, "renew", exc.message)
             except DomainError as exc:
                 form_error(form, exc)
                 status = exc.status_code
@@ -428,13 +420,9 @@ def waiver_revoke(request: HttpRequest, reference: str) -> HttpResponse:
     """End a waiver now; a reason is required and goes into the log."""
     waiver = _waiver_or_404(request, reference)
     user = _user(request)
-    if (
-        request.method != "POST"
-        and not _waiver_permissions(user, waiver, waiver.state_at(timezone.now())).revoke
-    ):
-        raise DjangoPermissionDenied(
-            "Only an administrator or a security officer can revoke this waiver."
-        )
+    allowed = can_revoke_waiver(user, waiver)
+    if not allowed:
+        return _refused(request, waiver, "revoke", allowed.reason)
     form = WaiverRevokeForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -445,7 +433,7 @@ def waiver_revoke(request: HttpRequest, reference: str) -> HttpResponse:
                     waiver=waiver, actor=user, reason=form.cleaned_data["reason"]
                 )
             except DomainPermissionDenied as exc:
-                raise _forbidden(exc) from exc
+                return _refused(request, waiver, "revoke", exc.message)
             except DomainError as exc:
                 form_error(form, exc)
                 status = exc.status_code
@@ -467,9 +455,7 @@ def waiver_countersign(request: HttpRequest, reference: str) -> HttpResponse:
     waiver = _waiver_or_404(request, reference)
     try:
         services.waiver_countersign(waiver=waiver, actor=_user(request))
-    except DomainPermissionDenied as exc:
-        raise _forbidden(exc) from exc
-    except DomainError as exc:
+    except DomainError as exc:  # refused (403) or too late (409): the reason above the page
         messages.error(request, exc.message)
         return _waiver_page(request, _waiver_or_404(request, reference), status=exc.status_code)
     messages.success(request, f"Countersigned {waiver.reference}; it counts from now.")

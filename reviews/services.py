@@ -18,10 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from accounts.choices import Role
 from accounts.models import Tenant, User
-from accounts.selectors import has_role, is_member, is_platform_admin
-from governance.errors import Conflict, DomainError, PermissionDenied
+from governance.errors import Conflict, DomainError
 from governance.events.kinds import EventKind
 from governance.events.services import EventSpec, canonical, event_record, events_record
 from governance.inputs import clean_text
@@ -33,8 +31,8 @@ from registry.selectors import lifecycle_refusal
 from registry.services import version_stage_set
 from registry.verification import verify_versions
 from reviews import checks as check_catalog
+from reviews import permissions, selectors
 from reviews import policy as approval_policy
-from reviews import selectors
 from reviews.choices import (
     EDITABLE_STATES,
     OPEN_STATES,
@@ -81,13 +79,8 @@ def _lock(change: ChangeRequest) -> ChangeRequest:
     )
 
 
-def _is_admin(actor: User | None, tenant: Tenant) -> bool:
-    return actor is None or has_role(actor, tenant, Role.ADMINISTRATOR)
-
-
 def _require_author_or_admin(change: ChangeRequest, actor: User | None, action: str) -> None:
-    if actor is not None and actor.pk != change.author_id and not _is_admin(actor, change.tenant):
-        raise PermissionDenied(f"Only the author or an administrator can {action} this change.")
+    permissions.can_act_as_author(actor, change, action).require()
 
 
 def _label(change: ChangeRequest) -> str:
@@ -255,8 +248,7 @@ def change_create(
     golden_corpus: Version | str | None = None,
 ) -> ChangeRequest:
     """Open a change request (a draft) proposing versions to replace their artifacts' active ones."""
-    if not (is_member(actor, tenant) or is_platform_admin(actor)):
-        raise PermissionDenied(f"Only members of '{tenant.slug}' can open changes there.")
+    permissions.can_open_change(actor, tenant).require()
     title = _text(title, "title", required=True, limit=200)
     plan = _text(rollback_plan, "rollback_plan", required=True)
     versions = _resolve_versions(tenant, proposed)
@@ -474,8 +466,7 @@ def change_withdraw(
 @transaction.atomic
 def comment_add(*, change: ChangeRequest, actor: User, body: str) -> Comment:
     """A remark on a change, by anyone in its tenant."""
-    if not (is_member(actor, change.tenant) or is_platform_admin(actor)):
-        raise PermissionDenied("Only members of the change's tenant can comment.")
+    permissions.can_comment(actor, change).require()
     text = _text(body, "body", required=True, limit=5000)
     comment = Comment.objects.create(change=change, author=actor, body=text)
     _record(EventKind.CHANGE_REQUEST_COMMENTED, change, actor, body=text)
@@ -502,8 +493,7 @@ def approval_decide(
     if decision not in Decision.values:
         raise DomainError("Decide 'approve' or 'reject'.", field="decision")
     change = _lock(change)
-    if actor.pk == change.author_id:
-        raise PermissionDenied("The author of a change cannot approve or reject it.")
+    permissions.can_decide(actor, change, requirement).require()
     existing = change.approvals.filter(approver=actor, voided_at__isnull=True).first()
     if existing is not None:
         if existing.decision == decision and (requirement in (None, existing.requirement)):
@@ -526,10 +516,6 @@ def approval_decide(
             raise DomainError(
                 f"'{requirement}' is not required for {change.reference}.", field="requirement"
             )
-        if requirement not in holdable:
-            raise PermissionDenied(
-                f"You do not hold the {Requirement(requirement).label} role here."
-            )
         if decision == Decision.APPROVE and requirement not in open_slots:
             raise Conflict(
                 f"The {Requirement(requirement).label} slot is already filled by someone else.",
@@ -537,12 +523,7 @@ def approval_decide(
             )
         slot = requirement
     else:
-        mine = [r for r in change.requirements if r in holdable]
-        if not mine:
-            raise PermissionDenied(
-                f"{change.reference} needs {', '.join(Requirement(r).label for r in change.requirements)}; "
-                "you hold none of these roles here."
-            )
+        mine = [r for r in change.requirements if r in holdable]  # not empty: can_decide
         free = [r for r in mine if r in open_slots]
         if decision == Decision.APPROVE and not free:
             raise Conflict(
@@ -652,10 +633,7 @@ def check_rerun(*, change: ChangeRequest, kind: str | None, actor: User | None) 
     required = check_catalog.required_checks(change)
     if kind is not None and kind not in required:
         raise DomainError(f"'{kind}' is not a required check of {change.reference}.", field="kind")
-    if actor is not None and not (
-        actor.pk == change.author_id or is_member(actor, change.tenant) or is_platform_admin(actor)
-    ):
-        raise PermissionDenied("Only members of the change's tenant can re-run its checks.")
+    permissions.can_rerun_checks(actor, change).require()
     return _start_checks(change, [kind] if kind else required)
 
 
@@ -726,8 +704,7 @@ def evidence_attach(
     and the checks that read evidence run again.
     """
     change = _lock(change)
-    if actor is not None and not (is_member(actor, change.tenant) or is_platform_admin(actor)):
-        raise PermissionDenied("Only members of the change's tenant can attach evidence.")
+    permissions.can_attach_evidence(actor, change).require()
     if change.status not in EDITABLE_STATES:
         raise Conflict(
             f"{change.reference} is {change.get_status_display().lower()}; evidence is closed.",
@@ -841,8 +818,7 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
     passed, and pack verification of every version and its dependencies.
     """
     change = _lock(change)
-    if not _is_admin(actor, change.tenant):
-        raise PermissionDenied("Only an administrator can promote a change.")
+    permissions.can_promote(actor, change).require()
     if change.status == ChangeStatus.PROMOTED:
         raise Conflict(f"{change.reference} is already promoted.", field="status")
     _transition(change, ChangeStatus.PROMOTED)  # refuses anything but approved
@@ -925,8 +901,7 @@ def rollback(
         .select_related("tenant", "artifact_class", "active_version")
         .get(pk=artifact.pk)
     )
-    if not _is_admin(actor, artifact.tenant):
-        raise PermissionDenied("Only an administrator can roll back.")
+    permissions.can_roll_back(actor, artifact).require()
     current = artifact.active_version
     if current is None:
         raise Conflict(
@@ -1011,10 +986,7 @@ def approval_policy_update(
     *, tenant: Tenant | None, rules: Any, reason: str, actor: User | None
 ) -> ApprovalPolicy:
     """Save a new version of a tenant's (or the platform default) approval policy."""
-    if actor is not None:
-        allowed = is_platform_admin(actor) if tenant is None else _is_admin(actor, tenant)
-        if not allowed:
-            raise PermissionDenied("Only an administrator can change the approval policy.")
+    permissions.can_change_policy(actor, tenant).require()
     reason = _text(reason, "reason", required=True, limit=500)
     try:
         document = approval_policy.validate(rules)
@@ -1053,8 +1025,7 @@ def change_gate_set(
     """Set the metric thresholds an artifact class's changes must meet in a tenant."""
     from reviews import gates as gate_rules
 
-    if not _is_admin(actor, tenant):
-        raise PermissionDenied("Only an administrator can change the gates.")
+    permissions.can_set_gates(actor, tenant).require()
     if not isinstance(gates, list):
         raise DomainError("Gates must be a list.", field="gates")
     for i, gate in enumerate(gates):
@@ -1101,17 +1072,7 @@ def postmortem_record(
         )
     if change.postmortem_done_at is not None:
         raise Conflict(f"{change.reference}'s post-mortem is already recorded.", field="status")
-    allowed = (
-        actor is None
-        or actor.pk == change.author_id
-        or actor.pk in selectors.owners_of(change)
-        or _is_admin(actor, change.tenant)
-        or has_role(actor, change.tenant, Role.SECURITY_OFFICER)
-    )
-    if not allowed:
-        raise PermissionDenied(
-            "Only the author, an owner, an administrator or a security officer can record it."
-        )
+    permissions.can_record_postmortem(actor, change).require()
     summary = _text(summary, "summary", required=True, limit=20000)
     url = (url or "").strip()
     if url:

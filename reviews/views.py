@@ -13,7 +13,6 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -23,21 +22,20 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.choices import Role
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
 from governance.errors import DomainError, NotFound
-from governance.errors import PermissionDenied as DomainPermissionDenied
 from governance.forms import form_error
 from governance.models import Notification, Waiver
+from governance.permissions import can_grant_waiver
 from governance.services import notification_mark_read
 from registry import selectors as registry_selectors
 from registry.choices import ContentKind, Stage
 from registry.diffs import VersionDiff, version_diff
 from registry.highlight import highlight_json, highlight_text
 from registry.models import Deprecation, Retirement, Version, VersionState
+from reviews import permissions, reauth, selectors, services
 from reviews import policy as approval_policy
-from reviews import reauth, selectors, services
 from reviews.choices import (
     EDITABLE_STATES,
     OPEN_STATES,
@@ -230,10 +228,10 @@ def change_new(request: HttpRequest) -> HttpResponse:
 def change_edit(request: HttpRequest, reference: str) -> HttpResponse:
     user = _user(request)
     change = _change_or_404(request, reference)
-    if user.pk != change.author_id and Role.ADMINISTRATOR not in roles_in_tenant(
-        user, change.tenant
-    ):
-        raise DjangoPermissionDenied("Only the author or an administrator can revise a change.")
+    allowed = permissions.can_act_as_author(user, change, "revise")
+    if not allowed:  # no form this person cannot send: the change's page says why
+        messages.error(request, allowed.reason)
+        return _change_page(request, change, status=403)
     items = selectors.items_of(change)
     initial = ReviseForm.initial_for(change, items)
     form = ReviseForm(request.POST or None, initial=initial)
@@ -303,7 +301,9 @@ def _content_html(version: Version) -> SafeString | None:
     return None
 
 
-def _item_views(change: ChangeRequest, items: list[ChangeItem], is_admin: bool) -> list[ItemView]:
+def _item_views(
+    change: ChangeRequest, items: list[ChangeItem], user: User, roles: set[str]
+) -> list[ItemView]:
     ids = [i.proposed_id for i in items] + [i.current_id for i in items if i.current_id]
     stages = dict(
         VersionState.objects.filter(version_id__in=ids).values_list("version_id", "stage")
@@ -327,7 +327,7 @@ def _item_views(change: ChangeRequest, items: list[ChangeItem], is_admin: bool) 
                 current_stage=Stage(stages.get(current.pk, Stage.DRAFT)).label if current else None,
                 diff=version_diff(current, item.proposed) if current else None,
                 content_html=None if current else _content_html(item.proposed),
-                can_roll_back=is_admin
+                can_roll_back=bool(permissions.can_roll_back(user, item.artifact, roles=roles))
                 and change.status == ChangeStatus.PROMOTED
                 and current is not None
                 and item.artifact.active_version_id == item.proposed_id,
@@ -344,8 +344,8 @@ def _fillable_slots(
     change: ChangeRequest, user: User, status: selectors.ApprovalStatus
 ) -> list[str]:
     """The missing slots this user could fill now: none for the author or once they decided."""
-    if user.pk == change.author_id or change.status not in OPEN_STATES:
-        return []
+    if change.status not in OPEN_STATES or user.pk == change.author_id:
+        return []  # the author never signs off (permissions.can_decide)
     if change.approvals.filter(approver=user, voided_at__isnull=True).exists():
         return []
     held = selectors.requirements_held_by(change, user)
@@ -403,10 +403,17 @@ class CheckRow:
 
 
 def _check_rows(
-    change: ChangeRequest, verdicts: list[selectors.CheckVerdict], now: datetime, is_admin: bool
+    change: ChangeRequest,
+    verdicts: list[selectors.CheckVerdict],
+    now: datetime,
+    user: User,
+    roles: set[str],
 ) -> list[CheckRow]:
-    # A waiver covers only a failed check of a change that can still move forward.
-    may_waive = is_admin and change.status in OPEN_STATES
+    # A waiver covers only a failed check of a change that can still move forward; the link
+    # is offered to those who may grant it (not an officer, not the change's author).
+    may_waive = change.status in OPEN_STATES and bool(
+        can_grant_waiver(user, change.tenant, change, roles=roles)
+    )
     rows = []
     for verdict in verdicts:
         row = CheckRow(
@@ -426,18 +433,13 @@ def _check_rows(
 def _may_record_postmortem(
     change: ChangeRequest, user: User, roles: set[str], items: list[ChangeItem]
 ) -> bool:
-    """Who the service lets record the post-mortem: the author, an owner, an admin, security."""
+    """An emergency change's open follow-up, for someone ``permissions.can_record_postmortem`` allows."""
     if not change.emergency or change.postmortem_due_at is None:
         return False
     if change.postmortem_done_at is not None:
         return False
     owners = {i.artifact.owner_id for i in items if i.artifact.owner_id is not None}
-    return (
-        user.pk == change.author_id
-        or user.pk in owners
-        or Role.ADMINISTRATOR in roles
-        or Role.SECURITY_OFFICER in roles
-    )
+    return bool(permissions.can_record_postmortem(user, change, roles=roles, owners=owners))
 
 
 def _gate_tables(run: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -459,7 +461,7 @@ def _change_page(
     user = _user(request)
     items = selectors.items_of(change)
     roles = roles_in_tenant(user, change.tenant)
-    is_admin = Role.ADMINISTRATOR in roles
+    may_act_as_author = permissions.can_act_as_author(user, change, roles=roles)
     is_author = user.pk == change.author_id
     approvals = selectors.approval_status(change)
     # One moment for every verdict on the page, as for a decision; a promoted change is
@@ -491,9 +493,9 @@ def _change_page(
         "reviews/change.html",
         {
             "change": change,
-            "items": _item_views(change, items, is_admin),
+            "items": _item_views(change, items, user, roles),
             "approvals": approvals,
-            "checks": _check_rows(change, verdicts, judged_at, is_admin),
+            "checks": _check_rows(change, verdicts, judged_at, user, roles),
             "checks_judged_at": judged_at,
             "all_checks_passed": all(v.passes for v in verdicts),
             "gate_tables": _gate_tables(runs.get(CheckKind.CHANGE_GATES)),
@@ -508,14 +510,14 @@ def _change_page(
             "timeline": list(selectors.timeline(change)),
             "decide_form": decide_form if slots else None,
             "comment_form": comment_form or CommentForm(),
-            "is_admin": is_admin,
             "is_author": is_author,
-            "can_act_as_author": is_author or is_admin,
+            "can_act_as_author": bool(may_act_as_author),
             "can_submit": ChangeStatus.IN_REVIEW in allowed_next
             and change.status == ChangeStatus.DRAFT,
             "can_edit": change.status in EDITABLE_STATES,
             "can_withdraw": ChangeStatus.WITHDRAWN in allowed_next,
-            "can_promote": is_admin and change.status == ChangeStatus.APPROVED,
+            "can_promote": bool(permissions.can_promote(user, change, roles=roles))
+            and change.status == ChangeStatus.APPROVED,
             "can_rerun": open_for_review,
             "reauth_fresh": reauth.recently_confirmed(request),
         },
@@ -643,9 +645,7 @@ def _record_postmortem(request: HttpRequest, change: ChangeRequest) -> HttpRespo
             summary=form.cleaned_data["summary"],
             url=form.cleaned_data["url"],
         )
-    except DomainPermissionDenied as exc:
-        raise DjangoPermissionDenied(exc.message) from exc
-    except DomainError as exc:
+    except DomainError as exc:  # a refusal too: its reason on the page (as a message: no form)
         form_error(form, exc)
         return _change_page(request, change, postmortem_form=form, status=exc.status_code)
     messages.success(request, f"Recorded the post-mortem of {change.reference}.")
@@ -759,13 +759,15 @@ def policy(request: HttpRequest, tenant: str) -> HttpResponse:
         found = tenant_for_user(request.user, tenant)
     except NotFound as exc:
         raise Http404(exc.message) from exc
-    is_admin = Role.ADMINISTRATOR in roles_in_tenant(request.user, found)
-    if request.method == "POST" and not is_admin:
-        raise DjangoPermissionDenied("Only an administrator can change the approval policy.")
+    allowed = permissions.can_change_policy(request.user, found)
+    if request.method == "POST" and not allowed:  # no form on the page: the reason, above it
+        messages.error(request, allowed.reason)
     row, document = selectors.effective_policy(found)
     form = PolicyForm(request.POST or None, initial={"rules": json.dumps(document, indent=2)})
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and not allowed:
+        status = 403
+    elif request.method == "POST":
         status = 400
         if form.is_valid():
             try:
@@ -794,7 +796,7 @@ def policy(request: HttpRequest, tenant: str) -> HttpResponse:
             "rules": _rule_rows(document),
             "policy_html": highlight_json(document),
             "history": selectors.policy_history(found)[:50],
-            "form": form if is_admin else None,
+            "form": form if allowed else None,
         },
         status=status,
     )

@@ -317,8 +317,14 @@ def key_rotate(*, actor: Any | None) -> SigningKey:
 
 
 @transaction.atomic
-def checkpoint_create(*, force: bool = False) -> Checkpoint | None:
-    """Sign the current tree head. Skipped (None) when the log has not grown since the last one."""
+def checkpoint_create(*, actor: Any | None = None, force: bool = False) -> Checkpoint | None:
+    """Sign the current tree head. Skipped (None) when the log has not grown since the last one.
+
+    ``actor`` is who asked for it on demand (a platform administrator); None is the schedule.
+    """
+    from governance.permissions import can_make_checkpoint
+
+    can_make_checkpoint(actor).require()
     size = selectors.log_size()
     last = Checkpoint.objects.order_by("-tree_size").first()
     if size == 0 or (last is not None and last.tree_size >= size and not force):
@@ -496,7 +502,13 @@ def checkpoint_record(checkpoint: Checkpoint) -> CheckpointRecord:
 
 
 def verification_start(*, actor: Any | None) -> VerificationRun:
-    """Queue a verification run for a worker; the page and API poll its progress."""
+    """Queue a verification run for a worker; the page and API poll its progress.
+
+    Administrators (of any tenant, or the platform) may start one; None is the system.
+    """
+    from governance.permissions import can_start_verification
+
+    can_start_verification(actor).require()
     with transaction.atomic():
         run = VerificationRun.objects.create(requested_by=actor, total=selectors.log_size())
         from governance.tasks import verify_log

@@ -326,13 +326,57 @@ def test_bad_input_names_the_field_and_writes_nothing(
     assert Event.objects.count() == before
 
 
+@pytest.mark.parametrize("who", ["reviewer", "security", "privacy"])
 def test_only_an_administrator_may_grant(
-    client: Client, people: dict[str, Any], prompt: Any
+    client: Client, people: dict[str, Any], prompt: Any, who: str
 ) -> None:
-    client.force_login(people["reviewer"])
+    """Officers and reviewers see no form they cannot submit; a forced POST says why (403)."""
+    reason = "Only an administrator of the tenant can grant a waiver."
+    client.force_login(people[who])
+    listing = client.get("/governance/waivers/").content.decode()
+    assert 'id="grant-link"' not in listing
+    page = client.get("/governance/waivers/new/")
+    assert page.status_code == 403
+    html = page.content.decode()
+    assert 'id="waiver-form"' not in html and f'id="refusal">{reason}</p>' in html
+    before = Event.objects.count()
     response = client.post("/governance/waivers/new/", _form(people))
     assert response.status_code == 403
-    assert "You do not have access to this page." in response.content.decode()
+    html = response.content.decode()
+    assert f'id="refusal">{reason}</p>' in html  # the service's reason, not a bare 403
+    assert 'id="waiver-form"' not in html
+    assert "You do not have access to this page." not in html
+    assert not Waiver.objects.exists()
+    assert Event.objects.count() == before
+
+
+def test_an_administrator_is_offered_the_form(
+    client: Client, people: dict[str, Any], prompt: Any
+) -> None:
+    client.force_login(people["admin"])
+    assert 'id="grant-link"' in client.get("/governance/waivers/").content.decode()
+    page = client.get("/governance/waivers/new/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="waiver-form"' in html and 'id="refusal"' not in html
+
+
+def test_the_author_of_a_change_is_told_why_on_the_form(
+    client: Client, acme: Any, people: dict[str, Any], change: Any
+) -> None:
+    """An administrator who wrote the change sees the form; the service's refusal lands on it."""
+    from accounts.services import role_grant
+
+    role_grant(user=people["author"], tenant=acme, role="administrator", actor=None)
+    client.force_login(people["author"])
+    response = client.post(
+        "/governance/waivers/new/", _form(people, change=change.reference, artifacts="")
+    )
+    assert response.status_code == 403
+    assert response.context["form"].non_field_errors() == [
+        "The author of a change cannot waive its checks."
+    ]
+    assert 'id="waiver-form"' in response.content.decode()
     assert not Waiver.objects.exists()
 
 
@@ -462,3 +506,37 @@ def test_pages_need_a_login(client: Client, waivers: dict[str, Waiver]) -> None:
     for url in ("/governance/waivers/", f"/governance/waivers/{waivers['active'].reference}/"):
         response = client.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_refused_renew_revoke_and_countersign_say_why(
+    client: Client, people: dict[str, Any], waivers: dict[str, Waiver]
+) -> None:
+    """No form for someone who may not act; a forced POST shows the service's reason (403)."""
+    active, pending = waivers["active"], waivers["pending"]
+    client.force_login(people["security"])  # may revoke and countersign, never renew
+    renew = client.get(f"/governance/waivers/{active.reference}/renew/")
+    assert renew.status_code == 403
+    html = renew.content.decode()
+    assert 'id="waiver-renew-form"' not in html
+    assert 'id="refusal">Only an administrator of the tenant can grant a waiver.</p>' in html
+    forced = client.post(
+        f"/governance/waivers/{active.reference}/renew/",
+        {"justification": "x", "mitigation": "y", "expires_at": local_input(timezone.now() + DAY)},
+    )
+    assert forced.status_code == 403
+    assert "Only an administrator of the tenant can grant a waiver." in forced.content.decode()
+    client.force_login(people["reviewer"])
+    revoke = client.post(f"/governance/waivers/{pending.reference}/revoke/", {"reason": "no"})
+    assert revoke.status_code == 403
+    html = revoke.content.decode()
+    assert 'id="waiver-revoke-form"' not in html
+    assert "Only an administrator or a security officer can revoke a waiver." in html
+    client.force_login(people["admin"])  # the grantor, and no security officer
+    countersign = client.post(f"/governance/waivers/{pending.reference}/countersign/")
+    assert countersign.status_code == 403
+    html = countersign.content.decode()
+    assert "Only a security officer of the tenant can countersign." in html
+    assert f"{pending.reference}</span> waives" in html  # the waiver's page, not a bare 403
+    assert not Waiver.objects.filter(renews=active).exists()
+    pending.refresh_from_db()
+    assert pending.revoked_at is None and pending.countersigned_at is None

@@ -1,0 +1,165 @@
+"""One rule per action (governance.permissions): the service refuses with the predicate's reason,
+and the pages show the action exactly to those the predicate allows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.utils import timezone
+
+from accounts import services as accounts
+from governance import permissions
+from governance import services as waivers
+from governance.errors import PermissionDenied
+from governance.events.models import Checkpoint, Event, VerificationRun
+from governance.events.services import checkpoint_create, verification_start
+from governance.models import Waiver
+from reviews.choices import CheckKind
+from tests.reviews.conftest import open_change, people, prompt, prompt_v1
+
+__all__ = ["open_change", "people", "prompt", "prompt_v1"]  # fixtures used here
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def root(make_user: Any) -> Any:
+    user = make_user("root")
+    accounts.role_grant(user=user, role="administrator", tenant=None, actor=None)
+    return user
+
+
+@pytest.fixture
+def change(open_change: Any, prompt_v1: Any) -> Any:
+    return open_change(prompt_v1)
+
+
+def _grant(tenant: Any, actor: Any, owner: Any, **kw: Any) -> Waiver:
+    kw.setdefault("check_kind", CheckKind.POLICY)
+    return waivers.waiver_grant(
+        tenant=tenant,
+        actor=actor,
+        owner=owner,
+        justification="j",
+        mitigation="m",
+        expires_at=timezone.now() + timedelta(days=5),
+        **kw,
+    )
+
+
+# --- verification and checkpoints: the service is the enforcement point --------------------
+
+
+def test_only_administrators_may_start_a_verification(
+    acme: Any, people: dict[str, Any], client: Client
+) -> None:
+    reason = "Only administrators can start a verification."
+    assert permissions.can_start_verification(people["reviewer"]) == permissions.Decision(
+        False, reason
+    )
+    assert permissions.can_start_verification(people["admin"])
+    with pytest.raises(PermissionDenied) as refused:
+        verification_start(actor=people["security"])
+    assert refused.value.message == reason
+    assert not VerificationRun.objects.exists()
+    run = verification_start(actor=people["admin"])
+    assert run.requested_by == people["admin"]
+    # The page offers the button only to those the rule allows, and a forced POST says why.
+    client.force_login(people["reviewer"])
+    assert "Verify the log" not in client.get("/governance/").content.decode()
+    response = client.post("/governance/verify/")
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [reason]
+    assert VerificationRun.objects.count() == 1
+    client.force_login(people["admin"])
+    assert "Verify the log" in client.get("/governance/").content.decode()
+
+
+def test_only_a_platform_administrator_makes_a_checkpoint_on_demand(
+    acme: Any, people: dict[str, Any], root: Any, token_client: Any
+) -> None:
+    assert Event.objects.exists()  # granting the people their roles was logged
+    reason = "Only a platform administrator can make a checkpoint on demand."
+    with pytest.raises(PermissionDenied) as refused:
+        checkpoint_create(actor=people["admin"])  # a tenant's administrator is not enough
+    assert refused.value.message == reason
+    assert not Checkpoint.objects.exists()
+    answer = token_client(people["admin"]).post("/api/v1/checkpoints/")
+    assert answer.status_code == 403 and reason in answer.json()["error"]["message"]
+    assert not Checkpoint.objects.exists()
+    made = checkpoint_create(actor=root)
+    assert made is not None and made.tree_size == Event.objects.count()
+    assert checkpoint_create(force=True) == made  # the schedule (no actor) is the system
+
+
+def test_the_api_refuses_a_verification_with_the_services_reason(
+    acme: Any, people: dict[str, Any], token_client: Any
+) -> None:
+    answer = token_client(people["reviewer"]).post("/api/v1/events/verify/")
+    assert answer.status_code == 403
+    assert "Only administrators can start a verification." in answer.json()["error"]["message"]
+    assert not VerificationRun.objects.exists()
+
+
+# --- waivers --------------------------------------------------------------------------------
+
+
+def test_waiver_services_refuse_with_the_predicates_reason(
+    acme: Any, people: dict[str, Any], change: Any
+) -> None:
+    admin, security, reviewer = people["admin"], people["security"], people["reviewer"]
+    cases = [
+        (lambda: _grant(acme, security, reviewer, change=change), permissions.GRANT_REASON),
+    ]
+    waiver = _grant(acme, admin, reviewer, change=change)
+    cases += [
+        (
+            lambda: waivers.waiver_renew(
+                waiver=waiver, actor=security, expires_at=timezone.now() + timedelta(days=3)
+            ),
+            permissions.GRANT_REASON,
+        ),
+        (
+            lambda: waivers.waiver_revoke(waiver=waiver, actor=reviewer, reason="no"),
+            "Only an administrator or a security officer can revoke a waiver.",
+        ),
+        (
+            lambda: waivers.waiver_countersign(waiver=waiver, actor=admin),
+            "Only a security officer of the tenant can countersign.",
+        ),
+    ]
+    before = Event.objects.count()
+    for call, reason in cases:
+        with pytest.raises(PermissionDenied) as refused:
+            call()
+        assert refused.value.message == reason
+    assert Waiver.objects.count() == 1 and Event.objects.count() == before
+    waiver.refresh_from_db()
+    assert waiver.revoked_at is None and waiver.countersigned_at is None
+    # The same predicates, asked by a page: the same answers.
+    assert not permissions.can_grant_waiver(security, acme)
+    assert permissions.can_grant_waiver(admin, acme, change)
+    assert permissions.can_countersign_waiver(security, waiver)
+    assert permissions.can_revoke_waiver(security, waiver)
+    assert not permissions.can_renew_waiver(security, waiver)
+
+
+def test_the_change_page_offers_a_waiver_only_to_who_may_grant_it(
+    client: Client, acme: Any, people: dict[str, Any], change: Any
+) -> None:
+    """A failed check's "request a waiver" link: administrators yes, officers no."""
+    from reviews import services as reviews
+    from reviews.models import CheckRun
+
+    reviews.change_submit(change=change, actor=people["author"])
+    run = CheckRun.objects.filter(change=change).first()
+    assert run is not None
+    CheckRun.objects.filter(pk=run.pk).update(status="failed")
+    url = f"/governance/waivers/new/?change={change.reference}"
+    client.force_login(people["security"])
+    assert url not in client.get(change.get_absolute_url()).content.decode()
+    client.force_login(people["admin"])
+    assert url in client.get(change.get_absolute_url()).content.decode()
