@@ -7,21 +7,98 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.core.exceptions import PermissionDenied as AdminPermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts import services
 from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
+from accounts.selectors import is_platform_admin
+from governance import errors
 from governance.errors import DomainError
+
+REASON_HELP = "Recorded in the event log with the change."
+
+
+def refused(exc: DomainError) -> Exception:
+    """A service's refusal as the admin shows it: 403 for permissions, else a validation error."""
+    if isinstance(exc, errors.PermissionDenied):
+        return AdminPermissionDenied(exc.message)
+    return forms.ValidationError(str(exc))
+
+
+class UserAdminChangeForm(UserChangeForm):
+    change_reason = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Why",
+        help_text="Required when changing staff or superuser status. " + REASON_HELP,
+    )
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        flags = {"is_staff", "is_superuser"} & set(self.changed_data)
+        if flags and not (data.get("change_reason") or "").strip():
+            self.add_error("change_reason", "Say why staff or superuser status changes.")
+        return data
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = ("username", "email", "is_active", "is_staff", "last_login")
+    """Staff and superuser flags change through their services, each with an event and a reason."""
+
+    form = UserAdminChangeForm
+    list_display = ("username", "email", "is_active", "is_staff", "is_superuser", "last_login")
+    fieldsets = (*BaseUserAdmin.fieldsets, ("Why", {"fields": ("change_reason",)}))  # type: ignore[misc]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fixed = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            if not request.user.is_superuser:
+                fixed.append("is_superuser")
+            if not is_platform_admin(request.user):
+                fixed.append("is_staff")
+        return fixed
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        stored = User.objects.get(pk=obj.pk)
+        wanted = {"is_staff": obj.is_staff, "is_superuser": obj.is_superuser}
+        # Everything else saves as Django saves it; the two flags go through their services.
+        obj.is_staff, obj.is_superuser = stored.is_staff, stored.is_superuser
+        super().save_model(request, obj, form, change)
+        reason = form.cleaned_data.get("change_reason", "")
+        actor: User = request.user  # type: ignore[assignment]
+        try:
+            if wanted["is_staff"] != stored.is_staff:
+                services.user_set_staff(
+                    user=obj, is_staff=wanted["is_staff"], actor=actor, reason=reason
+                )
+            if wanted["is_superuser"] != stored.is_superuser:
+                services.user_set_superuser(
+                    user=obj, is_superuser=wanted["is_superuser"], actor=actor, reason=reason
+                )
+        except DomainError as exc:
+            raise refused(exc) from exc
+
+
+class TenantAdminForm(forms.ModelForm):
+    change_reason = forms.CharField(
+        max_length=500, required=False, label="Why", help_text=REASON_HELP
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["slug", "name"]
 
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantAdminForm
     list_display = ("slug", "name", "created_at", "created_by")
     search_fields = ("slug", "name")
     readonly_fields = ("created_at", "created_by")
@@ -32,7 +109,15 @@ class TenantAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         if change:
-            obj.save(update_fields=["name"])
+            try:
+                services.tenant_rename(
+                    tenant=obj,
+                    name=obj.name,
+                    actor=request.user,  # type: ignore[arg-type]
+                    reason=form.cleaned_data.get("change_reason", ""),
+                )
+            except DomainError as exc:
+                raise refused(exc) from exc
             return
         try:
             created = services.tenant_create(

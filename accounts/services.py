@@ -76,6 +76,88 @@ def tenant_create(*, slug: str, name: str, actor: User | None) -> Tenant:
 
 
 @transaction.atomic
+def tenant_rename(*, tenant: Tenant, name: str, actor: User | None, reason: str = "") -> Tenant:
+    """Change a tenant's display name (its slug never changes). Unchanged names record nothing."""
+    name = clean_text(name, "name", limit=200)
+    reason = clean_text(reason, "reason", required=False, limit=500)
+    _lock_tenant(tenant)
+    _require_role_admin(actor, tenant)
+    current = Tenant.objects.get(pk=tenant.pk)
+    if current.name == name:
+        return current
+    old = current.name
+    current.name = name
+    current.save(update_fields=["name"])
+    event_record(
+        kind=EventKind.TENANT_RENAMED,
+        actor=actor,
+        tenant=current,
+        subject=current,
+        payload={"slug": current.slug, "old_name": old, "new_name": name, "reason": reason},
+    )
+    return current
+
+
+def _user_flag_set(
+    *, user: User, flag: str, value: bool, actor: User | None, reason: str, kind: EventKind
+) -> User:
+    reason = clean_text(reason, "reason", limit=500)
+    if not isinstance(value, bool):
+        raise DomainError("Give true or false.", field=flag)
+    current = User.objects.select_for_update().get(pk=user.pk)
+    old = bool(getattr(current, flag))
+    if old != value:
+        setattr(current, flag, value)
+        current.save(update_fields=[flag])
+        event_record(
+            kind=kind,
+            actor=actor,
+            subject=current,
+            payload={"username": current.username, "old": old, "new": value, "reason": reason},
+        )
+    setattr(user, flag, value)
+    return current
+
+
+@transaction.atomic
+def user_set_staff(*, user: User, is_staff: bool, actor: User | None, reason: str) -> User:
+    """Let ``user`` sign in to the Django admin, or stop them; platform administrators only."""
+    if actor is not None and not is_platform_admin(actor):
+        raise PermissionDenied(
+            "Only a platform administrator can change who signs in to the admin.", field="is_staff"
+        )
+    return _user_flag_set(
+        user=user,
+        flag="is_staff",
+        value=is_staff,
+        actor=actor,
+        reason=reason,
+        kind=EventKind.USER_STAFF_CHANGED,
+    )
+
+
+@transaction.atomic
+def user_set_superuser(*, user: User, is_superuser: bool, actor: User | None, reason: str) -> User:
+    """Make ``user`` a superuser (every permission, administrator everywhere) or stop it.
+
+    Only a superuser (or the system) may: a platform administrator by grant
+    cannot raise anyone, themselves included, above that grant.
+    """
+    if actor is not None and not (actor.is_active and actor.is_superuser):
+        raise PermissionDenied(
+            "Only a superuser can change who is a superuser.", field="is_superuser"
+        )
+    return _user_flag_set(
+        user=user,
+        flag="is_superuser",
+        value=is_superuser,
+        actor=actor,
+        reason=reason,
+        kind=EventKind.USER_SUPERUSER_CHANGED,
+    )
+
+
+@transaction.atomic
 def user_create(
     *,
     username: str,

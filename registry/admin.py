@@ -8,14 +8,45 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from accounts.admin import REASON_HELP, refused
 from governance.admin import ReadOnlyAdmin
 from governance.errors import DomainError
 from registry import services
 from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
 
 
+class ArtifactClassAdminForm(forms.ModelForm):
+    change_reason = forms.CharField(
+        max_length=500, required=False, label="Why", help_text=REASON_HELP
+    )
+
+    class Meta:
+        model = ArtifactClass
+        fields = [
+            "slug",
+            "name",
+            "content_kind",
+            "content_schema",
+            "interface_pointer",
+            "description",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        try:
+            services.artifact_class_check(
+                content_schema=data.get("content_schema"),
+                interface_pointer=data.get("interface_pointer") or "",
+            )
+        except DomainError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data
+
+
 @admin.register(ArtifactClass)
 class ArtifactClassAdmin(admin.ModelAdmin):
+    form = ArtifactClassAdminForm
     list_display = ("slug", "name", "content_kind", "interface_pointer", "builtin")
     readonly_fields = ("builtin", "created_at", "created_by")
 
@@ -25,7 +56,18 @@ class ArtifactClassAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ArtifactClass, form: Any, change: bool) -> None:
         if change:
-            obj.save(update_fields=["name", "description", "content_schema", "interface_pointer"])
+            try:
+                services.artifact_class_update(
+                    artifact_class=obj,
+                    name=obj.name,
+                    description=obj.description,
+                    content_schema=obj.content_schema,
+                    interface_pointer=obj.interface_pointer,
+                    actor=request.user,  # type: ignore[arg-type]
+                    reason=form.cleaned_data.get("change_reason", ""),
+                )
+            except DomainError as exc:
+                raise refused(exc) from exc
             return
         try:
             made = services.artifact_class_create(

@@ -6,7 +6,10 @@ from django.db import models
 class EventKind(models.TextChoices):
     # Accounts and access
     TENANT_CREATED = "tenant.created", "Tenant created"
+    TENANT_RENAMED = "tenant.renamed", "Tenant renamed"
     USER_CREATED = "user.created", "User created"
+    USER_STAFF_CHANGED = "user.staff_changed", "Admin-site access changed"
+    USER_SUPERUSER_CHANGED = "user.superuser_changed", "Superuser flag changed"
     MEMBERSHIP_ADDED = "membership.added", "Member added"
     MEMBERSHIP_REMOVED = "membership.removed", "Member removed"
     ROLE_GRANTED = "role.granted", "Role granted"
@@ -18,6 +21,7 @@ class EventKind(models.TextChoices):
     SIGNING_KEY_ROTATED = "signing_key.rotated", "Signing key rotated"
     # Registry (issue: registry)
     ARTIFACT_CLASS_CREATED = "artifact_class.created", "Artifact class created"
+    ARTIFACT_CLASS_UPDATED = "artifact_class.updated", "Artifact class updated"
     ARTIFACT_CREATED = "artifact.created", "Artifact created"
     ARTIFACT_RECOMMENDED = "artifact.recommended_version_set", "Recommended version set"
     ARTIFACT_VERSION_PUBLISHED = "artifact.version_published", "Version published"

@@ -13,6 +13,8 @@ from django.core.management import CommandError, call_command
 
 from accounts import selectors
 from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
+from governance.events.kinds import EventKind
+from governance.events.models import Event
 from tests.conftest import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,3 +198,36 @@ def test_seed_demo_is_idempotent_and_prints_logins():
     }
     assert held == {"reviewer", "administrator", "privacy_officer", "security_officer"}
     assert selectors.is_platform_admin(User.objects.get(username="platform-admin"))
+
+
+class TestStaffFlagFromTheCli:
+    def test_add_user_with_staff_records_the_event(self, db):
+        assert run("add-user", "opsy", "--staff") == "Created user opsy\n"
+        assert User.objects.get(username="opsy").is_staff
+        [event] = Event.objects.filter(kind=EventKind.USER_STAFF_CHANGED)
+        assert event.actor is None
+        assert event.payload == {
+            "username": "opsy",
+            "old": False,
+            "new": True,
+            "reason": "created with --staff",
+        }
+
+    def test_staff_on_and_off_with_a_reason(self, make_user):
+        make_user("bob")
+        assert run("staff", "bob", "on", "--reason", "runs backups") == (
+            "bob may sign in to the admin\n"
+        )
+        assert run("staff", "bob", "on", "--reason", "again") == (
+            "bob may sign in to the admin (unchanged)\n"
+        )
+        assert run("staff", "bob", "off", "--reason", "done") == (
+            "bob may not sign in to the admin\n"
+        )
+        assert [
+            (e.payload["old"], e.payload["new"], e.payload["reason"])
+            for e in Event.objects.filter(kind=EventKind.USER_STAFF_CHANGED).order_by("seq")
+        ] == [(False, True, "runs backups"), (True, False, "done")]
+        with pytest.raises(CommandError, match=r"reason: The reason is required\."):
+            run("staff", "bob", "on")
+        assert not User.objects.get(username="bob").is_staff

@@ -69,6 +69,11 @@ class Command(ActionCommand):
                 help="Why (recorded in the log)" + ("; required." if name == "revoke" else "."),
             )
 
+        p = sub.add_parser("staff", help="Let a user sign in to the Django admin, or stop them.")
+        p.add_argument("username")
+        p.add_argument("state", choices=["on", "off"])
+        p.add_argument("--reason", default="", help="Why (recorded in the log); required.")
+
         p = sub.add_parser("token", help="Create a personal API token; prints only the token.")
         p.add_argument("username")
         p.add_argument("--expires-days", type=int, default=None)
@@ -106,8 +111,9 @@ class Command(ActionCommand):
                 username=o["username"], email=o["email"], password=password, actor=None
             )
             if o["staff"]:
-                user.is_staff = True
-                user.save(update_fields=["is_staff"])
+                services.user_set_staff(
+                    user=user, is_staff=True, actor=None, reason="created with --staff"
+                )
             for tenant in members:
                 services.membership_add(user=user, tenant=tenant, actor=None)
             for role, tenant in pairs:
@@ -134,6 +140,16 @@ class Command(ActionCommand):
         )
         where = tenant.slug if tenant else "platform"
         self.stdout.write(f"Revoked {grant.role} from {grant.user} in {where}")
+
+    def do_staff(self, o: dict[str, Any]) -> None:
+        user = selectors.user_by_username(o["username"])
+        was = user.is_staff
+        services.user_set_staff(
+            user=user, is_staff=o["state"] == "on", actor=None, reason=o["reason"]
+        )
+        now = "may" if user.is_staff else "may not"
+        unchanged = " (unchanged)" if was == user.is_staff else ""
+        self.stdout.write(f"{user.username} {now} sign in to the admin{unchanged}")
 
     def do_token(self, o: dict[str, Any]) -> None:
         user = selectors.user_by_username(o["username"])
