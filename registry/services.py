@@ -20,15 +20,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.choices import Role
 from accounts.models import Tenant, User
-from accounts.selectors import has_role, is_member, is_platform_admin
+from accounts.selectors import is_member, is_platform_admin
 from governance.errors import Conflict, DomainError, PermissionDenied
 from governance.events import keys as keystore
 from governance.events.kinds import EventKind
 from governance.events.services import EventSpec, active_key, canonical, event_record, events_record
 from governance.inputs import clean_text
-from registry import selectors
+from registry import permissions, selectors
 from registry.choices import BUILTIN_CLASSES, ContentKind, Stage
 from registry.models import (
     SLUG_RE,
@@ -58,9 +57,7 @@ versioner = SemanticVersioner()
 
 def _require_author(actor: User | None, tenant: Tenant) -> None:
     """Any member of a tenant may author; the system (CLI, import) may too."""
-    if actor is None or is_platform_admin(actor) or is_member(actor, tenant):
-        return
-    raise PermissionDenied(f"Only members of '{tenant.slug}' can publish there.")
+    permissions.can_publish(actor, tenant).require()
 
 
 def _check_slug(slug: str) -> None:
@@ -599,14 +596,7 @@ def artifact_recommend(*, artifact: Artifact, version: Version, actor: User | No
     """Set the version users should take by default (owner or tenant administrator)."""
     if version.artifact_id != artifact.pk:
         raise DomainError(f"{version.path} is not a version of {artifact.path}.", field="version")
-    if (
-        actor is not None
-        and actor.pk != artifact.owner_id
-        and not has_role(actor, artifact.tenant, Role.ADMINISTRATOR)
-    ):
-        raise PermissionDenied(
-            "Only the owner or an administrator can set the recommended version."
-        )
+    permissions.can_recommend(actor, artifact).require()
     Artifact.objects.filter(pk=artifact.pk).update(recommended_version=version)
     event_record(
         kind=EventKind.ARTIFACT_RECOMMENDED,
@@ -650,11 +640,6 @@ def version_stage_set(
     return True
 
 
-def _admin_required(actor: User | None, tenant: Tenant, action: str) -> None:
-    if actor is not None and not has_role(actor, tenant, Role.ADMINISTRATOR):
-        raise PermissionDenied(f"Only an administrator of {tenant.slug} can {action}.")
-
-
 def _in_tenant(tenant: Tenant, item: Version | str, field: str) -> Version:
     """A version of ``tenant`` by object or reference; other tenants' versions read as missing."""
     if isinstance(item, Version):
@@ -691,7 +676,7 @@ def version_deprecate(
         .get(pk=version.pk)
     )
     tenant = version.artifact.tenant
-    _admin_required(actor, tenant, "deprecate a version")
+    permissions.can_deprecate(actor, version).require()
     if Deprecation.objects.filter(version=version).exists():
         raise Conflict(f"{version.path} is already deprecated.", field="version")
     if Retirement.objects.filter(version=version).exists():
@@ -825,7 +810,7 @@ def version_retire(*, version: Version, rationale: str, actor: User | None) -> R
         .get(pk=version.pk)
     )
     tenant = version.artifact.tenant
-    _admin_required(actor, tenant, "retire a version")
+    permissions.can_retire(actor, version).require()
     if Retirement.objects.filter(version=version).exists():
         raise Conflict(f"{version.path} is already retired.", field="version")
     if version.artifact.active_version_id == version.pk:
@@ -868,12 +853,7 @@ def artifact_owner_set(
         .select_related("tenant", "artifact_class", "owner")
         .get(pk=artifact.pk)
     )
-    if (
-        actor is not None
-        and actor.pk != artifact.owner_id
-        and not has_role(actor, artifact.tenant, Role.ADMINISTRATOR)
-    ):
-        raise PermissionDenied("Only the owner or an administrator can change the owner.")
+    permissions.can_change_owner(actor, artifact).require()
     if owner is None or not owner.is_active or not is_member(owner, artifact.tenant):
         name = owner.username if owner is not None else "nobody"
         raise DomainError(

@@ -8,7 +8,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,7 +15,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts.choices import Role
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
 from governance.errors import DomainError, NotFound
@@ -38,8 +36,10 @@ from registry.models import (
     VersionState,
     VersionUsage,
 )
+from registry.permissions import can_change_owner, can_deprecate, can_retire
 from registry.verification import check_version
 from reviews.forms import RollbackForm
+from reviews.permissions import can_roll_back
 
 PAGE_SIZE = 25
 #: How many usage rows the version page shows beside a deprecation.
@@ -114,20 +114,11 @@ def artifact_new(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/artifact_new.html", {"form": form}, status=status)
 
 
-def _is_admin(request: HttpRequest, tenant: Tenant) -> bool:
-    return Role.ADMINISTRATOR in roles_in_tenant(request.user, tenant)
-
-
 def _members(tenant: Tenant) -> QuerySet[User]:
     """Active members of a tenant, the people an artifact can be handed to."""
     return User.objects.filter(
         memberships__tenant=tenant, memberships__removed_at__isnull=True, is_active=True
     ).order_by("username")
-
-
-def _may_change_owner(request: HttpRequest, artifact: Artifact, is_admin: bool) -> bool:
-    # The service lets the owner hand their own artifact on, as well as an administrator.
-    return is_admin or (artifact.owner_id is not None and artifact.owner_id == request.user.pk)
 
 
 def _artifact_page(
@@ -152,10 +143,11 @@ def _artifact_page(
         if active is not None
         else None
     )
-    is_admin = _is_admin(request, found.tenant)
-    # Rolling back is an administrator's act; the service checks it again.
-    may_roll_back = active is not None and is_admin
-    if owner_form is None and _may_change_owner(request, found, is_admin):
+    roles = roles_in_tenant(request.user, found.tenant)
+    # The same rules the services refuse with (registry/reviews permissions).
+    may_roll_back = active is not None and can_roll_back(request.user, found, roles=roles)
+    may_change_owner = can_change_owner(request.user, found, roles=roles)
+    if owner_form is None and may_change_owner:
         owner_form = OwnerForm(members=_members(found.tenant))
     return render(
         request,
@@ -168,7 +160,7 @@ def _artifact_page(
             "active": active,
             "active_stage": Stage(stage or Stage.DRAFT).label if active else None,
             "rollback_form": RollbackForm(artifact=found) if may_roll_back else None,
-            "owner_form": owner_form,
+            "owner_form": owner_form if may_change_owner else None,
         },
         status=status,
     )
@@ -183,8 +175,10 @@ def artifact(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResp
 @require_POST
 def artifact_owner(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
     found = _artifact_or_404(request, cls, tenant, slug)
-    if not _may_change_owner(request, found, _is_admin(request, found.tenant)):
-        raise DjangoPermissionDenied("Only the owner or an administrator can change the owner.")
+    allowed = can_change_owner(request.user, found)
+    if not allowed:  # no form on the page for this person: the reason above it
+        messages.error(request, allowed.reason)
+        return _artifact_page(request, found, status=403)
     form = OwnerForm(request.POST, members=_members(found.tenant))
     if not form.is_valid():
         return _artifact_page(request, found, owner_form=form, status=400)
@@ -195,9 +189,7 @@ def artifact_owner(request: HttpRequest, cls: str, tenant: str, slug: str) -> Ht
             reason=form.cleaned_data["reason"],
             actor=request.user,  # type: ignore[arg-type]
         )
-    except DomainPermissionDenied as exc:
-        raise DjangoPermissionDenied(exc.message) from exc
-    except DomainError as exc:
+    except DomainError as exc:  # a refusal too: its reason on the form, with its 403
         form_error(form, exc)
         return _artifact_page(request, found, owner_form=form, status=exc.status_code)
     messages.success(
@@ -244,9 +236,12 @@ def _version_page(
     )
     retirement = Retirement.objects.filter(version=found).select_related("retired_by").first()
     is_active = found_artifact.active_version_id == found.pk
-    is_admin = _is_admin(request, found_artifact.tenant)
-    may_deprecate = is_admin and deprecation is None and retirement is None and not is_active
-    may_retire = is_admin and retirement is None and not is_active
+    roles = roles_in_tenant(request.user, found_artifact.tenant)
+    who_deprecates = can_deprecate(request.user, found, roles=roles)
+    who_retires = can_retire(request.user, found, roles=roles)
+    may_deprecate = bool(who_deprecates) and deprecation is None and retirement is None
+    may_deprecate = may_deprecate and not is_active
+    may_retire = bool(who_retires) and retirement is None and not is_active
     if may_deprecate and deprecate_form is None:
         deprecate_form = DeprecateForm(
             versions=_replacement_choices(found_artifact, found),
@@ -282,7 +277,7 @@ def _version_page(
             )
             if deprecation is not None
             else [],
-            "is_admin": is_admin,
+            "may_manage_lifecycle": bool(who_deprecates or who_retires),
             "is_active": is_active,
             "deprecate_form": deprecate_form if may_deprecate else None,
             "retire_form": retire_form if may_retire else None,
@@ -300,12 +295,17 @@ def version(request: HttpRequest, cls: str, tenant: str, slug: str, version: str
 def _lifecycle_target(
     request: HttpRequest, cls: str, tenant: str, slug: str, version: str
 ) -> tuple[Artifact, Version]:
-    """The artifact and version an administrator acts on (404 when unseen, 403 when not theirs)."""
+    """The artifact and version an administrator acts on (404 when unseen)."""
     found_artifact = _artifact_or_404(request, cls, tenant, slug)
-    found = _version_or_404(request, found_artifact, version)
-    if not _is_admin(request, found_artifact.tenant):
-        raise DjangoPermissionDenied(f"Only an administrator of {tenant} can do that.")
-    return found_artifact, found
+    return found_artifact, _version_or_404(request, found_artifact, version)
+
+
+def _lifecycle_refused(
+    request: HttpRequest, artifact: Artifact, version: Version, reason: str
+) -> HttpResponse:
+    """Someone who may not deprecate or retire posted anyway: the version page says why (403)."""
+    messages.error(request, reason)
+    return _version_page(request, artifact, version, status=403)
 
 
 @login_required
@@ -314,6 +314,9 @@ def version_deprecate(
     request: HttpRequest, cls: str, tenant: str, slug: str, version: str
 ) -> HttpResponse:
     found_artifact, found = _lifecycle_target(request, cls, tenant, slug, version)
+    allowed = can_deprecate(request.user, found)
+    if not allowed:
+        return _lifecycle_refused(request, found_artifact, found, allowed.reason)
     choices = _replacement_choices(found_artifact, found)
     form = DeprecateForm(request.POST, versions=choices)
     if not form.is_valid():
@@ -328,7 +331,7 @@ def version_deprecate(
             actor=request.user,  # type: ignore[arg-type]
         )
     except DomainPermissionDenied as exc:
-        raise DjangoPermissionDenied(exc.message) from exc
+        return _lifecycle_refused(request, found_artifact, found, exc.message)
     except DomainError as exc:
         if exc.field == "override_reason" and not form.show_override:
             # Refused for its dependents: offer the override, keeping what was typed.
@@ -352,6 +355,9 @@ def version_retire(
     request: HttpRequest, cls: str, tenant: str, slug: str, version: str
 ) -> HttpResponse:
     found_artifact, found = _lifecycle_target(request, cls, tenant, slug, version)
+    allowed = can_retire(request.user, found)
+    if not allowed:
+        return _lifecycle_refused(request, found_artifact, found, allowed.reason)
     form = RetireForm(request.POST)
     if not form.is_valid():
         return _version_page(request, found_artifact, found, retire_form=form, status=400)
@@ -362,7 +368,7 @@ def version_retire(
             actor=request.user,  # type: ignore[arg-type]
         )
     except DomainPermissionDenied as exc:
-        raise DjangoPermissionDenied(exc.message) from exc
+        return _lifecycle_refused(request, found_artifact, found, exc.message)
     except DomainError as exc:
         form_error(form, exc)
         return _version_page(
