@@ -368,3 +368,25 @@ def test_parallel_file_verification_joins_its_slices_and_rejects_corruptions(log
         assert not result.ok, f"accepted corruption: {data[:200]!r}"
         tried += 1
     assert tried >= 100
+
+
+def test_export_keeps_checkpoints_newer_than_a_cut_back_log(log, tmp_path):
+    """Cut the log's tail and rewind the head: the export still carries the newer checkpoint."""
+    tamper("DELETE FROM governance_event WHERE seq >= %s", [log.tree_size - 3])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE governance_eventchainhead SET seq = %s, entry_hash = "
+            "(SELECT entry_hash FROM governance_event WHERE seq = %s)",
+            [log.tree_size - 4, log.tree_size - 4],
+        )
+    path = tmp_path / "cut.bundle"
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as code:
+        call_command("events", "export", "--out", str(path), stdout=io.StringIO(), stderr=err)
+    assert code.value.code == 1
+    assert f"covers {log.tree_size}: the log was cut back" in err.getvalue()
+    head = json.loads(path.read_bytes().split(b"\n", 1)[0])
+    assert [c["size"] for c in head["checkpoints"]] == [log.tree_size]
+    proc = run_offline_verifier(str(path))
+    assert proc.returncode == 1
+    assert f"a checkpoint covers {log.tree_size}: the log was cut back" in proc.stderr

@@ -49,11 +49,11 @@ class Command(ActionCommand):
         path = Path(options["out"])
         if not path.parent.is_dir():
             raise CommandError(f"out: folder {path.parent} does not exist")
+        # Every stored checkpoint goes in, even one that covers more entries than the log now
+        # holds: that is how a cut-back log shows. They are read before the log's size, so a
+        # checkpoint signed meanwhile cannot make an intact log look short.
+        checkpoints = [checkpoint_record(c) for c in Checkpoint.objects.order_by("tree_size")]
         size = selectors.log_size()
-        checkpoints = [
-            checkpoint_record(c)
-            for c in Checkpoint.objects.filter(tree_size__lte=size).order_by("tree_size")
-        ]
         with path.open("wb") as out:
             count = write_bundle(
                 out,
@@ -62,6 +62,13 @@ class Command(ActionCommand):
                 checkpoints=checkpoints,
                 meta={"exported_at": timezone.now().isoformat(), "size": size},
             )
+        covered = max((c.tree_size for c in checkpoints), default=0)
+        if covered > count:
+            self.stderr.write(
+                f"FAILED: wrote {count} events to {path}, but a checkpoint covers {covered}: "
+                "the log was cut back (the bundle will not verify)"
+            )
+            sys.exit(1)
         self.stdout.write(f"Wrote {count} events, {len(checkpoints)} checkpoints to {path}")
 
     def do_checkpoint(self, options: dict[str, Any]) -> None:
