@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import QuerySet, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -136,6 +136,9 @@ def _artifact_page(
         ),
         PAGE_SIZE,
     ).get_page(request.GET.get("page"))
+    # check_version compares each version's dependency rows with its manifest: one query.
+    page.object_list = list(page.object_list)
+    prefetch_related_objects(page.object_list, "dependencies")
     keys = dict(SigningKey.objects.values_list("kid", "public_key"))
     active = found.active_version
     stage = (

@@ -85,7 +85,7 @@ def _pack_verification(change: ChangeRequest) -> Outcome:
         return Outcome(
             CheckStatus.FAILED, line, line, {"checked": checked, "failed": failure.version.path}
         )
-    lines = [f"{v.pinned}: hash, signature and content verify" for v in versions]
+    lines = [f"{v.pinned}: hash, signature, columns and content verify" for v in versions]
     summary = f"OK: {checked} versions verified (proposed and their dependencies)"
     return Outcome(CheckStatus.PASSED, summary, "\n".join([*lines, summary]), {"checked": checked})
 

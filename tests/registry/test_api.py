@@ -37,7 +37,7 @@ def test_create_publish_and_read(author, token_client, acme):
     body = first.json()
     assert body["version"] == "1.0.0" and body["verified"] == {
         "ok": True,
-        "detail": "hash, signature and content verify",
+        "detail": "hash, signature, columns and content verify",
     }
     assert json.loads(body["manifest"])["artifact"] == "prompt/acme/qualify-lead"
     again = client.post(

@@ -16,7 +16,7 @@ from registry import selectors, services
 from registry.choices import ContentKind
 from registry.gitsync import export_prompts, import_prompts
 from registry.models import Artifact, Version
-from registry.verification import verify_versions
+from registry.verification import log_problem, verify_versions
 
 
 def _artifact(path: str) -> Artifact:
@@ -156,12 +156,17 @@ class Command(ActionCommand):
             ]
         else:
             versions = Version.objects.select_related(
-                "artifact__artifact_class", "artifact__tenant"
+                "artifact__artifact_class", "artifact__tenant", "created_by"
             ).order_by("created_at")
         checked, failure = verify_versions(versions)
         if failure is not None:
             self.stderr.write(f"FAILED: {failure.version.pinned}: {failure.reason}")
             sys.exit(1)
+        if not o["refs"]:
+            problem = log_problem()  # every published version still has its row
+            if problem is not None:
+                self.stderr.write(f"FAILED: {problem}")
+                sys.exit(1)
         self.stdout.write(f"OK: {checked} versions verified")
 
     def do_import(self, o: dict[str, Any]) -> None:
