@@ -216,6 +216,9 @@ def waiver_grant(
     for artifact in artifacts:
         if artifact.tenant_id != tenant.pk:
             raise DomainError(f"No artifact {artifact.path} in {tenant.slug}.", field="artifacts")
+    _refuse_needless_waiver(
+        tenant=tenant, check_kind=check_kind, metric=metric, change=change, artifacts=artifacts
+    )
     if owner is None:
         raise DomainError("Every waiver has an owner.", field="owner")
     if not owner.is_active or not is_member(owner, tenant):
@@ -266,6 +269,60 @@ def waiver_grant(
             dedupe_key=f"waiver:{waiver.pk}:countersign",
         )
     return waiver
+
+
+def _refuse_needless_waiver(
+    *,
+    tenant: Tenant,
+    check_kind: str,
+    metric: str,
+    change: Any | None,
+    artifacts: Sequence[Artifact],
+) -> None:
+    """A waiver excuses a check that applies and has not passed; refuse one for anything else.
+
+    On a change: the check must be one the change requires, and its newest run on the
+    current revision must not have passed (nor, for one metric, that metric's gate).
+    On artifacts: the check must be one a change to at least one of them would require.
+    """
+    from reviews import checks as check_catalog
+    from reviews.choices import CheckStatus
+    from reviews.selectors import check_summary, failing_metrics
+
+    label = check_catalog.label(check_kind)
+    if change is not None:
+        runs = check_summary(change).runs
+        if check_kind not in runs:
+            needed = ", ".join(check_catalog.label(k) for k in runs)
+            raise DomainError(
+                f"{label} does not apply to {change.reference} (not required; it needs "
+                f"{needed}); there is nothing to waive.",
+                field="check_kind",
+            )
+        run = runs[check_kind]
+        if run is not None and run.status == CheckStatus.PASSED:
+            raise Conflict(
+                f"{label} has passed on {change.reference} (revision {run.revision}); "
+                "there is nothing to waive.",
+                field="check_kind",
+            )
+        if metric and run is not None and run.status == CheckStatus.FAILED:
+            failing, _ = failing_metrics(run)
+            if metric not in failing:
+                raise Conflict(
+                    f"The {metric} gate has passed on {change.reference} (revision "
+                    f"{run.revision}; failing: {', '.join(sorted(failing)) or 'none'}); "
+                    "there is nothing to waive.",
+                    field="metric",
+                )
+        return
+    classes = {a.artifact_class.slug for a in artifacts}
+    if check_kind not in check_catalog.checks_for_classes(tenant.pk, classes):
+        raise DomainError(
+            f"{label} does not apply to {', '.join(sorted(a.path for a in artifacts))} "
+            "(no change to them requires it); there is nothing to waive.",
+            field="check_kind",
+        )
 
 
 def _lock_waiver(waiver: Waiver) -> Waiver:

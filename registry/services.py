@@ -273,6 +273,11 @@ def _normalise_content(
     if kind == ContentKind.TEXT:
         if content.text is None:
             raise DomainError(f"{artifact_class.slug} versions hold text.", field="content")
+        if not content.text.strip():
+            raise DomainError(
+                f"Content is required: a {artifact_class.slug} version cannot be empty.",
+                field="content",
+            )
         raw = content.text.encode()
         if len(raw) > settings.REGISTRY_MAX_TEXT_BYTES:
             raise DomainError(
@@ -306,8 +311,11 @@ def _normalise_content(
                 field="content",
             )
         return {"content_json": data, "content_size": len(raw)}, raw
-    if content.file_bytes is None:
-        raise DomainError(f"{artifact_class.slug} versions hold an uploaded file.", field="file")
+    if not content.file_bytes:  # None, or an empty upload
+        raise DomainError(
+            f"{artifact_class.slug} versions hold an uploaded file, and it cannot be empty.",
+            field="file",
+        )
     if len(content.file_bytes) > settings.REGISTRY_MAX_FILE_BYTES:
         raise DomainError(
             f"File is {len(content.file_bytes)} bytes; the limit is {settings.REGISTRY_MAX_FILE_BYTES}.",
@@ -335,6 +343,15 @@ def _variables(
                 raise DomainError(f"Variable '{name}' is declared twice.", field="input_variables")
             seen.add(name)
             out.append({"name": name, "required": bool(item.get("required", True))})
+        used = set(template_variables(content.text or ""))
+        missing = [name for name in seen if name not in used]
+        if missing:
+            raise DomainError(
+                "Declared variable(s) not used in the content: "
+                + ", ".join(f"'{n}'" for n in sorted(missing))
+                + "; use each as {{ name }} or do not declare it.",
+                field="input_variables",
+            )
         return out
     return [{"name": n, "required": True} for n in template_variables(content.text or "")]
 
@@ -405,6 +422,73 @@ def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     return metadata
 
 
+TEMPLATE_CLASSES = ("prompt-template", "response-template")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def _in_scope_version(tenant: Tenant, text: Any, field: str) -> Version:
+    """The version a pinned reference names, in ``tenant`` only.
+
+    Another tenant's version reads exactly like a missing one: same message, no hash.
+    """
+    if not isinstance(text, str):
+        raise DomainError(f"'{text}' is not a reference.", field=field)
+    ref = selectors.parse(text, tenant=tenant.slug)
+    if not ref.version or not ref.sha256 or len(ref.sha256) != 64:
+        raise DomainError(
+            f"'{text}' must be pinned with a version and its full hash (slug:version#sha256).",
+            field=field,
+        )
+    if ref.tenant != tenant.slug:
+        raise DomainError(f"No version '{ref}'.", field=field)
+    try:
+        return selectors.version_by_reference(ref)
+    except DomainError as exc:
+        raise DomainError(exc.message, field=field) from exc
+
+
+def _checked_metadata_refs(tenant: Tenant, meta: dict[str, Any]) -> dict[str, Any]:
+    """Check what the manifest will sign: template references and the policy pack hash.
+
+    Each template reference must name a template version of this tenant by its full hash
+    (stored in its pinned form); ``policy_pack_hash`` must be the hash of a policy-pack
+    version of this tenant. Nothing unchecked is signed.
+    """
+    field = "metadata.template_refs"
+    refs = []
+    for text in meta.get("template_refs", []):
+        found = _in_scope_version(tenant, text, field)
+        if found.artifact.artifact_class.slug not in TEMPLATE_CLASSES:
+            raise DomainError(
+                f"'{text}' is a {found.artifact.artifact_class.slug}, not a template "
+                f"({' or '.join(TEMPLATE_CLASSES)}).",
+                field=field,
+            )
+        refusal = selectors.lifecycle_refusal(found)
+        if refusal is not None:
+            raise DomainError(f"'{text}': {refusal}.", field=field)
+        refs.append(found.pinned)
+    if "template_refs" in meta:
+        meta["template_refs"] = refs
+    if "policy_pack_hash" in meta:
+        digest = meta["policy_pack_hash"]
+        if not isinstance(digest, str) or not SHA256_RE.fullmatch(digest):
+            raise DomainError(
+                "policy_pack_hash must be the full SHA-256 (64 lowercase hex digits) of a "
+                "policy-pack version.",
+                field="metadata.policy_pack_hash",
+            )
+        if not Version.objects.filter(
+            artifact__tenant=tenant,
+            artifact__artifact_class__slug="policy-pack",
+            manifest_sha256=digest,
+        ).exists():
+            raise DomainError(
+                f"No policy-pack version with hash {digest}.", field="metadata.policy_pack_hash"
+            )
+    return meta
+
+
 def _resolve_dependencies(tenant: Tenant, references: Sequence[str]) -> list[tuple[str, Version]]:
     resolved = []
     for text in references:
@@ -470,7 +554,7 @@ def version_publish(
     fields, digest_bytes = _normalise_content(cls, content)
     content_sha256 = hashlib.sha256(digest_bytes).hexdigest()
     variables = _variables(cls, content, input_variables)
-    meta = _metadata(metadata)
+    meta = _checked_metadata_refs(artifact.tenant, _metadata(metadata))
     deps = _resolve_dependencies(artifact.tenant, dependencies)
     # Serialise publishes of one artifact so two never get the same number.
     artifact = (

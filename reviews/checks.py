@@ -1,7 +1,7 @@
 """Which checks a change needs, and running them: each returns a status, a summary, a log and data.
 
 The check logic itself lives in ``reviews.rules`` (lint, simulation), ``reviews.policy_scan``
-(templates) and ``reviews.gates`` (metrics against thresholds and the active version);
+(prompts and templates) and ``reviews.gates`` (metrics against thresholds and the active version);
 this module gathers the inputs from the registry and turns reports into evidence.
 """
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 RULESET_CLASSES = frozenset({"routing-ruleset"})
 MODEL_PROMPT_CLASSES = frozenset({"model", "prompt"})
 TEMPLATE_CLASSES = frozenset({"prompt-template", "response-template"})
+#: Text that reaches a model or a user: scanned for prohibited content and personal data.
+POLICY_CLASSES = TEMPLATE_CLASSES | {"prompt"}
 
 #: Checks that read attached evidence, so new evidence runs them again.
 EVIDENCE_CHECKS = (CheckKind.OFFLINE_EVALUATION, CheckKind.CHANGE_GATES)
@@ -34,18 +36,23 @@ def label(kind: str) -> str:
 
 def required_checks(change: ChangeRequest) -> list[str]:
     """The checks a change needs, from the classes it touches (promotion-workflow.md), in run order."""
+    classes = set(change.items.values_list("artifact__artifact_class__slug", flat=True))
+    return checks_for_classes(change.tenant_id, classes)
+
+
+def checks_for_classes(tenant_id: Any, classes: set[str]) -> list[str]:
+    """The checks a change touching artifacts of these classes in this tenant needs, in run order."""
     from reviews.models import ChangeGate
 
-    classes = set(change.items.values_list("artifact__artifact_class__slug", flat=True))
     kinds: list[str] = []
     if classes & RULESET_CLASSES:
         kinds += [CheckKind.RULES_LINT, CheckKind.RULES_SIMULATION]
     if classes & MODEL_PROMPT_CLASSES:
         kinds += [CheckKind.MODEL_PINS, CheckKind.OFFLINE_EVALUATION]
-    if classes & TEMPLATE_CLASSES:
+    if classes & POLICY_CLASSES:
         kinds.append(CheckKind.POLICY)
     gated = ChangeGate.objects.filter(
-        tenant_id=change.tenant_id, artifact_class__slug__in=classes
+        tenant_id=tenant_id, artifact_class__slug__in=classes
     ).exclude(gates=[])
     if gated.exists():
         kinds.append(CheckKind.CHANGE_GATES)
@@ -203,7 +210,7 @@ def _policy(change: ChangeRequest) -> Outcome:
     source, pack = policy_pack_for(change)
     lines, ok = [f"policy pack: {source}"], True
     data: dict[str, Any] = {"pack": source}
-    for item in _items(change, TEMPLATE_CLASSES):
+    for item in _items(change, POLICY_CLASSES):
         report = policy_scan.scan(item.proposed.content_text, pack)
         ok &= report.ok
         lines.append(f"== {item.proposed.path}\n{report.text()}")

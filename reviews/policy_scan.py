@@ -1,4 +1,4 @@
-"""Policy check for prompt and response templates: prohibited instructions and literal personal data.
+"""Policy check for prompts, prompt and response templates: prohibited instructions and literal personal data.
 
 A policy pack (the content of a ``policy-pack`` version) is::
 

@@ -277,7 +277,7 @@ class CheckVerdict:
         return self.passes and bool(self.waivers)
 
 
-def _failing_metrics(run: CheckRun) -> tuple[set[str], bool]:
+def failing_metrics(run: CheckRun) -> tuple[set[str], bool]:
     """The gate metrics a change-gates run failed, and whether it had problems no metric names."""
     metrics: set[str] = set()
     problems = False
@@ -334,7 +334,7 @@ def check_verdicts(change: ChangeRequest, now: datetime | None = None) -> list[C
             verdict.waivers = whole[:1]
             continue
         if kind == CheckKind.CHANGE_GATES and live:
-            failing, problems = _failing_metrics(run)
+            failing, problems = failing_metrics(run)
             by_metric = {w.metric: w for w in live}
             if failing and not problems and failing <= set(by_metric):
                 verdict.waivers = [by_metric[m] for m in sorted(failing)]

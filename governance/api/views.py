@@ -269,19 +269,24 @@ class WaiverViewSet(viewsets.GenericViewSet):
         artifacts = [
             _named("artifacts", partial(_waiver_artifact, t, user)) for t in data["artifacts"]
         ]
-        waiver = waiver_grant(
-            tenant=tenant,
-            actor=cast(User, user),
-            check_kind=data["check"],
-            metric=data["metric"],
-            change=change,
-            artifacts=artifacts,
-            owner=_waiver_owner(data["owner"], tenant),
-            justification=data["justification"],
-            mitigation=data["mitigation"],
-            advisory_links=data["advisory_links"],
-            expires_at=data["expires_at"],
-        )
+        try:
+            waiver = waiver_grant(
+                tenant=tenant,
+                actor=cast(User, user),
+                check_kind=data["check"],
+                metric=data["metric"],
+                change=change,
+                artifacts=artifacts,
+                owner=_waiver_owner(data["owner"], tenant),
+                justification=data["justification"],
+                mitigation=data["mitigation"],
+                advisory_links=data["advisory_links"],
+                expires_at=data["expires_at"],
+            )
+        except DomainError as exc:
+            if exc.field == "check_kind":  # the service's name for this body's "check"
+                exc.field = "check"
+            raise
         return self._answer(waiver, status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[WAIVER_REFERENCE], responses=WaiverDetailSerializer)

@@ -124,7 +124,7 @@ def test_it_shows_what_needs_attention(
     services.waiver_grant(
         tenant=acme,
         actor=admin,
-        check_kind=CheckKind.RULES_LINT,
+        check_kind=CheckKind.OFFLINE_EVALUATION,
         owner=people["reviewer"],
         justification="j",
         mitigation="m",

@@ -128,8 +128,21 @@ def test_grant_answers_the_waiver_with_its_state_scope_and_history(
     assert admin.get(url(waiver.reference.lower())).status_code == 200
 
 
+@pytest.fixture
+def p95_gate(acme: Any, people: dict[str, Any]) -> None:
+    """A change gate on prompts: without one, a change-gates waiver has nothing to waive."""
+    from registry.models import ArtifactClass
+
+    reviews.change_gate_set(
+        tenant=acme,
+        artifact_class=ArtifactClass.objects.get(slug="prompt"),
+        gates=[{"metric": "p95", "max": 300}],
+        actor=people["admin"],
+    )
+
+
 def test_grant_scoped_to_a_change_and_one_gate_metric(
-    admin: APIClient, open_change: Any, prompt_v1: Any
+    admin: APIClient, open_change: Any, prompt_v1: Any, p95_gate: None
 ) -> None:
     change = open_change(prompt_v1)
     data = grant(admin, artifacts=None, change=change.reference, check="change_gates", metric="p95")
@@ -236,7 +249,7 @@ def test_anonymous_callers_are_refused(api: APIClient) -> None:
 
 
 def test_list_shows_expiring_soon_first_and_filters(
-    admin: APIClient, open_change: Any, prompt_v1: Any
+    admin: APIClient, open_change: Any, prompt_v1: Any, p95_gate: None
 ) -> None:
     later = grant(admin, expires_at=iso(40 * DAY))
     soon = grant(admin, expires_at=iso(3 * DAY))
@@ -464,3 +477,25 @@ def test_the_schema_documents_every_waiver_operation(admin: APIClient) -> None:
         assert "post" in paths[f"/api/v1/waivers/{{reference}}/{action}/"]
     props = resp.json()["components"]["schemas"]["Waiver"]["properties"]
     assert {"state", "renews", "renewed_by", "scope"} <= set(props)
+
+
+def test_a_check_that_does_not_apply_or_passed_is_refused_naming_its_state(
+    admin: APIClient, failing_change: Any
+) -> None:
+    resp = admin.post(
+        BASE,
+        body(artifacts=None, change=failing_change.reference, check="rules_lint"),
+        format="json",
+    )
+    assert error(resp) == (400, "check")
+    assert "Rules lint does not apply" in resp.json()["error"]["message"]
+    resp = admin.post(
+        BASE,
+        body(artifacts=None, change=failing_change.reference, check="pack_verification"),
+        format="json",
+    )
+    assert error(resp) == (409, "check")
+    assert "Pack verification has passed" in resp.json()["error"]["message"]
+    resp = admin.post(BASE, body(check="rules_simulation"), format="json")  # a prompt artifact
+    assert error(resp) == (400, "check")
+    assert not Waiver.objects.exists()

@@ -61,7 +61,7 @@ def waivers(acme: Any, people: dict[str, Any], prompt: Any, change: Any) -> dict
             acme, admin, owner, artifacts=[prompt], expires_at=timezone.now() + 3 * DAY
         ),
         "pending": grant(acme, admin, owner, change=change, check_kind=CheckKind.POLICY),
-        "revoked": grant(acme, admin, owner, change=change, check_kind=CheckKind.RULES_LINT),
+        "revoked": grant(acme, admin, owner, change=change, check_kind=CheckKind.PACK_VERIFICATION),
         "expired": grant(acme, admin, owner, change=change, check_kind=CheckKind.MODEL_PINS),
     }
     services.waiver_revoke(waiver=made["revoked"], actor=admin, reason="Fixed upstream.")
@@ -100,7 +100,9 @@ def test_the_list_filters_by_state_tenant_and_check(
     assert references_in(two) == [waivers["expired"].reference, waivers["revoked"].reference]
     by_check = client.get("/governance/waivers/?check=policy").content.decode()
     assert references_in(by_check) == [waivers["pending"].reference]
-    by_tenant = client.get("/governance/waivers/?tenant=acme&check=rules_lint").content.decode()
+    by_tenant = client.get(
+        "/governance/waivers/?tenant=acme&check=pack_verification"
+    ).content.decode()
     assert references_in(by_tenant) == [waivers["revoked"].reference]
     bad = client.get("/governance/waivers/?state=sleeping&tenant=globex")
     assert bad.status_code == 400
@@ -163,7 +165,7 @@ def test_the_page_shows_scope_terms_state_people_history_and_covered_changes(
     client.force_login(people["reviewer"])
     html = client.get(f"/governance/waivers/{waiver.reference}/").content.decode()
     assert 'data-state="revoked">Revoked</span>' in html
-    assert "Rules lint" in html
+    assert "Pack verification" in html
     assert f'<a href="/reviews/changes/{change.reference}/">{change.reference}</a> only' in html
     assert "The safety drop is a scoring artefact." in html
     assert "Human review of 5% of replies." in html

@@ -177,7 +177,8 @@ def test_the_author_cannot_waive_their_own_change(
 def test_a_security_check_waiver_needs_a_second_person(
     acme: Any, people: dict[str, Any], failing_change: Any
 ) -> None:
-    waiver = grant(acme, people, change=failing_change, check_kind=CheckKind.PACK_VERIFICATION)
+    artifact = failing_change.items.get().artifact  # the check passed on the change itself
+    waiver = grant(acme, people, artifacts=[artifact], check_kind=CheckKind.PACK_VERIFICATION)
     assert waiver.needs_security and waiver.state_at(timezone.now()) == WaiverState.PENDING
     assert Notification.objects.filter(user=people["security"], dedupe_key__contains="countersign")
     with pytest.raises(PermissionDenied):
@@ -194,7 +195,8 @@ def test_a_pending_security_waiver_does_not_count(
     acme: Any, people: dict[str, Any], failing_change: Any
 ) -> None:
     grant(acme, people, change=failing_change, check_kind=CheckKind.OFFLINE_EVALUATION)
-    pending = grant(acme, people, change=failing_change, check_kind=CheckKind.PACK_VERIFICATION)
+    artifact = failing_change.items.get().artifact
+    pending = grant(acme, people, artifacts=[artifact], check_kind=CheckKind.PACK_VERIFICATION)
     verdicts = {v.kind: v for v in review_selectors.check_verdicts(failing_change)}
     assert verdicts[CheckKind.PACK_VERIFICATION].passes  # it passed by itself
     assert pending.state_at(timezone.now()) == WaiverState.PENDING
@@ -366,3 +368,53 @@ def test_a_change_scoped_waiver_covers_the_revision_it_was_granted_for(
     assert renewal.change_revision == 2
     verdicts = {v.kind: v for v in review_selectors.check_verdicts(revised)}
     assert verdicts[CheckKind.OFFLINE_EVALUATION].waivers == [renewal]
+
+
+def test_a_check_that_does_not_apply_or_has_passed_cannot_be_waived(
+    acme: Any, people: dict[str, Any], failing_change: Any
+) -> None:
+    from registry.models import ArtifactClass
+
+    artifact = failing_change.items.get().artifact
+    with pytest.raises(DomainError) as exc:
+        grant(acme, people, change=failing_change, check_kind=CheckKind.RULES_LINT)
+    assert exc.value.field == "check_kind"
+    assert exc.value.message.startswith(
+        f"Rules lint does not apply to {failing_change.reference} (not required;"
+    )
+    with pytest.raises(DomainError) as exc:
+        grant(acme, people, artifacts=[artifact], check_kind=CheckKind.RULES_SIMULATION)
+    assert exc.value.field == "check_kind" and "does not apply to prompt/acme/" in exc.value.message
+    with pytest.raises(Conflict) as exc:
+        grant(acme, people, change=failing_change, check_kind=CheckKind.PACK_VERIFICATION)
+    assert exc.value.field == "check_kind"
+    assert exc.value.message == (
+        f"Pack verification has passed on {failing_change.reference} "
+        f"(revision {failing_change.revision}); there is nothing to waive."
+    )
+    # One gate fails (safety 0.5 < 0.9), the other passes (latency 420 <= 500).
+    reviews.change_gate_set(
+        tenant=acme,
+        artifact_class=ArtifactClass.objects.get(slug="prompt"),
+        gates=[{"metric": "safety", "min": 0.9}, {"metric": "latency_p95_ms", "max": 500}],
+        actor=people["admin"],
+    )
+    reviews.check_rerun(change=failing_change, kind=CheckKind.CHANGE_GATES, actor=people["admin"])
+    run_checks(failing_change)
+    with pytest.raises(Conflict) as exc:
+        grant(
+            acme,
+            people,
+            change=failing_change,
+            check_kind=CheckKind.CHANGE_GATES,
+            metric="latency_p95_ms",
+        )
+    assert exc.value.field == "metric"
+    assert "The latency_p95_ms gate has passed" in exc.value.message
+    assert "failing: safety" in exc.value.message
+    assert Waiver.objects.count() == 0
+    assert not Event.objects.filter(kind=EventKind.WAIVER_GRANTED).exists()
+    # What failed and applies can still be waived.
+    grant(acme, people, change=failing_change, check_kind=CheckKind.CHANGE_GATES, metric="safety")
+    grant(acme, people, change=failing_change)  # the offline evaluation, which failed
+    assert Waiver.objects.count() == 2

@@ -56,7 +56,7 @@ def expiring_waiver(acme: Any, people: dict[str, Any], slug: str = "refund-reply
     return governance.waiver_grant(
         tenant=acme,
         actor=people["admin"],
-        check_kind=CheckKind.CHANGE_GATES,
+        check_kind=CheckKind.OFFLINE_EVALUATION,
         owner=people["author"],
         artifacts=[prompt],
         justification="The corpus is too small to judge accuracy.",
@@ -185,7 +185,7 @@ def test_two_sweeps_at_a_controlled_clock_expire_and_remove_once(
     expired = f"waiver:{waiver.pk}:expired"
     assert recipients(expired) == ["admin", "author", "multi"]
     title = Notification.objects.filter(dedupe_key=expired).first().title
-    assert title == f"{waiver.reference} has expired: Change gates blocks again"
+    assert title == f"{waiver.reference} has expired: Offline evaluation blocks again"
     for name in ("admin", "author", "multi"):
         assert emails_to(tmp_path, f"{name}@example.com", title) == 1, name
 

@@ -176,3 +176,44 @@ def test_artifact_list_filters_and_query_count(
         "qualify-lead"
     ]
     assert client.get("/api/v1/artifacts/?artifact_class=model").json()["results"] == []
+
+
+def test_an_empty_prompt_or_a_bogus_template_ref_is_a_400_naming_the_field(
+    author, token_client, prompt
+):
+    client = token_client(author)
+    empty = client.post(
+        BASE + "versions/",
+        {
+            "content": "",
+            "impact": "major",
+            "reason": "first",
+            "input_variables": [{"name": "customer"}],
+        },
+        format="json",
+    )
+    assert empty.status_code == 400, empty.content
+    assert "content" in json.dumps(empty.json()) and "required" in json.dumps(empty.json())
+    unused = client.post(
+        BASE + "versions/",
+        {
+            "content": "Hello {{ product }}.",
+            "impact": "major",
+            "reason": "first",
+            "input_variables": [{"name": "product"}, {"name": "customer"}],
+        },
+        format="json",
+    )
+    assert unused.status_code == 400 and "'customer'" in json.dumps(unused.json())
+    bogus = client.post(
+        BASE + "versions/",
+        {
+            "content": "Hello {{ product }}.",
+            "impact": "major",
+            "reason": "first",
+            "metadata": {"template_refs": ["bogus"], "policy_pack_hash": "not-a-hash"},
+        },
+        format="json",
+    )
+    assert bogus.status_code == 400 and "template_refs" in json.dumps(bogus.json())
+    assert Version.objects.count() == 0

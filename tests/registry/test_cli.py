@@ -78,12 +78,19 @@ def test_publish_bump_show_history_verify(prompt, tmp_path):
             "version",
         ),
         (["show", "qualify-lead@1.0.0"], "tenant"),
+        (
+            ["publish", "prompt/acme/qualify-lead", "--impact", "major", "--reason", "x", "EMPTY"],
+            "Content is required",
+        ),
         (["show", "prompt/acme/qualify-lead/9.9.9"], "No version"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(prompt, tmp_path, args, message):
     f = tmp_path / "p.md"
     f.write_text(V1)
+    if args[-1] == "EMPTY":
+        f.write_text("")
+        args = args[:-1]
     if args[0] == "publish":
         args = [*args[:2], "--file", str(f), *args[2:]]
     code, err = run_error(*args)

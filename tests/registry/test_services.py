@@ -355,3 +355,154 @@ def test_publish_is_atomic(prompt):
         publish(prompt, V1 + "!", "minor")
         raise RuntimeError("boom")
     assert (Version.objects.count(), Event.objects.count()) == before
+
+
+# --- input that must be refused (issue 10) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t"])
+def test_an_empty_prompt_is_refused(prompt, text):
+    with pytest.raises(DomainError) as err:
+        publish(prompt, text, "major")
+    assert err.value.field == "content" and "required" in err.value.message
+    with pytest.raises(DomainError):
+        services.version_plan(artifact=prompt, content=services.Content(text=text), impact="major")
+    assert not Version.objects.filter(artifact=prompt).exists()
+
+
+def test_declared_variables_must_appear_in_the_content(prompt):
+    with pytest.raises(DomainError) as err:
+        publish(
+            prompt,
+            "Qualify {{ product }}.",
+            "major",
+            input_variables=[{"name": "product"}, {"name": "region"}, {"name": "customer"}],
+        )
+    assert err.value.field == "input_variables"
+    assert "'customer', 'region'" in err.value.message
+    assert not Version.objects.filter(artifact=prompt).exists()
+    v = publish(
+        prompt,
+        "Qualify {{ product }} in {{ region }}.",
+        "major",
+        input_variables=[{"name": "product"}, {"name": "region", "required": False}],
+    )
+    assert v.input_variables == [
+        {"name": "product", "required": True},
+        {"name": "region", "required": False},
+    ]
+
+
+@pytest.fixture
+def tone_template(acme, author):
+    template = services.artifact_create(
+        artifact_class=ArtifactClass.objects.get(slug="prompt-template"),
+        tenant=acme,
+        slug="brand-tone",
+        title="Brand tone",
+        actor=author,
+    )
+    return publish(template, "Speak like {{ brand }}.", "major")
+
+
+def test_template_refs_are_checked_and_signed_pinned(prompt, tone_template, acme, author):
+    sha = tone_template.manifest_sha256
+    v = publish(
+        prompt,
+        "Qualify {{ product }}.",
+        "major",
+        metadata={"template_refs": [f"brand-tone:1.0.0#{sha}"]},
+    )
+    pinned = f"prompt-template/acme/brand-tone/1.0.0#{sha}"
+    assert v.metadata["template_refs"] == [pinned]
+    assert json.loads(v.manifest)["template_refs"] == [pinned]
+    other_prompt = publish(
+        services.artifact_create(
+            artifact_class=ArtifactClass.objects.get(slug="prompt"),
+            tenant=acme,
+            slug="other",
+            title="Other",
+            actor=author,
+        ),
+        "Other.",
+        "major",
+    )
+    for bad, message in [
+        ("bogus", "must be pinned"),
+        ("brand-tone@1.0.0", "must be pinned"),
+        (f"brand-tone:1.0.0#{'0' * 64}", "pinned to"),
+        (f"ghost:1.0.0#{sha}", "No version 'ghost:1.0.0#"),
+        (f"other:1.0.0#{other_prompt.manifest_sha256}", "not a template"),
+        (42, "not a reference"),
+    ]:
+        with pytest.raises(DomainError) as err:
+            publish(prompt, "Qualify {{ product }}!", "minor", metadata={"template_refs": [bad]})
+        assert err.value.field == "metadata.template_refs", bad
+        assert message in err.value.message, err.value.message
+    assert Version.objects.filter(artifact=prompt).count() == 1
+
+
+def test_another_tenants_template_reads_like_a_missing_one(prompt, acme, globex, make_user):
+    outsider = make_user("g-author", globex="member")
+    theirs = services.artifact_create(
+        artifact_class=ArtifactClass.objects.get(slug="prompt-template"),
+        tenant=globex,
+        slug="secret-tone",
+        title="Secret",
+        actor=outsider,
+    )
+    version = publish(theirs, "Whisper to {{ brand }}.", "major")
+    real = f"prompt-template/globex/secret-tone/1.0.0#{version.manifest_sha256}"
+    ghost = f"prompt-template/globex/no-such/1.0.0#{version.manifest_sha256}"
+    wrong = f"prompt-template/globex/secret-tone/1.0.0#{'0' * 64}"
+    messages = []
+    for ref in (real, ghost, wrong):
+        with pytest.raises(DomainError) as err:
+            publish(prompt, "Qualify {{ product }}.", "major", metadata={"template_refs": [ref]})
+        assert err.value.field == "metadata.template_refs"
+        messages.append(err.value.message.replace(ref, "REF"))
+    assert messages == ["No version 'REF'."] * 3  # no hash, no hint that it exists
+    assert version.manifest_sha256[:12] not in "".join(messages)
+
+
+def test_policy_pack_hash_must_name_a_policy_pack_of_the_tenant(
+    prompt, acme, globex, make_user, author
+):
+    pack_class = ArtifactClass.objects.get(slug="policy-pack")
+    pack = services.artifact_create(
+        artifact_class=pack_class, tenant=acme, slug="pack", title="Pack", actor=author
+    )
+    ours, _ = services.version_publish(
+        artifact=pack,
+        content=services.Content(data={"prohibited": [], "personal_data": []}),
+        impact="major",
+        reason="first",
+        actor=None,
+    )
+    other = make_user("g-author", globex="member")
+    theirs, _ = services.version_publish(
+        artifact=services.artifact_create(
+            artifact_class=pack_class, tenant=globex, slug="pack", title="Pack", actor=other
+        ),
+        content=services.Content(data={"prohibited": [], "personal_data": [], "name": "g"}),
+        impact="major",
+        reason="first",
+        actor=None,
+    )
+    for bad, message in [
+        ("not-a-hash", "64 lowercase hex"),
+        (ours.manifest_sha256.upper(), "64 lowercase hex"),
+        (ours.manifest_sha256[:12], "64 lowercase hex"),
+        ("0" * 64, f"No policy-pack version with hash {'0' * 64}."),
+        (theirs.manifest_sha256, f"No policy-pack version with hash {theirs.manifest_sha256}."),
+        (prompt_hash := publish(prompt, "Hi {{ x }}.", "major").manifest_sha256, "No policy-pack"),
+    ]:
+        with pytest.raises(DomainError) as err:
+            publish(prompt, "Qualify {{ x }}!", "minor", metadata={"policy_pack_hash": bad})
+        assert err.value.field == "metadata.policy_pack_hash", bad
+        assert message in err.value.message, err.value.message
+    assert prompt_hash
+    v = publish(
+        prompt, "Qualify {{ x }}!", "minor", metadata={"policy_pack_hash": ours.manifest_sha256}
+    )
+    assert json.loads(v.manifest)["policy_pack_hash"] == ours.manifest_sha256

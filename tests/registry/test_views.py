@@ -116,3 +116,22 @@ def test_other_tenant_pages_are_404(client, prompt, make_user, globex):
     ]:
         assert client.get(url).status_code == 404, url
     assert services  # imported for fixtures
+
+
+def test_the_publish_form_refuses_an_empty_prompt_and_unused_variables(client, author, prompt):
+    client.force_login(author)
+    url = "/registry/prompt/acme/qualify-lead/publish/"
+    empty = client.post(url, {"content": "", "impact": "major", "reason": "first", "variables": ""})
+    assert empty.status_code == 400
+    unused = client.post(
+        url,
+        {
+            "content": "Hi {{ product }}.",
+            "impact": "major",
+            "reason": "x",
+            "variables": "product, region",
+        },
+    )
+    assert unused.status_code == 400
+    assert "not used in the content: &#x27;region&#x27;" in unused.content.decode()
+    assert Version.objects.count() == 0

@@ -302,7 +302,7 @@ def test_detail_shows_slots_checks_reports_and_blockers(
         ("administrator", None),
     ]
     checks = {c["kind"]: c for c in body["checks"]}
-    assert set(checks) == {"model_pins", "offline_evaluation", "pack_verification"}
+    assert set(checks) == {"model_pins", "offline_evaluation", "policy", "pack_verification"}
     assert all(c["status"] == "passed" and c["attempt"] == 1 for c in checks.values())
     assert checks["pack_verification"]["log"] and checks["pack_verification"]["finished_at"]
     (report,) = body["evaluation_reports"]
