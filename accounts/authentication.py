@@ -15,7 +15,12 @@ from governance.events.context import set_channel
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
-    """Authenticates personal API tokens; a bad one gets 401 saying exactly why."""
+    """Authenticates personal API tokens; a bad one gets 401 saying exactly why.
+
+    No Authorization header at all is an anonymous request (public endpoints answer it,
+    the session may authenticate it); any header that is there but is not a well-formed
+    ``Bearer <token>`` is a 401 with the reason, never a fall-through to anonymous.
+    """
 
     keyword = "Bearer"
 
@@ -23,10 +28,23 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
+        # str.split() also splits on non-ASCII spaces (0xA0, 0x85): a header of only those is
+        # present but holds nothing, which is malformed, not anonymous.
         parts = header.split()
+        if not parts:
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header: it holds no scheme or token; "
+                "expected 'Bearer <token>'.",
+                code="token_malformed",
+            )
         if parts[0].lower() != self.keyword.lower():
-            return None
-        if len(parts) != 2:
+            # Another scheme (Basic, a bare token...) would otherwise fall through to an
+            # anonymous request: say instead why the credentials are not taken.
+            raise exceptions.AuthenticationFailed(
+                f"Unsupported Authorization scheme {parts[0][:20]!r}: expected 'Bearer <token>'.",
+                code="token_malformed",
+            )
+        if len(parts) != 2 or not parts[1].isascii() or not parts[1].isprintable():
             raise exceptions.AuthenticationFailed(
                 "Malformed Authorization header: expected 'Bearer <token>'.", code="token_malformed"
             )
