@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
-from accounts.models import Membership
+from accounts.choices import Role
+from accounts.models import Membership, RoleGrant
 from accounts.selectors import is_platform_admin
 from governance.errors import DomainError, NotFound
+from registry.choices import Stage
 from registry.models import (
     Artifact,
     ArtifactClass,
@@ -17,14 +19,24 @@ from registry.models import (
     Retirement,
     Version,
     VersionDependency,
+    VersionState,
 )
 from registry.references import Reference, ReferenceError, parse_reference
 
+#: An artifact row with its active and recommended versions, and whether the recommended
+#: one is deprecated or retired (so that it is never shown as recommended then).
+ARTIFACT_RELATED = (
+    "artifact_class",
+    "tenant",
+    "owner",
+    "active_version",
+    "recommended_version__deprecation",
+    "recommended_version__retirement",
+)
+
 
 def artifacts_visible_to(user: Any) -> QuerySet[Artifact]:
-    base = Artifact.objects.select_related(
-        "artifact_class", "tenant", "owner", "recommended_version", "active_version"
-    )
+    base = Artifact.objects.select_related(*ARTIFACT_RELATED)
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return base.none()
     if is_platform_admin(user):
@@ -52,9 +64,7 @@ def artifact_by_path(cls: str, tenant: str, slug: str, *, visible_to: Any = None
     qs = (
         artifacts_visible_to(visible_to)
         if visible_to is not None
-        else Artifact.objects.select_related(
-            "artifact_class", "tenant", "owner", "recommended_version", "active_version"
-        )
+        else Artifact.objects.select_related(*ARTIFACT_RELATED)
     )
     found = qs.filter(artifact_class__slug=cls, tenant__slug=tenant, slug=slug).first()
     if found is None:
@@ -62,10 +72,59 @@ def artifact_by_path(cls: str, tenant: str, slug: str, *, visible_to: Any = None
     return found
 
 
+#: What a version needs joined so that its deprecation and retirement (with their
+#: replacement and people) cost no query of their own.
+LIFECYCLE_RELATED = (
+    "deprecation__replacement__artifact__artifact_class",
+    "deprecation__replacement__artifact__tenant",
+    "deprecation__deprecated_by",
+    "retirement__retired_by",
+)
+
+
 def _version_queryset() -> QuerySet[Version]:
+    # The stage, deprecation and retirement come with the version: every answer shows them.
     return Version.objects.select_related(
-        "artifact", "artifact__artifact_class", "artifact__tenant", "created_by"
+        "artifact",
+        "artifact__artifact_class",
+        "artifact__tenant",
+        "created_by",
+        "state",
+        *LIFECYCLE_RELATED,
     )
+
+
+def _visible(qs: QuerySet[Version], user: Any) -> QuerySet[Version]:
+    """Versions of the tenants ``user`` belongs to, all of them for a platform administrator.
+
+    One query in all: membership and the platform-wide grant are conditions of the
+    version's own query, not lookups of their own.
+    """
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return qs.none()
+    if user.is_superuser:
+        return qs
+    tenant_ids = Membership.objects.filter(user=user, removed_at__isnull=True).values("tenant_id")
+    platform_admin = RoleGrant.objects.filter(
+        user=user, tenant__isnull=True, role=Role.ADMINISTRATOR, revoked_at__isnull=True
+    )
+    return qs.filter(Q(artifact__tenant_id__in=tenant_ids) | Q(Exists(platform_admin)))
+
+
+def is_active(version: Version) -> bool:
+    """Whether ``version`` is its artifact's active version (the one an unversioned reference names)."""
+    return version.artifact.active_version_id == version.pk
+
+
+def active_version_of(artifact: Artifact) -> Version | None:
+    """The artifact's active version, the only one production is told about without a number.
+
+    The single notion of "active": the artifact's ``active_version`` pointer, which only a
+    promotion, a rollback or a deactivation moves. None when nothing is active (never
+    promoted, or deactivated): resolution then answers "no active version".
+    """
+    # Read the pointer in the same query (one primary-key join), not from a possibly stale object.
+    return _version_queryset().filter(artifact=artifact, artifact__active_version=F("pk")).first()
 
 
 def version_by_reference(
@@ -74,17 +133,17 @@ def version_by_reference(
     """Resolve any reference form to one version in a single indexed query.
 
     ``class/tenant/slug[/version]``, ``slug@version`` and ``slug:version#sha256`` (in
-    ``tenant``'s context). Without a version, the artifact's latest version. A hash that
-    does not match is an error.
+    ``tenant``'s context). Without a version, the artifact's **active** version (found
+    through the artifact's pointer, so the cost does not grow with its history): a
+    draft, an approved or a rolled-back version is reachable only by its exact number,
+    and an artifact with no active version is a NotFound that says so. A hash that does
+    not match is an error.
     """
     if isinstance(ref, str):
         ref = parse(ref, tenant=tenant)
     qs = _version_queryset()
-    if visible_to is not None and not is_platform_admin(visible_to):
-        tenant_ids = Membership.objects.filter(user=visible_to, removed_at__isnull=True).values(
-            "tenant_id"
-        )
-        qs = qs.filter(artifact__tenant_id__in=tenant_ids)
+    if visible_to is not None:
+        qs = _visible(qs, visible_to)
     if ref.tenant is None:
         raise DomainError(
             f"'{ref}' needs a tenant: write class/tenant/slug/version.", field="tenant"
@@ -92,18 +151,21 @@ def version_by_reference(
     qs = qs.filter(artifact__tenant__slug=ref.tenant, artifact__slug=ref.slug)
     if ref.class_slug:
         qs = qs.filter(artifact__artifact_class__slug=ref.class_slug)
-    # One indexed query: (tenant, slug) finds the artifact, (artifact, version) the version.
+    # One indexed query: (tenant, slug) finds the artifact, then either (artifact, version)
+    # or the artifact's active-version pointer (a primary key) finds the version.
     if ref.version:
-        qs = qs.filter(version=ref.version).order_by()
-    else:  # "the latest" never resolves to a version removed after its deprecation
-        qs = qs.exclude(deprecation__removed_at__isnull=False).order_by("-ordinal")
-    matches = list(qs[:2]) if ref.version else list(qs[:1])
-    if ref.version and len(matches) > 1:
+        qs = qs.filter(version=ref.version)
+    else:
+        qs = qs.filter(artifact__active_version=F("pk"))
+    matches = list(qs.order_by()[:2])
+    if len(matches) > 1:
         classes = ", ".join(sorted(v.artifact.artifact_class.slug for v in matches))
         raise DomainError(
             f"'{ref}' is ambiguous (classes: {classes}); name the class.", field="reference"
         )
     if not matches:
+        if not ref.version:
+            _no_active_version(ref, visible_to)
         raise NotFound(f"No version '{ref}'.", field="reference")
     version = matches[0]
     if ref.sha256 and not version.manifest_sha256.startswith(ref.sha256):
@@ -114,10 +176,31 @@ def version_by_reference(
     return version
 
 
+def _no_active_version(ref: Reference, visible_to: Any) -> None:
+    """Say "no active version" for an artifact the caller may see (only on the miss path).
+
+    An artifact the caller may not see gets the answer a missing one gets.
+    """
+    qs = (
+        artifacts_visible_to(visible_to)
+        if visible_to is not None
+        else Artifact.objects.select_related("artifact_class", "tenant")
+    )
+    qs = qs.filter(tenant__slug=ref.tenant, slug=ref.slug)
+    if ref.class_slug:
+        qs = qs.filter(artifact_class__slug=ref.class_slug)
+    found = list(qs[:2])
+    if len(found) == 1:
+        raise NotFound(
+            f"{found[0].path} has no active version; name a version to read another one.",
+            field="reference",
+        )
+
+
 def versions_of(artifact: Artifact) -> QuerySet[Version]:
     return (
         Version.objects.filter(artifact=artifact)
-        .select_related("artifact__artifact_class", "artifact__tenant", "created_by")
+        .select_related("artifact__artifact_class", "artifact__tenant", "created_by", "state")
         .order_by("-ordinal")
     )
 
@@ -151,12 +234,29 @@ def search_artifacts(qs: QuerySet[Artifact], text: str) -> QuerySet[Artifact]:
 
 
 def stage_of(version: Version) -> str:
-    """A version's lifecycle stage (a version without a state row is a draft)."""
-    from registry.choices import Stage
-    from registry.models import VersionState
+    """A version's lifecycle stage (a version without a state row is a draft).
 
-    state = VersionState.objects.filter(version=version).values_list("stage", flat=True).first()
-    return state or Stage.DRAFT
+    No query when the state came with the version (every selector here joins it).
+    """
+    if Version.state.is_cached(version):
+        state = getattr(version, "state", None)
+        return state.stage if state is not None else Stage.DRAFT
+    stage = VersionState.objects.filter(version=version).values_list("stage", flat=True).first()
+    return stage or Stage.DRAFT
+
+
+def recommended_version_of(artifact: Artifact) -> Version | None:
+    """The version users should take by default, or None: never a deprecated, removed or
+    retired one, whatever the stored pointer says (the services move it off such a
+    version; this read fails closed for anything older)."""
+    version = artifact.recommended_version
+    if version is None:
+        return None
+    if getattr(version, "deprecation", None) is not None:
+        return None
+    if getattr(version, "retirement", None) is not None:
+        return None
+    return version
 
 
 def lifecycle_refusal(version: Version) -> str | None:

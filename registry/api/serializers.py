@@ -10,14 +10,7 @@ from rest_framework import serializers
 
 from registry.choices import ContentKind, ImpactChoice
 from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
-
-#: What a version list needs joined so that each row's deprecation and retirement cost no query.
-LIFECYCLE_RELATED = (
-    "deprecation__replacement__artifact__artifact_class",
-    "deprecation__replacement__artifact__tenant",
-    "deprecation__deprecated_by",
-    "retirement__retired_by",
-)
+from registry.selectors import is_active, recommended_version_of, stage_of
 
 
 class ArtifactClassSerializer(serializers.ModelSerializer[ArtifactClass]):
@@ -88,6 +81,12 @@ class VersionSummarySerializer(serializers.ModelSerializer[Version]):
     retirement = RetirementSerializer(
         read_only=True, allow_null=True, help_text="null unless the version is retired."
     )
+    stage = serializers.SerializerMethodField(
+        help_text="draft, evaluated, approved, active, deprecated or simulation_only"
+    )
+    active = serializers.SerializerMethodField(
+        help_text="Whether this is the artifact's active version (what an unversioned reference resolves to)."
+    )
 
     class Meta:
         model = Version
@@ -95,6 +94,8 @@ class VersionSummarySerializer(serializers.ModelSerializer[Version]):
             "version",
             "reference",
             "sha256",
+            "stage",
+            "active",
             "declared_impact",
             "change_reason",
             "created_by",
@@ -102,6 +103,12 @@ class VersionSummarySerializer(serializers.ModelSerializer[Version]):
             "deprecation",
             "retirement",
         ]
+
+    def get_stage(self, obj: Version) -> str:
+        return stage_of(obj)
+
+    def get_active(self, obj: Version) -> bool:
+        return is_active(obj)
 
 
 class VersionLifecycleSerializer(serializers.Serializer):
@@ -132,7 +139,9 @@ class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
     tenant = serializers.CharField(source="tenant.slug")
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
     path = serializers.CharField()
-    recommended_version = serializers.CharField(source="recommended_version.version", default=None)
+    recommended_version = serializers.SerializerMethodField(
+        help_text="Never a deprecated, removed or retired version (null then)."
+    )
     active_version = serializers.CharField(
         source="active_version.version",
         default=None,
@@ -165,9 +174,13 @@ class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
             "url",
         ]
 
+    def get_recommended_version(self, obj: Artifact) -> str | None:
+        version = recommended_version_of(obj)
+        return version.version if version is not None else None
+
     @extend_schema_field(VersionLifecycleSerializer(allow_null=True))
     def get_recommended(self, obj: Artifact) -> Any:
-        row = _lifecycle(obj, obj.recommended_version)
+        row = _lifecycle(obj, recommended_version_of(obj))
         return None if row is None else VersionLifecycleSerializer(row).data
 
     @extend_schema_field(VersionLifecycleSerializer(allow_null=True))
@@ -260,9 +273,6 @@ class VersionDetailSerializer(VersionSummarySerializer):
     key_id = serializers.CharField()
     signature = serializers.CharField()
     verified = serializers.SerializerMethodField()
-    stage = serializers.SerializerMethodField(
-        help_text="draft, evaluated, approved, active, deprecated or simulation_only"
-    )
     dependencies = serializers.SerializerMethodField()
     dependents = serializers.SerializerMethodField()
 
@@ -282,7 +292,6 @@ class VersionDetailSerializer(VersionSummarySerializer):
             "key_id",
             "signature",
             "verified",
-            "stage",
             "dependencies",
             "dependents",
         ]
@@ -302,11 +311,6 @@ class VersionDetailSerializer(VersionSummarySerializer):
 
         result = check_version(obj)
         return {"ok": result.ok, "detail": result.reason}
-
-    def get_stage(self, obj: Version) -> str:
-        from registry.selectors import stage_of
-
-        return stage_of(obj)
 
     def get_dependencies(self, obj: Version) -> list[str]:
         return [d.reference for d in obj.dependencies.all()]

@@ -20,7 +20,6 @@ from accounts.selectors import is_platform_admin, tenant_for_user, user_by_usern
 from governance.errors import DomainError, PermissionDenied
 from registry import selectors, services
 from registry.api.serializers import (
-    LIFECYCLE_RELATED,
     ArtifactClassSerializer,
     ArtifactCreateSerializer,
     ArtifactSerializer,
@@ -34,6 +33,7 @@ from registry.api.serializers import (
 from registry.diffs import version_diff
 from registry.filtersets import ArtifactFilterSet
 from registry.models import Artifact, ArtifactClass, Version
+from registry.selectors import LIFECYCLE_RELATED
 
 #: The versions an artifact row shows, each with its deprecation and retirement.
 ARTIFACT_VERSIONS = ("recommended_version", "active_version")
@@ -271,7 +271,12 @@ class VersionDiff(APIView):
 
 
 class Resolve(APIView):
-    """Resolve any reference form to one version (one indexed query)."""
+    """Resolve any reference form to one version (one indexed query), saying its stage and whether it is active.
+
+    Without a version number, the artifact's active version: 404 "no active version" when
+    nothing is active. Any other version (a draft, an approved one, one rolled back) only
+    by its exact number.
+    """
 
     @extend_schema(
         parameters=[
@@ -279,7 +284,8 @@ class Resolve(APIView):
                 "ref",
                 str,
                 required=True,
-                description="class/tenant/slug[/version], slug@version or slug:version#sha256",
+                description="class/tenant/slug[/version], slug@version or slug:version#sha256; "
+                "without a version, the active version",
             ),
             OpenApiParameter("tenant", str, description="context for short forms"),
         ],

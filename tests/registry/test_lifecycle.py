@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from governance.errors import Conflict, DomainError, PermissionDenied
+from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
 from governance.events.kinds import EventKind
 from governance.events.models import Event
 from registry import selectors
@@ -162,14 +162,23 @@ def test_a_version_active_again_is_not_removed(
     assert not Event.objects.filter(kind=EventKind.VERSION_REMOVED).exists()
 
 
-def test_latest_never_resolves_to_a_removed_version(
+def test_unversioned_resolves_to_the_active_version_never_the_newest(
     people: dict[str, Any], prompt: Any, prompt_v1: Any, prompt_v2: Any
 ) -> None:
+    # Nothing promoted: the newest version (a draft) is not what "the artifact" means.
+    with pytest.raises(NotFound) as missing:
+        selectors.version_by_reference(prompt.path)
+    assert "has no active version" in missing.value.message
     activate(prompt_v1)
+    assert selectors.version_by_reference(prompt.path) == prompt_v1  # not the newer 1.1.0
+    assert selectors.active_version_of(prompt) == prompt_v1
     deprecate(prompt_v2, people, replacement=prompt_v1, remove_after_days=7)
-    assert selectors.version_by_reference(prompt.path) == prompt_v2  # deprecated: still latest
     registry.deprecations_remove_due(now=timezone.now() + 8 * DAY)
     assert selectors.version_by_reference(prompt.path) == prompt_v1
+    # the draft stays reachable by its exact number, and says it is not active
+    draft = selectors.version_by_reference(prompt_v2.path)
+    assert draft == prompt_v2 and not selectors.is_active(draft)
+    assert selectors.is_active(selectors.version_by_reference(prompt_v1.path))
 
 
 def test_retirement_moves_to_simulation_only_and_keeps_evidence(
@@ -280,7 +289,7 @@ def test_the_cli_says_a_version_is_deprecated(
     out, err = io.StringIO(), io.StringIO()
     call_command("registry", "history", prompt_v1.artifact.path, stdout=out, stderr=err)
     rows = out.getvalue().splitlines()
-    assert rows[0].startswith("1.1.0\t") and "[" not in rows[0]
+    assert rows[0].startswith("1.1.0\t") and rows[0].endswith("\t[active]")
     assert rows[1].endswith(
         f"\t[deprecated, replaced by {prompt_v2.path}, "
         f"removed after {deprecation.remove_after:%Y-%m-%d}]"
@@ -288,7 +297,9 @@ def test_the_cli_says_a_version_is_deprecated(
     out, err = io.StringIO(), io.StringIO()
     call_command("registry", "show", prompt_v1.path, stdout=out, stderr=err)
     assert out.getvalue().lstrip().startswith("{")  # the manifest, untouched
-    assert err.getvalue().strip() == (
+    assert err.getvalue().splitlines() == [
+        f"{prompt_v1.path} sha256 {prompt_v1.manifest_sha256}",
+        "stage: deprecated (not active)",
         f"note: {prompt_v1.path} is deprecated, replaced by {prompt_v2.path}, "
-        f"removed after {deprecation.remove_after:%Y-%m-%d}"
-    )
+        f"removed after {deprecation.remove_after:%Y-%m-%d}",
+    ]

@@ -299,6 +299,9 @@ def test_only_members_may_author(prompt, make_user, globex):
 
 def test_lookup_by_every_reference_form(prompt, acme):
     v = publish(prompt, V1, "major")
+    from registry.models import Artifact
+
+    Artifact.objects.filter(pk=prompt.pk).update(active_version=v)  # unversioned: the active one
     for text, tenant in [
         ("prompt/acme/qualify-lead/1.0.0", None),
         ("prompt/acme/qualify-lead", None),

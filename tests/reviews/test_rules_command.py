@@ -101,11 +101,17 @@ def test_lint_clean_exits_0(published):
     ]
 
 
-def test_lint_accepts_the_short_form_in_a_tenant_and_defaults_to_latest(published):
+def test_lint_accepts_the_short_form_in_a_tenant_and_defaults_to_the_active_version(published):
+    from registry.models import Artifact
+
     code, out, _ = run("lint", "support-routing@1.0.0", "--tenant", "acme")
     assert code == 0 and out.splitlines()[0] == published["v1"].pinned
+    code, _, err = run("lint", "routing-ruleset/acme/support-routing")
+    assert code == 2 and "has no active version" in err  # never the newest draft
+    v1 = published["v1"]
+    Artifact.objects.filter(pk=v1.artifact_id).update(active_version=v1)
     code, out, _ = run("lint", "routing-ruleset/acme/support-routing")
-    assert code == 0 and out.splitlines()[0] == published["v2"].pinned
+    assert code == 0 and out.splitlines()[0] == v1.pinned  # not the newer 1.1.0
 
 
 def test_lint_problems_exit_1_and_list_them(published):
