@@ -681,6 +681,9 @@ def artifact_recommend(*, artifact: Artifact, version: Version, actor: User | No
     if version.artifact_id != artifact.pk:
         raise DomainError(f"{version.path} is not a version of {artifact.path}.", field="version")
     permissions.can_recommend(actor, artifact).require()
+    refusal = selectors.lifecycle_refusal(version)
+    if refusal is not None:  # deprecated, removed or retired: never recommended
+        raise Conflict(f"Cannot recommend it: {refusal}.", field="version")
     Artifact.objects.filter(pk=artifact.pk).update(recommended_version=version)
     event_record(
         kind=EventKind.ARTIFACT_RECOMMENDED,
@@ -737,6 +740,35 @@ def _in_tenant(tenant: Tenant, item: Version | str, field: str) -> Version:
         return selectors.version_by_reference(ref)
     except DomainError as exc:
         raise DomainError(exc.message, field=field) from exc
+
+
+def _recommendation_withdraw(*, version: Version, actor: User | None, why: str) -> list[EventSpec]:
+    """Move the recommendation off a version that is being deprecated or retired.
+
+    It goes to the artifact's active version when there is one (never the version itself,
+    which may not be deprecated or retired while active), else nowhere. Returns the event
+    of the move (none if it was not recommended), for the caller to record after its own.
+    """
+    artifact = Artifact.objects.select_related("active_version").get(pk=version.artifact_id)
+    if artifact.recommended_version_id != version.pk:
+        return []
+    to = artifact.active_version
+    Artifact.objects.filter(pk=artifact.pk).update(recommended_version=to)
+    return [
+        EventSpec(
+            EventKind.ARTIFACT_RECOMMENDED,
+            actor,
+            tenant=version.artifact.tenant,
+            subject=artifact,
+            payload={
+                "path": version.artifact.path,
+                "version": to.version if to else None,
+                "sha256": to.manifest_sha256 if to else None,
+                "previous": version.version,
+                "reason": why,
+            },
+        )
+    ]
 
 
 @transaction.atomic
@@ -821,10 +853,13 @@ def version_deprecate(
         override_reason=override_reason if dependents else "",
         dependents=dependents,
     )
+    moved = _recommendation_withdraw(
+        version=version, actor=actor, why=f"{version.version} was deprecated"
+    )
     version_stage_set(version=version, stage=Stage.DEPRECATED, actor=actor)
-    event_record(
-        kind=EventKind.VERSION_DEPRECATED,
-        actor=actor,
+    deprecated = EventSpec(
+        EventKind.VERSION_DEPRECATED,
+        actor,
         tenant=tenant,
         subject=version,
         payload={
@@ -837,6 +872,7 @@ def version_deprecate(
             "override_reason": deprecation.override_reason or None,
         },
     )
+    events_record([deprecated, *moved])
     return deprecation
 
 
@@ -911,10 +947,13 @@ def version_retire(*, version: Version, rationale: str, actor: User | None) -> R
         retired_by=actor,
         retain_until=now + timedelta(days=settings.EVIDENCE_RETENTION_DAYS),
     )
+    moved = _recommendation_withdraw(
+        version=version, actor=actor, why=f"{version.version} was retired"
+    )
     version_stage_set(version=version, stage=Stage.SIMULATION_ONLY, actor=actor)
-    event_record(
-        kind=EventKind.VERSION_RETIRED,
-        actor=actor,
+    retired = EventSpec(
+        EventKind.VERSION_RETIRED,
+        actor,
         tenant=tenant,
         subject=version,
         payload={
@@ -924,6 +963,7 @@ def version_retire(*, version: Version, rationale: str, actor: User | None) -> R
             "retain_until": retirement.retain_until.isoformat(),
         },
     )
+    events_record([retired, *moved])
     return retirement
 
 

@@ -161,6 +161,7 @@ def _artifact_page(
             "checks": {v.pk: check_version(v, keys) for v in page.object_list},
             "dependents": selectors.dependents_of_artifact(found)[:100],
             "active": active,
+            "recommended": selectors.recommended_version_of(found),
             "active_stage": Stage(stage or Stage.DRAFT).label if active else None,
             "rollback_form": RollbackForm(artifact=found) if may_roll_back else None,
             "owner_form": owner_form if may_change_owner else None,

@@ -122,6 +122,15 @@ def test_an_old_support_reply_is_deprecated_in_favour_of_the_active_one(seeded: 
     assert VersionState.objects.get(version=deprecation.version).stage == Stage.DEPRECATED
     event = Event.objects.get(kind=EventKind.VERSION_DEPRECATED)
     assert event.payload["replacement"] == reply.active_version.pinned
+    # the recommendation moved with the deprecation: never the deprecated 1.0.0
+    reply.refresh_from_db()
+    assert reply.recommended_version == reply.active_version
+    moved = Event.objects.get(kind=EventKind.ARTIFACT_RECOMMENDED, subject_id=str(reply.pk))
+    assert (moved.payload["previous"], moved.payload["version"]) == ("1.0.0", "1.1.0")
+    stale = Artifact.objects.filter(recommended_version__deprecation__isnull=False)
+    assert not stale.exists() and not Artifact.objects.filter(
+        recommended_version__retirement__isnull=False
+    )
 
 
 def test_an_emergency_change_was_promoted_and_its_post_mortem_is_overdue(seeded: str) -> None:

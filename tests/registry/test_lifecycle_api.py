@@ -87,12 +87,11 @@ def test_deprecate_answers_the_version_with_its_replacement_and_dates(
     resolved = client.get("/api/v1/resolve/", {"ref": "qualify-lead@1.0.0", "tenant": "acme"})
     assert resolved.json()["deprecation"]["replacement"]["pinned"] == v2.pinned
     artifact = client.get(ART).json()
-    assert artifact["recommended_version"] == "1.0.0"  # the first version, recommended
-    assert artifact["recommended"]["reference"] == v1.path
-    assert artifact["recommended"]["deprecation"]["replacement"]["path"] == v2.path
+    # 1.0.0 was recommended (the first version): a deprecated version never is.
+    assert artifact["recommended_version"] is None and artifact["recommended"] is None
     assert artifact["active"] is None
     listed = client.get("/api/v1/artifacts/").json()["results"][0]
-    assert listed["recommended"] == artifact["recommended"]
+    assert listed["recommended"] is None and listed["recommended_version"] is None
 
 
 @pytest.mark.parametrize(
