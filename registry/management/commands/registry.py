@@ -1,4 +1,4 @@
-"""``manage.py registry publish|bump-version|show|history|verify|import|export|rollback``."""
+"""``manage.py registry create|publish|bump-version|show|history|verify|import|export|rollback``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.db import transaction
 
-from accounts.selectors import tenant_by_slug
-from governance.errors import DomainError
+from accounts.selectors import tenant_by_slug, user_by_username
+from governance.errors import DomainError, NotFound
 from governance.management.base import ActionCommand
 from registry import selectors, services
 from registry.choices import ContentKind
@@ -19,11 +20,32 @@ from registry.models import Artifact, Version
 from registry.verification import log_problem, verify_versions
 
 
-def _artifact(path: str) -> Artifact:
+def _parts(path: str) -> list[str]:
     parts = path.strip("/").split("/")
     if len(parts) != 3:
         raise DomainError(f"'{path}' is not CLASS/TENANT/SLUG.", field="artifact")
-    return selectors.artifact_by_path(*parts)
+    return parts
+
+
+def _artifact(path: str) -> Artifact:
+    return selectors.artifact_by_path(*_parts(path))
+
+
+def _artifact_create(path: str, o: dict[str, Any]) -> Artifact:
+    """Start an artifact from the command line (the system is the actor; the owner is named)."""
+    cls, tenant, slug = _parts(path)
+    if not o["owner"]:
+        raise DomainError("Name the artifact's owner with --owner USERNAME.", field="owner")
+    return services.artifact_create(
+        artifact_class=selectors.artifact_class_by_slug(cls),
+        tenant=tenant_by_slug(tenant),
+        slug=slug,
+        title=o["title"] or "",
+        summary=o.get("summary") or "",
+        license=o.get("license") or "proprietary",
+        owner=user_by_username(o["owner"]),
+        actor=None,
+    )
 
 
 def _content(artifact: Artifact, file: str) -> services.Content:
@@ -46,6 +68,12 @@ class Command(ActionCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        p = sub.add_parser("create", help="Start an artifact: its title, owner and purpose.")
+        p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
+        p.add_argument("--title", required=True)
+        p.add_argument("--owner", required=True, metavar="USERNAME", help="a member of the tenant")
+        p.add_argument("--summary", default="", help="what it is for")
+        p.add_argument("--license", default="proprietary")
         for name in ("publish", "bump-version"):
             p = sub.add_parser(
                 name,
@@ -60,10 +88,22 @@ class Command(ActionCommand):
             if name == "publish":
                 p.add_argument("--reason", required=True)
                 p.add_argument("--depends", nargs="*", default=[], metavar="REF")
-        p = sub.add_parser("show", help="Print a version's canonical manifest.")
+                p.add_argument(
+                    "--title",
+                    default=None,
+                    help="create the artifact first if it does not exist (with --owner)",
+                )
+                p.add_argument("--owner", default=None, metavar="USERNAME")
+        p = sub.add_parser(
+            "show",
+            help="Print a version's canonical manifest (stdout) and its SHA-256, stage and "
+            "whether it is active (stderr). Without a version: the active version.",
+        )
         p.add_argument("ref")
         p.add_argument("--tenant", default=None, help="context for slug@version forms")
-        p = sub.add_parser("history", help="List an artifact's versions, newest first.")
+        p = sub.add_parser(
+            "history", help="List an artifact's versions, newest first; the active one is marked."
+        )
         p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
         p = sub.add_parser(
             "verify",
@@ -104,8 +144,22 @@ class Command(ActionCommand):
             self.stderr.write(f"error: {exc}")
             sys.exit(2)
 
+    def do_create(self, o: dict[str, Any]) -> None:
+        artifact = _artifact_create(o["artifact"], o)
+        owner = artifact.owner.username if artifact.owner else "-"
+        self.stdout.write(f"{artifact.path} created (owner {owner})")
+
+    @transaction.atomic  # an artifact created for a publish that fails is not left behind
     def do_publish(self, o: dict[str, Any]) -> None:
-        artifact = _artifact(o["artifact"])
+        try:
+            artifact = _artifact(o["artifact"])
+        except NotFound as exc:
+            if o["title"] is None:
+                raise NotFound(
+                    f"{exc.message} Create it with `registry create` or give --title and --owner.",
+                    field=exc.field,
+                ) from exc
+            artifact = _artifact_create(o["artifact"], o)
         version, created = services.version_publish(
             artifact=artifact,
             content=_content(artifact, o["file"]),
@@ -135,19 +189,27 @@ class Command(ActionCommand):
     def do_show(self, o: dict[str, Any]) -> None:
         version = selectors.version_by_reference(o["ref"], tenant=o["tenant"])
         self.stdout.write(json.dumps(json.loads(bytes(version.manifest)), indent=2, sort_keys=True))
+        # stdout stays the manifest (JSON a script can read); what it is goes to stderr
+        active = "active" if selectors.is_active(version) else "not active"
+        self.stderr.write(f"{version.path} sha256 {version.manifest_sha256}")
+        self.stderr.write(f"stage: {selectors.stage_of(version)} ({active})")
         note = selectors.lifecycle_note(version)
-        if note:  # stdout stays the exact manifest; the warning goes to stderr
+        if note:
             self.stderr.write(f"note: {note}")
 
     def do_history(self, o: dict[str, Any]) -> None:
-        versions = list(selectors.versions_of(_artifact(o["artifact"])))
+        artifact = _artifact(o["artifact"])
+        versions = list(selectors.versions_of(artifact))
         notes = selectors.lifecycle_notes(versions)
         for v in versions:
             who = v.created_by.username if v.created_by else "system"
             self.stdout.write(
                 f"{v.version}\t{v.declared_impact}\t{v.created_at:%Y-%m-%d %H:%M}\t{who}\t{v.manifest_sha256[:16]}\t{v.change_reason}"
+                + ("\t[active]" if v.pk == artifact.active_version_id else "")
                 + (f"\t[{notes[v.pk]}]" if v.pk in notes else "")
             )
+        if artifact.active_version_id is None:
+            self.stdout.write(f"# {artifact.path} has no active version")
 
     def do_verify(self, o: dict[str, Any]) -> None:
         if o["refs"]:
