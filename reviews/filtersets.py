@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import django_filters
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
-from accounts.models import Tenant
+from accounts.models import Tenant, User
 from accounts.selectors import tenants_visible_to
 from registry.models import ArtifactClass
+from reviews import selectors
 from reviews.choices import ChangeStatus
 from reviews.models import ChangeRequest
 
@@ -35,7 +40,20 @@ class ChangeFilterSet(django_filters.FilterSet):
     )
     change_type = django_filters.ChoiceFilter(choices=_types, label="Type")
     emergency = django_filters.BooleanFilter(label="Emergency")
+    waiting_for_me = django_filters.BooleanFilter(
+        method="filter_waiting_for_me",
+        label="Only changes with an open approval slot I can fill",
+    )
 
     class Meta:
         model = ChangeRequest
-        fields = ["status", "tenant", "change_type", "emergency"]
+        fields = ["status", "tenant", "change_type", "emergency", "waiting_for_me"]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def filter_waiting_for_me(
+        self, queryset: QuerySet[ChangeRequest], name: str, value: bool | None
+    ) -> QuerySet[ChangeRequest]:
+        if not value or self.request is None:
+            return queryset
+        waiting = selectors.waiting_slots(cast(User, self.request.user))
+        return queryset.filter(pk__in=[pk for pk, _ in waiting])

@@ -65,6 +65,8 @@ from reviews.record import signed_record
 PAGE_SIZE = 25
 #: How many of my own open changes "My reviews" lists (each costs a few queries).
 MY_CHANGES_LIMIT = 20
+#: "Waiting for you" shows this many rows, says how many there are and links to the full list.
+MY_REVIEWS_LIMIT = 25
 ACTIONS = frozenset(
     {"submit", "approve", "reject", "withdraw", "promote", "rerun", "comment", "postmortem"}
 )
@@ -127,7 +129,11 @@ def _waiting_on(change: ChangeRequest) -> list[str]:
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    waiting = [(change, _labels(slots)) for change, slots in selectors.waiting_for(user)]
+    everything_waiting = selectors.waiting_slots(user)
+    waiting = [
+        (change, _labels(slots))
+        for change, slots in selectors.waiting_changes(everything_waiting[:MY_REVIEWS_LIMIT])
+    ]
     mine = list(
         selectors.changes_visible_to(user)
         .filter(author=user, status__in=AUTHOR_OPEN_STATES)
@@ -138,6 +144,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "reviews/index.html",
         {
             "waiting": waiting,
+            "waiting_total": len(everything_waiting),
             "mine": [(change, _waiting_on(change)) for change in mine],
             "access": access_by_tenant(user),
         },

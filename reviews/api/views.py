@@ -10,8 +10,7 @@ from typing import Any, cast
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
@@ -135,25 +134,12 @@ def _detail(change: ChangeRequest, code: int = status.HTTP_200_OK) -> Response:
 
 
 class ChangeFilter(ChangeFilterSet):
-    """The change list's filters, plus the author and "waiting for me"."""
+    """The change list's filters (``waiting_for_me`` among them), plus the author."""
 
     author = django_filters.CharFilter(field_name="author__username", label="Author (username)")
-    waiting_for_me = django_filters.BooleanFilter(
-        method="filter_waiting_for_me",
-        label="Only changes with an open approval slot I can fill",
-    )
 
     class Meta(ChangeFilterSet.Meta):
-        fields = [*ChangeFilterSet.Meta.fields, "author", "waiting_for_me"]
-
-    @extend_schema_field(OpenApiTypes.BOOL)
-    def filter_waiting_for_me(
-        self, queryset: QuerySet[ChangeRequest], name: str, value: bool | None
-    ) -> QuerySet[ChangeRequest]:
-        if not value or self.request is None:
-            return queryset
-        waiting = selectors.waiting_for(cast(User, self.request.user))
-        return queryset.filter(pk__in=[change.pk for change, _ in waiting])
+        fields = [*ChangeFilterSet.Meta.fields, "author"]
 
 
 class ChangeRequestViewSet(viewsets.GenericViewSet):

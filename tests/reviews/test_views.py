@@ -608,3 +608,77 @@ def test_a_password_confirmation_counts_only_for_the_person_who_gave_it(
     assert not reauth.recently_confirmed(request)
     request.session[reauth.SESSION_KEY] = 1e12  # an older format is not trusted either
     assert not reauth.recently_confirmed(request)
+
+
+def _waiting_rows(tenant: Any, author: Any, count: int, start: int) -> None:
+    """``count`` changes in review that need a reviewer, as rows (the page only reads them)."""
+    from django.utils import timezone
+
+    ChangeRequest.objects.bulk_create(
+        ChangeRequest(
+            tenant=tenant,
+            year=2026,
+            number=start + i,
+            change_type="prompt",
+            title=f"Waiting {start + i}",
+            rollback_plan="Roll back.",
+            author=author,
+            status=ChangeStatus.IN_REVIEW,
+            requirements=["reviewer", "administrator"],
+            submitted_at=timezone.now(),
+        )
+        for i in range(count)
+    )
+
+
+def test_my_reviews_shows_the_first_rows_says_how_many_and_links_to_the_list(
+    people: dict[str, Any], acme: Any, django_assert_num_queries: Any
+) -> None:
+    from reviews.views import MY_REVIEWS_LIMIT
+
+    client = signed_in(people["reviewer"])
+    _waiting_rows(acme, people["author"], MY_REVIEWS_LIMIT + 5, start=9000)
+    client.get("/reviews/")  # warm the session and the caches
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as few:
+        html = page(client, "/reviews/")
+    waiting = section(html, "waiting")
+    assert waiting.count("<tr>") == MY_REVIEWS_LIMIT + 1  # the header row and the capped rows
+    more = f"The {MY_REVIEWS_LIMIT} longest waiting of {MY_REVIEWS_LIMIT + 5}"
+    assert more in waiting
+    link = "/reviews/changes/?status=in_review&amp;waiting_for_me=true"
+    assert f'href="{link}"' in waiting
+
+    # Three times the rows: the same number of statements, the same number of rows shown.
+    _waiting_rows(acme, people["author"], 2 * (MY_REVIEWS_LIMIT + 5), start=9500)
+    with django_assert_num_queries(len(few.captured_queries)):
+        html = page(client, "/reviews/")
+    assert section(html, "waiting").count("<tr>") == MY_REVIEWS_LIMIT + 1
+    assert f"of {3 * (MY_REVIEWS_LIMIT + 5)}" in section(html, "waiting")
+
+    # The link lists every one of them, and only those.
+    listed = page(client, link.replace("&amp;", "&") + "&page=4")
+    assert "Page 4 of 4" in listed
+
+
+def test_the_change_list_filters_what_waits_for_me(people: dict[str, Any], acme: Any) -> None:
+    _waiting_rows(acme, people["author"], 3, start=9000)
+    mine = ChangeRequest.objects.create(
+        tenant=acme,
+        year=2026,
+        number=9100,
+        change_type="prompt",
+        title="My own",
+        rollback_plan="r",
+        author=people["reviewer"],
+        status=ChangeStatus.IN_REVIEW,
+        requirements=["reviewer"],
+    )
+    html = page(
+        signed_in(people["reviewer"]), "/reviews/changes/?status=in_review&waiting_for_me=true"
+    )
+    assert html.count("Waiting 90") == 3
+    assert mine.reference not in html
+    assert "My own" not in html
