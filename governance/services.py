@@ -207,7 +207,11 @@ def waiver_grant(
         change = ChangeRequest.objects.select_related("tenant").get(pk=change.pk)  # fresh status
         if change.tenant_id != tenant.pk:
             raise DomainError(f"No change {change.reference} in {tenant.slug}.", field="change")
-        if change.status in (ChangeStatus.PROMOTED, ChangeStatus.WITHDRAWN):
+        if change.status in (
+            ChangeStatus.PROMOTED,
+            ChangeStatus.ROLLED_BACK,
+            ChangeStatus.WITHDRAWN,
+        ):
             raise Conflict(
                 f"{change.reference} is {change.get_status_display().lower()}; "
                 "there is nothing left to waive.",

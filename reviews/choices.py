@@ -12,6 +12,7 @@ class ChangeStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     WITHDRAWN = "withdrawn", "Withdrawn"
     PROMOTED = "promoted", "Promoted"
+    ROLLED_BACK = "rolled_back", "Rolled back"
 
 
 #: The lifecycle, written down once. ``change_transition`` refuses anything else.
@@ -31,7 +32,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     ChangeStatus.REJECTED: frozenset({ChangeStatus.DRAFT, ChangeStatus.WITHDRAWN}),
     ChangeStatus.WITHDRAWN: frozenset(),
-    ChangeStatus.PROMOTED: frozenset(),
+    # A rollback of its versions (or switching off the last of them) undoes a promotion.
+    ChangeStatus.PROMOTED: frozenset({ChangeStatus.ROLLED_BACK}),
+    ChangeStatus.ROLLED_BACK: frozenset(),
 }
 
 #: States in which reviewers can still act.
@@ -81,3 +84,5 @@ FINISHED_CHECK_STATES = frozenset({CheckStatus.PASSED, CheckStatus.FAILED, Check
 class ActivationKind(models.TextChoices):
     PROMOTION = "promotion", "Promotion"
     ROLLBACK = "rollback", "Rollback"
+    #: The safety switch: the artifact is left with no active version.
+    DEACTIVATION = "deactivation", "Deactivation"

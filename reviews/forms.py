@@ -154,17 +154,27 @@ class RollbackForm(forms.Form):
         label="Go back to",
         help_text="Only versions that were active before can be restored without approvals.",
     )
+    override_reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        required=False,
+        label="Override reason",
+        help_text="Needed only to restore a deprecated version; it is recorded.",
+    )
 
     def __init__(self, *args: Any, artifact: Artifact, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.artifact = artifact
         # One query: every version that was ever active, newest activation first.
         seen: dict[str, str] = {}
-        rows = Activation.objects.filter(artifact=artifact).select_related("version")
+        rows = Activation.objects.filter(artifact=artifact, version__isnull=False).select_related(
+            "version"
+        )
         if artifact.active_version_id is not None:
             rows = rows.exclude(version_id=artifact.active_version_id)
         for row in rows.order_by("-created_at"):
-            seen.setdefault(row.version.version, row.version.version)
+            if row.version is not None:
+                seen.setdefault(row.version.version, row.version.version)
         self.fields["target"].choices = [  # type: ignore[attr-defined]
             ("", "the version active before the last promotion"),
             *seen.items(),
@@ -178,6 +188,14 @@ class RollbackForm(forms.Form):
     def target_reference(self) -> str | None:
         version = self.cleaned_data.get("target")
         return f"{self.artifact.path}/{version}" if version else None
+
+
+class DeactivateForm(forms.Form):
+    """The safety switch: take an artifact out of service (no active version), with a reason."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, label="Why switch it off"
+    )
 
 
 class PolicyForm(forms.Form):

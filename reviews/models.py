@@ -132,6 +132,12 @@ class ChangeRequest(models.Model):
     promoted_by = models.ForeignKey(
         USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    rolled_back_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its promotion was rolled back (or switched off)."
+    )
+    rolled_back_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     postmortem_due_at = models.DateTimeField(null=True, blank=True)
     postmortem_done_at = models.DateTimeField(null=True, blank=True)
     postmortem_by = models.ForeignKey(
@@ -321,13 +327,24 @@ class ChangeGate(models.Model):
 
 
 class Activation(models.Model):
-    """A version becoming the active one of its artifact: by promotion of a change, or by rollback."""
+    """A version becoming the active one of its artifact: by promotion of a change, or by rollback.
+
+    A deactivation (the safety switch) is a row with no version: from then on the artifact
+    has no active version until a change is promoted or a rollback restores one.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     artifact = models.ForeignKey(
         "registry.Artifact", on_delete=models.PROTECT, related_name="activations"
     )
-    version = models.ForeignKey("registry.Version", on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey(
+        "registry.Version",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The version made active; empty for a deactivation.",
+    )
     previous = models.ForeignKey(
         "registry.Version", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -341,6 +358,10 @@ class Activation(models.Model):
         help_text="The change that promoted it; for a rollback, the change being rolled back.",
     )
     reason = models.TextField(blank=True)
+    override_reason = models.TextField(
+        blank=True,
+        help_text="Why an administrator restored a deprecated version (empty otherwise).",
+    )
     actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -349,4 +370,4 @@ class Activation(models.Model):
         indexes = [models.Index(fields=["artifact", "-created_at"], name="activation_recent")]
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.version}"
+        return f"{self.kind}: {self.version or self.previous}"

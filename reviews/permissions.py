@@ -137,3 +137,12 @@ def can_set_gates(user: AnyUser | None, tenant: Tenant) -> Decision:
     if _admin(user, tenant, None):
         return ALLOWED
     return deny("Only an administrator can change the gates.")
+
+
+def can_deactivate(
+    user: AnyUser | None, artifact: Artifact, *, roles: Iterable[str] | None = None
+) -> Decision:
+    """The safety switch (leave an artifact with no active version): its tenant's administrators."""
+    if _admin(user, artifact.tenant, roles):
+        return ALLOWED
+    return deny("Only an administrator can switch an artifact off.")

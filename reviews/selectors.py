@@ -57,9 +57,9 @@ def items_of(change: ChangeRequest) -> list[ChangeItem]:
     )
 
 
-def binding_hash(change: ChangeRequest) -> str:
+def binding_hash(change: ChangeRequest, items: list[ChangeItem] | None = None) -> str:
     """SHA-256 of what an approval of this revision covers: items, their hashes, evidence, flags, plan."""
-    items = items_of(change)
+    items = items_of(change) if items is None else items
     evidence = sorted(
         EvaluationReport.objects.filter(version_id__in=[i.proposed_id for i in items]).values_list(
             "sha256", flat=True
@@ -377,8 +377,13 @@ def _lapsed_text(lapsed: list[Any], now: datetime, change: ChangeRequest) -> str
 def promotion_blockers(change: ChangeRequest, now: datetime | None = None) -> list[str]:
     """Everything that stops a promotion at ``now``; empty means it may go ahead."""
     now = now or timezone.now()
-    blockers = []
-    if binding_hash(change) != change.binding_sha256:
+    items = items_of(change)
+    blockers = [
+        f"{item.proposed.path} is already the active version"
+        for item in items
+        if item.artifact.active_version_id == item.proposed_id
+    ]
+    if binding_hash(change, items) != change.binding_sha256:
         blockers.append("what is proposed changed since it was reviewed; revise and resubmit")
     status = approval_status(change)
     if status.rejections:

@@ -135,6 +135,26 @@ def stage_set(
     return version_stage_set(version=version, stage=stage, actor=actor, change=change)
 
 
+#: The stages a review may move a version out of. A live (active), deprecated or retired
+#: version keeps its stage whatever another change proposing it goes through.
+_REVIEW_FROM: dict[str, frozenset[str]] = {
+    Stage.EVALUATED: frozenset({Stage.DRAFT}),
+    Stage.APPROVED: frozenset({Stage.DRAFT, Stage.EVALUATED}),
+}
+
+
+def _review_stage_set(
+    *, version: Version, stage: str, actor: User | None, change: ChangeRequest
+) -> bool:
+    """Move a proposed version forward as its review progresses; never a live version's stage."""
+    if version.artifact.active_version_id == version.pk:
+        return False
+    state = VersionState.objects.filter(version=version).first()
+    if (state.stage if state else Stage.DRAFT) not in _REVIEW_FROM[stage]:
+        return False
+    return stage_set(version=version, stage=stage, actor=actor, change=change)
+
+
 def _resolve_version(tenant: Tenant, item: Version | str, *, field: str) -> Version:
     """One version of ``tenant``; an error names ``field``.
 
@@ -609,7 +629,9 @@ def _settle(change: ChangeRequest, actor: User | None) -> None:
         all_pass = all(v.passes for v in verdicts)
         for item in selectors.items_of(change):
             if all_pass:
-                stage_set(version=item.proposed, stage=Stage.APPROVED, actor=actor, change=change)
+                _review_stage_set(
+                    version=item.proposed, stage=Stage.APPROVED, actor=actor, change=change
+                )
         admins = selectors.people_for_requirements(change, [Requirement.ADMINISTRATOR])
         notification_send(
             users=[change.author, *admins],
@@ -667,11 +689,13 @@ def check_execute(*, run: CheckRun) -> CheckRun:
     current = run.revision == change.revision
     if current and selectors.check_summary(change).all_passed:
         for item in selectors.items_of(change):
-            state = VersionState.objects.filter(version=item.proposed).first()
-            if state is None or state.stage == Stage.DRAFT:
-                stage_set(version=item.proposed, stage=Stage.EVALUATED, actor=None, change=change)
+            _review_stage_set(
+                version=item.proposed, stage=Stage.EVALUATED, actor=None, change=change
+            )
             if change.status == ChangeStatus.APPROVED:
-                stage_set(version=item.proposed, stage=Stage.APPROVED, actor=None, change=change)
+                _review_stage_set(
+                    version=item.proposed, stage=Stage.APPROVED, actor=None, change=change
+                )
     elif current and run.status != CheckStatus.PASSED:
         notification_send(
             users=[change.author],
@@ -809,18 +833,101 @@ def _rebind(change: ChangeRequest, actor: User | None, before: str, reason: str)
 # --- promotion and rollback ------------------------------------------------------------
 
 
+def _lock_changes_and_artifacts(
+    changes: set[Any], artifacts: set[Any]
+) -> tuple[dict[Any, ChangeRequest], dict[Any, Artifact]]:
+    """Lock change rows, then artifact rows, each in primary-key order, before any event.
+
+    Every promotion, rollback and deactivation takes its locks in this one order, so two
+    of them touching the same changes or artifacts queue up instead of deadlocking.
+    """
+    locked_changes = {
+        c.pk: c
+        for c in ChangeRequest.objects.select_for_update(of=("self",))
+        .select_related("tenant", "author", "policy", "golden_corpus")
+        .filter(pk__in=changes)
+        .order_by("pk")
+    }
+    locked_artifacts = {
+        a.pk: a
+        for a in Artifact.objects.select_for_update(of=("self",))
+        .select_related("tenant", "artifact_class", "active_version__artifact__artifact_class")
+        .filter(pk__in=artifacts)
+        .order_by("pk")
+    }
+    return locked_changes, locked_artifacts
+
+
+def _open_changes_on(artifact_ids: set[Any], *, exclude: set[Any]) -> set[Any]:
+    """Changes still being worked on that propose a version of one of these artifacts."""
+    return set(
+        ChangeItem.objects.filter(artifact_id__in=artifact_ids, change__status__in=EDITABLE_STATES)
+        .exclude(change_id__in=exclude)
+        .values_list("change_id", flat=True)
+    )
+
+
+def _follow_active(
+    others: Sequence[ChangeRequest], moved: dict[Any, Version | None], actor: User | None, why: str
+) -> None:
+    """Open changes on artifacts whose active version moved now name the new one as current.
+
+    What they replace is part of what their approvals cover, so those are voided and the
+    review reopens (as when evidence changes); a draft simply shows the new current version.
+    """
+    for other in others:
+        if other.status not in EDITABLE_STATES:
+            continue  # decided meanwhile
+        touched = False
+        for artifact_id, active in moved.items():
+            touched |= bool(
+                ChangeItem.objects.filter(change=other, artifact_id=artifact_id)
+                .exclude(current=active)
+                .update(current=active)
+            )
+        if not touched:
+            continue
+        before = other.binding_sha256
+        other.binding_sha256 = selectors.binding_hash(other)
+        other.save(update_fields=["binding_sha256"])
+        _rebind(other, actor, before, why)
+
+
+def _active_conflicts(items: Sequence[ChangeItem], artifacts: dict[Any, Artifact]) -> list[str]:
+    return [
+        f"{item.proposed.path} is already the active version"
+        for item in items
+        if artifacts[item.artifact_id].active_version_id == item.proposed_id
+    ]
+
+
 @transaction.atomic
 def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeRequest:
     """Make an approved change's versions the active ones (an administrator's act).
 
     Re-checks everything at the moment of promotion, with one "now": every slot still
     filled by someone who still holds the role, every required check of this revision
-    passed, and pack verification of every version and its dependencies.
+    passed, and pack verification of every version and its dependencies. A version that
+    is already active is refused (409): promoting it would change nothing. Other open
+    changes on the same artifacts then name the new active version as their current one.
     """
-    change = _lock(change)
+    artifact_ids = set(change.items.values_list("artifact_id", flat=True))
+    others = _open_changes_on(artifact_ids, exclude={change.pk})
+    changes, artifacts = _lock_changes_and_artifacts({change.pk, *others}, artifact_ids)
+    change = changes[change.pk]
     permissions.can_promote(actor, change).require()
     if change.status == ChangeStatus.PROMOTED:
         raise Conflict(f"{change.reference} is already promoted.", field="status")
+    items = selectors.items_of(change)
+    if {i.artifact_id for i in items} != artifact_ids:
+        raise Conflict(f"{change.reference} was revised meanwhile; look again.", field="status")
+    already = _active_conflicts(items, artifacts)
+    if already:
+        raise Conflict(
+            f"{change.reference} cannot be promoted: {'; '.join(already)}. Revise the change "
+            "to propose another version, or withdraw it.",
+            field="proposed",
+        )
     _transition(change, ChangeStatus.PROMOTED)  # refuses anything but approved
     now = timezone.now()  # one moment for every waiver and check in this decision
     verdicts = selectors.check_verdicts(change, now)
@@ -829,17 +936,18 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
         raise Conflict(
             f"{change.reference} cannot be promoted: {'; '.join(blockers)}", field="status"
         )
-    items = selectors.items_of(change)
     checked, failure = verify_versions([i.proposed for i in items])
     if failure is not None:
         raise Conflict(
             f"Pack verification failed for {failure.version.path}: {failure.reason}", field="status"
         )
     activated = []
+    moved: dict[Any, Version | None] = {}
     for item in items:
-        artifact = Artifact.objects.select_for_update(of=("self",)).get(pk=item.artifact_id)
+        artifact = artifacts[item.artifact_id]
         previous = artifact.active_version
         Artifact.objects.filter(pk=artifact.pk).update(active_version=item.proposed)
+        moved[artifact.pk] = item.proposed
         Activation.objects.create(
             artifact=artifact,
             version=item.proposed,
@@ -850,30 +958,38 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
             actor=actor,
             created_at=now,
         )
-        stage_set(version=item.proposed, stage=Stage.ACTIVE, actor=actor, change=change)
-        if previous is not None and previous.pk != item.proposed_id:
-            stage_set(version=previous, stage=Stage.APPROVED, actor=actor, change=change)
-        activated.append(
-            {"active": _version_ref(item.proposed), "previous": _version_ref(previous)}
-        )
+        activated.append((item.proposed, previous))
     change.promoted_at = now
     change.promoted_by = actor
     if change.emergency:
         days = selectors.effective_policy(change.tenant)[1]["postmortem_days"]
         change.postmortem_due_at = now + timedelta(days=days)
     change.save(update_fields=["status", "promoted_at", "promoted_by", "postmortem_due_at"])
+    for proposed, previous in activated:
+        stage_set(version=proposed, stage=Stage.ACTIVE, actor=actor, change=change)
+        if previous is not None:
+            stage_set(version=previous, stage=Stage.APPROVED, actor=actor, change=change)
     _record(
         EventKind.CHANGE_REQUEST_PROMOTED,
         change,
         actor,
         revision=change.revision,
         binding_sha256=change.binding_sha256,
-        activated=activated,
+        activated=[
+            {"active": _version_ref(proposed), "previous": _version_ref(previous)}
+            for proposed, previous in activated
+        ],
         waivers=selectors.waivers_used(verdicts),
         pack_verification=f"OK: {checked} versions verified",
         postmortem_due_at=change.postmortem_due_at.isoformat()
         if change.postmortem_due_at
         else None,
+    )
+    _follow_active(
+        [changes[pk] for pk in sorted(others)],
+        moved,
+        actor,
+        f"{change.reference} was promoted: the active versions it replaces changed",
     )
     notification_send(
         users=[change.author],
@@ -886,45 +1002,131 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
     return change
 
 
-@transaction.atomic
-def rollback(
-    *, artifact: Artifact, actor: User | None, reason: str, target: Version | str | None = None
-) -> Activation:
-    """Restore the last promoted version (or ``target``, any version that was active before).
+def _promotion_of(artifact: Artifact) -> Activation | None:
+    """The promotion that made the artifact's active version active: its rollback point and change.
 
-    No approvals: going back to a version that already passed them is always allowed.
-    Pack verification runs again, and the event names the change being rolled back.
+    (After a rollback, rolling back again goes further back; it never undoes the rollback.)
     """
-    reason = _text(reason, "reason", required=True, limit=2000)
-    artifact = (
-        Artifact.objects.select_for_update(of=("self",))
-        .select_related("tenant", "artifact_class", "active_version")
-        .get(pk=artifact.pk)
-    )
-    permissions.can_roll_back(actor, artifact).require()
-    current = artifact.active_version
-    if current is None:
-        raise Conflict(
-            f"{artifact.path} has no active version to roll back from.", field="artifact"
+    if artifact.active_version_id is None:
+        return None
+    return (
+        Activation.objects.filter(
+            artifact=artifact, version_id=artifact.active_version_id, kind=ActivationKind.PROMOTION
         )
-    # The promotion that made the current version active: its rollback point and its change.
-    # (After a rollback, rolling back again goes further back; it never undoes the rollback.)
-    promoted = (
-        Activation.objects.filter(artifact=artifact, version=current, kind=ActivationKind.PROMOTION)
-        .select_related("previous", "change")
+        .select_related(
+            "previous__artifact__artifact_class", "previous__artifact__tenant", "change"
+        )
+        .order_by("-created_at")
         .first()
     )
-    if target is None:
-        if promoted is None or promoted.previous is None:
-            raise Conflict(
-                f"{artifact.path} has no earlier promoted version to go back to.", field="target"
-            )
-        to = promoted.previous
+
+
+def _restorable(to: Version, override_reason: str) -> Deprecation | None:
+    """Refuse a retired or removed version; a deprecated one only with an override reason."""
+    if Retirement.objects.filter(version=to).exists():
+        raise Conflict(
+            f"{to.path} is retired or removed; it cannot be made active again.", field="target"
+        )
+    deprecation = (
+        Deprecation.objects.filter(version=to)
+        .select_related("replacement__artifact__artifact_class", "replacement__artifact__tenant")
+        .first()
+    )
+    if deprecation is None:
+        return None
+    if deprecation.removed_at is not None:
+        raise Conflict(
+            f"{to.path} is retired or removed; it cannot be made active again.", field="target"
+        )
+    if not override_reason:
+        raise Conflict(
+            f"{to.path} is deprecated (replaced by {deprecation.replacement.version}: "
+            f"{deprecation.reason}). Restoring it needs an administrator's override reason.",
+            field="override_reason",
+        )
+    return deprecation
+
+
+def _mark_rolled_back(change: ChangeRequest | None, actor: User | None, now: Any) -> None:
+    if change is None or change.status != ChangeStatus.PROMOTED:
+        return
+    _transition(change, ChangeStatus.ROLLED_BACK)
+    change.rolled_back_at = now
+    change.rolled_back_by = actor
+    change.save(update_fields=["status", "rolled_back_at", "rolled_back_by"])
+
+
+@transaction.atomic
+def rollback(
+    *,
+    artifact: Artifact,
+    actor: User | None,
+    reason: str,
+    target: Version | str | None = None,
+    override_reason: str = "",
+) -> Activation:
+    """Undo the promotion that made ``artifact``'s active version active (or go to ``target``).
+
+    The change that promoted it is rolled back as a whole: each of its versions that is
+    still active goes back to the version it replaced (``artifact`` to ``target`` if
+    given, any version that was active before), in one transaction with one
+    ``rollout.rolled_back`` event, and the change reads "rolled back". No approvals:
+    going back to a version that already passed them is allowed, except to a deprecated
+    one, which needs an administrator's ``override_reason`` (recorded). Pack
+    verification runs again. A first promotion has nothing to go back to: switch the
+    artifact off with ``artifact_deactivate`` instead.
+    """
+    reason = _text(reason, "reason", required=True, limit=2000)
+    override_reason = _text(override_reason, "override_reason", required=False, limit=2000)
+    # Read what the rollback touches, then lock it all (changes, then artifacts) and re-read.
+    seen = Artifact.objects.only("active_version").get(pk=artifact.pk)
+    promoted = _promotion_of(seen)
+    undone = promoted.change if promoted else None
+    scope = {artifact.pk}
+    if undone is not None:
+        scope |= set(undone.items.values_list("artifact_id", flat=True))
+    others = _open_changes_on(scope, exclude={undone.pk} if undone else set())
+    changes, artifacts = _lock_changes_and_artifacts(
+        {undone.pk, *others} if undone else others, scope
+    )
+    artifact = artifacts[artifact.pk]
+    permissions.can_roll_back(actor, artifact).require()
+    current = artifact.active_version
+    if current is None and target is None:
+        raise Conflict(
+            f"{artifact.path} has no active version to roll back from. Name the version to "
+            "restore.",
+            field="artifact",
+        )
+    if (current.pk if current else None) != seen.active_version_id:
+        raise Conflict(
+            f"{artifact.path}'s active version changed meanwhile; look again.", field="artifact"
+        )
+    change = changes[undone.pk] if undone is not None else None
+    # Each artifact the change made active and that still has its version: where it goes.
+    plan: list[tuple[Artifact, Version | None, Version | None]] = []
+    left = []
+    if change is not None:
+        rows = Activation.objects.filter(
+            change=change, kind=ActivationKind.PROMOTION
+        ).select_related(
+            "version", "previous__artifact__artifact_class", "previous__artifact__tenant"
+        )
+        for row in sorted(rows, key=lambda r: (r.artifact_id != artifact.pk, str(r.artifact_id))):
+            held = artifacts.get(row.artifact_id)
+            if held is None or row.artifact_id in {a.pk for a, _, _ in plan}:
+                continue
+            if held.active_version_id != row.version_id:
+                left.append({"artifact": held.path, "active": _version_ref(held.active_version)})
+                continue
+            plan.append((held, held.active_version, row.previous))
     else:
+        plan.append((artifact, current, None))
+    if target is not None:
         to = _resolve_version(artifact.tenant, target, field="target")
         if to.artifact_id != artifact.pk:
             raise DomainError(f"{to.path} is not a version of {artifact.path}.", field="target")
-        if to.pk == current.pk:
+        if current is not None and to.pk == current.pk:
             raise Conflict(f"{to.path} is already the active version.", field="target")
         if not Activation.objects.filter(artifact=artifact, version=to).exists():
             raise Conflict(
@@ -932,48 +1134,146 @@ def rollback(
                 "without approvals.",
                 field="target",
             )
-    if (
-        Retirement.objects.filter(version=to).exists()
-        or Deprecation.objects.filter(version=to, removed_at__isnull=False).exists()
-    ):
-        raise Conflict(
-            f"{to.path} is retired or removed; it cannot be made active again.", field="target"
-        )
-    checked, failure = verify_versions([to])
+        assert plan[0][0].pk == artifact.pk  # the named artifact comes first
+        plan[0] = (artifact, current, to)
+    steps: list[tuple[Artifact, Version | None, Version]] = []
+    for held, before, back_to in plan:
+        if back_to is None:
+            raise Conflict(
+                f"{held.path} has no earlier promoted version to go back to; to take it out of "
+                "service, deactivate it (the safety switch).",
+                field="target",
+            )
+        steps.append((held, before, back_to))
+    overrides = {v.pk: _restorable(v, override_reason) for _, _, v in steps}
+    checked, failure = verify_versions([v for _, _, v in steps])
     if failure is not None:
         raise Conflict(
             f"Pack verification failed for {failure.version.path}: {failure.reason}", field="target"
         )
-    Artifact.objects.filter(pk=artifact.pk).update(active_version=to)
-    rolled_back_change = promoted.change if promoted else None
-    activation = Activation.objects.create(
-        artifact=artifact,
-        version=to,
-        previous=current,
-        kind=ActivationKind.ROLLBACK,
-        change=rolled_back_change,
-        reason=reason,
-        actor=actor,
-    )
-    stage_set(version=to, stage=Stage.ACTIVE, actor=actor, change=rolled_back_change)
-    stage_set(version=current, stage=Stage.APPROVED, actor=actor, change=rolled_back_change)
+    now = timezone.now()
+    activations = []
+    moved: dict[Any, Version | None] = {}
+    for held, before, back_to in steps:
+        Artifact.objects.filter(pk=held.pk).update(active_version=back_to)
+        moved[held.pk] = back_to
+        activations.append(
+            Activation.objects.create(
+                artifact=held,
+                version=back_to,
+                previous=before,
+                kind=ActivationKind.ROLLBACK,
+                change=change,
+                reason=reason,
+                override_reason=override_reason if overrides[back_to.pk] else "",
+                actor=actor,
+                created_at=now,
+            )
+        )
+    _mark_rolled_back(change, actor, now)
+    for _, before, back_to in steps:
+        stage_set(version=back_to, stage=Stage.ACTIVE, actor=actor, change=change)
+        if before is not None:
+            stage_set(version=before, stage=Stage.APPROVED, actor=actor, change=change)
+    restored = [v.path for _, _, v in steps if overrides[v.pk]]
     events_record(
         [
             EventSpec(
                 EventKind.ROLLOUT_ROLLED_BACK,
                 actor,
                 tenant=artifact.tenant,
-                subject=artifact,
+                subject=_subject(change) if change is not None else artifact,
                 payload={
                     "artifact": artifact.path,
                     "from": _version_ref(current),
-                    "to": _version_ref(to),
-                    "change": rolled_back_change.reference if rolled_back_change else None,
+                    "to": _version_ref(steps[0][2]),
+                    "change": change.reference if change else None,
                     "reason": reason,
+                    "items": [
+                        {"artifact": held.path, "from": _version_ref(b), "to": _version_ref(t)}
+                        for held, b, t in steps
+                    ],
+                    "left": left,
+                    "deprecated_restored": restored,
+                    "override_reason": override_reason if restored else None,
                     "pack_verification": f"OK: {checked} versions verified",
                 },
             )
         ]
+    )
+    _follow_active(
+        [changes[pk] for pk in sorted(others)],
+        moved,
+        actor,
+        f"{artifact.path} was rolled back: the active versions it replaces changed",
+    )
+    return activations[0]
+
+
+@transaction.atomic
+def artifact_deactivate(*, artifact: Artifact, actor: User | None, reason: str) -> Activation:
+    """The safety switch: leave an artifact with no active version (resolution answers 404).
+
+    For a version that was promoted first (nothing to roll back to), or to halt it while a
+    fix is prepared. Logged as ``artifact.deactivated``; when it switches off the last
+    version a change made active, that change reads "rolled back". A later promotion (or
+    a rollback to a version that was active before) turns it back on.
+    """
+    reason = _text(reason, "reason", required=True, limit=2000)
+    seen = Artifact.objects.only("active_version").get(pk=artifact.pk)
+    promoted = _promotion_of(seen)
+    undone = promoted.change if promoted else None
+    others = _open_changes_on({artifact.pk}, exclude={undone.pk} if undone else set())
+    changes, artifacts = _lock_changes_and_artifacts(
+        {undone.pk, *others} if undone else others, {artifact.pk}
+    )
+    artifact = artifacts[artifact.pk]
+    permissions.can_deactivate(actor, artifact).require()
+    current = artifact.active_version
+    if current is None:
+        raise Conflict(f"{artifact.path} has no active version.", field="artifact")
+    if current.pk != seen.active_version_id:
+        raise Conflict(
+            f"{artifact.path}'s active version changed meanwhile; look again.", field="artifact"
+        )
+    change = changes[undone.pk] if undone is not None else None
+    now = timezone.now()
+    Artifact.objects.filter(pk=artifact.pk).update(active_version=None)
+    activation = Activation.objects.create(
+        artifact=artifact,
+        version=None,
+        previous=current,
+        kind=ActivationKind.DEACTIVATION,
+        change=change,
+        reason=reason,
+        actor=actor,
+        created_at=now,
+    )
+    if change is not None:
+        still_live = Artifact.objects.filter(
+            pk__in=change.items.values("artifact_id"),
+            active_version_id__in=change.items.values("proposed_id"),
+        ).exists()
+        if not still_live:
+            _mark_rolled_back(change, actor, now)
+    stage_set(version=current, stage=Stage.APPROVED, actor=actor, change=change)
+    event_record(
+        kind=EventKind.ARTIFACT_DEACTIVATED,
+        actor=actor,
+        tenant=artifact.tenant,
+        subject=_subject(change) if change is not None else artifact,
+        payload={
+            "artifact": artifact.path,
+            "from": _version_ref(current),
+            "change": change.reference if change else None,
+            "reason": reason,
+        },
+    )
+    _follow_active(
+        [changes[pk] for pk in sorted(others)],
+        {artifact.pk: None},
+        actor,
+        f"{artifact.path} was deactivated: it has no active version now",
     )
     return activation
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("changes/<str:reference>/<str:action>/", views.change_action, name="change-action"),
     path("confirm/", views.confirm_password, name="confirm"),
     path("rollback/<slug:cls>/<slug:tenant>/<slug:slug>/", views.rollback, name="rollback"),
+    path("deactivate/<slug:cls>/<slug:tenant>/<slug:slug>/", views.deactivate, name="deactivate"),
     path("policy/<slug:tenant>/", views.policy, name="policy"),
     path("notifications/", views.notifications, name="notifications"),
 ]

@@ -50,6 +50,7 @@ from reviews.filtersets import ChangeFilterSet
 from reviews.forms import (
     ChangeForm,
     CommentForm,
+    DeactivateForm,
     DecisionForm,
     PasswordConfirmForm,
     PolicyForm,
@@ -475,9 +476,7 @@ def _change_page(
     # shown as it was judged when it was promoted (a waiver that expired since does not
     # make it look blocked).
     now = timezone.now()
-    judged_at = (
-        change.promoted_at if change.status == ChangeStatus.PROMOTED and change.promoted_at else now
-    )
+    judged_at = change.promoted_at or now
     verdicts = selectors.check_verdicts(change, judged_at)
     runs = {v.kind: v.run for v in verdicts}
     may_record_postmortem = _may_record_postmortem(change, user, roles, items)
@@ -714,15 +713,18 @@ def rollback(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResp
                 actor=_user(request),
                 reason=form.cleaned_data["reason"],
                 target=form.target_reference(),
+                override_reason=form.cleaned_data["override_reason"],
             )
         except DomainError as exc:
             messages.error(request, exc.message)
             code = exc.status_code
         else:
+            restored = activation.version.version if activation.version else "none"
+            undone = f"; {activation.change.reference} is rolled back" if activation.change else ""
             messages.success(
                 request,
-                f"Rolled back {artifact.path}: {activation.version.version} is active again "
-                f"(was {activation.previous.version if activation.previous else 'none'}).",
+                f"Rolled back {artifact.path}: {restored} is active again "
+                f"(was {activation.previous.version if activation.previous else 'none'}){undone}.",
             )
             return redirect(artifact)
     else:
@@ -731,6 +733,41 @@ def rollback(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResp
             for error in errors:
                 messages.error(request, f"{label}: {error}" if label else str(error))
     # Show the artifact page again, with the message and the refusal's status.
+    response = registry_views.artifact(request, cls=cls, tenant=tenant, slug=slug)
+    response.status_code = code
+    return response
+
+
+@login_required
+@require_POST
+def deactivate(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
+    """The safety switch: the artifact keeps no active version (resolution answers 404)."""
+    from registry import views as registry_views
+
+    try:
+        artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    form = DeactivateForm(request.POST)
+    code = 400
+    if form.is_valid():
+        try:
+            activation = services.artifact_deactivate(
+                artifact=artifact, actor=_user(request), reason=form.cleaned_data["reason"]
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            code = exc.status_code
+        else:
+            was = activation.previous.version if activation.previous else "none"
+            messages.success(
+                request, f"Switched {artifact.path} off: no version is active (was {was})."
+            )
+            return redirect(artifact)
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"Why switch it off: {error}")
     response = registry_views.artifact(request, cls=cls, tenant=tenant, slug=slug)
     response.status_code = code
     return response

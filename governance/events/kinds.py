@@ -47,6 +47,7 @@ class EventKind(models.TextChoices):
     # Rollouts (roadmap)
     ROLLOUT_STARTED = "rollout.started", "Rollout started"
     ROLLOUT_ROLLED_BACK = "rollout.rolled_back", "Rollout rolled back"
+    ARTIFACT_DEACTIVATED = "artifact.deactivated", "Artifact deactivated (safety switch)"
     # Waivers and deprecation (issue: waivers)
     WAIVER_GRANTED = "waiver.granted", "Waiver granted"
     WAIVER_RENEWED = "waiver.renewed", "Waiver renewed"

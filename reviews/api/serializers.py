@@ -251,6 +251,21 @@ class RollbackSerializer(serializers.Serializer):
         help_text="A version that was active before; by default the one before the last promotion.",
     )
     reason = serializers.CharField(max_length=2000)
+    override_reason = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Needed (administrators) to restore a deprecated version; recorded in the event.",
+    )
+
+
+class DeactivateSerializer(serializers.Serializer):
+    artifact = serializers.CharField(
+        max_length=MAX_REFERENCE_LENGTH,
+        help_text="class/tenant/slug, e.g. prompt/acme/qualify-lead",
+    )
+    reason = serializers.CharField(max_length=2000)
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -269,6 +284,12 @@ class ChangeRowSerializer(serializers.ModelSerializer[ChangeRequest]):
     status = serializers.CharField(help_text=", ".join(ChangeStatus.values))
     flags = FlagsSerializer(source="*")
     author = serializers.CharField(source="author.username")
+    rolled_back_by = serializers.CharField(
+        source="rolled_back_by.username",
+        default=None,
+        allow_null=True,
+        help_text="Who rolled its promotion back (or switched off its last version).",
+    )
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -286,6 +307,8 @@ class ChangeRowSerializer(serializers.ModelSerializer[ChangeRequest]):
             "created_at",
             "submitted_at",
             "promoted_at",
+            "rolled_back_at",
+            "rolled_back_by",
             "url",
         ]
         read_only_fields = fields
@@ -634,8 +657,11 @@ class PolicySerializer(serializers.Serializer):
 
 class RollbackResultSerializer(serializers.Serializer):
     artifact = serializers.CharField(source="artifact.path")
+    kind = serializers.CharField(help_text="rollback, or deactivation (the safety switch)")
     from_version = VersionRefSerializer(source="previous", allow_null=True)
-    to_version = VersionRefSerializer(source="version")
+    to_version = VersionRefSerializer(
+        source="version", allow_null=True, help_text="null after a deactivation"
+    )
     change = serializers.CharField(
         source="change.reference",
         default=None,
@@ -643,6 +669,9 @@ class RollbackResultSerializer(serializers.Serializer):
         help_text="The change whose promotion was rolled back.",
     )
     reason = serializers.CharField()
+    override_reason = serializers.CharField(
+        allow_blank=True, help_text="Why a deprecated version was restored (empty otherwise)."
+    )
     actor = serializers.CharField(source="actor.username", default=None, allow_null=True)
     at = serializers.DateTimeField(source="created_at")
 

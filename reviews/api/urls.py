@@ -1,4 +1,4 @@
-"""Routes for change requests, approval policies and rollbacks under /api/v1/."""
+"""Routes for change requests, approval policies, rollbacks and deactivations under /api/v1/."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
@@ -21,4 +21,5 @@ urlpatterns = [
         name="api-approval-policy",
     ),
     path("rollbacks/", views.RollbackView.as_view(), name="api-rollbacks"),
+    path("deactivations/", views.DeactivationView.as_view(), name="api-deactivations"),
 ]

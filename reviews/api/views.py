@@ -30,6 +30,7 @@ from reviews.api.serializers import (
     ChangeReviseSerializer,
     ChangeRowSerializer,
     CommentSerializer,
+    DeactivateSerializer,
     DecisionSerializer,
     EvidenceAttachedSerializer,
     EvidenceSerializer,
@@ -158,7 +159,8 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses=ChangeRowSerializer(many=True))
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        rows = self.filter_queryset(self.get_queryset()).select_related("rolled_back_by")
+        page = self.paginate_queryset(rows)
         return self.get_paginated_response(ChangeRowSerializer(page, many=True).data)
 
     @extend_schema(request=ChangeCreateSerializer, responses={201: ChangeDetailSerializer})
@@ -414,6 +416,26 @@ class RollbackView(APIView):
             else None
         )
         activation = services.rollback(
-            artifact=artifact, actor=_actor(request), reason=data["reason"], target=target
+            artifact=artifact,
+            actor=_actor(request),
+            reason=data["reason"],
+            target=target,
+            override_reason=data["override_reason"],
+        )
+        return Response(RollbackResultSerializer(activation).data, status=status.HTTP_201_CREATED)
+
+
+class DeactivationView(APIView):
+    """The safety switch: leave an artifact with no active version (administrators)."""
+
+    @extend_schema(request=DeactivateSerializer, responses={201: RollbackResultSerializer})
+    def post(self, request: Request) -> Response:
+        body = DeactivateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        activation = services.artifact_deactivate(
+            artifact=_artifact(data["artifact"], request.user),
+            actor=_actor(request),
+            reason=data["reason"],
         )
         return Response(RollbackResultSerializer(activation).data, status=status.HTTP_201_CREATED)

@@ -221,6 +221,8 @@ def test_list_rows_and_filters(
         "created_at": row["created_at"],
         "submitted_at": row["submitted_at"],
         "promoted_at": None,
+        "rolled_back_at": None,
+        "rolled_back_by": None,
         "url": f"/api/v1/change-requests/{waiting.reference}/",
     }
     assert row["submitted_at"] is not None

@@ -188,7 +188,11 @@ def test_full_flow_approve_promote_rollback(
         "promotion",
         "rollback",
     ]
-    assert kinds(second)[-1] == EventKind.CHANGE_REQUEST_PROMOTED
+    # the rolled-back change says so: its status, who and when, and the event in its timeline
+    assert kinds(second)[-1] == EventKind.ROLLOUT_ROLLED_BACK
+    second.refresh_from_db()
+    assert second.status == ChangeStatus.ROLLED_BACK
+    assert second.rolled_back_by == people["admin"] and second.rolled_back_at == back.created_at
     assert verify_database().ok
 
 

@@ -1,4 +1,4 @@
-"""``manage.py registry create|publish|bump-version|show|history|verify|import|export|rollback``."""
+"""``manage.py registry create|publish|bump-version|show|history|verify|import|export|rollback|deactivate``."""
 
 from __future__ import annotations
 
@@ -129,11 +129,30 @@ class Command(ActionCommand):
         p.add_argument("target", nargs="?", default=None, metavar="TARGET_VERSION")
         p.add_argument("--reason", required=True)
         p.add_argument(
+            "--override-reason",
+            default="",
+            help="needed to restore a deprecated version (recorded in the event)",
+        )
+        p.add_argument(
             "--as",
             dest="as_user",
             default=None,
             metavar="USERNAME",
             help="record the rollback as this administrator (default: the system)",
+        )
+        p = sub.add_parser(
+            "deactivate",
+            help="The safety switch: leave the artifact with no active version "
+            "(resolution answers 404); logged.",
+        )
+        p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
+        p.add_argument("--reason", required=True)
+        p.add_argument(
+            "--as",
+            dest="as_user",
+            default=None,
+            metavar="USERNAME",
+            help="record it as this administrator (default: the system)",
         )
 
     def execute(self, *args: Any, **options: Any) -> Any:
@@ -248,10 +267,29 @@ class Command(ActionCommand):
         artifact = _artifact(o["artifact"])
         target = f"{artifact.path}/{o['target']}" if o["target"] else None
         actor = user_by_username(o["as_user"]) if o["as_user"] else None
-        activation = rollback(artifact=artifact, actor=actor, reason=o["reason"], target=target)
+        activation = rollback(
+            artifact=artifact,
+            actor=actor,
+            reason=o["reason"],
+            target=target,
+            override_reason=o["override_reason"],
+        )
         previous = activation.previous
         change = f" (rolled back {activation.change.reference})" if activation.change else ""
+        restored = activation.version
+        assert restored is not None  # a rollback always restores a version
         self.stdout.write(
-            f"{artifact.path}: active {activation.version.version} "
-            f"{activation.version.manifest_sha256}, was {previous.version if previous else '-'}{change}"
+            f"{artifact.path}: active {restored.version} "
+            f"{restored.manifest_sha256}, was {previous.version if previous else '-'}{change}"
         )
+
+    def do_deactivate(self, o: dict[str, Any]) -> None:
+        from accounts.selectors import user_by_username
+        from reviews.services import artifact_deactivate
+
+        artifact = _artifact(o["artifact"])
+        actor = user_by_username(o["as_user"]) if o["as_user"] else None
+        activation = artifact_deactivate(artifact=artifact, actor=actor, reason=o["reason"])
+        was = activation.previous.version if activation.previous else "-"
+        change = f" (rolled back {activation.change.reference})" if activation.change else ""
+        self.stdout.write(f"{artifact.path}: no active version, was {was}{change}")

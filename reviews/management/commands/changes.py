@@ -22,6 +22,14 @@ from reviews.choices import CheckStatus, Requirement
 from reviews.models import ChangeRequest, CheckRun
 
 
+def _rolled_back(change: ChangeRequest, *, sep: str) -> str:
+    """``rolled back by NAME at TIME`` for a change whose promotion was undone, else nothing."""
+    if change.rolled_back_at is None:
+        return ""
+    who = change.rolled_back_by.username if change.rolled_back_by else "system"
+    return f"{sep}rolled back by {who} at {change.rolled_back_at:%Y-%m-%d %H:%M}"
+
+
 class Command(ActionCommand):
     help = "Open, review, promote and export change requests."
 
@@ -90,7 +98,7 @@ class Command(ActionCommand):
         return user_by_username(o["as_user"]) if o.get("as_user") else None
 
     def do_list(self, o: dict[str, Any]) -> None:
-        qs = ChangeRequest.objects.select_related("tenant", "author")
+        qs = ChangeRequest.objects.select_related("tenant", "author", "rolled_back_by")
         if o["tenant"]:
             qs = qs.filter(tenant=tenant_by_slug(o["tenant"]))
         if o["status"]:
@@ -98,6 +106,7 @@ class Command(ActionCommand):
         for c in qs:
             self.stdout.write(
                 f"{c.reference}\t{c.tenant.slug}\t{c.status}\t{c.change_type}\t{c.author.username}\t{c.title}"
+                + _rolled_back(c, sep="\t")
             )
 
     def do_show(self, o: dict[str, Any]) -> None:
@@ -110,6 +119,8 @@ class Command(ActionCommand):
         out(
             f"tenant {change.tenant.slug}, author {change.author.username}, revision {change.revision}"
         )
+        if change.rolled_back_at:
+            out(f" {_rolled_back(change, sep='')}")
         for item in selectors.items_of(change):
             current = item.current.pinned if item.current else "(none active)"
             out(f"  {current} -> {item.proposed.pinned}")
