@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.core.exceptions import PermissionDenied as AdminPermissionDenied
@@ -64,7 +65,20 @@ class UserAdmin(BaseUserAdmin):
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         if not change:
-            super().save_model(request, obj, form, change)
+            # A new user is made by user_create (and its event); the form checked the password.
+            try:
+                created = services.user_create(
+                    username=obj.username,
+                    email=obj.email,
+                    password=form.cleaned_data.get("password1") or None,
+                    actor=request.user,  # type: ignore[arg-type]
+                    validate=False,
+                )
+            except DomainError as exc:
+                raise refused(exc) from exc
+            obj.pk = created.pk
+            obj.password = created.password
+            obj._state.adding = False
             return
         stored = User.objects.get(pk=obj.pk)
         wanted = {"is_staff": obj.is_staff, "is_superuser": obj.is_superuser}
@@ -153,8 +167,15 @@ class MembershipAdmin(ReadOnlyHistoryAdmin):
     search_fields = ("user__username",)
 
 
+class RevokeActionForm(ActionForm):
+    reason = forms.CharField(
+        max_length=500, required=False, label="Why", help_text="Required to revoke grants."
+    )
+
+
 @admin.register(RoleGrant)
 class RoleGrantAdmin(ReadOnlyHistoryAdmin):
+    action_form = RevokeActionForm
     list_display = (
         "user",
         "tenant",
@@ -171,6 +192,7 @@ class RoleGrantAdmin(ReadOnlyHistoryAdmin):
     @admin.action(description="Revoke selected grants")
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[RoleGrant]) -> None:
         done = 0
+        reason = request.POST.get("reason", "")
         for grant in queryset.filter(revoked_at__isnull=True).select_related("user", "tenant"):
             try:
                 services.role_revoke(
@@ -178,11 +200,13 @@ class RoleGrantAdmin(ReadOnlyHistoryAdmin):
                     role=grant.role,
                     tenant=grant.tenant,
                     actor=request.user,  # type: ignore[arg-type]
-                    reason="revoked in admin",
+                    reason=reason,
                 )
                 done += 1
             except DomainError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
+                if exc.field == "reason":
+                    break  # the same answer for every other grant
         self.message_user(request, f"Revoked {done} grant(s).")
 
 

@@ -9,7 +9,11 @@ from accounts.choices import Role
 
 
 class RoleGrantForm(forms.Form):
-    username = forms.CharField(max_length=150, label="Username")
+    username = forms.CharField(
+        max_length=150,
+        label="Username",
+        help_text="A member of this tenant; a platform administrator adds new members.",
+    )
     role = forms.ChoiceField(choices=Role.choices, label="Role")
     reason = forms.CharField(max_length=500, required=False, label="Reason")
 

@@ -164,3 +164,45 @@ class TestUserFlags:
         services.user_set_staff(user=alice, is_staff=True, actor=None, reason="ops")
         services.user_set_staff(user=alice, is_staff=True, actor=None, reason="again")
         assert [e.payload["new"] for e in events(EventKind.USER_STAFF_CHANGED)] == [True]
+
+
+class TestAdminGoesThroughServices:
+    def test_adding_a_user_records_user_created(self, client: Client, root: User) -> None:
+        client.force_login(root)
+        resp = client.post(
+            "/admin/accounts/user/add/",
+            {
+                "username": "newbie",
+                "usable_password": "true",
+                "password1": "a long enough passphrase 42",
+                "password2": "a long enough passphrase 42",
+            },
+        )
+        assert resp.status_code == 302, resp.content.decode()[:3000]
+        newbie = User.objects.get(username="newbie")
+        assert newbie.check_password("a long enough passphrase 42")
+        [event] = events(EventKind.USER_CREATED)
+        assert (event.actor, event.payload["username"], event.payload["password_login"]) == (
+            root,
+            "newbie",
+            True,
+        )
+
+    def test_revoke_action_needs_a_reason_and_records_it(
+        self, client: Client, root: User, acme: Tenant, make_user: Any
+    ) -> None:
+        from accounts.models import RoleGrant
+
+        make_user("boss", acme="administrator")
+        make_user("alice", acme="reviewer")
+        grant = RoleGrant.objects.get(user__username="alice")
+        client.force_login(root)
+        form = {"action": "revoke_selected", "_selected_action": [str(grant.pk)]}
+        resp = client.post("/admin/accounts/rolegrant/", form, follow=True)
+        assert "Reason: The reason is required." in resp.content.decode()
+        assert RoleGrant.objects.get(pk=grant.pk).revoked_at is None
+        client.post("/admin/accounts/rolegrant/", {**form, "reason": "left"}, follow=True)
+        grant.refresh_from_db()
+        assert (grant.revoked_by, grant.revoke_reason) == (root, "left")
+        [event] = events(EventKind.ROLE_REVOKED)
+        assert event.payload["reason"] == "left"
