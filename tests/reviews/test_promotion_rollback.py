@@ -406,6 +406,9 @@ def test_api_rollback_override_deactivation_and_the_rolled_back_change(
     assert resp.json()["kind"] == "deactivation" and resp.json()["to"] is None
     assert resp.json()["from"]["sha256"] == prompt_v1.manifest_sha256
     assert active(prompt) is None
+    # nothing is served any more: an unversioned reference answers 404
+    resp = client.get("/api/v1/resolve/", {"ref": prompt.path})
+    assert resp.status_code == 404 and "no active version" in resp.json()["error"]["message"]
 
 
 def test_api_promoting_an_active_version_is_a_409(
