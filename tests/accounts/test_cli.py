@@ -231,3 +231,19 @@ class TestStaffFlagFromTheCli:
         with pytest.raises(CommandError, match=r"reason: The reason is required\."):
             run("staff", "bob", "on")
         assert not User.objects.get(username="bob").is_staff
+
+
+@pytest.mark.django_db
+def test_seed_demo_records_the_platform_admins_flags_as_events():
+    call_command("seed_demo", "--quiet-logins", stdout=io.StringIO())
+    flagged = set(
+        User.objects.filter(is_staff=True, is_superuser=True).values_list("username", flat=True)
+    )
+    assert flagged
+    for kind in (EventKind.USER_STAFF_CHANGED, EventKind.USER_SUPERUSER_CHANGED):
+        assert {e.payload["username"] for e in Event.objects.filter(kind=kind)} == flagged
+    before = Event.objects.count()
+    call_command("seed_demo", "--quiet-logins", stdout=io.StringIO())
+    assert not Event.objects.filter(
+        seq__gt=before, kind__in=[EventKind.USER_STAFF_CHANGED, EventKind.USER_SUPERUSER_CHANGED]
+    ).exists()

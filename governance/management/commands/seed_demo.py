@@ -127,7 +127,8 @@ class Command(BaseCommand):
             elif role is not None:
                 services.role_grant(user=user, role=role, tenant=tenant, actor=None, reason="demo")
             if slug is None:
-                User.objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
+                services.user_set_staff(user=user, is_staff=True, actor=None, reason="demo")
+                services.user_set_superuser(user=user, is_superuser=True, actor=None, reason="demo")
         self._seed_registry(tenants)
         self._seed_reviews(tenants)
         self._seed_governance(tenants)
