@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.choices import PLATFORM_ROLES, Role
 from accounts.models import TENANT_SLUG_RE, ApiToken, Membership, RoleGrant, Tenant, User
-from accounts.selectors import has_role, is_platform_admin, token_digest
+from accounts.selectors import is_platform_admin, token_digest
 from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
 from governance.events.kinds import EventKind
 from governance.events.services import event_record
@@ -31,12 +31,9 @@ TOKEN_PREFIX = "gov_"  # noqa: S105 - a public marker, not a secret
 
 def _require_role_admin(actor: User | None, tenant: Tenant | None) -> None:
     """Only the system, a platform administrator, or the tenant's administrator manages access."""
-    if actor is None or is_platform_admin(actor):
-        return
-    if tenant is None:
-        raise PermissionDenied("Only a platform administrator can manage platform-wide roles.")
-    if not has_role(actor, tenant, Role.ADMINISTRATOR):
-        raise PermissionDenied(f"Only an administrator of '{tenant.slug}' can manage its access.")
+    from accounts.permissions import can_manage_access
+
+    can_manage_access(actor, tenant).require()
 
 
 def validate_role(role: str, *, platform: bool = False) -> Role:

@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
-from accounts.choices import Role
 from accounts.forms import RoleGrantForm, RoleRevokeForm, TokenCreateForm
 from accounts.models import Tenant, User
+from accounts.permissions import can_manage_access
 from governance.errors import DomainError, NotFound
 
 
@@ -44,7 +44,7 @@ def _tenant_page(
         {
             "tenant": tenant,
             "my_roles": sorted(roles),
-            "can_manage": Role.ADMINISTRATOR in roles,
+            "can_manage": can_manage_access(request.user, tenant),
             "members": selectors.active_members(tenant),
             "history": selectors.grant_history(tenant)[:50],
             "grant_form": grant_form or RoleGrantForm(),
