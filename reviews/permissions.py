@@ -9,6 +9,7 @@ the change is in a state that allows the action stays a ``Conflict`` in the serv
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from accounts.choices import Role
@@ -146,3 +147,46 @@ def can_deactivate(
     if _admin(user, artifact.tenant, roles):
         return ALLOWED
     return deny("Only an administrator can switch an artifact off.")
+
+
+@dataclass
+class ChangeActions:
+    """What a person may do to a change now: who may (the predicates above) and its status.
+
+    The change page and the API's change detail both read this, so they never disagree.
+    """
+
+    submit: bool
+    revise: bool
+    withdraw: bool
+    sign_off: bool
+    rerun_checks: bool
+    attach_evidence: bool
+    promote: bool
+
+    def as_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+
+def change_actions(
+    user: AnyUser, change: ChangeRequest, *, roles: Iterable[str] | None = None
+) -> ChangeActions:
+    from reviews.choices import EDITABLE_STATES, OPEN_STATES, TRANSITIONS, ChangeStatus
+
+    held = roles_of(user, change.tenant, roles)
+    author_like = bool(can_act_as_author(user, change, roles=held))
+    following = TRANSITIONS[change.status]
+    is_open = change.status in OPEN_STATES
+    return ChangeActions(
+        submit=author_like
+        and change.status == ChangeStatus.DRAFT
+        and ChangeStatus.IN_REVIEW in following,
+        revise=author_like and change.status in EDITABLE_STATES,
+        withdraw=author_like and ChangeStatus.WITHDRAWN in following,
+        sign_off=is_open and bool(can_decide(user, change)),
+        rerun_checks=is_open and bool(can_rerun_checks(user, change)),
+        attach_evidence=change.status in EDITABLE_STATES
+        and bool(can_attach_evidence(user, change)),
+        promote=change.status == ChangeStatus.APPROVED
+        and bool(can_promote(user, change, roles=held)),
+    )

@@ -37,9 +37,7 @@ from registry.models import Deprecation, Retirement, Version, VersionState
 from reviews import permissions, reauth, selectors, services
 from reviews import policy as approval_policy
 from reviews.choices import (
-    EDITABLE_STATES,
     OPEN_STATES,
-    TRANSITIONS,
     ChangeStatus,
     CheckKind,
     CheckStatus,
@@ -470,6 +468,7 @@ def _change_page(
     items = selectors.items_of(change)
     roles = roles_in_tenant(user, change.tenant)
     may_act_as_author = permissions.can_act_as_author(user, change, roles=roles)
+    actions = permissions.change_actions(user, change, roles=roles)
     is_author = user.pk == change.author_id
     approvals = selectors.approval_status(change)
     # One moment for every verdict on the page, as for a decision; a promoted change is
@@ -493,7 +492,6 @@ def _change_page(
             slots=slots, needs_password=not reauth.recently_confirmed(request)
         )
     open_for_review = change.status in OPEN_STATES
-    allowed_next = TRANSITIONS[change.status]
     return render(
         request,
         "reviews/change.html",
@@ -518,13 +516,11 @@ def _change_page(
             "comment_form": comment_form or CommentForm(),
             "is_author": is_author,
             "can_act_as_author": bool(may_act_as_author),
-            "can_submit": ChangeStatus.IN_REVIEW in allowed_next
-            and change.status == ChangeStatus.DRAFT,
-            "can_edit": change.status in EDITABLE_STATES,
-            "can_withdraw": ChangeStatus.WITHDRAWN in allowed_next,
-            "can_promote": bool(permissions.can_promote(user, change, roles=roles))
-            and change.status == ChangeStatus.APPROVED,
-            "can_rerun": open_for_review,
+            "can_submit": actions.submit,
+            "can_edit": actions.revise,
+            "can_withdraw": actions.withdraw,
+            "can_promote": actions.promote,
+            "can_rerun": actions.rerun_checks,
             "reauth_fresh": reauth.recently_confirmed(request),
         },
         status=status,

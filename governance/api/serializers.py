@@ -271,10 +271,25 @@ class WaiverDetailSerializer(WaiverSerializer):
     history = serializers.SerializerMethodField(
         help_text="The log entries of this waiver (granted, countersigned, revoked...)."
     )
+    allowed = serializers.SerializerMethodField(
+        help_text="What the caller may do to this waiver now (renew, revoke, countersign), by "
+        "governance.permissions, the rules the services enforce; null without a caller."
+    )
 
     class Meta(WaiverSerializer.Meta):
-        fields = [*WaiverSerializer.Meta.fields, "lineage", "history"]
+        fields = [*WaiverSerializer.Meta.fields, "lineage", "history", "allowed"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.DictField(child=serializers.BooleanField(), allow_null=True))
+    def get_allowed(self, obj: Waiver) -> dict[str, bool] | None:
+        from dataclasses import asdict
+
+        from governance.permissions import waiver_actions
+
+        user = self.context.get("user")
+        if user is None:
+            return None
+        return asdict(waiver_actions(user, obj, obj.state_at(self.context["now"])))
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_lineage(self, obj: Waiver) -> list[str]:

@@ -238,7 +238,8 @@ class WaiverViewSet(viewsets.GenericViewSet):
     def _answer(self, waiver: Waiver, code: int = status.HTTP_200_OK) -> Response:
         """The waiver as it stands after a service call (re-read: services work on a locked copy)."""
         fresh = self.get_queryset().get(pk=waiver.pk)
-        return Response(WaiverDetailSerializer(fresh, context={"now": timezone.now()}).data, code)
+        context = {"now": timezone.now(), "user": self.request.user}
+        return Response(WaiverDetailSerializer(fresh, context=context).data, code)
 
     @extend_schema(parameters=[WaiverQuerySerializer], responses=WaiverSerializer(many=True))
     def list(self, request: Request) -> Response:
@@ -292,7 +293,8 @@ class WaiverViewSet(viewsets.GenericViewSet):
     @extend_schema(parameters=[WAIVER_REFERENCE], responses=WaiverDetailSerializer)
     def retrieve(self, request: Request, reference: str) -> Response:
         waiver = self._waiver(reference)
-        return Response(WaiverDetailSerializer(waiver, context={"now": timezone.now()}).data)
+        context = {"now": timezone.now(), "user": request.user}
+        return Response(WaiverDetailSerializer(waiver, context=context).data)
 
     @extend_schema(
         parameters=[WAIVER_REFERENCE],

@@ -465,6 +465,10 @@ class ChangeDetailSerializer(ChangeRowSerializer):
     )
     comments = serializers.SerializerMethodField()
     timeline = serializers.SerializerMethodField()
+    allowed = serializers.SerializerMethodField(
+        help_text="What the caller may do to this change now (reviews.permissions.change_actions, "
+        "the rules the services enforce); null when the answer has no caller."
+    )
 
     class Meta(ChangeRowSerializer.Meta):
         fields = [
@@ -494,6 +498,7 @@ class ChangeDetailSerializer(ChangeRowSerializer):
             "promotion_blockers",
             "comments",
             "timeline",
+            "allowed",
         ]
         read_only_fields = fields
 
@@ -502,6 +507,13 @@ class ChangeDetailSerializer(ChangeRowSerializer):
         self._approvals = selectors.approval_status(instance)
         self._now = timezone.now()
         return super().to_representation(instance)
+
+    @extend_schema_field(serializers.DictField(child=serializers.BooleanField(), allow_null=True))
+    def get_allowed(self, obj: ChangeRequest) -> dict[str, bool] | None:
+        from reviews.permissions import change_actions
+
+        user = self.context.get("user")
+        return change_actions(user, obj).as_dict() if user is not None else None
 
     def get_promoted_by(self, obj: ChangeRequest) -> str | None:
         return obj.promoted_by.username if obj.promoted_by else None

@@ -128,10 +128,10 @@ def _confirm_sign_off(request: Request, password: str) -> None:
         )
 
 
-def _detail(change: ChangeRequest, code: int = status.HTTP_200_OK) -> Response:
+def _detail(change: ChangeRequest, code: int = status.HTTP_200_OK, *, user: Any = None) -> Response:
     """The change as it stands after a service call (re-read: services work on a locked copy)."""
     fresh = selectors.change_by_reference(str(change.pk))
-    return Response(ChangeDetailSerializer(fresh).data, status=code)
+    return Response(ChangeDetailSerializer(fresh, context={"user": user}).data, status=code)
 
 
 class ChangeFilter(ChangeFilterSet):
@@ -180,11 +180,12 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
             golden_corpus=data["golden_corpus"] or None,
             **{flag: flags.get(flag, False) for flag in FLAGS},
         )
-        return _detail(change, status.HTTP_201_CREATED)
+        return _detail(change, status.HTTP_201_CREATED, user=request.user)
 
     @extend_schema(parameters=[REFERENCE], responses=ChangeDetailSerializer)
     def retrieve(self, request: Request, reference: str) -> Response:
-        return Response(ChangeDetailSerializer(_change(request, reference)).data)
+        change = _change(request, reference)
+        return Response(ChangeDetailSerializer(change, context={"user": request.user}).data)
 
     @extend_schema(
         parameters=[REFERENCE], request=ChangeReviseSerializer, responses=ChangeDetailSerializer
@@ -211,14 +212,14 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
             golden_corpus=corpus,
             **{flag: flags.get(flag) for flag in FLAGS},
         )
-        return _detail(change)
+        return _detail(change, user=request.user)
 
     @extend_schema(parameters=[REFERENCE], request=None, responses=ChangeDetailSerializer)
     @action(detail=True, methods=["post"])
     def submit(self, request: Request, reference: str) -> Response:
         """Send a draft for review: approval slots are fixed from the policy, checks start."""
         change = services.change_submit(change=_change(request, reference), actor=_actor(request))
-        return _detail(change)
+        return _detail(change, user=request.user)
 
     def _decide(self, request: Request, reference: str, decision: str) -> Response:
         change = _change(request, reference)
@@ -235,7 +236,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
             comment=data["comment"],
             requirement=data["requirement"],
         )
-        return _detail(change)
+        return _detail(change, user=request.user)
 
     @extend_schema(
         parameters=[REFERENCE], request=DecisionSerializer, responses=ChangeDetailSerializer
@@ -265,14 +266,14 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
         change = services.change_withdraw(
             change=change, actor=_actor(request), reason=body.validated_data["reason"]
         )
-        return _detail(change)
+        return _detail(change, user=request.user)
 
     @extend_schema(parameters=[REFERENCE], request=None, responses=ChangeDetailSerializer)
     @action(detail=True, methods=["post"])
     def promote(self, request: Request, reference: str) -> Response:
         """Make an approved change's versions active (administrators)."""
         change = services.change_promote(change=_change(request, reference), actor=_actor(request))
-        return _detail(change)
+        return _detail(change, user=request.user)
 
     @extend_schema(
         parameters=[REFERENCE],
@@ -314,7 +315,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
         body = RerunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.check_rerun(change=change, kind=body.validated_data["kind"], actor=_actor(request))
-        return _detail(change)
+        return _detail(change, user=request.user)
 
     @extend_schema(
         parameters=[REFERENCE], request=CommentSerializer, responses={201: ChangeDetailSerializer}
@@ -326,7 +327,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
         body = CommentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.comment_add(change=change, actor=_actor(request), body=body.validated_data["body"])
-        return _detail(change, status.HTTP_201_CREATED)
+        return _detail(change, status.HTTP_201_CREATED, user=request.user)
 
     @extend_schema(
         parameters=[REFERENCE], request=PostmortemSerializer, responses=ChangeDetailSerializer
@@ -343,7 +344,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
             summary=body.validated_data["summary"],
             url=body.validated_data["url"],
         )
-        return _detail(change)
+        return _detail(change, user=request.user)
 
 
 @extend_schema(exclude=True)

@@ -163,3 +163,18 @@ def test_the_change_page_offers_a_waiver_only_to_who_may_grant_it(
     assert url not in client.get(change.get_absolute_url()).content.decode()
     client.force_login(people["admin"])
     assert url in client.get(change.get_absolute_url()).content.decode()
+
+
+def test_the_api_waiver_says_what_the_caller_may_do(
+    acme: Any, people: dict[str, Any], change: Any, token_client: Any
+) -> None:
+    waiver = _grant(acme, people["admin"], people["reviewer"], change=change)  # a security check
+
+    def allowed(who: str) -> dict[str, bool]:
+        answer = token_client(people[who]).get(f"/api/v1/waivers/{waiver.reference}/")
+        assert answer.status_code == 200
+        return answer.json()["allowed"]
+
+    assert allowed("admin") == {"renew": True, "revoke": True, "countersign": False}
+    assert allowed("security") == {"renew": False, "revoke": True, "countersign": True}
+    assert allowed("reviewer") == {"renew": False, "revoke": False, "countersign": False}

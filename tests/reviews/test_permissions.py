@@ -157,3 +157,35 @@ def test_the_approval_policy(acme: Any, people: dict[str, Any]) -> None:
     assert forced.status_code == 403 and reason in forced.content.decode()
     assert not ApprovalPolicy.objects.filter(tenant=acme).exists()
     assert 'name="rules"' in _client(people["admin"]).get("/reviews/policy/acme/").content.decode()
+
+
+def test_the_api_detail_says_what_the_caller_may_do(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any, token_client: Any
+) -> None:
+    """The serializer asks the same predicates as the page and the service."""
+    change = approved(open_change, people, prompt_v1)
+
+    def allowed(who: str) -> dict[str, bool]:
+        answer = token_client(people[who]).get(f"/api/v1/change-requests/{change.reference}/")
+        assert answer.status_code == 200
+        return answer.json()["allowed"]
+
+    admin, reviewer, author = allowed("admin"), allowed("reviewer"), allowed("author")
+    assert admin["promote"] is True and reviewer["promote"] is False
+    assert author["withdraw"] is True and reviewer["withdraw"] is False
+    assert author["sign_off"] is False and allowed("security")["sign_off"] is False
+    assert reviewer["sign_off"] is True  # holds a required role on an open change
+    assert set(admin) == {
+        "submit",
+        "revise",
+        "withdraw",
+        "sign_off",
+        "rerun_checks",
+        "attach_evidence",
+        "promote",
+    }
+    refused = token_client(people["reviewer"]).post(
+        f"/api/v1/change-requests/{change.reference}/promote/"
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["message"] == "Only an administrator can promote a change."
