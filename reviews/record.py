@@ -55,6 +55,8 @@ def change_record(change: ChangeRequest) -> dict[str, Any]:
     reports = list(selectors.evaluation_reports(change).order_by("created_at"))
     approvals = change.approvals.select_related("approver").order_by("created_at")
     activations = Activation.objects.filter(change=change).select_related(
+        "artifact__artifact_class",
+        "artifact__tenant",
         "version__artifact__artifact_class",
         "version__artifact__tenant",
         "previous__artifact__artifact_class",
@@ -85,6 +87,8 @@ def change_record(change: ChangeRequest) -> dict[str, Any]:
         "decided_at": _when(change.decided_at),
         "promoted_at": _when(change.promoted_at),
         "promoted_by": _id(change.promoted_by_id),
+        "rolled_back_at": _when(change.rolled_back_at),
+        "rolled_back_by": _id(change.rolled_back_by_id),
         "postmortem_due_at": _when(change.postmortem_due_at),
         "proposed_versions": [i.proposed.pinned for i in items],
         "current_versions": [i.current.pinned if i.current else None for i in items],
@@ -139,7 +143,9 @@ def change_record(change: ChangeRequest) -> dict[str, Any]:
                 "version": _version(a.version),
                 "previous": _version(a.previous),
                 "actor_id": _id(a.actor_id),
+                "artifact": a.artifact.path,
                 "reason": a.reason,
+                "override_reason": a.override_reason,
                 "at": _when(a.created_at),
             }
             for a in activations

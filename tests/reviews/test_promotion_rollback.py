@@ -97,6 +97,15 @@ def test_an_override_reason_restores_it_and_is_recorded_everywhere(
     timeline = list(selectors.timeline(v1_deprecated))
     assert timeline[-1].kind == EventKind.ROLLOUT_ROLLED_BACK
     assert timeline[-1].payload["override_reason"] == back.override_reason
+    # ... and in its signed record
+    from reviews.record import change_record
+
+    v1_deprecated.refresh_from_db()
+    record = change_record(v1_deprecated)
+    assert record["status"] == "rolled_back"
+    assert record["rolled_back_by"] == str(people["admin"].pk)
+    (undo,) = [a for a in record["activations"] if a["kind"] == "rollback"]
+    assert undo["override_reason"] == back.override_reason and undo["artifact"] == prompt.path
     assert verify_database().ok
 
 
