@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.selectors import is_platform_admin, tenant_for_user, user_by_username
+from accounts.selectors import is_platform_admin, tenant_for_user
 from governance.errors import DomainError, PermissionDenied
 from registry import selectors, services
 from registry.api.serializers import (
@@ -88,14 +88,23 @@ class ArtifactList(generics.ListAPIView):
         body = ArtifactCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
+        tenant = tenant_for_user(request.user, data["tenant"])
+        owner = None
+        if data["owner"]:
+            owner = User.objects.filter(username=data["owner"]).first()
+            if owner is None:  # worded as the service words a non-member: no probing for usernames
+                raise DomainError(
+                    f"The owner '{data['owner']}' is not a member of '{tenant.slug}'.",
+                    field="owner",
+                )
         artifact = services.artifact_create(
             artifact_class=selectors.artifact_class_by_slug(data["artifact_class"]),
-            tenant=tenant_for_user(request.user, data["tenant"]),
+            tenant=tenant,
             slug=data["slug"],
             title=data["title"],
             summary=data["summary"],
             license=data["license"],
-            owner=user_by_username(data["owner"]) if data["owner"] else None,
+            owner=owner,
             actor=request.user,  # type: ignore[arg-type]
         )
         return Response(ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)
