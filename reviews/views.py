@@ -349,9 +349,10 @@ def _item_views(
 def _fillable_slots(
     change: ChangeRequest, user: User, status: selectors.ApprovalStatus
 ) -> list[str]:
-    """The missing slots this user could fill now: none for the author or once they decided."""
-    if change.status not in OPEN_STATES or user.pk == change.author_id:
-        return []  # the author never signs off (permissions.can_decide)
+    """The missing slots this user could fill now: none for whom ``permissions.can_decide``
+    refuses (the author, someone holding no required role), none once they decided."""
+    if change.status not in OPEN_STATES or not permissions.can_decide(user, change):
+        return []
     if change.approvals.filter(approver=user, voided_at__isnull=True).exists():
         return []
     held = selectors.requirements_held_by(change, user)
