@@ -14,7 +14,10 @@ from registry.models import Artifact
 from reviews import permissions, services
 from reviews.choices import ChangeStatus, Decision
 from reviews.models import Approval, ApprovalPolicy, EvaluationReport
+from tests.reviews.test_postmortem import emergency
 from tests.reviews.test_views import approved, promoted, submitted
+
+__all__ = ["emergency"]  # a fixture used here
 
 pytestmark = pytest.mark.django_db
 
@@ -189,3 +192,25 @@ def test_the_api_detail_says_what_the_caller_may_do(
     )
     assert refused.status_code == 403
     assert refused.json()["error"]["message"] == "Only an administrator can promote a change."
+
+
+def test_recording_the_postmortem(people: dict[str, Any], emergency: Any) -> None:
+    change = emergency
+    reason = "Only the author, an owner, an administrator or a security officer can record it."
+    assert permissions.can_record_postmortem(people["privacy"], change) == permissions.Decision(
+        False, reason
+    )
+    _refused(
+        lambda: services.postmortem_record(change=change, actor=people["privacy"], summary="x"),
+        reason,
+    )
+    privacy = _client(people["privacy"])
+    assert "Record the post-mortem" not in privacy.get(change.get_absolute_url()).content.decode()
+    forced = privacy.post(f"{change.get_absolute_url()}postmortem/", {"summary": "x", "url": ""})
+    assert forced.status_code == 403 and reason in forced.content.decode()
+    assert (
+        "Record the post-mortem"
+        in _client(people["author"]).get(change.get_absolute_url()).content.decode()
+    )
+    change.refresh_from_db()
+    assert change.postmortem_done_at is None
