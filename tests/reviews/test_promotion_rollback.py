@@ -434,6 +434,10 @@ def test_api_promoting_an_active_version_is_a_409(
     detail = client.get(f"/api/v1/change-requests/{second.reference}/").json()
     assert detail["items"][0]["current"]["sha256"] == prompt_v1.manifest_sha256
     assert f"{prompt_v1.path} is already the active version" in detail["promotion_blockers"]
+    html = signed_in(people["admin"]).get(f"/reviews/changes/{second.reference}/").content.decode()
+    current = html.split('<th scope="row">Current</th>')[1].split("</tr>")[0]
+    assert prompt_v1.path in current and "none: this is the first version" not in current
+    assert "is already the active version" in html.split('id="blockers"')[1].split("</ul>")[0]
     resp = client.post(f"/api/v1/change-requests/{second.reference}/promote/", format="json")
     assert resp.status_code == 409
     assert resp.json()["error"]["field"] == "proposed"
