@@ -48,14 +48,25 @@ class Notification(models.Model):
     dedupe_key = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
+    #: Set when the email was sent (never when sending failed). Rows with it empty are the
+    #: email outbox: ``notification_outbox_requeue`` queues them again.
     emailed_at = models.DateTimeField(null=True, blank=True)
+    #: When its email was last handed to a worker; the outbox waits before queueing again.
+    email_queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["user", "dedupe_key"], name="notification_once_per_key")
         ]
-        indexes = [models.Index(fields=["user", "read_at"], name="notification_unread")]
+        indexes = [
+            models.Index(fields=["user", "read_at"], name="notification_unread"),
+            models.Index(
+                fields=["created_at"],
+                name="notification_email_outbox",
+                condition=models.Q(emailed_at__isnull=True),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user}: {self.title}"

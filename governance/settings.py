@@ -262,6 +262,12 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "governance@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+#: Where the file-based email backend writes (development, tests).
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+#: The email outbox: a notification not stamped sent this long after it was last queued is
+#: queued again (every NOTIFICATION_OUTBOX_INTERVAL_SECONDS, by beat).
+NOTIFICATION_EMAIL_RETRY_AFTER_SECONDS = env_int("NOTIFICATION_EMAIL_RETRY_AFTER_SECONDS", 60)
+NOTIFICATION_OUTBOX_INTERVAL_SECONDS = env_int("NOTIFICATION_OUTBOX_INTERVAL_SECONDS", 60)
 #: Base address put in front of links in emails.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
@@ -379,6 +385,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.sweep",
         "schedule": float(GOVERNANCE_SWEEP_INTERVAL_SECONDS),
         "options": {"expires": float(GOVERNANCE_SWEEP_INTERVAL_SECONDS)},
+    },
+    "email-outbox": {
+        "task": "governance.tasks.email_outbox",
+        "schedule": float(NOTIFICATION_OUTBOX_INTERVAL_SECONDS),
+        "options": {"expires": float(NOTIFICATION_OUTBOX_INTERVAL_SECONDS)},
     },
 }
 

@@ -11,7 +11,12 @@ from django.conf import settings
 from governance.events.context import channel
 from governance.events.models import VerificationRun
 from governance.events.services import checkpoint_create, verification_execute
-from governance.services import governance_sweep, heartbeat_record
+from governance.services import (
+    governance_sweep,
+    heartbeat_record,
+    notification_email_send,
+    notification_outbox_requeue,
+)
 
 
 @shared_task(name="governance.tasks.heartbeat", ignore_result=True)
@@ -60,3 +65,27 @@ def sweep(now: str | None = None) -> dict[str, int]:
     moment = datetime.fromisoformat(now) if now else None
     with channel("task:sweep"):
         return governance_sweep(now=moment)
+
+
+@shared_task(
+    name="governance.tasks.notification_email",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Any failure of the mail backend (SMTP errors are OSErrors): nothing was stamped, so
+    # trying again cannot send twice. After the last retry the outbox queues it again.
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=6,
+)
+def notification_email(notification_id: int) -> bool:
+    """Email one notification (queued after the commit that created it, and by the outbox)."""
+    return notification_email_send(notification_id=notification_id)
+
+
+@shared_task(name="governance.tasks.email_outbox", ignore_result=True)
+def email_outbox() -> int:
+    """Run by beat every NOTIFICATION_OUTBOX_INTERVAL_SECONDS: queue emails never stamped sent."""
+    return notification_outbox_requeue()

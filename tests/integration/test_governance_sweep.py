@@ -179,6 +179,9 @@ def test_two_sweeps_at_a_controlled_clock_expire_and_remove_once(
         assert wait_for(
             lambda: all(f"sweep[{task_id}] succeeded" in log(tmp_path) for task_id in sent)
         ), log(tmp_path)
+        # Emails go out from their own tasks, after the sweep that created the alerts.
+        unsent = Notification.objects.filter(emailed_at__isnull=True)
+        assert wait_for(lambda: not unsent.exists()), log(tmp_path)
     finally:
         stop(worker)
 
