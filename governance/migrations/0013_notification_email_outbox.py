@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_alter_user_options"),
-        ("governance", "0011_event_kinds_for_admin_writes"),
+        ("governance", "0012_deactivation_event_kind"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
