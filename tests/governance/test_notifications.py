@@ -18,10 +18,11 @@ from governance import services
 from governance.celery import app
 from governance.models import Notification
 from governance.tasks import notification_email
-from tests.reviews.conftest import open_change, people, prompt, prompt_v1
+from tests.reviews.conftest import _builtin_classes, open_change, people, prompt, prompt_v1
 from tests.reviews.test_services import evaluation
 
-__all__ = ["open_change", "people", "prompt", "prompt_v1"]  # fixtures used here
+# Fixtures used here (imported so pytest finds them outside tests/reviews).
+__all__ = ["_builtin_classes", "open_change", "people", "prompt", "prompt_v1"]
 
 pytestmark = pytest.mark.django_db
 
@@ -114,9 +115,6 @@ def test_a_broken_mail_server_never_fails_a_committed_submit(
     prompt_v1: Any,
     token_client: Any,
 ) -> None:
-    from registry import services as registry
-
-    registry.install_builtin_classes()
     settings.EMAIL_BACKEND = f"{__name__}.BrokenBackend"
     change = open_change(prompt_v1)
     evaluation(change, prompt_v1)
