@@ -299,6 +299,11 @@ def test_grant_scoped_to_artifacts(client: Client, people: dict[str, Any], promp
         ({"justification": "   "}, "justification", "This field is required."),
         ({"advisory_links": "javascript:alert(1)"}, "advisory_links", "is not an http(s) URL"),
         ({"check_kind": "vibes"}, "check_kind", "Select a valid choice."),
+        (
+            {"check_kind": "rules_lint"},
+            "check_kind",
+            "Rules lint does not apply to prompt/acme/qualify-lead",
+        ),
         ({"tenant": "globex"}, "tenant", "Select a valid choice."),
     ],
 )
