@@ -4,12 +4,17 @@
    `event_record` writes: RFC 8785 header naming seq, prev and payload digest;
    Ed25519 signature; checkpoints), then time the chain pass alone and the full
    verification (chain + Merkle tree + checkpoint signatures), and the same
-   through `python -m governance.verify` on an exported bundle file.
+   through `python -m governance.verify` on an exported bundle file. With
+   --database-url (PostgreSQL) it also loads the same log into a fresh database
+   and times `verify_database`, what `manage.py events verify` runs (chain,
+   Merkle tree, checkpoints, and every row's index columns against its bytes).
 2. append (PostgreSQL only): events/s from one writer process and from 8
    concurrent writer processes through the real `tenant_create` service, and
    their ratio.
 
 Run: .venv/bin/python bench/events.py verify --events 1000000
+     .venv/bin/python bench/events.py verify --events 100000 --database-url postgres://postgres@127.0.0.1:5432/governance_bench_verify
+     (that database is dropped and recreated)
      .venv/bin/python bench/events.py append --database-url postgres://postgres@127.0.0.1:5432/governance_bench
      (the append benchmark drops and recreates that database)
 """
@@ -98,6 +103,138 @@ def chain_pass(entries: list, keys: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
+def _bench_env(database_url: str, var_dir: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL"}},
+        "DATABASE_URL": database_url,
+        "GOVERNANCE_VAR_DIR": var_dir,
+        "LOG_LEVEL": "WARNING",
+        # Production settings: DEBUG off (no query log), persistent connections.
+        "GOVERNANCE_ENV": "production",
+        "SECRET_KEY": "bench-" + "x" * 60,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SIGNING_KEY_AUTOGENERATE": "1",
+    }
+
+
+def _fresh_database(env: dict[str, str], database_url: str) -> tuple[str, str]:
+    db = database_url.rsplit("/", 1)[1]
+    admin = database_url.rsplit("/", 1)[0] + "/postgres"
+    subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db}"], check=True, env=env)
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {db}"], check=True, env=env)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    return admin, db
+
+
+def load_and_verify_database(args: argparse.Namespace) -> None:
+    """(In a process with Django set up on the bench database.) Load the synthetic log as
+    `event_record` would have written it, then time `verify_database`."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+    django.setup()
+    from django.db import connection
+
+    from accounts.models import Tenant
+    from governance.events.models import Checkpoint, EventChainHead, SigningKey
+    from governance.events.services import verify_database
+
+    entries, keys, checkpoints = build_log(args.events, args.checkpoint_every)
+    started = time.perf_counter()
+    tenant = Tenant.objects.create(slug="acme", name="Acme")
+    for kid, pub in keys.items():
+        SigningKey.objects.create(kid=kid, public_key=pub)
+    columns = (
+        "seq, time, kind, tenant_id, actor_id, actor_name, via, subject_type, subject_id, "
+        "subject_label, payload, header, payload_bytes, prev_hash, entry_hash, key_id, signature"
+    )
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        with raw.copy(f"COPY governance_event ({columns}) FROM STDIN") as copy:
+            prev = GENESIS_HASH
+            for seq, header, payload, entry_hash, kid, signature in entries:
+                copy.write_row(
+                    (
+                        seq,
+                        "2026-11-22T00:00:00Z",
+                        "role.granted",
+                        tenant.pk,
+                        None,
+                        "",
+                        "bench",
+                        "",
+                        "",
+                        "",
+                        payload.decode(),
+                        header,
+                        payload,
+                        prev,
+                        entry_hash,
+                        kid,
+                        signature,
+                    )
+                )
+                prev = entry_hash
+    Checkpoint.objects.bulk_create(
+        Checkpoint(
+            tree_size=c.tree_size,
+            root_hash=c.root_hash,
+            time="2026-11-22T00:00:00Z",
+            key_id=c.key_id,
+            signature=c.signature,
+            body=c.body,
+        )
+        for c in checkpoints
+    )
+    EventChainHead.objects.update_or_create(
+        pk=1, defaults={"seq": len(entries), "entry_hash": entries[-1][3]}
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE governance_event")
+    print(f"loaded {len(entries)} events into the database in {time.perf_counter() - started:.1f}s")
+    n = len(entries)
+    for label, kwargs in (
+        ("`events verify` (verify_database)", {}),
+        ("verify_database(columns=False)", {"columns": False}),
+    ):
+        times = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            result = verify_database(**kwargs)  # type: ignore[arg-type]
+            times.append(time.perf_counter() - started)
+            assert result.ok and result.checked == n, result.line()
+        best = min(times)
+        print(f"{label + ':':<40}{best:6.2f}s  {n / best:>10,.0f} events/s")
+
+
+def bench_verify_database(args: argparse.Namespace) -> None:
+    build_log(args.events, args.checkpoint_every)  # cached for the child process
+    with tempfile.TemporaryDirectory() as tmp:
+        env = _bench_env(args.database_url, tmp)
+        admin, db = _fresh_database(env, args.database_url)
+        try:
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "load-and-verify",
+                    "--events",
+                    str(args.events),
+                    "--checkpoint-every",
+                    str(args.checkpoint_every),
+                    "--repeat",
+                    str(args.repeat),
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
+        finally:
+            subprocess.run(
+                ["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db}"], check=False, env=env
+            )
+
+
 def bench_verify(args: argparse.Namespace) -> None:
     entries, keys, checkpoints = build_log(args.events, args.checkpoint_every)
     n = len(entries)
@@ -139,6 +276,8 @@ def bench_verify(args: argparse.Namespace) -> None:
     print(
         f"per-entry signature check:      {per_sig * 1e6:6.1f}us  ({1 / per_sig:,.0f}/s on one core)"
     )
+    if args.database_url:
+        bench_verify_database(args)
 
 
 WRITER = """
@@ -174,24 +313,8 @@ def run_writers(env: dict[str, str], writers: int, each: int) -> float:
 
 def bench_append(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in {"REDIS_URL"}},
-            "DATABASE_URL": args.database_url,
-            "GOVERNANCE_VAR_DIR": tmp,
-            "LOG_LEVEL": "WARNING",
-            # Production settings: DEBUG off (no query log), persistent connections.
-            "GOVERNANCE_ENV": "production",
-            "SECRET_KEY": "bench-" + "x" * 60,
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "SIGNING_KEY_AUTOGENERATE": "1",
-        }
-        db = args.database_url.rsplit("/", 1)[1]
-        admin = args.database_url.rsplit("/", 1)[0] + "/postgres"
-        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db}"], check=True, env=env)
-        subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {db}"], check=True, env=env)
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True
-        )
+        env = _bench_env(args.database_url, tmp)
+        admin, db = _fresh_database(env, args.database_url)
         subprocess.run(
             [sys.executable, "manage.py", "keys", "generate"],
             cwd=ROOT,
@@ -230,11 +353,25 @@ def main() -> None:
     v.add_argument("--checkpoint-every", type=int, default=10_000)
     v.add_argument("--repeat", type=int, default=2)
     v.add_argument("--signature-sample", type=int, default=2000)
+    v.add_argument(
+        "--database-url",
+        default=None,
+        help="also time the database verifier on this PostgreSQL database (dropped and recreated)",
+    )
+    d = sub.add_parser("load-and-verify", help="(internal: run by verify --database-url)")
+    d.add_argument("--events", type=int, default=100_000)
+    d.add_argument("--checkpoint-every", type=int, default=10_000)
+    d.add_argument("--repeat", type=int, default=2)
     a = sub.add_parser("append")
     a.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/governance_bench")
     a.add_argument("--per-writer", type=int, default=500)
     args = parser.parse_args()
-    bench_verify(args) if args.what == "verify" else bench_append(args)
+    if args.what == "verify":
+        bench_verify(args)
+    elif args.what == "load-and-verify":
+        load_and_verify_database(args)
+    else:
+        bench_append(args)
 
 
 if __name__ == "__main__":

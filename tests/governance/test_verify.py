@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from accounts import services as accounts
 from governance.events.models import Checkpoint, Event
@@ -390,3 +390,56 @@ def test_export_keeps_checkpoints_newer_than_a_cut_back_log(log, tmp_path):
     proc = run_offline_verifier(str(path))
     assert proc.returncode == 1
     assert f"a checkpoint covers {log.tree_size}: the log was cut back" in proc.stderr
+
+
+def test_altered_tenant_and_subject_columns(log, globex):
+    event = Event.objects.filter(tenant__slug="acme").order_by("seq").first()
+    assert event is not None
+    tamper(
+        "UPDATE governance_event SET tenant_id = %s WHERE seq = %s",
+        [globex.pk.hex if connection.vendor == "sqlite" else str(globex.pk), event.seq],
+    )
+    expect_failure(event.seq, "tenant column differs")
+
+
+def test_altered_subject_column(log):
+    event = Event.objects.exclude(subject_type="").order_by("seq").first()
+    assert event is not None
+    tamper("UPDATE governance_event SET subject_id = %s WHERE seq = %s", ["other", event.seq])
+    expect_failure(event.seq, "subject columns differ")
+
+
+def test_payload_bytes_that_are_not_json_fail_cleanly(log):
+    """On PostgreSQL the verifier compares payloads in SQL; bytes that are not UTF-8 JSON must
+    not break the query but be reported where they are."""
+    tamper("UPDATE governance_event SET payload_bytes = %s WHERE seq = %s", [b"\xff\xfe{", 9])
+    expect_failure(9, "payload does not match its signed digest")
+
+
+def test_postgresql_verifier_parses_no_json_for_rows_that_agree(log, make_user, acme, monkeypatch):
+    """The fast path rebuilds each header from its columns; only a row that differs is parsed."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQL fast path is PostgreSQL's")
+    from governance.events import services
+    from governance.events.kinds import EventKind
+
+    boss = make_user("zoë-\"o'neil\"\\", acme="administrator")
+    with transaction.atomic():
+        services.event_record(
+            kind=EventKind.ROLE_GRANTED,
+            actor=boss,
+            tenant=acme,
+            subject=("accounts.user", "x\ty", 'label "quoted" \u2028 ünïcode \U0001f600'),
+            payload={"float": 1.5, "big": 2**40, "nested": {"b": [True, None], "a": "é"}},
+            via="token:ci",
+        )
+    parsed: list[int] = []
+    original = services._compare
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        parsed.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_compare", counting)
+    assert verify_database().ok
+    assert parsed == []

@@ -92,3 +92,39 @@ def test_truncate_of_a_protected_table_fails_and_leaves_every_row(
         cursor.execute(sql)
     assert "pgtrigger: Cannot truncate the append-only table" in str(err.value)
     assert _row_counts() == populated
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("UPDATE governance_event SET actor_name = 'mallory' WHERE seq = %s", "actor columns"),
+        ("UPDATE governance_event SET payload = '{\"x\": 1}' WHERE seq = %s", "payload column"),
+        (
+            "UPDATE governance_event SET payload_bytes = '\\xfffe'::bytea WHERE seq = %s",
+            "payload does not match its signed digest",
+        ),
+    ],
+)
+def test_database_verifier_outside_a_transaction_reads_ahead_and_finds_tampering(
+    acme: Any, sql: str, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a transaction the verifier reads pages in a second thread; what it finds is the same."""
+    import pgtrigger
+
+    from accounts import services as accounts
+    from governance.events import services as events
+    from governance.events.models import Event
+
+    monkeypatch.setattr(events, "VERIFY_PAGE", 7)  # several pages, the bad row in the middle one
+    for i in range(20):
+        accounts.tenant_create(slug=f"t{i}", name=f"T{i}", actor=None)
+    assert not connection.in_atomic_block
+    clean = events.verify_database()
+    assert clean.ok and clean.checked == Event.objects.count()
+    target = 12
+    with pgtrigger.ignore("governance.Event:event_append_only"), connection.cursor() as cursor:
+        cursor.execute(sql, [target])
+    result = events.verify_database()
+    assert not result.ok
+    assert result.first_bad_seq == target
+    assert reason in result.reason
