@@ -128,3 +128,32 @@ def test_database_verifier_outside_a_transaction_reads_ahead_and_finds_tampering
     assert not result.ok
     assert result.first_bad_seq == target
     assert reason in result.reason
+
+
+def test_registry_verify_fails_after_a_truncate_with_the_triggers_dropped(
+    populated: dict[str, int],
+) -> None:
+    """Even past the triggers, the log still names every published version: the cut shows."""
+    import io
+
+    import pgtrigger
+    from django.core.management import call_command
+
+    from governance.events.services import verify_database
+    from registry.models import Version
+
+    with (
+        pgtrigger.ignore(
+            "registry.Version:version_no_truncate",
+            "registry.VersionDependency:dependency_no_truncate",
+        ),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("TRUNCATE registry_version CASCADE")
+    assert Version.objects.count() == 0
+    assert verify_database().ok  # the log itself is intact...
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as code:
+        call_command("registry", "verify", stdout=io.StringIO(), stderr=err)
+    assert code.value.code == 1  # ...and says what the registry lost
+    assert "but no version row has that hash" in err.getvalue()
