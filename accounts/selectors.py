@@ -9,15 +9,17 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, Model, Prefetch, Q, QuerySet
 
 from accounts.choices import Role
 from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
 from governance.errors import NotFound
 
 AnyUser = User | AnonymousUser
+M = TypeVar("M", bound=Model)
 
 
 @dataclass
@@ -63,15 +65,47 @@ def is_member(user: AnyUser, tenant: Tenant) -> bool:
     return Membership.objects.filter(user=user, tenant=tenant, removed_at__isnull=True).exists()
 
 
+def tenant_scoped(
+    queryset: QuerySet[M], *, user: AnyUser | None, via: str = "tenant", also: Q | None = None
+) -> QuerySet[M]:
+    """The one rule for which tenants' rows ``user`` may see; every ``*_visible_to`` uses it.
+
+    A platform administrator sees every tenant; anyone else the tenants they are an active
+    member of; nobody (anonymous, inactive, or ``None`` passed by mistake) sees anything: the
+    rule fails closed. ``via`` is the path from the queryset's model to its tenant
+    (``"tenant"``, ``"artifact__tenant"``, ``"pk"`` for tenants themselves); ``also`` admits
+    rows outside any tenant that are the user's own (their platform-level events). Code that
+    truly needs every tenant (the CLI, system tasks) calls a selector named ``*_unscoped``.
+    """
+    if user is None or not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    # One query in all: membership and the platform-wide grant are conditions of the
+    # queryset's own query, not lookups of their own.
+    member_of = Membership.objects.filter(user=user, removed_at__isnull=True).values("tenant_id")
+    platform_admin = RoleGrant.objects.filter(
+        user=user, tenant__isnull=True, role=Role.ADMINISTRATOR, revoked_at__isnull=True
+    )
+    rule = Q(**{f"{via}__in": member_of}) | Q(Exists(platform_admin))
+    return queryset.filter(rule | also if also is not None else rule)
+
+
 def tenants_visible_to(user: AnyUser) -> QuerySet[Tenant]:
     """Tenants a user may see: those they belong to, or all of them for a platform administrator."""
-    if not user.is_authenticated or not user.is_active:
+    return tenant_scoped(Tenant.objects.all(), user=user, via="pk")
+
+
+def tenants_administered_by(user: AnyUser) -> QuerySet[Tenant]:
+    """Tenants ``user`` may see and administers (all of them for a platform administrator)."""
+    if not isinstance(user, User):
         return Tenant.objects.none()
     if is_platform_admin(user):
         return Tenant.objects.all()
-    return Tenant.objects.filter(
-        memberships__user=user, memberships__removed_at__isnull=True
-    ).distinct()
+    granted = RoleGrant.objects.filter(
+        user=user, role=Role.ADMINISTRATOR, revoked_at__isnull=True
+    ).values("tenant_id")
+    return tenant_scoped(Tenant.objects.filter(pk__in=granted), user=user, via="pk")
 
 
 def tenant_for_user(user: AnyUser, slug: str) -> Tenant:
@@ -103,7 +137,7 @@ def access_by_tenant(user: AnyUser) -> list[TenantAccess]:
             "tenant_id", flat=True
         )
     )
-    tenants = Tenant.objects.all() if platform_roles else Tenant.objects.filter(id__in=member_of)
+    tenants = tenants_visible_to(user)  # the one rule; platform_roles only adds roles
     result = []
     for tenant in tenants:
         roles = sorted(set(by_tenant.get(tenant.id, [])) | set(platform_roles))

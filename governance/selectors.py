@@ -14,7 +14,7 @@ from django.db.models import Case, CharField, Count, IntegerField, Q, QuerySet, 
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.selectors import is_platform_admin, tenants_visible_to
+from accounts.selectors import tenant_scoped
 from governance.choices import STATE_ORDER, WaiverState
 from governance.errors import NotFound
 from governance.events.models import Event
@@ -93,24 +93,29 @@ def holders_of(tenant: Any, roles: Iterable[str]) -> QuerySet[User]:
     )
 
 
-def waivers_visible_to(user: Any) -> QuerySet[Waiver]:
-    qs = Waiver.objects.select_related(
+def _waiver_queryset() -> QuerySet[Waiver]:
+    return Waiver.objects.select_related(
         "tenant", "owner", "granted_by", "countersigned_by", "revoked_by", "change", "renews"
     ).prefetch_related("artifacts__artifact_class", "artifacts__tenant")
-    if is_platform_admin(user):
-        return qs
-    return qs.filter(tenant__in=tenants_visible_to(user))
 
 
-def waiver_by_reference(reference: str, *, visible_to: Any = None) -> Waiver:
-    """``WV-2026-0007`` (or its UUID) if the user may see it; otherwise NotFound."""
+def waivers_visible_to(user: Any) -> QuerySet[Waiver]:
+    return tenant_scoped(_waiver_queryset(), user=user)
+
+
+def waiver_by_reference(reference: str, *, visible_to: Any) -> Waiver:
+    """``WV-2026-0007`` (or its UUID) if the user may see it; another tenant's reads as missing."""
+    return _waiver_in(waivers_visible_to(visible_to), reference)
+
+
+def waiver_by_reference_unscoped(reference: str) -> Waiver:
+    """Any tenant's waiver: only for the CLI and system tasks, which act for the platform."""
+    return _waiver_in(_waiver_queryset(), reference)
+
+
+def _waiver_in(qs: QuerySet[Waiver], reference: str) -> Waiver:
     text = (reference or "").strip().upper()
     parts = text.split("-")
-    qs = (
-        waivers_visible_to(visible_to)
-        if visible_to is not None
-        else Waiver.objects.select_related("tenant", "owner", "change", "renews")
-    )
     waiver = None
     if len(parts) == 3 and parts[0] == "WV" and parts[1].isdigit() and parts[2].isdigit():
         waiver = qs.filter(year=int(parts[1]), number=int(parts[2])).first()
@@ -150,9 +155,11 @@ def waivers_by_state(qs: QuerySet[Waiver], now: datetime) -> QuerySet[Waiver]:
     )
 
 
-def waiver_state_counts(tenants: Any, now: datetime) -> dict[str, int]:
-    """How many waivers are in each state (one query)."""
-    qs = Waiver.objects.all() if tenants is None else Waiver.objects.filter(tenant__in=tenants)
+def waiver_state_counts(
+    tenants: Iterable[Tenant] | QuerySet[Tenant], now: datetime
+) -> dict[str, int]:
+    """How many waivers of ``tenants`` are in each state (one query)."""
+    qs = Waiver.objects.filter(tenant__in=tenants)
     rows = qs.annotate(state=waiver_state_case(now)).values("state").annotate(n=Count("pk"))
     counts = dict.fromkeys(WaiverState.values, 0)
     counts.update({row["state"]: row["n"] for row in rows})
@@ -481,7 +488,9 @@ class ReadinessDashboard:
         return self.waiver_counts.get(WaiverState.EXPIRING_SOON, 0)
 
 
-def readiness_dashboard(tenants: Sequence[Tenant], now: datetime) -> ReadinessDashboard:
+def readiness_dashboard(
+    tenants: Sequence[Tenant], now: datetime, *, viewer: Any
+) -> ReadinessDashboard:
     from governance.events import selectors as event_selectors
     from registry.selectors import artifacts_without_active_owner
 
@@ -503,7 +512,7 @@ def readiness_dashboard(tenants: Sequence[Tenant], now: datetime) -> ReadinessDa
         emergencies=emergency_changes_by_month(tenants, now),
         ownerless=list(ownerless[:DASHBOARD_LIST_LIMIT]),
         ownerless_total=ownerless.count(),
-        latest_verification=event_selectors.latest_verification(),
+        latest_verification=event_selectors.latest_verification_for(viewer),
         latest_checkpoint=event_selectors.latest_checkpoint(),
         lead=lead_times(tenants, now),
     )

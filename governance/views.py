@@ -33,7 +33,6 @@ from governance.choices import WaiverState
 from governance.errors import DomainError, NotFound
 from governance.errors import PermissionDenied as DomainPermissionDenied
 from governance.events import selectors as event_selectors
-from governance.events.models import VerificationRun
 from governance.events.services import verification_start
 from governance.filtersets import EventFilterSet, WaiverFilterSet
 from governance.forms import WaiverForm, WaiverRenewForm, WaiverRevokeForm, form_error
@@ -93,7 +92,7 @@ def governance_index(request: HttpRequest) -> HttpResponse:
                 selectors.OVERSIGHT_ROLES.intersection(a.roles) for a in access
             ),
             "latest_checkpoint": event_selectors.latest_checkpoint(),
-            "latest_verification": event_selectors.latest_verification(),
+            "latest_verification": event_selectors.latest_verification_for(request.user),
             "can_verify": can_start_verification(request.user),
         },
     )
@@ -163,7 +162,7 @@ def verify_start(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def verification_detail(request: HttpRequest, run_id: str) -> HttpResponse:
-    run = VerificationRun.objects.select_related("requested_by").filter(pk=run_id).first()
+    run = event_selectors.verification_runs_visible_to(request.user).filter(pk=run_id).first()
     if run is None:
         raise Http404("No such verification run.")
     return render(request, "governance/verification.html", {"run": run})
@@ -171,9 +170,11 @@ def verification_detail(request: HttpRequest, run_id: str) -> HttpResponse:
 
 @login_required
 def metrics_page(request: HttpRequest) -> HttpResponse:
-    if not (is_platform_admin(request.user) or can_start_verification(request.user)):
+    """The platform's metrics for a platform administrator; a tenant administrator's own tenants."""
+    telemetry = event_selectors.telemetry_for(request.user)
+    if telemetry is None:
         raise Http404("Governance metrics are for administrators.")
-    return render(request, "governance/metrics.html", {"t": event_selectors.telemetry()})
+    return render(request, "governance/metrics.html", {"t": telemetry})
 
 
 # --- waivers -----------------------------------------------------------------------------------
@@ -595,7 +596,7 @@ def readiness_page(request: HttpRequest) -> HttpResponse:
         raise DjangoPermissionDenied(
             "The readiness dashboard is for administrators and privacy or security officers."
         )
-    board = selectors.readiness_dashboard(tenants, timezone.now())
+    board = selectors.readiness_dashboard(tenants, timezone.now(), viewer=user)
     return render(
         request,
         "governance/readiness.html",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
-from accounts.choices import Role
-from accounts.models import Membership, RoleGrant
-from accounts.selectors import is_platform_admin
+from accounts.models import Membership, Tenant
+from accounts.selectors import AnyUser, tenant_scoped
 from governance.errors import DomainError, NotFound
 from registry.choices import Stage
 from registry.models import (
@@ -35,14 +34,8 @@ ARTIFACT_RELATED = (
 )
 
 
-def artifacts_visible_to(user: Any) -> QuerySet[Artifact]:
-    base = Artifact.objects.select_related(*ARTIFACT_RELATED)
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return base.none()
-    if is_platform_admin(user):
-        return base
-    tenant_ids = Membership.objects.filter(user=user, removed_at__isnull=True).values("tenant_id")
-    return base.filter(tenant_id__in=tenant_ids)
+def artifacts_visible_to(user: AnyUser) -> QuerySet[Artifact]:
+    return tenant_scoped(Artifact.objects.select_related(*ARTIFACT_RELATED), user=user)
 
 
 def artifact_class_by_slug(slug: str) -> ArtifactClass:
@@ -60,16 +53,21 @@ def parse(text: str, *, tenant: str | None = None) -> Reference:
         raise DomainError(str(exc), field=getattr(exc, "field", "reference")) from exc
 
 
-def artifact_by_path(cls: str, tenant: str, slug: str, *, visible_to: Any = None) -> Artifact:
-    qs = (
-        artifacts_visible_to(visible_to)
-        if visible_to is not None
-        else Artifact.objects.select_related(*ARTIFACT_RELATED)
-    )
+def _artifact_at(qs: QuerySet[Artifact], cls: str, tenant: str, slug: str) -> Artifact:
     found = qs.filter(artifact_class__slug=cls, tenant__slug=tenant, slug=slug).first()
     if found is None:
         raise NotFound(f"No artifact {cls}/{tenant}/{slug}.", field="artifact")
     return found
+
+
+def artifact_by_path(cls: str, tenant: str, slug: str, *, visible_to: AnyUser) -> Artifact:
+    """The artifact if ``visible_to`` may see its tenant; another tenant's reads as missing."""
+    return _artifact_at(artifacts_visible_to(visible_to), cls, tenant, slug)
+
+
+def artifact_by_path_unscoped(cls: str, tenant: str, slug: str) -> Artifact:
+    """Any tenant's artifact: only for the CLI and system tasks, which act for the platform."""
+    return _artifact_at(Artifact.objects.select_related(*ARTIFACT_RELATED), cls, tenant, slug)
 
 
 #: What a version needs joined so that its deprecation and retirement (with their
@@ -94,23 +92,6 @@ def _version_queryset() -> QuerySet[Version]:
     )
 
 
-def _visible(qs: QuerySet[Version], user: Any) -> QuerySet[Version]:
-    """Versions of the tenants ``user`` belongs to, all of them for a platform administrator.
-
-    One query in all: membership and the platform-wide grant are conditions of the
-    version's own query, not lookups of their own.
-    """
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return qs.none()
-    if user.is_superuser:
-        return qs
-    tenant_ids = Membership.objects.filter(user=user, removed_at__isnull=True).values("tenant_id")
-    platform_admin = RoleGrant.objects.filter(
-        user=user, tenant__isnull=True, role=Role.ADMINISTRATOR, revoked_at__isnull=True
-    )
-    return qs.filter(Q(artifact__tenant_id__in=tenant_ids) | Q(Exists(platform_admin)))
-
-
 def is_active(version: Version) -> bool:
     """Whether ``version`` is its artifact's active version (the one an unversioned reference names)."""
     return version.artifact.active_version_id == version.pk
@@ -128,9 +109,46 @@ def active_version_of(artifact: Artifact) -> Version | None:
 
 
 def version_by_reference(
-    ref: Reference | str, *, tenant: str | None = None, visible_to: Any = None
+    ref: Reference | str, *, tenant: str | None = None, visible_to: AnyUser
 ) -> Version:
-    """Resolve any reference form to one version in a single indexed query.
+    """A version ``visible_to`` may see, by any reference form; another tenant's reads as missing."""
+    scope = tenant_scoped(_version_queryset(), user=visible_to, via="artifact__tenant")
+    return _version_in(scope, artifacts_visible_to(visible_to), ref, tenant=tenant)
+
+
+def version_by_reference_unscoped(ref: Reference | str, *, tenant: str | None = None) -> Version:
+    """Any tenant's version: only for the CLI and system tasks, which act for the platform."""
+    artifacts = Artifact.objects.select_related("artifact_class", "tenant")
+    return _version_in(_version_queryset(), artifacts, ref, tenant=tenant)
+
+
+def version_in_tenant(ref: Reference | str, *, tenant: Tenant) -> Version:
+    """A version of ``tenant`` itself, the only kind it may depend on, propose or cite.
+
+    There are no platform-shared artifacts: every artifact belongs to one tenant. Another
+    tenant's version is refused before it is looked up, with the very answer a missing
+    version gets, so the refusal confirms nothing (neither that it exists nor its hash).
+    """
+    if isinstance(ref, str):
+        ref = parse(ref, tenant=tenant.slug)
+    if ref.tenant is not None and ref.tenant != tenant.slug:
+        raise NotFound(f"No version '{ref}'.", field="reference")
+    return _version_in(
+        _version_queryset().filter(artifact__tenant=tenant),
+        Artifact.objects.select_related("artifact_class", "tenant").filter(tenant=tenant),
+        ref,
+        tenant=tenant.slug,
+    )
+
+
+def _version_in(
+    qs: QuerySet[Version],
+    artifacts: QuerySet[Artifact],
+    ref: Reference | str,
+    *,
+    tenant: str | None = None,
+) -> Version:
+    """Resolve any reference form to one version of ``qs`` in a single indexed query.
 
     ``class/tenant/slug[/version]``, ``slug@version`` and ``slug:version#sha256`` (in
     ``tenant``'s context). Without a version, the artifact's **active** version (found
@@ -141,9 +159,6 @@ def version_by_reference(
     """
     if isinstance(ref, str):
         ref = parse(ref, tenant=tenant)
-    qs = _version_queryset()
-    if visible_to is not None:
-        qs = _visible(qs, visible_to)
     if ref.tenant is None:
         raise DomainError(
             f"'{ref}' needs a tenant: write class/tenant/slug/version.", field="tenant"
@@ -165,7 +180,7 @@ def version_by_reference(
         )
     if not matches:
         if not ref.version:
-            _no_active_version(ref, visible_to)
+            _no_active_version(ref, artifacts)
         raise NotFound(f"No version '{ref}'.", field="reference")
     version = matches[0]
     if ref.sha256 and not version.manifest_sha256.startswith(ref.sha256):
@@ -176,17 +191,12 @@ def version_by_reference(
     return version
 
 
-def _no_active_version(ref: Reference, visible_to: Any) -> None:
-    """Say "no active version" for an artifact the caller may see (only on the miss path).
+def _no_active_version(ref: Reference, artifacts: QuerySet[Artifact]) -> None:
+    """Say "no active version" for an artifact in scope (only on the miss path).
 
-    An artifact the caller may not see gets the answer a missing one gets.
+    An artifact out of scope (the caller may not see it) gets the answer a missing one gets.
     """
-    qs = (
-        artifacts_visible_to(visible_to)
-        if visible_to is not None
-        else Artifact.objects.select_related("artifact_class", "tenant")
-    )
-    qs = qs.filter(tenant__slug=ref.tenant, slug=ref.slug)
+    qs = artifacts.filter(tenant__slug=ref.tenant, slug=ref.slug)
     if ref.class_slug:
         qs = qs.filter(artifact_class__slug=ref.class_slug)
     found = list(qs[:2])
@@ -274,8 +284,8 @@ def lifecycle_refusal(version: Version) -> str | None:
     return None
 
 
-def deprecations(tenants: Any = None) -> QuerySet[Deprecation]:
-    """Deprecations with their versions and replacements, the soonest removal first."""
+def deprecations(tenants: Iterable[Tenant] | QuerySet[Tenant]) -> QuerySet[Deprecation]:
+    """Deprecations of ``tenants`` with their versions and replacements, the soonest removal first."""
     qs = Deprecation.objects.select_related(
         "version__artifact__artifact_class",
         "version__artifact__tenant",
@@ -283,13 +293,13 @@ def deprecations(tenants: Any = None) -> QuerySet[Deprecation]:
         "replacement__artifact__tenant",
         "deprecated_by",
     ).order_by("removed_at", "remove_after")
-    if tenants is not None:
-        qs = qs.filter(version__artifact__tenant__in=tenants)
-    return qs
+    return qs.filter(version__artifact__tenant__in=tenants)
 
 
-def artifacts_without_active_owner(tenants: Any = None) -> QuerySet[Artifact]:
-    """Artifacts whose owner is missing, deactivated, or no longer a member of the tenant."""
+def artifacts_without_active_owner(
+    tenants: Iterable[Tenant] | QuerySet[Tenant],
+) -> QuerySet[Artifact]:
+    """Artifacts of ``tenants`` whose owner is missing, deactivated, or no longer a member there."""
     member = Membership.objects.filter(
         tenant_id=OuterRef("tenant_id"), user_id=OuterRef("owner_id"), removed_at__isnull=True
     )
@@ -298,9 +308,7 @@ def artifacts_without_active_owner(tenants: Any = None) -> QuerySet[Artifact]:
         .filter(Q(owner__isnull=True) | Q(owner__is_active=False) | ~Exists(member))
         .order_by("tenant__slug", "artifact_class__slug", "slug")
     )
-    if tenants is not None:
-        qs = qs.filter(tenant__in=tenants)
-    return qs
+    return qs.filter(tenant__in=tenants)
 
 
 def lifecycle_notes(versions: Sequence[Version]) -> dict[Any, str]:

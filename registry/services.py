@@ -442,7 +442,7 @@ def _in_scope_version(tenant: Tenant, text: Any, field: str) -> Version:
     if ref.tenant != tenant.slug:
         raise DomainError(f"No version '{ref}'.", field=field)
     try:
-        return selectors.version_by_reference(ref)
+        return selectors.version_in_tenant(ref, tenant=tenant)
     except DomainError as exc:
         raise DomainError(exc.message, field=field) from exc
 
@@ -499,7 +499,7 @@ def _resolve_dependencies(tenant: Tenant, references: Sequence[str]) -> list[tup
                 field="dependencies",
             )
         try:
-            upstream = selectors.version_by_reference(ref)
+            upstream = selectors.version_in_tenant(ref, tenant=tenant)
         except DomainError as exc:
             raise DomainError(f"Dependency '{text}': {exc.message}", field="dependencies") from exc
         refusal = selectors.lifecycle_refusal(upstream)
@@ -737,7 +737,7 @@ def _in_tenant(tenant: Tenant, item: Version | str, field: str) -> Version:
         ref = selectors.parse(str(item), tenant=tenant.slug)
         if ref.tenant != tenant.slug or not ref.version:
             raise DomainError(f"No version '{item}' in {tenant.slug}.", field=field)
-        return selectors.version_by_reference(ref)
+        return selectors.version_in_tenant(ref, tenant=tenant)
     except DomainError as exc:
         raise DomainError(exc.message, field=field) from exc
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import RoleGrant, Tenant, User
-from accounts.selectors import is_platform_admin, roles_in_tenant, tenants_visible_to
+from accounts.selectors import roles_in_tenant, tenant_scoped
 from governance.errors import NotFound
 from governance.events.models import Event
 from governance.events.services import canonical
@@ -427,17 +427,22 @@ def waivers_used(verdicts: list[CheckVerdict]) -> list[dict[str, Any]]:
 
 
 def changes_visible_to(user: Any) -> QuerySet[ChangeRequest]:
-    qs = ChangeRequest.objects.select_related("tenant", "author")
-    if is_platform_admin(user):
-        return qs
-    return qs.filter(tenant__in=tenants_visible_to(user))
+    return tenant_scoped(ChangeRequest.objects.select_related("tenant", "author"), user=user)
 
 
-def change_by_reference(reference: str, *, visible_to: Any = None) -> ChangeRequest:
-    """``CR-2026-0042`` (or its UUID) if the user may see it; otherwise NotFound."""
+def change_by_reference(reference: str, *, visible_to: Any) -> ChangeRequest:
+    """``CR-2026-0042`` (or its UUID) if the user may see it; another tenant's reads as missing."""
+    return _change_in(changes_visible_to(visible_to), reference)
+
+
+def change_by_reference_unscoped(reference: str) -> ChangeRequest:
+    """Any tenant's change: only for the CLI and system tasks, which act for the platform."""
+    return _change_in(ChangeRequest.objects.all(), reference)
+
+
+def _change_in(qs: QuerySet[ChangeRequest], reference: str) -> ChangeRequest:
     text = (reference or "").strip().upper()
     parts = text.split("-")
-    qs = changes_visible_to(visible_to) if visible_to is not None else ChangeRequest.objects.all()
     qs = qs.select_related("tenant", "author", "policy", "golden_corpus__artifact__tenant")
     if len(parts) == 3 and parts[0] == "CR" and parts[1].isdigit() and parts[2].isdigit():
         change = qs.filter(year=int(parts[1]), number=int(parts[2])).first()

@@ -161,7 +161,7 @@ def _resolve_version(tenant: Tenant, item: Version | str, *, field: str) -> Vers
     A version of another tenant gets the same answer as one that does not exist, so a
     reference cannot be used to learn what other tenants hold.
     """
-    from registry.selectors import parse, version_by_reference
+    from registry.selectors import parse, version_in_tenant
 
     if isinstance(item, Version):
         if item.artifact.tenant_id != tenant.pk:
@@ -171,7 +171,7 @@ def _resolve_version(tenant: Tenant, item: Version | str, *, field: str) -> Vers
         ref = parse(str(item), tenant=tenant.slug)
         if ref.tenant != tenant.slug:
             raise DomainError(f"No version '{ref}' in {tenant.slug}.", field=field)
-        return version_by_reference(ref, tenant=tenant.slug)
+        return version_in_tenant(ref, tenant=tenant)
     except DomainError as exc:
         raise DomainError(exc.message, field=field) from exc
 

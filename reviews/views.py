@@ -103,7 +103,7 @@ def _check_corpus(form: ChangeForm, tenant: Tenant) -> None:
     if not text:
         return
     try:
-        registry_selectors.version_by_reference(text, tenant=tenant.slug)
+        registry_selectors.version_in_tenant(text, tenant=tenant)
     except DomainError as exc:
         form.add_error("golden_corpus", exc.message)
 

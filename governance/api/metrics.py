@@ -85,6 +85,7 @@ class GovernanceCollector:
         """Waivers by state, overdue post-mortems, pending removals: three queries."""
         from django.utils import timezone
 
+        from accounts.models import Tenant
         from governance.selectors import waiver_state_counts
         from registry.models import Deprecation
         from reviews.models import ChangeRequest
@@ -93,7 +94,7 @@ class GovernanceCollector:
         waivers = GaugeMetricFamily(
             "governance_waivers", "Waivers by derived state", labels=["state"]
         )
-        for state, count in sorted(waiver_state_counts(None, now).items()):
+        for state, count in sorted(waiver_state_counts(Tenant.objects.all(), now).items()):
             waivers.add_metric([state], count)
         yield waivers
         overdue = GaugeMetricFamily(

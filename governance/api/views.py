@@ -115,18 +115,24 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):
         if request.method == "POST":
             run = verification_start(actor=request.user)
             return Response(VerificationRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
-        latest = selectors.latest_verification()
+        latest = selectors.latest_verification_for(request.user)
         if latest is None:
             raise NotFound("No verification has run yet.")
         return Response(VerificationRunSerializer(latest).data)
 
 
 class VerificationRunViewSet(viewsets.ReadOnlyModelViewSet):
-    """Verification runs with their progress."""
+    """Verification runs with their progress: the caller's own, or all for a platform administrator."""
 
     serializer_class = VerificationRunSerializer
-    queryset = VerificationRun.objects.select_related("requested_by")
+    queryset = VerificationRun.objects.none()
     filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[VerificationRun]:
+        """The caller's own runs (every run for a platform administrator); others answer 404."""
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return VerificationRun.objects.none()
+        return selectors.verification_runs_visible_to(self.request.user)
 
 
 class CheckpointViewSet(viewsets.GenericViewSet):

@@ -7,8 +7,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from accounts.models import Membership
-from accounts.selectors import is_platform_admin
+from accounts.selectors import is_platform_admin, tenant_scoped, tenants_administered_by
 from governance import merkle
 from governance.errors import DomainError, NotFound
 from governance.events.models import Checkpoint, Event, EventChainHead, SigningKey, VerificationRun
@@ -18,12 +17,7 @@ from governance.verify import Entry, leaf_input
 def events_visible_to(user: Any) -> QuerySet[Event]:
     """Platform administrators see every event; members see their tenants' events (and their own)."""
     base = Event.objects.select_related("tenant", "actor").defer("header", "payload_bytes")
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return base.none()
-    if is_platform_admin(user):
-        return base
-    tenant_ids = Membership.objects.filter(user=user, removed_at__isnull=True).values("tenant_id")
-    return base.filter(Q(tenant_id__in=tenant_ids) | Q(tenant__isnull=True, actor=user))
+    return tenant_scoped(base, user=user, also=Q(tenant__isnull=True, actor=user))
 
 
 def event_for_user(user: Any, seq: int) -> Event:
@@ -115,7 +109,26 @@ def latest_checkpoint() -> Checkpoint | None:
 
 
 def latest_verification() -> VerificationRun | None:
+    """The newest run of all, for platform-wide views (``/metrics``, platform telemetry)."""
     return VerificationRun.objects.order_by("-created_at").first()
+
+
+def verification_runs_visible_to(user: Any) -> QuerySet[VerificationRun]:
+    """Runs ``user`` may read: their own, or every run for a platform administrator.
+
+    A run checks the whole log, so it belongs to no tenant; it names who started it and may
+    describe the entry that failed. Whoever may start a run sees what they started.
+    """
+    base = VerificationRun.objects.select_related("requested_by").order_by("-created_at")
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return base.none()
+    if is_platform_admin(user):
+        return base
+    return base.filter(requested_by=user)
+
+
+def latest_verification_for(user: Any) -> VerificationRun | None:
+    return verification_runs_visible_to(user).first()
 
 
 def entry_status(event: Event) -> tuple[bool, str]:
@@ -183,7 +196,39 @@ def subject_url(event: Event) -> str | None:
 
 
 def telemetry(days: int = 30) -> dict[str, Any]:
-    """Governance metrics computed from the log: a fixed number of queries whatever its size."""
+    """The whole platform's governance metrics (``/metrics`` and platform administrators)."""
+    return _telemetry(
+        Event.objects.all(),
+        VerificationRun.objects.all(),
+        days=days,
+        events_total=log_size(),
+    )
+
+
+def telemetry_for(user: Any, days: int = 30) -> dict[str, Any] | None:
+    """The metrics ``user`` may see, or None if they administer nothing.
+
+    A platform administrator sees the whole platform. A tenant administrator sees the tenants
+    they administer and nothing else: no other tenant's slug or activity, no platform-level
+    events, only the verification runs they started. Officers and members see no metrics.
+    """
+    if is_platform_admin(user):
+        return {**telemetry(days), "platform": True}
+    tenants = list(tenants_administered_by(user))
+    if not tenants:
+        return None
+    events = Event.objects.filter(tenant__in=tenants)
+    own_runs = VerificationRun.objects.filter(requested_by=user)  # as verification_runs_visible_to
+    return {
+        **_telemetry(events, own_runs, days=days, events_total=events.count()),
+        "platform": False,
+    }
+
+
+def _telemetry(
+    events: QuerySet[Event], runs: QuerySet[VerificationRun], *, days: int, events_total: int
+) -> dict[str, Any]:
+    """Governance metrics computed from (a scope of) the log: a fixed number of queries."""
     from datetime import timedelta
 
     from django.db.models import Count
@@ -192,7 +237,7 @@ def telemetry(days: int = 30) -> dict[str, Any]:
     from governance.events.kinds import EventKind
 
     since = timezone.now() - timedelta(days=days)
-    recent = Event.objects.filter(time__gte=since)
+    recent = events.filter(time__gte=since)
     by_kind = dict(recent.values_list("kind").annotate(n=Count("seq")).values_list("kind", "n"))
     per_tenant = list(
         recent.values("tenant__slug").annotate(n=Count("seq")).order_by("-n", "tenant__slug")
@@ -206,13 +251,13 @@ def telemetry(days: int = 30) -> dict[str, Any]:
     lead_times = sorted(
         (done - opened[sid]).total_seconds() / 3600 for sid, done in promoted if sid in opened
     )
-    runs = VerificationRun.objects.aggregate(
+    counts = runs.order_by().aggregate(
         failed=Count("id", filter=Q(status=VerificationRun.Status.FAILED)),
         passed=Count("id", filter=Q(status=VerificationRun.Status.PASSED)),
     )
     return {
         "days": days,
-        "events_total": log_size(),
+        "events_total": events_total,
         "events_recent": sum(by_kind.values()),
         "by_kind": by_kind,
         "per_tenant": [
@@ -222,8 +267,8 @@ def telemetry(days: int = 30) -> dict[str, Any]:
         "publishes": by_kind.get(EventKind.ARTIFACT_VERSION_PUBLISHED, 0),
         "lead_time_hours_p50": lead_times[len(lead_times) // 2] if lead_times else None,
         "lead_time_samples": len(lead_times),
-        "verification_failures": runs["failed"],
-        "verification_passes": runs["passed"],
+        "verification_failures": counts["failed"],
+        "verification_passes": counts["passed"],
         "latest_checkpoint": latest_checkpoint(),
-        "latest_verification": latest_verification(),
+        "latest_verification": runs.order_by("-created_at").first(),
     }

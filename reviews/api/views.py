@@ -128,9 +128,9 @@ def _confirm_sign_off(request: Request, password: str) -> None:
         )
 
 
-def _detail(change: ChangeRequest, code: int = status.HTTP_200_OK, *, user: Any = None) -> Response:
+def _detail(change: ChangeRequest, code: int = status.HTTP_200_OK, *, user: Any) -> Response:
     """The change as it stands after a service call (re-read: services work on a locked copy)."""
-    fresh = selectors.change_by_reference(str(change.pk))
+    fresh = selectors.change_by_reference(str(change.pk), visible_to=user)
     return Response(ChangeDetailSerializer(fresh, context={"user": user}).data, status=code)
 
 
@@ -299,7 +299,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
             test_run_ids=data["test_run_ids"],
             notes=data["notes"],
         )
-        fresh = selectors.change_by_reference(str(change.pk))
+        fresh = selectors.change_by_reference(str(change.pk), visible_to=request.user)
         return Response(
             EvidenceAttachedSerializer(fresh, context={"report": report}).data,
             status=status.HTTP_201_CREATED,

@@ -176,7 +176,8 @@ def test_verification_over_the_api(
             queued = admin.post("/api/v1/events/verify/")
         assert queued.status_code == 202 and queued.json()["status"] == "queued"
         assert len(callbacks) == 1  # the task is sent only once the transaction commits
-        latest = reviewer.get("/api/v1/events/verify/").json()
+        assert reviewer.get("/api/v1/events/verify/").status_code == 404  # not their run
+        latest = admin.get("/api/v1/events/verify/").json()
         assert latest["id"] == queued.json()["id"]
         assert latest["status"] == "passed"
         assert latest["checked"] == latest["total"] == Event.objects.count()

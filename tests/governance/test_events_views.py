@@ -125,8 +125,9 @@ def test_verify_button_runs_and_shows_progress(
 
 
 def test_queued_run_page_refreshes_itself(client, acme, make_user):
-    client.force_login(make_user("boss", acme="administrator"))
-    run = VerificationRun.objects.create(total=10)
+    boss = make_user("boss", acme="administrator")
+    client.force_login(boss)
+    run = VerificationRun.objects.create(total=10, requested_by=boss)
     page = client.get(run.get_absolute_url()).content.decode()
     assert 'http-equiv="refresh"' in page and "Waiting for a worker" in page
 

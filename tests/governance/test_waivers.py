@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from accounts.models import Tenant
 from governance import selectors, services
 from governance.choices import WaiverState
 from governance.errors import Conflict, DomainError, PermissionDenied
@@ -129,7 +130,7 @@ def test_states_are_derived_from_the_dates(
     assert waiver.state_at(now + 11 * DAY) == WaiverState.EXPIRED
     annotated = selectors.waivers_by_state(Waiver.objects.all(), now + 4 * DAY).get()
     assert annotated.state == WaiverState.EXPIRING_SOON  # type: ignore[attr-defined]  # the database agrees with the model
-    counts = selectors.waiver_state_counts(None, now + 11 * DAY)
+    counts = selectors.waiver_state_counts(Tenant.objects.all(), now + 11 * DAY)
     assert counts[WaiverState.EXPIRED] == 1 and counts[WaiverState.ACTIVE] == 0
 
 

@@ -46,7 +46,7 @@ def sign_off(page: Any, username: str, comment: str) -> None:
 def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
     page: Any, tmp_path: Path
 ) -> None:
-    reply = registry_selectors.artifact_by_path("prompt", "acme", "support-reply")
+    reply = registry_selectors.artifact_by_path_unscoped("prompt", "acme", "support-reply")
     registry.version_publish(
         artifact=reply,
         content=registry.Content(
@@ -72,7 +72,7 @@ def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
         or page.get_by_text("In review").count()
     )
     reference = page.locator("h1 .muted").inner_text()
-    change = selectors.change_by_reference(reference)
+    change = selectors.change_by_reference_unscoped(reference)
     # CI attaches its evaluation report through the API; the worker runs the checks.
     services.evidence_attach(
         change=change,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from accounts.models import Tenant
 from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
 from governance.events.kinds import EventKind
 from governance.events.models import Event
@@ -48,7 +49,7 @@ def test_deprecating_records_replacement_dates_stage_and_event(
     assert event.payload["replacement"] == prompt_v2.pinned
     assert event.payload["remove_after"] == deprecation.remove_after.isoformat()
     # deprecated versions keep resolving by name until removal ...
-    assert selectors.version_by_reference(prompt_v1.path) == prompt_v1
+    assert selectors.version_by_reference_unscoped(prompt_v1.path) == prompt_v1
     # ... but can no longer be proposed or depended on
     assert selectors.lifecycle_refusal(prompt_v1) == (
         f"{prompt_v1.path} is deprecated; use its replacement {prompt_v2.path}"
@@ -148,7 +149,7 @@ def test_removal_waits_for_the_grace_period_and_happens_once(
     events = Event.objects.filter(kind=EventKind.VERSION_REMOVED)
     assert events.count() == 1 and events.get().payload["path"] == prompt_v1.path
     # the record stays and still resolves by exact name; "latest" never picks it
-    assert selectors.version_by_reference(prompt_v1.path) == prompt_v1
+    assert selectors.version_by_reference_unscoped(prompt_v1.path) == prompt_v1
     assert "was removed" in (selectors.lifecycle_refusal(prompt_v1) or "")
 
 
@@ -167,18 +168,18 @@ def test_unversioned_resolves_to_the_active_version_never_the_newest(
 ) -> None:
     # Nothing promoted: the newest version (a draft) is not what "the artifact" means.
     with pytest.raises(NotFound) as missing:
-        selectors.version_by_reference(prompt.path)
+        selectors.version_by_reference_unscoped(prompt.path)
     assert "has no active version" in missing.value.message
     activate(prompt_v1)
-    assert selectors.version_by_reference(prompt.path) == prompt_v1  # not the newer 1.1.0
+    assert selectors.version_by_reference_unscoped(prompt.path) == prompt_v1  # not the newer 1.1.0
     assert selectors.active_version_of(prompt) == prompt_v1
     deprecate(prompt_v2, people, replacement=prompt_v1, remove_after_days=7)
     registry.deprecations_remove_due(now=timezone.now() + 8 * DAY)
-    assert selectors.version_by_reference(prompt.path) == prompt_v1
+    assert selectors.version_by_reference_unscoped(prompt.path) == prompt_v1
     # the draft stays reachable by its exact number, and says it is not active
-    draft = selectors.version_by_reference(prompt_v2.path)
+    draft = selectors.version_by_reference_unscoped(prompt_v2.path)
     assert draft == prompt_v2 and not selectors.is_active(draft)
-    assert selectors.is_active(selectors.version_by_reference(prompt_v1.path))
+    assert selectors.is_active(selectors.version_by_reference_unscoped(prompt_v1.path))
 
 
 def test_retirement_moves_to_simulation_only_and_keeps_evidence(
@@ -269,12 +270,16 @@ def test_artifacts_without_an_active_owner(
     left = make_artifact(acme, "prompt", "left-behind", owner=leaver)
     sleeper = make_user("sleeper", acme="member")
     dormant = make_artifact(acme, "prompt", "dormant", owner=sleeper)
-    assert set(selectors.artifacts_without_active_owner()) == {orphan}
+    assert set(selectors.artifacts_without_active_owner(Tenant.objects.all())) == {orphan}
     accounts.membership_remove(user=leaver, tenant=acme, actor=None)
     sleeper.is_active = False
     sleeper.save(update_fields=["is_active"])
-    assert set(selectors.artifacts_without_active_owner()) == {orphan, left, dormant}
-    assert prompt not in selectors.artifacts_without_active_owner()
+    assert set(selectors.artifacts_without_active_owner(Tenant.objects.all())) == {
+        orphan,
+        left,
+        dormant,
+    }
+    assert prompt not in selectors.artifacts_without_active_owner(Tenant.objects.all())
 
 
 def test_the_cli_says_a_version_is_deprecated(

@@ -308,12 +308,12 @@ def test_lookup_by_every_reference_form(prompt, acme):
         ("qualify-lead@1.0.0", "acme"),
         (f"qualify-lead:1.0.0#{v.manifest_sha256}", "acme"),
     ]:
-        assert selectors.version_by_reference(text, tenant=tenant) == v
+        assert selectors.version_by_reference_unscoped(text, tenant=tenant) == v
     with pytest.raises(DomainError) as err:
-        selectors.version_by_reference(f"qualify-lead:1.0.0#{'a' * 64}", tenant="acme")
+        selectors.version_by_reference_unscoped(f"qualify-lead:1.0.0#{'a' * 64}", tenant="acme")
     assert err.value.field == "sha256"
     with pytest.raises(DomainError):
-        selectors.version_by_reference("qualify-lead@1.0", tenant="acme")
+        selectors.version_by_reference_unscoped("qualify-lead@1.0", tenant="acme")
 
 
 def test_lookup_is_one_query(prompt, django_assert_num_queries):
@@ -321,7 +321,9 @@ def test_lookup_is_one_query(prompt, django_assert_num_queries):
     for i in range(5):
         publish(prompt, V1 + str(i), "patch")
     with django_assert_num_queries(1):
-        assert selectors.version_by_reference("qualify-lead@1.0.0", tenant="acme").pk == v.pk
+        assert (
+            selectors.version_by_reference_unscoped("qualify-lead@1.0.0", tenant="acme").pk == v.pk
+        )
 
 
 def test_pack_verification_walks_dependencies(acme, author, prompt_class):
@@ -509,3 +511,56 @@ def test_policy_pack_hash_must_name_a_policy_pack_of_the_tenant(
         prompt, "Qualify {{ x }}!", "minor", metadata={"policy_pack_hash": ours.manifest_sha256}
     )
     assert json.loads(v.manifest)["policy_pack_hash"] == ours.manifest_sha256
+
+
+def test_a_pin_on_another_tenants_version_reads_exactly_as_a_missing_one(
+    acme, globex, author, prompt_class
+):
+    """No platform-shared artifacts exist: a pin across tenants is refused before any lookup,
+    so the refusal neither confirms that the version exists nor shows its hash."""
+    theirs = services.artifact_create(
+        artifact_class=prompt_class, tenant=globex, slug="x", title="Theirs", actor=None
+    )
+    their_v1 = publish(theirs, "Globex secret.", "major")
+    target = services.artifact_create(
+        artifact_class=prompt_class, tenant=acme, slug="reply", title="Reply", actor=author
+    )
+    answers = {}
+    for slug, sha in [
+        ("x", "0" * 64),  # exists, wrong hash: used to answer "pinned to 000… but … has hash"
+        ("x", their_v1.manifest_sha256),  # exists, right hash: used to make the dependency
+        ("ghost", "0" * 64),  # does not exist
+    ]:
+        with pytest.raises(DomainError) as err:
+            publish(target, "Reply.", "major", dependencies=[f"prompt/globex/{slug}:1.0.0#{sha}"])
+        assert err.value.field == "dependencies"
+        answers[(slug, sha)] = err.value.message.replace(f"/{slug}", "/SLUG").replace(sha, "SHA")
+    assert len(set(answers.values())) == 1, answers
+    message = next(iter(answers.values()))
+    assert "No version" in message and their_v1.manifest_sha256[:12] not in message
+    assert not Version.objects.filter(artifact=target).exists()
+
+
+def test_a_platform_administrator_may_not_pin_across_tenants_either(
+    acme, globex, prompt_class, make_user
+):
+    root = make_user("root")
+    root.is_superuser = True
+    root.save(update_fields=["is_superuser"])
+    theirs = services.artifact_create(
+        artifact_class=prompt_class, tenant=globex, slug="x", title="Theirs", actor=None
+    )
+    their_v1 = publish(theirs, "Globex secret.", "major")
+    target = services.artifact_create(
+        artifact_class=prompt_class, tenant=acme, slug="reply", title="Reply", actor=None
+    )
+    with pytest.raises(DomainError) as err:
+        services.version_publish(
+            artifact=target,
+            content=services.Content(text="Reply."),
+            impact="major",
+            reason="x",
+            actor=root,
+            dependencies=[their_v1.pinned],
+        )
+    assert "No version" in err.value.message

@@ -113,7 +113,7 @@ def open_and_approve_second(people: dict[str, Any], monkeypatch: Any) -> str:
     run("changes", "submit", reference, "--as", "author")
     from reviews import selectors, services
 
-    change = selectors.change_by_reference(reference)
+    change = selectors.change_by_reference_unscoped(reference)
     services.evidence_attach(
         change=change, actor=None, version="qualify-lead@1.1.0", metrics={"safety": 0.95}
     )

@@ -67,8 +67,8 @@ def test_open_records_items_hashes_and_event(open_change: Any, prompt_v1: Any) -
 def test_numbers_are_sequential_and_readable(open_change: Any, prompt_v1: Any) -> None:
     first, second = open_change(prompt_v1), open_change(prompt_v1)
     assert second.number == first.number + 1
-    assert selectors.change_by_reference(second.reference) == second
-    assert selectors.change_by_reference(second.reference.lower()) == second
+    assert selectors.change_by_reference_unscoped(second.reference) == second
+    assert selectors.change_by_reference_unscoped(second.reference.lower()) == second
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from governance.choices import WaiverState
 from governance.errors import DomainError
 from governance.management.base import ActionCommand
 from governance.models import Waiver
-from governance.selectors import all_waivers, waiver_by_reference, waivers_matching
+from governance.selectors import all_waivers, waiver_by_reference_unscoped, waivers_matching
 from governance.services import (
     governance_sweep,
     waiver_countersign,
@@ -34,7 +34,7 @@ from registry import selectors as registry_selectors
 from registry import services as registry_services
 from registry.models import Artifact
 from reviews.choices import CheckKind
-from reviews.selectors import change_by_reference
+from reviews.selectors import change_by_reference_unscoped
 
 
 def _when(text: str, field: str) -> datetime:
@@ -69,7 +69,7 @@ def _artifact(text: str) -> Artifact:
     ref = registry_selectors.parse(text)
     if ref.class_slug is None or ref.tenant is None or ref.version is not None:
         raise DomainError(f"Name the artifact as CLASS/TENANT/SLUG, not '{text}'.")
-    return registry_selectors.artifact_by_path(ref.class_slug, ref.tenant, ref.slug)
+    return registry_selectors.artifact_by_path_unscoped(ref.class_slug, ref.tenant, ref.slug)
 
 
 def _scope(waiver: Waiver) -> str:
@@ -196,7 +196,7 @@ class Command(ActionCommand):
     def _waiver_grant(self, o: dict[str, Any]) -> None:
         tenant = tenant_by_slug(o["tenant"])
         actor = self._actor(o)
-        change = _as("change", change_by_reference, o["change"]) if o["change"] else None
+        change = _as("change", change_by_reference_unscoped, o["change"]) if o["change"] else None
         artifacts = [_as("artifact", _artifact, text) for text in o["artifacts"] or []]
         waiver = waiver_grant(
             tenant=tenant,
@@ -214,7 +214,7 @@ class Command(ActionCommand):
         self._report(waiver, "granted")
 
     def _waiver_renew(self, o: dict[str, Any]) -> None:
-        old = waiver_by_reference(o["ref"])
+        old = waiver_by_reference_unscoped(o["ref"])
         renewal = waiver_renew(
             waiver=old,
             actor=self._actor(o),
@@ -227,13 +227,13 @@ class Command(ActionCommand):
 
     def _waiver_revoke(self, o: dict[str, Any]) -> None:
         waiver = waiver_revoke(
-            waiver=waiver_by_reference(o["ref"]), actor=self._actor(o), reason=o["reason"]
+            waiver=waiver_by_reference_unscoped(o["ref"]), actor=self._actor(o), reason=o["reason"]
         )
         self._report(waiver, "revoked")
 
     def _waiver_countersign(self, o: dict[str, Any]) -> None:
         actor = self._actor(o)
-        waiver = waiver_countersign(waiver=waiver_by_reference(o["ref"]), actor=actor)
+        waiver = waiver_countersign(waiver=waiver_by_reference_unscoped(o["ref"]), actor=actor)
         self._report(waiver, f"countersigned by {actor.username}")
 
     def _report(self, waiver: Waiver, what: str) -> None:
@@ -248,7 +248,7 @@ class Command(ActionCommand):
     # --- versions ---------------------------------------------------------------------------
 
     def do_deprecate(self, o: dict[str, Any]) -> None:
-        version = registry_selectors.version_by_reference(o["ref"])
+        version = registry_selectors.version_by_reference_unscoped(o["ref"])
         replacement = o["replacement"].strip()
         if replacement and not any(mark in replacement for mark in "/@:"):
             replacement = f"{version.artifact.path}/{replacement}"  # a version of this artifact
@@ -266,7 +266,7 @@ class Command(ActionCommand):
         )
 
     def do_retire(self, o: dict[str, Any]) -> None:
-        version = registry_selectors.version_by_reference(o["ref"])
+        version = registry_selectors.version_by_reference_unscoped(o["ref"])
         retirement = registry_services.version_retire(
             version=version, rationale=o["rationale"], actor=self._actor(o)
         )

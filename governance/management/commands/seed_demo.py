@@ -335,7 +335,7 @@ class Command(BaseCommand):
         )
 
         def ref(text: str) -> Any:
-            return registry_selectors.version_by_reference(text, tenant="acme")
+            return registry_selectors.version_by_reference_unscoped(text, tenant="acme")
 
         def opened(proposed: list[Any], title: str, by: Any = author, **kw: Any) -> Any:
             change = reviews.change_create(
@@ -349,7 +349,7 @@ class Command(BaseCommand):
             return change
 
         # Metadata of the prompts pins the model they were evaluated with.
-        prompt = registry_selectors.artifact_by_path("prompt", "acme", "qualify-lead")
+        prompt = registry_selectors.artifact_by_path_unscoped("prompt", "acme", "qualify-lead")
         pins = PINS
         for number, text in (
             (
@@ -493,7 +493,7 @@ class Command(BaseCommand):
         change = opened([ref("qualify-lead@2.0.1")], "Shorter lead qualification answers")
         evaluate(change, ref("qualify-lead@2.0.1"), 0.97, 0.92)
         submitted(change, author)  # waits on a reviewer and an administrator
-        tone = registry_selectors.artifact_by_path("prompt-template", "acme", "brand-tone")
+        tone = registry_selectors.artifact_by_path_unscoped("prompt-template", "acme", "brand-tone")
         tone2, _ = registry.version_publish(
             artifact=tone,
             content=registry.Content(

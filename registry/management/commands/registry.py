@@ -28,7 +28,7 @@ def _parts(path: str) -> list[str]:
 
 
 def _artifact(path: str) -> Artifact:
-    return selectors.artifact_by_path(*_parts(path))
+    return selectors.artifact_by_path_unscoped(*_parts(path))
 
 
 def _artifact_create(path: str, o: dict[str, Any]) -> Artifact:
@@ -206,7 +206,7 @@ class Command(ActionCommand):
             self.stdout.write(f"  {change.impact.label}: {change.description}")
 
     def do_show(self, o: dict[str, Any]) -> None:
-        version = selectors.version_by_reference(o["ref"], tenant=o["tenant"])
+        version = selectors.version_by_reference_unscoped(o["ref"], tenant=o["tenant"])
         self.stdout.write(json.dumps(json.loads(bytes(version.manifest)), indent=2, sort_keys=True))
         # stdout stays the manifest (JSON a script can read); what it is goes to stderr
         active = "active" if selectors.is_active(version) else "not active"
@@ -233,7 +233,7 @@ class Command(ActionCommand):
     def do_verify(self, o: dict[str, Any]) -> None:
         if o["refs"]:
             versions: Any = [
-                selectors.version_by_reference(r, tenant=o["tenant"]) for r in o["refs"]
+                selectors.version_by_reference_unscoped(r, tenant=o["tenant"]) for r in o["refs"]
             ]
         else:
             versions = Version.objects.select_related(

@@ -110,7 +110,7 @@ class Command(ActionCommand):
             )
 
     def do_show(self, o: dict[str, Any]) -> None:
-        change = selectors.change_by_reference(o["ref"])
+        change = selectors.change_by_reference_unscoped(o["ref"])
         out = self.stdout.write
         out(
             f"{change.reference} [{change.status}] {change.title}"
@@ -155,19 +155,21 @@ class Command(ActionCommand):
 
     def do_submit(self, o: dict[str, Any]) -> None:
         change = services.change_submit(
-            change=selectors.change_by_reference(o["ref"]), actor=self._actor(o)
+            change=selectors.change_by_reference_unscoped(o["ref"]), actor=self._actor(o)
         )
         self.stdout.write(f"{change.reference} submitted; needs {', '.join(change.requirements)}")
 
     def do_withdraw(self, o: dict[str, Any]) -> None:
         change = services.change_withdraw(
-            change=selectors.change_by_reference(o["ref"]), actor=self._actor(o), reason=o["reason"]
+            change=selectors.change_by_reference_unscoped(o["ref"]),
+            actor=self._actor(o),
+            reason=o["reason"],
         )
         self.stdout.write(f"{change.reference} withdrawn")
 
     def do_promote(self, o: dict[str, Any]) -> None:
         change = services.change_promote(
-            change=selectors.change_by_reference(o["ref"]), actor=self._actor(o)
+            change=selectors.change_by_reference_unscoped(o["ref"]), actor=self._actor(o)
         )
         self.stdout.write(f"{change.reference} promoted")
 
@@ -177,7 +179,7 @@ class Command(ActionCommand):
         if not (actor.is_active and actor.check_password(password)):
             raise PermissionDenied("The password given on standard input is not that user's.")
         approval = services.approval_decide(
-            change=selectors.change_by_reference(o["ref"]),
+            change=selectors.change_by_reference_unscoped(o["ref"]),
             actor=actor,
             decision=decision,
             comment=o["comment"],
@@ -196,7 +198,7 @@ class Command(ActionCommand):
         self._decide(o, "reject")
 
     def do_run_checks(self, o: dict[str, Any]) -> None:
-        change = selectors.change_by_reference(o["ref"])
+        change = selectors.change_by_reference_unscoped(o["ref"])
         pending = CheckRun.objects.filter(change=change, status=CheckStatus.PENDING)
         failed = False
         for run in pending:
@@ -229,7 +231,7 @@ class Command(ActionCommand):
     def do_export(self, o: dict[str, Any]) -> None:
         from reviews.record import signed_record
 
-        change = selectors.change_by_reference(o["ref"])
+        change = selectors.change_by_reference_unscoped(o["ref"])
         text = json.dumps(signed_record(change), indent=2, sort_keys=True)
         if o["out"] == "-":
             self.stdout.write(text)

@@ -21,7 +21,7 @@ CORPUS_CLASS = "golden-corpus"
 
 
 def _version(ref: str, cls: str, tenant: str | None) -> Version:
-    version = selectors.version_by_reference(ref, tenant=tenant)
+    version = selectors.version_by_reference_unscoped(ref, tenant=tenant)
     actual = version.artifact.artifact_class.slug
     if actual != cls:
         raise DomainError(f"{version.path} is a {actual} version, not a {cls}.", field="reference")
