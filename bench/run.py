@@ -136,6 +136,9 @@ def main() -> None:
             LOG_LEVEL="WARNING",
         )
         manage(env, "migrate", "--noinput")
+        # Production settings never make a signing key by themselves: create one the way
+        # an operator does (`make run` too), before anything is signed.
+        manage(env, "keys", "generate", "--if-missing")
         manage(env, "seed_demo", "--quiet-logins")
         token = manage(env, "accounts", "token", "acme-reviewer", "--expires-days", "1").strip()
         port = free_port()
