@@ -217,3 +217,33 @@ def test_an_empty_prompt_or_a_bogus_template_ref_is_a_400_naming_the_field(
     )
     assert bogus.status_code == 400 and "template_refs" in json.dumps(bogus.json())
     assert Version.objects.count() == 0
+
+
+def test_a_dependency_on_another_tenants_version_answers_as_a_missing_one(
+    author, token_client, prompt, globex, prompt_class
+):
+    from registry import services
+
+    theirs = services.artifact_create(
+        artifact_class=prompt_class, tenant=globex, slug="x", title="Theirs", actor=None
+    )
+    their_v1 = publish(theirs, "Globex secret {{ a }}.", "major")
+    client = token_client(author)
+    bodies = {}
+    for slug in ("x", "ghost"):
+        resp = client.post(
+            BASE + "versions/",
+            {
+                "content": V1,
+                "impact": "major",
+                "reason": "x",
+                "dependencies": [f"prompt/globex/{slug}:1.0.0#{'0' * 64}"],
+            },
+            format="json",
+        )
+        assert resp.status_code == 400
+        bodies[slug] = resp.content.decode().replace(f"/{slug}", "/SLUG")
+    assert bodies["x"] == bodies["ghost"]
+    assert their_v1.manifest_sha256[:12] not in bodies["x"]
+    assert json.loads(bodies["x"])["error"]["field"] == "dependencies"
+    assert not Version.objects.filter(artifact=prompt).exists()
