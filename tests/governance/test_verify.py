@@ -416,10 +416,9 @@ def test_payload_bytes_that_are_not_json_fail_cleanly(log):
     expect_failure(9, "payload does not match its signed digest")
 
 
+@pytest.mark.postgres
 def test_postgresql_verifier_parses_no_json_for_rows_that_agree(log, make_user, acme, monkeypatch):
     """The fast path rebuilds each header from its columns; only a row that differs is parsed."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the SQL fast path is PostgreSQL's")
     from governance.events import services
     from governance.events.kinds import EventKind
 
