@@ -79,6 +79,15 @@ def _lock(change: ChangeRequest) -> ChangeRequest:
     )
 
 
+def _open_changes_proposing(version: Version) -> list[Any]:
+    return list(
+        ChangeRequest.objects.filter(items__proposed=version, status__in=EDITABLE_STATES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+
+
 def _require_author_or_admin(change: ChangeRequest, actor: User | None, action: str) -> None:
     permissions.can_act_as_author(actor, change, action).require()
 
@@ -727,14 +736,17 @@ def evidence_attach(
     The report is part of what approvals cover: attaching one after approval voids them,
     and the checks that read evidence run again.
     """
-    change = _lock(change)
     permissions.can_attach_evidence(actor, change).require()
+    target = _resolve_version(change.tenant, version, field="version")
+    # Evidence belongs to the version: the other open changes proposing it are rebound too.
+    # Lock every change this writes at once, by primary key, so two attaches never cross.
+    locked, _ = _lock_changes_and_artifacts({change.pk, *_open_changes_proposing(target)}, set())
+    change = locked[change.pk]
     if change.status not in EDITABLE_STATES:
         raise Conflict(
             f"{change.reference} is {change.get_status_display().lower()}; evidence is closed.",
             field="status",
         )
-    target = _resolve_version(change.tenant, version, field="version")
     if not change.items.filter(proposed=target).exists():
         raise DomainError(f"{target.path} is not proposed in {change.reference}.", field="version")
     if not isinstance(metrics, dict) or not metrics:
@@ -799,16 +811,18 @@ def evidence_attach(
         test_run_ids=list(test_run_ids),
     )
     _rebind(change, actor, before, "new evidence was attached")
-    # Evidence belongs to the version: other open changes proposing it were reviewed
-    # against the old reports, so their approvals are voided and their checks re-run too.
-    others = (
-        ChangeRequest.objects.filter(items__proposed=target, status__in=EDITABLE_STATES)
-        .exclude(pk=change.pk)
-        .order_by("pk")
-        .distinct()
-    )
+    # Other open changes proposing the version were reviewed against the old reports, so
+    # their approvals are voided and their checks re-run too. (Locked above; one that
+    # started proposing it since is locked now, after the others: that is rare.)
+    late = set(_open_changes_proposing(target)) - set(locked)
+    if late:
+        locked.update(_lock_changes_and_artifacts(late, set())[0])
+    others = [
+        other
+        for pk, other in sorted(locked.items())
+        if pk != change.pk and other.status in EDITABLE_STATES
+    ]
     for other in others:
-        other = _lock(other)
         before_other = other.binding_sha256
         other.binding_sha256 = selectors.binding_hash(other)
         other.save(update_fields=["binding_sha256"])

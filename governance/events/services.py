@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from governance import merkle
 from governance.errors import DomainError
+from governance.events import deferral, selectors
 from governance.events import keys as keystore
-from governance.events import selectors
 from governance.events.context import current_channel
 from governance.events.kinds import EventKind
 from governance.events.models import (
@@ -99,25 +99,36 @@ def event_record(
     payload: dict[str, Any] | None = None,
     via: str | None = None,
 ) -> Event:
-    """Append one event to the log, inside the caller's transaction.
+    """Append one event to the log, in the caller's transaction, when that transaction ends.
 
-    Locks the chain head (an advisory lock and ``SELECT ... FOR UPDATE`` on
-    PostgreSQL; SQLite's write lock does the same), so concurrent appends never
-    fork the chain or leave a gap; a rolled-back caller takes its event with it.
+    The event is checked and prepared now; it is appended when the outermost service
+    transaction is about to commit (``governance.events.deferral``), so the log's lock
+    is the last lock every transaction takes. Appending locks the chain head (an advisory
+    lock and ``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write lock does the same),
+    so concurrent appends never fork the chain or leave a gap; a rolled-back caller takes
+    its event with it. The returned event gets its ``seq`` and hashes when it is appended.
     """
     return events_record([EventSpec(kind, actor, tenant, subject, payload, via)])[0]
 
 
 def events_record(specs: Sequence[EventSpec]) -> list[Event]:
-    """Append several events in order under one lock of the chain head.
+    """Append several events in order, at the end of the caller's transaction (see ``event_record``)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_record must be called inside the transaction of its state change")
+    drafts = [_draft(spec) for spec in specs]
+    deferral.defer(connection, drafts, _append)
+    return [event for event, _, _ in drafts]
+
+
+def _append(drafts: Sequence[tuple[Event, bytes, bytes]]) -> None:
+    """Append prepared events in order under one lock of the chain head.
 
     This is the hottest write path of the product, so it talks SQL directly: one
     locked read of the head, then one statement that inserts every event and moves
     the head (PostgreSQL; SQLite takes a statement per row).
     """
-    if not connection.in_atomic_block:
-        raise RuntimeError("event_record must be called inside the transaction of its state change")
-    drafts = [_draft(spec) for spec in specs]
+    if not drafts:
+        return
     head_seq, head_hash, kid = _lock_head()
     if not kid:
         # First append since the head was (re)created: find the key (in development this may
@@ -129,7 +140,6 @@ def events_record(specs: Sequence[EventSpec]) -> list[Event]:
     for event, before, after in drafts:
         head_seq += 1
         event.seq = head_seq
-        event.time = timezone.now()
         event.header = b'%s,"prev":"%s","seq":%d,%s,"time":"%s","v":1}' % (
             before,
             head_hash.encode(),
@@ -144,7 +154,6 @@ def events_record(specs: Sequence[EventSpec]) -> list[Event]:
         head_hash = event.entry_hash
         events.append(event)
     _insert_and_advance(events)
-    return events
 
 
 def _draft(spec: EventSpec) -> tuple[Event, bytes, bytes]:
@@ -193,6 +202,9 @@ def _draft(spec: EventSpec) -> tuple[Event, bytes, bytes]:
         subject_label=subject_label,
         payload=payload,
         payload_bytes=payload_bytes,
+        # When the service recorded it, not when its transaction ended and appended it: the
+        # time agrees with the rows the same change wrote.
+        time=timezone.now(),
     )
     return event, before, after
 
@@ -299,11 +311,24 @@ def key_rotate(*, actor: Any | None) -> SigningKey:
         )
     keystore.private_key(old.kid)  # fail before writing anything if the old key is not here
     kid, pub = keystore.write_new_key()
-    event_record(
-        kind=EventKind.SIGNING_KEY_ROTATED,
-        actor=actor,
-        subject=("governance.signingkey", kid, kid),
-        payload={"old_kid": old.kid, "new_kid": kid, "new_public_key": pub, "algorithm": "ed25519"},
+    # Appended now, not at the end: the old key, still the head's, must sign it. Every row
+    # this takes afterwards (the keys, the head) is locked already.
+    _append(
+        [
+            _draft(
+                EventSpec(
+                    EventKind.SIGNING_KEY_ROTATED,
+                    actor,
+                    subject=("governance.signingkey", kid, kid),
+                    payload={
+                        "old_kid": old.kid,
+                        "new_kid": kid,
+                        "new_public_key": pub,
+                        "algorithm": "ed25519",
+                    },
+                )
+            )
+        ]
     )
     SigningKey.objects.filter(pk=old.pk).update(
         status=SigningKey.Status.RETIRED, retired_at=timezone.now()
