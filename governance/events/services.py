@@ -42,6 +42,9 @@ Subject = Model | tuple[str, str, str] | None
 #: PostgreSQL advisory lock key that serialises appends ("gov-log" as an int).
 APPEND_LOCK_ID = 0x676F762D6C6F67
 
+#: Events per INSERT when a transaction appends many at its end.
+APPEND_BATCH = 1000
+
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -153,7 +156,10 @@ def _append(drafts: Sequence[tuple[Event, bytes, bytes]]) -> None:
         event.signature = keystore.sign(kid, bytes.fromhex(event.entry_hash))
         head_hash = event.entry_hash
         events.append(event)
-    _insert_and_advance(events)
+    # A transaction may have recorded thousands (a seed, an import): a statement holds at
+    # most APPEND_BATCH of them, well inside PostgreSQL's 65,535 parameters.
+    for start in range(0, len(events), APPEND_BATCH):
+        _insert_and_advance(events[start : start + APPEND_BATCH])
 
 
 def _draft(spec: EventSpec) -> tuple[Event, bytes, bytes]:

@@ -182,3 +182,16 @@ def test_every_service_takes_the_log_lock_last(acme: Any, people: dict[str, Any]
         lambda: registry.deprecations_remove_due(now=timezone.now() + timedelta(days=8))
     )
     assert verify_database().ok
+
+
+def test_a_transaction_with_thousands_of_events_appends_them_all(head: int) -> None:
+    """More than one statement's worth (PostgreSQL takes at most 65,535 parameters)."""
+    count = events.APPEND_BATCH * 2 + 500
+    with transaction.atomic():
+        for i in range(count):
+            event_record(kind=EventKind.TENANT_CREATED, actor=None, payload={"i": i})
+    seqs = list(Event.objects.filter(seq__gt=head).order_by("seq").values_list("seq", "payload"))
+    assert [s for s, _ in seqs] == list(range(head + 1, head + count + 1))
+    assert [p["i"] for _, p in seqs] == list(range(count))
+    assert EventChainHead.objects.get().seq == head + count
+    assert verify_database().ok

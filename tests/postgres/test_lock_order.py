@@ -98,7 +98,8 @@ def report(results: list[list[str]]) -> str:
 
 
 def approved_change(acme: Any, people: dict[str, Any], versions: list[Version]) -> ChangeRequest:
-    """Scorecards need no evidence and one check (pack verification): a cheap approved change."""
+    """A cheap approved change: scorecards need no evidence and one check (pack verification),
+    and the tenant's policy (``one_approval``) asks for one reviewer."""
     change = services.change_create(
         tenant=acme,
         actor=people["author"],
@@ -109,8 +110,7 @@ def approved_change(acme: Any, people: dict[str, Any], versions: list[Version]) 
     services.change_submit(change=change, actor=people["author"])
     for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
         services.check_execute(run=run)
-    for who in ("reviewer", "admin"):
-        services.approval_decide(change=change, actor=people[who], decision="approve")
+    services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
     return change
 
 
@@ -168,8 +168,18 @@ def publish_later(artifact: Artifact, i: int) -> Version:
     return new_version(artifact, f"during {i}")
 
 
+@pytest.fixture
+def one_approval(acme: Any) -> None:
+    services.approval_policy_update(
+        tenant=acme,
+        rules={"rules": [{"name": "Any change", "when": {}, "require": ["reviewer"]}]},
+        reason="Lock-order tests: the fewest approvals",
+        actor=None,
+    )
+
+
 def test_two_promotions_with_overlapping_artifacts_and_a_publish_during_them(
-    acme: Any, people: dict[str, Any]
+    acme: Any, people: dict[str, Any], one_approval: None
 ) -> None:
     """Three processes per try: two promotions of changes proposing versions of the same two
     artifacts (items in opposite orders) and a publish to one of those artifacts. The setup
