@@ -15,7 +15,7 @@ from django.db.models import Prefetch, prefetch_related_objects
 from governance.errors import DomainError
 from governance.events.kinds import EventKind
 from governance.events.models import Event, SigningKey
-from governance.events.services import canonical
+from governance.events.services import canonical, events_pending
 from registry.choices import ContentKind
 from registry.models import Version, VersionDependency
 from registry.storage import blob_exists, blob_path
@@ -172,6 +172,9 @@ def _without_event(versions: Sequence[Version]) -> Version | None:
         ).values_list("subject_id", "payload_bytes")
         for subject_id, payload in rows:
             published.add((subject_id, _signed_publication(bytes(payload))[1]))
+    for event in events_pending():  # published earlier in this transaction, appended at its end
+        if event.kind == EventKind.ARTIFACT_VERSION_PUBLISHED:
+            published.add((event.subject_id, _signed_publication(bytes(event.payload_bytes))[1]))
     for version in versions:
         if (str(version.pk), version.manifest_sha256) not in published:
             return version

@@ -11,6 +11,9 @@ raised at the call) and keeps it on the connection; the events are appended, in 
 they were recorded and under one lock of the chain head, when the outermost service
 transaction is about to commit. A block that rolls back (to its savepoint or entirely)
 takes the events recorded inside it with it. No service has to remember anything.
+A reader that must see the log as the transaction will commit it (pack verification
+looking for a version's ``version_published`` event in a seed that publishes and
+verifies in one transaction) adds ``events_pending()`` to what it reads.
 
 "Outermost" means the outermost ``transaction.atomic`` block, not counting the blocks a
 Django test case wraps around each test (``_from_testcase``), so tests see a service's
@@ -47,6 +50,11 @@ def pending(connection: BaseDatabaseWrapper) -> Pending:
         state = Pending()
         setattr(connection, _KEY, state)
     return state
+
+
+def pending_events(connection: BaseDatabaseWrapper) -> list[Any]:
+    """This transaction's recorded events that are not in the log yet (in recording order)."""
+    return [draft[0] for _, draft in pending(connection).items]
 
 
 def _outside(connection: BaseDatabaseWrapper) -> int:

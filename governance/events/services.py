@@ -123,6 +123,11 @@ def events_record(specs: Sequence[EventSpec]) -> list[Event]:
     return [event for event, _, _ in drafts]
 
 
+def events_pending() -> list[Event]:
+    """Events this transaction recorded that will be appended when it ends (not in the table yet)."""
+    return deferral.pending_events(connection)
+
+
 def _append(drafts: Sequence[tuple[Event, bytes, bytes]]) -> None:
     """Append prepared events in order under one lock of the chain head.
 

@@ -195,3 +195,21 @@ def test_a_transaction_with_thousands_of_events_appends_them_all(head: int) -> N
     assert [p["i"] for _, p in seqs] == list(range(count))
     assert EventChainHead.objects.get().seq == head + count
     assert verify_database().ok
+
+
+def test_pack_verification_counts_a_publication_earlier_in_the_same_transaction(
+    acme: Any,
+) -> None:
+    """Its event is not in the table until the transaction ends, but it will be (the seed)."""
+    from registry import services as registry
+    from registry.verification import verify_versions
+    from tests.reviews.conftest import make_artifact, publish
+
+    registry.install_builtin_classes()
+    with transaction.atomic():
+        card = make_artifact(acme, "scorecard", "card")
+        version = publish(card, data={"run": 1})
+        assert not Event.objects.filter(kind=EventKind.ARTIFACT_VERSION_PUBLISHED).exists()
+        checked, failure = verify_versions([version])
+        assert (checked, failure) == (1, None)
+    assert verify_versions([version]) == (1, None)
