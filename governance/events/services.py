@@ -482,27 +482,7 @@ def _entries_with_column_check(
 
     slugs = dict(Tenant.objects.values_list("id", "slug"))
     current: dict[int, tuple[Any, ...]] = {}
-    rows = (
-        Event.objects.order_by("seq")
-        .filter(seq__gte=from_seq)
-        .values_list(
-            "seq",
-            "header",
-            "payload_bytes",
-            "entry_hash",
-            "key_id",
-            "signature",
-            "time",
-            "kind",
-            "tenant_id",
-            "actor_id",
-            "actor_name",
-            "subject_type",
-            "subject_id",
-            "payload",
-            "prev_hash",
-        )
-    )
+    rows = Event.objects.order_by("seq").filter(seq__gte=from_seq).values_list(*_CHECKED_COLUMNS)
 
     def entries() -> Iterator[Entry]:
         for row in rows.iterator(chunk_size=5000):
