@@ -422,7 +422,7 @@ def test_postgresql_verifier_parses_no_json_for_rows_that_agree(log, make_user, 
     from governance.events import services
     from governance.events.kinds import EventKind
 
-    boss = make_user("zoë-\"o'neil\"\\", acme="administrator")
+    boss = make_user('zoë-"o\'neil"\\', acme="administrator")
     with transaction.atomic():
         services.event_record(
             kind=EventKind.ROLE_GRANTED,
