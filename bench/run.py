@@ -3,7 +3,9 @@
 Workload 1 (foundation): an authenticated JSON API endpoint (`/api/v1/me/`,
 bearer token, database reads, DRF rendering) against a bare Django view
 (`/healthz`, no database) on the same gunicorn config. Prints requests/s of
-both and their ratio. Later issues add their workloads to WORKLOADS.
+both and their ratio. Workload 2 (runtime): unversioned resolution
+(`/api/v1/resolve/?ref=prompt/acme/support-reply`, the active version), what a
+production service asks on every cache miss.
 
 Everything runs on 127.0.0.1 against a throwaway SQLite database; the request
 loops are bounded by count and time and stop by themselves.
@@ -167,6 +169,11 @@ def main() -> None:
                     "/api/v1/me/",
                     {**forwarded, "Authorization": f"Bearer {token}"},
                 ),
+                # What production asks: the active version of an artifact, no version named.
+                "resolve GET /api/v1/resolve/?ref=...": (
+                    "/api/v1/resolve/?ref=prompt/acme/support-reply",
+                    {**forwarded, "Authorization": f"Bearer {token}"},
+                ),
             }
             results = {}
             for name, (path, headers) in workloads.items():
@@ -184,8 +191,8 @@ def main() -> None:
     print(f"{'workload':<40} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}")
     for name, r in results.items():
         print(f"{name:<40} {r['rps']:>8} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['errors']:>7}")
-    bare, api = (results[k]["rps"] for k in workloads)
-    print(f"ratio API / bare: {api / bare:.2f}")
+    bare, api, resolve = (results[k]["rps"] for k in workloads)
+    print(f"ratio API / bare: {api / bare:.2f}; resolve / bare: {resolve / bare:.2f}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
