@@ -398,8 +398,10 @@ def column_problem(event: Event) -> str | None:
         event.tenant_id,
         event.actor_id,
         event.actor_name,
+        event.via,
         event.subject_type,
         event.subject_id,
+        event.subject_label,
         event.payload,
         event.prev_hash,
     )
@@ -415,7 +417,8 @@ def _header_problem(
     tenant: str | None,
     actor_id: str | None,
     actor_name: str,
-    subject: tuple[str, str],
+    via: str,
+    subject: tuple[str, str, str],
     prev_hash: str,
 ) -> str | None:
     """What differs between the signed header and the columns (already in the header's terms)."""
@@ -430,14 +433,19 @@ def _header_problem(
         if header["tenant"] != tenant:
             return "tenant column differs from the signed entry"
         actor = header["actor"]
-        if actor["id"] != actor_id or (actor["name"] or "") != actor_name:
+        if (
+            actor["id"] != actor_id
+            or (actor["name"] or "") != actor_name
+            or (actor.get("via") or "") != via
+        ):
             return "actor columns differ from the signed entry"
-        signed_subject = header["subject"] or {"type": "", "id": ""}
-        if (signed_subject["type"], signed_subject["id"]) != subject:
+        signed_subject = header["subject"] or {}
+        signed = tuple(signed_subject.get(k) or "" for k in ("type", "id", "label"))
+        if signed != subject:
             return "subject columns differ from the signed entry"
         if header["prev"] != prev_hash:
             return "previous-hash column differs from the signed entry"
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return "the signed entry is not an event header"
     return None
 
@@ -456,7 +464,20 @@ def _payload_problem(payload_bytes: bytes, payload: Any) -> str | None:
 def _compare(
     header_bytes: bytes, payload_bytes: bytes, row: tuple[Any, ...], slugs: dict[Any, str]
 ) -> str | None:
-    _, time, kind, tenant_id, actor_id, actor_name, s_type, s_id, payload, prev_hash = row
+    (
+        _,
+        time,
+        kind,
+        tenant_id,
+        actor_id,
+        actor_name,
+        via,
+        s_type,
+        s_id,
+        s_label,
+        payload,
+        prev_hash,
+    ) = row
     return _header_problem(
         header_bytes,
         kind=kind,
@@ -464,7 +485,8 @@ def _compare(
         tenant=slugs.get(tenant_id) if tenant_id else None,
         actor_id=str(actor_id) if actor_id else None,
         actor_name=actor_name,
-        subject=(s_type, s_id),
+        via=via,
+        subject=(s_type, s_id, s_label),
         prev_hash=prev_hash,
     ) or _payload_problem(payload_bytes, payload)
 
@@ -515,8 +537,10 @@ _CHECKED_COLUMNS = (
     "tenant_id",
     "actor_id",
     "actor_name",
+    "via",
     "subject_type",
     "subject_id",
+    "subject_label",
     "payload",
     "prev_hash",
 )
@@ -537,8 +561,10 @@ SELECT p.seq, p.header, p.payload_bytes, p.entry_hash, p.key_id, p.signature, CO
     AND (p.signed ->> 'tenant') IS NOT DISTINCT FROM t.slug
     AND (p.signed -> 'actor' ->> 'id') IS NOT DISTINCT FROM p.actor_id::text
     AND COALESCE(p.signed -> 'actor' ->> 'name', '') = p.actor_name
+    AND COALESCE(p.signed -> 'actor' ->> 'via', '') = p.via
     AND COALESCE(p.signed -> 'subject' ->> 'type', '') = p.subject_type
     AND COALESCE(p.signed -> 'subject' ->> 'id', '') = p.subject_id
+    AND COALESCE(p.signed -> 'subject' ->> 'label', '') = p.subject_label
     AND (p.signed ->> 'prev') = p.prev_hash
     AND p.payload = convert_from(p.payload_bytes, 'UTF8')::jsonb,
     false)

@@ -409,6 +409,46 @@ def test_altered_subject_column(log):
     expect_failure(event.seq, "subject columns differ")
 
 
+@pytest.mark.parametrize(
+    ("column", "reason"),
+    [("via", "actor columns differ"), ("subject_label", "subject columns differ")],
+)
+def test_altered_via_and_subject_label_columns(log, column, reason):
+    """The channel (``via``) and the subject's label are signed too: a rewritten column fails
+    (on SQLite through the generic comparison, on PostgreSQL through the SQL one)."""
+    from governance.events.services import column_problem
+
+    event = Event.objects.exclude(subject_type="").exclude(via="").order_by("seq").first()
+    assert event is not None
+    assert column_problem(event) is None
+    tamper(f"UPDATE governance_event SET {column} = %s WHERE seq = %s", ["forged", event.seq])  # noqa: S608
+    assert reason in (column_problem(Event.objects.get(seq=event.seq)) or "")
+    expect_failure(event.seq, reason)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("column", ["via", "subject_label"])
+def test_postgresql_sql_comparison_flags_altered_via_and_subject_label(log, column, monkeypatch):
+    """The fast path's SQL itself finds the rewritten column: that row, and only that row, is
+    handed to ``_compare`` (which would otherwise never see it)."""
+    from governance.events import services
+
+    event = Event.objects.exclude(subject_type="").exclude(via="").order_by("seq").first()
+    assert event is not None
+    tamper(f"UPDATE governance_event SET {column} = %s WHERE seq = %s", ["forged", event.seq])  # noqa: S608
+    rechecked: list[int] = []
+    original = services._compare
+
+    def counting(header: bytes, payload: bytes, row: tuple[Any, ...], slugs: Any) -> Any:
+        rechecked.append(row[0])
+        return original(header, payload, row, slugs)
+
+    monkeypatch.setattr(services, "_compare", counting)
+    result = verify_database()
+    assert not result.ok and result.first_bad_seq == event.seq
+    assert rechecked == [event.seq]
+
+
 def test_payload_bytes_that_are_not_json_fail_cleanly(log):
     """On PostgreSQL the verifier compares payloads in SQL; bytes that are not UTF-8 JSON must
     not break the query but be reported where they are."""
