@@ -887,20 +887,38 @@ def _follow_active(
     """Open changes on artifacts whose active version moved now name the new one as current.
 
     What they replace is part of what their approvals cover, so those are voided and the
-    review reopens (as when evidence changes); a draft simply shows the new current version.
+    review reopens (as when evidence changes). Every rebound change, a draft too, records
+    ``change_request.rebound`` (old and new current version, and why) in its own timeline.
     """
     for other in others:
         if other.status not in EDITABLE_STATES:
             continue  # decided meanwhile
-        touched = False
+        rebound = []
         for artifact_id, active in moved.items():
-            touched |= bool(
+            stale = list(
                 ChangeItem.objects.filter(change=other, artifact_id=artifact_id)
                 .exclude(current=active)
-                .update(current=active)
+                .select_related(
+                    "artifact__artifact_class",
+                    "artifact__tenant",
+                    "current__artifact__artifact_class",
+                    "current__artifact__tenant",
+                )
             )
-        if not touched:
+            if not stale:
+                continue
+            ChangeItem.objects.filter(pk__in=[i.pk for i in stale]).update(current=active)
+            rebound += [
+                {
+                    "artifact": item.artifact.path,
+                    "from": _version_ref(item.current),
+                    "to": _version_ref(active),
+                }
+                for item in stale
+            ]
+        if not rebound:
             continue
+        _record(EventKind.CHANGE_REQUEST_REBOUND, other, actor, reason=why, items=rebound)
         before = other.binding_sha256
         other.binding_sha256 = selectors.binding_hash(other)
         other.save(update_fields=["binding_sha256"])
@@ -1061,6 +1079,10 @@ def _restorable(to: Version, override_reason: str) -> Deprecation | None:
     return deprecation
 
 
+#: The code of rollback's refusal of a first promotion (the API names the safety switch).
+NOTHING_TO_ROLL_BACK_TO = "nothing_to_roll_back_to"
+
+
 def _mark_rolled_back(change: ChangeRequest | None, actor: User | None, now: Any) -> None:
     if change is None or change.status != ChangeStatus.PROMOTED:
         return
@@ -1157,6 +1179,7 @@ def rollback(
                 f"{held.path} has no earlier promoted version to go back to; to take it out of "
                 "service, deactivate it (the safety switch).",
                 field="target",
+                code=NOTHING_TO_ROLL_BACK_TO,
             )
         steps.append((held, before, back_to))
     overrides = {v.pk: _restorable(v, override_reason) for _, _, v in steps}
@@ -1290,6 +1313,48 @@ def artifact_deactivate(*, artifact: Artifact, actor: User | None, reason: str) 
         f"{artifact.path} was deactivated: it has no active version now",
     )
     return activation
+
+
+@transaction.atomic
+def change_switch_off(
+    *, change: ChangeRequest, actor: User | None, reason: str
+) -> list[Activation]:
+    """The safety switch for a whole promoted change, from its page.
+
+    For a first promotion, which rollback cannot undo (no earlier promoted version):
+    every artifact still serving a version this change made active is left with no
+    active version by ``artifact_deactivate`` (one ``artifact.deactivated`` event each),
+    all in one transaction, and the change then reads "rolled back". Administrators of
+    the tenant only (``can_deactivate``, checked for every artifact before any write).
+    """
+    reason = _text(reason, "reason", required=True, limit=2000)
+    artifact_ids = set(change.items.values_list("artifact_id", flat=True))
+    others = _open_changes_on(artifact_ids, exclude={change.pk})
+    # The one lock order (changes, then artifacts); each artifact_deactivate below re-takes
+    # locks this transaction already holds.
+    changes, artifacts = _lock_changes_and_artifacts({change.pk, *others}, artifact_ids)
+    change = changes[change.pk]
+    for artifact in artifacts.values():
+        permissions.can_deactivate(actor, artifact).require()
+    if change.status != ChangeStatus.PROMOTED:
+        raise Conflict(
+            f"{change.reference} is {change.get_status_display().lower()}; only a promoted "
+            "change can be switched off.",
+            field="status",
+        )
+    live = sorted(
+        {
+            item.artifact_id
+            for item in change.items.all()
+            if artifacts[item.artifact_id].active_version_id == item.proposed_id
+        },
+        key=str,
+    )
+    if not live:
+        raise Conflict(
+            f"None of the versions {change.reference} made active is active now.", field="status"
+        )
+    return [artifact_deactivate(artifact=artifacts[pk], actor=actor, reason=reason) for pk in live]
 
 
 # --- policy and gates ------------------------------------------------------------------

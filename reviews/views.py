@@ -67,7 +67,17 @@ MY_CHANGES_LIMIT = 20
 #: "Waiting for you" shows this many rows, says how many there are and links to the full list.
 MY_REVIEWS_LIMIT = 25
 ACTIONS = frozenset(
-    {"submit", "approve", "reject", "withdraw", "promote", "rerun", "comment", "postmortem"}
+    {
+        "submit",
+        "approve",
+        "reject",
+        "withdraw",
+        "promote",
+        "rerun",
+        "comment",
+        "postmortem",
+        "switch-off",
+    }
 )
 #: States in which the author still has something to do or wait for.
 AUTHOR_OPEN_STATES = (
@@ -449,6 +459,21 @@ def _may_record_postmortem(
     return bool(permissions.can_record_postmortem(user, change, roles=roles, owners=owners))
 
 
+def _may_switch_off(
+    change: ChangeRequest, user: User, roles: set[str], items: list[ChangeItem]
+) -> bool:
+    """A promoted change that rollback cannot undo: a version it made active (still active)
+    replaced nothing. Offered to whom ``permissions.can_deactivate`` allows, for every artifact."""
+    if change.status != ChangeStatus.PROMOTED:
+        return False
+    first = [
+        i for i in items if i.current_id is None and i.artifact.active_version_id == i.proposed_id
+    ]
+    return bool(first) and all(
+        permissions.can_deactivate(user, i.artifact, roles=roles) for i in items
+    )
+
+
 def _gate_tables(run: Any) -> list[tuple[str, dict[str, Any]]]:
     result = getattr(run, "result", None)
     if not isinstance(result, dict):
@@ -463,6 +488,7 @@ def _change_page(
     decide_form: DecisionForm | None = None,
     comment_form: CommentForm | None = None,
     postmortem_form: PostmortemForm | None = None,
+    switch_off_form: DeactivateForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     user = _user(request)
@@ -522,6 +548,9 @@ def _change_page(
             "can_withdraw": actions.withdraw,
             "can_promote": actions.promote,
             "can_rerun": actions.rerun_checks,
+            "switch_off_form": (switch_off_form or DeactivateForm())
+            if _may_switch_off(change, user, roles, items)
+            else None,
             "reauth_fresh": reauth.recently_confirmed(request),
         },
         status=status,
@@ -606,6 +635,8 @@ def _simple_action(request: HttpRequest, change: ChangeRequest, action: str) -> 
         return redirect(f"{change.get_absolute_url()}#comments")
     if action == "postmortem":
         return _record_postmortem(request, change)
+    if action == "switch-off":
+        return _switch_off(request, change)
     try:
         if action == "submit":
             services.change_submit(change=change, actor=user)
@@ -633,6 +664,28 @@ def _simple_action(request: HttpRequest, change: ChangeRequest, action: str) -> 
         messages.error(request, exc.message)
         return _change_page(request, change, status=exc.status_code)
     messages.success(request, text)
+    return redirect(change)
+
+
+def _switch_off(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
+    """The safety switch for a first promotion, from the change page (as rollback is)."""
+    form = DeactivateForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"Why switch it off: {error}")
+        return _change_page(request, change, switch_off_form=form, status=400)
+    try:
+        off = services.change_switch_off(
+            change=change, actor=_user(request), reason=form.cleaned_data["reason"]
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return _change_page(request, change, switch_off_form=form, status=exc.status_code)
+    paths = ", ".join(a.artifact.path for a in off)
+    messages.success(
+        request, f"Switched {paths} off: no version is active; {change.reference} is rolled back."
+    )
     return redirect(change)
 
 

@@ -36,6 +36,7 @@ class EventKind(models.TextChoices):
     CHANGE_REQUEST_PROMOTED = "change_request.promoted", "Change request promoted"
     CHANGE_REQUEST_REVISED = "change_request.revised", "Change request revised"
     CHANGE_REQUEST_COMMENTED = "change_request.commented", "Comment added"
+    CHANGE_REQUEST_REBOUND = "change_request.rebound", "Current version changed"
     APPROVAL_GRANTED = "approval.granted", "Approval given"
     APPROVAL_REJECTED = "approval.rejected", "Rejection given"
     APPROVAL_VOIDED = "approval.voided", "Approval voided"

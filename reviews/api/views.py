@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Tenant, User
 from accounts.selectors import tenant_for_user
-from governance.errors import DomainError, NotFound, PermissionDenied
+from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
 from registry import selectors as registry_selectors
 from registry.models import Artifact, Version
 from reviews import reauth, selectors, services
@@ -416,13 +416,23 @@ class RollbackView(APIView):
             if data["target"]
             else None
         )
-        activation = services.rollback(
-            artifact=artifact,
-            actor=_actor(request),
-            reason=data["reason"],
-            target=target,
-            override_reason=data["override_reason"],
-        )
+        try:
+            activation = services.rollback(
+                artifact=artifact,
+                actor=_actor(request),
+                reason=data["reason"],
+                target=target,
+                override_reason=data["override_reason"],
+            )
+        except Conflict as exc:
+            if exc.code != services.NOTHING_TO_ROLL_BACK_TO:
+                raise
+            raise Conflict(
+                f"{exc.message} Switch it off with POST /api/v1/deactivations/ "
+                f'{{"artifact": "{artifact.path}", "reason": "..."}}.',
+                field=exc.field,
+                code=exc.code,
+            ) from exc
         return Response(RollbackResultSerializer(activation).data, status=status.HTTP_201_CREATED)
 
 

@@ -118,4 +118,9 @@ def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
     assert "1.1.0" in page.get_by_role("status").inner_text()
     reply.refresh_from_db()
     assert reply.active_version is not None and reply.active_version.version == "1.1.0"
+    # The change says it was rolled back, by whom, with the rollback in its timeline.
+    page.goto(f"/reviews/changes/{reference}/")
+    assert "Rolled back" in page.locator("#change-status").inner_text()
+    assert "acme-admin" in page.locator("#rolled-back").inner_text()
+    assert "Rollout rolled back" in page.locator("#timeline").inner_text()
     assert page.errors == []
