@@ -11,7 +11,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.core.exceptions import PermissionDenied as AdminPermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 
 from accounts import services
 from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
@@ -29,26 +29,35 @@ def refused(exc: DomainError) -> Exception:
     return forms.ValidationError(str(exc))
 
 
+# Changes to these fields go through a service that records them with the reason.
+ACCESS_FIELDS = ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
+
+
 class UserAdminChangeForm(UserChangeForm):
     change_reason = forms.CharField(
         max_length=500,
         required=False,
         label="Why",
-        help_text="Required when changing staff or superuser status. " + REASON_HELP,
+        help_text="Required when changing active, staff or superuser status, groups or "
+        "permissions. " + REASON_HELP,
     )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        flags = {"is_staff", "is_superuser"} & set(self.changed_data)
-        if flags and not (data.get("change_reason") or "").strip():
-            self.add_error("change_reason", "Say why staff or superuser status changes.")
+        changed = set(ACCESS_FIELDS) & set(self.changed_data)
+        if changed and not (data.get("change_reason") or "").strip():
+            self.add_error(
+                "change_reason",
+                "Say why active, staff or superuser status, groups or permissions change.",
+            )
         return data
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    """Staff and superuser flags change through their services, each with an event and a reason."""
+    """Active, staff and superuser flags, groups and permissions change through their services,
+    each with an event and a reason; a refusal rolls the whole save back and says why."""
 
     form = UserAdminChangeForm
     list_display = ("username", "email", "is_active", "is_staff", "is_superuser", "last_login")
@@ -58,10 +67,24 @@ class UserAdmin(BaseUserAdmin):
         fixed = list(super().get_readonly_fields(request, obj))
         if obj is not None:
             if not request.user.is_superuser:
-                fixed.append("is_superuser")
+                fixed += ["is_superuser", "groups", "user_permissions"]
             if not is_platform_admin(request.user):
-                fixed.append("is_staff")
+                fixed += ["is_staff", "is_active"]
         return fixed
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except forms.ValidationError as exc:
+            # A service refused in save_model; the admin's transaction rolled everything back.
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         if not change:
@@ -81,9 +104,17 @@ class UserAdmin(BaseUserAdmin):
             obj._state.adding = False
             return
         stored = User.objects.get(pk=obj.pk)
-        wanted = {"is_staff": obj.is_staff, "is_superuser": obj.is_superuser}
-        # Everything else saves as Django saves it; the two flags go through their services.
-        obj.is_staff, obj.is_superuser = stored.is_staff, stored.is_superuser
+        wanted = {
+            "is_active": obj.is_active,
+            "is_staff": obj.is_staff,
+            "is_superuser": obj.is_superuser,
+        }
+        # Everything else saves as Django saves it; the flags go through their services.
+        obj.is_active, obj.is_staff, obj.is_superuser = (
+            stored.is_active,
+            stored.is_staff,
+            stored.is_superuser,
+        )
         super().save_model(request, obj, form, change)
         reason = form.cleaned_data.get("change_reason", "")
         actor: User = request.user  # type: ignore[assignment]
@@ -96,6 +127,33 @@ class UserAdmin(BaseUserAdmin):
                 services.user_set_superuser(
                     user=obj, is_superuser=wanted["is_superuser"], actor=actor, reason=reason
                 )
+            if wanted["is_active"] != stored.is_active:
+                services.user_set_active(
+                    user=obj, active=wanted["is_active"], actor=actor, reason=reason
+                )
+        except DomainError as exc:
+            raise refused(exc) from exc
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Groups and permissions are set by user_set_admin_permissions, never by save_m2m."""
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+        if not change or not {"groups", "user_permissions"} & set(form.changed_data):
+            return
+        user: User = form.instance
+        data = form.cleaned_data
+        try:
+            services.user_set_admin_permissions(
+                user=user,
+                groups=data["groups"] if "groups" in data else user.groups.all(),
+                permissions=(
+                    data["user_permissions"]
+                    if "user_permissions" in data
+                    else user.user_permissions.all()
+                ),
+                actor=request.user,  # type: ignore[arg-type]
+                reason=data.get("change_reason", ""),
+            )
         except DomainError as exc:
             raise refused(exc) from exc
 
@@ -206,7 +264,7 @@ class RoleGrantAdmin(ReadOnlyHistoryAdmin):
             except DomainError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 if exc.field == "reason":
-                    break  # the same answer for every other grant
+                    return  # the same answer for every grant, and nothing was revoked
         self.message_user(request, f"Revoked {done} grant(s).")
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -155,6 +157,98 @@ def user_set_superuser(*, user: User, is_superuser: bool, actor: User | None, re
 
 
 @transaction.atomic
+def user_set_active(*, user: User, active: bool, actor: User | None, reason: str) -> User:
+    """Let ``user`` sign in and use their tokens again, or stop them (history stays).
+
+    Platform administrators only, and only a superuser (de)activates a superuser.
+    Deactivation is refused while ``user`` is the last active administrator of a
+    tenant, by the same rule as revoking that grant: the tenants' rows are locked
+    first, so two deactivations at once cannot leave a tenant without one.
+    """
+    if actor is not None and not is_platform_admin(actor):
+        raise PermissionDenied(
+            "Only a platform administrator can activate or deactivate users.", field="is_active"
+        )
+    if actor is not None and user.is_superuser and not actor.is_superuser:
+        raise PermissionDenied(
+            "Only a superuser can activate or deactivate a superuser.", field="is_active"
+        )
+    if active is False:
+        administered = (
+            RoleGrant.objects.filter(
+                user=user, role=Role.ADMINISTRATOR, revoked_at__isnull=True, tenant__isnull=False
+            )
+            .values_list("tenant_id", flat=True)
+            .distinct()
+        )
+        tenants = list(
+            Tenant.objects.select_for_update().filter(pk__in=list(administered)).order_by("pk")
+        )
+        for tenant in tenants:
+            _refuse_last_administrator(user, tenant, field="is_active")
+    return _user_flag_set(
+        user=user,
+        flag="is_active",
+        value=active,
+        actor=actor,
+        reason=reason,
+        kind=EventKind.USER_ACTIVE_CHANGED,
+    )
+
+
+def _permission_names(permissions: Iterable[Permission]) -> list[str]:
+    return sorted(f"{p.content_type.app_label}.{p.codename}" for p in permissions)
+
+
+@transaction.atomic
+def user_set_admin_permissions(
+    *,
+    user: User,
+    groups: Iterable[Group],
+    permissions: Iterable[Permission],
+    actor: User | None,
+    reason: str,
+) -> User:
+    """Set the Django groups and model permissions ``user`` has in the admin site.
+
+    They decide only which admin pages a staff user who is not a superuser may
+    open (every write there still goes through a service that checks roles).
+    Superusers only, like the superuser flag. One event with the old and new
+    lists; an unchanged set records nothing.
+    """
+    if actor is not None and not (actor.is_active and actor.is_superuser):
+        raise PermissionDenied(
+            "Only a superuser can change admin groups and permissions.", field="user_permissions"
+        )
+    reason = clean_text(reason, "reason", limit=500)
+    current = User.objects.select_for_update().get(pk=user.pk)
+    wanted_groups = list(groups)
+    wanted_permissions = list(permissions)
+    old_groups = sorted(current.groups.values_list("name", flat=True))
+    new_groups = sorted(g.name for g in wanted_groups)
+    old_permissions = _permission_names(current.user_permissions.select_related("content_type"))
+    new_permissions = _permission_names(wanted_permissions)
+    if (old_groups, old_permissions) == (new_groups, new_permissions):
+        return current
+    current.groups.set(wanted_groups)
+    current.user_permissions.set(wanted_permissions)
+    event_record(
+        kind=EventKind.USER_ADMIN_PERMISSIONS_CHANGED,
+        actor=actor,
+        subject=current,
+        payload={
+            "username": current.username,
+            "old_groups": old_groups,
+            "new_groups": new_groups,
+            "old_permissions": old_permissions,
+            "new_permissions": new_permissions,
+            "reason": reason,
+        },
+    )
+    return current
+
+
+@transaction.atomic
 def user_create(
     *,
     username: str,
@@ -277,16 +371,21 @@ def _lock_tenant(tenant: Tenant | None) -> None:
         Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk").first()
 
 
-def _refuse_last_administrator(user: User, tenant: Tenant) -> None:
-    """Call with the tenant locked: refuse to take away the tenant's last administrator grant."""
+def _refuse_last_administrator(user: User, tenant: Tenant, *, field: str = "role") -> None:
+    """Call with the tenant locked: refuse to take away the tenant's last administrator.
+
+    The one rule for revoking the grant, ending the membership and deactivating the
+    user: some other active user must still hold the tenant's administrator grant
+    (a deactivated user's grant administers nothing).
+    """
     others = RoleGrant.objects.filter(
-        tenant=tenant, role=Role.ADMINISTRATOR, revoked_at__isnull=True
+        tenant=tenant, role=Role.ADMINISTRATOR, revoked_at__isnull=True, user__is_active=True
     ).exclude(user=user)
     if not others.exists():
         raise Conflict(
             f"'{user}' is the last administrator of '{tenant.slug}'; grant the role to "
             "someone else first.",
-            field="role",
+            field=field,
         )
 
 

@@ -10,6 +10,11 @@ class EventKind(models.TextChoices):
     USER_CREATED = "user.created", "User created"
     USER_STAFF_CHANGED = "user.staff_changed", "Admin-site access changed"
     USER_SUPERUSER_CHANGED = "user.superuser_changed", "Superuser flag changed"
+    USER_ACTIVE_CHANGED = "user.active_changed", "Account activated or deactivated"
+    USER_ADMIN_PERMISSIONS_CHANGED = (
+        "user.admin_permissions_changed",
+        "Admin-site groups and permissions changed",
+    )
     MEMBERSHIP_ADDED = "membership.added", "Member added"
     MEMBERSHIP_REMOVED = "membership.removed", "Member removed"
     ROLE_GRANTED = "role.granted", "Role granted"

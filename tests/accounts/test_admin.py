@@ -127,7 +127,9 @@ class TestUserFlags:
             f"/admin/accounts/user/{alice.pk}/change/", user_form(alice, is_superuser=True)
         )
         assert resp.status_code == 200
-        assert "Say why staff or superuser status changes." in resp.content.decode()
+        assert "Say why active, staff or superuser status, groups or permissions change." in (
+            resp.content.decode()
+        )
         assert not User.objects.get(pk=alice.pk).is_superuser
         assert not events(EventKind.USER_SUPERUSER_CHANGED)
 

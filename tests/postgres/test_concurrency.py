@@ -131,3 +131,31 @@ def test_parallel_revocations_of_every_administrator_keep_one(acme, make_user):
         RoleGrant.objects.filter(tenant=acme, role="administrator", revoked_at__isnull=True).count()
         == 1
     )
+
+
+def _deactivate_each(*users: User) -> Callable[[], object]:
+    """Work for one thread per user: each deactivates the next user in the list."""
+    queue = iter(users)
+    pick = threading.Lock()
+
+    def work() -> object:
+        with pick:
+            target = next(queue)
+        return services.user_set_active(user=target, active=False, actor=None, reason="left")
+
+    return work
+
+
+def test_two_deactivations_of_the_last_two_administrators_leave_one(acme, make_user):
+    """Deactivation locks the tenants the user administers first, like role_revoke: without it
+    both see the other still active and the tenant is left with no administrator."""
+    for attempt in range(5):
+        a = make_user(f"da{attempt}", acme="administrator")
+        b = make_user(f"db{attempt}", acme="administrator")
+        User.objects.filter(role_grants__tenant=acme, role_grants__role="administrator").exclude(
+            pk__in=[a.pk, b.pk]
+        ).update(is_active=False)
+        results = run_concurrently(2, _deactivate_each(a, b))
+        refused = [r for r in results if isinstance(r, Conflict)]
+        assert len(refused) == 1 and "last administrator" in str(refused[0]), results
+        assert User.objects.filter(pk__in=[a.pk, b.pk], is_active=True).count() == 1, attempt

@@ -74,6 +74,14 @@ class Command(ActionCommand):
         p.add_argument("state", choices=["on", "off"])
         p.add_argument("--reason", default="", help="Why (recorded in the log); required.")
 
+        p = sub.add_parser(
+            "active",
+            help="Deactivate a user (no sign-in, no tokens; history stays) or reactivate them.",
+        )
+        p.add_argument("username")
+        p.add_argument("state", choices=["on", "off"])
+        p.add_argument("--reason", default="", help="Why (recorded in the log); required.")
+
         p = sub.add_parser("token", help="Create a personal API token; prints only the token.")
         p.add_argument("username")
         p.add_argument("--expires-days", type=int, default=None)
@@ -150,6 +158,16 @@ class Command(ActionCommand):
         now = "may" if user.is_staff else "may not"
         unchanged = " (unchanged)" if was == user.is_staff else ""
         self.stdout.write(f"{user.username} {now} sign in to the admin{unchanged}")
+
+    def do_active(self, o: dict[str, Any]) -> None:
+        user = selectors.user_by_username(o["username"])
+        was = user.is_active
+        services.user_set_active(
+            user=user, active=o["state"] == "on", actor=None, reason=o["reason"]
+        )
+        now = "active" if user.is_active else "deactivated"
+        unchanged = " (unchanged)" if was == user.is_active else ""
+        self.stdout.write(f"{user.username} is {now}{unchanged}")
 
     def do_token(self, o: dict[str, Any]) -> None:
         user = selectors.user_by_username(o["username"])
