@@ -75,6 +75,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # --- Applications -----------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
+    # Before django.contrib.auth: its createsuperuser command (through the services) wins.
+    "accounts",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -88,7 +90,6 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "pgtrigger",
-    "accounts",
     "governance",
     "registry",
     "reviews",
