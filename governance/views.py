@@ -324,10 +324,14 @@ def _grant(request: HttpRequest, form: WaiverForm) -> HttpResponse | int:
 def waiver_new(request: HttpRequest) -> HttpResponse:
     """Grant a waiver; ``?change=CR-...&check=...`` fills in the scope from a change page."""
     user = _user(request)
-    access = access_by_tenant(user)
-    tenants = [row.tenant.slug for row in access]
-    # The form is offered only to someone who may grant somewhere (an officer may not).
-    may_grant = any(can_grant_waiver(user, row.tenant, roles=row.roles) for row in access)
+    # Only the tenants where this person may grant (the one predicate); the form is offered
+    # only to someone who may grant somewhere (an officer may not).
+    tenants = [
+        row.tenant.slug
+        for row in access_by_tenant(user)
+        if can_grant_waiver(user, row.tenant, roles=row.roles)
+    ]
+    may_grant = bool(tenants)
     refusal = "" if may_grant else permissions.GRANT_REASON
     initial: dict[str, Any] = {}
     change_ref = request.GET.get("change", "").strip()[:40]

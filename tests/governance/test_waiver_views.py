@@ -547,3 +547,26 @@ def test_refused_renew_revoke_and_countersign_say_why(
     assert not Waiver.objects.filter(renews=active).exists()
     pending.refresh_from_db()
     assert pending.revoked_at is None and pending.countersigned_at is None
+
+
+def test_the_tenant_list_offers_only_tenants_where_the_person_may_grant(
+    client: Client, globex: Any, make_user: Any, people: dict[str, Any], prompt: Any
+) -> None:
+    """An administrator of acme who is only a reviewer in globex is offered acme alone."""
+    from accounts import services as accounts
+
+    admin = people["admin"]
+    accounts.role_grant(user=admin, role="reviewer", tenant=globex, actor=None)
+    accounts.role_grant(user=make_user("gadmin"), role="administrator", tenant=globex, actor=None)
+    client.force_login(admin)
+    page = client.get("/governance/waivers/new/")
+    assert page.status_code == 200
+    assert list(page.context["form"].fields["tenant"].choices) == [("acme", "acme")]
+    html = page.content.decode()
+    assert '<option value="acme"' in html and '<option value="globex"' not in html
+    before = Event.objects.count()
+    response = client.post("/governance/waivers/new/", _form(people, tenant="globex"))
+    assert response.status_code == 400
+    assert "Select a valid choice." in response.context["form"].errors["tenant"][0]
+    assert not Waiver.objects.exists()
+    assert Event.objects.count() == before
