@@ -229,6 +229,70 @@ def test_two_promotions_with_overlapping_artifacts_and_a_publish_during_them(
     assert_log_consistent()
 
 
+def test_switching_off_a_change_while_another_change_on_its_artifacts_is_promoted(
+    acme: Any, people: dict[str, Any], one_approval: None
+) -> None:
+    """Two processes per try: the safety switch of a promoted change (a first promotion of
+    two artifacts, from its page: ``change_switch_off``) and the promotion of an approved
+    change proposing new versions of the same two artifacts (items in the other order)."""
+    registry.install_builtin_classes()
+    admin = people["admin"]
+    tries = []
+    for i in range(TRIES):
+        greet = make_artifact(acme, "scorecard", f"greet-{i}", owner=admin)
+        answer = make_artifact(acme, "scorecard", f"answer-{i}", owner=admin)
+        first = approved_change(acme, people, [new_version(greet, "a"), new_version(answer, "a")])
+        services.change_promote(change=first, actor=admin)
+        later = approved_change(acme, people, [new_version(answer, "b"), new_version(greet, "b")])
+        tries.append((first, later))
+    events = Event.objects.count()
+
+    results = in_lockstep(
+        [
+            lambda i: services.change_switch_off(change=tries[i][0], actor=admin, reason="halt"),
+            lambda i: services.change_promote(change=tries[i][1], actor=admin),
+        ]
+    )
+    assert not crashes(results), report(results)
+    assert all(r.startswith("refused:Conflict:") for r in not_ok(results)), not_ok(results)[:3]
+    switched = promoted = 0
+    for i, (first, later) in enumerate(tries):
+        outcomes = (results[0][i], results[1][i])
+        # Whoever locks first wins: switched off, the other change was rebound (its approval
+        # voided) and cannot be promoted; promoted first, nothing of the first is live.
+        assert sorted(o.split(":")[0] for o in outcomes) == ["ok", "refused"], outcomes
+        first.refresh_from_db()
+        later.refresh_from_db()
+        actives = set(
+            Artifact.objects.filter(pk__in=first.items.values("artifact_id")).values_list(
+                "active_version_id", flat=True
+            )
+        )
+        if outcomes[0].startswith("ok:"):
+            switched += 1
+            assert first.status == ChangeStatus.ROLLED_BACK and actives == {None}
+            assert later.status == ChangeStatus.IN_REVIEW
+            # one event per artifact switched off, each saying its old and new "Current"
+            moved = [
+                item
+                for e in Event.objects.filter(
+                    kind=EventKind.CHANGE_REQUEST_REBOUND, subject_id=str(later.pk)
+                )
+                for item in e.payload["items"]
+            ]
+            paths = sorted(i.artifact.path for i in selectors.items_of(later))
+            assert sorted(m["artifact"] for m in moved) == paths
+            assert all(m["to"] is None and m["from"] is not None for m in moved)
+        else:
+            promoted += 1
+            assert first.status == ChangeStatus.PROMOTED and later.status == ChangeStatus.PROMOTED
+            assert actives == set(later.items.values_list("proposed_id", flat=True))
+    assert switched + promoted == TRIES
+    assert Event.objects.filter(kind=EventKind.ARTIFACT_DEACTIVATED).count() == 2 * switched
+    assert Event.objects.count() > events
+    assert_log_consistent()
+
+
 def test_waiver_grant_during_the_sweep(
     acme: Any, people: dict[str, Any], two_prompts: tuple[Artifact, Artifact]
 ) -> None:
