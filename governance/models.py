@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from governance.choices import WaiverState
+from governance.triggers import undeletable
 from reviews.choices import CheckKind
 
 
@@ -152,6 +153,8 @@ class Waiver(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["tenant", "expires_at"], name="waiver_tenant_expiry")]
+        # Countersigning and revoking stamp a waiver; a waiver is never removed.
+        triggers = undeletable("waiver")
 
     def __str__(self) -> str:
         return f"{self.reference} ({self.get_check_kind_display()})"

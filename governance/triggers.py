@@ -21,3 +21,22 @@ def no_truncate(name: str) -> pgtrigger.Trigger:
         level=pgtrigger.Statement,
         func="RAISE EXCEPTION 'pgtrigger: Cannot truncate the append-only table %', TG_TABLE_NAME; RETURN NULL;",
     )
+
+
+def immutable(prefix: str) -> list[pgtrigger.Trigger]:
+    """A table whose rows are never changed nor removed: UPDATE, DELETE and TRUNCATE refused."""
+    return [
+        pgtrigger.Protect(
+            name=f"{prefix}_immutable", operation=pgtrigger.Update | pgtrigger.Delete
+        ),
+        no_truncate(f"{prefix}_no_truncate"),
+    ]
+
+
+def undeletable(prefix: str) -> list[pgtrigger.Trigger]:
+    """A table whose rows are stamped later (voided, revoked, finished) but never removed:
+    DELETE and TRUNCATE refused, UPDATE allowed."""
+    return [
+        pgtrigger.Protect(name=f"{prefix}_no_delete", operation=pgtrigger.Delete),
+        no_truncate(f"{prefix}_no_truncate"),
+    ]

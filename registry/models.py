@@ -17,7 +17,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from governance.triggers import no_truncate
+from governance.triggers import immutable, no_truncate
 from registry.choices import ContentKind, ImpactChoice, Stage
 
 SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
@@ -304,6 +304,7 @@ class Retirement(models.Model):
 
     class Meta:
         ordering = ["-retired_at"]
+        triggers = immutable("retirement")
 
     def __str__(self) -> str:
         return f"{self.version_id} retired {self.retired_at:%Y-%m-%d}"

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from governance.triggers import immutable, undeletable
 from reviews.choices import (
     ActivationKind,
     ChangeStatus,
@@ -61,6 +62,8 @@ class ApprovalPolicy(models.Model):
                 name="approval_policy_unique_default_number",
             ),
         ]
+        # A new policy is a new row: on PostgreSQL the database refuses to change or remove one.
+        triggers = immutable("approval_policy")
 
     def __str__(self) -> str:
         scope = self.tenant.slug if self.tenant is not None else "default"
@@ -219,6 +222,8 @@ class Approval(models.Model):
                 name="approval_one_live_per_person",
             )
         ]
+        # Voiding stamps voided_at; a decision is never removed.
+        triggers = undeletable("approval")
 
     def __str__(self) -> str:
         return f"{self.change}: {self.decision} by {self.approver} as {self.requirement}"
@@ -264,6 +269,8 @@ class CheckRun(models.Model):
                 fields=["change", "kind", "revision", "attempt"], name="check_run_unique_attempt"
             )
         ]
+        # A run is filled in when it finishes (status, log, result); a run is never removed.
+        triggers = undeletable("check_run")
 
     def __str__(self) -> str:
         return f"{self.change} {self.kind} r{self.revision}#{self.attempt}: {self.status}"
@@ -296,6 +303,7 @@ class EvaluationReport(models.Model):
 
     class Meta:
         ordering = ["version", "-created_at"]
+        triggers = immutable("evaluation_report")
 
     def __str__(self) -> str:
         return f"evaluation of {self.version} ({self.sha256[:12]})"
@@ -368,6 +376,7 @@ class Activation(models.Model):
     class Meta:
         ordering = ["artifact", "-created_at"]
         indexes = [models.Index(fields=["artifact", "-created_at"], name="activation_recent")]
+        triggers = immutable("activation")
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.version or self.previous}"

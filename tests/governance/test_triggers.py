@@ -1,4 +1,5 @@
-"""Every table the database protects against DELETE also refuses TRUNCATE (which fires no row trigger)."""
+"""Every table the database protects against DELETE also refuses TRUNCATE (which fires no row trigger),
+and every table documented as append-only or immutable is protected."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from django.db.models import Model
 def _protected_against_delete(model: type[Model]) -> bool:
     return any(
         isinstance(t, pgtrigger.Protect) and "DELETE" in str(t.operation)
+        for t in getattr(model._meta, "triggers", [])
+    )
+
+
+def _protected_against_update(model: type[Model]) -> bool:
+    return any(
+        isinstance(t, pgtrigger.Protect) and "UPDATE" in str(t.operation)
         for t in getattr(model._meta, "triggers", [])
     )
 
@@ -28,5 +36,29 @@ def test_every_table_protected_against_delete_refuses_truncate() -> None:
         "governance.Checkpoint",
         "registry.Version",
         "registry.VersionDependency",
+        "registry.Retirement",
+        "reviews.ApprovalPolicy",
+        "reviews.Approval",
+        "reviews.CheckRun",
+        "reviews.EvaluationReport",
+        "reviews.Activation",
+        "governance.Waiver",
     }
     assert [m._meta.label for m in protected if not _refuses_truncate(m)] == []
+
+
+def test_immutable_tables_refuse_update_and_rows_stamped_later_do_not() -> None:
+    """Rows written once (policies, evaluation evidence, activations, retirements, versions, the
+    log) refuse UPDATE; rows stamped later (an approval voided, a check finished, a waiver
+    countersigned or revoked) must not, or their services would fail on PostgreSQL."""
+    immutable = {m._meta.label for m in apps.get_models() if _protected_against_update(m)}
+    assert immutable == {
+        "governance.Event",
+        "governance.Checkpoint",
+        "registry.Version",
+        "registry.VersionDependency",
+        "registry.Retirement",
+        "reviews.ApprovalPolicy",
+        "reviews.EvaluationReport",
+        "reviews.Activation",
+    }

@@ -6,17 +6,22 @@ table that points at a version (artifacts, changes, approvals, waivers...).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.apps import apps
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
+from governance import services as governance
 from governance.events.services import checkpoint_create
 from registry import services as registry
+from registry.models import Retirement
 from reviews import services
-from reviews.choices import CheckStatus
-from reviews.models import CheckRun
+from reviews.choices import ActivationKind, CheckKind, CheckStatus
+from reviews.models import Activation, CheckRun
+from tests.conftest import append_only_triggers
 from tests.reviews.conftest import PINS, make_artifact, people, publish
 
 __all__ = ["people"]  # a fixture, imported for use here
@@ -34,8 +39,15 @@ def _row_counts() -> dict[str, int]:
 
 @pytest.fixture
 def populated(acme: Any, people: dict[str, Any]) -> dict[str, int]:
-    """Artifacts, versions with a dependency, a submitted change with checks, events and a checkpoint."""
+    """Artifacts, versions with a dependency, an approval policy, a submitted and approved change
+    with checks and evidence, an activation, a retirement, a waiver, events and a checkpoint."""
     registry.install_builtin_classes()
+    services.approval_policy_update(
+        tenant=acme,
+        rules={"rules": [{"name": "any", "when": {}, "require": ["reviewer"]}]},
+        reason="one reviewer",
+        actor=people["admin"],
+    )
     tone = make_artifact(acme, "prompt", "tone", owner=people["admin"])
     t1 = publish(tone, impact="major", text="Be kind.", metadata=PINS)
     reply = make_artifact(acme, "prompt", "reply", owner=people["admin"])
@@ -55,6 +67,22 @@ def populated(acme: Any, people: dict[str, Any]) -> dict[str, int]:
     services.change_submit(change=change, actor=people["author"])
     for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
         services.check_execute(run=run)
+    services.approval_decide(change=change, actor=people["reviewer"], decision="approve")
+    # Written directly: only their rows matter here, not the services that write them.
+    Activation.objects.create(artifact=tone, version=t1, kind=ActivationKind.PROMOTION, reason="go")
+    Retirement.objects.create(
+        version=t1, rationale="superseded", retain_until=timezone.now() + timedelta(days=30)
+    )
+    governance.waiver_grant(
+        tenant=acme,
+        actor=people["admin"],
+        check_kind=CheckKind.OFFLINE_EVALUATION,
+        owner=people["author"],
+        artifacts=[reply],
+        justification="The corpus is too small to judge accuracy.",
+        mitigation="An agent reads every reply before it is sent.",
+        expires_at=timezone.now() + timedelta(days=5),
+    )
     checkpoint_create()
     counts = _row_counts()
     for table in (
@@ -65,9 +93,22 @@ def populated(acme: Any, people: dict[str, Any]) -> dict[str, int]:
         "reviews_checkrun",
         "governance_event",
         "governance_checkpoint",
+        *APPEND_ONLY_TABLES,
+        *UNDELETABLE_TABLES,
     ):
         assert counts[table] > 0, table
     return counts
+
+
+#: Written once, never changed nor removed: UPDATE, DELETE and TRUNCATE refused.
+APPEND_ONLY_TABLES = {
+    "reviews_approvalpolicy": "reason",
+    "reviews_evaluationreport": "notes",
+    "reviews_activation": "reason",
+    "registry_retirement": "rationale",
+}
+#: Stamped later (voided, finished, countersigned, revoked), never removed: DELETE and TRUNCATE refused.
+UNDELETABLE_TABLES = ("reviews_approval", "reviews_checkrun", "governance_waiver")
 
 
 @pytest.mark.parametrize(
@@ -83,6 +124,14 @@ def populated(acme: Any, people: dict[str, Any]) -> dict[str, int]:
         "TRUNCATE registry_artifact CASCADE",
         "TRUNCATE accounts_tenant CASCADE",
         "TRUNCATE reviews_changerequest, registry_version CASCADE",
+        "TRUNCATE reviews_approvalpolicy CASCADE",
+        "TRUNCATE reviews_approval",
+        "TRUNCATE reviews_checkrun",
+        "TRUNCATE reviews_evaluationreport",
+        "TRUNCATE reviews_activation",
+        "TRUNCATE registry_retirement",
+        "TRUNCATE governance_waiver CASCADE",
+        "TRUNCATE reviews_changerequest CASCADE",
     ],
 )
 def test_truncate_of_a_protected_table_fails_and_leaves_every_row(
@@ -142,13 +191,8 @@ def test_registry_verify_fails_after_a_truncate_with_the_triggers_dropped(
     from governance.events.services import verify_database
     from registry.models import Version
 
-    with (
-        pgtrigger.ignore(
-            "registry.Version:version_no_truncate",
-            "registry.VersionDependency:dependency_no_truncate",
-        ),
-        connection.cursor() as cursor,
-    ):
+    every_truncate_trigger = [t for t in append_only_triggers() if t.endswith("_no_truncate")]
+    with pgtrigger.ignore(*every_truncate_trigger), connection.cursor() as cursor:
         cursor.execute("TRUNCATE registry_version CASCADE")
     assert Version.objects.count() == 0
     assert verify_database().ok  # the log itself is intact...
@@ -157,3 +201,45 @@ def test_registry_verify_fails_after_a_truncate_with_the_triggers_dropped(
         call_command("registry", "verify", stdout=io.StringIO(), stderr=err)
     assert code.value.code == 1  # ...and says what the registry lost
     assert "but no version row has that hash" in err.getvalue()
+
+
+@pytest.mark.parametrize("table", [*APPEND_ONLY_TABLES, *UNDELETABLE_TABLES])
+def test_each_protected_table_refuses_truncate_by_its_own_trigger(
+    populated: dict[str, int], table: str
+) -> None:
+    """With every other table's trigger out of the way, the table's own trigger still refuses."""
+    import pgtrigger
+
+    model = next(m for m in apps.get_models() if m._meta.db_table == table)
+    own = f"{model._meta.label}:"
+    others = [t for t in append_only_triggers() if not t.startswith(own)]
+    with (
+        pytest.raises(DatabaseError) as err,
+        pgtrigger.ignore(*others),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"TRUNCATE {table} CASCADE")
+    assert f"pgtrigger: Cannot truncate the append-only table {table}" in str(err.value)
+    assert _row_counts() == populated
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        *(
+            f"UPDATE {table} SET {column} = 'forged'"  # noqa: S608
+            for table, column in APPEND_ONLY_TABLES.items()
+        ),
+        *(f"DELETE FROM {table}" for table in [*APPEND_ONLY_TABLES, *UNDELETABLE_TABLES]),  # noqa: S608
+    ],
+)
+def test_append_only_rows_cannot_be_changed_or_removed(populated: dict[str, int], sql: str) -> None:
+    from reviews.models import ApprovalPolicy
+
+    policy = ApprovalPolicy.objects.get()
+    with pytest.raises(DatabaseError) as err, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql)
+    assert "pgtrigger: Cannot" in str(err.value)
+    assert _row_counts() == populated
+    assert ApprovalPolicy.objects.get().reason == policy.reason == "one reviewer"
