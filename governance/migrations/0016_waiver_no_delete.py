@@ -7,7 +7,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("governance", "0013_notification_email_outbox"),
+        ("governance", "0015_user_access_event_kinds"),
     ]
 
     operations = [
