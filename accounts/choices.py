@@ -14,3 +14,10 @@ class Role(models.TextChoices):
 
 #: The only role that may also be granted platform-wide (in every tenant).
 PLATFORM_ROLES = frozenset({Role.ADMINISTRATOR})
+
+
+class TokenScope(models.TextChoices):
+    """What a tenant's service token may do (machines, not people)."""
+
+    RUNTIME_READ = "runtime:read", "Read the runtime configuration"
+    TELEMETRY_WRITE = "telemetry:write", "Send telemetry"

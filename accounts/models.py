@@ -175,3 +175,42 @@ class ApiToken(models.Model):
         if self.expires_at <= now:
             return "expired"
         return "active"
+
+
+class ServiceToken(models.Model):
+    """A machine's token for one tenant with named scopes (``runtime:read``, ``telemetry:write``).
+
+    Only its SHA-256 digest is stored; the token is shown once. Revoking it bites within
+    seconds even where answers are cached (every cache is keyed by the runtime generation,
+    which the revocation's event bumps).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="service_tokens")
+    name = models.CharField(max_length=100)
+    scopes = models.JSONField(default=list)
+    prefix = models.CharField(max_length=16, help_text="First characters, to recognise a token.")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["tenant__slug", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.tenant.slug}/{self.name})"
+
+    def state(self, now: datetime | None = None) -> str:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "governance",
     "registry",
     "reviews",
+    "rollouts",
 ]
 
 MIDDLEWARE = [
@@ -341,6 +342,18 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery -----------------------------------------------------------------
+# --- Runtime selection and rollouts (docs/rollouts.md) ---
+#: The tenant whose artifacts and applications every tenant may select (the shared namespace).
+PLATFORM_TENANT_SLUG = env_str("PLATFORM_TENANT_SLUG", "platform")
+#: A flag is announced to its owner this many days before it expires.
+ROLLOUT_FLAG_WARNING_DAYS = env_int("ROLLOUT_FLAG_WARNING_DAYS", 7)
+#: The longest a feature flag may live ("feature flags must be temporary").
+ROLLOUT_FLAG_MAX_DAYS = env_int("ROLLOUT_FLAG_MAX_DAYS", 90)
+#: Seconds between rollout controller cycles (Celery beat).
+ROLLOUT_CONTROLLER_INTERVAL_SECONDS = env_int("ROLLOUT_CONTROLLER_INTERVAL_SECONDS", 30)
+#: Where the runtime generation file lives when REDIS_URL is not set (cache invalidation).
+RUNTIME_GENERATION_FILE = env_str("RUNTIME_GENERATION_FILE", str(VAR_DIR / "runtime-generation"))
+
 REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_DIR = Path(env_str("CELERY_BROKER_DIR", str(VAR_DIR / "broker")))
 if REDIS_URL:

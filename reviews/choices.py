@@ -86,3 +86,15 @@ class ActivationKind(models.TextChoices):
     ROLLBACK = "rollback", "Rollback"
     #: The safety switch: the artifact is left with no active version.
     DEACTIVATION = "deactivation", "Deactivation"
+
+
+class RolloutStrategy(models.TextChoices):
+    """How a promoted change reaches production, for artifacts bound to application slots.
+
+    (prompt-versioning-and-rollout.md's three strategies, plus the percentage canary.)
+    """
+
+    GLOBAL = "global", "Global (move the default; patch and minor only)"
+    TENANT = "tenant", "Tenant-scoped (overrides in waves of tenants)"
+    FLAG = "flag", "Feature-flagged (a temporary named flag)"
+    CANARY = "canary", "Percentage canary (sticky buckets per subject)"

@@ -25,6 +25,7 @@ from reviews.choices import (
     CheckStatus,
     Decision,
     Requirement,
+    RolloutStrategy,
 )
 
 USER = settings.AUTH_USER_MODEL
@@ -104,6 +105,12 @@ class ChangeRequest(models.Model):
         default=False, help_text="Changes which external LLM services receive data."
     )
     emergency = models.BooleanField(default=False)
+    rollout_strategy = models.CharField(
+        max_length=8,
+        choices=RolloutStrategy.choices,
+        default=RolloutStrategy.CANARY,
+        help_text="How its versions reach the application slots bound to them, once promoted.",
+    )
     status = models.CharField(
         max_length=16, choices=ChangeStatus.choices, default=ChangeStatus.DRAFT
     )

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from governance import merkle
 from governance.errors import DomainError
-from governance.events import deferral, selectors
+from governance.events import deferral, generation, selectors
 from governance.events import keys as keystore
 from governance.events.context import current_channel
 from governance.events.kinds import EventKind
@@ -165,6 +165,9 @@ def _append(drafts: Sequence[tuple[Event, bytes, bytes]]) -> None:
     # most APPEND_BATCH of them, well inside PostgreSQL's 65,535 parameters.
     for start in range(0, len(events), APPEND_BATCH):
         _insert_and_advance(events[start : start + APPEND_BATCH])
+    # Cached runtime answers and tokens are keyed by the generation (see its module).
+    generation.bump()
+    transaction.on_commit(generation.bump)
 
 
 def _draft(spec: EventSpec) -> tuple[Event, bytes, bytes]:

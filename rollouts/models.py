@@ -1,0 +1,280 @@
+"""The runtime half: applications and their slots, serving pointers, rollouts and their evidence.
+
+What a slot serves is decided by pointers, in this order: a pin in the request, an active
+rollout's rule for the tenant and subject, the tenant's ``Override``, else the slot's
+default, which is the artifact's ``active_version`` (one truth: pages, rollback and
+deprecation read the same column). Every pointer move is a ``PointerMove`` row with its
+event. Only versions that went through a promoted change request may be pointed at.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from governance.triggers import immutable, undeletable
+from rollouts.choices import PointerKind, PromotionTarget, RolloutState, RolloutStrategy
+
+USER = settings.AUTH_USER_MODEL
+
+APP_SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
+SLOT_NAME_RE = r"^[A-Za-z][A-Za-z0-9_-]{0,99}$"
+app_slug_validator = RegexValidator(APP_SLUG_RE, "Use lowercase letters, digits and hyphens.")
+slot_name_validator = RegexValidator(
+    SLOT_NAME_RE, "Start with a letter; then letters, digits, '_' or '-' (at most 100)."
+)
+
+
+class Application(models.Model):
+    """A consuming service (``sales-agent``) that reads its slots' versions from the registry.
+
+    Owned by a tenant; an application of the platform tenant (``settings.PLATFORM_TENANT_SLUG``)
+    is shared: every tenant may read its runtime configuration.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    slug = models.CharField(max_length=100, unique=True, validators=[app_slug_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def get_absolute_url(self) -> str:
+        return reverse("rollouts:application", kwargs={"slug": self.slug})
+
+
+class Slot(models.Model):
+    """A named place in an application (``qualifyLead``) bound to one artifact.
+
+    Its default version is the artifact's active version; tenants may override it, and
+    rollouts move its pointers. A slot bound to a platform artifact serves every tenant; a
+    slot bound to a tenant-private artifact serves only that tenant.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="slots")
+    name = models.CharField(max_length=100, validators=[slot_name_validator])
+    artifact = models.ForeignKey("registry.Artifact", on_delete=models.PROTECT, related_name="slots")
+    description = models.TextField(blank=True, help_text="What the slot is for and why its default.")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["application__slug", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["application", "name"], name="slot_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application.slug}.{self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("rollouts:slot", kwargs={"slug": self.application.slug, "name": self.name})
+
+
+class Override(models.Model):
+    """A tenant's own pointer for a slot: serves instead of the default for that tenant.
+
+    Current state only; every change of it is a ``PointerMove``.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="overrides")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey("registry.Version", on_delete=models.PROTECT, related_name="+")
+    rollout = models.ForeignKey(
+        "Rollout", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The tenant-scoped rollout that set it, if any.",
+    )
+    reason = models.TextField()
+    set_at = models.DateTimeField(default=timezone.now)
+    set_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["slot", "tenant__slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["slot", "tenant"], name="override_one_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slot} @ {self.tenant.slug}"
+
+
+class Rollout(models.Model):
+    """Bringing a promoted change's versions to production by one strategy, step by step.
+
+    Its state changes only through ``rollouts.services`` with compare-and-swap on
+    ``revision``, by the table in ``rollouts.choices.TRANSITIONS``. ``salt`` is fixed at
+    creation, so raising the canary weight only adds subjects and pause/resume keeps the set.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.PositiveIntegerField(unique=True, help_text="RO-<number>, for people.")
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    change = models.ForeignKey(
+        "reviews.ChangeRequest", on_delete=models.PROTECT, related_name="rollouts"
+    )
+    strategy = models.CharField(max_length=8, choices=RolloutStrategy.choices)
+    target = models.CharField(
+        max_length=8, choices=PromotionTarget.choices, default=PromotionTarget.LIVE
+    )
+    state = models.CharField(max_length=12, choices=RolloutState.choices, default=RolloutState.DRAFT)
+    revision = models.PositiveIntegerField(default=1, help_text="Compare-and-swap counter.")
+    step = models.PositiveIntegerField(default=0, help_text="0 before start; n = steps[n-1].")
+    steps = models.JSONField(
+        default=list,
+        help_text="canary: weights in buckets of 100,000; tenant: lists of tenant slugs (waves).",
+    )
+    cohort = models.JSONField(default=list, blank=True, help_text="paper target: subject ids.")
+    salt = models.CharField(max_length=32)
+    flag_key = models.CharField(max_length=100, blank=True)
+    flag_on = models.BooleanField(default=False)
+    flag_expires_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="Why it was started.")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    finished_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    finish_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        indexes = [models.Index(fields=["state"], name="rollout_state")]
+        triggers = undeletable("rollout")
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def reference(self) -> str:
+        return f"RO-{self.number}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("rollouts:rollout", kwargs={"number": self.number})
+
+    @property
+    def weight(self) -> int:
+        """The current canary weight in buckets (0 before the first step)."""
+        if self.strategy != RolloutStrategy.CANARY or self.step == 0:
+            return 0
+        return int(self.steps[self.step - 1])
+
+
+class RolloutTarget(models.Model):
+    """One slot a rollout moves: from its baseline (stable) to the candidate. A bundle moves together."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    rollout = models.ForeignKey(Rollout, on_delete=models.PROTECT, related_name="targets")
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="rollout_targets")
+    baseline = models.ForeignKey(
+        "registry.Version", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The slot's default when the rollout was created (the stable arm).",
+    )
+    candidate = models.ForeignKey("registry.Version", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["rollout", "slot__application__slug", "slot__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "slot"], name="rollout_target_once")
+        ]
+        triggers = immutable("rollout_target")
+
+    def __str__(self) -> str:
+        return f"{self.rollout} {self.slot}"
+
+
+class PointerMove(models.Model):
+    """One move of a serving pointer, with who, when and why: a slot's history. Append-only.
+
+    ``slot`` is empty for a default move (the default belongs to the artifact, and so to
+    every slot bound to it). A rollback replays a rollout's moves backwards.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=8, choices=PointerKind.choices)
+    artifact = models.ForeignKey("registry.Artifact", on_delete=models.PROTECT, related_name="+")
+    slot = models.ForeignKey(Slot, null=True, blank=True, on_delete=models.PROTECT, related_name="moves")
+    tenant = models.ForeignKey(
+        "accounts.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    from_version = models.ForeignKey(
+        "registry.Version", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_version = models.ForeignKey(
+        "registry.Version", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    weight = models.PositiveIntegerField(null=True, blank=True, help_text="Canary weight after.")
+    rollout = models.ForeignKey(
+        Rollout, null=True, blank=True, on_delete=models.PROTECT, related_name="moves"
+    )
+    reason = models.TextField()
+    actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["artifact", "-id"], name="pointer_move_artifact")]
+        triggers = immutable("pointer_move")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.artifact_id} -> {self.to_version_id}"
+
+
+class ManifestVersion(models.Model):
+    """One version of a rollout's phase manifest (rollout-phase-manifest.md), hashed into the log."""
+
+    id = models.BigAutoField(primary_key=True)
+    rollout = models.ForeignKey(Rollout, on_delete=models.PROTECT, related_name="manifests")
+    number = models.PositiveIntegerField()
+    body = models.JSONField()
+    sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=4, help_text="pass or fail, derived from the phases.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["rollout", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "number"], name="manifest_version_once")
+        ]
+        triggers = immutable("manifest_version")
+
+    def __str__(self) -> str:
+        return f"{self.rollout} manifest {self.number}"
+
+
+class IterationNote(models.Model):
+    """What one controller cycle did for a rollout (``notes/iteration-<n>.md``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    rollout = models.ForeignKey(Rollout, on_delete=models.PROTECT, related_name="notes")
+    number = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=24)
+    reason = models.TextField()
+    manifest = models.ForeignKey(ManifestVersion, on_delete=models.PROTECT, related_name="+")
+    rollback_evidence = models.CharField(max_length=300, blank=True)
+    trace_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["rollout", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "number"], name="iteration_note_once")
+        ]
+        triggers = immutable("iteration_note")
+
+    def __str__(self) -> str:
+        return f"{self.rollout} iteration {self.number}"
