@@ -43,6 +43,8 @@ def test_every_table_protected_against_delete_refuses_truncate() -> None:
         "reviews.EvaluationReport",
         "reviews.Activation",
         "governance.Waiver",
+        "rollouts.Rollout",
+        "rollouts.PointerMove",
     }
     assert [m._meta.label for m in protected if not _refuses_truncate(m)] == []
 
@@ -61,4 +63,8 @@ def test_immutable_tables_refuse_update_and_rows_stamped_later_do_not() -> None:
         "reviews.ApprovalPolicy",
         "reviews.EvaluationReport",
         "reviews.Activation",
+        "rollouts.RolloutTarget",
+        "rollouts.PointerMove",
+        "rollouts.ManifestVersion",
+        "rollouts.IterationNote",
     }
