@@ -228,6 +228,7 @@ from accounts.models import Tenant  # noqa: E402
 if TYPE_CHECKING:
     from registry.models import Artifact, Deprecation
     from reviews.models import ChangeRequest as ReviewChange
+    from rollouts.models import Rollout
 
 #: Who sees the readiness dashboard of a tenant (platform administrators see every tenant's).
 OVERSIGHT_ROLES = frozenset({Role.ADMINISTRATOR, Role.PRIVACY_OFFICER, Role.SECURITY_OFFICER})
@@ -459,6 +460,62 @@ def lead_times(tenants: Sequence[Tenant], now: datetime, days: int = LEAD_TIME_D
     )
 
 
+def _with_platform(tenants: Sequence[Tenant]) -> Q:
+    """Rows of ``tenants`` or of the platform tenant (whose rollouts apply to every tenant)."""
+    return Q(tenant__in=tenants) | Q(tenant__slug=settings.PLATFORM_TENANT_SLUG)
+
+
+def rollouts_in_progress(tenants: Sequence[Tenant]) -> QuerySet[Rollout]:
+    """Rollouts progressing or paused that touch ``tenants`` (theirs or the platform's),
+    the longest-running first, with what their dashboard row shows (one query per slice)."""
+    from rollouts.choices import ACTIVE_STATES
+    from rollouts.models import Rollout
+
+    return (
+        Rollout.objects.filter(_with_platform(tenants), state__in=ACTIVE_STATES)
+        .select_related("tenant", "change")
+        .order_by("started_at", "number")
+    )
+
+
+def rollout_flags_expiring(
+    tenants: Sequence[Tenant], now: datetime, days: int | None = None
+) -> QuerySet[Rollout]:
+    """Flags of rollouts in progress that expire within ``days`` (ROLLOUT_FLAG_WARNING_DAYS)
+    or have expired already (those serve the default), soonest first."""
+    from rollouts.choices import RolloutStrategy
+
+    days = settings.ROLLOUT_FLAG_WARNING_DAYS if days is None else days
+    return (
+        rollouts_in_progress(tenants)
+        .filter(strategy=RolloutStrategy.FLAG, flag_expires_at__lte=now + timedelta(days=days))
+        .order_by("flag_expires_at", "number")
+    )
+
+
+@dataclass
+class RolloutRow:
+    """A rollout in progress as the dashboard shows it: where it stands, in words."""
+
+    rollout: Rollout
+    progress: str
+
+
+def rollout_progress(rollout: Rollout) -> str:
+    """Where a rollout stands: its step of all steps and, for a canary, the weight in percent."""
+    from rollouts.choices import BUCKETS, RolloutStrategy
+
+    total = len(rollout.steps)
+    if rollout.strategy == RolloutStrategy.CANARY:
+        percent = f"{100 * rollout.weight / BUCKETS:g}%"
+        return f"step {rollout.step} of {total}, {percent}"
+    if rollout.strategy == RolloutStrategy.TENANT:
+        return f"wave {rollout.step} of {total}"
+    if rollout.strategy == RolloutStrategy.FLAG:
+        return f"flag {rollout.flag_key or '?'} {'on' if rollout.flag_on else 'off'}"
+    return f"step {rollout.step}"
+
+
 @dataclass
 class ReadinessDashboard:
     """Everything the readiness page shows, read at one moment; its query count is fixed."""
@@ -478,6 +535,9 @@ class ReadinessDashboard:
     latest_verification: Any
     latest_checkpoint: Any
     lead: LeadTimes
+    rollouts: list[RolloutRow]
+    rollouts_total: int
+    flags_expiring: list[Rollout]
 
     @property
     def waiver_states(self) -> list[tuple[str, str, int]]:
@@ -498,6 +558,7 @@ def readiness_dashboard(
     deprecated = deprecations_with_usage(tenants)
     overdue = overdue_postmortems(tenants, now)
     ownerless = artifacts_without_active_owner(tenants)
+    in_progress = rollouts_in_progress(tenants)
     return ReadinessDashboard(
         now=now,
         tenants=tenants,
@@ -515,6 +576,9 @@ def readiness_dashboard(
         latest_verification=event_selectors.latest_verification_for(viewer),
         latest_checkpoint=event_selectors.latest_checkpoint(),
         lead=lead_times(tenants, now),
+        rollouts=[RolloutRow(r, rollout_progress(r)) for r in in_progress[:DASHBOARD_LIST_LIMIT]],
+        rollouts_total=in_progress.count(),
+        flags_expiring=list(rollout_flags_expiring(tenants, now)[:DASHBOARD_LIST_LIMIT]),
     )
 
 

@@ -610,5 +610,6 @@ def readiness_page(request: HttpRequest) -> HttpResponse:
             "median_text": duration_text(board.lead.median_hours),
             "p90_text": duration_text(board.lead.p90_hours),
             "soon_days": settings.WAIVER_EXPIRING_SOON_DAYS,
+            "flag_warning_days": settings.ROLLOUT_FLAG_WARNING_DAYS,
         },
     )
