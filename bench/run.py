@@ -14,26 +14,17 @@ loops are bounded by count and time and stop by themselves.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
+
+from harness import gunicorn, hammer
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -41,78 +32,6 @@ def manage(env: dict[str, str], *args: str) -> str:
         [PY, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
     return out.stdout
-
-
-def wait_until_up(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("gunicorn did not come up")
-
-
-def hammer(
-    port: int,
-    path: str,
-    headers: dict[str, str],
-    seconds: float,
-    concurrency: int,
-    max_requests: int,
-) -> dict[str, float]:
-    """Send GETs from `concurrency` threads for `seconds` (or `max_requests` in all)."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
-
-    def worker() -> None:
-        nonlocal errors
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while time.monotonic() < stop_at:
-            with lock:
-                if len(latencies) + errors >= max_requests:
-                    return
-            started = time.perf_counter()
-            try:
-                conn.request("GET", path, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                ok = resp.status == 200
-                if resp.getheader("Connection", "").lower() == "close":
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            except OSError:
-                ok = False
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            elapsed = time.perf_counter() - started
-            with lock:
-                if ok:
-                    latencies.append(elapsed)
-                else:
-                    errors += 1
-
-    began = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.monotonic() - began
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "seconds": round(wall, 2),
-        "rps": round(len(latencies) / wall, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else 0.0,
-        "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 2) if latencies else 0.0,
-    }
 
 
 def main() -> None:
@@ -143,25 +62,7 @@ def main() -> None:
         manage(env, "keys", "generate", "--if-missing")
         manage(env, "seed_demo", "--quiet-logins")
         token = manage(env, "accounts", "token", "acme-reviewer", "--expires-days", "1").strip()
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                str(Path(PY).with_name("gunicorn")),
-                "governance.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--worker-class",
-                "sync",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        try:
-            wait_until_up(port)
+        with gunicorn(env, workers=args.workers) as port:
             forwarded = {"X-Forwarded-Proto": "https"}  # production mode redirects plain http
             workloads = {
                 "bare Django view  GET /healthz": ("/healthz", forwarded),
@@ -181,9 +82,6 @@ def main() -> None:
                 results[name] = hammer(
                     port, path, headers, args.seconds, args.concurrency, args.max_requests
                 )
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
 
     print(
         f"gunicorn {args.workers} sync workers, {args.concurrency} client threads, {args.seconds}s each, SQLite, production settings"
