@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from accounts.choices import Role
+from accounts.choices import Role, TokenScope
 
 
 class RoleGrantForm(forms.Form):
@@ -35,4 +35,29 @@ class TokenCreateForm(forms.Form):
         max_value=settings.API_TOKEN_MAX_EXPIRY_DAYS,
         initial=settings.API_TOKEN_DEFAULT_EXPIRY_DAYS,
         label="Expires in (days)",
+    )
+
+
+class ServiceTokenCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, label="Name", help_text="The machine that will use it, e.g. 'sales-agent'."
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=TokenScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[TokenScope.RUNTIME_READ],
+        label="Scopes",
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+        label="Expires at",
+        help_text=f"Optional ({settings.TIME_ZONE}); empty keeps it until revoked.",
+    )
+
+
+class ServiceTokenRevokeForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, label="Why", help_text="Recorded in the log and shown on this page."
     )

@@ -200,6 +200,7 @@ class ServiceToken(models.Model):
     revoked_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    revoke_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["tenant__slug", "-created_at"]

@@ -1,4 +1,4 @@
-"""Describes the bearer token scheme to drf-spectacular."""
+"""Describes the bearer token schemes (personal and service tokens) to drf-spectacular."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
@@ -9,3 +9,18 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
         return {"type": "http", "scheme": "bearer", "description": "Personal API token"}
+
+
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ServiceTokenAuthentication"
+    name = "serviceTokenAuth"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "Service token of a tenant (gsv_…) with scopes such as runtime:read; "
+                "created by the tenant's administrators, shown once."
+            ),
+        }

@@ -1,5 +1,6 @@
-"""Who may manage access (memberships and role grants): one predicate, asked by the
-services (which refuse with its reason) and by the tenant page (which shows the forms)."""
+"""Who may manage access (memberships and role grants) and a tenant's service tokens: one
+predicate per action, asked by the services (which refuse with its reason) and by the tenant
+page and the API (which show or hide the forms)."""
 
 from __future__ import annotations
 
@@ -20,4 +21,14 @@ def can_manage_access(user: AnyUser | None, tenant: Tenant | None) -> Decision:
         return deny("Only a platform administrator can manage platform-wide roles.")
     if not has_role(user, tenant, Role.ADMINISTRATOR):
         return deny(f"Only an administrator of '{tenant.slug}' can manage its access.")
+    return ALLOWED
+
+
+def can_manage_service_tokens(user: AnyUser | None, tenant: Tenant) -> Decision:
+    """See, create and revoke ``tenant``'s service tokens: the system, a platform
+    administrator, or an administrator of the tenant."""
+    if user is None or is_platform_admin(user):
+        return ALLOWED
+    if not has_role(user, tenant, Role.ADMINISTRATOR):
+        return deny(f"Only an administrator of '{tenant.slug}' can manage its service tokens.")
     return ALLOWED

@@ -7,6 +7,7 @@ on the very next request.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -15,7 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Exists, Model, Prefetch, Q, QuerySet
 
 from accounts.choices import Role
-from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
+from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
 from governance.errors import NotFound
 
 AnyUser = User | AnonymousUser
@@ -202,6 +203,61 @@ def token_by_raw(raw_token: str) -> ApiToken | None:
 
 def tokens_by_prefix(prefix: str) -> QuerySet[ApiToken]:
     return ApiToken.objects.select_related("user").filter(prefix__startswith=prefix[:16])
+
+
+def service_tokens_of(tenant: Tenant) -> QuerySet[ServiceToken]:
+    """A tenant's service tokens, newest first, with who created and revoked them."""
+    return (
+        ServiceToken.objects.filter(tenant=tenant)
+        .select_related("tenant", "created_by", "revoked_by")
+        .order_by("-created_at")
+    )
+
+
+def service_tokens_visible_to(user: AnyUser) -> QuerySet[ServiceToken]:
+    """Service tokens of every tenant ``user`` may see (managing them is a further check)."""
+    return tenant_scoped(
+        ServiceToken.objects.select_related("tenant", "created_by", "revoked_by"),
+        user=user,
+    ).order_by("tenant__slug", "-created_at")
+
+
+def service_tokens_administered_by(user: AnyUser) -> QuerySet[ServiceToken]:
+    """Service tokens of the tenants ``user`` administers (all of them for a platform administrator)."""
+    return service_tokens_visible_to(user).filter(tenant__in=tenants_administered_by(user))
+
+
+def service_token_by_digest(digest: str) -> ServiceToken | None:
+    """The service token a request presented (by the digest of what it sent), with its tenant."""
+    return ServiceToken.objects.select_related("tenant").filter(digest=digest).first()
+
+
+def service_token_by_reference(reference: str) -> ServiceToken:
+    """A service token by its id or by a prefix shown in listings (the CLI's way to name one)."""
+    reference = (reference or "").strip()
+    try:
+        token = (
+            ServiceToken.objects.select_related("tenant").filter(pk=uuid.UUID(reference)).first()
+        )
+    except ValueError:
+        matches = (
+            list(
+                ServiceToken.objects.select_related("tenant").filter(
+                    prefix__startswith=reference[:16]
+                )[:2]
+            )
+            if reference
+            else []
+        )
+        if len(matches) > 1:
+            raise NotFound(
+                f"'{reference}' matches more than one service token; give more characters.",
+                field="token",
+            ) from None
+        token = matches[0] if matches else None
+    if token is None:
+        raise NotFound(f"No service token '{reference}'.", field="token")
+    return token
 
 
 def users_with_access() -> list[tuple[User, list[tuple[str, list[str]]]]]:

@@ -20,8 +20,16 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.choices import PLATFORM_ROLES, Role
-from accounts.models import TENANT_SLUG_RE, ApiToken, Membership, RoleGrant, Tenant, User
+from accounts.choices import PLATFORM_ROLES, Role, TokenScope
+from accounts.models import (
+    TENANT_SLUG_RE,
+    ApiToken,
+    Membership,
+    RoleGrant,
+    ServiceToken,
+    Tenant,
+    User,
+)
 from accounts.selectors import is_platform_admin, token_digest
 from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
 from governance.events.kinds import EventKind
@@ -29,6 +37,14 @@ from governance.events.services import event_record
 from governance.inputs import clean_text
 
 TOKEN_PREFIX = "gov_"  # noqa: S105 - a public marker, not a secret
+#: Service tokens (machines of a tenant) start differently, so neither passes for the other.
+SERVICE_TOKEN_PREFIX = "gsv_"  # noqa: S105 - a public marker, not a secret
+
+
+def _new_token(marker: str) -> tuple[str, str, str]:
+    """A fresh 256-bit token starting with ``marker``: (raw token, shown prefix, digest)."""
+    raw = marker + secrets.token_urlsafe(32)
+    return raw, raw[:12], token_digest(raw)
 
 
 def _require_role_admin(actor: User | None, tenant: Tenant | None) -> None:
@@ -536,12 +552,12 @@ def token_create(
     name = (name or "").strip() or "token"
     if len(name) > 100:
         raise DomainError("Token name is at most 100 characters.", field="name")
-    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    raw, prefix, digest = _new_token(TOKEN_PREFIX)
     token = ApiToken.objects.create(
         user=user,
         name=name,
-        prefix=raw[:12],
-        digest=token_digest(raw),
+        prefix=prefix,
+        digest=digest,
         created_by=actor,
         expires_at=timezone.now() + timedelta(days=days),
     )
@@ -585,3 +601,99 @@ def token_touch(*, token: ApiToken, now: datetime | None = None) -> None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+
+
+def validate_scopes(scopes: Iterable[str] | str | None) -> list[str]:
+    """The scopes asked for, known and deduplicated (sorted); refused naming ``scopes``."""
+    if scopes is None or isinstance(scopes, str):
+        scopes = [scopes] if scopes else []
+    wanted = sorted({str(scope).strip() for scope in scopes} - {""})
+    known = ", ".join(TokenScope.values)
+    if not wanted:
+        raise DomainError(f"Give at least one scope: {known}.", field="scopes")
+    for scope in wanted:
+        if scope not in TokenScope.values:
+            raise DomainError(
+                f"Unknown scope '{scope[:50]}'; choose from: {known}.", field="scopes"
+            )
+    return wanted
+
+
+@transaction.atomic
+def service_token_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: Iterable[str],
+    actor: User | None,
+    expires_at: datetime | None = None,
+) -> tuple[ServiceToken, str]:
+    """Issue a token for a machine of ``tenant``; the raw token is returned here and never again.
+
+    Administrators of the tenant (or platform administrators, or the system) only. Without
+    ``expires_at`` it lives until revoked.
+    """
+    from accounts.permissions import can_manage_service_tokens
+
+    name = clean_text(name, "name", limit=100)
+    checked = validate_scopes(scopes)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise DomainError("The expiry must be in the future.", field="expires_at")
+    can_manage_service_tokens(actor, tenant).require()
+    raw, prefix, digest = _new_token(SERVICE_TOKEN_PREFIX)
+    token = ServiceToken.objects.create(
+        tenant=tenant,
+        name=name,
+        scopes=checked,
+        prefix=prefix,
+        digest=digest,
+        created_by=actor,
+        expires_at=expires_at,
+    )
+    event_record(
+        kind=EventKind.SERVICE_TOKEN_CREATED,
+        actor=actor,
+        tenant=tenant,
+        subject=token,
+        payload={
+            "tenant": tenant.slug,
+            "name": name,
+            "prefix": prefix,
+            "scopes": checked,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return token, raw
+
+
+@transaction.atomic
+def service_token_revoke(*, token: ServiceToken, actor: User | None, reason: str) -> ServiceToken:
+    """Revoke a service token, saying why.
+
+    Its event bumps the runtime generation, so every server process drops its cached
+    verification on the next request (see ``accounts.authentication``).
+    """
+    from accounts.permissions import can_manage_service_tokens
+
+    reason = clean_text(reason, "reason", limit=500)
+    current = ServiceToken.objects.select_for_update().select_related("tenant").get(pk=token.pk)
+    can_manage_service_tokens(actor, current.tenant).require()
+    if current.revoked_at is not None:
+        raise Conflict(f"Service token {current.prefix}… is already revoked.", field="token")
+    current.revoked_at = timezone.now()
+    current.revoked_by = actor
+    current.revoke_reason = reason
+    current.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+    event_record(
+        kind=EventKind.SERVICE_TOKEN_REVOKED,
+        actor=actor,
+        tenant=current.tenant,
+        subject=current,
+        payload={
+            "tenant": current.tenant.slug,
+            "name": current.name,
+            "prefix": current.prefix,
+            "reason": reason,
+        },
+    )
+    return current

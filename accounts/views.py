@@ -1,4 +1,5 @@
-"""Pages: home ("what needs my attention"), a tenant's members and access, personal tokens."""
+"""Pages: home ("what needs my attention"), a tenant's members, access and service tokens,
+personal tokens."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
-from accounts.forms import RoleGrantForm, RoleRevokeForm, TokenCreateForm
+from accounts.forms import (
+    RoleGrantForm,
+    RoleRevokeForm,
+    ServiceTokenCreateForm,
+    ServiceTokenRevokeForm,
+    TokenCreateForm,
+)
 from accounts.models import Tenant, User
-from accounts.permissions import can_manage_access
+from accounts.permissions import can_manage_access, can_manage_service_tokens
 from governance.errors import DomainError, NotFound
 
 
@@ -35,9 +42,15 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _tenant_page(
-    request: HttpRequest, tenant: Tenant, grant_form: RoleGrantForm | None = None, status: int = 200
+    request: HttpRequest,
+    tenant: Tenant,
+    grant_form: RoleGrantForm | None = None,
+    status: int = 200,
+    service_token_form: ServiceTokenCreateForm | None = None,
+    new_service_token: str | None = None,
 ) -> HttpResponse:
     roles = selectors.roles_in_tenant(request.user, tenant)
+    manage_tokens = can_manage_service_tokens(request.user, tenant)
     return render(
         request,
         "accounts/tenant_detail.html",
@@ -48,6 +61,10 @@ def _tenant_page(
             "members": selectors.active_members(tenant),
             "history": selectors.grant_history(tenant)[:50],
             "grant_form": grant_form or RoleGrantForm(),
+            "can_manage_tokens": manage_tokens,
+            "service_tokens": selectors.service_tokens_of(tenant) if manage_tokens else [],
+            "service_token_form": service_token_form or ServiceTokenCreateForm(),
+            "new_service_token": new_service_token,
         },
         status=status,
     )
@@ -107,6 +124,53 @@ def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, exc.message)
         return _tenant_page(request, tenant, status=exc.status_code)
     messages.success(request, f"Revoked {grant.get_role_display()} from {grant.user} in {tenant}.")
+    return redirect(tenant)
+
+
+@login_required
+@require_POST
+def service_token_create(request: HttpRequest, slug: str) -> HttpResponse:
+    """Create a service token and show it once, on the tenant page itself (never in a redirect)."""
+    tenant = _tenant_or_404(request, slug)
+    form = ServiceTokenCreateForm(request.POST)
+    if not form.is_valid():
+        return _tenant_page(request, tenant, service_token_form=form, status=400)
+    try:
+        token, raw = services.service_token_create(
+            tenant=tenant,
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_at=form.cleaned_data["expires_at"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+    except DomainError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return _tenant_page(request, tenant, service_token_form=form, status=exc.status_code)
+    messages.success(request, f"Service token {token.prefix}… created for {token.name}.")
+    return _tenant_page(request, tenant, new_service_token=raw)
+
+
+@login_required
+@require_POST
+def service_token_revoke(request: HttpRequest, slug: str, token_id: str) -> HttpResponse:
+    tenant = _tenant_or_404(request, slug)
+    token = selectors.service_tokens_of(tenant).filter(pk=token_id).first()
+    if token is None:
+        raise Http404("No such service token.")
+    form = ServiceTokenRevokeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not revoked: say why.")
+        return _tenant_page(request, tenant, status=400)
+    try:
+        services.service_token_revoke(
+            token=token,
+            actor=request.user,  # type: ignore[arg-type]
+            reason=form.cleaned_data["reason"],
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return _tenant_page(request, tenant, status=exc.status_code)
+    messages.success(request, f"Service token {token.prefix}… revoked.")
     return redirect(tenant)
 
 

@@ -188,6 +188,9 @@ AXES_VERBOSE = False
 # Personal API tokens
 API_TOKEN_DEFAULT_EXPIRY_DAYS = env_int("API_TOKEN_DEFAULT_EXPIRY_DAYS", 90)
 API_TOKEN_MAX_EXPIRY_DAYS = env_int("API_TOKEN_MAX_EXPIRY_DAYS", 366)
+#: Service tokens: a verification is cached in the process until the runtime generation
+#: changes (every event, a revocation included) and at most this many seconds.
+SERVICE_TOKEN_CACHE_SECONDS = env_int("SERVICE_TOKEN_CACHE_SECONDS", 5)
 
 # --- Security headers -------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

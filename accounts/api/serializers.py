@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from accounts.choices import Role
-from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
+from accounts.choices import Role, TokenScope
+from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
 
 
 class TenantSerializer(serializers.ModelSerializer[Tenant]):
@@ -123,3 +123,61 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class ServiceTokenSerializer(serializers.ModelSerializer[ServiceToken]):
+    tenant: serializers.SlugRelatedField[Tenant] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=TokenScope.choices))
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    revoked_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    state = serializers.SerializerMethodField(help_text="active, expired or revoked")
+
+    class Meta:
+        model = ServiceToken
+        fields = [
+            "id",
+            "tenant",
+            "name",
+            "prefix",
+            "scopes",
+            "created_at",
+            "created_by",
+            "expires_at",
+            "revoked_at",
+            "revoked_by",
+            "revoke_reason",
+            "state",
+        ]
+
+    def get_state(self, obj: ServiceToken) -> str:
+        return obj.state()
+
+
+class ServiceTokenCreateSerializer(serializers.Serializer):
+    tenant = serializers.SlugField(max_length=63, help_text="The tenant whose machine uses it.")
+    name = serializers.CharField(max_length=100, help_text="What will use it, e.g. 'sales-agent'.")
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=TokenScope.choices), allow_empty=False
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="Omit to keep it until revoked."
+    )
+
+
+class ServiceTokenCreatedSerializer(ServiceTokenSerializer):
+    token = serializers.CharField(help_text="Shown once; store it now.")
+
+    class Meta(ServiceTokenSerializer.Meta):
+        fields = [*ServiceTokenSerializer.Meta.fields, "token"]
+
+
+class ServiceTokenRevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=500, help_text="Why it is revoked; recorded in the log and shown on the tenant."
+    )

@@ -1,10 +1,11 @@
-"""REST endpoints for the caller, their tenants, role grants and tokens. Thin: services decide."""
+"""REST endpoints for the caller, their tenants, role grants, personal and service tokens.
+Thin: services decide."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -20,10 +21,14 @@ from accounts.api.serializers import (
     RoleGrantInputSerializer,
     RoleGrantSerializer,
     RoleRevokeInputSerializer,
+    ServiceTokenCreatedSerializer,
+    ServiceTokenCreateSerializer,
+    ServiceTokenRevokeSerializer,
+    ServiceTokenSerializer,
     TenantAccessSerializer,
     TenantDetailSerializer,
 )
-from accounts.models import ApiToken, RoleGrant, Tenant
+from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant
 
 
 class MeView(APIView):
@@ -136,3 +141,57 @@ class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         token = self.get_object()
         token = services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
         return Response(ApiTokenSerializer(token).data)
+
+
+class ServiceTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Service tokens of the tenants the caller administers (machines that read the runtime
+    configuration or send telemetry). The token itself is shown once, in the answer to POST."""
+
+    serializer_class = ServiceTokenSerializer
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return ServiceToken.objects.none()
+        if self.action == "list":
+            tokens = selectors.service_tokens_administered_by(self.request.user)
+            tenant = self.request.query_params.get("tenant")
+            return tokens.filter(tenant__slug=tenant) if tenant else tokens
+        # Another tenant's token is a 404; a member who does not administer gets the 403.
+        return selectors.service_tokens_visible_to(self.request.user)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("tenant", str, description="Only this tenant's tokens.")]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=ServiceTokenCreateSerializer, responses={201: ServiceTokenCreatedSerializer}
+    )
+    def create(self, request: Request) -> Response:
+        body = ServiceTokenCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        tenant = selectors.tenant_for_user(request.user, body.validated_data["tenant"])
+        token, raw = services.service_token_create(
+            tenant=tenant,
+            name=body.validated_data["name"],
+            scopes=body.validated_data["scopes"],
+            expires_at=body.validated_data["expires_at"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        token.token = raw  # type: ignore[attr-defined]
+        return Response(ServiceTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ServiceTokenRevokeSerializer, responses=ServiceTokenSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        """Revoke it, saying why: every server refuses it within seconds."""
+        token = self.get_object()
+        body = ServiceTokenRevokeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        token = services.service_token_revoke(
+            token=token,
+            actor=request.user,  # type: ignore[arg-type]
+            reason=body.validated_data["reason"],
+        )
+        return Response(ServiceTokenSerializer(token).data)

@@ -1,4 +1,4 @@
-"""``manage.py accounts``: users, tenants, roles and tokens from the command line.
+"""``manage.py accounts``: users, tenants, roles, personal and service tokens from the command line.
 
 Runs as the system (the operator at the shell). Bad input exits 1 with one
 line on stderr; nothing is half-written because every service is atomic.
@@ -11,9 +11,11 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts import selectors, services
-from accounts.choices import Role
+from accounts.choices import Role, TokenScope
 from accounts.models import Tenant
 from governance.management.base import ActionCommand
 
@@ -89,6 +91,29 @@ class Command(ActionCommand):
 
         p = sub.add_parser("token-revoke", help="Revoke a token by the prefix shown in listings.")
         p.add_argument("prefix")
+
+        p = sub.add_parser(
+            "service-token", help="A tenant's service tokens (machines): create, list, revoke."
+        )
+        tokens = p.add_subparsers(dest="token_action", required=True, metavar="ACTION")
+        t = tokens.add_parser("create", help="Create a service token; prints only the token.")
+        t.add_argument("tenant", help="Tenant slug.")
+        t.add_argument("name", help="The machine that will use it, e.g. sales-agent.")
+        t.add_argument(
+            "--scope",
+            action="append",
+            default=[],
+            required=True,
+            help=f"Scope to hold ({', '.join(TokenScope.values)}); repeat for several.",
+        )
+        t.add_argument(
+            "--expires-at", default=None, help="ISO date-time; omit to keep it until revoked."
+        )
+        t = tokens.add_parser("list", help="List a tenant's service tokens (one per line).")
+        t.add_argument("tenant", help="Tenant slug.")
+        t = tokens.add_parser("revoke", help="Revoke a service token by its id or prefix.")
+        t.add_argument("token", metavar="ID", help="Its id, or the prefix shown by list.")
+        t.add_argument("--reason", default="", help="Why (recorded in the log); required.")
 
         p = sub.add_parser("tenant-add", help="Create a tenant.")
         p.add_argument("slug")
@@ -186,6 +211,51 @@ class Command(ActionCommand):
             )
         token = services.token_revoke(token=matches[0], actor=None)
         self.stdout.write(f"Revoked token {token.prefix}… of {token.user}")
+
+    def do_service_token(self, o: dict[str, Any]) -> None:
+        getattr(self, f"do_service_token_{o['token_action']}")(o)
+
+    def do_service_token_create(self, o: dict[str, Any]) -> None:
+        tenant = selectors.tenant_by_slug(o["tenant"])
+        expires_at = None
+        if o["expires_at"]:
+            try:
+                expires_at = parse_datetime(o["expires_at"])
+            except ValueError:
+                expires_at = None
+            if expires_at is None:
+                raise CommandError(f"expires_at: '{o['expires_at']}' is not an ISO date-time")
+            if timezone.is_naive(expires_at):
+                expires_at = timezone.make_aware(expires_at)
+        _, raw = services.service_token_create(
+            tenant=tenant, name=o["name"], scopes=o["scope"], expires_at=expires_at, actor=None
+        )
+        self.stdout.write(raw)
+
+    def do_service_token_list(self, o: dict[str, Any]) -> None:
+        tenant = selectors.tenant_by_slug(o["tenant"])
+        for token in selectors.service_tokens_of(tenant):
+            expires = token.expires_at.isoformat(timespec="seconds") if token.expires_at else "-"
+            self.stdout.write(
+                "\t".join(
+                    [
+                        str(token.pk),
+                        f"{token.prefix}…",
+                        token.name,
+                        ",".join(token.scopes),
+                        token.state(),
+                        token.created_at.isoformat(timespec="seconds"),
+                        expires,
+                    ]
+                )
+            )
+
+    def do_service_token_revoke(self, o: dict[str, Any]) -> None:
+        token = selectors.service_token_by_reference(o["token"])
+        token = services.service_token_revoke(token=token, actor=None, reason=o["reason"])
+        self.stdout.write(
+            f"Revoked service token {token.prefix}… ({token.tenant.slug}/{token.name})"
+        )
 
     def do_tenant_add(self, o: dict[str, Any]) -> None:
         tenant = services.tenant_create(slug=o["slug"], name=o["name"], actor=None)
