@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 
 from accounts import services
-from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
+from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
 from accounts.selectors import is_platform_admin
 from governance import errors
 from governance.errors import DomainError
@@ -290,3 +290,43 @@ class ApiTokenAdmin(ReadOnlyHistoryAdmin):
             services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
             done += 1
         self.message_user(request, f"Revoked {done} token(s).")
+
+
+@admin.register(ServiceToken)
+class ServiceTokenAdmin(ReadOnlyHistoryAdmin):
+    """A tenant's machine tokens; created on the tenant page, the API or the CLI (shown once)."""
+
+    action_form = RevokeActionForm
+    list_display = (
+        "prefix",
+        "name",
+        "tenant",
+        "scopes",
+        "created_at",
+        "created_by",
+        "expires_at",
+        "revoked_at",
+        "revoked_by",
+    )
+    list_filter = ("tenant",)
+    search_fields = ("name", "prefix", "tenant__slug")
+    exclude = ("digest",)
+    actions = ["revoke_selected"]
+
+    @admin.action(description="Revoke selected service tokens")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ServiceToken]) -> None:
+        done = 0
+        reason = request.POST.get("reason", "")
+        for token in queryset.filter(revoked_at__isnull=True):
+            try:
+                services.service_token_revoke(
+                    token=token,
+                    actor=request.user,  # type: ignore[arg-type]
+                    reason=reason,
+                )
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                if exc.field == "reason":
+                    return  # the same answer for every token, and nothing was revoked
+        self.message_user(request, f"Revoked {done} service token(s).")

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from accounts import authentication, services
 from accounts.authentication import (
+    HasTokenScope,
     ServicePrincipal,
     ServiceTokenAuthentication,
     clear_service_token_cache,
@@ -601,3 +602,61 @@ class TestApi:
         paths = json.loads(resp.content)["paths"]
         assert {"get", "post"} <= set(paths["/api/v1/service-tokens/"])
         assert "post" in paths["/api/v1/service-tokens/{id}/revoke/"]
+
+
+# --- admin and the view-level scope ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_admin_lists_without_digest_and_revokes_with_a_reason(client, acme, make_user):
+    root = make_user("root")
+    root.is_staff = root.is_superuser = True
+    root.save()
+    token, _ = services.service_token_create(
+        tenant=acme, name="svc", scopes=["runtime:read"], actor=None
+    )
+    client.force_login(root)
+    page = client.get("/admin/accounts/servicetoken/").content.decode()
+    assert token.prefix in page and token.digest not in page
+    assert (
+        token.digest
+        not in client.get(f"/admin/accounts/servicetoken/{token.pk}/change/").content.decode()
+    )
+    form = {"action": "revoke_selected", "_selected_action": [str(token.pk)]}
+    resp = client.post("/admin/accounts/servicetoken/", form, follow=True)
+    assert "Reason: The reason is required." in resp.content.decode()
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    client.post("/admin/accounts/servicetoken/", {**form, "reason": "left"}, follow=True)
+    token.refresh_from_db()
+    assert (token.revoked_by, token.revoke_reason) == (root, "left")
+
+
+class TelemetryProbe(APIView):
+    """The scope may also be named on the view, with the plain permission class."""
+
+    authentication_classes = [ServiceTokenAuthentication]
+    permission_classes = [HasTokenScope]
+    required_scope = TokenScope.TELEMETRY_WRITE
+
+    def post(self, request: Any) -> Response:
+        return Response({"tenant": request.user.tenant_slug})
+
+
+@pytest.mark.django_db
+def test_scope_named_on_the_view(acme):
+    _, reader = services.service_token_create(
+        tenant=acme, name="r", scopes=["runtime:read"], actor=None
+    )
+    _, writer = services.service_token_create(
+        tenant=acme, name="w", scopes=["telemetry:write"], actor=None
+    )
+    view = TelemetryProbe.as_view()
+    factory = APIRequestFactory()
+    refused = view(factory.post("/t/", HTTP_AUTHORIZATION=f"Bearer {reader}"))
+    assert refused.status_code == 403
+    assert "lacks the scope 'telemetry:write'" in str(refused.data["error"]["message"])
+    allowed = view(factory.post("/t/", HTTP_AUTHORIZATION=f"Bearer {writer}"))
+    assert allowed.status_code == 200 and allowed.data == {"tenant": "acme"}
+    with pytest.raises(ValueError, match="Unknown scope"):
+        require_scope("runtime:write")
