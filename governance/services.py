@@ -600,17 +600,20 @@ def _blocked_changes_text(waiver: Waiver) -> str:
 
 
 def governance_sweep(*, now: datetime | None = None) -> dict[str, int]:
-    """Everything time-driven, at one moment: waiver alerts, due removals, overdue post-mortems.
+    """Everything time-driven, at one moment: waiver alerts, due removals, overdue post-mortems,
+    rollout flags about to expire.
 
     Idempotent: running it twice, late, or after a worker died halfway sends nothing twice
     and removes nothing twice.
     """
     from registry.services import deprecations_remove_due
     from reviews.services import postmortem_reminders_send
+    from rollouts.controller import flag_alerts_send
 
     now = now or timezone.now()
     return {
         "waiver_alerts": waiver_alerts_send(now=now),
         "removed_versions": len(deprecations_remove_due(now=now)),
         "postmortem_reminders": postmortem_reminders_send(now=now),
+        "rollout_flag_alerts": flag_alerts_send(now=now),
     }

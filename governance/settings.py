@@ -403,6 +403,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(GOVERNANCE_SWEEP_INTERVAL_SECONDS),
         "options": {"expires": float(GOVERNANCE_SWEEP_INTERVAL_SECONDS)},
     },
+    "rollouts-controller": {
+        "task": "rollouts.tasks.rollouts_controller_tick",
+        "schedule": float(ROLLOUT_CONTROLLER_INTERVAL_SECONDS),
+        "options": {"expires": float(ROLLOUT_CONTROLLER_INTERVAL_SECONDS)},
+    },
     "email-outbox": {
         "task": "governance.tasks.email_outbox",
         "schedule": float(NOTIFICATION_OUTBOX_INTERVAL_SECONDS),

@@ -1,0 +1,32 @@
+"""Periodic tasks of the rollouts app. Thin: each calls one service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from celery import shared_task
+
+from governance.events.context import channel
+from rollouts.controller import controller_cycle
+
+
+@shared_task(
+    name="rollouts.tasks.rollouts_controller_tick",
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def rollouts_controller_tick(self: object, now: str | None = None) -> dict[str, int]:
+    """Run by beat every ROLLOUT_CONTROLLER_INTERVAL_SECONDS; a duplicate beat notes nothing twice.
+
+    ``now`` (ISO 8601) pins the clock; the task id becomes a trace id of each note.
+    """
+    moment = datetime.fromisoformat(now) if now else None
+    request = getattr(self, "request", None)
+    trace = f"task:{request.id}" if request is not None and getattr(request, "id", None) else ""
+    with channel("task:rollouts_controller"):
+        return controller_cycle(now=moment, trace_id=trace)
