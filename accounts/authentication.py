@@ -209,6 +209,11 @@ def service_principal(raw_token: str) -> ServicePrincipal:
     read before the row, so a revocation committed in between makes the next call verify
     again rather than trust what was read.
     """
+    return verified_service_principal(raw_token)[0]
+
+
+def verified_service_principal(raw_token: str) -> tuple[ServicePrincipal, str]:
+    """:func:`service_principal` and the runtime generation it was checked against."""
     digest = token_digest(raw_token)
     generation_now = generation.current()
     hit = _verified.get(digest)
@@ -227,7 +232,7 @@ def service_principal(raw_token: str) -> ServicePrincipal:
             f"{principal.expires_at.isoformat(timespec='seconds')}.",
             code="token_expired",
         )
-    return principal
+    return principal, generation_now
 
 
 class ServiceTokenAuthentication(authentication.BaseAuthentication):
@@ -236,7 +241,9 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
     For the endpoints machines call (runtime configuration, resolve, OFREP, telemetry):
     list it in the view's ``authentication_classes`` and pair it with :func:`require_scope`.
     No header is an anonymous request (401 from the permission); a personal token is
-    refused with 401 saying a service token is needed.
+    refused with 401 saying a service token is needed. The runtime generation the token was
+    checked against is left on the request as ``request.runtime_generation``, so a view that
+    keys its own cache by the generation need not read it a second time (a Redis round trip).
     """
 
     keyword = "Bearer"
@@ -251,7 +258,8 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
                 "a personal token is not accepted here.",
                 code="service_token_required",
             )
-        principal = service_principal(raw)
+        principal, generation_now = verified_service_principal(raw)
+        request._request.runtime_generation = generation_now  # type: ignore[attr-defined]
         set_channel(f"service-token:{principal.prefix}")
         return principal, principal
 

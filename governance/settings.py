@@ -329,8 +329,10 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "AI Governance Registry API",
     "DESCRIPTION": (
-        "Register, review, promote and audit AI artifacts. Authenticate machines "
-        "with `Authorization: Bearer <token>` (see `accounts token`)."
+        "Register, review, promote and audit AI artifacts. Authenticate scripts and CI "
+        "with a personal token, `Authorization: Bearer gov_…` (see `accounts token`); the "
+        "runtime endpoints take a tenant's service token, `Authorization: Bearer gsv_…` "
+        "(see `accounts service-token`)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -72,6 +72,7 @@ class RuntimeProbe(APIView):
                 "scopes": sorted(principal.scopes),
                 "who": principal.get_username(),
                 "auth_is_principal": request.auth is principal,
+                "generation": request.runtime_generation,
             }
         )
 
@@ -208,6 +209,7 @@ class TestAuthentication:
             "scopes": ["runtime:read"],
             "who": f"service-token:acme/{raw[:12]}",
             "auth_is_principal": True,
+            "generation": generation.current(),
         }
         principal = service_principal(raw)
         assert principal.covers_tenant("acme") and not principal.covers_tenant("globex")
