@@ -18,6 +18,7 @@ admin.site.site_title = "Governance admin"
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.api.urls")),
     path("", include("governance.api.urls")),
+    path("", include("rollouts.api.urls")),  # before registry: it extends "resolve/" with POST
     path("", include("registry.api.urls")),
     path("", include("reviews.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

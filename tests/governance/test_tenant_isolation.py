@@ -163,10 +163,14 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
     run = verification_start(actor=owner)
     token, _ = accounts.token_create(user=owner, name="globex token", actor=None)
     pinned_wrong = f"{artifact.path}:{first.version}#{'0' * 64}"
+    from rollouts.models import Application
+
+    Application.objects.create(tenant=globex, slug="globex-app", name="Globex secret app")
     missing_path = "prompt/no-such-tenant/no-such-artifact"
     values = {
         "cls": [("prompt", "prompt")],
         "tenant": [("globex", "no-such-tenant")],
+        "application": [("globex-app", "no-such-app")],
         "slug": [("globex-secret-prompt", "no-such-artifact"), ("globex", "no-such-tenant")],
         "version": [(first.version, "9.9.1")],
         "reference": [

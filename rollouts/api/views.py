@@ -1,0 +1,147 @@
+"""The runtime API: a tenant's signed configuration of an application, and resolving one slot.
+
+Thin: ``rollouts.runtime`` builds, caches and resolves; these views check who may read
+which tenant, shape input and output, and answer ``304`` to a matching ``If-None-Match``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import BearerTokenAuthentication
+from accounts.choices import TokenScope
+from accounts.selectors import tenant_for_user
+from governance.errors import NotFound, PermissionDenied
+from registry.api.views import Resolve as RegistryResolve
+from rollouts import runtime
+from rollouts.api.serializers import (
+    AnswerSerializer,
+    ResolveRequestSerializer,
+    RuntimeDocumentSerializer,
+)
+from rollouts.choices import Reason
+
+#: People (personal token, session) and machines (service tokens of the tenant, scope
+#: ``runtime:read``). TODO(lane C): add the service-token class here once merged.
+RUNTIME_AUTHENTICATION: list[type[BaseAuthentication]] = [
+    BearerTokenAuthentication,
+    SessionAuthentication,
+]
+
+
+def reader_may_read(principal: Any, tenant_slug: str) -> None:
+    """The one rule for reading a tenant's runtime: NotFound/PermissionDenied otherwise.
+
+    A service token (a principal that ``covers_tenant``) reads its own tenant with the
+    ``runtime:read`` scope; a person reads a tenant they may see (member or platform admin).
+    Another tenant reads as missing, so the answer confirms nothing.
+    """
+    covers = getattr(principal, "covers_tenant", None)
+    if covers is not None:
+        if not principal.has_scope(TokenScope.RUNTIME_READ):
+            raise PermissionDenied(
+                f"This service token lacks the scope '{TokenScope.RUNTIME_READ}'.", field="scope"
+            )
+        if not covers(tenant_slug):
+            raise NotFound(f"No tenant '{tenant_slug}' that this token reads.", field="tenant")
+        return
+    tenant_for_user(principal, tenant_slug)
+
+
+TENANT = OpenApiParameter("tenant", str, OpenApiParameter.PATH, description="Tenant slug")
+APPLICATION = OpenApiParameter(
+    "application", str, OpenApiParameter.PATH, description="Application slug"
+)
+
+
+class RuntimeSnapshotView(APIView):
+    """The whole resolved runtime configuration of an application for a tenant, signed.
+
+    Cache it and revalidate with ``If-None-Match``: ``304`` (no body) while nothing changed.
+    The body's ``snapshot`` is RFC 8785 canonical JSON; ``signature.value`` is the Ed25519
+    signature (by ``signature.key_id``, see ``GET /api/v1/keys/``) of its SHA-256.
+    """
+
+    authentication_classes = RUNTIME_AUTHENTICATION
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            TENANT,
+            APPLICATION,
+            OpenApiParameter(
+                "If-None-Match", str, OpenApiParameter.HEADER, description="A previous ETag"
+            ),
+        ],
+        responses={
+            200: RuntimeDocumentSerializer,
+            304: OpenApiResponse(description="Unchanged since the ETag sent"),
+            404: OpenApiResponse(description="No such tenant or application for the caller"),
+        },
+    )
+    def get(self, request: Request, tenant: str, application: str) -> HttpResponse:
+        reader_may_read(request.user, tenant)
+        snap = runtime.snapshot(tenant, application)
+        headers = {"ETag": snap.etag, "Cache-Control": "private, no-cache"}
+        if runtime.etag_matches(request.headers.get("If-None-Match", ""), snap.etag):
+            return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return HttpResponse(snap.document(), content_type="application/json", headers=headers)
+
+
+class ResolveView(RegistryResolve):
+    """``GET ?ref=``: the registry's reference resolution (an unversioned reference = the active
+    version only). ``POST``: what one slot serves for a tenant and subject, and why."""
+
+    authentication_classes = RUNTIME_AUTHENTICATION
+    permission_classes = [permissions.IsAuthenticated]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method == "GET" and getattr(request.user, "covers_tenant", None) is not None:
+            # The registry's lookup reads as a person; a machine resolves slots (POST).
+            raise PermissionDenied(
+                "Service tokens resolve slots with POST /api/v1/resolve/.", field="ref"
+            )
+
+    @extend_schema(
+        request=ResolveRequestSerializer,
+        responses={
+            200: AnswerSerializer,
+            400: OpenApiResponse(description="Bad input; error.field names it"),
+            404: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="No such tenant, application, slot or servable pin; or the slot "
+                "is switched off (the answer with reason DISABLED, and an error)",
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = ResolveRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        reader_may_read(request.user, data["tenant"])
+        found = runtime.answer(
+            data["tenant"],
+            data["application"],
+            data["slot"],
+            subject=data.get("subject") or None,
+            pin=data.get("pin"),
+        )
+        out = found.as_json()
+        if found.reason == Reason.DISABLED:
+            error = {
+                "code": "disabled",
+                "message": f"{found.slot} serves nothing for {found.tenant} (switched off).",
+                "field": "slot",
+            }
+            return Response({"error": error, **out}, status=status.HTTP_404_NOT_FOUND)
+        return Response(out)

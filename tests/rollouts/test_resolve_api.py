@@ -1,0 +1,213 @@
+"""The runtime API: GET /api/v1/runtime/{tenant}/{application}/ and POST /api/v1/resolve/."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from registry.models import Artifact
+from rollouts import runtime
+from rollouts.api.views import reader_may_read
+from tests.factories import UserFactory
+from tests.rollouts.runtime_world import World, build_world, canary, changed, override
+
+pytestmark = pytest.mark.django_db
+
+RUNTIME = "/api/v1/runtime/acme/sales-agent/"
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    return build_world()
+
+
+@pytest.fixture
+def ann(world: World, token_client: Any) -> APIClient:
+    client: APIClient = token_client(world.ann)
+    return client
+
+
+def post(client: APIClient, **body: Any) -> Any:
+    payload = {"tenant": "acme", "application": "sales-agent", "slot": "qualifyLead", **body}
+    return client.post("/api/v1/resolve/", payload, format="json")
+
+
+def test_resolve_answers_with_reference_content_and_reason(world: World, ann: APIClient) -> None:
+    rollout = canary(world, weight=100_000, salt="s")
+    got = post(ann, subject="user-7")
+    assert got.status_code == 200
+    data = got.json()
+    v2 = world.v["v2"]
+    assert data == {
+        "tenant": "acme",
+        "application": "sales-agent",
+        "slot": "qualifyLead",
+        "ref": f"qualify-lead:1.1.0#{v2.manifest_sha256}",
+        "path": "prompt/platform/qualify-lead/1.1.0",
+        "version": "1.1.0",
+        "sha256": v2.manifest_sha256,
+        "stage": "approved",
+        "content_kind": "text",
+        "content": "Qualify {{ customer }} politely.",
+        "reason": "SPLIT",
+        "variant": "canary",
+        "rollout": rollout.reference,
+        "rollout_id": str(rollout.pk),
+        "step": 1,
+        "arm": "canary",
+        "bucket": data["bucket"],
+        "sequence": runtime.snapshot("acme", "sales-agent").sequence,
+        "warnings": [],
+    }
+    assert 0 <= data["bucket"] < 100_000
+    pinned = post(ann, subject="user-7", pin="1.0.0").json()
+    assert (pinned["reason"], pinned["version"], pinned["rollout"]) == ("STATIC", "1.0.0", None)
+
+
+def test_every_reason_through_the_api(world: World, ann: APIClient) -> None:
+    assert post(ann).json()["reason"] == "DEFAULT"
+    override(world, world.acme, world.v["v3"])
+    assert post(ann).json()["reason"] == "TARGETING_MATCH"
+    canary(world, weight=100_000)
+    assert post(ann, subject="s").json()["reason"] == "SPLIT"
+    assert post(ann, pin="1.0.0").json()["reason"] == "STATIC"
+    Artifact.objects.filter(pk=world.artifact.pk).update(active_version=None)
+    changed()
+    off = post(ann, subject="s")
+    assert off.status_code == 404
+    body = off.json()
+    assert (body["reason"], body["ref"], body["error"]["code"]) == ("DISABLED", None, "disabled")
+
+
+@pytest.mark.parametrize("name", ["draft", "rejected", "retired", "removed"])
+def test_versions_that_may_not_serve_never_resolve(world: World, ann: APIClient, name: str) -> None:
+    bad = world.v[name]
+    canary(world, weight=100_000, candidate=bad)
+    override(world, world.acme, bad)
+    refused = post(ann, pin=bad.version)
+    assert refused.status_code == 404
+    assert refused.json()["error"]["field"] == "pin"
+    served = post(ann, subject="s").json()
+    assert served["version"] == "1.0.0" and served["reason"] == "DEFAULT"
+    document = ann.get(RUNTIME).content.decode()
+    assert bad.manifest_sha256 not in document
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"slot": ""}, "slot"),
+        ({"slot": "no such!"}, "slot"),
+        ({"tenant": None}, "tenant"),
+        ({"application": 7.5}, "application"),
+        ({"subject": {"a": 1}}, "subject"),
+        ({"subject": "x" * 1001}, "subject"),
+        ({"pin": "qualify-lead:1.0.0#XYZ"}, "pin"),
+        ({"pin": ""}, "pin"),
+        ({"pin": "qualify-lead"}, "pin"),
+    ],
+)
+def test_bad_input_is_400_naming_the_field(
+    world: World, ann: APIClient, body: dict[str, Any], field: str
+) -> None:
+    got = post(ann, **body)
+    assert got.status_code == 400, got.content
+    assert got.json()["error"]["field"] == field
+
+
+def test_unknown_or_hidden_is_404_naming_what(
+    world: World, ann: APIClient, token_client: Any
+) -> None:
+    assert post(ann, slot="nope").json()["error"]["field"] == "slot"
+    assert post(ann, application="nope").json()["error"]["field"] == "application"
+    gus = token_client(world.gus)
+    hidden = post(gus)
+    assert hidden.status_code == 404 and hidden.json()["error"]["field"] == "tenant"
+    assert gus.get(RUNTIME).status_code == 404
+    assert ann.get("/api/v1/runtime/acme/nope/").status_code == 404
+    assert APIClient().post("/api/v1/resolve/", {}, format="json").status_code in (401, 403)
+    assert APIClient().get(RUNTIME).status_code in (401, 403)
+    not_json = ann.post("/api/v1/resolve/", "[1]", content_type="application/json")
+    assert not_json.status_code == 400
+
+
+def test_snapshot_etag_and_304(world: World, ann: APIClient) -> None:
+    first = ann.get(RUNTIME)
+    assert first.status_code == 200
+    etag = first["ETag"]
+    document = first.json()
+    assert etag == f'"{document["snapshot"]["sequence"]}-{document["sha256"][:16]}"'
+    again = ann.get(RUNTIME, HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
+    assert ann.get(RUNTIME, HTTP_IF_NONE_MATCH=f'"x", W/{etag}').status_code == 304
+    override(world, world.acme, world.v["v3"])
+    changed_doc = ann.get(RUNTIME, HTTP_IF_NONE_MATCH=etag)
+    assert changed_doc.status_code == 200
+    slot = changed_doc.json()["snapshot"]["slots"]["qualifyLead"]
+    assert slot["override"]["ref"] == runtime.version_ref(world.v["v3"])
+
+
+def test_snapshot_signature_verifies_with_the_published_key(world: World, ann: APIClient) -> None:
+    canary(world, weight=25_000)
+    document = ann.get(RUNTIME).json()
+    keys = {k["kid"]: k["public_key"] for k in APIClient().get("/api/v1/keys/").json()}
+    signature = document["signature"]
+    assert signature["algorithm"] == "ed25519"
+    canonical = rfc8785.dumps(document["snapshot"])
+    digest = hashlib.sha256(canonical).digest()
+    assert digest.hex() == document["sha256"]
+    public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(keys[signature["key_id"]]))
+    public.verify(bytes.fromhex(signature["value"]), digest)  # raises if it does not verify
+    rule = document["snapshot"]["slots"]["qualifyLead"]["rules"][0]
+    assert (rule["weight"], rule["strategy"], rule["salt"]) == (25_000, "canary", "salt-1")
+    tampered = json.loads(json.dumps(document["snapshot"]))
+    tampered["slots"]["qualifyLead"]["rules"][0]["weight"] = 100_000
+    with pytest.raises(Exception):  # noqa: B017 - InvalidSignature
+        public.verify(
+            bytes.fromhex(signature["value"]), hashlib.sha256(rfc8785.dumps(tampered)).digest()
+        )
+
+
+def test_registry_resolve_by_ref_keeps_working_and_answers_the_active_version(
+    world: World, token_client: Any
+) -> None:
+    admin = token_client(UserFactory(username="root", is_superuser=True, is_staff=True))
+    got = admin.get("/api/v1/resolve/", {"ref": "prompt/platform/qualify-lead"})
+    assert got.status_code == 200
+    assert got.json()["version"] == "1.0.0"
+    exact = admin.get("/api/v1/resolve/", {"ref": "prompt/platform/qualify-lead/1.1.0"}).json()
+    assert exact["version"] == "1.1.0"
+
+
+class FakeServicePrincipal:
+    """The shape of accounts' service-token principal the permission relies on."""
+
+    def __init__(self, tenant: str, scopes: set[str]) -> None:
+        self.tenant, self.scopes = tenant, scopes
+
+    def covers_tenant(self, slug: str) -> bool:
+        return slug == self.tenant
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def test_service_tokens_read_their_own_tenant_with_the_scope(world: World) -> None:
+    from governance.errors import NotFound, PermissionDenied
+
+    reader_may_read(FakeServicePrincipal("acme", {"runtime:read"}), "acme")
+    with pytest.raises(NotFound):
+        reader_may_read(FakeServicePrincipal("acme", {"runtime:read"}), "globex")
+    with pytest.raises(PermissionDenied):
+        reader_may_read(FakeServicePrincipal("acme", {"telemetry:write"}), "acme")
+    user: User = world.ann
+    reader_may_read(user, "acme")
+    with pytest.raises(NotFound):
+        reader_may_read(user, "globex")
