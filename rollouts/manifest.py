@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from governance.events.kinds import EventKind
 from governance.events.models import Event
-from governance.events.services import canonical, event_record
+from governance.events.services import canonical, event_record, events_pending
 from registry.choices import Stage
 from registry.models import Deprecation, Retirement, Version
 from registry.selectors import stage_of
@@ -150,6 +150,8 @@ class _Facts:
     approvals_filled: list[str] = field(default_factory=list)
     drifted: list[str] = field(default_factory=list)
     rollback_seq: int | None = None
+    #: The rollback's event is recorded in this transaction but not appended yet (no seq).
+    rollback_pending: bool = False
 
     @property
     def change(self) -> Any:
@@ -511,7 +513,8 @@ def _rollback_proof(facts: _Facts) -> _Phase:
             [],
         )
     not_restored = _restored(facts)
-    evidence_ok = facts.rollback_seq is not None and not not_restored
+    recorded = facts.rollback_seq is not None or facts.rollback_pending
+    evidence_ok = recorded and not not_restored
     refs = [event_path(facts.rollback_seq)] if facts.rollback_seq else []
     refs += [f"pointer-move:{m.pk}" for m in sorted(facts.moves, key=lambda m: m.pk)]
     return _Phase(
@@ -604,6 +607,10 @@ def _gather(rollout: Rollout) -> _Facts:
     facts.drifted = _drift(facts)
     if facts.triggered:
         facts.rollback_seq = _last_event_seq(EventKind.ROLLOUT_ROLLED_BACK, rollout.pk)
+        facts.rollback_pending = facts.rollback_seq is None and any(
+            e.kind == EventKind.ROLLOUT_ROLLED_BACK and e.subject_id == str(rollout.pk)
+            for e in events_pending()
+        )
     return facts
 
 
@@ -788,6 +795,11 @@ def manifest_append(*, rollout: Rollout, actor: Any = None) -> ManifestVersion:
     latest = _latest(rollout)
     body = manifest_build(rollout, previous=latest.body if latest is not None else {})
     sha = manifest_sha256(body)
+    proof = body["rollback_proof"]
+    if proof["evidence_present"] and not proof["rollback_incident_evidence_path"]:
+        # The rollback's event gets its number when this transaction commits: append the
+        # manifest again then, so the stored version names it.
+        transaction.on_commit(lambda: manifest_append(rollout=rollout, actor=actor))
     if latest is not None and latest.sha256 == sha:
         return latest
     version = ManifestVersion.objects.create(

@@ -8,6 +8,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from django.db import transaction
 from jsonschema import Draft202012Validator
 
 from governance.events.kinds import EventKind
@@ -325,3 +326,24 @@ def test_append_stores_a_version_only_when_the_body_changes_and_hashes_it_into_t
     assert after["runtime-governance"] >= before["runtime-governance"]
     assert second.body["phases"][5]["status"] == "pass"
     assert events.count() == 2
+
+
+def test_a_rollback_appended_in_its_own_transaction_is_proved_then_named_after_commit(
+    w: World, django_capture_on_commit_callbacks: Any
+) -> None:
+    rollout = rollout_of(w, state=RolloutState.PROGRESSING, step=1)
+    # what the rollback service does: its event pending, then the append, in one transaction
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        roll_back(w, rollout)
+        during = manifest_append(rollout=rollout)
+        assert not Event.objects.filter(kind=EventKind.ROLLOUT_ROLLED_BACK).exists()
+    assert during.body["rollback_proof"]["evidence_present"] is True
+    assert during.body["rollback_proof"]["rollback_incident_evidence_path"] == ""
+    assert statuses(during.body)["rollback-proof"] == "pass"
+    after = ManifestVersion.objects.filter(rollout=rollout).order_by("-number").first()
+    assert after is not None and after.number == during.number + 1
+    seq = Event.objects.get(kind=EventKind.ROLLOUT_ROLLED_BACK).seq
+    assert after.body["rollback_proof"]["rollback_incident_evidence_path"] == (
+        f"/governance/events/{seq}/"
+    )
+    valid(after.body)
