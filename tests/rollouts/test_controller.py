@@ -81,7 +81,9 @@ def test_duplicate_beats_note_once_per_interval(w: World) -> None:
 def test_outcomes_follow_the_manifest_and_the_signal(w: World) -> None:
     now = timezone.now()
     paused = rollout_of(w, state=RolloutState.PAUSED, step=1)
-    assert rollout_iterate(rollout=paused, now=now).outcome == "lane_completed"  # type: ignore[union-attr]
+    held = rollout_iterate(rollout=paused, now=now)
+    assert held is not None and held.outcome == "lane_completed"
+    assert held.reason == f"{paused.reference} is paused at step 1 of 5; holding"
     tenant_wave = rollout_of(w, strategy="tenant", state=RolloutState.PROGRESSING, step=1)
     done = rollout_iterate(rollout=tenant_wave, now=now)
     assert done is not None and done.outcome == "lane_completed"
