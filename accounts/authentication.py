@@ -247,12 +247,17 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
     """
 
     keyword = "Bearer"
+    #: Refuse any other bearer token (True), or leave it to the next class (False, see
+    #: :class:`ServiceOrPersonalTokenAuthentication`).
+    refuse_personal_tokens: ClassVar[bool] = True
 
     def authenticate(self, request: Request) -> tuple[ServicePrincipal, ServicePrincipal] | None:
         raw = bearer_token(request, self.keyword)
         if raw is None:
             return None
         if not raw.startswith(SERVICE_TOKEN_PREFIX):
+            if not self.refuse_personal_tokens:
+                return None
             raise exceptions.AuthenticationFailed(
                 f"This endpoint takes a service token ({SERVICE_TOKEN_PREFIX}…) of the tenant; "
                 "a personal token is not accepted here.",
@@ -265,6 +270,19 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return f'{self.keyword} realm="runtime"'
+
+
+class ServiceOrPersonalTokenAuthentication(ServiceTokenAuthentication):
+    """For endpoints that machines and people both read (the runtime configuration):
+    service tokens here, any other bearer token left to the next class. List it first:
+    ``[ServiceOrPersonalTokenAuthentication, BearerTokenAuthentication, SessionAuthentication]``
+    (``BearerTokenAuthentication`` refuses service tokens, so it must come after).
+
+    A person is then ``request.user`` (a User, authorised by membership, holding no scope);
+    a machine is a :class:`ServicePrincipal`. Neither passes for the other.
+    """
+
+    refuse_personal_tokens = False
 
 
 class HasTokenScope(permissions.BasePermission):

@@ -24,3 +24,7 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
                 "created by the tenant's administrators, shown once."
             ),
         }
+
+
+class ServiceOrPersonalTokenScheme(ServiceTokenScheme):
+    target_class = "accounts.authentication.ServiceOrPersonalTokenAuthentication"

@@ -21,7 +21,9 @@ from rest_framework.views import APIView
 
 from accounts import authentication, services
 from accounts.authentication import (
+    BearerTokenAuthentication,
     HasTokenScope,
+    ServiceOrPersonalTokenAuthentication,
     ServicePrincipal,
     ServiceTokenAuthentication,
     clear_service_token_cache,
@@ -662,3 +664,41 @@ def test_scope_named_on_the_view(acme):
     assert allowed.status_code == 200 and allowed.data == {"tenant": "acme"}
     with pytest.raises(ValueError, match="Unknown scope"):
         require_scope("runtime:write")
+
+
+class EitherProbe(APIView):
+    """An endpoint that people and machines both read, as the runtime configuration does."""
+
+    authentication_classes = [ServiceOrPersonalTokenAuthentication, BearerTokenAuthentication]
+
+    def get(self, request: Any) -> Response:
+        if isinstance(request.user, ServicePrincipal):
+            return Response({"machine": request.user.tenant_slug})
+        return Response({"person": request.user.username})
+
+
+@pytest.mark.django_db
+def test_people_and_machines_on_one_endpoint_never_pass_for_each_other(acme, owner):
+    _, machine = services.service_token_create(
+        tenant=acme, name="svc", scopes=["runtime:read"], actor=None
+    )
+    _, person = services.token_create(user=owner, name="mine", actor=owner)
+    view = EitherProbe.as_view()
+    factory = APIRequestFactory()
+    assert view(factory.get("/e/", HTTP_AUTHORIZATION=f"Bearer {machine}")).data == {
+        "machine": "acme"
+    }
+    assert view(factory.get("/e/", HTTP_AUTHORIZATION=f"Bearer {person}")).data == {
+        "person": "olga"
+    }
+    # A person holds no scope: a scoped endpoint refuses them even when it admits people.
+
+    class ScopedEither(EitherProbe):
+        permission_classes = [require_scope(TokenScope.RUNTIME_READ)]
+
+    scoped = ScopedEither.as_view()
+    refused = scoped(factory.get("/e/", HTTP_AUTHORIZATION=f"Bearer {person}"))
+    assert refused.status_code == 403
+    assert "service token with the scope 'runtime:read'" in str(refused.data["error"]["message"])
+    bad = view(factory.get("/e/", HTTP_AUTHORIZATION="Bearer gsv_unknown"))
+    assert bad.status_code == 401 and bad.data["error"]["code"] == "token_invalid"
