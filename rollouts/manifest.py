@@ -42,9 +42,7 @@ from django.utils import timezone
 from governance.events.kinds import EventKind
 from governance.events.models import Event
 from governance.events.services import canonical, event_record, events_pending
-from registry.choices import Stage
-from registry.models import Deprecation, Retirement, Version
-from registry.selectors import stage_of
+from registry.models import Version
 from registry.verification import verify_versions
 from reviews.choices import CheckKind, Decision
 from reviews.models import Approval, ChangeItem, EvaluationReport
@@ -52,6 +50,7 @@ from reviews.selectors import check_verdicts, items_of
 from rollouts import contract
 from rollouts.choices import PointerKind, PromotionTarget, RolloutState, RolloutStrategy
 from rollouts.models import ManifestVersion, Override, PointerMove, Rollout, RolloutTarget
+from rollouts.runtime import servable_versions  # the one servability predicate
 
 #: The rollback-proof phase's one gate: its ``observed`` says whether the evidence exists.
 _PROOF_GATE = contract.AUTONOMY_PHASE_SLO_GATES["rollback-proof"][0]
@@ -279,17 +278,6 @@ def _label_id(version_id: Any) -> str:
     return _label(version)
 
 
-def _serving_problem(version: Version) -> str | None:
-    """Why a baseline could not serve again: removed, retired or never past draft."""
-    if Deprecation.objects.filter(version=version, removed_at__isnull=False).exists():
-        return f"{version.path} was removed"
-    if Retirement.objects.filter(version=version).exists():
-        return f"{version.path} is retired"
-    if stage_of(version) == Stage.DRAFT:
-        return f"{version.path} is a draft"
-    return None
-
-
 # --- the seven phases -----------------------------------------------------------------------
 
 
@@ -389,7 +377,8 @@ def _rollback_readiness(facts: _Facts) -> _Phase:
         if baseline is None:
             problem = f"slot {target.slot} has no previous version to restore"
         else:
-            problem = _serving_problem(baseline)
+            serve = servable_versions([baseline.pk]).get(baseline.pk)
+            problem = serve if isinstance(serve, str) else None
             if problem is None:
                 _, failure = verify_versions([baseline])
                 if failure is not None:

@@ -347,3 +347,26 @@ def test_a_rollback_appended_in_its_own_transaction_is_proved_then_named_after_c
         f"/governance/events/{seq}/"
     )
     valid(after.body)
+
+
+def test_a_baseline_that_may_no_longer_serve_fails_rollback_readiness(w: World) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from registry.models import Retirement
+
+    rollout = rollout_of(w)
+    Retirement.objects.create(
+        version=w.v1, rationale="gone", retain_until=timezone.now() + timedelta(days=30)
+    )
+    body = valid(manifest_build(rollout))
+    assert statuses(body)["rollback-readiness"] == "fail"
+    (baseline,) = body["phases"][2]["observations"]["baselines"]
+    assert baseline == {
+        "slot": str(w.slot),
+        "baseline": w.v1.pinned,
+        "ok": False,
+        "problem": f"{w.v1.path} is retired",
+    }
+    assert canary_blockers(rollout) == [f"rollback-readiness fail: {w.v1.path} is retired"]
