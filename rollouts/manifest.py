@@ -44,8 +44,8 @@ from governance.events.models import Event
 from governance.events.services import canonical, event_record, events_pending
 from registry.models import Version
 from registry.verification import verify_versions
-from reviews.choices import CheckKind, Decision
-from reviews.models import Approval, ChangeItem, EvaluationReport
+from reviews.choices import ActivationKind, CheckKind, Decision
+from reviews.models import Activation, Approval, ChangeItem, EvaluationReport
 from reviews.selectors import check_verdicts, items_of
 from rollouts import contract
 from rollouts.choices import PointerKind, PromotionTarget, RolloutState, RolloutStrategy
@@ -202,9 +202,12 @@ def _approvals_at_promotion(change: Any) -> list[str]:
 
 
 def _expected_default(facts: _Facts, item: ChangeItem) -> Any:
-    """The default the change and this rollout leave an artifact at: the last default move the
-    rollout made, else the candidate if the promotion itself moved it (an artifact with no
-    slot), else the version the change was approved against."""
+    """The default the change and this rollout leave an artifact at.
+
+    The last default move this rollout made; else the candidate when the artifact's latest
+    activation is this change's promotion (an artifact bound to no slot is promoted
+    directly); else the version the change was approved against.
+    """
     moves = [
         m
         for m in facts.moves
@@ -212,16 +215,15 @@ def _expected_default(facts: _Facts, item: ChangeItem) -> Any:
     ]
     if moves:
         return max(moves, key=lambda m: m.pk).to_version_id
-    from reviews.choices import ActivationKind
-    from reviews.models import Activation
-
-    promoted_here = Activation.objects.filter(
-        artifact_id=item.artifact_id,
-        change=facts.change,
-        kind=ActivationKind.PROMOTION,
-        version_id=item.proposed_id,
-    ).exists()
-    return item.proposed_id if promoted_here else item.current_id
+    latest = (
+        Activation.objects.filter(artifact_id=item.artifact_id)
+        .order_by("-created_at")
+        .values_list("change_id", "kind", "version_id")
+        .first()
+    )
+    if latest == (facts.change.pk, ActivationKind.PROMOTION, item.proposed_id):
+        return item.proposed_id
+    return item.current_id
 
 
 def _drift(facts: _Facts) -> list[str]:
