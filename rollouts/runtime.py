@@ -562,14 +562,18 @@ _cache: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def snapshot(tenant_slug: str, application_slug: str) -> Snapshot:
+def snapshot(
+    tenant_slug: str, application_slug: str, *, generation_now: str | None = None
+) -> Snapshot:
     """The tenant's signed runtime configuration of the application (NotFound if it may not read it).
 
     Cached per process by (tenant, application, generation): a warm call runs no SQL, only
-    ``generation.current()`` (one Redis GET, or one ``stat``). The generation is read before
-    the build, so a build that raced a commit is keyed by the old generation and dropped.
+    ``generation.current()`` (one Redis GET, or one ``stat``), or none when the caller passes
+    the generation it read just before (``generation_now``, e.g. the service-token check's).
+    The generation is read before the build, so a build that raced a commit is keyed by the
+    old generation and dropped.
     """
-    gen = generation.current()
+    gen = generation_now or generation.current()
     key = (tenant_slug, application_slug)
     with _cache_lock:
         hit = _cache.get(key)
@@ -856,13 +860,15 @@ def answer(
     slot_name: str,
     subject: str | None = None,
     pin: str | None = None,
+    *,
+    generation_now: str | None = None,
 ) -> Answer:
     """The server's answer for one slot: the cached snapshot, ``resolve``, and pins it lacks.
 
     Raises NotFound (tenant, application, slot, pin) or DomainError (a malformed pin). A warm
     answer runs no SQL; a pin outside the snapshot costs one indexed lookup once per generation.
     """
-    snap = snapshot(tenant_slug, application_slug)
+    snap = snapshot(tenant_slug, application_slug, generation_now=generation_now)
     try:
         return resolve(snap, slot_name, subject, pin)
     except PinNotInSnapshot as miss:

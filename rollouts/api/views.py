@@ -17,7 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import BearerTokenAuthentication
+from accounts.authentication import (
+    BearerTokenAuthentication,
+    ServiceOrPersonalTokenAuthentication,
+    ServicePrincipal,
+)
 from accounts.choices import TokenScope
 from accounts.selectors import tenant_for_user
 from governance.errors import NotFound, PermissionDenied
@@ -31,8 +35,9 @@ from rollouts.api.serializers import (
 from rollouts.choices import Reason
 
 #: People (personal token, session) and machines (service tokens of the tenant, scope
-#: ``runtime:read``). TODO(lane C): add the service-token class here once merged.
+#: ``runtime:read``).
 RUNTIME_AUTHENTICATION: list[type[BaseAuthentication]] = [
+    ServiceOrPersonalTokenAuthentication,
     BearerTokenAuthentication,
     SessionAuthentication,
 ]
@@ -41,20 +46,27 @@ RUNTIME_AUTHENTICATION: list[type[BaseAuthentication]] = [
 def reader_may_read(principal: Any, tenant_slug: str) -> None:
     """The one rule for reading a tenant's runtime: NotFound/PermissionDenied otherwise.
 
-    A service token (a principal that ``covers_tenant``) reads its own tenant with the
-    ``runtime:read`` scope; a person reads a tenant they may see (member or platform admin).
-    Another tenant reads as missing, so the answer confirms nothing.
+    A service token reads its own tenant with the ``runtime:read`` scope; a person reads a
+    tenant they may see (member or platform administrator). Another tenant reads as
+    missing, so the answer confirms nothing.
     """
-    covers = getattr(principal, "covers_tenant", None)
-    if covers is not None:
+    if isinstance(principal, ServicePrincipal):
         if not principal.has_scope(TokenScope.RUNTIME_READ):
+            held = ", ".join(sorted(principal.scopes)) or "none"
             raise PermissionDenied(
-                f"This service token lacks the scope '{TokenScope.RUNTIME_READ}'.", field="scope"
+                f"Service token {principal.prefix}… lacks the scope "
+                f"'{TokenScope.RUNTIME_READ}' (it holds: {held}).",
+                field="scope",
             )
-        if not covers(tenant_slug):
+        if not principal.covers_tenant(tenant_slug):
             raise NotFound(f"No tenant '{tenant_slug}' that this token reads.", field="tenant")
         return
     tenant_for_user(principal, tenant_slug)
+
+
+def _generation(request: Request) -> str | None:
+    """The generation a service token was just checked against (saves a Redis read), if any."""
+    return getattr(request._request, "runtime_generation", None)
 
 
 TENANT = OpenApiParameter("tenant", str, OpenApiParameter.PATH, description="Tenant slug")
@@ -90,7 +102,7 @@ class RuntimeSnapshotView(APIView):
     )
     def get(self, request: Request, tenant: str, application: str) -> HttpResponse:
         reader_may_read(request.user, tenant)
-        snap = runtime.snapshot(tenant, application)
+        snap = runtime.snapshot(tenant, application, generation_now=_generation(request))
         headers = {"ETag": snap.etag, "Cache-Control": "private, no-cache"}
         if runtime.etag_matches(request.headers.get("If-None-Match", ""), snap.etag):
             return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
@@ -106,7 +118,7 @@ class ResolveView(RegistryResolve):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if request.method == "GET" and getattr(request.user, "covers_tenant", None) is not None:
+        if request.method == "GET" and isinstance(request.user, ServicePrincipal):
             # The registry's lookup reads as a person; a machine resolves slots (POST).
             raise PermissionDenied(
                 "Service tokens resolve slots with POST /api/v1/resolve/.", field="ref"
@@ -135,6 +147,7 @@ class ResolveView(RegistryResolve):
             data["slot"],
             subject=data.get("subject") or None,
             pin=data.get("pin"),
+            generation_now=_generation(request),
         )
         out = found.as_json()
         if found.reason == Reason.DISABLED:

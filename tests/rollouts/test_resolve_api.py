@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.services import service_token_create, service_token_revoke
 from registry.models import Artifact
 from rollouts import runtime
 from rollouts.api.views import reader_may_read
@@ -186,27 +187,46 @@ def test_registry_resolve_by_ref_keeps_working_and_answers_the_active_version(
     assert exact["version"] == "1.1.0"
 
 
-class FakeServicePrincipal:
-    """The shape of accounts' service-token principal the permission relies on."""
-
-    def __init__(self, tenant: str, scopes: set[str]) -> None:
-        self.tenant, self.scopes = tenant, scopes
-
-    def covers_tenant(self, slug: str) -> bool:
-        return slug == self.tenant
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
+def service_client(tenant: Any, scopes: list[str]) -> tuple[APIClient, Any]:
+    token, raw = service_token_create(tenant=tenant, name="svc", scopes=scopes, actor=None)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client, token
 
 
 def test_service_tokens_read_their_own_tenant_with_the_scope(world: World) -> None:
-    from governance.errors import NotFound, PermissionDenied
+    machine, token = service_client(world.acme, ["runtime:read"])
+    assert post(machine, subject="u").json()["version"] == "1.0.0"
+    assert machine.get(RUNTIME).json()["snapshot"]["tenant"] == "acme"
+    other = post(machine, tenant="globex")
+    assert other.status_code == 404 and other.json()["error"]["field"] == "tenant"
+    assert machine.get("/api/v1/runtime/globex/sales-agent/").status_code == 404
+    registry_lookup = machine.get("/api/v1/resolve/", {"ref": "prompt/platform/qualify-lead"})
+    assert registry_lookup.status_code == 403
+    writer, _ = service_client(world.acme, ["telemetry:write"])
+    refused = post(writer)
+    assert refused.status_code == 403 and "runtime:read" in refused.json()["error"]["message"]
+    service_token_revoke(token=token, actor=None, reason="leaked")
+    assert post(machine).status_code == 401
 
-    reader_may_read(FakeServicePrincipal("acme", {"runtime:read"}), "acme")
-    with pytest.raises(NotFound):
-        reader_may_read(FakeServicePrincipal("acme", {"runtime:read"}), "globex")
-    with pytest.raises(PermissionDenied):
-        reader_may_read(FakeServicePrincipal("acme", {"telemetry:write"}), "acme")
+
+def test_warm_service_token_requests_run_no_sql(
+    world: World, django_assert_num_queries: Any
+) -> None:
+    canary(world, weight=50_000)
+    machine, _ = service_client(world.acme, ["runtime:read"])
+    etag = machine.get(RUNTIME)["ETag"]
+    post(machine, subject="u1")
+    with django_assert_num_queries(0):
+        for i in range(5):
+            assert post(machine, subject=f"u{i}").status_code == 200
+        assert machine.get(RUNTIME).status_code == 200
+        assert machine.get(RUNTIME, HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
+def test_people_read_the_tenants_they_may_see(world: World) -> None:
+    from governance.errors import NotFound
+
     user: User = world.ann
     reader_may_read(user, "acme")
     with pytest.raises(NotFound):
