@@ -31,7 +31,7 @@ from registry.selectors import lifecycle_refusal
 from registry.services import version_stage_set
 from registry.verification import verify_versions
 from reviews import checks as check_catalog
-from reviews import permissions, selectors
+from reviews import hooks, permissions, selectors
 from reviews import policy as approval_policy
 from reviews.choices import (
     EDITABLE_STATES,
@@ -872,6 +872,24 @@ def _lock_changes_and_artifacts(
     return locked_changes, locked_artifacts
 
 
+def activation_lock(
+    *, artifact_ids: set[Any], change: ChangeRequest | None = None
+) -> dict[Any, Artifact]:
+    """Take the locks a default move needs, in the one order: the change and every open change
+    on these artifacts, then the artifacts, each by primary key. Returns the locked artifacts.
+
+    For callers above reviews (rollouts) that lock their own rows first and may move a
+    default later in the same transaction (``versions_activate`` then re-takes these locks,
+    which this transaction already holds), so they never take a change's lock after an
+    artifact's.
+    """
+    others = _open_changes_on(artifact_ids, exclude={change.pk} if change else set())
+    _, artifacts = _lock_changes_and_artifacts(
+        ({change.pk} if change else set()) | others, artifact_ids
+    )
+    return artifacts
+
+
 def _open_changes_on(artifact_ids: set[Any], *, exclude: set[Any]) -> set[Any]:
     """Changes still being worked on that propose a version of one of these artifacts."""
     return set(
@@ -933,6 +951,87 @@ def _active_conflicts(items: Sequence[ChangeItem], artifacts: dict[Any, Artifact
     ]
 
 
+def _activate(
+    moves: Sequence[tuple[Artifact, Version]],
+    *,
+    change: ChangeRequest | None,
+    kind: str,
+    reason: str,
+    actor: User | None,
+    now: Any,
+) -> tuple[list[tuple[Version, Version | None]], dict[Any, Version | None]]:
+    """Make each version the active one of its (locked) artifact: the column, an
+    ``Activation`` row, and the stages (the new one active, the one it replaces approved)."""
+    activated: list[tuple[Version, Version | None]] = []
+    moved: dict[Any, Version | None] = {}
+    for artifact, version in moves:
+        previous = artifact.active_version
+        Artifact.objects.filter(pk=artifact.pk).update(active_version=version)
+        artifact.active_version = version
+        moved[artifact.pk] = version
+        Activation.objects.create(
+            artifact=artifact,
+            version=version,
+            previous=previous,
+            kind=kind,
+            change=change,
+            reason=reason,
+            actor=actor,
+            created_at=now,
+        )
+        activated.append((version, previous))
+    for version, previous in activated:
+        stage_set(version=version, stage=Stage.ACTIVE, actor=actor, change=change)
+        if previous is not None:
+            stage_set(version=previous, stage=Stage.APPROVED, actor=actor, change=change)
+    return activated, moved
+
+
+@transaction.atomic
+def versions_activate(
+    *,
+    versions: Sequence[Version],
+    change: ChangeRequest | None,
+    actor: User | None,
+    reason: str,
+    kind: str = ActivationKind.PROMOTION,
+) -> list[tuple[Version, Version | None]]:
+    """Make these versions the defaults (active versions) of their artifacts, now.
+
+    The one way a default moves outside ``change_promote``: a rollout's success (kind
+    promotion, with the change it rolls out) and a rollout's rollback (kind rollback).
+    Locks open changes on the artifacts, then the artifacts, in primary-key order (a
+    caller holding its own rows locked first keeps that order); writes the column, an
+    ``Activation`` row per artifact and the stages; open changes on those artifacts are
+    rebound to the new current version. A version that is already active is skipped.
+    Returns (version, previous) for each artifact that moved. Records no event of its
+    own: the caller records what it did (``rollout.succeeded``, ``pointer.moved``).
+    """
+    artifact_ids = {v.artifact_id for v in versions}
+    if len(artifact_ids) != len(versions):
+        raise DomainError("Name one version per artifact.", field="versions")
+    others = _open_changes_on(artifact_ids, exclude={change.pk} if change else set())
+    changes, artifacts = _lock_changes_and_artifacts(
+        ({change.pk} if change else set()) | others, artifact_ids
+    )
+    moves = [
+        (artifacts[v.artifact_id], v)
+        for v in sorted(versions, key=lambda v: str(v.artifact_id))
+        if artifacts[v.artifact_id].active_version_id != v.pk
+    ]
+    activated, moved = _activate(
+        moves, change=change, kind=kind, reason=reason, actor=actor, now=timezone.now()
+    )
+    where = change.reference if change is not None else "a rollout"
+    _follow_active(
+        [changes[pk] for pk in sorted(others)],
+        moved,
+        actor,
+        f"{where} moved the default: the active versions it replaces changed",
+    )
+    return activated
+
+
 @transaction.atomic
 def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeRequest:
     """Make an approved change's versions the active ones (an administrator's act).
@@ -973,34 +1072,23 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
         raise Conflict(
             f"Pack verification failed for {failure.version.path}: {failure.reason}", field="status"
         )
-    activated = []
-    moved: dict[Any, Version | None] = {}
-    for item in items:
-        artifact = artifacts[item.artifact_id]
-        previous = artifact.active_version
-        Artifact.objects.filter(pk=artifact.pk).update(active_version=item.proposed)
-        moved[artifact.pk] = item.proposed
-        Activation.objects.create(
-            artifact=artifact,
-            version=item.proposed,
-            previous=previous,
-            kind=ActivationKind.PROMOTION,
-            change=change,
-            reason=change.title,
-            actor=actor,
-            created_at=now,
-        )
-        activated.append((item.proposed, previous))
+    # Artifacts bound to an application slot: the promotion approves their versions for
+    # production, and a rollout moves their default (rollouts answers through the hook).
+    bound = hooks.slot_bound(artifact_ids)
     change.promoted_at = now
     change.promoted_by = actor
     if change.emergency:
         days = selectors.effective_policy(change.tenant)[1]["postmortem_days"]
         change.postmortem_due_at = now + timedelta(days=days)
     change.save(update_fields=["status", "promoted_at", "promoted_by", "postmortem_due_at"])
-    for proposed, previous in activated:
-        stage_set(version=proposed, stage=Stage.ACTIVE, actor=actor, change=change)
-        if previous is not None:
-            stage_set(version=previous, stage=Stage.APPROVED, actor=actor, change=change)
+    activated, moved = _activate(
+        [(artifacts[i.artifact_id], i.proposed) for i in items if i.artifact_id not in bound],
+        change=change,
+        kind=ActivationKind.PROMOTION,
+        reason=change.title,
+        actor=actor,
+        now=now,
+    )
     _record(
         EventKind.CHANGE_REQUEST_PROMOTED,
         change,
@@ -1011,6 +1099,7 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
             {"active": _version_ref(proposed), "previous": _version_ref(previous)}
             for proposed, previous in activated
         ],
+        awaiting_rollout=sorted(i.proposed.path for i in items if i.artifact_id in bound),
         waivers=selectors.waivers_used(verdicts),
         pack_verification=f"OK: {checked} versions verified",
         postmortem_due_at=change.postmortem_due_at.isoformat()

@@ -5,3 +5,10 @@ from django.apps import AppConfig
 
 class RolloutsConfig(AppConfig):
     name = "rollouts"
+
+    def ready(self) -> None:
+        # reviews asks "is this artifact bound to a slot?" without importing rollouts.
+        from reviews import hooks
+        from rollouts import selectors
+
+        hooks.register_slot_bound(selectors.slot_bound_artifacts)

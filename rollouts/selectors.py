@@ -1,0 +1,291 @@
+"""Reads about applications, slots, pointers and rollouts, shared by pages, the API, the CLI and services.
+
+``servable_versions`` is the one place that decides which versions may serve: every
+route (runtime snapshot, resolve, OFREP, overrides, rollout targets) asks it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from accounts.models import Tenant
+from accounts.selectors import AnyUser, tenant_scoped
+from governance.errors import NotFound
+from registry.choices import Stage
+from registry.models import Artifact, Deprecation, Retirement, Version, VersionState
+from reviews.choices import ChangeStatus
+from reviews.models import ChangeItem
+from rollouts.choices import ACTIVE_STATES, RolloutState
+from rollouts.models import Application, Override, PointerMove, Rollout, RolloutTarget, Slot
+
+# --- what may serve --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServeInfo:
+    """A version that may serve; ``warning`` is set for a deprecated one (it still serves)."""
+
+    version_id: Any
+    warning: str = ""
+
+    servable = True
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A version that must never serve, and why (the message a caller shows or logs)."""
+
+    version_id: Any
+    reason: str
+
+    servable = False
+
+
+def servable_versions(version_ids: Iterable[Any]) -> dict[Any, ServeInfo | Refusal]:
+    """For each id: may it serve (a default, an override, a rollout target, a pin)?
+
+    Servable = went through a promoted change (a ``ChangeItem`` proposing it whose change is
+    promoted) or is its artifact's active version; and not removed, not retired, not a draft.
+    A deprecated version serves with a warning naming its replacement. Unknown ids are
+    refused. Five queries whatever the number of ids.
+    """
+    ids = {i for i in version_ids if i is not None}
+    if not ids:
+        return {}
+    versions = {
+        v.pk: v
+        for v in Version.objects.filter(pk__in=ids).select_related(
+            "artifact__artifact_class", "artifact__tenant"
+        )
+    }
+    stages = dict(
+        VersionState.objects.filter(version_id__in=versions).values_list("version_id", "stage")
+    )
+    retired = set(
+        Retirement.objects.filter(version_id__in=versions).values_list("version_id", flat=True)
+    )
+    deprecations = {
+        d.version_id: d
+        for d in Deprecation.objects.filter(version_id__in=versions).select_related(
+            "replacement__artifact__artifact_class", "replacement__artifact__tenant"
+        )
+    }
+    promoted = set(
+        ChangeItem.objects.filter(
+            proposed_id__in=versions,
+            change__status=ChangeStatus.PROMOTED,
+            change__promoted_at__isnull=False,
+        ).values_list("proposed_id", flat=True)
+    )
+    answer: dict[Any, ServeInfo | Refusal] = {}
+    for pk in ids:
+        version = versions.get(pk)
+        if version is None:
+            answer[pk] = Refusal(pk, f"No version {pk}.")
+            continue
+        path = version.path
+        deprecation = deprecations.get(pk)
+        if pk in retired:
+            answer[pk] = Refusal(pk, f"{path} is retired; it never serves.")
+        elif deprecation is not None and deprecation.removed_at is not None:
+            answer[pk] = Refusal(pk, f"{path} was removed; it never serves.")
+        elif stages.get(pk, Stage.DRAFT) == Stage.DRAFT:
+            answer[pk] = Refusal(pk, f"{path} is a draft; only promoted versions serve.")
+        elif pk not in promoted and version.artifact.active_version_id != pk:
+            answer[pk] = Refusal(
+                pk, f"{path} did not go through a promoted change request; it cannot serve."
+            )
+        elif deprecation is not None:
+            answer[pk] = ServeInfo(
+                pk,
+                f"{path} is deprecated (replacement {deprecation.replacement.path}: "
+                f"{deprecation.reason})",
+            )
+        else:
+            answer[pk] = ServeInfo(pk)
+    return answer
+
+
+def servable_refusal(version: Version) -> str | None:
+    """Why ``version`` may not serve, or None if it may (one version of ``servable_versions``)."""
+    verdict = servable_versions([version.pk])[version.pk]
+    return verdict.reason if isinstance(verdict, Refusal) else None
+
+
+# --- tenants, applications, slots --------------------------------------------------------
+
+
+def platform_tenant() -> Tenant | None:
+    """The tenant whose artifacts and applications every tenant may use (may not exist yet)."""
+    return Tenant.objects.filter(slug=settings.PLATFORM_TENANT_SLUG).first()
+
+
+def is_platform(tenant: Tenant) -> bool:
+    return tenant.slug == settings.PLATFORM_TENANT_SLUG
+
+
+def _platform_rows(via: str) -> Q:
+    return Q(**{f"{via}__slug": settings.PLATFORM_TENANT_SLUG})
+
+
+def applications_visible_to(user: AnyUser | None) -> QuerySet[Application]:
+    """Applications of the user's tenants, and the platform tenant's (shared with everyone)."""
+    return tenant_scoped(
+        Application.objects.select_related("tenant"), user=user, also=_platform_rows("tenant")
+    )
+
+
+def application_by_slug(user: AnyUser | None, slug: str) -> Application:
+    application = applications_visible_to(user).filter(slug=slug).first()
+    if application is None:
+        raise NotFound(f"No application '{slug}' that you can see.", field="application")
+    return application
+
+
+def slots_of(application: Application) -> QuerySet[Slot]:
+    return Slot.objects.filter(application=application).select_related(
+        "application__tenant",
+        "artifact__artifact_class",
+        "artifact__tenant",
+        "artifact__active_version",
+    )
+
+
+def slot_serves_tenant(slot: Slot, tenant: Tenant) -> bool:
+    """A slot is part of tenant T's runtime when both its application and its artifact are
+    T's or the platform's."""
+    owners = (slot.application.tenant, slot.artifact.tenant)
+    return all(o.pk == tenant.pk or is_platform(o) for o in owners)
+
+
+def slot_bound_artifacts(artifact_ids: Iterable[Any]) -> set[Any]:
+    """The artifacts among these bound to at least one slot (reviews asks through its hook)."""
+    ids = list(artifact_ids)
+    if not ids:
+        return set()
+    return set(
+        Slot.objects.filter(artifact_id__in=ids).values_list("artifact_id", flat=True).distinct()
+    )
+
+
+def overrides_for(slots: Iterable[Slot]) -> QuerySet[Override]:
+    return Override.objects.filter(slot__in=list(slots)).select_related(
+        "tenant", "version__artifact__artifact_class", "version__artifact__tenant", "rollout"
+    )
+
+
+def slot_history(slot: Slot) -> QuerySet[PointerMove]:
+    """Every pointer move of the slot (overrides, rollout steps) and of its artifact's default,
+    newest first."""
+    return (
+        PointerMove.objects.filter(
+            Q(slot=slot) | Q(slot__isnull=True, artifact_id=slot.artifact_id)
+        )
+        .select_related(
+            "tenant",
+            "actor",
+            "rollout",
+            "from_version__artifact__artifact_class",
+            "from_version__artifact__tenant",
+            "to_version__artifact__artifact_class",
+            "to_version__artifact__tenant",
+        )
+        .order_by("-id")
+    )
+
+
+# --- rollouts ------------------------------------------------------------------------------
+
+
+def rollouts_visible_to(user: AnyUser | None) -> QuerySet[Rollout]:
+    """Rollouts of the user's tenants, and the platform's (they reach every tenant)."""
+    return tenant_scoped(
+        Rollout.objects.select_related("tenant", "change", "created_by"),
+        user=user,
+        also=_platform_rows("tenant"),
+    )
+
+
+def rollout_by_number(user: AnyUser | None, number: int | str) -> Rollout:
+    """``RO-12``, ``12`` or 12, if the user may see it; NotFound otherwise."""
+    raw = str(number).strip().upper().removeprefix("RO-")
+    rollout = rollouts_visible_to(user).filter(number=int(raw)).first() if raw.isdigit() else None
+    if rollout is None:
+        raise NotFound(f"No rollout RO-{raw} that you can see.", field="rollout")
+    return rollout
+
+
+def rollout_by_number_unscoped(number: int | str) -> Rollout:
+    """For the CLI and system tasks, which act for every tenant."""
+    raw = str(number).strip().upper().removeprefix("RO-")
+    rollout = (
+        Rollout.objects.select_related("tenant", "change").filter(number=int(raw)).first()
+        if raw.isdigit()
+        else None
+    )
+    if rollout is None:
+        raise NotFound(f"No rollout RO-{raw}.", field="rollout")
+    return rollout
+
+
+def targets_of(rollout: Rollout) -> QuerySet[RolloutTarget]:
+    return RolloutTarget.objects.filter(rollout=rollout).select_related(
+        "slot__application__tenant",
+        "slot__artifact__artifact_class",
+        "slot__artifact__tenant",
+        "baseline__artifact__artifact_class",
+        "baseline__artifact__tenant",
+        "candidate__artifact__artifact_class",
+        "candidate__artifact__tenant",
+    )
+
+
+def moves_of(rollout: Rollout) -> QuerySet[PointerMove]:
+    """The rollout's pointer moves, oldest first (a rollback replays them backwards)."""
+    return PointerMove.objects.filter(rollout=rollout).order_by("id")
+
+
+def active_rollouts_for(slots: Iterable[Slot]) -> dict[Any, list[RolloutTarget]]:
+    """slot id -> the targets of progressing or paused rollouts on it (``target.rollout`` loaded)."""
+    found: dict[Any, list[RolloutTarget]] = defaultdict(list)
+    rows = (
+        RolloutTarget.objects.filter(slot__in=list(slots), rollout__state__in=list(ACTIVE_STATES))
+        .select_related(
+            "rollout__tenant",
+            "candidate__artifact__artifact_class",
+            "candidate__artifact__tenant",
+            "baseline__artifact__artifact_class",
+            "baseline__artifact__tenant",
+        )
+        .order_by("rollout__number")
+    )
+    for row in rows:
+        found[row.slot_id].append(row)
+    return dict(found)
+
+
+#: States in which a rollout still holds its slots (a second rollout on them is refused).
+HOLDING_STATES = frozenset({RolloutState.DRAFT, *ACTIVE_STATES})
+
+
+def rollouts_holding(slot_ids: Iterable[Any], *, exclude: Any = None) -> QuerySet[Rollout]:
+    """Draft, progressing or paused rollouts targeting any of these slots."""
+    qs = Rollout.objects.filter(
+        targets__slot_id__in=list(slot_ids), state__in=list(HOLDING_STATES)
+    ).distinct()
+    return qs.exclude(pk=exclude) if exclude is not None else qs
+
+
+def artifacts_by_pk(ids: Iterable[Any]) -> dict[Any, Artifact]:
+    return {
+        a.pk: a
+        for a in Artifact.objects.filter(pk__in=list(ids)).select_related(
+            "artifact_class", "tenant", "active_version"
+        )
+    }
