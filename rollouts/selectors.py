@@ -18,7 +18,7 @@ from accounts.models import Tenant
 from accounts.selectors import AnyUser, tenant_scoped
 from governance.errors import NotFound
 from registry.choices import Stage
-from registry.models import Artifact, Deprecation, Retirement, Version, VersionState
+from registry.models import Artifact, Version
 from reviews.choices import ChangeStatus
 from reviews.models import ChangeItem
 from rollouts.choices import ACTIVE_STATES, RolloutState
@@ -29,93 +29,70 @@ from rollouts.models import Application, Override, PointerMove, Rollout, Rollout
 
 @dataclass(frozen=True)
 class ServeInfo:
-    """A version that may serve; ``warning`` is set for a deprecated one (it still serves)."""
+    """A version that may serve, with its stage and the warning it serves with (deprecated)."""
 
-    version_id: Any
-    warning: str = ""
-
-    servable = True
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A version that must never serve, and why (the message a caller shows or logs)."""
-
-    version_id: Any
-    reason: str
-
-    servable = False
+    version: Version
+    stage: str
+    warning: str | None
 
 
-def servable_versions(version_ids: Iterable[Any]) -> dict[Any, ServeInfo | Refusal]:
-    """For each id: may it serve (a default, an override, a rollout target, a pin)?
+def servable_versions(version_ids: Iterable[Any]) -> dict[Any, ServeInfo | str]:
+    """For each version id: ``ServeInfo`` if it may serve, else why not (a sentence).
 
     Servable = went through a promoted change (a ``ChangeItem`` proposing it whose change is
-    promoted) or is its artifact's active version; and not removed, not retired, not a draft.
-    A deprecated version serves with a warning naming its replacement. Unknown ids are
-    refused. Five queries whatever the number of ids.
+    promoted) or is its artifact's active version; and not removed, not retired, not a
+    draft. A deprecated version serves with a warning naming its replacement. Unknown ids
+    are refused. Two queries whatever the number of ids: every route that serves or points
+    (runtime snapshot, resolve, OFREP, overrides, rollout targets) asks this one function.
     """
-    ids = {i for i in version_ids if i is not None}
+    ids = list({i for i in version_ids if i is not None})
     if not ids:
         return {}
-    versions = {
-        v.pk: v
-        for v in Version.objects.filter(pk__in=ids).select_related(
-            "artifact__artifact_class", "artifact__tenant"
-        )
-    }
-    stages = dict(
-        VersionState.objects.filter(version_id__in=versions).values_list("version_id", "stage")
+    rows = Version.objects.filter(pk__in=ids).select_related(
+        "artifact__artifact_class",
+        "artifact__tenant",
+        "state",
+        "deprecation__replacement__artifact__artifact_class",
+        "deprecation__replacement__artifact__tenant",
+        "retirement",
     )
-    retired = set(
-        Retirement.objects.filter(version_id__in=versions).values_list("version_id", flat=True)
-    )
-    deprecations = {
-        d.version_id: d
-        for d in Deprecation.objects.filter(version_id__in=versions).select_related(
-            "replacement__artifact__artifact_class", "replacement__artifact__tenant"
-        )
-    }
     promoted = set(
         ChangeItem.objects.filter(
-            proposed_id__in=versions,
+            proposed_id__in=ids,
             change__status=ChangeStatus.PROMOTED,
             change__promoted_at__isnull=False,
         ).values_list("proposed_id", flat=True)
     )
-    answer: dict[Any, ServeInfo | Refusal] = {}
-    for pk in ids:
-        version = versions.get(pk)
-        if version is None:
-            answer[pk] = Refusal(pk, f"No version {pk}.")
-            continue
-        path = version.path
-        deprecation = deprecations.get(pk)
-        if pk in retired:
-            answer[pk] = Refusal(pk, f"{path} is retired; it never serves.")
+    found: dict[Any, ServeInfo | str] = {}
+    for v in rows:
+        state = getattr(v, "state", None)
+        stage = state.stage if state is not None else Stage.DRAFT
+        deprecation = getattr(v, "deprecation", None)
+        if getattr(v, "retirement", None) is not None:
+            found[v.pk] = f"{v.path} is retired"
         elif deprecation is not None and deprecation.removed_at is not None:
-            answer[pk] = Refusal(pk, f"{path} was removed; it never serves.")
-        elif stages.get(pk, Stage.DRAFT) == Stage.DRAFT:
-            answer[pk] = Refusal(pk, f"{path} is a draft; only promoted versions serve.")
-        elif pk not in promoted and version.artifact.active_version_id != pk:
-            answer[pk] = Refusal(
-                pk, f"{path} did not go through a promoted change request; it cannot serve."
-            )
-        elif deprecation is not None:
-            answer[pk] = ServeInfo(
-                pk,
-                f"{path} is deprecated (replacement {deprecation.replacement.path}: "
-                f"{deprecation.reason})",
-            )
+            found[v.pk] = f"{v.path} was removed"
+        elif stage == Stage.DRAFT:
+            found[v.pk] = f"{v.path} is a draft"
+        elif v.pk not in promoted and v.artifact.active_version_id != v.pk:
+            found[v.pk] = f"{v.path} went through no promoted change request"
         else:
-            answer[pk] = ServeInfo(pk)
-    return answer
+            warning = None
+            if deprecation is not None:
+                warning = (
+                    f"{v.path} is deprecated (replacement {deprecation.replacement.path}, "
+                    f"removed after {deprecation.remove_after:%Y-%m-%d})"
+                )
+            found[v.pk] = ServeInfo(version=v, stage=stage, warning=warning)
+    for missing in set(ids) - set(found):
+        found[missing] = "no such version"
+    return found
 
 
 def servable_refusal(version: Version) -> str | None:
     """Why ``version`` may not serve, or None if it may (one version of ``servable_versions``)."""
     verdict = servable_versions([version.pk])[version.pk]
-    return verdict.reason if isinstance(verdict, Refusal) else None
+    return verdict if isinstance(verdict, str) else None
 
 
 # --- tenants, applications, slots --------------------------------------------------------

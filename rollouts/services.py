@@ -141,9 +141,9 @@ def _require_servable(versions: Iterable[Version], field: str) -> dict[Any, str]
     warnings: dict[Any, str] = {}
     for version in listed:
         verdict = verdicts[version.pk]
-        if isinstance(verdict, selectors.Refusal):
-            raise Conflict(verdict.reason, field=field)
-        warnings[version.pk] = verdict.warning
+        if isinstance(verdict, str):
+            raise Conflict(f"{verdict}; it cannot serve.", field=field)
+        warnings[version.pk] = verdict.warning or ""
     return warnings
 
 
