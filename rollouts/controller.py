@@ -86,7 +86,7 @@ def rollout_iterate(
     """
     now = now or timezone.now()
     locked = (
-        Rollout.objects.select_for_update(skip_locked=True)
+        Rollout.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("tenant", "change")
         .filter(pk=rollout.pk, state__in=ACTIVE_STATES)
         .first()
@@ -159,7 +159,11 @@ def _note_failure(
     rollout: Rollout, now: datetime, exc: Exception, trace_id: str
 ) -> IterationNote | None:
     """A cycle that raised still leaves its note (against the last stored manifest, if any)."""
-    locked = Rollout.objects.select_for_update(skip_locked=True).filter(pk=rollout.pk).first()
+    locked = (
+        Rollout.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(pk=rollout.pk)
+        .first()
+    )
     manifest = ManifestVersion.objects.filter(rollout_id=rollout.pk).order_by("-number").first()
     if locked is None or manifest is None:
         return None
@@ -222,7 +226,7 @@ def flag_alerts_send(*, now: datetime | None = None) -> int:
     for pk in due.values_list("pk", flat=True):
         with transaction.atomic():
             rollout = (
-                Rollout.objects.select_for_update()
+                Rollout.objects.select_for_update(of=("self",))
                 .select_related("tenant", "change__author", "created_by")
                 .get(pk=pk)
             )

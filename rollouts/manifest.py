@@ -781,7 +781,9 @@ def manifest_append(*, rollout: Rollout, actor: Any = None) -> ManifestVersion:
     manifest returns the latest version and records nothing.
     """
     rollout = (
-        Rollout.objects.select_for_update().select_related("tenant", "change").get(pk=rollout.pk)
+        Rollout.objects.select_for_update(of=("self",))
+        .select_related("tenant", "change")
+        .get(pk=rollout.pk)
     )
     latest = _latest(rollout)
     body = manifest_build(rollout, previous=latest.body if latest is not None else {})
