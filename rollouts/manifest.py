@@ -50,7 +50,7 @@ from reviews.selectors import check_verdicts, items_of
 from rollouts import contract
 from rollouts.choices import PointerKind, PromotionTarget, RolloutState, RolloutStrategy
 from rollouts.models import ManifestVersion, Override, PointerMove, Rollout, RolloutTarget
-from rollouts.runtime import servable_versions  # the one servability predicate
+from rollouts.selectors import servable_versions  # the one servability predicate
 
 #: The rollback-proof phase's one gate: its ``observed`` says whether the evidence exists.
 _PROOF_GATE = contract.AUTONOMY_PHASE_SLO_GATES["rollback-proof"][0]

@@ -37,12 +37,13 @@ from governance.events import generation
 from governance.events import keys as keystore
 from governance.events.selectors import log_size
 from governance.events.services import active_key, canonical
-from registry.choices import ContentKind, Stage
+from registry.choices import ContentKind
 from registry.models import Version
 from registry.references import Reference, ReferenceError, parse_reference, parse_version
 from rollouts import bucketing
 from rollouts.choices import ACTIVE_STATES, BUCKETS, Arm, PromotionTarget, Reason, RolloutStrategy
 from rollouts.models import Application, Override, RolloutTarget, Slot
+from rollouts.selectors import ServeInfo, servable_versions
 
 __all__ = [
     "FORMAT",
@@ -53,6 +54,7 @@ __all__ = [
     "cache_clear",
     "compile_snapshot",
     "etag_matches",
+    "load_document",
     "resolve",
     "snapshot",
     "version_ref",
@@ -66,68 +68,6 @@ CACHE_SIZE = 512
 
 #: Pin lookups (versions a snapshot does not hold) remembered per snapshot.
 PIN_CACHE_SIZE = 256
-
-
-# --- servable versions (fail closed) -------------------------------------------------------
-# TODO(lane A): replace with rollouts.selectors.servable_versions, the one predicate, once merged.
-
-
-@dataclass(frozen=True)
-class ServeInfo:
-    """A version that may serve, with its stage and the warning it serves with (deprecated)."""
-
-    version: Version
-    stage: str
-    warning: str | None
-
-
-def servable_versions(ids: Any) -> dict[Any, ServeInfo | str]:
-    """For each version id: ServeInfo if it may serve, else why not (two queries for any number)."""
-    from reviews.choices import ChangeStatus
-    from reviews.models import ChangeItem
-
-    ids = list(ids)
-    if not ids:
-        return {}
-    rows = Version.objects.filter(pk__in=ids).select_related(
-        "artifact__artifact_class",
-        "artifact__tenant",
-        "state",
-        "deprecation__replacement__artifact__artifact_class",
-        "deprecation__replacement__artifact__tenant",
-        "retirement",
-    )
-    promoted = set(
-        ChangeItem.objects.filter(
-            proposed_id__in=ids,
-            change__status=ChangeStatus.PROMOTED,
-            change__promoted_at__isnull=False,
-        ).values_list("proposed_id", flat=True)
-    )
-    found: dict[Any, ServeInfo | str] = {}
-    for v in rows:
-        state = getattr(v, "state", None)
-        stage = state.stage if state is not None else Stage.DRAFT
-        deprecation = getattr(v, "deprecation", None)
-        if getattr(v, "retirement", None) is not None:
-            found[v.pk] = f"{v.path} is retired"
-        elif deprecation is not None and deprecation.removed_at is not None:
-            found[v.pk] = f"{v.path} was removed"
-        elif stage == Stage.DRAFT:
-            found[v.pk] = f"{v.path} is a draft"
-        elif v.pk not in promoted and v.artifact.active_version_id != v.pk:
-            found[v.pk] = f"{v.path} went through no promoted change request"
-        else:
-            warning = None
-            if deprecation is not None:
-                warning = (
-                    f"{v.path} is deprecated (replacement {deprecation.replacement.path}, "
-                    f"removed after {deprecation.remove_after:%Y-%m-%d})"
-                )
-            found[v.pk] = ServeInfo(version=v, stage=stage, warning=warning)
-    for missing in set(ids) - set(found):
-        found[missing] = "no such version"
-    return found
 
 
 # --- the answer ---------------------------------------------------------------------------
@@ -256,6 +196,7 @@ class Snapshot:
     pins: OrderedDict[tuple[str, str, str], Answer | DomainError] = field(
         default_factory=OrderedDict, repr=False
     )
+    _document: bytes | None = field(default=None, repr=False)
 
     @property
     def tenant(self) -> str:
@@ -275,6 +216,11 @@ class Snapshot:
 
     def document(self) -> bytes:
         """The signed envelope as ``GET /api/v1/runtime/...`` returns it (itself canonical JSON)."""
+        if self._document is None:
+            self._document = self._envelope()
+        return self._document
+
+    def _envelope(self) -> bytes:
         head = canonical(
             {
                 "sha256": self.sha256,
@@ -373,6 +319,47 @@ def compile_snapshot(body: dict[str, Any]) -> dict[str, _Slot]:
     return slots
 
 
+def load_document(data: bytes | str, public_keys: dict[str, str]) -> Snapshot:
+    """A snapshot from a fetched ``GET /api/v1/runtime/...`` body, verified before use.
+
+    ``public_keys`` maps key ids to hex Ed25519 public keys (``GET /api/v1/keys/``). The
+    SHA-256 of the RFC 8785 bytes of ``snapshot`` must equal ``sha256``, and the signature
+    must verify over those 32 bytes; anything else is refused (DomainError). What a client
+    library does, and what ``resolve`` then works on (pins it lacks raise PinNotInSnapshot).
+    """
+    import json
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        document = json.loads(data)
+        body, signature = document["snapshot"], document["signature"]
+        key_hex = public_keys[signature["key_id"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DomainError(f"Not a signed runtime snapshot: {exc!r}.", field="snapshot") from exc
+    if body.get("format") != FORMAT:
+        raise DomainError(f"Unknown snapshot format {body.get('format')!r}.", field="format")
+    data_bytes = canonical(body)
+    digest = hashlib.sha256(data_bytes)
+    if digest.hexdigest() != document.get("sha256"):
+        raise DomainError("The snapshot does not match its sha256.", field="sha256")
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex)).verify(
+            bytes.fromhex(signature["value"]), digest.digest()
+        )
+    except (InvalidSignature, ValueError) as exc:
+        raise DomainError("The snapshot's signature does not verify.", field="signature") from exc
+    return Snapshot(
+        body=body,
+        canonical=data_bytes,
+        sha256=digest.hexdigest(),
+        key_id=signature["key_id"],
+        signature=signature["value"],
+        slots=compile_snapshot(body),
+    )
+
+
 def _refs_of(raw: dict[str, Any]) -> list[str]:
     refs = [raw["default"], (raw.get("override") or {}).get("ref")]
     for rule in raw["rules"]:
@@ -416,6 +403,9 @@ def _build(tenant_slug: str, application_slug: str, gen: str) -> Snapshot:
     """Read the pointers and their versions (a fixed number of queries, whatever the history)."""
     platform = settings.PLATFORM_TENANT_SLUG
     tenant, app = _application_for(tenant_slug, application_slug)
+    # Read before the pointers: the snapshot holds at least every change up to this number
+    # (an event appended while it is built makes a new generation, so it is rebuilt anyway).
+    sequence = log_size()
     slots = _visible_slots(tenant, app, platform)
     overrides = {
         o.slot_id: o
@@ -536,7 +526,7 @@ def _build(tenant_slug: str, application_slug: str, gen: str) -> Snapshot:
         "tenant": tenant.slug,
         "application": app.slug,
         "application_tenant": app.tenant.slug,
-        "sequence": log_size(),
+        "sequence": sequence,
         "buckets": BUCKETS,
         "slots": body_slots,
         "versions": {ref: entry for ref, entry in sorted(versions.items()) if ref in used},

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.services import service_token_create, service_token_revoke
+from governance.errors import DomainError
 from registry.models import Artifact
 from rollouts import runtime
 from rollouts.api.views import reader_may_read
@@ -168,6 +169,17 @@ def test_snapshot_signature_verifies_with_the_published_key(world: World, ann: A
     public.verify(bytes.fromhex(signature["value"]), digest)  # raises if it does not verify
     rule = document["snapshot"]["slots"]["qualifyLead"]["rules"][0]
     assert (rule["weight"], rule["strategy"], rule["salt"]) == (25_000, "canary", "salt-1")
+    # What a client does: verify, then resolve locally to the server's very answer.
+    raw = ann.get(RUNTIME).content
+    local = runtime.load_document(raw, keys)
+    for subject in ("a", "b", "c", "d"):
+        server = post(ann, subject=subject).json()
+        mine = runtime.resolve(local, "qualifyLead", subject).as_json()
+        assert mine == server
+    forged = raw.replace(b'"weight":25000', b'"weight":99999')
+    with pytest.raises(DomainError) as refused:
+        runtime.load_document(forged, keys)
+    assert refused.value.field == "sha256"
     tampered = json.loads(json.dumps(document["snapshot"]))
     tampered["slots"]["qualifyLead"]["rules"][0]["weight"] = 100_000
     with pytest.raises(Exception):  # noqa: B017 - InvalidSignature
