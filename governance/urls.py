@@ -37,6 +37,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # OpenFeature Remote Evaluation Protocol: the paths are the protocol's, not ours.
+    path("ofrep/v1/", include("rollouts.api.ofrep_urls")),
     path("registry/", include("registry.urls")),
     path("reviews/", include("reviews.urls")),
     path("governance/", views.governance_index, name="governance"),

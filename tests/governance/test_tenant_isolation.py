@@ -58,6 +58,9 @@ NOT_TENANT_SCOPED = {
     "makes a run: the answers differ by design); reading runs is tested on its own",
     "api/v1/^checkpoints/": "signed tree heads of the whole log (hashes only); making one needs "
     "a platform administrator",
+    "ofrep/v1/": "OpenFeature evaluation takes service tokens only (a person's token is a 401 "
+    "before any lookup); a token reads its own tenant, and another tenant's flag answering as "
+    "a missing one is tested in tests/rollouts/test_ofrep.py",
     "api/v1/artifact-classes/": "the platform's catalogue of classes; adding one needs a "
     "platform administrator",
 }
