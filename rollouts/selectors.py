@@ -118,6 +118,13 @@ def applications_visible_to(user: AnyUser | None) -> QuerySet[Application]:
     )
 
 
+def application_slugs_readable_by(tenant_slug: str) -> list[str]:
+    """The slugs of the applications tenant ``tenant_slug``'s runtime may read: its own and the
+    platform's (one query; OFREP's bulk evaluation lists their flags)."""
+    owners = Q(tenant__slug=tenant_slug) | _platform_rows("tenant")
+    return list(Application.objects.filter(owners).order_by("slug").values_list("slug", flat=True))
+
+
 def application_by_slug(user: AnyUser | None, slug: str) -> Application:
     application = applications_visible_to(user).filter(slug=slug).first()
     if application is None:

@@ -52,9 +52,10 @@ from governance.errors import DomainError, NotFound
 from governance.events import generation
 from governance.events.services import canonical
 from rollouts import runtime
-from rollouts.api.views import reader_may_read
+from rollouts.api.views import reader_may_read, request_generation
 from rollouts.choices import Reason
 from rollouts.models import APP_SLUG_RE, SLOT_NAME_RE
+from rollouts.selectors import application_slugs_readable_by
 
 __all__ = [
     "BulkEvaluateView",
@@ -270,7 +271,12 @@ class EvaluateFlagView(OfrepView):
             )
         try:
             answer = runtime.answer(
-                tenant, parts["application"], parts["slot"], subject=subject, pin=pin
+                tenant,
+                parts["application"],
+                parts["slot"],
+                subject=subject,
+                pin=pin,
+                generation_now=request_generation(request),
             )
         except DomainError as exc:
             raise _domain(exc) from exc
@@ -280,25 +286,13 @@ class EvaluateFlagView(OfrepView):
 # --- bulk ---------------------------------------------------------------------------------
 
 
-def application_slugs_readable_by(tenant_slug: str) -> list[str]:
-    """The slugs of the applications ``tenant_slug`` may read: its own and the platform's."""
-    from django.conf import settings
-    from django.db.models import Q
-
-    from rollouts.models import Application
-
-    owners = Q(tenant__slug=tenant_slug) | Q(tenant__slug=settings.PLATFORM_TENANT_SLUG)
-    return list(Application.objects.filter(owners).order_by("slug").values_list("slug", flat=True))
-
-
 _apps_cache: dict[str, tuple[str, list[str]]] = {}
 _apps_lock = threading.Lock()
 
 
-def _applications(tenant: str) -> list[str]:
+def _applications(tenant: str, gen: str) -> list[str]:
     """The slugs of the applications ``tenant`` may read, cached by the runtime generation
-    (warm: no SQL), as the snapshots are."""
-    gen = generation.current()
+    ``gen`` (warm: no SQL), as the snapshots are."""
     with _apps_lock:
         hit = _apps_cache.get(tenant)
     if hit is not None and hit[0] == gen:
@@ -368,7 +362,8 @@ class BulkEvaluateView(OfrepView):
             )
         tenant = _tenant(request, context)
         only = _text(context, "application", 100)
-        applications = _applications(tenant)
+        gen = request_generation(request) or generation.current()
+        applications = _applications(tenant, gen)
         if only is not None:
             if only not in applications:
                 raise OfrepError(
@@ -381,7 +376,7 @@ class BulkEvaluateView(OfrepView):
         sequence = 0
         for application in applications:
             try:
-                snap = runtime.snapshot(tenant, application)
+                snap = runtime.snapshot(tenant, application, generation_now=gen)
             except NotFound:
                 continue  # gone since the list was read
             sequence = max(sequence, snap.sequence)

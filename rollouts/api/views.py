@@ -64,7 +64,7 @@ def reader_may_read(principal: Any, tenant_slug: str) -> None:
     tenant_for_user(principal, tenant_slug)
 
 
-def _generation(request: Request) -> str | None:
+def request_generation(request: Request) -> str | None:
     """The generation a service token was just checked against (saves a Redis read), if any."""
     return getattr(request._request, "runtime_generation", None)
 
@@ -102,7 +102,7 @@ class RuntimeSnapshotView(APIView):
     )
     def get(self, request: Request, tenant: str, application: str) -> HttpResponse:
         reader_may_read(request.user, tenant)
-        snap = runtime.snapshot(tenant, application, generation_now=_generation(request))
+        snap = runtime.snapshot(tenant, application, generation_now=request_generation(request))
         headers = {"ETag": snap.etag, "Cache-Control": "private, no-cache"}
         if runtime.etag_matches(request.headers.get("If-None-Match", ""), snap.etag):
             return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
@@ -147,7 +147,7 @@ class ResolveView(RegistryResolve):
             data["slot"],
             subject=data.get("subject") or None,
             pin=data.get("pin"),
-            generation_now=_generation(request),
+            generation_now=request_generation(request),
         )
         out = found.as_json()
         if found.reason == Reason.DISABLED:
