@@ -41,6 +41,7 @@ urlpatterns = [
     path("ofrep/v1/", include("rollouts.api.ofrep_urls")),
     path("registry/", include("registry.urls")),
     path("reviews/", include("reviews.urls")),
+    path("rollouts/", include("rollouts.urls")),
     path("governance/", views.governance_index, name="governance"),
     path("governance/events/", views.event_feed, name="event-feed"),
     path("governance/events/<int:seq>/", views.event_detail, name="event-detail"),

@@ -34,7 +34,7 @@ from registry.choices import ContentKind, Stage
 from registry.diffs import VersionDiff, version_diff
 from registry.highlight import highlight_json, highlight_text
 from registry.models import Deprecation, Retirement, Version, VersionState
-from reviews import permissions, reauth, selectors, services
+from reviews import hooks, permissions, reauth, selectors, services
 from reviews import policy as approval_policy
 from reviews.choices import (
     OPEN_STATES,
@@ -474,6 +474,19 @@ def _may_switch_off(
     )
 
 
+def _may_roll_out(
+    change: ChangeRequest, user: User, roles: set[str], items: list[ChangeItem]
+) -> bool:
+    """A promoted change whose artifacts are bound to application slots waits for a rollout
+    (promotion approved its versions; the rollout moves the pointers). Offered to those
+    ``permissions.can_promote`` allows: who may bring a change to production."""
+    if change.status != ChangeStatus.PROMOTED:
+        return False
+    if not hooks.slot_bound([i.artifact_id for i in items]):
+        return False
+    return bool(permissions.can_promote(user, change, roles=roles))
+
+
 def _gate_tables(run: Any) -> list[tuple[str, dict[str, Any]]]:
     result = getattr(run, "result", None)
     if not isinstance(result, dict):
@@ -552,6 +565,7 @@ def _change_page(
             if _may_switch_off(change, user, roles, items)
             else None,
             "reauth_fresh": reauth.recently_confirmed(request),
+            "may_roll_out": _may_roll_out(change, user, roles, items),
         },
         status=status,
     )

@@ -17,6 +17,7 @@ from django.db.models import Q, QuerySet
 from accounts.models import Tenant
 from accounts.selectors import AnyUser, tenant_scoped
 from governance.errors import NotFound
+from governance.events.models import Event
 from registry.choices import Stage
 from registry.models import Artifact, Version
 from reviews.choices import ChangeStatus
@@ -227,6 +228,15 @@ def targets_of(rollout: Rollout) -> QuerySet[RolloutTarget]:
         "baseline__artifact__tenant",
         "candidate__artifact__artifact_class",
         "candidate__artifact__tenant",
+    )
+
+
+def rollout_events(rollout: Rollout) -> QuerySet[Event]:
+    """The rollout's own events, in order (who did what, as the log proves it)."""
+    return (
+        Event.objects.filter(subject_type="rollouts.rollout", subject_id=str(rollout.pk))
+        .select_related("actor")
+        .order_by("seq")
     )
 
 

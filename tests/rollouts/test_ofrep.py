@@ -19,9 +19,9 @@ from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from accounts.models import Tenant
-from registry.models import Artifact, Version
-from rollouts import runtime, services
-from rollouts.models import Application, Rollout, Slot
+from registry.models import Artifact
+from rollouts import runtime
+from rollouts.models import Application, Slot
 from tests.rollouts.runtime_world import (
     World,
     build_world,
@@ -340,38 +340,6 @@ def test_a_warm_answer_runs_no_sql(
         assert evaluate(ofrep, targetingKey="other").status_code == 200
         bulk = ofrep.post(BULK, {"context": {"targetingKey": "warm"}}, format="json")
         assert bulk.status_code == 200
-
-
-@pytest.mark.django_db
-def test_a_canary_through_the_services_answers_as_resolve_does(
-    canary_rollout: Rollout, people: dict[str, Any], slot: Slot, acme: Tenant,
-    prompt_v1: Version, prompt_v2: Version, token_client: Any,
-) -> None:  # fmt: skip
-    """The real services move the pointers; OFREP and resolve agree at every step."""
-    admin = people["admin"]
-    ofrep = bearer(service_token(acme))
-    person: APIClient = token_client(people["outsider"])  # a member of acme
-    subjects = [f"user-{n}" for n in range(60)]
-
-    def agree() -> list[dict[str, Any]]:
-        flags = []
-        for subject in subjects:
-            flag = evaluate(ofrep, targetingKey=subject).json()
-            same_answer(flag, resolve(person, subject))
-            flags.append(flag)
-        return flags
-
-    assert {f["reason"] for f in agree()} == {"DEFAULT"}
-    r = services.rollout_start(rollout=canary_rollout, actor=admin)
-    while r.step < 4:  # 50%
-        r = services.rollout_advance(rollout=r, actor=admin)
-    split = agree()
-    assert {f["reason"] for f in split} == {"SPLIT"}
-    assert {f["variant"] for f in split} == {prompt_v1.version, prompt_v2.version}
-    assert {f["metadata"]["step"] for f in split} == {4}
-    r = services.rollout_rollback(rollout=r, actor=admin, reason="errors up")
-    back = agree()
-    assert {(f["reason"], f["variant"]) for f in back} == {("DEFAULT", prompt_v1.version)}
 
 
 # --- an OpenFeature client with the OFREP provider, against a live server ------------------

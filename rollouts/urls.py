@@ -1,0 +1,24 @@
+"""Page routes for rollouts: the list, a rollout and its actions, the runtime matrix, applications and slots."""
+
+from django.urls import path
+
+from rollouts import views
+
+app_name = "rollouts"
+urlpatterns = [
+    path("", views.rollout_list, name="list"),
+    path("new/", views.rollout_new, name="new"),
+    path("RO-<int:number>/", views.rollout_detail, name="rollout"),
+    path("RO-<int:number>/<str:action>/", views.rollout_action, name="rollout-action"),
+    path("runtime/", views.matrix, name="matrix"),
+    path("applications/", views.application_list, name="applications"),
+    path("applications/new/", views.application_new, name="application-new"),
+    path("applications/<slug:slug>/", views.application_detail, name="application"),
+    path("applications/<slug:slug>/slots/new/", views.slot_new, name="slot-new"),
+    path("applications/<slug:slug>/slots/<str:name>/", views.slot_detail, name="slot"),
+    path(
+        "applications/<slug:slug>/slots/<str:name>/override/",
+        views.slot_override,
+        name="slot-override",
+    ),
+]

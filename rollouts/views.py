@@ -1,0 +1,535 @@
+"""Rollout pages: the list, a rollout (phases, steps, targets, history, actions), the runtime matrix,
+applications and slots.
+
+Views check the shape of input and turn DomainError into a form error or a message with its
+4xx status; every rule lives in ``rollouts.services``, and every button is shown from the
+permission predicate the service enforces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.models import Tenant, User
+from accounts.selectors import tenants_administered_by, tenants_visible_to
+from governance.errors import DomainError, NotFound
+from governance.forms import form_error
+from registry import selectors as registry_selectors
+from reviews import reauth
+from reviews import selectors as review_selectors
+from rollouts import permissions, presenters, selectors, services
+from rollouts.filtersets import RolloutFilterSet
+from rollouts.forms import (
+    ApplicationForm,
+    OverrideForm,
+    RolloutActionForm,
+    RolloutForm,
+    SlotForm,
+    default_steps_text,
+)
+from rollouts.manifest import manifest_build
+from rollouts.models import Application, Rollout, Slot
+
+PAGE_SIZE = 25
+PASSWORD_MISSING = "Confirm your password: it is a deliberate act."  # noqa: S105 (a message)
+PASSWORD_WRONG = "That is not your password. Nothing changed."  # noqa: S105 (a message)
+
+
+def _user(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+def _rollout_or_404(request: HttpRequest, number: int) -> Rollout:
+    try:
+        return selectors.rollout_by_number(request.user, number)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+def _application_or_404(request: HttpRequest, slug: str) -> Application:
+    try:
+        return selectors.application_by_slug(request.user, slug)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+def _slot_or_404(request: HttpRequest, slug: str, name: str) -> Slot:
+    application = _application_or_404(request, slug)
+    slot = selectors.slots_of(application).filter(name=name).first()
+    if slot is None:
+        raise Http404(f"No slot '{name}' in {application.slug}.")
+    return slot
+
+
+def _password_ok(request: HttpRequest, form: RolloutActionForm) -> int | None:
+    """None when the password is confirmed (now or lately); else the status, with the error on the form."""
+    if not form.needs_password:
+        return None
+    password = form.cleaned_data.get("password", "")
+    if not password:
+        form.add_error("password", PASSWORD_MISSING)
+        return 400
+    if not reauth.confirm(request, password):
+        form.add_error("password", PASSWORD_WRONG)
+        return 403
+    return None
+
+
+# --- the list -------------------------------------------------------------------------------
+
+
+@login_required
+def rollout_list(request: HttpRequest) -> HttpResponse:
+    base = selectors.rollouts_visible_to(request.user).select_related(
+        "tenant", "change", "created_by"
+    )
+    filters = RolloutFilterSet(request.GET or None, queryset=base, request=request)
+    qs = filters.qs if filters.is_bound and filters.is_valid() else base
+    qs = qs.prefetch_related(
+        "targets__slot__application", "targets__candidate", "targets__baseline"
+    ).order_by("-number")
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(
+        request,
+        "rollouts/list.html",
+        {
+            "filters": filters,
+            "page": page,
+            "query": params.urlencode(),
+            "may_start": tenants_administered_by(_user(request)).exists(),
+        },
+        status=200 if not filters.is_bound or filters.is_valid() else 400,
+    )
+
+
+# --- starting one -------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rollout_new(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    reference = (request.POST.get("change") or request.GET.get("change") or "").strip()
+    change = None
+    if reference:
+        try:
+            change = review_selectors.change_by_reference(reference, visible_to=user)
+        except DomainError:
+            change = None
+    initial: dict[str, Any] = {}
+    if change is not None:
+        initial = {
+            "change": change.reference,
+            "strategy": change.rollout_strategy,
+            "steps": default_steps_text(change.rollout_strategy),
+        }
+    form = RolloutForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            if change is None:
+                form.add_error("change", f"No change request '{reference}' that you can see.")
+                status = 404
+            elif not (allowed := permissions.can_create_rollout(user, change)):
+                form.add_error(None, allowed.reason)
+                status = 403
+            else:
+                data = form.cleaned_data
+                try:
+                    rollout = services.rollout_create(
+                        change=change,
+                        actor=user,
+                        strategy=data["strategy"],
+                        steps=data["steps_value"],
+                        target=data["target"],
+                        cohort=data["cohort_value"],
+                        flag_key=data["flag_key"].strip(),
+                        flag_expires_at=data["flag_expires_at"],
+                        reason=data["reason"],
+                    )
+                except DomainError as exc:
+                    form_error(form, exc, {"flag": "flag_key"})
+                    status = exc.status_code
+                else:
+                    messages.success(
+                        request,
+                        f"Created {rollout.reference} from {change.reference} as a draft: "
+                        "nothing serves differently until you start it.",
+                    )
+                    return redirect(rollout)
+    return render(
+        request, "rollouts/rollout_form.html", {"form": form, "change": change}, status=status
+    )
+
+
+# --- a rollout ----------------------------------------------------------------------------
+
+
+def _rollout_page(
+    request: HttpRequest,
+    rollout: Rollout,
+    *,
+    bound: tuple[str, RolloutActionForm] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
+    targets = list(selectors.targets_of(rollout))
+    allowed = permissions.can_operate_rollout(user, rollout)
+    manifest = manifest_build(rollout)
+    return render(
+        request,
+        "rollouts/rollout.html",
+        {
+            "rollout": rollout,
+            "targets": targets,
+            "steps": presenters.steps_of(rollout),
+            "weight": presenters.percent(rollout.weight),
+            "phases": presenters.phase_views(manifest),
+            "manifest_status": manifest.get("status", ""),
+            "moves": list(
+                selectors.moves_of(rollout).select_related(
+                    "slot__application", "tenant", "from_version", "to_version", "actor"
+                )
+            ),
+            "events": list(selectors.rollout_events(rollout)),
+            "actions": presenters.action_views(
+                rollout,
+                targets,
+                actions=permissions.rollout_actions(user, rollout),
+                needs_password=not reauth.recently_confirmed(request),
+                bound=bound,
+            ),
+            "refusal": "" if allowed else allowed.reason,
+        },
+        status=status,
+    )
+
+
+@login_required
+def rollout_detail(request: HttpRequest, number: int) -> HttpResponse:
+    return _rollout_page(request, _rollout_or_404(request, number))
+
+
+def _flag_switch(*, rollout: Rollout, actor: User, revision: int, reason: str) -> Rollout:
+    """The flag action switches the flag to the other position."""
+    return services.rollout_flag_set(
+        rollout=rollout, on=not rollout.flag_on, actor=actor, revision=revision, reason=reason
+    )
+
+
+ACTION_SERVICES: dict[str, Callable[..., Rollout]] = {
+    "start": services.rollout_start,
+    "flag": _flag_switch,
+    "advance": services.rollout_advance,
+    "pause": services.rollout_pause,
+    "resume": services.rollout_resume,
+    "abort": services.rollout_abort,
+    "rollback": services.rollout_rollback,
+}
+ACTION_VERBS = {
+    "start": "start",
+    "flag": "switch the flag of",
+    "advance": "advance",
+    "pause": "pause",
+    "resume": "resume",
+    "abort": "abort",
+    "rollback": "roll back",
+}
+ACTION_DONE = {
+    "start": "Started",
+    "flag": "Switched the flag of",
+    "advance": "Advanced",
+    "pause": "Paused",
+    "resume": "Resumed",
+    "abort": "Aborted",
+    "rollback": "Rolled back",
+}
+
+
+@login_required
+@require_POST
+def rollout_action(request: HttpRequest, number: int, action: str) -> HttpResponse:
+    if action not in ACTION_SERVICES:
+        raise Http404(f"No action '{action}'.")
+    rollout = _rollout_or_404(request, number)
+    user = _user(request)
+    allowed = permissions.can_operate_rollout(user, rollout, ACTION_VERBS[action])
+    if not allowed:  # no form on the page for this person: the reason, as a message
+        messages.error(request, allowed.reason)
+        return _rollout_page(request, rollout, status=403)
+    form = RolloutActionForm(
+        request.POST,
+        needs_password=not reauth.recently_confirmed(request),
+        reason_required=action in presenters.REASON_REQUIRED,
+        prefix=action,
+    )
+    code = 400
+    if form.is_valid():
+        refused = _password_ok(request, form)
+        if refused is not None:
+            code = refused
+        else:
+            text = presenters.summary(action, rollout, list(selectors.targets_of(rollout)))
+            try:
+                done = ACTION_SERVICES[action](
+                    rollout=rollout,
+                    actor=user,
+                    revision=form.cleaned_data["revision"],
+                    reason=form.cleaned_data["reason"],
+                )
+            except DomainError as exc:
+                form_error(form, exc)
+                messages.error(request, exc.message)
+                code = exc.status_code
+            else:
+                messages.success(request, f"{ACTION_DONE[action]} {done.reference}. {text}")
+                return redirect(done)
+    rollout.refresh_from_db()
+    return _rollout_page(request, rollout, bound=(action, form), status=code)
+
+
+# --- the runtime matrix ---------------------------------------------------------------------
+
+
+@login_required
+def matrix(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    tenants = list(tenants_visible_to(user).order_by("slug"))
+    slots = list(
+        Slot.objects.filter(application__in=selectors.applications_visible_to(user))
+        .select_related("application__tenant", "artifact__tenant", "artifact__artifact_class")
+        .order_by("application__slug", "name")
+    )
+    return render(
+        request,
+        "rollouts/matrix.html",
+        {"matrix": presenters.runtime_matrix(tenants, slots)},
+    )
+
+
+# --- applications and slots -----------------------------------------------------------------
+
+
+@login_required
+def application_list(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    applications = (
+        selectors.applications_visible_to(user)
+        .select_related("tenant")
+        .prefetch_related("slots__artifact__active_version")
+        .order_by("slug")
+    )
+    return render(
+        request,
+        "rollouts/applications.html",
+        {
+            "applications": applications,
+            "may_create": tenants_administered_by(user).exists(),
+            "platform": settings.PLATFORM_TENANT_SLUG,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def application_new(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    tenants = list(tenants_administered_by(user).order_by("slug").values_list("slug", flat=True))
+    if not tenants:
+        messages.error(request, "Only an administrator of a tenant can create an application.")
+        return redirect("rollouts:applications")
+    form = ApplicationForm(request.POST or None, tenants=tenants)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                tenant = next(t for t in tenants_administered_by(user) if t.slug == data["tenant"])
+                application = services.application_create(
+                    tenant=tenant,
+                    slug=data["slug"],
+                    name=data["name"],
+                    description=data["description"],
+                    actor=user,
+                )
+            except DomainError as exc:
+                form_error(form, exc)
+                status = exc.status_code
+            else:
+                messages.success(request, f"Created the application {application.slug}.")
+                return redirect(application)
+    return render(request, "rollouts/application_form.html", {"form": form}, status=status)
+
+
+def _application_page(
+    request: HttpRequest,
+    application: Application,
+    *,
+    slot_form: SlotForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
+    slots = list(selectors.slots_of(application).order_by("name"))
+    may_manage = permissions.can_manage_slots(user, application)
+    return render(
+        request,
+        "rollouts/application.html",
+        {
+            "application": application,
+            "slots": slots,
+            "slot_form": (slot_form or SlotForm()) if may_manage else None,
+            "rollouts": list(
+                selectors.rollouts_visible_to(user)
+                .filter(targets__slot__application=application)
+                .select_related("tenant", "change")
+                .distinct()
+                .order_by("-number")[:20]
+            ),
+        },
+        status=status,
+    )
+
+
+@login_required
+def application_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    return _application_page(request, _application_or_404(request, slug))
+
+
+@login_required
+@require_POST
+def slot_new(request: HttpRequest, slug: str) -> HttpResponse:
+    application = _application_or_404(request, slug)
+    user = _user(request)
+    allowed = permissions.can_manage_slots(user, application)
+    if not allowed:
+        messages.error(request, allowed.reason)
+        return _application_page(request, application, status=403)
+    form = SlotForm(request.POST)
+    if not form.is_valid():
+        return _application_page(request, application, slot_form=form, status=400)
+    data = form.cleaned_data
+    try:
+        artifact = _slot_artifact(application, data["artifact"])
+        slot = services.slot_create(
+            application=application,
+            name=data["name"],
+            artifact=artifact,
+            description=data["description"],
+            actor=user,
+        )
+    except DomainError as exc:
+        form_error(form, exc)
+        return _application_page(request, application, slot_form=form, status=exc.status_code)
+    messages.success(
+        request, f"Created the slot {slot}: its default is the artifact's active version."
+    )
+    return redirect(slot)
+
+
+def _slot_artifact(application: Application, path: str) -> Any:
+    """The artifact a slot binds: of the application's tenant or of the platform; else not found."""
+    parts = path.strip().strip("/").split("/")
+    allowed = {application.tenant.slug, settings.PLATFORM_TENANT_SLUG}
+    if len(parts) != 3 or parts[1] not in allowed:
+        raise NotFound(
+            f"No artifact '{path}' of {application.tenant.slug} or the platform.", field="artifact"
+        )
+    try:
+        return registry_selectors.artifact_by_path_unscoped(*parts)
+    except NotFound as exc:
+        raise NotFound(exc.message, field="artifact") from exc
+
+
+def _override_tenants(user: User, slot: Slot) -> list[Tenant]:
+    """The tenants whose override of ``slot`` this person may set: those the slot serves, where
+    ``permissions.can_set_override`` allows them."""
+    return [
+        tenant
+        for tenant in tenants_visible_to(user).order_by("slug")
+        if selectors.slot_serves_tenant(slot, tenant) and permissions.can_set_override(user, tenant)
+    ]
+
+
+def _slot_page(
+    request: HttpRequest,
+    slot: Slot,
+    *,
+    override_form: OverrideForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
+    overrides = list(
+        selectors.overrides_for([slot]).select_related("set_by").order_by("tenant__slug")
+    )
+    override_tenants = [t.slug for t in _override_tenants(user, slot)]
+    return render(
+        request,
+        "rollouts/slot.html",
+        {
+            "slot": slot,
+            "default": slot.artifact.active_version,
+            "overrides": overrides,
+            "history": list(selectors.slot_history(slot)),
+            "active_rollouts": [
+                target.rollout for target in selectors.active_rollouts_for([slot]).get(slot.pk, [])
+            ],
+            "override_form": (override_form or OverrideForm(tenants=override_tenants))
+            if override_tenants
+            else None,
+        },
+        status=status,
+    )
+
+
+@login_required
+def slot_detail(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    return _slot_page(request, _slot_or_404(request, slug, name))
+
+
+@login_required
+@require_POST
+def slot_override(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    slot = _slot_or_404(request, slug, name)
+    user = _user(request)
+    tenants = {t.slug: t for t in _override_tenants(user, slot)}
+    form = OverrideForm(request.POST, tenants=sorted(tenants))
+    if not form.is_valid():
+        if not tenants:
+            messages.error(request, "Only an administrator of the tenant can set its override.")
+            return _slot_page(request, slot, status=403)
+        return _slot_page(request, slot, override_form=form, status=400)
+    data = form.cleaned_data
+    tenant = tenants[data["tenant"]]
+    version_text = data["version"].strip()
+    try:
+        if version_text:
+            version = slot.artifact.versions.filter(version=version_text).first()
+            if version is None:
+                raise NotFound(
+                    f"{slot.artifact.path} has no version {version_text}.", field="version"
+                )
+            services.override_set(
+                slot=slot, tenant=tenant, version=version, reason=data["reason"], actor=user
+            )
+            text = f"{tenant.slug} now gets {version_text} from {slot}."
+        else:
+            services.override_clear(slot=slot, tenant=tenant, reason=data["reason"], actor=user)
+            text = f"Cleared {tenant.slug}'s override of {slot}: it gets the default again."
+    except DomainError as exc:
+        form_error(form, exc)
+        return _slot_page(request, slot, override_form=form, status=exc.status_code)
+    messages.success(request, text)
+    return redirect(slot)
