@@ -50,7 +50,7 @@ from reviews.selectors import check_verdicts, items_of
 from rollouts import contract
 from rollouts.choices import PointerKind, PromotionTarget, RolloutState, RolloutStrategy
 from rollouts.models import ManifestVersion, Override, PointerMove, Rollout, RolloutTarget
-from rollouts.selectors import servable_versions  # the one servability predicate
+from rollouts.selectors import servable_refusal  # the one servability predicate
 
 #: The rollback-proof phase's one gate: its ``observed`` says whether the evidence exists.
 _PROOF_GATE = contract.AUTONOMY_PHASE_SLO_GATES["rollback-proof"][0]
@@ -379,8 +379,7 @@ def _rollback_readiness(facts: _Facts) -> _Phase:
         if baseline is None:
             problem = f"slot {target.slot} has no previous version to restore"
         else:
-            serve = servable_versions([baseline.pk]).get(baseline.pk)
-            problem = serve if isinstance(serve, str) else None
+            problem = servable_refusal(baseline)
             if problem is None:
                 _, failure = verify_versions([baseline])
                 if failure is not None:

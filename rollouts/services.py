@@ -12,7 +12,6 @@ Rollout transitions follow ``rollouts.choices.TRANSITIONS`` and are compare-and-
 
 from __future__ import annotations
 
-import importlib
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -44,6 +43,7 @@ from rollouts.choices import (
     RolloutState,
     RolloutStrategy,
 )
+from rollouts.manifest import canary_blockers, manifest_append
 from rollouts.models import (
     APP_SLUG_RE,
     SLOT_NAME_RE,
@@ -710,6 +710,7 @@ def rollout_create(
             )
         ]
     )
+    manifest_append(rollout=rollout, actor=actor)  # version 1: the draft's phases
     return rollout
 
 
@@ -802,17 +803,15 @@ class _Transition:
         )
 
     def record(self) -> Rollout:
+        """The transition's events, then the phase manifest as the transition left it."""
         events_record(self.specs)
+        manifest_append(rollout=self.rollout, actor=self.actor)
         return self.rollout
 
 
 def _canary_blockers(rollout: Rollout) -> list[str]:
-    """Manifest phases 1-4 must pass before a canary step (lane D's ``rollouts.manifest``)."""
-    try:
-        manifest = importlib.import_module("rollouts.manifest")
-    except ImportError:  # the manifest module is not there yet
-        return []
-    return list(manifest.canary_blockers(rollout))
+    """Manifest phases 1-4 must pass before a canary step."""
+    return canary_blockers(rollout)
 
 
 def _check_candidates(t: _Transition) -> None:

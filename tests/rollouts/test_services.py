@@ -396,10 +396,16 @@ def test_global_moves_the_default_in_one_step(
     assert default_of(platform_prompt) == prompt_v2
     kinds = [e.kind for e in Event.objects.filter(subject_id=str(r.pk)).order_by("seq")]
     assert kinds == [
-        EventKind.ROLLOUT_CREATED, EventKind.ROLLOUT_STARTED, EventKind.ROLLOUT_SUCCEEDED
+        EventKind.ROLLOUT_CREATED, EventKind.ROLLOUT_MANIFEST_APPENDED,  # the draft's manifest
+        EventKind.ROLLOUT_STARTED, EventKind.ROLLOUT_SUCCEEDED, EventKind.ROLLOUT_MANIFEST_APPENDED,
     ]  # fmt: skip
     r = services.rollout_rollback(rollout=r, actor=people["admin"], reason="oops")
     assert default_of(platform_prompt) == prompt_v1
+    # every transition appends the manifest; the rollback's names its evidence
+    manifest = r.manifests.order_by("-number").first()
+    assert manifest is not None and manifest.body["rollback_proof"]["evidence_present"]
+    phases = {p["name"]: p["status"] for p in manifest.body["phases"]}
+    assert phases["rollback-proof"] == "pass" and phases["runtime-governance"] == "fail"
 
 
 # --- tenant waves -----------------------------------------------------------------------------
