@@ -2,11 +2,68 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from rest_framework import serializers
 
+from governance.errors import DomainError
 from rollouts.choices import Arm, Reason
+from rollouts.models import APP_SLUG_RE, SLOT_NAME_RE
+
+_TENANT = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_APPLICATION = re.compile(APP_SLUG_RE)
+_SLOT = re.compile(SLOT_NAME_RE)
+#: field -> (required, pattern or None, max length)
+_RESOLVE_FIELDS: dict[str, tuple[bool, re.Pattern[str] | None, int]] = {
+    "tenant": (True, _TENANT, 63),
+    "application": (True, _APPLICATION, 100),
+    "slot": (True, _SLOT, 100),
+    "subject": (False, None, 1000),
+    "pin": (False, None, 300),
+}
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    tenant: str
+    application: str
+    slot: str
+    subject: str | None
+    pin: str | None
+
+
+def resolve_request(data: Any) -> ResolveRequest:
+    """The resolve body, checked field by field (DomainError naming the field).
+
+    The hot path of machines: a plain check, the same rules as ``ResolveRequestSerializer``
+    (which documents the body in the OpenAPI schema) at a fraction of its cost.
+    """
+    if not isinstance(data, dict):
+        raise DomainError("Send a JSON object.", field=None)
+    found: dict[str, str | None] = {}
+    for name, (required, pattern, limit) in _RESOLVE_FIELDS.items():
+        value = data.get(name)
+        if value is None:
+            if required:
+                raise DomainError("This field is required.", field=name)
+            found[name] = None
+            continue
+        if not isinstance(value, str):
+            raise DomainError(f"Must be text, not {type(value).__name__}.", field=name)
+        if len(value) > limit:
+            raise DomainError(f"At most {limit} characters.", field=name)
+        if pattern is not None and not pattern.fullmatch(value):
+            raise DomainError(f"{value[:100]!r} is not a valid {name}.", field=name)
+        found[name] = value
+    return ResolveRequest(
+        tenant=str(found["tenant"]),
+        application=str(found["application"]),
+        slot=str(found["slot"]),
+        subject=found["subject"],
+        pin=found["pin"],
+    )
 
 
 class ResolveRequestSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ which tenant, shape input and output, and answer ``304`` to a matching ``If-None
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.http import HttpResponse
@@ -13,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +33,7 @@ from rollouts.api.serializers import (
     AnswerSerializer,
     ResolveRequestSerializer,
     RuntimeDocumentSerializer,
+    resolve_request,
 )
 from rollouts.choices import Reason
 
@@ -69,13 +72,22 @@ def request_generation(request: Request) -> str | None:
     return getattr(request._request, "runtime_generation", None)
 
 
+class _JSONOnly:
+    """Machines read these endpoints at high rates: JSON only, without negotiating for it."""
+
+    renderer_classes: Sequence[type[BaseRenderer]] = [JSONRenderer]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        return JSONRenderer(), JSONRenderer.media_type
+
+
 TENANT = OpenApiParameter("tenant", str, OpenApiParameter.PATH, description="Tenant slug")
 APPLICATION = OpenApiParameter(
     "application", str, OpenApiParameter.PATH, description="Application slug"
 )
 
 
-class RuntimeSnapshotView(APIView):
+class RuntimeSnapshotView(_JSONOnly, APIView):
     """The whole resolved runtime configuration of an application for a tenant, signed.
 
     Cache it and revalidate with ``If-None-Match``: ``304`` (no body) while nothing changed.
@@ -109,7 +121,7 @@ class RuntimeSnapshotView(APIView):
         return HttpResponse(snap.document(), content_type="application/json", headers=headers)
 
 
-class ResolveView(RegistryResolve):
+class ResolveView(_JSONOnly, RegistryResolve):
     """``GET ?ref=``: the registry's reference resolution (an unversioned reference = the active
     version only). ``POST``: what one slot serves for a tenant and subject, and why."""
 
@@ -137,16 +149,14 @@ class ResolveView(RegistryResolve):
         },
     )
     def post(self, request: Request) -> Response:
-        body = ResolveRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        reader_may_read(request.user, data["tenant"])
+        data = resolve_request(request.data)
+        reader_may_read(request.user, data.tenant)
         found = runtime.answer(
-            data["tenant"],
-            data["application"],
-            data["slot"],
-            subject=data.get("subject") or None,
-            pin=data.get("pin"),
+            data.tenant,
+            data.application,
+            data.slot,
+            subject=data.subject or None,
+            pin=data.pin,
             generation_now=request_generation(request),
         )
         out = found.as_json()

@@ -243,3 +243,32 @@ def test_people_read_the_tenants_they_may_see(world: World) -> None:
     reader_may_read(user, "acme")
     with pytest.raises(NotFound):
         reader_may_read(user, "globex")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"tenant": "acme\n"}, "tenant"),
+        ({"application": "Sales-Agent"}, "application"),
+        ({"slot": "1slot"}, "slot"),
+        ({"slot": ["qualifyLead"]}, "slot"),
+        ({"pin": 1}, "pin"),
+        ({"subject": 42}, "subject"),
+    ],
+)
+def test_more_bad_input_names_the_field(
+    world: World, ann: APIClient, body: dict[str, Any], field: str
+) -> None:
+    got = post(ann, **body)
+    assert got.status_code == 400, got.content
+    assert got.json()["error"]["field"] == field
+
+
+def test_a_missing_field_is_named(world: World, ann: APIClient) -> None:
+    got = ann.post("/api/v1/resolve/", {"tenant": "acme", "slot": "qualifyLead"}, format="json")
+    assert got.status_code == 400
+    assert got.json()["error"] == {
+        "code": "invalid",
+        "message": "This field is required.",
+        "field": "application",
+    }
