@@ -7,7 +7,8 @@ salt, cohort, flag), and the versions those pointers name, with their ``slug:ver
 references, stage, deprecation warning and content. Only servable versions ever appear
 (fail closed: a draft, rejected, removed or retired version never does). The body is RFC
 8785 canonical JSON signed with the event log's key, so a client verifies it with the
-published public key (``GET /api/v1/keys/``).
+published public key (``GET /api/v1/keys/``). The document's JSON Schema is
+``rollouts/spec/runtime-snapshot.schema.json``; ``load_document`` verifies a fetched one.
 
 ``resolve(snapshot, slot, subject, pin)`` is a pure function (no database, no clock but the
 optional ``now``) applying the precedence of the design: pin (``STATIC``), an active rollout's

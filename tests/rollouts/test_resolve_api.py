@@ -272,3 +272,41 @@ def test_a_missing_field_is_named(world: World, ann: APIClient) -> None:
         "message": "This field is required.",
         "field": "application",
     }
+
+
+def test_every_document_validates_against_the_published_schema(
+    world: World, ann: APIClient
+) -> None:
+    from datetime import timedelta
+    from pathlib import Path
+
+    from django.utils import timezone
+    from jsonschema import Draft202012Validator
+
+    from rollouts.choices import RolloutStrategy
+
+    schema_path = Path(runtime.__file__).parent / "spec" / "runtime-snapshot.schema.json"
+    validator = Draft202012Validator(json.loads(schema_path.read_text()))
+    Draft202012Validator.check_schema(validator.schema)
+    documents = [ann.get(RUNTIME).json()]
+    canary(world, weight=25_000)
+    canary(world, target="paper", cohort=["alice"], weight=0)
+    canary(
+        world,
+        strategy=RolloutStrategy.FLAG,
+        flag_key="polite",
+        flag_on=True,
+        flag_expires_at=timezone.now() + timedelta(days=3),
+    )
+    override(world, world.acme, world.v["deprecated"])
+    documents.append(ann.get(RUNTIME).json())
+    canary(world, weight=100_000, candidate=world.v["retired"])  # skipped, with a warning
+    Artifact.objects.filter(pk=world.artifact.pk).update(active_version=None)
+    changed()
+    documents.append(ann.get(RUNTIME).json())
+    for document in documents:
+        errors = sorted(validator.iter_errors(document), key=str)
+        assert not errors, errors[0]
+    rules = documents[1]["snapshot"]["slots"]["qualifyLead"]["rules"]
+    assert [r["strategy"] for r in rules] == ["flag", "canary", "canary"]  # newest first
+    assert documents[2]["snapshot"]["slots"]["qualifyLead"]["disabled"] is True
