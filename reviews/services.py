@@ -1297,6 +1297,7 @@ def rollback(
             )
         )
     _mark_rolled_back(change, actor, now)
+    hooks.default_moved([(held, b, t) for held, b, t in steps], actor, reason)
     for _, before, back_to in steps:
         stage_set(version=back_to, stage=Stage.ACTIVE, actor=actor, change=change)
         if before is not None:
@@ -1383,6 +1384,7 @@ def artifact_deactivate(*, artifact: Artifact, actor: User | None, reason: str) 
         if not still_live:
             _mark_rolled_back(change, actor, now)
     stage_set(version=current, stage=Stage.APPROVED, actor=actor, change=change)
+    hooks.default_moved([(artifact, current, None)], actor, reason)
     event_record(
         kind=EventKind.ARTIFACT_DEACTIVATED,
         actor=actor,

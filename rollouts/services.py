@@ -330,6 +330,27 @@ def slot_update(*, slot: Slot, description: str, actor: User | None) -> Slot:
     return slot
 
 
+def default_moves_record(
+    moves: Sequence[tuple[Artifact, Version | None, Version | None]],
+    actor: User | None,
+    reason: str,
+) -> None:
+    """Pointer history for defaults that reviews moved itself (a change's rollback, the safety
+    switch) on artifacts bound to slots: one ``PointerMove`` and ``pointer.moved`` each.
+
+    Registered with ``reviews.hooks`` in ``RolloutsConfig.ready()``; runs in reviews'
+    transaction, which already holds the artifacts' locks.
+    """
+    bound = selectors.slot_bound_artifacts(a.pk for a, _, _ in moves)
+    specs: list[EventSpec] = []
+    for artifact, before, after in moves:
+        if artifact.pk in bound:
+            _move(specs, kind=PointerKind.DEFAULT, artifact=artifact, from_version=before,
+                  to_version=after, reason=reason, actor=actor)  # fmt: skip
+    if specs:
+        events_record(specs)
+
+
 # --- overrides ------------------------------------------------------------------------------
 
 

@@ -635,3 +635,28 @@ def test_a_change_on_an_unbound_artifact_still_promotes_as_before(
     with pytest.raises(DomainError) as exc:
         services.rollout_create(change=change, actor=None)
     assert exc.value.field == "change"
+
+
+def test_a_change_rollback_or_switch_off_of_a_bound_artifact_is_in_the_slot_history(
+    canary_rollout: Rollout, people: dict[str, Any], slot: Slot, platform_prompt: Artifact,
+    prompt_v1: Version, prompt_v2: Version, promoted_change: ChangeRequest,
+) -> None:  # fmt: skip
+    admin = people["admin"]
+    r = services.rollout_start(rollout=canary_rollout, actor=admin)
+    while r.state == RolloutState.PROGRESSING:
+        r = services.rollout_advance(rollout=r, actor=admin)
+    # the change's one-step rollback (reviews) still works on what the rollout made default
+    reviews.rollback(artifact=platform_prompt, actor=admin, reason="errors up")
+    assert default_of(platform_prompt) == prompt_v1
+    promoted_change.refresh_from_db()
+    assert promoted_change.status == ChangeStatus.ROLLED_BACK
+    assert selectors.servable_refusal(prompt_v2) is not None  # its change no longer promoted
+    moved = selectors.slot_history(slot).first()
+    assert moved is not None and moved.rollout is None
+    assert (moved.kind, moved.from_version, moved.to_version, moved.reason) == (
+        PointerKind.DEFAULT, prompt_v2, prompt_v1, "errors up"
+    )  # fmt: skip
+    reviews.artifact_deactivate(artifact=platform_prompt, actor=admin, reason="halt")
+    off = selectors.slot_history(slot).first()
+    assert off is not None and (off.from_version, off.to_version) == (prompt_v1, None)
+    assert events(EventKind.POINTER_MOVED)[-1].payload["to"] is None
