@@ -337,6 +337,8 @@ def load_document(data: bytes | str, public_keys: dict[str, str]) -> Snapshot:
         document = json.loads(data)
         body, signature = document["snapshot"], document["signature"]
         key_hex = public_keys[signature["key_id"]]
+        if not isinstance(body, dict):
+            raise TypeError("'snapshot' is not an object")
     except (ValueError, KeyError, TypeError) as exc:
         raise DomainError(f"Not a signed runtime snapshot: {exc!r}.", field="snapshot") from exc
     if body.get("format") != FORMAT:

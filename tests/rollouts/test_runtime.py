@@ -321,3 +321,36 @@ def test_build_cost_does_not_grow_with_history(
     for i in range(30):
         publish(world.artifact, f"History {i} {{{{ customer }}}}.")
     assert build_queries() == few
+
+
+def test_load_document_refuses_what_it_cannot_verify(world: World) -> None:
+    snap = runtime.snapshot("acme", "sales-agent")
+    from governance.events.selectors import public_keys
+
+    keys = public_keys()
+    good = snap.document()
+    assert runtime.load_document(good, keys).body == snap.body
+    document = json.loads(good)
+    bad_cases = {
+        "snapshot": [b"not json", b"[]", json.dumps({**document, "snapshot": []}).encode()],
+        "format": [json.dumps({**document, "snapshot": {**document["snapshot"], "format": "x"}})],
+        "signature": [
+            json.dumps({**document, "signature": {**document["signature"], "value": "00" * 64}})
+        ],
+    }
+    for field, payloads in bad_cases.items():
+        for payload in payloads:
+            with pytest.raises(DomainError) as refused:
+                runtime.load_document(payload, keys)
+            assert refused.value.field == field, payload
+    with pytest.raises(DomainError):
+        runtime.load_document(good, {})  # a key it does not know
+
+
+def test_unicode_subjects_bucket_as_published(world: World) -> None:
+    from rollouts.bucketing import bucket
+
+    canary(world, weight=50_000, salt="s")
+    for subject in ("Zoë", "日本語のユーザー", "😀", "e\u0301"):
+        got = answer(subject)
+        assert got.bucket == bucket(salt="s", slot="qualifyLead", tenant="acme", subject=subject)
