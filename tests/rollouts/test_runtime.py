@@ -331,7 +331,7 @@ def test_load_document_refuses_what_it_cannot_verify(world: World) -> None:
     good = snap.document()
     assert runtime.load_document(good, keys).body == snap.body
     document = json.loads(good)
-    bad_cases = {
+    bad_cases: dict[str, list[bytes | str]] = {
         "snapshot": [b"not json", b"[]", json.dumps({**document, "snapshot": []}).encode()],
         "format": [json.dumps({**document, "snapshot": {**document["snapshot"], "format": "x"}})],
         "signature": [
