@@ -147,6 +147,8 @@ class _Facts:
     moves: list[PointerMove]
     signal: Signal
     approvals_filled: list[str] = field(default_factory=list)
+    #: The change's required checks as they stood when it was promoted.
+    verdicts: list[Any] = field(default_factory=list)
     drifted: list[str] = field(default_factory=list)
     rollback_seq: int | None = None
     #: The rollback's event is recorded in this transaction but not appended yet (no seq).
@@ -285,7 +287,7 @@ def _label_id(version_id: Any) -> str:
 
 def _gate_evaluation(facts: _Facts) -> _Phase:
     change = facts.change
-    verdicts = check_verdicts(change, change.promoted_at or timezone.now())
+    verdicts = facts.verdicts
     ran = [v for v in verdicts if v.run is not None]
     gates = {
         "slo_signal_count_minimum": _gate(
@@ -327,10 +329,7 @@ def _promotion_prerequisites(facts: _Facts) -> _Phase:
     change = facts.change
     requirements = sorted(change.requirements)
     proposed = [i.proposed for i in facts.items]
-    needs_evidence = any(
-        v.kind == CheckKind.OFFLINE_EVALUATION
-        for v in check_verdicts(change, change.promoted_at or timezone.now())
-    )
+    needs_evidence = any(v.kind == CheckKind.OFFLINE_EVALUATION for v in facts.verdicts)
     evidence: dict[str, list[str]] = {}
     if needs_evidence:
         for version in proposed:
@@ -594,6 +593,7 @@ def _gather(rollout: Rollout) -> _Facts:
         rollout=rollout, items=items, targets=targets, moves=moves, signal=signal_for(rollout)
     )
     facts.approvals_filled = _approvals_at_promotion(rollout.change)
+    facts.verdicts = check_verdicts(rollout.change, rollout.change.promoted_at or timezone.now())
     facts.drifted = _drift(facts)
     if facts.triggered:
         facts.rollback_seq = _last_event_seq(EventKind.ROLLOUT_ROLLED_BACK, rollout.pk)
@@ -604,7 +604,8 @@ def _gather(rollout: Rollout) -> _Facts:
     return facts
 
 
-def _latest(rollout: Rollout) -> ManifestVersion | None:
+def manifest_latest(rollout: Rollout) -> ManifestVersion | None:
+    """The rollout's newest stored manifest version (what the log last hashed), if any."""
     return ManifestVersion.objects.filter(rollout=rollout).order_by("-number").first()
 
 
@@ -620,7 +621,7 @@ def manifest_build(
     stamp = _iso(now or timezone.now())
     assert stamp is not None
     if previous is None:
-        latest = _latest(rollout)
+        latest = manifest_latest(rollout)
         previous = latest.body if latest is not None else {}
     before = {p.get("name"): p for p in previous.get("phases", []) if isinstance(p, dict)}
     facts = _gather(rollout)
@@ -784,7 +785,7 @@ def manifest_append(*, rollout: Rollout, actor: Any = None) -> ManifestVersion:
         .select_related("tenant", "change")
         .get(pk=rollout.pk)
     )
-    latest = _latest(rollout)
+    latest = manifest_latest(rollout)
     body = manifest_build(rollout, previous=latest.body if latest is not None else {})
     sha = manifest_sha256(body)
     proof = body["rollback_proof"]
