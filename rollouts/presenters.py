@@ -202,6 +202,22 @@ def summary(action: str, rollout: Rollout, targets: list[RolloutTarget]) -> str:
     )
 
 
+def state_text(rollout: Rollout, targets: list[RolloutTarget]) -> str:
+    """Where the rollout stands now, in words: the message after an action."""
+    flag = ""
+    if rollout.strategy == RolloutStrategy.FLAG:
+        flag = f"; flag '{rollout.flag_key}' is {'on' if rollout.flag_on else 'off'}"
+    if rollout.state == RolloutState.PROGRESSING:
+        return f"progressing at {_at(rollout)}{flag}"
+    if rollout.state == RolloutState.PAUSED:
+        return f"paused at {_at(rollout)}{flag}"
+    if rollout.state == RolloutState.SUCCEEDED:
+        return f"succeeded: {_candidates(targets)} is the default of {_slots(targets)}"
+    if rollout.state in (RolloutState.ROLLED_BACK, RolloutState.ABORTED):
+        return f"{rollout.get_state_display().lower()}: {_slots(targets)} serve what they served before"
+    return f"a draft{flag}"
+
+
 @dataclass
 class ActionView:
     name: str

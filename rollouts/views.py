@@ -281,7 +281,6 @@ def rollout_action(request: HttpRequest, number: int, action: str) -> HttpRespon
         if refused is not None:
             code = refused
         else:
-            text = presenters.summary(action, rollout, list(selectors.targets_of(rollout)))
             try:
                 done = ACTION_SERVICES[action](
                     rollout=rollout,
@@ -294,7 +293,8 @@ def rollout_action(request: HttpRequest, number: int, action: str) -> HttpRespon
                 messages.error(request, exc.message)
                 code = exc.status_code
             else:
-                messages.success(request, f"{ACTION_DONE[action]} {done.reference}. {text}")
+                now = presenters.state_text(done, list(selectors.targets_of(done)))
+                messages.success(request, f"{ACTION_DONE[action]} {done.reference}: {now}.")
                 return redirect(done)
     rollout.refresh_from_db()
     return _rollout_page(request, rollout, bound=(action, form), status=code)

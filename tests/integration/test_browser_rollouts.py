@@ -134,7 +134,10 @@ def test_admin_starts_a_canary_advances_sees_the_matrix_and_rolls_back(
     assert "Draft" in page.locator("#rollout-status").inner_text()
     summary = confirm(page, "start", "Canary at 1%.", password="acme-admin-demo")
     assert "serve 1.1.0 on web-concierge.greet to 1% of subjects" in summary
-    assert f"Started {reference}" in page.get_by_role("status").inner_text()
+    assert (
+        f"Started {reference}: progressing at step 1 (1%)."
+        in page.get_by_role("status").inner_text()
+    )
     assert "Progressing" in page.locator("#rollout-status").inner_text()
     assert page.locator("#current-weight").inner_text() == "1% of subjects"
     shot(page, tmp_path, "rollouts-rollout")
@@ -157,6 +160,7 @@ def test_admin_starts_a_canary_advances_sees_the_matrix_and_rolls_back(
     summary = confirm(page, "advance", "Everyone has it.")
     assert "Finish" in summary and "make 1.1.0 the default of web-concierge.greet" in summary
     assert "Succeeded" in page.locator("#rollout-status").inner_text()
+    assert "1.1.0 is the default of web-concierge.greet" in page.get_by_role("status").inner_text()
     cell = matrix_cell(page, "acme", "web-concierge.greet")
     assert cell.startswith("1.1.0") and "default" in cell and "canary" not in cell
 

@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Tenant
+from registry import services as registry
 from registry.models import Artifact, Version
 from reviews import services as reviews
 from reviews.models import ChangeRequest
@@ -202,7 +203,9 @@ def test_start_asks_for_the_password_then_advance_raises_the_weight(
     canary_rollout.refresh_from_db()
     assert (canary_rollout.state, canary_rollout.step) == (RolloutState.PROGRESSING, 1)
     html = get(client, f"/rollouts/RO-{canary_rollout.number}/")
-    assert f"Started {canary_rollout.reference}." in section(html, "main")
+    assert f"Started {canary_rollout.reference}: progressing at step 1 (1%)." in section(
+        html, "main"
+    )
     assert "1% of subjects" in html
     actions = section(html, "actions")
     assert "Raise the canary for sales-agent.qualifyLead from 1% to 5%." in actions
@@ -514,3 +517,30 @@ def test_rollout_page_query_count_does_not_grow_with_steps_moves_and_events(
     with django_assert_num_queries(expected):
         html = get(client, path)
     assert "50% of subjects" in html
+
+
+def test_matrix_marks_a_deprecated_version_and_a_tenant_that_differs(
+    people: dict[str, Any],
+    promoted_change: ChangeRequest,
+    prompt_v1: Version,
+    prompt_v2: Version,
+    slot: Slot,
+    acme: Tenant,
+) -> None:
+    admin = people["admin"]
+    rollout = services.rollout_create(change=promoted_change, actor=admin, strategy="global")
+    services.rollout_start(rollout=rollout, actor=admin)  # the default moves to v2 at once
+    services.override_set(slot=slot, tenant=acme, version=prompt_v1, reason="stay", actor=admin)
+    registry.version_deprecate(
+        version=prompt_v1, replacement=prompt_v2, reason="old", remove_after_days=30, actor=admin
+    )
+    html = get(signed_in(admin), "/rollouts/runtime/")
+    start = html.index('id="tenant-acme"')
+    acme_row = html[start : html.index("</tr>", start)]
+    assert prompt_v1.version in acme_row and "override" in acme_row
+    assert "cell-deprecated" in acme_row and "deprecated</span>" in acme_row
+    assert "cell-differs" in acme_row
+    start = html.index('id="tenant-platform"')
+    platform_row = html[start : html.index("</tr>", start)]
+    assert prompt_v2.version in platform_row and "default" in platform_row
+    assert "cell-differs" not in platform_row and "cell-deprecated" not in platform_row
