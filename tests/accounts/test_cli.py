@@ -184,7 +184,7 @@ def test_seed_demo_is_idempotent_and_prints_logins():
         Membership.objects.count(),
         Tenant.objects.count(),
     )
-    assert set(Tenant.objects.values_list("slug", flat=True)) == {"acme", "globex"}
+    assert set(Tenant.objects.values_list("slug", flat=True)) == {"acme", "globex", "platform"}
     text = out.getvalue()
     assert "acme-reviewer    acme-reviewer-demo" in text
     reviewer = User.objects.get(username="acme-reviewer")

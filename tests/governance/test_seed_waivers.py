@@ -1,4 +1,5 @@
-"""``seed_demo``'s governance story: waivers in every state, a deprecation, an overdue post-mortem."""
+"""``seed_demo``'s governance story: waivers in every state, a deprecation, an overdue post-mortem,
+applications with slots and rollouts in progress, succeeded and rolled back."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def counts() -> dict[str, int]:
     return {
         m._meta.label: m._default_manager.count()
         for m in apps.get_models()
-        if m._meta.app_label in ("accounts", "governance", "registry", "reviews")
+        if m._meta.app_label in ("accounts", "governance", "registry", "reviews", "rollouts")
     }
 
 
@@ -168,3 +169,83 @@ def test_every_waiver_state_the_seed_shows(seeded: Any) -> None:
     assert sorted(w.state_at(now) for w in Waiver.objects.all()) == sorted(
         [WaiverState.EXPIRED, WaiverState.EXPIRING_SOON]
     )
+
+
+def test_applications_slots_and_rollouts_in_every_state(seeded: str) -> None:
+    from django.conf import settings
+
+    from rollouts.choices import PointerKind, RolloutState, RolloutStrategy
+    from rollouts.models import Application, Override, PointerMove, Rollout
+
+    platform = settings.PLATFORM_TENANT_SLUG
+    apps_ = {a.slug: a for a in Application.objects.select_related("tenant")}
+    assert {slug: a.tenant.slug for slug, a in apps_.items()} == {
+        "sales-agent": platform,  # shared: every tenant reads it
+        "support-bot": "acme",
+    }
+    slots = {
+        f"{a.slug}.{s.name}": s.artifact.path
+        for a in apps_.values()
+        for s in a.slots.select_related("artifact__artifact_class", "artifact__tenant")
+    }
+    assert slots == {
+        "sales-agent.qualifyLead": f"prompt/{platform}/lead-qualification",
+        "support-bot.reply": "prompt/acme/support-reply",
+        "support-bot.summary": "prompt/acme/ticket-summary",
+    }
+    rollouts = {
+        r.state: r
+        for r in Rollout.objects.select_related("tenant", "change").prefetch_related(
+            "targets__slot", "targets__candidate", "targets__baseline"
+        )
+    }
+    assert set(rollouts) == {
+        RolloutState.PROGRESSING,
+        RolloutState.SUCCEEDED,
+        RolloutState.ROLLED_BACK,
+    }
+
+    canary = rollouts[RolloutState.PROGRESSING]
+    assert (canary.strategy, canary.tenant.slug, canary.step) == ("canary", platform, 3)
+    assert canary.weight == 25_000  # 25%
+    (target,) = canary.targets.all()
+    assert (str(target.slot), target.baseline.version, target.candidate.version) == (
+        "sales-agent.qualifyLead",
+        "1.0.0",
+        "1.1.0",
+    )
+    weights = list(
+        PointerMove.objects.filter(rollout=canary, kind=PointerKind.CANARY)
+        .order_by("id")
+        .values_list("weight", flat=True)
+    )
+    assert weights == [1_000, 5_000, 25_000]
+    assert target.slot.artifact.active_version == target.baseline  # the default did not move
+    override = Override.objects.select_related("tenant", "version").get(slot=target.slot)
+    assert (override.tenant.slug, override.version.version) == ("globex", "1.0.0")
+
+    done = rollouts[RolloutState.SUCCEEDED]
+    assert (done.strategy, done.tenant.slug) == (RolloutStrategy.GLOBAL, "acme")
+    assert done.change.title == "Ticket summaries name the order"
+    summary = Artifact.objects.get(slug="ticket-summary")
+    assert summary.active_version.version == "1.1.0"  # the default it moved
+
+    undone = rollouts[RolloutState.ROLLED_BACK]
+    assert (undone.strategy, undone.step) == (RolloutStrategy.CANARY, 2)
+    assert "reopened tickets" in undone.finish_reason
+    (target,) = undone.targets.all()
+    assert (target.baseline.version, target.candidate.version) == ("1.1.0", "1.2.0")
+    # Rolled back: the exact previous pointers (no canary rule, the default untouched).
+    last = PointerMove.objects.filter(rollout=undone).order_by("-id").first()
+    assert (last.kind, last.weight or 0) == (PointerKind.CANARY, 0)
+    kinds = set(
+        Event.objects.filter(subject_id__in=[str(r.pk) for r in rollouts.values()]).values_list(
+            "kind", flat=True
+        )
+    )
+    assert {
+        "rollout.created",
+        "rollout.started",
+        "rollout.advanced",
+        "rollout.rolled_back",
+    } <= kinds

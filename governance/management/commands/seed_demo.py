@@ -1,4 +1,4 @@
-"""``manage.py seed_demo``: demo tenants, one user per role, a registry, change requests and waivers (idempotent)."""
+"""``manage.py seed_demo``: demo tenants, one user per role, a registry, change requests, waivers and rollouts (idempotent)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import time_machine
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.test.utils import override_settings
@@ -15,7 +16,12 @@ from accounts import services
 from accounts.choices import Role
 from accounts.models import Tenant, User
 
-TENANTS = [("acme", "Acme Corporation"), ("globex", "Globex Industries")]
+TENANTS = [
+    ("acme", "Acme Corporation"),
+    ("globex", "Globex Industries"),
+    # The shared namespace: its artifacts and applications serve every tenant.
+    (settings.PLATFORM_TENANT_SLUG, "Platform (shared)"),
+]
 
 # (username, tenant slug or None for platform-wide, role or None for a plain member)
 DEMO_USERS: list[tuple[str, str | None, str | None]] = [
@@ -27,6 +33,8 @@ DEMO_USERS: list[tuple[str, str | None, str | None]] = [
     ("acme-author", "acme", None),
     ("globex-admin", "globex", Role.ADMINISTRATOR),
     ("globex-reviewer", "globex", Role.REVIEWER),
+    ("platform-author", settings.PLATFORM_TENANT_SLUG, None),
+    ("platform-reviewer", settings.PLATFORM_TENANT_SLUG, Role.REVIEWER),
 ]
 
 
@@ -42,6 +50,12 @@ OUTAGE_EMERGENCY_DAYS_AGO = 12
 EXPIRING_WAIVER_DAYS = 5
 DEPRECATION_GRACE_DAYS = 30
 PINS = {"pinned_models": ["gpt-4o-2024-08-06"]}
+#: The rollouts' story: the ticket summary's 1.1.0 went out globally this long ago, its
+#: 1.2.0 canary was rolled back ROLLED_BACK_DAYS_AGO, and the shared lead qualification's
+#: canary started CANARY_STARTED_DAYS_AGO and is at 25% now.
+COMPLETED_ROLLOUT_DAYS_AGO = 9
+ROLLED_BACK_DAYS_AGO = 4
+CANARY_STARTED_DAYS_AGO = 2
 
 
 def demo_password(username: str) -> str:
@@ -88,6 +102,31 @@ def submitted(change: Any, by: Any) -> Any:
     return change
 
 
+def promoted_change(
+    tenant: Tenant, versions: list[Any], title: str, author: Any, reviewer: Any, admin: Any
+) -> Any:
+    """A change through the whole review: evidence, checks, a reviewer's and an administrator's
+    approval, promotion. (For an artifact bound to a slot, promotion approves its versions for
+    production; a rollout then moves the pointers.)"""
+    from reviews import services as reviews
+
+    change = reviews.change_create(
+        tenant=tenant,
+        actor=author,
+        title=title,
+        rollback_plan="Roll the rollout back; the previous pointers serve again.",
+        proposed=versions,
+    )
+    for version in versions:
+        evaluate(change, version, safety=0.97, accuracy=0.92)
+    submitted(change, author)
+    reviews.approval_decide(
+        change=change, actor=reviewer, decision="approve", comment="Reads well."
+    )
+    reviews.approval_decide(change=change, actor=admin, decision="approve", comment="Ship it.")
+    return reviews.change_promote(change=change, actor=admin)
+
+
 class Command(BaseCommand):
     help = "Create demo tenants and one user per role, with printed demo passwords. Safe to re-run."
 
@@ -97,10 +136,26 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         # The demo's notifications stay in the app: no emails printed while seeding.
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
-            self._seed(**options)
+            tenants = self._seed()
+            self._seed_rollouts(tenants)
+        self.stdout.write(
+            self.style.SUCCESS(
+                "Demo data ready: tenants acme and globex and the shared platform tenant, "
+                "with a registry, reviews, waivers and rollouts."
+            )
+        )
+        if not options["quiet_logins"]:
+            self.stdout.write("Demo logins (username / password):")
+            for username, where, role in DEMO_USERS:
+                what = (
+                    f"{role or 'member'} of {where}"
+                    if where
+                    else "platform administrator (Django admin too)"
+                )
+                self.stdout.write(f"  {username:<16} {demo_password(username):<22} {what}")
 
     @transaction.atomic
-    def _seed(self, **options: Any) -> None:
+    def _seed(self) -> dict[str, Tenant]:
         tenants: dict[str, Tenant] = {}
         for tenant_slug, tenant_name in TENANTS:
             found = Tenant.objects.filter(slug=tenant_slug).first()
@@ -132,18 +187,7 @@ class Command(BaseCommand):
         self._seed_registry(tenants)
         self._seed_reviews(tenants)
         self._seed_governance(tenants)
-        self.stdout.write(
-            self.style.SUCCESS("Demo data ready: tenants acme and globex, with a registry.")
-        )
-        if not options["quiet_logins"]:
-            self.stdout.write("Demo logins (username / password):")
-            for username, where, role in DEMO_USERS:
-                what = (
-                    f"{role or 'member'} of {where}"
-                    if where
-                    else "platform administrator (Django admin too)"
-                )
-                self.stdout.write(f"  {username:<16} {demo_password(username):<22} {what}")
+        return tenants
 
     def _seed_registry(self, tenants: dict[str, Tenant]) -> None:
         """A living registry: several classes and tenants, minor and major changes, dependencies."""
@@ -738,3 +782,251 @@ class Command(BaseCommand):
             remove_after_days=DEPRECATION_GRACE_DAYS,
             actor=users["acme-admin"],
         )
+
+    def _seed_rollouts(self, tenants: dict[str, Tenant]) -> None:
+        """Applications with slots, and rollouts in progress (25%), succeeded and rolled back.
+
+        - ``sales-agent`` belongs to the platform tenant (shared: every tenant reads it); its
+          ``qualifyLead`` slot serves the shared prompt ``lead-qualification``, whose 1.1.0 is
+          in a canary at 25% for every tenant; globex keeps 1.0.0 as its override (its stable arm).
+        - ``support-bot`` is acme's own: ``reply`` serves support-reply (1.0.0 deprecated),
+          ``summary`` serves ticket-summary, whose 1.1.0 went out globally (succeeded) and whose
+          1.2.0 canary was rolled back.
+
+        Everything goes through the services, so every pointer move has its row and event.
+        Each step is its own transaction, committed before the next: a canary may start only
+        when the change's promotion is in the event log (manifest phases 1-4), as in the app,
+        where promotion and the rollout are separate requests. Each step checks for itself
+        whether it is done, so a second run (or a run after a failed one) adds only what is missing.
+        """
+        users = {
+            u.username: u for u in User.objects.filter(username__in=[u for u, _, _ in DEMO_USERS])
+        }
+        self._seed_support_bot(tenants["acme"], users)
+        self._seed_sales_agent(tenants, users)
+
+    def _seed_support_bot(self, acme: Tenant, users: dict[str, User]) -> None:
+        from registry import selectors as registry_selectors
+        from registry import services as registry
+        from reviews.models import ChangeRequest
+        from rollouts import services as rollouts
+        from rollouts.choices import RolloutState
+        from rollouts.models import Application, Rollout
+
+        author, reviewer, admin = users["acme-author"], users["acme-reviewer"], users["acme-admin"]
+        summary = self._demo_prompt(
+            acme,
+            author,
+            "ticket-summary",
+            "Ticket summary",
+            "Summarises a support ticket for the agent who picks it up.",
+        )
+
+        def summary_version(number: str, impact: str, reason: str, text: str) -> Any:
+            version, _ = registry.version_publish(
+                artifact=summary,
+                content=registry.Content(text=text),
+                impact=impact,
+                reason=reason,
+                version=number,
+                metadata=PINS,
+                actor=None,
+            )
+            return version
+
+        def change_titled(title: str) -> Any:
+            return ChangeRequest.objects.filter(tenant=acme, title=title).first()
+
+        if not Application.objects.filter(slug="support-bot").exists():
+            with transaction.atomic(), days_ago(COMPLETED_ROLLOUT_DAYS_AGO + 5):
+                first = summary_version(
+                    "1.0.0",
+                    "major",
+                    "First version.",
+                    "Summarise ticket {{ ticket }} in three lines: the problem, what was tried, "
+                    "what the customer wants.",
+                )
+                # No slot binds it yet: promotion moves its default (a global move).
+                promoted_change(acme, [first], "Launch the ticket summary", author, reviewer, admin)
+                bot = rollouts.application_create(
+                    tenant=acme,
+                    slug="support-bot",
+                    name="Support bot",
+                    description="Drafts replies and summaries in the support desk.",
+                    actor=admin,
+                )
+                reply = registry_selectors.artifact_by_path_unscoped(
+                    "prompt", "acme", "support-reply"
+                )
+                rollouts.slot_create(
+                    application=bot,
+                    name="reply",
+                    artifact=reply,
+                    description="The reply drafted for the agent; 1.1.0 thanks the customer.",
+                    actor=admin,
+                )
+                summary.refresh_from_db()
+                rollouts.slot_create(
+                    application=bot,
+                    name="summary",
+                    artifact=summary,
+                    description="The summary shown on top of a ticket.",
+                    actor=admin,
+                )
+        title = "Ticket summaries name the order"
+        if change_titled(title) is None:
+            with transaction.atomic(), days_ago(COMPLETED_ROLLOUT_DAYS_AGO):
+                better = summary_version(
+                    "1.1.0",
+                    "minor",
+                    "Name the order number when there is one.",
+                    "Summarise ticket {{ ticket }} in three lines: the problem, what was tried, "
+                    "what the customer wants. Name the order number when there is one.",
+                )
+                change = promoted_change(acme, [better], title, author, reviewer, admin)
+                # A minor version: the global strategy may move the default at once.
+                rollout = rollouts.rollout_create(
+                    change=change,
+                    actor=admin,
+                    strategy="global",
+                    reason="Low risk: one more line in the summary.",
+                )
+                rollouts.rollout_start(rollout=rollout, actor=admin, reason="Agents asked for it.")
+        title = "One-line ticket summaries"
+        if change_titled(title) is None:
+            with transaction.atomic(), days_ago(ROLLED_BACK_DAYS_AGO + 2):
+                terse = summary_version(
+                    "1.2.0",
+                    "minor",
+                    "One line instead of three.",
+                    "Summarise ticket {{ ticket }} in one line, with the order number when "
+                    "there is one.",
+                )
+                promoted_change(acme, [terse], title, author, reviewer, admin)
+        change = change_titled(title)
+        if not Rollout.objects.filter(change=change).exists():
+            with transaction.atomic():
+                with days_ago(ROLLED_BACK_DAYS_AGO + 1):
+                    rollout = rollouts.rollout_create(
+                        change=change,
+                        actor=admin,
+                        strategy="canary",
+                        reason="Shorter summaries; watch the handling time.",
+                    )
+                    rollout = rollouts.rollout_start(
+                        rollout=rollout, actor=admin, reason="1% first."
+                    )
+                with days_ago(ROLLED_BACK_DAYS_AGO + 0.5):
+                    rollout = rollouts.rollout_advance(
+                        rollout=rollout, actor=admin, reason="No complaints at 1%."
+                    )
+        canary = Rollout.objects.filter(change=change).first()
+        if canary is not None and canary.state != RolloutState.ROLLED_BACK:
+            with transaction.atomic(), days_ago(ROLLED_BACK_DAYS_AGO):
+                rollouts.rollout_rollback(
+                    rollout=canary,
+                    actor=admin,
+                    reason="Agents in the canary reopened tickets twice as often: one line "
+                    "drops what was tried.",
+                )
+
+    def _seed_sales_agent(self, tenants: dict[str, Tenant], users: dict[str, User]) -> None:
+        from registry import selectors as registry_selectors
+        from registry import services as registry
+        from reviews.models import ChangeRequest
+        from rollouts import services as rollouts
+        from rollouts.models import Application, Rollout
+
+        platform = tenants[settings.PLATFORM_TENANT_SLUG]
+        author, reviewer = users["platform-author"], users["platform-reviewer"]
+        admin = users["platform-admin"]
+        prompt = registry_selectors.Artifact.objects.filter(
+            tenant=platform, artifact_class__slug="prompt", slug="lead-qualification"
+        ).first() or registry.artifact_create(
+            artifact_class=registry_selectors.artifact_class_by_slug("prompt"),
+            tenant=platform,
+            slug="lead-qualification",
+            title="Lead qualification (shared)",
+            summary="The platform's lead qualification prompt, shared by every tenant.",
+            owner=author,
+            actor=None,
+        )
+
+        def version(number: str, impact: str, reason: str, text: str) -> Any:
+            published, _ = registry.version_publish(
+                artifact=prompt,
+                content=registry.Content(text=text),
+                impact=impact,
+                reason=reason,
+                version=number,
+                metadata=PINS,
+                actor=None,
+            )
+            return published
+
+        if not Application.objects.filter(slug="sales-agent").exists():
+            with transaction.atomic(), days_ago(CANARY_STARTED_DAYS_AGO + 10):
+                first = version(
+                    "1.0.0",
+                    "major",
+                    "First shared version.",
+                    "You qualify leads for {{ product }}.\nCustomer: {{ customer }}\n"
+                    "Ask about budget and timeline.",
+                )
+                promoted_change(
+                    platform, [first], "Share lead qualification", author, reviewer, admin
+                )
+                agent = rollouts.application_create(
+                    tenant=platform,
+                    slug="sales-agent",
+                    name="Sales agent",
+                    description="The shared sales assistant; every tenant reads its configuration.",
+                    actor=admin,
+                )
+                prompt.refresh_from_db()
+                slot = rollouts.slot_create(
+                    application=agent,
+                    name="qualifyLead",
+                    artifact=prompt,
+                    description="Decides whether an inbound lead is worth a call; 1.0.0 asks "
+                    "about budget and timeline.",
+                    actor=admin,
+                )
+                rollouts.override_set(
+                    slot=slot,
+                    tenant=tenants["globex"],
+                    version=first,
+                    reason="Globex keeps 1.0.0 until its CRM sends the region.",
+                    actor=users["globex-admin"],
+                )
+        title = "Ask leads about their region"
+        if not ChangeRequest.objects.filter(tenant=platform, title=title).exists():
+            with transaction.atomic(), days_ago(CANARY_STARTED_DAYS_AGO + 3):
+                candidate = version(
+                    "1.1.0",
+                    "minor",
+                    "Ask about the region too.",
+                    "You qualify leads for {{ product }}.\nCustomer: {{ customer }}\n"
+                    "Ask about budget, timeline and region.",
+                )
+                promoted_change(platform, [candidate], title, author, reviewer, admin)
+        change = ChangeRequest.objects.get(tenant=platform, title=title)
+        if not Rollout.objects.filter(change=change).exists():
+            with transaction.atomic():
+                with days_ago(CANARY_STARTED_DAYS_AGO):
+                    rollout = rollouts.rollout_create(
+                        change=change,
+                        actor=admin,
+                        strategy="canary",
+                        reason="Region helps routing; watch the qualification rate.",
+                    )
+                    rollout = rollouts.rollout_start(
+                        rollout=rollout, actor=admin, reason="1% first."
+                    )
+                with days_ago(CANARY_STARTED_DAYS_AGO - 1):
+                    rollout = rollouts.rollout_advance(
+                        rollout=rollout, actor=admin, reason="Steady."
+                    )
+                rollouts.rollout_advance(
+                    rollout=rollout, actor=admin, reason="Qualification rate unchanged at 5%."
+                )
