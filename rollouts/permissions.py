@@ -96,19 +96,19 @@ class RolloutActions:
 def rollout_actions(
     user: AnyUser | None, rollout: Rollout, *, roles: Iterable[str] | None = None
 ) -> RolloutActions:
-    from rollouts.choices import RolloutState, RolloutStrategy
+    from rollouts.choices import TRANSITIONS, RolloutState, RolloutStrategy
 
     held = roles_of(user, rollout.tenant, roles) if user is not None else None
     may = bool(can_operate_rollout(user, rollout, roles=held))
     state = rollout.state
+    following = TRANSITIONS[state]
     return RolloutActions(
         start=may and state == RolloutState.DRAFT,
         advance=may and state == RolloutState.PROGRESSING,
-        pause=may and state == RolloutState.PROGRESSING,
+        pause=may and state != RolloutState.PAUSED and RolloutState.PAUSED in following,
         resume=may and state == RolloutState.PAUSED,
-        abort=may and state in {RolloutState.DRAFT, RolloutState.PROGRESSING, RolloutState.PAUSED},
-        rollback=may
-        and state in {RolloutState.PROGRESSING, RolloutState.PAUSED, RolloutState.SUCCEEDED},
+        abort=may and RolloutState.ABORTED in following,
+        rollback=may and RolloutState.ROLLED_BACK in following,
         flag=may
         and rollout.strategy == RolloutStrategy.FLAG
         and state in {RolloutState.DRAFT, RolloutState.PROGRESSING, RolloutState.PAUSED},

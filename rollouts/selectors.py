@@ -37,7 +37,9 @@ class ServeInfo:
     warning: str | None
 
 
-def servable_versions(version_ids: Iterable[Any]) -> dict[Any, ServeInfo | str]:
+def servable_versions(
+    version_ids: Iterable[Any], *, pointed_before: bool = False
+) -> dict[Any, ServeInfo | str]:
     """For each version id: ``ServeInfo`` if it may serve, else why not (a sentence).
 
     Servable = went through a promoted change (a ``ChangeItem`` proposing it whose change is
@@ -45,6 +47,9 @@ def servable_versions(version_ids: Iterable[Any]) -> dict[Any, ServeInfo | str]:
     draft. A deprecated version serves with a warning naming its replacement. Unknown ids
     are refused. Two queries whatever the number of ids: every route that serves or points
     (runtime snapshot, resolve, OFREP, overrides, rollout targets) asks this one function.
+
+    ``pointed_before``: the versions were pointers before (a rollback restores them), so they
+    passed the promoted-change rule when they were set; the other rules still apply.
     """
     ids = list({i for i in version_ids if i is not None})
     if not ids:
@@ -75,7 +80,7 @@ def servable_versions(version_ids: Iterable[Any]) -> dict[Any, ServeInfo | str]:
             found[v.pk] = f"{v.path} was removed"
         elif stage == Stage.DRAFT:
             found[v.pk] = f"{v.path} is a draft"
-        elif v.pk not in promoted and v.artifact.active_version_id != v.pk:
+        elif not pointed_before and v.pk not in promoted and v.artifact.active_version_id != v.pk:
             found[v.pk] = f"{v.path} went through no promoted change request"
         else:
             warning = None

@@ -1136,6 +1136,16 @@ def _restore(t: _Transition, reason: str, was: str) -> list[dict[str, Any]]:
                       actor=t.actor)  # fmt: skip
         elif rollout.strategy == RolloutStrategy.FLAG and rollout.flag_on:
             _flag_moves(t, on=False, reason=reason)
+    # Fail closed: a previous pointer retired or removed since is never restored.
+    earlier = [m.from_version_id for m in first_from.values() if m.from_version_id]
+    verdicts = selectors.servable_versions(earlier, pointed_before=True)
+    gone = sorted(v for v in verdicts.values() if isinstance(v, str))
+    if gone:
+        raise Conflict(
+            f"{rollout.reference} cannot restore its previous pointers: {'; '.join(gone)}. "
+            "Nothing was changed; bring a new change forward instead.",
+            field="state",
+        )
     override_keys = [k for k in first_from if k[0] == "override"]
     if override_keys:
         held = {

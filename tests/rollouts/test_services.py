@@ -660,3 +660,21 @@ def test_a_change_rollback_or_switch_off_of_a_bound_artifact_is_in_the_slot_hist
     off = selectors.slot_history(slot).first()
     assert off is not None and (off.from_version, off.to_version) == (prompt_v1, None)
     assert events(EventKind.POINTER_MOVED)[-1].payload["to"] is None
+
+
+def test_a_rollback_never_restores_a_version_retired_since(
+    canary_rollout: Rollout, people: dict[str, Any], platform_prompt: Artifact,
+    prompt_v1: Version, prompt_v2: Version,
+) -> None:  # fmt: skip
+    admin = people["admin"]
+    r = services.rollout_start(rollout=canary_rollout, actor=admin)
+    while r.state == RolloutState.PROGRESSING:
+        r = services.rollout_advance(rollout=r, actor=admin)
+    registry.version_retire(version=prompt_v1, rationale="unsafe", actor=admin)
+    moves = PointerMove.objects.count()
+    with pytest.raises(Conflict) as conflict:
+        services.rollout_rollback(rollout=r, actor=admin, reason="errors")
+    assert f"{prompt_v1.path} is retired" in conflict.value.message
+    r.refresh_from_db()
+    assert r.state == RolloutState.SUCCEEDED and default_of(platform_prompt) == prompt_v2
+    assert PointerMove.objects.count() == moves
