@@ -192,6 +192,8 @@ def test_registry_resolve_by_ref_keeps_working_and_answers_the_active_version(
     world: World, token_client: Any
 ) -> None:
     admin = token_client(UserFactory(username="root", is_superuser=True, is_staff=True))
+    canary(world, weight=100_000)  # the candidate serves every subject, but is not active
+    override(world, world.acme, world.v["v3"])
     got = admin.get("/api/v1/resolve/", {"ref": "prompt/platform/qualify-lead"})
     assert got.status_code == 200
     assert got.json()["version"] == "1.0.0"
