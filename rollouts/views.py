@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -36,7 +36,7 @@ from rollouts.forms import (
     SlotForm,
     default_steps_text,
 )
-from rollouts.manifest import manifest_build
+from rollouts.manifest import manifest_build, manifest_latest
 from rollouts.models import Application, Rollout, Slot
 
 PAGE_SIZE = 25
@@ -198,6 +198,7 @@ def _rollout_page(
             "weight": presenters.percent(rollout.weight),
             "phases": presenters.phase_views(manifest),
             "manifest_status": manifest.get("status", ""),
+            "stored_manifest": manifest_latest(rollout),
             "moves": list(
                 selectors.moves_of(rollout).select_related(
                     "slot__application", "tenant", "from_version", "to_version", "actor"
@@ -238,6 +239,21 @@ ACTION_SERVICES: dict[str, Callable[..., Rollout]] = {
     "abort": services.rollout_abort,
     "rollback": services.rollout_rollback,
 }
+
+
+@login_required
+def rollout_manifest(request: HttpRequest, number: int) -> HttpResponse:
+    """The rollout's phase manifest as derived now (the JSON the page's timeline shows)."""
+    rollout = _rollout_or_404(request, number)
+    response = JsonResponse(
+        manifest_build(rollout), json_dumps_params={"indent": 2, "ensure_ascii": False}
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="{rollout.reference}-phase-manifest.json"'
+    )
+    return response
+
+
 ACTION_VERBS = {
     "start": "start",
     "flag": "switch the flag of",

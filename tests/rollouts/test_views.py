@@ -180,6 +180,7 @@ def test_another_tenants_rollout_application_and_slot_are_not_found(
     stranger = make_user("stranger", globex=["member", "administrator"])
     client = signed_in(stranger)
     get(client, f"/rollouts/RO-{acme_rollout.number}/", status=404)
+    get(client, f"/rollouts/RO-{acme_rollout.number}/phase-manifest.json", status=404)
     assert act(client, acme_rollout, "start").status_code == 404
     get(client, "/rollouts/applications/acme-bot/", status=404)
     get(client, "/rollouts/applications/acme-bot/slots/greet/", status=404)
@@ -544,3 +545,22 @@ def test_matrix_marks_a_deprecated_version_and_a_tenant_that_differs(
     platform_row = html[start : html.index("</tr>", start)]
     assert prompt_v2.version in platform_row and "default" in platform_row
     assert "cell-differs" not in platform_row and "cell-deprecated" not in platform_row
+
+
+def test_the_phase_manifest_downloads_and_validates(
+    people: dict[str, Any], canary_rollout: Rollout
+) -> None:
+    from rollouts.manifest import manifest_validate
+
+    client = signed_in(people["admin"])
+    assert act(client, canary_rollout, "start").status_code == 302
+    response = client.get(f"/rollouts/RO-{canary_rollout.number}/phase-manifest.json")
+    assert response.status_code == 200
+    assert "RO-" in response["Content-Disposition"]
+    body = response.json()
+    manifest_validate(body)
+    assert [p["name"] for p in body["phases"]] == list(AUTONOMY_PHASE_ORDER)
+    html = get(client, f"/rollouts/RO-{canary_rollout.number}/")
+    assert "phase-manifest.json" in section(html, "phases")
+    other = signed_in(people["outsider"])  # sees the platform's rollout, and its manifest
+    assert other.get(f"/rollouts/RO-{canary_rollout.number}/phase-manifest.json").status_code == 200
