@@ -23,7 +23,7 @@ from rollouts import services
 from rollouts.choices import PointerKind, RolloutState
 from rollouts.models import Override, PointerMove, Rollout, Slot
 from tests.postgres.test_reviews import in_processes
-from tests.reviews.conftest import PINS, publish
+from tests.reviews.conftest import PINS, make_artifact, publish
 from tests.rollouts.conftest import (
     _builtin_classes,
     application,
@@ -173,4 +173,34 @@ def test_advances_overrides_and_promotions_on_one_artifact_at_once_never_deadloc
     advanced = len([r for r in results if r.startswith(f"ok:{rollout.pk}")])
     assert advanced == 4 and (after.step, after.revision) == (5, rollout.revision + 4)
     assert Override.objects.get(slot=slot, tenant=acme).version == prompt_v2
+    assert verify_database().ok
+
+
+def test_concurrent_creates_hand_out_distinct_numbers_and_one_rollout_per_slot(
+    application: Any, platform: Any, people: dict[str, Any], promote: Any
+) -> None:
+    admin = people["admin"]
+    changes = []
+    for n in range(4):
+        prompt = make_artifact(platform, "prompt", f"prompt-{n}")
+        promote(publish(prompt, impact="major", text=f"P{n} {{{{ customer }}}}.", metadata=PINS))
+        services.slot_create(application=application, name=f"slot{n}", artifact=prompt, actor=admin)
+        changes.append(promote(publish(prompt, text=f"P{n} v2 {{{{ customer }}}}.", metadata=PINS)))
+    turn = multiprocessing.get_context("fork").Value("i", 0)
+
+    def create() -> Any:  # two processes per change
+        with turn.get_lock():
+            turn.value += 1
+            mine = turn.value
+        return services.rollout_create(change=changes[mine % 4], actor=admin)
+
+    results = in_processes(8, create)
+    assert not [r for r in results if r.startswith("crash")], results
+    refused = [r for r in results if r.startswith("refused")]
+    assert len(refused) == 4 and all("already moves these slots" in r for r in refused), results
+    numbers = sorted(Rollout.objects.values_list("number", flat=True))
+    assert numbers == [1, 2, 3, 4]
+    assert sorted(Rollout.objects.values_list("change_id", flat=True)) == sorted(
+        c.pk for c in changes
+    )
     assert verify_database().ok
