@@ -28,3 +28,19 @@ class ActionCommand(BaseCommand):
             if isinstance(exc, PermissionDenied):
                 logger.warning("refused cli %s: %s", action, exc.message)
             raise CommandError(str(exc)) from exc
+
+
+class StrictActionCommand(ActionCommand):
+    """An ActionCommand for bad input too: one ``error: field: reason`` line and exit status 2.
+
+    The same as argparse's own usage errors, so a script sees every refusal the same way.
+    """
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        import sys
+
+        try:
+            return super().execute(*args, **options)
+        except CommandError as exc:
+            self.stderr.write(f"error: {exc}")
+            sys.exit(2)

@@ -166,15 +166,25 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
     run = verification_start(actor=owner)
     token, _ = accounts.token_create(user=owner, name="globex token", actor=None)
     pinned_wrong = f"{artifact.path}:{first.version}#{'0' * 64}"
-    from rollouts.models import Application
+    from rollouts.models import Application, Rollout, Slot
 
-    Application.objects.create(tenant=globex, slug="globex-app", name="Globex secret app")
+    app = Application.objects.create(tenant=globex, slug="globex-app", name="Globex secret app")
+    Slot.objects.create(application=app, name="globexSlot", artifact=artifact)
+    rollout = Rollout.objects.create(
+        number=77, tenant=globex, change=change, strategy="canary", salt="globex-salt"
+    )
     missing_path = "prompt/no-such-tenant/no-such-artifact"
     values = {
         "cls": [("prompt", "prompt")],
         "tenant": [("globex", "no-such-tenant")],
         "application": [("globex-app", "no-such-app")],
-        "slug": [("globex-secret-prompt", "no-such-artifact"), ("globex", "no-such-tenant")],
+        "slug": [
+            ("globex-secret-prompt", "no-such-artifact"),
+            ("globex", "no-such-tenant"),
+            ("globex-app", "no-such-app"),
+        ],
+        "name": [("globexSlot", "noSuchSlot")],
+        "number": [(rollout.reference, "RO-999999"), (str(rollout.number), "999999")],
         "version": [(first.version, "9.9.1")],
         "reference": [
             (change.reference, "CR-2099-9999"),

@@ -1,4 +1,7 @@
-"""``manage.py rollouts ACTION``: rollouts from the command line (export; more actions join here).
+"""``manage.py rollouts ACTION``: rollouts from the command line.
+
+start|status|list|advance|pause|resume|abort|rollback|flag live in
+``rollouts.management.operations``; export here.
 
 Each action is a ``do_<action>`` method; a subparser per action in ``add_arguments``.
 A broken rule prints one ``error: field: reason`` line and exits non-zero.
@@ -8,14 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from governance.errors import DomainError, NotFound
-from governance.management.base import ActionCommand
+from governance.management.base import StrictActionCommand
+from rollouts.management.operations import RolloutOperations, add_operation_parsers
 from rollouts.models import IterationNote, ManifestVersion, Rollout
 
 _ROLLOUT_REF = re.compile(r"^(?:RO-)?(\d{1,9})$", re.IGNORECASE)
@@ -93,11 +96,12 @@ def export_rollout(rollout: Rollout, out: Path) -> tuple[ManifestVersion, list[P
     return manifest, written
 
 
-class Command(ActionCommand):
-    help = "Rollouts: export the phase manifest and iteration notes."
+class Command(RolloutOperations, StrictActionCommand):
+    help = "Rollouts: start and move them on, show them, export the phase manifest and notes."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        add_operation_parsers(sub)
         p = sub.add_parser(
             "export",
             help="Write DIR/rollout/phase-manifest.json (the current manifest, hashed into the "
@@ -105,14 +109,6 @@ class Command(ActionCommand):
         )
         p.add_argument("rollout", metavar="ID", help="RO-<number> or <number>")
         p.add_argument("--out", required=True, metavar="DIR")
-
-    def execute(self, *args: Any, **options: Any) -> Any:
-        # One line on stderr and a non-zero exit, like the other commands.
-        try:
-            return super().execute(*args, **options)
-        except CommandError as exc:
-            self.stderr.write(f"error: {exc}")
-            sys.exit(2)
 
     def do_export(self, o: dict[str, Any]) -> None:
         rollout = rollout_by_reference(o["rollout"])
