@@ -184,10 +184,11 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
             ("globex-app", "no-such-app"),
         ],
         "name": [("globexSlot", "noSuchSlot")],
-        "number": [(rollout.reference, "RO-999999"), (str(rollout.number), "999999")],
+        "number": [(str(rollout.number), "999999")],  # pages: RO-<int>; the API: either
         "version": [(first.version, "9.9.1")],
         "reference": [
             (change.reference, "CR-2099-9999"),
+            (rollout.reference, "RO-999999"),  # also swaps "RO-77" in the rollout API's answers
             (str(change.pk), str(uuid.uuid4())),
             (waiver.reference, "WV-2099-9999"),
             (str(waiver.pk), str(uuid.uuid4())),
