@@ -166,6 +166,15 @@ class SlotForm(forms.Form):
     )
 
 
+class SlotDescriptionForm(forms.Form):
+    description = forms.CharField(
+        widget=TEXTAREA,
+        required=False,
+        label="Description",
+        help_text="What the slot is for and why its default.",
+    )
+
+
 class OverrideForm(forms.Form):
     """Set (a version) or clear (blank version) a tenant's override of a slot, with a reason."""
 

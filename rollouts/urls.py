@@ -17,6 +17,7 @@ urlpatterns = [
     path("applications/<slug:slug>/", views.application_detail, name="application"),
     path("applications/<slug:slug>/slots/new/", views.slot_new, name="slot-new"),
     path("applications/<slug:slug>/slots/<str:name>/", views.slot_detail, name="slot"),
+    path("applications/<slug:slug>/slots/<str:name>/edit/", views.slot_edit, name="slot-edit"),
     path(
         "applications/<slug:slug>/slots/<str:name>/override/",
         views.slot_override,

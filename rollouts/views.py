@@ -33,6 +33,7 @@ from rollouts.forms import (
     OverrideForm,
     RolloutActionForm,
     RolloutForm,
+    SlotDescriptionForm,
     SlotForm,
     default_steps_text,
 )
@@ -484,9 +485,11 @@ def _slot_page(
     slot: Slot,
     *,
     override_form: OverrideForm | None = None,
+    description_form: SlotDescriptionForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     user = _user(request)
+    may_edit = permissions.can_manage_slots(user, slot.application)
     overrides = list(
         selectors.overrides_for([slot]).select_related("set_by").order_by("tenant__slug")
     )
@@ -505,6 +508,11 @@ def _slot_page(
             "override_form": (override_form or OverrideForm(tenants=override_tenants))
             if override_tenants
             else None,
+            "description_form": (
+                description_form or SlotDescriptionForm(initial={"description": slot.description})
+            )
+            if may_edit
+            else None,
         },
         status=status,
     )
@@ -513,6 +521,27 @@ def _slot_page(
 @login_required
 def slot_detail(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     return _slot_page(request, _slot_or_404(request, slug, name))
+
+
+@login_required
+@require_POST
+def slot_edit(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    slot = _slot_or_404(request, slug, name)
+    user = _user(request)
+    allowed = permissions.can_manage_slots(user, slot.application)
+    if not allowed:
+        messages.error(request, allowed.reason)
+        return _slot_page(request, slot, status=403)
+    form = SlotDescriptionForm(request.POST)
+    if not form.is_valid():
+        return _slot_page(request, slot, description_form=form, status=400)
+    try:
+        services.slot_update(slot=slot, description=form.cleaned_data["description"], actor=user)
+    except DomainError as exc:
+        form_error(form, exc)
+        return _slot_page(request, slot, description_form=form, status=exc.status_code)
+    messages.success(request, f"Saved the description of {slot}.")
+    return redirect(slot)
 
 
 @login_required

@@ -192,6 +192,20 @@ def subject_url(event: Event) -> str | None:
         return reverse("reviews:change", kwargs={"reference": label.split(" ", 1)[0]})
     if event.subject_type == "governance.waiver" and label.startswith("WV-"):
         return reverse("waiver-detail", kwargs={"reference": label.split(" ", 1)[0]})
+    return _rollouts_subject_url(event.subject_type, label)
+
+
+def _rollouts_subject_url(subject_type: str, label: str) -> str | None:
+    """Rollouts (``RO-12``), applications (``sales-agent``) and slots (``sales-agent.qualifyLead``)."""
+    from django.urls import reverse
+
+    if subject_type == "rollouts.rollout" and label[3:].isdigit() and label.startswith("RO-"):
+        return reverse("rollouts:rollout", kwargs={"number": int(label[3:])})
+    if subject_type == "rollouts.application" and label:
+        return reverse("rollouts:application", kwargs={"slug": label})
+    if subject_type == "rollouts.slot" and "." in label:
+        slug, name = label.split(".", 1)
+        return reverse("rollouts:slot", kwargs={"slug": slug, "name": name})
     return None
 
 

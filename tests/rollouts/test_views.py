@@ -564,3 +564,46 @@ def test_the_phase_manifest_downloads_and_validates(
     assert "phase-manifest.json" in section(html, "phases")
     other = signed_in(people["outsider"])  # sees the platform's rollout, and its manifest
     assert other.get(f"/rollouts/RO-{canary_rollout.number}/phase-manifest.json").status_code == 200
+
+
+def test_the_event_feed_links_rollouts_applications_and_slots_to_their_pages(
+    people: dict[str, Any], canary_rollout: Rollout, slot: Slot, django_assert_num_queries: Any
+) -> None:
+    from governance.events.kinds import EventKind
+    from governance.events.models import Event
+    from governance.events.selectors import subject_url
+
+    events = {
+        e.kind: e
+        for e in Event.objects.filter(
+            kind__in=[
+                EventKind.ROLLOUT_CREATED,
+                EventKind.APPLICATION_CREATED,
+                EventKind.SLOT_CREATED,
+            ]
+        )
+    }
+    with django_assert_num_queries(0):
+        links = {kind: subject_url(event) for kind, event in events.items()}
+    assert links == {
+        EventKind.ROLLOUT_CREATED: canary_rollout.get_absolute_url(),
+        EventKind.APPLICATION_CREATED: slot.application.get_absolute_url(),
+        EventKind.SLOT_CREATED: slot.get_absolute_url(),
+    }
+
+
+def test_an_administrator_documents_the_slot_and_a_member_cannot(
+    people: dict[str, Any], slot: Slot
+) -> None:
+    path = "/rollouts/applications/sales-agent/slots/qualifyLead/"
+    member = signed_in(people["outsider"])
+    assert 'id="description-form"' not in get(member, path)
+    response = member.post(path + "edit/", {"description": "mine now"})
+    assert response.status_code == 403
+    admin = signed_in(people["admin"])
+    assert 'id="description-form"' in get(admin, path)
+    response = admin.post(path + "edit/", {"description": "Scores inbound leads 1-5."})
+    assert response.status_code == 302
+    slot.refresh_from_db()
+    assert slot.description == "Scores inbound leads 1-5."
+    assert "Scores inbound leads 1-5." in section(get(admin, path), "default")
