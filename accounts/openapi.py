@@ -27,4 +27,18 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
 
 
 class ServiceOrPersonalTokenScheme(ServiceTokenScheme):
+    """Endpoints people and machines both read (the runtime): a name of its own, since
+    drf-spectacular keys a security scheme by its authentication class."""
+
     target_class = "accounts.authentication.ServiceOrPersonalTokenAuthentication"
+    name = "runtimeTokenAuth"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "A service token of the tenant (gsv_…, scope runtime:read) or a person's "
+                "personal token (gov_…) for a tenant they belong to."
+            ),
+        }
