@@ -444,7 +444,11 @@ class RolloutDetailSerializer(RolloutRowSerializer):
     targets = serializers.SerializerMethodField()
     moves = serializers.SerializerMethodField(help_text="The pointer moves it made, oldest first.")
     manifest = serializers.SerializerMethodField(
-        help_text="The newest version of its phase manifest; null before the first one."
+        help_text="The newest stored version of its phase manifest; null before the first one."
+    )
+    canary_blockers = serializers.SerializerMethodField(
+        help_text="What stops the next canary step now (manifest phases 1-4 that do not pass); "
+        "empty when nothing does or the rollout is not a canary that can take a step."
     )
     allowed = serializers.SerializerMethodField(
         help_text="What the caller may do to this rollout now (rollouts.permissions, the rules "
@@ -468,6 +472,7 @@ class RolloutDetailSerializer(RolloutRowSerializer):
             "targets",
             "moves",
             "manifest",
+            "canary_blockers",
             "allowed",
         ]
         read_only_fields = fields
@@ -505,8 +510,19 @@ class RolloutDetailSerializer(RolloutRowSerializer):
 
     @extend_schema_field(ManifestStatusSerializer(allow_null=True))
     def get_manifest(self, obj: Rollout) -> Any:
-        latest = obj.manifests.order_by("-number").first()
+        from rollouts.manifest import manifest_latest
+
+        latest = manifest_latest(obj)
         return ManifestStatusSerializer(latest).data if latest is not None else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_canary_blockers(self, obj: Rollout) -> list[str]:
+        from rollouts.manifest import canary_blockers
+
+        stepping = {RolloutState.DRAFT, RolloutState.PROGRESSING, RolloutState.PAUSED}
+        if obj.strategy != RolloutStrategy.CANARY or obj.state not in stepping:
+            return []
+        return canary_blockers(obj)
 
     @extend_schema_field(serializers.DictField(child=serializers.BooleanField(), allow_null=True))
     def get_allowed(self, obj: Rollout) -> dict[str, bool] | None:

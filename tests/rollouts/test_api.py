@@ -268,6 +268,7 @@ def test_start_a_canary_from_a_promoted_change_and_walk_it(
         ("canary", 1_000, prompt_v2.version)
     ]
     assert body["manifest"] is None or body["manifest"]["status"] in {"pass", "fail"}
+    assert body["canary_blockers"] == []  # phases 1-4 pass: it could start
     assert body["allowed"] == {
         "start": False,
         "advance": True,
