@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from accounts.models import Tenant
 from accounts.selectors import AnyUser, tenant_scoped
@@ -21,7 +21,7 @@ from governance.events.models import Event
 from registry.choices import Stage
 from registry.models import Artifact, Version
 from reviews.choices import ChangeStatus
-from reviews.models import ChangeItem
+from reviews.models import ChangeItem, ChangeRequest
 from rollouts.choices import ACTIVE_STATES, RolloutState
 from rollouts.models import Application, Override, PointerMove, Rollout, RolloutTarget, Slot
 
@@ -288,3 +288,20 @@ def artifacts_by_pk(ids: Iterable[Any]) -> dict[Any, Artifact]:
             "artifact_class", "tenant", "active_version"
         )
     }
+
+
+def changes_awaiting_rollout(user: AnyUser | None) -> QuerySet[ChangeRequest]:
+    """Promoted changes the user can see with a version not yet the default of a slot-bound
+    artifact, that no rollout holds or has finished: what "Start a rollout" offers, newest
+    promotion first."""
+    done = [*HOLDING_STATES, RolloutState.SUCCEEDED]
+    pending = ChangeItem.objects.filter(artifact__slots__isnull=False).exclude(
+        proposed_id=F("artifact__active_version_id")
+    )
+    return (
+        tenant_scoped(ChangeRequest.objects.select_related("tenant"), user=user)
+        .filter(status=ChangeStatus.PROMOTED, items__in=pending)
+        .exclude(rollouts__state__in=done)
+        .distinct()
+        .order_by("-promoted_at")
+    )

@@ -41,6 +41,8 @@ from rollouts.manifest import manifest_build, manifest_latest
 from rollouts.models import Application, Rollout, Slot
 
 PAGE_SIZE = 25
+#: "Start a rollout" lists this many promoted changes waiting for one.
+WAITING_LIMIT = 20
 PASSWORD_MISSING = "Confirm your password: it is a deliberate act."  # noqa: S105 (a message)
 PASSWORD_WRONG = "That is not your password. Nothing changed."  # noqa: S105 (a message)
 
@@ -170,8 +172,12 @@ def rollout_new(request: HttpRequest) -> HttpResponse:
                         "nothing serves differently until you start it.",
                     )
                     return redirect(rollout)
+    waiting = [] if change else list(selectors.changes_awaiting_rollout(user)[:WAITING_LIMIT])
     return render(
-        request, "rollouts/rollout_form.html", {"form": form, "change": change}, status=status
+        request,
+        "rollouts/rollout_form.html",
+        {"form": form, "change": change, "waiting": waiting},
+        status=status,
     )
 
 

@@ -607,3 +607,14 @@ def test_an_administrator_documents_the_slot_and_a_member_cannot(
     slot.refresh_from_db()
     assert slot.description == "Scores inbound leads 1-5."
     assert "Scores inbound leads 1-5." in section(get(admin, path), "default")
+
+
+def test_start_a_rollout_lists_promoted_changes_waiting_for_one(
+    people: dict[str, Any], promoted_change: ChangeRequest
+) -> None:
+    client = signed_in(people["admin"])
+    waiting = section(get(client, "/rollouts/new/"), "waiting")
+    assert f"?change={promoted_change.reference}" in waiting
+    assert "First prompt" not in waiting  # promoted before the slot: its version is the default
+    services.rollout_create(change=promoted_change, actor=people["admin"], strategy="canary")
+    assert 'id="waiting"' not in get(client, "/rollouts/new/")  # a rollout holds it now
