@@ -8,11 +8,10 @@ system, as Celery beat does. A broken rule is one line on stderr and exit status
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -20,7 +19,7 @@ from accounts.selectors import tenant_by_slug, user_by_username
 from governance.api.serializers import WaiverSerializer
 from governance.choices import WaiverState
 from governance.errors import DomainError
-from governance.management.base import ActionCommand
+from governance.management.base import StrictActionCommand
 from governance.models import Waiver
 from governance.selectors import all_waivers, waiver_by_reference_unscoped, waivers_matching
 from governance.services import (
@@ -78,7 +77,7 @@ def _scope(waiver: Waiver) -> str:
     return ", ".join(sorted(a.path for a in waiver.artifacts.all())) or "-"
 
 
-class Command(ActionCommand):
+class Command(StrictActionCommand):
     help = "Waivers (list, grant, renew, revoke, countersign), deprecation, retirement, the sweep."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -142,14 +141,6 @@ class Command(ActionCommand):
             "sweep", help="Waiver alerts, due removals and post-mortem reminders, now."
         )
         p.add_argument("--now", default=None, metavar="ISO", help="the moment to sweep at")
-
-    def execute(self, *args: Any, **options: Any) -> Any:
-        # Bad input exits 2 with one line, like the registry and changes commands.
-        try:
-            return super().execute(*args, **options)
-        except CommandError as exc:
-            self.stderr.write(f"error: {exc}")
-            sys.exit(2)
 
     def _actor(self, o: dict[str, Any]) -> Any:
         return _as("as", user_by_username, o["as_user"])

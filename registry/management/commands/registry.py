@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.db import transaction
 
 from accounts.selectors import tenant_by_slug, user_by_username
 from governance.errors import DomainError, NotFound
-from governance.management.base import ActionCommand
+from governance.management.base import StrictActionCommand
 from registry import selectors, services
 from registry.choices import ContentKind
 from registry.gitsync import export_prompts, import_prompts
@@ -63,7 +63,7 @@ def _content(artifact: Artifact, file: str) -> services.Content:
     return services.Content(text=text)
 
 
-class Command(ActionCommand):
+class Command(StrictActionCommand):
     help = "Publish, inspect and verify registry versions."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -154,14 +154,6 @@ class Command(ActionCommand):
             metavar="USERNAME",
             help="record it as this administrator (default: the system)",
         )
-
-    def execute(self, *args: Any, **options: Any) -> Any:
-        # Usage errors (bad input) exit 2 with one line, like argparse's own.
-        try:
-            return super().execute(*args, **options)
-        except CommandError as exc:
-            self.stderr.write(f"error: {exc}")
-            sys.exit(2)
 
     def do_create(self, o: dict[str, Any]) -> None:
         artifact = _artifact_create(o["artifact"], o)

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from accounts.selectors import tenant_by_slug, user_by_username
 from governance.errors import DomainError, PermissionDenied
-from governance.management.base import ActionCommand
+from governance.management.base import StrictActionCommand
 from reviews import selectors, services
 from reviews.choices import CheckStatus, Requirement
 from reviews.models import ChangeRequest, CheckRun
@@ -30,7 +30,7 @@ def _rolled_back(change: ChangeRequest, *, sep: str) -> str:
     return f"{sep}rolled back by {who} at {change.rolled_back_at:%Y-%m-%d %H:%M}"
 
 
-class Command(ActionCommand):
+class Command(StrictActionCommand):
     help = "Open, review, promote and export change requests."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -85,14 +85,6 @@ class Command(ActionCommand):
         p = sub.add_parser("export", help="Write the signed change-request record as JSON.")
         p.add_argument("ref", metavar="CR-YYYY-NNNN")
         p.add_argument("--out", default="-", help="file to write (default: standard output)")
-
-    def execute(self, *args: Any, **options: Any) -> Any:
-        # Bad input exits 2 with one line, like the registry command.
-        try:
-            return super().execute(*args, **options)
-        except CommandError as exc:
-            self.stderr.write(f"error: {exc}")
-            sys.exit(2)
 
     def _actor(self, o: dict[str, Any]) -> Any:
         return user_by_username(o["as_user"]) if o.get("as_user") else None

@@ -8,10 +8,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from governance.errors import DomainError
-from governance.management.base import ActionCommand
+from governance.management.base import StrictActionCommand
 from registry import selectors
 from registry.models import Version
 from reviews import rules
@@ -28,7 +28,7 @@ def _version(ref: str, cls: str, tenant: str | None) -> Version:
     return version
 
 
-class Command(ActionCommand):
+class Command(StrictActionCommand):
     help = "Lint a routing ruleset version, or simulate it on a golden corpus."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,14 +45,6 @@ class Command(ActionCommand):
             "--against", default=None, metavar="REF", help="the current routing-ruleset version"
         )
         p.add_argument("--tenant", default=None, help="context for slug@version forms")
-
-    def execute(self, *args: Any, **options: Any) -> Any:
-        # Usage errors (bad input) exit 2 with one line, like argparse's own.
-        try:
-            return super().execute(*args, **options)
-        except CommandError as exc:
-            self.stderr.write(f"error: {exc}")
-            sys.exit(2)
 
     def do_lint(self, o: dict[str, Any]) -> None:
         version = _version(o["ref"], RULESET_CLASS, o["tenant"])
