@@ -182,7 +182,9 @@ class Snapshot:
 
     ``body`` is the signed document (see the module's docs for its shape); ``canonical`` its
     RFC 8785 bytes, ``sha256`` their hash, ``signature`` the log key's Ed25519 signature of
-    that 32-byte hash (as events are signed), ``etag`` ``"<sequence>-<sha256 prefix>"``.
+    that 32-byte hash (as events are signed), ``etag`` ``"<sequence>-<content digest prefix>"``
+    (the content digest leaves ``sequence`` out, so ``unchanged_for`` answers ``304`` to a
+    client holding an older document with the same configuration).
     """
 
     body: dict[str, Any]
@@ -198,6 +200,7 @@ class Snapshot:
         default_factory=OrderedDict, repr=False
     )
     _document: bytes | None = field(default=None, repr=False)
+    _content_sha256: str | None = field(default=None, repr=False)
 
     @property
     def tenant(self) -> str:
@@ -212,8 +215,33 @@ class Snapshot:
         return int(self.body["sequence"])
 
     @property
+    def content_sha256(self) -> str:
+        """SHA-256 of the body without its ``sequence``: equal while the configuration is."""
+        if self._content_sha256 is None:
+            rest = {k: v for k, v in self.body.items() if k != "sequence"}
+            self._content_sha256 = hashlib.sha256(canonical(rest)).hexdigest()
+        return self._content_sha256
+
+    @property
     def etag(self) -> str:
-        return f'"{self.sequence}-{self.sha256[:16]}"'
+        """``"<sequence>-<content digest prefix>"``: strong (one per byte-distinct document)."""
+        return f'"{self.sequence}-{self.content_sha256[:16]}"'
+
+    def unchanged_for(self, if_none_match: str) -> str | None:
+        """The tag of ``If-None-Match`` whose configuration is this one's, or None.
+
+        The log grows for reasons that change nothing here (another tenant's work), and each
+        rebuild carries the new ``sequence``; a client holding an older document whose
+        content is the same keeps it: it gets ``304`` with its own tag back.
+        """
+        if etag_matches(if_none_match, self.etag):
+            return self.etag
+        suffix = f'-{self.content_sha256[:16]}"'
+        for tag in if_none_match.split(","):
+            tag = tag.strip().removeprefix("W/")
+            if tag.startswith('"') and tag.endswith(suffix) and tag[1 : -len(suffix)].isdigit():
+                return tag
+        return None
 
     def document(self) -> bytes:
         """The signed envelope as ``GET /api/v1/runtime/...`` returns it (itself canonical JSON)."""

@@ -144,7 +144,9 @@ class RuntimeSnapshotView(_JSONOnly, APIView):
         reader_may_read(request.user, tenant)
         snap = runtime.snapshot(tenant, application, generation_now=request_generation(request))
         headers = {"ETag": snap.etag, "Cache-Control": "private, no-cache"}
-        if runtime.etag_matches(request.headers.get("If-None-Match", ""), snap.etag):
+        held = snap.unchanged_for(request.headers.get("If-None-Match", ""))
+        if held is not None:  # the client's document is current (maybe an older sequence)
+            headers["ETag"] = held
             return HttpResponse(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         return HttpResponse(snap.document(), content_type="application/json", headers=headers)
 

@@ -18,7 +18,7 @@ from registry.models import Artifact
 from rollouts import runtime
 from rollouts.api.views import reader_may_read
 from tests.factories import UserFactory
-from tests.rollouts.runtime_world import World, build_world, canary, changed, override
+from tests.rollouts.runtime_world import World, build_world, canary, changed, override, publish
 
 pytestmark = pytest.mark.django_db
 
@@ -145,10 +145,21 @@ def test_snapshot_etag_and_304(world: World, ann: APIClient) -> None:
     assert first.status_code == 200
     etag = first["ETag"]
     document = first.json()
-    assert etag == f'"{document["snapshot"]["sequence"]}-{document["sha256"][:16]}"'
+    assert (
+        etag
+        == f'"{document["snapshot"]["sequence"]}-{runtime.snapshot("acme", "sales-agent").content_sha256[:16]}"'
+    )
     again = ann.get(RUNTIME, HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
     assert ann.get(RUNTIME, HTTP_IF_NONE_MATCH=f'"x", W/{etag}').status_code == 304
+    # The log grows with work that changes nothing here: the held document is still current.
+    publish(world.artifact, "Unrelated draft {{ customer }}.")
+    fresh = ann.get(RUNTIME)
+    assert fresh["ETag"] != etag
+    assert fresh.json()["snapshot"]["sequence"] > document["snapshot"]["sequence"]
+    held = ann.get(RUNTIME, HTTP_IF_NONE_MATCH=etag)
+    assert held.status_code == 304 and held.content == b"" and held["ETag"] == etag
+    assert ann.get(RUNTIME, HTTP_IF_NONE_MATCH='"1-0000000000000000"').status_code == 200
     override(world, world.acme, world.v["v3"])
     changed_doc = ann.get(RUNTIME, HTTP_IF_NONE_MATCH=etag)
     assert changed_doc.status_code == 200
