@@ -27,6 +27,8 @@ from registry import selectors as registry_selectors
 from reviews import reauth
 from reviews import selectors as review_selectors
 from rollouts import permissions, presenters, selectors, services
+from rollouts.choices import ACTIVE_STATES, RolloutState, RolloutStrategy
+from rollouts.contract import CANARY_PREREQUISITES
 from rollouts.filtersets import RolloutFilterSet
 from rollouts.forms import (
     ApplicationForm,
@@ -37,7 +39,7 @@ from rollouts.forms import (
     SlotForm,
     default_steps_text,
 )
-from rollouts.manifest import manifest_build, manifest_latest
+from rollouts.manifest import canary_blockers, manifest_build, manifest_latest
 from rollouts.models import Application, Rollout, Slot
 
 PAGE_SIZE = 25
@@ -195,6 +197,15 @@ def _rollout_page(
     targets = list(selectors.targets_of(rollout))
     allowed = permissions.can_operate_rollout(user, rollout)
     manifest = manifest_build(rollout)
+    phases = presenters.phase_views(manifest)
+    # What stops the canary's next step: asked only when a prerequisite phase does not pass.
+    blockers = (
+        canary_blockers(rollout)
+        if rollout.strategy == RolloutStrategy.CANARY
+        and rollout.state in {RolloutState.DRAFT, *ACTIVE_STATES}
+        and not all(p.status == "pass" for p in phases if p.name in CANARY_PREREQUISITES)
+        else []
+    )
     return render(
         request,
         "rollouts/rollout.html",
@@ -203,7 +214,8 @@ def _rollout_page(
             "targets": targets,
             "steps": presenters.steps_of(rollout),
             "weight": presenters.percent(rollout.weight),
-            "phases": presenters.phase_views(manifest),
+            "phases": phases,
+            "blockers": blockers,
             "manifest_status": manifest.get("status", ""),
             "stored_manifest": manifest_latest(rollout),
             "moves": list(

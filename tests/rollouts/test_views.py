@@ -618,3 +618,20 @@ def test_start_a_rollout_lists_promoted_changes_waiting_for_one(
     assert "First prompt" not in waiting  # promoted before the slot: its version is the default
     services.rollout_create(change=promoted_change, actor=people["admin"], strategy="canary")
     assert 'id="waiting"' not in get(client, "/rollouts/new/")  # a rollout holds it now
+
+
+def test_the_page_says_what_blocks_the_canary_and_start_is_refused(
+    people: dict[str, Any], canary_rollout: Rollout, platform_prompt: Artifact, prompt_v2: Version
+) -> None:
+    client = signed_in(people["admin"])
+    path = f"/rollouts/RO-{canary_rollout.number}/"
+    assert 'id="blockers"' not in get(client, path)
+    Artifact.objects.filter(pk=platform_prompt.pk).update(active_version=prompt_v2)  # drift
+    html = get(client, path)
+    assert "drift-gate fail" in section(html, "blockers")
+    assert "phase-drift-gate" in html and 'class="phase phase-fail"' in html
+    response = act(client, canary_rollout, "start")
+    assert response.status_code == 409
+    assert "cannot start its canary" in response.content.decode()
+    canary_rollout.refresh_from_db()
+    assert canary_rollout.state == RolloutState.DRAFT
