@@ -458,3 +458,29 @@ def test_openapi_documents_the_rollout_endpoints(api: APIClient) -> None:
     assert "revision" in components[ref.rsplit("/", 1)[1]]["properties"]
     params = {p["name"] for p in paths["/api/v1/rollouts/"]["get"]["parameters"]}
     assert {"state", "tenant", "application"} <= params
+
+
+def test_the_list_and_the_detail_cost_the_same_queries_however_many_rows(
+    admin: APIClient,
+    canary_rollout: Rollout,
+    promoted_change: ChangeRequest,
+    people: dict[str, Any],
+    django_assert_max_num_queries: Any,
+) -> None:
+    services.rollout_start(rollout=canary_rollout, actor=people["admin"])
+    admin.get(ROLLOUTS)  # warm the token's last_used_at
+    with django_assert_max_num_queries(20) as few:
+        assert len(admin.get(ROLLOUTS).json()["results"]) == 1
+    with django_assert_max_num_queries(40) as detail:
+        admin.get(f"{ROLLOUTS}RO-1/")
+    for _ in range(3):  # more rollouts, and more moves on the newest
+        rollout = Rollout.objects.order_by("-number").first()
+        assert rollout is not None
+        services.rollout_abort(rollout=rollout, actor=None, reason="again")
+        again = services.rollout_create(change=promoted_change, actor=None)
+        services.rollout_start(rollout=again, actor=None)
+        services.rollout_advance(rollout=again, actor=None)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert len(admin.get(ROLLOUTS).json()["results"]) == 4
+    with django_assert_max_num_queries(len(detail.captured_queries)):
+        assert len(admin.get(f"{ROLLOUTS}RO-4/").json()["moves"]) == 2
