@@ -42,6 +42,7 @@ from reviews.choices import (
     CheckStatus,
     Decision,
     Requirement,
+    RolloutStrategy,
 )
 from reviews.models import (
     Activation,
@@ -237,6 +238,14 @@ def _next_number(year: int) -> int:
     return counter.last
 
 
+def _rollout_strategy(value: str) -> str:
+    if value not in RolloutStrategy.values:
+        raise DomainError(
+            f"Choose one of {', '.join(RolloutStrategy.values)}.", field="rollout_strategy"
+        )
+    return value
+
+
 def _storable_json(value: Any, field: str) -> None:
     """Refuse what JSON can carry but the database cannot store: NUL characters, non-finite floats."""
     if isinstance(value, str):
@@ -275,9 +284,15 @@ def change_create(
     external_egress: bool = False,
     emergency: bool = False,
     golden_corpus: Version | str | None = None,
+    rollout_strategy: str = RolloutStrategy.CANARY,
 ) -> ChangeRequest:
-    """Open a change request (a draft) proposing versions to replace their artifacts' active ones."""
+    """Open a change request (a draft) proposing versions to replace their artifacts' active ones.
+
+    ``rollout_strategy`` says how its versions reach the application slots bound to their
+    artifacts once promoted (``rollouts.services.rollout_create`` defaults to it).
+    """
     permissions.can_open_change(actor, tenant).require()
+    strategy = _rollout_strategy(rollout_strategy)
     title = _text(title, "title", required=True, limit=200)
     plan = _text(rollback_plan, "rollback_plan", required=True)
     versions = _resolve_versions(tenant, proposed)
@@ -296,6 +311,7 @@ def change_create(
         external_egress=external_egress,
         emergency=emergency,
         golden_corpus=corpus,
+        rollout_strategy=strategy,
         author=actor,
         created_at=now,
     )
@@ -312,6 +328,7 @@ def change_create(
         emergency=emergency,
         privacy_related=privacy_related,
         external_egress=external_egress,
+        rollout_strategy=strategy,
         items=[
             {"proposed": _version_ref(i.proposed), "current": _version_ref(i.current)}
             for i in selectors.items_of(change)
@@ -335,6 +352,7 @@ def change_revise(
     external_egress: bool | None = None,
     emergency: bool | None = None,
     golden_corpus: Version | str | None = None,
+    rollout_strategy: str | None = None,
 ) -> ChangeRequest:
     """Change what is proposed (or the record): a new revision, back to draft; every live decision is voided."""
     change = _lock(change)
@@ -362,6 +380,8 @@ def change_revise(
             setattr(change, flag, value)
     if golden_corpus is not None:
         change.golden_corpus = _resolve_corpus(change.tenant, golden_corpus)
+    if rollout_strategy is not None:
+        change.rollout_strategy = _rollout_strategy(rollout_strategy)
     if proposed is not None:
         versions = _resolve_versions(change.tenant, proposed)
         _set_items(change, versions)
@@ -381,6 +401,7 @@ def change_revise(
         revision=change.revision,
         reason=reason,
         binding_sha256=change.binding_sha256,
+        rollout_strategy=change.rollout_strategy,
         items=[
             {"proposed": _version_ref(i.proposed), "current": _version_ref(i.current)}
             for i in selectors.items_of(change)

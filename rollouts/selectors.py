@@ -19,7 +19,7 @@ from accounts.selectors import AnyUser, tenant_scoped
 from governance.errors import NotFound
 from governance.events.models import Event
 from registry.choices import Stage
-from registry.models import Artifact, Version
+from registry.models import Version
 from reviews.choices import ChangeStatus
 from reviews.models import ChangeItem, ChangeRequest
 from rollouts.choices import ACTIVE_STATES, RolloutState
@@ -279,15 +279,6 @@ def rollouts_holding(slot_ids: Iterable[Any], *, exclude: Any = None) -> QuerySe
         targets__slot_id__in=list(slot_ids), state__in=list(HOLDING_STATES)
     ).distinct()
     return qs.exclude(pk=exclude) if exclude is not None else qs
-
-
-def artifacts_by_pk(ids: Iterable[Any]) -> dict[Any, Artifact]:
-    return {
-        a.pk: a
-        for a in Artifact.objects.filter(pk__in=list(ids)).select_related(
-            "artifact_class", "tenant", "active_version"
-        )
-    }
 
 
 def changes_awaiting_rollout(user: AnyUser | None) -> QuerySet[ChangeRequest]:

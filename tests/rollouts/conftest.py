@@ -27,7 +27,7 @@ from accounts.models import Tenant
 from registry import services as registry
 from registry.models import Artifact, Version
 from reviews import services as reviews
-from reviews.choices import ChangeStatus, CheckStatus
+from reviews.choices import ChangeStatus, CheckStatus, RolloutStrategy
 from reviews.models import ChangeRequest, CheckRun
 from rollouts import services
 from rollouts.models import Application, Rollout, Slot
@@ -78,9 +78,8 @@ def promote_versions(
         title=title,
         rollback_plan="Roll back to the previous version.",
         proposed=list(versions),
+        rollout_strategy=strategy or RolloutStrategy.CANARY,
     )
-    if strategy:  # change_create takes no strategy (yet); the change names it
-        ChangeRequest.objects.filter(pk=change.pk).update(rollout_strategy=strategy)
     for version in versions:
         reviews.evidence_attach(
             change=change,

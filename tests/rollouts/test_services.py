@@ -678,3 +678,23 @@ def test_a_rollback_never_restores_a_version_retired_since(
     r.refresh_from_db()
     assert r.state == RolloutState.SUCCEEDED and default_of(platform_prompt) == prompt_v2
     assert PointerMove.objects.count() == moves
+
+
+def test_the_change_names_its_strategy_and_the_rollout_defaults_to_it(
+    slot: Slot, platform_prompt: Artifact, promote: Callable[..., Any], people: dict[str, Any]
+) -> None:
+    v2 = publish(platform_prompt, text="Qualify {{ customer }} kindly.", metadata=PINS)
+    change = promote(v2, strategy="global")
+    assert change.rollout_strategy == "global"
+    opened = Event.objects.filter(
+        kind=EventKind.CHANGE_REQUEST_OPENED, subject_id=str(change.pk)
+    ).get()
+    assert opened.payload["rollout_strategy"] == "global"
+    rollout = services.rollout_create(change=change, actor=people["admin"])
+    assert rollout.strategy == "global"
+    with pytest.raises(DomainError) as exc:
+        reviews.change_create(
+            tenant=platform_prompt.tenant, actor=people["author"], title="x", rollback_plan="y",
+            proposed=[v2], rollout_strategy="big-bang",
+        )  # fmt: skip
+    assert exc.value.field == "rollout_strategy"
