@@ -176,6 +176,7 @@ class Command(StrictActionCommand):
             warnings += [f"{name}: {w}" for w in answer.warnings]
         if len(rows) == 1:
             self.stdout.write("(no slots this tenant may read)")
+            return
         for line in table(rows):
             self.stdout.write(line)
         for warning in warnings:
