@@ -35,7 +35,7 @@ ACTION_LABELS = {
 #: Actions that take a rollout backwards: they need a reason, and their button says so in red.
 DANGEROUS = frozenset({"abort", "rollback"})
 #: Actions whose service requires a reason.
-REASON_REQUIRED = DANGEROUS | {"flag"}
+REASON_REQUIRED = DANGEROUS | {"flag", "pause", "resume"}
 
 
 def action_names(actions: RolloutActions) -> list[str]:
@@ -407,8 +407,9 @@ def _version_url(path: str) -> str:
     )
 
 
-def rollout_rule_text(rollout: Rollout, candidate: str) -> str:
-    """How a rollout in progress touches a cell: ``canary 25% → 1.1.0``."""
+def rollout_rule_text(rollout: Rollout, candidate: str, tenant: Tenant | None = None) -> str:
+    """How a rollout in progress touches a cell: ``canary 25% → 1.1.0``; empty if it does not
+    reach the tenant (a tenant rollout whose waves leave it out)."""
     paused = " (paused)" if rollout.state == RolloutState.PAUSED else ""
     if rollout.strategy == RolloutStrategy.CANARY:
         if rollout.target == "paper":
@@ -418,7 +419,14 @@ def rollout_rule_text(rollout: Rollout, candidate: str) -> str:
         state = "on" if rollout.flag_on else "off"
         return f"flag {rollout.flag_key} {state} → {candidate}{paused}"
     if rollout.strategy == RolloutStrategy.TENANT:
-        return f"wave {rollout.step} of {len(rollout.steps or [])} → {candidate}{paused}"
+        waves = rollout.steps or []
+        wave = next(
+            (n for n, w in enumerate(waves, start=1) if tenant is None or tenant.slug in w), None
+        )
+        if wave is None:
+            return ""
+        waits = "waits for " if wave > rollout.step else ""
+        return f"{waits}wave {wave} of {len(waves)} → {candidate}{paused}"
     return f"global → {candidate}{paused}"
 
 
@@ -448,9 +456,10 @@ def _cell(
         default is None or answer.version != default.version
     )
     for target in active:
-        if _applies(target.rollout, tenant):
+        text = rollout_rule_text(target.rollout, target.candidate.version, tenant)
+        if _applies(target.rollout, tenant) and text:
             cell.rollout = target.rollout
-            cell.rollout_text = rollout_rule_text(target.rollout, target.candidate.version)
+            cell.rollout_text = text
             break
     return cell
 

@@ -635,3 +635,52 @@ def test_the_page_says_what_blocks_the_canary_and_start_is_refused(
     assert "cannot start its canary" in response.content.decode()
     canary_rollout.refresh_from_db()
     assert canary_rollout.state == RolloutState.DRAFT
+
+
+def test_a_tenant_rollout_in_waves_from_the_form_paused_and_resumed(
+    people: dict[str, Any], promoted_change: ChangeRequest, prompt_v2: Version, globex: Tenant
+) -> None:
+    client = signed_in(people["admin"])
+    response = client.post(
+        "/rollouts/new/",
+        {
+            "change": promoted_change.reference,
+            "strategy": "tenant",
+            "steps": "acme\nglobex, platform",
+            "target": "live",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    rollout = Rollout.objects.get()
+    assert rollout.steps == [["acme"], ["globex", "platform"]]
+    html = get(client, rollout.get_absolute_url())
+    assert (
+        f"point sales-agent.qualifyLead at {prompt_v2.version} for the tenants of wave 1 (acme)"
+        in section(html, "action-start")
+    )
+    assert act(client, rollout, "start").status_code == 302
+    rollout.refresh_from_db()
+    html = get(client, "/rollouts/runtime/")
+    start = html.index('id="tenant-acme"')
+    acme_row = html[start : html.index("</tr>", start)]
+    assert prompt_v2.version in acme_row and "wave 1 of 2" in acme_row
+    start = html.index('id="tenant-platform"')  # in wave 2: still the default
+    platform_row = html[start : html.index("</tr>", start)]
+    assert (
+        "1.0.0" in platform_row and f"waits for wave 2 of 2 → {prompt_v2.version}" in platform_row
+    )
+    assert "cell-differs" not in platform_row
+
+    assert act(client, rollout, "pause", password=None, reason="weekend").status_code == 302
+    rollout.refresh_from_db()
+    html = get(client, rollout.get_absolute_url())
+    assert "Paused" in section(html, "rollout-status")
+    assert "Resume" in section(html, "actions") and 'id="action-advance"' not in html
+    assert act(client, rollout, "resume", password=None).status_code == 400  # why is required
+    assert act(client, rollout, "resume", password=None, reason="monday").status_code == 302
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.PROGRESSING and rollout.step == 1
+    assert (
+        f"Point sales-agent.qualifyLead at {prompt_v2.version} for wave 2 (globex, platform)."
+        in section(get(client, rollout.get_absolute_url()), "action-advance")
+    )
