@@ -201,7 +201,9 @@ def application_update(
     actor: User | None,
 ) -> Application:
     application = (
-        Application.objects.select_for_update().select_related("tenant").get(pk=application.pk)
+        Application.objects.select_for_update(of=("self",))
+        .select_related("tenant")
+        .get(pk=application.pk)
     )
     permissions.can_manage_application(actor, application.tenant).require()
     changes: dict[str, Any] = {}

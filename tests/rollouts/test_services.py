@@ -119,6 +119,14 @@ def test_slot_needs_an_active_version_and_an_artifact_of_the_tenant_or_platform(
             application=application, name="1bad", artifact=prompt_v1.artifact, actor=None
         )
     assert exc.value.field == "name"
+    for call, kwargs in (
+        (services.slot_create, {"application": application, "name": "other",
+                                "artifact": prompt_v1.artifact}),
+        (services.slot_update, {"slot": slot, "description": "mine"}),
+        (services.application_update, {"application": application, "name": "Mine"}),
+    ):  # fmt: skip
+        with pytest.raises(PermissionDenied):
+            call(actor=people["acme_admin"], **kwargs)
     services.slot_update(slot=slot, description="Why v1", actor=people["admin"])
     slot.refresh_from_db()
     assert slot.description == "Why v1"
