@@ -154,6 +154,11 @@ class ApplicationForm(forms.Form):
         self.fields["tenant"].choices = [(t, t) for t in tenants]  # type: ignore[attr-defined]
 
 
+class ApplicationEditForm(forms.Form):
+    name = forms.CharField(max_length=200, label="Name")
+    description = forms.CharField(widget=TEXTAREA, required=False, label="Description")
+
+
 class SlotForm(forms.Form):
     name = forms.CharField(max_length=100, label="Slot name", help_text="e.g. qualifyLead")
     artifact = forms.CharField(

@@ -15,6 +15,7 @@ urlpatterns = [
     path("applications/", views.application_list, name="applications"),
     path("applications/new/", views.application_new, name="application-new"),
     path("applications/<slug:slug>/", views.application_detail, name="application"),
+    path("applications/<slug:slug>/edit/", views.application_edit, name="application-edit"),
     path("applications/<slug:slug>/slots/new/", views.slot_new, name="slot-new"),
     path("applications/<slug:slug>/slots/<str:name>/", views.slot_detail, name="slot"),
     path("applications/<slug:slug>/slots/<str:name>/edit/", views.slot_edit, name="slot-edit"),

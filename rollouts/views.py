@@ -31,6 +31,7 @@ from rollouts.choices import ACTIVE_STATES, RolloutState, RolloutStrategy
 from rollouts.contract import CANARY_PREREQUISITES
 from rollouts.filtersets import RolloutFilterSet
 from rollouts.forms import (
+    ApplicationEditForm,
     ApplicationForm,
     OverrideForm,
     RolloutActionForm,
@@ -414,9 +415,11 @@ def _application_page(
     application: Application,
     *,
     slot_form: SlotForm | None = None,
+    edit_form: ApplicationEditForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     user = _user(request)
+    may_edit = permissions.can_manage_application(user, application.tenant)
     slots = list(selectors.slots_of(application).order_by("name"))
     may_manage = permissions.can_manage_slots(user, application)
     return render(
@@ -426,6 +429,14 @@ def _application_page(
             "application": application,
             "slots": slots,
             "slot_form": (slot_form or SlotForm()) if may_manage else None,
+            "edit_form": (
+                edit_form
+                or ApplicationEditForm(
+                    initial={"name": application.name, "description": application.description}
+                )
+            )
+            if may_edit
+            else None,
             "rollouts": list(
                 selectors.rollouts_visible_to(user)
                 .filter(targets__slot__application=application)
@@ -441,6 +452,32 @@ def _application_page(
 @login_required
 def application_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return _application_page(request, _application_or_404(request, slug))
+
+
+@login_required
+@require_POST
+def application_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    application = _application_or_404(request, slug)
+    user = _user(request)
+    allowed = permissions.can_manage_application(user, application.tenant)
+    if not allowed:
+        messages.error(request, allowed.reason)
+        return _application_page(request, application, status=403)
+    form = ApplicationEditForm(request.POST)
+    if not form.is_valid():
+        return _application_page(request, application, edit_form=form, status=400)
+    try:
+        application = services.application_update(
+            application=application,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            actor=user,
+        )
+    except DomainError as exc:
+        form_error(form, exc)
+        return _application_page(request, application, edit_form=form, status=exc.status_code)
+    messages.success(request, f"Saved {application.slug}.")
+    return redirect(application)
 
 
 @login_required

@@ -684,3 +684,21 @@ def test_a_tenant_rollout_in_waves_from_the_form_paused_and_resumed(
         f"Point sales-agent.qualifyLead at {prompt_v2.version} for wave 2 (globex, platform)."
         in section(get(client, rollout.get_absolute_url()), "action-advance")
     )
+
+
+def test_an_administrator_edits_the_application_and_a_member_cannot(
+    people: dict[str, Any], application: Application
+) -> None:
+    path = "/rollouts/applications/sales-agent/"
+    member = signed_in(people["outsider"])
+    assert 'id="application-edit-form"' not in get(member, path)
+    assert member.post(path + "edit/", {"name": "Mine"}).status_code == 403
+    admin = signed_in(people["admin"])
+    response = admin.post(path + "edit/", {"name": "", "description": "x"})
+    assert response.status_code == 400
+    assert "This field is required" in section(response.content.decode(), "application-edit-form")
+    response = admin.post(path + "edit/", {"name": "Sales agent v2", "description": "Qualifies."})
+    assert response.status_code == 302
+    application.refresh_from_db()
+    assert (application.name, application.description) == ("Sales agent v2", "Qualifies.")
+    assert "Qualifies." in section(get(admin, path), "application-description")
