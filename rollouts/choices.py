@@ -12,8 +12,8 @@ from reviews.choices import RolloutStrategy  # the change names its strategy
 
 __all__ = [
     "ACTIVE_STATES",
-    "CANARY_DEFAULT_STEPS",
     "BUCKETS",
+    "CANARY_DEFAULT_STEPS",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Arm",
@@ -95,4 +95,3 @@ class PointerKind(models.TextChoices):
     CANARY = "canary", "Canary weight"
     FLAG = "flag", "Feature flag"
     COHORT = "cohort", "Canary cohort"
-

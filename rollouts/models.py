@@ -43,7 +43,9 @@ class Application(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -66,10 +68,16 @@ class Slot(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="slots")
     name = models.CharField(max_length=100, validators=[slot_name_validator])
-    artifact = models.ForeignKey("registry.Artifact", on_delete=models.PROTECT, related_name="slots")
-    description = models.TextField(blank=True, help_text="What the slot is for and why its default.")
+    artifact = models.ForeignKey(
+        "registry.Artifact", on_delete=models.PROTECT, related_name="slots"
+    )
+    description = models.TextField(
+        blank=True, help_text="What the slot is for and why its default."
+    )
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["application__slug", "name"]
@@ -95,12 +103,18 @@ class Override(models.Model):
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
     version = models.ForeignKey("registry.Version", on_delete=models.PROTECT, related_name="+")
     rollout = models.ForeignKey(
-        "Rollout", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "Rollout",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="The tenant-scoped rollout that set it, if any.",
     )
     reason = models.TextField()
     set_at = models.DateTimeField(default=timezone.now)
-    set_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    set_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["slot", "tenant__slug"]
@@ -130,7 +144,9 @@ class Rollout(models.Model):
     target = models.CharField(
         max_length=8, choices=PromotionTarget.choices, default=PromotionTarget.LIVE
     )
-    state = models.CharField(max_length=12, choices=RolloutState.choices, default=RolloutState.DRAFT)
+    state = models.CharField(
+        max_length=12, choices=RolloutState.choices, default=RolloutState.DRAFT
+    )
     revision = models.PositiveIntegerField(default=1, help_text="Compare-and-swap counter.")
     step = models.PositiveIntegerField(default=0, help_text="0 before start; n = steps[n-1].")
     steps = models.JSONField(
@@ -144,11 +160,15 @@ class Rollout(models.Model):
     flag_expires_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True, help_text="Why it was started.")
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
-    finished_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    finished_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     finish_reason = models.TextField(blank=True)
 
     class Meta:
@@ -159,12 +179,12 @@ class Rollout(models.Model):
     def __str__(self) -> str:
         return self.reference
 
+    def get_absolute_url(self) -> str:
+        return reverse("rollouts:rollout", kwargs={"number": self.number})
+
     @property
     def reference(self) -> str:
         return f"RO-{self.number}"
-
-    def get_absolute_url(self) -> str:
-        return reverse("rollouts:rollout", kwargs={"number": self.number})
 
     @property
     def weight(self) -> int:
@@ -181,7 +201,11 @@ class RolloutTarget(models.Model):
     rollout = models.ForeignKey(Rollout, on_delete=models.PROTECT, related_name="targets")
     slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="rollout_targets")
     baseline = models.ForeignKey(
-        "registry.Version", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "registry.Version",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="The slot's default when the rollout was created (the stable arm).",
     )
     candidate = models.ForeignKey("registry.Version", on_delete=models.PROTECT, related_name="+")
@@ -207,7 +231,9 @@ class PointerMove(models.Model):
     id = models.BigAutoField(primary_key=True)
     kind = models.CharField(max_length=8, choices=PointerKind.choices)
     artifact = models.ForeignKey("registry.Artifact", on_delete=models.PROTECT, related_name="+")
-    slot = models.ForeignKey(Slot, null=True, blank=True, on_delete=models.PROTECT, related_name="moves")
+    slot = models.ForeignKey(
+        Slot, null=True, blank=True, on_delete=models.PROTECT, related_name="moves"
+    )
     tenant = models.ForeignKey(
         "accounts.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -222,7 +248,9 @@ class PointerMove(models.Model):
         Rollout, null=True, blank=True, on_delete=models.PROTECT, related_name="moves"
     )
     reason = models.TextField()
-    actor = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -832,8 +832,9 @@ class _Transition:
         return self.rollout
 
 
-def _canary_blockers(rollout: Rollout) -> list[str]:
-    """Manifest phases 1-4 must pass before a canary step."""
+def _step_blockers(rollout: Rollout) -> list[str]:
+    """Manifest phases 1-4 must pass before any step that moves pointers (a canary's, a wave's,
+    a flag's, a global move, and the success that moves the default)."""
     return canary_blockers(rollout)
 
 
@@ -995,12 +996,10 @@ def rollout_start(
         raise Conflict(
             f"The flag '{r.flag_key}' expired; create a new rollout.", field="flag_expires_at"
         )
-    if r.strategy == RolloutStrategy.CANARY:
-        blockers = _canary_blockers(r)
-        if blockers:
-            raise Conflict(
-                f"{r.reference} cannot start its canary: {'; '.join(blockers)}", field="state"
-            )
+    blockers = _step_blockers(r)
+    if blockers:
+        what = "its canary" if r.strategy == RolloutStrategy.CANARY else "moving pointers"
+        raise Conflict(f"{r.reference} cannot start {what}: {'; '.join(blockers)}", field="state")
     holding = selectors.rollouts_holding([x.slot_id for x in t.targets], exclude=r.pk).filter(
         state__in=[RolloutState.PROGRESSING, RolloutState.PAUSED]
     )
@@ -1034,6 +1033,12 @@ def rollout_advance(
             f"{r.reference} is {r.get_state_display().lower()}; it cannot {verb}.", field="state"
         )
     _check_candidates(t)
+    blockers = _step_blockers(r)
+    if blockers:
+        what = "next canary step" if r.strategy == RolloutStrategy.CANARY else "next step"
+        raise Conflict(
+            f"{r.reference} cannot take its {what}: {'; '.join(blockers)}", field="state"
+        )
     if r.step >= step_count(r):
         t.require(RolloutState.SUCCEEDED, "succeed")
         t.save(state=RolloutState.SUCCEEDED, finished_at=t.now, finished_by=t.actor,
@@ -1041,13 +1046,6 @@ def rollout_advance(
         _succeed(t, reason)
         t.event(EventKind.ROLLOUT_SUCCEEDED, reason)
         return t.record()
-    if r.strategy == RolloutStrategy.CANARY:
-        blockers = _canary_blockers(r)
-        if blockers:
-            raise Conflict(
-                f"{r.reference} cannot take its next canary step: {'; '.join(blockers)}",
-                field="state",
-            )
     t.save(step=r.step + 1)
     _apply_step(t, reason)
     t.event(EventKind.ROLLOUT_ADVANCED, reason, from_step=r.step - 1)

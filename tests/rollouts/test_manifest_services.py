@@ -109,16 +109,29 @@ def test_a_canary_cannot_start_or_advance_until_phases_one_to_four_pass(
     assert r.step == 1
 
 
-def test_a_tenant_wave_rollout_is_not_held_by_the_canary_gate(
+@pytest.mark.parametrize("strategy", ["tenant", "global", "flag"])
+def test_every_strategy_waits_for_phases_one_to_four_before_moving_a_pointer(
     promoted_change: ChangeRequest, people: dict[str, Any], platform_prompt: Artifact,
-    prompt_v2: Version, acme: Any,
+    prompt_v1: Version, prompt_v2: Version, acme: Any, strategy: str,
 ) -> None:  # fmt: skip
+    extra: dict[str, Any] = {"steps": [["acme"]]} if strategy == "tenant" else {}
+    if strategy == "flag":
+        extra = {"flag_key": "new-tone", "flag_expires_at": timezone.now() + timedelta(days=7)}
     r = services.rollout_create(
-        change=promoted_change, actor=people["admin"], strategy="tenant", steps=[["acme"]]
+        change=promoted_change, actor=people["admin"], strategy=strategy, **extra
     )
+    # the default moved behind the change's back: nothing may move until that is resolved
     Artifact.objects.filter(pk=platform_prompt.pk).update(active_version=prompt_v2)
+    with pytest.raises(Conflict) as exc:
+        services.rollout_start(rollout=r, actor=people["admin"])
+    assert "cannot start moving pointers: drift-gate fail" in exc.value.message
+    r.refresh_from_db()
+    assert r.state == RolloutState.DRAFT and r.step == 0
+    assert not r.moves.exists()
+    # back as approved: the same rollout starts, and its manifest passes the drift gate
+    Artifact.objects.filter(pk=platform_prompt.pk).update(active_version=prompt_v1)
     r = services.rollout_start(rollout=r, actor=people["admin"])
-    assert r.state == RolloutState.PROGRESSING
+    assert r.state in (RolloutState.PROGRESSING, RolloutState.SUCCEEDED)
     manifest = latest(r)
-    assert phases(manifest)["drift-gate"] == "fail" and manifest.status == "fail"
+    assert phases(manifest)["drift-gate"] == "pass"
     assert phases(manifest)["paper-canary"] == "skip"
