@@ -875,7 +875,7 @@ class Command(BaseCommand):
                 )
         title = "Ticket summaries name the order"
         if change_titled(title) is None:
-            with transaction.atomic(), days_ago(COMPLETED_ROLLOUT_DAYS_AGO):
+            with transaction.atomic(), days_ago(COMPLETED_ROLLOUT_DAYS_AGO + 1):
                 better = summary_version(
                     "1.1.0",
                     "minor",
@@ -883,7 +883,10 @@ class Command(BaseCommand):
                     "Summarise ticket {{ ticket }} in three lines: the problem, what was tried, "
                     "what the customer wants. Name the order number when there is one.",
                 )
-                change = promoted_change(acme, [better], title, author, reviewer, admin)
+                promoted_change(acme, [better], title, author, reviewer, admin)
+        change = change_titled(title)
+        if not Rollout.objects.filter(change=change).exists():
+            with transaction.atomic(), days_ago(COMPLETED_ROLLOUT_DAYS_AGO):
                 # A minor version: the global strategy may move the default at once.
                 rollout = rollouts.rollout_create(
                     change=change,
