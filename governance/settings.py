@@ -356,6 +356,14 @@ ROLLOUT_FLAG_WARNING_DAYS = env_int("ROLLOUT_FLAG_WARNING_DAYS", 7)
 ROLLOUT_FLAG_MAX_DAYS = env_int("ROLLOUT_FLAG_MAX_DAYS", 90)
 #: Seconds between rollout controller cycles (Celery beat).
 ROLLOUT_CONTROLLER_INTERVAL_SECONDS = env_int("ROLLOUT_CONTROLLER_INTERVAL_SECONDS", 30)
+#: Telemetry (docs/rollouts.md): the width of a raw counter bucket, in seconds.
+TELEMETRY_BUCKET_SECONDS = env_int("TELEMETRY_BUCKET_SECONDS", 60)
+#: Raw telemetry rows older than this are folded into hourly rows by the sweep.
+TELEMETRY_RAW_RETENTION_HOURS = env_int("TELEMETRY_RAW_RETENTION_HOURS", 48)
+#: The most rows one telemetry batch may carry (a larger batch is refused whole).
+TELEMETRY_MAX_BATCH_ROWS = env_int("TELEMETRY_MAX_BATCH_ROWS", 5000)
+#: How far ahead of the server's clock a bucket may start (clock skew), in seconds.
+TELEMETRY_MAX_FUTURE_SECONDS = env_int("TELEMETRY_MAX_FUTURE_SECONDS", 300)
 #: Where the runtime generation file lives when REDIS_URL is not set (cache invalidation).
 RUNTIME_GENERATION_FILE = env_str("RUNTIME_GENERATION_FILE", str(VAR_DIR / "runtime-generation"))
 

@@ -20,6 +20,7 @@ __all__ = [
     "PointerKind",
     "PromotionTarget",
     "Reason",
+    "Resolution",
     "RolloutState",
     "RolloutStrategy",
 ]
@@ -85,6 +86,13 @@ class Reason(models.TextChoices):
 class Arm(models.TextChoices):
     CANARY = "canary", "Canary"
     STABLE = "stable", "Stable"
+
+
+class Resolution(models.TextChoices):
+    """How much time one telemetry row covers: a raw bucket as sent, or an hour folded by the sweep."""
+
+    RAW = "raw", "Raw bucket"
+    HOUR = "hour", "Hour (folded)"
 
 
 class PointerKind(models.TextChoices):

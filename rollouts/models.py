@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import uuid
 
+import pgtrigger
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from governance.triggers import immutable, undeletable
-from rollouts.choices import PointerKind, PromotionTarget, RolloutState, RolloutStrategy
+from governance.triggers import immutable, no_truncate, undeletable
+from rollouts.choices import (
+    Arm,
+    PointerKind,
+    PromotionTarget,
+    Resolution,
+    RolloutState,
+    RolloutStrategy,
+)
+from rollouts.telemetry import LATENCY_BOUNDS_MS, LATENCY_FIELDS
 
 USER = settings.AUTH_USER_MODEL
 
@@ -306,3 +316,141 @@ class IterationNote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rollout} iteration {self.number}"
+
+
+# --- telemetry (measurement, not governance state) ------------------------------------
+
+
+class TelemetryBatch(models.Model):
+    """One accepted telemetry batch: its client-chosen ``batch_id`` makes a retry count once.
+
+    Written once by ``telemetry_ingest`` and never changed (UPDATE and TRUNCATE refused);
+    a retried batch (same tenant and ``batch_id``) finds this row and is answered
+    "duplicate" without storing anything.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    batch_id = models.CharField(max_length=100)
+    token = models.ForeignKey(
+        "accounts.ServiceToken",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The service token that sent it (empty when sent by code, e.g. a test or seed).",
+    )
+    rows = models.PositiveIntegerField()
+    requests = models.PositiveBigIntegerField(default=0, help_text="Requests over its rows.")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "batch_id"], name="telemetry_batch_once")
+        ]
+        indexes = [models.Index(fields=["received_at"], name="telemetry_batch_received")]
+        triggers = [
+            pgtrigger.Protect(name="telemetry_batch_no_update", operation=pgtrigger.Update),
+            no_truncate("telemetry_batch_no_truncate"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} ({self.rows} rows)"
+
+
+class TelemetryCounter(models.Model):
+    """Counters of one (tenant, application, slot, version, rollout, arm) over one time bucket.
+
+    Append-only raw rows: ingest is one bulk INSERT, never an upsert, so concurrent batches
+    never contend on a row; readers sum. ``resolution`` is ``raw`` (a bucket of
+    ``TELEMETRY_BUCKET_SECONDS`` as sent) or ``hour`` (raw rows older than
+    ``TELEMETRY_RAW_RETENTION_HOURS`` folded by the sweep, so storage stays bounded).
+
+    Protection: UPDATE and TRUNCATE are refused by triggers, and so is DELETE, except for
+    the fold (``telemetry_fold``), which inserts the hour rows and deletes the raw rows it
+    summed in one transaction with the delete trigger ignored for that statement
+    (``pgtrigger.ignore``). Folding by deletion rather than by marking keeps the table
+    small, which is the point of the rollup; totals are unchanged by a fold (tested).
+
+    Telemetry is measurement, not governance state: no governance event is written per row
+    or per batch (the hot path); what it leads to (a pause, a rollback) is an event.
+
+    The latency histogram is one column per bound of ``LATENCY_BOUNDS_MS`` (``latency_le_50``
+    ... ``latency_over``), so sums and percentiles are read in SQL without JSON.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey("registry.Version", on_delete=models.PROTECT, related_name="+")
+    rollout = models.ForeignKey(
+        Rollout, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    arm = models.CharField(
+        max_length=8, choices=Arm.choices, blank=True, help_text="Empty when no rollout."
+    )
+    bucket_start = models.DateTimeField(
+        help_text="Aligned to TELEMETRY_BUCKET_SECONDS (raw) or an hour."
+    )
+    resolution = models.CharField(max_length=4, choices=Resolution.choices, default=Resolution.RAW)
+    batch = models.ForeignKey(
+        TelemetryBatch,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="counters",
+        help_text="The batch that brought it (empty for folded hour rows).",
+    )
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    refusals = models.PositiveBigIntegerField(default=0)
+    policy_violations = models.PositiveBigIntegerField(default=0)
+    latency_slo_breaches = models.PositiveBigIntegerField(default=0)
+    latency_le_50 = models.PositiveBigIntegerField(default=0)
+    latency_le_100 = models.PositiveBigIntegerField(default=0)
+    latency_le_250 = models.PositiveBigIntegerField(default=0)
+    latency_le_500 = models.PositiveBigIntegerField(default=0)
+    latency_le_1000 = models.PositiveBigIntegerField(default=0)
+    latency_le_2500 = models.PositiveBigIntegerField(default=0)
+    latency_le_5000 = models.PositiveBigIntegerField(default=0)
+    latency_le_10000 = models.PositiveBigIntegerField(default=0)
+    latency_over = models.PositiveBigIntegerField(default=0, help_text="Slower than 10 s.")
+    cost = models.FloatField(default=0.0, help_text="Currency units.")
+    quality_sum = models.FloatField(default=0.0)
+    quality_sumsq = models.FloatField(default=0.0)
+    quality_n = models.PositiveBigIntegerField(default=0)
+    snapshot_sequence = models.PositiveBigIntegerField(
+        default=0,
+        help_text="The runtime snapshot sequence the client served from (max over folded rows).",
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-bucket_start", "-id"]
+        indexes = [
+            models.Index(fields=["rollout", "arm", "bucket_start"], name="telemetry_rollout_arm"),
+            models.Index(fields=["version", "bucket_start"], name="telemetry_version"),
+            models.Index(fields=["tenant", "bucket_start"], name="telemetry_tenant"),
+            models.Index(fields=["resolution", "bucket_start"], name="telemetry_resolution"),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="telemetry_counter_no_update", operation=pgtrigger.Update),
+            pgtrigger.Protect(name="telemetry_counter_no_delete", operation=pgtrigger.Delete),
+            no_truncate("telemetry_counter_no_truncate"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} {self.arm or '-'} @ {self.bucket_start:%Y-%m-%d %H:%M}"
+
+    @property
+    def histogram(self) -> list[int]:
+        return [getattr(self, name) for name in LATENCY_FIELDS]
+
+
+# The histogram's columns follow LATENCY_BOUNDS_MS; a new bound needs a column and a migration.
+if len(LATENCY_FIELDS) != len(LATENCY_BOUNDS_MS) or not all(
+    hasattr(TelemetryCounter, name) for name in LATENCY_FIELDS
+):
+    raise ImproperlyConfigured("TelemetryCounter's latency columns do not match LATENCY_BOUNDS_MS")

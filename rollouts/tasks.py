@@ -30,3 +30,28 @@ def rollouts_controller_tick(self: object, now: str | None = None) -> dict[str, 
     trace = f"task:{request.id}" if request is not None and getattr(request, "id", None) else ""
     with channel("task:rollouts_controller"):
         return controller_cycle(now=moment, trace_id=trace)
+
+
+@shared_task(
+    name="rollouts.tasks.rollouts_controller_soon",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def rollouts_controller_soon(rollout_ids: list[str]) -> int:
+    """Queued (on commit) after a telemetry ingest: one controller iteration for each rollout it fed.
+
+    Thin; lane T2 owns what an iteration decides. A rollout noted less than half an interval
+    ago is skipped by ``rollout_iterate`` itself, so a burst of batches costs one iteration.
+    """
+    from rollouts.controller import rollout_iterate
+    from rollouts.models import Rollout
+
+    done = 0
+    with channel("task:rollouts_controller_soon"):
+        for rollout in Rollout.objects.filter(pk__in=rollout_ids):
+            done += int(rollout_iterate(rollout=rollout) is not None)
+    return done
