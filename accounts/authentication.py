@@ -269,7 +269,7 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         return principal, principal
 
     def authenticate_header(self, request: Any) -> str:
-        return f'{self.keyword} realm="runtime"'
+        return f'{self.keyword} realm="api"'
 
 
 class ServiceOrPersonalTokenAuthentication(ServiceTokenAuthentication):

@@ -55,6 +55,16 @@ def _signing_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     keys.clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_event_channel() -> Iterator[None]:
+    """Each test starts with no event channel: an authenticator called outside a request
+    (which sets it, as the middleware would reset it) must not leak its 'via' into the next test."""
+    from governance.events.context import channel
+
+    with channel(""):
+        yield
+
+
 def append_only_triggers() -> tuple[str, ...]:
     """Every pgtrigger trigger of every model (``app.Model:name``): all of them refuse a change
     to history (UPDATE, DELETE or TRUNCATE), so a new protected table is let through too."""

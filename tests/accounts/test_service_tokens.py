@@ -228,7 +228,7 @@ class TestAuthentication:
 
     def test_no_token_is_a_401(self, db):
         resp = call_probe(None)
-        assert resp.status_code == 401 and resp["WWW-Authenticate"] == 'Bearer realm="runtime"'
+        assert resp.status_code == 401 and resp["WWW-Authenticate"] == 'Bearer realm="api"'
 
     def test_a_personal_token_does_not_pass_as_a_service_token(self, acme, owner):
         _, personal = services.token_create(user=owner, name="mine", actor=owner)

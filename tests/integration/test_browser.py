@@ -87,6 +87,7 @@ def test_reviewer_logs_in_sees_tenant_and_role_and_logs_out(page):
     assert [a.inner_text() for a in nav.get_by_role("link").all()] == [
         "Registry",
         "Reviews",
+        "Rollouts",
         "Governance",
         "Waivers",
     ]

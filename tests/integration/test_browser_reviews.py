@@ -107,6 +107,21 @@ def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
     page.locator("#blockers-none").wait_for()
     page.get_by_role("button", name="Promote").click()
     assert "promoted" in page.get_by_role("status").inner_text().lower()
+    # support-reply serves acme's support-bot.reply slot: promotion approves 1.2.0 for
+    # production, and a rollout moves the pointer (here the global one: a minor version).
+    reply.refresh_from_db()
+    assert reply.active_version is not None and reply.active_version.version == "1.1.0"
+    page.get_by_role("link", name="Start a rollout").click()
+    page.get_by_label("Strategy").select_option("global")
+    page.get_by_label("Why").fill("A one-sentence change: everyone at once.")
+    page.get_by_role("button", name="Create the rollout").click()
+    start = page.locator("#action-start")
+    start.locator("summary").click()
+    start.get_by_label("Why").fill("Ship it to every tenant.")
+    if start.get_by_label("Your password").count():
+        start.get_by_label("Your password").fill("acme-admin-demo")
+    start.get_by_role("button", name="Confirm: start").click()
+    assert "Succeeded" in page.locator("#rollout-status").inner_text()
     reply.refresh_from_db()
     assert reply.active_version is not None and reply.active_version.version == "1.2.0"
 
