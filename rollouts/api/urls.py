@@ -4,7 +4,7 @@ management of applications, slots, overrides and rollouts."""
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from rollouts.api import views
+from rollouts.api import telemetry, views
 
 router = SimpleRouter(trailing_slash=True)
 router.register("rollouts", views.RolloutViewSet, basename="rollout")
@@ -25,6 +25,7 @@ urlpatterns = [
         views.UnknownRolloutAction.as_view(),
         name="api-rollout-unknown-action",
     ),
+    path("telemetry/", telemetry.TelemetryView.as_view(), name="api-telemetry"),
     path("applications/", views.ApplicationList.as_view(), name="api-applications"),
     path(APP, views.ApplicationDetail.as_view(), name="api-application"),
     path(APP + "slots/", views.SlotList.as_view(), name="api-slots"),
