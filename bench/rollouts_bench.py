@@ -5,8 +5,8 @@
    (`bench/bench_urls.py`, through `bench/bench_settings.py`). In one run, with a
    service token (scope runtime:read) of tenant acme, it measures requests/s of
    - the bare view, GET and POST (`/bench/bare/`),
-   - `POST /api/v1/resolve/` for sales-agent's qualifyLead slot (a canary at 25%) and a
-     different subject per request,
+   - `POST /api/v1/resolve/` for sales-agent's qualifyLead slot (a canary at 25%) and one
+     subject (the answer is a bucket hash over the cached snapshot whatever the subject),
    - `GET /api/v1/runtime/acme/sales-agent/` (the whole signed snapshot, 200 every time),
    and prints each endpoint's requests/s over the bare view's (the aim: at least 0.7).
 2. history: resolve time for a slot whose artifact has 10 versions against one whose
@@ -16,8 +16,9 @@
    (Django's test client, service token), and the same cold. The aim: within 1.2x.
 
 Run:
-  .venv/bin/python bench/rollouts_bench.py http [--seconds 8] [--concurrency 4] [--redis-url redis://127.0.0.1:6379/8]
-  .venv/bin/python bench/rollouts_bench.py history [--versions 10000] [--database-url postgres://...]
+  .venv/bin/python bench/rollouts_bench.py [--database-url postgres://...] http [--seconds 8] [--rounds 2] [--redis-url redis://127.0.0.1:6379/8]
+  .venv/bin/python bench/rollouts_bench.py [--database-url postgres://...] history [--versions 10000]
+(--database-url: a PostgreSQL database that is dropped, recreated, and dropped again after.)
 """
 
 from __future__ import annotations
