@@ -600,20 +600,25 @@ def _blocked_changes_text(waiver: Waiver) -> str:
 
 
 def governance_sweep(*, now: datetime | None = None) -> dict[str, int]:
-    """Everything time-driven, at one moment: waiver alerts, due removals, overdue post-mortems,
-    rollout flags about to expire.
+    """Everything time-driven, at one moment: waiver alerts, due removals (held while the
+    version still serves), overdue post-mortems, rollout flags about to expire, and the
+    telemetry rollup (raw rows past TELEMETRY_RAW_RETENTION_HOURS folded into hours).
 
     Idempotent: running it twice, late, or after a worker died halfway sends nothing twice
     and removes nothing twice.
     """
-    from registry.services import deprecations_remove_due
+    from registry.services import StillServing, deprecations_remove_due
     from reviews.services import postmortem_reminders_send
     from rollouts.controller import flag_alerts_send
+    from rollouts.telemetry_services import telemetry_fold_due
 
     now = now or timezone.now()
+    held: list[StillServing] = []
     return {
         "waiver_alerts": waiver_alerts_send(now=now),
-        "removed_versions": len(deprecations_remove_due(now=now)),
+        "removed_versions": len(deprecations_remove_due(now=now, held=held)),
+        "removals_held": len(held),
         "postmortem_reminders": postmortem_reminders_send(now=now),
         "rollout_flag_alerts": flag_alerts_send(now=now),
+        "telemetry_rows_folded": telemetry_fold_due(now=now),
     }

@@ -27,7 +27,7 @@ from governance.events import keys as keystore
 from governance.events.kinds import EventKind
 from governance.events.services import EventSpec, active_key, canonical, event_record, events_record
 from governance.inputs import clean_text
-from registry import permissions, selectors
+from registry import hooks, permissions, selectors
 from registry.choices import BUILTIN_CLASSES, ContentKind, Stage
 from registry.models import (
     SLUG_RE,
@@ -876,11 +876,102 @@ def version_deprecate(
     return deprecation
 
 
-def deprecations_remove_due(*, now: Any = None) -> list[Deprecation]:
+class StillServing(Conflict):
+    """A deprecated version is not removed while it still serves (no silent removals)."""
+
+    def __init__(self, message: str, *, version: Version, requests: int) -> None:
+        super().__init__(message, field="version", code="still_serving")
+        self.version = version
+        self.requests = requests
+
+
+@transaction.atomic
+def deprecation_remove(*, deprecation_id: Any, now: Any = None) -> Deprecation | None:
+    """Remove one deprecated version from resolution, with its ``version.removed`` event.
+
+    None when there is nothing to do: already removed (another sweep got there first) or
+    active again (a rollback brought it back; the dashboard shows it as overdue). Refused
+    with :class:`StillServing` (409, field ``version``, naming the count) while the version
+    served requests in the last 24 hours, as runtime telemetry tells (``registry.hooks``):
+    removing it would break its consumers silently. The refusal rolls this transaction back;
+    the caller alerts the owner afterwards (:func:`removal_held_alert`).
+    """
+    now = now or timezone.now()
+    deprecation = (
+        Deprecation.objects.select_for_update(of=("self",))
+        .select_related(
+            "version__artifact__tenant",
+            "version__artifact__artifact_class",
+            "replacement__artifact__tenant",
+            "replacement__artifact__artifact_class",
+        )
+        .get(pk=deprecation_id)
+    )
+    if deprecation.removed_at is not None:
+        return None
+    version = deprecation.version
+    if version.artifact.active_version_id == version.pk:
+        return None
+    served = hooks.recent_traffic([version.pk], hours=24, now=now).get(version.pk, 0)
+    if served:
+        raise StillServing(
+            f"{version.path} served {served} requests in the last 24 hours; it is not removed "
+            f"while it serves. Move its consumers to {deprecation.replacement.path} first.",
+            version=version,
+            requests=served,
+        )
+    Deprecation.objects.filter(pk=deprecation.pk).update(removed_at=now)
+    deprecation.removed_at = now
+    event_record(
+        kind=EventKind.VERSION_REMOVED,
+        actor=None,
+        tenant=version.artifact.tenant,
+        subject=version,
+        payload={
+            "path": version.path,
+            "sha256": version.manifest_sha256,
+            "deprecated_at": deprecation.deprecated_at.isoformat(),
+            "remove_after": deprecation.remove_after.isoformat(),
+        },
+    )
+    return deprecation
+
+
+@transaction.atomic
+def removal_held_alert(*, refusal: StillServing, now: Any = None) -> int:
+    """Tell the artifact's owner that a due removal was held because the version still serves.
+
+    Its own transaction, run after the refused removal rolled back (a notification written
+    inside the refused transaction would vanish with it). At most one a day per version
+    (the dedupe key holds the date), however often the sweep runs. Returns notifications made.
+    """
+    from governance.services import notification_send  # the project floor's notifications
+
+    now = now or timezone.now()
+    version = refusal.version
+    owner = version.artifact.owner
+    if owner is None:
+        return 0
+    made = notification_send(
+        users=[owner],
+        tenant=version.artifact.tenant,
+        title=f"{version.path} is past its removal date but still serves",
+        body=refusal.message,
+        url=version.get_absolute_url(),
+        dedupe_key=f"removal-held:{version.pk}:{now:%Y-%m-%d}",
+    )
+    return len(made)
+
+
+def deprecations_remove_due(
+    *, now: Any = None, held: list[StillServing] | None = None
+) -> list[Deprecation]:
     """Remove from resolution the deprecated versions whose grace period is over (the sweep).
 
-    Each in its own transaction with its own event; a version that is active again (a
-    rollback brought it back) is left alone and reported, never removed silently.
+    Each in its own transaction with its own event (:func:`deprecation_remove`); a version
+    that is active again is left alone, and one that still served traffic in the last 24
+    hours is held and its owner alerted (``held`` collects those refusals): never removed
+    silently.
     """
     now = now or timezone.now()
     removed = []
@@ -888,31 +979,14 @@ def deprecations_remove_due(*, now: Any = None) -> list[Deprecation]:
         "pk", flat=True
     )
     for pk in list(due):
-        with transaction.atomic():
-            deprecation = (
-                Deprecation.objects.select_for_update(of=("self",))
-                .select_related("version__artifact__tenant", "version__artifact__artifact_class")
-                .get(pk=pk)
-            )
-            if deprecation.removed_at is not None:
-                continue  # another sweep got there first
-            version = deprecation.version
-            if version.artifact.active_version_id == version.pk:
-                continue  # active again: the dashboard shows it as overdue instead
-            Deprecation.objects.filter(pk=pk).update(removed_at=now)
-            deprecation.removed_at = now
-            event_record(
-                kind=EventKind.VERSION_REMOVED,
-                actor=None,
-                tenant=version.artifact.tenant,
-                subject=version,
-                payload={
-                    "path": version.path,
-                    "sha256": version.manifest_sha256,
-                    "deprecated_at": deprecation.deprecated_at.isoformat(),
-                    "remove_after": deprecation.remove_after.isoformat(),
-                },
-            )
+        try:
+            deprecation = deprecation_remove(deprecation_id=pk, now=now)
+        except StillServing as refusal:
+            removal_held_alert(refusal=refusal, now=now)
+            if held is not None:
+                held.append(refusal)
+            continue
+        if deprecation is not None:
             removed.append(deprecation)
     return removed
 

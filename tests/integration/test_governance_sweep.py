@@ -202,10 +202,10 @@ def test_two_sweeps_at_a_controlled_clock_expire_and_remove_once(
     returns = re.findall(r"sweep\[[^\]]+\] succeeded in [^:]+: (\{.*\})", log(tmp_path))
     assert sorted(returns) == sorted(
         [
-            "{'waiver_alerts': 3, 'removed_versions': 1, 'postmortem_reminders': 0,"
-            " 'rollout_flag_alerts': 0}",
-            "{'waiver_alerts': 0, 'removed_versions': 0, 'postmortem_reminders': 0,"
-            " 'rollout_flag_alerts': 0}",
+            "{'waiver_alerts': 3, 'removed_versions': 1, 'removals_held': 0,"
+            " 'postmortem_reminders': 0, 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0}",
+            "{'waiver_alerts': 0, 'removed_versions': 0, 'removals_held': 0,"
+            " 'postmortem_reminders': 0, 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0}",
         ]
     )
 
