@@ -365,6 +365,8 @@ TELEMETRY_MAX_BATCH_ROWS = env_int("TELEMETRY_MAX_BATCH_ROWS", 5000)
 #: How far ahead of the server's clock a bucket may start (clock skew), in seconds.
 TELEMETRY_MAX_FUTURE_SECONDS = env_int("TELEMETRY_MAX_FUTURE_SECONDS", 300)
 #: Where the runtime generation file lives when REDIS_URL is not set (cache invalidation).
+#: With REDIS_URL, a process re-reads the generation at most this often (its own changes at once).
+RUNTIME_GENERATION_MAX_AGE_MS = env_int("RUNTIME_GENERATION_MAX_AGE_MS", 250)
 RUNTIME_GENERATION_FILE = env_str("RUNTIME_GENERATION_FILE", str(VAR_DIR / "runtime-generation"))
 
 REDIS_URL = env_str("REDIS_URL")

@@ -5,8 +5,10 @@ cached answer may depend on changed". Caches of runtime answers and service toke
 keyed by this number, so a warm answer runs no SQL and a change is seen by every server
 process within a second:
 
-- with ``REDIS_URL`` set, the number is a Redis counter (``INCR`` on change, ``GET`` per
-  request: one round trip, no SQL);
+- with ``REDIS_URL`` set, the number is a Redis counter (``INCR`` on change; a process
+  reads it at most once per ``RUNTIME_GENERATION_MAX_AGE_MS``, 250 ms by default, and at
+  once after its own appends, so another process's move is seen within that, well inside
+  the promised second, while a warm request rarely pays the Redis round trip);
 - otherwise it is the modification time of a small file (``RUNTIME_GENERATION_FILE``),
   bumped by rewriting it (one ``stat`` per request).
 
@@ -30,7 +32,6 @@ log = logging.getLogger(__name__)
 
 REDIS_KEY = "governance:runtime:generation"
 
-_local = threading.local()
 _clients: dict[str, Any] = {}
 
 
@@ -51,14 +52,27 @@ def _path() -> Path:
     return Path(settings.RUNTIME_GENERATION_FILE)
 
 
+#: (value, read at monotonic ns) of this process's last Redis read; None = read again.
+_last_read: tuple[str, int] | None = None
+
+
 def current() -> str:
     """The generation now (an opaque string; equal means nothing changed)."""
+    global _last_read
     client = _redis()
     if client is not None:
+        now = time.monotonic_ns()
+        held = _last_read
+        max_age = int(getattr(settings, "RUNTIME_GENERATION_MAX_AGE_MS", 250)) * 1_000_000
+        if held is not None and now - held[1] < max_age:
+            return held[0]
         try:
             value = client.get(REDIS_KEY)
-            return "r" + (value.decode() if value else "0")
+            read = "r" + (value.decode() if value else "0")
+            _last_read = (read, now)
+            return read
         except Exception:  # noqa: BLE001 - Redis down: fall back to the file, never serve stale
+            _last_read = None
             log.warning("runtime generation: Redis unreachable, using the file")
     try:
         stat = _path().stat()
@@ -69,6 +83,8 @@ def current() -> str:
 
 def bump() -> None:
     """Change the generation (both the Redis counter, when configured, and the file)."""
+    global _last_read
+    _last_read = None  # this process sees its own change at once
     client = _redis()
     if client is not None:
         try:
