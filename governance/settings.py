@@ -364,6 +364,23 @@ TELEMETRY_RAW_RETENTION_HOURS = env_int("TELEMETRY_RAW_RETENTION_HOURS", 48)
 TELEMETRY_MAX_BATCH_ROWS = env_int("TELEMETRY_MAX_BATCH_ROWS", 5000)
 #: How far ahead of the server's clock a bucket may start (clock skew), in seconds.
 TELEMETRY_MAX_FUTURE_SECONDS = env_int("TELEMETRY_MAX_FUTURE_SECONDS", 300)
+#: Canary analysis (rollouts/analysis.py, docs/rollouts.md): the false-alarm budget of the
+#: sequential tests on count metrics over a rollout's whole life, split over the metrics.
+ROLLOUT_ANALYSIS_ALPHA = float(env_str("ROLLOUT_ANALYSIS_ALPHA", "0.05"))
+#: The same test on request counts: a traffic split off the configured weight pauses.
+ROLLOUT_SRM_ALPHA = float(env_str("ROLLOUT_SRM_ALPHA", "0.001"))
+#: A canary step advances no sooner than this many seconds after it began ...
+ROLLOUT_STEP_MIN_SECONDS = env_int("ROLLOUT_STEP_MIN_SECONDS", 600)
+#: ... and with at least this many canary requests in the step.
+ROLLOUT_STEP_MIN_REQUESTS = env_int("ROLLOUT_STEP_MIN_REQUESTS", 200)
+#: Fewer canary requests than the minimum this long after a step began: paused, "insufficient data".
+ROLLOUT_DATA_DEADLINE_SECONDS = env_int("ROLLOUT_DATA_DEADLINE_SECONDS", 1800)
+#: No telemetry received for this long: paused ("telemetry stopped").
+ROLLOUT_TELEMETRY_STALE_SECONDS = env_int("ROLLOUT_TELEMETRY_STALE_SECONDS", 300)
+#: Clients still reporting an older runtime snapshot this long after a step began: paused.
+ROLLOUT_SNAPSHOT_LAG_SECONDS = env_int("ROLLOUT_SNAPSHOT_LAG_SECONDS", 300)
+#: The controller advances a canary step that passed on its own (False: an administrator does).
+ROLLOUT_AUTO_ADVANCE = env_bool("ROLLOUT_AUTO_ADVANCE", True)
 #: Where the runtime generation file lives when REDIS_URL is not set (cache invalidation).
 #: With REDIS_URL, a process re-reads the generation at most this often (its own changes at once).
 RUNTIME_GENERATION_MAX_AGE_MS = env_int("RUNTIME_GENERATION_MAX_AGE_MS", 250)

@@ -10,9 +10,12 @@ class RolloutsConfig(AppConfig):
         # reviews asks "is this artifact bound to a slot?" without importing rollouts.
         from registry import hooks as registry_hooks
         from reviews import hooks
-        from rollouts import selectors, services, telemetry_selectors
+        from rollouts import canary, selectors, services, telemetry_selectors
+        from rollouts.manifest import signal_source_register
 
         hooks.register_slot_bound(selectors.slot_bound_artifacts)
         hooks.register_default_moved(services.default_moves_record)
         # registry asks "did this version serve lately?" before it removes a deprecated one.
         registry_hooks.register_recent_traffic(telemetry_selectors.recent_traffic_by_version)
+        # The canary analysis (issue 12) is the controller's telemetry signal.
+        signal_source_register(canary.canary_signal)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -20,7 +21,8 @@ from django.utils import timezone
 from governance.events.kinds import EventKind
 from governance.events.models import Event
 from governance.events.services import event_record
-from rollouts import contract
+from rollouts import canary, contract
+from rollouts.analysis import ADVANCE, PAUSE, ROLLBACK, Verdict
 from rollouts.choices import ACTIVE_STATES, RolloutState, RolloutStrategy
 from rollouts.manifest import Signal, manifest_append, signal_for
 from rollouts.models import IterationNote, ManifestVersion, Rollout
@@ -98,37 +100,75 @@ def rollout_iterate(
     interval = timedelta(seconds=settings.ROLLOUT_CONTROLLER_INTERVAL_SECONDS)
     if last is not None and now - last.created_at < interval / 2:
         return None
-    manifest = manifest_append(rollout=rollout, actor=None)
-    signal = signal_for(rollout)
-    verdict = judge(rollout, manifest, signal)
+    with canary.acting():
+        where = f"step {rollout.step} of {len(rollout.steps or [])}"
+        analysed = canary.verdict_for(rollout, now=now)
+        action = None
+        if analysed is not None:
+            seen = analysed.revision if analysed.revision is not None else rollout.revision
+            action = canary.act(rollout, analysed, revision=seen)
+            if action.done:
+                rollout.refresh_from_db()
+        manifest = manifest_append(rollout=rollout, actor=None)
+        signal = signal_for(rollout)
+        verdict = judge(rollout, manifest, signal)
+        if analysed is not None and action is not None:
+            verdict = _analysis_judgement(rollout, where, verdict, analysed, action)
     trace_ids = [f"manifest:{manifest.sha256}"]
     trace_ids += [t for t in (trace_id, *signal.trace_ids) if t]
     note = IterationNote.objects.create(
         rollout=rollout,
         number=(last.number if last is not None else 0) + 1,
         outcome=verdict.outcome,
-        reason=verdict.reason,
+        reason=verdict.reason[:2000],
         manifest=manifest,
         rollback_evidence=_rollback_evidence(manifest),
         trace_ids=trace_ids,
         created_at=now,
     )
+    payload: dict[str, Any] = {
+        "rollout": rollout.reference,
+        "number": note.number,
+        "outcome": note.outcome,
+        "reason": note.reason,
+        "manifest": {"number": manifest.number, "sha256": manifest.sha256},
+        "rollback_evidence": note.rollback_evidence,
+        "trace_ids": trace_ids,
+    }
+    if action is not None and action.done:
+        payload["analysis"] = action.evidence  # the evidence of an automatic transition
     event_record(
         kind=EventKind.ROLLOUT_ITERATION_NOTED,
         actor=None,
         tenant=rollout.tenant,
         subject=rollout,
-        payload={
-            "rollout": rollout.reference,
-            "number": note.number,
-            "outcome": note.outcome,
-            "reason": note.reason,
-            "manifest": {"number": manifest.number, "sha256": manifest.sha256},
-            "rollback_evidence": note.rollback_evidence,
-            "trace_ids": trace_ids,
-        },
+        payload=payload,
     )
+    if action is not None and action.done and action.decision == ROLLBACK:
+        # The rollback's own manifest was built before the pointers-restored time was known.
+        with canary.acting() as store:
+            store[rollout.pk] = action.evidence
+            manifest_append(rollout=rollout, actor=None)
     return note
+
+
+_DONE = {ROLLBACK: "rolled back", PAUSE: "paused", ADVANCE: "advanced"}
+
+
+def _analysis_judgement(
+    rollout: Rollout, where: str, judged: Judgement, analysed: Verdict, action: canary.Action
+) -> Judgement:
+    """The note of a cycle the canary analysis judged: what it decided and did, and why."""
+    if action.done:
+        head = _DONE.get(action.decision, action.decision)
+    elif action.decision:
+        head = f"{action.decision} not taken ({action.reason})"
+    else:
+        head = "holding"
+    reason = f"{rollout.reference} at {where}: {head}: {analysed.reason}"
+    if judged.outcome == LANE_EXECUTION_FAILED and analysed.decision != ROLLBACK:
+        return Judgement(LANE_EXECUTION_FAILED, f"{reason}; {judged.reason}")
+    return Judgement(analysed.outcome, reason)
 
 
 def controller_cycle(*, now: datetime | None = None, trace_id: str = "") -> dict[str, int]:
@@ -140,17 +180,19 @@ def controller_cycle(*, now: datetime | None = None, trace_id: str = "") -> dict
         .order_by("number")
         .values_list("pk", flat=True)
     )
-    for pk in ids:
-        rollout = Rollout.objects.filter(pk=pk).first()
-        if rollout is None:
-            continue
-        try:
-            note = rollout_iterate(rollout=rollout, now=now, trace_id=trace_id)
-        except Exception as exc:  # one broken rollout must not stop the others' cycles
-            log.exception("controller cycle failed for %s", rollout.reference)
-            counts["failed"] += int(_note_failure(rollout, now, exc, trace_id) is not None)
-            continue
-        counts["noted" if note is not None else "skipped"] += 1
+    rollouts = {r.pk: r for r in Rollout.objects.filter(pk__in=ids)}
+    with canary.analysis_cycle(rollouts.values(), now=now):  # every canary's counters at once
+        for pk in ids:
+            rollout = rollouts.get(pk)
+            if rollout is None:
+                continue
+            try:
+                note = rollout_iterate(rollout=rollout, now=now, trace_id=trace_id)
+            except Exception as exc:  # one broken rollout must not stop the others' cycles
+                log.exception("controller cycle failed for %s", rollout.reference)
+                counts["failed"] += int(_note_failure(rollout, now, exc, trace_id) is not None)
+                continue
+            counts["noted" if note is not None else "skipped"] += 1
     return counts
 
 

@@ -75,9 +75,11 @@ class Signal:
     detail: str = ""
     detection: str = ""
     trace_ids: tuple[str, ...] = ()
+    #: What the source measured (counts per arm, statistics, alpha, thresholds, timings).
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "source": self.source,
             "samples": self.samples,
             "healthy": self.healthy,
@@ -85,6 +87,9 @@ class Signal:
             "detection": self.detection,
             "trace_ids": list(self.trace_ids),
         }
+        if self.evidence:
+            body["evidence"] = self.evidence
+        return body
 
 
 SignalSource = Callable[[Rollout], Signal | None]
@@ -506,10 +511,23 @@ def _rollback_proof(facts: _Facts) -> _Phase:
     evidence_ok = recorded and not not_restored
     refs = [event_path(facts.rollback_seq)] if facts.rollback_seq else []
     refs += [f"pointer-move:{m.pk}" for m in sorted(facts.moves, key=lambda m: m.pk)]
+    observations: dict[str, Any] = {
+        "rollback_triggered": True,
+        "evidence": refs,
+        "not_restored": not_restored,
+    }
+    measured = facts.signal.evidence
+    if measured:  # an automatic rollback: what the analysis saw, and how fast it acted
+        observations["analysis"] = {
+            key: measured[key]
+            for key in ("decision", "reason", "alpha", "alpha_per_metric", "arms", "tests",
+                        "gates", "detected_at", "detection_to_restored_ms")
+            if key in measured
+        }  # fmt: skip
     return _Phase(
         _pass(evidence_ok),
         {"slo_rollback_evidence_required_when_triggered": _gate(True, evidence_ok, evidence_ok)},
-        {"rollback_triggered": True, "evidence": refs, "not_restored": not_restored},
+        observations,
         refs,
     )
 
