@@ -249,6 +249,29 @@ def test_warm_service_token_requests_run_no_sql(
         assert machine.get(RUNTIME, HTTP_IF_NONE_MATCH=etag).status_code == 304
 
 
+def test_the_service_token_fast_path_answers_exactly_as_the_full_path(
+    world: World, ann: APIClient
+) -> None:
+    """A service token's POST skips DRF's wrapping; a person's goes the full way: same answer,
+    byte for byte in JSON terms, for every branch (canary, stable, no subject, pin)."""
+    canary(world, weight=50_000, salt="s")
+    machine, _ = service_client(world.acme, ["runtime:read"])
+    bodies: list[dict[str, Any]] = [{"subject": f"user-{i}"} for i in range(20)]
+    bodies += [{}, {"pin": "1.0.0"}, {"subject": "user-1", "pin": "1.0.0"}]
+    reasons = set()
+    for body in bodies:
+        fast, full = post(machine, **body), post(ann, **body)
+        assert (fast.status_code, fast["Content-Type"]) == (200, "application/json")
+        assert fast.json() == full.json(), body
+        reasons.add(fast.json()["reason"])
+    assert reasons == {"SPLIT", "DEFAULT", "STATIC"}
+    # refusals take the full path and read the same as anyone's
+    bad = post(machine, slot="nope")
+    assert bad.status_code == 404 and bad.json()["error"]["field"] == "slot"
+    broken = machine.post("/api/v1/resolve/", "{not json", content_type="application/json")
+    assert broken.status_code == 400
+
+
 def test_people_read_the_tenants_they_may_see(world: World) -> None:
     from governance.errors import NotFound
 
