@@ -306,9 +306,10 @@ def _resolve_references(
         rollouts = {r.number: r for r in Rollout.objects.filter(number__in=numbers)}
         for t in RolloutTarget.objects.filter(rollout__number__in=numbers):
             targets[(t.rollout_id, t.slot_id)] = t
-    serves: dict[Any, bool] = {}
-    rows = []
-    for i, r in enumerate(parsed):
+    arms = frozenset(Arm.values)
+
+    def check(i: int, r: dict[str, Any]) -> dict[str, Any]:
+        """The ids of row ``i``'s references, or the refusal naming its field."""
         app = apps.get(r["application"])
         if app is None:
             raise _Refuse(f"No application '{r['application']}'.", field=_where(i, "application"))
@@ -317,9 +318,7 @@ def _resolve_references(
             raise _Refuse(
                 f"Application '{app.slug}' has no slot '{r['slot']}'.", field=_where(i, "slot")
             )
-        if slot.pk not in serves:
-            serves[slot.pk] = slot_serves_tenant(slot, tenant)
-        if not serves[slot.pk]:
+        if not slot_serves_tenant(slot, tenant):
             raise _Refuse(
                 f"Slot {slot} does not serve tenant '{tenant.slug}' (another tenant's "
                 "application or artifact).",
@@ -349,9 +348,9 @@ def _resolve_references(
                 raise _Refuse(
                     f"{rollout.reference} does not target slot {slot}.", field=_where(i, "rollout")
                 )
-            if arm not in Arm.values:
+            if arm not in arms:
                 raise _Refuse(
-                    f"must be one of {', '.join(Arm.values)} with a rollout.",
+                    f"must be one of {', '.join(sorted(arms))} with a rollout.",
                     field=_where(i, "arm"),
                 )
             expected = target.candidate_id if arm == Arm.CANARY else target.baseline_id
@@ -362,18 +361,26 @@ def _resolve_references(
                 )
         elif arm:
             raise _Refuse("must be empty without a rollout.", field=_where(i, "arm"))
-        rows.append(
-            {
-                **{k: r[k] for k in (*INT_FIELDS, *FLOAT_FIELDS, "snapshot_sequence")},
-                "bucket_start": r["bucket_start"],
-                "tenant_id": tenant.pk,
-                "application_id": app.pk,
-                "slot_id": slot.pk,
-                "version_id": version.pk,
-                "rollout_id": rollout.pk if rollout else None,
-                "arm": arm if rollout else "",
-            }
-        )
+        return {
+            "tenant_id": tenant.pk,
+            "application_id": app.pk,
+            "slot_id": slot.pk,
+            "version_id": version.pk,
+            "rollout_id": rollout.pk if rollout else None,
+            "arm": arm if rollout else "",
+        }
+
+    # A batch repeats few keys over many buckets: each distinct key is checked once (at its
+    # first row, so a refusal names the first bad row).
+    checked: dict[tuple[str, ...], dict[str, Any]] = {}
+    copied = (*INT_FIELDS, *FLOAT_FIELDS, "snapshot_sequence", "bucket_start")
+    rows = []
+    for i, r in enumerate(parsed):
+        key = (r["application"], r["slot"], r["version"], r["rollout"], r["arm"])
+        ids = checked.get(key)
+        if ids is None:
+            ids = checked[key] = check(i, r)
+        rows.append({**ids, **{k: r[k] for k in copied}})
     return rows, {r.pk: r for r in rollouts.values()}
 
 
@@ -420,6 +427,44 @@ def _usage_record(tenant: Tenant, rows: Sequence[dict[str, Any]], slugs: Mapping
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)  # only placeholders and the model's own names
+
+
+#: The columns ingest writes, in COPY order (``resolution`` is raw, the default).
+_COPY_COLUMNS: tuple[str, ...] = (
+    "tenant_id",
+    "application_id",
+    "slot_id",
+    "version_id",
+    "rollout_id",
+    "arm",
+    "bucket_start",
+    *INT_FIELDS,
+    *FLOAT_FIELDS,
+    "snapshot_sequence",
+)
+
+
+def _counters_insert(
+    rows: Sequence[dict[str, Any]], *, batch_id: int, received_at: datetime
+) -> None:
+    """One bulk write of the rows: PostgreSQL's COPY (a few ms for 1,000 rows; the ORM's
+    ``bulk_create`` spends ~0.3 s preparing 30,000 values), ``bulk_create`` elsewhere."""
+    if connection.vendor != "postgresql":
+        TelemetryCounter.objects.bulk_create(
+            [TelemetryCounter(batch_id=batch_id, received_at=received_at, **row) for row in rows],
+            batch_size=1000,
+        )
+        return
+    quote = connection.ops.quote_name
+    columns = (*_COPY_COLUMNS, "resolution", "batch_id", "received_at")
+    sql = (
+        f"COPY {quote(TelemetryCounter._meta.db_table)} "
+        f"({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    )
+    tail = (Resolution.RAW.value, batch_id, received_at)
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row((*(row[c] for c in _COPY_COLUMNS), *tail))
 
 
 def _queue_controller(rollout_ids: list[str]) -> None:
@@ -502,10 +547,7 @@ def telemetry_ingest(
     except IntegrityError:  # the same batch, sent twice at once: the other one counted
         existing = TelemetryBatch.objects.get(tenant=tenant, batch_id=batch_id)
         return IngestResult("duplicate", batch_id, existing.rows, existing.requests)
-    TelemetryCounter.objects.bulk_create(
-        [TelemetryCounter(batch_id=batch.pk, received_at=now, **row) for row in stored],
-        batch_size=1000,
-    )
+    _counters_insert(stored, batch_id=batch.pk, received_at=now)
     slugs = dict(
         Application.objects.filter(pk__in={r["application_id"] for r in stored}).values_list(
             "pk", "slug"
