@@ -72,6 +72,7 @@ ROW_FIELDS: frozenset[str] = frozenset(
         "snapshot_sequence",
     }
 )
+_HISTOGRAM_LABELS = tuple(f"latency_ms[{k}]" for k in range(len(LATENCY_FIELDS)))
 #: The most a count may be (PostgreSQL bigint; also refuses absurd values early).
 MAX_COUNT = 2**62
 
@@ -104,8 +105,9 @@ def _where(i: int, name: str) -> str:
     return f"rows[{i}].{name}"
 
 
-def _count(row: Mapping[str, Any], i: int, name: str) -> int:
-    value = row.get(name, 0)
+def _count(value: Any, i: int, name: str) -> int:
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # the usual case, first
+        return value
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
@@ -197,9 +199,9 @@ def _parse_row(row: Any, i: int, clock: _Clock) -> dict[str, Any]:
         "arm": _text(row, i, "arm", required=False),
         "bucket_start": clock.bucket(row, i),
     }
-    requests = parsed["requests"] = _count(row, i, "requests")
+    requests = parsed["requests"] = _count(row.get("requests", 0), i, "requests")
     for name in COUNT_METRICS:
-        value = parsed[name] = _count(row, i, name)
+        value = parsed[name] = _count(row.get(name, 0), i, name)
         if value > requests:
             raise _Refuse(
                 f"{value} {name} is more than the row's {requests} requests.",
@@ -214,11 +216,10 @@ def _parse_row(row: Any, i: int, clock: _Clock) -> dict[str, Any]:
             "TELEMETRY_LATENCY_BOUNDS_MS, the last for slower ones).",
             field=_where(i, "latency_ms"),
         )
-    counts = {f"latency_ms[{k}]": v for k, v in enumerate(histogram)}
     total = 0
-    for k, name in enumerate(LATENCY_FIELDS):
-        value = parsed[name] = _count(counts, i, f"latency_ms[{k}]")
-        total += value
+    for name, label, value in zip(LATENCY_FIELDS, _HISTOGRAM_LABELS, histogram, strict=True):
+        count = parsed[name] = _count(value, i, label)
+        total += count
     if total and total != requests:
         raise _Refuse(
             f"counts {total} requests; the row has {requests} (leave it out, or count each "
@@ -229,7 +230,7 @@ def _parse_row(row: Any, i: int, clock: _Clock) -> dict[str, Any]:
         amount = parsed[name] = _real(row, i, name)
         if amount < 0 and name != "quality_sum":
             raise _Refuse(f"must not be negative (got {amount}).", field=_where(i, name))
-    n = parsed["quality_n"] = _count(row, i, "quality_n")
+    n = parsed["quality_n"] = _count(row.get("quality_n", 0), i, "quality_n")
     if n > requests:
         raise _Refuse(
             f"{n} quality scores is more than the row's {requests} requests.",
@@ -237,7 +238,7 @@ def _parse_row(row: Any, i: int, clock: _Clock) -> dict[str, Any]:
         )
     if n == 0 and (parsed["quality_sum"] or parsed["quality_sumsq"]):
         raise _Refuse("is 0 but quality_sum or quality_sumsq is not.", field=_where(i, "quality_n"))
-    parsed["snapshot_sequence"] = _count(row, i, "snapshot_sequence")
+    parsed["snapshot_sequence"] = _count(row.get("snapshot_sequence", 0), i, "snapshot_sequence")
     return parsed
 
 
