@@ -242,7 +242,7 @@ def analyse(rollouts: Iterable[Rollout], *, now: datetime | None = None) -> dict
 
 # --- one cycle's verdicts, shared by every rollout's iteration and its manifest ---------------
 
-_cycle: ContextVar[dict[Any, Verdict] | None] = ContextVar("canary_cycle", default=None)
+_cycle: ContextVar[dict[Any, Verdict | None] | None] = ContextVar("canary_cycle", default=None)
 #: Evidence added after the decision (detection -> pointers restored), by rollout id.
 _extra: ContextVar[dict[Any, dict[str, Any]] | None] = ContextVar("canary_extra", default=None)
 
@@ -250,7 +250,10 @@ _extra: ContextVar[dict[Any, dict[str, Any]] | None] = ContextVar("canary_extra"
 @contextlib.contextmanager
 def analysis_cycle(rollouts: Iterable[Rollout], *, now: datetime | None = None) -> Iterator[None]:
     """Analyse every rollout once for this cycle (five queries); iterations read the result."""
-    token = _cycle.set(analyse(rollouts, now=now))
+    rollouts = list(rollouts)
+    verdicts: dict[Any, Verdict | None] = {r.pk: None for r in rollouts}
+    verdicts.update(analyse(rollouts, now=now))
+    token = _cycle.set(verdicts)
     try:
         yield
     finally:

@@ -9,6 +9,8 @@ analysis); with none, a progressing canary is ``blocked_no_signal``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +26,7 @@ from governance.events.services import event_record
 from rollouts import canary, contract
 from rollouts.analysis import ADVANCE, PAUSE, ROLLBACK, Verdict
 from rollouts.choices import ACTIVE_STATES, RolloutState, RolloutStrategy
-from rollouts.manifest import Signal, manifest_append, signal_for
+from rollouts.manifest import Signal, manifest_append, manifest_latest, signal_for
 from rollouts.models import IterationNote, ManifestVersion, Rollout
 
 log = logging.getLogger(__name__)
@@ -79,14 +81,24 @@ def _rollback_evidence(manifest: ManifestVersion) -> str:
 
 @transaction.atomic
 def rollout_iterate(
-    *, rollout: Rollout, now: datetime | None = None, trace_id: str = ""
+    *,
+    rollout: Rollout,
+    now: datetime | None = None,
+    trace_id: str = "",
+    position: int | None = None,
 ) -> IterationNote | None:
-    """One controller cycle for one rollout: manifest appended, note written, event recorded.
+    """One controller cycle for one rollout: analysis acted on, manifest appended, note
+    written, event recorded.
 
     Skips (None) a rollout another worker holds (its row is locked), one no longer active,
-    and one already noted less than half an interval ago (a duplicate beat).
+    and one already noted less than half an interval ago (a duplicate beat). The manifest is
+    appended only when its inputs changed since the last note (``_inputs_digest``; the note
+    carries the digest as an ``inputs:`` trace id): ``position`` is ``log_position()`` read
+    once per cycle.
     """
     now = now or timezone.now()
+    if position is None:
+        position = log_position()
     locked = (
         Rollout.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("tenant", "change")
@@ -109,13 +121,24 @@ def rollout_iterate(
             action = canary.act(rollout, analysed, revision=seen)
             if action.done:
                 rollout.refresh_from_db()
-        manifest = manifest_append(rollout=rollout, actor=None)
         signal = signal_for(rollout)
+        inputs = _inputs_digest(rollout, signal, position)
+        latest = manifest_latest(rollout)
+        if (
+            latest is not None
+            and last is not None
+            and not (action is not None and action.done)
+            and f"inputs:{inputs}" in (last.trace_ids or [])
+        ):
+            manifest = latest  # nothing the manifest reads changed since the last cycle
+        else:
+            manifest = manifest_append(rollout=rollout, actor=None)
         verdict = judge(rollout, manifest, signal)
         if analysed is not None and action is not None:
             verdict = _analysis_judgement(rollout, where, verdict, analysed, action)
     trace_ids = [f"manifest:{manifest.sha256}"]
     trace_ids += [t for t in (trace_id, *signal.trace_ids) if t]
+    trace_ids.append(f"inputs:{inputs}")  # what the next cycle compares
     note = IterationNote.objects.create(
         rollout=rollout,
         number=(last.number if last is not None else 0) + 1,
@@ -171,6 +194,42 @@ def _analysis_judgement(
     return Judgement(analysed.outcome, reason)
 
 
+#: Events the controller itself records every cycle: they change no manifest's inputs.
+_CONTROLLER_KINDS = (EventKind.ROLLOUT_ITERATION_NOTED, EventKind.ROLLOUT_MANIFEST_APPENDED)
+
+
+def log_position() -> int:
+    """The newest event other than the controller's own notes and manifests (0: none).
+
+    Every state change that a manifest reads (a pointer move, a promotion, an approval
+    voided, a version deprecated or retired, a rollout transition) records an event, so an
+    unchanged position means nothing but the telemetry changed.
+    """
+    found = (
+        Event.objects.exclude(kind__in=_CONTROLLER_KINDS)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
+    return int(found or 0)
+
+
+def _inputs_digest(rollout: Rollout, signal: Signal, position: int) -> str:
+    """What decides whether the manifest must be rebuilt: the rollout's revision, the log
+    position and the signal's verdict (healthy or not, and its decision). The signal's
+    running counts are left out: they change every cycle, are in every note's reason and
+    event, and reach the manifest whenever the verdict or the rollout changes."""
+    evidence = signal.evidence or {}
+    key = {
+        "revision": rollout.revision,
+        "state": rollout.state,
+        "position": position,
+        "signal": [signal.source, signal.healthy, bool(signal.samples),
+                   evidence.get("decision")],
+    }  # fmt: skip
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def controller_cycle(*, now: datetime | None = None, trace_id: str = "") -> dict[str, int]:
     """Every progressing or paused rollout, each in its own transaction (one failure stays its own)."""
     now = now or timezone.now()
@@ -181,13 +240,16 @@ def controller_cycle(*, now: datetime | None = None, trace_id: str = "") -> dict
         .values_list("pk", flat=True)
     )
     rollouts = {r.pk: r for r in Rollout.objects.filter(pk__in=ids)}
+    position = log_position()
     with canary.analysis_cycle(rollouts.values(), now=now):  # every canary's counters at once
         for pk in ids:
             rollout = rollouts.get(pk)
             if rollout is None:
                 continue
             try:
-                note = rollout_iterate(rollout=rollout, now=now, trace_id=trace_id)
+                note = rollout_iterate(
+                    rollout=rollout, now=now, trace_id=trace_id, position=position
+                )
             except Exception as exc:  # one broken rollout must not stop the others' cycles
                 log.exception("controller cycle failed for %s", rollout.reference)
                 counts["failed"] += int(_note_failure(rollout, now, exc, trace_id) is not None)

@@ -100,7 +100,8 @@ def test_outcomes_follow_the_manifest_and_the_signal(w: World) -> None:
         manifest.signal_source_unregister(healthy)
     assert ok is not None and ok.outcome == "lane_completed"
     assert "telemetry healthy (900 samples)" in ok.reason
-    assert ok.trace_ids[1:] == ["rec-1", "tp-2"]
+    assert ok.trace_ids[1:-1] == ["rec-1", "tp-2"]
+    assert ok.trace_ids[-1].startswith("inputs:")  # the digest the next cycle compares
 
     paper = rollout_of(w, target="paper", state=RolloutState.PROGRESSING, step=1)
     failed = rollout_iterate(rollout=paper, now=now)
