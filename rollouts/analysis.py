@@ -90,6 +90,24 @@ PAUSE = "pause"
 ROLLBACK = "rollback"
 
 
+def binomial(rng: Any, n: int, p: float) -> int:
+    """An exact Binomial(n, p) draw by geometric skips, O(n p): for simulations and tests
+    (``rng`` a ``random.Random``)."""
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    if p > 0.5:
+        return n - binomial(rng, n, 1.0 - p)
+    log_q = math.log1p(-p)
+    count, position = 0, 0
+    while True:
+        position += int(math.log(1.0 - rng.random()) / log_q) + 1
+        if position > n:
+            return count
+        count += 1
+
+
 def log_beta(a: float, b: float) -> float:
     return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 

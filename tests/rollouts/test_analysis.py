@@ -10,27 +10,12 @@ from itertools import pairwise
 import pytest
 
 from rollouts import analysis
-from rollouts.analysis import Observation, Policy, StepCounts, decide, log_e_value
+from rollouts.analysis import Observation, Policy, StepCounts, binomial, decide, log_e_value
 from rollouts.telemetry import COUNT_METRICS, LATENCY_BOUNDS_MS, Totals
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 #: Guardrail rates of a healthy service (A/A: both arms alike).
 RATES = {"errors": 0.02, "refusals": 0.01, "policy_violations": 0.005, "latency_slo_breaches": 0.05}
-
-
-def binomial(rng: random.Random, n: int, p: float) -> int:
-    """An exact Binomial(n, p) draw by geometric skips: O(n p), fine for small p."""
-    if n <= 0 or p <= 0.0:
-        return 0
-    if p >= 1.0:
-        return n
-    log_q = math.log1p(-p)
-    count, position = 0, 0
-    while True:
-        position += int(math.log(1.0 - rng.random()) / log_q) + 1
-        if position > n:
-            return count
-        count += 1
 
 
 def run(

@@ -16,6 +16,7 @@ from governance.events.models import Event
 from governance.models import Notification
 from registry.models import Artifact, Version
 from rollouts import analysis, canary, services
+from rollouts.analysis import binomial
 from rollouts.choices import PointerKind, RolloutState
 from rollouts.controller import controller_cycle
 from rollouts.models import (
@@ -26,7 +27,6 @@ from rollouts.models import (
     Slot,
     TelemetryCounter,
 )
-from tests.rollouts.test_analysis import binomial
 
 pytestmark = pytest.mark.django_db
 
@@ -247,3 +247,46 @@ def test_the_analysis_reads_every_rollout_in_five_queries(started: Rollout, slot
         verdicts = canary.analyse([started], now=at + timedelta(minutes=2))
     assert len(ctx.captured_queries) == 5
     assert verdicts[started.pk].evidence["arms"]["canary"]["requests"] == 100
+
+
+def test_simulate_sends_telemetry_through_the_api_and_rolls_a_regression_back(
+    started: Rollout, django_capture_on_commit_callbacks: Any
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from accounts.models import ServiceToken
+    from rollouts.models import TelemetryBatch
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("rollouts", "simulate", started.reference, "--baseline-error-rate", "0.02",
+                     "--canary-error-rate", "0.10", "--requests", "400", "--seed", "3",
+                     stdout=out)  # fmt: skip
+    text = out.getvalue()
+    rollout = fresh(started)
+    assert rollout.state == RolloutState.ROLLED_BACK, text
+    assert TelemetryBatch.objects.filter(batch_id__startswith="simulate-").exists()
+    sent = sum(TelemetryCounter.objects.filter(rollout=rollout, arm="canary")
+               .values_list("requests", flat=True))  # fmt: skip
+    assert sent <= 400
+    (token,) = ServiceToken.objects.filter(name__startswith=f"simulate {rollout.reference}")
+    assert token.revoked_at is not None and token.scopes == ["telemetry:write"]
+    assert f"{rollout.reference} is rolled_back at step 1 (canary analysis: errors:" in text
+    assert "detection -> pointers restored:" in text and "FAILED" in text
+
+
+def test_simulate_a_healthy_canary_advances_with_a_short_minimum_step(started: Rollout) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("rollouts", "simulate", started.reference, "--baseline-error-rate", "0.02",
+                 "--canary-error-rate", "0.02", "--requests", "600", "--seed", "4",
+                 "--step-min-seconds", "60", stdout=out)  # fmt: skip
+    rollout = fresh(started)
+    assert rollout.step >= 2 and rollout.state == RolloutState.PROGRESSING, out.getvalue()
+    assert "advanced: step 1 passed" in out.getvalue()
+    assert f"{rollout.reference} advanced to step 2; simulate that step in" in out.getvalue()

@@ -1,7 +1,7 @@
 """``manage.py rollouts ACTION``: rollouts from the command line.
 
 start|status|list|advance|pause|resume|abort|rollback|flag live in
-``rollouts.management.operations``; export here.
+``rollouts.management.operations``; simulate in ``rollouts.management.simulate``; export here.
 
 Each action is a ``do_<action>`` method; a subparser per action in ``add_arguments``.
 A broken rule prints one ``error: field: reason`` line and exits non-zero.
@@ -109,6 +109,37 @@ class Command(RolloutOperations, StrictActionCommand):
         )
         p.add_argument("rollout", metavar="ID", help="RO-<number> or <number>")
         p.add_argument("--out", required=True, metavar="DIR")
+        p = sub.add_parser(
+            "simulate",
+            help="Send simulated telemetry for a progressing canary through the ingest API and "
+            "run the controller after each batch: watch it advance, pause or roll back.",
+        )
+        p.add_argument("rollout", metavar="ID", help="RO-<number> or <number>")
+        p.add_argument("--baseline-error-rate", type=float, required=True)
+        p.add_argument("--canary-error-rate", type=float, required=True)
+        p.add_argument("--requests", type=int, required=True, help="canary requests in all")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seconds-per-round", type=int, default=20, help="fake clock per round")
+        p.add_argument(
+            "--step-min-seconds",
+            type=int,
+            default=None,
+            help="ROLLOUT_STEP_MIN_SECONDS for this run (the fake clock covers minutes at most)",
+        )
+
+    def do_simulate(self, o: dict[str, Any]) -> None:
+        from rollouts.management.simulate import simulate
+
+        simulate(
+            rollout_by_reference(o["rollout"]),
+            baseline_error_rate=o["baseline_error_rate"],
+            canary_error_rate=o["canary_error_rate"],
+            requests=o["requests"],
+            seed=o["seed"],
+            seconds_per_round=o["seconds_per_round"],
+            step_min_seconds=o["step_min_seconds"],
+            say=self.stdout.write,
+        )
 
     def do_export(self, o: dict[str, Any]) -> None:
         rollout = rollout_by_reference(o["rollout"])
