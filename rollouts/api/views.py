@@ -102,6 +102,19 @@ def request_generation(request: Request) -> str | None:
     return getattr(request._request, "runtime_generation", None)
 
 
+def _service_token_of(request: HttpRequest) -> tuple[ServicePrincipal | None, str | None]:
+    """The hot paths' token check: a well-formed, valid service token's principal and the
+    generation it was checked against; (None, None) for anything else, which then goes
+    through DRF's authentication and is refused or admitted there, worded as everywhere."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header.startswith("Bearer gsv_") or " " in header[7:]:
+        return None, None
+    try:
+        return verified_service_principal(header[7:])
+    except Exception:  # noqa: BLE001 - refused on the full path
+        return None, None
+
+
 class _JSONOnly:
     """Machines read these endpoints at high rates: JSON only, without negotiating for it."""
 
@@ -144,7 +157,28 @@ class RuntimeSnapshotView(_JSONOnly, APIView):
     )
     def get(self, request: Request, tenant: str, application: str) -> HttpResponse:
         reader_may_read(request.user, tenant)
-        snap = runtime.snapshot(tenant, application, generation_now=request_generation(request))
+        return self._document(
+            request, tenant, application, generation_now=request_generation(request)
+        )
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method == "GET":
+            principal, generation_now = _service_token_of(request)
+            if principal is not None:
+                try:
+                    reader_may_read(principal, kwargs["tenant"])
+                    return self._document(
+                        request, kwargs["tenant"], kwargs["application"], generation_now
+                    )
+                except Exception:  # noqa: BLE001, S110 - every refusal is answered by the full path
+                    pass
+        return super().dispatch(request, *args, **kwargs)
+
+    @staticmethod
+    def _document(
+        request: HttpRequest | Request, tenant: str, application: str, generation_now: str | None
+    ) -> HttpResponse:
+        snap = runtime.snapshot(tenant, application, generation_now=generation_now)
         headers = {"ETag": snap.etag, "Cache-Control": "private, no-cache"}
         held = snap.unchanged_for(request.headers.get("If-None-Match", ""))
         if held is not None:  # the client's document is current (maybe an older sequence)
@@ -174,11 +208,10 @@ class ResolveView(_JSONOnly, RegistryResolve):
         wrapping, negotiation and rendering. Anything but a plain answer (a refusal, a
         switched-off slot, bad input) returns None and goes the full way, so refusals are
         worded and logged exactly as everywhere else."""
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header.startswith("Bearer gsv_") or " " in header[7:]:
+        principal, generation_now = _service_token_of(request)
+        if principal is None:
             return None
         try:
-            principal, generation_now = verified_service_principal(header[7:])
             data = resolve_request(json.loads(request.body))
             reader_may_read(principal, data.tenant)
             found = runtime.answer(
