@@ -326,7 +326,9 @@ class TelemetryBatch(models.Model):
 
     Written once by ``telemetry_ingest`` and never changed (UPDATE and TRUNCATE refused);
     a retried batch (same tenant and ``batch_id``) finds this row and is answered
-    "duplicate" without storing anything.
+    "duplicate" without storing anything. The sweep deletes a batch once it is older than
+    ``TELEMETRY_RAW_RETENTION_HOURS`` and its raw rows are folded (bounded storage; clients
+    retry within minutes, not days).
     """
 
     id = models.BigAutoField(primary_key=True)

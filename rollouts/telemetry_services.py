@@ -44,6 +44,7 @@ from rollouts.telemetry_selectors import totals_annotations
 __all__ = [
     "ROW_FIELDS",
     "IngestResult",
+    "telemetry_batches_prune",
     "telemetry_fold",
     "telemetry_fold_due",
     "telemetry_ingest",
@@ -622,7 +623,9 @@ def telemetry_fold(*, hour: datetime) -> int:
 def telemetry_fold_due(*, now: datetime | None = None) -> int:
     """Fold every hour whose raw rows are all older than ``TELEMETRY_RAW_RETENTION_HOURS`` (the sweep).
 
-    One transaction per hour (``telemetry_fold``); returns the raw rows folded.
+    One transaction per hour (``telemetry_fold``); returns the raw rows folded. Then forgets
+    the batches received before the same cutoff whose raw rows are all folded
+    (:func:`telemetry_batches_prune`), so both tables stay bounded.
     """
     now = now or timezone.now()
     cutoff = _hour(now - timedelta(hours=settings.TELEMETRY_RAW_RETENTION_HOURS))
@@ -631,5 +634,23 @@ def telemetry_fold_due(*, now: datetime | None = None) -> int:
     while True:  # one hour at a time, skipping empty hours: a query and a fold per hour with rows
         first = raw.aggregate(first=Min("bucket_start"))["first"]
         if first is None:
-            return folded
+            break
         folded += telemetry_fold(hour=first)
+    telemetry_batches_prune(before=cutoff)
+    return folded
+
+
+@transaction.atomic
+def telemetry_batches_prune(*, before: datetime) -> int:
+    """Forget batches received before ``before`` that no raw row points at any more.
+
+    A batch id is remembered (a retry of it answered "duplicate") for at least
+    ``TELEMETRY_RAW_RETENTION_HOURS``; clients retry within minutes. Returns batches removed.
+    """
+    still_raw = TelemetryCounter.objects.filter(
+        resolution=Resolution.RAW, batch_id__isnull=False
+    ).values("batch_id")
+    removed, _ = (
+        TelemetryBatch.objects.filter(received_at__lt=before).exclude(pk__in=still_raw).delete()
+    )
+    return removed

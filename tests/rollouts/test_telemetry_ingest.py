@@ -388,3 +388,40 @@ def test_bucket_alignment_follows_the_setting(
         principal_or_tenant=acme, batch_id="b", rows=[row(bucket_start=at.isoformat())], now=NOW
     )
     assert TelemetryCounter.objects.get().bucket_start == datetime(2026, 1, 31, 12, 5, tzinfo=UTC)
+
+
+def test_old_batches_are_forgotten_once_their_rows_are_folded(
+    slot: Slot, prompt_v1: Version, acme: Tenant, settings: Any
+) -> None:
+    settings.TELEMETRY_RAW_RETENTION_HOURS = 1
+    days_ago = NOW - timedelta(days=2)
+    old_row = row(bucket_start=(days_ago - timedelta(minutes=5)).isoformat())
+    telemetry_ingest(principal_or_tenant=acme, batch_id="old", rows=[old_row], now=days_ago)
+    ingest(acme, [row()], batch_id="new")
+    telemetry_fold_due(now=NOW)
+    assert list(TelemetryBatch.objects.values_list("batch_id", flat=True)) == ["new"]
+    assert recent_traffic(prompt_v1, hours=24 * 7, now=NOW) == 20  # nothing lost
+    assert TelemetryCounter.objects.filter(resolution=Resolution.HOUR).get().requests == 10
+
+
+def test_an_ingest_queues_the_controller_for_active_rollouts_after_commit(
+    canary_rollout: Rollout,
+    prompt_v2: Version,
+    acme: Tenant,
+    people: dict[str, Any],
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollouts import tasks
+
+    queued: list[list[str]] = []
+    monkeypatch.setattr(tasks.rollouts_controller_soon, "delay", queued.append)
+    canary = row(rollout=canary_rollout.reference, arm="canary", version=prompt_v2.version)
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(acme, [canary], batch_id="draft")
+    assert queued == []  # a draft rollout is not analysed
+    services.rollout_start(rollout=canary_rollout, actor=people["admin"])
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(acme, [canary], batch_id="live")
+        assert queued == []  # not before the commit
+    assert queued == [[str(canary_rollout.pk)]]
