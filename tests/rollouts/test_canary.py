@@ -290,3 +290,47 @@ def test_simulate_a_healthy_canary_advances_with_a_short_minimum_step(started: R
     assert rollout.step >= 2 and rollout.state == RolloutState.PROGRESSING, out.getvalue()
     assert "advanced: step 1 passed" in out.getvalue()
     assert f"{rollout.reference} advanced to step 2; simulate that step in" in out.getvalue()
+
+
+def test_a_steady_cycle_reuses_manifests_and_costs_the_same_per_rollout(
+    make_user: Any, acme: Any, settings: Any
+) -> None:
+    from tests.rollouts.manifest_setup import rollout_of, world
+
+    settings.ROLLOUT_TELEMETRY_STALE_SECONDS = 3600  # the fake clock runs ahead of receipts
+
+    w = world(make_user, acme)
+    began = timezone.now() - timedelta(minutes=3)
+    bucket = began.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+    def canaries(n: int) -> None:
+        for _ in range(n):
+            r = rollout_of(w, state=RolloutState.PROGRESSING, step=1)
+            PointerMove.objects.create(kind=PointerKind.CANARY, artifact=w.prompt, slot=w.slot,
+                                       tenant=w.tenant, from_version=w.v1, to_version=w.v2,
+                                       weight=10_000, rollout=r, reason="s", created_at=began)  # fmt: skip
+            for arm, version, requests in (("canary", w.v2, 10), ("stable", w.v1, 90)):
+                TelemetryCounter.objects.create(
+                    tenant=w.tenant, application=w.slot.application, slot=w.slot,
+                    version=version, rollout=r, arm=arm, bucket_start=bucket, requests=requests,
+                )  # fmt: skip
+
+    def steady(n: int, at: datetime) -> int:
+        controller_cycle(now=at)  # builds what changed
+        with CaptureQueriesContext(connection) as ctx:
+            counts = controller_cycle(now=at + timedelta(minutes=1))
+        assert counts["noted"] == n
+        return len(ctx.captured_queries)
+
+    now = timezone.now()
+    canaries(2)
+    two = steady(2, now)
+    versions = ManifestVersion.objects.count()
+    canaries(2)
+    four = steady(4, now + timedelta(minutes=5))
+    per_rollout = (four - two) / 2
+    assert per_rollout <= 10, (two, four)
+    assert two - 2 * per_rollout <= 8  # the cycle's own reads: ids, rows, log position, analysis
+    steady_notes = IterationNote.objects.filter(created_at__gte=now + timedelta(minutes=6))
+    assert all(n.trace_ids[-1].startswith("inputs:") for n in steady_notes)
+    assert ManifestVersion.objects.count() == versions + 2  # only the two new rollouts' manifests
