@@ -416,7 +416,7 @@ def _usage_record(tenant: Tenant, rows: Sequence[dict[str, Any]], slugs: Mapping
             VersionUsage._meta.get_field("version").get_db_prep_value(version_id, connection),
             consumer,
             requests,
-            last,
+            connection.ops.adapt_datetimefield_value(last),
         ]
     # The table and columns are the model's own names; every value is a parameter.
     sql = (

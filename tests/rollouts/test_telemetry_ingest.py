@@ -92,6 +92,7 @@ def test_a_batch_is_stored_aligned_and_feeds_usage(
     assert stored[0].histogram == [4, 4, 2, 0, 0, 0, 0, 0, 0]
     usage = VersionUsage.objects.get(version=prompt_v1)
     assert (usage.consumer, usage.requests) == ("acme/sales-agent", 14)
+    assert usage.last_seen_at == max(c.bucket_start for c in stored)
     assert Event.objects.count() == events  # measurement, not governance state
     ingest(acme, [row(requests=6, latency_ms=None)], batch_id="b-2")
     usage.refresh_from_db()
