@@ -272,6 +272,16 @@ def _drift(facts: _Facts) -> list[str]:
     return drifted
 
 
+def _snapshot_lag(signal: Signal) -> list[str]:
+    """Clients still serving an older runtime snapshot than the step's (the canary analysis
+    reports the lowest sequence they sent after ``ROLLOUT_SNAPSHOT_LAG_SECONDS``): drift."""
+    snapshot = (signal.evidence or {}).get("snapshot") or {}
+    expected, reported = snapshot.get("expected") or 0, snapshot.get("reported") or 0
+    if expected and reported and reported < expected:
+        return [f"clients report runtime snapshot {reported}; the current step needs {expected}"]
+    return []
+
+
 def _label(version: Version | None) -> str:
     return version.path if version is not None else "none"
 
@@ -612,7 +622,7 @@ def _gather(rollout: Rollout) -> _Facts:
     )
     facts.approvals_filled = _approvals_at_promotion(rollout.change)
     facts.verdicts = check_verdicts(rollout.change, rollout.change.promoted_at or timezone.now())
-    facts.drifted = _drift(facts)
+    facts.drifted = _drift(facts) + _snapshot_lag(facts.signal)
     if facts.triggered:
         facts.rollback_seq = _last_event_seq(EventKind.ROLLOUT_ROLLED_BACK, rollout.pk)
         facts.rollback_pending = facts.rollback_seq is None and any(

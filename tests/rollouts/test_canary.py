@@ -174,6 +174,13 @@ def test_clients_on_an_old_runtime_snapshot_pause(
     rollout = fresh(started)
     assert rollout.state == RolloutState.PAUSED
     assert f"runtime snapshot {expected - 1}" in last_note(rollout).reason
+    body = ManifestVersion.objects.filter(rollout=rollout).latest("number").body
+    drift = {p["name"]: p for p in body["phases"]}["drift-gate"]
+    assert drift["status"] == "fail"
+    assert drift["observations"]["drifted"] == [
+        f"clients report runtime snapshot {expected - 1}; the current step needs {expected}"
+    ]
+    assert body["runtime_governance"]["drift_status"] == "unhealthy"
 
 
 def test_a_healthy_step_advances_after_its_minimums_with_fresh_step_counters(
