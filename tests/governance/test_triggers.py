@@ -67,4 +67,7 @@ def test_immutable_tables_refuse_update_and_rows_stamped_later_do_not() -> None:
         "rollouts.PointerMove",
         "rollouts.ManifestVersion",
         "rollouts.IterationNote",
+        # Telemetry: never changed; deleted only by the hourly fold and the batch prune.
+        "rollouts.TelemetryCounter",
+        "rollouts.TelemetryBatch",
     }
