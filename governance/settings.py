@@ -369,6 +369,9 @@ TELEMETRY_MAX_FUTURE_SECONDS = env_int("TELEMETRY_MAX_FUTURE_SECONDS", 300)
 ROLLOUT_ANALYSIS_ALPHA = float(env_str("ROLLOUT_ANALYSIS_ALPHA", "0.05"))
 #: The same test on request counts: a traffic split off the configured weight pauses.
 ROLLOUT_SRM_ALPHA = float(env_str("ROLLOUT_SRM_ALPHA", "0.001"))
+#: ... applied once the current step holds this many requests (both arms): a tiny first step is
+#: not paused by a few requests from one sticky subject (docs/rollouts.md).
+ROLLOUT_SRM_MIN_REQUESTS = env_int("ROLLOUT_SRM_MIN_REQUESTS", 1000)
 #: A canary step advances no sooner than this many seconds after it began ...
 ROLLOUT_STEP_MIN_SECONDS = env_int("ROLLOUT_STEP_MIN_SECONDS", 600)
 #: ... and with at least this many canary requests in the step.

@@ -45,6 +45,16 @@ not split as configured breaks the premise of the other tests (a canary given tw
 share would be blamed for twice the errors), so the SRM check comes first and pauses the
 rollout for a person: the analysis never rolls back on a test whose premise failed.
 
+The SRM check acts only once the current step holds ``ROLLOUT_SRM_MIN_REQUESTS`` requests
+(both arms; 1,000 by default). At a 1% step a few dozen requests from one sticky subject
+can all land on the canary, and pausing a healthy first step on them helps nobody. The
+guarantee is kept: the rule "pause when ``E >= 1/a`` *and* the step has at least ``n``
+requests" raises an alarm only on paths where ``E`` reached ``1/a``, so by Ville's
+inequality (which bounds the chance that ``E`` *ever* reaches ``1/a``) its false-alarm
+probability is still at most ``a``: it is the same e-process, acted on from a later start.
+Below the minimum the count tests still run (a rollback is the safe direction), but a
+step whose split already looks off does not advance: it holds until the minimum is met.
+
 Assumptions: requests are independent given their arm. Canary assignment is sticky per
 subject, so a few very heavy subjects make events cluster; the SRM check catches the
 grossest cases. A rollout retried after a rollback is a new rollout with fresh counters.
@@ -255,6 +265,7 @@ class Policy:
 
     alpha: float = 0.05
     srm_alpha: float = 0.001
+    srm_min_requests: int = 1000
     step_min_seconds: float = 600
     step_min_requests: int = 200
     data_deadline_seconds: float = 1800
@@ -315,8 +326,9 @@ def _sum(steps: Sequence[StepCounts], arm: str) -> Totals:
 def decide(obs: Observation, policy: Policy) -> Verdict:
     """The controller's decision for one rollout: roll back, pause, advance or hold.
 
-    Order: a sample ratio mismatch pauses first (the count tests assume the configured
-    split, so on a broken split they would blame the canary for its extra traffic); then a
+    Order: a sample ratio mismatch pauses first, once the step holds
+    ``policy.srm_min_requests`` requests (the count tests assume the configured split, so on
+    a broken split they would blame the canary for its extra traffic); then a
     failing count test rolls back; stopped telemetry and lagging clients pause; then the step's data: too little by the deadline pauses, a step
     that met its minimums is judged on the change gates (fail: roll back; pass: advance).
     A paused rollout is evaluated and reported, never moved.
@@ -328,6 +340,8 @@ def decide(obs: Observation, policy: Policy) -> Verdict:
     srm = srm_test(obs.steps, policy.srm_alpha)
     elapsed = (obs.now - obs.step_started_at).total_seconds()
     canary_requests = obs.current_canary.requests
+    step_requests = canary_requests + obs.current_stable.requests
+    srm_applies = step_requests >= policy.srm_min_requests
     evidence: dict[str, Any] = {
         "method": "mixture likelihood ratio, Beta-binomial (Lindon et al. 2022)",
         "alpha": policy.alpha,
@@ -338,7 +352,13 @@ def decide(obs: Observation, policy: Policy) -> Verdict:
             "stable": _arm_json(_sum(obs.steps, "stable")),
         },
         "tests": [t.as_json() for t in tests],
-        "srm": {**srm.as_json(), "alpha": policy.srm_alpha},
+        "srm": {
+            **srm.as_json(),
+            "alpha": policy.srm_alpha,
+            "min_requests": policy.srm_min_requests,
+            "step_requests": step_requests,
+            "applied": srm_applies,
+        },
         "step": {
             "number": obs.step_number,
             "started_at": obs.step_started_at.isoformat(),
@@ -359,7 +379,7 @@ def decide(obs: Observation, policy: Policy) -> Verdict:
             reason = f"paused; would {decision}: {reason}"
         return Verdict(act, reason, healthy, outcome, evidence)
 
-    if srm.failed:
+    if srm.failed and srm_applies:
         return verdict(
             PAUSE,
             f"sample ratio mismatch: {srm.canary} canary vs {srm.stable} stable requests, "
@@ -437,6 +457,15 @@ def decide(obs: Observation, policy: Policy) -> Verdict:
                        f"{obs.step_number}: {what}", False, failed_note)  # fmt: skip
     passed = f"step {obs.step_number} passed ({canary_requests} canary requests, {elapsed:.0f} s"
     passed += f", {len(gates)} gates)" if gates else ")"
+    if srm.failed:  # below the SRM minimum: not paused, but not advanced on a doubtful split
+        return verdict(
+            HOLD,
+            f"{passed}; the traffic split looks off ({srm.canary} canary of "
+            f"{srm.canary + srm.stable} requests, expected {srm.expected_canary:.0f}): holding "
+            f"until the step has {policy.srm_min_requests} requests for the mismatch check",
+            None,
+            no_signal,
+        )
     if not policy.auto_advance:
         return verdict(HOLD, f"{passed}; ready to advance (auto-advance is off)", True, completed)
     return verdict(ADVANCE, passed, True, completed)

@@ -46,6 +46,7 @@ def policy() -> Policy:
     return Policy(
         alpha=float(settings.ROLLOUT_ANALYSIS_ALPHA),
         srm_alpha=float(settings.ROLLOUT_SRM_ALPHA),
+        srm_min_requests=int(settings.ROLLOUT_SRM_MIN_REQUESTS),
         step_min_seconds=float(settings.ROLLOUT_STEP_MIN_SECONDS),
         step_min_requests=int(settings.ROLLOUT_STEP_MIN_REQUESTS),
         data_deadline_seconds=float(settings.ROLLOUT_DATA_DEADLINE_SECONDS),

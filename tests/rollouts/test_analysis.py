@@ -169,6 +169,43 @@ def test_sample_ratio_mismatch_pauses() -> None:
     assert verdict.evidence["srm"]["failed"] is True
 
 
+def test_a_healthy_one_percent_step_is_not_paused_by_a_few_requests() -> None:
+    """50 requests at 1%, 8 of them on the canary (one sticky subject's burst): the statistic
+    is over the threshold, but the step is below ROLLOUT_SRM_MIN_REQUESTS, so no pause."""
+    canary, stable = Totals(requests=8), Totals(requests=42)
+    assert analysis.srm_test([StepCounts(0.01, canary, stable)], 0.001).failed
+    verdict = decide(observe(canary=canary, stable=stable, rho=0.01, minutes=2), Policy())
+    assert verdict.decision == analysis.HOLD
+    assert verdict.reason.startswith("collecting: 8/200 canary requests")
+    srm = verdict.evidence["srm"]
+    assert (srm["failed"], srm["applied"], srm["step_requests"], srm["min_requests"]) == (
+        True, False, 50, 1000,
+    )  # fmt: skip
+
+
+def test_a_real_mismatch_with_enough_traffic_still_pauses() -> None:
+    # 1% configured, 3% observed over 2,000 requests in the step
+    canary, stable = Totals(requests=60, errors=1), Totals(requests=1940, errors=39)
+    verdict = decide(observe(canary=canary, stable=stable, rho=0.01), Policy())
+    assert verdict.decision == analysis.PAUSE and verdict.reason.startswith("sample ratio mismatch")
+    assert verdict.evidence["srm"]["applied"] is True
+    # the same split just under the minimum is not paused
+    lower = Policy(srm_min_requests=2001)
+    assert decide(observe(canary=canary, stable=stable, rho=0.01), lower).decision == "hold"
+
+
+def test_a_doubtful_split_below_the_srm_minimum_does_not_advance() -> None:
+    # 50% configured; 300 vs 100 requests (400 < 1,000): not paused, not advanced either
+    canary, stable = Totals(requests=300, errors=6), Totals(requests=100, errors=2)
+    verdict = decide(observe(canary=canary, stable=stable, rho=0.5), Policy())
+    assert verdict.decision == analysis.HOLD and verdict.healthy is None
+    assert "the traffic split looks off (300 canary of 400 requests, expected 200)" in (
+        verdict.reason
+    )
+    assert decide(observe(canary=canary, stable=stable, rho=0.5),
+                  Policy(srm_min_requests=400)).decision == analysis.PAUSE  # fmt: skip
+
+
 def test_clients_on_an_old_snapshot_pause() -> None:
     canary, stable = healthy(3000)
     verdict = decide(

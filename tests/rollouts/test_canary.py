@@ -159,6 +159,18 @@ def test_a_sample_ratio_mismatch_pauses(started: Rollout, slot: Slot) -> None:
     assert "sample ratio mismatch" in last_note(rollout).reason
 
 
+def test_a_few_requests_do_not_pause_a_step_for_a_mismatch(started: Rollout, slot: Slot) -> None:
+    """Below ROLLOUT_SRM_MIN_REQUESTS in the step the split is not judged (20 of 50 on a 10%
+    canary would be a mismatch with enough traffic)."""
+    at = first_bucket(started)
+    feed(started, slot, at, canary=(20, 0), stable=(30, 0))
+    controller_cycle(now=at + timedelta(seconds=61))
+    rollout = fresh(started)
+    assert rollout.state == RolloutState.PROGRESSING
+    note = last_note(rollout)
+    assert note.reason.endswith("holding: collecting: 20/200 canary requests in step 1")
+
+
 def test_clients_on_an_old_runtime_snapshot_pause(
     started: Rollout, slot: Slot, settings: Any
 ) -> None:
