@@ -8,7 +8,6 @@ Views check the shape of input and turn a DomainError into a form error or a mes
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import statistics
 import time
@@ -28,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, is_platform_admin, tenant_for_user
-from governance import permissions, selectors, services
+from governance import charts, permissions, selectors, services
 from governance.choices import WaiverState
 from governance.errors import DomainError, NotFound
 from governance.errors import PermissionDenied as DomainPermissionDenied
@@ -469,42 +468,18 @@ def waiver_countersign(request: HttpRequest, reference: str) -> HttpResponse:
 
 # --- readiness dashboard ----------------------------------------------------------------------
 
-CHART_WIDTH = 720
-CHART_HEIGHT = 240
-CHART_LEFT = 56
-CHART_BOTTOM = 24
-CHART_TOP = 12
 #: More promoted changes than this are drawn as one bar per day (the day's median).
 CHART_MAX_BARS = 60
-
-
-@dataclass
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    title: str
-    url: str = ""
-
-
-@dataclass
-class Rule:
-    y: float
-    label: str
+#: A bar is at least this share of the axis tall, so a change promoted within minutes
+#: still shows a bar (its true time is in its tooltip and in the table below the chart).
+MIN_BAR_SHARE = 0.015
 
 
 @dataclass
 class LeadTimeChart:
-    width: int
-    height: int
-    left: int
-    baseline: float
+    image: charts.ChartImage
     per_day: bool
-    bars: list[Bar]
-    ticks: list[Rule]
-    median: Rule | None
-    p90: Rule | None
+    bars: int
 
 
 def duration_text(hours: float | None) -> str:
@@ -515,22 +490,13 @@ def duration_text(hours: float | None) -> str:
     return f"{hours / 24:.1f} d"
 
 
-def _nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 5 x 10^k hours at or above ``value`` (a readable axis top)."""
-    if value <= 0:
-        return 1.0
-    scale = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if value <= step * scale:
-            return float(step * scale)
-    return float(10 * scale)
-
-
 def lead_time_chart(lead: selectors.LeadTimes) -> LeadTimeChart | None:
-    """Bars of the opened-to-promoted time, drawn by the server as SVG (no script, no CDN).
+    """Bars of the opened-to-promoted time (pygal, an SVG image: no script, no CDN).
 
     One bar per promoted change, oldest promotion on the left; past ``CHART_MAX_BARS`` one
-    bar per day holding that day's median. Dashed rules mark the median and the p90.
+    bar per day holding that day's median. Major guides mark the median and the p90. The
+    axis ticks are round and distinct in a unit that fits (``charts.duration_axis``), and
+    a zero-length bar is drawn ``MIN_BAR_SHARE`` tall instead of vanishing.
     """
     if not lead.samples:
         return None
@@ -552,43 +518,43 @@ def lead_time_chart(lead: selectors.LeadTimes) -> LeadTimeChart | None:
                 f"{timezone.localtime(s.promoted_at):%Y-%m-%d %H:%M}"
             )
             values.append((s.hours, title, s.url))
-    top = _nice_ceiling(max(v for v, _, _ in values))
-    plot_w = CHART_WIDTH - CHART_LEFT - 8
-    plot_h = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
-    baseline = CHART_TOP + plot_h
-    slot = plot_w / len(values)
-    gap = min(4.0, slot * 0.2)
-
-    def y_of(hours: float) -> float:
-        return round(baseline - plot_h * min(hours, top) / top, 1)
-
-    bars = [
-        Bar(
-            x=round(CHART_LEFT + i * slot + gap / 2, 1),
-            y=y_of(v),
-            width=round(max(slot - gap, 1.0), 1),
-            height=round(baseline - y_of(v), 1),
-            title=title,
-            url=url,
-        )
-        for i, (v, title, url) in enumerate(values)
-    ]
-    ticks = [Rule(y_of(top * f), duration_text(top * f)) for f in (0, 0.5, 1)]
-    return LeadTimeChart(
-        width=CHART_WIDTH,
-        height=CHART_HEIGHT,
-        left=CHART_LEFT,
-        baseline=baseline,
-        per_day=per_day,
-        bars=bars,
-        ticks=ticks,
-        median=Rule(y_of(lead.median_hours), duration_text(lead.median_hours))
-        if lead.median_hours is not None
-        else None,
-        p90=Rule(y_of(lead.p90_hours), duration_text(lead.p90_hours))
-        if lead.p90_hours is not None
-        else None,
+    ticks = charts.duration_axis(max(v for v, _, _ in values))
+    top = ticks[-1][0]
+    y_labels: list[dict[str, Any]] = [{"value": h, "label": text} for h, text in ticks]
+    majors: list[float] = []
+    for name, mark in (("median", lead.median_hours), ("p90", lead.p90_hours)):
+        if mark is not None:
+            y_labels.append({"value": mark, "label": f"{name} {charts.duration_label(mark)}"})
+            majors.append(mark)
+    chart = charts.bar(
+        show_legend=False,
+        range=(0, top),
+        y_labels=y_labels,
+        y_labels_major=majors,
+        show_minor_x_labels=False,
+        height=240,
     )
+    chart.add(
+        "Opened to promoted",
+        [
+            {
+                "value": max(v, top * MIN_BAR_SHARE),
+                "label": title,
+                **({"xlink": url} if url else {}),
+            }
+            for v, title, url in values
+        ],
+    )
+    shape = (
+        "One bar per day: the median time of the changes promoted that day."
+        if per_day
+        else "One bar per promoted change, oldest promotion first."
+    )
+    alt = (
+        f"Time from opened to promoted. {shape} Median {duration_text(lead.median_hours)}, "
+        f"p90 {duration_text(lead.p90_hours)}."
+    )
+    return LeadTimeChart(image=charts.render(chart, alt=alt), per_day=per_day, bars=len(values))
 
 
 @login_required

@@ -10,6 +10,7 @@ urlpatterns = [
     path("new/", views.rollout_new, name="new"),
     path("RO-<int:number>/", views.rollout_detail, name="rollout"),
     path("RO-<int:number>/phase-manifest.json", views.rollout_manifest, name="rollout-manifest"),
+    path("RO-<int:number>/dashboard/", views.rollout_dashboard, name="rollout-dashboard"),
     path("RO-<int:number>/<str:action>/", views.rollout_action, name="rollout-action"),
     path("runtime/", views.matrix, name="matrix"),
     path("applications/", views.application_list, name="applications"),

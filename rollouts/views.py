@@ -17,7 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Tenant, User
 from accounts.selectors import tenants_administered_by, tenants_visible_to
@@ -26,7 +26,7 @@ from governance.forms import form_error
 from registry import selectors as registry_selectors
 from reviews import reauth
 from reviews import selectors as review_selectors
-from rollouts import permissions, presenters, selectors, services
+from rollouts import dashboards, permissions, presenters, selectors, services
 from rollouts.choices import ACTIVE_STATES, RolloutState, RolloutStrategy
 from rollouts.contract import CANARY_PREREQUISITES
 from rollouts.filtersets import RolloutFilterSet
@@ -199,6 +199,7 @@ def _rollout_page(
     allowed = permissions.can_operate_rollout(user, rollout)
     manifest = manifest_build(rollout)
     phases = presenters.phase_views(manifest)
+    events = list(selectors.rollout_events(rollout))
     # What stops the canary's next step: asked only when a prerequisite phase does not pass.
     blockers = (
         canary_blockers(rollout)
@@ -224,7 +225,8 @@ def _rollout_page(
                     "slot__application", "tenant", "from_version", "to_version", "actor"
                 )
             ),
-            "events": list(selectors.rollout_events(rollout)),
+            "events": events,
+            "dash": dashboards.rollout_dashboard(rollout, events),
             "actions": presenters.action_views(
                 rollout,
                 targets,
@@ -241,6 +243,19 @@ def _rollout_page(
 @login_required
 def rollout_detail(request: HttpRequest, number: int) -> HttpResponse:
     return _rollout_page(request, _rollout_or_404(request, number))
+
+
+@login_required
+@require_GET
+def rollout_dashboard(request: HttpRequest, number: int) -> HttpResponse:
+    """The page's telemetry section alone: htmx polls it while the rollout runs."""
+    rollout = _rollout_or_404(request, number)
+    events = list(selectors.rollout_events(rollout))
+    return render(
+        request,
+        "rollouts/_dashboard.html",
+        {"rollout": rollout, "dash": dashboards.rollout_dashboard(rollout, events)},
+    )
 
 
 def _flag_switch(*, rollout: Rollout, actor: User, revision: int, reason: str) -> Rollout:

@@ -20,6 +20,7 @@ from governance.models import Waiver
 from registry.models import Deprecation, VersionUsage
 from reviews.choices import ChangeStatus, CheckKind, Decision
 from reviews.models import Approval, ChangeRequest
+from tests.charts import bars, chart_svg, y_labels
 from tests.reviews.conftest import make_artifact, people, prompt, publish
 
 __all__ = ["people", "prompt"]  # fixtures used here
@@ -239,8 +240,8 @@ def test_it_shows_what_needs_attention(
     lead = section(html, "lead-time")
     assert 'id="lead-median">5.5 h<' in lead and 'id="lead-p90">9.0 h<' in lead
     assert "10 changes promoted" in lead
-    assert lead.count('<rect class="bar"') == 10
-    assert "<svg" in lead and "<script" not in html
+    assert len(bars(chart_svg(lead, "lead-chart"))) == 10
+    assert "<script" not in html and 'alt="Time from opened to promoted.' in lead
     assert not re.search(r'(src|href)="https?://', html)  # nothing from a CDN
 
 
@@ -268,7 +269,7 @@ def test_many_promotions_draw_one_bar_per_day(
         )
     client.force_login(people["admin"])
     lead = section(client.get("/governance/readiness/").content.decode(), "lead-time")
-    assert lead.count('<rect class="bar"') == 5
+    assert len(bars(chart_svg(lead, "lead-chart"))) == 5
     assert "One bar per day" in lead and "70 changes promoted" in lead
 
 
@@ -328,11 +329,11 @@ def test_the_query_count_does_not_grow_with_the_rows(
     n = 3
     _build(acme, people, prompt, n)
     few, html = _dashboard_queries(client)
-    assert section(html, "lead-time").count('<rect class="bar"') == n
+    assert len(bars(chart_svg(section(html, "lead-time"), "lead-chart"))) == n
     _build(acme, people, prompt, 2 * n)  # 3n in all
     with django_assert_num_queries(few):
         html = client.get("/governance/readiness/").content.decode()
-    assert section(html, "lead-time").count('<rect class="bar"') == 3 * n
+    assert len(bars(chart_svg(section(html, "lead-time"), "lead-chart"))) == 3 * n
     assert section(html, "postmortems").count("EMERGENCY") == 3 * n
     assert section(html, "deprecations").count("1 consumer, 3 requests") == 3 * n
     assert open_slots(section(html, "approvals"))["administrator"] == 3 * n
@@ -380,3 +381,30 @@ def test_long_lists_show_their_first_rows_and_say_how_many(
         f"The first {DASHBOARD_LIST_LIMIT} of {DASHBOARD_LIST_LIMIT + 3} artifacts without an "
         "active owner." in html
     )
+
+
+def test_the_lead_time_axis_does_not_repeat_and_quick_changes_keep_a_bar(
+    client: Client, acme: Any, people: dict[str, Any]
+) -> None:
+    """Changes promoted within minutes: distinct ticks in minutes, and no bar vanishes."""
+    now = timezone.now()
+    for minutes in (0, 3, 12):
+        change_row(
+            acme,
+            people["author"],
+            status=ChangeStatus.PROMOTED,
+            created_at=now - DAY - minutes * timedelta(minutes=1),
+            promoted_at=now - DAY,
+        )
+    client.force_login(people["admin"])
+    svg = chart_svg(
+        section(client.get("/governance/readiness/").content.decode(), "lead-time"), "lead-chart"
+    )
+    heights = bars(svg)
+    assert len(heights) == 3 and all(h > 0 for h in heights)
+    assert len(set(heights)) == 3  # 0, 3 and 12 minutes: three heights, none zero
+    labels = y_labels(svg)
+    ticks = [label for label in labels if not label.startswith(("median", "p90"))]
+    assert ticks == ["0 min", "5 min", "10 min", "15 min"]
+    assert len(set(ticks)) == len(ticks)
+    assert any(label.startswith("median") for label in labels)

@@ -1,0 +1,374 @@
+"""What the rollout dashboards show: a rollout's telemetry as charts and tables, the fleet at a glance.
+
+Reads only (through ``rollouts.telemetry_selectors`` and ``rollouts.selectors``); every
+function runs a fixed number of queries whatever the number of counter rows, versions or
+the time range. Charts are pygal images (``governance.charts``); each comes with the
+numbers behind it as a table in the template.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from governance import charts
+from governance.events.kinds import EventKind
+from governance.events.models import Event
+from registry.models import Version
+from rollouts.choices import ACTIVE_STATES, Arm, RolloutStrategy
+from rollouts.forms import percent
+from rollouts.models import IterationNote, Rollout
+from rollouts.telemetry import COUNT_METRICS, Totals
+from rollouts.telemetry_selectors import SeriesPoint, rollout_arm_totals, rollout_series
+
+__all__ = [
+    "METRICS",
+    "MetricView",
+    "RolloutDashboard",
+    "TimelineItem",
+    "rollout_dashboard",
+    "series_window",
+]
+
+#: About this many points on a rollout's time axis (the step widens with the range).
+TARGET_POINTS = 60
+#: The iteration notes the page lists (newest first).
+NOTES_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric compared between the arms: how to read it from totals and how to print it."""
+
+    key: str
+    label: str
+    read: Callable[[Totals], float | None]
+    unit: str  # "rate", "ms", "money", "score"
+    counted: bool  # a count metric (the sequential test) or continuous (the step-end gates)
+
+
+def _rate(name: str) -> Callable[[Totals], float | None]:
+    return lambda t: t.rate(name)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("errors", "Error rate", _rate("errors"), "rate", True),
+    Metric("refusals", "Refusal rate", _rate("refusals"), "rate", True),
+    Metric("policy_violations", "Policy violations", _rate("policy_violations"), "rate", True),
+    Metric("latency_p95_ms", "p95 latency", lambda t: t.p95_ms, "ms", False),
+    Metric("cost", "Cost per request", lambda t: t.cost_per_request, "money", False),
+    Metric("quality", "Quality (mean score)", lambda t: t.quality_mean, "score", False),
+)
+
+
+def metric_text(metric: Metric, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if metric.unit == "rate":
+        return f"{value:.2%}"
+    if metric.unit == "ms":
+        return "> 10 s" if math.isinf(value) else f"≤ {value:g} ms"
+    if metric.unit == "money":
+        return f"{value:.5f}"
+    return f"{value:.3f}"
+
+
+@dataclass
+class MetricView:
+    key: str
+    label: str
+    canary: str
+    stable: str
+    canary_count: str
+    stable_count: str
+    threshold: str
+    worse: bool
+    chart: charts.ChartImage | None = None
+
+
+@dataclass
+class TimelineItem:
+    """One step of the rollout's story: started, advanced, paused, resumed, rolled back..."""
+
+    time: datetime
+    kind: str  # start, advance, pause, resume, succeed, abort, rollback, flag
+    label: str
+    actor: str
+    reason: str
+    seq: int
+    url: str
+
+
+@dataclass
+class DistributionRow:
+    start: datetime
+    requests: list[int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests)
+
+
+@dataclass
+class RolloutDashboard:
+    live: bool
+    since: datetime | None
+    until: datetime | None
+    step: timedelta | None
+    totals: dict[str, Totals]
+    metrics: list[MetricView]
+    versions: list[str]
+    distribution: charts.ChartImage | None
+    distribution_rows: list[DistributionRow]
+    timeline: list[TimelineItem]
+    notes: list[IterationNote] = field(default_factory=list)
+    notes_total: int = 0
+    refresh_seconds: int = 0
+
+    @property
+    def has_telemetry(self) -> bool:
+        return any(t.requests for t in self.totals.values())
+
+
+def series_window(
+    rollout: Rollout, now: datetime | None = None
+) -> tuple[datetime, datetime, timedelta] | None:
+    """The time range and step of a rollout's charts: from its start to its finish (or now).
+
+    The step is a whole number of telemetry buckets giving about ``TARGET_POINTS`` points.
+    None before the rollout starts.
+    """
+    if rollout.started_at is None:
+        return None
+    bucket = timedelta(seconds=settings.TELEMETRY_BUCKET_SECONDS)
+    now = now or timezone.now()
+    started = rollout.started_at
+    since = started - timedelta(seconds=started.timestamp() % bucket.total_seconds())
+    until = (rollout.finished_at or now) + bucket
+    buckets = max(1, math.ceil((until - since) / bucket / TARGET_POINTS))
+    return since, until, bucket * buckets
+
+
+_TIMELINE_KINDS = {
+    EventKind.ROLLOUT_STARTED: "start",
+    EventKind.ROLLOUT_ADVANCED: "advance",
+    EventKind.ROLLOUT_PAUSED: "pause",
+    EventKind.ROLLOUT_RESUMED: "resume",
+    EventKind.ROLLOUT_SUCCEEDED: "succeed",
+    EventKind.ROLLOUT_ABORTED: "abort",
+    EventKind.ROLLOUT_ROLLED_BACK: "rollback",
+    EventKind.ROLLOUT_FLAG_SET: "flag",
+}
+
+
+def _step_text(rollout: Rollout, step: Any) -> str:
+    if not isinstance(step, int) or step < 1 or step > len(rollout.steps):
+        return ""
+    value = rollout.steps[step - 1]
+    if rollout.strategy == RolloutStrategy.CANARY:
+        return f"step {step}: {percent(int(value))}"
+    return f"step {step}"
+
+
+def timeline(rollout: Rollout, events: Iterable[Event]) -> list[TimelineItem]:
+    """The rollout's step events in order, pauses and rollbacks marked by their kind."""
+    items = []
+    for event in events:
+        kind = _TIMELINE_KINDS.get(event.kind)  # type: ignore[call-overload]
+        if kind is None:
+            continue
+        payload = event.payload or {}
+        step = _step_text(rollout, payload.get("step"))
+        label = event.get_kind_display() + (f" ({step})" if step else "")
+        items.append(
+            TimelineItem(
+                time=event.time,
+                kind=kind,
+                label=label,
+                actor=event.actor_name or "system",
+                reason=str(payload.get("reason") or ""),
+                seq=event.seq,
+                url=event.get_absolute_url(),
+            )
+        )
+    return items
+
+
+def _version_labels(ids: Iterable[Any]) -> dict[Any, str]:
+    wanted = [i for i in set(ids) if i is not None]
+    if not wanted:
+        return {}
+    return {
+        v.pk: v.version
+        for v in Version.objects.filter(pk__in=wanted).only("id", "version").order_by()
+    }
+
+
+def _time_labels(points: Sequence[SeriesPoint]) -> list[str]:
+    if not points:
+        return []
+    days = {timezone.localtime(p.start).date() for p in points}
+    fmt = "%H:%M" if len(days) == 1 else "%m-%d %H:%M"
+    return [timezone.localtime(p.start).strftime(fmt) for p in points]
+
+
+def _distribution(
+    points: list[SeriesPoint], labels: dict[Any, str], order: list[Any]
+) -> tuple[charts.ChartImage | None, list[DistributionRow]]:
+    rows = [DistributionRow(p.start, [p.versions.get(v, 0) for v in order]) for p in points]
+    if not order or not any(sum(r.requests) for r in rows):
+        return None, rows
+    x = _time_labels(points)
+    top = max(r.total for r in rows)
+    chart = charts.stacked_area(
+        range=(0, top * 1.1),
+        x_labels=x,
+        show_minor_x_labels=False,
+        x_labels_major_count=8,
+        x_label_rotation=0,
+        y_title="requests",
+    )
+    for i, vid in enumerate(order):
+        chart.add(labels.get(vid, "?"), [r.requests[i] for r in rows])
+    totals = {labels.get(v, "?"): sum(r.requests[i] for r in rows) for i, v in enumerate(order)}
+    alt = (
+        f"Requests per version over time, stacked, {len(rows)} steps from {x[0]} to {x[-1]}. "
+        "Totals: " + ", ".join(f"{k} {n}" for k, n in totals.items()) + "."
+    )
+    return charts.render(chart, alt=alt), rows
+
+
+def _metric_chart(metric: Metric, points: list[SeriesPoint]) -> charts.ChartImage | None:
+    canary = [
+        _finite(metric.read(p.arms[Arm.CANARY])) if Arm.CANARY in p.arms else None for p in points
+    ]
+    stable = [
+        _finite(metric.read(p.arms[Arm.STABLE])) if Arm.STABLE in p.arms else None for p in points
+    ]
+    if all(v is None for v in canary + stable):
+        return None
+    formatter = (lambda v: f"{v:.1%}") if metric.unit == "rate" else (lambda v: f"{v:g}")
+    top = max(v for v in canary + stable if v is not None)
+    chart = charts.line(
+        # An explicit range from 0: pygal's own scale never ends when every value is equal.
+        range=(0, top * 1.2 if top > 0 else 1.0),
+        width=360,
+        height=200,
+        x_labels=_time_labels(points),
+        show_minor_x_labels=False,
+        x_labels_major_count=4,
+        value_formatter=formatter,
+        show_y_guides=True,
+        dots_size=1.5,
+        allow_interruptions=True,
+        title=metric.label,
+    )
+    chart.add("canary", canary)
+    chart.add("stable", stable)
+    last = lambda values: next((v for v in reversed(values) if v is not None), None)  # noqa: E731
+    alt = (
+        f"{metric.label} per step, canary against stable; latest canary "
+        f"{metric_text(metric, last(canary))}, stable {metric_text(metric, last(stable))}."
+    )
+    return charts.render(chart, alt=alt)
+
+
+def _worse(metric: Metric, canary: float | None, stable: float | None) -> bool:
+    if canary is None or stable is None:
+        return False
+    return canary < stable if metric.key == "quality" else canary > stable
+
+
+def _threshold(metric: Metric) -> str:
+    if metric.counted:
+        alpha = float(getattr(settings, "ROLLOUT_ALPHA", 0.05))
+        k = len(COUNT_METRICS)
+        return f"rolls back when the test statistic reaches 1/(alpha/{k}) = {k / alpha:g}"
+    return "checked against the change gates at the end of each step"
+
+
+def _count_text(metric: Metric, totals: Totals | None) -> str:
+    if totals is None:
+        return "—"
+    if metric.counted:
+        return f"{getattr(totals, metric.key)} of {totals.requests}"
+    if metric.key == "quality":
+        return f"n = {totals.quality_n}"
+    return f"{totals.requests} requests"
+
+
+def rollout_dashboard(
+    rollout: Rollout, events: Iterable[Event], *, now: datetime | None = None
+) -> RolloutDashboard:
+    """Everything the rollout page draws from telemetry: four queries whatever the data.
+
+    The series (one query), the totals per arm (one), the version labels (one) and the
+    latest iteration notes with their count (two, taken only once the rollout started).
+    """
+    window = series_window(rollout, now)
+    live = rollout.state in ACTIVE_STATES
+    refresh = int(getattr(settings, "ROLLOUT_DASHBOARD_REFRESH_SECONDS", 15)) if live else 0
+    steps = timeline(rollout, events)
+    if window is None:
+        return RolloutDashboard(
+            live=live, since=None, until=None, step=None, totals={}, metrics=[], versions=[],
+            distribution=None, distribution_rows=[], timeline=steps, refresh_seconds=refresh,
+        )  # fmt: skip
+    since, until, step = window
+    points = rollout_series(rollout, since=since, step=step, until=until)
+    totals = rollout_arm_totals([rollout]).get(rollout.pk, {})
+    order_counts: dict[Any, int] = {}
+    for p in points:
+        for vid, n in p.versions.items():
+            order_counts[vid] = order_counts.get(vid, 0) + n
+    order = sorted(order_counts, key=lambda v: -order_counts[v])
+    labels = _version_labels(order)
+    distribution, rows = _distribution(points, labels, order)
+    canary, stable = totals.get(Arm.CANARY), totals.get(Arm.STABLE)
+    metrics = []
+    for m in METRICS:
+        c = _finite(m.read(canary)) if canary else None
+        s = _finite(m.read(stable)) if stable else None
+        metrics.append(
+            MetricView(
+                key=m.key,
+                label=m.label,
+                canary=metric_text(m, m.read(canary) if canary else None),
+                stable=metric_text(m, m.read(stable) if stable else None),
+                canary_count=_count_text(m, canary),
+                stable_count=_count_text(m, stable),
+                threshold=_threshold(m),
+                worse=_worse(m, c, s),
+                chart=_metric_chart(m, points),
+            )
+        )
+    notes_qs = (
+        IterationNote.objects.filter(rollout=rollout).select_related("manifest").order_by("-number")
+    )
+    notes = list(notes_qs[:NOTES_SHOWN])
+    total = notes[0].number if notes else 0
+    return RolloutDashboard(
+        live=live,
+        since=since,
+        until=until,
+        step=step,
+        totals=totals,
+        metrics=metrics,
+        versions=[labels.get(v, "?") for v in order],
+        distribution=distribution,
+        distribution_rows=rows,
+        timeline=steps,
+        notes=notes,
+        notes_total=total,
+        refresh_seconds=refresh,
+    )
