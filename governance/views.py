@@ -45,6 +45,7 @@ from governance.permissions import (
     waiver_actions,
 )
 from governance.selectors import readiness
+from registry import hooks as registry_hooks
 from registry import selectors as registry_selectors
 from registry.models import Artifact
 from reviews import selectors as review_selectors
@@ -567,6 +568,14 @@ def readiness_page(request: HttpRequest) -> HttpResponse:
             "The readiness dashboard is for administrators and privacy or security officers."
         )
     board = selectors.readiness_dashboard(tenants, timezone.now(), viewer=user)
+    # Who used each deprecated version lately (24 h and 7 d per tenant and application), from
+    # the runtime's telemetry through the registry's hook: one query for the whole list.
+    recent = registry_hooks.usage_by_version([d.version_id for d in board.deprecations])
+    slugs = {t.slug for t in board.tenants}
+    for d in board.deprecations:
+        d.recent_usage = [  # type: ignore[attr-defined]
+            u for u in recent.get(d.version_id, []) if u.tenant_slug in slugs or not slugs
+        ]
     return render(
         request,
         "governance/readiness.html",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 #: Takes version ids, ``hours=`` and ``now=``; answers ``{version id: requests served in the
 #: last hours}`` (absent = none).
@@ -36,3 +36,55 @@ def recent_traffic(
         for version_id, requests in answer(ids, hours=hours, now=now).items():
             total[version_id] = total.get(version_id, 0) + int(requests)
     return total
+
+
+# --- who uses a version (the version page, the deprecation pages) ----------------------------
+
+
+class UsageRow(Protocol):
+    """Who used a version: a tenant and application, with requests in the last 24 h and 7 d."""
+
+    tenant_slug: str
+    application_slug: str
+    requests_24h: int
+    requests_7d: int
+
+
+#: Takes versions (or ids) and answers ``{version id: [UsageRow]}`` (absent = no traffic).
+UsageSource = Callable[[Iterable[Any]], dict[Any, list[Any]]]
+#: Takes an artifact and answers the URL of its usage page ("" if none).
+UsageUrl = Callable[[Any], str]
+
+_usage_sources: list[UsageSource] = []
+_usage_urls: list[UsageUrl] = []
+
+
+def register_usage(source: UsageSource, url: UsageUrl | None = None) -> None:
+    """Register who answers "who used these versions lately?" (idempotent)."""
+    if source not in _usage_sources:
+        _usage_sources.append(source)
+    if url is not None and url not in _usage_urls:
+        _usage_urls.append(url)
+
+
+def usage_by_version(versions: Iterable[Any]) -> dict[Any, list[Any]]:
+    """``{version id: [UsageRow]}`` from every registered source."""
+    items = list(versions)
+    found: dict[Any, list[Any]] = {}
+    for source in _usage_sources:
+        for vid, rows in source(items).items():
+            found.setdefault(vid, []).extend(rows)
+    return found
+
+
+def usage_for(version: Any) -> list[Any]:
+    """Who used ``version`` in the last 7 days (with the last 24 hours), busiest first."""
+    return usage_by_version([version]).get(getattr(version, "pk", version), [])
+
+
+def usage_url(artifact: Any) -> str:
+    """The page that says who uses which version of ``artifact`` ("" when none is registered)."""
+    for url in _usage_urls:
+        if found := url(artifact):
+            return found
+    return ""

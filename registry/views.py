@@ -16,12 +16,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.models import Tenant, User
-from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
+from accounts.selectors import (
+    access_by_tenant,
+    roles_in_tenant,
+    tenant_for_user,
+    tenants_visible_to,
+)
 from governance.errors import DomainError, NotFound
 from governance.errors import PermissionDenied as DomainPermissionDenied
 from governance.events.models import SigningKey
 from governance.forms import form_error
-from registry import selectors, services
+from registry import hooks, selectors, services
 from registry.choices import ContentKind, Stage
 from registry.diffs import version_diff
 from registry.filtersets import ArtifactFilterSet
@@ -283,6 +288,8 @@ def _version_page(
             )
             if deprecation is not None
             else [],
+            "recent_usage": _visible_usage(request, hooks.usage_for(found)),
+            "usage_url": hooks.usage_url(found_artifact),
             "may_manage_lifecycle": bool(who_deprecates or who_retires),
             "is_active": is_active,
             "deprecate_form": deprecate_form if may_deprecate else None,
@@ -290,6 +297,14 @@ def _version_page(
         },
         status=status,
     )
+
+
+def _visible_usage(request: HttpRequest, rows: list[Any]) -> list[Any]:
+    """Usage rows of the tenants the user may see (another tenant's traffic stays its own)."""
+    if not rows:
+        return rows
+    visible = set(tenants_visible_to(request.user).values_list("slug", flat=True))
+    return [r for r in rows if r.tenant_slug in visible]
 
 
 @login_required

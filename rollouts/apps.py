@@ -17,5 +17,7 @@ class RolloutsConfig(AppConfig):
         hooks.register_default_moved(services.default_moves_record)
         # registry asks "did this version serve lately?" before it removes a deprecated one.
         registry_hooks.register_recent_traffic(telemetry_selectors.recent_traffic_by_version)
+        # ... and "who used it lately?" for the version and deprecation pages (24 h and 7 d).
+        registry_hooks.register_usage(telemetry_selectors.usage_by_version, selectors.usage_url)
         # The canary analysis (issue 12) is the controller's telemetry signal.
         signal_source_register(canary.canary_signal)

@@ -21,6 +21,7 @@ from governance import charts
 from governance.events.kinds import EventKind
 from governance.events.models import Event
 from registry.models import Version
+from rollouts import canary as canary_analysis
 from rollouts.choices import ACTIVE_STATES, Arm, RolloutStrategy
 from rollouts.forms import percent
 from rollouts.models import IterationNote, Rollout
@@ -29,9 +30,11 @@ from rollouts.telemetry_selectors import SeriesPoint, rollout_arm_totals, rollou
 
 __all__ = [
     "METRICS",
+    "FleetRow",
     "MetricView",
     "RolloutDashboard",
     "TimelineItem",
+    "fleet_rows",
     "rollout_dashboard",
     "series_window",
 ]
@@ -94,6 +97,8 @@ class MetricView:
     threshold: str
     worse: bool
     chart: charts.ChartImage | None = None
+    statistic: str = ""
+    failed: bool = False
 
 
 @dataclass
@@ -134,6 +139,7 @@ class RolloutDashboard:
     notes: list[IterationNote] = field(default_factory=list)
     notes_total: int = 0
     refresh_seconds: int = 0
+    verdict: str = ""
 
     @property
     def has_telemetry(self) -> bool:
@@ -297,6 +303,13 @@ def _threshold(metric: Metric) -> str:
     return "checked against the change gates at the end of each step"
 
 
+def _statistic_text(test: dict[str, Any] | None) -> str:
+    """The canary analysis' sequential test for a metric: its e-value against 1/alpha."""
+    if not test:
+        return ""
+    return f"e-value {test['e_value']:.4g} of {test['threshold']:g}"
+
+
 def _count_text(metric: Metric, totals: Totals | None) -> str:
     if totals is None:
         return "—"
@@ -335,6 +348,8 @@ def rollout_dashboard(
     labels = _version_labels(order)
     distribution, rows = _distribution(points, labels, order)
     canary, stable = totals.get(Arm.CANARY), totals.get(Arm.STABLE)
+    verdict = canary_analysis.verdict_for(rollout, now=now) if live else None
+    tests = {t["metric"]: t for t in (verdict.evidence.get("tests", []) if verdict else [])}
     metrics = []
     for m in METRICS:
         c = _finite(m.read(canary)) if canary else None
@@ -350,6 +365,8 @@ def rollout_dashboard(
                 threshold=_threshold(m),
                 worse=_worse(m, c, s),
                 chart=_metric_chart(m, points),
+                statistic=_statistic_text(tests.get(m.key)),
+                failed=bool(tests.get(m.key, {}).get("failed")),
             )
         )
     notes_qs = (
@@ -371,4 +388,67 @@ def rollout_dashboard(
         notes=notes,
         notes_total=total,
         refresh_seconds=refresh,
+        verdict=verdict.reason if verdict else "",
     )
+
+
+# --- the fleet ---------------------------------------------------------------------------
+
+
+@dataclass
+class FleetRow:
+    """One rollout at a glance: state, weight, error rate per arm, the last note."""
+
+    rollout: Rollout
+    weight: str
+    canary_errors: str
+    stable_errors: str
+    health: str  # ok, watch, bad, idle
+    note_outcome: str
+    note_reason: str
+    note_at: datetime | None
+
+
+ERRORS = METRICS[0]
+
+
+def fleet_rows(rollouts: Sequence[Rollout]) -> list[FleetRow]:
+    """The fleet page's rows for ``rollouts`` (annotated with ``last_note_*``): one query more.
+
+    The arm totals of every rollout come in one query; the last note rides on the
+    rollouts' own query (``selectors.with_last_note``).
+    """
+    totals = rollout_arm_totals(rollouts)
+    rows = []
+    for r in rollouts:
+        arms = totals.get(r.pk, {})
+        c, s = arms.get(Arm.CANARY), arms.get(Arm.STABLE)
+        cr, sr = (ERRORS.read(c) if c else None), (ERRORS.read(s) if s else None)
+        outcome = getattr(r, "last_note_outcome", None) or ""
+        if r.state in {"rolled_back", "aborted"}:
+            health = "bad"
+        elif r.state not in ACTIVE_STATES:
+            health = "idle"
+        elif r.state == "paused" or _worse(ERRORS, cr, sr):
+            health = "watch"
+        else:
+            health = "ok"
+        rows.append(
+            FleetRow(
+                rollout=r,
+                weight=percent(r.weight) if r.strategy == RolloutStrategy.CANARY else "—",
+                canary_errors=_arm_rate(c),
+                stable_errors=_arm_rate(s),
+                health=health,
+                note_outcome=outcome,
+                note_reason=getattr(r, "last_note_reason", None) or "",
+                note_at=getattr(r, "last_note_at", None),
+            )
+        )
+    return rows
+
+
+def _arm_rate(totals: Totals | None) -> str:
+    if totals is None or not totals.requests:
+        return "—"
+    return f"{metric_text(ERRORS, ERRORS.read(totals))} of {totals.requests}"

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.urls import reverse
 
 from accounts.models import Tenant
 from accounts.selectors import AnyUser, tenant_scoped
@@ -23,7 +24,15 @@ from registry.models import Version
 from reviews.choices import ChangeStatus
 from reviews.models import ChangeItem, ChangeRequest
 from rollouts.choices import ACTIVE_STATES, RolloutState
-from rollouts.models import Application, Override, PointerMove, Rollout, RolloutTarget, Slot
+from rollouts.models import (
+    Application,
+    IterationNote,
+    Override,
+    PointerMove,
+    Rollout,
+    RolloutTarget,
+    Slot,
+)
 
 # --- what may serve --------------------------------------------------------------------
 
@@ -296,3 +305,19 @@ def changes_awaiting_rollout(user: AnyUser | None) -> QuerySet[ChangeRequest]:
         .distinct()
         .order_by("-promoted_at")
     )
+
+
+def with_last_note(rollouts: QuerySet[Rollout]) -> QuerySet[Rollout]:
+    """``rollouts`` annotated with their latest iteration note (``last_note_outcome``,
+    ``last_note_reason``, ``last_note_at``), in the same query."""
+    latest = IterationNote.objects.filter(rollout=OuterRef("pk")).order_by("-number")
+    return rollouts.annotate(
+        last_note_outcome=Subquery(latest.values("outcome")[:1]),
+        last_note_reason=Subquery(latest.values("reason")[:1]),
+        last_note_at=Subquery(latest.values("created_at")[:1]),
+    )
+
+
+def usage_url(artifact: Any) -> str:
+    """The usage page of an artifact (who still uses which version): registry links to it."""
+    return reverse("rollouts:usage", kwargs=artifact.url_kwargs())

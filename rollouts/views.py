@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Case, When
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -26,7 +27,14 @@ from governance.forms import form_error
 from registry import selectors as registry_selectors
 from reviews import reauth
 from reviews import selectors as review_selectors
-from rollouts import dashboards, permissions, presenters, selectors, services
+from rollouts import (
+    dashboards,
+    permissions,
+    presenters,
+    selectors,
+    services,
+    telemetry_selectors,
+)
 from rollouts.choices import ACTIVE_STATES, RolloutState, RolloutStrategy
 from rollouts.contract import CANARY_PREREQUISITES
 from rollouts.filtersets import RolloutFilterSet
@@ -262,6 +270,51 @@ def _flag_switch(*, rollout: Rollout, actor: User, revision: int, reason: str) -
     """The flag action switches the flag to the other position."""
     return services.rollout_flag_set(
         rollout=rollout, on=not rollout.flag_on, actor=actor, revision=revision, reason=reason
+    )
+
+
+#: Rollouts on one page of the fleet.
+FLEET_PAGE_SIZE = 50
+#: The usage page names at most this many versions without traffic (newest first).
+UNUSED_SHOWN = 20
+
+
+@login_required
+def fleet(request: HttpRequest) -> HttpResponse:
+    """Every rollout across the user's tenants, running ones first, with its health at a glance."""
+    qs = selectors.with_last_note(
+        selectors.rollouts_visible_to(request.user).select_related("tenant", "change")
+    ).order_by(
+        Case(When(state__in=list(ACTIVE_STATES), then=0), default=1),
+        "-number",
+    )
+    page = Paginator(qs, FLEET_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "rollouts/fleet.html",
+        {"page": page, "rows": dashboards.fleet_rows(list(page.object_list))},
+    )
+
+
+@login_required
+def artifact_usage(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
+    """Who still uses which version of an artifact: tenants and applications, 24 h and 7 d."""
+    try:
+        artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    versions = list(registry_selectors.versions_of(artifact))
+    visible = set(tenants_visible_to(request.user).values_list("slug", flat=True))
+    usage = telemetry_selectors.usage_by_version(versions)
+    rows = [(v, [u for u in usage.get(v.pk, []) if u.tenant_slug in visible]) for v in versions]
+    return render(
+        request,
+        "rollouts/usage.html",
+        {
+            "artifact": artifact,
+            "rows": [(v, used) for v, used in rows if used],
+            "unused": [v for v, used in rows if not used][:UNUSED_SHOWN],
+        },
     )
 
 

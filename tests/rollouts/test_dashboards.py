@@ -88,6 +88,8 @@ def test_the_rollout_page_compares_the_arms_and_stacks_the_versions(
     assert "50.00%" in errors.group(1) and "(150 of 300)" in errors.group(1)
     assert "2.22%" in errors.group(1) and "(60 of 2700)" in errors.group(1)
     assert "rolls back when the test statistic reaches 1/(alpha/4) = 80" in errors.group(1)
+    assert "e-value " in errors.group(1) and " of 80<" in errors.group(1)  # the analysis' statistic
+    assert 'id="verdict"' in dash
     assert 'data-metric="latency_p95_ms"' in dash and "≤ 100 ms" in dash
     # every chart is an image with a text alternative, and the numbers in a table
     svg = chart_svg(dash, "distribution-chart")
@@ -175,3 +177,57 @@ def test_query_count_does_not_grow_with_rows_or_range(
         client.get(fragment)
     with django_assert_num_queries(few_page):
         client.get(page)
+
+
+# --- the fleet and usage pages ----------------------------------------------------------------
+
+
+def test_the_fleet_shows_every_rollout_with_its_health(
+    client: Client,
+    started: Rollout,
+    slot: Slot,
+    prompt_v1: Version,
+    prompt_v2: Version,
+    platform: Tenant,
+    people: dict[str, Any],
+    django_assert_num_queries: Any,
+) -> None:
+    rows(started, slot, prompt_v1, prompt_v2, platform, minutes=3)
+    client.force_login(people["admin"])
+    with CaptureQueriesContext(connection) as ctx:
+        html = client.get("/rollouts/fleet/").content.decode()
+    row = re.search(
+        rf'<tr data-rollout="RO-{started.number}" data-health="(\w+)">(.*?)</tr>', html, re.S
+    )
+    assert row is not None and row.group(1) == "watch"  # the canary's error rate is worse
+    assert "50.00% of 30" in row.group(2) and "2.22% of 270" in row.group(2)
+    assert "1%" in row.group(2) and "none yet" in row.group(2)
+    rows(started, slot, prompt_v1, prompt_v2, platform, minutes=50)
+    with django_assert_num_queries(len(ctx.captured_queries)):
+        client.get("/rollouts/fleet/")
+
+
+def test_usage_of_an_artifact_and_of_a_version(
+    client: Client,
+    started: Rollout,
+    slot: Slot,
+    prompt_v1: Version,
+    prompt_v2: Version,
+    platform: Tenant,
+    people: dict[str, Any],
+) -> None:
+    rows(started, slot, prompt_v1, prompt_v2, platform, minutes=3)
+    client.force_login(people["admin"])
+    artifact = prompt_v1.artifact
+    url = f"/rollouts/usage/{artifact.path}/"
+    html = client.get(url).content.decode()
+    found = dict(
+        re.findall(r'<tr data-version="([^"]+)">.*?<td>sales-agent</td><td>(\d+)</td>', html, re.S)
+    )
+    assert found == {prompt_v1.version: "270", prompt_v2.version: "30"}
+    page = client.get(prompt_v1.get_absolute_url()).content.decode()
+    usage = page.split('id="recent-usage"')[1].split("</table>")[0]
+    assert f'data-consumer="{platform.slug}/sales-agent"' in usage
+    assert "<td>270</td><td>270</td>" in usage
+    assert f'href="{url}"' in page
+    assert client.get("/rollouts/usage/prompt/nobody/nothing/").status_code == 404
