@@ -97,6 +97,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "governance.request_metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "governance.security.RefusalLogMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import is_platform_admin
+from governance import request_metrics
 from governance.events import selectors
 
 
@@ -114,6 +115,17 @@ class GovernanceCollector:
         yield deprecated
 
 
+#: Collectors of the floors above (rollouts registers its own in ``ready()``): the kernel
+#: never imports them.
+_collectors: list[Any] = []
+
+
+def register_collector(collector: Any) -> None:
+    """Add a collector (an object with ``collect()``) to every scrape (idempotent by type)."""
+    if not any(type(c) is type(collector) for c in _collectors):
+        _collectors.append(collector)
+
+
 class PrometheusMetricsView(APIView):
     """Prometheus scrape endpoint (bearer token of a platform administrator, or public if configured)."""
 
@@ -124,6 +136,7 @@ class PrometheusMetricsView(APIView):
     def get(self, request: Request) -> Response:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(GovernanceCollector())
-        return Response(
-            generate_latest(registry), content_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        for collector in _collectors:
+            registry.register(collector)
+        body = generate_latest(registry) + generate_latest(request_metrics.REGISTRY)
+        return Response(body, content_type="text/plain; version=0.0.4; charset=utf-8")

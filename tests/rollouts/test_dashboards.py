@@ -231,3 +231,39 @@ def test_usage_of_an_artifact_and_of_a_version(
     assert "<td>270</td><td>270</td>" in usage
     assert f'href="{url}"' in page
     assert client.get("/rollouts/usage/prompt/nobody/nothing/").status_code == 404
+
+
+# --- Prometheus ----------------------------------------------------------------------------
+
+
+def test_metrics_gauge_running_rollouts_and_time_requests(
+    client: Client,
+    started: Rollout,
+    slot: Slot,
+    prompt_v1: Version,
+    prompt_v2: Version,
+    platform: Tenant,
+    people: dict[str, Any],
+    settings: Any,
+) -> None:
+    rows(started, slot, prompt_v1, prompt_v2, platform, minutes=3)
+    settings.METRICS_PUBLIC = True
+    client.force_login(people["admin"])
+    client.get(prompt_v1.get_absolute_url())  # a registry page, timed by the middleware
+    text = client.get("/metrics").content.decode()
+    ro, tenant = f'rollout="RO-{started.number}"', f'tenant="{platform.slug}"'
+    assert f'governance_rollout_weight{{{ro},strategy="canary",{tenant}}} 0.01' in text
+    assert f'governance_rollout_state{{{ro},state="progressing",{tenant}}} 1.0' in text
+    assert f'governance_rollout_state{{{ro},state="paused",{tenant}}} 0.0' in text
+    stat = re.search(
+        rf'governance_rollout_test_statistic{{metric="errors",{ro},{tenant}}} ([0-9.e+-]+)', text
+    )
+    assert stat is not None and float(stat.group(1)) > 0
+    assert f'governance_rollout_test_threshold{{metric="errors",{ro},{tenant}}} 80.0' in text
+    route = "registry/<slug:cls>/<slug:tenant>/<slug:slug>/v/<str:version>/"
+    assert re.search(
+        r'governance_http_request_duration_seconds_count\{method="GET",route="'
+        + re.escape(route)
+        + r'",status="2xx"\} [1-9]',
+        text,
+    )
