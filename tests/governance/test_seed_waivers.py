@@ -29,6 +29,7 @@ pytestmark = pytest.mark.django_db
 ROUTING = "Route German tickets to the DACH queue"
 REFUND = "Launch the refund reply prompt"
 OUTAGE = "Emergency: publish the outage notice prompt"
+QUOTING = "Summaries quote the customer's last message"
 
 
 def seed() -> str:
@@ -195,9 +196,9 @@ def test_applications_slots_and_rollouts_in_every_state(seeded: str) -> None:
     }
     rollouts = {
         r.state: r
-        for r in Rollout.objects.select_related("tenant", "change").prefetch_related(
-            "targets__slot", "targets__candidate", "targets__baseline"
-        )
+        for r in Rollout.objects.exclude(change__title=QUOTING)
+        .select_related("tenant", "change")
+        .prefetch_related("targets__slot", "targets__candidate", "targets__baseline")
     }
     assert set(rollouts) == {
         RolloutState.PROGRESSING,
@@ -249,3 +250,90 @@ def test_applications_slots_and_rollouts_in_every_state(seeded: str) -> None:
         "rollout.advanced",
         "rollout.rolled_back",
     } <= kinds
+
+
+def test_a_canary_that_rolled_itself_back_with_its_evidence_in_the_manifest(seeded: str) -> None:
+    """ticket-summary 1.3.0: telemetry through the ingest, the controller's decision, no person."""
+    from rollouts.choices import PointerKind, RolloutState
+    from rollouts.models import (
+        IterationNote,
+        ManifestVersion,
+        PointerMove,
+        Rollout,
+        TelemetryBatch,
+        TelemetryCounter,
+    )
+
+    rollout = Rollout.objects.get(change__title=QUOTING)
+    assert (rollout.state, rollout.step, rollout.tenant.slug) == (
+        RolloutState.ROLLED_BACK,
+        1,
+        "acme",
+    )
+    assert rollout.finished_by is None  # the system
+    assert rollout.finish_reason.startswith("canary analysis: errors: canary ")
+    assert "(alpha 0.05 over 4 metrics)" in rollout.finish_reason
+    (target,) = rollout.targets.select_related("baseline", "candidate")
+    assert (target.baseline.version, target.candidate.version) == ("1.1.0", "1.3.0")
+    last = PointerMove.objects.filter(rollout=rollout).latest("id")
+    assert (last.kind, last.weight or 0) == (PointerKind.CANARY, 0)  # the canary rule ended
+    assert Artifact.objects.get(slug="ticket-summary").active_version.version == "1.1.0"
+    # The telemetry came through the ingest (a batch per minute), both arms, 5x the errors.
+    batches = TelemetryBatch.objects.filter(batch_id__startswith=f"seed-demo-{rollout.reference}-")
+    counters = TelemetryCounter.objects.filter(rollout=rollout)
+    assert counters.count() == 2 * batches.count() >= 4
+    canary = counters.filter(arm="canary")
+    stable = counters.filter(arm="stable")
+    canary_requests = sum(canary.values_list("requests", flat=True))
+    assert 0 < canary_requests <= 400
+    assert sum(stable.values_list("requests", flat=True)) == 9 * canary_requests
+    # The controller's note and the manifest's evidence.
+    note = IterationNote.objects.filter(rollout=rollout).latest("number")
+    assert note.outcome == "lane_execution_failed" and " rolled back: errors: " in note.reason
+    body = ManifestVersion.objects.filter(rollout=rollout).latest("number").body
+    phases = {p["name"]: p for p in body["phases"]}
+    assert phases["runtime-governance"]["status"] == "fail"
+    evidence = phases["runtime-governance"]["observations"]["signal"]["evidence"]
+    assert evidence["arms"]["canary"]["requests"] == canary_requests
+    (errors,) = [t for t in evidence["tests"] if t["metric"] == "errors"]
+    assert errors["failed"] and errors["threshold"] == 80 and errors["e_value"] >= 80
+    assert errors["canary"] == sum(canary.values_list("errors", flat=True))
+    proof = phases["rollback-proof"]
+    assert proof["status"] == "pass"
+    analysis = proof["observations"]["analysis"]
+    assert analysis["alpha"] == 0.05 and analysis["decision"] == "rollback"
+    assert analysis["detection_to_restored_ms"] > 0
+    assert analysis["arms"]["stable"]["requests"] == 9 * canary_requests
+    # The owner and acme's administrators were told.
+    told = set(
+        Notification.objects.filter(
+            title=f"{rollout.reference} rolled back automatically"
+        ).values_list("user__username", flat=True)
+    )
+    assert {"acme-author", "acme-admin"} <= told
+    # A second run adds nothing (the test above checks the counts of every table).
+
+
+def test_the_canary_in_progress_has_healthy_telemetry_in_every_step(seeded: str) -> None:
+    from rollouts import canary as analysis
+    from rollouts.choices import RolloutState
+    from rollouts.models import Rollout, TelemetryCounter
+
+    rollout = Rollout.objects.get(state=RolloutState.PROGRESSING)
+    assert rollout.reference == "RO-3"  # the demo's canary keeps its number (docs/cli.md)
+    arms = set(
+        TelemetryCounter.objects.filter(rollout=rollout).values_list("arm", "version__version")
+    )
+    assert arms == {("canary", "1.1.0"), ("stable", "1.0.0")}
+    # globex's traffic, on its override, belongs to no rollout
+    outside = TelemetryCounter.objects.filter(slot__name="qualifyLead", rollout__isnull=True)
+    assert set(outside.values_list("tenant__slug", "arm", "version__version")) == {
+        ("globex", "", "1.0.0")
+    }
+    verdict = analysis.verdict_for(rollout)
+    assert verdict is not None and verdict.decision == "hold" and verdict.healthy is True
+    assert verdict.reason.startswith("collecting: ")  # the current step is young
+    steps = verdict.evidence["arms"]
+    assert steps["canary"]["requests"] > 1000 and steps["stable"]["requests"] > 10_000
+    assert not any(t["failed"] for t in verdict.evidence["tests"])
+    assert verdict.evidence["srm"]["failed"] is False

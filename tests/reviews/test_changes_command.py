@@ -244,10 +244,10 @@ def test_seed_demo_has_changes_in_every_state(db: Any) -> None:
     for _ in range(2):  # idempotent
         call_command("seed_demo", "--quiet-logins", stdout=io.StringIO())
     changes = {c.title: c for c in ChangeRequest.objects.all()}
-    assert len(changes) == 14
+    assert len(changes) == 15
     statuses = sorted(c.status for c in changes.values())
-    # 3 in the review story, 5 behind the rollouts (seed_demo._seed_rollouts)
-    assert statuses.count("promoted") == 8 and statuses.count("rejected") == 1
+    # 3 in the review story, 6 behind the rollouts (seed_demo._seed_rollouts)
+    assert statuses.count("promoted") == 9 and statuses.count("rejected") == 1
     failing = changes["Route German tickets to the DACH queue"]
     assert selectors.check_summary(failing).runs["rules_simulation"].status == CheckStatus.FAILED
     from accounts.models import User

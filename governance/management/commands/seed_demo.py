@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import time_machine
 from django.conf import settings
@@ -56,6 +58,15 @@ PINS = {"pinned_models": ["gpt-4o-2024-08-06"]}
 COMPLETED_ROLLOUT_DAYS_AGO = 9
 ROLLED_BACK_DAYS_AGO = 4
 CANARY_STARTED_DAYS_AGO = 2
+#: The lead qualification canary reached 25% this many minutes ago: its telemetry covers every
+#: step, the current one with fewer canary requests than a step needs to advance.
+CANARY_AT_25_MINUTES_AGO = 5
+#: The ticket summary's 1.3.0 canary rolled itself back this long ago (its telemetry regressed).
+AUTO_ROLLED_BACK_DAYS_AGO = 1
+#: Healthy guardrail rates of the demo's services (both arms alike unless a canary regresses).
+DEMO_RATES = {"refusals": 0.01, "policy_violations": 0.002}
+#: The share of requests in each latency bucket (rollouts.telemetry.LATENCY_BOUNDS_MS).
+DEMO_LATENCY_SHARES = (0.25, 0.35, 0.22, 0.1, 0.05, 0.02, 0.01, 0.0, 0.0)
 
 
 def demo_password(username: str) -> str:
@@ -91,6 +102,57 @@ def evaluate(change: Any, version: Any, safety: float, accuracy: float) -> None:
         rng="numpy PCG64",
         test_run_ids=[f"ci-{version.version}"],
     )
+
+
+def demo_counters(rng: Any, requests: int, error_rate: float = 0.02) -> dict[str, Any]:
+    """One telemetry row's counters for ``requests`` requests, drawn with ``rng`` (a seeded
+    ``random.Random``): errors, refusals, policy violations, a latency histogram (breaches of
+    the 1 s SLO are the slower buckets), cost and a sampled quality score."""
+    from rollouts.analysis import binomial
+
+    histogram, left, share_left = [], requests, 1.0
+    for share in DEMO_LATENCY_SHARES:
+        count = binomial(rng, left, min(1.0, share / share_left)) if share_left > 0 else 0
+        histogram.append(count)
+        left, share_left = left - count, share_left - share
+    histogram[1] += left  # rounding: the rest were fast
+    scored = requests // 10
+    return {
+        "requests": requests,
+        "errors": binomial(rng, requests, error_rate),
+        **{name: binomial(rng, requests, rate) for name, rate in DEMO_RATES.items()},
+        "latency_slo_breaches": sum(histogram[5:]),
+        "latency_ms": histogram,
+        "cost": round(requests * 0.0021, 4),
+        "quality_n": scored,
+        "quality_sum": round(scored * 0.86, 3),
+        "quality_sumsq": round(scored * (0.86**2 + 0.01), 3),
+    }
+
+
+def whole_minute_after(moment: datetime) -> datetime:
+    """The first telemetry bucket wholly after ``moment`` (the analysis counts those)."""
+    return moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def step_windows(rollout: Any) -> list[tuple[datetime, datetime | None, int]]:
+    """A canary rollout's steps as (start, end or None for the current one, weight)."""
+    from rollouts.choices import PointerKind
+    from rollouts.models import PointerMove
+
+    moves = list(
+        PointerMove.objects.filter(rollout=rollout, kind=PointerKind.CANARY)
+        .order_by("id")
+        .values_list("created_at", "weight")
+    )
+    starts = [
+        (at, int(w or 0)) for i, (at, w) in enumerate(moves) if i == 0 or moves[i - 1][0] != at
+    ]
+    return [
+        (at, starts[i + 1][0] if i + 1 < len(starts) else None, weight)
+        for i, (at, weight) in enumerate(starts)
+        if weight
+    ]
 
 
 def submitted(change: Any, by: Any) -> Any:
@@ -790,8 +852,17 @@ class Command(BaseCommand):
           ``qualifyLead`` slot serves the shared prompt ``lead-qualification``, whose 1.1.0 is
           in a canary at 25% for every tenant; globex keeps 1.0.0 as its override (its stable arm).
         - ``support-bot`` is acme's own: ``reply`` serves support-reply (1.0.0 deprecated),
-          ``summary`` serves ticket-summary, whose 1.1.0 went out globally (succeeded) and whose
-          1.2.0 canary was rolled back.
+          ``summary`` serves ticket-summary, whose 1.1.0 went out globally (succeeded), whose
+          1.2.0 canary was rolled back by an administrator, and whose 1.3.0 canary **rolled
+          itself back**: its telemetry (10% errors against the stable arm's 2%) went through
+          the real ingest (``telemetry_ingest``) minute by minute, and the real controller
+          (``rollout_iterate``) decided, with the clock moved to each minute (time-machine),
+          so the evidence sits in its manifest's runtime-governance and rollback-proof phases.
+        - The 25% canary has healthy telemetry for every step (acme's traffic in both arms;
+          globex's, on its override, outside the rollout), through the same ingest. The
+          demo sends nothing after seeding, so once the worker runs, the controller pauses it
+          within ``ROLLOUT_TELEMETRY_STALE_SECONDS`` ("telemetry stopped"): that is the
+          analysis doing its job; ``manage.py rollouts simulate`` feeds a resumed canary.
 
         Everything goes through the services, so every pointer move has its row and event.
         Each step is its own transaction, committed before the next: a canary may start only
@@ -802,8 +873,14 @@ class Command(BaseCommand):
         users = {
             u.username: u for u in User.objects.filter(username__in=[u for u, _, _ in DEMO_USERS])
         }
-        self._seed_support_bot(tenants["acme"], users)
-        self._seed_sales_agent(tenants, users)
+        from rollouts import telemetry_services
+
+        # The seed runs the controller itself (each round below); the ingest's "iterate soon"
+        # task would only queue a duplicate iteration for the worker.
+        with mock.patch.object(telemetry_services, "_queue_controller", lambda ids: None):
+            self._seed_support_bot(tenants["acme"], users)
+            self._seed_sales_agent(tenants, users)
+            self._seed_auto_rollback(tenants["acme"], users)
 
     def _seed_support_bot(self, acme: Tenant, users: dict[str, User]) -> None:
         from registry import selectors as registry_selectors
@@ -933,6 +1010,81 @@ class Command(BaseCommand):
                     "drops what was tried.",
                 )
 
+    def _seed_auto_rollback(self, acme: Tenant, users: dict[str, User]) -> None:
+        """ticket-summary 1.3.0: a canary at 10% that the canary analysis rolled back on its own."""
+        from registry import services as registry
+        from registry.models import Artifact
+        from reviews.models import ChangeRequest
+        from rollouts import services as rollouts
+        from rollouts.choices import RolloutState
+        from rollouts.models import Rollout
+
+        author, reviewer, admin = users["acme-author"], users["acme-reviewer"], users["acme-admin"]
+        summary = Artifact.objects.get(tenant=acme, slug="ticket-summary")
+
+        title = "Summaries quote the customer's last message"
+        if not ChangeRequest.objects.filter(tenant=acme, title=title).exists():
+            with transaction.atomic(), days_ago(AUTO_ROLLED_BACK_DAYS_AGO + 1):
+                quoting, _ = registry.version_publish(
+                    artifact=summary,
+                    content=registry.Content(
+                        text="Summarise ticket {{ ticket }} in three lines: the problem, what was "
+                        "tried, what the customer wants, quoting their last message."
+                    ),
+                    impact="minor",
+                    reason="Quote the customer's last message.",
+                    version="1.3.0",
+                    metadata=PINS,
+                    actor=None,
+                )
+                promoted_change(acme, [quoting], title, author, reviewer, admin)
+        change = ChangeRequest.objects.get(tenant=acme, title=title)
+        if not Rollout.objects.filter(change=change).exists():
+            with transaction.atomic(), days_ago(AUTO_ROLLED_BACK_DAYS_AGO):
+                rollout = rollouts.rollout_create(
+                    change=change,
+                    actor=admin,
+                    strategy="canary",
+                    steps=[10_000, 50_000, 100_000],
+                    reason="Quotes help agents; the canary analysis watches the errors.",
+                )
+                rollouts.rollout_start(rollout=rollout, actor=admin, reason="10% first.")
+        regressing = Rollout.objects.get(change=change)
+        if regressing.state == RolloutState.PROGRESSING:
+            self._seed_regression(regressing, acme)
+
+    def _seed_regression(self, rollout: Any, tenant: Tenant) -> None:
+        """The 1.3.0 canary's telemetry, minute by minute: 50 canary requests at 10% errors,
+        450 stable at 2% (a 5x regression), each minute sent through the ingest and followed
+        by one controller iteration, with the clock moved just past the minute (time-machine),
+        until the canary analysis rolls it back (within 400 canary requests). The ingest and the
+        iteration each commit on their own; a second run re-sends nothing (the batch ids are
+        fixed) and goes on where the first stopped."""
+        from rollouts.choices import RolloutState
+        from rollouts.controller import rollout_iterate
+        from rollouts.telemetry_services import telemetry_ingest
+
+        target = rollout.targets.select_related("slot__application", "baseline", "candidate").get()
+        where = {"application": target.slot.application.slug, "slot": target.slot.name,
+                 "rollout": rollout.reference}  # fmt: skip
+        first = whole_minute_after(step_windows(rollout)[-1][0])
+        for minute in range(30):
+            if rollout.state != RolloutState.PROGRESSING:
+                break
+            bucket = first + timedelta(minutes=minute)
+            rng = random.Random(f"seed-demo-{rollout.reference}-{minute}")
+            rows = [
+                {**where, "arm": "canary", "version": target.candidate.version,
+                 "bucket_start": bucket.isoformat(), **demo_counters(rng, 50, error_rate=0.10)},
+                {**where, "arm": "stable", "version": target.baseline.version,
+                 "bucket_start": bucket.isoformat(), **demo_counters(rng, 450, error_rate=0.02)},
+            ]  # fmt: skip
+            with time_machine.travel(bucket + timedelta(seconds=65), tick=True):
+                telemetry_ingest(principal_or_tenant=tenant,
+                                 batch_id=f"seed-demo-{rollout.reference}-{minute}", rows=rows)  # fmt: skip
+                rollout_iterate(rollout=rollout)
+            rollout.refresh_from_db()
+
     def _seed_sales_agent(self, tenants: dict[str, Tenant], users: dict[str, User]) -> None:
         from registry import selectors as registry_selectors
         from registry import services as registry
@@ -1030,6 +1182,50 @@ class Command(BaseCommand):
                     rollout = rollouts.rollout_advance(
                         rollout=rollout, actor=admin, reason="Steady."
                     )
-                rollouts.rollout_advance(
-                    rollout=rollout, actor=admin, reason="Qualification rate unchanged at 5%."
-                )
+                with days_ago(CANARY_AT_25_MINUTES_AGO / (24 * 60)):
+                    rollouts.rollout_advance(
+                        rollout=rollout, actor=admin, reason="Qualification rate unchanged at 5%."
+                    )
+        rollout = Rollout.objects.get(change=change)
+        self._seed_canary_telemetry(rollout, acme=tenants["acme"], globex=tenants["globex"])
+
+    def _seed_canary_telemetry(self, rollout: Any, *, acme: Tenant, globex: Tenant) -> None:
+        """Healthy telemetry for every step of the lead qualification canary, through the
+        ingest: one bucket every 10 minutes in the past steps (received when each ended), one a
+        minute in the current one (received now). Acme's requests split by the step's weight;
+        globex's, on its 1.0.0 override, belong to no rollout. The batch ids are fixed, so a
+        second run is answered "duplicate" and stores nothing."""
+        from rollouts.choices import BUCKETS
+        from rollouts.models import TelemetryBatch
+        from rollouts.telemetry_services import telemetry_ingest
+
+        prefix = f"seed-demo-{rollout.reference}-step-"
+        if TelemetryBatch.objects.filter(tenant=acme, batch_id__startswith=prefix).exists():
+            return
+        target = rollout.targets.select_related("slot__application", "baseline", "candidate").get()
+        where = {"application": target.slot.application.slug, "slot": target.slot.name}
+        now = timezone.now()
+        for number, (start, end, weight) in enumerate(step_windows(rollout), 1):
+            current = end is None
+            every = timedelta(minutes=1 if current else 10)
+            per_bucket = 150 if current else 2000  # acme's requests, both arms
+            canary = round(per_bucket * weight / BUCKETS)
+            rng = random.Random(f"{prefix}{number}")
+            rows: list[dict[str, Any]] = []
+            others: list[dict[str, Any]] = []
+            bucket = whole_minute_after(start)
+            while bucket + timedelta(minutes=1) <= (end or now):
+                at = bucket.isoformat()
+                for arm, version, count in (("canary", target.candidate, canary),
+                                            ("stable", target.baseline, per_bucket - canary)):  # fmt: skip
+                    rows.append({**where, "version": version.version, "rollout": rollout.reference,
+                                 "arm": arm, "bucket_start": at, **demo_counters(rng, count)})  # fmt: skip
+                others.append({**where, "version": target.baseline.version, "bucket_start": at,
+                               **demo_counters(rng, per_bucket // 4)})  # fmt: skip
+                bucket += every
+            if not rows:
+                continue
+            with time_machine.travel(min(end or now, now), tick=True):
+                telemetry_ingest(principal_or_tenant=acme, batch_id=f"{prefix}{number}", rows=rows)
+                telemetry_ingest(principal_or_tenant=globex, batch_id=f"{prefix}{number}",
+                                 rows=others)  # fmt: skip
