@@ -67,6 +67,16 @@ class ChartImage:
         return self.uri
 
 
+def styled(**overrides: Any) -> Style:
+    """The shared style with some of its values changed (``colors=...``)."""
+    values = {k: getattr(STYLE, k) for k in ("background", "plot_background", "foreground",
+              "foreground_strong", "foreground_subtle", "font_family", "label_font_size",
+              "major_label_font_size", "legend_font_size", "title_font_size", "value_font_size",
+              "colors", "opacity", "opacity_hover", "transition")}  # fmt: skip
+    values.update(overrides)
+    return Style(**values)
+
+
 def chart_config(**options: Any) -> dict[str, Any]:
     """The options every chart shares (no script, no XML declaration, our style), plus ``options``."""
     base: dict[str, Any] = {

@@ -142,6 +142,14 @@ class RolloutDashboard:
     verdict: str = ""
 
     @property
+    def step_text(self) -> str:
+        """The chart step as people read it: "1 min", "4 min", "2 h"."""
+        if self.step is None:
+            return ""
+        minutes = self.step.total_seconds() / 60
+        return f"{minutes:g} min" if minutes < 120 else f"{minutes / 60:g} h"
+
+    @property
     def has_telemetry(self) -> bool:
         return any(t.requests for t in self.totals.values())
 
@@ -232,11 +240,18 @@ def _distribution(
     points: list[SeriesPoint], labels: dict[Any, str], order: list[Any]
 ) -> tuple[charts.ChartImage | None, list[DistributionRow]]:
     rows = [DistributionRow(p.start, [p.versions.get(v, 0) for v in order]) for p in points]
+    # Up to the last step with requests: the step still filling (or after the end) is not a
+    # drop to zero.
+    while rows and not rows[-1].total:
+        rows.pop()
+    points = points[: len(rows)]
     if not order or not any(sum(r.requests) for r in rows):
         return None, rows
     x = _time_labels(points)
     top = max(r.total for r in rows)
     chart = charts.stacked_area(
+        # The busiest version (the stable one) in the stable arm's blue, the next in red.
+        style=charts.styled(colors=(charts.PALETTE[1], charts.PALETTE[0], *charts.PALETTE[2:])),
         range=(0, top * 1.1),
         x_labels=x,
         show_minor_x_labels=False,
@@ -267,7 +282,9 @@ def _metric_chart(metric: Metric, points: list[SeriesPoint]) -> charts.ChartImag
     top = max(v for v in canary + stable if v is not None)
     chart = charts.line(
         # An explicit range from 0: pygal's own scale never ends when every value is equal.
-        range=(0, top * 1.2 if top > 0 else 1.0),
+        range=(0, top * 1.2 if top > 0 else (0.05 if metric.unit == "rate" else 1.0)),
+        y_labels_major_count=5,
+        show_minor_y_labels=False,
         width=360,
         height=200,
         x_labels=_time_labels(points),
