@@ -22,9 +22,10 @@ from governance.events.kinds import EventKind
 from governance.events.models import Event
 from registry.models import Version
 from rollouts import canary as canary_analysis
-from rollouts.choices import ACTIVE_STATES, Arm, RolloutStrategy
+from rollouts.analysis import StepCounts, sequential_test
+from rollouts.choices import ACTIVE_STATES, BUCKETS, Arm, PointerKind, RolloutStrategy
 from rollouts.forms import percent
-from rollouts.models import IterationNote, Rollout
+from rollouts.models import IterationNote, PointerMove, Rollout
 from rollouts.telemetry import COUNT_METRICS, Totals
 from rollouts.telemetry_selectors import SeriesPoint, rollout_arm_totals, rollout_series
 
@@ -140,6 +141,8 @@ class RolloutDashboard:
     notes_total: int = 0
     refresh_seconds: int = 0
     verdict: str = ""
+    statistic_chart: charts.ChartImage | None = None
+    statistic_rows: list[tuple[datetime, list[str]]] = field(default_factory=list)
 
     @property
     def step_text(self) -> str:
@@ -168,7 +171,9 @@ def series_window(
     now = now or timezone.now()
     started = rollout.started_at
     since = started - timedelta(seconds=started.timestamp() % bucket.total_seconds())
-    until = (rollout.finished_at or now) + bucket
+    # Clients may report buckets up to TELEMETRY_MAX_FUTURE_SECONDS ahead of the clock.
+    ahead = timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS)
+    until = (rollout.finished_at or now) + ahead + bucket
     buckets = max(1, math.ceil((until - since) / bucket / TARGET_POINTS))
     return since, until, bucket * buckets
 
@@ -306,6 +311,87 @@ def _metric_chart(metric: Metric, points: list[SeriesPoint]) -> charts.ChartImag
     return charts.render(chart, alt=alt)
 
 
+def _canary_windows(rollout: Rollout) -> list[tuple[datetime, float]]:
+    """When each canary weight began (the rollout's canary moves above 0), as shares: one query."""
+    moves = (
+        PointerMove.objects.filter(rollout=rollout, kind=PointerKind.CANARY)
+        .order_by("id")
+        .values_list("created_at", "weight")
+    )
+    # A move to 0 (a rollback) ends the comparison: its counters stay with the last share.
+    return [(at, int(weight) / BUCKETS) for at, weight in moves if weight]
+
+
+def statistic_trend(
+    rollout: Rollout, points: Sequence[SeriesPoint]
+) -> list[tuple[datetime, list[float]]]:
+    """The canary analysis' e-value per guardrail metric at the end of each point.
+
+    At each point the counters so far are grouped by canary weight window, as the analysis
+    groups them, and ``rollouts.analysis.sequential_test`` runs on them (alpha split over
+    the metrics): the same statistic the controller judges, read back over time.
+    """
+    windows = _canary_windows(rollout)
+    if not windows:
+        return []
+    share = canary_analysis.policy().alpha / len(COUNT_METRICS)
+    by_window: dict[int, StepCounts] = {}
+    trend = []
+    for p in points:
+        index = max((i for i, (at, _) in enumerate(windows) if at <= p.start), default=0)
+        rho = windows[index][1]
+        step = by_window.setdefault(index, StepCounts(rho, Totals(), Totals()))
+        if Arm.CANARY in p.arms:
+            step.canary.add(p.arms[Arm.CANARY])
+        if Arm.STABLE in p.arms:
+            step.stable.add(p.arms[Arm.STABLE])
+        steps = [by_window[i] for i in sorted(by_window)]
+        trend.append((p.start, [sequential_test(m, steps, share).e_value for m in COUNT_METRICS]))
+    return trend
+
+
+#: The e-value axis runs over powers of ten within these bounds (a clear regression's
+#: e-value is astronomically large; the chart shows it off the top).
+LOG_E_FLOOR, LOG_E_CEILING = -2, 8
+
+
+def _log10(value: float) -> float:
+    if value <= 0:
+        return float(LOG_E_FLOOR)
+    return min(max(math.log10(value), LOG_E_FLOOR), LOG_E_CEILING)
+
+
+def _statistic_chart(trend: list[tuple[datetime, list[float]]], threshold: float) -> Any:
+    """e-values on a log axis, drawn as log10 on a linear one (pygal's log scale misbehaves
+    on huge values); the labels say 1, 10, 100..."""
+    if not trend:
+        return None
+    top = math.ceil(max(_log10(threshold), *(_log10(x) for _, v in trend for x in v))) + 1
+    bottom = math.floor(min(0.0, *(_log10(x) for _, v in trend for x in v)))
+    labels = [{"value": k, "label": f"{10.0**k:g}"} for k in range(bottom, top + 1)]
+    chart = charts.line(
+        range=(bottom, top),
+        y_labels=labels,
+        x_labels=[timezone.localtime(t).strftime("%H:%M") for t, _ in trend],
+        show_minor_x_labels=False,
+        x_labels_major_count=8,
+        dots_size=1.5,
+        title="Test statistic (e-value, log scale) against 1/alpha",
+        value_formatter=lambda v: f"{10.0**v:.3g}",
+    )
+    for i, metric in enumerate(COUNT_METRICS):
+        chart.add(metric.replace("_", " "), [_log10(v[i]) for _, v in trend])
+    chart.add("rolls back at", [_log10(threshold)] * len(trend), stroke_style={"dasharray": "6, 4"})
+    latest = trend[-1][1]
+    alt = (
+        "The canary analysis' test statistic per guardrail metric over time (log scale); "
+        f"it rolls back at {threshold:g}. Latest: "
+        + ", ".join(f"{m} {v:.3g}" for m, v in zip(COUNT_METRICS, latest, strict=True))
+        + "."
+    )
+    return charts.render(chart, alt=alt)
+
+
 def _worse(metric: Metric, canary: float | None, stable: float | None) -> bool:
     if canary is None or stable is None:
         return False
@@ -314,7 +400,7 @@ def _worse(metric: Metric, canary: float | None, stable: float | None) -> bool:
 
 def _threshold(metric: Metric) -> str:
     if metric.counted:
-        alpha = float(getattr(settings, "ROLLOUT_ALPHA", 0.05))
+        alpha = canary_analysis.policy().alpha
         k = len(COUNT_METRICS)
         return f"rolls back when the test statistic reaches 1/(alpha/{k}) = {k / alpha:g}"
     return "checked against the change gates at the end of each step"
@@ -386,6 +472,8 @@ def rollout_dashboard(
                 failed=bool(tests.get(m.key, {}).get("failed")),
             )
         )
+    trend = statistic_trend(rollout, points) if rollout.strategy == RolloutStrategy.CANARY else []
+    threshold = len(COUNT_METRICS) / canary_analysis.policy().alpha
     notes_qs = (
         IterationNote.objects.filter(rollout=rollout).select_related("manifest").order_by("-number")
     )
@@ -406,6 +494,8 @@ def rollout_dashboard(
         notes_total=total,
         refresh_seconds=refresh,
         verdict=verdict.reason if verdict else "",
+        statistic_chart=_statistic_chart(trend, threshold),
+        statistic_rows=[(t, [f"{x:.4g}" for x in v]) for t, v in trend if any(x != 1.0 for x in v)],
     )
 
 

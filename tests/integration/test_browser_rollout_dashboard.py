@@ -134,6 +134,9 @@ def test_the_dashboard_shows_a_regression_and_the_automatic_rollback(
     assert page.locator('#step-timeline li[data-kind="rollback"]').count() == 1
     assert page.locator("#dashboard").get_attribute("hx-get") is None  # polling stops
     assert re.search(r"e-value|rolled back", page.locator("#notes").inner_text())
+    trend = page.locator("#statistic-chart").get_attribute("alt") or ""
+    latest = re.search(r"Latest: errors ([0-9.e+]+)", trend)
+    assert latest is not None and float(latest.group(1)) >= 80  # crossed 1/alpha
     shot(page, tmp_path, "rollout-dashboard-rollback", "#dashboard")
 
     page.goto("/rollouts/fleet/")

@@ -90,6 +90,11 @@ def test_the_rollout_page_compares_the_arms_and_stacks_the_versions(
     assert "rolls back when the test statistic reaches 1/(alpha/4) = 80" in errors.group(1)
     assert "e-value " in errors.group(1) and " of 80<" in errors.group(1)  # the analysis' statistic
     assert 'id="verdict"' in dash
+    # the statistic's trend: a chart (log scale, the threshold dashed) and its numbers
+    assert re.search(r'id="statistic-chart"[^>]*alt="The canary analysis&#x27; test statistic', dash)
+    trend = dash.split('id="statistic-table"')[1].split("</table>")[0]
+    errors_trend = [float(v) for v in re.findall(r"</time></td><td>([0-9.e+]+)</td>", trend)]
+    assert errors_trend and errors_trend[-1] > errors_trend[0] > 1  # grows with the evidence
     assert 'data-metric="latency_p95_ms"' in dash and "≤ 100 ms" in dash
     # every chart is an image with a text alternative, and the numbers in a table
     svg = chart_svg(dash, "distribution-chart")
