@@ -116,7 +116,7 @@ def _run(
         epoch = at.timestamp() // width.total_seconds() * width.total_seconds()
         return datetime.fromtimestamp(epoch, tz=at.tzinfo) + width
 
-    clock = first_bucket(step_start())
+    clock = origin = first_bucket(step_start())
     rounds = max(1, int((timezone.now() + timedelta(seconds=horizon) - clock).total_seconds()
                         // seconds_per_round))  # fmt: skip
     per_round = -(-requests // rounds)
@@ -160,7 +160,7 @@ def _run(
         note = rollout_iterate(rollout=rollout, now=clock)
         rollout.refresh_from_db()
         errors = {r["arm"]: r["errors"] for r in rows}
-        say(f"round {n:>2} t+{(clock - first_bucket(step_start())).total_seconds():>4.0f}s "
+        say(f"round {n:>2} t+{(clock - origin).total_seconds():>4.0f}s "
             f"canary {sent:>6} (+{canary}, {errors.get('canary', 0)} errors) stable +{stable} "
             f"({errors.get('stable', 0)} errors): {rollout.state}"
             + (f" — {note.reason}" if note is not None else ""))  # fmt: skip

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -279,7 +281,11 @@ def test_simulate_sends_telemetry_through_the_api_and_rolls_a_regression_back(
     from rollouts.models import TelemetryBatch
 
     out = StringIO()
-    with django_capture_on_commit_callbacks(execute=True):
+    # run it three minutes after the step began: the rollback's own move is stamped then
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        time_machine.travel(timezone.now() + timedelta(minutes=3), tick=True),
+    ):
         call_command("rollouts", "simulate", started.reference, "--baseline-error-rate", "0.02",
                      "--canary-error-rate", "0.10", "--requests", "400", "--seed", "3",
                      stdout=out)  # fmt: skip
@@ -294,6 +300,9 @@ def test_simulate_sends_telemetry_through_the_api_and_rolls_a_regression_back(
     assert token.revoked_at is not None and token.scopes == ["telemetry:write"]
     assert f"{rollout.reference} is rolled_back at step 1 (canary analysis: errors:" in text
     assert "detection -> pointers restored:" in text and "FAILED" in text
+    # the rounds' times count on from the step's first bucket, the rollback's round too
+    times = [int(t) for t in re.findall(r"^round +\d+ t\+ *(-?\d+)s", text, re.M)]
+    assert times == [20 * (i + 1) for i in range(len(times))], text
 
 
 def test_simulate_a_healthy_canary_advances_with_a_short_minimum_step(started: Rollout) -> None:
