@@ -413,6 +413,14 @@ def _statistic_text(test: dict[str, Any] | None) -> str:
     return f"e-value {test['e_value']:.4g} of {test['threshold']:g}"
 
 
+def _gate_text(gate: dict[str, Any] | None) -> str:
+    """A change gate on a continuous metric as the analysis checked it (canary against stable)."""
+    if not gate:
+        return ""
+    verdict = "passes" if gate.get("passed") else "fails"
+    return f"gate {gate.get('rule', '')}: {verdict}"
+
+
 def _count_text(metric: Metric, totals: Totals | None) -> str:
     if totals is None:
         return "—"
@@ -452,7 +460,9 @@ def rollout_dashboard(
     distribution, rows = _distribution(points, labels, order)
     canary, stable = totals.get(Arm.CANARY), totals.get(Arm.STABLE)
     verdict = canary_analysis.verdict_for(rollout, now=now) if live else None
-    tests = {t["metric"]: t for t in (verdict.evidence.get("tests", []) if verdict else [])}
+    evidence = verdict.evidence if verdict else {}
+    tests = {t["metric"]: t for t in evidence.get("tests", []) if isinstance(t, dict)}
+    gates = {g["metric"]: g for g in evidence.get("gates", []) or [] if isinstance(g, dict)}
     metrics = []
     for m in METRICS:
         c = _finite(m.read(canary)) if canary else None
@@ -468,8 +478,9 @@ def rollout_dashboard(
                 threshold=_threshold(m),
                 worse=_worse(m, c, s),
                 chart=_metric_chart(m, points),
-                statistic=_statistic_text(tests.get(m.key)),
-                failed=bool(tests.get(m.key, {}).get("failed")),
+                statistic=_statistic_text(tests.get(m.key)) or _gate_text(gates.get(m.key)),
+                failed=bool(tests.get(m.key, {}).get("failed"))
+                or gates.get(m.key, {}).get("passed") is False,
             )
         )
     trend = statistic_trend(rollout, points) if rollout.strategy == RolloutStrategy.CANARY else []

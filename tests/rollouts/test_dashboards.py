@@ -91,7 +91,9 @@ def test_the_rollout_page_compares_the_arms_and_stacks_the_versions(
     assert "e-value " in errors.group(1) and " of 80<" in errors.group(1)  # the analysis' statistic
     assert 'id="verdict"' in dash
     # the statistic's trend: a chart (log scale, the threshold dashed) and its numbers
-    assert re.search(r'id="statistic-chart"[^>]*alt="The canary analysis&#x27; test statistic', dash)
+    assert re.search(
+        r'id="statistic-chart"[^>]*alt="The canary analysis&#x27; test statistic', dash
+    )
     trend = dash.split('id="statistic-table"')[1].split("</table>")[0]
     errors_trend = [float(v) for v in re.findall(r"</time></td><td>([0-9.e+]+)</td>", trend)]
     assert errors_trend and errors_trend[-1] > errors_trend[0] > 1  # grows with the evidence
@@ -272,3 +274,45 @@ def test_metrics_gauge_running_rollouts_and_time_requests(
         + r'",status="2xx"\} [1-9]',
         text,
     )
+
+
+def test_continuous_metrics_show_the_change_gate_the_analysis_checked(
+    client: Client,
+    started: Rollout,
+    slot: Slot,
+    prompt_v1: Version,
+    prompt_v2: Version,
+    platform: Tenant,
+    people: dict[str, Any],
+    settings: Any,
+) -> None:
+    from reviews.models import ChangeGate
+
+    settings.ROLLOUT_STEP_MIN_SECONDS = 0
+    settings.ROLLOUT_STEP_MIN_REQUESTS = 1
+    ChangeGate.objects.create(
+        tenant=platform,
+        artifact_class=prompt_v1.artifact.artifact_class,
+        gates=[{"metric": "latency_p95_ms", "max": 50}],
+    )
+    later = timezone.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    TelemetryCounter.objects.bulk_create(
+        TelemetryCounter(
+            tenant=platform,
+            application=slot.application,
+            slot=slot,
+            version=version,
+            rollout=started,
+            arm=arm,
+            bucket_start=later,
+            requests=n,
+            latency_le_100=n,
+        )
+        for version, arm, n in ((prompt_v1, "stable", 990), (prompt_v2, "canary", 10))
+    )
+    client.force_login(people["admin"])
+    dash = section(client.get(f"/rollouts/RO-{started.number}/").content.decode())
+    latency = re.search(r'<tr data-metric="latency_p95_ms"[^>]*>(.*?)</tr>', dash, re.S)
+    assert latency is not None
+    assert "gate " in latency.group(1) and ": fails" in latency.group(1)
+    assert 'class="health-bad"' in latency.group(1)
