@@ -316,3 +316,22 @@ def test_continuous_metrics_show_the_change_gate_the_analysis_checked(
     assert latency is not None
     assert "gate " in latency.group(1) and ": fails" in latency.group(1)
     assert 'class="health-bad"' in latency.group(1)
+
+
+def test_the_usage_page_costs_the_same_with_more_traffic(
+    client: Client,
+    started: Rollout,
+    slot: Slot,
+    prompt_v1: Version,
+    prompt_v2: Version,
+    platform: Tenant,
+    people: dict[str, Any],
+    django_assert_num_queries: Any,
+) -> None:
+    client.force_login(people["admin"])
+    rows(started, slot, prompt_v1, prompt_v2, platform, minutes=2)
+    url = f"/rollouts/usage/{prompt_v1.artifact.path}/"
+    few = _queries(client, url)
+    rows(started, slot, prompt_v1, prompt_v2, platform, minutes=60)
+    with django_assert_num_queries(few):
+        client.get(url)
