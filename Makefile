@@ -10,10 +10,12 @@ export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install run test test-sqlite test-postgres lint format bench chromium clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# The Python client (its own package; tests/clients tests it against a live server).
+	$(BIN)/python -m pip install -q -e 'clients/python[openfeature]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,12 +44,13 @@ test: install chromium test-sqlite test-postgres
 test-sqlite: install
 	$(BIN)/pytest --cov --cov-report= -m "not postgres"
 
-# Leg 2: the whole suite again on PostgreSQL. Without a server, the PostgreSQL-only
+# Leg 2: the whole suite again on PostgreSQL (but the Python client's tests, tests/clients:
+# they need no PostgreSQL and ran in leg 1). Without a server, the PostgreSQL-only
 # tests run on SQLite so that they skip with a reason (a skip fails under CI=true).
 test-postgres: install
 	@if $(BIN)/python -m tests.pg_ready "$(PG_TEST_URL)"; then \
 	  echo "== PostgreSQL leg: $(PG_TEST_URL)"; \
-	  DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest --cov --cov-append --cov-report=; \
+	  DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest --cov --cov-append --cov-report= --ignore=tests/clients; \
 	else \
 	  echo "== PostgreSQL not reachable at $(PG_TEST_URL): PostgreSQL-only tests will skip"; \
 	  $(BIN)/pytest --cov --cov-append --cov-report= -m postgres; \
