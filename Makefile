@@ -10,11 +10,12 @@ export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install run test test-sqlite test-postgres lint format bench chromium clean
 
+# The Python client (clients/python) is its own package, installed editable next to the app
+# (with its OpenFeature extra); tests/clients tests it against a live server.
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	# The Python client (its own package; tests/clients tests it against a live server).
 	$(BIN)/python -m pip install -q -e 'clients/python[openfeature]'
 	touch $(STAMP)
 
@@ -73,6 +74,7 @@ bench: install
 	$(BIN)/python bench/rollouts_bench.py http
 	$(BIN)/python bench/rollouts_bench.py history
 	$(BIN)/python bench/telemetry_bench.py --rounds 10
+	$(BIN)/python bench/client_bench.py
 	@if $(BIN)/python -m tests.pg_ready "$(PG_TEST_URL)"; then \
 	  $(BIN)/python bench/events.py append --database-url "$(PG_TEST_URL)_bench"; \
 	  $(BIN)/python bench/events.py verify --events 100000 --database-url "$(PG_TEST_URL)_bench_verify"; \
