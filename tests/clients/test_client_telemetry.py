@@ -5,12 +5,15 @@ the first POST times out (the server stored it; the retry with the same batch_id
 from __future__ import annotations
 
 import os
+import runpy
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -272,3 +275,27 @@ def test_a_client_with_telemetry_reports_what_it_served(live_server: Any) -> Non
     quiet.report(served[0], latency_ms=1)
     assert quiet.reporter is None
     quiet.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_example_service_resolves_renders_and_reports(
+    live_server: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    world = build_world()
+    _, token = accounts.service_token_create(
+        tenant=world.acme,
+        name="sales-agent",
+        scopes=["runtime:read", "telemetry:write"],
+        actor=None,
+    )
+    example = Path(__file__).resolve().parents[2] / "clients/python/examples/sales_agent.py"
+    argv = [str(example), "--url", live_server.url, "--token", token, "--requests", "6"]
+    argv += ["--interval", "0", "--cache-dir", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(example), run_name="__main__")
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "served 6 requests" in out and "DEFAULT" in out
+    row = TelemetryCounter.objects.get(tenant=world.acme, slot=world.slot)
+    assert row.requests == 6 and row.version == world.v["v1"]
