@@ -98,7 +98,7 @@ def build_snapshot(slots: int, *, canary_weight: int = 10_000) -> tuple[bytes, d
             "rules": rules,
             "warnings": [],
         }
-    snapshot = {
+    snapshot: dict[str, Any] = {
         "format": "governance-runtime/1",
         "tenant": TENANT,
         "application": APPLICATION,
@@ -113,17 +113,16 @@ def build_snapshot(slots: int, *, canary_weight: int = 10_000) -> tuple[bytes, d
     key_id = hashlib.sha256(bytes.fromhex(public)).hexdigest()[:16]
     canonical = rfc8785.dumps(snapshot)
     digest = hashlib.sha256(canonical).digest()
-    head = rfc8785.dumps(
-        {
-            "sha256": digest.hex(),
-            "signature": {
-                "algorithm": "ed25519",
-                "key_id": key_id,
-                "signed": "sha256(rfc8785(snapshot))",
-                "value": key.sign(digest).hex(),
-            },
-        }
-    )
+    envelope: dict[str, Any] = {
+        "sha256": digest.hex(),
+        "signature": {
+            "algorithm": "ed25519",
+            "key_id": key_id,
+            "signed": "sha256(rfc8785(snapshot))",
+            "value": key.sign(digest).hex(),
+        },
+    }
+    head = rfc8785.dumps(envelope)
     return head[:-1] + b',"snapshot":' + canonical + b"}", {key_id: public}
 
 

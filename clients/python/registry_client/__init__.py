@@ -13,6 +13,7 @@ from registry_client.client import (
     load_snapshot,
     template_variables,
 )
+from registry_client.telemetry import Reporter
 
 __all__ = [
     "BUCKETS",
@@ -21,6 +22,7 @@ __all__ = [
     "NoContent",
     "PinError",
     "RegistryClient",
+    "Reporter",
     "Resolution",
     "Snapshot",
     "SnapshotError",

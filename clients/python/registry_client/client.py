@@ -56,6 +56,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from registry_client.bucketing import BUCKETS
+from registry_client.telemetry import Reporter
 
 __all__ = [
     "FORMAT",
@@ -593,6 +594,12 @@ class RegistryClient:
         self.max_backoff_seconds = float(max_backoff_seconds)
         self.timeout = float(timeout)
         self.telemetry = telemetry
+        #: Usage reporting (``report``): a background sender, only with ``telemetry=True``.
+        self.reporter: Reporter | None = (
+            Reporter(self.url, token, application, timeout=self.timeout)
+            if telemetry and token
+            else None
+        )
         self.pins = dict(pins or {})
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.bootstrap = Path(bootstrap) if bootstrap is not None else None
@@ -1064,8 +1071,35 @@ class RegistryClient:
         if self._background and not self._closed:
             self._start()
 
+    def report(
+        self,
+        resolution: Resolution,
+        *,
+        latency_ms: float,
+        error: bool = False,
+        refusal: bool = False,
+        policy_violation: bool = False,
+        cost: float = 0.0,
+        quality: float | None = None,
+    ) -> None:
+        """Count one served request in the telemetry (batched, sent in the background; never
+        blocks or raises). Does nothing unless the client was made with ``telemetry=True``."""
+        reporter = self.reporter
+        if reporter is not None:
+            reporter.record(
+                resolution,
+                latency_ms=latency_ms,
+                error=error,
+                refusal=refusal,
+                policy_violation=policy_violation,
+                cost=cost,
+                quality=quality,
+            )
+
     def close(self) -> None:
-        """Stop the refresher (the snapshot keeps serving)."""
+        """Stop the refresher (the snapshot keeps serving) and send the queued telemetry."""
+        if self.reporter is not None:
+            self.reporter.close(timeout=self.timeout)
         self._closed = True
         self._stop.set()
         thread = self._thread
