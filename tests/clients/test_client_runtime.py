@@ -373,6 +373,11 @@ def test_cold_start_with_the_registry_down(
         world.v["v3"].version,
     )
     assert cold.sequence == warm.sequence
+    # a pin outside the snapshot while the registry is away: answered at once, no exception
+    started = time.monotonic()
+    outside = cold.resolve(SLOT, "user-1", pin=world.v["deprecated"].version)
+    assert outside.reason == "DISABLED" and "not in the snapshot" in outside.warnings[0]
+    assert time.monotonic() - started < 0.5
     # the same file as a bootstrap for a first start (no cache dir)
     bootstrap = tmp_path / "bootstrap.json"
     bootstrap.write_bytes(cache.read_bytes())

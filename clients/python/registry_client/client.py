@@ -727,6 +727,8 @@ class RegistryClient:
         assert view.snapshot is not None
         key = (view.snapshot.sequence, slot, pin)
         known = self._pin_answers.get(key)
+        if known is None and view.freshness != LIVE:  # the registry is away: do not wait on it
+            return self._fallback(slot, f"pin {pin!r} is not in the snapshot", view)
         if known is None:
             body = {
                 "tenant": self.tenant,
@@ -918,6 +920,13 @@ class RegistryClient:
         except OSError as exc:
             log.warning("registry_client: cannot persist the snapshot to %s: %s", path, exc)
 
+    def _touch(self) -> None:
+        """A 304 confirmed the persisted snapshot: its age (mtime) starts again for a cold start."""
+        path = self.cache_path
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.utime(path)
+
     # --- the network -------------------------------------------------------------------------
 
     def _request(
@@ -985,6 +994,7 @@ class RegistryClient:
             self.stats["not_modified"] += 1
             self._succeeded()
             self._confirm()
+            self._touch()
             return False
         if got.status != 200:
             self._failed(f"HTTP {got.status}", got.headers)
