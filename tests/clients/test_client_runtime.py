@@ -489,3 +489,22 @@ def test_eight_threads_never_see_half_a_snapshot(
             t.join()
     assert not bad, bad[:3]
     assert len(seen) == 8 and set().union(*seen) == set(whole)
+
+
+def test_a_canary_keeps_its_arms_while_the_registry_is_away(
+    world: World, make_client: Callable[..., RegistryClient], proxy: Proxy
+) -> None:
+    canary(world, weight=30_000, salt="salt-away")
+    clock = Clock()
+    client = make_client(clock=clock, stale_after_seconds=300)
+    subjects = [f"user-{i}" for i in range(2000)]
+    live = [client.resolve(SLOT, s) for s in subjects]
+    assert {a.freshness for a in live} == {"LIVE"} and {a.arm for a in live} == {"canary", "stable"}
+    proxy.mode = "down"
+    assert client.refresh() is False
+    for label, step in (("CACHED", 299), ("STALE", 2)):
+        clock.now += step
+        away = [client.resolve(SLOT, s) for s in subjects]
+        for before, after in zip(live, away, strict=True):
+            assert after._replace(reason=before.reason, freshness="LIVE") == before
+            assert (after.reason, after.freshness, after.rule_reason) == (label, label, "SPLIT")

@@ -537,7 +537,19 @@ def _view(snapshot: Snapshot | None, freshness: str, stale_at: float | None) -> 
     if freshness == LIVE:
         return _View(snapshot, LIVE, snapshot.fixed, snapshot.canary, None)
     fixed = {name: _label(answer, freshness) for name, answer in snapshot.fixed.items()}
-    return _View(snapshot, freshness, fixed, {}, stale_at)
+    canary = {name: _relabel(plan, freshness) for name, plan in snapshot.canary.items()}
+    return _View(snapshot, freshness, fixed, canary, stale_at)
+
+
+def _relabel(plan: _Canary, freshness: str) -> _Canary:
+    def arm(
+        parts: tuple[tuple[Any, ...], tuple[Any, ...]],
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        answer = _label(Resolution._make((*parts[0], None, *parts[1])), freshness)
+        return tuple(answer[:_BUCKET_AT]), tuple(answer[_BUCKET_AT + 1 :])
+
+    stable = arm(plan.stable) if plan.stable is not None else None
+    return _Canary(plan.prefix, plan.weight, arm(plan.candidate), stable)
 
 
 class _Fetched(NamedTuple):
@@ -647,7 +659,7 @@ class RegistryClient:
                     return answer
             elif subject:
                 plan = view.canary.get(slot)
-                if plan is not None:
+                if plan is not None and (view.stale_at is None or self._clock() < view.stale_at):
                     b = (
                         int.from_bytes(
                             _sha256((plan.prefix + subject).encode()).digest()[:8], "big"
