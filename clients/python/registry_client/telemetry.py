@@ -185,8 +185,7 @@ class Reporter:
         self.stats = Stats()
         self._closed = False
         self._reset()
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _after_fork(ref))
+        _reporters.add(self)
 
     def _reset(self) -> None:
         """Fresh state (at start, and in a forked child: the parent's events are not ours)."""
@@ -389,10 +388,17 @@ class Reporter:
             self._wake.set()
 
 
-def _after_fork(ref: weakref.ReferenceType[Reporter]) -> None:
-    reporter = ref()
-    if reporter is not None:
+#: Every live Reporter, so a forked child resets each one (one at-fork hook for them all).
+_reporters: weakref.WeakSet[Reporter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for reporter in list(_reporters):
         reporter._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _retry_after(value: str | None) -> float | None:
