@@ -508,3 +508,36 @@ def test_a_canary_keeps_its_arms_while_the_registry_is_away(
         for before, after in zip(live, away, strict=True):
             assert after._replace(reason=before.reason, freshness="LIVE") == before
             assert (after.reason, after.freshness, after.rule_reason) == (label, label, "SPLIT")
+
+
+def test_pins_in_every_reference_form_answer_as_the_server(
+    world: World, make_client: Callable[..., RegistryClient]
+) -> None:
+    from governance.errors import DomainError
+
+    override(world, world.acme, world.v["v3"])
+    client = make_client()
+    v3 = world.v["v3"]
+    forms = [
+        v3.version,
+        f"qualify-lead@{v3.version}",
+        f"qualify-lead:{v3.version}#{v3.manifest_sha256}",
+        f"qualify-lead@{v3.version}#{v3.manifest_sha256[:12]}",
+        f"prompt/platform/qualify-lead@{v3.version}",
+        f"prompt/platform/qualify-lead/{v3.version}",
+        f"prompt/platform/qualify-lead/{v3.version}#{v3.manifest_sha256}",
+        f"prompt/platform/other/{v3.version}",
+        f"qualify-lead:{v3.version}#{'0' * 64}",
+        "qualify-lead",
+    ]
+    snap = runtime.snapshot("acme", APP)
+    for pin in forms:
+        try:
+            want: dict[str, Any] | None = runtime.resolve(snap, SLOT, "user-1", pin).as_json()
+        except DomainError:
+            want = None
+        if want is None:
+            with pytest.raises(PinError):
+                client.resolve(SLOT, "user-1", pin=pin)
+        else:
+            assert_same(client.resolve(SLOT, "user-1", pin=pin), want)
