@@ -571,7 +571,22 @@ if hasattr(os, "register_at_fork"):
 
 
 class RegistryClient:
-    """The runtime configuration of one application for one tenant (see the module's docs)."""
+    """The runtime configuration of one application for one tenant (see the module's docs).
+
+    ``url`` the registry (http/https); ``token`` a service token (``runtime:read``, plus
+    ``telemetry:write`` with ``telemetry=True``). ``public_keys`` ``{key_id: hex Ed25519}`` pins
+    the signing keys (else fetched from ``/api/v1/keys/`` on first contact). ``cache_dir``: each
+    good snapshot is written there atomically (``<tenant>.<application>.runtime.json``) and read
+    back, verified, on start; ``bootstrap`` a runtime document shipped with the service for a
+    first start (the higher ``sequence`` of the two serves). ``poll_seconds`` ± ``jitter``
+    (a fraction) between polls; after errors the delay doubles up to ``max_backoff_seconds`` and
+    is never shorter than a ``Retry-After``. ``stale_after_seconds`` after the last good contact
+    ``CACHED`` turns ``STALE``. ``pins`` ``{slot: version}`` or ``{slot: {"version", "content",
+    "ref", ...}}`` answers ``FALLBACK`` when there is no snapshot (or no such slot in it).
+    ``initial_fetch`` polls once in the constructor (at most ``timeout`` seconds when the
+    registry is down); ``background`` starts the refresher thread; ``clock`` is the monotonic
+    clock freshness is measured with (injectable for tests).
+    """
 
     def __init__(
         self,
