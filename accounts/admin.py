@@ -16,15 +16,15 @@ from django.http import HttpRequest, HttpResponseRedirect
 from accounts import services
 from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
 from accounts.selectors import is_platform_admin
-from governance import errors
-from governance.errors import DomainError
+from governance.kernel import errors
+from governance.kernel.errors import DomainError
 
 REASON_HELP = "Recorded in the event log with the change."
 
 
 def refused(exc: DomainError) -> Exception:
     """A service's refusal as the admin shows it: 403 for permissions, else a validation error."""
-    if isinstance(exc, errors.PermissionDenied):
+    if isinstance(exc, errors.Forbidden):
         return AdminPermissionDenied(exc.message)
     return forms.ValidationError(str(exc))
 

@@ -12,7 +12,7 @@ the other:
   :func:`require_scope`.
 
 A verified service token is cached in the process, keyed by the runtime generation
-(``governance.events.generation.current()``, which every event append changes), so a warm
+(``governance.kernel.events.generation.current()``, which every event append changes), so a warm
 request runs no SQL; revoking a token appends an event, so the next request in every
 process verifies again and is refused. An entry is also re-verified once it is
 ``SERVICE_TOKEN_CACHE_SECONDS`` old (5 s), which bounds the delay even where the generation
@@ -37,8 +37,8 @@ from accounts.choices import TokenScope
 from accounts.models import ApiToken, User
 from accounts.selectors import service_token_by_digest, token_by_raw, token_digest
 from accounts.services import SERVICE_TOKEN_PREFIX, token_touch
-from governance.events import generation
-from governance.events.context import set_channel
+from governance.kernel.events import generation
+from governance.kernel.events.context import set_channel
 
 
 def bearer_token(request: Request, keyword: str = "Bearer") -> str | None:

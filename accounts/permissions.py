@@ -7,7 +7,7 @@ from __future__ import annotations
 from accounts.choices import Role
 from accounts.models import Tenant
 from accounts.selectors import AnyUser, has_role, is_platform_admin
-from governance.permissions import ALLOWED, Decision, deny
+from governance.kernel.permissions import ALLOWED, Decision, deny
 
 
 def can_manage_access(user: AnyUser | None, tenant: Tenant | None) -> Decision:

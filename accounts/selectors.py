@@ -9,15 +9,16 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Exists, Model, Prefetch, Q, QuerySet
 
 from accounts.choices import Role
 from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
-from governance.errors import NotFound
+from governance.kernel.errors import NotFound
 
 AnyUser = User | AnonymousUser
 M = TypeVar("M", bound=Model)
@@ -277,3 +278,16 @@ def users_with_access() -> list[tuple[User, list[tuple[str, list[str]]]]]:
     return [
         (u, sorted((slug, sorted(roles)) for slug, roles in table[u.pk].items())) for u in users
     ]
+
+
+def holders_of(tenant: Any, roles: Iterable[str]) -> QuerySet[User]:
+    """Active people holding any of ``roles`` in ``tenant`` (platform-wide grants included)."""
+    return (
+        User.objects.filter(
+            is_active=True,
+            role_grants__revoked_at__isnull=True,
+            role_grants__role__in=list(roles),
+        )
+        .filter(Q(role_grants__tenant=tenant) | Q(role_grants__tenant__isnull=True))
+        .distinct()
+    )

@@ -31,10 +31,10 @@ from accounts.models import (
     User,
 )
 from accounts.selectors import is_platform_admin, token_digest
-from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.services import event_record
-from governance.inputs import clean_text
+from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.services import event_record
+from governance.kernel.inputs import clean_text
 
 TOKEN_PREFIX = "gov_"  # noqa: S105 - a public marker, not a secret
 #: Service tokens (machines of a tenant) start differently, so neither passes for the other.
@@ -67,7 +67,7 @@ def validate_role(role: str, *, platform: bool = False) -> Role:
 @transaction.atomic
 def tenant_create(*, slug: str, name: str, actor: User | None) -> Tenant:
     if actor is not None and not is_platform_admin(actor):
-        raise PermissionDenied("Only a platform administrator can create tenants.")
+        raise Forbidden("Only a platform administrator can create tenants.")
     if not re.match(TENANT_SLUG_RE, slug or ""):
         raise DomainError(
             "Use 1-63 lowercase letters, digits or hyphens, starting and ending with one "
@@ -138,7 +138,7 @@ def _user_flag_set(
 def user_set_staff(*, user: User, is_staff: bool, actor: User | None, reason: str) -> User:
     """Let ``user`` sign in to the Django admin, or stop them; platform administrators only."""
     if actor is not None and not is_platform_admin(actor):
-        raise PermissionDenied(
+        raise Forbidden(
             "Only a platform administrator can change who signs in to the admin.", field="is_staff"
         )
     return _user_flag_set(
@@ -159,9 +159,7 @@ def user_set_superuser(*, user: User, is_superuser: bool, actor: User | None, re
     cannot raise anyone, themselves included, above that grant.
     """
     if actor is not None and not (actor.is_active and actor.is_superuser):
-        raise PermissionDenied(
-            "Only a superuser can change who is a superuser.", field="is_superuser"
-        )
+        raise Forbidden("Only a superuser can change who is a superuser.", field="is_superuser")
     return _user_flag_set(
         user=user,
         flag="is_superuser",
@@ -182,11 +180,11 @@ def user_set_active(*, user: User, active: bool, actor: User | None, reason: str
     first, so two deactivations at once cannot leave a tenant without one.
     """
     if actor is not None and not is_platform_admin(actor):
-        raise PermissionDenied(
+        raise Forbidden(
             "Only a platform administrator can activate or deactivate users.", field="is_active"
         )
     if actor is not None and user.is_superuser and not actor.is_superuser:
-        raise PermissionDenied(
+        raise Forbidden(
             "Only a superuser can activate or deactivate a superuser.", field="is_active"
         )
     if active is False:
@@ -233,7 +231,7 @@ def user_set_admin_permissions(
     lists; an unchanged set records nothing.
     """
     if actor is not None and not (actor.is_active and actor.is_superuser):
-        raise PermissionDenied(
+        raise Forbidden(
             "Only a superuser can change admin groups and permissions.", field="user_permissions"
         )
     reason = clean_text(reason, "reason", limit=500)
@@ -275,7 +273,7 @@ def user_create(
 ) -> User:
     """Create a user. Without a password the user can only use API tokens."""
     if actor is not None and not is_platform_admin(actor):
-        raise PermissionDenied("Only a platform administrator can create users.")
+        raise Forbidden("Only a platform administrator can create users.")
     username = (username or "").strip()
     if not username:
         raise DomainError("A user needs a username.", field="username")
@@ -320,7 +318,7 @@ def membership_add(*, user: User, tenant: Tenant, actor: User | None) -> Members
     and probe for, users of other tenants.
     """
     if actor is not None and not is_platform_admin(actor):
-        raise PermissionDenied(
+        raise Forbidden(
             f"Only a platform administrator can add members to '{tenant.slug}'.",
             field="username",
         )
@@ -540,7 +538,7 @@ def token_create(
 ) -> tuple[ApiToken, str]:
     """Issue a personal token for ``user``. The raw token is returned here and never again."""
     if actor is not None and actor.pk != user.pk and not is_platform_admin(actor):
-        raise PermissionDenied("You can only create tokens for yourself.")
+        raise Forbidden("You can only create tokens for yourself.")
     if not user.is_active:
         raise DomainError(f"User '{user}' is deactivated.", field="username")
     days = settings.API_TOKEN_DEFAULT_EXPIRY_DAYS if expires_days is None else expires_days
@@ -579,7 +577,7 @@ def token_create(
 def token_revoke(*, token: ApiToken, actor: User | None) -> ApiToken:
     """Revoke a token; requests that present it get 401 from now on."""
     if actor is not None and actor.pk != token.user_id and not is_platform_admin(actor):
-        raise PermissionDenied("You can only revoke your own tokens.")
+        raise Forbidden("You can only revoke your own tokens.")
     token = ApiToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is not None:
         raise Conflict("This token is already revoked.", field="token")

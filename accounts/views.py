@@ -19,7 +19,7 @@ from accounts.forms import (
 )
 from accounts.models import Tenant, User
 from accounts.permissions import can_manage_access, can_manage_service_tokens
-from governance.errors import DomainError, NotFound
+from governance.kernel.errors import DomainError, NotFound
 
 
 def _tenant_or_404(request: HttpRequest, slug: str) -> Tenant:

@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from governance import merkle  # noqa: E402
-from governance.verify import (  # noqa: E402
+from governance.kernel import merkle  # noqa: E402
+from governance.kernel.verify import (  # noqa: E402
     GENESIS_HASH,
     CheckpointRecord,
     checkpoint_body,
@@ -56,7 +56,7 @@ def build_log(n: int, checkpoint_every: int) -> tuple[list, dict[str, str], list
         with cache.open("rb") as fh:
             return pickle.load(fh)  # noqa: S301 - our own cache file
     key = Ed25519PrivateKey.generate()
-    from governance.events.keys import key_id_for, public_hex
+    from governance.kernel.events.keys import key_id_for, public_hex
 
     pub = public_hex(key)
     kid = key_id_for(pub)
@@ -136,8 +136,8 @@ def load_and_verify_database(args: argparse.Namespace) -> None:
     from django.db import connection
 
     from accounts.models import Tenant
-    from governance.events.models import Checkpoint, EventChainHead, SigningKey
-    from governance.events.services import verify_database
+    from governance.kernel.events.models import Checkpoint, EventChainHead, SigningKey
+    from governance.kernel.events.services import verify_database
 
     entries, keys, checkpoints = build_log(args.events, args.checkpoint_every)
     started = time.perf_counter()
@@ -285,8 +285,8 @@ import os, sys, time, django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
 django.setup()
 from django.db import transaction
-from governance.events.kinds import EventKind
-from governance.events.services import event_record
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.services import event_record
 worker, count, start_at = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 payload = {"username": "bench", "role": "reviewer", "scope": "acme", "reason": "bench"}
 while time.time() < start_at:

@@ -145,9 +145,9 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 from accounts.models import Tenant, User
-from governance.events import generation
-from governance.events.keys import sign
-from governance.events.services import active_key
+from governance.kernel.events import generation
+from governance.kernel.events.keys import sign
+from governance.kernel.events.services import active_key
 from governance.management.commands.seed_demo import PINS, promoted_change
 from registry import selectors as registry_selectors
 from registry import services as registry

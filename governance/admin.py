@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
-from governance.events.models import Checkpoint, Event, SigningKey, VerificationRun
+from governance.kernel.admin import ReadOnlyAdmin
+from governance.kernel.events.models import Checkpoint, Event, SigningKey, VerificationRun
 from governance.models import Notification, Waiver, WorkerHeartbeat
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(WorkerHeartbeat)

@@ -10,7 +10,7 @@ class GovernanceConfig(AppConfig):
     def ready(self) -> None:
         # Bind shared tasks to our Celery app in every process that runs Django.
         from governance import celery  # noqa: F401
-        from governance.events import deferral, services
+        from governance.kernel.events import deferral, services
 
         # Events wait for the end of the outermost transaction: the log's lock is taken last.
         deferral.install(services._append)

@@ -11,8 +11,8 @@ from django.utils import timezone
 from accounts.models import Tenant
 from accounts.selectors import tenants_visible_to
 from governance.choices import STATE_ORDER
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from governance.models import Waiver
 from governance.selectors import waiver_state_case
 from reviews.choices import CheckKind

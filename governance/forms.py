@@ -8,15 +8,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from governance.errors import DomainError
+from governance.kernel.forms import TEXTAREA, lines
 from reviews.choices import CheckKind
-
-TEXTAREA = forms.Textarea(attrs={"rows": 3})
-
-
-def lines(text: str) -> list[str]:
-    """One entry per line; blank lines and surrounding space ignored."""
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
 class ExpiryField(forms.DateTimeField):
@@ -103,10 +96,3 @@ class WaiverRevokeForm(forms.Form):
         label="Why revoke",
         help_text="The changes it covered block again at once.",
     )
-
-
-def form_error(form: Any, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
-    """Show a service's error on the field it names (``aliases`` maps service to form names),
-    else above the form. Every page turns a refused service call into a form message this way."""
-    field = (aliases or {}).get(exc.field or "", exc.field)
-    form.add_error(field if field in form.fields else None, exc.message)

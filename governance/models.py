@@ -1,4 +1,4 @@
-"""Cross-cutting governance models: the worker heartbeat and (from governance.events) the event log."""
+"""The ``governance`` app's models: the kernel's (notifications, heartbeats, the event log) and waivers."""
 
 from __future__ import annotations
 
@@ -12,65 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from governance.choices import WaiverState
-from governance.triggers import undeletable
+from governance.kernel.triggers import undeletable
 from reviews.choices import CheckKind
-
-
-class WorkerHeartbeat(models.Model):
-    """The last time a Celery worker ran the periodic heartbeat task; one row per worker host."""
-
-    worker = models.CharField(max_length=200, unique=True)
-    last_beat_at = models.DateTimeField(default=timezone.now)
-    beats = models.PositiveBigIntegerField(default=0)
-
-    class Meta:
-        ordering = ["-last_beat_at"]
-
-    def __str__(self) -> str:
-        return f"{self.worker} @ {self.last_beat_at:%Y-%m-%d %H:%M:%S}"
-
-
-class Notification(models.Model):
-    """Something a person must act on or know about, shown in the app and sent by email.
-
-    ``dedupe_key`` makes a notification idempotent: sending the same key to the same
-    person twice (a retried task, a beat that ran late) leaves one row and one email.
-    """
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
-    )
-    tenant = models.ForeignKey(
-        "accounts.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
-    title = models.CharField(max_length=200)
-    body = models.TextField(blank=True)
-    url = models.CharField(max_length=500, blank=True)
-    dedupe_key = models.CharField(max_length=200)
-    created_at = models.DateTimeField(default=timezone.now)
-    read_at = models.DateTimeField(null=True, blank=True)
-    #: Set when the email was sent (never when sending failed). Rows with it empty are the
-    #: email outbox: ``notification_outbox_requeue`` queues them again.
-    emailed_at = models.DateTimeField(null=True, blank=True)
-    #: When its email was last handed to a worker; the outbox waits before queueing again.
-    email_queued_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["user", "dedupe_key"], name="notification_once_per_key")
-        ]
-        indexes = [
-            models.Index(fields=["user", "read_at"], name="notification_unread"),
-            models.Index(
-                fields=["created_at"],
-                name="notification_email_outbox",
-                condition=models.Q(emailed_at__isnull=True),
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.user}: {self.title}"
 
 
 class WaiverCounter(models.Model):
@@ -183,14 +126,15 @@ class Waiver(models.Model):
         return WaiverState.ACTIVE
 
 
-# The event log lives in its own module; importing it here registers it with the app.
-from governance.events.models import (  # noqa: E402
+# The kernel's tables live in the kernel; importing them here registers them with the app.
+from governance.kernel.events.models import (  # noqa: E402
     Checkpoint,
     Event,
     EventChainHead,
     SigningKey,
     VerificationRun,
 )
+from governance.kernel.models import Notification, WorkerHeartbeat  # noqa: E402
 
 __all__ = [
     "Checkpoint",

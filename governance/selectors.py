@@ -13,11 +13,10 @@ from django.db import connection
 from django.db.models import Case, CharField, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from accounts.models import User
-from accounts.selectors import tenant_scoped
+from accounts.selectors import holders_of, tenant_scoped  # noqa: F401 - importable from here too
 from governance.choices import STATE_ORDER, WaiverState
-from governance.errors import NotFound
-from governance.events.models import Event
+from governance.kernel.errors import NotFound
+from governance.kernel.events.models import Event
 from governance.models import Waiver, WorkerHeartbeat
 
 
@@ -78,19 +77,6 @@ def readiness() -> list[Check]:
 
 
 # --- waivers -------------------------------------------------------------------------------
-
-
-def holders_of(tenant: Any, roles: Iterable[str]) -> QuerySet[User]:
-    """Active people holding any of ``roles`` in ``tenant`` (platform-wide grants included)."""
-    return (
-        User.objects.filter(
-            is_active=True,
-            role_grants__revoked_at__isnull=True,
-            role_grants__role__in=list(roles),
-        )
-        .filter(Q(role_grants__tenant=tenant) | Q(role_grants__tenant__isnull=True))
-        .distinct()
-    )
 
 
 def _waiver_queryset() -> QuerySet[Waiver]:
@@ -551,7 +537,7 @@ class ReadinessDashboard:
 def readiness_dashboard(
     tenants: Sequence[Tenant], now: datetime, *, viewer: Any
 ) -> ReadinessDashboard:
-    from governance.events import selectors as event_selectors
+    from governance.kernel.events import selectors as event_selectors
     from registry.selectors import artifacts_without_active_owner
 
     tenants = list(tenants)

@@ -97,15 +97,15 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "governance.request_metrics.RequestLatencyMiddleware",
+    "governance.kernel.request_metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "governance.security.RefusalLogMiddleware",
+    "governance.kernel.security.RefusalLogMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "governance.events.context.ChannelMiddleware",
+    "governance.kernel.events.context.ChannelMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

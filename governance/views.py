@@ -27,20 +27,21 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, is_platform_admin, tenant_for_user
-from governance import charts, permissions, selectors, services
+from governance import permissions, selectors, services
 from governance.choices import WaiverState
-from governance.errors import DomainError, NotFound
-from governance.errors import PermissionDenied as DomainPermissionDenied
-from governance.events import selectors as event_selectors
-from governance.events.services import verification_start
 from governance.filtersets import EventFilterSet, WaiverFilterSet
-from governance.forms import WaiverForm, WaiverRenewForm, WaiverRevokeForm, form_error
+from governance.forms import WaiverForm, WaiverRenewForm, WaiverRevokeForm
+from governance.kernel import charts
+from governance.kernel.errors import DomainError, Forbidden, NotFound
+from governance.kernel.events import selectors as event_selectors
+from governance.kernel.events.services import verification_start
+from governance.kernel.forms import form_error
+from governance.kernel.permissions import can_start_verification
 from governance.models import Waiver
 from governance.permissions import (
     can_grant_waiver,
     can_renew_waiver,
     can_revoke_waiver,
-    can_start_verification,
     may_grant_waivers,
     waiver_actions,
 )
@@ -404,7 +405,7 @@ def waiver_renew(request: HttpRequest, reference: str) -> HttpResponse:
                     mitigation=form.cleaned_data["mitigation"],
                     advisory_links=form.links(),
                 )
-            except DomainPermissionDenied as exc:
+            except Forbidden as exc:
                 return _refused(request, waiver, "renew", exc.message)
             except DomainError as exc:
                 form_error(form, exc)
@@ -437,7 +438,7 @@ def waiver_revoke(request: HttpRequest, reference: str) -> HttpResponse:
                 services.waiver_revoke(
                     waiver=waiver, actor=user, reason=form.cleaned_data["reason"]
                 )
-            except DomainPermissionDenied as exc:
+            except Forbidden as exc:
                 return _refused(request, waiver, "revoke", exc.message)
             except DomainError as exc:
                 form_error(form, exc)

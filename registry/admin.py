@@ -9,8 +9,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from accounts.admin import REASON_HELP, refused
-from governance.admin import ReadOnlyAdmin
-from governance.errors import DomainError
+from governance.kernel.admin import ReadOnlyAdmin
+from governance.kernel.errors import DomainError
 from registry import services
 from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
 

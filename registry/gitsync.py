@@ -21,7 +21,7 @@ import yaml
 from django.db import transaction
 
 from accounts.models import Tenant, User
-from governance.errors import DomainError
+from governance.kernel.errors import DomainError
 from registry import selectors, services
 from registry.models import Artifact, Version
 from registry.references import version_key

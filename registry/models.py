@@ -17,7 +17,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from governance.triggers import immutable, no_truncate
+from governance.kernel.triggers import immutable, no_truncate
 from registry.choices import ContentKind, ImpactChoice, Stage
 
 SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"

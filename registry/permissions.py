@@ -1,6 +1,6 @@
 """Who may do what in the registry: one predicate per action.
 
-Each answers a :class:`~governance.permissions.Decision`; ``registry.services`` refuses with
+Each answers a :class:`~governance.kernel.permissions.Decision`; ``registry.services`` refuses with
 its reason, and the artifact and version pages ask the same function to show or hide the
 action. ``user=None`` is the system (the CLI, an import). These decide *who*; whether the
 version is in a state that allows the action stays a ``Conflict`` in the service.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from accounts.choices import Role
 from accounts.selectors import AnyUser, is_member, is_platform_admin
-from governance.permissions import ALLOWED, Decision, deny, roles_of
+from governance.kernel.permissions import ALLOWED, Decision, deny, roles_of
 
 if TYPE_CHECKING:
     from accounts.models import Tenant

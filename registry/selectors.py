@@ -9,7 +9,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from accounts.models import Membership, Tenant
 from accounts.selectors import AnyUser, tenant_scoped
-from governance.errors import DomainError, NotFound
+from governance.kernel.errors import DomainError, NotFound
 from registry.choices import Stage
 from registry.models import (
     Artifact,

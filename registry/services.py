@@ -22,11 +22,17 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from accounts.selectors import is_member, is_platform_admin
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events import keys as keystore
-from governance.events.kinds import EventKind
-from governance.events.services import EventSpec, active_key, canonical, event_record, events_record
-from governance.inputs import clean_text
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events import keys as keystore
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.services import (
+    EventSpec,
+    active_key,
+    canonical,
+    event_record,
+    events_record,
+)
+from governance.kernel.inputs import clean_text
 from registry import hooks, permissions, selectors
 from registry.choices import BUILTIN_CLASSES, ContentKind, Stage
 from registry.models import (
@@ -111,7 +117,7 @@ def artifact_class_create(
 ) -> ArtifactClass:
     """Add a class without code (platform administrators)."""
     if actor is not None and not is_platform_admin(actor):
-        raise PermissionDenied("Only a platform administrator can add artifact classes.")
+        raise Forbidden("Only a platform administrator can add artifact classes.")
     _check_slug(slug)
     if content_kind not in ContentKind.values:
         raise DomainError(
@@ -163,7 +169,7 @@ def artifact_class_update(
     event). A new schema applies to versions published from now on.
     """
     if actor is not None and not is_platform_admin(actor):
-        raise PermissionDenied("Only a platform administrator can change artifact classes.")
+        raise Forbidden("Only a platform administrator can change artifact classes.")
     reason = clean_text(reason, "reason", required=False, limit=500)
     current = ArtifactClass.objects.select_for_update().get(pk=artifact_class.pk)
     wanted: dict[str, Any] = {}
@@ -945,7 +951,9 @@ def removal_held_alert(*, refusal: StillServing, now: Any = None) -> int:
     inside the refused transaction would vanish with it). At most one a day per version
     (the dedupe key holds the date), however often the sweep runs. Returns notifications made.
     """
-    from governance.services import notification_send  # the project floor's notifications
+    from governance.kernel.notifications import (
+        notification_send,  # the project floor's notifications
+    )
 
     now = now or timezone.now()
     version = refusal.version

@@ -12,10 +12,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db.models import Prefetch, prefetch_related_objects
 
-from governance.errors import DomainError
-from governance.events.kinds import EventKind
-from governance.events.models import Event, SigningKey
-from governance.events.services import canonical, events_pending
+from governance.kernel.errors import DomainError
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event, SigningKey
+from governance.kernel.events.services import canonical, events_pending
 from registry.choices import ContentKind
 from registry.models import Version, VersionDependency
 from registry.storage import blob_exists, blob_path

@@ -22,10 +22,9 @@ from accounts.selectors import (
     tenant_for_user,
     tenants_visible_to,
 )
-from governance.errors import DomainError, NotFound
-from governance.errors import PermissionDenied as DomainPermissionDenied
-from governance.events.models import SigningKey
-from governance.forms import form_error
+from governance.kernel.errors import DomainError, Forbidden, NotFound
+from governance.kernel.events.models import SigningKey
+from governance.kernel.forms import form_error
 from registry import hooks, selectors, services
 from registry.choices import ContentKind, Stage
 from registry.diffs import version_diff
@@ -351,7 +350,7 @@ def version_deprecate(
             override_reason=form.cleaned_data.get("override_reason", ""),
             actor=request.user,  # type: ignore[arg-type]
         )
-    except DomainPermissionDenied as exc:
+    except Forbidden as exc:
         return _lifecycle_refused(request, found_artifact, found, exc.message)
     except DomainError as exc:
         if exc.field == "override_reason" and not form.show_override:
@@ -388,7 +387,7 @@ def version_retire(
             rationale=form.cleaned_data["rationale"],
             actor=request.user,  # type: ignore[arg-type]
         )
-    except DomainPermissionDenied as exc:
+    except Forbidden as exc:
         return _lifecycle_refused(request, found_artifact, found, exc.message)
     except DomainError as exc:
         form_error(form, exc)

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from governance.models import Notification
+from governance.kernel.models import Notification
 
 
 def notifications(request: HttpRequest) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from governance.triggers import immutable, undeletable
+from governance.kernel.triggers import immutable, undeletable
 from reviews.choices import (
     ActivationKind,
     ChangeStatus,

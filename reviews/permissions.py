@@ -1,6 +1,6 @@
 """Who may do what to a change request: one predicate per action.
 
-Each answers a :class:`~governance.permissions.Decision`; ``reviews.services`` refuses with
+Each answers a :class:`~governance.kernel.permissions.Decision`; ``reviews.services`` refuses with
 its reason (``.require()``), and the change page, the API and the templates ask the same
 function to show or hide the action. ``user=None`` is the system. These decide *who*; whether
 the change is in a state that allows the action stays a ``Conflict`` in the service.
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from accounts.choices import Role
 from accounts.selectors import AnyUser, is_member, is_platform_admin
-from governance.permissions import ALLOWED, Decision, deny, roles_of
+from governance.kernel.permissions import ALLOWED, Decision, deny, roles_of
 
 if TYPE_CHECKING:
     from accounts.models import Tenant

@@ -6,8 +6,8 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from governance.events import keys as keystore
-from governance.events.services import active_key, canonical
+from governance.kernel.events import keys as keystore
+from governance.kernel.events.services import active_key, canonical
 from registry.models import Version
 from reviews import selectors
 from reviews.models import Activation, ChangeRequest, CheckRun

@@ -20,9 +20,9 @@ from django.utils import timezone
 from accounts.choices import Role
 from accounts.models import RoleGrant, Tenant, User
 from accounts.selectors import roles_in_tenant, tenant_scoped
-from governance.errors import NotFound
-from governance.events.models import Event
-from governance.events.services import canonical
+from governance.kernel.errors import NotFound
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import canonical
 from reviews import checks as check_catalog
 from reviews import policy as approval_policy
 from reviews.choices import ChangeStatus, CheckKind, CheckStatus, Decision, Requirement

@@ -19,12 +19,12 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Tenant, User
-from governance.errors import Conflict, DomainError
-from governance.events.kinds import EventKind
-from governance.events.services import EventSpec, canonical, event_record, events_record
-from governance.inputs import clean_text
+from governance.kernel.errors import Conflict, DomainError
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.services import EventSpec, canonical, event_record, events_record
+from governance.kernel.inputs import clean_text
+from governance.kernel.notifications import notification_send
 from governance.selectors import waivers_in_scope
-from governance.services import notification_send
 from registry.choices import Stage
 from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version, VersionState
 from registry.selectors import lifecycle_refusal

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from governance.events.context import channel
+from governance.kernel.events.context import channel
 from reviews.models import CheckRun
 from reviews.services import check_execute
 

@@ -24,11 +24,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, roles_in_tenant, tenant_for_user
-from governance.errors import DomainError, NotFound
-from governance.forms import form_error
+from governance.kernel.errors import DomainError, NotFound
+from governance.kernel.forms import form_error
+from governance.kernel.notifications import notification_mark_read
 from governance.models import Notification, Waiver
 from governance.permissions import can_grant_waiver
-from governance.services import notification_mark_read
 from registry import selectors as registry_selectors
 from registry.choices import ContentKind, Stage
 from registry.diffs import VersionDiff, version_diff

@@ -19,10 +19,5 @@ class RolloutsConfig(AppConfig):
         registry_hooks.register_recent_traffic(telemetry_selectors.recent_traffic_by_version)
         # ... and "who used it lately?" for the version and deprecation pages (24 h and 7 d).
         registry_hooks.register_usage(telemetry_selectors.usage_by_version, selectors.usage_url)
-        # /metrics (the kernel's) gauges the running rollouts through a registered collector.
-        from governance.api.metrics import register_collector
-        from rollouts.metrics import RolloutCollector
-
-        register_collector(RolloutCollector())
         # The canary analysis (issue 12) is the controller's telemetry signal.
         signal_source_register(canary.canary_signal)

@@ -26,10 +26,10 @@ from django.conf import settings
 from django.db.models import Case, IntegerField, Max, Min, Q, Value, When
 from django.utils import timezone
 
-from governance.errors import Conflict
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import events_pending
+from governance.kernel.errors import Conflict
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import events_pending
 from rollouts import analysis
 from rollouts.analysis import Observation, Policy, StepCounts, Verdict
 from rollouts.choices import BUCKETS, PointerKind, PromotionTarget, RolloutState, RolloutStrategy
@@ -390,7 +390,7 @@ def _rollback_notify(rollout: Rollout, verdict: Verdict, evidence: dict[str, Any
     (in-app now, by email from a worker with the outbox as backstop)."""
     from accounts.choices import Role
     from accounts.models import RoleGrant
-    from governance.services import notification_send
+    from governance.kernel.notifications import notification_send
     from rollouts.controller import _rollout_url
 
     owners = [

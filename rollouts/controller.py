@@ -20,9 +20,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import event_record
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import event_record
 from rollouts import canary, contract
 from rollouts.analysis import ADVANCE, PAUSE, ROLLBACK, Verdict
 from rollouts.choices import ACTIVE_STATES, RolloutState, RolloutStrategy
@@ -316,7 +316,7 @@ def flag_alerts_send(*, now: datetime | None = None) -> int:
     """Alert a flag rollout's creator and its change's author ``ROLLOUT_FLAG_WARNING_DAYS``
     before the flag expires: a notification each and one ``rollout.flag_expiring`` event per
     flag and expiry (a flag given a new expiry is announced again). Returns alerts sent."""
-    from governance.services import notification_send
+    from governance.kernel.notifications import notification_send
 
     now = now or timezone.now()
     horizon = now + timedelta(days=settings.ROLLOUT_FLAG_WARNING_DAYS)

@@ -2,7 +2,7 @@
 
 Reads only (through ``rollouts.telemetry_selectors`` and ``rollouts.selectors``); every
 function runs a fixed number of queries whatever the number of counter rows, versions or
-the time range. Charts are pygal images (``governance.charts``); each comes with the
+the time range. Charts are pygal images (``governance.kernel.charts``); each comes with the
 numbers behind it as a table in the template.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from governance import charts
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel import charts
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry.models import Version
 from rollouts import canary as canary_analysis
 from rollouts.analysis import StepCounts, sequential_test

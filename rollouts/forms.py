@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from governance.forms import TEXTAREA, lines
+from governance.kernel.forms import TEXTAREA, lines
 from rollouts.choices import BUCKETS, CANARY_DEFAULT_STEPS, PromotionTarget, RolloutStrategy
 
 #: A weight of BUCKETS is 100%: one percent is this many buckets.

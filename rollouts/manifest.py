@@ -39,9 +39,9 @@ from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import canonical, event_record, events_pending
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import canonical, event_record, events_pending
 from registry.models import Version
 from registry.verification import verify_versions
 from reviews.choices import ActivationKind, CheckKind, Decision

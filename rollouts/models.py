@@ -19,7 +19,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from governance.triggers import immutable, no_truncate, undeletable
+from governance.kernel.triggers import immutable, no_truncate, undeletable
 from rollouts.choices import (
     Arm,
     PointerKind,

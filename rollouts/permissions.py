@@ -1,6 +1,6 @@
 """Who may do what to applications, slots, overrides and rollouts: one predicate per action.
 
-Each answers a :class:`~governance.permissions.Decision`; ``rollouts.services`` refuses with
+Each answers a :class:`~governance.kernel.permissions.Decision`; ``rollouts.services`` refuses with
 its reason (``.require()``), and pages, the API and the CLI ask the same function to show or
 hide the action. ``user=None`` is the system. A platform administrator administers every
 tenant. Whether the rollout's state allows the action stays a ``Conflict`` in the service;
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from accounts.choices import Role
 from accounts.selectors import AnyUser
-from governance.permissions import ALLOWED, Decision, deny, roles_of
+from governance.kernel.permissions import ALLOWED, Decision, deny, roles_of
 
 if TYPE_CHECKING:
     from accounts.models import Tenant

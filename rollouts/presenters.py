@@ -12,7 +12,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from accounts.models import Tenant
-from governance.errors import DomainError
+from governance.kernel.errors import DomainError
 from registry.models import Version
 from rollouts import runtime, selectors
 from rollouts.choices import ACTIVE_STATES, Reason, RolloutState, RolloutStrategy

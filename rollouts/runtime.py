@@ -16,7 +16,7 @@ rule (``SPLIT`` / ``TARGETING_MATCH``), the tenant's override (``TARGETING_MATCH
 (``DEFAULT``), else ``DISABLED``. ``answer(...)`` is the server's entry: the snapshot, then
 ``resolve``, then, for a pin the snapshot does not hold, one indexed lookup (still fail closed).
 
-The cache is keyed by ``governance.events.generation.current()``, which every event append
+The cache is keyed by ``governance.kernel.events.generation.current()``, which every event append
 changes, so a warm answer runs no SQL and a pointer move is seen by every process within a
 second (a Redis counter with ``REDIS_URL``, else a file's modification time).
 """
@@ -33,11 +33,11 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
-from governance.errors import DomainError, NotFound
-from governance.events import generation
-from governance.events import keys as keystore
-from governance.events.selectors import log_size
-from governance.events.services import active_key, canonical
+from governance.kernel.errors import DomainError, NotFound
+from governance.kernel.events import generation
+from governance.kernel.events import keys as keystore
+from governance.kernel.events.selectors import log_size
+from governance.kernel.events.services import active_key, canonical
 from registry.choices import ContentKind
 from registry.models import Version
 from registry.references import Reference, ReferenceError, parse_reference, parse_version

@@ -17,8 +17,8 @@ from django.urls import reverse
 
 from accounts.models import Tenant
 from accounts.selectors import AnyUser, tenant_scoped
-from governance.errors import NotFound
-from governance.events.models import Event
+from governance.kernel.errors import NotFound
+from governance.kernel.events.models import Event
 from registry.choices import Stage
 from registry.models import Version
 from reviews.choices import ChangeStatus

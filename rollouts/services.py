@@ -1,7 +1,7 @@
 """Every change to applications, slots, overrides and rollouts; each pointer move is a row and an event.
 
 All functions are keyword-only and atomic, check permissions with ``rollouts.permissions``
-and refuse with ``governance.errors``. Locks, in the one order: Rollout rows, then the
+and refuse with ``governance.kernel.errors``. Locks, in the one order: Rollout rows, then the
 change rows and artifact rows a default move needs (``reviews.services.activation_lock``:
 changes, then artifacts, by primary key), then Override rows; events are appended when
 the transaction ends (``event_record`` defers them), so the log's lock is taken last.
@@ -24,10 +24,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Tenant, User
-from governance.errors import Conflict, DomainError
-from governance.events.kinds import EventKind
-from governance.events.services import EventSpec, events_record
-from governance.inputs import clean_text
+from governance.kernel.errors import Conflict, DomainError
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.services import EventSpec, events_record
+from governance.kernel.inputs import clean_text
 from registry.choices import ImpactChoice
 from registry.models import Artifact, Version
 from reviews import services as reviews

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from celery import shared_task
 
-from governance.events.context import channel
+from governance.kernel.events.context import channel
 from rollouts.controller import controller_cycle
 
 

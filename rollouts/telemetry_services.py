@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.authentication import ServicePrincipal
 from accounts.choices import TokenScope
 from accounts.models import Tenant
-from governance.errors import DomainError, NotFound, PermissionDenied
+from governance.kernel.errors import DomainError, Forbidden, NotFound
 from registry.models import Version, VersionUsage
 from rollouts.choices import ACTIVE_STATES, Arm, Resolution
 from rollouts.models import (
@@ -249,7 +249,7 @@ def _tenant_of(principal_or_tenant: ServicePrincipal | Tenant) -> tuple[Tenant, 
     principal = principal_or_tenant
     if not principal.has_scope(TokenScope.TELEMETRY_WRITE):
         held = ", ".join(sorted(principal.scopes)) or "none"
-        raise PermissionDenied(
+        raise Forbidden(
             f"Service token {principal.prefix}… lacks the scope "
             f"'{TokenScope.TELEMETRY_WRITE}' (it holds: {held}).",
             field="scope",

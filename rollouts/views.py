@@ -22,8 +22,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import Tenant, User
 from accounts.selectors import tenants_administered_by, tenants_visible_to
-from governance.errors import DomainError, NotFound
-from governance.forms import form_error
+from governance.kernel.errors import DomainError, NotFound
+from governance.kernel.forms import form_error
 from registry import selectors as registry_selectors
 from reviews import reauth
 from reviews import selectors as review_selectors

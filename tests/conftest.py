@@ -45,7 +45,7 @@ def _signing_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     """Each test run signs with keys of its own, never the developer's var/keys."""
     from django.conf import settings as dj_settings
 
-    from governance.events import keys
+    from governance.kernel.events import keys
 
     old = dj_settings.SIGNING_KEY_DIR
     dj_settings.SIGNING_KEY_DIR = tmp_path_factory.mktemp("keys")
@@ -59,7 +59,7 @@ def _signing_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 def _fresh_event_channel() -> Iterator[None]:
     """Each test starts with no event channel: an authenticator called outside a request
     (which sets it, as the middleware would reset it) must not leak its 'via' into the next test."""
-    from governance.events.context import channel
+    from governance.kernel.events.context import channel
 
     with channel(""):
         yield

@@ -15,8 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import is_platform_admin
-from governance import request_metrics
-from governance.events import selectors
+from governance.kernel import request_metrics
+from governance.kernel.events import selectors
+from rollouts.metrics import RolloutCollector
 
 
 class PlainTextRenderer(renderers.BaseRenderer):
@@ -115,15 +116,8 @@ class GovernanceCollector:
         yield deprecated
 
 
-#: Collectors of the floors above (rollouts registers its own in ``ready()``): the kernel
-#: never imports them.
-_collectors: list[Any] = []
-
-
-def register_collector(collector: Any) -> None:
-    """Add a collector (an object with ``collect()``) to every scrape (idempotent by type)."""
-    if not any(type(c) is type(collector) for c in _collectors):
-        _collectors.append(collector)
+#: The floors' own collectors, gathered here at the project level (nothing below imports this).
+_collectors: list[Any] = [RolloutCollector()]
 
 
 class PrometheusMetricsView(APIView):

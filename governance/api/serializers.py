@@ -10,7 +10,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.choices import WaiverState
-from governance.events.models import Checkpoint, Event, SigningKey, VerificationRun
+from governance.kernel.events.models import Checkpoint, Event, SigningKey, VerificationRun
+from governance.kernel.serializers import HistoryEntrySerializer
 from governance.models import Waiver
 from reviews.choices import CheckKind
 
@@ -80,7 +81,7 @@ class CheckpointSerializer(serializers.Serializer[Checkpoint]):
     body = serializers.CharField(help_text="The signed RFC 8785 bytes {root, size, time}.")
 
     def to_representation(self, instance: Checkpoint) -> dict[str, Any]:
-        from governance.events.services import checkpoint_record
+        from governance.kernel.events.services import checkpoint_record
 
         return checkpoint_record(instance).as_json()
 
@@ -247,19 +248,6 @@ class WaiverSerializer(serializers.ModelSerializer[Waiver]):
 
     def get_url(self, obj: Waiver) -> str:
         return f"/api/v1/waivers/{obj.reference}/"
-
-
-class HistoryEntrySerializer(serializers.ModelSerializer[Event]):
-    """One log entry in a record's history (a waiver's, a change request's)."""
-
-    actor = serializers.SerializerMethodField(help_text="Username, or null for the system.")
-
-    class Meta:
-        model = Event
-        fields = ["seq", "kind", "actor", "time", "payload"]
-
-    def get_actor(self, obj: Event) -> str | None:
-        return obj.actor_name or None
 
 
 class WaiverDetailSerializer(WaiverSerializer):

@@ -36,11 +36,11 @@ from governance.api.serializers import (
     WaiverRevokeSerializer,
     WaiverSerializer,
 )
-from governance.errors import DomainError, NotFound
-from governance.events import selectors
-from governance.events.models import Checkpoint, Event, SigningKey, VerificationRun
-from governance.events.services import checkpoint_create, verification_start
 from governance.filtersets import EventFilterSet
+from governance.kernel.errors import DomainError, NotFound
+from governance.kernel.events import selectors
+from governance.kernel.events.models import Checkpoint, Event, SigningKey, VerificationRun
+from governance.kernel.events.services import checkpoint_create, verification_start
 from governance.models import Waiver
 from governance.selectors import waivers_matching
 from governance.services import waiver_countersign, waiver_grant, waiver_renew, waiver_revoke

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.selectors import is_platform_admin, tenant_for_user
-from governance.errors import DomainError, PermissionDenied
+from governance.kernel.errors import DomainError, Forbidden
 from registry import selectors, services
 from registry.api.serializers import (
     ArtifactClassSerializer,
@@ -312,4 +312,4 @@ class Resolve(APIView):
 
 def require_platform_admin(user: Any) -> None:
     if not is_platform_admin(user):
-        raise PermissionDenied("Only a platform administrator can do this.")
+        raise Forbidden("Only a platform administrator can do this.")

@@ -14,7 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance.api.serializers import HistoryEntrySerializer
+from governance.kernel.serializers import HistoryEntrySerializer
 from reviews import checks as check_catalog
 from reviews import selectors
 from reviews.choices import (

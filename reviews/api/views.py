@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Tenant, User
 from accounts.selectors import tenant_for_user
-from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
+from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound
 from registry import selectors as registry_selectors
 from registry.models import Artifact, Version
 from reviews import reauth, selectors, services
@@ -115,13 +115,13 @@ def _confirm_sign_off(request: Request, password: str) -> None:
     if via_session and reauth.recently_confirmed(request):
         return
     if not password:
-        raise PermissionDenied(
+        raise Forbidden(
             "Signing off needs your current password: send it as 'password'.",
             field="password",
             code="password_required",
         )
     if not reauth.confirm(request if via_session else _Sessionless(request), password):
-        raise PermissionDenied(
+        raise Forbidden(
             "That is not your password ('password'); nothing was recorded.",
             field="password",
             code="password_required",

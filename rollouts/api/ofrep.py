@@ -48,9 +48,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.authentication import ServicePrincipal, ServiceTokenAuthentication, require_scope
 from accounts.choices import TokenScope
-from governance.errors import DomainError, NotFound
-from governance.events import generation
-from governance.events.services import canonical
+from governance.kernel.errors import DomainError, NotFound
+from governance.kernel.events import generation
+from governance.kernel.events.services import canonical
 from rollouts import runtime
 from rollouts.api.views import reader_may_read, request_generation
 from rollouts.choices import Reason

@@ -13,7 +13,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance.errors import DomainError
+from governance.kernel.errors import DomainError
 from registry.models import Version
 from rollouts.choices import (
     BUCKETS,

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ServicePrincipal, ServiceTokenAuthentication, require_scope
 from accounts.choices import TokenScope
-from governance.errors import DomainError
+from governance.kernel.errors import DomainError
 from rollouts.telemetry import LATENCY_BOUNDS_MS
 from rollouts.telemetry_services import telemetry_ingest
 

@@ -35,7 +35,7 @@ from accounts.authentication import (
 from accounts.choices import TokenScope
 from accounts.models import User
 from accounts.selectors import tenant_for_user, tenants_visible_to
-from governance.errors import DomainError, NotFound, PermissionDenied
+from governance.kernel.errors import DomainError, Forbidden, NotFound
 from registry import selectors as registry_selectors
 from registry.api.views import Resolve as RegistryResolve
 from registry.models import Artifact, Version
@@ -77,7 +77,7 @@ RUNTIME_AUTHENTICATION: list[type[BaseAuthentication]] = [
 
 
 def reader_may_read(principal: Any, tenant_slug: str) -> None:
-    """The one rule for reading a tenant's runtime: NotFound/PermissionDenied otherwise.
+    """The one rule for reading a tenant's runtime: NotFound/Forbidden otherwise.
 
     A service token reads its own tenant with the ``runtime:read`` scope; a person reads a
     tenant they may see (member or platform administrator). Another tenant reads as
@@ -86,7 +86,7 @@ def reader_may_read(principal: Any, tenant_slug: str) -> None:
     if isinstance(principal, ServicePrincipal):
         if not principal.has_scope(TokenScope.RUNTIME_READ):
             held = ", ".join(sorted(principal.scopes)) or "none"
-            raise PermissionDenied(
+            raise Forbidden(
                 f"Service token {principal.prefix}… lacks the scope "
                 f"'{TokenScope.RUNTIME_READ}' (it holds: {held}).",
                 field="scope",
@@ -233,9 +233,7 @@ class ResolveView(_JSONOnly, RegistryResolve):
         super().initial(request, *args, **kwargs)
         if request.method == "GET" and isinstance(request.user, ServicePrincipal):
             # The registry's lookup reads as a person; a machine resolves slots (POST).
-            raise PermissionDenied(
-                "Service tokens resolve slots with POST /api/v1/resolve/.", field="ref"
-            )
+            raise Forbidden("Service tokens resolve slots with POST /api/v1/resolve/.", field="ref")
 
     @extend_schema(
         request=ResolveRequestSerializer,

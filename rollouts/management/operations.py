@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.errors import DomainError
+from governance.kernel.errors import DomainError
 from reviews import selectors as reviews_selectors
 from rollouts import selectors, services
 from rollouts.choices import BUCKETS, PromotionTarget, RolloutState, RolloutStrategy

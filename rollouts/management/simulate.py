@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from accounts import services as accounts
 from accounts.choices import TokenScope
-from governance.errors import DomainError
+from governance.kernel.errors import DomainError
 from rollouts import analysis, telemetry_services
 from rollouts.choices import BUCKETS, PointerKind, RolloutState, RolloutStrategy
 from rollouts.controller import rollout_iterate

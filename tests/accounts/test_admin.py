@@ -9,9 +9,9 @@ from django.test import Client
 
 from accounts import services
 from accounts.models import Tenant, User
-from governance.errors import DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.errors import DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ class TestTenantRename:
             services.tenant_rename(tenant=acme, name="  ", actor=None)
         assert err.value.field == "name"
         reviewer = make_user("rev", acme="reviewer")
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.tenant_rename(tenant=acme, name="Mine", actor=reviewer)
         boss = make_user("boss", acme="administrator")
         services.tenant_rename(tenant=acme, name="Acme Ltd", actor=boss, reason="rebrand")
@@ -153,9 +153,9 @@ class TestUserFlags:
         alice.refresh_from_db()
         assert not alice.is_superuser and not alice.is_staff
         assert not events(EventKind.USER_SUPERUSER_CHANGED)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.user_set_superuser(user=alice, is_superuser=True, actor=clerk, reason="x")
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.user_set_staff(user=alice, is_staff=True, actor=clerk, reason="x")
 
     def test_services_need_a_reason_and_skip_no_ops(self, make_user: Any) -> None:

@@ -13,8 +13,8 @@ from django.core.management import CommandError, call_command
 
 from accounts import selectors
 from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from tests.conftest import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]

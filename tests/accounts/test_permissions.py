@@ -11,7 +11,7 @@ from django.test import Client
 
 from accounts import permissions, services
 from accounts.models import RoleGrant
-from governance.errors import PermissionDenied
+from governance.kernel.errors import Forbidden
 
 pytestmark = pytest.mark.django_db
 
@@ -24,10 +24,10 @@ def test_grant_and_revoke_follow_one_rule(acme: Any, make_user: Any) -> None:
     assert permissions.can_manage_access(rev, acme) == permissions.Decision(False, reason)
     assert permissions.can_manage_access(boss, acme)
     assert not permissions.can_manage_access(boss, None)  # platform-wide roles
-    with pytest.raises(PermissionDenied) as refused:
+    with pytest.raises(Forbidden) as refused:
         services.role_grant(user=other, role="reviewer", tenant=acme, actor=rev, reason="x")
     assert refused.value.message == reason
-    with pytest.raises(PermissionDenied) as refused:
+    with pytest.raises(Forbidden) as refused:
         services.role_revoke(user=boss, role="administrator", tenant=acme, actor=rev, reason="x")
     assert refused.value.message == reason
     assert not RoleGrant.objects.filter(user=other, role="reviewer").exists()

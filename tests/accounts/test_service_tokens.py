@@ -34,10 +34,10 @@ from accounts.authentication import (
 from accounts.choices import TokenScope
 from accounts.models import ServiceToken, Tenant, User
 from accounts.permissions import can_manage_service_tokens
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events import generation
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events import generation
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from tests.conftest import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,14 +161,14 @@ class TestServices:
         assert not refused and "administrator of 'acme'" in refused.reason
         assert not can_manage_service_tokens(other_admin, acme)
         for actor in (reviewer, other_admin):
-            with pytest.raises(PermissionDenied):
+            with pytest.raises(Forbidden):
                 services.service_token_create(
                     tenant=acme, name="x", scopes=["runtime:read"], actor=actor
                 )
         token, _ = services.service_token_create(
             tenant=acme, name="x", scopes=["runtime:read"], actor=platform
         )
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.service_token_revoke(token=token, actor=reviewer, reason="no")
         assert ServiceToken.objects.get().revoked_at is None
 

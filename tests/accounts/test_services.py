@@ -10,9 +10,9 @@ from django.utils import timezone
 from accounts import selectors, services
 from accounts.choices import Role
 from accounts.models import ApiToken, Membership, RoleGrant, Tenant, User
-from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +41,7 @@ class TestTenantCreate:
 
     def test_only_platform_admin_may_create(self, acme, make_user):
         admin = make_user("a", acme="administrator")
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.tenant_create(slug="other", name="Other", actor=admin)
 
 
@@ -123,11 +123,11 @@ class TestRoles:
         reviewer = make_user("rev", acme="reviewer")
         acme_admin = make_user("boss", acme="administrator")
         alice = make_user("alice")
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.role_grant(user=alice, role="reviewer", tenant=acme, actor=reviewer)
-        with pytest.raises(PermissionDenied, match="globex"):
+        with pytest.raises(Forbidden, match="globex"):
             services.role_grant(user=alice, role="reviewer", tenant=globex, actor=acme_admin)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.role_grant(user=alice, role="administrator", tenant=None, actor=acme_admin)
         assert not RoleGrant.objects.filter(user=alice).exists()
 
@@ -197,9 +197,9 @@ class TestTokens:
     def test_only_owner_revokes_once(self, make_user):
         alice, mallory = make_user("alice"), make_user("mallory")
         token, _ = services.token_create(user=alice, name="ci", actor=alice)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.token_revoke(token=token, actor=mallory)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.token_create(user=alice, name="x", actor=mallory)
         revoked = services.token_revoke(token=token, actor=alice)
         assert revoked.state() == "revoked" and revoked.revoked_by == alice
@@ -261,7 +261,7 @@ class TestGrantOnlyToMembers:
         root = make_user("root")
         services.role_grant(user=root, role="administrator", tenant=None, actor=None)
         alice = make_user("alice")
-        with pytest.raises(PermissionDenied, match="platform administrator"):
+        with pytest.raises(Forbidden, match="platform administrator"):
             services.membership_add(user=alice, tenant=acme, actor=boss)
         assert not selectors.is_member(alice, acme)
         # A platform administrator brings a new user in by granting them a role.

@@ -16,9 +16,9 @@ from django.test import Client
 
 from accounts import selectors, services
 from accounts.models import RoleGrant, Tenant, User
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from tests.accounts.test_admin import user_form
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +64,7 @@ class TestUserSetActive:
         with pytest.raises(DomainError) as err:
             services.user_set_active(user=alice, active=False, actor=None, reason="  ")
         assert err.value.field == "reason"
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.user_set_active(user=alice, active=False, actor=tenant_admin, reason="x")
         alice.refresh_from_db()
         assert alice.is_active and not events(EventKind.USER_ACTIVE_CHANGED)
@@ -102,7 +102,7 @@ class TestUserSetActive:
     ) -> None:
         platform = make_user("platform")
         services.role_grant(user=platform, role="administrator", tenant=None, actor=None)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.user_set_active(user=root, active=False, actor=platform, reason="coup")
         assert User.objects.get(pk=root.pk).is_active
 
@@ -196,7 +196,7 @@ class TestAdminUserForm:
         client.post(change_url(alice), form)
         assert not alice.user_permissions.exists()
         assert not events(EventKind.USER_ADMIN_PERMISSIONS_CHANGED)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.user_set_admin_permissions(
                 user=alice, groups=[], permissions=[], actor=clerk, reason="x"
             )

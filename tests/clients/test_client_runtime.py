@@ -513,7 +513,7 @@ def test_a_canary_keeps_its_arms_while_the_registry_is_away(
 def test_pins_in_every_reference_form_answer_as_the_server(
     world: World, make_client: Callable[..., RegistryClient]
 ) -> None:
-    from governance.errors import DomainError
+    from governance.kernel.errors import DomainError
 
     override(world, world.acme, world.v["v3"])
     client = make_client()

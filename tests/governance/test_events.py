@@ -11,14 +11,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import transaction
 
 from accounts import services as accounts
-from governance import merkle
-from governance.errors import DomainError, PermissionDenied
-from governance.events import keys as keystore
-from governance.events import selectors
-from governance.events.kinds import EventKind
-from governance.events.models import AppendOnlyError, Checkpoint, Event, EventChainHead, SigningKey
-from governance.events.services import checkpoint_create, event_record, key_rotate
-from governance.verify import leaf_input
+from governance.kernel import merkle
+from governance.kernel.errors import DomainError, Forbidden
+from governance.kernel.events import keys as keystore
+from governance.kernel.events import selectors
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import (
+    AppendOnlyError,
+    Checkpoint,
+    Event,
+    EventChainHead,
+    SigningKey,
+)
+from governance.kernel.events.services import checkpoint_create, event_record, key_rotate
+from governance.kernel.verify import leaf_input
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +94,7 @@ def test_refused_change_writes_no_event(acme, make_user):
     reviewer = make_user("rev", acme="reviewer")
     alice = make_user("alice")
     count = Event.objects.count()
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         accounts.role_grant(user=alice, role="reviewer", tenant=acme, actor=reviewer)
     assert Event.objects.count() == count
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from accounts import services as accounts
-from governance import merkle
-from governance.events.kinds import EventKind
-from governance.events.models import Event, VerificationRun
-from governance.events.services import checkpoint_create
+from governance.kernel import merkle
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event, VerificationRun
+from governance.kernel.events.services import checkpoint_create
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from governance import merkle
-from governance.merkle import (
+from governance.kernel import merkle
+from governance.kernel.merkle import (
     EMPTY_ROOT,
     consistency_proof,
     inclusion_proof,
@@ -157,7 +157,7 @@ CONSISTENCY_VECTORS: list[tuple[int, int, list[bytes]]] = [
 
 # Reference implementation: a direct transcription of RFC 9162 2.1.1 (MTH), 2.1.3.1 (PATH)
 # and 2.1.4.1 (PROOF, SUBPROOF), recursive and slow on purpose, over leaf *data*, using
-# hashlib directly so that it shares no code with governance.merkle.
+# hashlib directly so that it shares no code with governance.kernel.merkle.
 
 
 def _k(n: int) -> int:

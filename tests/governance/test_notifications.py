@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from governance import services
 from governance.celery import app
-from governance.models import Notification
+from governance.kernel.models import Notification
 from governance.tasks import notification_email
 from tests.reviews.conftest import _builtin_classes, open_change, people, prompt, prompt_v1
 from tests.reviews.test_services import evaluation

@@ -14,9 +14,10 @@ from django.utils import timezone
 from accounts import services as accounts
 from governance import permissions
 from governance import services as waivers
-from governance.errors import PermissionDenied
-from governance.events.models import Checkpoint, Event, VerificationRun
-from governance.events.services import checkpoint_create, verification_start
+from governance.kernel import permissions as kernel_permissions
+from governance.kernel.errors import Forbidden
+from governance.kernel.events.models import Checkpoint, Event, VerificationRun
+from governance.kernel.events.services import checkpoint_create, verification_start
 from governance.models import Waiver
 from reviews.choices import CheckKind
 from tests.reviews.conftest import open_change, people, prompt, prompt_v1
@@ -58,11 +59,11 @@ def test_only_administrators_may_start_a_verification(
     acme: Any, people: dict[str, Any], client: Client
 ) -> None:
     reason = "Only administrators can start a verification."
-    assert permissions.can_start_verification(people["reviewer"]) == permissions.Decision(
+    assert kernel_permissions.can_start_verification(people["reviewer"]) == permissions.Decision(
         False, reason
     )
-    assert permissions.can_start_verification(people["admin"])
-    with pytest.raises(PermissionDenied) as refused:
+    assert kernel_permissions.can_start_verification(people["admin"])
+    with pytest.raises(Forbidden) as refused:
         verification_start(actor=people["security"])
     assert refused.value.message == reason
     assert not VerificationRun.objects.exists()
@@ -83,7 +84,7 @@ def test_only_a_platform_administrator_makes_a_checkpoint_on_demand(
 ) -> None:
     assert Event.objects.exists()  # granting the people their roles was logged
     reason = "Only a platform administrator can make a checkpoint on demand."
-    with pytest.raises(PermissionDenied) as refused:
+    with pytest.raises(Forbidden) as refused:
         checkpoint_create(actor=people["admin"])  # a tenant's administrator is not enough
     assert refused.value.message == reason
     assert not Checkpoint.objects.exists()
@@ -133,7 +134,7 @@ def test_waiver_services_refuse_with_the_predicates_reason(
     ]
     before = Event.objects.count()
     for call, reason in cases:
-        with pytest.raises(PermissionDenied) as refused:
+        with pytest.raises(Forbidden) as refused:
             call()
         assert refused.value.message == reason
     assert Waiver.objects.count() == 1 and Event.objects.count() == before

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts import services as accounts
 from governance import services
-from governance.events.services import checkpoint_create
+from governance.kernel.events.services import checkpoint_create
 from governance.models import Waiver
 from registry.models import Deprecation, VersionUsage
 from reviews.choices import ChangeStatus, CheckKind, Decision

@@ -12,11 +12,11 @@ from django.test import Client
 
 
 def refusals(caplog: Any) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "governance.security"]
+    return [r.getMessage() for r in caplog.records if r.name == "governance.kernel.security"]
 
 
 def test_api_refusals_are_logged(api: Any, caplog: Any, db: None) -> None:
-    with caplog.at_level(logging.WARNING, logger="governance.security"):
+    with caplog.at_level(logging.WARNING, logger="governance.kernel.security"):
         response = api.get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer nope")
     assert response.status_code == 401
     assert refusals(caplog) == ["refused 401 GET /api/v1/me/ for anonymous from 127.0.0.1"]
@@ -26,7 +26,7 @@ def test_csrf_refusal_is_logged(make_user: Any, acme: Any, caplog: Any) -> None:
     alice = make_user("alice", acme="member")
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
-    with caplog.at_level(logging.WARNING, logger="governance.security"):
+    with caplog.at_level(logging.WARNING, logger="governance.kernel.security"):
         response = client.post("/account/tokens/", {"name": "x"})
     assert response.status_code == 403
     assert refusals(caplog) == ["refused 403 POST /account/tokens/ for alice from 127.0.0.1"]
@@ -40,7 +40,10 @@ def test_cli_refusal_is_logged(make_user: Any, acme: Any, caplog: Any, tmp_path:
     gates.write_text('[{"metric": "safety", "min": 0.9}]')
     bob = make_user("bob", acme="member")
     err = io.StringIO()
-    with caplog.at_level(logging.WARNING, logger="governance.security"), pytest.raises(SystemExit):
+    with (
+        caplog.at_level(logging.WARNING, logger="governance.kernel.security"),
+        pytest.raises(SystemExit),
+    ):
         call_command(
             "changes",
             "gates",

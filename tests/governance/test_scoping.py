@@ -12,8 +12,8 @@ from accounts import services as accounts
 from accounts.models import Tenant
 from accounts.selectors import tenant_scoped, tenants_visible_to
 from governance import selectors as governance_selectors
-from governance.events import selectors as event_selectors
-from governance.events.models import Event, VerificationRun
+from governance.kernel.events import selectors as event_selectors
+from governance.kernel.events.models import Event, VerificationRun
 from registry import selectors as registry_selectors
 from reviews import selectors as review_selectors
 

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from governance.choices import WaiverState
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from governance.models import Notification, Waiver
 from registry.choices import Stage
 from registry.models import Artifact, Deprecation, VersionState
@@ -160,7 +160,7 @@ def test_seeding_twice_changes_nothing_and_keeps_the_printed_logins(seeded: str)
 
 
 def test_the_log_still_verifies_with_back_dated_history(seeded: str) -> None:
-    from governance.events.services import verify_database
+    from governance.kernel.events.services import verify_database
 
     assert verify_database().ok
 

@@ -8,9 +8,9 @@ from typing import Any
 from django.utils import timezone
 
 from governance import services
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.selectors import subject_url
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.selectors import subject_url
 from reviews.choices import CheckKind
 from tests.reviews.conftest import open_change, people, prompt, prompt_v1
 

@@ -28,8 +28,8 @@ from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from accounts.models import Tenant, User
-from governance.events.models import Event
-from governance.events.services import verification_start
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verification_start
 from governance.models import Waiver
 from registry import services as registry
 from reviews import services as reviews

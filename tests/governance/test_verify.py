@@ -17,14 +17,14 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from accounts import services as accounts
-from governance.events.models import Checkpoint, Event
-from governance.events.services import (
+from governance.kernel.events.models import Checkpoint, Event
+from governance.kernel.events.services import (
     checkpoint_create,
     checkpoint_record,
     key_rotate,
     verify_database,
 )
-from governance.verify import CheckpointRecord, verify_bundle, verify_bundle_file
+from governance.kernel.verify import CheckpointRecord, verify_bundle, verify_bundle_file
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db
@@ -416,7 +416,7 @@ def test_altered_subject_column(log):
 def test_altered_via_and_subject_label_columns(log, column, reason):
     """The channel (``via``) and the subject's label are signed too: a rewritten column fails
     (on SQLite through the generic comparison, on PostgreSQL through the SQL one)."""
-    from governance.events.services import column_problem
+    from governance.kernel.events.services import column_problem
 
     event = Event.objects.exclude(subject_type="").exclude(via="").order_by("seq").first()
     assert event is not None
@@ -431,7 +431,7 @@ def test_altered_via_and_subject_label_columns(log, column, reason):
 def test_postgresql_sql_comparison_flags_altered_via_and_subject_label(log, column, monkeypatch):
     """The fast path's SQL itself finds the rewritten column: that row, and only that row, is
     handed to ``_compare`` (which would otherwise never see it)."""
-    from governance.events import services
+    from governance.kernel.events import services
 
     event = Event.objects.exclude(subject_type="").exclude(via="").order_by("seq").first()
     assert event is not None
@@ -459,8 +459,8 @@ def test_payload_bytes_that_are_not_json_fail_cleanly(log):
 @pytest.mark.postgres
 def test_postgresql_verifier_parses_no_json_for_rows_that_agree(log, make_user, acme, monkeypatch):
     """The fast path rebuilds each header from its columns; only a row that differs is parsed."""
-    from governance.events import services
-    from governance.events.kinds import EventKind
+    from governance.kernel.events import services
+    from governance.kernel.events.kinds import EventKind
 
     boss = make_user('zoë-"o\'neil"\\', acme="administrator")
     with transaction.atomic():

@@ -11,8 +11,8 @@ import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from governance.models import Waiver
 from reviews import services as reviews
 from reviews.choices import CheckKind

@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from governance import services
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from governance.models import Waiver
 from reviews.choices import CheckKind
 from tests.reviews.conftest import make_artifact, open_change, people, prompt, prompt_v1

@@ -11,10 +11,10 @@ from django.utils import timezone
 from accounts.models import Tenant
 from governance import selectors, services
 from governance.choices import WaiverState
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
 from governance.models import Notification, Waiver
 from reviews import selectors as review_selectors
 from reviews import services as reviews
@@ -137,7 +137,7 @@ def test_states_are_derived_from_the_dates(
 def test_who_may_grant_and_what_is_checked(
     acme: Any, globex: Any, people: dict[str, Any], failing_change: Any, make_user: Any
 ) -> None:
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         grant(acme, people, change=failing_change, actor=people["reviewer"])
     outsider = make_user("outsider", globex="member")
     cases: list[tuple[dict[str, Any], str]] = [
@@ -170,7 +170,7 @@ def test_the_author_cannot_waive_their_own_change(
     from accounts import services as accounts
 
     accounts.role_grant(user=people["author"], tenant=acme, role="administrator", actor=None)
-    with pytest.raises(PermissionDenied) as exc:
+    with pytest.raises(Forbidden) as exc:
         grant(acme, people, change=failing_change, actor=people["author"])
     assert "author" in exc.value.message
 
@@ -182,7 +182,7 @@ def test_a_security_check_waiver_needs_a_second_person(
     waiver = grant(acme, people, artifacts=[artifact], check_kind=CheckKind.PACK_VERIFICATION)
     assert waiver.needs_security and waiver.state_at(timezone.now()) == WaiverState.PENDING
     assert Notification.objects.filter(user=people["security"], dedupe_key__contains="countersign")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.waiver_countersign(waiver=waiver, actor=people["reviewer"])
     signed = services.waiver_countersign(waiver=waiver, actor=people["security"])
     assert signed.countersigned_by == people["security"]

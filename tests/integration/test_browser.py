@@ -126,11 +126,17 @@ def test_admin_grants_a_role_in_the_browser(page):
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (375, 740)])
 def test_pages_fit_laptop_and_phone_widths(page, width, height):
     page.set_viewport_size({"width": width, "height": height})
-    from governance.events.models import Event
+    from governance.kernel.events.models import Event
 
     log_in(page, "acme-admin", "acme-admin-demo")
     acme_event = Event.objects.filter(tenant__slug="acme").order_by("seq").first()
-    pages = ["/", "/tenants/acme/", "/account/tokens/", "/governance/", "/governance/events/"]
+    pages = [
+        "/",
+        "/tenants/acme/",
+        "/account/tokens/",
+        "/governance/",
+        "/governance/events/",
+    ]
     for path in [*pages, acme_event.get_absolute_url(), "/governance/metrics/"]:
         page.goto(path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -10,8 +10,8 @@ from django.db import transaction
 
 from accounts import services as accounts
 from governance import selectors
-from governance.events.models import Checkpoint, Event, VerificationRun
-from governance.events.services import verification_start
+from governance.kernel.events.models import Checkpoint, Event, VerificationRun
+from governance.kernel.events.services import verification_start
 from governance.models import WorkerHeartbeat
 from governance.tasks import heartbeat
 from tests.integration.workers import REDIS_URL, redis_broker, start, start_worker, stop, wait_for

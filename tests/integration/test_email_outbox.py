@@ -20,7 +20,7 @@ import pytest
 from django.utils import timezone
 
 from governance import services as governance
-from governance.models import Notification
+from governance.kernel.models import Notification
 from registry import services as registry
 from reviews.choices import CheckKind
 from tests.integration.mailbox import delivered

@@ -19,8 +19,8 @@ import time_machine
 from django.utils import timezone
 
 from governance import services as governance
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from governance.models import Notification, Waiver
 from governance.tasks import sweep
 from registry import services as registry

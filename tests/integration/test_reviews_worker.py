@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry import services as registry
 from registry.choices import Stage
 from registry.models import VersionState

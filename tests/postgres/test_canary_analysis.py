@@ -20,9 +20,9 @@ from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
 from rollouts.choices import PointerKind, RolloutState
 from rollouts.controller import controller_cycle
 from rollouts.models import IterationNote, PointerMove, Rollout, TelemetryCounter

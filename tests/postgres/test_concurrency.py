@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts import selectors, services
 from accounts.models import Membership, RoleGrant, Tenant, User
-from governance.errors import Conflict, DomainError
+from governance.kernel.errors import Conflict, DomainError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from accounts import services as accounts
-from governance.events.models import Event, EventChainHead
-from governance.events.services import verify_database
+from governance.kernel.events.models import Event, EventChainHead
+from governance.kernel.events.services import verify_database
 from tests.conftest import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ for i in range(count):
     ],
 )
 def test_triggers_refuse_rewriting_history(db, sql):
-    from governance.events.services import checkpoint_create
+    from governance.kernel.events.services import checkpoint_create
 
     accounts.tenant_create(slug="acme", name="Acme", actor=None)
     checkpoint_create()

@@ -19,10 +19,10 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from governance import services as governance
-from governance.errors import DomainError
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
+from governance.kernel.errors import DomainError
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
 from governance.models import Waiver
 from registry import services as registry
 from registry.models import Artifact, Deprecation, Version

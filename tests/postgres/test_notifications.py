@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from governance import services as governance
-from governance.models import Notification
+from governance.kernel.models import Notification
 from tests.integration.mailbox import delivered
 from tests.postgres.test_reviews import in_processes
 

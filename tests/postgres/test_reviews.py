@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 
-from governance.errors import DomainError
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
+from governance.kernel.errors import DomainError
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
 from registry import services as registry
 from reviews import services
 from reviews.choices import CheckStatus

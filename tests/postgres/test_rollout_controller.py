@@ -15,10 +15,10 @@ from django.db import connection
 from django.utils import timezone
 
 from governance import services as governance
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
-from governance.models import Notification
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
+from governance.kernel.models import Notification
 from rollouts.choices import RolloutState
 from rollouts.controller import controller_cycle
 from rollouts.models import IterationNote, ManifestVersion

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
 from registry.models import Artifact, Version
 from reviews import services as reviews
 from reviews.models import ChangeRequest

@@ -15,7 +15,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from governance import services as governance
-from governance.events.services import checkpoint_create
+from governance.kernel.events.services import checkpoint_create
 from registry import services as registry
 from registry.models import Retirement
 from reviews import services
@@ -161,8 +161,8 @@ def test_database_verifier_outside_a_transaction_reads_ahead_and_finds_tampering
     import pgtrigger
 
     from accounts import services as accounts
-    from governance.events import services as events
-    from governance.events.models import Event
+    from governance.kernel.events import services as events
+    from governance.kernel.events.models import Event
 
     monkeypatch.setattr(events, "VERIFY_PAGE", 7)  # several pages, the bad row in the middle one
     for i in range(20):
@@ -188,7 +188,7 @@ def test_registry_verify_fails_after_a_truncate_with_the_triggers_dropped(
     import pgtrigger
     from django.core.management import call_command
 
-    from governance.events.services import verify_database
+    from governance.kernel.events.services import verify_database
     from registry.models import Version
 
     every_truncate_trigger = [t for t in append_only_triggers() if t.endswith("_no_truncate")]

@@ -17,9 +17,9 @@ from django.db import connection
 from django.utils import timezone
 
 from governance import services as governance
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
 from governance.models import Notification, Waiver
 from registry import services as registry
 from registry.models import Deprecation

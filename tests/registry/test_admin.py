@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 
 from accounts import services as accounts
-from governance.errors import DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.errors import DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry import services
 from registry.models import ArtifactClass
 
@@ -79,7 +79,7 @@ def test_service_records_only_what_changed(make_user: Any, routing: ArtifactClas
         services.artifact_class_update(artifact_class=routing, content_schema=[1], actor=None)
     assert err.value.field == "content_schema"
     boss = make_user("boss")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.artifact_class_update(artifact_class=routing, name="Mine", actor=boss)
     accounts.role_grant(user=boss, role="administrator", tenant=None, actor=None)
     services.artifact_class_update(artifact_class=routing, interface_pointer="/i", actor=boss)

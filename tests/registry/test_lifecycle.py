@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Tenant
-from governance.errors import Conflict, DomainError, NotFound, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry import selectors
 from registry import services as registry
 from registry.choices import Stage
@@ -94,7 +94,7 @@ def test_the_active_version_and_other_tenants_replacements_are_refused(
     with pytest.raises(DomainError) as exc2:
         deprecate(prompt_v1, people, replacement=foreign)
     assert exc2.value.field == "replacement" and "No version" in exc2.value.message
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         deprecate(prompt_v1, people, replacement=prompt_v2, actor=people["reviewer"])
 
 
@@ -232,7 +232,7 @@ def test_ownership_changes_are_events_and_need_a_member(
     acme: Any, globex: Any, people: dict[str, Any], prompt: Any, make_user: Any
 ) -> None:
     assert prompt.owner == people["admin"]
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         registry.artifact_owner_set(
             artifact=prompt, owner=people["reviewer"], actor=people["author"], reason="mine now"
         )

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry import services
 from registry.models import Artifact, Deprecation, Retirement, Version, VersionUsage
 from tests.registry.conftest import publish

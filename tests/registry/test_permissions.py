@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from governance.errors import PermissionDenied
-from governance.events.models import Event
+from governance.kernel.errors import Forbidden
+from governance.kernel.events.models import Event
 from registry import permissions, services
 from registry.models import Artifact, Deprecation, Retirement, Version
 from tests.registry.conftest import publish
@@ -45,7 +45,7 @@ def _client(user: Any) -> Client:
 
 def _refused(call: Any, reason: str) -> None:
     before = Event.objects.count()
-    with pytest.raises(PermissionDenied) as refused:
+    with pytest.raises(Forbidden) as refused:
         call()
     assert refused.value.message == reason
     assert Event.objects.count() == before

@@ -8,9 +8,9 @@ import pytest
 
 from accounts import services as accounts
 from accounts.choices import Role
-from governance.errors import Conflict
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.errors import Conflict
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry import selectors
 from registry import services as registry
 from registry.choices import Stage

@@ -9,9 +9,9 @@ import pytest
 import rfc8785
 from django.db import transaction
 
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry import selectors, services
 from registry.models import ArtifactClass, ImmutableError, Version
 from registry.verification import check_version, verify_versions
@@ -217,7 +217,7 @@ def test_json_content_is_validated_against_the_class_schema(acme, author, make_u
             actor=None,
         )
     assert "not valid JSON" in err.value.message
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.artifact_class_create(slug="nope", name="x", content_kind="text", actor=author)
     with pytest.raises(DomainError) as err:
         services.artifact_class_create(
@@ -287,7 +287,7 @@ def test_dependencies_must_exist_and_match_their_hash(acme, author, prompt_class
 
 def test_only_members_may_author(prompt, make_user, globex):
     outsider = make_user("out", globex="administrator")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.version_publish(
             artifact=prompt,
             content=services.Content(text="x"),

@@ -10,8 +10,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts import services as accounts
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry.models import Artifact
 from reviews import selectors, services
 from reviews.choices import CheckStatus

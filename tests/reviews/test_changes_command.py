@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry.models import Artifact
 from reviews.models import ChangeRequest
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.models import Notification
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.models import Notification
 from reviews import services
 from reviews.choices import ChangeStatus
 from tests.reviews.test_services import evaluation, run_checks
@@ -47,7 +47,7 @@ def test_an_overdue_postmortem_reminds_owner_and_author_once(
 def test_recording_the_postmortem_closes_the_follow_up(
     emergency: Any, people: dict[str, Any]
 ) -> None:
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.postmortem_record(change=emergency, actor=people["reviewer"], summary="x")
     with pytest.raises(DomainError) as exc:
         services.postmortem_record(change=emergency, actor=people["author"], summary=" ")

@@ -9,8 +9,8 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from reviews import services
 from reviews.models import ChangeRequest
 from tests.reviews.test_services import evaluation, run_checks

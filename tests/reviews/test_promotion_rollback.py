@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
 from registry import services as registry
 from registry.choices import Stage
 from registry.models import Artifact, VersionState
@@ -73,7 +73,7 @@ def test_rolling_back_to_a_deprecated_version_is_refused_without_an_override(
     v1_deprecated.refresh_from_db()
     assert v1_deprecated.status == ChangeStatus.PROMOTED
     # only an administrator may override
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.rollback(
             artifact=prompt, actor=people["reviewer"], reason="errors", override_reason="fire"
         )
@@ -131,7 +131,7 @@ def test_a_first_promotion_is_switched_off_by_deactivation(
     with pytest.raises(Conflict) as exc:
         services.rollback(artifact=prompt, actor=people["admin"], reason="bad")
     assert "no earlier promoted version" in exc.value.message and "deactivate" in exc.value.message
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.artifact_deactivate(artifact=prompt, actor=people["reviewer"], reason="bad")
     with pytest.raises(DomainError) as exc2:
         services.artifact_deactivate(artifact=prompt, actor=people["admin"], reason="  ")

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from accounts import services as accounts
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
-from governance.models import Notification
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
+from governance.kernel.models import Notification
 from registry.choices import Stage
 from registry.models import Artifact, VersionState
 from reviews import selectors, services
@@ -100,7 +100,7 @@ def test_proposing_nothing_or_twice_is_refused(
 
 def test_outsider_cannot_open(globex: Any, make_user: Any, acme: Any, prompt_v1: Any) -> None:
     stranger = make_user("stranger", globex="member")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.change_create(
             tenant=acme, actor=stranger, title="t", rollback_plan="p", proposed=[prompt_v1]
         )
@@ -203,7 +203,7 @@ def test_author_cannot_approve_own_change(
     people_author = people["author"]
     accounts.role_grant(user=people_author, role="reviewer", tenant=change.tenant, actor=None)
     services.change_submit(change=change, actor=people_author)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.approval_decide(change=change, actor=people_author, decision="approve")
     assert not Approval.objects.exists()
 
@@ -237,7 +237,7 @@ def test_someone_without_a_required_role_cannot_decide(
     open_change: Any, people: dict[str, Any], prompt_v1: Any
 ) -> None:
     change = submitted_prompt_change(open_change, people, prompt_v1)
-    with pytest.raises(PermissionDenied) as exc:
+    with pytest.raises(Forbidden) as exc:
         services.approval_decide(change=change, actor=people["privacy"], decision="approve")
     assert "Reviewer" in exc.value.message
 
@@ -334,7 +334,7 @@ def test_only_administrators_promote_and_only_once(
     change = submitted_prompt_change(open_change, people, prompt_v1)
     for who in ("reviewer", "admin"):
         services.approval_decide(change=change, actor=people[who], decision="approve")
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.change_promote(change=change, actor=people["reviewer"])
     services.change_promote(change=change, actor=people["admin"])
     with pytest.raises(Conflict) as exc:
@@ -382,13 +382,13 @@ def test_rollback_target_must_have_been_active(
             artifact=prompt, actor=people["admin"], reason="r", target="support-reply@9.9.9"
         )
     assert exc2.value.field == "target" and "No version" in exc2.value.message
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.rollback(artifact=prompt, actor=people["reviewer"], reason="r")
 
 
 def test_withdraw_is_final(open_change: Any, people: dict[str, Any], prompt_v1: Any) -> None:
     change = open_change(prompt_v1)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.change_withdraw(change=change, actor=people["reviewer"])
     services.change_withdraw(change=change, actor=people["author"], reason="not needed")
     with pytest.raises(Conflict):
@@ -402,7 +402,7 @@ def test_policy_is_versioned_data(
         "rules": [{"name": "strict", "when": {}, "require": ["reviewer", "security_officer"]}],
         "postmortem_days": 3,
     }
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.approval_policy_update(
             tenant=acme, rules=rules, reason="x", actor=people["reviewer"]
         )

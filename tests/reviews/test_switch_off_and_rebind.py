@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
 from registry.models import Artifact, Version
 from reviews import selectors, services
 from reviews.choices import ActivationKind, ChangeStatus
@@ -103,7 +103,7 @@ def test_switching_off_a_change_with_several_first_versions(
 ) -> None:
     change = promote_many(open_change, people, prompt_v1, pair["o1"])
     events = Event.objects.count()
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.change_switch_off(change=change, actor=people["reviewer"], reason="halt")
     with pytest.raises(DomainError) as exc:
         services.change_switch_off(change=change, actor=people["admin"], reason="")

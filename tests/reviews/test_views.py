@@ -10,9 +10,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.test import Client
 
-from governance.events.models import SigningKey
-from governance.events.services import canonical
-from governance.models import Notification
+from governance.kernel.events.models import SigningKey
+from governance.kernel.events.services import canonical
+from governance.kernel.models import Notification
 from registry.models import Artifact
 from reviews import services
 from reviews.choices import ChangeStatus, Decision

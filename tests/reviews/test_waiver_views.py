@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from governance import services as governance
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from governance.models import Waiver
 from registry import services as registry
 from reviews import services

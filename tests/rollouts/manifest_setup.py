@@ -13,8 +13,8 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import Tenant
-from governance.events.kinds import EventKind
-from governance.events.services import event_record
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.services import event_record
 from registry import services as registry
 from registry.models import Artifact, ArtifactClass, Version
 from reviews import services as reviews

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts import services as accounts_services
 from accounts.models import Tenant, User
-from governance.events import generation
+from governance.kernel.events import generation
 from registry import services as registry
 from registry.models import (
     Artifact,

@@ -14,9 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.models import Notification
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.models import Notification
 from registry.models import Artifact, Version
 from rollouts import analysis, canary, services
 from rollouts.analysis import binomial

@@ -9,9 +9,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.models import Notification
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.models import Notification
 from governance.services import governance_sweep
 from rollouts import manifest
 from rollouts.choices import RolloutState

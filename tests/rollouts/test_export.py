@@ -13,9 +13,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import canonical
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import canonical
 from rollouts.choices import RolloutState
 from rollouts.controller import rollout_iterate
 from rollouts.manifest import SCHEMA_PATH

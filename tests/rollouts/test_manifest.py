@@ -11,9 +11,9 @@ import pytest
 from django.db import transaction
 from jsonschema import Draft202012Validator
 
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import canonical
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import canonical
 from registry.models import Artifact
 from rollouts import contract, manifest
 from rollouts.choices import RolloutState

@@ -11,9 +11,9 @@ import pytest
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
-from governance.errors import Conflict
-from governance.events.kinds import EventKind
-from governance.events.models import Event
+from governance.kernel.errors import Conflict
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
 from registry.models import Artifact, Retirement, Version
 from reviews.models import ChangeRequest
 from rollouts import services

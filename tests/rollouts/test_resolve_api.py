@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.services import service_token_create, service_token_revoke
-from governance.errors import DomainError
+from governance.kernel.errors import DomainError
 from registry.models import Artifact
 from rollouts import runtime
 from rollouts.api.views import reader_may_read
@@ -273,7 +273,7 @@ def test_the_service_token_fast_path_answers_exactly_as_the_full_path(
 
 
 def test_people_read_the_tenants_they_may_see(world: World) -> None:
-    from governance.errors import NotFound
+    from governance.kernel.errors import NotFound
 
     user: User = world.ann
     reader_may_read(user, "acme")

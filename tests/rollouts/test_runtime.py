@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from governance.errors import DomainError, NotFound
+from governance.kernel.errors import DomainError, NotFound
 from registry.models import Artifact
 from rollouts import runtime
 from rollouts.choices import RolloutStrategy
@@ -327,7 +327,7 @@ def test_build_cost_does_not_grow_with_history(
 
 def test_load_document_refuses_what_it_cannot_verify(world: World) -> None:
     snap = runtime.snapshot("acme", "sales-agent")
-    from governance.events.selectors import public_keys
+    from governance.kernel.events.selectors import public_keys
 
     keys = public_keys()
     good = snap.document()

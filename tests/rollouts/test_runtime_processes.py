@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from governance.events.kinds import EventKind
-from governance.events.services import event_record
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.services import event_record
 from rollouts.models import Override
 from tests.conftest import subprocess_database_url
 from tests.rollouts.runtime_world import build_world

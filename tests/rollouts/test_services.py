@@ -16,10 +16,10 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Tenant
-from governance.errors import Conflict, DomainError, PermissionDenied
-from governance.events.kinds import EventKind
-from governance.events.models import Event
-from governance.events.services import verify_database
+from governance.kernel.errors import Conflict, DomainError, Forbidden
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import Event
+from governance.kernel.events.services import verify_database
 from registry import services as registry
 from registry.choices import Stage
 from registry.models import Artifact, Version, VersionState
@@ -70,7 +70,7 @@ def test_application_create_records_event_and_checks_input(
     with pytest.raises(DomainError) as exc:
         services.application_create(tenant=acme, slug="ok", name="  ", actor=None)
     assert exc.value.field == "name"
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.application_create(
             tenant=platform, slug="other", name="x", actor=people["acme_admin"]
         )
@@ -125,7 +125,7 @@ def test_slot_needs_an_active_version_and_an_artifact_of_the_tenant_or_platform(
         (services.slot_update, {"slot": slot, "description": "mine"}),
         (services.application_update, {"application": application, "name": "Mine"}),
     ):  # fmt: skip
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             call(actor=people["acme_admin"], **kwargs)
     services.slot_update(slot=slot, description="Why v1", actor=people["admin"])
     slot.refresh_from_db()
@@ -213,7 +213,7 @@ def test_create_refuses_what_is_not_promoted_and_bad_input(
         with pytest.raises(DomainError) as exc:
             services.rollout_create(change=promoted_change, actor=admin, **kwargs)
         assert exc.value.field == field, (kwargs, exc.value)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(Forbidden):
         services.rollout_create(change=promoted_change, actor=people["acme_admin"])
     assert not Rollout.objects.exists()
     assert not events(EventKind.ROLLOUT_CREATED)
@@ -369,7 +369,7 @@ def test_only_administrators_operate_rollouts(
     canary_rollout: Rollout, people: dict[str, Any]
 ) -> None:
     for who in ("author", "reviewer", "acme_admin"):
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(Forbidden):
             services.rollout_start(rollout=canary_rollout, actor=people[who])
         assert not permissions.rollout_actions(people[who], canary_rollout).start
     actions = permissions.rollout_actions(people["admin"], canary_rollout)
@@ -572,7 +572,7 @@ def test_override_set_and_clear_record_moves(
     assert list(selectors.slot_history(slot)) == moves[::-1]
     with pytest.raises(Conflict):
         services.override_clear(slot=slot, tenant=acme, reason="again", actor=acme_admin)
-    with pytest.raises(PermissionDenied):  # acme's administrator is not platform's
+    with pytest.raises(Forbidden):  # acme's administrator is not platform's
         services.override_set(
             slot=slot, tenant=Tenant.objects.get(slug="platform"), version=prompt_v1,
             reason="x", actor=acme_admin,

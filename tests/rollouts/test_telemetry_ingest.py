@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import Tenant
 from accounts.services import service_token_create
-from governance.errors import DomainError, PermissionDenied
-from governance.events.models import Event
+from governance.kernel.errors import DomainError, Forbidden
+from governance.kernel.events.models import Event
 from registry.models import Artifact, Version, VersionUsage
 from reviews.models import ChangeRequest
 from rollouts import services
@@ -375,7 +375,7 @@ def test_the_service_checks_the_scope_itself(acme: Tenant) -> None:
         prefix="gsv_x",
         scopes=frozenset({"runtime:read"}),
     )
-    with pytest.raises(PermissionDenied) as refused:
+    with pytest.raises(Forbidden) as refused:
         telemetry_ingest(principal_or_tenant=principal, batch_id="b", rows=[row()])
     assert refused.value.field == "scope"
 

@@ -569,9 +569,9 @@ def test_the_phase_manifest_downloads_and_validates(
 def test_the_event_feed_links_rollouts_applications_and_slots_to_their_pages(
     people: dict[str, Any], canary_rollout: Rollout, slot: Slot, django_assert_num_queries: Any
 ) -> None:
-    from governance.events.kinds import EventKind
-    from governance.events.models import Event
-    from governance.events.selectors import subject_url
+    from governance.kernel.events.kinds import EventKind
+    from governance.kernel.events.models import Event
+    from governance.kernel.events.selectors import subject_url
 
     events = {
         e.kind: e

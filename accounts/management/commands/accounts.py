@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 from accounts import selectors, services
 from accounts.choices import Role, TokenScope
 from accounts.models import Tenant
-from governance.management.base import ActionCommand
+from governance.kernel.commands import ActionCommand
 
 
 class Command(ActionCommand):

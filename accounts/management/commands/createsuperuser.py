@@ -17,8 +17,8 @@ from django.db import transaction
 
 from accounts import services
 from accounts.models import User
-from governance.errors import DomainError
-from governance.events.context import channel
+from governance.kernel.errors import DomainError
+from governance.kernel.events.context import channel
 
 REASON = "created with manage.py createsuperuser"
 

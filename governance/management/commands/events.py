@@ -9,11 +9,11 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from governance.events import selectors
-from governance.events.models import Checkpoint
-from governance.events.services import checkpoint_create, checkpoint_record, verify_database
-from governance.management.base import ActionCommand
-from governance.verify import write_bundle
+from governance.kernel.commands import ActionCommand
+from governance.kernel.events import selectors
+from governance.kernel.events.models import Checkpoint
+from governance.kernel.events.services import checkpoint_create, checkpoint_record, verify_database
+from governance.kernel.verify import write_bundle
 
 
 class Command(ActionCommand):

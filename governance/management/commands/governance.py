@@ -18,8 +18,8 @@ from django.utils.dateparse import parse_datetime
 from accounts.selectors import tenant_by_slug, user_by_username
 from governance.api.serializers import WaiverSerializer
 from governance.choices import WaiverState
-from governance.errors import DomainError
-from governance.management.base import StrictActionCommand
+from governance.kernel.commands import StrictActionCommand
+from governance.kernel.errors import DomainError
 from governance.models import Waiver
 from governance.selectors import all_waivers, waiver_by_reference_unscoped, waivers_matching
 from governance.services import (

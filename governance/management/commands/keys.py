@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from governance.events import keys as keystore
-from governance.events.models import SigningKey
-from governance.events.services import key_generate, key_rotate
-from governance.management.base import ActionCommand
+from governance.kernel.commands import ActionCommand
+from governance.kernel.events import keys as keystore
+from governance.kernel.events.models import SigningKey
+from governance.kernel.events.services import key_generate, key_rotate
 
 
 class Command(ActionCommand):

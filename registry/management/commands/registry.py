@@ -11,8 +11,8 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.errors import DomainError, NotFound
-from governance.management.base import StrictActionCommand
+from governance.kernel.commands import StrictActionCommand
+from governance.kernel.errors import DomainError, NotFound
 from registry import selectors, services
 from registry.choices import ContentKind
 from registry.gitsync import export_prompts, import_prompts

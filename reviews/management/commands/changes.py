@@ -15,8 +15,8 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.errors import DomainError, PermissionDenied
-from governance.management.base import StrictActionCommand
+from governance.kernel.commands import StrictActionCommand
+from governance.kernel.errors import DomainError, Forbidden
 from reviews import selectors, services
 from reviews.choices import CheckStatus, Requirement
 from reviews.models import ChangeRequest, CheckRun
@@ -169,7 +169,7 @@ class Command(StrictActionCommand):
         actor = self._actor(o)
         password = sys.stdin.readline().rstrip("\n")
         if not (actor.is_active and actor.check_password(password)):
-            raise PermissionDenied("The password given on standard input is not that user's.")
+            raise Forbidden("The password given on standard input is not that user's.")
         approval = services.approval_decide(
             change=selectors.change_by_reference_unscoped(o["ref"]),
             actor=actor,

@@ -10,8 +10,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from governance.errors import DomainError
-from governance.management.base import StrictActionCommand
+from governance.kernel.commands import StrictActionCommand
+from governance.kernel.errors import DomainError
 from registry import selectors
 from registry.models import Version
 from reviews import rules

@@ -16,8 +16,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from governance.errors import DomainError, NotFound
-from governance.management.base import StrictActionCommand
+from governance.kernel.commands import StrictActionCommand
+from governance.kernel.errors import DomainError, NotFound
 from rollouts.management.operations import RolloutOperations, add_operation_parsers
 from rollouts.models import IterationNote, ManifestVersion, Rollout
 

@@ -13,8 +13,8 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.errors import DomainError, NotFound
-from governance.management.base import StrictActionCommand
+from governance.kernel.commands import StrictActionCommand
+from governance.kernel.errors import DomainError, NotFound
 from registry import selectors as registry_selectors
 from registry.models import Artifact, Version
 from rollouts import runtime, selectors, services

@@ -8,10 +8,16 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from accounts.selectors import is_platform_admin, tenant_scoped, tenants_administered_by
-from governance import merkle
-from governance.errors import DomainError, NotFound
-from governance.events.models import Checkpoint, Event, EventChainHead, SigningKey, VerificationRun
-from governance.verify import Entry, leaf_input
+from governance.kernel import merkle
+from governance.kernel.errors import DomainError, NotFound
+from governance.kernel.events.models import (
+    Checkpoint,
+    Event,
+    EventChainHead,
+    SigningKey,
+    VerificationRun,
+)
+from governance.kernel.verify import Entry, leaf_input
 
 
 def events_visible_to(user: Any) -> QuerySet[Event]:
@@ -133,8 +139,8 @@ def latest_verification_for(user: Any) -> VerificationRun | None:
 
 def entry_status(event: Event) -> tuple[bool, str]:
     """Verify one entry on its own: bytes, hash, link to the previous entry, columns, signature."""
-    from governance.events.services import column_problem
-    from governance.verify import GENESIS_HASH, verify_entries
+    from governance.kernel.events.services import column_problem
+    from governance.kernel.verify import GENESIS_HASH, verify_entries
 
     prev = GENESIS_HASH
     if event.seq > 1:
@@ -248,7 +254,7 @@ def _telemetry(
     from django.db.models import Count
     from django.utils import timezone
 
-    from governance.events.kinds import EventKind
+    from governance.kernel.events.kinds import EventKind
 
     since = timezone.now() - timedelta(days=days)
     recent = events.filter(time__gte=since)

@@ -25,7 +25,7 @@ class NotFound(DomainError):
     code = "not_found"
 
 
-class PermissionDenied(DomainError):
+class Forbidden(DomainError):
     status_code = 403
     code = "permission_denied"
 

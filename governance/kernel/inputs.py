@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from governance.errors import DomainError
+from governance.kernel.errors import DomainError
 
 
 def clean_text(

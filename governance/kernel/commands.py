@@ -7,10 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.errors import DomainError, PermissionDenied
-from governance.events.context import channel
+from governance.kernel.errors import DomainError, Forbidden
+from governance.kernel.events.context import channel
 
-logger = logging.getLogger("governance.security")
+logger = logging.getLogger("governance.kernel.security")
 
 
 class ActionCommand(BaseCommand):
@@ -25,7 +25,7 @@ class ActionCommand(BaseCommand):
             with channel("cli"):
                 getattr(self, f"do_{action}")(options)
         except DomainError as exc:
-            if isinstance(exc, PermissionDenied):
+            if isinstance(exc, Forbidden):
                 logger.warning("refused cli %s: %s", action, exc.message)
             raise CommandError(str(exc)) from exc
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-logger = logging.getLogger("governance.security")
+logger = logging.getLogger("governance.kernel.security")
 
 
 class RefusalLogMiddleware:
-    """Logs each 401 and 403 answer (API, pages, CSRF failures) at WARNING on ``governance.security``.
+    """Logs each 401 and 403 answer (API, pages, CSRF failures) at WARNING on ``governance.kernel.security``.
 
     Outermost but one, so it also sees the refusals that middleware (CSRF) gives.
     """

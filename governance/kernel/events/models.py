@@ -16,8 +16,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from governance.events.kinds import EventKind
-from governance.triggers import no_truncate
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.triggers import no_truncate
 
 GENESIS_HASH = "0" * 64
 

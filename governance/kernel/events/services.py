@@ -19,13 +19,13 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from governance import merkle
-from governance.errors import DomainError
-from governance.events import deferral, generation, selectors
-from governance.events import keys as keystore
-from governance.events.context import current_channel
-from governance.events.kinds import EventKind
-from governance.events.models import (
+from governance.kernel import merkle
+from governance.kernel.errors import DomainError
+from governance.kernel.events import deferral, generation, selectors
+from governance.kernel.events import keys as keystore
+from governance.kernel.events.context import current_channel
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.events.models import (
     GENESIS_HASH,
     Checkpoint,
     Event,
@@ -33,7 +33,7 @@ from governance.events.models import (
     SigningKey,
     VerificationRun,
 )
-from governance.verify import CheckpointRecord, Result, checkpoint_body, verify_entries
+from governance.kernel.verify import CheckpointRecord, Result, checkpoint_body, verify_entries
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def event_record(
     """Append one event to the log, in the caller's transaction, when that transaction ends.
 
     The event is checked and prepared now; it is appended when the outermost service
-    transaction is about to commit (``governance.events.deferral``), so the log's lock
+    transaction is about to commit (``governance.kernel.events.deferral``), so the log's lock
     is the last lock every transaction takes. Appending locks the chain head (an advisory
     lock and ``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write lock does the same),
     so concurrent appends never fork the chain or leave a gap; a rolled-back caller takes
@@ -361,7 +361,7 @@ def checkpoint_create(*, actor: Any | None = None, force: bool = False) -> Check
 
     ``actor`` is who asked for it on demand (a platform administrator); None is the schedule.
     """
-    from governance.permissions import can_make_checkpoint
+    from governance.kernel.permissions import can_make_checkpoint
 
     can_make_checkpoint(actor).require()
     size = selectors.log_size()
@@ -760,12 +760,12 @@ def verification_start(*, actor: Any | None) -> VerificationRun:
 
     Administrators (of any tenant, or the platform) may start one; None is the system.
     """
-    from governance.permissions import can_start_verification
+    from governance.kernel.permissions import can_start_verification
 
     can_start_verification(actor).require()
     with transaction.atomic():
         run = VerificationRun.objects.create(requested_by=actor, total=selectors.log_size())
-        from governance.tasks import verify_log
+        from governance.kernel.tasks import verify_log
 
         verify_log.delay_on_commit(str(run.pk))  # type: ignore[attr-defined]
     return run

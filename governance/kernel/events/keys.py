@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 
-from governance.errors import DomainError
+from governance.kernel.errors import DomainError
 
 _cache: dict[str, Ed25519PrivateKey] = {}
 _lock = threading.Lock()
