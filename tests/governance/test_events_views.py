@@ -70,10 +70,7 @@ def test_feed_query_count_does_not_grow(
     for i in range(30):
         accounts.role_grant(user=make_user(f"m{i}"), role="reviewer", tenant=acme, actor=None)
     with django_assert_max_num_queries(len(few.captured_queries)):
-        assert (
-            len(rows_in(client.get("/governance/events/").content.decode()))
-            == FEED_PAGE_SIZE
-        )
+        assert len(rows_in(client.get("/governance/events/").content.decode())) == FEED_PAGE_SIZE
 
 
 def test_event_page_shows_entry_hash_signature_and_verification(client, root, acme, make_user):
