@@ -30,6 +30,26 @@ class Stage(models.TextChoices):
     SIMULATION_ONLY = "simulation_only", "Simulation-only"
 
 
+class ArtifactClass(models.TextChoices):
+    """The built-in artifact classes by slug (tenants may add their own classes beside them)."""
+
+    PROMPT = "prompt", "Prompt"
+    PROMPT_TEMPLATE = "prompt-template", "Prompt template"
+    RESPONSE_TEMPLATE = "response-template", "Response template"
+    MODEL = "model", "Model"
+    ROUTING_RULESET = "routing-ruleset", "Routing ruleset"
+    EVALUATION_SUITE = "evaluation-suite", "Evaluation suite"
+    SCORECARD = "scorecard", "Scorecard"
+    GOLDEN_CORPUS = "golden-corpus", "Golden corpus"
+    RELEASE_MANIFEST = "release-manifest", "Release manifest"
+    KOS_SNAPSHOT = "kos-snapshot", "KOS snapshot"
+    COVERAGE_PLAN = "coverage-plan", "Coverage plan"
+    MAPPING = "mapping", "Mapping / crosswalk"
+    OVERLAY_PROPOSAL = "overlay-proposal", "Overlay proposal"
+    SERVICE_RUN_BUNDLE = "service-run-bundle", "Service run bundle"
+    POLICY_PACK = "policy-pack", "Policy pack"
+
+
 #: Built-in artifact classes: (slug, name, content kind, interface pointer, description).
 BUILTIN_CLASSES: list[tuple[str, str, str, str, str]] = [
     ("prompt", "Prompt", "text", "", "A system or task prompt, with declared input variables."),

@@ -1,9 +1,17 @@
-"""The shape every ``manage.py <noun> <action>`` command shares."""
+"""The one base of every ``manage.py <noun> <action>`` command, with one exit-code convention.
+
+- 0: done.
+- 1: a check ran and found a problem (``events verify``, ``registry verify``, ...).
+- 2: refused: bad input or a broken rule (a DomainError), printed as one ``error: ...`` line
+  on stderr; the same status as argparse's own usage errors, so a script sees every refusal
+  the same way.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -12,12 +20,14 @@ from governance.kernel.events.context import channel
 
 logger = logging.getLogger("governance.kernel.security")
 
+#: Exit status when a check ran and found a problem.
+EXIT_PROBLEM = 1
+#: Exit status when the command was refused (bad input, a broken rule).
+EXIT_REFUSED = 2
+
 
 class ActionCommand(BaseCommand):
-    """Dispatches ``<action>`` to ``do_<action>(options)``, as the system via the CLI.
-
-    A broken rule (DomainError) becomes one line on stderr and exit status 1.
-    """
+    """Dispatches ``<action>`` to ``do_<action>(options)``, as the system via the CLI."""
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = str(options["action"]).replace("-", "_")
@@ -29,18 +39,14 @@ class ActionCommand(BaseCommand):
                 logger.warning("refused cli %s: %s", action, exc.message)
             raise CommandError(str(exc)) from exc
 
-
-class StrictActionCommand(ActionCommand):
-    """An ActionCommand for bad input too: one ``error: field: reason`` line and exit status 2.
-
-    The same as argparse's own usage errors, so a script sees every refusal the same way.
-    """
-
     def execute(self, *args: Any, **options: Any) -> Any:
-        import sys
-
         try:
             return super().execute(*args, **options)
         except CommandError as exc:
             self.stderr.write(f"error: {exc}")
-            sys.exit(2)
+            sys.exit(EXIT_REFUSED)
+
+    def problem(self, message: str) -> NoReturn:
+        """A check found a problem: say so on stderr and exit 1."""
+        self.stderr.write(message)
+        sys.exit(EXIT_PROBLEM)

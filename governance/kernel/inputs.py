@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from governance.kernel.errors import DomainError
 
 
@@ -20,3 +23,21 @@ def clean_text(
     if "\x00" in text:
         raise DomainError("NUL characters are not allowed.", field=field)
     return text
+
+
+def storable_json(value: Any, field: str) -> None:
+    """The one rule for JSON a service stores: refuse what JSON can carry but the database
+    cannot store (NUL characters, non-finite floats), naming ``field``."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise DomainError("NUL characters are not allowed.", field=field)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise DomainError("Numbers must be finite.", field=field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable_json(key, field)
+            storable_json(item, field)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            storable_json(item, field)

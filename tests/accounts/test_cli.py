@@ -21,16 +21,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, stdin: str | None = None) -> str:
-    out = io.StringIO()
+    """The command's stdout; a refusal (exit status 2, one ``error:`` line) as a CommandError."""
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdin
     if stdin is not None:
-        old = sys.stdin
         sys.stdin = io.StringIO(stdin)
-        try:
-            call_command("accounts", *args, stdout=out)
-        finally:
-            sys.stdin = old
-    else:
-        call_command("accounts", *args, stdout=out)
+    try:
+        call_command("accounts", *args, stdout=out, stderr=err)
+    except SystemExit as exc:
+        assert exc.code == 2
+        raise CommandError(err.getvalue().strip().removeprefix("error: ")) from exc
+    finally:
+        sys.stdin = old
     return out.getvalue()
 
 
@@ -162,9 +164,9 @@ def test_cli_exit_code_and_single_stderr_line(acme):
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr.strip().splitlines() == ["CommandError: username: No user 'ghost'."]
+    assert proc.stderr.strip().splitlines() == ["error: username: No user 'ghost'."]
 
 
 @pytest.mark.django_db

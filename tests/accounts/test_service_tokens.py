@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
@@ -38,6 +38,7 @@ from governance.kernel.errors import Conflict, DomainError, Forbidden
 from governance.kernel.events import generation
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
+from tests.cli import refused
 from tests.conftest import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -503,16 +504,16 @@ class TestCommand:
         ],
     )
     def test_bad_input_names_the_field(self, acme, args, message):
-        with pytest.raises(CommandError, match=message):
-            run(*args)
+        assert message in refused("accounts", "service-token", *args)
         assert not ServiceToken.objects.exists()
 
     def test_revoke_needs_a_reason(self, acme):
         token, _ = services.service_token_create(
             tenant=acme, name="svc", scopes=["runtime:read"], actor=None
         )
-        with pytest.raises(CommandError, match="reason: The reason is required"):
-            run("revoke", str(token.pk))
+        assert "reason: The reason is required" in refused(
+            "accounts", "service-token", "revoke", str(token.pk)
+        )
         token.refresh_from_db()
         assert token.revoked_at is None
 

@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.selectors import tenant_by_slug, user_by_username
 from governance.api.serializers import WaiverSerializer
 from governance.choices import WaiverState
-from governance.kernel.commands import StrictActionCommand
+from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError
 from governance.models import Waiver
 from governance.selectors import all_waivers, waiver_by_reference_unscoped, waivers_matching
@@ -77,7 +77,7 @@ def _scope(waiver: Waiver) -> str:
     return ", ".join(sorted(a.path for a in waiver.artifacts.all())) or "-"
 
 
-class Command(StrictActionCommand):
+class Command(ActionCommand):
     help = "Waivers (list, grant, renew, revoke, countersign), deprecation, retirement, the sweep."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -11,7 +11,7 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.kernel.commands import StrictActionCommand
+from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError, NotFound
 from registry import selectors, services
 from registry.choices import ContentKind
@@ -63,7 +63,7 @@ def _content(artifact: Artifact, file: str) -> services.Content:
     return services.Content(text=text)
 
 
-class Command(StrictActionCommand):
+class Command(ActionCommand):
     help = "Publish, inspect and verify registry versions."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.kernel.commands import StrictActionCommand
+from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError, Forbidden
 from reviews import selectors, services
 from reviews.choices import CheckStatus, Requirement
@@ -30,7 +30,7 @@ def _rolled_back(change: ChangeRequest, *, sep: str) -> str:
     return f"{sep}rolled back by {who} at {change.rolled_back_at:%Y-%m-%d %H:%M}"
 
 
-class Command(StrictActionCommand):
+class Command(ActionCommand):
     help = "Open, review, promote and export change requests."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from governance.kernel.commands import StrictActionCommand
+from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError
 from registry import selectors
 from registry.models import Version
@@ -28,7 +28,7 @@ def _version(ref: str, cls: str, tenant: str | None) -> Version:
     return version
 
 
-class Command(StrictActionCommand):
+class Command(ActionCommand):
     help = "Lint a routing ruleset version, or simulate it on a golden corpus."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from governance.kernel.commands import StrictActionCommand
+from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError, NotFound
 from rollouts.management.operations import RolloutOperations, add_operation_parsers
 from rollouts.models import IterationNote, ManifestVersion, Rollout
@@ -96,7 +96,7 @@ def export_rollout(rollout: Rollout, out: Path) -> tuple[ManifestVersion, list[P
     return manifest, written
 
 
-class Command(RolloutOperations, StrictActionCommand):
+class Command(RolloutOperations, ActionCommand):
     help = "Rollouts: start and move them on, show them, export the phase manifest and notes."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.kernel.commands import StrictActionCommand
+from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError, NotFound
 from registry import selectors as registry_selectors
 from registry.models import Artifact, Version
@@ -85,7 +85,7 @@ def table(rows: list[list[str]]) -> list[str]:
     ]
 
 
-class Command(StrictActionCommand):
+class Command(ActionCommand):
     help = "Show and resolve a tenant's runtime configuration; declare applications, slots and overrides."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,0 +1,75 @@
+"""One way for HTML views to meet the domain's errors.
+
+- :class:`DomainErrorMiddleware`: a :class:`~governance.kernel.errors.NotFound` raised out of
+  a page view is the 404 page, a :class:`~governance.kernel.errors.Forbidden` the 403 page
+  with its reason. Views do not catch these to re-raise ``Http404``.
+- :func:`submit`: "form → service → error on the form" in one call.
+
+The API does not pass through here: DRF's exception handler (``governance.api.exceptions``)
+turns the same errors into JSON problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views import defaults
+
+from governance.kernel.errors import DomainError, Forbidden, NotFound
+from governance.kernel.forms import form_error
+
+T = TypeVar("T")
+
+
+class DomainErrorMiddleware:
+    """Maps ``NotFound`` to the 404 page and ``Forbidden`` to the 403 page (with its reason)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, NotFound):
+            return defaults.page_not_found(request, Http404(exception.message))
+        if isinstance(exception, Forbidden):
+            return defaults.permission_denied(request, PermissionDenied(exception.message))
+        return None
+
+
+@dataclass(frozen=True)
+class Submitted(Generic[T]):
+    """What :func:`submit` did: the service's ``result`` when ``ok``, else the page's ``status``."""
+
+    result: T | None
+    status: int
+    ok: bool
+
+
+def submit(
+    form: Any,
+    action: Callable[[dict[str, Any]], T],
+    *,
+    aliases: dict[str, str] | None = None,
+    invalid_status: int = 200,
+) -> Submitted[T]:
+    """Validate ``form`` and call ``action(form.cleaned_data)`` (the one service call).
+
+    An invalid form answers ``invalid_status``. A refused call puts the service's message on
+    the field it names (``aliases`` maps service field names to form field names), else
+    above the form, and answers the error's status (400, 403, 404 or 409): nothing was
+    written, since the service is atomic.
+    """
+    if not form.is_valid():
+        return Submitted(None, invalid_status, ok=False)
+    try:
+        result = action(form.cleaned_data)
+    except DomainError as exc:
+        form_error(form, exc, aliases)
+        return Submitted(None, exc.status_code, ok=False)
+    return Submitted(result, 200, ok=True)
