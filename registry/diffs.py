@@ -8,6 +8,7 @@ from typing import Any
 from registry.choices import ContentKind
 from registry.diff import JsonChange, Row, diff_stats, json_diff, text_diff
 from registry.models import Version
+from registry.services.publishing import interface_of
 from registry.versioning import ContractChange, Variable, schema_changes, variable_changes
 
 
@@ -47,8 +48,6 @@ class VersionDiff:
 
 
 def _interface(version: Version) -> Any:
-    from registry.services import _interface as interface_of
-
     return interface_of(version.artifact.artifact_class, version.content_json)
 
 

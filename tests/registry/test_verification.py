@@ -18,6 +18,7 @@ from django.db import connection
 
 from registry import services
 from registry.models import Version
+from registry.services import publishing
 from registry.verification import check_version, log_problem, verify_versions
 from tests.registry.conftest import publish
 
@@ -154,7 +155,7 @@ def test_a_deleted_published_version_fails_registry_verify(versions):
 
 
 def test_a_version_row_the_log_never_recorded_fails_verification(versions, prompt, monkeypatch):
-    monkeypatch.setattr(services, "events_record", lambda specs: [])
+    monkeypatch.setattr(publishing, "events_record", lambda specs: [])
     ghost = publish(prompt, TEXT + " Politely.", "patch", metadata=PINS)
     monkeypatch.undo()
     assert check_version(ghost).ok  # signed and consistent on its own...
