@@ -1,0 +1,319 @@
+"""Opening and editing change requests: open, revise, submit, withdraw, comment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from governance.kernel.errors import Conflict, DomainError
+from governance.kernel.events.kinds import EventKind
+from governance.kernel.inputs import clean_text
+from governance.selectors import waivers_in_scope
+from registry.models import Artifact, Version
+from registry.selectors import lifecycle_refusal
+from reviews import checks as check_catalog
+from reviews import permissions, selectors
+from reviews import policy as approval_policy
+from reviews.choices import (
+    EDITABLE_STATES,
+    ChangeStatus,
+    Requirement,
+    RolloutStrategy,
+)
+from reviews.models import (
+    ChangeCounter,
+    ChangeItem,
+    ChangeRequest,
+    Comment,
+)
+from reviews.services.common import (
+    lock_change,
+    record_event,
+    require_author_or_admin,
+    resolve_version,
+    transition,
+    version_ref,
+    void_approvals,
+)
+from reviews.services.evidence import notify_requirements, start_checks
+
+
+def _resolve_versions(tenant: Tenant, proposed: Sequence[Version | str]) -> list[Version]:
+    versions: list[Version] = []
+    for i, item in enumerate(proposed):
+        try:
+            version = resolve_version(tenant, item, field="proposed")
+        except DomainError as exc:
+            raise DomainError(f"proposed[{i}]: {exc.message}", field="proposed") from exc
+        refusal = lifecycle_refusal(version)
+        if refusal is not None:
+            raise DomainError(f"proposed[{i}]: {refusal}.", field="proposed")
+        versions.append(version)
+    if not versions:
+        raise DomainError("Propose at least one version.", field="proposed")
+    seen: set[Any] = set()
+    for version in versions:
+        if version.artifact_id in seen:
+            raise DomainError(
+                f"{version.artifact.path} appears twice; propose one version per artifact.",
+                field="proposed",
+            )
+        seen.add(version.artifact_id)
+    return versions
+
+
+def _set_items(change: ChangeRequest, versions: Sequence[Version]) -> None:
+    change.items.all().delete()
+    for version in versions:
+        artifact = version.artifact
+        if artifact.active_version_id == version.pk:
+            raise DomainError(f"{version.path} is already the active version.", field="proposed")
+        ChangeItem.objects.create(
+            change=change, artifact=artifact, proposed=version, current=artifact.active_version
+        )
+
+
+def _resolve_corpus(tenant: Tenant, corpus: Version | str | None) -> Version | None:
+    if corpus is None or corpus == "":
+        return None
+    version = resolve_version(tenant, corpus, field="golden_corpus")
+    if version.artifact.artifact_class.slug != "golden-corpus":
+        raise DomainError(f"{version.path} is not a golden corpus.", field="golden_corpus")
+    return version
+
+
+def _next_number(year: int) -> int:
+    counter, _ = ChangeCounter.objects.get_or_create(year=year)
+    counter = ChangeCounter.objects.select_for_update().get(pk=counter.pk)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return counter.last
+
+
+def _rollout_strategy(value: str) -> str:
+    if value not in RolloutStrategy.values:
+        raise DomainError(
+            f"Choose one of {', '.join(RolloutStrategy.values)}.", field="rollout_strategy"
+        )
+    return value
+
+
+@transaction.atomic
+def change_create(
+    *,
+    tenant: Tenant,
+    actor: User,
+    title: str,
+    rollback_plan: str,
+    proposed: Sequence[Version | str],
+    description: str = "",
+    risk_note: str = "",
+    privacy_related: bool = False,
+    external_egress: bool = False,
+    emergency: bool = False,
+    golden_corpus: Version | str | None = None,
+    rollout_strategy: str = RolloutStrategy.CANARY,
+) -> ChangeRequest:
+    """Open a change request (a draft) proposing versions to replace their artifacts' active ones.
+
+    ``rollout_strategy`` says how its versions reach the application slots bound to their
+    artifacts once promoted (``rollouts.services.rollout_create`` defaults to it).
+    """
+    permissions.can_open_change(actor, tenant).require()
+    strategy = _rollout_strategy(rollout_strategy)
+    title = clean_text(title, "title", required=True, limit=200)
+    plan = clean_text(rollback_plan, "rollback_plan", required=True, limit=None)
+    versions = _resolve_versions(tenant, proposed)
+    corpus = _resolve_corpus(tenant, golden_corpus)
+    now = timezone.now()
+    change = ChangeRequest(
+        year=now.year,
+        number=_next_number(now.year),
+        tenant=tenant,
+        change_type=versions[0].artifact.artifact_class.slug,
+        title=title,
+        description=(description or "").strip(),
+        risk_note=(risk_note or "").strip(),
+        rollback_plan=plan,
+        privacy_related=privacy_related,
+        external_egress=external_egress,
+        emergency=emergency,
+        golden_corpus=corpus,
+        rollout_strategy=strategy,
+        author=actor,
+        created_at=now,
+    )
+    change.save()
+    _set_items(change, versions)
+    change.binding_sha256 = selectors.binding_hash(change)
+    change.save(update_fields=["binding_sha256"])
+    record_event(
+        EventKind.CHANGE_REQUEST_OPENED,
+        change,
+        actor,
+        title=title,
+        change_type=change.change_type,
+        emergency=emergency,
+        privacy_related=privacy_related,
+        external_egress=external_egress,
+        rollout_strategy=strategy,
+        items=[
+            {"proposed": version_ref(i.proposed), "current": version_ref(i.current)}
+            for i in selectors.items_of(change)
+        ],
+    )
+    return change
+
+
+@transaction.atomic
+def change_revise(
+    *,
+    change: ChangeRequest,
+    actor: User | None,
+    reason: str,
+    proposed: Sequence[Version | str] | None = None,
+    title: str | None = None,
+    description: str | None = None,
+    risk_note: str | None = None,
+    rollback_plan: str | None = None,
+    privacy_related: bool | None = None,
+    external_egress: bool | None = None,
+    emergency: bool | None = None,
+    golden_corpus: Version | str | None = None,
+    rollout_strategy: str | None = None,
+) -> ChangeRequest:
+    """Change what is proposed (or the record): a new revision, back to draft; every live decision is voided."""
+    change = lock_change(change)
+    require_author_or_admin(change, actor, "revise")
+    if change.status not in EDITABLE_STATES:
+        raise Conflict(
+            f"{change.reference} is {change.get_status_display().lower()}; it can no longer be revised.",
+            field="status",
+        )
+    reason = clean_text(reason, "reason", required=True, limit=500)
+    if title is not None:
+        change.title = clean_text(title, "title", required=True, limit=200)
+    if rollback_plan is not None:
+        change.rollback_plan = clean_text(rollback_plan, "rollback_plan", required=True, limit=None)
+    if description is not None:
+        change.description = description.strip()
+    if risk_note is not None:
+        change.risk_note = risk_note.strip()
+    for flag, value in (
+        ("privacy_related", privacy_related),
+        ("external_egress", external_egress),
+        ("emergency", emergency),
+    ):
+        if value is not None:
+            setattr(change, flag, value)
+    if golden_corpus is not None:
+        change.golden_corpus = _resolve_corpus(change.tenant, golden_corpus)
+    if rollout_strategy is not None:
+        change.rollout_strategy = _rollout_strategy(rollout_strategy)
+    if proposed is not None:
+        versions = _resolve_versions(change.tenant, proposed)
+        _set_items(change, versions)
+        change.change_type = versions[0].artifact.artifact_class.slug
+    if change.status != ChangeStatus.DRAFT:
+        transition(change, ChangeStatus.DRAFT)
+    change.revision += 1
+    change.decided_at = None
+    change.save()
+    change.binding_sha256 = selectors.binding_hash(change)
+    change.save(update_fields=["binding_sha256"])
+    void_approvals(change, actor, f"revised to revision {change.revision}: {reason}")
+    record_event(
+        EventKind.CHANGE_REQUEST_REVISED,
+        change,
+        actor,
+        revision=change.revision,
+        reason=reason,
+        binding_sha256=change.binding_sha256,
+        rollout_strategy=change.rollout_strategy,
+        items=[
+            {"proposed": version_ref(i.proposed), "current": version_ref(i.current)}
+            for i in selectors.items_of(change)
+        ],
+    )
+    return change
+
+
+@transaction.atomic
+def change_submit(*, change: ChangeRequest, actor: User | None) -> ChangeRequest:
+    """Send a draft for review: fix the approval slots from the policy, start the required checks, notify."""
+    change = lock_change(change)
+    require_author_or_admin(change, actor, "submit")
+    transition(change, ChangeStatus.IN_REVIEW)
+    items = selectors.items_of(change)
+    # The active versions may have moved since the draft was opened: compare with today's.
+    for item in items:
+        active = Artifact.objects.only("active_version").get(pk=item.artifact_id).active_version
+        if active is not None and active.pk == item.proposed_id:
+            raise Conflict(f"{item.proposed.path} is already active.", field="proposed")
+        if item.current_id != (active.pk if active else None):
+            ChangeItem.objects.filter(pk=item.pk).update(current=active)
+    policy_row, document = selectors.effective_policy(change.tenant)
+    facts = approval_policy.ChangeFacts(
+        classes=frozenset(i.artifact.artifact_class.slug for i in items),
+        emergency=change.emergency,
+        privacy_related=change.privacy_related,
+        external_egress=change.external_egress,
+    )
+    change.requirements = approval_policy.requirements_for(document, facts)
+    if Requirement.OWNER in change.requirements:
+        owners = {i.artifact.owner_id for i in items if i.artifact.owner_id} - {change.author_id}
+        if not owners:
+            raise DomainError(
+                "This change needs its accountable owner's approval, but no artifact in it has an "
+                "owner other than the author: set an owner first.",
+                field="proposed",
+            )
+    change.policy = policy_row
+    change.submitted_at = timezone.now()
+    change.save()
+    change.binding_sha256 = selectors.binding_hash(change)
+    change.save(update_fields=["binding_sha256"])
+    kinds = check_catalog.required_checks(change)
+    runs = start_checks(change, kinds)
+    record_event(
+        EventKind.CHANGE_REQUEST_SUBMITTED,
+        change,
+        actor,
+        revision=change.revision,
+        binding_sha256=change.binding_sha256,
+        requirements=change.requirements,
+        waivers_in_scope=[w.reference for w in waivers_in_scope(change)],
+        policy=policy_row.number if policy_row else "built-in",
+        policy_rules=list(approval_policy.applying_rules(document, facts)),
+        checks=[r.kind for r in runs],
+    )
+    notify_requirements(change)
+    return change
+
+
+@transaction.atomic
+def change_withdraw(
+    *, change: ChangeRequest, actor: User | None, reason: str = ""
+) -> ChangeRequest:
+    """The author (or an administrator) gives up on a change; it stays on record."""
+    change = lock_change(change)
+    require_author_or_admin(change, actor, "withdraw")
+    transition(change, ChangeStatus.WITHDRAWN)
+    change.decided_at = timezone.now()
+    change.save(update_fields=["status", "decided_at"])
+    record_event(EventKind.CHANGE_REQUEST_WITHDRAWN, change, actor, reason=(reason or "").strip())
+    return change
+
+
+@transaction.atomic
+def comment_add(*, change: ChangeRequest, actor: User, body: str) -> Comment:
+    """A remark on a change, by anyone in its tenant."""
+    permissions.can_comment(actor, change).require()
+    text = clean_text(body, "body", required=True, limit=5000)
+    comment = Comment.objects.create(change=change, author=actor, body=text)
+    record_event(EventKind.CHANGE_REQUEST_COMMENTED, change, actor, body=text)
+    return comment
