@@ -1,8 +1,10 @@
 """Questions registry asks the floors above it, answered by functions they register at start-up.
 
-registry must never import rollouts; rollouts registers its answers here in
-``RolloutsConfig.ready()``. With nothing registered, every answer is "no traffic", so a
-deployment without runtime telemetry removes deprecated versions on schedule as before.
+registry must never import reviews or rollouts; they register their answers here in
+``ReviewsConfig.ready()`` and ``RolloutsConfig.ready()``. With nothing registered, every
+traffic answer is "no traffic", so a deployment without runtime telemetry removes deprecated
+versions on schedule as before; the artifact page offers no rollback, and the registry
+command's ``rollback`` and ``deactivate`` refuse.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
+
+from governance.kernel.errors import DomainError
 
 #: Takes version ids, ``hours=`` and ``now=``; answers ``{version id: requests served in the
 #: last hours}`` (absent = none).
@@ -88,3 +92,54 @@ def usage_url(artifact: Any) -> str:
         if found := url(artifact):
             return found
     return ""
+
+
+# --- what the floors above offer on the artifact page and in the registry command ------------
+
+#: Takes the viewing user, an artifact and the user's roles in its tenant; answers what the
+#: artifact page adds for them (reviews: the rollback and safety-switch forms, or nothing).
+ArtifactPanels = Callable[[Any, Any, Any], dict[str, Any]]
+#: ``rollback(*, artifact, actor, reason, target, override_reason)``: the activation it made.
+Rollback = Callable[..., Any]
+#: ``deactivate(*, artifact, actor, reason)``: the activation it made (no active version).
+Deactivate = Callable[..., Any]
+
+_artifact_panels: list[ArtifactPanels] = []
+_rollbacks: list[Rollback] = []
+_deactivations: list[Deactivate] = []
+
+
+def register_artifact_panels(panels: ArtifactPanels) -> None:
+    """Register who adds to the artifact page (idempotent)."""
+    if panels not in _artifact_panels:
+        _artifact_panels.append(panels)
+
+
+def artifact_panels(user: Any, artifact: Any, *, roles: Any) -> dict[str, Any]:
+    """The artifact page's context from every registered source (none registered: nothing)."""
+    context: dict[str, Any] = {}
+    for panels in _artifact_panels:
+        context.update(panels(user, artifact, roles))
+    return context
+
+
+def register_activation(*, rollback: Rollback, deactivate: Deactivate) -> None:
+    """Register who rolls an artifact back and who switches it off (the last one registered)."""
+    if rollback not in _rollbacks:
+        _rollbacks.append(rollback)
+    if deactivate not in _deactivations:
+        _deactivations.append(deactivate)
+
+
+def rollback(**kwargs: Any) -> Any:
+    """Restore a version that was active before (``registry rollback``)."""
+    if not _rollbacks:
+        raise DomainError("Rolling back needs the reviews app, which is not installed.")
+    return _rollbacks[-1](**kwargs)
+
+
+def deactivate(**kwargs: Any) -> Any:
+    """Leave an artifact with no active version (``registry deactivate``)."""
+    if not _deactivations:
+        raise DomainError("The safety switch needs the reviews app, which is not installed.")
+    return _deactivations[-1](**kwargs)

@@ -42,8 +42,6 @@ from registry.models import (
 )
 from registry.permissions import can_change_owner, can_deprecate, can_retire
 from registry.verification import check_version
-from reviews.forms import DeactivateForm, RollbackForm
-from reviews.permissions import can_deactivate, can_roll_back
 
 PAGE_SIZE = 25
 #: How many usage rows the version page shows beside a deprecation.
@@ -151,9 +149,7 @@ def _artifact_page(
         else None
     )
     roles = roles_in_tenant(request.user, found.tenant)
-    # The same rules the services refuse with (registry/reviews permissions).
-    may_roll_back = bool(can_roll_back(request.user, found, roles=roles))
-    may_switch_off = active is not None and bool(can_deactivate(request.user, found, roles=roles))
+    # The same rules the services refuse with (registry permissions; reviews adds its forms).
     may_change_owner = can_change_owner(request.user, found, roles=roles)
     if owner_form is None and may_change_owner:
         owner_form = OwnerForm(members=_members(found.tenant))
@@ -168,9 +164,9 @@ def _artifact_page(
             "active": active,
             "recommended": selectors.recommended_version_of(found),
             "active_stage": Stage(stage or Stage.DRAFT).label if active else None,
-            "rollback_form": RollbackForm(artifact=found) if may_roll_back else None,
-            "deactivate_form": DeactivateForm() if may_switch_off else None,
             "owner_form": owner_form if may_change_owner else None,
+            # The rollback and safety-switch forms, from reviews (registry does not import it).
+            **hooks.artifact_panels(request.user, found, roles=roles),
         },
         status=status,
     )

@@ -13,7 +13,7 @@ from django.db import transaction
 from accounts.selectors import tenant_by_slug, user_by_username
 from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError, NotFound
-from registry import selectors, services
+from registry import hooks, selectors, services
 from registry.choices import ContentKind
 from registry.gitsync import export_prompts, import_prompts
 from registry.models import Artifact, Version
@@ -253,13 +253,10 @@ class Command(ActionCommand):
         self.stdout.write(f"Wrote {count} files to {o['dir']}")
 
     def do_rollback(self, o: dict[str, Any]) -> None:
-        from accounts.selectors import user_by_username
-        from reviews.services import rollback
-
         artifact = _artifact(o["artifact"])
         target = f"{artifact.path}/{o['target']}" if o["target"] else None
         actor = user_by_username(o["as_user"]) if o["as_user"] else None
-        activation = rollback(
+        activation = hooks.rollback(
             artifact=artifact,
             actor=actor,
             reason=o["reason"],
@@ -276,12 +273,9 @@ class Command(ActionCommand):
         )
 
     def do_deactivate(self, o: dict[str, Any]) -> None:
-        from accounts.selectors import user_by_username
-        from reviews.services import artifact_deactivate
-
         artifact = _artifact(o["artifact"])
         actor = user_by_username(o["as_user"]) if o["as_user"] else None
-        activation = artifact_deactivate(artifact=artifact, actor=actor, reason=o["reason"])
+        activation = hooks.deactivate(artifact=artifact, actor=actor, reason=o["reason"])
         was = activation.previous.version if activation.previous else "-"
         change = f" (rolled back {activation.change.reference})" if activation.change else ""
         self.stdout.write(f"{artifact.path}: no active version, was {was}{change}")

@@ -1,0 +1,42 @@
+"""What reviews offers the registry floor below it, registered in ``ReviewsConfig.ready()``.
+
+registry does not import reviews: its artifact page asks :func:`artifact_panels` for the
+rollback and safety-switch forms, and its ``registry rollback|deactivate`` commands call the
+services registered here (see ``registry/hooks.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from accounts.selectors import AnyUser
+from registry.models import Artifact
+from reviews import services
+from reviews.forms import DeactivateForm, RollbackForm
+from reviews.models import Activation
+from reviews.permissions import can_deactivate, can_roll_back
+
+
+def artifact_panels(
+    user: AnyUser | None, artifact: Artifact, roles: Iterable[str] | None
+) -> dict[str, Any]:
+    """The rollback and safety-switch forms, for those who may use them (the services' rules)."""
+    may_roll_back = bool(can_roll_back(user, artifact, roles=roles))
+    may_switch_off = artifact.active_version_id is not None and bool(
+        can_deactivate(user, artifact, roles=roles)
+    )
+    return {
+        "rollback_form": RollbackForm(artifact=artifact) if may_roll_back else None,
+        "deactivate_form": DeactivateForm() if may_switch_off else None,
+    }
+
+
+def rollback(**kwargs: Any) -> Activation:
+    """``registry rollback``: :func:`reviews.services.rollback`."""
+    return services.rollback(**kwargs)
+
+
+def deactivate(**kwargs: Any) -> Activation:
+    """``registry deactivate``: :func:`reviews.services.artifact_deactivate`."""
+    return services.artifact_deactivate(**kwargs)
