@@ -11,16 +11,8 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.notifications import notification_send
 from registry.choices import Stage
 from reviews import permissions, selectors
-from reviews.choices import (
-    OPEN_STATES,
-    ChangeStatus,
-    Decision,
-    Requirement,
-)
-from reviews.models import (
-    Approval,
-    ChangeRequest,
-)
+from reviews.choices import OPEN_STATES, ChangeStatus, Decision, Requirement
+from reviews.models import Approval, ChangeRequest
 from reviews.services.common import (
     change_label,
     lock_change,

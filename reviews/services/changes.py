@@ -18,18 +18,8 @@ from registry.selectors import lifecycle_refusal
 from reviews import checks as check_catalog
 from reviews import permissions, selectors
 from reviews import policy as approval_policy
-from reviews.choices import (
-    EDITABLE_STATES,
-    ChangeStatus,
-    Requirement,
-    RolloutStrategy,
-)
-from reviews.models import (
-    ChangeCounter,
-    ChangeItem,
-    ChangeRequest,
-    Comment,
-)
+from reviews.choices import EDITABLE_STATES, ChangeStatus, Requirement, RolloutStrategy
+from reviews.models import ChangeCounter, ChangeItem, ChangeRequest, Comment
 from reviews.services.common import (
     lock_change,
     record_event,

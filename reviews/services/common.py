@@ -14,16 +14,8 @@ from registry.choices import Stage
 from registry.models import Artifact, Version, VersionState
 from registry.services import version_stage_set
 from reviews import permissions
-from reviews.choices import (
-    EDITABLE_STATES,
-    TRANSITIONS,
-    ChangeStatus,
-)
-from reviews.models import (
-    Approval,
-    ChangeItem,
-    ChangeRequest,
-)
+from reviews.choices import EDITABLE_STATES, TRANSITIONS, ChangeStatus
+from reviews.models import Approval, ChangeItem, ChangeRequest
 
 
 def transition(change: ChangeRequest, to: str) -> None:

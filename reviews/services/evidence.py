@@ -21,18 +21,8 @@ from registry.choices import Stage
 from registry.models import Version
 from reviews import checks as check_catalog
 from reviews import permissions, selectors
-from reviews.choices import (
-    EDITABLE_STATES,
-    OPEN_STATES,
-    ChangeStatus,
-    CheckStatus,
-    Requirement,
-)
-from reviews.models import (
-    ChangeRequest,
-    CheckRun,
-    EvaluationReport,
-)
+from reviews.choices import EDITABLE_STATES, OPEN_STATES, ChangeStatus, CheckStatus, Requirement
+from reviews.models import ChangeRequest, CheckRun, EvaluationReport
 from reviews.services.common import (
     change_label,
     lock_change,

@@ -16,10 +16,7 @@ from governance.kernel.inputs import clean_text
 from registry.models import ArtifactClass
 from reviews import permissions
 from reviews import policy as approval_policy
-from reviews.models import (
-    ApprovalPolicy,
-    ChangeGate,
-)
+from reviews.models import ApprovalPolicy, ChangeGate
 
 
 @transaction.atomic

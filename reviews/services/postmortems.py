@@ -13,9 +13,7 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.inputs import clean_text
 from governance.kernel.notifications import notification_send
 from reviews import permissions, selectors
-from reviews.models import (
-    ChangeRequest,
-)
+from reviews.models import ChangeRequest
 from reviews.services.common import lock_change, record_event
 
 

@@ -17,16 +17,8 @@ from registry.choices import Stage
 from registry.models import Artifact, Version
 from registry.verification import verify_versions
 from reviews import hooks, permissions, selectors
-from reviews.choices import (
-    EDITABLE_STATES,
-    ActivationKind,
-    ChangeStatus,
-)
-from reviews.models import (
-    Activation,
-    ChangeItem,
-    ChangeRequest,
-)
+from reviews.choices import EDITABLE_STATES, ActivationKind, ChangeStatus
+from reviews.models import Activation, ChangeItem, ChangeRequest
 from reviews.services.common import (
     change_label,
     lock_changes_and_artifacts,

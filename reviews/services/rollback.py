@@ -16,14 +16,8 @@ from registry.choices import Stage
 from registry.models import Artifact, Deprecation, Retirement, Version
 from registry.verification import verify_versions
 from reviews import hooks, permissions
-from reviews.choices import (
-    ActivationKind,
-    ChangeStatus,
-)
-from reviews.models import (
-    Activation,
-    ChangeRequest,
-)
+from reviews.choices import ActivationKind, ChangeStatus
+from reviews.models import Activation, ChangeRequest
 from reviews.services.common import (
     change_subject,
     lock_changes_and_artifacts,

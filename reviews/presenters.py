@@ -1,0 +1,265 @@
+"""How the review pages show things: the change page's rows and panels, the policy's rules, what my changes wait for.
+
+Plain objects and functions the views hand to templates; no request, no response."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
+
+from accounts.models import User
+from governance.models import Waiver
+from governance.permissions import can_grant_waiver
+from registry.choices import ContentKind, Stage
+from registry.diffs import VersionDiff, version_diff
+from registry.highlight import highlight_json, highlight_text
+from registry.models import Deprecation, Retirement, Version, VersionState
+from reviews import hooks, permissions, selectors
+from reviews import policy as approval_policy
+from reviews.choices import OPEN_STATES, ChangeStatus, CheckStatus, Requirement
+from reviews.models import ChangeItem, ChangeRequest
+
+
+def labels(requirements: list[str]) -> list[str]:
+    return [Requirement(r).label for r in requirements]
+
+
+def waiting_on(change: ChangeRequest) -> list[str]:
+    """What one of my own changes waits for, in words."""
+    if change.status == ChangeStatus.DRAFT:
+        return ["you: submit it for review"]
+    if change.status == ChangeStatus.REJECTED:
+        return ["you: revise and resubmit"]
+    status = selectors.approval_status(change)
+    waits = [f"approval from {label}" for label in labels(status.missing)]
+    waits += [f"check {text}" for text in selectors.check_summary(change).not_passed]
+    if change.status == ChangeStatus.APPROVED and not waits:
+        waits.append("promotion by an administrator")
+    return waits
+
+
+@dataclass
+class ItemView:
+    """One proposed version as the page shows it: hashes, stages, and what changes."""
+
+    item: ChangeItem
+    proposed_stage: str
+    current_stage: str | None
+    diff: VersionDiff | None
+    content_html: SafeString | None
+    can_roll_back: bool
+    proposed_deprecation: Deprecation | None = None
+    proposed_retirement: Retirement | None = None
+    current_deprecation: Deprecation | None = None
+    current_retirement: Retirement | None = None
+
+
+def content_html(version: Version) -> SafeString | None:
+    if version.content_kind == ContentKind.TEXT:
+        return highlight_text(version.content_text)
+    if version.content_kind == ContentKind.JSON:
+        return highlight_json(version.content_json)
+    return None
+
+
+def item_views(
+    change: ChangeRequest, items: list[ChangeItem], user: User, roles: set[str]
+) -> list[ItemView]:
+    ids = [i.proposed_id for i in items] + [i.current_id for i in items if i.current_id]
+    stages = dict(
+        VersionState.objects.filter(version_id__in=ids).values_list("version_id", "stage")
+    )
+    # One query each, whatever the number of items: every page that shows a version says
+    # whether it is deprecated (and by what it is replaced) or retired.
+    deprecations = {
+        d.pk: d
+        for d in Deprecation.objects.filter(version_id__in=ids).select_related(
+            "replacement__artifact__artifact_class", "replacement__artifact__tenant"
+        )
+    }
+    retirements = {r.pk: r for r in Retirement.objects.filter(version_id__in=ids)}
+    views = []
+    for item in items:
+        current = item.current
+        views.append(
+            ItemView(
+                item=item,
+                proposed_stage=Stage(stages.get(item.proposed_id, Stage.DRAFT)).label,
+                current_stage=Stage(stages.get(current.pk, Stage.DRAFT)).label if current else None,
+                diff=version_diff(current, item.proposed) if current else None,
+                content_html=None if current else content_html(item.proposed),
+                can_roll_back=bool(permissions.can_roll_back(user, item.artifact, roles=roles))
+                and change.status == ChangeStatus.PROMOTED
+                and current is not None
+                and item.artifact.active_version_id == item.proposed_id,
+                proposed_deprecation=deprecations.get(item.proposed_id),
+                proposed_retirement=retirements.get(item.proposed_id),
+                current_deprecation=deprecations.get(current.pk) if current else None,
+                current_retirement=retirements.get(current.pk) if current else None,
+            )
+        )
+    return views
+
+
+def fillable_slots(
+    change: ChangeRequest, user: User, status: selectors.ApprovalStatus
+) -> list[str]:
+    """The missing slots this user could fill now: none for whom ``permissions.can_decide``
+    refuses (the author, someone holding no required role), none once they decided."""
+    if change.status not in OPEN_STATES or not permissions.can_decide(user, change):
+        return []
+    if change.approvals.filter(approver=user, voided_at__isnull=True).exists():
+        return []
+    held = selectors.requirements_held_by(change, user)
+    return [r for r in status.missing if r in held]
+
+
+def waiver_url(waiver: Waiver) -> str:
+    return waiver.get_absolute_url()
+
+
+def waiver_new_url(change: ChangeRequest, kind: str) -> str:
+    base = reverse("waiver-new")
+    return f"{base}?{urlencode({'change': change.reference, 'check': kind})}"
+
+
+@dataclass
+class WaiverLink:
+    waiver: Waiver
+    url: str
+    reason: str = ""
+
+
+@dataclass
+class CheckRow:
+    """One required check as the change page shows it: its run and its verdict at one moment."""
+
+    verdict: selectors.CheckVerdict
+    waivers: list[WaiverLink] = field(default_factory=list)
+    lapsed: list[WaiverLink] = field(default_factory=list)
+    waiver_request_url: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.verdict.kind
+
+    @property
+    def label(self) -> str:
+        return self.verdict.label
+
+    @property
+    def run(self) -> Any:
+        return self.verdict.run
+
+    @property
+    def failed(self) -> bool:
+        return self.run is not None and self.run.status == CheckStatus.FAILED
+
+    @property
+    def detail(self) -> str:
+        """What else blocks a failed check when no lapsed waiver explains it (partial gate waivers)."""
+        blocked_by = self.verdict.blocked_by or ""
+        if self.lapsed or blocked_by == f"{self.label} failed":
+            return ""
+        return blocked_by
+
+
+def check_rows(
+    change: ChangeRequest,
+    verdicts: list[selectors.CheckVerdict],
+    now: datetime,
+    user: User,
+    roles: set[str],
+) -> list[CheckRow]:
+    # A waiver covers only a failed check of a change that can still move forward; the link
+    # is offered to those who may grant it (not an officer, not the change's author).
+    may_waive = change.status in OPEN_STATES and bool(
+        can_grant_waiver(user, change.tenant, change, roles=roles)
+    )
+    rows = []
+    for verdict in verdicts:
+        row = CheckRow(
+            verdict=verdict,
+            waivers=[WaiverLink(w, waiver_url(w)) for w in verdict.waivers],
+            lapsed=[
+                WaiverLink(w, waiver_url(w), selectors.lapse_reason(w, now, change))
+                for w in verdict.lapsed
+            ],
+        )
+        if may_waive and row.failed and not verdict.passes:
+            row.waiver_request_url = waiver_new_url(change, verdict.kind)
+        rows.append(row)
+    return rows
+
+
+def may_record_postmortem(
+    change: ChangeRequest, user: User, roles: set[str], items: list[ChangeItem]
+) -> bool:
+    """An emergency change's open follow-up, for someone ``permissions.can_record_postmortem`` allows."""
+    if not change.emergency or change.postmortem_due_at is None:
+        return False
+    if change.postmortem_done_at is not None:
+        return False
+    owners = {i.artifact.owner_id for i in items if i.artifact.owner_id is not None}
+    return bool(permissions.can_record_postmortem(user, change, roles=roles, owners=owners))
+
+
+def may_switch_off(
+    change: ChangeRequest, user: User, roles: set[str], items: list[ChangeItem]
+) -> bool:
+    """A promoted change that rollback cannot undo: a version it made active (still active)
+    replaced nothing. Offered to whom ``permissions.can_deactivate`` allows, for every artifact."""
+    if change.status != ChangeStatus.PROMOTED:
+        return False
+    first = [
+        i for i in items if i.current_id is None and i.artifact.active_version_id == i.proposed_id
+    ]
+    return bool(first) and all(
+        permissions.can_deactivate(user, i.artifact, roles=roles) for i in items
+    )
+
+
+def may_roll_out(
+    change: ChangeRequest, user: User, roles: set[str], items: list[ChangeItem]
+) -> bool:
+    """A promoted change whose artifacts are bound to application slots waits for a rollout
+    (promotion approved its versions; the rollout moves the pointers). Offered to those
+    ``permissions.can_promote`` allows: who may bring a change to production."""
+    if change.status != ChangeStatus.PROMOTED:
+        return False
+    if not hooks.slot_bound([i.artifact_id for i in items]):
+        return False
+    return bool(permissions.can_promote(user, change, roles=roles))
+
+
+def gate_tables(run: Any) -> list[tuple[str, dict[str, Any]]]:
+    result = getattr(run, "result", None)
+    if not isinstance(result, dict):
+        return []
+    return [(path, report) for path, report in result.items() if isinstance(report, dict)]
+
+
+def rule_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for rule in document.get("rules", []):
+        when = rule.get("when", {})
+        conditions = []
+        if when.get("classes"):
+            conditions.append("class is " + " or ".join(when["classes"]))
+        for flag in approval_policy.FLAGS:
+            if flag in when:
+                conditions.append(f"{flag.replace('_', ' ')} is {'yes' if when[flag] else 'no'}")
+        rows.append(
+            {
+                "name": rule.get("name", ""),
+                "when": conditions or ["any change"],
+                "require": labels(rule.get("require", [])),
+                "final": rule.get("final", False),
+            }
+        )
+    return rows

@@ -1,0 +1,93 @@
+"""Rollback and the safety switch, from an artifact's page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from governance.kernel.errors import DomainError, NotFound
+from registry import selectors as registry_selectors
+from reviews import services
+from reviews.forms import DeactivateForm, RollbackForm
+from reviews.views.common import user_of
+
+
+@login_required
+@require_POST
+def rollback(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
+    from registry import views as registry_views
+
+    try:
+        artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    form = RollbackForm(request.POST, artifact=artifact)
+    code = 400
+    if form.is_valid():
+        try:
+            activation = services.rollback(
+                artifact=artifact,
+                actor=user_of(request),
+                reason=form.cleaned_data["reason"],
+                target=form.target_reference(),
+                override_reason=form.cleaned_data["override_reason"],
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            code = exc.status_code
+        else:
+            restored = activation.version.version if activation.version else "none"
+            undone = f"; {activation.change.reference} is rolled back" if activation.change else ""
+            messages.success(
+                request,
+                f"Rolled back {artifact.path}: {restored} is active again "
+                f"(was {activation.previous.version if activation.previous else 'none'}){undone}.",
+            )
+            return redirect(artifact)
+    else:
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else ""
+            for error in errors:
+                messages.error(request, f"{label}: {error}" if label else str(error))
+    # Show the artifact page again, with the message and the refusal's status.
+    response = registry_views.artifact(request, cls=cls, tenant=tenant, slug=slug)
+    response.status_code = code
+    return response
+
+
+@login_required
+@require_POST
+def deactivate(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
+    """The safety switch: the artifact keeps no active version (resolution answers 404)."""
+    from registry import views as registry_views
+
+    try:
+        artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    form = DeactivateForm(request.POST)
+    code = 400
+    if form.is_valid():
+        try:
+            activation = services.artifact_deactivate(
+                artifact=artifact, actor=user_of(request), reason=form.cleaned_data["reason"]
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            code = exc.status_code
+        else:
+            was = activation.previous.version if activation.previous else "none"
+            messages.success(
+                request, f"Switched {artifact.path} off: no version is active (was {was})."
+            )
+            return redirect(artifact)
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"Why switch it off: {error}")
+    response = registry_views.artifact(request, cls=cls, tenant=tenant, slug=slug)
+    response.status_code = code
+    return response

@@ -1,0 +1,106 @@
+"""What the review pages share: the signed-in user, a change or 404, the change page."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.selectors import roles_in_tenant
+from governance.kernel.errors import NotFound
+from reviews import permissions, presenters, reauth, selectors
+from reviews.choices import OPEN_STATES, CheckKind
+from reviews.forms import CommentForm, DeactivateForm, DecisionForm, PostmortemForm
+from reviews.models import ChangeRequest
+
+
+def user_of(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+def change_or_404(request: HttpRequest, reference: str) -> ChangeRequest:
+    try:
+        return selectors.change_by_reference(reference, visible_to=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+def change_page(
+    request: HttpRequest,
+    change: ChangeRequest,
+    *,
+    decide_form: DecisionForm | None = None,
+    comment_form: CommentForm | None = None,
+    postmortem_form: PostmortemForm | None = None,
+    switch_off_form: DeactivateForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = user_of(request)
+    items = selectors.items_of(change)
+    roles = roles_in_tenant(user, change.tenant)
+    may_act_as_author = permissions.can_act_as_author(user, change, roles=roles)
+    actions = permissions.change_actions(user, change, roles=roles)
+    is_author = user.pk == change.author_id
+    approvals = selectors.approval_status(change)
+    # One moment for every verdict on the page, as for a decision; a promoted change is
+    # shown as it was judged when it was promoted (a waiver that expired since does not
+    # make it look blocked).
+    now = timezone.now()
+    judged_at = change.promoted_at or now
+    verdicts = selectors.check_verdicts(change, judged_at)
+    runs = {v.kind: v.run for v in verdicts}
+    may_record_postmortem = presenters.may_record_postmortem(change, user, roles, items)
+    if may_record_postmortem and postmortem_form is None:
+        postmortem_form = PostmortemForm()
+    elif postmortem_form is not None and not may_record_postmortem:
+        # The form is not on the page (already recorded, say): the refusal is a message.
+        for errors in postmortem_form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+    slots = presenters.fillable_slots(change, user, approvals)
+    if slots and decide_form is None:
+        decide_form = DecisionForm(
+            slots=slots, needs_password=not reauth.recently_confirmed(request)
+        )
+    open_for_review = change.status in OPEN_STATES
+    return render(
+        request,
+        "reviews/change.html",
+        {
+            "change": change,
+            "items": presenters.item_views(change, items, user, roles),
+            "approvals": approvals,
+            "checks": presenters.check_rows(change, verdicts, judged_at, user, roles),
+            "checks_judged_at": judged_at,
+            "all_checks_passed": all(v.passes for v in verdicts),
+            "gate_tables": presenters.gate_tables(runs.get(CheckKind.CHANGE_GATES)),
+            "reports": list(selectors.evaluation_reports(change).order_by("-created_at")),
+            "blockers": selectors.promotion_blockers(change, now) if open_for_review else [],
+            "postmortem_form": postmortem_form if may_record_postmortem else None,
+            "postmortem_overdue": change.emergency
+            and change.postmortem_due_at is not None
+            and change.postmortem_done_at is None
+            and now > change.postmortem_due_at,
+            "comments": list(change.comments.select_related("author").order_by("created_at")),
+            "timeline": list(selectors.timeline(change)),
+            "decide_form": decide_form if slots else None,
+            "comment_form": comment_form or CommentForm(),
+            "is_author": is_author,
+            "can_act_as_author": bool(may_act_as_author),
+            "can_submit": actions.submit,
+            "can_edit": actions.revise,
+            "can_withdraw": actions.withdraw,
+            "can_promote": actions.promote,
+            "can_rerun": actions.rerun_checks,
+            "switch_off_form": (switch_off_form or DeactivateForm())
+            if presenters.may_switch_off(change, user, roles, items)
+            else None,
+            "reauth_fresh": reauth.recently_confirmed(request),
+            "may_roll_out": presenters.may_roll_out(change, user, roles, items),
+        },
+        status=status,
+    )
