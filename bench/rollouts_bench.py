@@ -148,7 +148,7 @@ from accounts.models import Tenant, User
 from governance.kernel.events import generation
 from governance.kernel.events.keys import sign
 from governance.kernel.events.services import active_key
-from governance.management.commands.seed_demo import PINS, promoted_change
+from governance.demo.common import PINS, Crew, promoted_change
 from registry import selectors as registry_selectors
 from registry import services as registry
 from registry.choices import Stage
@@ -196,7 +196,7 @@ def history(artifact, count):
 
 
 def promote(versions, title):
-    return promoted_change(acme, versions, title, author, reviewer, admin)
+    return promoted_change(acme, versions, title, Crew(author, reviewer, admin))
 
 
 def fixture(app_slug, versions):
