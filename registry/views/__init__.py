@@ -1,0 +1,20 @@
+"""Registry pages: reading (list, artifact, version, diff), publishing, and the lifecycle.
+
+Every view is importable here (``registry.views.artifact``), as ``registry/urls.py`` names them.
+"""
+
+from registry.views.browse import artifact, diff, index, version
+from registry.views.lifecycle import artifact_owner, version_deprecate, version_retire
+from registry.views.publishing import artifact_new, publish
+
+__all__ = [
+    "artifact",
+    "artifact_new",
+    "artifact_owner",
+    "diff",
+    "index",
+    "publish",
+    "version",
+    "version_deprecate",
+    "version_retire",
+]
