@@ -46,7 +46,8 @@ class ActionCommand(BaseCommand):
             self.stderr.write(f"error: {exc}")
             sys.exit(EXIT_REFUSED)
 
-    def problem(self, message: str) -> NoReturn:
-        """A check found a problem: say so on stderr and exit 1."""
-        self.stderr.write(message)
+    def problem(self, message: str | None = None) -> NoReturn:
+        """A check found a problem: say so on stderr (unless the report is already out) and exit 1."""
+        if message is not None:
+            self.stderr.write(message)
         sys.exit(EXIT_PROBLEM)

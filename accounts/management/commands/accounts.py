@@ -1,7 +1,8 @@
 """``manage.py accounts``: users, tenants, roles, personal and service tokens from the command line.
 
-Runs as the system (the operator at the shell). Bad input exits 1 with one
-line on stderr; nothing is half-written because every service is atomic.
+Runs as the system (the operator at the shell). Bad input exits 2 with one
+``error:`` line on stderr (``ActionCommand``); nothing is half-written because every
+service is atomic.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,7 @@ class Command(ActionCommand):
             from_seq=options["from_seq"], all_signatures=options["all_signatures"]
         )
         if not result.ok:
-            self.stderr.write(result.line())
-            sys.exit(1)
+            self.problem(result.line())
         self.stdout.write(result.line())
 
     def do_export(self, options: dict[str, Any]) -> None:
@@ -64,11 +62,10 @@ class Command(ActionCommand):
             )
         covered = max((c.tree_size for c in checkpoints), default=0)
         if covered > count:
-            self.stderr.write(
+            self.problem(
                 f"FAILED: wrote {count} events to {path}, but a checkpoint covers {covered}: "
                 "the log was cut back (the bundle will not verify)"
             )
-            sys.exit(1)
         self.stdout.write(f"Wrote {count} events, {len(checkpoints)} checkpoints to {path}")
 
     def do_checkpoint(self, options: dict[str, Any]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -233,13 +232,11 @@ class Command(ActionCommand):
             ).order_by("created_at")
         checked, failure = verify_versions(versions)
         if failure is not None:
-            self.stderr.write(f"FAILED: {failure.version.pinned}: {failure.reason}")
-            sys.exit(1)
+            self.problem(f"FAILED: {failure.version.pinned}: {failure.reason}")
         if not o["refs"]:
             problem = log_problem()  # every published version still has its row
             if problem is not None:
-                self.stderr.write(f"FAILED: {problem}")
-                sys.exit(1)
+                self.problem(f"FAILED: {problem}")
         self.stdout.write(f"OK: {checked} versions verified")
 
     def do_import(self, o: dict[str, Any]) -> None:

@@ -198,7 +198,7 @@ class Command(ActionCommand):
             failed |= done.status != CheckStatus.PASSED
             self.stdout.write(f"{done.kind}: {done.status} - {done.summary}")
         if failed:
-            sys.exit(1)
+            self.problem()
 
     def do_gates(self, o: dict[str, Any]) -> None:
         from registry.selectors import artifact_class_by_slug

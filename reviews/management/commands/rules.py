@@ -5,7 +5,6 @@ Exit status: 0 when the report is clean, 1 when it finds problems, 2 for bad inp
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -51,7 +50,7 @@ class Command(ActionCommand):
         report = rules.lint(version.content_json)
         self.stdout.write(f"{version.pinned}\n{report.text()}")
         if not report.ok:
-            sys.exit(1)
+            self.problem()
 
     def do_simulate(self, o: dict[str, Any]) -> None:
         version = _version(o["ref"], RULESET_CLASS, o["tenant"])
@@ -67,4 +66,4 @@ class Command(ActionCommand):
             header += f" against {against.pinned}"
         self.stdout.write(f"{header}\n{report.text()}")
         if not report.ok:
-            sys.exit(1)
+            self.problem()
