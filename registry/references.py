@@ -37,8 +37,7 @@ _FORMS = "'slug', 'slug@version', 'class/tenant/slug' or 'class/tenant/slug/vers
 VersionKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
 
 
-# Shadows the builtin of the same name inside this module on purpose: callers import it by name.
-class ReferenceError(ValueError):
+class BrokenReference(ValueError):
     """A reference that does not follow the grammar; ``field`` names the part at fault."""
 
     field: str
@@ -68,34 +67,34 @@ def _describe_char(char: str) -> str:
 def _check_name(value: object, field: str, pattern: re.Pattern[str], max_length: int) -> str:
     label = _LABELS[field]
     if not isinstance(value, str):
-        raise ReferenceError(f"{label} must be text, not {type(value).__name__}", field)
+        raise BrokenReference(f"{label} must be text, not {type(value).__name__}", field)
     if value == "":
-        raise ReferenceError(f"{label} is empty", field)
+        raise BrokenReference(f"{label} is empty", field)
     for char in value:
         if not char.isascii():
             # Look-alikes (a Cyrillic a, a fullwidth @) would otherwise pass as the real thing.
-            raise ReferenceError(
+            raise BrokenReference(
                 f"{label} {_show(value)} contains the non-ASCII character {_describe_char(char)};"
                 " only lowercase ASCII letters, digits and hyphens are allowed",
                 field,
             )
     if len(value) > max_length:
-        raise ReferenceError(
+        raise BrokenReference(
             f"{label} {_show(value)} is {len(value)} characters long;"
             f" at most {max_length} are allowed",
             field,
         )
     if any(char.isupper() for char in value):
-        raise ReferenceError(f"{label} {_show(value)} must be lowercase", field)
+        raise BrokenReference(f"{label} {_show(value)} must be lowercase", field)
     for char in value:
         if char not in _NAME_CHARS:
-            raise ReferenceError(
+            raise BrokenReference(
                 f"{label} {_show(value)} contains {char!r};"
                 " only lowercase letters, digits and hyphens are allowed",
                 field,
             )
     if not pattern.fullmatch(value):
-        raise ReferenceError(
+        raise BrokenReference(
             f"{label} {_show(value)} must start and end with a letter or digit", field
         )
     return value
@@ -116,28 +115,28 @@ def _check_slug(value: object) -> str:
 def parse_version(text: str) -> semver.Version:
     """Validate a strict semantic version (no leading "v") and return it parsed."""
     if not isinstance(text, str):
-        raise ReferenceError(f"version must be text, not {type(text).__name__}", "version")
+        raise BrokenReference(f"version must be text, not {type(text).__name__}", "version")
     if text == "":
-        raise ReferenceError("version is empty", "version")
+        raise BrokenReference("version is empty", "version")
     for char in text:
         if not char.isascii():
-            raise ReferenceError(
+            raise BrokenReference(
                 f"version {_show(text)} contains the non-ASCII character {_describe_char(char)}",
                 "version",
             )
     if text[0] in "vV" and _VERSION_SHAPE_RE.fullmatch(text[1:]):
-        raise ReferenceError(
+        raise BrokenReference(
             f"version {_show(text)} must not start with {text[0]!r}; write {text[1:]!r}",
             "version",
         )
     shape = _VERSION_SHAPE_RE.fullmatch(text)
     if shape is None:
-        raise ReferenceError(
+        raise BrokenReference(
             f"version {_show(text)} is not a semantic version (MAJOR.MINOR.PATCH)", "version"
         )
     for part, number in zip(("MAJOR", "MINOR", "PATCH"), shape.groups(), strict=True):
         if len(number) > 1 and number.startswith("0"):
-            raise ReferenceError(
+            raise BrokenReference(
                 f"version {_show(text)} has a leading zero in {part};"
                 " numbers in a semantic version have none",
                 "version",
@@ -145,7 +144,7 @@ def parse_version(text: str) -> semver.Version:
     try:
         return semver.Version.parse(text)
     except ValueError:
-        raise ReferenceError(
+        raise BrokenReference(
             f"version {_show(text)} has a malformed pre-release or build part (after '-' or '+'"
             " come dot-separated identifiers of letters, digits and hyphens, and numeric"
             " pre-release identifiers have no leading zeros)",
@@ -155,17 +154,17 @@ def parse_version(text: str) -> semver.Version:
 
 def _check_hash(value: object) -> str:
     if not isinstance(value, str):
-        raise ReferenceError(f"sha256 must be text, not {type(value).__name__}", "sha256")
+        raise BrokenReference(f"sha256 must be text, not {type(value).__name__}", "sha256")
     if value == "":
-        raise ReferenceError("sha256 is empty after '#'", "sha256")
+        raise BrokenReference("sha256 is empty after '#'", "sha256")
     for char in value:
         if not char.isascii():
-            raise ReferenceError(
+            raise BrokenReference(
                 f"sha256 {_show(value)} contains the non-ASCII character {_describe_char(char)}",
                 "sha256",
             )
     if len(value) > FULL_HASH_LENGTH:
-        raise ReferenceError(
+        raise BrokenReference(
             f"sha256 {_show(value)} is {len(value)} characters long;"
             f" a SHA-256 digest has {FULL_HASH_LENGTH} hex characters",
             "sha256",
@@ -173,16 +172,16 @@ def _check_hash(value: object) -> str:
     if any(char in "ABCDEF" for char in value) and all(
         char.lower() in _HEX_CHARS for char in value
     ):
-        raise ReferenceError(f"sha256 {_show(value)} must be lowercase hexadecimal", "sha256")
+        raise BrokenReference(f"sha256 {_show(value)} must be lowercase hexadecimal", "sha256")
     for char in value:
         if char not in _HEX_CHARS:
-            raise ReferenceError(
+            raise BrokenReference(
                 f"sha256 {_show(value)} contains {char!r};"
                 " only hexadecimal digits 0-9 and a-f are allowed",
                 "sha256",
             )
     if len(value) < MIN_HASH_LENGTH:
-        raise ReferenceError(
+        raise BrokenReference(
             f"sha256 {_show(value)} is too short: a hash prefix needs at least"
             f" {MIN_HASH_LENGTH} hex characters",
             "sha256",
@@ -212,7 +211,7 @@ class Reference:
             parse_version(self.version)
         if self.sha256 is not None:
             if self.version is None:
-                raise ReferenceError(
+                raise BrokenReference(
                     "a '#sha256' pin needs a version before it, e.g. 'slug:1.0.0#<sha256>'",
                     "version",
                 )
@@ -234,11 +233,11 @@ class Reference:
     def path(self) -> str:
         """``class/tenant/slug[/version]``; needs the class and tenant to be known."""
         if self.class_slug is None:
-            raise ReferenceError(
+            raise BrokenReference(
                 f"class slug of {self.slug!r} is unknown, so it has no full path", "class"
             )
         if self.tenant is None:
-            raise ReferenceError(
+            raise BrokenReference(
                 f"tenant of {self.slug!r} is unknown, so it has no full path", "tenant"
             )
         base = f"{self.class_slug}/{self.tenant}/{self.slug}"
@@ -247,11 +246,11 @@ class Reference:
     def pinned(self) -> str:
         """``slug:version#sha256``, the pinned form used within a tenant."""
         if self.version is None:
-            raise ReferenceError(
+            raise BrokenReference(
                 f"{self.slug!r} names no version, so it cannot be pinned", "version"
             )
         if self.sha256 is None:
-            raise ReferenceError(
+            raise BrokenReference(
                 f"{self.slug}@{self.version} carries no sha256, so it cannot be pinned", "sha256"
             )
         return f"{self.slug}:{self.version}#{self.sha256}"
@@ -287,12 +286,12 @@ def parse_reference(
     each with versions optionally followed by ``#sha256`` (8-64 lowercase hex).
     """
     if not isinstance(text, str):
-        raise ReferenceError(f"reference must be text, not {type(text).__name__}", "reference")
+        raise BrokenReference(f"reference must be text, not {type(text).__name__}", "reference")
     text = text.strip()
     if text == "":
-        raise ReferenceError("reference is empty", "reference")
+        raise BrokenReference("reference is empty", "reference")
     if len(text) > MAX_REFERENCE_LENGTH:
-        raise ReferenceError(
+        raise BrokenReference(
             f"reference is {len(text)} characters long; at most {MAX_REFERENCE_LENGTH} are allowed",
             "reference",
         )
@@ -303,13 +302,13 @@ def parse_reference(
 
     body, has_hash, sha256 = text.partition("#")
     if body.startswith("/") or body.endswith("/"):
-        raise ReferenceError(
+        raise BrokenReference(
             f"reference {_show(text)} must not start or end with '/'; expected {_FORMS}",
             "reference",
         )
     segments = body.split("/")
     if len(segments) not in (1, 3, 4):
-        raise ReferenceError(
+        raise BrokenReference(
             f"reference {_show(text)} has {len(segments)} path segments; expected {_FORMS}",
             "reference",
         )
@@ -331,7 +330,7 @@ def parse_reference(
             cut = min(positions)
             slug, separator, version = last[:cut], last[cut], last[cut + 1 :]
             if version == "":
-                raise ReferenceError(f"version is empty after {separator!r}", "version")
+                raise BrokenReference(f"version is empty after {separator!r}", "version")
         else:
             slug = last
 
@@ -341,7 +340,7 @@ def parse_reference(
         _check_tenant(explicit_tenant)
     _check_slug(slug)
     if has_hash and version is None:
-        raise ReferenceError(
+        raise BrokenReference(
             f"reference {_show(text)} has a '#sha256' pin but no version before it;"
             " write 'slug:version#sha256'",
             "version",
@@ -350,7 +349,7 @@ def parse_reference(
         parse_version(version)
     if separator == ":" and not has_hash:
         # ':' is the pinned form; without the hash it is probably a truncated paste.
-        raise ReferenceError(
+        raise BrokenReference(
             f"reference {_show(text)} uses the pinned form 'slug:version#sha256' but has no"
             " '#sha256'; write 'slug@version' for an unpinned version",
             "sha256",

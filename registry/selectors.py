@@ -20,7 +20,7 @@ from registry.models import (
     VersionDependency,
     VersionState,
 )
-from registry.references import Reference, ReferenceError, parse_reference
+from registry.references import BrokenReference, Reference, parse_reference
 
 #: An artifact row with its active and recommended versions, and whether the recommended
 #: one is deprecated or retired (so that it is never shown as recommended then).
@@ -49,7 +49,7 @@ def parse(text: str, *, tenant: str | None = None) -> Reference:
     """The one parser, with its error turned into the domain error every caller understands."""
     try:
         return parse_reference(text, tenant=tenant)
-    except ReferenceError as exc:
+    except BrokenReference as exc:
         raise DomainError(str(exc), field=getattr(exc, "field", "reference")) from exc
 
 

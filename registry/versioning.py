@@ -11,8 +11,7 @@ from typing import Any
 
 import semver
 
-from registry.references import ReferenceError as _ReferenceError
-from registry.references import parse_version, version_key
+from registry.references import BrokenReference, parse_version, version_key
 
 _VARIABLE_RE = re.compile(
     r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*(?:\|[^{}]*)?-?\}\}"
@@ -368,7 +367,7 @@ def highest(changes: Iterable[ContractChange]) -> Impact | None:
 def _parse(text: str) -> semver.Version:
     try:
         return parse_version(text)
-    except _ReferenceError as error:
+    except BrokenReference as error:
         raise VersioningError(str(error), field="version") from None
 
 

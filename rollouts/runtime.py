@@ -40,7 +40,7 @@ from governance.kernel.events.selectors import log_size
 from governance.kernel.events.services import active_key, canonical
 from registry.choices import ContentKind
 from registry.models import Version
-from registry.references import Reference, ReferenceError, parse_reference, parse_version
+from registry.references import BrokenReference, Reference, parse_reference, parse_version
 from rollouts import bucketing
 from rollouts.choices import ACTIVE_STATES, BUCKETS, Arm, PromotionTarget, Reason, RolloutStrategy
 from rollouts.models import Application, Override, RolloutTarget, Slot
@@ -679,12 +679,12 @@ def _pin_parts(slot: _Slot, pin: str) -> tuple[str, str | None]:
     if not any(mark in text for mark in ":@#/"):
         try:
             parse_version(text)
-        except ReferenceError as exc:
+        except BrokenReference as exc:
             raise DomainError(f"'pin' is not a version: {exc}", field="pin") from exc
         return text, None
     try:
         ref: Reference = parse_reference(text, tenant=slot.artifact.split("/")[1])
-    except ReferenceError as exc:
+    except BrokenReference as exc:
         raise DomainError(f"'pin' is not a reference: {exc}", field="pin") from exc
     cls, owner, slug = slot.artifact.split("/")
     if (

@@ -12,8 +12,8 @@ import semver
 
 from registry.references import (
     FIELDS,
+    BrokenReference,
     Reference,
-    ReferenceError,
     parse_reference,
     parse_version,
     version_key,
@@ -277,7 +277,7 @@ REJECTED: list[tuple[Any, dict[str, str], str]] = [
 
 @pytest.mark.parametrize(("text", "context", "field"), REJECTED)
 def test_rejected_inputs_name_the_field(text: Any, context: dict[str, str], field: str) -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         any_parse(text, **context)
     assert caught.value.field == field, str(caught.value)
     assert field in FIELDS
@@ -315,19 +315,19 @@ def test_rejection_table_is_broad() -> None:
     ],
 )
 def test_messages_say_what_is_wrong_in_plain_words(text: str, message: str) -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         parse_reference(text)
     assert message in str(caught.value)
 
 
 def test_long_values_are_cut_in_messages() -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         parse_reference("A" * 200)
     assert len(str(caught.value)) < 200
 
 
 def test_control_characters_are_visible_in_messages() -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         parse_reference("qualify\x00lead")
     assert caught.value.field == "slug"
     assert "\\x00" in str(caught.value)
@@ -354,10 +354,10 @@ def test_pinned_and_version_properties() -> None:
 
 
 def test_pinned_needs_version_and_hash() -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         Reference(slug="a").pinned()
     assert caught.value.field == "version"
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         Reference(slug="a", version="1.0.0").pinned()
     assert caught.value.field == "sha256"
 
@@ -377,7 +377,7 @@ def test_path() -> None:
     ],
 )
 def test_path_needs_class_and_tenant(reference: Reference, field: str) -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         reference.path()
     assert caught.value.field == field
 
@@ -394,7 +394,7 @@ def test_with_defaults_fills_only_missing_parts() -> None:
 
 
 def test_with_defaults_validates() -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         Reference(slug="a").with_defaults(tenant="Bad Tenant")
     assert caught.value.field == "tenant"
 
@@ -413,7 +413,7 @@ def test_with_defaults_validates() -> None:
     ],
 )
 def test_references_cannot_be_built_invalid(kwargs: dict[str, Any], field: str) -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         Reference(**kwargs)
     assert caught.value.field == field
 
@@ -426,16 +426,16 @@ def test_reference_is_frozen_and_hashable() -> None:
 
 
 def test_error_survives_pickling() -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         parse_reference("x@1.0")
     copy = pickle.loads(pickle.dumps(caught.value))  # noqa: S301 - our own object
-    assert isinstance(copy, ReferenceError)
+    assert isinstance(copy, BrokenReference)
     assert copy.field == "version"
     assert str(copy) == str(caught.value)
 
 
 def test_error_field_defaults_to_reference() -> None:
-    assert ReferenceError("broken").field == "reference"
+    assert BrokenReference("broken").field == "reference"
 
 
 def test_parse_version_returns_semver() -> None:
@@ -489,6 +489,6 @@ def test_version_key_agrees_with_semver_compare() -> None:
 
 @pytest.mark.parametrize("bad", ["1.0", "v1.0.0", "", "01.0.0"])
 def test_version_key_rejects_invalid_versions(bad: str) -> None:
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(BrokenReference) as caught:
         version_key(bad)
     assert caught.value.field == "version"
