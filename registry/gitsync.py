@@ -23,10 +23,11 @@ from django.db import transaction
 from accounts.models import Tenant, User
 from governance.kernel.errors import DomainError
 from registry import selectors, services
+from registry.choices import ArtifactClass as BuiltinClass
 from registry.models import Artifact, Version
 from registry.references import version_key
 
-CLASS = "prompt"
+CLASS = BuiltinClass.PROMPT
 
 
 @dataclass

@@ -30,6 +30,7 @@ from governance.kernel.events.services import (
     events_record,
 )
 from registry import selectors
+from registry.choices import ArtifactClass as BuiltinClass
 from registry.choices import ContentKind
 from registry.models import (
     Artifact,
@@ -50,7 +51,11 @@ from registry.versioning import (
     variable_changes,
 )
 
-TEXT_CLASSES_WITH_VARIABLES = {"prompt", "prompt-template", "response-template"}
+TEXT_CLASSES_WITH_VARIABLES = {
+    BuiltinClass.PROMPT,
+    BuiltinClass.PROMPT_TEMPLATE,
+    BuiltinClass.RESPONSE_TEMPLATE,
+}
 versioner = SemanticVersioner()
 
 
@@ -231,7 +236,7 @@ def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     return metadata
 
 
-TEMPLATE_CLASSES = ("prompt-template", "response-template")
+TEMPLATE_CLASSES = (BuiltinClass.PROMPT_TEMPLATE, BuiltinClass.RESPONSE_TEMPLATE)
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -289,7 +294,7 @@ def _checked_metadata_refs(tenant: Tenant, meta: dict[str, Any]) -> dict[str, An
             )
         if not Version.objects.filter(
             artifact__tenant=tenant,
-            artifact__artifact_class__slug="policy-pack",
+            artifact__artifact_class__slug=BuiltinClass.POLICY_PACK,
             manifest_sha256=digest,
         ).exists():
             raise DomainError(
@@ -464,7 +469,7 @@ def version_publish(
             payload=payload,
         )
     ]
-    if cls.slug == "prompt":
+    if cls.slug == BuiltinClass.PROMPT:
         specs.append(
             EventSpec(
                 EventKind.PROMPT_PUBLISHED,
