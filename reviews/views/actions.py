@@ -1,6 +1,13 @@
-"""Actions on a change from its page: sign-off (approve, reject), submit, withdraw, promote, re-run, comment, post-mortem, switch-off; password confirmation."""
+"""Actions on a change from its page, and password confirmation.
+
+Sign-off (approve, reject), submit, withdraw, promote, re-run, comment, post-mortem,
+switch-off.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,8 +17,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from governance.kernel.errors import DomainError
-from governance.kernel.forms import form_error
+from governance.kernel.errors import DomainError, Forbidden
+from governance.kernel.views import submit
 from reviews import reauth, selectors, services
 from reviews.choices import Decision
 from reviews.forms import (
@@ -23,9 +30,9 @@ from reviews.forms import (
     RerunForm,
     WithdrawForm,
 )
-from reviews.models import ChangeRequest
+from reviews.models import Approval, ChangeRequest
 from reviews.presenters import fillable_slots
-from reviews.views.common import change_or_404, change_page, user_of
+from reviews.views.common import attempt, change_page, user_of
 
 ACTIONS = frozenset(
     {
@@ -50,85 +57,98 @@ def _decide(request: HttpRequest, change: ChangeRequest, decision: str) -> HttpR
     form = DecisionForm(
         request.POST, slots=slots, needs_password=not reauth.recently_confirmed(request)
     )
-    code = 400
-    if form.is_valid():
-        password = form.cleaned_data.get("password", "")
+
+    def sign_off(data: dict[str, Any]) -> Approval:
+        password = data.get("password", "")
         if form.needs_password and not password:
-            form.add_error("password", "Confirm your password to sign off.")
-        elif form.needs_password and not reauth.confirm(request, password):
-            form.add_error("password", "That is not your password. Nothing was recorded.")
-            code = 403
-        else:
-            try:
-                approval = services.approval_decide(
-                    change=change,
-                    actor=user,
-                    decision=decision,
-                    comment=form.cleaned_data["comment"],
-                    requirement=form.cleaned_data["requirement"] or None,
-                )
-            except DomainError as exc:
-                form_error(form, exc, {"decision": "requirement", "status": "requirement"})
-                code = exc.status_code
-            else:
-                verb = "Approved" if decision == Decision.APPROVE else "Rejected"
-                messages.success(
-                    request,
-                    f"{verb} {change.reference} as {approval.get_requirement_display()}.",
-                )
-                return redirect(change)
+            raise DomainError("Confirm your password to sign off.", field="password")
+        if form.needs_password and not reauth.confirm(request, password):
+            raise Forbidden("That is not your password. Nothing was recorded.", field="password")
+        return services.approval_decide(
+            change=change,
+            actor=user,
+            decision=decision,
+            comment=data["comment"],
+            requirement=data["requirement"] or None,
+        )
+
+    done = submit(
+        form,
+        sign_off,
+        aliases={"decision": "requirement", "status": "requirement"},
+        invalid_status=400,
+    )
+    if done.result is not None:
+        verb = "Approved" if decision == Decision.APPROVE else "Rejected"
+        messages.success(
+            request, f"{verb} {change.reference} as {done.result.get_requirement_display()}."
+        )
+        return redirect(change)
     if not slots:
         # The form is not on the page for this person: say what went wrong as a message.
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, str(error))
-    return change_page(request, change, decide_form=form, status=code)
+    return change_page(request, change, decide_form=form, status=done.status)
 
 
-def _simple_action(request: HttpRequest, change: ChangeRequest, action: str) -> HttpResponse:
-    user = user_of(request)
-    if action == "comment":
-        form = CommentForm(request.POST)
-        if not form.is_valid():
-            return change_page(request, change, comment_form=form, status=400)
-        try:
-            services.comment_add(change=change, actor=user, body=form.cleaned_data["body"])
-        except DomainError as exc:
-            form_error(form, exc)
-            return change_page(request, change, comment_form=form, status=exc.status_code)
-        messages.success(request, "Comment added.")
-        return redirect(f"{change.get_absolute_url()}#comments")
-    if action == "postmortem":
-        return _record_postmortem(request, change)
-    if action == "switch-off":
-        return _switch_off(request, change)
-    try:
-        if action == "submit":
-            services.change_submit(change=change, actor=user)
-            text = f"Submitted {change.reference} for review; its checks are running."
-        elif action == "withdraw":
-            withdraw = WithdrawForm(request.POST)
-            if not withdraw.is_valid():
-                raise DomainError("The reason is at most 500 characters.", field="reason")
-            services.change_withdraw(
-                change=change, actor=user, reason=withdraw.cleaned_data["reason"]
-            )
-            text = f"Withdrew {change.reference}."
-        elif action == "promote":
-            services.change_promote(change=change, actor=user)
-            text = f"Promoted {change.reference}: its versions are now active."
-        else:  # rerun
-            rerun = RerunForm(request.POST)
-            if not rerun.is_valid():
-                raise DomainError("There is no such check.", field="kind")
-            runs = services.check_rerun(
-                change=change, kind=rerun.cleaned_data["kind"] or None, actor=user
-            )
-            text = f"Running {len(runs)} check(s) again."
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return change_page(request, change, status=exc.status_code)
-    messages.success(request, text)
+def _comment(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
+    form = CommentForm(request.POST)
+    done = submit(
+        form,
+        lambda data: services.comment_add(change=change, actor=user_of(request), body=data["body"]),
+        invalid_status=400,
+    )
+    if not done.ok:
+        return change_page(request, change, comment_form=form, status=done.status)
+    messages.success(request, "Comment added.")
+    return redirect(f"{change.get_absolute_url()}#comments")
+
+
+def _submit_for_review(request: HttpRequest, change: ChangeRequest) -> str:
+    services.change_submit(change=change, actor=user_of(request))
+    return f"Submitted {change.reference} for review; its checks are running."
+
+
+def _withdraw(request: HttpRequest, change: ChangeRequest) -> str:
+    withdraw = WithdrawForm(request.POST)
+    if not withdraw.is_valid():
+        raise DomainError("The reason is at most 500 characters.", field="reason")
+    services.change_withdraw(
+        change=change, actor=user_of(request), reason=withdraw.cleaned_data["reason"]
+    )
+    return f"Withdrew {change.reference}."
+
+
+def _promote(request: HttpRequest, change: ChangeRequest) -> str:
+    services.change_promote(change=change, actor=user_of(request))
+    return f"Promoted {change.reference}: its versions are now active."
+
+
+def _rerun(request: HttpRequest, change: ChangeRequest) -> str:
+    rerun = RerunForm(request.POST)
+    if not rerun.is_valid():
+        raise DomainError("There is no such check.", field="kind")
+    runs = services.check_rerun(
+        change=change, kind=rerun.cleaned_data["kind"] or None, actor=user_of(request)
+    )
+    return f"Running {len(runs)} check(s) again."
+
+
+#: The buttons with no form of their own: each says what it did; a refusal is a message.
+_BUTTONS: dict[str, Callable[[HttpRequest, ChangeRequest], str]] = {
+    "submit": _submit_for_review,
+    "withdraw": _withdraw,
+    "promote": _promote,
+    "rerun": _rerun,
+}
+
+
+def _press(request: HttpRequest, change: ChangeRequest, action: str) -> HttpResponse:
+    done = attempt(request, lambda: _BUTTONS[action](request, change))
+    if done.result is None:
+        return change_page(request, change, status=done.status)
+    messages.success(request, done.result)
     return redirect(change)
 
 
@@ -140,14 +160,15 @@ def _switch_off(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
             for error in errors:
                 messages.error(request, f"Why switch it off: {error}")
         return change_page(request, change, switch_off_form=form, status=400)
-    try:
-        off = services.change_switch_off(
+    done = attempt(
+        request,
+        lambda: services.change_switch_off(
             change=change, actor=user_of(request), reason=form.cleaned_data["reason"]
-        )
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return change_page(request, change, switch_off_form=form, status=exc.status_code)
-    paths = ", ".join(a.artifact.path for a in off)
+        ),
+    )
+    if done.result is None:
+        return change_page(request, change, switch_off_form=form, status=done.status)
+    paths = ", ".join(a.artifact.path for a in done.result)
     messages.success(
         request, f"Switched {paths} off: no version is active; {change.reference} is rolled back."
     )
@@ -155,22 +176,27 @@ def _switch_off(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
 
 
 def _record_postmortem(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
-    user = user_of(request)
+    # A refusal too: its reason on the page (as a message when the form is not shown).
     form = PostmortemForm(request.POST)
-    if not form.is_valid():
-        return change_page(request, change, postmortem_form=form, status=400)
-    try:
-        services.postmortem_record(
-            change=change,
-            actor=user,
-            summary=form.cleaned_data["summary"],
-            url=form.cleaned_data["url"],
-        )
-    except DomainError as exc:  # a refusal too: its reason on the page (as a message: no form)
-        form_error(form, exc)
-        return change_page(request, change, postmortem_form=form, status=exc.status_code)
+    done = submit(
+        form,
+        lambda data: services.postmortem_record(
+            change=change, actor=user_of(request), summary=data["summary"], url=data["url"]
+        ),
+        invalid_status=400,
+    )
+    if not done.ok:
+        return change_page(request, change, postmortem_form=form, status=done.status)
     messages.success(request, f"Recorded the post-mortem of {change.reference}.")
     return redirect(f"{change.get_absolute_url()}#postmortem")
+
+
+#: The actions with a page of their own to answer with (a form, or the sign-off).
+_PAGES: dict[str, Callable[[HttpRequest, ChangeRequest], HttpResponse]] = {
+    "comment": _comment,
+    "postmortem": _record_postmortem,
+    "switch-off": _switch_off,
+}
 
 
 @login_required
@@ -178,10 +204,12 @@ def _record_postmortem(request: HttpRequest, change: ChangeRequest) -> HttpRespo
 def change_action(request: HttpRequest, reference: str, action: str) -> HttpResponse:
     if action not in ACTIONS:
         raise Http404(f"No action '{action}'.")
-    change = change_or_404(request, reference)
+    change = selectors.change_by_reference(reference, visible_to=request.user)
     if action in (Decision.APPROVE, Decision.REJECT):
         return _decide(request, change, action)
-    return _simple_action(request, change, action)
+    if action in _PAGES:
+        return _PAGES[action](request, change)
+    return _press(request, change, action)
 
 
 @login_required

@@ -1,18 +1,21 @@
-"""Rollback and the safety switch, from an artifact's page."""
+"""Rollback and the safety switch, from an artifact's page.
+
+A refusal is a message above the artifact's page, answered with the refusal's status; an
+artifact the user cannot see is the 404 page (``NotFound``, through the middleware).
+"""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from governance.kernel.errors import DomainError, NotFound
 from registry import selectors as registry_selectors
 from reviews import services
 from reviews.forms import DeactivateForm, RollbackForm
-from reviews.views.common import user_of
+from reviews.views.common import attempt, user_of
 
 
 @login_required
@@ -20,25 +23,23 @@ from reviews.views.common import user_of
 def rollback(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
     from registry import views as registry_views
 
-    try:
-        artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
     form = RollbackForm(request.POST, artifact=artifact)
     code = 400
     if form.is_valid():
-        try:
-            activation = services.rollback(
+        done = attempt(
+            request,
+            lambda: services.rollback(
                 artifact=artifact,
                 actor=user_of(request),
                 reason=form.cleaned_data["reason"],
                 target=form.target_reference(),
                 override_reason=form.cleaned_data["override_reason"],
-            )
-        except DomainError as exc:
-            messages.error(request, exc.message)
-            code = exc.status_code
-        else:
+            ),
+        )
+        code = done.status
+        activation = done.result
+        if activation is not None:
             restored = activation.version.version if activation.version else "none"
             undone = f"; {activation.change.reference} is rolled back" if activation.change else ""
             messages.success(
@@ -64,21 +65,19 @@ def deactivate(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpRe
     """The safety switch: the artifact keeps no active version (resolution answers 404)."""
     from registry import views as registry_views
 
-    try:
-        artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
     form = DeactivateForm(request.POST)
     code = 400
     if form.is_valid():
-        try:
-            activation = services.artifact_deactivate(
+        done = attempt(
+            request,
+            lambda: services.artifact_deactivate(
                 artifact=artifact, actor=user_of(request), reason=form.cleaned_data["reason"]
-            )
-        except DomainError as exc:
-            messages.error(request, exc.message)
-            code = exc.status_code
-        else:
+            ),
+        )
+        code = done.status
+        activation = done.result
+        if activation is not None:
             was = activation.previous.version if activation.previous else "none"
             messages.success(
                 request, f"Switched {artifact.path} off: no version is active (was {was})."

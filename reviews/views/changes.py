@@ -10,30 +10,25 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
-from accounts.models import Tenant
+from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, tenant_for_user
 from governance.kernel.errors import DomainError
-from governance.kernel.forms import form_error
+from governance.kernel.views import submit
 from registry import selectors as registry_selectors
 from reviews import permissions, selectors, services
 from reviews.choices import ChangeStatus
 from reviews.filtersets import ChangeFilterSet
 from reviews.forms import ChangeForm, ReviseForm
+from reviews.models import ChangeRequest
 from reviews.presenters import labels, waiting_on
 from reviews.record import signed_record
-from reviews.views.common import change_or_404, change_page, user_of
+from reviews.views.common import change_page, user_of
 
 PAGE_SIZE = 25
-
-
 #: How many of my own open changes "My reviews" lists (each costs a few queries).
 MY_CHANGES_LIMIT = 20
-
-
 #: "Waiting for you" shows this many rows, says how many there are and links to the full list.
 MY_REVIEWS_LIMIT = 25
-
-
 #: States in which the author still has something to do or wait for.
 AUTHOR_OPEN_STATES = (
     ChangeStatus.DRAFT,
@@ -43,19 +38,19 @@ AUTHOR_OPEN_STATES = (
 )
 
 
-def _check_corpus(form: ChangeForm, tenant: Tenant) -> None:
-    """Name the golden-corpus field when its reference does not resolve.
+def _check_corpus(data: dict[str, Any], tenant: Tenant) -> None:
+    """Name the golden-corpus field when its reference does not resolve (a 400, on that field).
 
     The service reports a bad corpus reference under ``proposed`` (it resolves both the
     same way), which would point the author at the wrong field; it still checks it again.
     """
-    text = form.cleaned_data.get("golden_corpus", "").strip()
+    text = data.get("golden_corpus", "").strip()
     if not text:
         return
     try:
         registry_selectors.version_in_tenant(text, tenant=tenant)
     except DomainError as exc:
-        form.add_error("golden_corpus", exc.message)
+        raise DomainError(exc.message, field="golden_corpus") from exc
 
 
 @login_required
@@ -98,38 +93,23 @@ def change_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _open_change(request: HttpRequest, form: ChangeForm) -> HttpResponse | int:
-    """Open the change the form describes: a redirect, or the 4xx status (errors on the form)."""
-    data = form.cleaned_data
-    try:
-        tenant = tenant_for_user(request.user, data["tenant"])
-    except DomainError as exc:
-        form_error(form, exc)
-        return exc.status_code
-    _check_corpus(form, tenant)
-    if form.errors:
-        return 400
-    try:
-        change = services.change_create(
-            tenant=tenant,
-            actor=user_of(request),
-            title=data["title"],
-            description=data["description"],
-            risk_note=data["risk_note"],
-            rollback_plan=data["rollback_plan"],
-            proposed=form.proposed_list(),
-            privacy_related=data["privacy_related"],
-            external_egress=data["external_egress"],
-            emergency=data["emergency"],
-            golden_corpus=data["golden_corpus"].strip() or None,
-        )
-    except DomainError as exc:
-        form_error(form, exc)
-        return exc.status_code
-    messages.success(
-        request, f"Opened {change.reference} as a draft. Submit it when it is ready for review."
+def _open_change(user: User, form: ChangeForm, data: dict[str, Any]) -> ChangeRequest:
+    """Open the change the form describes, in a tenant the user belongs to."""
+    tenant = tenant_for_user(user, data["tenant"])
+    _check_corpus(data, tenant)
+    return services.change_create(
+        tenant=tenant,
+        actor=user,
+        title=data["title"],
+        description=data["description"],
+        risk_note=data["risk_note"],
+        rollback_plan=data["rollback_plan"],
+        proposed=form.proposed_list(),
+        privacy_related=data["privacy_related"],
+        external_egress=data["external_egress"],
+        emergency=data["emergency"],
+        golden_corpus=data["golden_corpus"].strip() or None,
     )
-    return redirect(change)
 
 
 @login_required
@@ -149,12 +129,15 @@ def change_new(request: HttpRequest) -> HttpResponse:
     form = ChangeForm(request.POST or None, tenants=tenants, initial=initial)
     status = 200
     if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            outcome = _open_change(request, form)
-            if isinstance(outcome, HttpResponse):
-                return outcome
-            status = outcome
+        done = submit(form, lambda data: _open_change(user, form, data), invalid_status=400)
+        if done.result is not None:
+            change = done.result
+            messages.success(
+                request,
+                f"Opened {change.reference} as a draft. Submit it when it is ready for review.",
+            )
+            return redirect(change)
+        status = done.status
     return render(
         request, "reviews/change_form.html", {"form": form, "change": None}, status=status
     )
@@ -163,7 +146,7 @@ def change_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def change_edit(request: HttpRequest, reference: str) -> HttpResponse:
     user = user_of(request)
-    change = change_or_404(request, reference)
+    change = selectors.change_by_reference(reference, visible_to=user)
     allowed = permissions.can_act_as_author(user, change, "revise")
     if not allowed:  # no form this person cannot send: the change's page says why
         messages.error(request, allowed.reason)
@@ -173,38 +156,36 @@ def change_edit(request: HttpRequest, reference: str) -> HttpResponse:
     form = ReviseForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            data = form.cleaned_data
+
+        def revise(data: dict[str, Any]) -> ChangeRequest:
             proposed = form.proposed_list()
-            _check_corpus(form, change.tenant)
-            if not form.errors:
-                try:
-                    change = services.change_revise(
-                        change=change,
-                        actor=user,
-                        reason=data["reason"],
-                        # Re-proposing the same lines would only churn the items.
-                        proposed=None if proposed == initial["proposed"].splitlines() else proposed,
-                        title=data["title"],
-                        description=data["description"],
-                        risk_note=data["risk_note"],
-                        rollback_plan=data["rollback_plan"],
-                        privacy_related=data["privacy_related"],
-                        external_egress=data["external_egress"],
-                        emergency=data["emergency"],
-                        golden_corpus=data["golden_corpus"].strip(),
-                    )
-                except DomainError as exc:
-                    form_error(form, exc)
-                    status = exc.status_code
-                else:
-                    messages.success(
-                        request,
-                        f"Revised {change.reference} to revision {change.revision}; it is a draft "
-                        "again and earlier approvals no longer count. Submit it when ready.",
-                    )
-                    return redirect(change)
+            _check_corpus(data, change.tenant)
+            return services.change_revise(
+                change=change,
+                actor=user,
+                reason=data["reason"],
+                # Re-proposing the same lines would only churn the items.
+                proposed=None if proposed == initial["proposed"].splitlines() else proposed,
+                title=data["title"],
+                description=data["description"],
+                risk_note=data["risk_note"],
+                rollback_plan=data["rollback_plan"],
+                privacy_related=data["privacy_related"],
+                external_egress=data["external_egress"],
+                emergency=data["emergency"],
+                golden_corpus=data["golden_corpus"].strip(),
+            )
+
+        done = submit(form, revise, invalid_status=400)
+        if done.result is not None:
+            revised = done.result
+            messages.success(
+                request,
+                f"Revised {revised.reference} to revision {revised.revision}; it is a draft "
+                "again and earlier approvals no longer count. Submit it when ready.",
+            )
+            return redirect(revised)
+        status = done.status
     return render(
         request, "reviews/change_form.html", {"form": form, "change": change}, status=status
     )
@@ -212,15 +193,15 @@ def change_edit(request: HttpRequest, reference: str) -> HttpResponse:
 
 @login_required
 def change_detail(request: HttpRequest, reference: str) -> HttpResponse:
-    return change_page(request, change_or_404(request, reference))
+    return change_page(request, selectors.change_by_reference(reference, visible_to=request.user))
 
 
 @login_required
 def change_record(request: HttpRequest, reference: str) -> HttpResponse:
-    change = change_or_404(request, reference)
+    change = selectors.change_by_reference(reference, visible_to=request.user)
     try:
         body = signed_record(change)
-    except DomainError as exc:
+    except DomainError as exc:  # a download, not a page: the refusal is JSON
         return JsonResponse({"error": exc.message}, status=exc.status_code)
     response = JsonResponse(body, json_dumps_params={"indent": 2, "ensure_ascii": False})
     response["Content-Disposition"] = f'attachment; filename="{change.reference}.json"'

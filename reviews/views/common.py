@@ -1,32 +1,44 @@
-"""What the review pages share: the signed-in user, a change or 404, the change page."""
+"""What the review pages share: the signed-in user, a refused action as a message, the change page.
+
+A change another tenant holds, or none, is the 404 page: ``selectors.change_by_reference``
+raises ``NotFound`` and the ``DomainErrorMiddleware`` answers it.
+"""
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import roles_in_tenant
-from governance.kernel.errors import NotFound
+from governance.kernel.errors import DomainError
+from governance.kernel.views import Submitted
 from reviews import permissions, presenters, reauth, selectors
 from reviews.choices import OPEN_STATES, CheckKind
 from reviews.forms import CommentForm, DeactivateForm, DecisionForm, PostmortemForm
 from reviews.models import ChangeRequest
+
+T = TypeVar("T")
 
 
 def user_of(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
-def change_or_404(request: HttpRequest, reference: str) -> ChangeRequest:
+def attempt(request: HttpRequest, action: Callable[[], T]) -> Submitted[T]:
+    """Call a service for a page with no form to show its refusal on: a ``DomainError``
+    becomes an error message and the page's status (nothing was written: services are atomic)."""
     try:
-        return selectors.change_by_reference(reference, visible_to=request.user)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+        result = action()
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return Submitted(None, exc.status_code, ok=False)
+    return Submitted(result, 200, ok=True)
 
 
 def change_page(

@@ -6,12 +6,11 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from accounts.selectors import tenant_for_user
-from governance.kernel.errors import DomainError, NotFound
-from governance.kernel.forms import form_error
+from governance.kernel.views import submit
 from registry.highlight import highlight_json
 from reviews import permissions, selectors, services
 from reviews.forms import PolicyForm
@@ -21,10 +20,7 @@ from reviews.views.common import user_of
 
 @login_required
 def policy(request: HttpRequest, tenant: str) -> HttpResponse:
-    try:
-        found = tenant_for_user(request.user, tenant)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    found = tenant_for_user(request.user, tenant)
     allowed = permissions.can_change_policy(request.user, found)
     if request.method == "POST" and not allowed:  # no form on the page: the reason, above it
         messages.error(request, allowed.reason)
@@ -34,23 +30,20 @@ def policy(request: HttpRequest, tenant: str) -> HttpResponse:
     if request.method == "POST" and not allowed:
         status = 403
     elif request.method == "POST":
-        status = 400
-        if form.is_valid():
-            try:
-                saved = services.approval_policy_update(
-                    tenant=found,
-                    rules=form.cleaned_data["rules"],
-                    reason=form.cleaned_data["reason"],
-                    actor=user_of(request),
-                )
-            except DomainError as exc:
-                form_error(form, exc, {"postmortem_days": "rules"})
-                status = exc.status_code
-            else:
-                messages.success(
-                    request, f"Saved version {saved.number} of {found.slug}'s approval policy."
-                )
-                return redirect("reviews:policy", tenant=found.slug)
+        done = submit(
+            form,
+            lambda data: services.approval_policy_update(
+                tenant=found, rules=data["rules"], reason=data["reason"], actor=user_of(request)
+            ),
+            aliases={"postmortem_days": "rules"},
+            invalid_status=400,
+        )
+        if done.result is not None:
+            messages.success(
+                request, f"Saved version {done.result.number} of {found.slug}'s approval policy."
+            )
+            return redirect("reviews:policy", tenant=found.slug)
+        status = done.status
     return render(
         request,
         "reviews/policy.html",
