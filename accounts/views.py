@@ -3,6 +3,8 @@ personal tokens."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,16 +19,21 @@ from accounts.forms import (
     ServiceTokenRevokeForm,
     TokenCreateForm,
 )
-from accounts.models import Tenant, User
+from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant, User
 from accounts.permissions import can_manage_access, can_manage_service_tokens
-from governance.kernel.errors import DomainError, NotFound
+from governance.kernel.errors import DomainError
+from governance.kernel.views import say_above, submit
+
+
+def _actor(request: HttpRequest) -> User:
+    """The signed-in person (the pages here all require a login)."""
+    user: User = request.user  # type: ignore[assignment]
+    return user
 
 
 def _tenant_or_404(request: HttpRequest, slug: str) -> Tenant:
-    try:
-        return selectors.tenant_for_user(request.user, slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    """The tenant this person sees (a NotFound is the 404 page: DomainErrorMiddleware)."""
+    return selectors.tenant_for_user(request.user, slug)
 
 
 @login_required
@@ -80,25 +87,26 @@ def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def tenant_grant(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = _tenant_or_404(request, slug)
     form = RoleGrantForm(request.POST)
-    if form.is_valid():
-        try:
-            grant, created = services.role_grant(
-                user=form.cleaned_data["username"],
-                role=form.cleaned_data["role"],
-                tenant=tenant,
-                actor=request.user,  # type: ignore[arg-type]
-                reason=form.cleaned_data["reason"],
-            )
-        except DomainError as exc:
-            if exc.field in form.fields:
-                form.add_error(exc.field, exc.message)
-            else:
-                messages.error(request, exc.message)
-            return _tenant_page(request, tenant, grant_form=form, status=exc.status_code)
-        verb = "Granted" if created else "Already held:"
-        messages.success(request, f"{verb} {grant.get_role_display()} to {grant.user} in {tenant}.")
-        return redirect(tenant)
-    return _tenant_page(request, tenant, grant_form=form, status=400)
+
+    def grant(data: dict[str, Any]) -> tuple[RoleGrant, bool]:
+        return services.role_grant(
+            user=data["username"],
+            role=data["role"],
+            tenant=tenant,
+            actor=_actor(request),
+            reason=data["reason"],
+        )
+
+    done = submit(form, grant, invalid_status=400)
+    if not done.ok or done.result is None:
+        # A refusal that names no field is said above the page: someone who may not grant
+        # is shown no form.
+        say_above(request, form, unplaced_only=True)
+        return _tenant_page(request, tenant, grant_form=form, status=done.status)
+    granted, created = done.result
+    verb = "Granted" if created else "Already held:"
+    messages.success(request, f"{verb} {granted.get_role_display()} to {granted.user} in {tenant}.")
+    return redirect(tenant)
 
 
 @login_required
@@ -112,17 +120,21 @@ def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
         )
         messages.error(request, f"Not revoked. {problems}")
         return _tenant_page(request, tenant, status=400)
-    try:
-        grant = services.role_revoke(
-            user=form.cleaned_data["username"],
-            role=form.cleaned_data["role"],
+
+    def revoke(data: dict[str, Any]) -> RoleGrant:
+        return services.role_revoke(
+            user=data["username"],
+            role=data["role"],
             tenant=tenant,
-            actor=request.user,  # type: ignore[arg-type]
-            reason=form.cleaned_data["reason"],
+            actor=_actor(request),
+            reason=data["reason"],
         )
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return _tenant_page(request, tenant, status=exc.status_code)
+
+    done = submit(form, revoke)
+    if not done.ok or done.result is None:
+        say_above(request, form)  # a button in the members list: no form to show it on
+        return _tenant_page(request, tenant, status=done.status)
+    grant = done.result
     messages.success(request, f"Revoked {grant.get_role_display()} from {grant.user} in {tenant}.")
     return redirect(tenant)
 
@@ -133,19 +145,20 @@ def service_token_create(request: HttpRequest, slug: str) -> HttpResponse:
     """Create a service token and show it once, on the tenant page itself (never in a redirect)."""
     tenant = _tenant_or_404(request, slug)
     form = ServiceTokenCreateForm(request.POST)
-    if not form.is_valid():
-        return _tenant_page(request, tenant, service_token_form=form, status=400)
-    try:
-        token, raw = services.service_token_create(
+
+    def create(data: dict[str, Any]) -> tuple[ServiceToken, str]:
+        return services.service_token_create(
             tenant=tenant,
-            name=form.cleaned_data["name"],
-            scopes=form.cleaned_data["scopes"],
-            expires_at=form.cleaned_data["expires_at"],
-            actor=request.user,  # type: ignore[arg-type]
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_at=data["expires_at"],
+            actor=_actor(request),
         )
-    except DomainError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        return _tenant_page(request, tenant, service_token_form=form, status=exc.status_code)
+
+    done = submit(form, create, invalid_status=400)
+    if not done.ok or done.result is None:
+        return _tenant_page(request, tenant, service_token_form=form, status=done.status)
+    token, raw = done.result
     messages.success(request, f"Service token {token.prefix}… created for {token.name}.")
     return _tenant_page(request, tenant, new_service_token=raw)
 
@@ -161,41 +174,39 @@ def service_token_revoke(request: HttpRequest, slug: str, token_id: str) -> Http
     if not form.is_valid():
         messages.error(request, "Not revoked: say why.")
         return _tenant_page(request, tenant, status=400)
-    try:
-        services.service_token_revoke(
-            token=token,
-            actor=request.user,  # type: ignore[arg-type]
-            reason=form.cleaned_data["reason"],
+
+    def revoke(data: dict[str, Any]) -> ServiceToken:
+        return services.service_token_revoke(
+            token=token, actor=_actor(request), reason=data["reason"]
         )
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return _tenant_page(request, tenant, status=exc.status_code)
+
+    done = submit(form, revoke)
+    if not done.ok:
+        say_above(request, form)  # a button in the token list: no form to show it on
+        return _tenant_page(request, tenant, status=done.status)
     messages.success(request, f"Service token {token.prefix}… revoked.")
     return redirect(tenant)
 
 
 @login_required
 def tokens(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = _actor(request)
     form = TokenCreateForm(request.POST or None)
     new_token = None
     status = 200
     if request.method == "POST":
-        if form.is_valid():
-            try:
-                _, new_token = services.token_create(
-                    user=user,
-                    name=form.cleaned_data["name"],
-                    expires_days=form.cleaned_data["expires_days"],
-                    actor=user,
-                )
-            except DomainError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-                status = 400
-            else:
-                form = TokenCreateForm()
+
+        def create(data: dict[str, Any]) -> tuple[ApiToken, str]:
+            return services.token_create(
+                user=user, name=data["name"], expires_days=data["expires_days"], actor=user
+            )
+
+        done = submit(form, create)
+        if done.ok and done.result is not None:
+            _, new_token = done.result
+            form = TokenCreateForm()
         else:
-            status = 400
+            status = 400  # an invalid form and a refusal alike
     return render(
         request,
         "accounts/tokens.html",
@@ -207,12 +218,12 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
-    token = selectors.tokens_of(request.user).filter(pk=token_id).first()  # type: ignore[arg-type]
+    token = selectors.tokens_of(_actor(request)).filter(pk=token_id).first()
     if token is None:
         raise Http404("No such token.")
     try:
-        services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
-    except DomainError as exc:
+        services.token_revoke(token=token, actor=_actor(request))
+    except DomainError as exc:  # a button without a form: its refusal said above the page
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Token {token.prefix}… revoked.")

@@ -4,6 +4,7 @@
   a page view is the 404 page, a :class:`~governance.kernel.errors.Forbidden` the 403 page
   with its reason. Views do not catch these to re-raise ``Http404``.
 - :func:`submit`: "form → service → error on the form" in one call.
+- :func:`say_above`: a form's errors as the page's messages, for a form the page does not show.
 
 The API does not pass through here: DRF's exception handler (``governance.api.exceptions``)
 turns the same errors into JSON problems.
@@ -15,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.core.exceptions import PermissionDenied
+from django.contrib import messages
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views import defaults
 
@@ -73,3 +75,14 @@ def submit(
         form_error(form, exc, aliases)
         return Submitted(None, exc.status_code, ok=False)
     return Submitted(result, 200, ok=True)
+
+
+def say_above(request: HttpRequest, form: Any, *, unplaced_only: bool = False) -> None:
+    """Move a bound form's errors to the page's messages (said above the page), for a form the
+    page does not show: a button in a list, or a form this person is not offered.
+    ``unplaced_only`` moves only the errors no field holds; the fields keep theirs."""
+    for field in list(form.errors):
+        if unplaced_only and field != NON_FIELD_ERRORS:
+            continue
+        for error in form.errors.pop(field):
+            messages.error(request, str(error))
