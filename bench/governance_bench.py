@@ -36,7 +36,9 @@ from django.utils import timezone
 from accounts import services as accounts
 from accounts.choices import Role
 from governance import services
-from governance.models import Notification, Waiver
+from governance.kernel.models import Notification
+from reviews.waivers import services as waivers
+from reviews.waivers.models import Waiver
 from registry import services as registry
 from registry.models import ArtifactClass
 
@@ -68,7 +70,7 @@ def grant(count):
     first = Waiver.objects.count()
     t = time.perf_counter()
     for i in range(first, first + count):
-        services.waiver_grant(
+        waivers.waiver_grant(
             tenant=tenant, actor=admin, check_kind="offline_evaluation", owner=owner,
             justification="j", mitigation="m", expires_at=start + timedelta(days=20),
             artifacts=[artifacts[i % len(artifacts)]],

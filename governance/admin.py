@@ -6,7 +6,7 @@ from django.contrib import admin
 
 from governance.kernel.admin import ReadOnlyAdmin
 from governance.kernel.events.models import Checkpoint, Event, SigningKey, VerificationRun
-from governance.models import Notification, Waiver, WorkerHeartbeat
+from governance.kernel.models import Notification, WorkerHeartbeat
 
 
 @admin.register(WorkerHeartbeat)
@@ -38,16 +38,6 @@ class SigningKeyAdmin(ReadOnlyAdmin):
 @admin.register(VerificationRun)
 class VerificationRunAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "status", "checked", "total", "first_bad_seq", "requested_by")
-
-
-@admin.register(Waiver)
-class WaiverAdmin(ReadOnlyAdmin):
-    """Read-only: waivers are granted, renewed and revoked through their pages, API or CLI."""
-
-    list_display = ("__str__", "tenant", "owner", "starts_at", "expires_at", "revoked_at")
-    list_filter = ("check_kind", "tenant")
-    search_fields = ("justification", "mitigation", "owner__username")
-    list_select_related = ("tenant", "owner")
 
 
 @admin.register(Notification)

@@ -1,23 +1,32 @@
-"""Reads about the platform's own health, shared by /readyz and the governance page."""
+"""Reads about the platform's own health (/readyz, the governance page) and the readiness
+dashboard (waivers, approvals, deprecations, post-mortems, lead times, rollouts)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable
+import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, CharField, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from accounts.selectors import holders_of, tenant_scoped  # noqa: F401 - importable from here too
-from governance.choices import STATE_ORDER, WaiverState
-from governance.kernel.errors import NotFound
-from governance.kernel.events.models import Event
-from governance.models import Waiver, WorkerHeartbeat
+from accounts.choices import Role
+from accounts.models import Tenant
+from governance.kernel.models import WorkerHeartbeat
+from reviews.waivers.choices import STATE_ORDER, WaiverState
+from reviews.waivers.models import Waiver
+from reviews.waivers.selectors import waiver_state_counts, waivers_by_state
+
+if TYPE_CHECKING:
+    from registry.models import Artifact, Deprecation
+    from reviews.models import ChangeRequest as ReviewChange
+    from rollouts.models import Rollout
 
 
 @dataclass
@@ -76,181 +85,13 @@ def readiness() -> list[Check]:
     return checks
 
 
-# --- waivers -------------------------------------------------------------------------------
-
-
-def _waiver_queryset() -> QuerySet[Waiver]:
-    return Waiver.objects.select_related(
-        "tenant", "owner", "granted_by", "countersigned_by", "revoked_by", "change", "renews"
-    ).prefetch_related("artifacts__artifact_class", "artifacts__tenant")
-
-
-def waivers_visible_to(user: Any) -> QuerySet[Waiver]:
-    return tenant_scoped(_waiver_queryset(), user=user)
-
-
-def waiver_by_reference(reference: str, *, visible_to: Any) -> Waiver:
-    """``WV-2026-0007`` (or its UUID) if the user may see it; another tenant's reads as missing."""
-    return _waiver_in(waivers_visible_to(visible_to), reference)
-
-
-def waiver_by_reference_unscoped(reference: str) -> Waiver:
-    """Any tenant's waiver: only for the CLI and system tasks, which act for the platform."""
-    return _waiver_in(_waiver_queryset(), reference)
-
-
-def _waiver_in(qs: QuerySet[Waiver], reference: str) -> Waiver:
-    text = (reference or "").strip().upper()
-    parts = text.split("-")
-    waiver = None
-    if len(parts) == 3 and parts[0] == "WV" and parts[1].isdigit() and parts[2].isdigit():
-        waiver = qs.filter(year=int(parts[1]), number=int(parts[2])).first()
-    else:
-        try:
-            waiver = qs.filter(pk=uuid.UUID(reference.strip())).first()
-        except ValueError:
-            waiver = None
-    if waiver is None:
-        raise NotFound(f"No waiver {reference}.", field="reference")
-    return waiver
-
-
-def waiver_state_case(now: datetime) -> Case:
-    """The derived state as a database expression, so lists can filter and sort by it."""
-    soon = now + timedelta(days=settings.WAIVER_EXPIRING_SOON_DAYS)
-    return Case(
-        When(revoked_at__lte=now, then=Value(WaiverState.REVOKED)),
-        When(expires_at__lte=now, then=Value(WaiverState.EXPIRED)),
-        When(needs_security=True, countersigned_at__isnull=True, then=Value(WaiverState.PENDING)),
-        When(expires_at__lte=soon, then=Value(WaiverState.EXPIRING_SOON)),
-        default=Value(WaiverState.ACTIVE),
-        output_field=CharField(),
-    )
-
-
-def waivers_by_state(qs: QuerySet[Waiver], now: datetime) -> QuerySet[Waiver]:
-    """``qs`` annotated with ``state`` and ``state_rank``: expiring soon first, then by expiry."""
-    order = Case(
-        *(When(state=state, then=Value(i)) for i, state in enumerate(STATE_ORDER)),
-        output_field=IntegerField(),
-    )
-    return (
-        qs.annotate(state=waiver_state_case(now))
-        .annotate(state_rank=order)
-        .order_by("state_rank", "expires_at", "year", "number")
-    )
-
-
-def waiver_state_counts(
-    tenants: Iterable[Tenant] | QuerySet[Tenant], now: datetime
-) -> dict[str, int]:
-    """How many waivers of ``tenants`` are in each state (one query)."""
-    qs = Waiver.objects.filter(tenant__in=tenants)
-    rows = qs.annotate(state=waiver_state_case(now)).values("state").annotate(n=Count("pk"))
-    counts = dict.fromkeys(WaiverState.values, 0)
-    counts.update({row["state"]: row["n"] for row in rows})
-    return counts
-
-
-def waiver_lineage(waiver: Waiver) -> list[Waiver]:
-    """The waiver with what it renewed and what renewed it, oldest first."""
-    chain = [waiver]
-    back = waiver
-    while back.renews_id is not None:
-        back = Waiver.objects.select_related("owner", "granted_by").get(pk=back.renews_id)
-        chain.insert(0, back)
-    forward = waiver
-    while True:
-        nxt = Waiver.objects.select_related("owner", "granted_by").filter(renews=forward).first()
-        if nxt is None:
-            break
-        chain.append(nxt)
-        forward = nxt
-    return chain
-
-
-def waiver_events(waivers: Iterable[Waiver]) -> QuerySet[Event]:
-    """The log entries about these waivers, oldest first."""
-    return Event.objects.filter(
-        subject_type="governance.waiver", subject_id__in=[str(w.pk) for w in waivers]
-    ).order_by("seq")
-
-
-def waivers_in_scope(change: Any) -> list[Waiver]:
-    """Every waiver of the change's tenant whose scope covers the change, whatever its state."""
-    artifact_ids = set(change.items.values_list("artifact_id", flat=True))
-    candidates = (
-        Waiver.objects.filter(tenant_id=change.tenant_id)
-        .filter(Q(change=change) | Q(change__isnull=True, artifacts__in=artifact_ids))
-        .select_related("owner", "granted_by", "countersigned_by")
-        .prefetch_related("artifacts")
-        .distinct()
-        .order_by("-expires_at")
-    )
-    found = []
-    for waiver in candidates:
-        if waiver.change_id is not None or (
-            artifact_ids and artifact_ids <= {a.pk for a in waiver.artifacts.all()}
-        ):
-            found.append(waiver)
-    return found
-
-
-# --- waiver pages and the readiness dashboard -------------------------------------------------
-
-# Imported here, not at the top, so this section stays an addition to the module.
-import math  # noqa: E402
-import statistics  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from datetime import date  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
-
-from django.db.models import Exists, Max, OuterRef, Sum  # noqa: E402
-from django.db.models.functions import TruncMonth  # noqa: E402
-
-from accounts.choices import Role  # noqa: E402
-from accounts.models import Tenant  # noqa: E402
-
-if TYPE_CHECKING:
-    from registry.models import Artifact, Deprecation
-    from reviews.models import ChangeRequest as ReviewChange
-    from rollouts.models import Rollout
+# --- the readiness dashboard ----------------------------------------------------------------
 
 #: Who sees the readiness dashboard of a tenant (platform administrators see every tenant's).
 OVERSIGHT_ROLES = frozenset({Role.ADMINISTRATOR, Role.PRIVACY_OFFICER, Role.SECURITY_OFFICER})
 #: How far back the dashboard counts emergency changes and measures lead time.
 EMERGENCY_MONTHS = 12
 LEAD_TIME_DAYS = 30
-
-
-def waiver_list(user: Any, now: datetime) -> QuerySet[Waiver]:
-    """The waivers ``user`` may see with their state at ``now``, expiring soon first."""
-    return waivers_by_state(waivers_visible_to(user).select_related("renewal"), now)
-
-
-def waiver_history(lineage: Sequence[Waiver]) -> QuerySet[Event]:
-    """The log entries of a waiver's whole lineage, oldest first, without their signed bytes."""
-    return waiver_events(lineage).defer("header", "payload_bytes")
-
-
-def changes_covered_by(waiver: Waiver, limit: int = 50) -> list[ReviewChange]:
-    """The changes a waiver's scope covers, newest first: its one change, or every change of
-    the tenant whose artifacts are all among the waiver's (as ``waivers_in_scope`` judges)."""
-    from reviews.models import ChangeItem, ChangeRequest
-
-    qs = ChangeRequest.objects.select_related("tenant", "author")
-    if waiver.change_id is not None:
-        return list(qs.filter(pk=waiver.change_id))
-    artifact_ids = [a.pk for a in waiver.artifacts.all()]
-    if not artifact_ids:
-        return []
-    inside = ChangeItem.objects.filter(change=OuterRef("pk"), artifact_id__in=artifact_ids)
-    outside = ChangeItem.objects.filter(change=OuterRef("pk")).exclude(artifact_id__in=artifact_ids)
-    return list(
-        qs.filter(tenant_id=waiver.tenant_id)
-        .filter(Exists(inside), ~Exists(outside))
-        .order_by("-year", "-number")[:limit]
-    )
 
 
 def readiness_tenants(user: Any) -> list[Tenant]:
@@ -279,16 +120,15 @@ def pending_approvals_by_requirement(tenants: Sequence[Tenant]) -> list[PendingS
     from reviews.choices import OPEN_STATES, Requirement
     from reviews.models import ChangeRequest
 
-    # The change page's own judgement of which slots are filled, made for many changes at
-    # once; private to reviews.selectors, reused rather than written a second time.
-    from reviews.selectors import _filled_slots
+    # The change page's own judgement of which slots are filled, made for many changes at once.
+    from reviews.selectors import filled_slots
 
     changes = list(
         ChangeRequest.objects.filter(tenant__in=tenants, status__in=OPEN_STATES).only(
             "pk", "tenant_id", "requirements"
         )
     )
-    filled = _filled_slots(changes)
+    filled = filled_slots(changes)
     open_slots: dict[str, int] = dict.fromkeys(Requirement.values, 0)
     for change in changes:
         for requirement in set(change.requirements) - filled[change.pk]:
@@ -566,50 +406,3 @@ def readiness_dashboard(
         rollouts_total=in_progress.count(),
         flags_expiring=list(rollout_flags_expiring(tenants, now)[:DASHBOARD_LIST_LIMIT]),
     )
-
-
-# --- waiver list filters (API and CLI) -------------------------------------------------------
-
-
-def waivers_matching(
-    qs: QuerySet[Waiver],
-    now: datetime,
-    *,
-    state: str | None = None,
-    tenant: str | None = None,
-    check: str | None = None,
-    expiring_within: int | None = None,
-) -> QuerySet[Waiver]:
-    """``qs`` with its state at ``now`` (expiring soon first), narrowed by the filters given.
-
-    ``expiring_within`` keeps waivers that are neither revoked nor expired at ``now`` and
-    expire within that many days; a renewed waiver still shows (with ``renewed_by``).
-    """
-    qs = waivers_by_state(qs, now)
-    if state:
-        qs = qs.filter(state=state)  # type: ignore[misc]  # an annotation
-    if tenant:
-        qs = qs.filter(tenant__slug=tenant)
-    if check:
-        qs = qs.filter(check_kind=check)
-    if expiring_within is not None:
-        qs = qs.filter(
-            Q(revoked_at__isnull=True) | Q(revoked_at__gt=now),
-            expires_at__gt=now,
-            expires_at__lte=now + timedelta(days=expiring_within),
-        )
-    return qs
-
-
-def all_waivers() -> QuerySet[Waiver]:
-    """Every waiver, with what its rows show (for the CLI, which acts as the system)."""
-    return Waiver.objects.select_related(
-        "tenant",
-        "owner",
-        "granted_by",
-        "countersigned_by",
-        "revoked_by",
-        "change",
-        "renews",
-        "renewal",
-    ).prefetch_related("artifacts__artifact_class", "artifacts__tenant")

@@ -18,6 +18,7 @@ admin.site.site_title = "Governance admin"
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.api.urls")),
     path("", include("governance.api.urls")),
+    path("", include("reviews.waivers.api.urls")),
     path("", include("rollouts.api.urls")),  # before registry: it extends "resolve/" with POST
     path("", include("registry.api.urls")),
     path("", include("reviews.api.urls")),
@@ -49,16 +50,7 @@ urlpatterns = [
     path("governance/verify/<uuid:run_id>/", views.verification_detail, name="verification-detail"),
     path("governance/metrics/", views.metrics_page, name="governance-metrics"),
     path("governance/readiness/", views.readiness_page, name="readiness"),
-    path("governance/waivers/", views.waiver_list, name="waivers"),
-    path("governance/waivers/new/", views.waiver_new, name="waiver-new"),
-    path("governance/waivers/<str:reference>/", views.waiver_detail, name="waiver-detail"),
-    path("governance/waivers/<str:reference>/renew/", views.waiver_renew, name="waiver-renew"),
-    path("governance/waivers/<str:reference>/revoke/", views.waiver_revoke, name="waiver-revoke"),
-    path(
-        "governance/waivers/<str:reference>/countersign/",
-        views.waiver_countersign,
-        name="waiver-countersign",
-    ),
+    path("governance/waivers/", include("reviews.waivers.urls")),
     path("metrics", PrometheusMetricsView.as_view(), name="prometheus-metrics"),
     path("", include("accounts.urls")),
 ]

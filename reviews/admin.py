@@ -101,3 +101,7 @@ class ChangeGateAdmin(ReadOnlyAdmin):
 class ActivationAdmin(ReadOnlyAdmin):
     list_display = ("artifact", "version", "previous", "kind", "change", "actor", "created_at")
     list_filter = ("kind",)
+
+
+# Waivers are the reviews floor's too; their admin lives beside them.
+from reviews.waivers import admin as waiver_admin  # noqa: E402, F401 - registers WaiverAdmin

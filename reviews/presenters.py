@@ -13,8 +13,6 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from accounts.models import User
-from governance.models import Waiver
-from governance.permissions import can_grant_waiver
 from registry.choices import ContentKind, Stage
 from registry.diffs import VersionDiff, version_diff
 from registry.highlight import highlight_json, highlight_text
@@ -23,6 +21,8 @@ from reviews import hooks, permissions, selectors
 from reviews import policy as approval_policy
 from reviews.choices import OPEN_STATES, ChangeStatus, CheckStatus, Requirement
 from reviews.models import ChangeItem, ChangeRequest
+from reviews.waivers.models import Waiver
+from reviews.waivers.permissions import can_grant_waiver
 
 
 def labels(requirements: list[str]) -> list[str]:

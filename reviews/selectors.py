@@ -297,8 +297,8 @@ def check_verdicts(change: ChangeRequest, now: datetime | None = None) -> list[C
     A waiver lets a *failed* check pass while it is active; one that could not run
     (error) must run again. A change-gates waiver naming a metric covers that metric only.
     """
-    from governance.choices import COVERING_STATES
-    from governance.selectors import waivers_in_scope
+    from reviews.waivers.choices import COVERING_STATES
+    from reviews.waivers.selectors import waivers_in_scope
 
     now = now or timezone.now()
     summary = check_summary(change)
@@ -351,7 +351,7 @@ def check_verdicts(change: ChangeRequest, now: datetime | None = None) -> list[C
 
 def lapse_reason(waiver: Any, now: datetime, change: ChangeRequest | None = None) -> str:
     """Why a waiver in scope does not let its check pass at ``now``, in words."""
-    from governance.choices import WaiverState
+    from reviews.waivers.choices import WaiverState
 
     state = waiver.state_at(now)
     if state == WaiverState.EXPIRED:
@@ -504,7 +504,7 @@ def waiting_slots(user: User) -> list[tuple[Any, list[str]]]:
             "change_id", flat=True
         )
     )
-    live = _filled_slots(candidates, ids=ids)
+    live = filled_slots(candidates, ids=ids)
     out = []
     for change in candidates:
         if change.pk in decided:
@@ -531,7 +531,7 @@ def waiting_for(user: User) -> list[tuple[ChangeRequest, list[str]]]:
     return waiting_changes(waiting_slots(user))
 
 
-def _filled_slots(changes: Sequence[Any], *, ids: Any = None) -> dict[Any, set[str]]:
+def filled_slots(changes: Sequence[Any], *, ids: Any = None) -> dict[Any, set[str]]:
     """The slots that count as filled on each change, judged as ``approval_status`` does, in 4 queries.
 
     ``changes`` are change requests, or anything with their ``pk`` and ``tenant_id``;

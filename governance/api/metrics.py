@@ -88,9 +88,9 @@ class GovernanceCollector:
         from django.utils import timezone
 
         from accounts.models import Tenant
-        from governance.selectors import waiver_state_counts
         from registry.models import Deprecation
         from reviews.models import ChangeRequest
+        from reviews.waivers.selectors import waiver_state_counts
 
         now = timezone.now()
         waivers = GaugeMetricFamily(

@@ -7,7 +7,6 @@ from datetime import timedelta
 from django.utils import timezone
 
 from accounts.models import Tenant, User
-from governance import services as governance
 from governance.demo.common import (
     DEPRECATION_GRACE_DAYS,
     EXPIRING_WAIVER_DAYS,
@@ -27,6 +26,7 @@ from registry.models import Artifact, Deprecation, Version
 from reviews import services as reviews
 from reviews.choices import OPEN_STATES, CheckKind, CheckStatus
 from reviews.models import ChangeRequest
+from reviews.waivers import services as governance
 
 
 def seed_governance(tenants: dict[str, Tenant]) -> None:

@@ -12,7 +12,6 @@ from accounts.models import Tenant, User
 from governance.kernel.errors import Conflict, DomainError
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.inputs import clean_text
-from governance.selectors import waivers_in_scope
 from registry.models import Artifact, Version
 from registry.selectors import lifecycle_refusal
 from reviews import checks as check_catalog
@@ -30,6 +29,7 @@ from reviews.services.common import (
     void_approvals,
 )
 from reviews.services.evidence import notify_requirements, start_checks
+from reviews.waivers.selectors import waivers_in_scope
 
 
 def _resolve_versions(tenant: Tenant, proposed: Sequence[Version | str]) -> list[Version]:

@@ -9,8 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from governance.kernel.models import Notification
 from governance.kernel.notifications import notification_mark_read
-from governance.models import Notification
 from reviews.views.common import user_of
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from governance import services
 from registry import services as registry
 from registry.models import Artifact
 from reviews.choices import CheckKind
+from reviews.waivers import services
 from tests.reviews.conftest import open_change, people, prompt, prompt_v1, prompt_v2
 
 __all__ = ["open_change", "people", "prompt", "prompt_v1", "prompt_v2"]  # fixtures used here

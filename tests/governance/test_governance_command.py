@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
-from governance.models import Notification, Waiver
+from governance.kernel.models import Notification
 from registry.models import Deprecation, Retirement
+from reviews.waivers.models import Waiver
 from tests.reviews.conftest import (
     _builtin_classes,
     open_change,

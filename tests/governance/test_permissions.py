@@ -1,4 +1,4 @@
-"""One rule per action (governance.permissions): the service refuses with the predicate's reason,
+"""One rule per action (reviews.waivers.permissions): the service refuses with the predicate's reason,
 and the pages show the action exactly to those the predicate allows."""
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import services as accounts
-from governance import permissions
-from governance import services as waivers
 from governance.kernel import permissions as kernel_permissions
 from governance.kernel.errors import Forbidden
 from governance.kernel.events.models import Checkpoint, Event, VerificationRun
 from governance.kernel.events.services import checkpoint_create, verification_start
-from governance.models import Waiver
 from reviews.choices import CheckKind
+from reviews.waivers import permissions
+from reviews.waivers import services as waivers
+from reviews.waivers.models import Waiver
 from tests.reviews.conftest import open_change, people, prompt, prompt_v1
 
 __all__ = ["open_change", "people", "prompt", "prompt_v1"]  # fixtures used here

@@ -14,12 +14,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services as accounts
-from governance import services
 from governance.kernel.events.services import checkpoint_create
-from governance.models import Waiver
 from registry.models import Deprecation, VersionUsage
 from reviews.choices import ChangeStatus, CheckKind, Decision
 from reviews.models import Approval, ChangeRequest
+from reviews.waivers import services
+from reviews.waivers.models import Waiver
 from tests.charts import bars, chart_svg, y_labels
 from tests.reviews.conftest import make_artifact, people, prompt, publish
 

@@ -11,11 +11,11 @@ from django.contrib.auth.models import AnonymousUser
 from accounts import services as accounts
 from accounts.models import Tenant
 from accounts.selectors import tenant_scoped, tenants_visible_to
-from governance import selectors as governance_selectors
 from governance.kernel.events import selectors as event_selectors
 from governance.kernel.events.models import Event, VerificationRun
 from registry import selectors as registry_selectors
 from reviews import selectors as review_selectors
+from reviews.waivers import selectors as governance_selectors
 
 pytestmark = pytest.mark.django_db
 

@@ -14,15 +14,16 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
-from governance.choices import WaiverState
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
-from governance.models import Notification, Waiver
+from governance.kernel.models import Notification
 from registry.choices import Stage
 from registry.models import Artifact, Deprecation, VersionState
 from reviews import selectors
 from reviews.choices import ChangeStatus, CheckKind
 from reviews.models import ChangeRequest
+from reviews.waivers.choices import WaiverState
+from reviews.waivers.models import Waiver
 
 pytestmark = pytest.mark.django_db
 

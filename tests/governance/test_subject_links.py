@@ -7,11 +7,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from governance import services
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.events.selectors import subject_url
 from reviews.choices import CheckKind
+from reviews.waivers import services
 from tests.reviews.conftest import open_change, people, prompt, prompt_v1
 
 __all__ = ["open_change", "people", "prompt", "prompt_v1"]  # fixtures used here

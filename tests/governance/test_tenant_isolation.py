@@ -30,10 +30,10 @@ from accounts import services as accounts
 from accounts.models import Tenant, User
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import verification_start
-from governance.models import Waiver
 from registry import services as registry
 from reviews import services as reviews
 from reviews.choices import CheckKind
+from reviews.waivers.models import Waiver
 from tests.reviews.conftest import PINS, make_artifact
 
 #: Route prefixes that are not tenant-scoped, each with the reason.

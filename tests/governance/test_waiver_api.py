@@ -13,9 +13,9 @@ from rest_framework.test import APIClient
 
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
-from governance.models import Waiver
 from reviews import services as reviews
 from reviews.choices import CheckKind
+from reviews.waivers.models import Waiver
 from tests.reviews.conftest import (
     _builtin_classes,
     make_artifact,

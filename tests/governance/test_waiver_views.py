@@ -12,11 +12,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from governance import services
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
-from governance.models import Waiver
 from reviews.choices import CheckKind
+from reviews.waivers import services
+from reviews.waivers.models import Waiver
 from tests.reviews.conftest import make_artifact, open_change, people, prompt, prompt_v1
 
 __all__ = ["open_change", "people", "prompt", "prompt_v1"]  # fixtures used here

@@ -9,16 +9,18 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Tenant
-from governance import selectors, services
-from governance.choices import WaiverState
 from governance.kernel.errors import Conflict, DomainError, Forbidden
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import verify_database
-from governance.models import Notification, Waiver
+from governance.kernel.models import Notification
+from governance.services import governance_sweep
 from reviews import selectors as review_selectors
 from reviews import services as reviews
 from reviews.choices import ChangeStatus, CheckKind
+from reviews.waivers import selectors, services
+from reviews.waivers.choices import WaiverState
+from reviews.waivers.models import Waiver
 from tests.reviews.conftest import (
     make_artifact,
     open_change,
@@ -293,7 +295,7 @@ def test_alerts_go_to_owner_and_admins_once_per_waiver(
     expired = Notification.objects.filter(dedupe_key=f"waiver:{waiver.pk}:expired").first()
     assert expired is not None and "blocks again" in expired.title
     assert failing_change.reference in expired.body
-    assert services.governance_sweep(now=after)["waiver_alerts"] == 0
+    assert governance_sweep(now=after)["waiver_alerts"] == 0
 
 
 def test_revoked_waivers_are_not_alerted(

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from governance.models import Waiver
 from reviews.choices import ChangeStatus
 from reviews.models import ChangeRequest
+from reviews.waivers.models import Waiver
 from tests.integration.test_browser import browser, log_in, page
 from tests.integration.test_browser_reviews import shot, sign_off
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from governance import services as governance
 from governance.kernel.models import Notification
 from registry import services as registry
 from reviews.choices import CheckKind
+from reviews.waivers import services as governance
 from tests.integration.mailbox import delivered
 from tests.integration.workers import redis_broker, start, start_worker, stop, wait_for
 from tests.reviews.conftest import make_artifact, people

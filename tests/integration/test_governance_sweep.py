@@ -18,15 +18,16 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from governance import services as governance
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
-from governance.models import Notification, Waiver
+from governance.kernel.models import Notification
 from governance.tasks import sweep
 from registry import services as registry
 from reviews import services as reviews
 from reviews.choices import CheckKind, CheckStatus
 from reviews.models import ChangeRequest, CheckRun
+from reviews.waivers import services as governance
+from reviews.waivers.models import Waiver
 from tests.integration.workers import redis_broker, start, start_worker, stop, wait_for
 from tests.reviews.conftest import PINS, make_artifact, people, publish
 

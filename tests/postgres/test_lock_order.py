@@ -18,17 +18,18 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from governance import services as governance
 from governance.kernel.errors import DomainError
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import verify_database
-from governance.models import Waiver
+from governance.services import governance_sweep
 from registry import services as registry
 from registry.models import Artifact, Deprecation, Version
 from reviews import selectors, services
 from reviews.choices import ChangeStatus, CheckKind, CheckStatus
 from reviews.models import Activation, ChangeRequest, CheckRun, EvaluationReport
+from reviews.waivers import services as governance
+from reviews.waivers.models import Waiver
 from tests.reviews.conftest import PINS, make_artifact, people, publish
 
 __all__ = ["people"]  # a fixture, imported for use here
@@ -326,7 +327,7 @@ def test_waiver_grant_during_the_sweep(
         )
 
     results = in_lockstep(
-        [grant, lambda i: governance.governance_sweep(now=start + timedelta(hours=i, minutes=1))]
+        [grant, lambda i: governance_sweep(now=start + timedelta(hours=i, minutes=1))]
     )
     assert not crashes(results), report(results)
     assert not not_ok(results), not_ok(results)[:3]

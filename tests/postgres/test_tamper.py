@@ -14,13 +14,13 @@ from django.apps import apps
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from governance import services as governance
 from governance.kernel.events.services import checkpoint_create
 from registry import services as registry
 from registry.models import Retirement
 from reviews import services
 from reviews.choices import ActivationKind, CheckKind, CheckStatus
 from reviews.models import Activation, CheckRun
+from reviews.waivers import services as governance
 from tests.conftest import append_only_triggers
 from tests.reviews.conftest import PINS, make_artifact, people, publish
 

@@ -16,14 +16,16 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from governance import services as governance
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import verify_database
-from governance.models import Notification, Waiver
+from governance.kernel.models import Notification
+from governance.services import governance_sweep
 from registry import services as registry
 from registry.models import Deprecation
 from reviews.choices import CheckKind
+from reviews.waivers import services as governance
+from reviews.waivers.models import Waiver
 from tests.postgres.test_reviews import in_processes
 from tests.reviews.conftest import make_artifact, people, publish
 
@@ -93,7 +95,7 @@ def test_two_concurrent_sweeps_notify_once_and_remove_once(
 
     def work() -> dict[str, int]:
         barrier.wait()
-        return governance.governance_sweep(now=later)
+        return governance_sweep(now=later)
 
     results = in_processes(2, work)
     assert all(r.startswith("ok:") for r in results), results

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from governance import services as governance
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
-from governance.models import Waiver
 from registry import services as registry
 from reviews import services
 from reviews.choices import ChangeStatus, CheckKind, Decision
 from reviews.models import ChangeRequest
+from reviews.waivers import services as governance
+from reviews.waivers.models import Waiver
 from tests.reviews.test_services import evaluation, run_checks
 from tests.reviews.test_views import page, promoted, section, signed_in, url
 

@@ -16,24 +16,28 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.selectors import tenant_by_slug, user_by_username
-from governance.api.serializers import WaiverSerializer
-from governance.choices import WaiverState
 from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError
-from governance.models import Waiver
-from governance.selectors import all_waivers, waiver_by_reference_unscoped, waivers_matching
-from governance.services import (
-    governance_sweep,
-    waiver_countersign,
-    waiver_grant,
-    waiver_renew,
-    waiver_revoke,
-)
+from governance.services import governance_sweep
 from registry import selectors as registry_selectors
 from registry import services as registry_services
 from registry.models import Artifact
 from reviews.choices import CheckKind
 from reviews.selectors import change_by_reference_unscoped
+from reviews.waivers.api.serializers import WaiverSerializer
+from reviews.waivers.choices import WaiverState
+from reviews.waivers.models import Waiver
+from reviews.waivers.selectors import (
+    all_waivers,
+    waiver_by_reference_unscoped,
+    waivers_matching,
+)
+from reviews.waivers.services import (
+    waiver_countersign,
+    waiver_grant,
+    waiver_renew,
+    waiver_revoke,
+)
 
 
 def _when(text: str, field: str) -> datetime:

@@ -1,4 +1,4 @@
-"""Who may do what in governance: one predicate per action (waivers, verification, checkpoints).
+"""Who may do what with waivers: one predicate per action.
 
 Each predicate answers a :class:`Decision` (allowed, and the reason when not). The service
 calls it and refuses with the reason (:meth:`Decision.require`); pages, serializers and
@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any
 from accounts.choices import Role
 from accounts.selectors import AnyUser
 from governance.kernel.permissions import ALLOWED, Decision, deny, roles_of
+from reviews.waivers.choices import WaiverState
 
 if TYPE_CHECKING:
     from accounts.models import Tenant
-    from governance.models import Waiver
+    from reviews.waivers.models import Waiver
 
-
-# --- waivers -----------------------------------------------------------------------------
 
 GRANT_REASON = "Only an administrator of the tenant can grant a waiver."
 AUTHOR_REASON = "The author of a change cannot waive its checks."
@@ -100,8 +99,6 @@ class WaiverActions:
 
 
 def waiver_actions(user: AnyUser, waiver: Waiver, state: str) -> WaiverActions:
-    from governance.choices import WaiverState
-
     roles = roles_of(user, waiver.tenant)
     renewed = hasattr(waiver, "renewal")
     return WaiverActions(
@@ -113,6 +110,3 @@ def waiver_actions(user: AnyUser, waiver: Waiver, state: str) -> WaiverActions:
         countersign=bool(can_countersign_waiver(user, waiver, roles=roles))
         and state == WaiverState.PENDING,
     )
-
-
-# --- the log: verification and checkpoints ------------------------------------------------

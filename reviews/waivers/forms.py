@@ -1,4 +1,4 @@
-"""Forms of the waiver pages: they check the shape of input; ``governance.services`` enforces the rules."""
+"""Forms of the waiver pages: they check the shape of input; ``reviews.waivers.services`` enforces the rules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""States and kinds of the cross-cutting governance records: the one place they are named."""
+"""A waiver's states, and which checks need a security officer: the one place they are named."""
 
 from django.db import models
 
