@@ -1,9 +1,10 @@
 """Rollout pages: the list, a rollout (phases, steps, targets, history, actions), the runtime matrix,
 applications and slots.
 
-Views check the shape of input and turn DomainError into a form error or a message with its
-4xx status; every rule lives in ``rollouts.services``, and every button is shown from the
-permission predicate the service enforces.
+Views check the shape of input and call the service through ``governance.kernel.views.submit``,
+which turns a refusal into a form error with its 4xx status (a ``NotFound`` raised out of a
+view is the 404 page); every rule lives in ``rollouts.services``, and every button is shown
+from the permission predicate the service enforces.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import Tenant, User
 from accounts.selectors import tenants_administered_by, tenants_visible_to
-from governance.kernel.errors import DomainError, NotFound
-from governance.kernel.forms import form_error
+from governance.kernel.errors import NotFound
+from governance.kernel.views import submit
 from registry import selectors as registry_selectors
 from reviews import reauth
 from reviews import selectors as review_selectors
@@ -63,17 +64,11 @@ def _user(request: HttpRequest) -> User:
 
 
 def _rollout_or_404(request: HttpRequest, number: int) -> Rollout:
-    try:
-        return selectors.rollout_by_number(request.user, number)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    return selectors.rollout_by_number(request.user, number)  # NotFound: the 404 page
 
 
 def _application_or_404(request: HttpRequest, slug: str) -> Application:
-    try:
-        return selectors.application_by_slug(request.user, slug)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    return selectors.application_by_slug(request.user, slug)  # NotFound: the 404 page
 
 
 def _slot_or_404(request: HttpRequest, slug: str, name: str) -> Slot:
@@ -82,6 +77,11 @@ def _slot_or_404(request: HttpRequest, slug: str, name: str) -> Slot:
     if slot is None:
         raise Http404(f"No slot '{name}' in {application.slug}.")
     return slot
+
+
+def _refusal(form: Any) -> str:
+    """The refusal ``submit`` put on ``form``: the only error of a form that was valid."""
+    return next(str(errors[0]) for errors in form.errors.values())
 
 
 def _password_ok(request: HttpRequest, form: RolloutActionForm) -> int | None:
@@ -139,7 +139,7 @@ def rollout_new(request: HttpRequest) -> HttpResponse:
     if reference:
         try:
             change = review_selectors.change_by_reference(reference, visible_to=user)
-        except DomainError:
+        except NotFound:
             change = None
     initial: dict[str, Any] = {}
     if change is not None:
@@ -151,38 +151,32 @@ def rollout_new(request: HttpRequest) -> HttpResponse:
     form = RolloutForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
-        status = 400
-        if form.is_valid():
+
+        def create(data: dict[str, Any]) -> Rollout:
             if change is None:
-                form.add_error("change", f"No change request '{reference}' that you can see.")
-                status = 404
-            elif not (allowed := permissions.can_create_rollout(user, change)):
-                form.add_error(None, allowed.reason)
-                status = 403
-            else:
-                data = form.cleaned_data
-                try:
-                    rollout = services.rollout_create(
-                        change=change,
-                        actor=user,
-                        strategy=data["strategy"],
-                        steps=data["steps_value"],
-                        target=data["target"],
-                        cohort=data["cohort_value"],
-                        flag_key=data["flag_key"].strip(),
-                        flag_expires_at=data["flag_expires_at"],
-                        reason=data["reason"],
-                    )
-                except DomainError as exc:
-                    form_error(form, exc, {"flag": "flag_key"})
-                    status = exc.status_code
-                else:
-                    messages.success(
-                        request,
-                        f"Created {rollout.reference} from {change.reference} as a draft: "
-                        "nothing serves differently until you start it.",
-                    )
-                    return redirect(rollout)
+                raise NotFound(f"No change request '{reference}' that you can see.", field="change")
+            permissions.can_create_rollout(user, change).require()
+            return services.rollout_create(
+                change=change,
+                actor=user,
+                strategy=data["strategy"],
+                steps=data["steps_value"],
+                target=data["target"],
+                cohort=data["cohort_value"],
+                flag_key=data["flag_key"].strip(),
+                flag_expires_at=data["flag_expires_at"],
+                reason=data["reason"],
+            )
+
+        done = submit(form, create, aliases={"flag": "flag_key"}, invalid_status=400)
+        if done.ok and done.result is not None and change is not None:
+            messages.success(
+                request,
+                f"Created {done.result.reference} from {change.reference} as a draft: "
+                "nothing serves differently until you start it.",
+            )
+            return redirect(done.result)
+        status = done.status
     waiting = [] if change else list(selectors.changes_awaiting_rollout(user)[:WAITING_LIMIT])
     return render(
         request,
@@ -299,10 +293,7 @@ def fleet(request: HttpRequest) -> HttpResponse:
 @login_required
 def artifact_usage(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
     """Who still uses which version of an artifact: tenants and applications, 24 h and 7 d."""
-    try:
-        artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
-    except NotFound as exc:
-        raise Http404(exc.message) from exc
+    artifact = registry_selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
     versions = list(registry_selectors.versions_of(artifact))
     visible = set(tenants_visible_to(request.user).values_list("slug", flat=True))
     usage = telemetry_selectors.usage_by_version(versions)
@@ -385,21 +376,18 @@ def rollout_action(request: HttpRequest, number: int, action: str) -> HttpRespon
         if refused is not None:
             code = refused
         else:
-            try:
-                done = ACTION_SERVICES[action](
-                    rollout=rollout,
-                    actor=user,
-                    revision=form.cleaned_data["revision"],
-                    reason=form.cleaned_data["reason"],
-                )
-            except DomainError as exc:
-                form_error(form, exc)
-                messages.error(request, exc.message)
-                code = exc.status_code
-            else:
-                now = presenters.state_text(done, list(selectors.targets_of(done)))
-                messages.success(request, f"{ACTION_DONE[action]} {done.reference}: {now}.")
-                return redirect(done)
+            done = submit(
+                form,
+                lambda data: ACTION_SERVICES[action](
+                    rollout=rollout, actor=user, revision=data["revision"], reason=data["reason"]
+                ),
+            )
+            if done.ok and done.result is not None:
+                now = presenters.state_text(done.result, list(selectors.targets_of(done.result)))
+                messages.success(request, f"{ACTION_DONE[action]} {done.result.reference}: {now}.")
+                return redirect(done.result)
+            messages.error(request, _refusal(form))  # the refusal, also above the page
+            code = done.status
     rollout.refresh_from_db()
     return _rollout_page(request, rollout, bound=(action, form), status=code)
 
@@ -457,24 +445,22 @@ def application_new(request: HttpRequest) -> HttpResponse:
     form = ApplicationForm(request.POST or None, tenants=tenants)
     status = 200
     if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                tenant = next(t for t in tenants_administered_by(user) if t.slug == data["tenant"])
-                application = services.application_create(
-                    tenant=tenant,
-                    slug=data["slug"],
-                    name=data["name"],
-                    description=data["description"],
-                    actor=user,
-                )
-            except DomainError as exc:
-                form_error(form, exc)
-                status = exc.status_code
-            else:
-                messages.success(request, f"Created the application {application.slug}.")
-                return redirect(application)
+
+        def create(data: dict[str, Any]) -> Application:
+            tenant = next(t for t in tenants_administered_by(user) if t.slug == data["tenant"])
+            return services.application_create(
+                tenant=tenant,
+                slug=data["slug"],
+                name=data["name"],
+                description=data["description"],
+                actor=user,
+            )
+
+        done = submit(form, create, invalid_status=400)
+        if done.ok and done.result is not None:
+            messages.success(request, f"Created the application {done.result.slug}.")
+            return redirect(done.result)
+        status = done.status
     return render(request, "rollouts/application_form.html", {"form": form}, status=status)
 
 
@@ -532,20 +518,17 @@ def application_edit(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, allowed.reason)
         return _application_page(request, application, status=403)
     form = ApplicationEditForm(request.POST)
-    if not form.is_valid():
-        return _application_page(request, application, edit_form=form, status=400)
-    try:
-        application = services.application_update(
-            application=application,
-            name=form.cleaned_data["name"],
-            description=form.cleaned_data["description"],
-            actor=user,
-        )
-    except DomainError as exc:
-        form_error(form, exc)
-        return _application_page(request, application, edit_form=form, status=exc.status_code)
-    messages.success(request, f"Saved {application.slug}.")
-    return redirect(application)
+    done = submit(
+        form,
+        lambda data: services.application_update(
+            application=application, name=data["name"], description=data["description"], actor=user
+        ),
+        invalid_status=400,
+    )
+    if not done.ok or done.result is None:
+        return _application_page(request, application, edit_form=form, status=done.status)
+    messages.success(request, f"Saved {done.result.slug}.")
+    return redirect(done.result)
 
 
 @login_required
@@ -558,25 +541,23 @@ def slot_new(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, allowed.reason)
         return _application_page(request, application, status=403)
     form = SlotForm(request.POST)
-    if not form.is_valid():
-        return _application_page(request, application, slot_form=form, status=400)
-    data = form.cleaned_data
-    try:
-        artifact = _slot_artifact(application, data["artifact"])
-        slot = services.slot_create(
+
+    def create(data: dict[str, Any]) -> Slot:
+        return services.slot_create(
             application=application,
             name=data["name"],
-            artifact=artifact,
+            artifact=_slot_artifact(application, data["artifact"]),
             description=data["description"],
             actor=user,
         )
-    except DomainError as exc:
-        form_error(form, exc)
-        return _application_page(request, application, slot_form=form, status=exc.status_code)
+
+    done = submit(form, create, invalid_status=400)
+    if not done.ok or done.result is None:
+        return _application_page(request, application, slot_form=form, status=done.status)
     messages.success(
-        request, f"Created the slot {slot}: its default is the artifact's active version."
+        request, f"Created the slot {done.result}: its default is the artifact's active version."
     )
-    return redirect(slot)
+    return redirect(done.result)
 
 
 def _slot_artifact(application: Application, path: str) -> Any:
@@ -656,13 +637,13 @@ def slot_edit(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         messages.error(request, allowed.reason)
         return _slot_page(request, slot, status=403)
     form = SlotDescriptionForm(request.POST)
-    if not form.is_valid():
-        return _slot_page(request, slot, description_form=form, status=400)
-    try:
-        services.slot_update(slot=slot, description=form.cleaned_data["description"], actor=user)
-    except DomainError as exc:
-        form_error(form, exc)
-        return _slot_page(request, slot, description_form=form, status=exc.status_code)
+    done = submit(
+        form,
+        lambda data: services.slot_update(slot=slot, description=data["description"], actor=user),
+        invalid_status=400,
+    )
+    if not done.ok:
+        return _slot_page(request, slot, description_form=form, status=done.status)
     messages.success(request, f"Saved the description of {slot}.")
     return redirect(slot)
 
@@ -679,25 +660,23 @@ def slot_override(request: HttpRequest, slug: str, name: str) -> HttpResponse:
             messages.error(request, "Only an administrator of the tenant can set its override.")
             return _slot_page(request, slot, status=403)
         return _slot_page(request, slot, override_form=form, status=400)
-    data = form.cleaned_data
-    tenant = tenants[data["tenant"]]
-    version_text = data["version"].strip()
-    try:
-        if version_text:
-            version = slot.artifact.versions.filter(version=version_text).first()
-            if version is None:
-                raise NotFound(
-                    f"{slot.artifact.path} has no version {version_text}.", field="version"
-                )
-            services.override_set(
-                slot=slot, tenant=tenant, version=version, reason=data["reason"], actor=user
-            )
-            text = f"{tenant.slug} now gets {version_text} from {slot}."
-        else:
-            services.override_clear(slot=slot, tenant=tenant, reason=data["reason"], actor=user)
-            text = f"Cleared {tenant.slug}'s override of {slot}: it gets the default again."
-    except DomainError as exc:
-        form_error(form, exc)
-        return _slot_page(request, slot, override_form=form, status=exc.status_code)
-    messages.success(request, text)
+    done = submit(form, lambda data: _override_apply(slot, tenants[data["tenant"]], data, user))
+    if not done.ok or done.result is None:
+        return _slot_page(request, slot, override_form=form, status=done.status)
+    messages.success(request, done.result)
     return redirect(slot)
+
+
+def _override_apply(slot: Slot, tenant: Tenant, data: dict[str, Any], user: User) -> str:
+    """Set the override to the version named, or clear it when none is; the message to show."""
+    version_text = data["version"].strip()
+    if not version_text:
+        services.override_clear(slot=slot, tenant=tenant, reason=data["reason"], actor=user)
+        return f"Cleared {tenant.slug}'s override of {slot}: it gets the default again."
+    version = slot.artifact.versions.filter(version=version_text).first()
+    if version is None:
+        raise NotFound(f"{slot.artifact.path} has no version {version_text}.", field="version")
+    services.override_set(
+        slot=slot, tenant=tenant, version=version, reason=data["reason"], actor=user
+    )
+    return f"{tenant.slug} now gets {version_text} from {slot}."
