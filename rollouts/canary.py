@@ -35,6 +35,7 @@ from rollouts.analysis import Observation, Policy, StepCounts, Verdict
 from rollouts.choices import BUCKETS, PointerKind, PromotionTarget, RolloutState, RolloutStrategy
 from rollouts.manifest import Signal
 from rollouts.models import PointerMove, Rollout, RolloutTarget, TelemetryCounter
+from rollouts.selectors import rollout_url
 from rollouts.telemetry import Totals
 from rollouts.telemetry_selectors import totals_annotations
 
@@ -391,7 +392,6 @@ def _rollback_notify(rollout: Rollout, verdict: Verdict, evidence: dict[str, Any
     from accounts.choices import Role
     from accounts.models import RoleGrant
     from governance.kernel.notifications import notification_send
-    from rollouts.controller import _rollout_url
 
     owners = [
         t.slot.artifact.owner
@@ -414,6 +414,6 @@ def _rollback_notify(rollout: Rollout, verdict: Verdict, evidence: dict[str, Any
             f"at step {rollout.step}: {verdict.reason}. Every pointer it moved is restored; "
             "the evidence is in its phase manifest."
         ),
-        url=_rollout_url(rollout),
+        url=rollout_url(rollout),
         dedupe_key=f"rollout-auto-rollback:{rollout.pk}",
     )

@@ -28,6 +28,7 @@ from rollouts.analysis import ADVANCE, PAUSE, ROLLBACK, Verdict
 from rollouts.choices import ACTIVE_STATES, RolloutState, RolloutStrategy
 from rollouts.manifest import Signal, manifest_append, manifest_latest, signal_for
 from rollouts.models import IterationNote, ManifestVersion, Rollout
+from rollouts.selectors import rollout_url
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +350,7 @@ def flag_alerts_send(*, now: datetime | None = None) -> int:
                 tenant=rollout.tenant,
                 title=title,
                 body=body,
-                url=_rollout_url(rollout),
+                url=rollout_url(rollout),
                 dedupe_key=f"rollout-flag-expiring:{rollout.pk}:{expires_at.isoformat()}",
             )
             event_record(
@@ -368,12 +369,3 @@ def flag_alerts_send(*, now: datetime | None = None) -> int:
             )
             sent += 1
     return sent
-
-
-def _rollout_url(rollout: Rollout) -> str:
-    from django.urls import NoReverseMatch
-
-    try:
-        return rollout.get_absolute_url()
-    except NoReverseMatch:  # the pages (another lane) may not be routed yet
-        return ""

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from accounts.models import Tenant
 from accounts.selectors import AnyUser, tenant_scoped
@@ -321,3 +321,11 @@ def with_last_note(rollouts: QuerySet[Rollout]) -> QuerySet[Rollout]:
 def usage_url(artifact: Any) -> str:
     """The usage page of an artifact (who still uses which version): registry links to it."""
     return reverse("rollouts:usage", kwargs=artifact.url_kwargs())
+
+
+def rollout_url(rollout: Rollout) -> str:
+    """The rollout's page, for notifications; empty when the pages are not routed."""
+    try:
+        return rollout.get_absolute_url()
+    except NoReverseMatch:
+        return ""
