@@ -21,8 +21,7 @@ from accounts.forms import (
 )
 from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant, User
 from accounts.permissions import can_manage_access, can_manage_service_tokens
-from governance.kernel.errors import DomainError
-from governance.kernel.views import say_above, submit
+from governance.kernel.views import attempt, say_above, submit
 
 
 def _actor(request: HttpRequest) -> User:
@@ -120,19 +119,18 @@ def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
         )
         messages.error(request, f"Not revoked. {problems}")
         return _tenant_page(request, tenant, status=400)
-
-    def revoke(data: dict[str, Any]) -> RoleGrant:
-        return services.role_revoke(
+    data = form.cleaned_data
+    done = attempt(
+        request,
+        lambda: services.role_revoke(
             user=data["username"],
             role=data["role"],
             tenant=tenant,
             actor=_actor(request),
             reason=data["reason"],
-        )
-
-    done = submit(form, revoke)
-    if not done.ok or done.result is None:
-        say_above(request, form)  # a button in the members list: no form to show it on
+        ),
+    )
+    if not done.ok or done.result is None:  # a button in the members list: no form
         return _tenant_page(request, tenant, status=done.status)
     grant = done.result
     messages.success(request, f"Revoked {grant.get_role_display()} from {grant.user} in {tenant}.")
@@ -174,15 +172,12 @@ def service_token_revoke(request: HttpRequest, slug: str, token_id: str) -> Http
     if not form.is_valid():
         messages.error(request, "Not revoked: say why.")
         return _tenant_page(request, tenant, status=400)
-
-    def revoke(data: dict[str, Any]) -> ServiceToken:
-        return services.service_token_revoke(
-            token=token, actor=_actor(request), reason=data["reason"]
-        )
-
-    done = submit(form, revoke)
-    if not done.ok:
-        say_above(request, form)  # a button in the token list: no form to show it on
+    reason = form.cleaned_data["reason"]
+    done = attempt(
+        request,
+        lambda: services.service_token_revoke(token=token, actor=_actor(request), reason=reason),
+    )
+    if not done.ok:  # a button in the token list: no form
         return _tenant_page(request, tenant, status=done.status)
     messages.success(request, f"Service token {token.prefix}… revoked.")
     return redirect(tenant)
@@ -221,10 +216,7 @@ def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
     token = selectors.tokens_of(_actor(request)).filter(pk=token_id).first()
     if token is None:
         raise Http404("No such token.")
-    try:
-        services.token_revoke(token=token, actor=_actor(request))
-    except DomainError as exc:  # a button without a form: its refusal said above the page
-        messages.error(request, exc.message)
-    else:
+    done = attempt(request, lambda: services.token_revoke(token=token, actor=_actor(request)))
+    if done.ok:
         messages.success(request, f"Token {token.prefix}… revoked.")
     return redirect("tokens")

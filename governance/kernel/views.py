@@ -4,6 +4,7 @@
   a page view is the 404 page, a :class:`~governance.kernel.errors.Forbidden` the 403 page
   with its reason. Views do not catch these to re-raise ``Http404``.
 - :func:`submit`: "form → service → error on the form" in one call.
+- :func:`attempt`: "service → refusal as a message" for a page with no form (a button).
 - :func:`say_above`: a form's errors as the page's messages, for a form the page does not show.
 
 The API does not pass through here: DRF's exception handler (``governance.api.exceptions``)
@@ -73,6 +74,18 @@ def submit(
         result = action(form.cleaned_data)
     except DomainError as exc:
         form_error(form, exc, aliases)
+        return Submitted(None, exc.status_code, ok=False)
+    return Submitted(result, 200, ok=True)
+
+
+def attempt(request: HttpRequest, action: Callable[[], T]) -> Submitted[T]:
+    """Call a service for a page with no form to show its refusal on (a button): a
+    ``DomainError`` becomes an error message and the page's status (nothing was written:
+    services are atomic)."""
+    try:
+        result = action()
+    except DomainError as exc:
+        messages.error(request, exc.message)
         return Submitted(None, exc.status_code, ok=False)
     return Submitted(result, 200, ok=True)
 

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 
 from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound
-from governance.kernel.views import DomainErrorMiddleware, say_above, submit
+from governance.kernel.views import DomainErrorMiddleware, attempt, say_above, submit
 
 
 class NameForm(forms.Form):
@@ -129,3 +129,21 @@ def test_say_above_unplaced_only_leaves_the_fields_their_errors():
     say_above(request, form, unplaced_only=True)
     assert said(request) == ["Only an administrator can."]
     assert form.errors == {"name": ["Odd."]}
+
+
+def test_attempt_returns_the_services_result():
+    request = page_request()
+    done = attempt(request, lambda: "revoked")
+    assert (done.ok, done.status, done.result) == (True, 200, "revoked")
+    assert said(request) == []
+
+
+def test_attempt_says_a_refusal_above_the_page_with_its_status():
+    request = page_request()
+
+    def revoke() -> None:
+        raise Conflict("This token is already revoked.", field="token")
+
+    done = attempt(request, revoke)
+    assert (done.ok, done.status, done.result) == (False, 409, None)
+    assert said(request) == ["This token is already revoked."]
