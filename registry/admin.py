@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from typing_extensions import override
 
 from accounts.admin import REASON_HELP, refused
 from governance.kernel.admin import ReadOnlyAdmin
@@ -50,6 +51,7 @@ class ArtifactClassAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "content_kind", "interface_pointer", "builtin")
     readonly_fields = ("builtin", "created_at", "created_by")
 
+    @override
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # A class's slug and kind are part of every artifact's identity: fixed once made.
         return (*self.readonly_fields, "slug", "content_kind") if obj else self.readonly_fields
@@ -83,6 +85,7 @@ class ArtifactClassAdmin(admin.ModelAdmin):
             raise forms.ValidationError(str(exc)) from exc
         obj.pk = made.pk
 
+    @override
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -94,12 +97,15 @@ class ArtifactAdmin(admin.ModelAdmin):
     search_fields = ("slug", "title")
     list_select_related = ("artifact_class", "tenant", "owner", "recommended_version")
 
+    @override
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # artifacts are created through the registry pages, API or CLI
 
+    @override
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @override
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -117,12 +123,15 @@ class VersionAdmin(admin.ModelAdmin):
     list_select_related = ("artifact__artifact_class", "artifact__tenant", "created_by")
     exclude = ("manifest",)
 
+    @override
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    @override
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @override
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

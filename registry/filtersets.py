@@ -18,7 +18,7 @@ class ArtifactFilterSet(django_filters.FilterSet):
         model = Artifact
         fields = ["artifact_class", "tenant", "owner", "q"]
 
-    def search(self, queryset: QuerySet[Artifact], name: str, value: str) -> QuerySet[Artifact]:
+    def search(self, queryset: QuerySet[Artifact], _name: str, value: str) -> QuerySet[Artifact]:
         return queryset.filter(
             Q(slug__icontains=value) | Q(title__icontains=value) | Q(summary__icontains=value)
         )

@@ -16,6 +16,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from typing_extensions import override
 
 from governance.kernel.triggers import immutable, no_truncate
 from registry.choices import ContentKind, ImpactChoice, Stage
@@ -29,6 +30,7 @@ class ImmutableError(Exception):
 
 
 class ImmutableQuerySet(models.QuerySet["Version"]):
+    @override
     def update(self, **kwargs: Any) -> int:
         raise ImmutableError("Published versions are immutable: they cannot be updated.")
 
@@ -190,6 +192,7 @@ class Version(models.Model):
             "registry:version", kwargs={**self.artifact.url_kwargs(), "version": self.version}
         )
 
+    @override
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ImmutableError("Published versions are immutable: they cannot be deleted.")
 

@@ -14,6 +14,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from typing_extensions import override
 
 from accounts.models import User
 from accounts.selectors import is_platform_admin, tenant_for_user
@@ -63,6 +64,7 @@ class ArtifactClassList(generics.ListCreateAPIView):
     queryset = ArtifactClass.objects.all()
     pagination_class = None
 
+    @override
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = ArtifactClassSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -103,7 +105,7 @@ class ArtifactList(generics.ListAPIView):
             slug=data["slug"],
             title=data["title"],
             summary=data["summary"],
-            license=data["license"],
+            license_id=data["license"],
             owner=owner,
             actor=request.user,  # type: ignore[arg-type]
         )

@@ -29,7 +29,7 @@ def artifact_create(
     title: str,
     actor: User | None,
     summary: str = "",
-    license: str = "proprietary",
+    license_id: str = "proprietary",
     owner: User | None = None,
 ) -> Artifact:
     require_author(actor, tenant)
@@ -47,7 +47,7 @@ def artifact_create(
         slug=slug,
         title=title.strip(),
         summary=summary,
-        license=license or "proprietary",
+        license=license_id or "proprietary",
         owner=owner,
         created_by=actor,
     )

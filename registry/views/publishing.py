@@ -39,7 +39,7 @@ def artifact_new(request: HttpRequest) -> HttpResponse:
                 slug=data["slug"],
                 title=data["title"],
                 summary=data["summary"],
-                license=data["license"],
+                license_id=data["license"],
                 actor=actor_of(request),
             )
 

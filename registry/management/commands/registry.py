@@ -41,7 +41,7 @@ def _artifact_create(path: str, o: dict[str, Any]) -> Artifact:
         slug=slug,
         title=o["title"] or "",
         summary=o.get("summary") or "",
-        license=o.get("license") or "proprietary",
+        license_id=o.get("license") or "proprietary",
         owner=user_by_username(o["owner"]),
         actor=None,
     )
