@@ -199,7 +199,8 @@ def _walk(old: object, new: object, path: str, out: list[JsonChange]) -> None:
                 out.append(JsonChange(_key_path(path, key), "added", None, value))
         return
     if _is_array(old) and _is_array(new):
-        assert isinstance(old, Sequence) and isinstance(new, Sequence)
+        assert isinstance(old, Sequence)
+        assert isinstance(new, Sequence)
         for index in range(max(len(old), len(new))):
             where = f"{path}[{index}]"
             if index >= len(new):

@@ -276,15 +276,8 @@ class Reference:
         return self.pinned()
 
 
-def parse_reference(
-    text: str, *, tenant: str | None = None, class_slug: str | None = None
-) -> Reference:
-    """Parse any accepted reference form; ``tenant``/``class_slug`` fill in what the text omits.
-
-    Accepted: ``slug``, ``slug@version``, ``slug:version#sha256``, ``slug@version#sha256``,
-    ``class/tenant/slug``, ``class/tenant/slug@version`` and ``class/tenant/slug/version``,
-    each with versions optionally followed by ``#sha256`` (8-64 lowercase hex).
-    """
+def _clean_text(text: object) -> str:
+    """The reference text, stripped: text, not empty, not too long."""
     if not isinstance(text, str):
         raise BrokenReference(f"reference must be text, not {type(text).__name__}", "reference")
     text = text.strip()
@@ -295,12 +288,11 @@ def parse_reference(
             f"reference is {len(text)} characters long; at most {MAX_REFERENCE_LENGTH} are allowed",
             "reference",
         )
-    if tenant is not None:
-        _check_tenant(tenant)
-    if class_slug is not None:
-        _check_class(class_slug)
+    return text
 
-    body, has_hash, sha256 = text.partition("#")
+
+def _path_segments(text: str, body: str) -> list[str]:
+    """The ``/``-separated parts of the body: one, three or four."""
     if body.startswith("/") or body.endswith("/"):
         raise BrokenReference(
             f"reference {_show(text)} must not start or end with '/'; expected {_FORMS}",
@@ -312,33 +304,32 @@ def parse_reference(
             f"reference {_show(text)} has {len(segments)} path segments; expected {_FORMS}",
             "reference",
         )
+    return segments
 
+
+def _split(segments: list[str]) -> tuple[str | None, str | None, str, str | None, str]:
+    """(class, tenant, slug, version, the separator before the version) as written."""
+    if len(segments) == 4:
+        cls, owner, slug, version = segments
+        return cls, owner, slug, version, "/"
     explicit_class: str | None = None
     explicit_tenant: str | None = None
-    version: str | None = None
-    separator = ""
-    if len(segments) == 4:
-        explicit_class, explicit_tenant, slug, version = segments
-        separator = "/"
+    if len(segments) == 3:
+        explicit_class, explicit_tenant, last = segments
     else:
-        if len(segments) == 3:
-            explicit_class, explicit_tenant, last = segments
-        else:
-            (last,) = segments
-        positions = [pos for pos in (last.find("@"), last.find(":")) if pos >= 0]
-        if positions:
-            cut = min(positions)
-            slug, separator, version = last[:cut], last[cut], last[cut + 1 :]
-            if version == "":
-                raise BrokenReference(f"version is empty after {separator!r}", "version")
-        else:
-            slug = last
+        (last,) = segments
+    positions = [pos for pos in (last.find("@"), last.find(":")) if pos >= 0]
+    if not positions:
+        return explicit_class, explicit_tenant, last, None, ""
+    cut = min(positions)
+    slug, separator, version = last[:cut], last[cut], last[cut + 1 :]
+    if version == "":
+        raise BrokenReference(f"version is empty after {separator!r}", "version")
+    return explicit_class, explicit_tenant, slug, version, separator
 
-    if explicit_class is not None:
-        _check_class(explicit_class)
-    if explicit_tenant is not None:
-        _check_tenant(explicit_tenant)
-    _check_slug(slug)
+
+def _check_pin(text: str, version: str | None, separator: str, has_hash: bool) -> None:
+    """A ``#sha256`` pin needs a version; the ``:`` form needs the pin."""
     if has_hash and version is None:
         raise BrokenReference(
             f"reference {_show(text)} has a '#sha256' pin but no version before it;"
@@ -354,6 +345,32 @@ def parse_reference(
             " '#sha256'; write 'slug@version' for an unpinned version",
             "sha256",
         )
+
+
+def parse_reference(
+    text: str, *, tenant: str | None = None, class_slug: str | None = None
+) -> Reference:
+    """Parse any accepted reference form; ``tenant``/``class_slug`` fill in what the text omits.
+
+    Accepted: ``slug``, ``slug@version``, ``slug:version#sha256``, ``slug@version#sha256``,
+    ``class/tenant/slug``, ``class/tenant/slug@version`` and ``class/tenant/slug/version``,
+    each with versions optionally followed by ``#sha256`` (8-64 lowercase hex).
+    """
+    text = _clean_text(text)
+    if tenant is not None:
+        _check_tenant(tenant)
+    if class_slug is not None:
+        _check_class(class_slug)
+
+    body, has_hash, sha256 = text.partition("#")
+    segments = _path_segments(text, body)
+    explicit_class, explicit_tenant, slug, version, separator = _split(segments)
+    if explicit_class is not None:
+        _check_class(explicit_class)
+    if explicit_tenant is not None:
+        _check_tenant(explicit_tenant)
+    _check_slug(slug)
+    _check_pin(text, version, separator, bool(has_hash))
     return Reference(
         slug=slug,
         class_slug=explicit_class if explicit_class is not None else class_slug,

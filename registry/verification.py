@@ -105,6 +105,22 @@ def manifest_problem(version: Version, body: dict[str, Any]) -> str | None:
     return None
 
 
+def _signature_problem(version: Version, manifest: bytes, keys: dict[str, str]) -> str | None:
+    """What is wrong with the manifest's hash or signature (None: both verify)."""
+    if hashlib.sha256(manifest).hexdigest() != version.manifest_sha256:
+        return "manifest does not hash to the version's hash"
+    public = keys.get(version.key_id)
+    if public is None:
+        return f"signed by unknown key {version.key_id}"
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public)).verify(
+            bytes.fromhex(version.signature), bytes.fromhex(version.manifest_sha256)
+        )
+    except (InvalidSignature, ValueError):
+        return f"signature does not verify with key {version.key_id}"
+    return None
+
+
 def check_version(version: Version, keys: dict[str, str] | None = None) -> VersionCheck:
     """One version on its own: what the API lets anyone recompute.
 
@@ -113,17 +129,9 @@ def check_version(version: Version, keys: dict[str, str] | None = None) -> Versi
     """
     keys = keys if keys is not None else dict(SigningKey.objects.values_list("kid", "public_key"))
     manifest = bytes(version.manifest)
-    if hashlib.sha256(manifest).hexdigest() != version.manifest_sha256:
-        return VersionCheck(version, False, "manifest does not hash to the version's hash")
-    public = keys.get(version.key_id)
-    if public is None:
-        return VersionCheck(version, False, f"signed by unknown key {version.key_id}")
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public)).verify(
-            bytes.fromhex(version.signature), bytes.fromhex(version.manifest_sha256)
-        )
-    except (InvalidSignature, ValueError):
-        return VersionCheck(version, False, f"signature does not verify with key {version.key_id}")
+    problem = _signature_problem(version, manifest, keys)
+    if problem is not None:
+        return VersionCheck(version, False, problem)
     body = json.loads(manifest)
     if body.get("artifact") != version.artifact.path or body.get("version") != version.version:
         return VersionCheck(version, False, "manifest names another artifact or version")

@@ -28,7 +28,7 @@ class ArtifactClassSerializer(serializers.ModelSerializer[ArtifactClass]):
         read_only_fields = ["builtin"]
 
 
-class ReplacementSerializer(serializers.Serializer):
+class ReplacementSerializer(serializers.Serializer[Any]):
     path = serializers.CharField(help_text="class/tenant/slug/version")
     pinned = serializers.CharField(help_text="class/tenant/slug/version#sha256")
 
@@ -111,7 +111,7 @@ class VersionSummarySerializer(serializers.ModelSerializer[Version]):
         return is_active(obj)
 
 
-class VersionLifecycleSerializer(serializers.Serializer):
+class VersionLifecycleSerializer(serializers.Serializer[Any]):
     """An artifact's active or recommended version, and whether it is deprecated or retired."""
 
     version = serializers.CharField()
@@ -192,7 +192,7 @@ class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
         return f"/api/v1/artifacts/{obj.path}/"
 
 
-class ArtifactCreateSerializer(serializers.Serializer):
+class ArtifactCreateSerializer(serializers.Serializer[Any]):
     artifact_class = serializers.CharField(max_length=100)
     tenant = serializers.CharField(max_length=63)
     slug = serializers.CharField(max_length=100)
@@ -202,7 +202,7 @@ class ArtifactCreateSerializer(serializers.Serializer):
     owner = serializers.CharField(max_length=150, required=False, allow_null=True, default=None)
 
 
-class DeprecateSerializer(serializers.Serializer):
+class DeprecateSerializer(serializers.Serializer[Any]):
     replacement = serializers.CharField(
         max_length=300,
         help_text="The version to use instead: a version number of this artifact, or a reference.",
@@ -221,25 +221,25 @@ class DeprecateSerializer(serializers.Serializer):
     )
 
 
-class RetireSerializer(serializers.Serializer):
+class RetireSerializer(serializers.Serializer[Any]):
     rationale = serializers.CharField(
         max_length=5000, help_text="Why it moves to simulation-only (the sunset rationale)."
     )
 
 
-class OwnerSetSerializer(serializers.Serializer):
+class OwnerSetSerializer(serializers.Serializer[Any]):
     owner = serializers.CharField(
         max_length=150, help_text="Username of the new owner (an active member)."
     )
     reason = serializers.CharField(max_length=2000)
 
 
-class VariableSerializer(serializers.Serializer):
+class VariableSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
     required = serializers.BooleanField(default=True)  # type: ignore[assignment]
 
 
-class PublishSerializer(serializers.Serializer):
+class PublishSerializer(serializers.Serializer[Any]):
     content = serializers.JSONField(
         required=False, help_text="Text (prompts, templates) or JSON (rulesets, manifests)."
     )

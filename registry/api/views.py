@@ -57,7 +57,7 @@ def _fields_renamed(names: dict[str, str]) -> Iterator[None]:
         raise
 
 
-class ArtifactClassList(generics.ListCreateAPIView):
+class ArtifactClassList(generics.ListCreateAPIView[ArtifactClass]):
     """Artifact classes; platform administrators add new ones without code."""
 
     serializer_class = ArtifactClassSerializer
@@ -72,7 +72,7 @@ class ArtifactClassList(generics.ListCreateAPIView):
         return Response(ArtifactClassSerializer(made).data, status=status.HTTP_201_CREATED)
 
 
-class ArtifactList(generics.ListAPIView):
+class ArtifactList(generics.ListAPIView[Artifact]):
     """Artifacts of your tenants: filter by class, tenant, owner, and text (`q`)."""
 
     serializer_class = ArtifactSerializer
@@ -121,7 +121,7 @@ class ArtifactDetail(APIView):
         return Response(ArtifactSerializer(artifact).data)
 
 
-class VersionList(generics.GenericAPIView):
+class VersionList(generics.GenericAPIView[Version]):
     """Versions of an artifact, newest first; POST publishes a new one (any member of the tenant)."""
 
     serializer_class = VersionSummarySerializer

@@ -79,52 +79,58 @@ class PublishPlan:
     detected: Impact | None
 
 
-def _normalise_content(
-    artifact_class: ArtifactClass, content: Content
-) -> tuple[dict[str, Any], bytes]:
-    """Validate content for the class; return the stored fields and the bytes its digest covers."""
-    kind = artifact_class.content_kind
-    if kind == ContentKind.TEXT:
-        if content.text is None:
-            raise DomainError(f"{artifact_class.slug} versions hold text.", field="content")
-        if not content.text.strip():
-            raise DomainError(
-                f"Content is required: a {artifact_class.slug} version cannot be empty.",
-                field="content",
-            )
-        raw = content.text.encode()
-        if len(raw) > settings.REGISTRY_MAX_TEXT_BYTES:
-            raise DomainError(
-                f"Text is {len(raw)} bytes; the limit is {settings.REGISTRY_MAX_TEXT_BYTES}.",
-                field="content",
-            )
-        return {"content_text": content.text, "content_size": len(raw)}, raw
-    if kind == ContentKind.JSON:
-        data = content.data
-        if data is None and content.text is not None:
-            try:
-                data = json.loads(content.text)
-            except ValueError as exc:
-                raise DomainError(f"Content is not valid JSON: {exc}", field="content") from exc
-        if data is None:
-            raise DomainError(f"{artifact_class.slug} versions hold JSON.", field="content")
-        if artifact_class.content_schema:
-            validator = jsonschema.validators.validator_for(artifact_class.content_schema)(
-                artifact_class.content_schema
-            )
-            error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-            if error is not None:
-                where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-                raise DomainError(
-                    f"Content fails the class schema at {where}: {error.message}", field="content"
-                )
-        raw = canonical(data)
-        if len(raw) > settings.REGISTRY_MAX_TEXT_BYTES:
-            raise DomainError(
-                f"JSON is {len(raw)} bytes; the limit is {settings.REGISTRY_MAX_TEXT_BYTES}.",
-                field="content",
-            )
-        return {"content_json": data, "content_size": len(raw)}, raw
+def _text_content(artifact_class: ArtifactClass, content: Content) -> tuple[dict[str, Any], bytes]:
+    if content.text is None:
+        raise DomainError(f"{artifact_class.slug} versions hold text.", field="content")
+    if not content.text.strip():
+        raise DomainError(
+            f"Content is required: a {artifact_class.slug} version cannot be empty.",
+            field="content",
+        )
+    raw = content.text.encode()
+    if len(raw) > settings.REGISTRY_MAX_TEXT_BYTES:
+        raise DomainError(
+            f"Text is {len(raw)} bytes; the limit is {settings.REGISTRY_MAX_TEXT_BYTES}.",
+            field="content",
+        )
+    return {"content_text": content.text, "content_size": len(raw)}, raw
+
+
+def _schema_check(artifact_class: ArtifactClass, data: Any) -> None:
+    """JSON content follows its class's schema, when the class has one."""
+    if not artifact_class.content_schema:
+        return
+    validator = jsonschema.validators.validator_for(artifact_class.content_schema)(
+        artifact_class.content_schema
+    )
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise DomainError(
+            f"Content fails the class schema at {where}: {error.message}", field="content"
+        )
+
+
+def _json_content(artifact_class: ArtifactClass, content: Content) -> tuple[dict[str, Any], bytes]:
+    data = content.data
+    if data is None and content.text is not None:
+        try:
+            data = json.loads(content.text)
+        except ValueError as exc:
+            raise DomainError(f"Content is not valid JSON: {exc}", field="content") from exc
+    if data is None:
+        raise DomainError(f"{artifact_class.slug} versions hold JSON.", field="content")
+    _schema_check(artifact_class, data)
+    raw = canonical(data)
+    if len(raw) > settings.REGISTRY_MAX_TEXT_BYTES:
+        raise DomainError(
+            f"JSON is {len(raw)} bytes; the limit is {settings.REGISTRY_MAX_TEXT_BYTES}.",
+            field="content",
+        )
+    return {"content_json": data, "content_size": len(raw)}, raw
+
+
+def _file_content(artifact_class: ArtifactClass, content: Content) -> tuple[dict[str, Any], bytes]:
     if not content.file_bytes:  # None, or an empty upload
         raise DomainError(
             f"{artifact_class.slug} versions hold an uploaded file, and it cannot be empty.",
@@ -139,6 +145,18 @@ def _normalise_content(
         "content_name": content.file_name[:255],
         "content_size": len(content.file_bytes),
     }, content.file_bytes
+
+
+def _normalise_content(
+    artifact_class: ArtifactClass, content: Content
+) -> tuple[dict[str, Any], bytes]:
+    """Validate content for the class; return the stored fields and the bytes its digest covers."""
+    kind = artifact_class.content_kind
+    if kind == ContentKind.TEXT:
+        return _text_content(artifact_class, content)
+    if kind == ContentKind.JSON:
+        return _json_content(artifact_class, content)
+    return _file_content(artifact_class, content)
 
 
 def _variables(

@@ -81,7 +81,7 @@ def version_deprecate(
     choices = replacement_choices(found_artifact, found)
     form = DeprecateForm(request.POST, versions=choices)
     if not form.is_valid():
-        return version_page(request, found_artifact, found, deprecate_form=form, status=400)
+        return version_page(request, found_artifact, found, posted=form, status=400)
     try:
         deprecation: Deprecation = services.version_deprecate(
             version=found,
@@ -100,7 +100,7 @@ def version_deprecate(
         # A replacement that does not resolve is bad input on this form, not a missing page;
         # a refusal (403) is said above the page, which no longer offers the form.
         code = 400 if isinstance(exc, NotFound) else exc.status_code
-        return version_page(request, found_artifact, found, deprecate_form=form, status=code)
+        return version_page(request, found_artifact, found, posted=form, status=code)
     messages.success(
         request,
         f"Deprecated {found.path}: replaced by {deprecation.replacement.path}, removed from "
@@ -128,7 +128,7 @@ def version_retire(
     # A refusal (403) is said above the page, which no longer offers the form.
     done = submit(form, retire, invalid_status=400)
     if not done.ok or done.result is None:
-        return version_page(request, found_artifact, found, retire_form=form, status=done.status)
+        return version_page(request, found_artifact, found, posted=form, status=done.status)
     messages.success(
         request,
         f"Retired {found.path} to simulation-only; its evidence is kept until "

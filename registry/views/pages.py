@@ -140,10 +140,12 @@ def version_page(
     found_artifact: Artifact,
     found: Version,
     *,
-    deprecate_form: DeprecateForm | None = None,
-    retire_form: RetireForm | None = None,
+    posted: DeprecateForm | RetireForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    """The version page; ``posted`` is a lifecycle form shown again with its errors."""
+    deprecate_form = posted if isinstance(posted, DeprecateForm) else None
+    retire_form = posted if isinstance(posted, RetireForm) else None
     previous = Version.objects.filter(artifact=found_artifact, ordinal=found.ordinal - 1).first()
     deprecation = (
         Deprecation.objects.filter(version=found)
