@@ -11,17 +11,18 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from registry.choices import ArtifactClass
 from reviews.choices import CheckKind, CheckStatus
 
 if TYPE_CHECKING:
     from registry.models import Version
     from reviews.models import ChangeRequest
 
-RULESET_CLASSES = frozenset({"routing-ruleset"})
-MODEL_PROMPT_CLASSES = frozenset({"model", "prompt"})
-TEMPLATE_CLASSES = frozenset({"prompt-template", "response-template"})
+RULESET_CLASSES = frozenset({ArtifactClass.ROUTING_RULESET})
+MODEL_PROMPT_CLASSES = frozenset({ArtifactClass.MODEL, ArtifactClass.PROMPT})
+TEMPLATE_CLASSES = frozenset({ArtifactClass.PROMPT_TEMPLATE, ArtifactClass.RESPONSE_TEMPLATE})
 #: Text that reaches a model or a user: scanned for prohibited content and personal data.
-POLICY_CLASSES = TEMPLATE_CLASSES | {"prompt"}
+POLICY_CLASSES = TEMPLATE_CLASSES | {ArtifactClass.PROMPT}
 
 #: Checks that read attached evidence, so new evidence runs them again.
 EVIDENCE_CHECKS = (CheckKind.OFFLINE_EVALUATION, CheckKind.CHANGE_GATES)
@@ -142,7 +143,7 @@ def _model_pins(change: ChangeRequest) -> Outcome:
         pins = version.metadata.get("pinned_models") or version.metadata.get("model_ids")
         entry = {"sha256": version.manifest_sha256, "pinned_models": pins or []}
         recorded[version.path] = entry
-        if item.artifact.artifact_class.slug == "prompt" and not pins:
+        if item.artifact.artifact_class.slug == ArtifactClass.PROMPT and not pins:
             ok = False
             lines.append(f"FAIL {version.path}: no pinned model identifiers in its metadata")
         else:
@@ -193,7 +194,9 @@ def policy_pack_for(change: ChangeRequest) -> tuple[str, dict[str, Any]]:
     from reviews import policy_scan
 
     pack = (
-        Artifact.objects.filter(tenant_id=change.tenant_id, artifact_class__slug="policy-pack")
+        Artifact.objects.filter(
+            tenant_id=change.tenant_id, artifact_class__slug=ArtifactClass.POLICY_PACK
+        )
         .select_related("active_version", "recommended_version", "tenant", "artifact_class")
         .order_by("slug")
         .first()

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from governance.kernel.numbering import format_number
 from governance.kernel.triggers import immutable, undeletable
 from reviews.choices import (
     ActivationKind,
@@ -173,7 +174,7 @@ class ChangeRequest(models.Model):
 
     @property
     def reference(self) -> str:
-        return f"CR-{self.year}-{self.number:04d}"
+        return format_number("CR", self.year, self.number)
 
 
 class ChangeItem(models.Model):

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from registry.choices import ArtifactClass
 from reviews.choices import Requirement
 
 FLAGS = ("emergency", "privacy_related", "external_egress")
@@ -27,13 +28,22 @@ DEFAULT_RULES: dict[str, Any] = {
         },
         {
             "name": "Privacy-related template",
-            "when": {"classes": ["prompt-template", "response-template"], "privacy_related": True},
+            "when": {
+                "classes": [
+                    ArtifactClass.PROMPT_TEMPLATE.value,
+                    ArtifactClass.RESPONSE_TEMPLATE.value,
+                ],
+                "privacy_related": True,
+            },
             "require": [Requirement.PRIVACY_OFFICER.value, Requirement.ADMINISTRATOR.value],
             "final": True,
         },
         {
             "name": "External LLM egress changes",
-            "when": {"classes": ["model", "prompt"], "external_egress": True},
+            "when": {
+                "classes": [ArtifactClass.MODEL.value, ArtifactClass.PROMPT.value],
+                "external_egress": True,
+            },
             "require": [Requirement.SECURITY_OFFICER.value],
         },
         {

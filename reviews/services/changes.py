@@ -12,6 +12,8 @@ from accounts.models import Tenant, User
 from governance.kernel.errors import Conflict, DomainError
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.inputs import clean_text
+from governance.kernel.numbering import next_number
+from registry.choices import ArtifactClass
 from registry.models import Artifact, Version
 from registry.selectors import lifecycle_refusal
 from reviews import checks as check_catalog
@@ -71,17 +73,9 @@ def _resolve_corpus(tenant: Tenant, corpus: Version | str | None) -> Version | N
     if corpus is None or corpus == "":
         return None
     version = resolve_version(tenant, corpus, field="golden_corpus")
-    if version.artifact.artifact_class.slug != "golden-corpus":
+    if version.artifact.artifact_class.slug != ArtifactClass.GOLDEN_CORPUS:
         raise DomainError(f"{version.path} is not a golden corpus.", field="golden_corpus")
     return version
-
-
-def _next_number(year: int) -> int:
-    counter, _ = ChangeCounter.objects.get_or_create(year=year)
-    counter = ChangeCounter.objects.select_for_update().get(pk=counter.pk)
-    counter.last += 1
-    counter.save(update_fields=["last"])
-    return counter.last
 
 
 def _rollout_strategy(value: str) -> str:
@@ -122,7 +116,7 @@ def change_create(
     now = timezone.now()
     change = ChangeRequest(
         year=now.year,
-        number=_next_number(now.year),
+        number=next_number(ChangeCounter, now.year),
         tenant=tenant,
         change_type=versions[0].artifact.artifact_class.slug,
         title=title,

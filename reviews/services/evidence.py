@@ -15,7 +15,7 @@ from accounts.models import User
 from governance.kernel.errors import Conflict, DomainError
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.services import canonical
-from governance.kernel.inputs import clean_text
+from governance.kernel.inputs import clean_text, storable_json
 from governance.kernel.notifications import notification_send
 from registry.choices import Stage
 from registry.models import Version
@@ -34,23 +34,6 @@ from reviews.services.common import (
     transition,
     void_approvals,
 )
-
-
-def _storable_json(value: Any, field: str) -> None:
-    """Refuse what JSON can carry but the database cannot store: NUL characters, non-finite floats."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise DomainError("NUL characters are not allowed.", field=field)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise DomainError("Numbers must be finite.", field=field)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _storable_json(key, field)
-            _storable_json(item, field)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _storable_json(item, field)
 
 
 def start_checks(change: ChangeRequest, kinds: Sequence[str]) -> list[CheckRun]:
@@ -207,7 +190,7 @@ def evidence_attach(
         ("test_run_ids", list(test_run_ids)),
         ("notes", notes),
     ):
-        _storable_json(value, field)
+        storable_json(value, field)
     body = {
         "version": target.pinned,
         "metrics": metrics,
