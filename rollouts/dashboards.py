@@ -274,6 +274,10 @@ def _distribution(
     return charts.render(chart, alt=alt), rows
 
 
+def _latest(values: Sequence[float | None]) -> float | None:
+    return next((v for v in reversed(values) if v is not None), None)
+
+
 def _metric_chart(metric: Metric, points: list[SeriesPoint]) -> charts.ChartImage | None:
     canary = [
         _finite(metric.read(p.arms[Arm.CANARY])) if Arm.CANARY in p.arms else None for p in points
@@ -303,10 +307,9 @@ def _metric_chart(metric: Metric, points: list[SeriesPoint]) -> charts.ChartImag
     )
     chart.add("canary", canary)
     chart.add("stable", stable)
-    last = lambda values: next((v for v in reversed(values) if v is not None), None)  # noqa: E731
     alt = (
         f"{metric.label} per step, canary against stable; latest canary "
-        f"{metric_text(metric, last(canary))}, stable {metric_text(metric, last(stable))}."
+        f"{metric_text(metric, _latest(canary))}, stable {metric_text(metric, _latest(stable))}."
     )
     return charts.render(chart, alt=alt)
 

@@ -113,11 +113,12 @@ def _count(value: Any, i: int, name: str) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Refuse("must be a whole number.", field=_where(i, name))
-    if value < 0:
-        raise _Refuse(f"must not be negative (got {value}).", field=_where(i, name))
-    if value > MAX_COUNT:
+    count: int = value
+    if count < 0:
+        raise _Refuse(f"must not be negative (got {count}).", field=_where(i, name))
+    if count > MAX_COUNT:
         raise _Refuse("is too large.", field=_where(i, name))
-    return value
+    return count
 
 
 def _real(row: Mapping[str, Any], i: int, name: str) -> float:

@@ -48,6 +48,7 @@ from rollouts.forms import (
     SlotDescriptionForm,
     SlotForm,
     default_steps_text,
+    percent,
 )
 from rollouts.manifest import canary_blockers, manifest_build, manifest_latest
 from rollouts.models import Application, Rollout, Slot
@@ -217,7 +218,7 @@ def _rollout_page(
             "rollout": rollout,
             "targets": targets,
             "steps": presenters.steps_of(rollout),
-            "weight": presenters.percent(rollout.weight),
+            "weight": percent(rollout.weight),
             "phases": phases,
             "blockers": blockers,
             "manifest_status": manifest.get("status", ""),

@@ -91,7 +91,7 @@ def resolve_request(data: Any) -> ResolveRequest:
     )
 
 
-class ResolveRequestSerializer(serializers.Serializer):
+class ResolveRequestSerializer(serializers.Serializer[Any]):
     """One slot of a tenant's application, for one subject, optionally pinned."""
 
     tenant = serializers.SlugField(max_length=63, help_text="The tenant the answer is for.")
@@ -122,7 +122,7 @@ class ResolveRequestSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class AnswerSerializer(serializers.Serializer):
+class AnswerSerializer(serializers.Serializer[Any]):
     """What a slot serves, and why (the same fields for the snapshot's client-side resolve)."""
 
     tenant = serializers.CharField()
@@ -148,14 +148,14 @@ class AnswerSerializer(serializers.Serializer):
     warnings = serializers.ListField(child=serializers.CharField())
 
 
-class SignatureSerializer(serializers.Serializer):
+class SignatureSerializer(serializers.Serializer[Any]):
     algorithm = serializers.CharField(help_text="ed25519")
     key_id = serializers.CharField(help_text="A key of GET /api/v1/keys/")
     signed = serializers.CharField(help_text="sha256(rfc8785(snapshot))")
     value = serializers.CharField(help_text="hex Ed25519 signature of the 32-byte hash")
 
 
-class RuntimeDocumentSerializer(serializers.Serializer):
+class RuntimeDocumentSerializer(serializers.Serializer[Any]):
     """The signed runtime configuration (``snapshot`` is the signed body)."""
 
     sha256 = serializers.CharField(help_text="SHA-256 of the RFC 8785 bytes of 'snapshot'.")
@@ -174,7 +174,7 @@ def _username(user: Any) -> str | None:
     return user.username if user is not None else None
 
 
-class VersionPointerSerializer(serializers.Serializer):
+class VersionPointerSerializer(serializers.Serializer[Any]):
     """A version a pointer names: its path, number and manifest hash."""
 
     path = serializers.CharField(help_text="class/tenant/slug/version")
@@ -207,7 +207,7 @@ class ApplicationSerializer(serializers.ModelSerializer[Application]):
         return bool(obj.tenant.slug == settings.PLATFORM_TENANT_SLUG)
 
 
-class ApplicationCreateSerializer(serializers.Serializer):
+class ApplicationCreateSerializer(serializers.Serializer[Any]):
     tenant = serializers.CharField(max_length=63, help_text="The owning tenant's slug.")
     slug = serializers.CharField(max_length=100)
     name = serializers.CharField(max_length=200)
@@ -216,7 +216,7 @@ class ApplicationCreateSerializer(serializers.Serializer):
     )
 
 
-class ApplicationUpdateSerializer(serializers.Serializer):
+class ApplicationUpdateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(max_length=20000, required=False, allow_blank=True)
 
@@ -269,7 +269,7 @@ class PointerMoveSerializer(serializers.ModelSerializer[PointerMove]):
         """``application.slot``; null for a default move (it moves every slot of the artifact)."""
         return str(obj.slot) if obj.slot_id else None
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # "from" is a Python keyword, so the fields are declared under other names.
         wire = {"from_version": "from", "to_version": "to"}
         return {wire.get(name, name): field for name, field in super().get_fields().items()}
@@ -349,7 +349,7 @@ class ApplicationSlotDetailSerializer(ApplicationSlotSerializer):
         return PointerMoveSerializer(rows, many=True).data
 
 
-class SlotCreateSerializer(serializers.Serializer):
+class SlotCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
     artifact = serializers.CharField(
         max_length=300,
@@ -360,18 +360,18 @@ class SlotCreateSerializer(serializers.Serializer):
     )
 
 
-class SlotUpdateSerializer(serializers.Serializer):
+class SlotUpdateSerializer(serializers.Serializer[Any]):
     description = serializers.CharField(max_length=20000, allow_blank=True)
 
 
-class OverrideSetSerializer(serializers.Serializer):
+class OverrideSetSerializer(serializers.Serializer[Any]):
     version = serializers.CharField(
         max_length=300, help_text="A version of the slot's artifact: its number, or any reference."
     )
     reason = serializers.CharField(max_length=REASON_MAX)
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReasonSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=REASON_MAX)
 
 
@@ -428,7 +428,7 @@ class RolloutTargetSerializer(serializers.ModelSerializer[RolloutTarget]):
         read_only_fields = fields
 
 
-class ManifestStatusSerializer(serializers.Serializer):
+class ManifestStatusSerializer(serializers.Serializer[Any]):
     number = serializers.IntegerField()
     status = serializers.CharField(help_text="pass or fail, derived from the phases")
     sha256 = serializers.CharField()
@@ -532,7 +532,7 @@ class RolloutDetailSerializer(RolloutRowSerializer):
         return rollout_actions(user, obj).as_dict() if user is not None else None
 
 
-class RolloutCreateSerializer(serializers.Serializer):
+class RolloutCreateSerializer(serializers.Serializer[Any]):
     """Start a rollout from a promoted change."""
 
     change = serializers.CharField(max_length=64, help_text="CR-YYYY-NNNN of a promoted change.")
@@ -573,7 +573,7 @@ class RolloutCreateSerializer(serializers.Serializer):
     )
 
 
-class RolloutActionSerializer(serializers.Serializer):
+class RolloutActionSerializer(serializers.Serializer[Any]):
     revision = serializers.IntegerField(
         required=False,
         allow_null=True,

@@ -7,6 +7,8 @@ document the body and the answer in the OpenAPI schema.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
@@ -24,7 +26,7 @@ from rollouts.telemetry_services import telemetry_ingest
 _BOUNDS = ", ".join(str(int(b)) if b != float("inf") else "+inf" for b in LATENCY_BOUNDS_MS)
 
 
-class TelemetryRowSerializer(serializers.Serializer):
+class TelemetryRowSerializer(serializers.Serializer[Any]):
     """One counter row (documentation only; ``telemetry_ingest`` checks it)."""
 
     application = serializers.CharField(help_text="Application slug, e.g. sales-agent.")
@@ -70,7 +72,7 @@ class TelemetryRowSerializer(serializers.Serializer):
         min_value=0, required=False, help_text="The runtime snapshot sequence served from."
     )
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # "errors" is a Serializer property, so it cannot be a class attribute here.
         fields = super().get_fields()
         fields["errors"] = serializers.IntegerField(
@@ -79,14 +81,14 @@ class TelemetryRowSerializer(serializers.Serializer):
         return fields
 
 
-class TelemetryBatchSerializer(serializers.Serializer):
+class TelemetryBatchSerializer(serializers.Serializer[Any]):
     batch_id = serializers.CharField(
         max_length=100, help_text="Chosen by the client, reused on retry: a batch counts once."
     )
     rows = TelemetryRowSerializer(many=True, help_text="At most TELEMETRY_MAX_BATCH_ROWS rows.")
 
 
-class TelemetryResultSerializer(serializers.Serializer):
+class TelemetryResultSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=["accepted", "duplicate"])
     batch_id = serializers.CharField()
     rows = serializers.IntegerField()
@@ -94,13 +96,13 @@ class TelemetryResultSerializer(serializers.Serializer):
     rollouts = serializers.ListField(child=serializers.CharField())
 
 
-class _ErrorBody(serializers.Serializer):
+class _ErrorBody(serializers.Serializer[Any]):
     code = serializers.CharField()
     message = serializers.CharField()
     field = serializers.CharField(allow_null=True, help_text="e.g. rows[3].errors")
 
 
-class TelemetryErrorSerializer(serializers.Serializer):
+class TelemetryErrorSerializer(serializers.Serializer[Any]):
     error = _ErrorBody()
 
 

@@ -525,7 +525,7 @@ class OverrideDetail(APIView):
 # --- rollouts ------------------------------------------------------------------------------
 
 
-class RolloutViewSet(viewsets.GenericViewSet):
+class RolloutViewSet(viewsets.GenericViewSet[Rollout]):
     """Rollouts of your tenants: start them from a promoted change, and move them on."""
 
     lookup_field = "number"

@@ -123,15 +123,14 @@ def _flag_expiry(value: Any) -> datetime:
         )
     if not isinstance(value, datetime):
         raise DomainError("Give a date and time.", field="flag_expires_at")
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
+    expiry = timezone.make_aware(value) if timezone.is_naive(value) else value
     now = timezone.now()
-    if value <= now:
+    if expiry <= now:
         raise DomainError("The expiry must be in the future.", field="flag_expires_at")
     limit = settings.ROLLOUT_FLAG_MAX_DAYS
-    if value > now + timedelta(days=limit):
+    if expiry > now + timedelta(days=limit):
         raise DomainError(f"A flag lives at most {limit} days.", field="flag_expires_at")
-    return value
+    return expiry
 
 
 @transaction.atomic
