@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from typing_extensions import override
 
 from accounts.admin import REASON_HELP, refused
+from accounts.models import User
 from governance.kernel.admin import ReadOnlyAdmin
 from governance.kernel.errors import DomainError
 from registry import services
@@ -65,7 +66,7 @@ class ArtifactClassAdmin(admin.ModelAdmin):
                     description=obj.description,
                     content_schema=obj.content_schema,
                     interface_pointer=obj.interface_pointer,
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=cast(User, request.user),
                     reason=form.cleaned_data.get("change_reason", ""),
                 )
             except DomainError as exc:
@@ -79,7 +80,7 @@ class ArtifactClassAdmin(admin.ModelAdmin):
                 content_schema=obj.content_schema,
                 interface_pointer=obj.interface_pointer,
                 description=obj.description,
-                actor=request.user,  # type: ignore[arg-type]
+                actor=cast(User, request.user),
             )
         except DomainError as exc:
             raise forms.ValidationError(str(exc)) from exc

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
+from accounts.models import User
 from registry.choices import ImpactChoice
 from registry.models import ArtifactClass
 
@@ -22,9 +23,9 @@ class ArtifactForm(forms.Form):
     )
     license = forms.CharField(max_length=100, initial="proprietary", label="License")
 
-    def __init__(self, *args: object, tenants: list[str], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["tenant"].choices = [(t, t) for t in tenants]  # type: ignore[attr-defined]
+    def __init__(self, *args: Any, tenants: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["tenant"]).choices = [(t, t) for t in tenants]
 
 
 class PublishForm(forms.Form):
@@ -108,7 +109,7 @@ class DeprecateForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["replacement"].choices = [  # type: ignore[attr-defined]
+        cast(forms.ChoiceField, self.fields["replacement"]).choices = [
             ("", "— choose a version, or give a reference below —"),
             *versions,
         ]
@@ -166,4 +167,4 @@ class OwnerForm(forms.Form):
 
     def __init__(self, *args: Any, members: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = members  # type: ignore[attr-defined]
+        cast("forms.ModelChoiceField[User]", self.fields["owner"]).queryset = members

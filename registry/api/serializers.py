@@ -8,6 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.models import User
 from registry.choices import ContentKind, ImpactChoice
 from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
 from registry.selectors import is_active, recommended_version_of, stage_of
@@ -37,7 +38,7 @@ class DeprecationSerializer(serializers.ModelSerializer[Deprecation]):
     """A version's announced end: it keeps resolving until ``remove_after``, then is removed."""
 
     replacement = ReplacementSerializer()
-    deprecated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+    deprecated_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
     override_reason = serializers.SerializerMethodField(
         help_text="Why an administrator deprecated it although active versions depended on it."
     )
@@ -63,7 +64,7 @@ class DeprecationSerializer(serializers.ModelSerializer[Deprecation]):
 class RetirementSerializer(serializers.ModelSerializer[Retirement]):
     """A version moved to simulation-only; its evidence is kept until ``retain_until``."""
 
-    retired_by = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+    retired_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
 
     class Meta:
         model = Retirement
@@ -74,7 +75,7 @@ class RetirementSerializer(serializers.ModelSerializer[Retirement]):
 class VersionSummarySerializer(serializers.ModelSerializer[Version]):
     reference = serializers.CharField(source="path")
     sha256 = serializers.CharField(source="manifest_sha256")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+    created_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
     deprecation = DeprecationSerializer(
         read_only=True, allow_null=True, help_text="null unless the version is deprecated."
     )
@@ -137,7 +138,7 @@ def _lifecycle(artifact: Artifact, version: Version | None) -> dict[str, Any] | 
 class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
     artifact_class = serializers.CharField(source="artifact_class.slug")
     tenant = serializers.CharField(source="tenant.slug")
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)  # type: ignore[var-annotated]
+    owner = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
     path = serializers.CharField()
     recommended_version = serializers.SerializerMethodField(
         help_text="Never a deprecated, removed or retired version (null then)."

@@ -68,7 +68,7 @@ class ArtifactClassList(generics.ListCreateAPIView[ArtifactClass]):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = ArtifactClassSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        made = services.artifact_class_create(actor=request.user, **body.validated_data)  # type: ignore[arg-type]
+        made = services.artifact_class_create(actor=cast(User, request.user), **body.validated_data)
         return Response(ArtifactClassSerializer(made).data, status=status.HTTP_201_CREATED)
 
 
@@ -107,7 +107,7 @@ class ArtifactList(generics.ListAPIView[Artifact]):
             summary=data["summary"],
             license_id=data["license"],
             owner=owner,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=cast(User, request.user),
         )
         return Response(ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)
 
@@ -162,7 +162,7 @@ class VersionList(generics.GenericAPIView[Version]):
             input_variables=data["input_variables"],
             metadata=data["metadata"],
             dependencies=data["dependencies"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=cast(User, request.user),
         )
         return Response(
             VersionDetailSerializer(version).data,
