@@ -12,11 +12,14 @@ from django.contrib.auth.forms import UserChangeForm
 from django.core.exceptions import PermissionDenied as AdminPermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from typing_extensions import override
 
 from accounts import services
+from accounts.authentication import user_of
 from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
 from accounts.selectors import is_platform_admin
 from governance.kernel import errors
+from governance.kernel.admin import ReadOnlyAdmin
 from governance.kernel.errors import DomainError
 
 REASON_HELP = "Recorded in the event log with the change."
@@ -63,6 +66,7 @@ class UserAdmin(BaseUserAdmin):
     list_display = ("username", "email", "is_active", "is_staff", "is_superuser", "last_login")
     fieldsets = (*BaseUserAdmin.fieldsets, ("Why", {"fields": ("change_reason",)}))  # type: ignore[misc]
 
+    @override
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fixed = list(super().get_readonly_fields(request, obj))
         if obj is not None:
@@ -86,6 +90,7 @@ class UserAdmin(BaseUserAdmin):
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
+    @override
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         if not change:
             # A new user is made by user_create (and its event); the form checked the password.
@@ -94,7 +99,7 @@ class UserAdmin(BaseUserAdmin):
                     username=obj.username,
                     email=obj.email,
                     password=form.cleaned_data.get("password1") or None,
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=user_of(request),
                     validate=False,
                 )
             except DomainError as exc:
@@ -117,7 +122,7 @@ class UserAdmin(BaseUserAdmin):
         )
         super().save_model(request, obj, form, change)
         reason = form.cleaned_data.get("change_reason", "")
-        actor: User = request.user  # type: ignore[assignment]
+        actor = user_of(request)
         try:
             if wanted["is_staff"] != stored.is_staff:
                 services.user_set_staff(
@@ -151,7 +156,7 @@ class UserAdmin(BaseUserAdmin):
                     if "user_permissions" in data
                     else user.user_permissions.all()
                 ),
-                actor=request.user,  # type: ignore[arg-type]
+                actor=user_of(request),
                 reason=data.get("change_reason", ""),
             )
         except DomainError as exc:
@@ -175,17 +180,19 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name")
     readonly_fields = ("created_at", "created_by")
 
+    @override
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # The slug is part of every artifact's identity: it never changes.
         return (*self.readonly_fields, "slug") if obj else self.readonly_fields
 
+    @override
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         if change:
             try:
                 services.tenant_rename(
                     tenant=obj,
                     name=obj.name,
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=user_of(request),
                     reason=form.cleaned_data.get("change_reason", ""),
                 )
             except DomainError as exc:
@@ -195,31 +202,23 @@ class TenantAdmin(admin.ModelAdmin):
             created = services.tenant_create(
                 slug=obj.slug,
                 name=obj.name,
-                actor=request.user,  # type: ignore[arg-type]
+                actor=user_of(request),
             )
         except DomainError as exc:
             raise forms.ValidationError(str(exc)) from exc
         obj.pk = created.pk
 
+    @override
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
-class ReadOnlyHistoryAdmin(admin.ModelAdmin):
-    """History rows are never edited or deleted; changes go through actions calling services."""
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+# History rows (memberships, grants, tokens) are never edited or deleted here; changes go
+# through actions calling services: the kernel's ReadOnlyAdmin.
 
 
 @admin.register(Membership)
-class MembershipAdmin(ReadOnlyHistoryAdmin):
+class MembershipAdmin(ReadOnlyAdmin):
     list_display = ("user", "tenant", "added_at", "added_by", "removed_at", "removed_by")
     list_filter = ("tenant",)
     search_fields = ("user__username",)
@@ -232,7 +231,7 @@ class RevokeActionForm(ActionForm):
 
 
 @admin.register(RoleGrant)
-class RoleGrantAdmin(ReadOnlyHistoryAdmin):
+class RoleGrantAdmin(ReadOnlyAdmin):
     action_form = RevokeActionForm
     list_display = (
         "user",
@@ -257,7 +256,7 @@ class RoleGrantAdmin(ReadOnlyHistoryAdmin):
                     user=grant.user,
                     role=grant.role,
                     tenant=grant.tenant,
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=user_of(request),
                     reason=reason,
                 )
                 done += 1
@@ -269,7 +268,7 @@ class RoleGrantAdmin(ReadOnlyHistoryAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ReadOnlyHistoryAdmin):
+class ApiTokenAdmin(ReadOnlyAdmin):
     list_display = (
         "prefix",
         "name",
@@ -287,13 +286,13 @@ class ApiTokenAdmin(ReadOnlyHistoryAdmin):
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         done = 0
         for token in queryset.filter(revoked_at__isnull=True):
-            services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
+            services.token_revoke(token=token, actor=user_of(request))
             done += 1
         self.message_user(request, f"Revoked {done} token(s).")
 
 
 @admin.register(ServiceToken)
-class ServiceTokenAdmin(ReadOnlyHistoryAdmin):
+class ServiceTokenAdmin(ReadOnlyAdmin):
     """A tenant's machine tokens; created on the tenant page, the API or the CLI (shown once)."""
 
     action_form = RevokeActionForm
@@ -321,7 +320,7 @@ class ServiceTokenAdmin(ReadOnlyHistoryAdmin):
             try:
                 services.service_token_revoke(
                     token=token,
-                    actor=request.user,  # type: ignore[arg-type]
+                    actor=user_of(request),
                     reason=reason,
                 )
                 done += 1

@@ -26,12 +26,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
+from typing_extensions import override
 
 from accounts.choices import TokenScope
 from accounts.models import ApiToken, User
@@ -39,6 +41,13 @@ from accounts.selectors import service_token_by_digest, token_by_raw, token_dige
 from accounts.services import SERVICE_TOKEN_PREFIX, token_touch
 from governance.kernel.events import generation
 from governance.kernel.events.context import set_channel
+
+
+def user_of(request: HttpRequest | Request) -> User:
+    """The person of a request that a login, a personal token or the admin already guards
+    (``login_required``, ``IsAuthenticated``, a staff-only site): a :class:`User`, never
+    anonymous."""
+    return cast(User, request.user)
 
 
 def bearer_token(request: Request, keyword: str = "Bearer") -> str | None:
@@ -84,6 +93,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     keyword = "Bearer"
 
+    @override
     def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
         raw = bearer_token(request, self.keyword)
         if raw is None:
@@ -116,6 +126,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         set_channel(f"token:{token.prefix}")
         return token.user, token
 
+    @override
     def authenticate_header(self, request: Any) -> str:
         return f'{self.keyword} realm="api"'
 
@@ -251,6 +262,7 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
     #: :class:`ServiceOrPersonalTokenAuthentication`).
     refuse_personal_tokens: ClassVar[bool] = True
 
+    @override
     def authenticate(self, request: Request) -> tuple[ServicePrincipal, ServicePrincipal] | None:
         raw = bearer_token(request, self.keyword)
         if raw is None:
@@ -268,6 +280,7 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
         set_channel(f"service-token:{principal.prefix}")
         return principal, principal
 
+    @override
     def authenticate_header(self, request: Any) -> str:
         return f'{self.keyword} realm="api"'
 

@@ -1,13 +1,17 @@
 """Describes the bearer token schemes (personal and service tokens) to drf-spectacular."""
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from typing_extensions import override
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.BearerTokenAuthentication"
     name = "bearerAuth"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    @override
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "description": "Personal API token"}
 
 
@@ -15,7 +19,8 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.ServiceTokenAuthentication"
     name = "serviceTokenAuth"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    @override
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {
             "type": "http",
             "scheme": "bearer",
@@ -33,7 +38,8 @@ class ServiceOrPersonalTokenScheme(ServiceTokenScheme):
     target_class = "accounts.authentication.ServiceOrPersonalTokenAuthentication"
     name = "runtimeTokenAuth"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    @override
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {
             "type": "http",
             "scheme": "bearer",

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts import selectors, services
+from accounts.authentication import user_of
 from accounts.forms import (
     RoleGrantForm,
     RoleRevokeForm,
@@ -19,15 +20,9 @@ from accounts.forms import (
     ServiceTokenRevokeForm,
     TokenCreateForm,
 )
-from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant, User
+from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant
 from accounts.permissions import can_manage_access, can_manage_service_tokens
 from governance.kernel.views import attempt, say_above, submit
-
-
-def _actor(request: HttpRequest) -> User:
-    """The signed-in person (the pages here all require a login)."""
-    user: User = request.user  # type: ignore[assignment]
-    return user
 
 
 def _tenant_or_404(request: HttpRequest, slug: str) -> Tenant:
@@ -92,7 +87,7 @@ def tenant_grant(request: HttpRequest, slug: str) -> HttpResponse:
             user=data["username"],
             role=data["role"],
             tenant=tenant,
-            actor=_actor(request),
+            actor=user_of(request),
             reason=data["reason"],
         )
 
@@ -126,7 +121,7 @@ def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
             user=data["username"],
             role=data["role"],
             tenant=tenant,
-            actor=_actor(request),
+            actor=user_of(request),
             reason=data["reason"],
         ),
     )
@@ -150,7 +145,7 @@ def service_token_create(request: HttpRequest, slug: str) -> HttpResponse:
             name=data["name"],
             scopes=data["scopes"],
             expires_at=data["expires_at"],
-            actor=_actor(request),
+            actor=user_of(request),
         )
 
     done = submit(form, create, invalid_status=400)
@@ -175,7 +170,7 @@ def service_token_revoke(request: HttpRequest, slug: str, token_id: str) -> Http
     reason = form.cleaned_data["reason"]
     done = attempt(
         request,
-        lambda: services.service_token_revoke(token=token, actor=_actor(request), reason=reason),
+        lambda: services.service_token_revoke(token=token, actor=user_of(request), reason=reason),
     )
     if not done.ok:  # a button in the token list: no form
         return _tenant_page(request, tenant, status=done.status)
@@ -185,7 +180,7 @@ def service_token_revoke(request: HttpRequest, slug: str, token_id: str) -> Http
 
 @login_required
 def tokens(request: HttpRequest) -> HttpResponse:
-    user = _actor(request)
+    user = user_of(request)
     form = TokenCreateForm(request.POST or None)
     new_token = None
     status = 200
@@ -213,10 +208,10 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
-    token = selectors.tokens_of(_actor(request)).filter(pk=token_id).first()
+    token = selectors.tokens_of(user_of(request)).filter(pk=token_id).first()
     if token is None:
         raise Http404("No such token.")
-    done = attempt(request, lambda: services.token_revoke(token=token, actor=_actor(request)))
+    done = attempt(request, lambda: services.token_revoke(token=token, actor=user_of(request)))
     if done.ok:
         messages.success(request, f"Token {token.prefix}… revoked.")
     return redirect("tokens")

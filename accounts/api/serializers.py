@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -15,13 +17,13 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
         fields = ["id", "slug", "name", "created_at"]
 
 
-class TenantAccessSerializer(serializers.Serializer):
+class TenantAccessSerializer(serializers.Serializer[Any]):
     tenant = TenantSerializer()
     roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices))
     member = serializers.BooleanField()
 
 
-class MeSerializer(serializers.Serializer):
+class MeSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     username = serializers.CharField()
     email = serializers.EmailField()
@@ -58,13 +60,13 @@ class RoleGrantSerializer(serializers.ModelSerializer[RoleGrant]):
         ]
 
 
-class RoleGrantInputSerializer(serializers.Serializer):
+class RoleGrantInputSerializer(serializers.Serializer[Any]):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
-class RoleRevokeInputSerializer(serializers.Serializer):
+class RoleRevokeInputSerializer(serializers.Serializer[Any]):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
     reason = serializers.CharField(
@@ -111,7 +113,7 @@ class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
         return obj.state()
 
 
-class ApiTokenCreateSerializer(serializers.Serializer):
+class ApiTokenCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100)
     expires_days = serializers.IntegerField(
         min_value=1, max_value=settings.API_TOKEN_MAX_EXPIRY_DAYS, required=False
@@ -159,7 +161,7 @@ class ServiceTokenSerializer(serializers.ModelSerializer[ServiceToken]):
         return obj.state()
 
 
-class ServiceTokenCreateSerializer(serializers.Serializer):
+class ServiceTokenCreateSerializer(serializers.Serializer[Any]):
     tenant = serializers.SlugField(max_length=63, help_text="The tenant whose machine uses it.")
     name = serializers.CharField(max_length=100, help_text="What will use it, e.g. 'sales-agent'.")
     scopes = serializers.ListField(
@@ -177,7 +179,7 @@ class ServiceTokenCreatedSerializer(ServiceTokenSerializer):
         fields = [*ServiceTokenSerializer.Meta.fields, "token"]
 
 
-class ServiceTokenRevokeSerializer(serializers.Serializer):
+class ServiceTokenRevokeSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(
         max_length=500, help_text="Why it is revoked; recorded in the log and shown on the tenant."
     )

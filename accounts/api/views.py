@@ -28,6 +28,7 @@ from accounts.api.serializers import (
     TenantAccessSerializer,
     TenantDetailSerializer,
 )
+from accounts.authentication import user_of
 from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant
 
 
@@ -48,7 +49,7 @@ class MeView(APIView):
         return Response(MeSerializer(data).data)
 
 
-class TenantViewSet(viewsets.GenericViewSet):
+class TenantViewSet(viewsets.GenericViewSet[Any]):  # it pages tenants and grants
     """Tenants the caller belongs to. Others answer 404, as if they did not exist."""
 
     lookup_field = "slug"
@@ -87,7 +88,7 @@ class TenantViewSet(viewsets.GenericViewSet):
             user=body.validated_data["username"],
             role=body.validated_data["role"],
             tenant=tenant,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=user_of(request),
             reason=body.validated_data["reason"],
         )
         return Response(
@@ -106,13 +107,13 @@ class TenantViewSet(viewsets.GenericViewSet):
             user=body.validated_data["username"],
             role=body.validated_data["role"],
             tenant=tenant,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=user_of(request),
             reason=body.validated_data["reason"],
         )
         return Response(RoleGrantSerializer(grant).data)
 
 
-class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[ApiToken]):
     """The caller's personal API tokens."""
 
     serializer_class = ApiTokenSerializer
@@ -120,17 +121,17 @@ class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return ApiToken.objects.none()
-        return selectors.tokens_of(self.request.user)  # type: ignore[arg-type]
+        return selectors.tokens_of(user_of(self.request))
 
     @extend_schema(request=ApiTokenCreateSerializer, responses={201: ApiTokenCreatedSerializer})
     def create(self, request: Request) -> Response:
         body = ApiTokenCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         token, raw = services.token_create(
-            user=request.user,  # type: ignore[arg-type]
+            user=user_of(request),
             name=body.validated_data["name"],
             expires_days=body.validated_data.get("expires_days"),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=user_of(request),
         )
         token.token = raw  # type: ignore[attr-defined]
         return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
@@ -139,11 +140,11 @@ class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str) -> Response:
         token = self.get_object()
-        token = services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
+        token = services.token_revoke(token=token, actor=user_of(request))
         return Response(ApiTokenSerializer(token).data)
 
 
-class ServiceTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class ServiceTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[ServiceToken]):
     """Service tokens of the tenants the caller administers (machines that read the runtime
     configuration or send telemetry). The token itself is shown once, in the answer to POST."""
 
@@ -177,7 +178,7 @@ class ServiceTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             name=body.validated_data["name"],
             scopes=body.validated_data["scopes"],
             expires_at=body.validated_data["expires_at"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=user_of(request),
         )
         token.token = raw  # type: ignore[attr-defined]
         return Response(ServiceTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
@@ -191,7 +192,7 @@ class ServiceTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         token = services.service_token_revoke(
             token=token,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=user_of(request),
             reason=body.validated_data["reason"],
         )
         return Response(ServiceTokenSerializer(token).data)

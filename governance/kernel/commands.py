@@ -14,6 +14,7 @@ import sys
 from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError
+from typing_extensions import override
 
 from governance.kernel.errors import DomainError, Forbidden
 from governance.kernel.events.context import channel
@@ -29,6 +30,7 @@ EXIT_REFUSED = 2
 class ActionCommand(BaseCommand):
     """Dispatches ``<action>`` to ``do_<action>(options)``, as the system via the CLI."""
 
+    @override
     def handle(self, *args: Any, **options: Any) -> None:
         action = str(options["action"]).replace("-", "_")
         try:
@@ -39,6 +41,7 @@ class ActionCommand(BaseCommand):
                 logger.warning("refused cli %s: %s", action, exc.message)
             raise CommandError(str(exc)) from exc
 
+    @override
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)

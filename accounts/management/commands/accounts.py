@@ -262,7 +262,7 @@ class Command(ActionCommand):
         tenant = services.tenant_create(slug=o["slug"], name=o["name"], actor=None)
         self.stdout.write(f"Created tenant {tenant.slug} ({tenant.name})")
 
-    def do_list(self, o: dict[str, Any]) -> None:
+    def do_list(self, _options: dict[str, Any]) -> None:
         for user, access in selectors.users_with_access():
             summary = (
                 "; ".join(f"{slug}: {', '.join(roles) or 'member'}" for slug, roles in access)

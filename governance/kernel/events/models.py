@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from typing_extensions import override
 
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.triggers import no_truncate
@@ -27,9 +28,11 @@ class AppendOnlyError(Exception):
 
 
 class AppendOnlyQuerySet(models.QuerySet["Event"]):
+    @override
     def update(self, **kwargs: object) -> int:
         raise AppendOnlyError("The event log is append-only: events cannot be updated.")
 
+    @override
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The event log is append-only: events cannot be deleted.")
 
@@ -94,6 +97,7 @@ class Event(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("event-detail", kwargs={"seq": self.seq})
 
+    @override
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The event log is append-only: events cannot be deleted.")
 
