@@ -11,7 +11,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from typing_extensions import override
 
+from governance.kernel.admin import ReadOnlyAdmin
 from reviews.models import (
     Activation,
     Approval,
@@ -24,17 +26,6 @@ from reviews.models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 class ItemInline(admin.TabularInline):
     model = ChangeItem
     fields = ("artifact", "current", "proposed")
@@ -42,6 +33,7 @@ class ItemInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    @override
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

@@ -51,7 +51,7 @@ class ChangeFilterSet(django_filters.FilterSet):
 
     @extend_schema_field(OpenApiTypes.BOOL)
     def filter_waiting_for_me(
-        self, queryset: QuerySet[ChangeRequest], name: str, value: bool | None
+        self, queryset: QuerySet[ChangeRequest], _name: str, value: bool | None
     ) -> QuerySet[ChangeRequest]:
         if not value or self.request is None:
             return queryset

@@ -535,11 +535,11 @@ class ChangeDetailSerializer(ChangeRowSerializer):
         return obj.policy.number if obj.policy else "built-in"
 
     @extend_schema_field(SlotSerializer(many=True))
-    def get_requirements(self, obj: ChangeRequest) -> Any:
+    def get_requirements(self, _obj: ChangeRequest) -> Any:
         return SlotSerializer(self._approvals.slots, many=True).data
 
     @extend_schema_field(NotCountingSerializer(many=True))
-    def get_not_counting(self, obj: ChangeRequest) -> Any:
+    def get_not_counting(self, _obj: ChangeRequest) -> Any:
         rows = []
         for approval, why in self._approvals.not_counting:
             approval.why = why  # type: ignore[attr-defined]
@@ -547,7 +547,7 @@ class ChangeDetailSerializer(ChangeRowSerializer):
         return NotCountingSerializer(rows, many=True).data
 
     @extend_schema_field(DecisionOutSerializer(many=True))
-    def get_rejections(self, obj: ChangeRequest) -> Any:
+    def get_rejections(self, _obj: ChangeRequest) -> Any:
         return DecisionOutSerializer(self._approvals.rejections, many=True).data
 
     @extend_schema_field(VoidedSerializer(many=True))
@@ -634,7 +634,7 @@ class EvidenceAttachedSerializer(ChangeDetailSerializer):
         read_only_fields = fields
 
     @extend_schema_field(ReportSerializer)
-    def get_report(self, obj: ChangeRequest) -> Any:
+    def get_report(self, _obj: ChangeRequest) -> Any:
         return ReportSerializer(self.context["report"]).data
 
 

@@ -158,7 +158,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
         return selectors.changes_visible_to(self.request.user)
 
     @extend_schema(responses=ChangeRowSerializer(many=True))
-    def list(self, request: Request) -> Response:
+    def list(self, _request: Request) -> Response:
         rows = self.filter_queryset(self.get_queryset()).select_related("rolled_back_by")
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(ChangeRowSerializer(page, many=True).data)
@@ -351,7 +351,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet):
 class UnknownChangeAction(APIView):
     """Any other ``change-requests/{reference}/{action}/``: a JSON 404 naming the action."""
 
-    def _refuse(self, request: Request, reference: str, action: str) -> Response:
+    def _refuse(self, _request: Request, *, action: str, **_url: str) -> Response:
         raise NotFound(
             f"No action '{action}' on change requests; use submit, approve, reject, withdraw, "
             "promote, evidence, rerun, comment or postmortem.",

@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from governance.kernel.errors import DomainError, Forbidden
-from governance.kernel.views import submit
+from governance.kernel.views import attempt, say_above, submit
 from reviews import reauth, selectors, services
 from reviews.choices import Decision
 from reviews.forms import (
@@ -32,7 +32,7 @@ from reviews.forms import (
 )
 from reviews.models import Approval, ChangeRequest
 from reviews.presenters import fillable_slots
-from reviews.views.common import attempt, change_page, user_of
+from reviews.views.common import change_page, user_of
 
 ACTIONS = frozenset(
     {
@@ -86,10 +86,8 @@ def _decide(request: HttpRequest, change: ChangeRequest, decision: str) -> HttpR
         return redirect(change)
     if not slots:
         # The form is not on the page for this person: say what went wrong as a message.
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, str(error))
-    return change_page(request, change, decide_form=form, status=done.status)
+        say_above(request, form)
+    return change_page(request, change, posted=form, status=done.status)
 
 
 def _comment(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
@@ -100,7 +98,7 @@ def _comment(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
         invalid_status=400,
     )
     if not done.ok:
-        return change_page(request, change, comment_form=form, status=done.status)
+        return change_page(request, change, posted=form, status=done.status)
     messages.success(request, "Comment added.")
     return redirect(f"{change.get_absolute_url()}#comments")
 
@@ -159,7 +157,7 @@ def _switch_off(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, f"Why switch it off: {error}")
-        return change_page(request, change, switch_off_form=form, status=400)
+        return change_page(request, change, posted=form, status=400)
     done = attempt(
         request,
         lambda: services.change_switch_off(
@@ -167,7 +165,7 @@ def _switch_off(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
         ),
     )
     if done.result is None:
-        return change_page(request, change, switch_off_form=form, status=done.status)
+        return change_page(request, change, posted=form, status=done.status)
     paths = ", ".join(a.artifact.path for a in done.result)
     messages.success(
         request, f"Switched {paths} off: no version is active; {change.reference} is rolled back."
@@ -186,7 +184,7 @@ def _record_postmortem(request: HttpRequest, change: ChangeRequest) -> HttpRespo
         invalid_status=400,
     )
     if not done.ok:
-        return change_page(request, change, postmortem_form=form, status=done.status)
+        return change_page(request, change, posted=form, status=done.status)
     messages.success(request, f"Recorded the post-mortem of {change.reference}.")
     return redirect(f"{change.get_absolute_url()}#postmortem")
 

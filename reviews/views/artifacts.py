@@ -12,10 +12,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
+from governance.kernel.views import attempt
 from registry import selectors as registry_selectors
 from reviews import services
 from reviews.forms import DeactivateForm, RollbackForm
-from reviews.views.common import attempt, user_of
+from reviews.views.common import user_of
 
 
 @login_required

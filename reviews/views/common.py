@@ -1,4 +1,4 @@
-"""What the review pages share: the signed-in user, a refused action as a message, the change page.
+"""What the review pages share: the signed-in user and the change page.
 
 A change another tenant holds, or none, is the 404 page: ``selectors.change_by_reference``
 raises ``NotFound`` and the ``DomainErrorMiddleware`` answers it.
@@ -6,51 +6,38 @@ raises ``NotFound`` and the ``DomainErrorMiddleware`` answers it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import cast
 
-from django.contrib import messages
+from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import roles_in_tenant
-from governance.kernel.errors import DomainError
-from governance.kernel.views import Submitted
+from governance.kernel.views import say_above
 from reviews import permissions, presenters, reauth, selectors
 from reviews.choices import OPEN_STATES, CheckKind
 from reviews.forms import CommentForm, DeactivateForm, DecisionForm, PostmortemForm
 from reviews.models import ChangeRequest
-
-T = TypeVar("T")
 
 
 def user_of(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
-def attempt(request: HttpRequest, action: Callable[[], T]) -> Submitted[T]:
-    """Call a service for a page with no form to show its refusal on: a ``DomainError``
-    becomes an error message and the page's status (nothing was written: services are atomic)."""
-    try:
-        result = action()
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return Submitted(None, exc.status_code, ok=False)
-    return Submitted(result, 200, ok=True)
-
-
 def change_page(
     request: HttpRequest,
     change: ChangeRequest,
     *,
-    decide_form: DecisionForm | None = None,
-    comment_form: CommentForm | None = None,
-    postmortem_form: PostmortemForm | None = None,
-    switch_off_form: DeactivateForm | None = None,
+    posted: forms.Form | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    """The change page; ``posted`` is the form just sent from it (shown again, with its errors)."""
+    decide_form = posted if isinstance(posted, DecisionForm) else None
+    comment_form = posted if isinstance(posted, CommentForm) else None
+    postmortem_form = posted if isinstance(posted, PostmortemForm) else None
+    switch_off_form = posted if isinstance(posted, DeactivateForm) else None
     user = user_of(request)
     items = selectors.items_of(change)
     roles = roles_in_tenant(user, change.tenant)
@@ -70,9 +57,7 @@ def change_page(
         postmortem_form = PostmortemForm()
     elif postmortem_form is not None and not may_record_postmortem:
         # The form is not on the page (already recorded, say): the refusal is a message.
-        for errors in postmortem_form.errors.values():
-            for error in errors:
-                messages.error(request, str(error))
+        say_above(request, postmortem_form)
     slots = presenters.fillable_slots(change, user, approvals)
     if slots and decide_form is None:
         decide_form = DecisionForm(
