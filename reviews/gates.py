@@ -53,7 +53,7 @@ def _is_number(value: Any) -> bool:
 def _lower_better(gate: dict[str, Any]) -> bool:
     better = gate.get("better")
     if better in ("higher", "lower"):
-        return better == "lower"
+        return bool(better == "lower")
     return lower_is_better(str(gate.get("metric", "")))
 
 

@@ -54,28 +54,7 @@ def approval_decide(
             f"{change.reference} is {change.get_status_display().lower()}; it is not open for review.",
             field="status",
         )
-    status = selectors.approval_status(change)
-    holdable = selectors.requirements_held_by(change, actor)
-    open_slots = [s.requirement for s in status.slots if s.approval is None]
-    if requirement is not None:
-        if requirement not in change.requirements:
-            raise DomainError(
-                f"'{requirement}' is not required for {change.reference}.", field="requirement"
-            )
-        if decision == Decision.APPROVE and requirement not in open_slots:
-            raise Conflict(
-                f"The {Requirement(requirement).label} slot is already filled by someone else.",
-                field="requirement",
-            )
-        slot = requirement
-    else:
-        mine = [r for r in change.requirements if r in holdable]  # not empty: can_decide
-        free = [r for r in mine if r in open_slots]
-        if decision == Decision.APPROVE and not free:
-            raise Conflict(
-                "Every slot you could fill is already filled by someone else.", field="requirement"
-            )
-        slot = (free or mine)[0]
+    slot = _slot(change, actor, decision, requirement)
     text = (comment or "").strip()
     if decision == Decision.REJECT and not text:
         raise DomainError("Say why you reject the change.", field="comment")
@@ -114,23 +93,57 @@ def approval_decide(
         comment=text,
     )
     if decision == Decision.REJECT:
-        transition(change, ChangeStatus.REJECTED)
-        change.decided_at = timezone.now()
-        change.save(update_fields=["status", "decided_at"])
-        record_event(
-            EventKind.CHANGE_REQUEST_REJECTED, change, actor, requirement=slot, comment=text
-        )
-        notification_send(
-            users=[change.author],
-            tenant=change.tenant,
-            title=f"{change_label(change)} was rejected by {actor.username}",
-            body=text,
-            url=change.get_absolute_url(),
-            dedupe_key=f"rejected:{approval.pk}",
-        )
-        return approval
-    _settle(change, actor)
+        _reject(change, actor, approval)
+    else:
+        _settle(change, actor)
     return approval
+
+
+def _slot(change: ChangeRequest, actor: User, decision: str, requirement: str | None) -> str:
+    """The slot a decision fills: the one named, else the first free one the actor can hold."""
+    status = selectors.approval_status(change)
+    holdable = selectors.requirements_held_by(change, actor)
+    open_slots = [s.requirement for s in status.slots if s.approval is None]
+    if requirement is not None:
+        if requirement not in change.requirements:
+            raise DomainError(
+                f"'{requirement}' is not required for {change.reference}.", field="requirement"
+            )
+        if decision == Decision.APPROVE and requirement not in open_slots:
+            raise Conflict(
+                f"The {Requirement(requirement).label} slot is already filled by someone else.",
+                field="requirement",
+            )
+        return requirement
+    mine: list[str] = [r for r in change.requirements if r in holdable]  # not empty: can_decide
+    free = [r for r in mine if r in open_slots]
+    if decision == Decision.APPROVE and not free:
+        raise Conflict(
+            "Every slot you could fill is already filled by someone else.", field="requirement"
+        )
+    return (free or mine)[0]
+
+
+def _reject(change: ChangeRequest, actor: User, approval: Approval) -> None:
+    """A rejection closes the change's review; its author hears why."""
+    transition(change, ChangeStatus.REJECTED)
+    change.decided_at = timezone.now()
+    change.save(update_fields=["status", "decided_at"])
+    record_event(
+        EventKind.CHANGE_REQUEST_REJECTED,
+        change,
+        actor,
+        requirement=approval.requirement,
+        comment=approval.comment,
+    )
+    notification_send(
+        users=[change.author],
+        tenant=change.tenant,
+        title=f"{change_label(change)} was rejected by {actor.username}",
+        body=approval.comment,
+        url=change.get_absolute_url(),
+        dedupe_key=f"rejected:{approval.pk}",
+    )
 
 
 def _settle(change: ChangeRequest, actor: User | None) -> None:

@@ -134,6 +134,24 @@ def check_execute(*, run: CheckRun) -> CheckRun:
     return run
 
 
+def _require_report_shape(
+    metrics: Any, bias: Any, safety: Any, test_run_ids: Sequence[Any]
+) -> None:
+    """A report's parts have the types they need: numbers for metrics, objects, strings."""
+    if not isinstance(metrics, dict) or not metrics:
+        raise DomainError("Report at least one metric.", field="metrics")
+    for name, value in metrics.items():
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise DomainError(f"Metric '{name}' must be a number.", field="metrics")
+        if not math.isfinite(value):
+            raise DomainError(f"Metric '{name}' must be a finite number.", field="metrics")
+    for field, value in (("bias", bias), ("safety", safety)):
+        if value is not None and not isinstance(value, dict):
+            raise DomainError(f"'{field}' must be an object.", field=field)
+    if not all(isinstance(t, str) for t in test_run_ids):
+        raise DomainError("Test run ids must be strings.", field="test_run_ids")
+
+
 @transaction.atomic
 def evidence_attach(
     *,
@@ -166,18 +184,7 @@ def evidence_attach(
         )
     if not change.items.filter(proposed=target).exists():
         raise DomainError(f"{target.path} is not proposed in {change.reference}.", field="version")
-    if not isinstance(metrics, dict) or not metrics:
-        raise DomainError("Report at least one metric.", field="metrics")
-    for name, value in metrics.items():
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise DomainError(f"Metric '{name}' must be a number.", field="metrics")
-        if not math.isfinite(value):
-            raise DomainError(f"Metric '{name}' must be a finite number.", field="metrics")
-    for field, value in (("bias", bias), ("safety", safety)):
-        if value is not None and not isinstance(value, dict):
-            raise DomainError(f"'{field}' must be an object.", field=field)
-    if not all(isinstance(t, str) for t in test_run_ids):
-        raise DomainError("Test run ids must be strings.", field="test_run_ids")
+    _require_report_shape(metrics, bias, safety, test_run_ids)
     seed = clean_text(seed, "seed", required=False, limit=100)
     rng = clean_text(rng, "rng", required=False, limit=200)
     notes = clean_text(notes, "notes", required=False, limit=10000)

@@ -88,6 +88,65 @@ def _mark_rolled_back(change: ChangeRequest | None, actor: User | None, now: Any
     change.save(update_fields=["status", "rolled_back_at", "rolled_back_by"])
 
 
+#: One artifact's rollback: the artifact (locked), its active version, where it goes back to.
+Step = tuple[Artifact, Version | None, Version | None]
+
+
+def _plan(
+    change: ChangeRequest | None, artifact: Artifact, artifacts: dict[Any, Artifact]
+) -> tuple[list[Step], list[dict[str, Any]]]:
+    """Each artifact the change made active and that still has its version: where it goes
+    (``artifact`` first), and the ones left alone because their active version moved since.
+    Without a change, ``artifact`` alone, with nowhere to go yet."""
+    if change is None:
+        return [(artifact, artifact.active_version, None)], []
+    plan: list[Step] = []
+    left = []
+    rows = Activation.objects.filter(change=change, kind=ActivationKind.PROMOTION).select_related(
+        "version", "previous__artifact__artifact_class", "previous__artifact__tenant"
+    )
+    for row in sorted(rows, key=lambda r: (r.artifact_id != artifact.pk, str(r.artifact_id))):
+        held = artifacts.get(row.artifact_id)
+        if held is None or row.artifact_id in {a.pk for a, _, _ in plan}:
+            continue
+        if held.active_version_id != row.version_id:
+            left.append({"artifact": held.path, "active": version_ref(held.active_version)})
+            continue
+        plan.append((held, held.active_version, row.previous))
+    return plan, left
+
+
+def _target(artifact: Artifact, current: Version | None, target: Version | str) -> Version:
+    """The version named to go back to: one of ``artifact``'s, not active, active before."""
+    to = resolve_version(artifact.tenant, target, field="target")
+    if to.artifact_id != artifact.pk:
+        raise DomainError(f"{to.path} is not a version of {artifact.path}.", field="target")
+    if current is not None and to.pk == current.pk:
+        raise Conflict(f"{to.path} is already the active version.", field="target")
+    if not Activation.objects.filter(artifact=artifact, version=to).exists():
+        raise Conflict(
+            f"{to.path} was never active; only previously promoted versions can be restored "
+            "without approvals.",
+            field="target",
+        )
+    return to
+
+
+def _steps(plan: list[Step]) -> list[tuple[Artifact, Version | None, Version]]:
+    """The plan, refused when an artifact in it has nothing to go back to (a first promotion)."""
+    steps: list[tuple[Artifact, Version | None, Version]] = []
+    for held, before, back_to in plan:
+        if back_to is None:
+            raise Conflict(
+                f"{held.path} has no earlier promoted version to go back to; to take it out of "
+                "service, deactivate it (the safety switch).",
+                field="target",
+                code=NOTHING_TO_ROLL_BACK_TO,
+            )
+        steps.append((held, before, back_to))
+    return steps
+
+
 @transaction.atomic
 def rollback(
     *,
@@ -135,49 +194,11 @@ def rollback(
             f"{artifact.path}'s active version changed meanwhile; look again.", field="artifact"
         )
     change = changes[undone.pk] if undone is not None else None
-    # Each artifact the change made active and that still has its version: where it goes.
-    plan: list[tuple[Artifact, Version | None, Version | None]] = []
-    left = []
-    if change is not None:
-        rows = Activation.objects.filter(
-            change=change, kind=ActivationKind.PROMOTION
-        ).select_related(
-            "version", "previous__artifact__artifact_class", "previous__artifact__tenant"
-        )
-        for row in sorted(rows, key=lambda r: (r.artifact_id != artifact.pk, str(r.artifact_id))):
-            held = artifacts.get(row.artifact_id)
-            if held is None or row.artifact_id in {a.pk for a, _, _ in plan}:
-                continue
-            if held.active_version_id != row.version_id:
-                left.append({"artifact": held.path, "active": version_ref(held.active_version)})
-                continue
-            plan.append((held, held.active_version, row.previous))
-    else:
-        plan.append((artifact, current, None))
+    plan, left = _plan(change, artifact, artifacts)
     if target is not None:
-        to = resolve_version(artifact.tenant, target, field="target")
-        if to.artifact_id != artifact.pk:
-            raise DomainError(f"{to.path} is not a version of {artifact.path}.", field="target")
-        if current is not None and to.pk == current.pk:
-            raise Conflict(f"{to.path} is already the active version.", field="target")
-        if not Activation.objects.filter(artifact=artifact, version=to).exists():
-            raise Conflict(
-                f"{to.path} was never active; only previously promoted versions can be restored "
-                "without approvals.",
-                field="target",
-            )
         assert plan[0][0].pk == artifact.pk  # the named artifact comes first
-        plan[0] = (artifact, current, to)
-    steps: list[tuple[Artifact, Version | None, Version]] = []
-    for held, before, back_to in plan:
-        if back_to is None:
-            raise Conflict(
-                f"{held.path} has no earlier promoted version to go back to; to take it out of "
-                "service, deactivate it (the safety switch).",
-                field="target",
-                code=NOTHING_TO_ROLL_BACK_TO,
-            )
-        steps.append((held, before, back_to))
+        plan[0] = (artifact, current, _target(artifact, current, target))
+    steps = _steps(plan)
     overrides = {v.pk: _restorable(v, override_reason) for _, _, v in steps}
     checked, failure = verify_versions([v for _, _, v in steps])
     if failure is not None:
