@@ -92,27 +92,19 @@ class ArtifactClassAdmin(admin.ModelAdmin):
 
 
 @admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
+class ArtifactAdmin(ReadOnlyAdmin):
+    """Read-only: artifacts are created through the registry pages, API or CLI."""
+
     list_display = ("slug", "artifact_class", "tenant", "title", "owner", "recommended_version")
     list_filter = ("artifact_class", "tenant")
     search_fields = ("slug", "title")
     list_select_related = ("artifact_class", "tenant", "owner", "recommended_version")
 
-    @override
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # artifacts are created through the registry pages, API or CLI
-
-    @override
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @override
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Version)
-class VersionAdmin(admin.ModelAdmin):
+class VersionAdmin(ReadOnlyAdmin):
+    """Read-only: published versions never change."""
+
     list_display = (
         "artifact",
         "version",
@@ -123,18 +115,6 @@ class VersionAdmin(admin.ModelAdmin):
     )
     list_select_related = ("artifact__artifact_class", "artifact__tenant", "created_by")
     exclude = ("manifest",)
-
-    @override
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @override
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @override
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Deprecation)

@@ -69,6 +69,16 @@ def _in_tenant(tenant: Tenant, item: Version | str, field: str) -> Version:
         raise DomainError(exc.message, field=field) from exc
 
 
+def _step_down(
+    version: Version, actor: User | None, *, stage: str, why: str, event: EventSpec
+) -> None:
+    """A version deprecated or retired: the recommendation leaves it, its stage moves, and
+    ``event`` is recorded before the recommendation's move (one lock of the chain head)."""
+    moved = recommendation_withdraw(version=version, actor=actor, why=why)
+    version_stage_set(version=version, stage=stage, actor=actor)
+    events_record([event, *moved])
+
+
 @transaction.atomic
 def version_deprecate(
     *,
@@ -151,10 +161,6 @@ def version_deprecate(
         override_reason=override_reason if dependents else "",
         dependents=dependents,
     )
-    moved = recommendation_withdraw(
-        version=version, actor=actor, why=f"{version.version} was deprecated"
-    )
-    version_stage_set(version=version, stage=Stage.DEPRECATED, actor=actor)
     deprecated = EventSpec(
         EventKind.VERSION_DEPRECATED,
         actor,
@@ -170,7 +176,13 @@ def version_deprecate(
             "override_reason": deprecation.override_reason or None,
         },
     )
-    events_record([deprecated, *moved])
+    _step_down(
+        version,
+        actor,
+        stage=Stage.DEPRECATED,
+        why=f"{version.version} was deprecated",
+        event=deprecated,
+    )
     return deprecation
 
 
@@ -321,10 +333,6 @@ def version_retire(*, version: Version, rationale: str, actor: User | None) -> R
         retired_by=actor,
         retain_until=now + timedelta(days=settings.EVIDENCE_RETENTION_DAYS),
     )
-    moved = recommendation_withdraw(
-        version=version, actor=actor, why=f"{version.version} was retired"
-    )
-    version_stage_set(version=version, stage=Stage.SIMULATION_ONLY, actor=actor)
     retired = EventSpec(
         EventKind.VERSION_RETIRED,
         actor,
@@ -337,5 +345,11 @@ def version_retire(*, version: Version, rationale: str, actor: User | None) -> R
             "retain_until": retirement.retain_until.isoformat(),
         },
     )
-    events_record([retired, *moved])
+    _step_down(
+        version,
+        actor,
+        stage=Stage.SIMULATION_ONLY,
+        why=f"{version.version} was retired",
+        event=retired,
+    )
     return retirement

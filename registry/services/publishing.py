@@ -341,6 +341,17 @@ def _resolve_dependencies(tenant: Tenant, references: Sequence[str]) -> list[tup
     return resolved
 
 
+def _next_number(
+    previous: Version | None, declared: Impact, changes: list[ContractChange], wanted: str | None
+) -> str:
+    """The number a publish gets: the declared impact must cover the changes found."""
+    try:
+        versioner.check_impact(declared, changes)
+        return versioner.accept(previous.version if previous else None, declared, wanted)
+    except VersioningError as exc:
+        raise DomainError(str(exc), field=getattr(exc, "field", "version")) from exc
+
+
 def version_plan(
     *,
     artifact: Artifact,
@@ -355,11 +366,7 @@ def version_plan(
     variables = _variables(artifact.artifact_class, content, input_variables)
     previous = selectors.latest_version(artifact)
     changes = _contract_changes(artifact, previous, fields, variables)
-    try:
-        versioner.check_impact(declared, changes)
-        number = versioner.accept(previous.version if previous else None, declared, version)
-    except VersioningError as exc:
-        raise DomainError(str(exc), field=getattr(exc, "field", "version")) from exc
+    number = _next_number(previous, declared, changes, version)
     detected = max((c.impact for c in changes), default=None)
     return PublishPlan(number, previous, changes, detected)
 
@@ -415,11 +422,7 @@ def version_publish(
             )
     previous = selectors.latest_version(artifact)
     changes = _contract_changes(artifact, previous, fields, variables)
-    try:
-        versioner.check_impact(declared, changes)
-        number = versioner.accept(previous.version if previous else None, declared, version)
-    except VersioningError as exc:
-        raise DomainError(str(exc), field=getattr(exc, "field", "version")) from exc
+    number = _next_number(previous, declared, changes, version)
     if content.file_bytes is not None and cls.content_kind == ContentKind.FILE:
         blob_put(content.file_bytes)
     now = timezone.now()
