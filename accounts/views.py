@@ -3,13 +3,14 @@ personal tokens."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from typing_extensions import Unpack
 
 from accounts import selectors, services
 from accounts.authentication import user_of
@@ -42,13 +43,16 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+class _Shown(TypedDict, total=False):
+    """What a POST puts on the tenant page: its bound form, or the token created just now."""
+
+    grant_form: RoleGrantForm
+    service_token_form: ServiceTokenCreateForm
+    new_service_token: str
+
+
 def _tenant_page(
-    request: HttpRequest,
-    tenant: Tenant,
-    grant_form: RoleGrantForm | None = None,
-    status: int = 200,
-    service_token_form: ServiceTokenCreateForm | None = None,
-    new_service_token: str | None = None,
+    request: HttpRequest, tenant: Tenant, *, status: int = 200, **shown: Unpack[_Shown]
 ) -> HttpResponse:
     roles = selectors.roles_in_tenant(request.user, tenant)
     manage_tokens = can_manage_service_tokens(request.user, tenant)
@@ -61,11 +65,11 @@ def _tenant_page(
             "can_manage": can_manage_access(request.user, tenant),
             "members": selectors.active_members(tenant),
             "history": selectors.grant_history(tenant)[:50],
-            "grant_form": grant_form or RoleGrantForm(),
+            "grant_form": shown.get("grant_form") or RoleGrantForm(),
             "can_manage_tokens": manage_tokens,
             "service_tokens": selectors.service_tokens_of(tenant) if manage_tokens else [],
-            "service_token_form": service_token_form or ServiceTokenCreateForm(),
-            "new_service_token": new_service_token,
+            "service_token_form": shown.get("service_token_form") or ServiceTokenCreateForm(),
+            "new_service_token": shown.get("new_service_token"),
         },
         status=status,
     )
