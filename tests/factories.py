@@ -1,13 +1,24 @@
-"""factory_boy factories for the models tests need."""
+"""The one home of test data helpers: factory_boy factories for tenants and users, and plain
+functions that make artifacts, versions and changes through the real services.
+
+Conftests turn these into fixtures (and re-export them, so ``from tests.reviews.conftest import
+publish`` keeps working); a test module that needs one imports it from here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import factory
 from factory.django import DjangoModelFactory
 
 from accounts.models import Tenant, User
+from registry import services as registry
+from registry.choices import ArtifactClass as ArtifactClassSlug
+from registry.models import Artifact, ArtifactClass, Version
+from reviews import services as reviews
+from reviews.choices import ChangeStatus, CheckStatus
+from reviews.models import ChangeRequest, CheckRun
 
 
 class TenantFactory(DjangoModelFactory):
@@ -32,3 +43,108 @@ class UserFactory(DjangoModelFactory):
         obj.set_password(extracted or "pw")
         if create:
             obj.save(update_fields=["password"])
+
+
+# --- registry and reviews: artifacts, versions, and changes taken through the real services ------
+
+#: Version metadata the promotion gates want on a prompt (a pinned model).
+PINS = {"pinned_models": ["gpt-4o-2024-08-06"]}
+
+#: Evaluation evidence that passes the built-in checks.
+EVIDENCE_METRICS = {"accuracy": 0.91, "safety": 0.97, "latency_p95_ms": 420}
+
+
+def make_artifact(
+    tenant: Tenant,
+    cls: str = ArtifactClassSlug.PROMPT,
+    slug: str = "qualify-lead",
+    owner: User | None = None,
+    *,
+    title: str | None = None,
+) -> Artifact:
+    """An artifact of a built-in class, titled after its slug unless ``title`` is given."""
+    return registry.artifact_create(
+        artifact_class=ArtifactClass.objects.get(slug=cls),
+        tenant=tenant,
+        slug=slug,
+        title=slug.replace("-", " ").title() if title is None else title,
+        actor=None,
+        owner=owner,
+    )
+
+
+def publish(
+    artifact: Artifact,
+    text: str | None = None,
+    impact: str = "minor",
+    reason: str = "test change",
+    *,
+    data: Any = None,
+    **kw: Any,
+) -> Version:
+    """Publish text (or JSON ``data``) as a new version; ``kw`` goes to ``version_publish``
+    (metadata, version, input_variables, dependencies)."""
+    version, _ = registry.version_publish(
+        artifact=artifact,
+        content=registry.Content(text=text, data=data),
+        impact=impact,
+        reason=reason,
+        actor=None,
+        **kw,
+    )
+    return version
+
+
+def run_pending_checks(change: ChangeRequest) -> None:
+    """What the check worker does: run every pending check of the change."""
+    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
+        reviews.check_execute(run=run)
+
+
+def approved_change(
+    people: dict[str, Any],
+    *versions: Version,
+    tenant: Tenant | None = None,
+    title: str = "Tune the prompt",
+    rollback_plan: str = "Roll back to the previous version.",
+    test_run_ids: Sequence[str] = ("ci-123",),
+    author: str = "author",
+    approvers: Sequence[str] = ("reviewer", "admin"),
+    **create: Any,
+) -> ChangeRequest:
+    """Open a change proposing ``versions``, attach passing evidence, submit it, run its checks
+    and sign it off: ``people[author]`` opens it, each of ``people[approvers]`` approves."""
+    change = reviews.change_create(
+        tenant=tenant or versions[0].artifact.tenant,
+        actor=people[author],
+        title=title,
+        rollback_plan=rollback_plan,
+        proposed=list(versions),
+        **create,
+    )
+    for version in versions:
+        reviews.evidence_attach(
+            change=change,
+            actor=None,
+            version=version,
+            metrics=EVIDENCE_METRICS,
+            seed="42",
+            test_run_ids=list(test_run_ids),
+        )
+    change = reviews.change_submit(change=change, actor=people[author])
+    run_pending_checks(change)
+    for who in approvers:
+        reviews.approval_decide(change=change, actor=people[who], decision="approve")
+    change.refresh_from_db()
+    return change
+
+
+def promoted_change(
+    people: dict[str, Any], *versions: Version, promoter: str = "admin", **kw: Any
+) -> ChangeRequest:
+    """An approved change (see ``approved_change``) that ``people[promoter]`` promotes."""
+    change = reviews.change_promote(
+        change=approved_change(people, *versions, **kw), actor=people[promoter]
+    )
+    assert change.status == ChangeStatus.PROMOTED
+    return change

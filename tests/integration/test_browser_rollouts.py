@@ -14,48 +14,32 @@ import pytest
 from accounts.models import Tenant, User
 from registry import selectors as registry_selectors
 from registry import services as registry
-from reviews import services as reviews
-from reviews.choices import ChangeStatus, CheckStatus
-from reviews.models import ChangeRequest, CheckRun
+from reviews.models import ChangeRequest
 from rollouts import services
 from rollouts.choices import RolloutState
 from rollouts.models import Rollout
+from tests.factories import PINS, promoted_change
 from tests.integration.test_browser import browser, log_in, page
 from tests.integration.test_browser_reviews import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 __all__ = ["browser", "page"]  # fixtures, imported for use here
 
-PINS = {"pinned_models": ["gpt-4o-2024-08-06"]}
-
 
 def promote(version: Any, title: str) -> ChangeRequest:
     """Open, evidence, check, approve and promote, as acme's people do (seed_demo's users)."""
-    acme = Tenant.objects.get(slug="acme")
     people = {u.username: u for u in User.objects.filter(username__startswith="acme-")}
-    change = reviews.change_create(
-        tenant=acme,
-        actor=people["acme-author"],
+    return promoted_change(
+        people,
+        version,
+        tenant=Tenant.objects.get(slug="acme"),
         title=title,
         rollback_plan="Roll the rollout back from its page.",
-        proposed=[version],
-    )
-    reviews.evidence_attach(
-        change=change,
-        actor=None,
-        version=version,
-        metrics={"accuracy": 0.91, "safety": 0.97, "latency_p95_ms": 420},
-        seed="42",
         test_run_ids=["ci-7"],
+        author="acme-author",
+        approvers=("acme-reviewer", "acme-admin"),
+        promoter="acme-admin",
     )
-    change = reviews.change_submit(change=change, actor=people["acme-author"])
-    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
-        reviews.check_execute(run=run)
-    for who in ("acme-reviewer", "acme-admin"):
-        reviews.approval_decide(change=change, actor=people[who], decision="approve")
-    change = reviews.change_promote(change=change, actor=people["acme-admin"])
-    assert change.status == ChangeStatus.PROMOTED
-    return change
 
 
 def matrix_cell(page: Any, tenant: str, slot: str) -> str:

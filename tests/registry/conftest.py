@@ -8,6 +8,9 @@ import pytest
 
 from registry import services
 from registry.models import Artifact, ArtifactClass
+from tests.factories import publish
+
+__all__ = ["publish"]  # test modules import it from here too
 
 
 @pytest.fixture(autouse=True)
@@ -34,17 +37,3 @@ def prompt(author: Any, acme: Any, prompt_class: ArtifactClass) -> Artifact:
         title="Qualify lead",
         actor=author,
     )
-
-
-def publish(
-    artifact: Artifact, text: str, impact: str = "minor", reason: str = "change", **kw: Any
-) -> Any:
-    version, _ = services.version_publish(
-        artifact=artifact,
-        content=services.Content(text=text),
-        impact=impact,
-        reason=reason,
-        actor=None,
-        **kw,
-    )
-    return version

@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 
 from registry import services as registry
-from registry.models import Artifact, ArtifactClass, Version
+from registry.models import Artifact, Version
 from reviews import services
+from tests.factories import PINS, make_artifact, publish
+
+__all__ = ["PINS", "make_artifact", "publish"]  # test modules import them from here too
 
 
 @pytest.fixture(autouse=True)
@@ -28,33 +31,6 @@ def people(make_user: Any, acme: Any) -> dict[str, Any]:
         "security": make_user("security", acme=["member", "security_officer"]),
         "multi": make_user("multi", acme=["member", "reviewer", "administrator"]),
     }
-
-
-def make_artifact(tenant: Any, cls: str, slug: str, owner: Any = None) -> Artifact:
-    return registry.artifact_create(
-        artifact_class=ArtifactClass.objects.get(slug=cls),
-        tenant=tenant,
-        slug=slug,
-        title=slug.replace("-", " ").title(),
-        actor=None,
-        owner=owner,
-    )
-
-
-def publish(artifact: Artifact, *, impact: str = "minor", **content: Any) -> Version:
-    metadata = content.pop("metadata", None)
-    version, _ = registry.version_publish(
-        artifact=artifact,
-        content=registry.Content(**content),
-        impact=impact,
-        reason="test change",
-        actor=None,
-        metadata=metadata,
-    )
-    return version
-
-
-PINS = {"pinned_models": ["gpt-4o-2024-08-06"]}
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from registry import services
-from registry.models import Artifact, ArtifactClass, Version
+from registry.models import Version
+from tests.factories import make_artifact, publish
 
 pytestmark = pytest.mark.django_db
 
@@ -47,38 +47,16 @@ CORPUS = {
 }
 
 
-def artifact(tenant: Any, cls: str, slug: str) -> Artifact:
-    services.install_builtin_classes()
-    return services.artifact_create(
-        artifact_class=ArtifactClass.objects.get(slug=cls),
-        tenant=tenant,
-        slug=slug,
-        title=slug.replace("-", " ").title(),
-        actor=None,
-    )
-
-
-def publish(target: Artifact, data: Any, impact: str = "minor") -> Version:
-    version, _ = services.version_publish(
-        artifact=target,
-        content=services.Content(data=data),
-        impact=impact,
-        reason="test",
-        actor=None,
-    )
-    return version
-
-
 @pytest.fixture
 def published(acme: Any) -> dict[str, Version]:
-    rules = artifact(acme, "routing-ruleset", "support-routing")
-    other = artifact(acme, "routing-ruleset", "broken-routing")
-    corpus = artifact(acme, "golden-corpus", "triage-cases")
+    rules = make_artifact(acme, "routing-ruleset", "support-routing")
+    other = make_artifact(acme, "routing-ruleset", "broken-routing")
+    corpus = make_artifact(acme, "golden-corpus", "triage-cases")
     return {
-        "v1": publish(rules, V1, "major"),
-        "v2": publish(rules, V2),
-        "broken": publish(other, BROKEN, "major"),
-        "corpus": publish(corpus, CORPUS, "major"),
+        "v1": publish(rules, impact="major", data=V1),
+        "v2": publish(rules, data=V2),
+        "broken": publish(other, impact="major", data=BROKEN),
+        "corpus": publish(corpus, impact="major", data=CORPUS),
     }
 
 

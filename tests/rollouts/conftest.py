@@ -26,13 +26,12 @@ from django.conf import settings
 from accounts.models import Tenant
 from registry import services as registry
 from registry.models import Artifact, Version
-from reviews import services as reviews
-from reviews.choices import ChangeStatus, CheckStatus, RolloutStrategy
-from reviews.models import ChangeRequest, CheckRun
+from reviews.choices import RolloutStrategy
+from reviews.models import ChangeRequest
 from rollouts import services
 from rollouts.models import Application, Rollout, Slot
-from tests.factories import TenantFactory
-from tests.reviews.conftest import PINS, make_artifact, publish
+from tests import factories
+from tests.factories import PINS, TenantFactory, make_artifact, publish
 
 
 @pytest.fixture(autouse=True)
@@ -71,32 +70,13 @@ def promote_versions(
     title: str = "Tune the prompt",
 ) -> ChangeRequest:
     """Open, evidence, submit, check, approve (reviewer + admin) and promote a change."""
-    tenant = tenant or versions[0].artifact.tenant
-    change = reviews.change_create(
+    return factories.promoted_change(
+        people,
+        *versions,
         tenant=tenant,
-        actor=people["author"],
         title=title,
-        rollback_plan="Roll back to the previous version.",
-        proposed=list(versions),
         rollout_strategy=strategy or RolloutStrategy.CANARY,
     )
-    for version in versions:
-        reviews.evidence_attach(
-            change=change,
-            actor=None,
-            version=version,
-            metrics={"accuracy": 0.91, "safety": 0.97, "latency_p95_ms": 420},
-            seed="42",
-            test_run_ids=["ci-123"],
-        )
-    change = reviews.change_submit(change=change, actor=people["author"])
-    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
-        reviews.check_execute(run=run)
-    for who in ("reviewer", "admin"):
-        reviews.approval_decide(change=change, actor=people[who], decision="approve")
-    change = reviews.change_promote(change=change, actor=people["admin"])
-    assert change.status == ChangeStatus.PROMOTED
-    return change
 
 
 @pytest.fixture

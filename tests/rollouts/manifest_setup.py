@@ -16,14 +16,11 @@ from accounts.models import Tenant
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.services import event_record
 from registry import services as registry
-from registry.models import Artifact, ArtifactClass, Version
-from reviews import services as reviews
-from reviews.choices import CheckStatus
-from reviews.models import CheckRun
+from registry.models import Artifact, Version
 from rollouts.choices import CANARY_DEFAULT_STEPS, PointerKind, RolloutState
 from rollouts.models import Application, PointerMove, Rollout, RolloutTarget, Slot
-
-PINS = {"pinned_models": ["gpt-4o-2024-08-06"]}
+from tests import factories
+from tests.factories import PINS
 
 
 @dataclass
@@ -38,44 +35,16 @@ class World:
 
 
 def publish(artifact: Artifact, text: str, impact: str = "minor") -> Version:
-    version, _ = registry.version_publish(
-        artifact=artifact,
-        content=registry.Content(text=text),
-        impact=impact,
-        reason="test change",
-        actor=None,
-        metadata=PINS,
-    )
-    return version
+    return factories.publish(artifact, text, impact, metadata=PINS)
 
 
 def submitted(tenant: Tenant, people: dict[str, Any], version: Version) -> Any:
-    change = reviews.change_create(
-        tenant=tenant,
-        actor=people["author"],
-        proposed=[version],
-        title="Tune the prompt",
-        rollback_plan="Roll back to the previous version.",
-    )
-    reviews.evidence_attach(
-        change=change,
-        actor=None,
-        version=version,
-        metrics={"accuracy": 0.91, "safety": 0.97, "latency_p95_ms": 420},
-        seed="42",
-        test_run_ids=["ci-123"],
-    )
-    change = reviews.change_submit(change=change, actor=people["author"])
-    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
-        reviews.check_execute(run=run)
-    for who in ("reviewer", "admin"):
-        reviews.approval_decide(change=change, actor=people[who], decision="approve")
-    change.refresh_from_db()
-    return change
+    """A change proposing ``version``, with evidence, checks run and approved (not promoted)."""
+    return factories.approved_change(people, version, tenant=tenant)
 
 
 def promoted(tenant: Tenant, people: dict[str, Any], version: Version) -> Any:
-    return reviews.change_promote(change=submitted(tenant, people, version), actor=people["admin"])
+    return factories.promoted_change(people, version, tenant=tenant)
 
 
 def world(make_user: Any, tenant: Tenant) -> World:
@@ -87,13 +56,8 @@ def world(make_user: Any, tenant: Tenant) -> World:
         "reviewer": make_user(f"reviewer-{slug}", **{slug: ["member", "reviewer"]}),
         "admin": make_user(f"admin-{slug}", **{slug: ["member", "administrator"]}),
     }
-    prompt = registry.artifact_create(
-        artifact_class=ArtifactClass.objects.get(slug="prompt"),
-        tenant=tenant,
-        slug="qualify-lead",
-        title="Qualify lead",
-        actor=None,
-        owner=people["admin"],
+    prompt = factories.make_artifact(
+        tenant, "prompt", "qualify-lead", owner=people["admin"], title="Qualify lead"
     )
     v1 = publish(prompt, "Qualify {{ customer }}.", impact="major")
     promoted(tenant, people, v1)

@@ -20,7 +20,6 @@ from governance.kernel.events import generation
 from registry import services as registry
 from registry.models import (
     Artifact,
-    ArtifactClass,
     Deprecation,
     Retirement,
     Version,
@@ -31,7 +30,9 @@ from reviews.models import ChangeItem, ChangeRequest
 from rollouts import runtime
 from rollouts.choices import RolloutState, RolloutStrategy
 from rollouts.models import Application, Override, Rollout, RolloutTarget, Slot
-from tests.factories import TenantFactory, UserFactory
+from tests.factories import TenantFactory, UserFactory, make_artifact, publish
+
+__all__ = ["make_artifact", "publish"]  # test modules import them from here too
 
 _numbers = itertools.count(1000)
 
@@ -54,17 +55,6 @@ class World:
 def changed() -> None:
     """What an event append does for the runtime: a new generation."""
     generation.bump()
-
-
-def publish(artifact: Artifact, text: str, impact: str = "minor") -> Version:
-    version, _ = registry.version_publish(
-        artifact=artifact,
-        content=registry.Content(text=text),
-        impact=impact,
-        reason="test",
-        actor=None,
-    )
-    return version
 
 
 def set_stage(version: Version, stage: str) -> None:
@@ -97,16 +87,6 @@ def make_active(version: Version) -> None:
     changed()
 
 
-def make_artifact(tenant: Tenant, slug: str) -> Artifact:
-    return registry.artifact_create(
-        artifact_class=ArtifactClass.objects.get(slug="prompt"),
-        tenant=tenant,
-        slug=slug,
-        title=slug,
-        actor=None,
-    )
-
-
 def build_world() -> World:
     registry.install_builtin_classes()
     platform = cast(Tenant, TenantFactory(slug=settings.PLATFORM_TENANT_SLUG, name="Platform"))
@@ -117,7 +97,7 @@ def build_world() -> World:
     gus = cast(User, UserFactory(username="gus"))
     accounts_services.membership_add(user=ann, tenant=acme, actor=None)
     accounts_services.membership_add(user=gus, tenant=globex, actor=None)
-    artifact = make_artifact(platform, "qualify-lead")
+    artifact = make_artifact(platform, "prompt", "qualify-lead", title="qualify-lead")
     v: dict[str, Version] = {}
     for name, text in [
         ("v1", "Qualify {{ customer }}."),  # promoted, active: the default

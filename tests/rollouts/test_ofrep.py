@@ -256,7 +256,7 @@ def test_unknown_flags_and_bad_credentials(world: World, ofrep: APIClient, ann: 
 
 @pytest.mark.django_db
 def test_another_tenants_application_answers_as_a_missing_one(world: World) -> None:
-    secret = make_artifact(world.globex, "globex-secret")
+    secret = make_artifact(world.globex, "prompt", "globex-secret", title="globex-secret")
     version = publish(secret, "GLOBEX-SECRET {{ x }}")
     promoted_change(version, world.author)
     make_active(version)

@@ -263,7 +263,7 @@ def test_deprecated_override_serves_with_a_warning(world: World) -> None:
 
 
 def test_platform_and_tenant_private_slots(world: World) -> None:
-    acme_art = make_artifact(world.acme, "acme-greeting")
+    acme_art = make_artifact(world.acme, "prompt", "acme-greeting", title="acme-greeting")
     mine = publish(acme_art, "Hello from Acme {{ customer }}.")
     promoted_change(mine, world.author)
     make_active(mine)
