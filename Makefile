@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 # PostgreSQL for the second test leg (CI has it on 127.0.0.1:5432 with trust auth).
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/governance
-export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# The Redis server for the integration tests; each run claims a database of its own on it
+# (tests/redis_db.py), so two runs at once never share one. A database number here is used as is.
+export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
 .PHONY: install run test test-sqlite test-postgres lint format bench chromium clean
 

@@ -55,6 +55,15 @@ def _signing_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     keys.clear_cache()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _give_back_redis_db() -> Iterator[None]:
+    """The Redis database this run claimed (tests/redis_db.py), if any, is freed at the end."""
+    yield
+    from tests import redis_db
+
+    redis_db.release()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_event_channel() -> Iterator[None]:
     """Each test starts with no event channel: an authenticator called outside a request

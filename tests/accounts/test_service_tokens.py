@@ -40,9 +40,9 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from tests.cli import refused
 from tests.conftest import subprocess_database_url
+from tests.redis_db import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_TEST_URL = os.environ.get("TOKENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 
 
 @pytest.fixture(autouse=True)
@@ -329,16 +329,6 @@ SUBPROCESS = textwrap.dedent(
 )
 
 
-def _redis_reachable(url: str) -> str:
-    try:
-        import redis
-
-        redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not here"
-        return f"Redis at {url} is not reachable ({type(exc).__name__})"
-    return ""
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("source", ["file", "redis"])
 def test_revocation_in_one_process_bites_in_another_that_cached_it(
@@ -348,10 +338,7 @@ def test_revocation_in_one_process_bites_in_another_that_cached_it(
     revokes it; that process's next request is refused (with Redis, once its generation read is
     older than RUNTIME_GENERATION_MAX_AGE_MS: a quarter of a second, not the promised five)."""
     if source == "redis":
-        problem = _redis_reachable(REDIS_TEST_URL)
-        if problem:
-            pytest.skip(problem)
-        settings.REDIS_URL = REDIS_TEST_URL
+        settings.REDIS_URL = redis_url()  # this run's own database; skips without Redis
     token, raw = services.service_token_create(
         tenant=acme, name="svc", scopes=["runtime:read"], actor=None
     )

@@ -14,7 +14,7 @@ from governance.kernel.events.models import Checkpoint, Event, VerificationRun
 from governance.kernel.events.services import verification_start
 from governance.models import WorkerHeartbeat
 from governance.tasks import heartbeat
-from tests.integration.workers import REDIS_URL, redis_broker, start, start_worker, stop, wait_for
+from tests.integration.workers import redis_broker, start, start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -27,7 +27,7 @@ def broker() -> Iterator[str]:
 def test_worker_runs_tasks_queued_on_commit_and_beat_keeps_time(broker, tmp_path):
     import redis
 
-    queue = redis.Redis.from_url(REDIS_URL)
+    queue = redis.Redis.from_url(broker)
     worker = start_worker(tmp_path)
     try:
         # A task queued inside a transaction is sent only when it commits.

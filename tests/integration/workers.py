@@ -10,15 +10,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 from django.conf import settings
 from kombu import pools as kombu_pools
 
 from governance.celery import app
 from tests.conftest import subprocess_database_url
+from tests.redis_db import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 
@@ -34,19 +33,17 @@ def point_app_at(url: str, options: dict[str, object]) -> None:
 
 
 def redis_broker() -> Iterator[str]:
-    """Fixture body: skip without Redis, else route this process's tasks to a clean Redis db."""
+    """Fixture body: skip without Redis, else route this process's tasks to this run's own
+    Redis database (tests/redis_db.py), emptied before and after."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"needs Redis at {REDIS_URL} (set TEST_REDIS_URL): {exc}")
+    url = redis_url()
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
     client.flushdb()
     old_url, old_opts = app.conf.broker_url, app.conf.broker_transport_options
-    point_app_at(REDIS_URL, {})
+    point_app_at(url, {})
     try:
-        yield REDIS_URL
+        yield url
     finally:
         point_app_at(old_url, old_opts)
         client.flushdb()
@@ -55,7 +52,7 @@ def redis_broker() -> Iterator[str]:
 def start(args: list[str], tmp_path: Path, name: str, **extra_env: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": redis_url(),
         "DATABASE_URL": subprocess_database_url(),
         "GOVERNANCE_VAR_DIR": str(tmp_path),
         "SIGNING_KEY_DIR": str(settings.SIGNING_KEY_DIR),

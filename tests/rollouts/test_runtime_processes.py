@@ -18,10 +18,10 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.services import event_record
 from rollouts.models import Override
 from tests.conftest import subprocess_database_url
+from tests.redis_db import redis_url
 from tests.rollouts.runtime_world import build_world
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_TEST_URL = os.environ.get("RUNTIME_TEST_REDIS_URL", "redis://127.0.0.1:6379/2")
 
 SERVER = textwrap.dedent(
     """
@@ -47,16 +47,6 @@ SERVER = textwrap.dedent(
 )
 
 
-def _redis_problem(url: str) -> str:
-    try:
-        import redis
-
-        redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not here"
-        return f"Redis at {url} is not reachable ({type(exc).__name__})"
-    return ""
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("source", ["file", "redis"])
 def test_pointer_move_is_seen_by_another_process_within_a_second(
@@ -65,10 +55,7 @@ def test_pointer_move_is_seen_by_another_process_within_a_second(
     settings.RUNTIME_GENERATION_FILE = str(tmp_path / "runtime-generation")
     settings.REDIS_URL = ""
     if source == "redis":
-        problem = _redis_problem(REDIS_TEST_URL)
-        if problem:
-            pytest.skip(problem)
-        settings.REDIS_URL = REDIS_TEST_URL
+        settings.REDIS_URL = redis_url()  # this run's own database; skips without Redis
     world = build_world()
     env = {
         **os.environ,
