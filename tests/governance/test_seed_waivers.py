@@ -4,6 +4,7 @@ applications with slots and rollouts in progress, succeeded and rolled back."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from reviews.choices import ChangeStatus, CheckKind
 from reviews.models import ChangeRequest
 from reviews.waivers.choices import WaiverState
 from reviews.waivers.models import Waiver
+from tests.scoped_db import kept_for_the_scope
 
 pytestmark = pytest.mark.django_db
 
@@ -47,9 +49,12 @@ def counts() -> dict[str, int]:
     }
 
 
-@pytest.fixture
-def seeded() -> str:
-    return seed()
+@pytest.fixture(scope="module")
+def seeded(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """seed_demo once for the module (it takes seconds): every test reads the same rows, and
+    what a test writes still vanishes after it (tests/scoped_db.py)."""
+    with kept_for_the_scope(django_db_blocker, seed) as printed:
+        yield printed
 
 
 def recipients(key: str) -> set[str]:
