@@ -192,20 +192,30 @@ def _evaluate_one(
 def _judge(
     gate: dict[str, Any], metric: str, value: float, cur: float | None, has_current: bool
 ) -> tuple[bool, str]:
+    if "min" in gate or "max" in gate:
+        return _judge_bound(gate, value)
+    if not has_current:
+        return True, NO_CURRENT
+    if cur is None:
+        return True, f"the current version does not report {metric}; nothing to compare"
+    return _judge_regression(gate, value, cur)
+
+
+def _judge_bound(gate: dict[str, Any], value: float) -> tuple[bool, str]:
+    """A fixed threshold: ``min`` (at least) or ``max`` (at most)."""
     if "min" in gate:
         bound = float(gate["min"])
         if value >= bound or math.isclose(value, bound, rel_tol=_REL_TOL):
             return True, f"{_fmt(value)} ≥ {_fmt(bound)}"
         return False, f"{_fmt(value)} is below the minimum {_fmt(bound)}"
-    if "max" in gate:
-        bound = float(gate["max"])
-        if value <= bound or math.isclose(value, bound, rel_tol=_REL_TOL):
-            return True, f"{_fmt(value)} ≤ {_fmt(bound)}"
-        return False, f"{_fmt(value)} is above the maximum {_fmt(bound)}"
-    if not has_current:
-        return True, NO_CURRENT
-    if cur is None:
-        return True, f"the current version does not report {metric}; nothing to compare"
+    bound = float(gate["max"])
+    if value <= bound or math.isclose(value, bound, rel_tol=_REL_TOL):
+        return True, f"{_fmt(value)} ≤ {_fmt(bound)}"
+    return False, f"{_fmt(value)} is above the maximum {_fmt(bound)}"
+
+
+def _judge_regression(gate: dict[str, Any], value: float, cur: float) -> tuple[bool, str]:
+    """Against the current version: ``no_regression``, or at most ``max_regression_pct`` worse."""
     lower = _lower_better(gate)
     # How much worse the proposed value is, in the metric's own units (negative: better).
     worse_by = value - cur if lower else cur - value
@@ -213,13 +223,19 @@ def _judge(
         worse_by = 0.0
     if "no_regression" in gate:
         if worse_by <= 0:
-            how = "equal to" if worse_by == 0 else "better than"
-            return True, f"{how} current {_fmt(cur)}"
+            return True, _not_worse(worse_by, cur)
         return False, f"{_fmt(value)} is worse than current {_fmt(cur)}"
-    limit = float(gate["max_regression_pct"])
+    return _within_limit(float(gate["max_regression_pct"]), cur, worse_by)
+
+
+def _not_worse(worse_by: float, cur: float) -> str:
+    how = "equal to" if worse_by == 0 else "better than"
+    return f"{how} current {_fmt(cur)}"
+
+
+def _within_limit(limit: float, cur: float, worse_by: float) -> tuple[bool, str]:
     if worse_by <= 0:
-        how = "equal to" if worse_by == 0 else "better than"
-        return True, f"{how} current {_fmt(cur)}"
+        return True, _not_worse(worse_by, cur)
     if cur == 0:
         return False, f"worse than current 0 (any worsening of 0 exceeds {_fmt(limit)}%)"
     pct = worse_by / abs(cur) * 100

@@ -79,47 +79,53 @@ def validate(document: Any) -> dict[str, Any]:
         raise PolicyError(
             "'postmortem_days' must be a whole number from 1 to 90.", "postmortem_days"
         )
-    out = []
-    for i, rule in enumerate(rules):
-        where = f"rules[{i}]"
-        if not isinstance(rule, dict):
-            raise PolicyError(f"{where} must be an object.", where)
-        extra = set(rule) - {"name", "when", "require", "final"}
-        if extra:
-            raise PolicyError(f"{where} has unknown key(s): {', '.join(sorted(extra))}.", where)
-        when = rule.get("when", {})
-        if not isinstance(when, dict):
-            raise PolicyError(f"{where}.when must be an object.", where)
-        for key, value in when.items():
-            if key == "classes":
-                if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-                    raise PolicyError(f"{where}.when.classes must be a list of class slugs.", where)
-            elif key in FLAGS:
-                if not isinstance(value, bool):
-                    raise PolicyError(f"{where}.when.{key} must be true or false.", where)
-            else:
-                raise PolicyError(
-                    f"{where}.when.{key} is not a condition (use classes, {', '.join(FLAGS)}).",
-                    where,
-                )
-        require = rule.get("require")
-        if not isinstance(require, list) or not require:
-            raise PolicyError(f"{where}.require must list at least one role.", where)
-        for slot in require:
-            if slot not in Requirement.values:
-                raise PolicyError(
-                    f"{where}.require: '{slot}' is not one of {', '.join(Requirement.values)}.",
-                    where,
-                )
-        out.append(
-            {
-                "name": str(rule.get("name") or f"Rule {i + 1}"),
-                "when": when,
-                "require": list(dict.fromkeys(require)),
-                "final": bool(rule.get("final", False)),
-            }
-        )
+    out = [_rule(i, rule) for i, rule in enumerate(rules)]
     return {"rules": out, "postmortem_days": days}
+
+
+def _rule(i: int, rule: Any) -> dict[str, Any]:
+    """One rule of a policy, checked and normalised; errors name ``rules[i]``."""
+    where = f"rules[{i}]"
+    if not isinstance(rule, dict):
+        raise PolicyError(f"{where} must be an object.", where)
+    extra = set(rule) - {"name", "when", "require", "final"}
+    if extra:
+        raise PolicyError(f"{where} has unknown key(s): {', '.join(sorted(extra))}.", where)
+    when = rule.get("when", {})
+    if not isinstance(when, dict):
+        raise PolicyError(f"{where}.when must be an object.", where)
+    for key, value in when.items():
+        _check_condition(where, key, value)
+    require = rule.get("require")
+    if not isinstance(require, list) or not require:
+        raise PolicyError(f"{where}.require must list at least one role.", where)
+    for slot in require:
+        if slot not in Requirement.values:
+            raise PolicyError(
+                f"{where}.require: '{slot}' is not one of {', '.join(Requirement.values)}.",
+                where,
+            )
+    return {
+        "name": str(rule.get("name") or f"Rule {i + 1}"),
+        "when": when,
+        "require": list(dict.fromkeys(require)),
+        "final": bool(rule.get("final", False)),
+    }
+
+
+def _check_condition(where: str, key: str, value: Any) -> None:
+    """One condition of a rule's ``when``: its classes, or one of the flags."""
+    if key == "classes":
+        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+            raise PolicyError(f"{where}.when.classes must be a list of class slugs.", where)
+    elif key in FLAGS:
+        if not isinstance(value, bool):
+            raise PolicyError(f"{where}.when.{key} must be true or false.", where)
+    else:
+        raise PolicyError(
+            f"{where}.when.{key} is not a condition (use classes, {', '.join(FLAGS)}).",
+            where,
+        )
 
 
 @dataclass(frozen=True)

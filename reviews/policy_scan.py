@@ -189,6 +189,43 @@ class ScanReport:
         return "\n".join(lines)
 
 
+def _rule_problems(kind: str, n: int, rule: Any, seen: set[str]) -> list[str]:
+    """What is wrong with the ``n``th rule of a kind; adds its id to ``seen``."""
+    where = f"{kind} #{n}"
+    if not isinstance(rule, dict):
+        return [f"{where} must be an object."]
+    problems = []
+    rule_id = rule.get("id")
+    if not isinstance(rule_id, str) or not rule_id.strip():
+        problems.append(f'{where} needs a non-empty string "id".')
+    else:
+        where = f"{kind} '{rule_id}'"
+        if rule_id in seen:
+            problems.append(f"{where}: id '{rule_id}' is used more than once.")
+        seen.add(rule_id)
+    problems += [f"{where}: unknown key '{k}'." for k in sorted(set(rule) - _RULE_KEYS)]
+    if "message" in rule and not isinstance(rule["message"], str):
+        problems.append(f'{where}: "message" must be a string.')
+    if "case_sensitive" in rule and not isinstance(rule["case_sensitive"], bool):
+        problems.append(f'{where}: "case_sensitive" must be true or false.')
+    if "check" in rule and rule["check"] not in CHECKS:
+        known = ", ".join(sorted(CHECKS))
+        problems.append(f"{where}: unknown check {rule['check']!r} (known: {known}).")
+    return problems + _pattern_problems(where, rule.get("pattern"))
+
+
+def _pattern_problems(where: str, pattern: Any) -> list[str]:
+    if not isinstance(pattern, str) or not pattern:
+        return [f'{where} needs a non-empty string "pattern".']
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        return [f"{where}: pattern is not a valid regular expression: {exc}."]
+    if compiled.fullmatch(""):
+        return [f"{where}: pattern matches the empty string."]
+    return []
+
+
 def validate_pack(data: Any) -> list[str]:
     """What is wrong with a policy pack; empty when it can be used."""
     if not isinstance(data, dict):
@@ -205,37 +242,7 @@ def validate_pack(data: Any) -> list[str]:
             continue
         total += len(rules)
         for n, rule in enumerate(rules, start=1):
-            where = f"{kind} #{n}"
-            if not isinstance(rule, dict):
-                problems.append(f"{where} must be an object.")
-                continue
-            rule_id = rule.get("id")
-            if not isinstance(rule_id, str) or not rule_id.strip():
-                problems.append(f'{where} needs a non-empty string "id".')
-            else:
-                where = f"{kind} '{rule_id}'"
-                if rule_id in seen:
-                    problems.append(f"{where}: id '{rule_id}' is used more than once.")
-                seen.add(rule_id)
-            problems += [f"{where}: unknown key '{k}'." for k in sorted(set(rule) - _RULE_KEYS)]
-            if "message" in rule and not isinstance(rule["message"], str):
-                problems.append(f'{where}: "message" must be a string.')
-            if "case_sensitive" in rule and not isinstance(rule["case_sensitive"], bool):
-                problems.append(f'{where}: "case_sensitive" must be true or false.')
-            if "check" in rule and rule["check"] not in CHECKS:
-                known = ", ".join(sorted(CHECKS))
-                problems.append(f"{where}: unknown check {rule['check']!r} (known: {known}).")
-            pattern = rule.get("pattern")
-            if not isinstance(pattern, str) or not pattern:
-                problems.append(f'{where} needs a non-empty string "pattern".')
-                continue
-            try:
-                compiled = re.compile(pattern)
-            except re.error as exc:
-                problems.append(f"{where}: pattern is not a valid regular expression: {exc}.")
-                continue
-            if compiled.fullmatch(""):
-                problems.append(f"{where}: pattern matches the empty string.")
+            problems += _rule_problems(kind, n, rule, seen)
     if total == 0 and not problems:
         problems.append("The pack has no rules, so it checks nothing.")
     return problems
