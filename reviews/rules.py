@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 # Problem codes. All of them are errors: a ruleset with any problem does not lint clean.
 SCHEMA = "schema"
@@ -321,6 +321,11 @@ def _parse_predicate(value: Any) -> FieldTest | str:
         return 'a bare list is ambiguous; write {"in": [...]}'
     if not isinstance(value, dict):
         return f"{_json(value)} is not a value or an operator object"
+    return _parse_operator(value)
+
+
+def _parse_operator(value: dict[str, Any]) -> FieldTest | str:
+    """An operator object (``{"in": [...]}``, ``{"not": 2}``, ...), or what is wrong with it."""
     if len(value) != 1 or next(iter(value)) not in _OPERATORS:
         ops = ", ".join(_OPERATORS)
         return f"an operator object has exactly one key of {ops}; got {_json(sorted(value))}"
@@ -434,6 +439,43 @@ def _declared(interface: dict[str, Any], name: str) -> bool:
     return True
 
 
+def _condition(raw: dict[str, Any], errors: list[str]) -> dict[str, FieldTest]:
+    """A rule's condition, from exactly one of ``when`` (an object) or ``if`` (the legacy
+    string); what is wrong with it goes to ``errors``."""
+    has_when, has_if = "when" in raw, "if" in raw
+    if has_when == has_if:
+        errors.append('needs exactly one of "when" (an object) or "if" (a string)')
+        return {}
+    if has_when:
+        return _when_condition(raw["when"], errors)
+    condition: dict[str, FieldTest] = {}
+    text = raw["if"]
+    clauses = parse_legacy_condition(text) if isinstance(text, str) else None
+    if clauses is None:
+        errors.append(
+            f'cannot parse "if": {_json(text)}; write clauses like '
+            'field == \'value\' or field != 2 joined by " and ", or use "when"'
+        )
+        return condition
+    for name, test in clauses:
+        condition[name] = condition[name].intersect(test) if name in condition else test
+    return condition
+
+
+def _when_condition(when: Any, errors: list[str]) -> dict[str, FieldTest]:
+    condition: dict[str, FieldTest] = {}
+    if not isinstance(when, dict):
+        errors.append(f'"when" must be an object of field: condition, not {_json(when)}')
+        return condition
+    for name, spec in when.items():
+        test = _parse_predicate(spec)
+        if isinstance(test, str):
+            errors.append(f'"when" field "{name}": {test}')
+        else:
+            condition[name] = test
+    return condition
+
+
 def _compile_rule(raw: Any, index: int, label: str) -> tuple[_Rule | None, list[str]]:
     if not isinstance(raw, dict):
         return None, [f"a rule must be an object, not {_json(raw)}"]
@@ -443,47 +485,22 @@ def _compile_rule(raw: Any, index: int, label: str) -> tuple[_Rule | None, list[
         errors.append('needs a non-empty string "route"')
     if "id" in raw and (not isinstance(raw["id"], str) or not raw["id"].strip()):
         errors.append(f'"id" must be a non-empty string, not {_json(raw["id"])}')
-    has_when, has_if = "when" in raw, "if" in raw
-    condition: dict[str, FieldTest] = {}
-    if has_when == has_if:
-        errors.append('needs exactly one of "when" (an object) or "if" (a string)')
-    elif has_when:
-        when = raw["when"]
-        if not isinstance(when, dict):
-            errors.append(f'"when" must be an object of field: condition, not {_json(when)}')
-        else:
-            for name, spec in when.items():
-                test = _parse_predicate(spec)
-                if isinstance(test, str):
-                    errors.append(f'"when" field "{name}": {test}')
-                else:
-                    condition[name] = test
-    else:
-        text = raw["if"]
-        clauses = parse_legacy_condition(text) if isinstance(text, str) else None
-        if clauses is None:
-            errors.append(
-                f'cannot parse "if": {_json(text)}; write clauses like '
-                'field == \'value\' or field != 2 joined by " and ", or use "when"'
-            )
-        else:
-            for name, test in clauses:
-                condition[name] = condition[name].intersect(test) if name in condition else test
+    condition = _condition(raw, errors)
     if errors:
         return None, errors
     return _Rule(index=index, label=label, route=str(route), condition=condition), []
 
 
-def _compile(data: Any) -> tuple[_Ruleset, list[Problem]]:
-    ruleset = _Ruleset()
-    problems: list[Problem] = []
+class _Report(Protocol):
+    """How ``_compile`` collects a problem: its code, the rule's label, the message, the position."""
 
-    def problem(code: str, rule: str | None, message: str, position: int | None = None) -> None:
-        problems.append(Problem(code, rule, message, position))
+    def __call__(
+        self, code: str, rule: str | None, message: str, position: int | None = None
+    ) -> None: ...
 
-    if not isinstance(data, dict):
-        problem(SCHEMA, None, f'a ruleset must be an object with a "rules" list, not {_json(data)}')
-        return ruleset, problems
+
+def _compile_header(data: dict[str, Any], ruleset: _Ruleset, problem: _Report) -> None:
+    """The ruleset's ``interface`` (a JSON Schema) and ``default_route``, when well formed."""
     interface = data.get("interface")
     if interface is not None:
         if not isinstance(interface, dict):
@@ -500,6 +517,36 @@ def _compile(data: Any) -> tuple[_Ruleset, list[Problem]]:
             problem(
                 SCHEMA, None, f'"default_route" must be a non-empty string, not {_json(default)}'
             )
+
+
+def _unique_label(raw: Any, index: int, ids: set[str], problem: _Report) -> str:
+    """How messages name a rule: its id, or its position once the id was used before."""
+    label = _label(raw, index)
+    if label != f"#{index + 1}":
+        if label in ids:
+            # A repeated id would make messages ambiguous: the later rule goes by its position.
+            problem(
+                DUPLICATE_ID,
+                f"#{index + 1}",
+                f"id '{label}' is already used by an earlier rule",
+                index,
+            )
+            label = f"#{index + 1}"
+        ids.add(label)
+    return label
+
+
+def _compile(data: Any) -> tuple[_Ruleset, list[Problem]]:
+    ruleset = _Ruleset()
+    problems: list[Problem] = []
+
+    def problem(code: str, rule: str | None, message: str, position: int | None = None) -> None:
+        problems.append(Problem(code, rule, message, position))
+
+    if not isinstance(data, dict):
+        problem(SCHEMA, None, f'a ruleset must be an object with a "rules" list, not {_json(data)}')
+        return ruleset, problems
+    _compile_header(data, ruleset, problem)
     rules = data.get("rules")
     if not isinstance(rules, list):
         problem(SCHEMA, None, f'"rules" must be a list, not {_json(rules)}')
@@ -507,18 +554,7 @@ def _compile(data: Any) -> tuple[_Ruleset, list[Problem]]:
     ruleset.rule_count = len(rules)
     ids: set[str] = set()
     for index, raw in enumerate(rules):
-        label = _label(raw, index)
-        if label != f"#{index + 1}":
-            if label in ids:
-                # A repeated id would make messages ambiguous: the later rule goes by its position.
-                problem(
-                    DUPLICATE_ID,
-                    f"#{index + 1}",
-                    f"id '{label}' is already used by an earlier rule",
-                    index,
-                )
-                label = f"#{index + 1}"
-            ids.add(label)
+        label = _unique_label(raw, index, ids, problem)
         rule, errors = _compile_rule(raw, index, label)
         for error in errors:
             problem(SCHEMA, label, error, index)
@@ -613,12 +649,13 @@ def lint(data: Any) -> LintReport:
     return LintReport(problems=problems, rule_count=ruleset.rule_count)
 
 
-def route(data: Any, input: Mapping[str, Any]) -> str | None:
-    """The route ``input`` takes: the first matching rule's, else ``default_route``, else None.
+def route(data: Any, values: Mapping[str, Any]) -> str | None:
+    """The route ``values`` (a case's input) take: the first matching rule's, else
+    ``default_route``, else None.
 
     Malformed rules are skipped (:func:`lint` reports them)."""
     ruleset, _ = _compile(data)
-    return ruleset.route(input)
+    return ruleset.route(values)
 
 
 def _corpus_cases(corpus: Any) -> tuple[list[tuple[str, dict[str, Any], str | None]], list[str]]:
