@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
 from registry.models import Artifact
 from reviews.choices import CheckKind, Requirement
 from reviews.models import Activation, ChangeRequest
+
+
+def _choices(form: forms.Form, name: str) -> forms.ChoiceField:
+    """A form's choice field, by name (``form.fields`` only knows them as fields)."""
+    return cast(forms.ChoiceField, form.fields[name])
+
 
 TEXTAREA = forms.Textarea(attrs={"rows": 3})
 
@@ -53,7 +59,7 @@ class ChangeForm(forms.Form):
         if tenants is None:
             del self.fields["tenant"]
         else:
-            self.fields["tenant"].choices = [(t, t) for t in tenants]  # type: ignore[attr-defined]
+            _choices(self, "tenant").choices = [(t, t) for t in tenants]
 
     def proposed_list(self) -> list[str]:
         return reference_lines(self.cleaned_data.get("proposed", ""))
@@ -113,7 +119,7 @@ class DecisionForm(forms.Form):
     def __init__(self, *args: Any, slots: list[str], needs_password: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = [(s, Requirement(s).label) for s in slots]
-        self.fields["requirement"].choices = choices  # type: ignore[attr-defined]
+        _choices(self, "requirement").choices = choices
         if not needs_password:
             del self.fields["password"]
 
@@ -175,7 +181,8 @@ class RollbackForm(forms.Form):
         for row in rows.order_by("-created_at"):
             if row.version is not None:
                 seen.setdefault(row.version.version, row.version.version)
-        self.fields["target"].choices = [  # type: ignore[attr-defined]
+        self.targets = list(seen)
+        _choices(self, "target").choices = [
             ("", "the version active before the last promotion"),
             *seen.items(),
         ]
@@ -183,7 +190,7 @@ class RollbackForm(forms.Form):
     @property
     def has_targets(self) -> bool:
         """Whether any other version was ever active (else there is nothing to go back to)."""
-        return len(self.fields["target"].choices) > 1  # type: ignore[attr-defined]
+        return bool(self.targets)
 
     def target_reference(self) -> str | None:
         version = self.cleaned_data.get("target")

@@ -58,7 +58,7 @@ def _check_json(value: Any, path: str = "") -> None:
 
 
 @extend_schema_field(OpenApiTypes.NUMBER)
-class NumberField(serializers.Field):
+class NumberField(serializers.Field[Any, Any, Any, Any]):
     """A JSON number kept exactly as sent (420 stays an integer), never a string or a boolean."""
 
     default_error_messages = {"invalid": "Must be a number."}
@@ -70,7 +70,8 @@ class NumberField(serializers.Field):
             _check_json(data)
         except serializers.ValidationError:
             self.fail("invalid")
-        return data
+        number: int | float = data
+        return number
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -79,7 +80,7 @@ class NumberField(serializers.Field):
 # --- input ----------------------------------------------------------------------------------
 
 
-class FlagsSerializer(serializers.Serializer):
+class FlagsSerializer(serializers.Serializer[Any]):
     """The facts about a change that pick its approval path."""
 
     privacy_related = serializers.BooleanField(default=False)
@@ -91,7 +92,7 @@ class FlagsSerializer(serializers.Serializer):
     )
 
 
-class FlagsPatchSerializer(serializers.Serializer):
+class FlagsPatchSerializer(serializers.Serializer[Any]):
     """Flags to change on a revision; the ones left out keep their value."""
 
     privacy_related = serializers.BooleanField(required=False)
@@ -111,7 +112,7 @@ def _reference_list(**kwargs: Any) -> serializers.ListField:
     )
 
 
-class ChangeCreateSerializer(serializers.Serializer):
+class ChangeCreateSerializer(serializers.Serializer[Any]):
     tenant = serializers.CharField(max_length=63, help_text="Tenant slug.")
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -129,7 +130,7 @@ class ChangeCreateSerializer(serializers.Serializer):
     )
 
 
-class ChangeReviseSerializer(serializers.Serializer):
+class ChangeReviseSerializer(serializers.Serializer[Any]):
     """A new revision: back to draft, every live decision voided. Only the fields sent change."""
 
     reason = serializers.CharField(max_length=500)
@@ -148,7 +149,7 @@ class ChangeReviseSerializer(serializers.Serializer):
     )
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
     requirement = serializers.ChoiceField(
         choices=Requirement.choices,
@@ -174,11 +175,11 @@ class RejectSerializer(DecisionSerializer):
     comment = serializers.CharField(max_length=5000, help_text="Why you reject the change.")
 
 
-class WithdrawSerializer(serializers.Serializer):
+class WithdrawSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
-class RerunSerializer(serializers.Serializer):
+class RerunSerializer(serializers.Serializer[Any]):
     # Checked by hand, not a ChoiceField: "kind" is also the event log's enum in the schema.
     kind = serializers.CharField(
         required=False,
@@ -193,11 +194,11 @@ class RerunSerializer(serializers.Serializer):
         return value
 
 
-class CommentSerializer(serializers.Serializer):
+class CommentSerializer(serializers.Serializer[Any]):
     body = serializers.CharField(max_length=5000)
 
 
-class EvidenceSerializer(serializers.Serializer):
+class EvidenceSerializer(serializers.Serializer[Any]):
     """An evaluation report for one proposed version (CI sends these)."""
 
     version = serializers.CharField(
@@ -226,7 +227,7 @@ class EvidenceSerializer(serializers.Serializer):
         return value
 
 
-class PolicyUpdateSerializer(serializers.Serializer):
+class PolicyUpdateSerializer(serializers.Serializer[Any]):
     rules = serializers.JSONField(
         help_text='The policy document: {"rules": [...], "postmortem_days": N}.'
     )
@@ -237,7 +238,7 @@ class PolicyUpdateSerializer(serializers.Serializer):
         return value
 
 
-class RollbackSerializer(serializers.Serializer):
+class RollbackSerializer(serializers.Serializer[Any]):
     artifact = serializers.CharField(
         max_length=MAX_REFERENCE_LENGTH,
         help_text="class/tenant/slug, e.g. prompt/acme/qualify-lead",
@@ -260,7 +261,7 @@ class RollbackSerializer(serializers.Serializer):
     )
 
 
-class DeactivateSerializer(serializers.Serializer):
+class DeactivateSerializer(serializers.Serializer[Any]):
     artifact = serializers.CharField(
         max_length=MAX_REFERENCE_LENGTH,
         help_text="class/tenant/slug, e.g. prompt/acme/qualify-lead",
@@ -271,7 +272,7 @@ class DeactivateSerializer(serializers.Serializer):
 # --- output ---------------------------------------------------------------------------------
 
 
-class VersionRefSerializer(serializers.Serializer):
+class VersionRefSerializer(serializers.Serializer[Any]):
     path = serializers.CharField()
     version = serializers.CharField()
     sha256 = serializers.CharField(source="manifest_sha256")
@@ -317,20 +318,20 @@ class ChangeRowSerializer(serializers.ModelSerializer[ChangeRequest]):
         return f"/api/v1/change-requests/{obj.reference}/"
 
 
-class ItemSerializer(serializers.Serializer):
+class ItemSerializer(serializers.Serializer[Any]):
     artifact = serializers.CharField(source="artifact.path")
     proposed = VersionRefSerializer()
     current = VersionRefSerializer(allow_null=True)
 
 
-class FillerSerializer(serializers.Serializer):
+class FillerSerializer(serializers.Serializer[Any]):
     approval = serializers.UUIDField(source="id")
     approver = serializers.CharField(source="approver.username")
     at = serializers.DateTimeField(source="created_at")
     comment = serializers.CharField()
 
 
-class SlotSerializer(serializers.Serializer):
+class SlotSerializer(serializers.Serializer[Any]):
     requirement = serializers.ChoiceField(choices=Requirement.choices)
     label = serializers.CharField()  # type: ignore[assignment]
     filled_by = FillerSerializer(source="approval", allow_null=True)
@@ -357,7 +358,7 @@ class VoidedSerializer(DecisionOutSerializer):
         fields = [*DecisionOutSerializer.Meta.fields, "voided_at", "void_reason"]
 
 
-class CheckSerializer(serializers.Serializer):
+class CheckSerializer(serializers.Serializer[Any]):
     kind = serializers.CharField(help_text=", ".join(CheckKind.values))
     label = serializers.CharField()  # type: ignore[assignment]
     status = serializers.CharField(help_text="pending, running, passed, failed, error or not_run")
@@ -381,7 +382,7 @@ class CheckSerializer(serializers.Serializer):
     )
 
 
-class PostmortemSerializer(serializers.Serializer):
+class PostmortemSerializer(serializers.Serializer[Any]):
     summary = serializers.CharField(max_length=20000, help_text="What happened and what follows.")
     url = serializers.CharField(
         max_length=500,
@@ -638,7 +639,7 @@ class EvidenceAttachedSerializer(ChangeDetailSerializer):
         return ReportSerializer(self.context["report"]).data
 
 
-class PolicyRowSerializer(serializers.Serializer):
+class PolicyRowSerializer(serializers.Serializer[Any]):
     number = serializers.IntegerField()
     rules = serializers.JSONField()
     reason = serializers.CharField()
@@ -646,7 +647,7 @@ class PolicyRowSerializer(serializers.Serializer):
     created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
 
 
-class PolicySerializer(serializers.Serializer):
+class PolicySerializer(serializers.Serializer[Any]):
     """The approval policy in force for a tenant, and the tenant's own versions of it."""
 
     tenant = serializers.CharField()
@@ -667,7 +668,7 @@ class PolicySerializer(serializers.Serializer):
         return number
 
 
-class RollbackResultSerializer(serializers.Serializer):
+class RollbackResultSerializer(serializers.Serializer[Any]):
     artifact = serializers.CharField(source="artifact.path")
     kind = serializers.CharField(help_text="rollback, or deactivation (the safety switch)")
     from_version = VersionRefSerializer(source="previous", allow_null=True)
@@ -687,7 +688,7 @@ class RollbackResultSerializer(serializers.Serializer):
     actor = serializers.CharField(source="actor.username", default=None, allow_null=True)
     at = serializers.DateTimeField(source="created_at")
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # "from" is a Python keyword, so the fields are declared under other names.
         wire = {"from_version": "from", "to_version": "to"}
         return {wire.get(name, name): field for name, field in super().get_fields().items()}

@@ -143,7 +143,7 @@ class ChangeFilter(ChangeFilterSet):
         fields = [*ChangeFilterSet.Meta.fields, "author"]
 
 
-class ChangeRequestViewSet(viewsets.GenericViewSet):
+class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
     """Change requests of your tenants: open, read, revise, and act on them."""
 
     lookup_field = "reference"
