@@ -13,4 +13,4 @@ class GovernanceConfig(AppConfig):
         from governance.kernel.events import deferral, services
 
         # Events wait for the end of the outermost transaction: the log's lock is taken last.
-        deferral.install(services._append)
+        deferral.install(services.append_drafts)

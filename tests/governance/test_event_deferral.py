@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts import services as accounts
 from accounts.models import Tenant
-from governance.kernel.events import services as events
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event, EventChainHead
+from governance.kernel.events.services import appending as events
 from governance.kernel.events.services import event_record, verify_database
 from tests.reviews.conftest import people
 

@@ -431,7 +431,7 @@ def test_altered_via_and_subject_label_columns(log, column, reason):
 def test_postgresql_sql_comparison_flags_altered_via_and_subject_label(log, column, monkeypatch):
     """The fast path's SQL itself finds the rewritten column: that row, and only that row, is
     handed to ``_compare`` (which would otherwise never see it)."""
-    from governance.kernel.events import services
+    from governance.kernel.events.services import verification as services
 
     event = Event.objects.exclude(subject_type="").exclude(via="").order_by("seq").first()
     assert event is not None
@@ -461,6 +461,7 @@ def test_postgresql_verifier_parses_no_json_for_rows_that_agree(log, make_user, 
     """The fast path rebuilds each header from its columns; only a row that differs is parsed."""
     from governance.kernel.events import services
     from governance.kernel.events.kinds import EventKind
+    from governance.kernel.events.services import verification
 
     boss = make_user('zoë-"o\'neil"\\', acme="administrator")
     with transaction.atomic():
@@ -473,12 +474,12 @@ def test_postgresql_verifier_parses_no_json_for_rows_that_agree(log, make_user, 
             via="token:ci",
         )
     parsed: list[int] = []
-    original = services._compare
+    original = verification._compare
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         parsed.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_compare", counting)
+    monkeypatch.setattr(verification, "_compare", counting)
     assert verify_database().ok
     assert parsed == []

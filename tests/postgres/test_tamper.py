@@ -161,8 +161,8 @@ def test_database_verifier_outside_a_transaction_reads_ahead_and_finds_tampering
     import pgtrigger
 
     from accounts import services as accounts
-    from governance.kernel.events import services as events
     from governance.kernel.events.models import Event
+    from governance.kernel.events.services import verification as events
 
     monkeypatch.setattr(events, "VERIFY_PAGE", 7)  # several pages, the bad row in the middle one
     for i in range(20):
