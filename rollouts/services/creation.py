@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.services import EventSpec, events_record
 from governance.kernel.inputs import clean_text
 from registry.choices import ImpactChoice
+from registry.models import Artifact, Version
 from reviews import services as reviews
 from reviews.choices import ChangeStatus
 from reviews.models import ChangeItem, ChangeRequest
@@ -133,44 +135,43 @@ def _flag_expiry(value: Any) -> datetime:
     return expiry
 
 
-@transaction.atomic
-def rollout_create(
-    *,
-    change: ChangeRequest,
-    actor: User | None,
-    strategy: str | None = None,
-    steps: Any = None,
-    target: str = PromotionTarget.LIVE,
-    cohort: Any = None,
-    flag_key: str = "",
-    flag_expires_at: datetime | None = None,
-    reason: str = "",
-) -> Rollout:
-    """A draft rollout of a promoted change's versions to every slot bound to their artifacts.
+@dataclass(frozen=True)
+class _Asked:
+    """What the caller asked for, beside the change."""
 
-    One target per slot (a bundle moves and rolls back together): its baseline is the
-    slot's default now, its candidate the version the change proposes. ``strategy``
-    defaults to the change's. A candidate that may not serve, a slot another unfinished
-    rollout holds, or a global rollout of a major version are refused.
-    """
-    reason = clean_text(reason, "reason", required=False, limit=REASON_LIMIT)
-    strategy = strategy or change.rollout_strategy
-    if strategy not in RolloutStrategy.values:
-        raise DomainError(f"Choose one of {', '.join(RolloutStrategy.values)}.", field="strategy")
-    if target not in PromotionTarget.values:
-        raise DomainError(f"Choose one of {', '.join(PromotionTarget.values)}.", field="target")
-    artifact_ids = set(
-        ChangeItem.objects.filter(change=change).values_list("artifact_id", flat=True)
-    )
-    artifacts = reviews.activation_lock(artifact_ids=artifact_ids, change=change)
-    change = ChangeRequest.objects.select_related("tenant").get(pk=change.pk)
-    permissions.can_create_rollout(actor, change).require()
+    strategy: str
+    target: str
+    steps: Any
+    cohort: Any
+    flag_key: str
+    flag_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The checked steps, cohort and flag the rollout is created with."""
+
+    steps: list[Any] = field(default_factory=list)
+    cohort: list[str] = field(default_factory=list)
+    flag_key: str = ""
+    flag_expires_at: datetime | None = None
+
+
+def _require_promoted(change: ChangeRequest) -> None:
     if change.status != ChangeStatus.PROMOTED or change.promoted_at is None:
         raise Conflict(
             f"{change.reference} is {change.get_status_display().lower()}; only a promoted "
             "change can be rolled out.",
             field="change",
         )
+
+
+def _slots_to_move(
+    change: ChangeRequest, artifact_ids: set[Any], artifacts: dict[Any, Artifact]
+) -> tuple[list[Slot], dict[Any, Version]]:
+    """The slots bound to what ``change`` changes and each artifact's candidate; refused when
+    none is bound, a candidate may not serve or is the default already, or another rollout
+    holds a slot."""
     items = list(
         ChangeItem.objects.filter(change=change).select_related(
             "proposed__artifact__artifact_class", "proposed__artifact__tenant"
@@ -204,62 +205,152 @@ def rollout_create(
             "slots; finish, abort or roll it back first.",
             field="change",
         )
-    if strategy == RolloutStrategy.GLOBAL:
-        major = sorted(
-            candidates[a].path
-            for a in {s.artifact_id for s in slots}
-            if candidates[a].declared_impact == ImpactChoice.MAJOR
+    return slots, candidates
+
+
+def _refuse_global_major(
+    asked: _Asked, slots: Sequence[Slot], candidates: dict[Any, Version]
+) -> None:
+    if asked.strategy != RolloutStrategy.GLOBAL:
+        return
+    major = sorted(
+        candidates[a].path
+        for a in {s.artifact_id for s in slots}
+        if candidates[a].declared_impact == ImpactChoice.MAJOR
+    )
+    if major:
+        raise DomainError(
+            f"{', '.join(major)} is a major version: a global rollout is for patch and minor "
+            "versions only. Use a tenant, flag or canary rollout.",
+            field="strategy",
         )
-        if major:
-            raise DomainError(
-                f"{', '.join(major)} is a major version: a global rollout is for patch and minor "
-                "versions only. Use a tenant, flag or canary rollout.",
-                field="strategy",
-            )
-    if target == PromotionTarget.PAPER and strategy != RolloutStrategy.CANARY:
+
+
+def _refuse_mismatches(asked: _Asked) -> None:
+    """Options that belong to another strategy or target."""
+    strategy = asked.strategy
+    if asked.target == PromotionTarget.PAPER and strategy != RolloutStrategy.CANARY:
         raise DomainError("Only a canary can target a paper cohort.", field="target")
-    if cohort and target != PromotionTarget.PAPER:
+    if asked.cohort and asked.target != PromotionTarget.PAPER:
         raise DomainError("Only a paper canary has a cohort.", field="cohort")
-    if (flag_key or flag_expires_at) and strategy != RolloutStrategy.FLAG:
+    if (asked.flag_key or asked.flag_expires_at) and strategy != RolloutStrategy.FLAG:
         raise DomainError("Only a flag rollout has a flag.", field="flag_key")
-    if steps is not None and strategy in {RolloutStrategy.GLOBAL, RolloutStrategy.FLAG}:
+    if asked.steps is not None and strategy in {RolloutStrategy.GLOBAL, RolloutStrategy.FLAG}:
         raise DomainError(f"A {strategy} rollout has one step; give no steps.", field="steps")
-    chosen: list[Any] = []
-    subjects: list[str] = []
-    expires: datetime | None = None
-    if strategy == RolloutStrategy.CANARY:
-        chosen = list(_canary_steps(steps))
-        if target == PromotionTarget.PAPER:
-            subjects = _cohort(cohort)
-    elif strategy == RolloutStrategy.TENANT:
-        chosen = list(_tenant_waves(steps, change.tenant, slots))
-    elif strategy == RolloutStrategy.FLAG:
-        flag_key = clean_text(flag_key, "flag_key", required=True, limit=100)
-        if not re.match(FLAG_KEY_RE, flag_key):
-            raise DomainError(
-                "Start with a letter; then letters, digits, '_', '.' or '-'.", field="flag_key"
-            )
-        expires = _flag_expiry(flag_expires_at)
-        clash = (
-            Rollout.objects.filter(
-                tenant=change.tenant, flag_key=flag_key, state__in=list(selectors.HOLDING_STATES)
-            )
-            .order_by("number")
-            .first()
+
+
+def _flag_plan(asked: _Asked, tenant: Tenant) -> _Plan:
+    flag_key = clean_text(asked.flag_key, "flag_key", required=True, limit=100)
+    if not re.match(FLAG_KEY_RE, flag_key):
+        raise DomainError(
+            "Start with a letter; then letters, digits, '_', '.' or '-'.", field="flag_key"
         )
-        if clash is not None:
-            raise Conflict(f"{clash.reference} uses the flag '{flag_key}'.", field="flag_key")
+    expires = _flag_expiry(asked.flag_expires_at)
+    clash = (
+        Rollout.objects.filter(
+            tenant=tenant, flag_key=flag_key, state__in=list(selectors.HOLDING_STATES)
+        )
+        .order_by("number")
+        .first()
+    )
+    if clash is not None:
+        raise Conflict(f"{clash.reference} uses the flag '{flag_key}'.", field="flag_key")
+    return _Plan(flag_key=flag_key, flag_expires_at=expires)
+
+
+def _plan(asked: _Asked, tenant: Tenant, slots: Sequence[Slot]) -> _Plan:
+    """The strategy's own checks: a canary's weights (and a paper cohort), a tenant rollout's
+    waves, a flag's key and expiry."""
+    if asked.strategy == RolloutStrategy.CANARY:
+        steps: list[Any] = list(_canary_steps(asked.steps))
+        if asked.target == PromotionTarget.PAPER:
+            return _Plan(steps=steps, cohort=_cohort(asked.cohort))
+        return _Plan(steps=steps)
+    if asked.strategy == RolloutStrategy.TENANT:
+        return _Plan(steps=list(_tenant_waves(asked.steps, tenant, slots)))
+    if asked.strategy == RolloutStrategy.FLAG:
+        return _flag_plan(asked, tenant)
+    return _Plan()
+
+
+def _created_event(
+    rollout: Rollout, targets: Sequence[RolloutTarget], reason: str, actor: User | None
+) -> EventSpec:
+    expires = rollout.flag_expires_at
+    return EventSpec(
+        EventKind.ROLLOUT_CREATED,
+        actor,
+        tenant=rollout.tenant,
+        subject=rollout,
+        payload={
+            **state_payload(rollout, reason),
+            "change": rollout.change.reference,
+            "target": rollout.target,
+            "steps": rollout.steps,
+            "cohort_size": len(rollout.cohort),
+            "flag_key": rollout.flag_key,
+            "flag_expires_at": expires.isoformat() if expires else None,
+            "targets": [
+                {
+                    "slot": slot_label(t.slot),
+                    "baseline": version_ref(t.baseline),
+                    "candidate": version_ref(t.candidate),
+                }
+                for t in targets
+            ],
+        },
+    )
+
+
+@transaction.atomic
+def rollout_create(
+    *,
+    change: ChangeRequest,
+    actor: User | None,
+    strategy: str | None = None,
+    steps: Any = None,
+    target: str = PromotionTarget.LIVE,
+    cohort: Any = None,
+    flag_key: str = "",
+    flag_expires_at: datetime | None = None,
+    reason: str = "",
+) -> Rollout:
+    """A draft rollout of a promoted change's versions to every slot bound to their artifacts.
+
+    One target per slot (a bundle moves and rolls back together): its baseline is the
+    slot's default now, its candidate the version the change proposes. ``strategy``
+    defaults to the change's. A candidate that may not serve, a slot another unfinished
+    rollout holds, or a global rollout of a major version are refused.
+    """
+    reason = clean_text(reason, "reason", required=False, limit=REASON_LIMIT)
+    strategy = strategy or change.rollout_strategy
+    if strategy not in RolloutStrategy.values:
+        raise DomainError(f"Choose one of {', '.join(RolloutStrategy.values)}.", field="strategy")
+    if target not in PromotionTarget.values:
+        raise DomainError(f"Choose one of {', '.join(PromotionTarget.values)}.", field="target")
+    asked = _Asked(strategy, target, steps, cohort, flag_key, flag_expires_at)
+    artifact_ids = set(
+        ChangeItem.objects.filter(change=change).values_list("artifact_id", flat=True)
+    )
+    artifacts = reviews.activation_lock(artifact_ids=artifact_ids, change=change)
+    change = ChangeRequest.objects.select_related("tenant").get(pk=change.pk)
+    permissions.can_create_rollout(actor, change).require()
+    _require_promoted(change)
+    slots, candidates = _slots_to_move(change, artifact_ids, artifacts)
+    _refuse_global_major(asked, slots, candidates)
+    _refuse_mismatches(asked)
+    plan = _plan(asked, change.tenant, slots)
     rollout = Rollout.objects.create(
         number=_next_number(),
         tenant=change.tenant,
         change=change,
         strategy=strategy,
         target=target,
-        steps=chosen,
-        cohort=subjects,
+        steps=plan.steps,
+        cohort=plan.cohort,
         salt=secrets.token_hex(16),
-        flag_key=flag_key if strategy == RolloutStrategy.FLAG else "",
-        flag_expires_at=expires,
+        flag_key=plan.flag_key,
+        flag_expires_at=plan.flag_expires_at,
         reason=reason,
         created_by=actor,
     )
@@ -272,32 +363,6 @@ def rollout_create(
         )
         for slot in slots
     ]
-    events_record(
-        [
-            EventSpec(
-                EventKind.ROLLOUT_CREATED,
-                actor,
-                tenant=rollout.tenant,
-                subject=rollout,
-                payload={
-                    **state_payload(rollout, reason),
-                    "change": change.reference,
-                    "target": target,
-                    "steps": chosen,
-                    "cohort_size": len(subjects),
-                    "flag_key": rollout.flag_key,
-                    "flag_expires_at": expires.isoformat() if expires else None,
-                    "targets": [
-                        {
-                            "slot": slot_label(t.slot),
-                            "baseline": version_ref(t.baseline),
-                            "candidate": version_ref(t.candidate),
-                        }
-                        for t in targets
-                    ],
-                },
-            )
-        ]
-    )
+    events_record([_created_event(rollout, targets, reason, actor)])
     manifest_append(rollout=rollout, actor=actor)  # version 1: the draft's phases
     return rollout

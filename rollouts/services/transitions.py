@@ -344,33 +344,19 @@ def rollout_advance(
     return t.record()
 
 
-def _simple(
-    rollout: Rollout,
-    actor: User | None,
-    revision: int | None,
-    reason: str,
-    *,
-    action: str,
-    to: str,
-    kind: str,
-) -> Rollout:
-    reason = clean_text(reason, "reason", required=True, limit=REASON_LIMIT)
-    t = Transition(rollout, revision, actor, action)
-    if t.rollout.state == to:
-        raise Conflict(f"{t.rollout.reference} is {to.replace('_', ' ')} already.", field="state")
-    t.require(to, action)
-    t.save(state=to)
-    t.event(kind, reason)
-    return t.record()
-
-
 @transaction.atomic
 def rollout_pause(
     *, rollout: Rollout, actor: User | None, revision: int | None = None, reason: str
 ) -> Rollout:
     """Progressing -> paused: the rules keep serving as they are (same weight, same subjects)."""
-    return _simple(rollout, actor, revision, reason, action="pause",
-                   to=RolloutState.PAUSED, kind=EventKind.ROLLOUT_PAUSED)  # fmt: skip
+    reason = clean_text(reason, "reason", required=True, limit=REASON_LIMIT)
+    t = Transition(rollout, revision, actor, "pause")
+    if t.rollout.state == RolloutState.PAUSED:
+        raise Conflict(f"{t.rollout.reference} is paused already.", field="state")
+    t.require(RolloutState.PAUSED, "pause")
+    t.save(state=RolloutState.PAUSED)
+    t.event(EventKind.ROLLOUT_PAUSED, reason)
+    return t.record()
 
 
 @transaction.atomic
