@@ -430,14 +430,25 @@ def _application_for(tenant_slug: str, application_slug: str) -> tuple[Any, Appl
     return tenant, app
 
 
-def _build(tenant_slug: str, application_slug: str, gen: str) -> Snapshot:
-    """Read the pointers and their versions (a fixed number of queries, whatever the history)."""
-    platform = settings.PLATFORM_TENANT_SLUG
-    tenant, app = _application_for(tenant_slug, application_slug)
-    # Read before the pointers: the snapshot holds at least every change up to this number
-    # (an event appended while it is built makes a new generation, so it is rebuilt anyway).
-    sequence = log_size()
-    slots = _visible_slots(tenant, app, platform)
+@dataclass(frozen=True)
+class _Read:
+    """What a build read: the tenant's overrides and rollout targets, and every version they
+    and the defaults name, servable (``refs``: id -> reference) or refused (``serve``)."""
+
+    tenant: Any
+    overrides: dict[Any, Override]
+    targets: list[RolloutTarget]
+    serve: dict[Any, ServeInfo | str]
+    refs: dict[Any, str]
+    artifact_of: dict[Any, Any]
+
+    def refusal(self, vid: Any) -> str:
+        found = self.serve.get(vid)
+        return found if isinstance(found, str) else "it is not servable"
+
+
+def _read(tenant: Any, slots: list[Slot], platform: str) -> tuple[_Read, dict[str, dict[str, Any]]]:
+    """The pointers of ``slots`` for ``tenant`` and their versions (the versions' entries too)."""
     overrides = {
         o.slot_id: o
         for o in Override.objects.filter(slot__in=slots, tenant=tenant).select_related("rollout")
@@ -470,87 +481,111 @@ def _build(tenant_slug: str, application_slug: str, gen: str) -> Snapshot:
             refs[vid] = ref
             artifact_of[vid] = info.version.artifact_id
             versions[ref] = _version_entry(info.version, info)
+    return _Read(tenant, overrides, targets, serve, refs, artifact_of), versions
 
-    def refusal(vid: Any) -> str:
-        found = serve.get(vid)
-        return found if isinstance(found, str) else "it is not servable"
 
-    body_slots: dict[str, Any] = {}
-    artifact_ids: dict[str, Any] = {}
-    for slot in slots:
-        artifact = slot.artifact
-        artifact_ids[slot.name] = artifact.pk
-        warnings: list[str] = []
-        default = None
-        if artifact.active_version_id is not None:
-            default = refs.get(artifact.active_version_id)
-            if default is None:
-                warnings.append(
-                    f"The default of {slot.name} is skipped: {refusal(artifact.active_version_id)}."
-                )
-        override_json = None
-        own = overrides.get(slot.pk)
-        if own is not None:
-            own_ref = refs.get(own.version_id)
-            if own_ref is None:
-                warnings.append(
-                    f"The override of {slot.name} for {tenant.slug} is skipped: {refusal(own.version_id)}."
-                )
-            elif artifact_of[own.version_id] != artifact.pk:
-                warnings.append(
-                    f"The override of {slot.name} for {tenant.slug} names another artifact; skipped."
-                )
-            else:
-                rollout = own.rollout
-                override_json = {
-                    "ref": own_ref,
-                    "reason": own.reason,
-                    "rollout": rollout.reference if rollout else None,
-                    "rollout_id": str(rollout.pk) if rollout else None,
-                    "step": rollout.step if rollout else None,
+def _override_json(read: _Read, slot: Slot, warnings: list[str]) -> dict[str, Any] | None:
+    own = read.overrides.get(slot.pk)
+    if own is None:
+        return None
+    tenant = read.tenant
+    own_ref = read.refs.get(own.version_id)
+    if own_ref is None:
+        warnings.append(
+            f"The override of {slot.name} for {tenant.slug} is skipped: {read.refusal(own.version_id)}."
+        )
+        return None
+    if read.artifact_of[own.version_id] != slot.artifact.pk:
+        warnings.append(
+            f"The override of {slot.name} for {tenant.slug} names another artifact; skipped."
+        )
+        return None
+    rollout = own.rollout
+    return {
+        "ref": own_ref,
+        "reason": own.reason,
+        "rollout": rollout.reference if rollout else None,
+        "rollout_id": str(rollout.pk) if rollout else None,
+        "step": rollout.step if rollout else None,
+    }
+
+
+def _rules_json(
+    read: _Read, slot: Slot, stable: str | None, warnings: list[str]
+) -> list[dict[str, Any]]:
+    """The slot's active canary and flag rules, newest first (a candidate that may not serve
+    is skipped with a warning)."""
+    rules = []
+    for target in read.targets:
+        if target.slot_id != slot.pk:
+            continue
+        rollout = target.rollout
+        candidate = read.refs.get(target.candidate_id)
+        if candidate is None or read.artifact_of[target.candidate_id] != slot.artifact.pk:
+            why = read.refusal(target.candidate_id) if candidate is None else "another artifact"
+            warnings.append(f"{rollout.reference} is skipped for {slot.name}: {why}.")
+            continue
+        is_flag = rollout.strategy == RolloutStrategy.FLAG
+        rules.append(
+            {
+                "rollout": rollout.reference,
+                "rollout_id": str(rollout.pk),
+                "strategy": rollout.strategy,
+                "state": rollout.state,
+                "target": rollout.target,
+                "step": rollout.step,
+                "weight": rollout.weight,
+                "salt": rollout.salt,
+                "cohort": sorted(str(s) for s in rollout.cohort or []),
+                "stable": stable,
+                "candidate": candidate,
+                "flag": {
+                    "key": rollout.flag_key,
+                    "on": rollout.flag_on,
+                    "expires_at": _iso(rollout.flag_expires_at),
                 }
-        stable = override_json["ref"] if override_json else default
-        rules = []
-        for target in targets:
-            if target.slot_id != slot.pk:
-                continue
-            rollout = target.rollout
-            candidate = refs.get(target.candidate_id)
-            if candidate is None or artifact_of[target.candidate_id] != artifact.pk:
-                why = refusal(target.candidate_id) if candidate is None else "another artifact"
-                warnings.append(f"{rollout.reference} is skipped for {slot.name}: {why}.")
-                continue
-            is_flag = rollout.strategy == RolloutStrategy.FLAG
-            rules.append(
-                {
-                    "rollout": rollout.reference,
-                    "rollout_id": str(rollout.pk),
-                    "strategy": rollout.strategy,
-                    "state": rollout.state,
-                    "target": rollout.target,
-                    "step": rollout.step,
-                    "weight": rollout.weight,
-                    "salt": rollout.salt,
-                    "cohort": sorted(str(s) for s in rollout.cohort or []),
-                    "stable": stable,
-                    "candidate": candidate,
-                    "flag": {
-                        "key": rollout.flag_key,
-                        "on": rollout.flag_on,
-                        "expires_at": _iso(rollout.flag_expires_at),
-                    }
-                    if is_flag
-                    else None,
-                }
+                if is_flag
+                else None,
+            }
+        )
+    return rules
+
+
+def _slot_json(read: _Read, slot: Slot) -> dict[str, Any]:
+    """One slot of the document: its default, the tenant's override, the rules, warnings."""
+    artifact = slot.artifact
+    warnings: list[str] = []
+    default = None
+    if artifact.active_version_id is not None:
+        default = read.refs.get(artifact.active_version_id)
+        if default is None:
+            warnings.append(
+                f"The default of {slot.name} is skipped: {read.refusal(artifact.active_version_id)}."
             )
-        body_slots[slot.name] = {
-            "artifact": artifact.path,
-            "disabled": artifact.active_version_id is None,
-            "default": default,
-            "override": override_json,
-            "rules": rules,
-            "warnings": warnings,
-        }
+    override_json = _override_json(read, slot, warnings)
+    stable = override_json["ref"] if override_json else default
+    rules = _rules_json(read, slot, stable, warnings)
+    return {
+        "artifact": artifact.path,
+        "disabled": artifact.active_version_id is None,
+        "default": default,
+        "override": override_json,
+        "rules": rules,
+        "warnings": warnings,
+    }
+
+
+def _build(tenant_slug: str, application_slug: str, gen: str) -> Snapshot:
+    """Read the pointers and their versions (a fixed number of queries, whatever the history)."""
+    platform = settings.PLATFORM_TENANT_SLUG
+    tenant, app = _application_for(tenant_slug, application_slug)
+    # Read before the pointers: the snapshot holds at least every change up to this number
+    # (an event appended while it is built makes a new generation, so it is rebuilt anyway).
+    sequence = log_size()
+    slots = _visible_slots(tenant, app, platform)
+    read, versions = _read(tenant, slots, platform)
+    body_slots = {slot.name: _slot_json(read, slot) for slot in slots}
+    artifact_ids = {slot.name: slot.artifact.pk for slot in slots}
     used = {ref for raw in body_slots.values() for ref in _refs_of(raw)}
     body = {
         "format": FORMAT,
@@ -725,76 +760,79 @@ def resolve(
     if slot.disabled:
         return _disabled(snap, slot, [*warnings, f"{slot.name} is switched off."])
     if pin is not None:
-        version, sha256 = _pin_parts(slot, pin)
-        ref = slot.by_version.get(version)
-        if ref is None:
-            raise PinNotInSnapshot(slot.name, version, sha256)
-        _check_pin_hash(snap, ref, pin, sha256)
-        return _served(snap, slot, ref, Reason.STATIC, "pinned", warnings)
+        return _pinned_here(snap, slot, pin, warnings)
     moment = now or datetime.now(UTC)
     for rule in slot.rules:
-        meta: dict[str, Any] = {
-            "rollout": rule.rollout,
-            "rollout_id": rule.rollout_id,
-            "step": rule.step,
-        }
         if rule.strategy == RolloutStrategy.FLAG:
-            if rule.flag_expires is not None and moment >= rule.flag_expires:
-                warnings.append(
-                    f"flag {rule.flag_key} ({rule.rollout}) expired at {_iso(rule.flag_expires)}; "
-                    "serving the default"
-                )
-                if slot.default is None:
-                    return _disabled(snap, slot, warnings)
-                return _served(snap, slot, slot.default, Reason.DEFAULT, "default", warnings)
-            if rule.flag_on:
-                return _served(
-                    snap, slot, rule.candidate, Reason.TARGETING_MATCH, "on", warnings, **meta
-                )
+            found = _flag_rule(snap, slot, rule, moment, warnings)
+        elif subject:
+            found = _canary_rule(snap, slot, rule, subject, warnings)
+        else:
             continue
-        if not subject:
-            continue
-        if rule.target == PromotionTarget.PAPER:
-            if subject in rule.cohort:
-                return _served(
-                    snap,
-                    slot,
-                    rule.candidate,
-                    Reason.TARGETING_MATCH,
-                    Arm.CANARY,
-                    warnings,
-                    arm=Arm.CANARY,
-                    **meta,
-                )
-            continue
-        b = bucketing.bucket(salt=rule.salt, slot=slot.name, tenant=snap.tenant, subject=subject)
-        if b < rule.weight:
-            return _served(
-                snap,
-                slot,
-                rule.candidate,
-                Reason.SPLIT,
-                Arm.CANARY,
-                warnings,
-                arm=Arm.CANARY,
-                bucket=b,
-                **meta,
-            )
-        if rule.stable is None:
-            continue
-        return _served(
-            snap,
-            slot,
-            rule.stable,
-            Reason.SPLIT,
-            Arm.STABLE,
-            warnings,
-            arm=Arm.STABLE,
-            bucket=b,
-            **meta,
+        if found is not None:
+            return found
+    return _untouched(snap, slot, warnings)
+
+
+def _pinned_here(snap: Snapshot, slot: _Slot, pin: str, warnings: list[str]) -> Answer:
+    """A pin the snapshot holds (``STATIC``); else ``PinNotInSnapshot`` for ``answer``."""
+    version, sha256 = _pin_parts(slot, pin)
+    ref = slot.by_version.get(version)
+    if ref is None:
+        raise PinNotInSnapshot(slot.name, version, sha256)
+    _check_pin_hash(snap, ref, pin, sha256)
+    return _served(snap, slot, ref, Reason.STATIC, "pinned", warnings)
+
+
+def _meta(rule: _Rule) -> dict[str, Any]:
+    """What an answer a rule gives says about the rollout."""
+    return {"rollout": rule.rollout, "rollout_id": rule.rollout_id, "step": rule.step}
+
+
+def _flag_rule(
+    snap: Snapshot, slot: _Slot, rule: _Rule, moment: datetime, warnings: list[str]
+) -> Answer | None:
+    """An expired flag serves the default (overrides skipped); a flag that is on, its
+    candidate; a flag that is off, nothing (the next rule decides)."""
+    if rule.flag_expires is not None and moment >= rule.flag_expires:
+        warnings.append(
+            f"flag {rule.flag_key} ({rule.rollout}) expired at {_iso(rule.flag_expires)}; "
+            "serving the default"
         )
+        if slot.default is None:
+            return _disabled(snap, slot, warnings)
+        return _served(snap, slot, slot.default, Reason.DEFAULT, "default", warnings)
+    if rule.flag_on:
+        return _served(
+            snap, slot, rule.candidate, Reason.TARGETING_MATCH, "on", warnings, **_meta(rule)
+        )
+    return None
+
+
+def _canary_rule(
+    snap: Snapshot, slot: _Slot, rule: _Rule, subject: str, warnings: list[str]
+) -> Answer | None:
+    """A paper canary serves its cohort; a live canary splits subjects by bucket (a bucket
+    past the weight gets the stable version, when there is one)."""
+    if rule.target == PromotionTarget.PAPER:
+        if subject in rule.cohort:
+            return _served(snap, slot, rule.candidate, Reason.TARGETING_MATCH, Arm.CANARY,
+                           warnings, arm=Arm.CANARY, **_meta(rule))  # fmt: skip
+        return None
+    b = bucketing.bucket(salt=rule.salt, slot=slot.name, tenant=snap.tenant, subject=subject)
+    if b < rule.weight:
+        return _served(snap, slot, rule.candidate, Reason.SPLIT, Arm.CANARY, warnings,
+                       arm=Arm.CANARY, bucket=b, **_meta(rule))  # fmt: skip
+    if rule.stable is None:
+        return None
+    return _served(snap, slot, rule.stable, Reason.SPLIT, Arm.STABLE, warnings,
+                   arm=Arm.STABLE, bucket=b, **_meta(rule))  # fmt: skip
+
+
+def _untouched(snap: Snapshot, slot: _Slot, warnings: list[str]) -> Answer:
+    """No rule applied: the tenant's override, else the default, else nothing."""
     if slot.override is not None:
-        meta = {}
+        meta: dict[str, Any] = {}
         if slot.override_rollout:
             meta = {
                 "rollout": slot.override_rollout,
