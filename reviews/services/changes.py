@@ -24,6 +24,7 @@ from reviews.models import ChangeCounter, ChangeItem, ChangeRequest, Comment
 from reviews.services.common import (
     lock_change,
     record_event,
+    rehash,
     require_author_or_admin,
     resolve_version,
     transition,
@@ -133,8 +134,7 @@ def change_create(
     )
     change.save()
     _set_items(change, versions)
-    change.binding_sha256 = selectors.binding_hash(change)
-    change.save(update_fields=["binding_sha256"])
+    rehash(change)
     record_event(
         EventKind.CHANGE_REQUEST_OPENED,
         change,
@@ -207,8 +207,7 @@ def change_revise(
     change.revision += 1
     change.decided_at = None
     change.save()
-    change.binding_sha256 = selectors.binding_hash(change)
-    change.save(update_fields=["binding_sha256"])
+    rehash(change)
     void_approvals(change, actor, f"revised to revision {change.revision}: {reason}")
     record_event(
         EventKind.CHANGE_REQUEST_REVISED,
@@ -259,8 +258,7 @@ def change_submit(*, change: ChangeRequest, actor: User | None) -> ChangeRequest
     change.policy = policy_row
     change.submitted_at = timezone.now()
     change.save()
-    change.binding_sha256 = selectors.binding_hash(change)
-    change.save(update_fields=["binding_sha256"])
+    rehash(change)
     kinds = check_catalog.required_checks(change)
     runs = start_checks(change, kinds)
     record_event(

@@ -13,7 +13,7 @@ from governance.kernel.events.services import event_record
 from registry.choices import Stage
 from registry.models import Artifact, Version, VersionState
 from registry.services import version_stage_set
-from reviews import permissions
+from reviews import permissions, selectors
 from reviews.choices import EDITABLE_STATES, TRANSITIONS, ChangeStatus
 from reviews.models import Approval, ChangeItem, ChangeRequest
 
@@ -68,6 +68,15 @@ def record_event(kind: str, change: ChangeRequest, actor: User | None, **payload
         subject=change_subject(change),
         payload={"change": change.reference, **payload},
     )
+
+
+def rehash(change: ChangeRequest) -> str:
+    """Recompute and store what a change's approvals cover (``binding_sha256``); returns the
+    hash it had before, so a caller can tell whether it moved."""
+    before = change.binding_sha256
+    change.binding_sha256 = selectors.binding_hash(change)
+    change.save(update_fields=["binding_sha256"])
+    return before
 
 
 def version_ref(version: Version | None) -> dict[str, str] | None:

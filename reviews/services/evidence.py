@@ -29,6 +29,7 @@ from reviews.services.common import (
     lock_changes_and_artifacts,
     open_changes_proposing,
     record_event,
+    rehash,
     resolve_version,
     review_stage_set,
     transition,
@@ -222,9 +223,7 @@ def evidence_attach(
         sha256=digest,
         submitted_by=actor,
     )
-    before = change.binding_sha256
-    change.binding_sha256 = selectors.binding_hash(change)
-    change.save(update_fields=["binding_sha256"])
+    before = rehash(change)
     record_event(
         EventKind.EVIDENCE_ATTACHED,
         change,
@@ -247,9 +246,7 @@ def evidence_attach(
         if pk != change.pk and other.status in EDITABLE_STATES
     ]
     for other in others:
-        before_other = other.binding_sha256
-        other.binding_sha256 = selectors.binding_hash(other)
-        other.save(update_fields=["binding_sha256"])
+        before_other = rehash(other)
         rebind(other, actor, before_other, f"new evidence for {target.path} was attached")
     return report
 

@@ -24,6 +24,7 @@ from reviews.services.common import (
     lock_changes_and_artifacts,
     open_changes_on,
     record_event,
+    rehash,
     stage_set,
     transition,
     version_ref,
@@ -87,9 +88,7 @@ def follow_active(
         if not rebound:
             continue
         record_event(EventKind.CHANGE_REQUEST_REBOUND, other, actor, reason=why, items=rebound)
-        before = other.binding_sha256
-        other.binding_sha256 = selectors.binding_hash(other)
-        other.save(update_fields=["binding_sha256"])
+        before = rehash(other)
         rebind(other, actor, before, why)
 
 
