@@ -67,7 +67,7 @@ class WaiverFilterSet(django_filters.FilterSet):
         )
 
 
-class WaiverQuerySerializer(serializers.Serializer):
+class WaiverQuerySerializer(serializers.Serializer[Any]):
     """Query parameters of ``GET /api/v1/waivers/``; each one narrows the list."""
 
     state = serializers.ChoiceField(

@@ -111,54 +111,14 @@ def waiver_grant(
     officer other than the grantor to countersign (:func:`waiver_countersign`) before the
     waiver counts. The author of a change cannot waive its checks.
     """
-    from reviews.choices import ChangeStatus, CheckKind
-
     now = timezone.now()
     permissions.can_grant_waiver(actor, tenant, change).require()
-    if check_kind not in CheckKind.values:
-        raise DomainError(
-            f"'{check_kind}' is not a check; use one of {', '.join(CheckKind.values)}.",
-            field="check_kind",
-        )
-    metric = (metric or "").strip()
-    if metric and check_kind != CheckKind.CHANGE_GATES:
-        raise DomainError("Only a change-gates waiver can name a metric.", field="metric")
-    if len(metric) > 100:
-        raise DomainError("At most 100 characters.", field="metric")
-    artifacts = list(artifacts)
-    if (change is None) == (not artifacts):
-        raise DomainError(
-            "Scope the waiver to one change or to one or more artifacts (not both).",
-            field="scope",
-        )
-    if change is not None:
-        from reviews.models import ChangeRequest
-
-        change = ChangeRequest.objects.select_related("tenant").get(pk=change.pk)  # fresh status
-        if change.tenant_id != tenant.pk:
-            raise DomainError(f"No change {change.reference} in {tenant.slug}.", field="change")
-        if change.status in (
-            ChangeStatus.PROMOTED,
-            ChangeStatus.ROLLED_BACK,
-            ChangeStatus.WITHDRAWN,
-        ):
-            raise Conflict(
-                f"{change.reference} is {change.get_status_display().lower()}; "
-                "there is nothing left to waive.",
-                field="change",
-            )
-    for artifact in artifacts:
-        if artifact.tenant_id != tenant.pk:
-            raise DomainError(f"No artifact {artifact.path} in {tenant.slug}.", field="artifacts")
+    metric = _checked_metric(check_kind, metric)
+    change, artifacts = _checked_scope(tenant, change, artifacts)
     _refuse_needless_waiver(
         tenant=tenant, check_kind=check_kind, metric=metric, change=change, artifacts=artifacts
     )
-    if owner is None:
-        raise DomainError("Every waiver has an owner.", field="owner")
-    if not owner.is_active or not is_member(owner, tenant):
-        raise DomainError(
-            f"{owner.username} is not an active member of {tenant.slug}.", field="owner"
-        )
+    owner = _checked_owner(owner, tenant)
     justification = clean_text(justification, "justification")
     mitigation = clean_text(mitigation, "mitigation")
     links = _links(advisory_links)
@@ -191,18 +151,85 @@ def waiver_grant(
         payload=_waiver_payload(waiver),
     )
     if waiver.needs_security:
-        officers = [
-            u for u in holders_of(tenant, [Role.SECURITY_OFFICER]) if actor is None or u != actor
-        ]
-        notification_send(
-            users=officers,
-            tenant=tenant,
-            title=f"{waiver.reference} waives a security check and needs your countersignature",
-            body=justification,
-            url=waiver.get_absolute_url(),
-            dedupe_key=f"waiver:{waiver.pk}:countersign",
-        )
+        _ask_for_countersignature(waiver, actor)
     return waiver
+
+
+def _checked_metric(check_kind: str, metric: str) -> str:
+    """The check must be one; a metric (trimmed) names one change gate only."""
+    from reviews.choices import CheckKind
+
+    if check_kind not in CheckKind.values:
+        raise DomainError(
+            f"'{check_kind}' is not a check; use one of {', '.join(CheckKind.values)}.",
+            field="check_kind",
+        )
+    metric = (metric or "").strip()
+    if metric and check_kind != CheckKind.CHANGE_GATES:
+        raise DomainError("Only a change-gates waiver can name a metric.", field="metric")
+    if len(metric) > 100:
+        raise DomainError("At most 100 characters.", field="metric")
+    return metric
+
+
+def _checked_scope(
+    tenant: Tenant, change: Any | None, artifacts: Sequence[Artifact]
+) -> tuple[Any | None, list[Artifact]]:
+    """One change of the tenant that can still move forward (re-read for its status), or
+    artifacts of the tenant; never both, never neither."""
+    from reviews.choices import ChangeStatus
+    from reviews.models import ChangeRequest
+
+    artifacts = list(artifacts)
+    if (change is None) == (not artifacts):
+        raise DomainError(
+            "Scope the waiver to one change or to one or more artifacts (not both).",
+            field="scope",
+        )
+    if change is not None:
+        change = ChangeRequest.objects.select_related("tenant").get(pk=change.pk)  # fresh status
+        if change.tenant_id != tenant.pk:
+            raise DomainError(f"No change {change.reference} in {tenant.slug}.", field="change")
+        if change.status in (
+            ChangeStatus.PROMOTED,
+            ChangeStatus.ROLLED_BACK,
+            ChangeStatus.WITHDRAWN,
+        ):
+            raise Conflict(
+                f"{change.reference} is {change.get_status_display().lower()}; "
+                "there is nothing left to waive.",
+                field="change",
+            )
+    for artifact in artifacts:
+        if artifact.tenant_id != tenant.pk:
+            raise DomainError(f"No artifact {artifact.path} in {tenant.slug}.", field="artifacts")
+    return change, artifacts
+
+
+def _checked_owner(owner: User | None, tenant: Tenant) -> User:
+    """Every waiver has an owner, an active member of its tenant."""
+    if owner is None:
+        raise DomainError("Every waiver has an owner.", field="owner")
+    if not owner.is_active or not is_member(owner, tenant):
+        raise DomainError(
+            f"{owner.username} is not an active member of {tenant.slug}.", field="owner"
+        )
+    return owner
+
+
+def _ask_for_countersignature(waiver: Waiver, actor: User | None) -> None:
+    """Tell the tenant's security officers (but the grantor) that a waiver awaits them."""
+    officers = [
+        u for u in holders_of(waiver.tenant, [Role.SECURITY_OFFICER]) if actor is None or u != actor
+    ]
+    notification_send(
+        users=officers,
+        tenant=waiver.tenant,
+        title=f"{waiver.reference} waives a security check and needs your countersignature",
+        body=waiver.justification,
+        url=waiver.get_absolute_url(),
+        dedupe_key=f"waiver:{waiver.pk}:countersign",
+    )
 
 
 def _refuse_needless_waiver(

@@ -22,7 +22,7 @@ def _username(user: Any) -> str | None:
     return user.username if user is not None else None
 
 
-class WaiverScopeSerializer(serializers.Serializer):
+class WaiverScopeSerializer(serializers.Serializer[Any]):
     change = serializers.CharField(
         allow_null=True, help_text="CR-YYYY-NNNN when the waiver covers that change only."
     )
@@ -166,7 +166,7 @@ class WaiverDetailSerializer(WaiverSerializer):
         return HistoryEntrySerializer(waiver_events([obj]), many=True).data
 
 
-class WaiverGrantSerializer(serializers.Serializer):
+class WaiverGrantSerializer(serializers.Serializer[Any]):
     """A new waiver. Scope it to one ``change`` or to ``artifacts`` (not both)."""
 
     tenant = serializers.CharField(max_length=63, help_text="Tenant slug.")
@@ -210,7 +210,7 @@ class WaiverGrantSerializer(serializers.Serializer):
     )
 
 
-class WaiverRenewSerializer(serializers.Serializer):
+class WaiverRenewSerializer(serializers.Serializer[Any]):
     """A renewal: a new waiver with the same scope; terms left out are kept."""
 
     expires_at = serializers.DateTimeField(help_text="ISO 8601; the new waiver's expiry.")
@@ -221,5 +221,5 @@ class WaiverRenewSerializer(serializers.Serializer):
     )
 
 
-class WaiverRevokeSerializer(serializers.Serializer):
+class WaiverRevokeSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=2000, help_text="Why the waiver ends now.")

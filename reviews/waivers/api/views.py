@@ -63,7 +63,7 @@ def _waiver_artifact(text: str, user: Any) -> Artifact:
     )
 
 
-class WaiverViewSet(viewsets.GenericViewSet):
+class WaiverViewSet(viewsets.GenericViewSet[Waiver]):
     """Waivers of your tenants: list by state (expiring soon first), grant, renew, revoke, countersign.
 
     A waiver's terms never change: renewing makes a new waiver linked to the old one.
@@ -195,7 +195,7 @@ class WaiverViewSet(viewsets.GenericViewSet):
 class UnknownWaiverAction(APIView):
     """Any other ``waivers/{reference}/{action}/``: a JSON 404 naming the action."""
 
-    def _refuse(self, request: Request, reference: str, action: str) -> Response:
+    def _refuse(self, _request: Request, *, action: str, **_kwargs: str) -> Response:
         raise NotFound(
             f"No action '{action}' on waivers; use renew, revoke or countersign.", field="action"
         )
