@@ -35,7 +35,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from accounts import services as accounts
 from accounts.choices import Role
-from governance import services
+from governance.sweep import governance_sweep
 from governance.kernel.models import Notification
 from reviews.waivers import services as waivers
 from reviews.waivers.models import Waiver
@@ -120,7 +120,7 @@ def sweep(label, at):
     before = Notification.objects.count()
     mails = len(getattr(mail, "outbox", []))
     t = time.perf_counter()
-    result = services.governance_sweep(now=at)
+    result = governance_sweep(now=at)
     elapsed = time.perf_counter() - t
     made = Notification.objects.count() - before
     sent = len(getattr(mail, "outbox", [])) - mails

@@ -1,4 +1,4 @@
-"""App config for cross-cutting governance: health, the event log, later waivers and rollouts."""
+"""App config of the project level (the roof): it owns the label of the kernel's tables and the waivers'."""
 
 from django.apps import AppConfig
 

@@ -12,7 +12,7 @@ app.autodiscover_tasks()
 
 
 @app.on_after_configure.connect
-def _make_broker_dirs(sender: Celery, **kwargs: object) -> None:
+def _make_broker_dirs(sender: Celery, **_kwargs: object) -> None:
     """The filesystem transport needs its folders to exist before anyone publishes."""
     options = sender.conf.broker_transport_options or {}
     for key in ("data_folder_in", "data_folder_out", "control_folder"):

@@ -23,6 +23,6 @@ class EventFilterSet(django_filters.FilterSet):
         model = Event
         fields = ["kind", "actor", "tenant", "subject_type", "subject_id", "since", "until"]
 
-    def filter_before(self, queryset: QuerySet[Event], name: str, value: int) -> QuerySet[Event]:
+    def filter_before(self, queryset: QuerySet[Event], _name: str, value: int) -> QuerySet[Event]:
         """Keyset pagination for the page: the next page starts below the last seq shown."""
         return queryset.filter(seq__lt=value)

@@ -18,7 +18,7 @@ from governance.kernel.tasks import (  # noqa: F401 - registered through this mo
     notification_email,
     verify_log,
 )
-from governance.services import governance_sweep
+from governance.sweep import governance_sweep
 
 
 @shared_task(

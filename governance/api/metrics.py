@@ -13,6 +13,7 @@ from rest_framework import permissions, renderers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from typing_extensions import override
 
 from accounts.selectors import is_platform_admin
 from governance.kernel import request_metrics
@@ -25,6 +26,7 @@ class PlainTextRenderer(renderers.BaseRenderer):
     format = "txt"
     charset = "utf-8"
 
+    @override
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
     ) -> bytes:
@@ -34,6 +36,7 @@ class PlainTextRenderer(renderers.BaseRenderer):
 class IsPlatformAdminOrPublic(permissions.BasePermission):
     message = "Metrics are for platform administrators (or set METRICS_PUBLIC=1)."
 
+    @override
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(settings.METRICS_PUBLIC or is_platform_admin(request.user))
 
@@ -127,7 +130,7 @@ class PrometheusMetricsView(APIView):
     renderer_classes = [PlainTextRenderer]
 
     @extend_schema(exclude=True)  # Prometheus text, not part of the JSON API
-    def get(self, request: Request) -> Response:
+    def get(self, _request: Request) -> Response:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(GovernanceCollector())
         for collector in _collectors:

@@ -89,7 +89,7 @@ class SigningKeySerializer(serializers.ModelSerializer[SigningKey]):
         fields = ["kid", "algorithm", "public_key", "status", "created_at", "retired_at"]
 
 
-class InclusionProofSerializer(serializers.Serializer):
+class InclusionProofSerializer(serializers.Serializer[Any]):
     seq = serializers.IntegerField()
     leaf_index = serializers.IntegerField()
     tree_size = serializers.IntegerField()
@@ -98,7 +98,7 @@ class InclusionProofSerializer(serializers.Serializer):
     audit_path = serializers.ListField(child=serializers.CharField())
 
 
-class ConsistencyProofSerializer(serializers.Serializer):
+class ConsistencyProofSerializer(serializers.Serializer[Any]):
     first_size = serializers.IntegerField()
     second_size = serializers.IntegerField()
     first_root = serializers.CharField()

@@ -55,7 +55,7 @@ def _int_param(request: Request, name: str, required: bool = False) -> int | Non
         raise DomainError(f"'{name}' must be a whole number.", field=name) from None
 
 
-class EventViewSet(viewsets.ReadOnlyModelViewSet):
+class EventViewSet(viewsets.ReadOnlyModelViewSet[Event]):
     """The log, newest first. Members see their tenants' events; platform administrators see all."""
 
     lookup_field = "seq"
@@ -103,7 +103,7 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(VerificationRunSerializer(latest).data)
 
 
-class VerificationRunViewSet(viewsets.ReadOnlyModelViewSet):
+class VerificationRunViewSet(viewsets.ReadOnlyModelViewSet[VerificationRun]):
     """Verification runs with their progress: the caller's own, or all for a platform administrator."""
 
     serializer_class = VerificationRunSerializer
@@ -117,7 +117,7 @@ class VerificationRunViewSet(viewsets.ReadOnlyModelViewSet):
         return selectors.verification_runs_visible_to(self.request.user)
 
 
-class CheckpointViewSet(viewsets.GenericViewSet):
+class CheckpointViewSet(viewsets.GenericViewSet[Checkpoint]):
     """Signed tree heads, newest first, and consistency proofs between them."""
 
     serializer_class = CheckpointSerializer
@@ -125,7 +125,7 @@ class CheckpointViewSet(viewsets.GenericViewSet):
     pagination_class = CheckpointPages
     filter_backends: list[Any] = []
 
-    def list(self, request: Request) -> Response:
+    def list(self, _request: Request) -> Response:
         page = self.paginate_queryset(selectors.checkpoints())
         return self.get_paginated_response(CheckpointSerializer(page, many=True).data)  # type: ignore[arg-type]
 
@@ -165,7 +165,7 @@ class PublicKeysView(APIView):
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(responses=SigningKeySerializer(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, _request: Request) -> Response:
         return Response(
             SigningKeySerializer(SigningKey.objects.order_by("created_at"), many=True).data
         )

@@ -20,7 +20,7 @@ from governance.demo.common import (
     run_checks,
     submitted,
 )
-from governance.services import governance_sweep
+from governance.sweep import governance_sweep
 from registry import services as registry
 from registry.models import Artifact, Deprecation, Version
 from reviews import services as reviews

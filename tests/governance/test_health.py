@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from governance import tasks
+from governance.kernel.notifications import heartbeat_record
 from governance.models import WorkerHeartbeat
-from governance.services import heartbeat_record
 
 pytestmark = pytest.mark.django_db
 

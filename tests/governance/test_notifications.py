@@ -14,8 +14,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from governance import services
 from governance.celery import app
+from governance.kernel import notifications as services
 from governance.kernel.models import Notification
 from governance.tasks import notification_email
 from tests.reviews.conftest import _builtin_classes, open_change, people, prompt, prompt_v1

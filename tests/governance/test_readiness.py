@@ -342,7 +342,7 @@ def test_the_query_count_does_not_grow_with_the_rows(
 def test_the_expiring_list_is_capped_and_links_to_the_rest(
     client: Client, acme: Any, people: dict[str, Any], prompt: Any, settings: Any
 ) -> None:
-    from governance.selectors import DASHBOARD_LIST_LIMIT
+    from governance.dashboards.selectors import DASHBOARD_LIST_LIMIT
 
     for i in range(DASHBOARD_LIST_LIMIT + 2):
         services.waiver_grant(
@@ -370,7 +370,7 @@ def test_the_expiring_list_is_capped_and_links_to_the_rest(
 def test_long_lists_show_their_first_rows_and_say_how_many(
     client: Client, acme: Any, people: dict[str, Any]
 ) -> None:
-    from governance.selectors import DASHBOARD_LIST_LIMIT
+    from governance.dashboards.selectors import DASHBOARD_LIST_LIMIT
 
     for i in range(DASHBOARD_LIST_LIMIT + 3):
         make_artifact(acme, "prompt", f"orphan-{i:02d}")  # no owner

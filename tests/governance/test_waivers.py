@@ -14,7 +14,7 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import verify_database
 from governance.kernel.models import Notification
-from governance.services import governance_sweep
+from governance.sweep import governance_sweep
 from reviews import selectors as review_selectors
 from reviews import services as reviews
 from reviews.choices import ChangeStatus, CheckKind

@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 
 from accounts import services as accounts
-from governance import selectors
+from governance import health as selectors
 from governance.kernel.events.models import Checkpoint, Event, VerificationRun
 from governance.kernel.events.services import verification_start
 from governance.models import WorkerHeartbeat

@@ -22,7 +22,7 @@ from governance.kernel.errors import DomainError
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import verify_database
-from governance.services import governance_sweep
+from governance.sweep import governance_sweep
 from registry import services as registry
 from registry.models import Artifact, Deprecation, Version
 from reviews import selectors, services

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from governance import services as governance
+from governance.kernel import notifications as governance
 from governance.kernel.models import Notification
 from tests.integration.mailbox import delivered
 from tests.postgres.test_reviews import in_processes

@@ -20,7 +20,7 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import verify_database
 from governance.kernel.models import Notification
-from governance.services import governance_sweep
+from governance.sweep import governance_sweep
 from registry import services as registry
 from registry.models import Deprecation
 from reviews.choices import CheckKind

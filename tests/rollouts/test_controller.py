@@ -12,7 +12,7 @@ from django.utils import timezone
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.models import Notification
-from governance.services import governance_sweep
+from governance.sweep import governance_sweep
 from rollouts import manifest
 from rollouts.choices import RolloutState
 from rollouts.controller import controller_cycle, flag_alerts_send, rollout_iterate

@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.selectors import tenant_by_slug, user_by_username
 from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError
-from governance.services import governance_sweep
+from governance.sweep import governance_sweep
 from registry import selectors as registry_selectors
 from registry import services as registry_services
 from registry.models import Artifact

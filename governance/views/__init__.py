@@ -1,0 +1,28 @@
+"""The project's pages: the probes (``probes``), the governance overview and the event log's
+pages (``events``) and the readiness dashboard (``readiness``). The waiver pages are the
+reviews floor's (``reviews.waivers.views``)."""
+
+from governance.views.events import (
+    FEED_PAGE_SIZE,
+    event_detail,
+    event_feed,
+    governance_index,
+    metrics_page,
+    verification_detail,
+    verify_start,
+)
+from governance.views.probes import healthz, readyz
+from governance.views.readiness import readiness_page
+
+__all__ = [
+    "FEED_PAGE_SIZE",
+    "event_detail",
+    "event_feed",
+    "governance_index",
+    "healthz",
+    "metrics_page",
+    "readiness_page",
+    "readyz",
+    "verification_detail",
+    "verify_start",
+]
