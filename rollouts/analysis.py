@@ -81,6 +81,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from rollouts.contract import NOTE_OUTCOMES
 from rollouts.telemetry import COUNT_METRICS, Totals
 
 #: ``k`` of the Beta(k rho, k (1 - rho)) mixing prior. Small = diffuse: quick to catch a
@@ -98,6 +99,8 @@ HOLD = "hold"
 ADVANCE = "advance"
 PAUSE = "pause"
 ROLLBACK = "rollback"
+#: The iteration note's outcome of a verdict.
+COMPLETED, FAILED_NOTE, NO_SIGNAL = NOTE_OUTCOMES
 
 
 def binomial(rng: Any, n: int, p: float) -> int:
@@ -333,9 +336,6 @@ def decide(obs: Observation, policy: Policy) -> Verdict:
     that met its minimums is judged on the change gates (fail: roll back; pass: advance).
     A paused rollout is evaluated and reported, never moved.
     """
-    from rollouts.contract import NOTE_OUTCOMES
-
-    completed, failed_note, no_signal = NOTE_OUTCOMES
     tests = count_tests(obs.steps, policy.alpha)
     srm = srm_test(obs.steps, policy.srm_alpha)
     elapsed = (obs.now - obs.step_started_at).total_seconds()
@@ -379,93 +379,126 @@ def decide(obs: Observation, policy: Policy) -> Verdict:
             reason = f"paused; would {decision}: {reason}"
         return Verdict(act, reason, healthy, outcome, evidence)
 
+    call = _alarm(obs, policy, tests, srm, srm_applies) or _collecting(obs, policy, elapsed)
+    if call is None:
+        gates = gate_check(obs.gates, obs.current_canary, obs.current_stable)
+        evidence["gates"] = gates
+        call = _judged(obs, policy, gates, srm, elapsed)
+    return verdict(*call)
+
+
+#: A decision before it becomes a ``Verdict``: (decision, reason, healthy, outcome).
+_Call = tuple[str, str, bool | None, str]
+
+
+def _alarm(
+    obs: Observation,
+    policy: Policy,
+    tests: Sequence[TestResult],
+    srm: TestResult,
+    srm_applies: bool,
+) -> _Call | None:
+    """What stops the step whatever its data: a broken split, a failing count test, stopped
+    telemetry, lagging clients."""
     if srm.failed and srm_applies:
-        return verdict(
+        return (
             PAUSE,
             f"sample ratio mismatch: {srm.canary} canary vs {srm.stable} stable requests, "
             f"expected {srm.expected_canary:.0f} on the canary; e-value {srm.e_value:.4g} >= "
             f"{srm.threshold:g}",
             None,
-            failed_note,
+            FAILED_NOTE,
         )
     failing = [t for t in tests if t.failed]
     if failing:
         worst = max(failing, key=lambda t: t.log_e)
-        return verdict(
+        return (
             ROLLBACK,
             f"{worst.metric}: canary {worst.canary} vs stable {worst.stable} "
             f"(expected {worst.expected_canary:.1f} on the canary), e-value "
             f"{worst.e_value:.4g} >= {worst.threshold:g} (alpha {policy.alpha:g} over "
             f"{len(COUNT_METRICS)} metrics)",
             False,
-            failed_note,
+            FAILED_NOTE,
         )
     if obs.last_received_at is not None:
         quiet = (obs.now - obs.last_received_at).total_seconds()
         if quiet >= policy.stale_seconds:
-            return verdict(
+            return (
                 PAUSE,
                 f"telemetry stopped: nothing received for {quiet:.0f} s "
                 f"(limit {policy.stale_seconds:g} s)",
                 None,
-                no_signal,
+                NO_SIGNAL,
             )
     if (
         obs.expected_sequence
         and obs.reported_sequence
         and obs.reported_sequence < obs.expected_sequence
     ):
-        return verdict(
+        return (
             PAUSE,
             f"clients lag: they report runtime snapshot {obs.reported_sequence}, the step "
             f"needs {obs.expected_sequence} (over {policy.snapshot_lag_seconds:g} s after it "
             "began)",
             None,
-            failed_note,
+            FAILED_NOTE,
         )
-    enough = canary_requests >= policy.step_min_requests
-    if not enough:
+    return None
+
+
+def _collecting(obs: Observation, policy: Policy, elapsed: float) -> _Call | None:
+    """A step short of its minimum requests (pause past the deadline) or time: hold."""
+    canary_requests = obs.current_canary.requests
+    if canary_requests < policy.step_min_requests:
         if elapsed >= policy.data_deadline_seconds:
-            return verdict(
+            return (
                 PAUSE,
                 f"insufficient data: {canary_requests} canary requests in step "
                 f"{obs.step_number} after {elapsed:.0f} s (needs {policy.step_min_requests} "
                 f"within {policy.data_deadline_seconds:g} s)",
                 None,
-                no_signal,
+                NO_SIGNAL,
             )
-        return verdict(
+        return (
             HOLD,
             f"collecting: {canary_requests}/{policy.step_min_requests} canary requests in step "
             f"{obs.step_number}",
             True if canary_requests else None,
-            completed if canary_requests else no_signal,
+            COMPLETED if canary_requests else NO_SIGNAL,
         )
     if elapsed < policy.step_min_seconds:
-        return verdict(
+        return (
             HOLD,
             f"step {obs.step_number} healthy; {elapsed:.0f}/{policy.step_min_seconds:g} s",
             True,
-            completed,
+            COMPLETED,
         )
-    gates = gate_check(obs.gates, obs.current_canary, obs.current_stable)
-    evidence["gates"] = gates
+    return None
+
+
+def _judged(
+    obs: Observation, policy: Policy, gates: list[dict[str, Any]], srm: TestResult, elapsed: float
+) -> _Call:
+    """A step that met its minimums: the change gates, then a doubtful split holds, else it
+    advances (or is ready to, with auto-advance off)."""
     broken = [g for g in gates if not g.get("passed")]
     if broken:
         what = "; ".join(f"{g['metric']} {g.get('reason') or g.get('rule')}" for g in broken)
-        return verdict(ROLLBACK, f"change gates fail at the end of step "
-                       f"{obs.step_number}: {what}", False, failed_note)  # fmt: skip
+        return (ROLLBACK, f"change gates fail at the end of step {obs.step_number}: {what}",
+                False, FAILED_NOTE)  # fmt: skip
+    canary_requests = obs.current_canary.requests
     passed = f"step {obs.step_number} passed ({canary_requests} canary requests, {elapsed:.0f} s"
     passed += f", {len(gates)} gates)" if gates else ")"
     if srm.failed:  # below the SRM minimum: not paused, but not advanced on a doubtful split
-        return verdict(
+        return (
             HOLD,
             f"{passed}; the traffic split looks off ({srm.canary} canary of "
             f"{srm.canary + srm.stable} requests, expected {srm.expected_canary:.0f}): holding "
             f"until the step has {policy.srm_min_requests} requests for the mismatch check",
             None,
-            no_signal,
+            NO_SIGNAL,
         )
     if not policy.auto_advance:
-        return verdict(HOLD, f"{passed}; ready to advance (auto-advance is off)", True, completed)
-    return verdict(ADVANCE, passed, True, completed)
+        return (HOLD, f"{passed}; ready to advance (auto-advance is off)", True, COMPLETED)
+    return (ADVANCE, passed, True, COMPLETED)

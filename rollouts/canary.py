@@ -360,7 +360,7 @@ def act(rollout: Rollout, verdict: Verdict, *, revision: int) -> Action:
             services.rollout_rollback(rollout=rollout, actor=None, revision=revision,
                                       reason=reason)  # fmt: skip
             evidence["detection_to_restored_ms"] = round((time.monotonic() - detected) * 1000, 1)
-            _rollback_notify(rollout, verdict, evidence)
+            _rollback_notify(rollout, verdict)
         elif decision == analysis.PAUSE:
             services.rollout_pause(rollout=rollout, actor=None, revision=revision, reason=reason)
         elif decision == analysis.ADVANCE:
@@ -386,7 +386,7 @@ def acting() -> Iterator[dict[Any, dict[str, Any]]]:
         _extra.reset(token)
 
 
-def _rollback_notify(rollout: Rollout, verdict: Verdict, evidence: dict[str, Any]) -> None:
+def _rollback_notify(rollout: Rollout, verdict: Verdict) -> None:
     """The artifacts' owners, the rollout's creator and the tenant's administrators, once each
     (in-app now, by email from a worker with the outbox as backstop)."""
     from accounts.choices import Role

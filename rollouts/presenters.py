@@ -4,7 +4,7 @@ the phase timeline, and the runtime matrix (from ``rollouts.runtime``, the one r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,33 +173,47 @@ def _flag(rollout: Rollout, targets: list[RolloutTarget]) -> str:
     return f"Switch flag '{key}' on: {slots} serve {_candidates(targets)} to every subject."
 
 
+def _pause(rollout: Rollout, _targets: list[RolloutTarget]) -> str:
+    return (
+        f"Pause {rollout.reference} at {_at(rollout)}: the same subjects keep what they are "
+        "served; nothing advances until it is resumed."
+    )
+
+
+def _resume(rollout: Rollout, _targets: list[RolloutTarget]) -> str:
+    return f"Resume {rollout.reference} at {_at(rollout)}: the same subjects as before the pause."
+
+
+def _abort(rollout: Rollout, targets: list[RolloutTarget]) -> str:
+    if rollout.state == RolloutState.DRAFT:
+        return f"Abort {rollout.reference} before it starts: no pointer moves."
+    return (
+        f"Abort {rollout.reference}: its rules end and every pointer it moved goes back "
+        f"({_slots(targets)} serve {_baselines(targets)} again)."
+    )
+
+
+def _rollback(rollout: Rollout, targets: list[RolloutTarget]) -> str:
+    return (
+        f"Roll back {rollout.reference}: restore the exact previous pointers of "
+        f"{_slots(targets)} ({_baselines(targets)} for everyone); no approvals needed."
+    )
+
+
+#: Each action's confirmation; any other action reads as a rollback's.
+SUMMARIES: dict[str, Callable[[Rollout, list[RolloutTarget]], str]] = {
+    "start": _start,
+    "advance": _advance,
+    "flag": _flag,
+    "pause": _pause,
+    "resume": _resume,
+    "abort": _abort,
+}
+
+
 def summary(action: str, rollout: Rollout, targets: list[RolloutTarget]) -> str:
     """What ``action`` will change, in one sentence: the confirmation its form shows."""
-    ref = rollout.reference
-    if action == "start":
-        return _start(rollout, targets)
-    if action == "advance":
-        return _advance(rollout, targets)
-    if action == "flag":
-        return _flag(rollout, targets)
-    if action == "pause":
-        return (
-            f"Pause {ref} at {_at(rollout)}: the same subjects keep what they are served; "
-            "nothing advances until it is resumed."
-        )
-    if action == "resume":
-        return f"Resume {ref} at {_at(rollout)}: the same subjects as before the pause."
-    if action == "abort":
-        if rollout.state == RolloutState.DRAFT:
-            return f"Abort {ref} before it starts: no pointer moves."
-        return (
-            f"Abort {ref}: its rules end and every pointer it moved goes back "
-            f"({_slots(targets)} serve {_baselines(targets)} again)."
-        )
-    return (
-        f"Roll back {ref}: restore the exact previous pointers of {_slots(targets)} "
-        f"({_baselines(targets)} for everyone); no approvals needed."
-    )
+    return SUMMARIES.get(action, _rollback)(rollout, targets)
 
 
 def state_text(rollout: Rollout, targets: list[RolloutTarget]) -> str:

@@ -25,6 +25,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from typing_extensions import override
 
 from accounts.authentication import (
     BearerTokenAuthentication,
@@ -115,11 +116,12 @@ def _service_token_of(request: HttpRequest) -> tuple[ServicePrincipal | None, st
         return None, None
 
 
-class _JSONOnly:
+class _JSONOnly(APIView):
     """Machines read these endpoints at high rates: JSON only, without negotiating for it."""
 
     renderer_classes: Sequence[type[BaseRenderer]] = [JSONRenderer]
 
+    @override
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         return JSONRenderer(), JSONRenderer.media_type
 
@@ -542,7 +544,7 @@ class RolloutViewSet(viewsets.GenericViewSet[Rollout]):
         )
 
     @extend_schema(responses=RolloutRowSerializer(many=True))
-    def list(self, request: Request) -> Response:
+    def list(self, _request: Request) -> Response:
         rows = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(RolloutRowSerializer(page, many=True).data)
@@ -664,7 +666,7 @@ class RolloutViewSet(viewsets.GenericViewSet[Rollout]):
 class UnknownRolloutAction(APIView):
     """Any other ``rollouts/{number}/{action}/``: a JSON 404 naming the action."""
 
-    def _refuse(self, request: Request, number: str, action: str) -> Response:
+    def _refuse(self, _request: Request, *, action: str, **_url: str) -> Response:
         raise NotFound(
             f"No action '{action}' on rollouts; use {', '.join(ACTIONS[:-1])} or {ACTIONS[-1]}.",
             field="action",
