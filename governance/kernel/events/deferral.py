@@ -84,7 +84,8 @@ _original_exit: Callable[..., Any] | None = None
 
 
 def _exit(self: transaction.Atomic, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
-    assert _original_exit is not None and _append is not None
+    assert _original_exit is not None
+    assert _append is not None
     connection = transaction.get_connection(self.using)
     state: Pending | None = getattr(connection, _KEY, None)
     blocks = connection.atomic_blocks

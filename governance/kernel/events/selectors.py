@@ -186,19 +186,37 @@ def subject_url(event: Event) -> str | None:
         return reverse("tokens")
     # The label written with the event names the subject, so linking needs no query per row.
     label = event.subject_label or ""
+    return (
+        _registry_subject_url(event.subject_type, label)
+        or _numbered_subject_url(event.subject_type, label)
+        or _rollouts_subject_url(event.subject_type, label)
+    )
+
+
+def _registry_subject_url(subject_type: str, label: str) -> str | None:
+    """Artifacts (``cls/tenant/slug``) and versions (``cls/tenant/slug/version``)."""
+    from django.urls import reverse
+
     parts = label.split("/")
-    if event.subject_type == "registry.artifact" and len(parts) == 3:
+    if subject_type == "registry.artifact" and len(parts) == 3:
         return reverse(
             "registry:artifact", kwargs=dict(zip(("cls", "tenant", "slug"), parts, strict=True))
         )
-    if event.subject_type == "registry.version" and len(parts) == 4:
+    if subject_type == "registry.version" and len(parts) == 4:
         keys = ("cls", "tenant", "slug", "version")
         return reverse("registry:version", kwargs=dict(zip(keys, parts, strict=True)))
-    if event.subject_type == "reviews.changerequest" and label.startswith("CR-"):
+    return None
+
+
+def _numbered_subject_url(subject_type: str, label: str) -> str | None:
+    """Change requests (``CR-2026-0007 ...``) and waivers (``WV-2026-0003 ...``)."""
+    from django.urls import reverse
+
+    if subject_type == "reviews.changerequest" and label.startswith("CR-"):
         return reverse("reviews:change", kwargs={"reference": label.split(" ", 1)[0]})
-    if event.subject_type == "governance.waiver" and label.startswith("WV-"):
+    if subject_type == "governance.waiver" and label.startswith("WV-"):
         return reverse("waiver-detail", kwargs={"reference": label.split(" ", 1)[0]})
-    return _rollouts_subject_url(event.subject_type, label)
+    return None
 
 
 def _rollouts_subject_url(subject_type: str, label: str) -> str | None:

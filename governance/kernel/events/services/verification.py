@@ -4,7 +4,7 @@ signed bytes (compared in SQL on PostgreSQL); queued runs that a worker executes
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -41,42 +41,58 @@ def column_problem(event: Event) -> str | None:
     return _compare(bytes(event.header), bytes(event.payload_bytes), row, slugs)
 
 
-def _header_problem(
-    header_bytes: bytes,
-    *,
-    kind: str,
-    time: str,
-    tenant: str | None,
-    actor_id: str | None,
-    actor_name: str,
-    via: str,
-    subject: tuple[str, str, str],
-    prev_hash: str,
-) -> str | None:
+class _Columns(NamedTuple):
+    """An event row's index columns, in the signed header's terms."""
+
+    kind: str
+    time: str
+    tenant: str | None
+    actor_id: str | None
+    actor_name: str
+    via: str
+    subject: tuple[str, str, str]
+    prev_hash: str
+
+
+def _actor_differs(header: Any, columns: _Columns) -> bool:
+    actor = header["actor"]
+    return bool(
+        actor["id"] != columns.actor_id
+        or (actor["name"] or "") != columns.actor_name
+        or (actor.get("via") or "") != columns.via
+    )
+
+
+def _subject_differs(header: Any, columns: _Columns) -> bool:
+    signed_subject = header["subject"] or {}
+    signed = tuple(signed_subject.get(k) or "" for k in ("type", "id", "label"))
+    return signed != columns.subject
+
+
+#: The header checks, in order: the first that differs names the problem (each reads only
+#: what it compares, so a header missing a later field still reports the earlier difference).
+_HEADER_CHECKS: tuple[tuple[str, Callable[[Any, _Columns], bool]], ...] = (
+    ("kind column differs from the signed entry", lambda h, c: bool(h["kind"] != c.kind)),
+    ("time column differs from the signed entry", lambda h, c: bool(h["time"] != c.time)),
+    ("tenant column differs from the signed entry", lambda h, c: bool(h["tenant"] != c.tenant)),
+    ("actor columns differ from the signed entry", _actor_differs),
+    ("subject columns differ from the signed entry", _subject_differs),
+    (
+        "previous-hash column differs from the signed entry",
+        lambda h, c: bool(h["prev"] != c.prev_hash),
+    ),
+)
+
+
+def _header_problem(header_bytes: bytes, columns: _Columns) -> str | None:
     """What differs between the signed header and the columns (already in the header's terms)."""
     import json
 
     try:
         header = json.loads(header_bytes)
-        if header["kind"] != kind:
-            return "kind column differs from the signed entry"
-        if header["time"] != time:
-            return "time column differs from the signed entry"
-        if header["tenant"] != tenant:
-            return "tenant column differs from the signed entry"
-        actor = header["actor"]
-        if (
-            actor["id"] != actor_id
-            or (actor["name"] or "") != actor_name
-            or (actor.get("via") or "") != via
-        ):
-            return "actor columns differ from the signed entry"
-        signed_subject = header["subject"] or {}
-        signed = tuple(signed_subject.get(k) or "" for k in ("type", "id", "label"))
-        if signed != subject:
-            return "subject columns differ from the signed entry"
-        if header["prev"] != prev_hash:
-            return "previous-hash column differs from the signed entry"
+        for problem, differs in _HEADER_CHECKS:
+            if differs(header, columns):
+                return problem
     except (ValueError, KeyError, TypeError, AttributeError):
         return "the signed entry is not an event header"
     return None
@@ -110,8 +126,7 @@ def _compare(
         payload,
         prev_hash,
     ) = row
-    return _header_problem(
-        header_bytes,
+    columns = _Columns(
         kind=kind,
         time=iso_time(time),
         tenant=slugs.get(tenant_id) if tenant_id else None,
@@ -120,7 +135,8 @@ def _compare(
         via=via,
         subject=(s_type, s_id, s_label),
         prev_hash=prev_hash,
-    ) or _payload_problem(payload_bytes, payload)
+    )
+    return _header_problem(header_bytes, columns) or _payload_problem(payload_bytes, payload)
 
 
 Entry = tuple[int, bytes, bytes, str, str, str]
