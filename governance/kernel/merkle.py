@@ -192,6 +192,17 @@ def verify_consistency(
     a size-0 tree has; anything else is a malformed tree head, so it is refused rather than
     ignored). Returns False, and never raises, on any malformed input.
     """
+    decided = _consistency_edges(old_size, new_size, old_root, new_root, proof)
+    if decided is not None:
+        return decided
+    return _consistency_path(old_size, new_size, old_root, new_root, proof)
+
+
+def _consistency_edges(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool | None:
+    """The verdict on malformed input and on the edges (an empty old tree, equal sizes);
+    None when the RFC algorithm decides (0 < old_size < new_size)."""
     if not (_is_int(old_size) and _is_int(new_size)):
         return False
     if not (_is_hash(old_root) and _is_hash(new_root) and _is_hash_list(proof)):
@@ -202,6 +213,13 @@ def verify_consistency(
         return len(proof) == 0 and old_root == EMPTY_ROOT and (new_size > 0 or new_root == old_root)
     if old_size == new_size:
         return len(proof) == 0 and old_root == new_root
+    return None
+
+
+def _consistency_path(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """RFC 9162 2.1.4.2 steps 1-7, for well-formed input with 0 < old_size < new_size."""
     # Step 1.
     if len(proof) == 0:
         return False

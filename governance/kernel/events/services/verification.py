@@ -269,85 +269,106 @@ def _read_ahead(source: Iterator[list[Entry]]) -> Iterator[Entry]:
         worker.join()
 
 
-def _entries_with_column_check_postgresql(
-    from_seq: int,
-) -> tuple[Iterator[Entry], Callable[[Entry], str | None]]:
-    """The same check, fast: pages of rows by primary key, columns compared in SQL."""
-    from accounts.models import Tenant
-
+def _psycopg() -> Any:
+    """psycopg (3), or None under psycopg2 (the same query, with bytea as text)."""
     try:
         import psycopg
-    except ImportError:  # psycopg2: the same query, with bytea as text
-        psycopg = None  # type: ignore[assignment]
-    # The raw psycopg cursor raises psycopg's errors, not Django's wrappers of them.
-    failures: tuple[type[Exception], ...] = (DatabaseError,) + (
-        (psycopg.Error,) if psycopg is not None else ()
-    )
-    qn = connection.ops.quote_name
-    sql = _PAGE_SQL.format(events=qn(Event._meta.db_table), tenants=qn(Tenant._meta.db_table))
-    slugs: dict[Any, str] | None = None
-    problems: dict[int, str] = {}
+    except ImportError:
+        return None
+    return psycopg
 
-    def recheck(low: int, high: int, limit: int) -> None:
+
+class _PostgresqlPages:
+    """The same check, fast: pages of rows by primary key, columns compared in SQL."""
+
+    def __init__(self, from_seq: int) -> None:
+        from accounts.models import Tenant
+
+        self.from_seq = from_seq
+        self.psycopg = _psycopg()
+        # The raw psycopg cursor raises psycopg's errors, not Django's wrappers of them.
+        self.failures: tuple[type[Exception], ...] = (DatabaseError,) + (
+            (self.psycopg.Error,) if self.psycopg is not None else ()
+        )
+        qn = connection.ops.quote_name
+        self.sql = _PAGE_SQL.format(
+            events=qn(Event._meta.db_table), tenants=qn(Tenant._meta.db_table)
+        )
+        self.slugs: dict[Any, str] | None = None
+        self.problems: dict[int, str] = {}
+
+    def recheck(self, low: int, high: int, limit: int) -> None:
         """``_compare`` on rows the SQL did not pass (or could not check: bytes that are not
         UTF-8 JSON make the casts fail, and the chain pass then says where)."""
-        nonlocal slugs
-        if slugs is None:
-            slugs = dict(Tenant.objects.values_list("id", "slug"))
+        from accounts.models import Tenant
+
+        if self.slugs is None:
+            self.slugs = dict(Tenant.objects.values_list("id", "slug"))
         rows = (
             Event.objects.order_by("seq")
             .filter(seq__gte=low, seq__lte=high)
             .values_list(*_CHECKED_COLUMNS)[:limit]
         )
         for row in rows:
-            found = _compare(bytes(row[1]), bytes(row[2]), (row[0], *row[6:]), slugs)
+            found = _compare(bytes(row[1]), bytes(row[2]), (row[0], *row[6:]), self.slugs)
             if found is not None:
-                problems[row[0]] = found
+                self.problems[row[0]] = found
 
-    def page(low: int, high: int) -> list[tuple[Any, ...]]:
-        try:
-            with transaction.atomic():
-                connection.ensure_connection()
-                raw = connection.connection
-                if psycopg is not None and isinstance(raw, psycopg.Connection):
-                    # Binary results: bytea arrives as bytes, not as hex text to decode.
-                    with psycopg.Cursor(raw) as cursor:
-                        cursor.execute(sql, [low, high, VERIFY_PAGE], binary=True)
-                        return list(cursor.fetchall())
-                with connection.cursor() as cursor:
-                    cursor.execute(sql, [low, high, VERIFY_PAGE])
+    def fetch(self, low: int, high: int) -> list[tuple[Any, ...]]:
+        """One page of rows from ``low``, each with the SQL's verdict on its columns."""
+        with transaction.atomic():
+            connection.ensure_connection()
+            raw = connection.connection
+            psycopg = self.psycopg
+            if psycopg is not None and isinstance(raw, psycopg.Connection):
+                # Binary results: bytea arrives as bytes, not as hex text to decode.
+                with psycopg.Cursor(raw) as cursor:
+                    cursor.execute(self.sql, [low, high, VERIFY_PAGE], binary=True)
                     return list(cursor.fetchall())
-        except failures:
+            with connection.cursor() as cursor:
+                cursor.execute(self.sql, [low, high, VERIFY_PAGE])
+                return list(cursor.fetchall())
+
+    def page(self, low: int, high: int) -> list[tuple[Any, ...]]:
+        try:
+            return self.fetch(low, high)
+        except self.failures:
             high = min(high, low + VERIFY_PAGE - 1)
-            recheck(low, high, VERIFY_PAGE)
+            self.recheck(low, high, VERIFY_PAGE)
             return [(*entry, True) for entry in selectors.entries_from(low, upto=high)]
 
-    def pages(high: int) -> Iterator[list[Entry]]:
+    def pages(self, high: int) -> Iterator[list[Entry]]:
         """Pages of entries, any column problem of theirs recorded before the page is given."""
-        low = from_seq
+        low = self.from_seq
         while low <= high:
-            rows = page(low, high)
+            rows = self.page(low, high)
             if not rows:
                 return
             for row in rows:
                 if not row[6]:
-                    recheck(row[0], row[0], 1)
+                    self.recheck(row[0], row[0], 1)
             yield [(r[0], bytes(r[1]), bytes(r[2]), r[3], r[4], r[5]) for r in rows]
             low = rows[-1][0] + 1
 
-    def entries() -> Iterator[Entry]:
+    def entries(self) -> Iterator[Entry]:
         high = Event.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
         if connection.in_atomic_block:
             # Inside the caller's transaction: read what it sees, on its own connection.
-            for rows in pages(high):
+            for rows in self.pages(high):
                 yield from rows
             return
-        yield from _read_ahead(pages(high))
+        yield from _read_ahead(self.pages(high))
 
-    def check(entry: Entry) -> str | None:
-        return problems.pop(entry[0], None)
+    def check(self, entry: Entry) -> str | None:
+        return self.problems.pop(entry[0], None)
 
-    return entries(), check
+
+def _entries_with_column_check_postgresql(
+    from_seq: int,
+) -> tuple[Iterator[Entry], Callable[[Entry], str | None]]:
+    """The same check, fast: pages of rows by primary key, columns compared in SQL."""
+    pages = _PostgresqlPages(from_seq)
+    return pages.entries(), pages.check
 
 
 def verify_database(
