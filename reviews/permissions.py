@@ -62,7 +62,7 @@ def can_decide(user: AnyUser, change: ChangeRequest, requirement: str | None = N
 
     if user.pk == change.author_id:
         return deny("The author of a change cannot approve or reject it.")
-    holdable = selectors.requirements_held_by(change, user)  # type: ignore[arg-type]
+    holdable = selectors.requirements_held_by(change, user)
     if requirement is not None:
         if requirement in change.requirements and requirement not in holdable:
             return deny(f"You do not hold the {Requirement(requirement).label} role here.")

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import RoleGrant, Tenant, User
-from accounts.selectors import roles_in_tenant, tenant_scoped
+from accounts.selectors import AnyUser, roles_in_tenant, tenant_scoped
 from governance.kernel.errors import NotFound
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import canonical
@@ -140,7 +140,7 @@ class ApprovalStatus:
         return [s.requirement for s in self.slots if s.approval is None]
 
 
-def _held_slots(tenant: Tenant, users: Sequence[User], owners: set[Any]) -> dict[Any, set[str]]:
+def _held_slots(tenant: Tenant, users: Sequence[AnyUser], owners: set[Any]) -> dict[Any, set[str]]:
     """The approval slots each user can fill now (one query for all of them)."""
     held: dict[Any, set[str]] = defaultdict(set)
     ids = [u.pk for u in users if u.is_active]
@@ -204,7 +204,7 @@ def approval_status(change: ChangeRequest) -> ApprovalStatus:
     return status
 
 
-def requirements_held_by(change: ChangeRequest, user: User) -> set[str]:
+def requirements_held_by(change: ChangeRequest, user: AnyUser) -> set[str]:
     return _held_slots(change.tenant, [user], _owners(change)).get(user.pk, set())
 
 
