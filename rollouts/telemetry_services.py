@@ -76,6 +76,8 @@ ROW_FIELDS: frozenset[str] = frozenset(
 _HISTOGRAM_LABELS = tuple(f"latency_ms[{k}]" for k in range(len(LATENCY_FIELDS)))
 #: The most a count may be (PostgreSQL bigint; also refuses absurd values early).
 MAX_COUNT = 2**62
+#: The arms a row of a rollout names.
+ARMS = frozenset(Arm.values)
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,30 @@ class _Clock:
         return start
 
 
+def _parse_histogram(row: dict[str, Any], i: int, parsed: dict[str, Any]) -> None:
+    """The latency histogram into ``parsed``: a count per bound, adding up to the requests."""
+    requests = parsed["requests"]
+    histogram = row.get("latency_ms")
+    if histogram is None:
+        histogram = [0] * len(LATENCY_FIELDS)
+    elif not isinstance(histogram, list) or len(histogram) != len(LATENCY_FIELDS):
+        raise _Refuse(
+            f"must be a list of {len(LATENCY_FIELDS)} counts (one per bound of "
+            "TELEMETRY_LATENCY_BOUNDS_MS, the last for slower ones).",
+            field=_where(i, "latency_ms"),
+        )
+    total = 0
+    for name, label, value in zip(LATENCY_FIELDS, _HISTOGRAM_LABELS, histogram, strict=True):
+        count = parsed[name] = _count(value, i, label)
+        total += count
+    if total and total != requests:
+        raise _Refuse(
+            f"counts {total} requests; the row has {requests} (leave it out, or count each "
+            "request once).",
+            field=_where(i, "latency_ms"),
+        )
+
+
 def _parse_row(row: Any, i: int, clock: _Clock) -> dict[str, Any]:
     """The shape of one row (its references are checked for the whole batch afterwards)."""
     if not isinstance(row, dict):
@@ -209,25 +235,7 @@ def _parse_row(row: Any, i: int, clock: _Clock) -> dict[str, Any]:
                 f"{value} {name} is more than the row's {requests} requests.",
                 field=_where(i, name),
             )
-    histogram = row.get("latency_ms")
-    if histogram is None:
-        histogram = [0] * len(LATENCY_FIELDS)
-    elif not isinstance(histogram, list) or len(histogram) != len(LATENCY_FIELDS):
-        raise _Refuse(
-            f"must be a list of {len(LATENCY_FIELDS)} counts (one per bound of "
-            "TELEMETRY_LATENCY_BOUNDS_MS, the last for slower ones).",
-            field=_where(i, "latency_ms"),
-        )
-    total = 0
-    for name, label, value in zip(LATENCY_FIELDS, _HISTOGRAM_LABELS, histogram, strict=True):
-        count = parsed[name] = _count(value, i, label)
-        total += count
-    if total and total != requests:
-        raise _Refuse(
-            f"counts {total} requests; the row has {requests} (leave it out, or count each "
-            "request once).",
-            field=_where(i, "latency_ms"),
-        )
+    _parse_histogram(row, i, parsed)
     for name in FLOAT_FIELDS:
         amount = parsed[name] = _real(row, i, name)
         if amount < 0 and name != "quality_sum":
@@ -270,14 +278,22 @@ def _rollout_number(ref: str, i: int) -> int:
     return int(match.group(1))
 
 
-def _resolve_references(
-    tenant: Tenant, parsed: Sequence[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], dict[Any, Rollout]]:
-    """Check every row's application, slot, version, rollout and arm for ``tenant``.
+@dataclass(frozen=True)
+class _Known:
+    """What a batch's rows name, read at once for ``tenant``."""
 
-    A fixed number of queries for the whole batch: applications, slots, versions (and
-    whether they may have served), rollouts with their targets.
-    """
+    tenant: Tenant
+    apps: dict[str, Application]
+    slots: dict[tuple[str, str], Slot]
+    versions: dict[tuple[Any, str], Version]
+    verdicts: dict[Any, Any]
+    rollouts: dict[int, Rollout]
+    targets: dict[tuple[Any, Any], RolloutTarget]
+
+
+def _known(tenant: Tenant, parsed: Sequence[dict[str, Any]]) -> _Known:
+    """A fixed number of queries for the whole batch: applications, slots, versions (and
+    whether they may have served), rollouts with their targets."""
     app_slugs = {r["application"] for r in parsed}
     apps = {
         a.slug: a for a in Application.objects.filter(slug__in=app_slugs).select_related("tenant")
@@ -309,70 +325,89 @@ def _resolve_references(
         rollouts = {r.number: r for r in Rollout.objects.filter(number__in=numbers)}
         for t in RolloutTarget.objects.filter(rollout__number__in=numbers):
             targets[(t.rollout_id, t.slot_id)] = t
-    arms = frozenset(Arm.values)
+    return _Known(tenant, apps, slots, versions, verdicts, rollouts, targets)
 
-    def check(i: int, r: dict[str, Any]) -> dict[str, Any]:
-        """The ids of row ``i``'s references, or the refusal naming its field."""
-        app = apps.get(r["application"])
-        if app is None:
-            raise _Refuse(f"No application '{r['application']}'.", field=_where(i, "application"))
-        slot = slots.get((r["application"], r["slot"]))
-        if slot is None:
-            raise _Refuse(
-                f"Application '{app.slug}' has no slot '{r['slot']}'.", field=_where(i, "slot")
-            )
-        if not slot_serves_tenant(slot, tenant):
-            raise _Refuse(
-                f"Slot {slot} does not serve tenant '{tenant.slug}' (another tenant's "
-                "application or artifact).",
-                field=_where(i, "slot"),
-            )
-        version = versions.get((slot.artifact_id, r["version"]))
-        if version is None:
-            raise _Refuse(
-                f"{slot.artifact.path} has no version '{r['version']}'.", field=_where(i, "version")
-            )
-        verdict = verdicts.get(version.pk)
-        gone = getattr(version, "retirement", None) is not None or (
-            getattr(version, "deprecation", None) is not None
-            and version.deprecation.removed_at is not None
+
+def _check_row(known: _Known, i: int, r: dict[str, Any]) -> dict[str, Any]:
+    """The ids of row ``i``'s references, or the refusal naming its field."""
+    tenant, apps, slots = known.tenant, known.apps, known.slots
+    versions, verdicts = known.versions, known.verdicts
+    app = apps.get(r["application"])
+    if app is None:
+        raise _Refuse(f"No application '{r['application']}'.", field=_where(i, "application"))
+    slot = slots.get((r["application"], r["slot"]))
+    if slot is None:
+        raise _Refuse(
+            f"Application '{app.slug}' has no slot '{r['slot']}'.", field=_where(i, "slot")
         )
-        # A retired or removed version served until recently: late counters are still true.
-        if isinstance(verdict, str) and not gone:
-            raise _Refuse(f"{verdict}: it cannot have served.", field=_where(i, "version"))
-        rollout = None
-        arm = r["arm"]
-        if r["rollout"]:
-            rollout = rollouts.get(_rollout_number(r["rollout"], i))
-            if rollout is None:
-                raise _Refuse(f"No rollout {r['rollout']}.", field=_where(i, "rollout"))
-            target = targets.get((rollout.pk, slot.pk))
-            if target is None:
-                raise _Refuse(
-                    f"{rollout.reference} does not target slot {slot}.", field=_where(i, "rollout")
-                )
-            if arm not in arms:
-                raise _Refuse(
-                    f"must be one of {', '.join(sorted(arms))} with a rollout.",
-                    field=_where(i, "arm"),
-                )
-            expected = target.candidate_id if arm == Arm.CANARY else target.baseline_id
-            if expected != version.pk:
-                raise _Refuse(
-                    f"{version.version} is not the {arm} version of {rollout.reference} on {slot}.",
-                    field=_where(i, "version"),
-                )
-        elif arm:
-            raise _Refuse("must be empty without a rollout.", field=_where(i, "arm"))
-        return {
-            "tenant_id": tenant.pk,
-            "application_id": app.pk,
-            "slot_id": slot.pk,
-            "version_id": version.pk,
-            "rollout_id": rollout.pk if rollout else None,
-            "arm": arm if rollout else "",
-        }
+    if not slot_serves_tenant(slot, tenant):
+        raise _Refuse(
+            f"Slot {slot} does not serve tenant '{tenant.slug}' (another tenant's "
+            "application or artifact).",
+            field=_where(i, "slot"),
+        )
+    version = versions.get((slot.artifact_id, r["version"]))
+    if version is None:
+        raise _Refuse(
+            f"{slot.artifact.path} has no version '{r['version']}'.", field=_where(i, "version")
+        )
+    verdict = verdicts.get(version.pk)
+    gone = getattr(version, "retirement", None) is not None or (
+        getattr(version, "deprecation", None) is not None
+        and version.deprecation.removed_at is not None
+    )
+    # A retired or removed version served until recently: late counters are still true.
+    if isinstance(verdict, str) and not gone:
+        raise _Refuse(f"{verdict}: it cannot have served.", field=_where(i, "version"))
+    rollout = _check_rollout(known, i, r, slot, version)
+    return {
+        "tenant_id": tenant.pk,
+        "application_id": app.pk,
+        "slot_id": slot.pk,
+        "version_id": version.pk,
+        "rollout_id": rollout.pk if rollout else None,
+        "arm": r["arm"] if rollout else "",
+    }
 
+
+def _check_rollout(
+    known: _Known, i: int, r: dict[str, Any], slot: Slot, version: Version
+) -> Rollout | None:
+    """The row's rollout, which targets its slot with its version on its arm (or none, and
+    no arm)."""
+    arm = r["arm"]
+    if not r["rollout"]:
+        if arm:
+            raise _Refuse("must be empty without a rollout.", field=_where(i, "arm"))
+        return None
+    rollout = known.rollouts.get(_rollout_number(r["rollout"], i))
+    if rollout is None:
+        raise _Refuse(f"No rollout {r['rollout']}.", field=_where(i, "rollout"))
+    target = known.targets.get((rollout.pk, slot.pk))
+    if target is None:
+        raise _Refuse(
+            f"{rollout.reference} does not target slot {slot}.", field=_where(i, "rollout")
+        )
+    if arm not in ARMS:
+        raise _Refuse(
+            f"must be one of {', '.join(sorted(ARMS))} with a rollout.",
+            field=_where(i, "arm"),
+        )
+    expected = target.candidate_id if arm == Arm.CANARY else target.baseline_id
+    if expected != version.pk:
+        raise _Refuse(
+            f"{version.version} is not the {arm} version of {rollout.reference} on {slot}.",
+            field=_where(i, "version"),
+        )
+    return rollout
+
+
+def _resolve_references(
+    tenant: Tenant, parsed: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[Any, Rollout]]:
+    """Check every row's application, slot, version, rollout and arm for ``tenant``
+    (the references read once: ``_known``)."""
+    known = _known(tenant, parsed)
     # A batch repeats few keys over many buckets: each distinct key is checked once (at its
     # first row, so a refusal names the first bad row).
     checked: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -382,9 +417,9 @@ def _resolve_references(
         key = (r["application"], r["slot"], r["version"], r["rollout"], r["arm"])
         ids = checked.get(key)
         if ids is None:
-            ids = checked[key] = check(i, r)
+            ids = checked[key] = _check_row(known, i, r)
         rows.append({**ids, **{k: r[k] for k in copied}})
-    return rows, {r.pk: r for r in rollouts.values()}
+    return rows, {r.pk: r for r in known.rollouts.values()}
 
 
 def _usage_record(tenant: Tenant, rows: Sequence[dict[str, Any]], slugs: Mapping[Any, str]) -> None:
