@@ -8,6 +8,7 @@ from accounts.models import Tenant, User
 from governance.demo.common import PINS, evaluate, submitted
 from registry import selectors as registry_selectors
 from registry import services as registry
+from registry.choices import ArtifactClass
 from registry.models import Artifact
 from reviews import services as reviews
 from reviews.models import ChangeRequest
@@ -41,7 +42,9 @@ def seed_reviews(tenants: dict[str, Tenant]) -> None:
         )
 
     # Metadata of the prompts pins the model they were evaluated with.
-    prompt = registry_selectors.artifact_by_path_unscoped("prompt", "acme", "qualify-lead")
+    prompt = registry_selectors.artifact_by_path_unscoped(
+        ArtifactClass.PROMPT, "acme", "qualify-lead"
+    )
     pins = PINS
     for number, text in (
         (
@@ -68,7 +71,7 @@ def seed_reviews(tenants: dict[str, Tenant]) -> None:
     # p95 latency at most 10% worse than the active version.
     reviews.change_gate_set(
         tenant=acme,
-        artifact_class=registry_selectors.artifact_class_by_slug("prompt"),
+        artifact_class=registry_selectors.artifact_class_by_slug(ArtifactClass.PROMPT),
         gates=[
             {"metric": "safety", "no_regression": True},
             {"metric": "latency_p95_ms", "max_regression_pct": 10},
@@ -81,7 +84,7 @@ def seed_reviews(tenants: dict[str, Tenant]) -> None:
     reply = Artifact.objects.filter(
         tenant=acme, slug="support-reply"
     ).first() or registry.artifact_create(
-        artifact_class=registry_selectors.artifact_class_by_slug("prompt"),
+        artifact_class=registry_selectors.artifact_class_by_slug(ArtifactClass.PROMPT),
         tenant=acme,
         slug="support-reply",
         title="Support reply",
@@ -144,7 +147,7 @@ def seed_reviews(tenants: dict[str, Tenant]) -> None:
     corpus_artifact = Artifact.objects.filter(
         tenant=acme, slug="support-cases"
     ).first() or registry.artifact_create(
-        artifact_class=registry_selectors.artifact_class_by_slug("golden-corpus"),
+        artifact_class=registry_selectors.artifact_class_by_slug(ArtifactClass.GOLDEN_CORPUS),
         tenant=acme,
         slug="support-cases",
         title="Support cases",
@@ -183,7 +186,9 @@ def seed_reviews(tenants: dict[str, Tenant]) -> None:
     change = opened([ref("qualify-lead@2.0.1")], "Shorter lead qualification answers")
     evaluate(change, ref("qualify-lead@2.0.1"), 0.97, 0.92)
     submitted(change, author)  # waits on a reviewer and an administrator
-    tone = registry_selectors.artifact_by_path_unscoped("prompt-template", "acme", "brand-tone")
+    tone = registry_selectors.artifact_by_path_unscoped(
+        ArtifactClass.PROMPT_TEMPLATE, "acme", "brand-tone"
+    )
     tone2, _ = registry.version_publish(
         artifact=tone,
         content=registry.Content(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from registry import selectors as registry_selectors
 from registry import services as registry
+from registry.choices import ArtifactClass
 from registry.models import Artifact
 from reviews import services as reviews
 from reviews.choices import CheckStatus
@@ -109,9 +110,9 @@ def promoted_change(tenant: Tenant, versions: list[Any], title: str, crew: Crew)
 def demo_prompt(acme: Tenant, owner: User, slug: str, title: str, summary: str) -> Any:
 
     return Artifact.objects.filter(
-        tenant=acme, artifact_class__slug="prompt", slug=slug
+        tenant=acme, artifact_class__slug=ArtifactClass.PROMPT, slug=slug
     ).first() or registry.artifact_create(
-        artifact_class=registry_selectors.artifact_class_by_slug("prompt"),
+        artifact_class=registry_selectors.artifact_class_by_slug(ArtifactClass.PROMPT),
         tenant=acme,
         slug=slug,
         title=title,

@@ -7,6 +7,7 @@ from typing import Any
 from accounts.models import Tenant, User
 from registry import selectors as registry_selectors
 from registry import services as registry
+from registry.choices import ArtifactClass
 from registry.models import Artifact
 
 
@@ -45,7 +46,11 @@ def seed_registry(tenants: dict[str, Tenant]) -> None:
         return published
 
     tone = artifact(
-        "prompt-template", acme, "brand-tone", "Brand tone", "How every Acme assistant sounds."
+        ArtifactClass.PROMPT_TEMPLATE,
+        acme,
+        "brand-tone",
+        "Brand tone",
+        "How every Acme assistant sounds.",
     )
     tone1 = publish(
         tone,
@@ -55,7 +60,7 @@ def seed_registry(tenants: dict[str, Tenant]) -> None:
         text="Be concise, warm and precise. Never promise delivery dates.",
     )
     qualify = artifact(
-        "prompt",
+        ArtifactClass.PROMPT,
         acme,
         "qualify-lead",
         "Qualify lead",
@@ -109,7 +114,7 @@ def seed_registry(tenants: dict[str, Tenant]) -> None:
         deps=[tone1],
     )
     rules = artifact(
-        "routing-ruleset",
+        ArtifactClass.ROUTING_RULESET,
         acme,
         "support-routing",
         "Support routing",
@@ -148,7 +153,7 @@ def seed_registry(tenants: dict[str, Tenant]) -> None:
         },
     )
     corpus = artifact(
-        "golden-corpus",
+        ArtifactClass.GOLDEN_CORPUS,
         globex,
         "triage-cases",
         "Triage cases",
@@ -162,7 +167,7 @@ def seed_registry(tenants: dict[str, Tenant]) -> None:
         data={"cases": [{"input": {"intent": "billing"}, "expected": "billing"}]},
     )
     model = artifact(
-        "model",
+        ArtifactClass.MODEL,
         globex,
         "intent-classifier",
         "Intent classifier",

@@ -25,6 +25,7 @@ from governance.demo.people import DEMO_USERS
 from governance.demo.telemetry import seed_canary_telemetry, seed_regression
 from registry import selectors as registry_selectors
 from registry import services as registry
+from registry.choices import ArtifactClass
 from registry.models import Artifact
 from reviews.models import ChangeRequest
 from rollouts import services as rollouts
@@ -114,7 +115,9 @@ def seed_support_bot(acme: Tenant, users: dict[str, User]) -> None:
                 description="Drafts replies and summaries in the support desk.",
                 actor=admin,
             )
-            reply = registry_selectors.artifact_by_path_unscoped("prompt", "acme", "support-reply")
+            reply = registry_selectors.artifact_by_path_unscoped(
+                ArtifactClass.PROMPT, "acme", "support-reply"
+            )
             rollouts.slot_create(
                 application=bot,
                 name="reply",
@@ -233,9 +236,9 @@ def seed_sales_agent(tenants: dict[str, Tenant], users: dict[str, User]) -> None
     author, reviewer = users["platform-author"], users["platform-reviewer"]
     admin = users["platform-admin"]
     prompt = Artifact.objects.filter(
-        tenant=platform, artifact_class__slug="prompt", slug="lead-qualification"
+        tenant=platform, artifact_class__slug=ArtifactClass.PROMPT, slug="lead-qualification"
     ).first() or registry.artifact_create(
-        artifact_class=registry_selectors.artifact_class_by_slug("prompt"),
+        artifact_class=registry_selectors.artifact_class_by_slug(ArtifactClass.PROMPT),
         tenant=platform,
         slug="lead-qualification",
         title="Lead qualification (shared)",
