@@ -144,42 +144,47 @@ def _load_keys(public_keys: dict[str, str]) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
-def _walk(
-    entries: Iterable[Entry],
-    keys: dict[str, Ed25519PublicKey],
-    *,
-    covered: int,
-    all_signatures: bool,
-    chain_only: bool,
-    collect_leaves: bool,
-    start_seq: int | None,
-    start_prev: str | None,
-    extra_check: Callable[[Entry], str | None] | None = None,
-    progress: Callable[[int], None] | None = None,
-    progress_every: int = 10_000,
-) -> _Walk:
-    """The chain pass. ``start_seq``/``start_prev`` None: take them from the first entry (a
-    parallel worker's share; the caller then checks that the shares join up)."""
+@dataclass(frozen=True)
+class _WalkPlan:
+    """How one chain pass runs. ``start_seq``/``start_prev`` None: take them from the first
+    entry (a parallel worker's share; the caller then checks that the shares join up)."""
+
+    covered: int
+    all_signatures: bool
+    chain_only: bool
+    collect_leaves: bool
+    start_seq: int | None
+    start_prev: str | None
+    extra_check: Callable[[Entry], str | None] | None = None
+    progress: Callable[[int], None] | None = None
+    progress_every: int = 10_000
+
+
+def _start_prev_of(first: Entry) -> str:
+    """The previous hash the first entry of a share names (its header's ``prev``)."""
+    found = first[1].find(b'"prev":"')
+    return first[1][found + 8 : found + 72].decode("ascii", "replace") if found >= 0 else ""
+
+
+def _walk(entries: Iterable[Entry], keys: dict[str, Ed25519PublicKey], plan: _WalkPlan) -> _Walk:
+    """The chain pass (see :class:`_WalkPlan`)."""
     result = Result(True, 0)
-    sha256 = hashlib.sha256
-    signature_format = _SIGNATURE.fullmatch
-    check_sigs = not chain_only
     leaves: list[bytes] = []
-    add_leaf = leaves.append
     iterator = iter(entries)
     first = next(iterator, None)
     if first is None:
-        seq0 = start_seq or 1
-        return _Walk(
-            result, leaves, seq0, start_prev or GENESIS_HASH, start_prev or GENESIS_HASH, seq0
-        )
-    if start_seq is None:
-        start_seq = first[0]
-    if start_prev is None:
-        found = first[1].find(b'"prev":"')
-        start_prev = (
-            first[1][found + 8 : found + 72].decode("ascii", "replace") if found >= 0 else ""
-        )
+        seq0 = plan.start_seq or 1
+        prev0 = plan.start_prev or GENESIS_HASH
+        return _Walk(result, leaves, seq0, prev0, prev0, seq0)
+    start_seq = first[0] if plan.start_seq is None else plan.start_seq
+    start_prev = _start_prev_of(first) if plan.start_prev is None else plan.start_prev
+    # The plan, bound to local names once: the loop below reads them for every entry.
+    covered, all_signatures, collect_leaves = plan.covered, plan.all_signatures, plan.collect_leaves
+    extra_check, progress, progress_every = plan.extra_check, plan.progress, plan.progress_every
+    sha256 = hashlib.sha256
+    signature_format = _SIGNATURE.fullmatch
+    check_sigs = not plan.chain_only
+    add_leaf = leaves.append
     expected = start_seq
     prev = start_prev.encode()
     next_progress = start_seq - 1 + progress_every
@@ -290,9 +295,7 @@ def verify_entries(
     rebuild = start_seq == 1 and not chain_only
     try:
         keys = _load_keys(public_keys)
-        walk = _walk(
-            entries,
-            keys,
+        plan = _WalkPlan(
             covered=_covered(checkpoints, kept_checkpoints) if rebuild else 0,
             all_signatures=all_signatures,
             chain_only=chain_only,
@@ -303,6 +306,7 @@ def verify_entries(
             progress=progress,
             progress_every=progress_every,
         )
+        walk = _walk(entries, keys, plan)
         result = walk.result
         if result.ok and rebuild:
             _check_tree(result, walk.leaves, checkpoints, kept_checkpoints, keys)
@@ -470,18 +474,24 @@ def verify_bundle(
         return Result(False, 0, None, f"bundle is malformed: {exc}")
 
 
-def _verify_share(
-    path: str,
-    begin: int,
-    end: int,
-    public_keys: dict[str, str],
-    covered: int,
-    all_signatures: bool,
-    is_first: bool,
-) -> tuple[Result, int, str, str, int, bytes]:
-    """A worker's share: the entry lines that start in bytes [begin, end) of the bundle."""
+@dataclass(frozen=True)
+class _Share:
+    """A worker's share of a bundle file: the entry lines that start in bytes [begin, end)."""
+
+    path: str
+    begin: int
+    end: int
+    public_keys: dict[str, str]
+    covered: int
+    all_signatures: bool
+    is_first: bool
+
+
+def _verify_share(share: _Share) -> tuple[Result, int, str, str, int, bytes]:
+    """Check one :class:`_Share` (in a worker process)."""
+    path, begin, end, is_first = share.path, share.begin, share.end, share.is_first
     try:
-        keys = _load_keys(public_keys)
+        keys = _load_keys(share.public_keys)
         with open(path, "rb") as handle:
             if is_first:
                 handle.readline()  # the metadata line
@@ -497,16 +507,15 @@ def _verify_share(
                         return
                     yield line
 
-            walk = _walk(
-                _parse_lines(lines(), first_line),
-                keys,
-                covered=covered,
-                all_signatures=all_signatures,
+            plan = _WalkPlan(
+                covered=share.covered,
+                all_signatures=share.all_signatures,
                 chain_only=False,
                 collect_leaves=True,
                 start_seq=1 if is_first else None,
                 start_prev=GENESIS_HASH if is_first else None,
             )
+            walk = _walk(_parse_lines(lines(), first_line), keys, plan)
     except VerificationFailed as failure:
         return Result(False, 0, failure.seq, failure.reason), 0, "", "", 0, b""
     except (ValueError, TypeError, UnicodeError) as exc:
@@ -560,7 +569,9 @@ def verify_bundle_file(
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
         futures = [
-            pool.submit(_verify_share, path, a, b, keys, covered, all_signatures, i == 0)
+            pool.submit(
+                _verify_share, _Share(path, a, b, keys, covered, all_signatures, is_first=i == 0)
+            )
             for i, (a, b) in enumerate(bounds)
         ]
         shares = [f.result() for f in futures]
