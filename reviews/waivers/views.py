@@ -8,6 +8,8 @@ page; a refused service call is a message on the form (``governance.kernel.views
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
 
@@ -23,6 +25,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, tenant_for_user
 from governance.kernel.errors import DomainError, NotFound
+from governance.kernel.permissions import Decision
 from governance.kernel.views import submit
 from registry import selectors as registry_selectors
 from registry.models import Artifact
@@ -246,46 +249,65 @@ def _refusal(form: Any) -> str:
     return " ".join(str(e) for e in form.non_field_errors())
 
 
+@dataclass(frozen=True)
+class _Action:
+    """A form page that acts on one waiver: its name, form, service call and success message."""
+
+    name: str
+    form: Any
+    call: Callable[[dict[str, Any]], Waiver]
+    said: Callable[[Waiver], str]
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def _act(request: HttpRequest, waiver: Waiver, allowed: Decision, action: _Action) -> HttpResponse:
+    """Renew and revoke: refused (the reason, no form, 403) unless allowed; on POST the
+    service's answer, then the waiver it left (or the form with its errors and status)."""
+    if not allowed:
+        return _refused(request, waiver, action.name, allowed.reason)
+    status = 200
+    if request.method == "POST":
+        done = submit(action.form, action.call, invalid_status=400)
+        if done.ok and done.result is not None:
+            messages.success(request, action.said(done.result))
+            return redirect(done.result)
+        if done.status == 403:  # refused: the page says why, with no form
+            return _refused(request, waiver, action.name, _refusal(action.form))
+        status = done.status
+    return render(
+        request,
+        "governance/waiver_action.html",
+        {"form": action.form, "waiver": waiver, "action": action.name, **action.context},
+        status=status,
+    )
+
+
 @login_required
 def waiver_renew(request: HttpRequest, reference: str) -> HttpResponse:
     """A renewal is a new waiver with the same scope, linked to this one; terms may be restated."""
     waiver = _waiver(request, reference)
     user = _user(request)
-    allowed = can_renew_waiver(user, waiver)
-    if not allowed:
-        return _refused(request, waiver, "renew", allowed.reason)
     initial = {
         "justification": waiver.justification,
         "mitigation": waiver.mitigation,
         "advisory_links": "\n".join(waiver.advisory_links),
     }
     form = WaiverRenewForm(request.POST or None, initial=initial)
-    status = 200
-    if request.method == "POST":
-        done = submit(
-            form,
-            lambda data: services.waiver_renew(
-                waiver=waiver,
-                actor=user,
-                expires_at=form.expiry(),
-                justification=data["justification"],
-                mitigation=data["mitigation"],
-                advisory_links=form.links(),
-            ),
-            invalid_status=400,
-        )
-        if done.ok and done.result is not None:
-            messages.success(request, f"Renewed {waiver.reference} as {done.result.reference}.")
-            return redirect(done.result)
-        if done.status == 403:  # refused: the page says why, with no form
-            return _refused(request, waiver, "renew", _refusal(form))
-        status = done.status
-    return render(
-        request,
-        "governance/waiver_action.html",
-        {"form": form, "waiver": waiver, "action": "renew", "max_days": settings.WAIVER_MAX_DAYS},
-        status=status,
+    renew = _Action(
+        "renew",
+        form,
+        lambda data: services.waiver_renew(
+            waiver=waiver,
+            actor=user,
+            expires_at=form.expiry(),
+            justification=data["justification"],
+            mitigation=data["mitigation"],
+            advisory_links=form.links(),
+        ),
+        lambda renewal: f"Renewed {waiver.reference} as {renewal.reference}.",
+        {"max_days": settings.WAIVER_MAX_DAYS},
     )
+    return _act(request, waiver, can_renew_waiver(user, waiver), renew)
 
 
 @login_required
@@ -293,29 +315,13 @@ def waiver_revoke(request: HttpRequest, reference: str) -> HttpResponse:
     """End a waiver now; a reason is required and goes into the log."""
     waiver = _waiver(request, reference)
     user = _user(request)
-    allowed = can_revoke_waiver(user, waiver)
-    if not allowed:
-        return _refused(request, waiver, "revoke", allowed.reason)
-    form = WaiverRevokeForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        done = submit(
-            form,
-            lambda data: services.waiver_revoke(waiver=waiver, actor=user, reason=data["reason"]),
-            invalid_status=400,
-        )
-        if done.ok:
-            messages.success(request, f"Revoked {waiver.reference}.")
-            return redirect(waiver)
-        if done.status == 403:  # refused: the page says why, with no form
-            return _refused(request, waiver, "revoke", _refusal(form))
-        status = done.status
-    return render(
-        request,
-        "governance/waiver_action.html",
-        {"form": form, "waiver": waiver, "action": "revoke"},
-        status=status,
+    revoke = _Action(
+        "revoke",
+        WaiverRevokeForm(request.POST or None),
+        lambda data: services.waiver_revoke(waiver=waiver, actor=user, reason=data["reason"]),
+        lambda revoked: f"Revoked {revoked.reference}.",
     )
+    return _act(request, waiver, can_revoke_waiver(user, waiver), revoke)
 
 
 @login_required
