@@ -101,7 +101,8 @@ class TestUserFlags:
         )
         assert resp.status_code == 302, resp.content.decode()[:3000]
         alice.refresh_from_db()
-        assert alice.is_staff and alice.is_superuser
+        assert alice.is_staff
+        assert alice.is_superuser
         [staff] = events(EventKind.USER_STAFF_CHANGED)
         [superuser] = events(EventKind.USER_SUPERUSER_CHANGED)
         for event in (staff, superuser):
@@ -151,7 +152,8 @@ class TestUserFlags:
             user_form(alice, is_superuser=True, is_staff=True, change_reason="please"),
         )
         alice.refresh_from_db()
-        assert not alice.is_superuser and not alice.is_staff
+        assert not alice.is_superuser
+        assert not alice.is_staff
         assert not events(EventKind.USER_SUPERUSER_CHANGED)
         with pytest.raises(Forbidden):
             services.user_set_superuser(user=alice, is_superuser=True, actor=clerk, reason="x")

@@ -19,7 +19,8 @@ def bearer(api, raw):
 
 
 class TestBearerTokens:
-    def test_me_with_token(self, api, acme, globex, make_user):
+    @pytest.mark.usefixtures("acme", "globex")
+    def test_me_with_token(self, api, make_user):
         alice = make_user("alice", acme=["reviewer", "security_officer"])
         _, raw = services.token_create(user=alice, name="ci", actor=None)
         body = bearer(api, raw).get("/api/v1/me/").json()
@@ -60,7 +61,8 @@ class TestBearerTokens:
         assert resp.status_code == 401
         error = resp.json()["error"]
         assert error["code"] == "token_revoked"
-        assert "revoked" in error["message"] and token.prefix in error["message"]
+        assert "revoked" in error["message"]
+        assert token.prefix in error["message"]
 
     def test_expired_token_gets_401_with_reason(self, api, make_user):
         alice = make_user("alice")
@@ -79,7 +81,8 @@ class TestBearerTokens:
         alice.is_active = False
         alice.save()
         resp = bearer(api, raw).get("/api/v1/me/")
-        assert resp.status_code == 401 and resp.json()["error"]["code"] == "user_inactive"
+        assert resp.status_code == 401
+        assert resp.json()["error"]["code"] == "user_inactive"
 
     def test_token_lifecycle_over_api(self, api, make_user):
         alice = make_user("alice")
@@ -92,11 +95,13 @@ class TestBearerTokens:
         assert created.json()["state"] == "active"
         listing = api.get("/api/v1/tokens/").json()["results"]
         assert [t["name"] for t in listing] == ["pipeline"]
-        assert "token" not in listing[0] and "digest" not in listing[0]
+        assert "token" not in listing[0]
+        assert "digest" not in listing[0]
         api.force_authenticate(None)
         assert bearer(api, raw).get("/api/v1/me/").json()["auth"] == "token"
         revoked = api.post(f"/api/v1/tokens/{created.json()['id']}/revoke/")
-        assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
+        assert revoked.status_code == 200
+        assert revoked.json()["state"] == "revoked"
         assert api.get("/api/v1/me/").status_code == 401
 
     def test_token_create_validation(self, api, make_user):
@@ -115,7 +120,8 @@ class TestBearerTokens:
 
 
 class TestTenantIsolation:
-    def test_reviewer_of_acme_sees_nothing_of_globex(self, acme, globex, make_user, token_client):
+    @pytest.mark.usefixtures("acme")
+    def test_reviewer_of_acme_sees_nothing_of_globex(self, globex, make_user, token_client):
         make_user("gadmin", globex="administrator")
         client = token_client(make_user("rev", acme="reviewer"))
         assert [t["tenant"]["slug"] for t in client.get("/api/v1/tenants/").json()] == ["acme"]
@@ -134,7 +140,8 @@ class TestTenantIsolation:
             assert resp.json()["error"]["code"] == "not_found"
         assert RoleGrant.objects.filter(tenant=globex, revoked_at__isnull=True).count() == 1
 
-    def test_tenant_detail_lists_members_and_roles(self, acme, make_user, token_client):
+    @pytest.mark.usefixtures("acme")
+    def test_tenant_detail_lists_members_and_roles(self, make_user, token_client):
         make_user("boss", acme="administrator")
         client = token_client(make_user("rev", acme="reviewer"))
         body = client.get("/api/v1/tenants/acme/").json()
@@ -144,7 +151,8 @@ class TestTenantIsolation:
             "rev": ["reviewer"],
         }
 
-    def test_reviewer_cannot_grant(self, acme, make_user, token_client):
+    @pytest.mark.usefixtures("acme")
+    def test_reviewer_cannot_grant(self, make_user, token_client):
         make_user("alice")
         client = token_client(make_user("rev", acme="reviewer"))
         resp = client.post(
@@ -154,7 +162,8 @@ class TestTenantIsolation:
         assert "administrator of 'acme'" in resp.json()["error"]["message"]
         assert not RoleGrant.objects.filter(user__username="alice").exists()
 
-    def test_grant_and_revoke_take_effect_on_next_request(self, acme, make_user, token_client):
+    @pytest.mark.usefixtures("acme")
+    def test_grant_and_revoke_take_effect_on_next_request(self, make_user, token_client):
         boss = make_user("boss", acme="administrator")
         alice = make_user("alice", acme="member")
         admin_client = token_client(boss)
@@ -177,7 +186,8 @@ class TestTenantIsolation:
             {"username": "alice", "role": "administrator"},
             format="json",
         )
-        assert again.status_code == 200 and again.json()["id"] == resp.json()["id"]
+        assert again.status_code == 200
+        assert again.json()["id"] == resp.json()["id"]
 
         # alice can now grant: the very next request sees the role.
         ok = alice_client.post(
@@ -208,18 +218,22 @@ class TestTenantIsolation:
             (g["username"], g["role"], g["revoked_by"]) for g in history if g["username"] == "alice"
         ] == [("alice", "administrator", "boss")]
 
-    def test_grant_input_errors_name_the_field(self, acme, make_user, token_client):
+    @pytest.mark.usefixtures("acme")
+    def test_grant_input_errors_name_the_field(self, make_user, token_client):
         client = token_client(make_user("boss", acme="administrator"))
         bad_role = client.post(
             "/api/v1/tenants/acme/grants/", {"username": "boss", "role": "king"}, format="json"
         )
-        assert bad_role.status_code == 400 and bad_role.json()["error"]["field"] == "role"
+        assert bad_role.status_code == 400
+        assert bad_role.json()["error"]["field"] == "role"
         no_user = client.post(
             "/api/v1/tenants/acme/grants/", {"username": "ghost", "role": "reviewer"}, format="json"
         )
-        assert no_user.status_code == 404 and no_user.json()["error"]["field"] == "username"
+        assert no_user.status_code == 404
+        assert no_user.json()["error"]["field"] == "username"
         missing = client.post("/api/v1/tenants/acme/grants/", {}, format="json")
-        assert missing.status_code == 400 and missing.json()["error"]["field"] in {
+        assert missing.status_code == 400
+        assert missing.json()["error"]["field"] in {
             "username",
             "role",
         }

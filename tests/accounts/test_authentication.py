@@ -32,7 +32,8 @@ def test_malformed_header_is_a_401_with_a_reason(path: str, header: str, reason:
     resp = client.get(path)
     assert resp.status_code == 401, (path, header, resp.content[:200])
     error = resp.json()["error"]
-    assert error["code"] == "token_malformed" and reason in error["message"]
+    assert error["code"] == "token_malformed"
+    assert reason in error["message"]
     assert resp["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
@@ -42,4 +43,5 @@ def test_no_header_is_still_anonymous_on_a_public_endpoint() -> None:
 
 def test_a_good_token_still_works(make_user: Any, token_client: Any) -> None:
     resp = token_client(make_user("alice")).get("/api/v1/me/")
-    assert resp.status_code == 200 and resp.json()["username"] == "alice"
+    assert resp.status_code == 200
+    assert resp.json()["username"] == "alice"

@@ -62,14 +62,16 @@ class TestAccountsCommand:
             stdin="correct horse battery\n",
         )
         alice = User.objects.get(username="alice")
-        assert alice.email == "alice@example.com" and alice.check_password("correct horse battery")
+        assert alice.email == "alice@example.com"
+        assert alice.check_password("correct horse battery")
         assert selectors.roles_in_tenant(alice, Tenant.objects.get(slug="acme")) == {"reviewer"}
         assert selectors.roles_in_tenant(alice, Tenant.objects.get(slug="globex")) == {
             "administrator"
         }
         assert RoleGrant.objects.filter(user=alice, granted_by__isnull=True).count() == 2
 
-    def test_grant_revoke_and_list(self, acme, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_grant_revoke_and_list(self, make_user):
         make_user("bob")
         assert run(
             "grant", "bob", "security_officer", "--tenant", "acme", "--reason", "on call"
@@ -89,13 +91,15 @@ class TestAccountsCommand:
         make_user("ci-bot")
         out = run("token", "ci-bot", "--expires-days", "3")
         raw = out.strip()
-        assert out == raw + "\n" and raw.startswith("gov_")
+        assert out == raw + "\n"
+        assert raw.startswith("gov_")
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         assert api.get("/api/v1/me/").json()["username"] == "ci-bot"
         token = ApiToken.objects.get()
         assert run("token-revoke", token.prefix) == f"Revoked token {token.prefix}… of ci-bot\n"
         assert api.get("/api/v1/me/").status_code == 401
 
+    @pytest.mark.usefixtures("acme")
     @pytest.mark.parametrize(
         ("args", "message"),
         [
@@ -131,7 +135,7 @@ class TestAccountsCommand:
             (["add-user", "bob"], "username: User 'bob' already exists."),
         ],
     )
-    def test_bad_input_is_one_clear_error_and_writes_nothing(self, acme, make_user, args, message):
+    def test_bad_input_is_one_clear_error_and_writes_nothing(self, make_user, args, message):
         make_user("bob", acme="member")
         counts = (
             User.objects.count(),
@@ -152,8 +156,9 @@ class TestAccountsCommand:
         assert not User.objects.filter(username="carol").exists()
 
 
+@pytest.mark.usefixtures("acme")
 @pytest.mark.django_db(transaction=True)
-def test_cli_exit_code_and_single_stderr_line(acme):
+def test_cli_exit_code_and_single_stderr_line():
     env = {**os.environ, "DATABASE_URL": subprocess_database_url()}
     proc = subprocess.run(
         [sys.executable, "manage.py", "accounts", "grant", "ghost", "reviewer", "--tenant", "acme"],
@@ -203,7 +208,8 @@ def test_seed_demo_is_idempotent_and_prints_logins():
 
 
 class TestStaffFlagFromTheCli:
-    def test_add_user_with_staff_records_the_event(self, db):
+    @pytest.mark.usefixtures("db")
+    def test_add_user_with_staff_records_the_event(self):
         assert run("add-user", "opsy", "--staff") == "Created user opsy\n"
         assert User.objects.get(username="opsy").is_staff
         [event] = Event.objects.filter(kind=EventKind.USER_STAFF_CHANGED)

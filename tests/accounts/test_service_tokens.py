@@ -109,16 +109,21 @@ class TestServices:
             scopes=["telemetry:write", "runtime:read", "runtime:read"],
             actor=owner,
         )
-        assert raw.startswith("gsv_") and len(raw) > 40
+        assert raw.startswith("gsv_")
+        assert len(raw) > 40
         token.refresh_from_db()
         assert token.digest == hashlib.sha256(raw.encode()).hexdigest()
-        assert token.prefix == raw[:12] and raw not in (token.prefix, token.digest)
+        assert token.prefix == raw[:12]
+        assert raw not in (token.prefix, token.digest)
         assert token.name == "sales-agent"
         assert token.scopes == ["runtime:read", "telemetry:write"]
-        assert token.tenant == acme and token.created_by == owner
-        assert token.expires_at is None and token.state() == "active"
+        assert token.tenant == acme
+        assert token.created_by == owner
+        assert token.expires_at is None
+        assert token.state() == "active"
         event = Event.objects.get(kind=EventKind.SERVICE_TOKEN_CREATED)
-        assert event.tenant_id == acme.pk and event.actor_id == owner.pk
+        assert event.tenant_id == acme.pk
+        assert event.actor_id == owner.pk
         assert event.payload == {
             "tenant": "acme",
             "name": "sales-agent",
@@ -146,7 +151,8 @@ class TestServices:
         args = {"tenant": acme, "name": "svc", "scopes": ["runtime:read"], "actor": owner}
         with pytest.raises(DomainError) as exc:
             services.service_token_create(**{**args, **kwargs})
-        assert exc.value.field == field and message in exc.value.message
+        assert exc.value.field == field
+        assert message in exc.value.message
         assert not ServiceToken.objects.exists()
         assert not Event.objects.filter(kind=EventKind.SERVICE_TOKEN_CREATED).exists()
 
@@ -159,7 +165,8 @@ class TestServices:
         assert can_manage_service_tokens(platform, acme)
         assert can_manage_service_tokens(None, acme)
         refused = can_manage_service_tokens(reviewer, acme)
-        assert not refused and "administrator of 'acme'" in refused.reason
+        assert not refused
+        assert "administrator of 'acme'" in refused.reason
         assert not can_manage_service_tokens(other_admin, acme)
         for actor in (reviewer, other_admin):
             with pytest.raises(Forbidden):
@@ -182,8 +189,10 @@ class TestServices:
         assert exc.value.field == "reason"
         revoked = services.service_token_revoke(token=token, actor=owner, reason="leaked in CI")
         token.refresh_from_db()
-        assert token.revoked_at is not None and token.revoked_by == owner
-        assert token.revoke_reason == "leaked in CI" and token.state() == "revoked"
+        assert token.revoked_at is not None
+        assert token.revoked_by == owner
+        assert token.revoke_reason == "leaked in CI"
+        assert token.state() == "revoked"
         assert revoked.revoked_at == token.revoked_at
         event = Event.objects.get(kind=EventKind.SERVICE_TOKEN_REVOKED)
         assert event.payload == {
@@ -216,7 +225,8 @@ class TestAuthentication:
             "generation": generation.current(),
         }
         principal = service_principal(raw)
-        assert principal.covers_tenant("acme") and not principal.covers_tenant("globex")
+        assert principal.covers_tenant("acme")
+        assert not principal.covers_tenant("globex")
 
     def test_a_missing_scope_is_a_403_naming_it(self, acme):
         _, raw = services.service_token_create(
@@ -228,11 +238,14 @@ class TestAuthentication:
             f"Service token {raw[:12]}… lacks the scope 'runtime:read' (it holds: telemetry:write)."
         )
 
-    def test_no_token_is_a_401(self, db):
+    @pytest.mark.usefixtures("db")
+    def test_no_token_is_a_401(self):
         resp = call_probe(None)
-        assert resp.status_code == 401 and resp["WWW-Authenticate"] == 'Bearer realm="api"'
+        assert resp.status_code == 401
+        assert resp["WWW-Authenticate"] == 'Bearer realm="api"'
 
-    def test_a_personal_token_does_not_pass_as_a_service_token(self, acme, owner):
+    @pytest.mark.usefixtures("acme")
+    def test_a_personal_token_does_not_pass_as_a_service_token(self, owner):
         _, personal = services.token_create(user=owner, name="mine", actor=owner)
         resp = call_probe(personal)
         assert resp.status_code == 401
@@ -251,13 +264,15 @@ class TestAuthentication:
 
     def test_personal_tokens_still_work_on_the_ordinary_api(self, make_user, token_client):
         resp = token_client(make_user("alice")).get("/api/v1/me/")
-        assert resp.status_code == 200 and resp.json()["auth"] == "token"
+        assert resp.status_code == 200
+        assert resp.json()["auth"] == "token"
 
     def test_unknown_malformed_and_expired_tokens_are_refused(self, acme, monkeypatch):
         assert error(call_probe("gsv_" + "x" * 43))["code"] == "token_invalid"
         resp = probe(APIRequestFactory().get("/probe/", HTTP_AUTHORIZATION="Basic abc"))
         resp.render()
-        assert resp.status_code == 401 and error(resp)["code"] == "token_malformed"
+        assert resp.status_code == 401
+        assert error(resp)["code"] == "token_malformed"
         soon = timezone.now() + timedelta(minutes=10)
         _, raw = services.service_token_create(
             tenant=acme, name="svc", scopes=["runtime:read"], actor=None, expires_at=soon
@@ -266,7 +281,8 @@ class TestAuthentication:
         later = soon + timedelta(seconds=1)
         monkeypatch.setattr(authentication.timezone, "now", lambda: later)
         resp = call_probe(raw)  # the cached entry expires too, without asking the database
-        assert resp.status_code == 401 and error(resp)["code"] == "token_expired"
+        assert resp.status_code == 401
+        assert error(resp)["code"] == "token_expired"
         assert "expired at" in error(resp)["message"]
 
     def test_a_warm_request_runs_no_sql(self, acme, django_assert_num_queries):
@@ -277,7 +293,8 @@ class TestAuthentication:
             assert call_probe(raw).status_code == 200
         with django_assert_num_queries(0):
             resp = call_probe(raw)
-        assert resp.status_code == 200 and resp.data["tenant"] == "acme"
+        assert resp.status_code == 200
+        assert resp.data["tenant"] == "acme"
 
     def test_revocation_bites_on_the_next_request_even_when_cached(self, acme, owner):
         token, raw = services.service_token_create(
@@ -288,7 +305,8 @@ class TestAuthentication:
         services.service_token_revoke(token=token, actor=owner, reason="rotated")
         assert generation.current() != before  # the revocation's event moved it
         resp = call_probe(raw)
-        assert resp.status_code == 401 and error(resp)["code"] == "token_revoked"
+        assert resp.status_code == 401
+        assert error(resp)["code"] == "token_revoked"
 
     def test_the_cache_is_real_and_its_age_is_capped(self, acme, monkeypatch):
         """A change that bypasses the event log (no bump) is still seen after the max age."""
@@ -301,7 +319,8 @@ class TestAuthentication:
         real = authentication.time.monotonic
         monkeypatch.setattr(authentication.time, "monotonic", lambda: real() + 5.01)
         resp = call_probe(raw)
-        assert resp.status_code == 401 and error(resp)["code"] == "token_revoked"
+        assert resp.status_code == 401
+        assert error(resp)["code"] == "token_revoked"
 
 
 SUBPROCESS = textwrap.dedent(
@@ -360,7 +379,8 @@ def test_revocation_in_one_process_bites_in_another_that_cached_it(
         text=True,
     )
     try:
-        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stdin is not None
         assert proc.stdout.readline().split() == ["warm", "0"]
         services.service_token_revoke(token=token, actor=None, reason="leaked")
         if source == "redis":
@@ -387,8 +407,11 @@ class TestTenantPage:
         page = client.get("/tenants/acme/")
         assert page.status_code == 200
         body = page.content.decode()
-        assert "Service tokens" in body and "old-agent" in body and other.prefix in body
-        assert "telemetry:write" in body and "never" in body
+        assert "Service tokens" in body
+        assert "old-agent" in body
+        assert other.prefix in body
+        assert "telemetry:write" in body
+        assert "never" in body
         resp = client.post(
             "/tenants/acme/service-tokens/",
             {"name": "sales-agent", "scopes": ["runtime:read", "telemetry:write"]},
@@ -396,7 +419,8 @@ class TestTenantPage:
         assert resp.status_code == 200
         created = ServiceToken.objects.get(name="sales-agent")
         assert created.scopes == ["runtime:read", "telemetry:write"]
-        assert created.created_by == owner and created.tenant == acme
+        assert created.created_by == owner
+        assert created.tenant == acme
         shown = resp.context["new_service_token"]
         assert shown in resp.content.decode()
         assert hashlib.sha256(shown.encode()).hexdigest() == created.digest
@@ -406,9 +430,11 @@ class TestTenantPage:
         )
         assert resp.status_code == 302
         created.refresh_from_db()
-        assert created.revoked_by == owner and created.revoke_reason == "rotate"
+        assert created.revoked_by == owner
+        assert created.revoke_reason == "rotate"
         body = client.get("/tenants/acme/").content.decode()
-        assert "revoked" in body and "rotate" in body
+        assert "revoked" in body
+        assert "rotate" in body
 
     def test_bad_input_is_shown_on_the_form(self, client, acme, owner):
         client.force_login(owner)
@@ -430,7 +456,8 @@ class TestTenantPage:
         )
         client.force_login(make_user("rita", acme="reviewer"))
         body = client.get("/tenants/acme/").content.decode()
-        assert "hidden-agent" not in body and "Create a service token" not in body
+        assert "hidden-agent" not in body
+        assert "Create a service token" not in body
         resp = client.post(
             "/tenants/acme/service-tokens/", {"name": "mine", "scopes": ["runtime:read"]}
         )
@@ -449,13 +476,16 @@ def run(*args: str) -> str:
 
 @pytest.mark.django_db
 class TestCommand:
-    def test_create_list_revoke(self, acme):
+    @pytest.mark.usefixtures("acme")
+    def test_create_list_revoke(self):
         raw = run(
             "create", "acme", "sales-agent", "--scope", "runtime:read", "--scope", "telemetry:write"
         ).strip()
         token = ServiceToken.objects.get()
-        assert raw.startswith("gsv_") and token.digest == hashlib.sha256(raw.encode()).hexdigest()
-        assert token.scopes == ["runtime:read", "telemetry:write"] and token.created_by is None
+        assert raw.startswith("gsv_")
+        assert token.digest == hashlib.sha256(raw.encode()).hexdigest()
+        assert token.scopes == ["runtime:read", "telemetry:write"]
+        assert token.created_by is None
         line = run("list", "acme").rstrip("\n").split("\t")
         assert line[:5] == [
             str(token.pk),
@@ -468,16 +498,20 @@ class TestCommand:
         out = run("revoke", token.prefix, "--reason", "rotated")
         assert out == f"Revoked service token {token.prefix}… (acme/sales-agent)\n"
         token.refresh_from_db()
-        assert token.revoke_reason == "rotated" and token.state() == "revoked"
+        assert token.revoke_reason == "rotated"
+        assert token.state() == "revoked"
         assert run("list", "acme").split("\t")[4] == "revoked"
 
-    def test_expiry_and_revoke_by_id(self, acme):
+    @pytest.mark.usefixtures("acme")
+    def test_expiry_and_revoke_by_id(self):
         run("create", "acme", "svc", "--scope", "runtime:read", "--expires-at", "2999-01-02T03:04")
         token = ServiceToken.objects.get()
-        assert token.expires_at is not None and token.expires_at.year == 2999
+        assert token.expires_at is not None
+        assert token.expires_at.year == 2999
         run("revoke", str(token.pk), "--reason", "done")
         assert ServiceToken.objects.get().revoked_at is not None
 
+    @pytest.mark.usefixtures("acme")
     @pytest.mark.parametrize(
         ("args", "message"),
         [
@@ -490,7 +524,7 @@ class TestCommand:
             (["revoke", "gsv_nothing", "--reason", "x"], "token: No service token"),
         ],
     )
-    def test_bad_input_names_the_field(self, acme, args, message):
+    def test_bad_input_names_the_field(self, args, message):
         assert message in refused("accounts", "service-token", *args)
         assert not ServiceToken.objects.exists()
 
@@ -510,7 +544,8 @@ class TestCommand:
 
 @pytest.mark.django_db
 class TestApi:
-    def test_create_list_revoke(self, acme, globex, owner, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_create_list_revoke(self, globex, owner, make_user):
         services.service_token_create(
             tenant=globex, name="theirs", scopes=["runtime:read"], actor=None
         )
@@ -526,27 +561,33 @@ class TestApi:
         token = ServiceToken.objects.get(name="sales-agent")
         assert data["token"].startswith("gsv_")
         assert hashlib.sha256(data["token"].encode()).hexdigest() == token.digest
-        assert data["id"] == str(token.pk) and data["tenant"] == "acme"
-        assert data["scopes"] == ["runtime:read"] and data["state"] == "active"
-        assert data["created_by"] == "olga" and data["expires_at"] is None
+        assert data["id"] == str(token.pk)
+        assert data["tenant"] == "acme"
+        assert data["scopes"] == ["runtime:read"]
+        assert data["state"] == "active"
+        assert data["created_by"] == "olga"
+        assert data["expires_at"] is None
         listing = client.get("/api/v1/service-tokens/").json()
         assert [t["name"] for t in listing["results"]] == ["sales-agent"]  # not globex's
         assert "token" not in listing["results"][0]
         assert client.get("/api/v1/service-tokens/?tenant=globex").json()["results"] == []
         resp = client.post(f"/api/v1/service-tokens/{token.pk}/revoke/", {}, format="json")
-        assert resp.status_code == 400 and resp.json()["error"]["field"] == "reason"
+        assert resp.status_code == 400
+        assert resp.json()["error"]["field"] == "reason"
         resp = client.post(
             f"/api/v1/service-tokens/{token.pk}/revoke/", {"reason": "rotate"}, format="json"
         )
         assert resp.status_code == 200
-        assert resp.json()["state"] == "revoked" and resp.json()["revoke_reason"] == "rotate"
+        assert resp.json()["state"] == "revoked"
+        assert resp.json()["revoke_reason"] == "rotate"
         assert resp.json()["revoked_by"] == "olga"
         resp = client.post(
             f"/api/v1/service-tokens/{token.pk}/revoke/", {"reason": "again"}, format="json"
         )
         assert resp.status_code == 409
 
-    def test_bad_scope_names_the_field(self, acme, owner):
+    @pytest.mark.usefixtures("acme")
+    def test_bad_scope_names_the_field(self, owner):
         client = APIClient()
         client.force_authenticate(owner)
         resp = client.post(
@@ -570,9 +611,8 @@ class TestApi:
             {"tenant": "acme", "name": "x", "scopes": ["runtime:read"]},
             format="json",
         )
-        assert (
-            resp.status_code == 403 and "administrator of 'acme'" in resp.json()["error"]["message"]
-        )
+        assert resp.status_code == 403
+        assert "administrator of 'acme'" in resp.json()["error"]["message"]
         resp = member.post(
             f"/api/v1/service-tokens/{token.pk}/revoke/", {"reason": "x"}, format="json"
         )
@@ -588,9 +628,11 @@ class TestApi:
             {"tenant": "acme", "name": "x", "scopes": ["runtime:read"]},
             format="json",
         )
-        assert resp.status_code == 404 and resp.json()["error"]["field"] == "tenant"
+        assert resp.status_code == 404
+        assert resp.json()["error"]["field"] == "tenant"
         token.refresh_from_db()
-        assert token.revoked_at is None and ServiceToken.objects.count() == 1
+        assert token.revoked_at is None
+        assert ServiceToken.objects.count() == 1
 
     def test_openapi_describes_the_endpoints(self, api):
         import json
@@ -614,7 +656,8 @@ def test_admin_lists_without_digest_and_revokes_with_a_reason(client, acme, make
     )
     client.force_login(root)
     page = client.get("/admin/accounts/servicetoken/").content.decode()
-    assert token.prefix in page and token.digest not in page
+    assert token.prefix in page
+    assert token.digest not in page
     assert (
         token.digest
         not in client.get(f"/admin/accounts/servicetoken/{token.pk}/change/").content.decode()
@@ -654,7 +697,8 @@ def test_scope_named_on_the_view(acme):
     assert refused.status_code == 403
     assert "lacks the scope 'telemetry:write'" in str(refused.data["error"]["message"])
     allowed = view(factory.post("/t/", HTTP_AUTHORIZATION=f"Bearer {writer}"))
-    assert allowed.status_code == 200 and allowed.data == {"tenant": "acme"}
+    assert allowed.status_code == 200
+    assert allowed.data == {"tenant": "acme"}
     with pytest.raises(ValueError, match="Unknown scope"):
         require_scope("runtime:write")
 
@@ -694,4 +738,5 @@ def test_people_and_machines_on_one_endpoint_never_pass_for_each_other(acme, own
     assert refused.status_code == 403
     assert "service token with the scope 'runtime:read'" in str(refused.data["error"]["message"])
     bad = view(factory.get("/e/", HTTP_AUTHORIZATION="Bearer gsv_unknown"))
-    assert bad.status_code == 401 and bad.data["error"]["code"] == "token_invalid"
+    assert bad.status_code == 401
+    assert bad.data["error"]["code"] == "token_invalid"

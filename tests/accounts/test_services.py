@@ -32,14 +32,16 @@ class TestTenantCreate:
         assert err.value.field == "slug"
         assert not Tenant.objects.exists()
 
-    def test_rejects_duplicate_and_blank_name(self, acme):
+    @pytest.mark.usefixtures("acme")
+    def test_rejects_duplicate_and_blank_name(self):
         with pytest.raises(Conflict, match="already exists"):
             services.tenant_create(slug="acme", name="Again", actor=None)
         with pytest.raises(DomainError) as err:
             services.tenant_create(slug="new", name="  ", actor=None)
         assert err.value.field == "name"
 
-    def test_only_platform_admin_may_create(self, acme, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_only_platform_admin_may_create(self, make_user):
         admin = make_user("a", acme="administrator")
         with pytest.raises(Forbidden):
             services.tenant_create(slug="other", name="Other", actor=admin)
@@ -137,7 +139,8 @@ class TestRoles:
         grant = services.role_revoke(
             user=alice, role="reviewer", tenant=acme, actor=admin, reason="left team"
         )
-        assert grant.revoked_by == admin and grant.revoke_reason == "left team"
+        assert grant.revoked_by == admin
+        assert grant.revoke_reason == "left team"
         assert selectors.roles_in_tenant(alice, acme) == {"security_officer"}
         # Re-granting is a new row; the old one stays as history.
         services.role_grant(user=alice, role="reviewer", tenant=acme, actor=admin)
@@ -169,7 +172,8 @@ class TestRoles:
         with pytest.raises(DomainError, match="deactivated"):
             services.role_grant(user=alice, role="administrator", tenant=acme, actor=None)
 
-    def test_access_by_tenant(self, acme, globex, make_user):
+    @pytest.mark.usefixtures("acme", "globex")
+    def test_access_by_tenant(self, make_user):
         alice = make_user("alice", acme=["security_officer", "reviewer"], globex="member")
         rows = {row.tenant.slug: row.roles for row in selectors.access_by_tenant(alice)}
         assert rows == {"acme": ["reviewer", "security_officer"], "globex": []}
@@ -179,9 +183,11 @@ class TestTokens:
     def test_create_stores_only_digest(self, make_user):
         alice = make_user("alice")
         token, raw = services.token_create(user=alice, name="ci", actor=alice, expires_days=7)
-        assert raw.startswith("gov_") and len(raw) > 40
+        assert raw.startswith("gov_")
+        assert len(raw) > 40
         stored = ApiToken.objects.get(pk=token.pk)
-        assert raw not in (stored.digest, stored.prefix) and stored.prefix == raw[:12]
+        assert raw not in (stored.digest, stored.prefix)
+        assert stored.prefix == raw[:12]
         assert selectors.token_by_raw(raw) == stored
         assert timedelta(days=6, hours=23) < stored.expires_at - timezone.now() <= timedelta(days=7)
         assert stored.state() == "active"
@@ -202,7 +208,8 @@ class TestTokens:
         with pytest.raises(Forbidden):
             services.token_create(user=alice, name="x", actor=mallory)
         revoked = services.token_revoke(token=token, actor=alice)
-        assert revoked.state() == "revoked" and revoked.revoked_by == alice
+        assert revoked.state() == "revoked"
+        assert revoked.revoked_by == alice
         with pytest.raises(Conflict):
             services.token_revoke(token=token, actor=alice)
 
@@ -254,7 +261,9 @@ class TestGrantOnlyToMembers:
         boss = make_user("boss", acme="administrator")
         alice = make_user("alice", acme="member")
         grant, created = services.role_grant(user="alice", role="reviewer", tenant=acme, actor=boss)
-        assert created and grant.user == alice and grant.granted_by == boss
+        assert created
+        assert grant.user == alice
+        assert grant.granted_by == boss
 
     def test_only_a_platform_admin_adds_members(self, acme, make_user):
         boss = make_user("boss", acme="administrator")

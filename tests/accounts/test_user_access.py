@@ -57,9 +57,8 @@ class TestUserSetActive:
             for e in events(EventKind.USER_ACTIVE_CHANGED)
         ] == [("alice", True, False, "left the company"), ("alice", False, True, "came back")]
 
-    def test_needs_a_reason_and_a_platform_administrator(
-        self, acme: Tenant, make_user: Any
-    ) -> None:
+    @pytest.mark.usefixtures("acme")
+    def test_needs_a_reason_and_a_platform_administrator(self, make_user: Any) -> None:
         alice = make_user("alice")
         tenant_admin = make_user("tadmin", acme="administrator")
         with pytest.raises(DomainError) as err:
@@ -68,11 +67,11 @@ class TestUserSetActive:
         with pytest.raises(Forbidden):
             services.user_set_active(user=alice, active=False, actor=tenant_admin, reason="x")
         alice.refresh_from_db()
-        assert alice.is_active and not events(EventKind.USER_ACTIVE_CHANGED)
+        assert alice.is_active
+        assert not events(EventKind.USER_ACTIVE_CHANGED)
 
-    def test_the_last_administrator_of_a_tenant_cannot_be_deactivated(
-        self, acme: Tenant, globex: Tenant, make_user: Any
-    ) -> None:
+    @pytest.mark.usefixtures("acme", "globex")
+    def test_the_last_administrator_of_a_tenant_cannot_be_deactivated(self, make_user: Any) -> None:
         boss = make_user("boss", acme="administrator", globex="administrator")
         make_user("deputy", acme="administrator")
         with pytest.raises(Conflict) as err:
@@ -80,7 +79,8 @@ class TestUserSetActive:
         assert err.value.field == "is_active"
         assert "last administrator of 'globex'" in str(err.value)
         boss.refresh_from_db()
-        assert boss.is_active and not events(EventKind.USER_ACTIVE_CHANGED)
+        assert boss.is_active
+        assert not events(EventKind.USER_ACTIVE_CHANGED)
 
     def test_a_deactivated_administrator_does_not_count_for_the_rule(
         self, acme: Tenant, make_user: Any
@@ -146,7 +146,8 @@ class TestAdminUserForm:
         html = resp.content.decode().replace("&#x27;", "'")
         assert "'boss' is the last administrator of 'acme'" in html
         boss.refresh_from_db()
-        assert boss.is_active and boss.email != "new@example.com"  # the whole save rolled back
+        assert boss.is_active
+        assert boss.email != "new@example.com"  # the whole save rolled back
         assert not events(EventKind.USER_ACTIVE_CHANGED)
 
     def test_groups_and_permissions_change_through_the_service(
@@ -204,16 +205,19 @@ class TestAdminUserForm:
 
 
 class TestCli:
-    def test_active_off_and_on(self, acme: Tenant, make_user: Any) -> None:
+    @pytest.mark.usefixtures("acme")
+    def test_active_off_and_on(self, make_user: Any) -> None:
         make_user("alice", acme="reviewer")
         out = io.StringIO()
         call_command("accounts", "active", "alice", "off", "--reason", "left", stdout=out)
         assert out.getvalue().strip() == "alice is deactivated"
         assert not User.objects.get(username="alice").is_active
         [event] = events(EventKind.USER_ACTIVE_CHANGED)
-        assert event.actor_id is None and event.payload["reason"] == "left"
+        assert event.actor_id is None
+        assert event.payload["reason"] == "left"
 
-    def test_active_off_refuses_the_last_administrator(self, acme: Tenant, make_user: Any) -> None:
+    @pytest.mark.usefixtures("acme")
+    def test_active_off_refuses_the_last_administrator(self, make_user: Any) -> None:
         make_user("boss", acme="administrator")
         assert "last administrator of 'acme'" in refused(
             "accounts", "active", "boss", "off", "--reason", "left"
@@ -237,7 +241,9 @@ class TestCreatesuperuser:
         )
         assert "Superuser created successfully." in out.getvalue()
         ops = User.objects.get(username="ops")
-        assert ops.is_staff and ops.is_superuser and ops.is_active
+        assert ops.is_staff
+        assert ops.is_superuser
+        assert ops.is_active
         assert ops.check_password("a-Long-passphrase-42")
         kinds = [e.kind for e in Event.objects.filter(subject_id=str(ops.pk)).order_by("seq")]
         assert kinds == [

@@ -23,15 +23,19 @@ class TestLoginLogout:
         resp = client.get("/login/")
         assert resp.status_code == 200
         csp = resp["Content-Security-Policy"]
-        assert "default-src 'self'" in csp and "script-src 'self'" in csp
-        assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert "default-src 'self'" in csp
+        assert "script-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp
         assert resp["X-Frame-Options"] == "DENY"
         assert resp["X-Content-Type-Options"] == "nosniff"
         assert resp["Referrer-Policy"] == "same-origin"
         assert b'name="csrfmiddlewaretoken"' in resp.content
-        assert b"http://" not in resp.content and b"https://" not in resp.content  # no CDN
+        assert b"http://" not in resp.content
+        assert b"https://" not in resp.content  # no CDN
 
-    def test_login_home_logout(self, client, acme, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_login_home_logout(self, client, make_user):
         make_user("rev", password="s3cret-pass", acme="reviewer")
         resp = client.post("/login/", {"username": "rev", "password": "s3cret-pass"}, follow=True)
         assert resp.redirect_chain[-1][0] == "/"
@@ -48,7 +52,8 @@ class TestLoginLogout:
         assert resp.status_code == 200
         assert "Please enter a correct username and password" in resp.content.decode()
 
-    def test_post_without_csrf_token_is_refused(self, make_user, acme):
+    @pytest.mark.usefixtures("acme")
+    def test_post_without_csrf_token_is_refused(self, make_user):
         make_user("rev", password="pw-12345", acme="reviewer")
         strict = Client(enforce_csrf_checks=True)
         resp = strict.post("/login/", {"username": "rev", "password": "pw-12345"})
@@ -78,7 +83,8 @@ class TestLoginLogout:
 
 
 class TestNavigationAndHome:
-    def test_nav_links_and_pages(self, client, acme, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_nav_links_and_pages(self, client, make_user):
         login(client, make_user("rev", acme="reviewer"))
         html = client.get("/").content.decode()
         for label, href in [
@@ -86,7 +92,8 @@ class TestNavigationAndHome:
             ("Reviews", "/reviews/"),
             ("Governance", "/governance/"),
         ]:
-            assert f'href="{href}"' in html and label in html
+            assert f'href="{href}"' in html
+            assert label in html
         assert "/admin/" not in html  # not staff
         for path in ["/registry/", "/reviews/", "/governance/"]:
             page = client.get(path)
@@ -112,8 +119,9 @@ class TestNavigationAndHome:
             html = client.get("/").content.decode()
         assert html.count('data-role="reviewer"') == 15
 
+    @pytest.mark.usefixtures("acme")
     def test_tenant_page_query_count_does_not_grow_with_members(
-        self, client, acme, make_user, django_assert_max_num_queries
+        self, client, make_user, django_assert_max_num_queries
     ):
         login(client, make_user("boss", acme="administrator"))
         make_user("m0", acme="reviewer")
@@ -127,7 +135,8 @@ class TestNavigationAndHome:
 
 
 class TestTenantAccessPages:
-    def test_other_tenant_is_404(self, client, acme, globex, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_other_tenant_is_404(self, client, globex, make_user):
         login(client, make_user("rev", acme="reviewer"))
         assert client.get("/tenants/globex/").status_code == 404
         assert (
@@ -138,7 +147,8 @@ class TestTenantAccessPages:
         )
         assert not RoleGrant.objects.filter(tenant=globex).exists()
 
-    def test_admin_grants_and_revokes_in_browser_forms(self, client, acme, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_admin_grants_and_revokes_in_browser_forms(self, client, make_user):
         boss = make_user("boss", acme="administrator")
         make_user("alice", acme="member")
         login(client, boss)
@@ -167,13 +177,15 @@ class TestTenantAccessPages:
             re.S,
         )
 
-    def test_grant_form_errors_are_shown_on_the_form(self, client, acme, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_grant_form_errors_are_shown_on_the_form(self, client, make_user):
         login(client, make_user("boss", acme="administrator"))
         resp = client.post("/tenants/acme/grant/", {"username": "ghost", "role": "reviewer"})
         assert resp.status_code == 404
         assert "No member &#x27;ghost&#x27; in &#x27;acme&#x27;." in resp.content.decode()
         resp = client.post("/tenants/acme/grant/", {"username": "boss", "role": "king"})
-        assert resp.status_code == 400 and "Select a valid choice" in resp.content.decode()
+        assert resp.status_code == 400
+        assert "Select a valid choice" in resp.content.decode()
 
     def test_grant_to_a_foreign_user_reads_like_an_unknown_one(
         self, client, acme, globex, make_user
@@ -188,11 +200,13 @@ class TestTenantAccessPages:
             )
         assert not RoleGrant.objects.filter(tenant=acme, user__username="gina").exists()
 
-    def test_revoke_without_a_reason_is_refused_on_the_page(self, client, acme, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_revoke_without_a_reason_is_refused_on_the_page(self, client, make_user):
         login(client, make_user("boss", acme="administrator"))
         make_user("alice", acme="reviewer")
         page = client.get("/tenants/acme/").content.decode()
-        assert 'name="reason" required' in page and "Why revoked" in page
+        assert 'name="reason" required' in page
+        assert "Why revoked" in page
         resp = client.post("/tenants/acme/revoke/", {"username": "alice", "role": "reviewer"})
         assert resp.status_code == 400
         assert "Not revoked. reason: This field is required." in resp.content.decode()
@@ -203,7 +217,8 @@ class TestTenantAccessPages:
         assert last.status_code == 409
         assert "last administrator of &#x27;acme&#x27;" in last.content.decode()
 
-    def test_reviewer_has_no_grant_form_and_is_refused(self, client, acme, make_user):
+    @pytest.mark.usefixtures("acme")
+    def test_reviewer_has_no_grant_form_and_is_refused(self, client, make_user):
         login(client, make_user("rev", acme="reviewer"))
         make_user("alice")
         assert "Grant a role" not in client.get("/tenants/acme/").content.decode()
@@ -223,9 +238,11 @@ class TestTokenPages:
         assert found is not None
         raw = found.group(1)
         token = ApiToken.objects.get(user=alice)
-        assert token.prefix == raw[:12] and token.name == "ci-publish"
+        assert token.prefix == raw[:12]
+        assert token.name == "ci-publish"
         again = client.get("/account/tokens/").content.decode()
-        assert raw not in again and f"{token.prefix}…" in again
+        assert raw not in again
+        assert f"{token.prefix}…" in again
         client.post(f"/account/tokens/{token.pk}/revoke/")
         token.refresh_from_db()
         assert token.revoked_at is not None

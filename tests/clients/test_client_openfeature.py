@@ -124,7 +124,8 @@ def test_errors_answer_the_code_default(registry: RegistryClient, feature: Any) 
     assert (not_a_bool.value, not_a_bool.error_code) == (False, ErrorCode.TYPE_MISMATCH)
     whole = feature.get_object_details(FLAG, {}, EvaluationContext(targeting_key="u"))
     assert whole.error_code is None
-    assert whole.value["version"] == whole.variant and whole.value["ref"]
+    assert whole.value["version"] == whole.variant
+    assert whole.value["ref"]
     bad_pin = feature.get_string_details(
         FLAG, "code-default", EvaluationContext(attributes={"pin": 3})
     )

@@ -227,7 +227,8 @@ def test_the_client_answers_what_the_server_answers(
     changed()
     assert client.refresh()
     expired = client.resolve(SLOT, "user-1")
-    assert expired.reason == "DEFAULT" and any("expired" in w for w in expired.warnings)
+    assert expired.reason == "DEFAULT"
+    assert any("expired" in w for w in expired.warnings)
     for subject in subjects:
         assert_same(client.resolve(SLOT, subject), server_answer(subject))
     # pins: a version the snapshot holds is STATIC locally; a bad hash is refused
@@ -241,17 +242,20 @@ def test_the_client_answers_what_the_server_answers(
     assert (outside.reason, outside.version) == ("STATIC", world.v["deprecated"].version)
     # an unknown slot: DISABLED with a warning, never an exception
     unknown = client.resolve("nope", "user-1")
-    assert unknown.reason == "DISABLED" and "nope" in unknown.warnings[0]
+    assert unknown.reason == "DISABLED"
+    assert "nope" in unknown.warnings[0]
 
 
+@pytest.mark.usefixtures("world")
 def test_render_fills_variables_and_names_missing_ones(
-    world: World, make_client: Callable[..., RegistryClient]
+    make_client: Callable[..., RegistryClient],
 ) -> None:
     client = make_client()
     assert client.render(SLOT, "user-1", {"customer": "Ada"}) == "Qualify Ada."
     with pytest.raises(MissingVariables) as missing:
         client.render(SLOT, "user-1", {"name": "Ada"})
-    assert missing.value.missing == ["customer"] and "customer" in str(missing.value)
+    assert missing.value.missing == ["customer"]
+    assert "customer" in str(missing.value)
 
 
 def test_a_ten_percent_canary_over_100000_subjects_matches_the_server(
@@ -301,7 +305,8 @@ def test_registry_away_for_30_minutes_with_a_warm_cache(
         seen.add(answer.reason)
         clock.now += 15
     assert seen == {"CACHED", "STALE"}
-    assert client.stats["failures"] >= 120 and client.last_error
+    assert client.stats["failures"] >= 120
+    assert client.last_error
     # backing off, but never past max_backoff_seconds
     assert client.poll_seconds * 4 <= client.next_delay() <= client.max_backoff_seconds * 1.2 + 1
     # the registry returns with a new configuration: one poll converges
@@ -316,9 +321,8 @@ def test_registry_away_for_30_minutes_with_a_warm_cache(
     )
 
 
-def test_retry_after_is_honoured(
-    world: World, make_client: Callable[..., RegistryClient], proxy: Proxy
-) -> None:
+@pytest.mark.usefixtures("world")
+def test_retry_after_is_honoured(make_client: Callable[..., RegistryClient], proxy: Proxy) -> None:
     client = make_client(poll_seconds=1)
     proxy.mode = "503"
     proxy.retry_after = "90"
@@ -337,7 +341,8 @@ def test_an_unchanged_poll_is_a_304_without_a_body(
     assert proxy.runtime_calls()[-1][2:] == (304, 0)
     # the log grows for another tenant: still 304 (the content digest did not change)
     override(world, world.globex, world.v["v3"])
-    assert client.refresh() is False and client.last_status == 304
+    assert client.refresh() is False
+    assert client.last_status == 304
 
 
 def test_a_rollback_reaches_the_client_within_one_poll(
@@ -361,7 +366,8 @@ def test_cold_start_with_the_registry_down(
     override(world, world.acme, world.v["v3"])
     warm = make_client()
     cache = warm.cache_path
-    assert cache is not None and cache.exists()
+    assert cache is not None
+    assert cache.exists()
     assert not list(cache.parent.glob("*.tmp"))  # written atomically, nothing left behind
     warm.close()
     down = closed_port_url()
@@ -376,7 +382,8 @@ def test_cold_start_with_the_registry_down(
     # a pin outside the snapshot while the registry is away: answered at once, no exception
     started = time.monotonic()
     outside = cold.resolve(SLOT, "user-1", pin=world.v["deprecated"].version)
-    assert outside.reason == "DISABLED" and "not in the snapshot" in outside.warnings[0]
+    assert outside.reason == "DISABLED"
+    assert "not in the snapshot" in outside.warnings[0]
     assert time.monotonic() - started < 0.5
     # the same file as a bootstrap for a first start (no cache dir)
     bootstrap = tmp_path / "bootstrap.json"
@@ -390,7 +397,8 @@ def test_cold_start_with_the_registry_down(
     pinned = make_client(
         url=down, pins={SLOT: {"version": "9.9.9", "content": "Fallback {{ customer }}."}}
     )
-    assert pinned.stats["refused"] == 1 and pinned.sequence is None
+    assert pinned.stats["refused"] == 1
+    assert pinned.sequence is None
     fallback = pinned.resolve(SLOT, "user-1")
     assert (fallback.reason, fallback.version, fallback.freshness) == ("FALLBACK", "9.9.9", "NONE")
     assert pinned.render(SLOT, "user-1", {"customer": "Ada"}) == "Fallback Ada."
@@ -399,8 +407,9 @@ def test_cold_start_with_the_registry_down(
     assert nothing.resolve(SLOT, "user-1").reason == "DISABLED"
 
 
+@pytest.mark.usefixtures("world")
 def test_keys_fetched_on_first_contact_then_pinned(
-    world: World, make_client: Callable[..., RegistryClient], tmp_path: Path
+    make_client: Callable[..., RegistryClient], tmp_path: Path
 ) -> None:
     first = make_client(public_keys=None)
     assert first.resolve(SLOT).freshness == "LIVE"
@@ -409,7 +418,8 @@ def test_keys_fetched_on_first_contact_then_pinned(
     assert cold.resolve(SLOT).reason == "CACHED"
     # a snapshot signed by a key the pins do not hold is refused
     stranger = make_client(public_keys={"0" * 16: "00" * 32}, cache_dir=tmp_path / "other")
-    assert stranger.sequence is None and "unknown key" in (stranger.last_error or "")
+    assert stranger.sequence is None
+    assert "unknown key" in (stranger.last_error or "")
 
 
 def test_a_forked_child_keeps_refreshing(
@@ -488,7 +498,8 @@ def test_eight_threads_never_see_half_a_snapshot(
         for t in threads:
             t.join()
     assert not bad, bad[:3]
-    assert len(seen) == 8 and set().union(*seen) == set(whole)
+    assert len(seen) == 8
+    assert set().union(*seen) == set(whole)
 
 
 def test_a_canary_keeps_its_arms_while_the_registry_is_away(
@@ -499,7 +510,8 @@ def test_a_canary_keeps_its_arms_while_the_registry_is_away(
     client = make_client(clock=clock, stale_after_seconds=300)
     subjects = [f"user-{i}" for i in range(2000)]
     live = [client.resolve(SLOT, s) for s in subjects]
-    assert {a.freshness for a in live} == {"LIVE"} and {a.arm for a in live} == {"canary", "stable"}
+    assert {a.freshness for a in live} == {"LIVE"}
+    assert {a.arm for a in live} == {"canary", "stable"}
     proxy.mode = "down"
     assert client.refresh() is False
     for label, step in (("CACHED", 299), ("STALE", 2)):

@@ -138,12 +138,15 @@ def test_a_batch_whose_first_post_times_out_counts_once(slow_proxy: SlowFirstPro
     reporter.close()
 
     stats = reporter.stats
-    assert stats.recorded == 2500 and stats.events_sent == 2500
-    assert stats.send_failures == 1 and stats.dropped_queue_full == 0
+    assert stats.recorded == 2500
+    assert stats.events_sent == 2500
+    assert stats.send_failures == 1
+    assert stats.dropped_queue_full == 0
     statuses = [code for _, code, _ in slow_proxy.answers]
     # One batch was posted twice (the same batch_id): the server answered one of the two
     # "duplicate" (200; normally the retry, whose "duplicate" the client counts).
-    assert statuses.count(200) == 1 and statuses.count(201) == len(statuses) - 1
+    assert statuses.count(200) == 1
+    assert statuses.count(201) == len(statuses) - 1
     batches = TelemetryBatch.objects.filter(tenant=world.acme)
     assert batches.count() == stats.batches_sent + stats.batches_duplicate
     assert batches.count() == len(statuses) - 1  # every POST but one stored a batch
@@ -183,7 +186,8 @@ def test_rows_fold_events_per_slot_version_arm_and_minute() -> None:
     assert len(first["latency_ms"]) == len(LATENCY_BOUNDS_MS)
     assert (first["errors"], first["refusals"], first["policy_violations"]) == (1, 1, 1)
     assert first["latency_slo_breaches"] == 1
-    assert first["quality_n"] == 1 and first["quality_sum"] == pytest.approx(0.9)
+    assert first["quality_n"] == 1
+    assert first["quality_sum"] == pytest.approx(0.9)
     assert first["cost"] == pytest.approx(0.3)
     assert (rows[2]["rollout"], rows[2]["arm"]) == (None, "")
 
@@ -266,7 +270,8 @@ def test_a_client_with_telemetry_reports_what_it_served(live_server: Any) -> Non
     for n, r in enumerate(served):
         client.report(r, latency_ms=20 + n, error=n == 0, quality=1.0)
     client.close()  # sends what is queued
-    assert client.reporter is not None and client.reporter.stats.events_sent == 30
+    assert client.reporter is not None
+    assert client.reporter.stats.events_sent == 30
     row = TelemetryCounter.objects.get(tenant=world.acme)
     assert (row.requests, row.errors, row.quality_n) == (30, 1, 30)
     assert row.version.version == world.v["v1"].version
@@ -304,6 +309,8 @@ def test_the_example_service_resolves_renders_and_reports(
         runpy.run_path(str(example), run_name="__main__")
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert "served 6 requests" in out and "DEFAULT" in out
+    assert "served 6 requests" in out
+    assert "DEFAULT" in out
     row = TelemetryCounter.objects.get(tenant=world.acme, slot=world.slot)
-    assert row.requests == 6 and row.version == world.v["v1"]
+    assert row.requests == 6
+    assert row.version == world.v["v1"]

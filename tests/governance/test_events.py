@@ -108,13 +108,15 @@ def test_event_record_needs_the_callers_transaction_and_a_known_kind():
     assert err.value.field == "kind"
 
 
-def test_payload_must_be_canonical_json(db):
+@pytest.mark.usefixtures("db")
+def test_payload_must_be_canonical_json():
     with pytest.raises(DomainError) as err, transaction.atomic():
         event_record(kind=EventKind.TENANT_CREATED, actor=None, payload={"n": float("nan")})
     assert err.value.field == "payload"
 
 
-def test_events_cannot_be_updated_or_deleted(acme, make_user):
+@pytest.mark.usefixtures("acme")
+def test_events_cannot_be_updated_or_deleted(make_user):
     make_user("alice", acme="reviewer")
     event = Event.objects.order_by("-seq").first()
     assert event is not None
@@ -129,7 +131,8 @@ def test_events_cannot_be_updated_or_deleted(acme, make_user):
         Event.objects.all().delete()
 
 
-def test_channel_is_recorded(acme, make_user, client, token_client):
+@pytest.mark.usefixtures("acme")
+def test_channel_is_recorded(make_user, client, token_client):
     boss = make_user("boss", acme="administrator")
     make_user("alice", acme="member")
     make_user("carol", acme="member")
@@ -145,22 +148,26 @@ def test_channel_is_recorded(acme, make_user, client, token_client):
     assert json.loads(bytes(via_session.header))["actor"]["via"] == via_session.via
 
 
-def test_rotation_is_signed_by_the_old_key_and_old_signatures_stay_valid(acme, make_user):
+@pytest.mark.usefixtures("acme")
+def test_rotation_is_signed_by_the_old_key_and_old_signatures_stay_valid(make_user):
     make_user("alice", acme="reviewer")
     old = SigningKey.objects.get(status="active")
     new = key_rotate(actor=None)
     rotation = Event.objects.filter(kind=EventKind.SIGNING_KEY_ROTATED).get()
     assert rotation.key_id == old.kid
-    assert rotation.payload["new_kid"] == new.kid and rotation.payload["old_kid"] == old.kid
+    assert rotation.payload["new_kid"] == new.kid
+    assert rotation.payload["old_kid"] == old.kid
     assert SigningKey.objects.get(kid=old.kid).status == "retired"
     make_user("bob", acme="reviewer")
     latest = Event.objects.order_by("-seq").first()
-    assert latest is not None and latest.key_id == new.kid
+    assert latest is not None
+    assert latest.key_id == new.kid
     assert all(verify_signature(e) for e in Event.objects.all())
     assert keystore.key_id_for(new.public_key) == new.kid
 
 
-def test_production_refuses_to_write_without_a_key(db, settings, tmp_path):
+@pytest.mark.usefixtures("db", "tmp_path")
+def test_production_refuses_to_write_without_a_key(settings):
     SigningKey.objects.all().delete()
     settings.SIGNING_KEY_AUTOGENERATE = False
     with pytest.raises(DomainError, match="keys generate"):
@@ -168,10 +175,12 @@ def test_production_refuses_to_write_without_a_key(db, settings, tmp_path):
     assert not Event.objects.filter(kind=EventKind.TENANT_CREATED, payload__slug="nokey").exists()
 
 
-def test_checkpoint_signs_the_merkle_root(acme, make_user):
+@pytest.mark.usefixtures("acme")
+def test_checkpoint_signs_the_merkle_root(make_user):
     make_user("alice", acme="reviewer")
     cp = checkpoint_create()
-    assert cp is not None and cp.tree_size == selectors.log_size()
+    assert cp is not None
+    assert cp.tree_size == selectors.log_size()
     leaves = [
         merkle.leaf_hash(leaf_input(e.entry_hash, e.key_id, e.signature))
         for e in Event.objects.order_by("seq")
@@ -192,7 +201,8 @@ def test_checkpoint_signs_the_merkle_root(acme, make_user):
     assert Checkpoint.objects.count() == 2
 
 
-def test_header_bytes_are_exactly_rfc8785_for_awkward_inputs(db):
+@pytest.mark.usefixtures("db")
+def test_header_bytes_are_exactly_rfc8785_for_awkward_inputs():
     """The header is assembled from canonical pieces; prove it equals RFC 8785 of the whole."""
     import random
 

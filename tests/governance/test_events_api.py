@@ -26,7 +26,8 @@ def seqs(body):
     return [e["seq"] for e in body["results"]]
 
 
-def test_members_see_only_their_tenants_events(world, make_user, token_client):
+@pytest.mark.usefixtures("world")
+def test_members_see_only_their_tenants_events(make_user, token_client):
     client = token_client(make_user("rev", acme="reviewer"))
     body = client.get("/api/v1/events/").json()
     assert body["results"], body
@@ -37,9 +38,8 @@ def test_members_see_only_their_tenants_events(world, make_user, token_client):
     assert client.get(f"/api/v1/events/{globex_event.seq}/proof/").status_code == 404
 
 
-def test_platform_admin_sees_everything_newest_first_in_cursor_pages(
-    world, make_user, token_client
-):
+@pytest.mark.usefixtures("world")
+def test_platform_admin_sees_everything_newest_first_in_cursor_pages(make_user, token_client):
     root = make_user("root")
     accounts.role_grant(user=root, role="administrator", tenant=None, actor=None)
     client = token_client(root)
@@ -50,14 +50,14 @@ def test_platform_admin_sees_everything_newest_first_in_cursor_pages(
     assert seqs(second) == list(range(total - 5, total - 10, -1))
 
 
-def test_filters(world, make_user, token_client):
+@pytest.mark.usefixtures("world")
+def test_filters(make_user, token_client):
     root = make_user("root")
     accounts.role_grant(user=root, role="administrator", tenant=None, actor=None)
     client = token_client(root)
     granted = client.get("/api/v1/events/?kind=role.granted&tenant=globex").json()["results"]
-    assert len(granted) == 4 and all(
-        e["kind"] == "role.granted" and e["tenant"] == "globex" for e in granted
-    )
+    assert len(granted) == 4
+    assert all(e["kind"] == "role.granted" and e["tenant"] == "globex" for e in granted)
     by_actor = client.get("/api/v1/events/?actor=root").json()["results"]
     assert by_actor == []  # root has not acted yet
     grant = Event.objects.filter(kind=EventKind.ROLE_GRANTED).first()
@@ -66,13 +66,16 @@ def test_filters(world, make_user, token_client):
     ).json()
     assert seqs(by_subject) == [grant.seq]
     bad = client.get("/api/v1/events/?kind=nope")
-    assert bad.status_code == 400 and bad.json()["error"]["field"] == "kind"
+    assert bad.status_code == 400
+    assert bad.json()["error"]["field"] == "kind"
     bad_time = client.get("/api/v1/events/?since=yesterday")
-    assert bad_time.status_code == 400 and bad_time.json()["error"]["field"] == "since"
+    assert bad_time.status_code == 400
+    assert bad_time.json()["error"]["field"] == "since"
 
 
+@pytest.mark.usefixtures("world")
 def test_feed_query_count_does_not_grow_with_page_size(
-    world, make_user, token_client, django_assert_max_num_queries
+    make_user, token_client, django_assert_max_num_queries
 ):
     root = make_user("root")
     accounts.role_grant(user=root, role="administrator", tenant=None, actor=None)
@@ -84,22 +87,25 @@ def test_feed_query_count_does_not_grow_with_page_size(
         assert len(client.get("/api/v1/events/?page_size=15").json()["results"]) == 15
 
 
-def test_event_detail_has_the_signed_bytes(world, make_user, token_client):
+@pytest.mark.usefixtures("world")
+def test_event_detail_has_the_signed_bytes(make_user, token_client):
     client = token_client(make_user("rev", acme="reviewer"))
     event = Event.objects.filter(tenant__slug="acme").last()
     body = client.get(f"/api/v1/events/{event.seq}/").json()
     assert body["canonical_header"].encode() == bytes(event.header)
-    assert body["entry_hash"] == event.entry_hash and body["signature"] == event.signature
+    assert body["entry_hash"] == event.entry_hash
+    assert body["signature"] == event.signature
 
 
-def test_inclusion_and_consistency_proofs_verify_against_a_checkpoint(
-    world, make_user, token_client
-):
+@pytest.mark.usefixtures("world")
+def test_inclusion_and_consistency_proofs_verify_against_a_checkpoint(make_user, token_client):
     client = token_client(make_user("rev", acme="reviewer"))
     old = checkpoint_create()
     accounts.role_grant(user=make_user("late"), role="reviewer", tenant=acme_of(), actor=None)
     new = checkpoint_create()
-    assert old and new and new.tree_size > old.tree_size
+    assert old
+    assert new
+    assert new.tree_size > old.tree_size
     event = Event.objects.filter(tenant__slug="acme").order_by("seq").first()
     proof = client.get(f"/api/v1/events/{event.seq}/proof/?size={old.tree_size}").json()
     assert proof["root_hash"] == old.root_hash
@@ -137,7 +143,8 @@ def acme_of():
     return Tenant.objects.get(slug="acme")
 
 
-def test_checkpoints_list_and_create(world, make_user, token_client):
+@pytest.mark.usefixtures("world")
+def test_checkpoints_list_and_create(make_user, token_client):
     root = make_user("root")
     accounts.role_grant(user=root, role="administrator", tenant=None, actor=None)
     reviewer = token_client(make_user("rev", acme="reviewer"))
@@ -147,7 +154,8 @@ def test_checkpoints_list_and_create(world, make_user, token_client):
     assert made.status_code == 201
     assert made.json()["size"] == Event.objects.count()
     again = admin.post("/api/v1/checkpoints/")
-    assert again.status_code == 200 and again.json()["size"] == made.json()["size"]
+    assert again.status_code == 200
+    assert again.json()["size"] == made.json()["size"]
     listing = reviewer.get("/api/v1/checkpoints/").json()["results"]
     assert [c["size"] for c in listing] == [made.json()["size"]]
     assert (
@@ -156,14 +164,16 @@ def test_checkpoints_list_and_create(world, make_user, token_client):
     )
 
 
-def test_public_keys_need_no_login(world, api):
+@pytest.mark.usefixtures("world")
+def test_public_keys_need_no_login(api):
     keys = api.get("/api/v1/keys/").json()
-    assert len(keys) == 1 and keys[0]["status"] == "active" and len(keys[0]["public_key"]) == 64
+    assert len(keys) == 1
+    assert keys[0]["status"] == "active"
+    assert len(keys[0]["public_key"]) == 64
 
 
-def test_verification_over_the_api(
-    world, make_user, token_client, django_capture_on_commit_callbacks
-):
+@pytest.mark.usefixtures("world")
+def test_verification_over_the_api(make_user, token_client, django_capture_on_commit_callbacks):
     from governance.celery import app
 
     app.conf.task_always_eager = True  # unit test: run inline; tests/integration uses a real worker
@@ -174,7 +184,8 @@ def test_verification_over_the_api(
         admin = token_client(make_user("boss2", acme="administrator"))
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             queued = admin.post("/api/v1/events/verify/")
-        assert queued.status_code == 202 and queued.json()["status"] == "queued"
+        assert queued.status_code == 202
+        assert queued.json()["status"] == "queued"
         assert len(callbacks) == 1  # the task is sent only once the transaction commits
         assert reviewer.get("/api/v1/events/verify/").status_code == 404  # not their run
         latest = admin.get("/api/v1/events/verify/").json()

@@ -24,7 +24,8 @@ def rows_in(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'<td><a href="/governance/events/(\d+)/">', html)]
 
 
-def test_feed_shows_visible_events_with_links(client, acme, globex, make_user):
+@pytest.mark.usefixtures("acme")
+def test_feed_shows_visible_events_with_links(client, globex, make_user):
     accounts.role_grant(user=make_user("g"), role="reviewer", tenant=globex, actor=None)
     reviewer = make_user("rev", acme="reviewer")
     client.force_login(reviewer)
@@ -33,7 +34,8 @@ def test_feed_shows_visible_events_with_links(client, acme, globex, make_user):
     visible = set(Event.objects.filter(tenant__slug="acme").values_list("seq", flat=True)) | set(
         Event.objects.filter(tenant__isnull=True, actor=reviewer).values_list("seq", flat=True)
     )
-    assert set(shown) == visible and shown == sorted(shown, reverse=True)
+    assert set(shown) == visible
+    assert shown == sorted(shown, reverse=True)
     assert 'href="/tenants/acme/"' in html  # subject link
 
 
@@ -57,7 +59,8 @@ def test_feed_keyset_pages_and_filters(client, root, acme, make_user):
         Event.objects.filter(kind="role.granted").values_list("seq", flat=True)
     )
     bad = client.get("/governance/events/?since=not-a-date")
-    assert bad.status_code == 400 and "Enter a valid date/time." in bad.content.decode()
+    assert bad.status_code == 400
+    assert "Enter a valid date/time." in bad.content.decode()
 
 
 def test_feed_query_count_does_not_grow(
@@ -78,7 +81,9 @@ def test_event_page_shows_entry_hash_signature_and_verification(client, root, ac
     event = Event.objects.order_by("-seq").first()
     client.force_login(root)
     html = client.get(f"/governance/events/{event.seq}/").content.decode()
-    assert event.entry_hash in html and event.signature in html and event.key_id in html
+    assert event.entry_hash in html
+    assert event.signature in html
+    assert event.key_id in html
     assert re.search(r'id="verification-status">verified<', html)
     assert "&quot;payload_sha256&quot;" in html  # the signed bytes are shown
 
@@ -95,15 +100,17 @@ def test_event_page_shows_a_tampered_entry_as_failed(client, root, acme, make_us
     assert "actor columns differ from the signed entry" in html
 
 
-def test_event_page_of_another_tenant_is_404(client, acme, globex, make_user):
+@pytest.mark.usefixtures("acme")
+def test_event_page_of_another_tenant_is_404(client, globex, make_user):
     accounts.role_grant(user=make_user("g"), role="reviewer", tenant=globex, actor=None)
     client.force_login(make_user("rev", acme="reviewer"))
     seq = Event.objects.filter(tenant__slug="globex").values_list("seq", flat=True).first()
     assert client.get(f"/governance/events/{seq}/").status_code == 404
 
 
+@pytest.mark.usefixtures("acme")
 def test_verify_button_runs_and_shows_progress(
-    client, acme, make_user, django_capture_on_commit_callbacks
+    client, make_user, django_capture_on_commit_callbacks
 ):
     from governance.celery import app
 
@@ -124,15 +131,18 @@ def test_verify_button_runs_and_shows_progress(
     assert 'http-equiv="refresh"' not in page  # finished: no more polling
 
 
-def test_queued_run_page_refreshes_itself(client, acme, make_user):
+@pytest.mark.usefixtures("acme")
+def test_queued_run_page_refreshes_itself(client, make_user):
     boss = make_user("boss", acme="administrator")
     client.force_login(boss)
     run = VerificationRun.objects.create(total=10, requested_by=boss)
     page = client.get(run.get_absolute_url()).content.decode()
-    assert 'http-equiv="refresh"' in page and "Waiting for a worker" in page
+    assert 'http-equiv="refresh"' in page
+    assert "Waiting for a worker" in page
 
 
-def test_reviewer_cannot_start_verification(client, acme, make_user):
+@pytest.mark.usefixtures("acme")
+def test_reviewer_cannot_start_verification(client, make_user):
     client.force_login(make_user("rev", acme="reviewer"))
     assert "Verify the log" not in client.get("/governance/").content.decode()
     resp = client.post("/governance/verify/", follow=True)
@@ -146,7 +156,8 @@ def test_metrics_page_and_prometheus_endpoint(
     accounts.role_grant(user=make_user("a"), role="reviewer", tenant=acme, actor=None)
     client.force_login(root)
     html = client.get("/governance/metrics/").content.decode()
-    assert "<td>acme</td>" in html and "role.granted" in html
+    assert "<td>acme</td>" in html
+    assert "role.granted" in html
     text = token_client(root).get("/metrics").content.decode()
     assert f"governance_events_total {float(Event.objects.count())}" in text
     assert 'governance_tenant_activity{tenant="acme"}' in text

@@ -80,28 +80,29 @@ def test_grant_prints_the_reference_and_records_it(people: dict[str, Any], promp
     waiver = Waiver.objects.get()
     assert out.startswith(f"{waiver.reference} granted: offline_evaluation on {ART}")
     assert "now active" in out
-    assert waiver.granted_by == people["admin"] and waiver.owner == people["reviewer"]
+    assert waiver.granted_by == people["admin"]
+    assert waiver.owner == people["reviewer"]
     assert waiver.advisory_links == ["https://tickets.example.com/SEC-1"]
-    assert (
-        waiver.expires_at.hour == 0
-        and waiver.expires_at.date() == (timezone.now() + 20 * DAY).date()
-    )
+    assert waiver.expires_at.hour == 0
+    assert waiver.expires_at.date() == (timezone.now() + 20 * DAY).date()
     event = Event.objects.get(kind=EventKind.WAIVER_GRANTED)
-    assert event.actor_name == "admin" and event.via == "cli"
+    assert event.actor_name == "admin"
+    assert event.via == "cli"
 
 
-def test_grant_on_a_change_with_a_full_timestamp(
-    people: dict[str, Any], open_change: Any, prompt_v1: Any
-) -> None:
+@pytest.mark.usefixtures("people")
+def test_grant_on_a_change_with_a_full_timestamp(open_change: Any, prompt_v1: Any) -> None:
     change = open_change(prompt_v1)
     when = (timezone.now() + 10 * DAY).replace(microsecond=0).isoformat()
     code, out, err = grant("--change", change.reference, expires=when)
     assert code == 0, err
     waiver = Waiver.objects.get()
-    assert waiver.change == change and change.reference in out
+    assert waiver.change == change
+    assert change.reference in out
     assert waiver.expires_at.isoformat() == when
 
 
+@pytest.mark.usefixtures("people", "prompt")
 @pytest.mark.parametrize(
     ("args", "expires", "needle"),
     [
@@ -118,15 +119,17 @@ def test_grant_on_a_change_with_a_full_timestamp(
     ],
 )
 def test_bad_grants_are_one_line_and_write_nothing(
-    people: dict[str, Any], prompt: Any, args: Any, expires: str | None, needle: str
+    args: Any, expires: str | None, needle: str
 ) -> None:
     code, out, err = grant(*args, expires=expires)
-    assert code == 2 and out == ""
+    assert code == 2
+    assert out == ""
     assert err.startswith("error: ") and needle in err and err.count("\n") <= 1, err
     assert not Waiver.objects.exists()
 
 
-def test_grant_checks_the_actor(people: dict[str, Any], prompt: Any) -> None:
+@pytest.mark.usefixtures("people", "prompt")
+def test_grant_checks_the_actor() -> None:
     code, _, err = run(
         "waiver",
         "grant",
@@ -147,7 +150,8 @@ def test_grant_checks_the_actor(people: dict[str, Any], prompt: Any) -> None:
         "--as",
         "author",
     )
-    assert code == 2 and "administrator" in err
+    assert code == 2
+    assert "administrator" in err
     code, _, err = run(
         "waiver",
         "grant",
@@ -168,7 +172,8 @@ def test_grant_checks_the_actor(people: dict[str, Any], prompt: Any) -> None:
         "--as",
         "ghost",
     )
-    assert code == 2 and "ghost" in err
+    assert code == 2
+    assert "ghost" in err
     assert not Waiver.objects.exists()
 
 
@@ -180,32 +185,41 @@ def test_renew_revoke_and_countersign(people: dict[str, Any], prompt: Any) -> No
     )
     assert code == 0, err
     new = Waiver.objects.exclude(pk=old.pk).get()
-    assert new.renews == old and f"{new.reference} renews {old.reference}" in out
+    assert new.renews == old
+    assert f"{new.reference} renews {old.reference}" in out
     code, _, err = run("waiver", "renew", old.reference, "--expires", day(9 * DAY), "--as", "admin")
-    assert code == 2 and "already renewed" in err
+    assert code == 2
+    assert "already renewed" in err
     code, out, err = run("waiver", "revoke", new.reference, "--reason", "Fixed.", "--as", "admin")
     assert code == 0, err
-    assert f"{new.reference} revoked" in out and "now revoked" in out
+    assert f"{new.reference} revoked" in out
+    assert "now revoked" in out
     new.refresh_from_db()
-    assert new.revoke_reason == "Fixed." and new.revoked_by == people["admin"]
+    assert new.revoke_reason == "Fixed."
+    assert new.revoked_by == people["admin"]
     code, _, err = run("waiver", "revoke", new.reference, "--reason", "again", "--as", "admin")
-    assert code == 2 and "already revoked" in err
+    assert code == 2
+    assert "already revoked" in err
     code, _, err = run("waiver", "revoke", "WV-2026-9999", "--reason", "x", "--as", "admin")
-    assert code == 2 and "No waiver" in err
+    assert code == 2
+    assert "No waiver" in err
 
     code, out, err = grant("--artifact", ART, "--check", "policy")  # the last --check counts
     assert code == 0, err
     assert "needs a security officer's countersignature" in out
     security = Waiver.objects.get(check_kind="policy")
     code, _, err = run("waiver", "countersign", security.reference, "--as", "admin")
-    assert code == 2 and "security officer" in err
+    assert code == 2
+    assert "security officer" in err
     code, out, err = run("waiver", "countersign", security.reference, "--as", "security")
     assert code == 0, err
-    assert "countersigned by security" in out and "now active" in out
+    assert "countersigned by security" in out
+    assert "now active" in out
     assert Event.objects.filter(kind=EventKind.WAIVER_COUNTERSIGNED).count() == 1
 
 
-def test_waivers_lists_by_state_and_filters(people: dict[str, Any], prompt: Any) -> None:
+@pytest.mark.usefixtures("people", "prompt")
+def test_waivers_lists_by_state_and_filters() -> None:
     grant(expires=day(40 * DAY))
     grant(expires=day(3 * DAY))
     later, soon = Waiver.objects.order_by("number")
@@ -222,9 +236,11 @@ def test_waivers_lists_by_state_and_filters(people: dict[str, Any], prompt: Any)
     ]
     assert lines[2].split()[:2] == [later.reference, "active"]
     code, out, _ = run("waivers", "--expiring-within", "7")
-    assert later.reference not in out and soon.reference in out
+    assert later.reference not in out
+    assert soon.reference in out
     code, out, _ = run("waivers", "--state", "active", "--tenant", "acme")
-    assert later.reference in out and soon.reference not in out
+    assert later.reference in out
+    assert soon.reference not in out
     code, out, _ = run("waivers", "--state", "revoked")
     assert out.strip() == "No waivers."
     code, out, _ = run("waivers", "--json")
@@ -236,6 +252,7 @@ def test_waivers_lists_by_state_and_filters(people: dict[str, Any], prompt: Any)
     assert rows[0]["scope"] == {"change": None, "change_revision": None, "artifacts": [ART]}
 
 
+@pytest.mark.usefixtures("db")
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -245,9 +262,11 @@ def test_waivers_lists_by_state_and_filters(people: dict[str, Any], prompt: Any)
         (("--tenant", "nope"), "No tenant"),
     ],
 )
-def test_bad_list_options_are_one_line(db: None, args: Any, needle: str) -> None:
+def test_bad_list_options_are_one_line(args: Any, needle: str) -> None:
     code, out, err = run("waivers", *args)
-    assert code == 2 and needle in err and out == ""
+    assert code == 2
+    assert needle in err
+    assert out == ""
 
 
 # --- deprecation and retirement -------------------------------------------------------------
@@ -281,6 +300,7 @@ def test_deprecate_and_retire(people: dict[str, Any], prompt_v1: Any, prompt_v2:
     assert Retirement.objects.get().rationale == "Superseded."
 
 
+@pytest.mark.usefixtures("people")
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -293,7 +313,7 @@ def test_deprecate_and_retire(people: dict[str, Any], prompt_v1: Any, prompt_v2:
     ],
 )
 def test_bad_deprecations_are_one_line_and_write_nothing(
-    people: dict[str, Any], prompt_v1: Any, prompt_v2: Any, args: Any, needle: str
+    prompt_v1: Any, prompt_v2: Any, args: Any, needle: str
 ) -> None:
     base = ["deprecate", prompt_v1.path, "--reason", "r", "--as", "admin"]
     code, out, err = run(*base, *args)
@@ -302,8 +322,9 @@ def test_bad_deprecations_are_one_line_and_write_nothing(
     assert not Deprecation.objects.exists()
 
 
+@pytest.mark.usefixtures("people")
 def test_deprecate_unknown_version_and_retire_without_rights(
-    people: dict[str, Any], prompt_v1: Any, prompt_v2: Any
+    prompt_v1: Any, prompt_v2: Any
 ) -> None:
     code, _, err = run(
         "deprecate",
@@ -317,18 +338,19 @@ def test_deprecate_unknown_version_and_retire_without_rights(
         "--as",
         "admin",
     )
-    assert code == 2 and "No version" in err
+    assert code == 2
+    assert "No version" in err
     code, _, err = run("retire", prompt_v1.path, "--rationale", "x", "--as", "reviewer")
-    assert code == 2 and "administrator" in err
+    assert code == 2
+    assert "administrator" in err
     assert not Retirement.objects.exists()
 
 
 # --- the sweep ------------------------------------------------------------------------------
 
 
-def test_sweep_prints_its_counts_and_is_idempotent(
-    people: dict[str, Any], prompt_v1: Any, prompt_v2: Any
-) -> None:
+@pytest.mark.usefixtures("people")
+def test_sweep_prints_its_counts_and_is_idempotent(prompt_v1: Any, prompt_v2: Any) -> None:
     grant(expires=day(3 * DAY))
     run(
         "deprecate",
@@ -351,13 +373,16 @@ def test_sweep_prints_its_counts_and_is_idempotent(
     assert counts["postmortem reminders"] == "0"
     assert Deprecation.objects.get().removed_at is not None
     code, out, _ = run("sweep", "--now", later)
-    assert code == 0 and all(line.endswith(": 0") for line in out.splitlines())
+    assert code == 0
+    assert all(line.endswith(": 0") for line in out.splitlines())
     assert Notification.objects.filter(dedupe_key__endswith=":expired").exists()
     code, out, _ = run("sweep")
-    assert code == 0 and "waiver alerts" in out
+    assert code == 0
+    assert "waiver alerts" in out
 
 
-def test_usage_errors_from_a_shell_exit_2(db: None) -> None:
+@pytest.mark.usefixtures("db")
+def test_usage_errors_from_a_shell_exit_2() -> None:
     import subprocess
     import sys
     from pathlib import Path
@@ -370,10 +395,14 @@ def test_usage_errors_from_a_shell_exit_2(db: None) -> None:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2 and "invalid choice: 'sleepy'" in done.stderr
+    assert done.returncode == 2
+    assert "invalid choice: 'sleepy'" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_sweep_refuses_a_bad_moment(db: None) -> None:
+@pytest.mark.usefixtures("db")
+def test_sweep_refuses_a_bad_moment() -> None:
     code, out, err = run("sweep", "--now", "yesterday-ish")
-    assert code == 2 and "now" in err and out == ""
+    assert code == 2
+    assert "now" in err
+    assert out == ""

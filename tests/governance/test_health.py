@@ -17,15 +17,18 @@ pytestmark = pytest.mark.django_db
 def test_healthz_reports_the_process(client):
     resp = client.get("/healthz")
     body = resp.json()
-    assert resp.status_code == 200 and body["status"] == "ok"
-    assert isinstance(body["pid"], int) and body["uptime_seconds"] >= 0
+    assert resp.status_code == 200
+    assert body["status"] == "ok"
+    assert isinstance(body["pid"], int)
+    assert body["uptime_seconds"] >= 0
     assert resp["Cache-Control"].startswith("max-age=0")
 
 
 def test_readyz_without_heartbeat_is_503(client):
     resp = client.get("/readyz")
     body = resp.json()
-    assert resp.status_code == 503 and body["status"] == "unavailable"
+    assert resp.status_code == 503
+    assert body["status"] == "unavailable"
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["broker"]["ok"] is True
     assert body["checks"]["heartbeat"] == {
@@ -39,7 +42,8 @@ def test_readyz_ok_after_heartbeat_and_stale_later(client, settings):
     beat = WorkerHeartbeat.objects.get()
     assert beat.beats == 1
     resp = client.get("/readyz")
-    assert resp.status_code == 200 and resp.json()["status"] == "ok"
+    assert resp.status_code == 200
+    assert resp.json()["status"] == "ok"
     assert resp.json()["checks"]["heartbeat"]["detail"].startswith(beat.worker)
     WorkerHeartbeat.objects.update(
         last_beat_at=timezone.now() - timedelta(seconds=settings.HEARTBEAT_STALE_AFTER_SECONDS + 5)
@@ -49,7 +53,8 @@ def test_readyz_ok_after_heartbeat_and_stale_later(client, settings):
     assert stale.json()["checks"]["heartbeat"]["detail"].startswith("stale")
 
 
-def test_readyz_reports_broken_broker(client, settings):
+@pytest.mark.usefixtures("settings")
+def test_readyz_reports_broken_broker(client):
     from governance.celery import app
 
     heartbeat_record(worker="w1")
@@ -74,4 +79,5 @@ def test_heartbeat_counts_per_worker():
 def test_governance_page_shows_checks(client, make_user):
     client.force_login(make_user("alice"))
     html = client.get("/governance/").content.decode()
-    assert "<td>database</td>" in html and "<td>heartbeat</td>" in html
+    assert "<td>database</td>" in html
+    assert "<td>heartbeat</td>" in html

@@ -682,5 +682,5 @@ def test_prefix_roots_from_perfect_levels_match_the_definition():
         levels = merkle.perfect_levels(leaves)
         for size in range(0, n + 1):
             assert merkle.prefix_root(levels, size) == merkle.root_from_leaf_hashes(leaves[:size])
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="is outside a tree of"):
             merkle.prefix_root(levels, n + 1)

@@ -70,7 +70,8 @@ def test_email_is_queued_after_the_commit_once_per_person_with_an_address(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         notes = notify([alice, bob, nomail, alice])
         assert queued == []  # nothing leaves before the commit
-    assert len(notes) == 3 and len(callbacks) == 2
+    assert len(notes) == 3
+    assert len(callbacks) == 2
     by_user = {n.user.username: n for n in notes}
     assert sorted(queued) == sorted([by_user["alice"].pk, by_user["bob"].pk])
     assert all(n.emailed_at is None for n in Notification.objects.all())  # queued, not sent
@@ -86,7 +87,8 @@ def test_sending_stamps_once_and_a_second_attempt_sends_nothing(make_user: Any) 
     assert services.notification_email_send(notification_id=note.pk) is False
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
-    assert message.to == ["alice@example.com"] and message.subject == "Look"
+    assert message.to == ["alice@example.com"]
+    assert message.subject == "Look"
     assert message.body == "Body\n\nhttp://127.0.0.1:8000/x/"
     assert message.extra_headers["Message-ID"].startswith(f"<notification.{note.pk}.")
     note.refresh_from_db()
@@ -103,17 +105,14 @@ def test_a_failed_send_is_not_stamped_and_is_sent_later(make_user: Any, settings
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     assert services.notification_email_send(notification_id=note.pk) is True
     note.refresh_from_db()
-    assert note.emailed_at is not None and len(mail.outbox) == 1
+    assert note.emailed_at is not None
+    assert len(mail.outbox) == 1
 
 
+@pytest.mark.usefixtures("eager")
 @pytest.mark.django_db(transaction=True)
 def test_a_broken_mail_server_never_fails_a_committed_submit(
-    eager: None,
-    settings: Any,
-    people: dict[str, Any],
-    open_change: Any,
-    prompt_v1: Any,
-    token_client: Any,
+    settings: Any, people: dict[str, Any], open_change: Any, prompt_v1: Any, token_client: Any
 ) -> None:
     settings.EMAIL_BACKEND = f"{__name__}.BrokenBackend"
     change = open_change(prompt_v1)
@@ -155,8 +154,10 @@ def test_the_outbox_requeues_what_was_never_stamped_once_per_retry_period(
         assert services.notification_outbox_requeue() == 0  # claimed: not queued twice
     assert queued == [lost.pk]
     lost.refresh_from_db()
-    assert lost.email_queued_at is not None and lost.email_queued_at > long_ago
-    assert fresh.pk not in queued and silent.pk not in queued
+    assert lost.email_queued_at is not None
+    assert lost.email_queued_at > long_ago
+    assert fresh.pk not in queued
+    assert silent.pk not in queued
 
 
 def test_a_broker_that_is_down_leaves_the_email_to_the_outbox(
@@ -169,4 +170,5 @@ def test_a_broker_that_is_down_leaves_the_email_to_the_outbox(
     with django_capture_on_commit_callbacks(execute=True):
         (note,) = notify([make_user("alice")])
     note.refresh_from_db()
-    assert note.emailed_at is None and note.email_queued_at is not None
+    assert note.emailed_at is None
+    assert note.email_queued_at is not None

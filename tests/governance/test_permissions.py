@@ -55,8 +55,9 @@ def _grant(tenant: Any, actor: Any, owner: Any, **kw: Any) -> Waiver:
 # --- verification and checkpoints: the service is the enforcement point --------------------
 
 
+@pytest.mark.usefixtures("acme")
 def test_only_administrators_may_start_a_verification(
-    acme: Any, people: dict[str, Any], client: Client
+    people: dict[str, Any], client: Client
 ) -> None:
     reason = "Only administrators can start a verification."
     assert kernel_permissions.can_start_verification(people["reviewer"]) == permissions.Decision(
@@ -79,8 +80,9 @@ def test_only_administrators_may_start_a_verification(
     assert "Verify the log" in client.get("/governance/").content.decode()
 
 
+@pytest.mark.usefixtures("acme")
 def test_only_a_platform_administrator_makes_a_checkpoint_on_demand(
-    acme: Any, people: dict[str, Any], root: Any, token_client: Any
+    people: dict[str, Any], root: Any, token_client: Any
 ) -> None:
     assert Event.objects.exists()  # granting the people their roles was logged
     reason = "Only a platform administrator can make a checkpoint on demand."
@@ -89,15 +91,18 @@ def test_only_a_platform_administrator_makes_a_checkpoint_on_demand(
     assert refused.value.message == reason
     assert not Checkpoint.objects.exists()
     answer = token_client(people["admin"]).post("/api/v1/checkpoints/")
-    assert answer.status_code == 403 and reason in answer.json()["error"]["message"]
+    assert answer.status_code == 403
+    assert reason in answer.json()["error"]["message"]
     assert not Checkpoint.objects.exists()
     made = checkpoint_create(actor=root)
-    assert made is not None and made.tree_size == Event.objects.count()
+    assert made is not None
+    assert made.tree_size == Event.objects.count()
     assert checkpoint_create(force=True) == made  # the schedule (no actor) is the system
 
 
+@pytest.mark.usefixtures("acme")
 def test_the_api_refuses_a_verification_with_the_services_reason(
-    acme: Any, people: dict[str, Any], token_client: Any
+    people: dict[str, Any], token_client: Any
 ) -> None:
     answer = token_client(people["reviewer"]).post("/api/v1/events/verify/")
     assert answer.status_code == 403
@@ -137,9 +142,11 @@ def test_waiver_services_refuse_with_the_predicates_reason(
         with pytest.raises(Forbidden) as refused:
             call()
         assert refused.value.message == reason
-    assert Waiver.objects.count() == 1 and Event.objects.count() == before
+    assert Waiver.objects.count() == 1
+    assert Event.objects.count() == before
     waiver.refresh_from_db()
-    assert waiver.revoked_at is None and waiver.countersigned_at is None
+    assert waiver.revoked_at is None
+    assert waiver.countersigned_at is None
     # The same predicates, asked by a page: the same answers.
     assert not permissions.can_grant_waiver(security, acme)
     assert permissions.can_grant_waiver(admin, acme, change)
@@ -148,8 +155,9 @@ def test_waiver_services_refuse_with_the_predicates_reason(
     assert not permissions.can_renew_waiver(security, waiver)
 
 
+@pytest.mark.usefixtures("acme")
 def test_the_change_page_offers_a_waiver_only_to_who_may_grant_it(
-    client: Client, acme: Any, people: dict[str, Any], change: Any
+    client: Client, people: dict[str, Any], change: Any
 ) -> None:
     """A failed check's "request a waiver" link: administrators yes, officers no."""
     from reviews import services as reviews

@@ -15,14 +15,16 @@ def refusals(caplog: Any) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "governance.kernel.security"]
 
 
-def test_api_refusals_are_logged(api: Any, caplog: Any, db: None) -> None:
+@pytest.mark.usefixtures("db")
+def test_api_refusals_are_logged(api: Any, caplog: Any) -> None:
     with caplog.at_level(logging.WARNING, logger="governance.kernel.security"):
         response = api.get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer nope")
     assert response.status_code == 401
     assert refusals(caplog) == ["refused 401 GET /api/v1/me/ for anonymous from 127.0.0.1"]
 
 
-def test_csrf_refusal_is_logged(make_user: Any, acme: Any, caplog: Any) -> None:
+@pytest.mark.usefixtures("acme")
+def test_csrf_refusal_is_logged(make_user: Any, caplog: Any) -> None:
     alice = make_user("alice", acme="member")
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
@@ -32,7 +34,8 @@ def test_csrf_refusal_is_logged(make_user: Any, acme: Any, caplog: Any) -> None:
     assert refusals(caplog) == ["refused 403 POST /account/tokens/ for alice from 127.0.0.1"]
 
 
-def test_cli_refusal_is_logged(make_user: Any, acme: Any, caplog: Any, tmp_path: Any) -> None:
+@pytest.mark.usefixtures("acme")
+def test_cli_refusal_is_logged(make_user: Any, caplog: Any, tmp_path: Any) -> None:
     from registry import services as registry
 
     registry.install_builtin_classes()

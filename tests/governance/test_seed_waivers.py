@@ -61,9 +61,8 @@ def recipients(key: str) -> set[str]:
     return set(Notification.objects.filter(dedupe_key=key).values_list("user__username", flat=True))
 
 
-def test_a_waiver_expiring_in_five_days_lets_the_failing_routing_change_proceed(
-    seeded: str,
-) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_a_waiver_expiring_in_five_days_lets_the_failing_routing_change_proceed() -> None:
     now = timezone.now()
     change = ChangeRequest.objects.get(title=ROUTING)
     waiver = Waiver.objects.get(change=change)
@@ -72,8 +71,10 @@ def test_a_waiver_expiring_in_five_days_lets_the_failing_routing_change_proceed(
     assert waiver.check_kind == CheckKind.RULES_SIMULATION
     assert waiver.owner.username == "acme-author"
     verdict = next(v for v in selectors.check_verdicts(change, now) if v.kind == waiver.check_kind)
-    assert verdict.run is not None and verdict.run.status == "failed"
-    assert verdict.waived and verdict.waivers == [waiver]
+    assert verdict.run is not None
+    assert verdict.run.status == "failed"
+    assert verdict.waived
+    assert verdict.waivers == [waiver]
     # It proceeds: the reviewer approved under the waiver; only the administrator is missing.
     assert selectors.promotion_blockers(change, now) == ["missing approval from Administrator"]
     # Beat's alert (the seed runs the sweep): the owner and every administrator of acme.
@@ -84,7 +85,8 @@ def test_a_waiver_expiring_in_five_days_lets_the_failing_routing_change_proceed(
     }
 
 
-def test_an_expired_waiver_blocks_its_change_again_and_the_page_says_why(seeded: str) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_an_expired_waiver_blocks_its_change_again_and_the_page_says_why() -> None:
     now = timezone.now()
     change = ChangeRequest.objects.get(title=REFUND)
     waiver = Waiver.objects.get(change=change)
@@ -117,9 +119,11 @@ def test_an_expired_waiver_blocks_its_change_again_and_the_page_says_why(seeded:
     assert why in page.content.decode()
 
 
-def test_an_old_support_reply_is_deprecated_in_favour_of_the_active_one(seeded: str) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_an_old_support_reply_is_deprecated_in_favour_of_the_active_one() -> None:
     reply = Artifact.objects.get(slug="support-reply")
-    assert reply.active_version is not None and reply.active_version.version == "1.1.0"
+    assert reply.active_version is not None
+    assert reply.active_version.version == "1.1.0"
     deprecation = Deprecation.objects.select_related("version", "replacement").get(
         version__artifact=reply
     )
@@ -136,16 +140,18 @@ def test_an_old_support_reply_is_deprecated_in_favour_of_the_active_one(seeded: 
     moved = Event.objects.get(kind=EventKind.ARTIFACT_RECOMMENDED, subject_id=str(reply.pk))
     assert (moved.payload["previous"], moved.payload["version"]) == ("1.0.0", "1.1.0")
     stale = Artifact.objects.filter(recommended_version__deprecation__isnull=False)
-    assert not stale.exists() and not Artifact.objects.filter(
-        recommended_version__retirement__isnull=False
-    )
+    assert not stale.exists()
+    assert not Artifact.objects.filter(recommended_version__retirement__isnull=False)
 
 
-def test_an_emergency_change_was_promoted_and_its_post_mortem_is_overdue(seeded: str) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_an_emergency_change_was_promoted_and_its_post_mortem_is_overdue() -> None:
     now = timezone.now()
     change = ChangeRequest.objects.get(title=OUTAGE)
-    assert change.emergency and change.status == ChangeStatus.PROMOTED
-    assert change.promoted_at is not None and change.postmortem_due_at is not None
+    assert change.emergency
+    assert change.status == ChangeStatus.PROMOTED
+    assert change.promoted_at is not None
+    assert change.postmortem_due_at is not None
     assert change.postmortem_done_at is None
     assert change.postmortem_due_at < now  # overdue
     assert change.postmortem_due_at - change.promoted_at == timedelta(days=5)
@@ -165,20 +171,23 @@ def test_seeding_twice_changes_nothing_and_keeps_the_printed_logins(seeded: str)
     assert "acme-admin       acme-admin-demo" in again
 
 
-def test_the_log_still_verifies_with_back_dated_history(seeded: str) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_the_log_still_verifies_with_back_dated_history() -> None:
     from governance.kernel.events.services import verify_database
 
     assert verify_database().ok
 
 
-def test_every_waiver_state_the_seed_shows(seeded: Any) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_every_waiver_state_the_seed_shows() -> None:
     now = timezone.now()
     assert sorted(w.state_at(now) for w in Waiver.objects.all()) == sorted(
         [WaiverState.EXPIRED, WaiverState.EXPIRING_SOON]
     )
 
 
-def test_applications_slots_and_rollouts_in_every_state(seeded: str) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_applications_slots_and_rollouts_in_every_state() -> None:
     from django.conf import settings
 
     from rollouts.choices import PointerKind, RolloutState, RolloutStrategy
@@ -258,7 +267,8 @@ def test_applications_slots_and_rollouts_in_every_state(seeded: str) -> None:
     } <= kinds
 
 
-def test_a_canary_that_rolled_itself_back_with_its_evidence_in_the_manifest(seeded: str) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_a_canary_that_rolled_itself_back_with_its_evidence_in_the_manifest() -> None:
     """ticket-summary 1.3.0: telemetry through the ingest, the controller's decision, no person."""
     from rollouts.choices import PointerKind, RolloutState
     from rollouts.models import (
@@ -295,19 +305,23 @@ def test_a_canary_that_rolled_itself_back_with_its_evidence_in_the_manifest(seed
     assert sum(stable.values_list("requests", flat=True)) == 9 * canary_requests
     # The controller's note and the manifest's evidence.
     note = IterationNote.objects.filter(rollout=rollout).latest("number")
-    assert note.outcome == "lane_execution_failed" and " rolled back: errors: " in note.reason
+    assert note.outcome == "lane_execution_failed"
+    assert " rolled back: errors: " in note.reason
     body = ManifestVersion.objects.filter(rollout=rollout).latest("number").body
     phases = {p["name"]: p for p in body["phases"]}
     assert phases["runtime-governance"]["status"] == "fail"
     evidence = phases["runtime-governance"]["observations"]["signal"]["evidence"]
     assert evidence["arms"]["canary"]["requests"] == canary_requests
     (errors,) = [t for t in evidence["tests"] if t["metric"] == "errors"]
-    assert errors["failed"] and errors["threshold"] == 80 and errors["e_value"] >= 80
+    assert errors["failed"]
+    assert errors["threshold"] == 80
+    assert errors["e_value"] >= 80
     assert errors["canary"] == sum(canary.values_list("errors", flat=True))
     proof = phases["rollback-proof"]
     assert proof["status"] == "pass"
     analysis = proof["observations"]["analysis"]
-    assert analysis["alpha"] == 0.05 and analysis["decision"] == "rollback"
+    assert analysis["alpha"] == 0.05
+    assert analysis["decision"] == "rollback"
     assert analysis["detection_to_restored_ms"] > 0
     assert analysis["arms"]["stable"]["requests"] == 9 * canary_requests
     # The owner and acme's administrators were told.
@@ -320,7 +334,8 @@ def test_a_canary_that_rolled_itself_back_with_its_evidence_in_the_manifest(seed
     # A second run adds nothing (the test above checks the counts of every table).
 
 
-def test_the_canary_in_progress_has_healthy_telemetry_in_every_step(seeded: str) -> None:
+@pytest.mark.usefixtures("seeded")
+def test_the_canary_in_progress_has_healthy_telemetry_in_every_step() -> None:
     from rollouts import canary as analysis
     from rollouts.choices import RolloutState
     from rollouts.models import Rollout, TelemetryCounter
@@ -337,9 +352,12 @@ def test_the_canary_in_progress_has_healthy_telemetry_in_every_step(seeded: str)
         ("globex", "", "1.0.0")
     }
     verdict = analysis.verdict_for(rollout)
-    assert verdict is not None and verdict.decision == "hold" and verdict.healthy is True
+    assert verdict is not None
+    assert verdict.decision == "hold"
+    assert verdict.healthy is True
     assert verdict.reason.startswith("collecting: ")  # the current step is young
     steps = verdict.evidence["arms"]
-    assert steps["canary"]["requests"] > 1000 and steps["stable"]["requests"] > 10_000
+    assert steps["canary"]["requests"] > 1000
+    assert steps["stable"]["requests"] > 10_000
     assert not any(t["failed"] for t in verdict.evidence["tests"])
     assert verdict.evidence["srm"]["failed"] is False

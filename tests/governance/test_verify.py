@@ -89,9 +89,11 @@ def test_clean_log_verifies(log):
     )  # the rest are covered by the checkpoint
     assert verify_database(all_signatures=True).signatures_checked == last_seq()
     from_mid = verify_database(from_seq=10)
-    assert from_mid.ok and from_mid.checked == last_seq() - 9
+    assert from_mid.ok
+    assert from_mid.checked == last_seq() - 9
 
 
+@pytest.mark.usefixtures("log")
 @pytest.mark.parametrize(
     ("sql", "reason"),
     [
@@ -100,7 +102,7 @@ def test_clean_log_verifies(log):
         ("UPDATE governance_event SET kind = %s WHERE seq = %s", "kind column differs"),
     ],
 )
-def test_altered_columns(log, sql, reason):
+def test_altered_columns(sql, reason):
     value = {
         "payload": json.dumps({"username": "mallory"}),
         "actor": "mallory",
@@ -112,7 +114,8 @@ def test_altered_columns(log, sql, reason):
     expect_failure(5, reason)
 
 
-def test_altered_time(log):
+@pytest.mark.usefixtures("log")
+def test_altered_time():
     event = Event.objects.get(seq=7)
     from datetime import timedelta
 
@@ -122,13 +125,15 @@ def test_altered_time(log):
     expect_failure(7, "time column differs")
 
 
-def test_altered_signed_bytes(log):
+@pytest.mark.usefixtures("log")
+def test_altered_signed_bytes():
     header = bytes(Event.objects.get(seq=6).header).replace(b'"type":"system"', b'"type":"user"  ')
     tamper("UPDATE governance_event SET header = %s WHERE seq = %s", [header, 6])
     expect_failure(6, "entry hash does not match")
 
 
-def test_rewritten_entry_with_matching_hash_breaks_the_next_link(log):
+@pytest.mark.usefixtures("log")
+def test_rewritten_entry_with_matching_hash_breaks_the_next_link():
     import hashlib
 
     event = Event.objects.get(seq=8)
@@ -140,29 +145,34 @@ def test_rewritten_entry_with_matching_hash_breaks_the_next_link(log):
     expect_failure(9, "previous-hash link broken")
 
 
-def test_altered_previous_hash_column(log):
+@pytest.mark.usefixtures("log")
+def test_altered_previous_hash_column():
     tamper("UPDATE governance_event SET prev_hash = %s WHERE seq = %s", ["f" * 64, 4])
     expect_failure(4, "previous-hash column differs")
 
 
-def test_deleted_row_is_a_gap(log):
+@pytest.mark.usefixtures("log")
+def test_deleted_row_is_a_gap():
     tamper("DELETE FROM governance_event WHERE seq = %s", [10])
     expect_failure(10, "expected sequence number 10, found 11")
 
 
-def test_swapped_rows(log):
+@pytest.mark.usefixtures("log")
+def test_swapped_rows():
     tamper("UPDATE governance_event SET seq = %s WHERE seq = %s", [999999, 11])
     tamper("UPDATE governance_event SET seq = %s WHERE seq = %s", [11, 12])
     tamper("UPDATE governance_event SET seq = %s WHERE seq = %s", [12, 999999])
     expect_failure(11, "names another sequence number")
 
 
-def test_signature_by_unknown_key(log):
+@pytest.mark.usefixtures("log")
+def test_signature_by_unknown_key():
     tamper("UPDATE governance_event SET key_id = %s WHERE seq = %s", ["0123456789abcdef", 3])
     expect_failure(3, "signed by unknown key '0123456789abcdef'")
 
 
-def test_bad_signature_past_the_checkpoint(log):
+@pytest.mark.usefixtures("log")
+def test_bad_signature_past_the_checkpoint():
     seq = last_seq()
     sig = Event.objects.get(seq=seq).signature
     tamper(
@@ -215,7 +225,8 @@ def run_offline_verifier(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_offline_verifier_needs_no_django(log, tmp_path):
+@pytest.mark.usefixtures("log")
+def test_offline_verifier_needs_no_django(tmp_path):
     bundle = export(tmp_path)
     proc = run_offline_verifier(str(bundle))
     assert proc.returncode == 0, proc.stderr
@@ -223,9 +234,8 @@ def test_offline_verifier_needs_no_django(log, tmp_path):
     assert "1 checkpoint(s)" in proc.stdout
 
 
-def test_offline_verifier_detects_a_log_cut_back_below_a_kept_checkpoint(
-    log, tmp_path, make_user, acme
-):
+@pytest.mark.usefixtures("log")
+def test_offline_verifier_detects_a_log_cut_back_below_a_kept_checkpoint(tmp_path, make_user, acme):
     kept = tmp_path / "kept.json"
     accounts.role_grant(user=make_user("more"), role="reviewer", tenant=acme, actor=None)
     latest = checkpoint_create()
@@ -247,14 +257,17 @@ def test_offline_verifier_detects_a_log_cut_back_below_a_kept_checkpoint(
     assert "the log was cut back" in proc.stderr
 
 
-def test_offline_verifier_rejects_untrusted_keys_and_garbage(log, tmp_path):
+@pytest.mark.usefixtures("log")
+def test_offline_verifier_rejects_untrusted_keys_and_garbage(tmp_path):
     bundle = export(tmp_path)
     proc = run_offline_verifier(str(bundle), "--trust-key", "0123456789abcdef")
-    assert proc.returncode == 1 and "unknown key" in proc.stderr
+    assert proc.returncode == 1
+    assert "unknown key" in proc.stderr
     junk = tmp_path / "junk"
     junk.write_bytes(b"not a bundle\n")
     proc = run_offline_verifier(str(junk))
-    assert proc.returncode == 1 and "not a log bundle" in proc.stderr
+    assert proc.returncode == 1
+    assert "not a log bundle" in proc.stderr
 
 
 def _mutate(rng: random.Random, lines: list[bytes]) -> tuple[str, list[bytes]]:
@@ -316,7 +329,8 @@ def _mutate(rng: random.Random, lines: list[bytes]) -> tuple[str, list[bytes]]:
     return kind, out
 
 
-def test_mutation_testing_accepts_no_corruption(log, tmp_path):
+@pytest.mark.usefixtures("log")
+def test_mutation_testing_accepts_no_corruption(tmp_path):
     latest = checkpoint_create()
     assert latest is not None
     kept = [
@@ -342,7 +356,8 @@ def test_mutation_testing_accepts_no_corruption(log, tmp_path):
     assert accepted == []
 
 
-def test_parallel_file_verification_joins_its_slices_and_rejects_corruptions(log, tmp_path):
+@pytest.mark.usefixtures("log")
+def test_parallel_file_verification_joins_its_slices_and_rejects_corruptions(tmp_path):
     """The offline verifier splits a big bundle across processes; every seam is checked."""
     latest = checkpoint_create()
     assert latest is not None
@@ -353,7 +368,8 @@ def test_parallel_file_verification_joins_its_slices_and_rejects_corruptions(log
     for workers in (2, 3, 5):
         result = verify_bundle_file(str(path), kept=kept, workers=workers, min_parallel_bytes=0)
         assert result.ok, result.line()
-        assert result.checked == last_seq() and result.tree_size == last_seq()
+        assert result.checked == last_seq()
+        assert result.tree_size == last_seq()
     lines = path.read_bytes().rstrip(b"\n").split(b"\n")
     rng = random.Random(7)
     corrupt = tmp_path / "corrupt.bundle"
@@ -392,7 +408,8 @@ def test_export_keeps_checkpoints_newer_than_a_cut_back_log(log, tmp_path):
     assert f"a checkpoint covers {log.tree_size}: the log was cut back" in proc.stderr
 
 
-def test_altered_tenant_and_subject_columns(log, globex):
+@pytest.mark.usefixtures("log")
+def test_altered_tenant_and_subject_columns(globex):
     event = Event.objects.filter(tenant__slug="acme").order_by("seq").first()
     assert event is not None
     tamper(
@@ -402,18 +419,20 @@ def test_altered_tenant_and_subject_columns(log, globex):
     expect_failure(event.seq, "tenant column differs")
 
 
-def test_altered_subject_column(log):
+@pytest.mark.usefixtures("log")
+def test_altered_subject_column():
     event = Event.objects.exclude(subject_type="").order_by("seq").first()
     assert event is not None
     tamper("UPDATE governance_event SET subject_id = %s WHERE seq = %s", ["other", event.seq])
     expect_failure(event.seq, "subject columns differ")
 
 
+@pytest.mark.usefixtures("log")
 @pytest.mark.parametrize(
     ("column", "reason"),
     [("via", "actor columns differ"), ("subject_label", "subject columns differ")],
 )
-def test_altered_via_and_subject_label_columns(log, column, reason):
+def test_altered_via_and_subject_label_columns(column, reason):
     """The channel (``via``) and the subject's label are signed too: a rewritten column fails
     (on SQLite through the generic comparison, on PostgreSQL through the SQL one)."""
     from governance.kernel.events.services import column_problem
@@ -426,9 +445,10 @@ def test_altered_via_and_subject_label_columns(log, column, reason):
     expect_failure(event.seq, reason)
 
 
+@pytest.mark.usefixtures("log")
 @pytest.mark.postgres
 @pytest.mark.parametrize("column", ["via", "subject_label"])
-def test_postgresql_sql_comparison_flags_altered_via_and_subject_label(log, column, monkeypatch):
+def test_postgresql_sql_comparison_flags_altered_via_and_subject_label(column, monkeypatch):
     """The fast path's SQL itself finds the rewritten column: that row, and only that row, is
     handed to ``_compare`` (which would otherwise never see it)."""
     from governance.kernel.events.services import verification as services
@@ -445,19 +465,22 @@ def test_postgresql_sql_comparison_flags_altered_via_and_subject_label(log, colu
 
     monkeypatch.setattr(services, "_compare", counting)
     result = verify_database()
-    assert not result.ok and result.first_bad_seq == event.seq
+    assert not result.ok
+    assert result.first_bad_seq == event.seq
     assert rechecked == [event.seq]
 
 
-def test_payload_bytes_that_are_not_json_fail_cleanly(log):
+@pytest.mark.usefixtures("log")
+def test_payload_bytes_that_are_not_json_fail_cleanly():
     """On PostgreSQL the verifier compares payloads in SQL; bytes that are not UTF-8 JSON must
     not break the query but be reported where they are."""
     tamper("UPDATE governance_event SET payload_bytes = %s WHERE seq = %s", [b"\xff\xfe{", 9])
     expect_failure(9, "payload does not match its signed digest")
 
 
+@pytest.mark.usefixtures("log")
 @pytest.mark.postgres
-def test_postgresql_verifier_parses_no_json_for_rows_that_agree(log, make_user, acme, monkeypatch):
+def test_postgresql_verifier_parses_no_json_for_rows_that_agree(make_user, acme, monkeypatch):
     """The fast path rebuilds each header from its columns; only a row that differs is parsed."""
     from governance.kernel.events import services
     from governance.kernel.events.kinds import EventKind

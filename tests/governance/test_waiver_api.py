@@ -102,7 +102,8 @@ def test_grant_answers_the_waiver_with_its_state_scope_and_history(
     data = grant(admin)
     waiver = Waiver.objects.get()
     assert re.fullmatch(r"WV-\d{4}-\d{4}", data["reference"])
-    assert data["reference"] == waiver.reference and data["id"] == str(waiver.pk)
+    assert data["reference"] == waiver.reference
+    assert data["id"] == str(waiver.pk)
     assert data["url"] == f"/api/v1/waivers/{waiver.reference}/"
     assert (data["tenant"], data["state"], data["check"], data["metric"]) == (
         "acme",
@@ -117,7 +118,8 @@ def test_grant_answers_the_waiver_with_its_state_scope_and_history(
     }
     assert (data["owner"], data["granted_by"]) == ("reviewer", "admin")
     assert data["advisory_links"] == ["https://tickets.example.com/SEC-12"]
-    assert data["needs_security"] is False and data["countersigned_by"] is None
+    assert data["needs_security"] is False
+    assert data["countersigned_by"] is None
     assert (data["renews"], data["renewed_by"], data["lineage"]) == (None, None, [waiver.reference])
     assert [e["kind"] for e in data["history"]] == [EventKind.WAIVER_GRANTED]
     assert data["history"][0]["actor"] == "admin"
@@ -185,7 +187,8 @@ def test_bad_input_names_the_field_and_writes_nothing(
     before = Event.objects.count()
     resp = admin.post(BASE, body(**changes), format="json")
     assert error(resp) == (400, field), resp.json()
-    assert Waiver.objects.count() == 0 and Event.objects.count() == before
+    assert Waiver.objects.count() == 0
+    assert Event.objects.count() == before
 
 
 def test_both_change_and_artifacts_is_refused(
@@ -237,7 +240,8 @@ def test_other_tenants_waivers_are_not_found(
     )
     assert error(resp) == (400, "artifacts")
     waiver = Waiver.objects.get()
-    assert waiver.revoked_at is None and not hasattr(waiver, "renewal")
+    assert waiver.revoked_at is None
+    assert not hasattr(waiver, "renewal")
 
 
 def test_anonymous_callers_are_refused(api: APIClient) -> None:
@@ -279,7 +283,9 @@ def test_list_shows_expiring_soon_first_and_filters(
     assert refs(tenant="globex") == []
     assert len(refs(state="", check="", tenant="", expiring_within="")) == 4  # blanks: any
     page = admin.get(BASE, {"limit": 2}).json()
-    assert page["count"] == 4 and len(page["results"]) == 2 and page["next"]
+    assert page["count"] == 4
+    assert len(page["results"]) == 2
+    assert page["next"]
 
 
 @pytest.mark.parametrize(
@@ -339,7 +345,8 @@ def test_renew_makes_a_new_waiver_linked_to_the_old(admin: APIClient, prompt: An
     assert new["lineage"] == [old["reference"], new["reference"]]
     assert new["mitigation"] == "Eval set fixed by March."
     assert new["justification"] == old["justification"]  # kept when left out
-    assert new["scope"] == old["scope"] and new["state"] == "active"
+    assert new["scope"] == old["scope"]
+    assert new["state"] == "active"
     assert [e["kind"] for e in new["history"]] == [EventKind.WAIVER_RENEWED]
     before = admin.get(url(old["reference"])).json()
     assert before["renewed_by"] == new["reference"]
@@ -454,7 +461,8 @@ def test_the_change_page_shows_the_waiver_a_failed_check_passes_under(
     assert checks["pack_verification"]["waived_by"] == []
     admin.post(url(data["reference"], "revoke"), {"reason": "enough"}, format="json")
     again = {c["kind"]: c for c in admin.get(detail).json()["checks"]}["offline_evaluation"]
-    assert again["passes"] is False and data["reference"] in again["blocked_by"]
+    assert again["passes"] is False
+    assert data["reference"] in again["blocked_by"]
 
 
 # --- odds and ends --------------------------------------------------------------------------

@@ -84,7 +84,8 @@ def test_the_list_groups_waivers_by_state_expiring_soon_first(
     assert references_in(html) == [
         waivers[s].reference for s in ("expiring_soon", "pending", "active", "expired", "revoked")
     ]
-    assert 'href="/governance/waivers/"' in html and "Waivers</a>" in html  # the nav link
+    assert 'href="/governance/waivers/"' in html
+    assert "Waivers</a>" in html  # the nav link
     assert "prompt/acme/qualify-lead" in html  # an artifact-scoped waiver names its artifacts
     assert waivers["active"].change is not None
     assert waivers["active"].change.reference in html
@@ -111,8 +112,9 @@ def test_the_list_filters_by_state_tenant_and_check(
     assert references_in(text) == []
 
 
+@pytest.mark.usefixtures("globex")
 def test_an_outsider_sees_no_other_tenants_waivers(
-    client: Client, globex: Any, make_user: Any, waivers: dict[str, Waiver]
+    client: Client, make_user: Any, waivers: dict[str, Waiver]
 ) -> None:
     outsider = make_user("outsider", globex=["member", "administrator", "security_officer"])
     client.force_login(outsider)
@@ -179,9 +181,11 @@ def test_the_page_shows_scope_terms_state_people_history_and_covered_changes(
     assert len(seqs) == 2  # granted, revoked
     for seq in seqs:
         assert f'<a href="/governance/events/{seq}/">{seq}</a>' in html
-    assert "Waiver granted" in html and "Waiver revoked" in html
+    assert "Waiver granted" in html
+    assert "Waiver revoked" in html
     covered = html.split('id="covered"')[1]
-    assert change.reference in covered and change.title in covered
+    assert change.reference in covered
+    assert change.title in covered
 
 
 def test_an_artifact_scoped_waiver_covers_changes_of_only_those_artifacts(
@@ -204,7 +208,8 @@ def test_an_artifact_scoped_waiver_covers_changes_of_only_those_artifacts(
         .content.decode()
         .split('id="covered"')[1]
     )
-    assert inside.reference in covered and outside.reference not in covered
+    assert inside.reference in covered
+    assert outside.reference not in covered
 
 
 def test_actions_are_offered_only_to_those_allowed(
@@ -256,19 +261,25 @@ def test_grant_from_a_change_page_prefills_and_grants(
     assert f'value="{change.reference}"' in html
     assert '<option value="policy" selected>' in html
     assert '<option value="acme" selected>' in html
-    assert 'type="datetime-local"' in html and "csrfmiddlewaretoken" in html
+    assert 'type="datetime-local"' in html
+    assert "csrfmiddlewaretoken" in html
     response = client.post(
         "/governance/waivers/new/",
         _form(people, change=change.reference, artifacts="", check_kind="policy"),
     )
     waiver = Waiver.objects.get()
-    assert response.status_code == 302 and response["Location"] == waiver.get_absolute_url()
-    assert waiver.change == change and waiver.check_kind == "policy" and waiver.needs_security
-    assert waiver.granted_by == people["admin"] and waiver.owner == people["reviewer"]
+    assert response.status_code == 302
+    assert response["Location"] == waiver.get_absolute_url()
+    assert waiver.change == change
+    assert waiver.check_kind == "policy"
+    assert waiver.needs_security
+    assert waiver.granted_by == people["admin"]
+    assert waiver.owner == people["reviewer"]
     assert waiver.advisory_links == ["https://wiki.example/eval", "https://wiki.example/run"]
     assert Event.objects.filter(kind=EventKind.WAIVER_GRANTED, subject_id=str(waiver.pk)).exists()
     shown = client.get(response["Location"]).content.decode()
-    assert "countersigns it" in shown and 'data-state="pending"' in shown
+    assert "countersigns it" in shown
+    assert 'data-state="pending"' in shown
     assert f"{change.reference}</a> only, revision {change.revision}</dd>" in shown
 
 
@@ -277,9 +288,11 @@ def test_grant_scoped_to_artifacts(client: Client, people: dict[str, Any], promp
     response = client.post("/governance/waivers/new/", _form(people))
     assert response.status_code == 302
     waiver = Waiver.objects.get()
-    assert list(waiver.artifacts.all()) == [prompt] and waiver.change is None
+    assert list(waiver.artifacts.all()) == [prompt]
+    assert waiver.change is None
 
 
+@pytest.mark.usefixtures("globex")
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [
@@ -309,7 +322,6 @@ def test_grant_scoped_to_artifacts(client: Client, people: dict[str, Any], promp
 )
 def test_bad_input_names_the_field_and_writes_nothing(
     client: Client,
-    globex: Any,
     people: dict[str, Any],
     prompt: Any,
     overrides: dict[str, str],
@@ -345,7 +357,8 @@ def test_only_an_administrator_may_grant(
     page = client.get("/governance/waivers/new/")
     assert page.status_code == 403
     html = page.content.decode()
-    assert 'id="waiver-form"' not in html and f'id="refusal">{reason}</p>' in html
+    assert 'id="waiver-form"' not in html
+    assert f'id="refusal">{reason}</p>' in html
     before = Event.objects.count()
     response = client.post("/governance/waivers/new/", _form(people))
     assert response.status_code == 403
@@ -365,7 +378,8 @@ def test_an_administrator_is_offered_the_form(
     page = client.get("/governance/waivers/new/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'id="waiver-form"' in html and 'id="refusal"' not in html
+    assert 'id="waiver-form"' in html
+    assert 'id="refusal"' not in html
 
 
 def test_the_author_of_a_change_is_told_why_on_the_form(
@@ -415,7 +429,8 @@ def test_renewal_is_a_new_linked_waiver(
         },
     )
     new = Waiver.objects.get(renews=old)
-    assert response.status_code == 302 and response["Location"] == new.get_absolute_url()
+    assert response.status_code == 302
+    assert response["Location"] == new.get_absolute_url()
     assert new.justification == "Still needed while the eval is rebuilt."
     assert list(new.artifacts.all()) == list(old.artifacts.all())
     assert abs((new.expires_at - expiry).total_seconds()) < 60
@@ -476,9 +491,11 @@ def test_revoking_needs_a_reason(
     done = client.post(f"/governance/waivers/{waiver.reference}/revoke/", {"reason": "Fixed."})
     assert done.status_code == 302
     waiver.refresh_from_db()
-    assert waiver.revoked_by == people["security"] and waiver.revoke_reason == "Fixed."
+    assert waiver.revoked_by == people["security"]
+    assert waiver.revoke_reason == "Fixed."
     again = client.post(f"/governance/waivers/{waiver.reference}/revoke/", {"reason": "Again."})
-    assert again.status_code == 409 and "is already revoked" in again.content.decode()
+    assert again.status_code == 409
+    assert "is already revoked" in again.content.decode()
     client.force_login(people["reviewer"])
     other = waivers["pending"]
     assert client.get(f"/governance/waivers/{other.reference}/revoke/").status_code == 403
@@ -502,7 +519,8 @@ def test_countersigning(client: Client, people: dict[str, Any], waivers: dict[st
     waiver.refresh_from_db()
     assert waiver.countersigned_by == people["security"]
     page = client.get(waiver.get_absolute_url()).content.decode()
-    assert 'data-state="active"' in page and 'id="countersigned">security' in page
+    assert 'data-state="active"' in page
+    assert 'id="countersigned">security' in page
     again = client.post(url)
     assert again.status_code == 409
     assert "was already countersigned by security" in again.content.decode()
@@ -512,7 +530,8 @@ def test_countersigning(client: Client, people: dict[str, Any], waivers: dict[st
 def test_pages_need_a_login(client: Client, waivers: dict[str, Waiver]) -> None:
     for url in ("/governance/waivers/", f"/governance/waivers/{waivers['active'].reference}/"):
         response = client.get(url)
-        assert response.status_code == 302 and "/login/" in response["Location"]
+        assert response.status_code == 302
+        assert "/login/" in response["Location"]
 
 
 def test_refused_renew_revoke_and_countersign_say_why(
@@ -546,7 +565,8 @@ def test_refused_renew_revoke_and_countersign_say_why(
     assert f"{pending.reference}</span> waives" in html  # the waiver's page, not a bare 403
     assert not Waiver.objects.filter(renews=active).exists()
     pending.refresh_from_db()
-    assert pending.revoked_at is None and pending.countersigned_at is None
+    assert pending.revoked_at is None
+    assert pending.countersigned_at is None
 
 
 def test_the_tenant_list_offers_only_tenants_where_the_person_may_grant(
@@ -563,7 +583,8 @@ def test_the_tenant_list_offers_only_tenants_where_the_person_may_grant(
     assert page.status_code == 200
     assert list(page.context["form"].fields["tenant"].choices) == [("acme", "acme")]
     html = page.content.decode()
-    assert '<option value="acme"' in html and '<option value="globex"' not in html
+    assert '<option value="acme"' in html
+    assert '<option value="globex"' not in html
     before = Event.objects.count()
     response = client.post("/governance/waivers/new/", _form(people, tenant="globex"))
     assert response.status_code == 400

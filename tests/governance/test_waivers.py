@@ -73,7 +73,8 @@ def test_a_failed_check_blocks_approval_until_a_waiver_covers_it(
 ) -> None:
     with pytest.raises(Conflict) as exc:
         reviews.approval_decide(change=failing_change, actor=people["reviewer"], decision="approve")
-    assert "Offline evaluation failed" in exc.value.message and exc.value.field == "decision"
+    assert "Offline evaluation failed" in exc.value.message
+    assert exc.value.field == "decision"
     waiver = grant(
         acme, people, change=failing_change, advisory_links=["https://wiki.example/eval"]
     )
@@ -83,7 +84,8 @@ def test_a_failed_check_blocks_approval_until_a_waiver_covers_it(
     assert verdict[CheckKind.OFFLINE_EVALUATION].waived
     promoted = _approve_and_promote(failing_change, people)
     prompt.refresh_from_db()
-    assert promoted.status == ChangeStatus.PROMOTED and prompt.active_version == prompt_v2
+    assert promoted.status == ChangeStatus.PROMOTED
+    assert prompt.active_version == prompt_v2
     event = Event.objects.filter(kind=EventKind.CHANGE_REQUEST_PROMOTED).order_by("-seq").first()
     assert event is not None
     assert event.payload["waivers"] == [
@@ -115,7 +117,8 @@ def test_an_expired_or_revoked_waiver_blocks_again_and_says_why(
     ]
     services.waiver_revoke(waiver=waiver, actor=people["security"], reason="The eval is fine.")
     blockers = review_selectors.promotion_blockers(failing_change)
-    assert len(blockers) == 1 and "was revoked" in blockers[0]
+    assert len(blockers) == 1
+    assert "was revoked" in blockers[0]
     with pytest.raises(Conflict):
         reviews.change_promote(change=failing_change, actor=people["admin"])
     with pytest.raises(Conflict):
@@ -133,7 +136,8 @@ def test_states_are_derived_from_the_dates(
     annotated = selectors.waivers_by_state(Waiver.objects.all(), now + 4 * DAY).get()
     assert annotated.state == WaiverState.EXPIRING_SOON  # type: ignore[attr-defined]  # the database agrees with the model
     counts = selectors.waiver_state_counts(Tenant.objects.all(), now + 11 * DAY)
-    assert counts[WaiverState.EXPIRED] == 1 and counts[WaiverState.ACTIVE] == 0
+    assert counts[WaiverState.EXPIRED] == 1
+    assert counts[WaiverState.ACTIVE] == 0
 
 
 def test_who_may_grant_and_what_is_checked(
@@ -182,7 +186,8 @@ def test_a_security_check_waiver_needs_a_second_person(
 ) -> None:
     artifact = failing_change.items.get().artifact  # the check passed on the change itself
     waiver = grant(acme, people, artifacts=[artifact], check_kind=CheckKind.PACK_VERIFICATION)
-    assert waiver.needs_security and waiver.state_at(timezone.now()) == WaiverState.PENDING
+    assert waiver.needs_security
+    assert waiver.state_at(timezone.now()) == WaiverState.PENDING
     assert Notification.objects.filter(user=people["security"], dedupe_key__contains="countersign")
     with pytest.raises(Forbidden):
         services.waiver_countersign(waiver=waiver, actor=people["reviewer"])
@@ -212,8 +217,11 @@ def test_a_renewal_is_a_new_waiver_linked_to_the_old(
     new = services.waiver_renew(
         waiver=old, actor=people["admin"], expires_at=timezone.now() + 30 * DAY
     )
-    assert new.pk != old.pk and new.renews == old and new.change == failing_change
-    assert new.justification == old.justification and new.owner == old.owner
+    assert new.pk != old.pk
+    assert new.renews == old
+    assert new.change == failing_change
+    assert new.justification == old.justification
+    assert new.owner == old.owner
     old.refresh_from_db()
     assert old.expires_at < new.expires_at  # the old one was not edited
     assert selectors.waiver_lineage(old) == [old, new] == selectors.waiver_lineage(new)
@@ -269,7 +277,8 @@ def test_a_gate_waiver_names_one_metric(
     )
     verdicts = {v.kind: v for v in review_selectors.check_verdicts(failing_change)}
     gates = verdicts[CheckKind.CHANGE_GATES]
-    assert gates.passes and [w.metric for w in gates.waivers] == ["latency_p95_ms", "safety"]
+    assert gates.passes
+    assert [w.metric for w in gates.waivers] == ["latency_p95_ms", "safety"]
     assert all(v.passes for v in verdicts.values())
 
 
@@ -293,7 +302,8 @@ def test_alerts_go_to_owner_and_admins_once_per_waiver(
     after = waiver.expires_at + DAY
     assert services.waiver_alerts_send(now=after) == 3
     expired = Notification.objects.filter(dedupe_key=f"waiver:{waiver.pk}:expired").first()
-    assert expired is not None and "blocks again" in expired.title
+    assert expired is not None
+    assert "blocks again" in expired.title
     assert failing_change.reference in expired.body
     assert governance_sweep(now=after)["waiver_alerts"] == 0
 
@@ -360,7 +370,8 @@ def test_a_change_scoped_waiver_covers_the_revision_it_was_granted_for(
     revised.refresh_from_db()
     verdicts = {v.kind: v for v in review_selectors.check_verdicts(revised)}
     offline = verdicts[CheckKind.OFFLINE_EVALUATION]
-    assert not offline.passes and offline.lapsed == [waiver]
+    assert not offline.passes
+    assert offline.lapsed == [waiver]
     assert offline.blocked_by == (
         f"Offline evaluation failed (waiver {waiver.reference} was granted for revision 1; "
         "the change was revised since, so renew it)"
@@ -387,7 +398,8 @@ def test_a_check_that_does_not_apply_or_has_passed_cannot_be_waived(
     )
     with pytest.raises(DomainError) as exc:
         grant(acme, people, artifacts=[artifact], check_kind=CheckKind.RULES_SIMULATION)
-    assert exc.value.field == "check_kind" and "does not apply to prompt/acme/" in exc.value.message
+    assert exc.value.field == "check_kind"
+    assert "does not apply to prompt/acme/" in exc.value.message
     with pytest.raises(Conflict) as exc:
         grant(acme, people, change=failing_change, check_kind=CheckKind.PACK_VERIFICATION)
     assert exc.value.field == "check_kind"

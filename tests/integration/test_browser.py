@@ -194,6 +194,7 @@ def test_author_publishes_a_prompt_version_and_reads_the_diff(page):
     )
     page.get_by_role("link", name="Compare with 2.0.1").click()
     changes = page.locator("#contract-changes")
-    assert "region" in changes.inner_text() and "major" in changes.inner_text()
+    assert "region" in changes.inner_text()
+    assert "major" in changes.inner_text()
     assert page.locator("table.diff del").count() >= 1
     assert page.errors == []

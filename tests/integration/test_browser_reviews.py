@@ -110,7 +110,8 @@ def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
     # support-reply serves acme's support-bot.reply slot: promotion approves 1.2.0 for
     # production, and a rollout moves the pointer (here the global one: a minor version).
     reply.refresh_from_db()
-    assert reply.active_version is not None and reply.active_version.version == "1.1.0"
+    assert reply.active_version is not None
+    assert reply.active_version.version == "1.1.0"
     page.get_by_role("link", name="Start a rollout").click()
     page.get_by_label("Strategy").select_option("global")
     page.get_by_label("Why").fill("A one-sentence change: everyone at once.")
@@ -123,7 +124,8 @@ def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
     start.get_by_role("button", name="Confirm: start").click()
     assert "Succeeded" in page.locator("#rollout-status").inner_text()
     reply.refresh_from_db()
-    assert reply.active_version is not None and reply.active_version.version == "1.2.0"
+    assert reply.active_version is not None
+    assert reply.active_version.version == "1.2.0"
 
     page.goto(reply.get_absolute_url())
     page.locator("#rollback summary").click()
@@ -132,7 +134,8 @@ def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
     page.locator("#rollback").get_by_role("button", name="Roll back").click()
     assert "1.1.0" in page.get_by_role("status").inner_text()
     reply.refresh_from_db()
-    assert reply.active_version is not None and reply.active_version.version == "1.1.0"
+    assert reply.active_version is not None
+    assert reply.active_version.version == "1.1.0"
     # The change says it was rolled back, by whom, with the rollback in its timeline.
     page.goto(f"/reviews/changes/{reference}/")
     assert "Rolled back" in page.locator("#change-status").inner_text()

@@ -125,18 +125,21 @@ def test_the_dashboard_shows_a_regression_and_the_automatic_rollback(
         seed=7,
         say=lambda line: None,
     )
-    assert rolled.state == RolloutState.ROLLED_BACK and rolled.finished_by is None
+    assert rolled.state == RolloutState.ROLLED_BACK
+    assert rolled.finished_by is None
 
     # The page still open refreshes its telemetry section on its own (htmx).
     page.wait_for_selector('#dashboard[data-state="rolled_back"]', timeout=15_000)
     timeline = page.locator("#step-timeline").inner_text()
-    assert "Rollout rolled back" in timeline and "by system" in timeline
+    assert "Rollout rolled back" in timeline
+    assert "by system" in timeline
     assert page.locator('#step-timeline li[data-kind="rollback"]').count() == 1
     assert page.locator("#dashboard").get_attribute("hx-get") is None  # polling stops
     assert re.search(r"e-value|rolled back", page.locator("#notes").inner_text())
     trend = page.locator("#statistic-chart").get_attribute("alt") or ""
     latest = re.search(r"Latest: errors ([0-9.e+]+)", trend)
-    assert latest is not None and float(latest.group(1)) >= 80  # crossed 1/alpha
+    assert latest is not None
+    assert float(latest.group(1)) >= 80  # crossed 1/alpha
     shot(page, tmp_path, "rollout-dashboard-rollback", "#dashboard")
 
     page.goto("/rollouts/fleet/")

@@ -133,7 +133,8 @@ def test_admin_starts_a_canary_advances_sees_the_matrix_and_rolls_back(
     assert "5%" in page.locator("#moves").inner_text()
     assert "(current)" in page.locator(".step-current").inner_text()
     cell = matrix_cell(page, "acme", "web-concierge.greet")
-    assert cell.startswith("1.0.0") and "canary 5% → 1.1.0" in cell
+    assert cell.startswith("1.0.0")
+    assert "canary 5% → 1.1.0" in cell
     assert reference in page.locator("#in-progress").inner_text()
     shot(page, tmp_path, "rollouts-matrix", "#matrix")
 
@@ -142,11 +143,14 @@ def test_admin_starts_a_canary_advances_sees_the_matrix_and_rolls_back(
     for _ in range(3):
         confirm(page, "advance", "Still healthy.")
     summary = confirm(page, "advance", "Everyone has it.")
-    assert "Finish" in summary and "make 1.1.0 the default of web-concierge.greet" in summary
+    assert "Finish" in summary
+    assert "make 1.1.0 the default of web-concierge.greet" in summary
     assert "Succeeded" in page.locator("#rollout-status").inner_text()
     assert "1.1.0 is the default of web-concierge.greet" in page.get_by_role("status").inner_text()
     cell = matrix_cell(page, "acme", "web-concierge.greet")
-    assert cell.startswith("1.1.0") and "default" in cell and "canary" not in cell
+    assert cell.startswith("1.1.0")
+    assert "default" in cell
+    assert "canary" not in cell
 
     # Roll back: the exact previous pointers, the matrix back at 1.0.0.
     page.goto(rollout.get_absolute_url())
@@ -155,8 +159,10 @@ def test_admin_starts_a_canary_advances_sees_the_matrix_and_rolls_back(
     assert "Rolled back" in page.locator("#rollout-status").inner_text()
     assert "Visitors dislike it." in page.locator("#rollout-finished").inner_text()
     cell = matrix_cell(page, "acme", "web-concierge.greet")
-    assert cell.startswith("1.0.0") and "default" in cell
+    assert cell.startswith("1.0.0")
+    assert "default" in cell
     rollout.refresh_from_db()
     prompt.refresh_from_db()
-    assert rollout.state == RolloutState.ROLLED_BACK and prompt.active_version == v1
+    assert rollout.state == RolloutState.ROLLED_BACK
+    assert prompt.active_version == v1
     assert page.errors == []

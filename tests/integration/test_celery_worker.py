@@ -67,13 +67,15 @@ def test_worker_runs_tasks_queued_on_commit_and_beat_keeps_time(broker, tmp_path
         finally:
             stop(beat)
         check = selectors.check_heartbeat()
-        assert check.ok and check.detail.startswith("itest@")
+        assert check.ok
+        assert check.detail.startswith("itest@")
     finally:
         stop(worker)
     assert worker.returncode is not None
 
 
-def test_worker_verifies_the_log_and_reports_progress(broker, tmp_path, make_user, acme):
+@pytest.mark.usefixtures("broker")
+def test_worker_verifies_the_log_and_reports_progress(tmp_path, make_user, acme):
     for i in range(40):
         accounts.role_grant(user=make_user(f"u{i}"), role="reviewer", tenant=acme, actor=None)
     worker = start_worker(tmp_path, VERIFY_PROGRESS_EVERY="10")
@@ -89,4 +91,5 @@ def test_worker_verifies_the_log_and_reports_progress(broker, tmp_path, make_use
     total = Event.objects.count()
     assert (run.checked, run.total, run.percent) == (total, total, 100)
     assert run.reason == f"OK: {total} events verified"
-    assert run.started_at is not None and run.finished_at is not None
+    assert run.started_at is not None
+    assert run.finished_at is not None

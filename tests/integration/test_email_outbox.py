@@ -67,8 +67,9 @@ def expiring_waivers(acme: Any, people: dict[str, Any], count: int) -> list[Any]
     ]
 
 
+@pytest.mark.usefixtures("broker")
 def test_a_worker_killed_mid_sweep_leaves_no_alert_unsent_and_none_sent_twice(
-    broker: str, tmp_path: Path, acme: Any, people: dict[str, Any]
+    tmp_path: Path, acme: Any, people: dict[str, Any]
 ) -> None:
     registry.install_builtin_classes()
     waivers = expiring_waivers(acme, people, WAIVERS)

@@ -114,13 +114,15 @@ def emails_to(tmp_path: Path, address: str, subject: str) -> int:
     )
 
 
+@pytest.mark.usefixtures("broker")
 def test_beat_alone_alerts_each_person_once_however_often_it_ticks(
-    broker: str, tmp_path: Path, acme: Any, people: dict[str, Any]
+    tmp_path: Path, acme: Any, people: dict[str, Any]
 ) -> None:
     waiver = expiring_waiver(acme, people)
     with time_machine.travel(timezone.now() - timedelta(days=10), tick=True):
         emergency = emergency_promoted(acme, people)  # its post-mortem was due 5 days ago
-    assert emergency.postmortem_due_at is not None and emergency.postmortem_due_at < timezone.now()
+    assert emergency.postmortem_due_at is not None
+    assert emergency.postmortem_due_at < timezone.now()
     expiring, overdue = f"waiver:{waiver.pk}:expiring", f"postmortem:{emergency.pk}:overdue"
     # Tenant administrators and the owner; "multi" holds administrator too.
     alerted = ["admin", "author", "multi"]
@@ -158,8 +160,9 @@ def test_beat_alone_alerts_each_person_once_however_often_it_ticks(
     )
 
 
+@pytest.mark.usefixtures("broker")
 def test_two_sweeps_at_a_controlled_clock_expire_and_remove_once(
-    broker: str, tmp_path: Path, acme: Any, people: dict[str, Any]
+    tmp_path: Path, acme: Any, people: dict[str, Any]
 ) -> None:
     waiver = expiring_waiver(acme, people)
     prompt = make_artifact(acme, "prompt", "support-reply", owner=people["author"])
@@ -211,8 +214,9 @@ def test_two_sweeps_at_a_controlled_clock_expire_and_remove_once(
     )
 
 
+@pytest.mark.usefixtures("broker")
 def test_a_sweep_queued_twice_while_beat_runs_does_not_double_the_expiry_alert(
-    broker: str, tmp_path: Path, acme: Any, people: dict[str, Any]
+    tmp_path: Path, acme: Any, people: dict[str, Any]
 ) -> None:
     """Beat at the real time and sweeps pinned ahead share the worker; each key is sent once."""
     waiver = expiring_waiver(acme, people)

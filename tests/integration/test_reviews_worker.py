@@ -43,8 +43,9 @@ def _finished(change: Any) -> bool:
     return all(r is not None and r.status not in ("pending", "running") for r in runs)
 
 
+@pytest.mark.usefixtures("broker")
 def test_worker_runs_the_required_checks_of_a_ruleset_change(
-    broker: str, tmp_path: Any, acme: Any, people: dict[str, Any]
+    tmp_path: Any, acme: Any, people: dict[str, Any]
 ) -> None:
     registry.install_builtin_classes()
     rules = make_artifact(acme, "routing-ruleset", "support-routing")
@@ -82,7 +83,8 @@ def test_worker_runs_the_required_checks_of_a_ruleset_change(
         CheckKind.PACK_VERIFICATION: "passed",
     }
     simulation = runs[CheckKind.RULES_SIMULATION]
-    assert simulation is not None and simulation.finished_at is not None
+    assert simulation is not None
+    assert simulation.finished_at is not None
     assert simulation.result[good.path]["summary"]["cases"] == 3
     assert simulation.result[good.path]["summary"]["mismatches"] == 0
     assert VersionState.objects.get(version=good).stage == Stage.EVALUATED

@@ -119,7 +119,8 @@ def test_a_worker_killed_between_evaluation_and_transition_leaves_a_consistent_s
         worker.join(10)
     assert worker.exitcode == -signal.SIGKILL
     rollout.refresh_from_db()
-    assert rollout.state == RolloutState.PROGRESSING and rollout.revision == 1
+    assert rollout.state == RolloutState.PROGRESSING
+    assert rollout.revision == 1
     assert rolled_back_events(rollout) == 0
     assert not IterationNote.objects.filter(rollout=rollout).exists()
     assert verify_database().ok

@@ -30,6 +30,7 @@ for i in range(count):
 """
 
 
+@pytest.mark.usefixtures("db")
 @pytest.mark.parametrize(
     "sql",
     [
@@ -39,7 +40,7 @@ for i in range(count):
         "UPDATE governance_checkpoint SET root_hash = 'x'",
     ],
 )
-def test_triggers_refuse_rewriting_history(db, sql):
+def test_triggers_refuse_rewriting_history(sql):
     from governance.kernel.events.services import checkpoint_create
 
     accounts.tenant_create(slug="acme", name="Acme", actor=None)
@@ -51,7 +52,8 @@ def test_triggers_refuse_rewriting_history(db, sql):
     assert list(Event.objects.values_list("seq", "kind", "entry_hash")) == before
 
 
-def test_parallel_processes_never_fork_the_chain_or_leave_a_gap(db):
+@pytest.mark.usefixtures("db")
+def test_parallel_processes_never_fork_the_chain_or_leave_a_gap():
     accounts.tenant_create(slug="first", name="First", actor=None)  # registers the signing key
     start = EventChainHead.objects.get().seq
     env = {

@@ -271,7 +271,8 @@ def test_switching_off_a_change_while_another_change_on_its_artifacts_is_promote
         )
         if outcomes[0].startswith("ok:"):
             switched += 1
-            assert first.status == ChangeStatus.ROLLED_BACK and actives == {None}
+            assert first.status == ChangeStatus.ROLLED_BACK
+            assert actives == {None}
             assert later.status == ChangeStatus.IN_REVIEW
             # one event per artifact switched off, each saying its old and new "Current"
             moved = [
@@ -286,7 +287,8 @@ def test_switching_off_a_change_while_another_change_on_its_artifacts_is_promote
             assert all(m["to"] is None and m["from"] is not None for m in moved)
         else:
             promoted += 1
-            assert first.status == ChangeStatus.PROMOTED and later.status == ChangeStatus.PROMOTED
+            assert first.status == ChangeStatus.PROMOTED
+            assert later.status == ChangeStatus.PROMOTED
             assert actives == set(later.items.values_list("proposed_id", flat=True))
     assert switched + promoted == TRIES
     assert Event.objects.filter(kind=EventKind.ARTIFACT_DEACTIVATED).count() == 2 * switched

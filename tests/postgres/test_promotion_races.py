@@ -121,10 +121,12 @@ def test_a_rollback_and_a_promotion_on_one_artifact_at_once(
     assert all(r.startswith("refused:Conflict") for r in refused), refused
     # every success wrote one activation; the artifact is where the last one put it
     wins = len([r for r in results if r.startswith("ok:")])
-    assert wins >= 1 and Activation.objects.count() - before == wins
+    assert wins >= 1
+    assert Activation.objects.count() - before == wins
     last = Activation.objects.filter(artifact=prompt).order_by("-created_at").first()
     prompt.refresh_from_db()
-    assert last is not None and prompt.active_version == last.version
+    assert last is not None
+    assert prompt.active_version == last.version
     kinds = [EventKind.CHANGE_REQUEST_PROMOTED, EventKind.ROLLOUT_ROLLED_BACK]
     assert Event.objects.filter(kind__in=kinds).count() == Activation.objects.count()
     assert verify_database().ok

@@ -171,7 +171,8 @@ def test_advances_overrides_and_promotions_on_one_artifact_at_once_never_deadloc
     assert not [r for r in results if r.startswith("crash")], results
     after = Rollout.objects.get(pk=rollout.pk)
     advanced = len([r for r in results if r.startswith(f"ok:{rollout.pk}")])
-    assert advanced == 4 and (after.step, after.revision) == (5, rollout.revision + 4)
+    assert advanced == 4
+    assert (after.step, after.revision) == (5, rollout.revision + 4)
     assert Override.objects.get(slot=slot, tenant=acme).version == prompt_v2
     assert verify_database().ok
 

@@ -143,6 +143,7 @@ def test_truncate_of_a_protected_table_fails_and_leaves_every_row(
     assert _row_counts() == populated
 
 
+@pytest.mark.usefixtures("acme")
 @pytest.mark.parametrize(
     ("sql", "reason"),
     [
@@ -155,7 +156,7 @@ def test_truncate_of_a_protected_table_fails_and_leaves_every_row(
     ],
 )
 def test_database_verifier_outside_a_transaction_reads_ahead_and_finds_tampering(
-    acme: Any, sql: str, reason: str, monkeypatch: pytest.MonkeyPatch
+    sql: str, reason: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Outside a transaction the verifier reads pages in a second thread; what it finds is the same."""
     import pgtrigger
@@ -169,7 +170,8 @@ def test_database_verifier_outside_a_transaction_reads_ahead_and_finds_tampering
         accounts.tenant_create(slug=f"t{i}", name=f"T{i}", actor=None)
     assert not connection.in_atomic_block
     clean = events.verify_database()
-    assert clean.ok and clean.checked == Event.objects.count()
+    assert clean.ok
+    assert clean.checked == Event.objects.count()
     target = 12
     with pgtrigger.ignore("governance.Event:event_append_only"), connection.cursor() as cursor:
         cursor.execute(sql, [target])
@@ -179,9 +181,8 @@ def test_database_verifier_outside_a_transaction_reads_ahead_and_finds_tampering
     assert reason in result.reason
 
 
-def test_registry_verify_fails_after_a_truncate_with_the_triggers_dropped(
-    populated: dict[str, int],
-) -> None:
+@pytest.mark.usefixtures("populated")
+def test_registry_verify_fails_after_a_truncate_with_the_triggers_dropped() -> None:
     """Even past the triggers, the log still names every published version: the cut shows."""
     import io
 

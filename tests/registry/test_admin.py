@@ -57,9 +57,11 @@ def test_admin_schema_edit_records_one_event_with_old_and_new(
     }
     # A bad schema is a message on the form, not a 500, and changes nothing.
     resp = client.post(url, {**form, "content_schema": '{"type": 12}'})
-    assert resp.status_code == 200 and "Not a valid JSON Schema" in resp.content.decode()
+    assert resp.status_code == 200
+    assert "Not a valid JSON Schema" in resp.content.decode()
     resp = client.post(url, {**form, "interface_pointer": "interface"})
-    assert resp.status_code == 200 and "A JSON pointer starts with" in resp.content.decode()
+    assert resp.status_code == 200
+    assert "A JSON pointer starts with" in resp.content.decode()
     # Saving unchanged writes nothing.
     assert client.post(url, form).status_code == 302
     assert len(updates()) == 1

@@ -29,13 +29,15 @@ def test_create_publish_and_read(author, token_client, acme):
         format="json",
     )
     assert made.status_code == 201, made.json()
-    assert made.json()["path"] == "prompt/acme/qualify-lead" and made.json()["owner"] == "author"
+    assert made.json()["path"] == "prompt/acme/qualify-lead"
+    assert made.json()["owner"] == "author"
     first = client.post(
         BASE + "versions/", {"content": V1, "impact": "major", "reason": "first"}, format="json"
     )
     assert first.status_code == 201, first.json()
     body = first.json()
-    assert body["version"] == "1.0.0" and body["verified"] == {
+    assert body["version"] == "1.0.0"
+    assert body["verified"] == {
         "ok": True,
         "detail": "hash, signature, columns and content verify",
     }
@@ -45,11 +47,13 @@ def test_create_publish_and_read(author, token_client, acme):
         {"content": V1, "impact": "major", "reason": "first", "version": "1.0.0"},
         format="json",
     )
-    assert again.status_code == 200 and again.json()["sha256"] == body["sha256"]
+    assert again.status_code == 200
+    assert again.json()["sha256"] == body["sha256"]
     listing = client.get(BASE + "versions/").json()
     assert [v["version"] for v in listing["results"]] == ["1.0.0"]
     detail = client.get(BASE + "versions/1.0.0/").json()
-    assert detail["content"] == V1 and detail["sha256"] == body["sha256"]
+    assert detail["content"] == V1
+    assert detail["sha256"] == body["sha256"]
     artifact = client.get(BASE).json()
     assert artifact["recommended_version"] == "1.0.0"
     resolved = client.get(
@@ -101,10 +105,12 @@ def test_bad_input_names_the_field(author, token_client, prompt):
         {"artifact_class": "nope", "tenant": "acme", "slug": "x", "title": "X"},
         format="json",
     )
-    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "class"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["field"] == "class"
 
 
-def test_file_upload_over_multipart(globex, make_user, token_client, settings, tmp_path):
+@pytest.mark.usefixtures("globex")
+def test_file_upload_over_multipart(make_user, token_client, settings, tmp_path):
     settings.REGISTRY_BLOB_DIR = tmp_path
     client = token_client(make_user("g", globex="member"))
     client.post(
@@ -118,7 +124,8 @@ def test_file_upload_over_multipart(globex, make_user, token_client, settings, t
         format="multipart",
     )
     assert resp.status_code == 201, resp.json()
-    assert resp.json()["content_name"] == "w.bin" and resp.json()["content_size"] == 7
+    assert resp.json()["content_name"] == "w.bin"
+    assert resp.json()["content_size"] == 7
 
 
 def test_other_tenants_are_invisible(prompt, make_user, token_client, globex):
@@ -150,15 +157,14 @@ def test_diff_endpoint_reports_contract_changes(prompt, author, token_client):
     publish(prompt, V1, "major")
     publish(prompt, "Qualify leads for {{ product }}.", "major")
     body = token_client(author).get(BASE + "versions/2.0.0/diff/?against=1.0.0").json()
-    assert (
-        body["contract_changes"][0]["impact"] == "major"
-        and "customer" in body["contract_changes"][0]["change"]
-    )
+    assert body["contract_changes"][0]["impact"] == "major"
+    assert "customer" in body["contract_changes"][0]["change"]
     assert any(line["kind"] == "replace" for line in body["lines"])
 
 
+@pytest.mark.usefixtures("prompt")
 def test_artifact_list_filters_and_query_count(
-    prompt, author, token_client, django_assert_max_num_queries, prompt_class, acme
+    author, token_client, django_assert_max_num_queries, prompt_class, acme
 ):
     from registry import services
 
@@ -193,7 +199,8 @@ def test_an_empty_prompt_or_a_bogus_template_ref_is_a_400_naming_the_field(
         format="json",
     )
     assert empty.status_code == 400, empty.content
-    assert "content" in json.dumps(empty.json()) and "required" in json.dumps(empty.json())
+    assert "content" in json.dumps(empty.json())
+    assert "required" in json.dumps(empty.json())
     unused = client.post(
         BASE + "versions/",
         {
@@ -204,7 +211,8 @@ def test_an_empty_prompt_or_a_bogus_template_ref_is_a_400_naming_the_field(
         },
         format="json",
     )
-    assert unused.status_code == 400 and "'customer'" in json.dumps(unused.json())
+    assert unused.status_code == 400
+    assert "'customer'" in json.dumps(unused.json())
     bogus = client.post(
         BASE + "versions/",
         {
@@ -215,7 +223,8 @@ def test_an_empty_prompt_or_a_bogus_template_ref_is_a_400_naming_the_field(
         },
         format="json",
     )
-    assert bogus.status_code == 400 and "template_refs" in json.dumps(bogus.json())
+    assert bogus.status_code == 400
+    assert "template_refs" in json.dumps(bogus.json())
     assert Version.objects.count() == 0
 
 

@@ -27,7 +27,8 @@ def run_error(*args: str) -> tuple[int, str]:
     return int(code.value.code or 0), err.getvalue()
 
 
-def test_publish_bump_show_history_verify(prompt, tmp_path):
+@pytest.mark.usefixtures("prompt")
+def test_publish_bump_show_history_verify(tmp_path):
     f = tmp_path / "p.md"
     f.write_text(V1)
     out = run(
@@ -45,14 +46,17 @@ def test_publish_bump_show_history_verify(prompt, tmp_path):
     f.write_text("Qualify leads for {{ product }}.")
     dry = run("bump-version", "prompt/acme/qualify-lead", "--file", str(f), "--impact", "major")
     assert dry.splitlines()[0] == "prompt/acme/qualify-lead/2.0.0 (detected impact: major)"
-    assert "customer" in dry and Version.objects.count() == 1
+    assert "customer" in dry
+    assert Version.objects.count() == 1
     manifest = json.loads(run("show", "prompt/acme/qualify-lead/1.0.0"))
-    assert manifest["version"] == "1.0.0" and manifest["change_reason"] == "first"
+    assert manifest["version"] == "1.0.0"
+    assert manifest["change_reason"] == "first"
     assert run("history", "prompt/acme/qualify-lead").startswith("1.0.0\tmajor\t")
     assert run("verify") == "OK: 1 versions verified\n"
     assert run("verify", "qualify-lead@1.0.0", "--tenant", "acme") == "OK: 1 versions verified\n"
 
 
+@pytest.mark.usefixtures("prompt")
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -85,7 +89,7 @@ def test_publish_bump_show_history_verify(prompt, tmp_path):
         (["show", "prompt/acme/qualify-lead/9.9.9"], "No version"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(prompt, tmp_path, args, message):
+def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     f = tmp_path / "p.md"
     f.write_text(V1)
     if args[-1] == "EMPTY":
@@ -98,7 +102,8 @@ def test_bad_input_exits_2_with_one_line(prompt, tmp_path, args, message):
     assert Version.objects.count() == 0
 
 
-def test_import_is_idempotent_refuses_changed_files_and_round_trips(acme, tmp_path):
+@pytest.mark.usefixtures("acme")
+def test_import_is_idempotent_refuses_changed_files_and_round_trips(tmp_path):
     root = tmp_path / "repo" / "prompt-templates" / "task" / "qualify-lead"
     root.mkdir(parents=True)
     (root / "1.0.0.md").write_text(
@@ -127,7 +132,9 @@ def test_import_is_idempotent_refuses_changed_files_and_round_trips(acme, tmp_pa
     )
     (root / "1.0.0.md").write_text("---\ntitle: Qualify lead\n---\nSomething else")
     code, err = run_error("import", str(tmp_path / "repo"), "--tenant", "acme")
-    assert code == 2 and "1.0.0.md" in err and "immutable" in err
+    assert code == 2
+    assert "1.0.0.md" in err
+    assert "immutable" in err
     (root / "2.0.0.md").write_text("---\nimpact: major\nreason: x\n---\nNew")
     (root / "1.0.0.md").write_text(
         "---\ntitle: Qualify lead\nreason: first\nvariables: product, customer\n---\n" + V1

@@ -52,16 +52,22 @@ def assert_well_formed(old: str, new: str, rows: list[Row]) -> None:
         if row.kind == "equal":
             assert row.left == row.right
             assert not any(segment.changed for segment in row.left)
-            assert row.left_no is not None and row.right_no is not None
+            assert row.left_no is not None
+            assert row.right_no is not None
         elif row.kind == "delete":
-            assert row.right == () and row.right_no is None and row.left_no is not None
+            assert row.right == ()
+            assert row.right_no is None
+            assert row.left_no is not None
             assert all(segment.changed for segment in row.left)
         elif row.kind == "insert":
-            assert row.left == () and row.left_no is None and row.right_no is not None
+            assert row.left == ()
+            assert row.left_no is None
+            assert row.right_no is not None
             assert all(segment.changed for segment in row.right)
         else:
             assert row.kind == "replace"
-            assert row.left_no is not None and row.right_no is not None
+            assert row.left_no is not None
+            assert row.right_no is not None
             assert left_text([row]) != right_text([row])
             assert any(segment.changed for segment in (*row.left, *row.right))
 
@@ -365,4 +371,5 @@ def test_json_diff_of_random_documents_is_empty_only_when_equal() -> None:
 
 def test_nan_against_number_is_a_change() -> None:
     [change] = json_diff({"a": float("nan")}, {"a": 1.0})
-    assert change.kind == "changed" and math.isnan(change.old)  # type: ignore[arg-type]
+    assert change.kind == "changed"
+    assert math.isnan(change.old)  # type: ignore[arg-type]

@@ -93,7 +93,8 @@ def test_the_active_version_and_other_tenants_replacements_are_refused(
     foreign = publish(make_artifact(globex, "prompt", "qualify-lead"), impact="major", text="x")
     with pytest.raises(DomainError) as exc2:
         deprecate(prompt_v1, people, replacement=foreign)
-    assert exc2.value.field == "replacement" and "No version" in exc2.value.message
+    assert exc2.value.field == "replacement"
+    assert "No version" in exc2.value.message
     with pytest.raises(Forbidden):
         deprecate(prompt_v1, people, replacement=prompt_v2, actor=people["reviewer"])
 
@@ -114,7 +115,8 @@ def test_active_dependents_block_deprecation_unless_overridden(
     activate(user)
     with pytest.raises(Conflict) as exc:
         deprecate(prompt_v1, people, replacement=prompt_v2)
-    assert user.path in exc.value.message and exc.value.field == "override_reason"
+    assert user.path in exc.value.message
+    assert exc.value.field == "override_reason"
     assert not Deprecation.objects.exists()
     deprecation = deprecate(
         prompt_v1, people, replacement=prompt_v2, override_reason="sales-bot moves next sprint"
@@ -131,7 +133,8 @@ def test_active_dependents_block_deprecation_unless_overridden(
             actor=None,
             dependencies=[prompt_v1.pinned],
         )
-    assert exc2.value.field == "dependencies" and "deprecated" in exc2.value.message
+    assert exc2.value.field == "dependencies"
+    assert "deprecated" in exc2.value.message
 
 
 def test_removal_waits_for_the_grace_period_and_happens_once(
@@ -147,7 +150,8 @@ def test_removal_waits_for_the_grace_period_and_happens_once(
     deprecation.refresh_from_db()
     assert deprecation.removed_at == later
     events = Event.objects.filter(kind=EventKind.VERSION_REMOVED)
-    assert events.count() == 1 and events.get().payload["path"] == prompt_v1.path
+    assert events.count() == 1
+    assert events.get().payload["path"] == prompt_v1.path
     # the record stays and still resolves by exact name; "latest" never picks it
     assert selectors.version_by_reference_unscoped(prompt_v1.path) == prompt_v1
     assert "was removed" in (selectors.lifecycle_refusal(prompt_v1) or "")
@@ -178,7 +182,8 @@ def test_unversioned_resolves_to_the_active_version_never_the_newest(
     assert selectors.version_by_reference_unscoped(prompt.path) == prompt_v1
     # the draft stays reachable by its exact number, and says it is not active
     draft = selectors.version_by_reference_unscoped(prompt_v2.path)
-    assert draft == prompt_v2 and not selectors.is_active(draft)
+    assert draft == prompt_v2
+    assert not selectors.is_active(draft)
     assert selectors.is_active(selectors.version_by_reference_unscoped(prompt_v1.path))
 
 
@@ -218,7 +223,8 @@ def test_retired_or_removed_versions_cannot_be_proposed_or_restored(
             title="bring it back",
             rollback_plan="none",
         )
-    assert exc.value.field == "proposed" and "retired" in exc.value.message
+    assert exc.value.field == "proposed"
+    assert "retired" in exc.value.message
     # even an earlier active version cannot be restored once retired
     from reviews.models import Activation
 
@@ -228,8 +234,9 @@ def test_retired_or_removed_versions_cannot_be_proposed_or_restored(
     assert "retired" in exc2.value.message
 
 
+@pytest.mark.usefixtures("acme", "globex")
 def test_ownership_changes_are_events_and_need_a_member(
-    acme: Any, globex: Any, people: dict[str, Any], prompt: Any, make_user: Any
+    people: dict[str, Any], prompt: Any, make_user: Any
 ) -> None:
     assert prompt.owner == people["admin"]
     with pytest.raises(Forbidden):
@@ -294,7 +301,8 @@ def test_the_cli_says_a_version_is_deprecated(
     out, err = io.StringIO(), io.StringIO()
     call_command("registry", "history", prompt_v1.artifact.path, stdout=out, stderr=err)
     rows = out.getvalue().splitlines()
-    assert rows[0].startswith("1.1.0\t") and rows[0].endswith("\t[active]")
+    assert rows[0].startswith("1.1.0\t")
+    assert rows[0].endswith("\t[active]")
     assert rows[1].endswith(
         f"\t[deprecated, replaced by {prompt_v2.path}, "
         f"removed after {deprecation.remove_after:%Y-%m-%d}]"

@@ -71,8 +71,10 @@ def test_deprecate_answers_the_version_with_its_replacement_and_dates(
     dep = body["deprecation"]
     assert dep["replacement"] == {"path": v2.path, "pinned": v2.pinned}
     assert dep["reason"] == "Politer wording replaces it."
-    assert dep["deprecated_by"] == "admin" and dep["removed_at"] is None
-    assert dep["override_reason"] is None and dep["dependents"] == []
+    assert dep["deprecated_by"] == "admin"
+    assert dep["removed_at"] is None
+    assert dep["override_reason"] is None
+    assert dep["dependents"] == []
     stored = Deprecation.objects.get(version=v1)
     assert stored.remove_after - stored.deprecated_at == timedelta(days=30)
     assert dep["remove_after"] == stored.remove_after.isoformat().replace("+00:00", "Z")
@@ -82,16 +84,19 @@ def test_deprecate_answers_the_version_with_its_replacement_and_dates(
     listing = client.get(ART + "versions/").json()["results"]
     rows = {row["version"]: row for row in listing}
     assert rows["1.0.0"]["deprecation"]["replacement"]["path"] == v2.path
-    assert rows["1.1.0"]["deprecation"] is None and rows["1.1.0"]["retirement"] is None
+    assert rows["1.1.0"]["deprecation"] is None
+    assert rows["1.1.0"]["retirement"] is None
     assert client.get(ART + "versions/1.0.0/").json()["deprecation"] == dep
     resolved = client.get("/api/v1/resolve/", {"ref": "qualify-lead@1.0.0", "tenant": "acme"})
     assert resolved.json()["deprecation"]["replacement"]["pinned"] == v2.pinned
     artifact = client.get(ART).json()
     # 1.0.0 was recommended (the first version): a deprecated version never is.
-    assert artifact["recommended_version"] is None and artifact["recommended"] is None
+    assert artifact["recommended_version"] is None
+    assert artifact["recommended"] is None
     assert artifact["active"] is None
     listed = client.get("/api/v1/artifacts/").json()["results"][0]
-    assert listed["recommended"] is None and listed["recommended_version"] is None
+    assert listed["recommended"] is None
+    assert listed["recommended_version"] is None
 
 
 @pytest.mark.parametrize(
@@ -110,6 +115,7 @@ def test_the_replacement_may_be_named_in_any_reference_form(
     assert resp.json()["deprecation"]["replacement"]["pinned"] == v2.pinned
 
 
+@pytest.mark.usefixtures("versions")
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -129,13 +135,14 @@ def test_the_replacement_may_be_named_in_any_reference_form(
     ],
 )
 def test_bad_deprecations_name_the_field_and_write_nothing(
-    client: APIClient, versions: Any, changes: Any, field: str
+    client: APIClient, changes: Any, field: str
 ) -> None:
     payload = {k: v for k, v in deprecate_body(**changes).items() if v is not None}
     before = Event.objects.count()
     resp = client.post(ART + "versions/1.0.0/deprecate/", payload, format="json")
     assert error(resp) == (400, field), resp.json()
-    assert not Deprecation.objects.exists() and Event.objects.count() == before
+    assert not Deprecation.objects.exists()
+    assert Event.objects.count() == before
 
 
 def test_a_replacement_in_another_tenant_is_refused(
@@ -198,7 +205,8 @@ def test_a_version_active_versions_depend_on_needs_an_override_reason(
     assert dep["override_reason"] == "The router moves next week."
 
 
-def test_a_removed_version_says_when_it_was_removed(client: APIClient, versions: Any) -> None:
+@pytest.mark.usefixtures("versions")
+def test_a_removed_version_says_when_it_was_removed(client: APIClient) -> None:
     client.post(ART + "versions/1.0.0/deprecate/", deprecate_body(), format="json")
     removed = services.deprecations_remove_due(now=timezone.now() + timedelta(days=31))
     assert len(removed) == 1
@@ -211,13 +219,15 @@ def test_a_removed_version_says_when_it_was_removed(client: APIClient, versions:
 # --- retirement -----------------------------------------------------------------------------
 
 
-def test_retire_moves_a_version_to_simulation_only(client: APIClient, versions: Any) -> None:
+@pytest.mark.usefixtures("versions")
+def test_retire_moves_a_version_to_simulation_only(client: APIClient) -> None:
     resp = client.post(
         ART + "versions/1.0.0/retire/", {"rationale": "Below the safety gate."}, format="json"
     )
     assert resp.status_code == 200, resp.json()
     body = resp.json()
-    assert body["stage"] == "simulation_only" and body["deprecation"] is None
+    assert body["stage"] == "simulation_only"
+    assert body["deprecation"] is None
     ret = body["retirement"]
     assert (ret["rationale"], ret["retired_by"]) == ("Below the safety gate.", "admin")
     stored = Retirement.objects.get()
@@ -232,13 +242,15 @@ def test_retire_moves_a_version_to_simulation_only(client: APIClient, versions: 
     assert error(deprecate) == (409, "version")
 
 
+@pytest.mark.usefixtures("versions")
 @pytest.mark.parametrize("payload", [{}, {"rationale": ""}, {"rationale": " \n "}])
-def test_retire_needs_a_rationale(client: APIClient, versions: Any, payload: Any) -> None:
+def test_retire_needs_a_rationale(client: APIClient, payload: Any) -> None:
     assert error(client.post(ART + "versions/1.0.0/retire/", payload, format="json")) == (
         400,
         "rationale",
     )
-    assert not Retirement.objects.exists() and events(EventKind.VERSION_RETIRED) == 0
+    assert not Retirement.objects.exists()
+    assert events(EventKind.VERSION_RETIRED) == 0
 
 
 def test_only_administrators_deprecate_or_retire(
@@ -246,10 +258,12 @@ def test_only_administrators_deprecate_or_retire(
 ) -> None:
     member = token_client(author)
     resp = member.post(ART + "versions/1.0.0/deprecate/", deprecate_body(), format="json")
-    assert resp.status_code == 403 and resp.json()["error"]["code"] == "permission_denied"
+    assert resp.status_code == 403
+    assert resp.json()["error"]["code"] == "permission_denied"
     resp = member.post(ART + "versions/1.0.0/retire/", {"rationale": "x"}, format="json")
     assert resp.status_code == 403
-    assert not Deprecation.objects.exists() and not Retirement.objects.exists()
+    assert not Deprecation.objects.exists()
+    assert not Retirement.objects.exists()
 
 
 # --- ownership ------------------------------------------------------------------------------
@@ -261,13 +275,16 @@ def test_owner_handover_is_logged(
     make_user("newbie", acme="member")
     resp = client.post(ART + "owner/", {"owner": "newbie", "reason": "Team move"}, format="json")
     assert resp.status_code == 200, resp.json()
-    assert resp.json()["owner"] == "newbie" and resp.json()["path"] == prompt.path
+    assert resp.json()["owner"] == "newbie"
+    assert resp.json()["path"] == prompt.path
     event = Event.objects.get(kind=EventKind.OWNERSHIP_CHANGED)
-    assert event.payload["from"] == "author" and event.payload["to"] == "newbie"
+    assert event.payload["from"] == "author"
+    assert event.payload["to"] == "newbie"
     same = client.post(ART + "owner/", {"owner": "newbie", "reason": "again"}, format="json")
     assert error(same) == (409, "owner")
 
 
+@pytest.mark.usefixtures("globex")
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
@@ -279,12 +296,7 @@ def test_owner_handover_is_logged(
     ],
 )
 def test_bad_owner_changes_name_the_field(
-    client: APIClient,
-    make_user: Any,
-    globex: Any,
-    prompt: Artifact,
-    payload: Any,
-    field: str,
+    client: APIClient, make_user: Any, prompt: Artifact, payload: Any, field: str
 ) -> None:
     make_user("newbie", acme="member")
     make_user("outsider", globex="member")
@@ -306,9 +318,8 @@ def test_only_the_owner_or_an_administrator_hands_over(
 # --- tenants, queries, schema ---------------------------------------------------------------
 
 
-def test_other_tenants_artifacts_are_not_found(
-    make_user: Any, globex: Any, token_client: Any, versions: Any
-) -> None:
+@pytest.mark.usefixtures("globex", "versions")
+def test_other_tenants_artifacts_are_not_found(make_user: Any, token_client: Any) -> None:
     stranger = token_client(make_user("stranger", globex=["member", "administrator"]))
     for path, payload in (
         (ART + "versions/1.0.0/deprecate/", deprecate_body()),
@@ -318,7 +329,8 @@ def test_other_tenants_artifacts_are_not_found(
         resp = stranger.post(path, payload, format="json")
         assert resp.status_code == 404, (path, resp.json())
         assert resp.json()["error"]["code"] == "not_found"
-    assert not Deprecation.objects.exists() and not Retirement.objects.exists()
+    assert not Deprecation.objects.exists()
+    assert not Retirement.objects.exists()
 
 
 def test_lists_cost_the_same_queries_for_more_deprecated_rows(
@@ -348,7 +360,8 @@ def test_lists_cost_the_same_queries_for_more_deprecated_rows(
     publish(prompt, V2 + " again")
     with CaptureQueriesContext(connection) as many:
         rows = client.get(ART + "versions/").json()["results"]
-    assert len(rows) == 4 and rows[1]["retirement"]["rationale"] == "superseded"
+    assert len(rows) == 4
+    assert rows[1]["retirement"]["rationale"] == "superseded"
     assert len(many.captured_queries) == len(few.captured_queries)
     with CaptureQueriesContext(connection) as many_artifacts:
         assert len(client.get("/api/v1/artifacts/").json()["results"]) == 2

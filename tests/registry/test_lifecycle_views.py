@@ -80,14 +80,16 @@ def test_a_deprecated_version_says_so_with_its_replacement_and_removal_date(
         in banner
     )
     assert deprecation.remove_after.strftime("%Y-%m-%d") in banner
-    assert "Politer wording." in banner and "admin" in banner
+    assert "Politer wording." in banner
+    assert "admin" in banner
     assert "No usage reported yet" in banner
     # A deprecated version is no longer offered for promotion.
     assert "Propose for promotion" not in html
 
     history = page(signed_in(author), BASE).split('id="history-heading"')[1]
     row = history.split(f'href="{v1.get_absolute_url()}"')[1].split("</tr>")[0]
-    assert "lifecycle-deprecated" in row and f">{v2.version}</a>" in row
+    assert "lifecycle-deprecated" in row
+    assert f">{v2.version}</a>" in row
     assert (
         "lifecycle-deprecated"
         not in history.split(f'href="{v2.get_absolute_url()}"')[1].split("</tr>")[0]
@@ -103,7 +105,9 @@ def test_usage_is_shown_beside_the_deprecation(
     VersionUsage.objects.create(version=v1, consumer="tenant:acme-eu", requests=7)
     html = page(signed_in(author), v1.get_absolute_url())
     usage = html.split('id="usage"')[1].split("</table>")[0]
-    assert "billing-service" in usage and "1234" in usage and "tenant:acme-eu" in usage
+    assert "billing-service" in usage
+    assert "1234" in usage
+    assert "tenant:acme-eu" in usage
     assert "No usage reported yet" not in html
 
 
@@ -129,7 +133,8 @@ def test_a_retired_version_says_it_is_simulation_only_and_how_long_evidence_stay
     retirement = services.version_retire(version=v1, rationale="Below its gates.", actor=admin)
     html = page(signed_in(author), v1.get_absolute_url())
     banner = html.split('id="retirement"')[1].split("</section>")[0]
-    assert "Retired (simulation-only)" in banner and "Below its gates." in banner
+    assert "Retired (simulation-only)" in banner
+    assert "Below its gates." in banner
     assert f'kept until <time datetime="{retirement.retain_until.isoformat()}">' in banner
     assert "lifecycle-retired" in page(signed_in(author), BASE)
 
@@ -165,16 +170,19 @@ def test_only_administrators_see_the_lifecycle_forms(
 ) -> None:
     v1, _ = versions
     html = page(signed_in(admin), v1.get_absolute_url())
-    assert 'id="deprecate"' in html and 'id="retire"' in html
+    assert 'id="deprecate"' in html
+    assert 'id="retire"' in html
     # The replacement is chosen among the artifact's other versions.
     select = html.split('name="replacement"')[1].split("</select>")[0]
-    assert ">1.1.0<" in select and ">1.0.0<" not in select
+    assert ">1.1.0<" in select
+    assert ">1.0.0<" not in select
     # No override field until the service refused for dependents.
     assert 'name="override_reason"' not in html
 
     member = signed_in(make_user("bob", acme="member"))
     html = page(member, v1.get_absolute_url())
-    assert 'id="deprecate"' not in html and 'id="retire"' not in html
+    assert 'id="deprecate"' not in html
+    assert 'id="retire"' not in html
     assert 'id="lifecycle"' not in html
     assert 'id="change-owner"' not in page(member, BASE)
     assert 'id="change-owner"' in page(signed_in(admin), BASE)
@@ -189,7 +197,8 @@ def test_the_active_version_offers_no_deprecation(
     Artifact.objects.filter(pk=prompt.pk).update(active_version=v1)
     client = signed_in(admin)
     html = page(client, v1.get_absolute_url())
-    assert 'id="deprecate"' not in html and "This is the active version" in html
+    assert 'id="deprecate"' not in html
+    assert "This is the active version" in html
     # Posting anyway: the service refuses, the page says why, nothing is written.
     response = client.post(
         f"{BASE}v/1.0.0/deprecate/",
@@ -200,8 +209,9 @@ def test_the_active_version_offers_no_deprecation(
     assert not Deprecation.objects.exists()
 
 
+@pytest.mark.usefixtures("author")
 def test_members_cannot_post_lifecycle_actions(
-    author: Any, versions: tuple[Version, Version], make_user: Any, globex: Any
+    versions: tuple[Version, Version], make_user: Any, globex: Any
 ) -> None:
     _, v2 = versions
     client = signed_in(make_user("bob", acme="member"))
@@ -212,7 +222,8 @@ def test_members_cannot_post_lifecycle_actions(
     assert response.status_code == 403
     stranger = signed_in(make_user("stranger", globex=["member", "administrator"]))
     assert stranger.post(f"{BASE}v/1.0.0/deprecate/", data).status_code == 404
-    assert not Deprecation.objects.exists() and not Retirement.objects.exists()
+    assert not Deprecation.objects.exists()
+    assert not Retirement.objects.exists()
     assert client.get(f"{BASE}v/1.0.0/deprecate/").status_code == 405
 
 
@@ -226,13 +237,16 @@ def test_deprecate_from_the_version_page(admin: Any, versions: tuple[Version, Ve
         f"{BASE}v/1.0.0/deprecate/",
         {"replacement": v2.version, "reason": "Politer wording.", "remove_after": 14},
     )
-    assert response.status_code == 302 and response["Location"] == v1.get_absolute_url()
+    assert response.status_code == 302
+    assert response["Location"] == v1.get_absolute_url()
     deprecation = Deprecation.objects.get(pk=v1.pk)
-    assert deprecation.replacement == v2 and deprecation.deprecated_by == admin
+    assert deprecation.replacement == v2
+    assert deprecation.deprecated_by == admin
     assert (deprecation.remove_after - deprecation.deprecated_at).days == 14
     assert Event.objects.filter(kind=EventKind.VERSION_DEPRECATED).count() == 1
     html = page(client, v1.get_absolute_url())
-    assert "Deprecated" in html and 'id="deprecate"' not in html
+    assert "Deprecated" in html
+    assert 'id="deprecate"' not in html
     assert f"Deprecated {v1.path}: replaced by {v2.path}" in html  # the message
 
 
@@ -314,9 +328,11 @@ def test_a_refusal_for_dependents_offers_the_override(
     assert response.status_code == 409
     html = response.content.decode()
     errors = field_errors(html, "override_reason")
-    assert errors and dependent.path in errors[0]
+    assert errors
+    assert dependent.path in errors[0]
     # What was typed is kept.
-    assert 'value="30"' in html and "Politer.</textarea>" in html
+    assert 'value="30"' in html
+    assert "Politer.</textarea>" in html
     assert not Deprecation.objects.exists()
 
     response = client.post(
@@ -327,7 +343,8 @@ def test_a_refusal_for_dependents_offers_the_override(
     assert deprecation.override_reason == "The dependent moves next week."
     assert deprecation.dependents == [dependent.path]
     banner = page(client, v1.get_absolute_url()).split('id="deprecation"')[1]
-    assert "The dependent moves next week." in banner and dependent.path in banner
+    assert "The dependent moves next week." in banner
+    assert dependent.path in banner
 
 
 def test_deprecate_with_a_replacement_reference(
@@ -362,13 +379,16 @@ def test_retire_from_the_version_page(admin: Any, versions: tuple[Version, Versi
     response = client.post(f"{BASE}v/1.0.0/retire/", {"rationale": "Fell below its gates."})
     assert response.status_code == 302
     retirement = Retirement.objects.get(pk=v1.pk)
-    assert retirement.rationale == "Fell below its gates." and retirement.retired_by == admin
+    assert retirement.rationale == "Fell below its gates."
+    assert retirement.retired_by == admin
     html = page(client, v1.get_absolute_url())
-    assert 'id="retire"' not in html and 'id="deprecate"' not in html
+    assert 'id="retire"' not in html
+    assert 'id="deprecate"' not in html
     assert "Retired (simulation-only)" in html
 
     response = client.post(f"{BASE}v/1.0.0/retire/", {"rationale": "again"})
-    assert response.status_code == 409 and "already retired" in response.content.decode()
+    assert response.status_code == 409
+    assert "already retired" in response.content.decode()
     assert Retirement.objects.count() == 1
 
 
@@ -383,12 +403,15 @@ def test_change_owner_from_the_artifact_page(
     client = signed_in(admin)
     html = page(client, BASE)
     select = html.split('name="owner"')[1].split("</select>")[0]
-    assert ">carol<" in select and "outsider" not in select
+    assert ">carol<" in select
+    assert "outsider" not in select
 
     response = client.post(f"{BASE}owner/", {"owner": carol.username, "reason": ""})
-    assert response.status_code == 400 and field_errors(response.content.decode(), "reason")
+    assert response.status_code == 400
+    assert field_errors(response.content.decode(), "reason")
     response = client.post(f"{BASE}owner/", {"owner": outsider.username, "reason": "x"})
-    assert response.status_code == 400 and field_errors(response.content.decode(), "owner")
+    assert response.status_code == 400
+    assert field_errors(response.content.decode(), "owner")
     prompt.refresh_from_db()
     assert prompt.owner == author
 
@@ -399,11 +422,9 @@ def test_change_owner_from_the_artifact_page(
     prompt.refresh_from_db()
     assert prompt.owner == carol
     event = Event.objects.get(kind=EventKind.OWNERSHIP_CHANGED)
-    assert (
-        event.payload["from"] == "author"
-        and event.payload["to"] == "carol"
-        and event.payload["reason"] == "Carol runs it now."
-    )
+    assert event.payload["from"] == "author"
+    assert event.payload["to"] == "carol"
+    assert event.payload["reason"] == "Carol runs it now."
     assert '<dd id="owner">carol</dd>' in page(client, BASE)
 
     response = client.post(f"{BASE}owner/", {"owner": carol.username, "reason": "again"})
@@ -434,4 +455,5 @@ def test_bad_input_never_errors(admin: Any, versions: tuple[Version, Version]) -
     ]:
         response = client.post(path, data)
         assert response.status_code in (400, 404, 409), (path, response.status_code)
-    assert not Deprecation.objects.exists() and not Retirement.objects.exists()
+    assert not Deprecation.objects.exists()
+    assert not Retirement.objects.exists()

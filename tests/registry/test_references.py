@@ -347,7 +347,9 @@ def test_pinned_and_version_properties() -> None:
     assert not prefix.is_fully_pinned
     assert not unpinned.is_fully_pinned
     assert not artifact.is_fully_pinned
-    assert full.names_version and prefix.names_version and unpinned.names_version
+    assert full.names_version
+    assert prefix.names_version
+    assert unpinned.names_version
     assert not artifact.names_version
     assert full.pinned() == f"qualify-lead:1.1.0#{HASH}"
     assert prefix.pinned() == f"qualify-lead:1.1.0#{SHORT}"

@@ -123,17 +123,20 @@ def test_resolve_and_version_detail_query_counts(
     with django_assert_num_queries(2):
         body = resolve(client, ref="qualify-lead@1.0.0", tenant="acme").json()
     assert body["deprecation"]["replacement"]["path"] == prompt_v2.path
-    assert body["stage"] == "deprecated" and body["retirement"] is None
+    assert body["stage"] == "deprecated"
+    assert body["retirement"] is None
     with django_assert_num_queries(2):
         assert resolve(client, ref="prompt/acme/qualify-lead").json()["version"] == "1.1.0"
     # the detail adds the signing keys (signature check), dependencies and dependents
     with django_assert_num_queries(5):
         detail = client.get("/api/v1/artifacts/prompt/acme/qualify-lead/versions/1.0.0/").json()
-    assert detail["stage"] == "deprecated" and detail["verified"]["ok"] is True
+    assert detail["stage"] == "deprecated"
+    assert detail["verified"]["ok"] is True
 
 
+@pytest.mark.usefixtures("people")
 def test_unversioned_resolution_does_not_read_the_history(
-    people: dict[str, Any], prompt: Artifact, django_assert_num_queries: Any
+    prompt: Artifact, django_assert_num_queries: Any
 ) -> None:
     first = publish(prompt, impact="major", text="Qualify {{ customer }}.")
     for i in range(20):
@@ -141,7 +144,8 @@ def test_unversioned_resolution_does_not_read_the_history(
     make_active(first)
     with django_assert_num_queries(1):
         found = selectors.version_by_reference_unscoped("prompt/acme/qualify-lead")
-    assert found == first and selectors.stage_of(found) == Stage.ACTIVE
+    assert found == first
+    assert selectors.stage_of(found) == Stage.ACTIVE
 
 
 # --- the recommended version is never deprecated, removed or retired --------------------------
@@ -171,7 +175,8 @@ def test_deprecating_the_recommended_version_moves_the_recommendation_to_the_act
     }
     with pytest.raises(Conflict) as refused:
         registry.artifact_recommend(artifact=prompt, version=prompt_v1, actor=people["admin"])
-    assert refused.value.field == "version" and "is deprecated" in refused.value.message
+    assert refused.value.field == "version"
+    assert "is deprecated" in refused.value.message
 
 
 def test_retiring_the_recommended_version_with_nothing_active_leaves_no_recommendation(
@@ -203,7 +208,8 @@ def test_a_stale_stored_recommendation_is_never_shown(
     Artifact.objects.filter(pk=prompt.pk).update(recommended_version=prompt_v1)
     api = token_client(people["author"])
     body = api.get("/api/v1/artifacts/prompt/acme/qualify-lead/").json()
-    assert body["recommended_version"] is None and body["recommended"] is None
+    assert body["recommended_version"] is None
+    assert body["recommended"] is None
     assert body["active_version"] == "1.1.0"
     client.force_login(people["author"])
     page = client.get(prompt.get_absolute_url()).content.decode()
@@ -215,7 +221,8 @@ def test_the_registry_list_shows_the_active_version(
 ) -> None:
     client.force_login(people["author"])
     page = client.get("/registry/").content.decode()
-    assert "Active version" in page and "none active" in page
+    assert "Active version" in page
+    assert "none active" in page
     make_active(prompt_v1)
     page = client.get("/registry/").content.decode()
     assert f'<a href="{prompt_v1.get_absolute_url()}">1.0.0</a>' in page

@@ -29,11 +29,14 @@ def test_first_publish_hashes_signs_and_records(prompt, author):
         reason="first",
         actor=author,
     )
-    assert created and v.version == "1.0.0" and v.ordinal == 1
+    assert created
+    assert v.version == "1.0.0"
+    assert v.ordinal == 1
     manifest = json.loads(bytes(v.manifest))
     assert bytes(v.manifest) == rfc8785.dumps(manifest)
     assert v.manifest_sha256 == hashlib.sha256(bytes(v.manifest)).hexdigest()
-    assert manifest["artifact"] == "prompt/acme/qualify-lead" and manifest["version"] == "1.0.0"
+    assert manifest["artifact"] == "prompt/acme/qualify-lead"
+    assert manifest["version"] == "1.0.0"
     assert manifest["content"]["sha256"] == hashlib.sha256(V1.encode()).hexdigest()
     assert manifest["input_variables"] == [
         {"name": "product", "required": True},
@@ -47,12 +50,11 @@ def test_first_publish_hashes_signs_and_records(prompt, author):
     )
     assert kinds == [EventKind.ARTIFACT_VERSION_PUBLISHED, EventKind.PROMPT_PUBLISHED]
     published = Event.objects.get(kind=EventKind.ARTIFACT_VERSION_PUBLISHED, subject_id=str(v.pk))
-    assert published.payload["sha256"] == v.manifest_sha256 and published.actor == author
+    assert published.payload["sha256"] == v.manifest_sha256
+    assert published.actor == author
     prompt_event = Event.objects.get(kind=EventKind.PROMPT_PUBLISHED)
-    assert (
-        prompt_event.payload["prompt"] == "qualify-lead@1.0.0"
-        and prompt_event.payload["owner"] == "author"
-    )
+    assert prompt_event.payload["prompt"] == "qualify-lead@1.0.0"
+    assert prompt_event.payload["owner"] == "author"
 
 
 def test_versions_are_immutable(prompt):
@@ -77,10 +79,12 @@ def test_republishing_identical_is_idempotent_and_different_is_409(prompt):
         actor=None,
     )
     assert (again.pk, created) == (v.pk, False)
-    assert Event.objects.count() == events and Version.objects.count() == 1
+    assert Event.objects.count() == events
+    assert Version.objects.count() == 1
     with pytest.raises(Conflict) as err:
         publish(prompt, V1 + " Changed.", "major", version="1.0.0", reason="first")
-    assert err.value.status_code == 409 and "never change" in err.value.message
+    assert err.value.status_code == 409
+    assert "never change" in err.value.message
 
 
 def test_next_version_follows_declared_impact(prompt):
@@ -112,7 +116,8 @@ def test_removing_a_variable_requires_a_major_change(prompt):
     with pytest.raises(DomainError) as err:
         publish(prompt, "Qualify leads for {{ product }}.", "minor")
     assert err.value.field == "impact"
-    assert "customer" in err.value.message and "major" in err.value.message
+    assert "customer" in err.value.message
+    assert "major" in err.value.message
     assert Version.objects.count() == 1  # nothing half-written
     v = publish(prompt, "Qualify leads for {{ product }}.", "major")
     assert v.version == "2.0.0"
@@ -174,7 +179,8 @@ def test_json_interface_changes(acme, author):
             reason="x",
             actor=None,
         )
-    assert "intent" in err.value.message and err.value.field == "impact"
+    assert "intent" in err.value.message
+    assert err.value.field == "impact"
 
 
 def test_json_content_is_validated_against_the_class_schema(acme, author, make_user):
@@ -207,7 +213,8 @@ def test_json_content_is_validated_against_the_class_schema(acme, author, make_u
             reason="x",
             actor=None,
         )
-    assert err.value.field == "content" and "enabled" in err.value.message
+    assert err.value.field == "content"
+    assert "enabled" in err.value.message
     with pytest.raises(DomainError) as err:
         services.version_publish(
             artifact=art,
@@ -246,9 +253,8 @@ def test_files_go_to_the_content_addressed_store_with_a_size_limit(
         actor=None,
     )
     digest = hashlib.sha256(b"weights").hexdigest()
-    assert (
-        v.content_sha256 == digest and (tmp_path / digest[:2] / digest).read_bytes() == b"weights"
-    )
+    assert v.content_sha256 == digest
+    assert (tmp_path / digest[:2] / digest).read_bytes() == b"weights"
     assert check_version(v).ok
     with pytest.raises(DomainError) as err:
         services.version_publish(
@@ -258,7 +264,8 @@ def test_files_go_to_the_content_addressed_store_with_a_size_limit(
             reason="x",
             actor=None,
         )
-    assert err.value.field == "file" and "limit is 10" in err.value.message
+    assert err.value.field == "file"
+    assert "limit is 10" in err.value.message
     (tmp_path / digest[:2] / digest).write_bytes(b"tampered")
     assert not check_version(v).ok
 
@@ -350,7 +357,9 @@ def test_pack_verification_walks_dependencies(acme, author, prompt_class):
             ["Be mean.", t1.pk.hex if connection.vendor == "sqlite" else str(t1.pk)],
         )
     _checked, failure = verify_versions([Version.objects.get(pk=v.pk)])
-    assert failure is not None and failure.version.pk == t1.pk and "content" in failure.reason
+    assert failure is not None
+    assert failure.version.pk == t1.pk
+    assert "content" in failure.reason
 
 
 def test_publish_is_atomic(prompt):
@@ -369,7 +378,8 @@ def test_publish_is_atomic(prompt):
 def test_an_empty_prompt_is_refused(prompt, text):
     with pytest.raises(DomainError) as err:
         publish(prompt, text, "major")
-    assert err.value.field == "content" and "required" in err.value.message
+    assert err.value.field == "content"
+    assert "required" in err.value.message
     with pytest.raises(DomainError):
         services.version_plan(artifact=prompt, content=services.Content(text=text), impact="major")
     assert not Version.objects.filter(artifact=prompt).exists()
@@ -537,7 +547,8 @@ def test_a_pin_on_another_tenants_version_reads_exactly_as_a_missing_one(
         answers[(slug, sha)] = err.value.message.replace(f"/{slug}", "/SLUG").replace(sha, "SHA")
     assert len(set(answers.values())) == 1, answers
     message = next(iter(answers.values()))
-    assert "No version" in message and their_v1.manifest_sha256[:12] not in message
+    assert "No version" in message
+    assert their_v1.manifest_sha256[:12] not in message
     assert not Version.objects.filter(artifact=target).exists()
 
 

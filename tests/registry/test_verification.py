@@ -121,7 +121,8 @@ def test_a_rewritten_dependency_row_fails_verification(versions):
         [t2.pinned, db_id(t2.pk), db_id(v1.pk)],
     )
     _checked, failure = verify_versions([Version.objects.get(pk=v1.pk)])
-    assert failure is not None and failure.version.pk == v1.pk
+    assert failure is not None
+    assert failure.version.pk == v1.pk
     assert failure.reason == "dependency list differs from the signed manifest (column rewritten)"
 
 
@@ -154,13 +155,16 @@ def test_a_deleted_published_version_fails_registry_verify(versions):
     assert log_problem() is not None
 
 
-def test_a_version_row_the_log_never_recorded_fails_verification(versions, prompt, monkeypatch):
+@pytest.mark.usefixtures("versions")
+def test_a_version_row_the_log_never_recorded_fails_verification(prompt, monkeypatch):
     monkeypatch.setattr(publishing, "events_record", lambda specs: [])
     ghost = publish(prompt, TEXT + " Politely.", "patch", metadata=PINS)
     monkeypatch.undo()
     assert check_version(ghost).ok  # signed and consistent on its own...
     _checked, failure = verify_versions([ghost])
-    assert failure is not None and failure.version.pk == ghost.pk
+    assert failure is not None
+    assert failure.version.pk == ghost.pk
     assert failure.reason == "no version_published event in the log names this version and hash"
     code, _, err = run_verify()  # ...but the log never saw it
-    assert code == 1 and err.startswith(f"FAILED: {ghost.pinned}: no version_published event")
+    assert code == 1
+    assert err.startswith(f"FAILED: {ghost.pinned}: no version_published event")

@@ -46,7 +46,8 @@ def test_version_page_shows_content_manifest_and_signature(client, author, promp
     client.force_login(author)
     html = client.get(v.get_absolute_url()).content.decode()
     assert re.search(r'id="signature-status">verified<', html)
-    assert v.manifest_sha256 in html and 'class="highlight"' in html
+    assert v.manifest_sha256 in html
+    assert 'class="highlight"' in html
 
 
 def test_diff_page_calls_out_contract_changes(client, author, prompt):
@@ -57,8 +58,10 @@ def test_diff_page_calls_out_contract_changes(client, author, prompt):
         "/registry/prompt/acme/qualify-lead/v/2.0.0/diff/?against=1.0.0"
     ).content.decode()
     changes = html.split('id="contract-changes"')[1].split("</ul>")[0]
-    assert "customer" in changes and "major" in changes
-    assert "<del>" in html and "<ins>" in html
+    assert "customer" in changes
+    assert "major" in changes
+    assert "<del>" in html
+    assert "<ins>" in html
 
 
 def test_publish_from_the_browser(client, author, prompt):
@@ -70,13 +73,15 @@ def test_publish_from_the_browser(client, author, prompt):
         "/registry/prompt/acme/qualify-lead/publish/",
         {"content": V1 + " Be brief.", "impact": "patch", "reason": "shorter", "variables": ""},
     )
-    assert resp.status_code == 302 and resp["Location"].endswith("/v/1.0.1/")
+    assert resp.status_code == 302
+    assert resp["Location"].endswith("/v/1.0.1/")
     bad = client.post(
         "/registry/prompt/acme/qualify-lead/publish/",
         {"content": "Only {{ product }}", "impact": "minor", "reason": "drop customer"},
     )
     assert bad.status_code == 400
-    assert "customer" in bad.content.decode() and "major" in bad.content.decode()
+    assert "customer" in bad.content.decode()
+    assert "major" in bad.content.decode()
     assert Version.objects.count() == 2
 
 
@@ -92,7 +97,8 @@ def test_new_artifact_form(client, author, acme):
             "license": "MIT",
         },
     )
-    assert resp.status_code == 302 and resp["Location"] == "/registry/prompt/acme/greet/publish/"
+    assert resp.status_code == 302
+    assert resp["Location"] == "/registry/prompt/acme/greet/publish/"
     dup = client.post(
         "/registry/new/",
         {
@@ -103,7 +109,8 @@ def test_new_artifact_form(client, author, acme):
             "license": "MIT",
         },
     )
-    assert dup.status_code == 409 and "already exists" in dup.content.decode()
+    assert dup.status_code == 409
+    assert "already exists" in dup.content.decode()
 
 
 def test_other_tenant_pages_are_404(client, prompt, make_user, globex):

@@ -99,7 +99,8 @@ def test_create_answers_the_detail_with_items_and_hashes(
     )
     change = ChangeRequest.objects.get()
     assert re.fullmatch(r"CR-\d{4}-\d{4}", body["reference"])
-    assert body["reference"] == change.reference and body["id"] == str(change.pk)
+    assert body["reference"] == change.reference
+    assert body["id"] == str(change.pk)
     assert body["url"] == f"/api/v1/change-requests/{change.reference}/"
     assert (body["tenant"], body["status"], body["revision"], body["author"]) == (
         "acme",
@@ -122,7 +123,8 @@ def test_create_answers_the_detail_with_items_and_hashes(
         }
     ]
     assert body["binding_sha256"] == change.binding_sha256 == selectors.binding_hash(change)
-    assert body["policy"] is None and body["requirements"] == []
+    assert body["policy"] is None
+    assert body["requirements"] == []
     assert [e["kind"] for e in body["timeline"]] == [EventKind.CHANGE_REQUEST_OPENED]
     assert body["timeline"][0]["actor"] == "author"
     # the other reference forms the registry accepts
@@ -177,7 +179,8 @@ def test_a_body_that_is_not_an_object_is_a_400(people: dict[str, Any], token_cli
     client = token_client(people["author"])
     assert client.post(BASE, ["x"], format="json").status_code == 400
     resp = client.post(BASE, "{not json", content_type="application/json")
-    assert resp.status_code == 400 and resp.json()["error"]["code"] == "parse_error"
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "parse_error"
 
 
 # --- listing ----------------------------------------------------------------------------------
@@ -297,7 +300,8 @@ def test_detail_shows_slots_checks_reports_and_blockers(
 ) -> None:
     change = in_review(open_change, people, prompt_v1)
     body = token_client(people["reviewer"]).get(url(change)).json()
-    assert body["status"] == "in_review" and body["policy"] == "built-in"
+    assert body["status"] == "in_review"
+    assert body["policy"] == "built-in"
     assert body["rollback_plan"] == "Roll back to the previous version."
     assert [(s["requirement"], s["filled_by"]) for s in body["requirements"]] == [
         ("reviewer", None),
@@ -306,9 +310,11 @@ def test_detail_shows_slots_checks_reports_and_blockers(
     checks = {c["kind"]: c for c in body["checks"]}
     assert set(checks) == {"model_pins", "offline_evaluation", "policy", "pack_verification"}
     assert all(c["status"] == "passed" and c["attempt"] == 1 for c in checks.values())
-    assert checks["pack_verification"]["log"] and checks["pack_verification"]["finished_at"]
+    assert checks["pack_verification"]["log"]
+    assert checks["pack_verification"]["finished_at"]
     (report,) = body["evaluation_reports"]
-    assert report["version"] == prompt_v1.pinned and report["metrics"] == METRICS
+    assert report["version"] == prompt_v1.pinned
+    assert report["metrics"] == METRICS
     assert report["sha256"] == change.evaluation_reports.get().sha256
     assert body["promotion_blockers"] == [
         "missing approval from Reviewer, Administrator",
@@ -350,7 +356,8 @@ def test_revise_submit_comment_rerun_withdraw(
     assert revised["timeline"][-1]["payload"]["reason"] == "smaller step"
 
     submitted = author.post(url(change, "submit"), format="json").json()
-    assert submitted["status"] == "in_review" and submitted["policy"] == "built-in"
+    assert submitted["status"] == "in_review"
+    assert submitted["policy"] == "built-in"
     assert {c["status"] for c in submitted["checks"]} == {"pending"}
     assert error(author.post(url(change, "submit")))[::2] == (409, "conflict")
 
@@ -388,7 +395,8 @@ def test_revise_submit_comment_rerun_withdraw(
         "version": "1.0.0",
         "sha256": corpus.manifest_sha256,
     }
-    assert with_corpus["status"] == "draft" and with_corpus["revision"] == 3
+    assert with_corpus["status"] == "draft"
+    assert with_corpus["revision"] == 3
     kept = author.patch(url(change), {"reason": "again"}, format="json").json()
     assert kept["golden_corpus"] == with_corpus["golden_corpus"]
     cleared = author.patch(
@@ -440,7 +448,8 @@ def test_approval_needs_the_password_and_fills_the_slot(
             "comment": "Reads well",
         },
     }
-    assert admin_slot["filled_by"] is None and body["status"] == "in_review"
+    assert admin_slot["filled_by"] is None
+    assert body["status"] == "in_review"
     assert body["timeline"][-1]["kind"] == EventKind.APPROVAL_GRANTED
     assert body["promotion_blockers"] == ["missing approval from Administrator"]
     # a second, identical sign-off changes nothing: same approval, one event
@@ -520,14 +529,16 @@ def test_a_session_post_without_a_csrf_token_is_refused(
     strict.force_login(people["reviewer"])
     assert strict.get(url(change)).status_code == 200  # reading needs no token
     resp = sign_off(strict, change)
-    assert resp.status_code == 403 and "CSRF" in resp.json()["error"]["message"]
+    assert resp.status_code == 403
+    assert "CSRF" in resp.json()["error"]["message"]
     created = strict.post(
         BASE,
         {"tenant": "acme", "title": "t", "rollback_plan": "p", "proposed": [prompt_v1.path]},
         format="json",
     )
     assert created.status_code == 403
-    assert not Approval.objects.exists() and ChangeRequest.objects.count() == 1
+    assert not Approval.objects.exists()
+    assert ChangeRequest.objects.count() == 1
 
 
 # --- evidence ---------------------------------------------------------------------------------
@@ -544,7 +555,8 @@ def test_new_evidence_voids_the_approvals(
     body = attach_evidence(token_client(people["author"]), change, prompt_v1, safety=0.99)
     assert body["report"]["metrics"] == {"safety": 0.99}
     assert body["report"]["version"] == prompt_v1.pinned
-    assert body["report"]["seed"] == "42" and body["report"]["test_run_ids"] == ["ci-123"]
+    assert body["report"]["seed"] == "42"
+    assert body["report"]["test_run_ids"] == ["ci-123"]
     assert body["report"]["sha256"] == change.evaluation_reports.latest("created_at").sha256
     assert body["status"] == "in_review"
     assert [s["filled_by"] for s in body["requirements"]] == [None, None]
@@ -631,13 +643,15 @@ def test_full_flow_to_promoted_then_rollback(
         run_checks(ChangeRequest.objects.get(pk=change["id"]))
         assert sign_off(reviewer, change["reference"]).status_code == 200
         approved = sign_off(admin, change["reference"]).json()
-        assert approved["status"] == "approved" and approved["promotion_blockers"] == []
+        assert approved["status"] == "approved"
+        assert approved["promotion_blockers"] == []
         resp = admin.post(url(change["reference"], "promote"))
         assert resp.status_code == 200, resp.json()
         return resp.json()
 
     first = promote(prompt_v1)
-    assert first["status"] == "promoted" and first["promoted_at"] is not None
+    assert first["status"] == "promoted"
+    assert first["promoted_at"] is not None
     assert first["promoted_by"] == "admin"
     prompt.refresh_from_db()
     assert prompt.active_version == prompt_v1
@@ -679,7 +693,8 @@ def test_full_flow_to_promoted_then_rollback(
         {"artifact": prompt.path, "target": "qualify-lead@1.1.0", "reason": "fixed"},
         format="json",
     )
-    assert forward.status_code == 201 and forward.json()["to"]["version"] == "1.1.0"
+    assert forward.status_code == 201
+    assert forward.json()["to"]["version"] == "1.1.0"
 
 
 @pytest.mark.parametrize(
@@ -729,7 +744,8 @@ def test_policy_read_and_update(
     reviewer, admin = token_client(people["reviewer"]), token_client(people["admin"])
     body = reviewer.get(path).json()
     assert (body["tenant"], body["number"], body["scope"]) == ("acme", "built-in", "built-in")
-    assert body["rules"] == DEFAULT_RULES and body["history"] == []
+    assert body["rules"] == DEFAULT_RULES
+    assert body["history"] == []
     rules = {
         "rules": [{"name": "strict", "when": {}, "require": ["reviewer", "security_officer"]}],
         "postmortem_days": 3,

@@ -91,7 +91,8 @@ def test_open_submit_approve_promote_rollback(
     prompt.refresh_from_db()
     assert prompt.active_version == prompt_v1
     event = Event.objects.get(kind=EventKind.ROLLOUT_ROLLED_BACK)
-    assert event.payload["change"] == second and event.via == "cli"
+    assert event.payload["change"] == second
+    assert event.via == "cli"
 
 
 def open_and_approve_second(people: dict[str, Any], monkeypatch: Any) -> str:
@@ -132,7 +133,8 @@ def open_and_approve_second(people: dict[str, Any], monkeypatch: Any) -> str:
     return reference
 
 
-def test_show_lists_slots_checks_and_blockers(people: dict[str, Any], prompt_v1: Any) -> None:
+@pytest.mark.usefixtures("people", "prompt_v1")
+def test_show_lists_slots_checks_and_blockers() -> None:
     code, out, _ = run(
         "changes",
         "open",
@@ -158,9 +160,8 @@ def test_show_lists_slots_checks_and_blockers(people: dict[str, Any], prompt_v1:
     assert "check pack_verification: pending" in out
 
 
-def test_wrong_password_refuses_the_sign_off(
-    people: dict[str, Any], prompt_v1: Any, monkeypatch: Any
-) -> None:
+@pytest.mark.usefixtures("people", "prompt_v1")
+def test_wrong_password_refuses_the_sign_off(monkeypatch: Any) -> None:
     _, out, _ = run(
         "changes",
         "open",
@@ -192,6 +193,7 @@ def test_wrong_password_refuses_the_sign_off(
     assert not Event.objects.filter(kind=EventKind.APPROVAL_GRANTED).exists()
 
 
+@pytest.mark.usefixtures("people", "prompt_v1")
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -203,17 +205,15 @@ def test_wrong_password_refuses_the_sign_off(
         ),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(
-    people: dict[str, Any], prompt_v1: Any, args: Any, message: str
-) -> None:
+def test_bad_input_is_one_line_and_exit_2(args: Any, message: str) -> None:
     code, _, err = run(*args)
     assert code == 2
-    assert err.startswith(message) and err.count("\n") <= 1
+    assert err.startswith(message)
+    assert err.count("\n") <= 1
 
 
-def test_export_writes_a_signed_record(
-    people: dict[str, Any], prompt_v1: Any, tmp_path: Any
-) -> None:
+@pytest.mark.usefixtures("people", "prompt_v1")
+def test_export_writes_a_signed_record(tmp_path: Any) -> None:
     _, out, _ = run(
         "changes",
         "open",
@@ -231,13 +231,15 @@ def test_export_writes_a_signed_record(
     reference = out.split()[0]
     target = tmp_path / "record.json"
     code, out, _ = run("changes", "export", reference, "--out", str(target))
-    assert code == 0 and out.strip() == f"Wrote {reference} to {target}"
+    assert code == 0
+    assert out.strip() == f"Wrote {reference} to {target}"
     data = json.loads(target.read_text())
     assert data["record"]["change_id"] == reference
     assert len(data["signature"]) == 128
 
 
-def test_seed_demo_has_changes_in_every_state(db: Any) -> None:
+@pytest.mark.usefixtures("db")
+def test_seed_demo_has_changes_in_every_state() -> None:
     from reviews import selectors
     from reviews.choices import CheckStatus
 
@@ -247,7 +249,8 @@ def test_seed_demo_has_changes_in_every_state(db: Any) -> None:
     assert len(changes) == 15
     statuses = sorted(c.status for c in changes.values())
     # 3 in the review story, 6 behind the rollouts (seed_demo._seed_rollouts)
-    assert statuses.count("promoted") == 9 and statuses.count("rejected") == 1
+    assert statuses.count("promoted") == 9
+    assert statuses.count("rejected") == 1
     failing = changes["Route German tickets to the DACH queue"]
     assert selectors.check_summary(failing).runs["rules_simulation"].status == CheckStatus.FAILED
     from accounts.models import User
@@ -261,4 +264,5 @@ def test_seed_demo_has_changes_in_every_state(db: Any) -> None:
     assert waiting["acme-security"] == ["Hotfix: stop quoting prices"]
     assert "Hotfix: stop quoting prices" in waiting["acme-author"]  # the accountable owner
     reply = Artifact.objects.get(slug="support-reply")
-    assert reply.active_version is not None and reply.active_version.version == "1.1.0"
+    assert reply.active_version is not None
+    assert reply.active_version.version == "1.1.0"

@@ -219,12 +219,15 @@ def test_bad_values_and_gates_fail_their_row_without_raising():
 )
 def test_bad_containers_are_problems(gates_in, proposed, current, problem):
     report = evaluate(gates_in, proposed, current)
-    assert report.ok is False and any(problem in p for p in report.problems)
+    assert report.ok is False
+    assert any(problem in p for p in report.problems)
 
 
 def test_no_gates_is_ok():
     report = evaluate([], {"safety": 0.1})
-    assert report.ok and report.rows == [] and report.text() == "Gates: OK (no gates)"
+    assert report.ok
+    assert report.rows == []
+    assert report.text() == "Gates: OK (no gates)"
 
 
 def test_report_text_and_dict():
@@ -235,7 +238,8 @@ def test_report_text_and_dict():
         "  FAIL latency_p95_ms ≤ 800: proposed 900; 900 is above the maximum 800",
     ]
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["ok"] is False and (data["passed"], data["failed"]) == (1, 1)
+    assert data["ok"] is False
+    assert (data["passed"], data["failed"]) == (1, 1)
     assert data["rows"][1] == {
         "metric": "latency_p95_ms",
         "rule": "≤ 800",

@@ -127,7 +127,9 @@ def test_findings_have_lines_columns_redacted_excerpts_and_messages():
 
 def test_clean_text_is_ok():
     report = scan("Qualify leads for {{ product }}. Be brief and polite.")
-    assert report.ok and report.findings == [] and report.problems == []
+    assert report.ok
+    assert report.findings == []
+    assert report.problems == []
     rule_count = sum(len(DEFAULT_POLICY_PACK[k]) for k in policy_scan.KINDS)
     assert report.text() == (
         f"Policy scan: OK (no prohibited content or personal data; {rule_count} rules)"
@@ -190,7 +192,8 @@ def test_validate_pack_names_what_is_wrong(pack, fragment):
 
 def test_scan_with_a_bad_pack_or_input_reports_instead_of_raising():
     report = scan("text", {"prohibited": [{"id": "bad", "pattern": "("}]})
-    assert report.ok is False and report.findings == []
+    assert report.ok is False
+    assert report.findings == []
     assert report.problems[0].startswith("prohibited 'bad': pattern is not a valid")
     assert report.text().splitlines()[0] == "Policy scan: FAILED (the scan could not run)"
     assert scan(None).problems == ["Only text can be scanned, not NoneType."]

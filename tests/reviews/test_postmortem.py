@@ -28,7 +28,8 @@ def emergency(open_change: Any, people: dict[str, Any], prompt_v1: Any) -> Any:
     services.approval_decide(change=change, actor=people["admin"], decision="approve")  # owner
     services.approval_decide(change=change, actor=people["security"], decision="approve")
     promoted = services.change_promote(change=change, actor=people["admin"])
-    assert promoted.status == ChangeStatus.PROMOTED and promoted.postmortem_due_at is not None
+    assert promoted.status == ChangeStatus.PROMOTED
+    assert promoted.postmortem_due_at is not None
     return promoted
 
 
@@ -63,9 +64,11 @@ def test_recording_the_postmortem_closes_the_follow_up(
         summary="Root cause: an unpinned model alias.",
         url="https://wiki.example/pm/42",
     )
-    assert done.postmortem_done_at is not None and done.postmortem_by == people["author"]
+    assert done.postmortem_done_at is not None
+    assert done.postmortem_by == people["author"]
     event = Event.objects.get(kind=EventKind.POSTMORTEM_RECORDED)
-    assert event.payload["late"] is False and event.payload["url"] == "https://wiki.example/pm/42"
+    assert event.payload["late"] is False
+    assert event.payload["url"] == "https://wiki.example/pm/42"
     with pytest.raises(Conflict):
         services.postmortem_record(change=emergency, actor=people["author"], summary="again")
     assert services.postmortem_reminders_send(now=timezone.now() + 60 * DAY) == 0
@@ -85,4 +88,5 @@ def test_emergency_changes_are_labelled_in_notifications(emergency: Any) -> None
             "title", flat=True
         )
     )
-    assert titles and all(t.startswith(f"[Emergency] {emergency.reference}") for t in titles)
+    assert titles
+    assert all(t.startswith(f"[Emergency] {emergency.reference}") for t in titles)

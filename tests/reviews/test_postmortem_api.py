@@ -46,7 +46,8 @@ def test_detail_shows_the_emergency_and_its_follow_up(
 ) -> None:
     client = token_client(people["author"])
     body = client.get(url(emergency)).json()
-    assert body["emergency"] is True and body["flags"]["emergency"] is True
+    assert body["emergency"] is True
+    assert body["flags"]["emergency"] is True
     assert body["postmortem_due_at"] is not None
     assert (body["postmortem_done_at"], body["postmortem_overdue"]) == (None, False)
     assert (body["postmortem_by"], body["postmortem_summary"], body["postmortem_url"]) == (
@@ -70,7 +71,8 @@ def test_recording_the_postmortem_closes_the_follow_up(
     )
     assert resp.status_code == 200, resp.json()
     body = resp.json()
-    assert body["postmortem_done_at"] is not None and body["postmortem_overdue"] is False
+    assert body["postmortem_done_at"] is not None
+    assert body["postmortem_overdue"] is False
     assert (body["postmortem_by"], body["postmortem_summary"], body["postmortem_url"]) == (
         "author",
         "Bad deploy; added a canary.",
@@ -109,7 +111,8 @@ def test_only_promoted_emergencies_have_a_postmortem(
     resp = token_client(people["author"]).post(url(change, "postmortem"), {"summary": "x"})
     assert error(resp) == (409, "status")
     body = token_client(people["author"]).get(url(change)).json()
-    assert body["emergency"] is False and body["postmortem_overdue"] is False
+    assert body["emergency"] is False
+    assert body["postmortem_overdue"] is False
 
 
 def test_bystanders_and_other_tenants_cannot_record_it(
@@ -123,7 +126,8 @@ def test_bystanders_and_other_tenants_cannot_record_it(
     assert resp.status_code == 403
     stranger: APIClient = token_client(make_user("stranger", globex=["member", "administrator"]))
     resp = stranger.post(url(emergency, "postmortem"), {"summary": "x"})
-    assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "not_found"
     assert ChangeRequest.objects.get(pk=emergency.pk).postmortem_done_at is None
 
 

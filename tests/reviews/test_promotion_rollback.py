@@ -68,7 +68,8 @@ def test_rolling_back_to_a_deprecated_version_is_refused_without_an_override(
     assert exc.value.field == "override_reason"
     assert f"{prompt_v1.path} is deprecated (replaced by {prompt_v2.version}" in exc.value.message
     # nothing happened
-    assert active(prompt) == prompt_v2 and Event.objects.count() == events
+    assert active(prompt) == prompt_v2
+    assert Event.objects.count() == events
     assert not Activation.objects.filter(kind=ActivationKind.ROLLBACK).exists()
     v1_deprecated.refresh_from_db()
     assert v1_deprecated.status == ChangeStatus.PROMOTED
@@ -88,7 +89,8 @@ def test_an_override_reason_restores_it_and_is_recorded_everywhere(
         reason="errors up",
         override_reason="v2 leaks internal notes; v1 is the only safe version",
     )
-    assert active(prompt) == prompt_v1 and stage(prompt_v1) == Stage.ACTIVE
+    assert active(prompt) == prompt_v1
+    assert stage(prompt_v1) == Stage.ACTIVE
     assert back.override_reason == "v2 leaks internal notes; v1 is the only safe version"
     event = Event.objects.get(kind=EventKind.ROLLOUT_ROLLED_BACK)
     assert event.payload["override_reason"] == back.override_reason
@@ -105,7 +107,8 @@ def test_an_override_reason_restores_it_and_is_recorded_everywhere(
     assert record["status"] == "rolled_back"
     assert record["rolled_back_by"] == str(people["admin"].pk)
     (undo,) = [a for a in record["activations"] if a["kind"] == "rollback"]
-    assert undo["override_reason"] == back.override_reason and undo["artifact"] == prompt.path
+    assert undo["override_reason"] == back.override_reason
+    assert undo["artifact"] == prompt.path
     assert verify_database().ok
 
 
@@ -130,7 +133,8 @@ def test_a_first_promotion_is_switched_off_by_deactivation(
     change = promote(open_change, people, prompt_v1)
     with pytest.raises(Conflict) as exc:
         services.rollback(artifact=prompt, actor=people["admin"], reason="bad")
-    assert "no earlier promoted version" in exc.value.message and "deactivate" in exc.value.message
+    assert "no earlier promoted version" in exc.value.message
+    assert "deactivate" in exc.value.message
     with pytest.raises(Forbidden):
         services.artifact_deactivate(artifact=prompt, actor=people["reviewer"], reason="bad")
     with pytest.raises(DomainError) as exc2:
@@ -139,18 +143,22 @@ def test_a_first_promotion_is_switched_off_by_deactivation(
 
     off = services.artifact_deactivate(artifact=prompt, actor=people["admin"], reason="leaks PII")
     assert active(prompt) is None
-    assert off.kind == ActivationKind.DEACTIVATION and off.version is None
-    assert off.previous == prompt_v1 and off.change == change
+    assert off.kind == ActivationKind.DEACTIVATION
+    assert off.version is None
+    assert off.previous == prompt_v1
+    assert off.change == change
     # nothing is left in the active stage, so resolution has nothing to serve
     assert not VersionState.objects.filter(version__artifact=prompt, stage=Stage.ACTIVE).exists()
     assert stage(prompt_v1) == Stage.APPROVED
     event = Event.objects.get(kind=EventKind.ARTIFACT_DEACTIVATED)
     assert event.payload["from"]["sha256"] == prompt_v1.manifest_sha256
-    assert event.payload["reason"] == "leaks PII" and event.actor == people["admin"]
+    assert event.payload["reason"] == "leaks PII"
+    assert event.actor == people["admin"]
     # the change it undid reads "rolled back", by whom and when, with the event in its timeline
     change.refresh_from_db()
     assert change.status == ChangeStatus.ROLLED_BACK
-    assert change.rolled_back_by == people["admin"] and change.rolled_back_at == off.created_at
+    assert change.rolled_back_by == people["admin"]
+    assert change.rolled_back_at == off.created_at
     assert kinds(change)[-1] == EventKind.ARTIFACT_DEACTIVATED
     with pytest.raises(Conflict):
         services.artifact_deactivate(artifact=prompt, actor=people["admin"], reason="again")
@@ -160,7 +168,8 @@ def test_a_first_promotion_is_switched_off_by_deactivation(
     again = services.rollback(
         artifact=prompt, actor=people["admin"], reason="fixed", target=prompt_v1
     )
-    assert again.version == prompt_v1 and active(prompt) == prompt_v1
+    assert again.version == prompt_v1
+    assert active(prompt) == prompt_v1
     assert verify_database().ok
 
 
@@ -197,11 +206,13 @@ def test_a_change_with_several_versions_rolls_back_together_in_one_event(
 ) -> None:
     promote_many(open_change, people, prompt_v1, pair["o1"])
     both = promote_many(open_change, people, prompt_v2, pair["o2"])
-    assert active(prompt) == prompt_v2 and active(pair["other"]) == pair["o2"]
+    assert active(prompt) == prompt_v2
+    assert active(pair["other"]) == pair["o2"]
     before = Event.objects.filter(kind=EventKind.ROLLOUT_ROLLED_BACK).count()
 
     services.rollback(artifact=prompt, actor=people["admin"], reason="the pair misbehaves")
-    assert active(prompt) == prompt_v1 and active(pair["other"]) == pair["o1"]
+    assert active(prompt) == prompt_v1
+    assert active(pair["other"]) == pair["o1"]
     rows = Activation.objects.filter(kind=ActivationKind.ROLLBACK, change=both)
     assert {(r.artifact_id, r.version_id) for r in rows} == {
         (prompt.pk, prompt_v1.pk),
@@ -213,7 +224,8 @@ def test_a_change_with_several_versions_rolls_back_together_in_one_event(
         prompt.path: prompt_v1.manifest_sha256,
         pair["other"].path: pair["o1"].manifest_sha256,
     }
-    assert stage(pair["o2"]) == Stage.APPROVED and stage(pair["o1"]) == Stage.ACTIVE
+    assert stage(pair["o2"]) == Stage.APPROVED
+    assert stage(pair["o1"]) == Stage.ACTIVE
     both.refresh_from_db()
     assert both.status == ChangeStatus.ROLLED_BACK
 
@@ -237,8 +249,10 @@ def test_a_refused_item_leaves_every_item_of_the_change_as_it_was(
     )
     with pytest.raises(Conflict) as exc:
         services.rollback(artifact=prompt, actor=people["admin"], reason="bad")
-    assert pair["o1"].path in exc.value.message and exc.value.field == "override_reason"
-    assert active(prompt) == prompt_v2 and active(pair["other"]) == pair["o2"]
+    assert pair["o1"].path in exc.value.message
+    assert exc.value.field == "override_reason"
+    assert active(prompt) == prompt_v2
+    assert active(pair["other"]) == pair["o2"]
     assert not Activation.objects.filter(kind=ActivationKind.ROLLBACK).exists()
     both.refresh_from_db()
     assert both.status == ChangeStatus.PROMOTED
@@ -257,7 +271,8 @@ def test_an_item_a_later_change_replaced_is_left_alone(
     o3 = publish(pair["other"], text="Follow up warmly with {{ customer }}.", metadata=PINS)
     promote(open_change, people, o3)
     services.rollback(artifact=prompt, actor=people["admin"], reason="bad")
-    assert active(prompt) == prompt_v1 and active(pair["other"]) == o3
+    assert active(prompt) == prompt_v1
+    assert active(pair["other"]) == o3
     event = Event.objects.get(kind=EventKind.ROLLOUT_ROLLED_BACK)
     assert [i["artifact"] for i in event.payload["items"]] == [prompt.path]
     assert event.payload["left"] == [
@@ -300,10 +315,12 @@ def test_two_changes_proposing_the_same_version(
     events = Event.objects.count()
     with pytest.raises(Conflict) as exc:
         services.change_promote(change=second, actor=people["admin"])
-    assert exc.value.status_code == 409 and exc.value.field == "proposed"
+    assert exc.value.status_code == 409
+    assert exc.value.field == "proposed"
     assert f"{prompt_v1.path} is already the active version" in exc.value.message
     second.refresh_from_db()
-    assert second.status == ChangeStatus.APPROVED and second.postmortem_due_at is None
+    assert second.status == ChangeStatus.APPROVED
+    assert second.postmortem_due_at is None
     assert Activation.objects.filter(change=second).count() == 0
     assert Event.objects.count() == events
 
@@ -341,7 +358,8 @@ def test_pages_refuse_a_deprecated_restore_then_record_the_override_and_show_the
 ) -> None:
     client = signed_in(people["admin"])
     html = client.get(ARTIFACT_URL).content.decode()
-    assert 'name="override_reason"' in html and 'id="deactivate"' in html
+    assert 'name="override_reason"' in html
+    assert 'id="deactivate"' in html
     assert 'id="deactivate"' not in signed_in(people["reviewer"]).get(ARTIFACT_URL).content.decode()
     rollback_url = "/reviews/rollback/prompt/acme/qualify-lead/"
     response = client.post(rollback_url, {"reason": "errors up"})
@@ -354,7 +372,8 @@ def test_pages_refuse_a_deprecated_restore_then_record_the_override_and_show_the
     assert active(prompt) == prompt_v1
     html = client.get(f"/reviews/changes/{v1_deprecated.reference}/").content.decode()
     status = html.split('id="change-status"')[1].split("</p>")[0]
-    assert "Rolled back" in status and "Promoted" not in status
+    assert "Rolled back" in status
+    assert "Promoted" not in status
     rolled = html.split('id="rolled-back"')[1].split("</dd>")[0]
     assert "by admin" in rolled
     timeline = html.split('id="timeline"')[1]
@@ -370,10 +389,12 @@ def test_the_safety_switch_from_the_artifact_page(
     assert signed_in(people["reviewer"]).post(url, {"reason": "halt"}).status_code == 403
     client = signed_in(people["admin"])
     response = client.post(url, {"reason": ""})
-    assert response.status_code == 400 and "Why switch it off" in response.content.decode()
+    assert response.status_code == 400
+    assert "Why switch it off" in response.content.decode()
     assert active(prompt) == prompt_v1
     response = client.post(url, {"reason": "leaks PII"})
-    assert response.status_code == 302 and active(prompt) is None
+    assert response.status_code == 302
+    assert active(prompt) is None
     html = client.get(ARTIFACT_URL).content.decode()
     assert 'id="deactivate"' not in html  # nothing left to switch off
     html = client.get(f"/reviews/changes/{change.reference}/").content.decode()
@@ -387,14 +408,17 @@ def test_api_rollback_override_deactivation_and_the_rolled_back_change(
     body = {"artifact": prompt.path, "reason": "errors up"}
     resp = client.post("/api/v1/rollbacks/", body, format="json")
     assert resp.status_code == 409, resp.json()
-    assert resp.json()["error"]["field"] == "override_reason" and active(prompt) != prompt_v1
+    assert resp.json()["error"]["field"] == "override_reason"
+    assert active(prompt) != prompt_v1
     resp = client.post("/api/v1/rollbacks/", {**body, "override_reason": "v2 leaks"}, format="json")
     assert resp.status_code == 201, resp.json()
-    assert resp.json()["override_reason"] == "v2 leaks" and resp.json()["kind"] == "rollback"
+    assert resp.json()["override_reason"] == "v2 leaks"
+    assert resp.json()["kind"] == "rollback"
     assert resp.json()["change"] == v1_deprecated.reference
 
     detail = client.get(f"/api/v1/change-requests/{v1_deprecated.reference}/").json()
-    assert detail["status"] == "rolled_back" and detail["rolled_back_by"] == "admin"
+    assert detail["status"] == "rolled_back"
+    assert detail["rolled_back_by"] == "admin"
     assert detail["rolled_back_at"] is not None
     assert detail["timeline"][-1]["kind"] == EventKind.ROLLOUT_ROLLED_BACK
     rows = client.get("/api/v1/change-requests/?status=rolled_back").json()["results"]
@@ -403,21 +427,25 @@ def test_api_rollback_override_deactivation_and_the_rolled_back_change(
     ]
 
     resp = client.post("/api/v1/deactivations/", {"artifact": prompt.path}, format="json")
-    assert resp.status_code == 400 and resp.json()["error"]["field"] == "reason"
+    assert resp.status_code == 400
+    assert resp.json()["error"]["field"] == "reason"
     resp = token_client(people["reviewer"]).post(
         "/api/v1/deactivations/", {"artifact": prompt.path, "reason": "halt"}, format="json"
     )
-    assert resp.status_code == 403 and active(prompt) == prompt_v1
+    assert resp.status_code == 403
+    assert active(prompt) == prompt_v1
     resp = client.post(
         "/api/v1/deactivations/", {"artifact": prompt.path, "reason": "halt"}, format="json"
     )
     assert resp.status_code == 201, resp.json()
-    assert resp.json()["kind"] == "deactivation" and resp.json()["to"] is None
+    assert resp.json()["kind"] == "deactivation"
+    assert resp.json()["to"] is None
     assert resp.json()["from"]["sha256"] == prompt_v1.manifest_sha256
     assert active(prompt) is None
     # nothing is served any more: an unversioned reference answers 404
     resp = client.get("/api/v1/resolve/", {"ref": prompt.path})
-    assert resp.status_code == 404 and "no active version" in resp.json()["error"]["message"]
+    assert resp.status_code == 404
+    assert "no active version" in resp.json()["error"]["message"]
 
 
 def test_api_promoting_an_active_version_is_a_409(
@@ -436,7 +464,8 @@ def test_api_promoting_an_active_version_is_a_409(
     assert f"{prompt_v1.path} is already the active version" in detail["promotion_blockers"]
     html = signed_in(people["admin"]).get(f"/reviews/changes/{second.reference}/").content.decode()
     current = html.split('<th scope="row">Current</th>')[1].split("</tr>")[0]
-    assert prompt_v1.path in current and "none: this is the first version" not in current
+    assert prompt_v1.path in current
+    assert "none: this is the first version" not in current
     assert "is already the active version" in html.split('id="blockers"')[1].split("</ul>")[0]
     resp = client.post(f"/api/v1/change-requests/{second.reference}/promote/", format="json")
     assert resp.status_code == 409
@@ -450,7 +479,9 @@ def test_cli_override_deactivate_and_changes_list(
     from tests.reviews.test_changes_command import run
 
     code, _, err = run("registry", "rollback", prompt.path, "--reason", "errors", "--as", "admin")
-    assert code == 2 and "override reason" in err and err.count("\n") == 1
+    assert code == 2
+    assert "override reason" in err
+    assert err.count("\n") == 1
     code, out, err = run(
         "registry", "rollback", prompt.path, "--reason", "errors", "--as", "admin",
         "--override-reason", "v2 leaks",
@@ -458,14 +489,17 @@ def test_cli_override_deactivate_and_changes_list(
     assert code == 0, err
     assert f"(rolled back {v1_deprecated.reference})" in out
     event = Event.objects.get(kind=EventKind.ROLLOUT_ROLLED_BACK)
-    assert event.payload["override_reason"] == "v2 leaks" and event.via == "cli"
+    assert event.payload["override_reason"] == "v2 leaks"
+    assert event.via == "cli"
 
     code, out, _ = run("changes", "list", "--status", "rolled_back")
     (line,) = out.strip().splitlines()
-    assert line.startswith(v1_deprecated.reference) and "\trolled_back\t" in line
+    assert line.startswith(v1_deprecated.reference)
+    assert "\trolled_back\t" in line
     assert line.split("\t")[-1].startswith("rolled back by admin at ")
     code, out, _ = run("changes", "show", v1_deprecated.reference)
-    assert "[rolled_back]" in out and "rolled back by admin at" in out
+    assert "[rolled_back]" in out
+    assert "rolled back by admin at" in out
 
     code, out, err = run("registry", "deactivate", prompt.path, "--reason", "halt", "--as", "admin")
     assert code == 0, err

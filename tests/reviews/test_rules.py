@@ -183,7 +183,8 @@ def test_contradictory_legacy_clauses_never_match():
     assert rules.route(ruleset, {"intent": "a"}) is None
     # A repeated field that narrows rather than contradicts is fine.
     narrowing = {"rules": [{"if": "intent != 'a' and intent == 'b'", "route": "x"}]}
-    assert rules.lint(narrowing).ok and rules.route(narrowing, {"intent": "b"}) == "x"
+    assert rules.lint(narrowing).ok
+    assert rules.route(narrowing, {"intent": "b"}) == "x"
 
 
 # --- lint ------------------------------------------------------------------------------
@@ -191,7 +192,9 @@ def test_contradictory_legacy_clauses_never_match():
 
 def test_clean_ruleset_lints_ok():
     report = rules.lint(RULESET)
-    assert report.ok and report.problems == [] and report.rule_count == 3
+    assert report.ok
+    assert report.problems == []
+    assert report.rule_count == 3
     assert report.text() == "Lint: OK (3 rules, no problems)"
     assert report.to_dict() == {"ok": True, "rule_count": 3, "problems": []}
 
@@ -300,7 +303,8 @@ def test_duplicate_and_conflicting_rules_name_the_earlier_rule():
         ("conflicting_rule", "other"),
     ]
     assert "rule first" in report.problems[0].message
-    assert "'x'" in report.problems[1].message and "'y'" in report.problems[1].message
+    assert "'x'" in report.problems[1].message
+    assert "'y'" in report.problems[1].message
 
 
 @pytest.mark.parametrize(
@@ -378,7 +382,8 @@ def test_problems_are_ordered_ruleset_first_then_by_rule_and_serialise():
         ("unknown_field", "#2", 1),
     ]
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["ok"] is False and data["rule_count"] == 2
+    assert data["ok"] is False
+    assert data["rule_count"] == 2
     assert [p["code"] for p in data["problems"]] == ["schema", "unreachable_rule", "unknown_field"]
     lines = report.text().splitlines()
     assert lines[0] == "Lint: FAILED (2 rules, 3 problems)"
@@ -502,8 +507,10 @@ def test_simulate_against_current_counts_fixed_broken_and_changed():
         "general",
         True,
     )
-    assert by_id["#3"].matches_expected is False and by_id["#3"].changed_vs_current is True
-    assert by_id["#4"].changed_vs_current is False and by_id["#4"].matches_expected is True
+    assert by_id["#3"].matches_expected is False
+    assert by_id["#3"].changed_vs_current is True
+    assert by_id["#4"].changed_vs_current is False
+    assert by_id["#4"].matches_expected is True
 
 
 def test_simulate_text_lists_mismatches_and_changes():
@@ -536,7 +543,8 @@ def test_simulate_without_current_and_all_matching_is_ok():
     }
     assert [c.current for c in report.cases] == [None, None]
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["ok"] is True and data["against_current"] is False
+    assert data["ok"] is True
+    assert data["against_current"] is False
     assert data["cases"][1] == {
         "id": "de",
         "input": {"intent": "other", "language": "de"},
@@ -558,12 +566,14 @@ def test_simulate_fails_when_the_proposed_ruleset_does_not_lint_even_if_routes_m
     }
     report = rules.simulate(proposed, {"cases": CORPUS["cases"][:2]})
     assert report.summary["mismatches"] == 0
-    assert report.ok is False and report.lint.codes() == ["conflicting_rule"]
+    assert report.ok is False
+    assert report.lint.codes() == ["conflicting_rule"]
 
 
 def test_expected_null_means_no_route():
     report = rules.simulate({"rules": []}, {"cases": [{"input": {}, "expected": None}]})
-    assert report.ok and report.cases[0].proposed is None
+    assert report.ok
+    assert report.cases[0].proposed is None
     assert "(no route)" not in report.text()  # nothing to list when all cases match
 
 
@@ -597,7 +607,8 @@ def test_good_cases_still_run_beside_bad_ones_and_repeated_ids_are_reported():
         ]
     }
     report = rules.simulate(PROPOSED, corpus)
-    assert report.summary["cases"] == 2 and report.summary["mismatches"] == 0
+    assert report.summary["cases"] == 2
+    assert report.summary["mismatches"] == 0
     assert report.corpus_problems == [
         "Case id 'a' is used more than once.",
         'Case #3 is not an object: "junk".',
@@ -609,6 +620,7 @@ def test_a_broken_current_ruleset_is_noted_but_does_not_fail_the_simulation():
     corpus = {"cases": CORPUS["cases"][:2]}
     report = rules.simulate(PROPOSED, corpus, {"rules": "nope"})
     assert report.ok is True
-    assert report.current_lint is not None and report.current_lint.codes() == ["schema"]
+    assert report.current_lint is not None
+    assert report.current_lint.codes() == ["schema"]
     assert report.summary["changed_vs_current"] == 2  # the broken current routes nowhere
     assert "the current ruleset has 1 lint problem" in report.text()

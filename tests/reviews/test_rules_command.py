@@ -83,16 +83,20 @@ def test_lint_accepts_the_short_form_in_a_tenant_and_defaults_to_the_active_vers
     from registry.models import Artifact
 
     code, out, _ = run("lint", "support-routing@1.0.0", "--tenant", "acme")
-    assert code == 0 and out.splitlines()[0] == published["v1"].pinned
+    assert code == 0
+    assert out.splitlines()[0] == published["v1"].pinned  # not the newer 1.1.0
     code, _, err = run("lint", "routing-ruleset/acme/support-routing")
-    assert code == 2 and "has no active version" in err  # never the newest draft
+    assert code == 2
+    assert "has no active version" in err  # never the newest draft
     v1 = published["v1"]
     Artifact.objects.filter(pk=v1.artifact_id).update(active_version=v1)
     code, out, _ = run("lint", "routing-ruleset/acme/support-routing")
-    assert code == 0 and out.splitlines()[0] == v1.pinned  # not the newer 1.1.0
+    assert code == 0
+    assert out.splitlines()[0] == v1.pinned
 
 
-def test_lint_problems_exit_1_and_list_them(published):
+@pytest.mark.usefixtures("published")
+def test_lint_problems_exit_1_and_list_them():
     code, out, err = run("lint", "routing-ruleset/acme/broken-routing/1.0.0")
     assert (code, err) == (1, "")
     lines = out.splitlines()
@@ -128,7 +132,8 @@ def test_simulate_against_current_exits_0_when_every_case_matches(published):
     assert lines[5] == "  2 other cases route as expected and as before."
 
 
-def test_simulate_mismatches_exit_1(published):
+@pytest.mark.usefixtures("published")
+def test_simulate_mismatches_exit_1():
     code, out, _ = run(
         "simulate",
         "support-routing@1.0.0",
@@ -149,6 +154,7 @@ def test_simulate_mismatches_exit_1(published):
     )
 
 
+@pytest.mark.usefixtures("published")
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -181,7 +187,8 @@ def test_simulate_mismatches_exit_1(published):
         ),
     ],
 )
-def test_bad_references_exit_2_with_one_line(published, args, message):
+def test_bad_references_exit_2_with_one_line(args, message):
     code, out, err = run(*args)
-    assert code == 2 and out == ""
+    assert code == 2
+    assert out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err

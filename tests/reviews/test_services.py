@@ -58,7 +58,8 @@ def test_open_records_items_hashes_and_event(open_change: Any, prompt_v1: Any) -
     assert change.status == ChangeStatus.DRAFT
     assert change.change_type == "prompt"
     (item,) = selectors.items_of(change)
-    assert item.proposed == prompt_v1 and item.current is None
+    assert item.proposed == prompt_v1
+    assert item.current is None
     event = Event.objects.get(kind=EventKind.CHANGE_REQUEST_OPENED)
     assert event.subject_id == str(change.pk)
     assert event.payload["items"][0]["proposed"]["sha256"] == prompt_v1.manifest_sha256
@@ -98,7 +99,8 @@ def test_proposing_nothing_or_twice_is_refused(
         assert exc.value.field == "proposed"
 
 
-def test_outsider_cannot_open(globex: Any, make_user: Any, acme: Any, prompt_v1: Any) -> None:
+@pytest.mark.usefixtures("globex")
+def test_outsider_cannot_open(make_user: Any, acme: Any, prompt_v1: Any) -> None:
     stranger = make_user("stranger", globex="member")
     with pytest.raises(Forbidden):
         services.change_create(
@@ -120,7 +122,8 @@ def test_submit_fixes_requirements_from_the_default_policy(
         CheckKind.PACK_VERIFICATION,
     }
     notified = set(Notification.objects.values_list("user__username", flat=True))
-    assert {"reviewer", "admin", "multi"} <= notified and "author" not in notified
+    assert {"reviewer", "admin", "multi"} <= notified
+    assert "author" not in notified
 
 
 def test_egress_adds_security_and_privacy_template_needs_privacy_officer(
@@ -178,7 +181,8 @@ def test_full_flow_approve_promote_rollback(
 
     back = services.rollback(artifact=prompt, actor=people["admin"], reason="quality dropped")
     prompt.refresh_from_db()
-    assert prompt.active_version == prompt_v1 and back.change == second
+    assert prompt.active_version == prompt_v1
+    assert back.change == second
     event = Event.objects.filter(kind=EventKind.ROLLOUT_ROLLED_BACK).get()
     assert event.payload["change"] == second.reference
     assert event.payload["to"]["sha256"] == prompt_v1.manifest_sha256
@@ -192,7 +196,8 @@ def test_full_flow_approve_promote_rollback(
     assert kinds(second)[-1] == EventKind.ROLLOUT_ROLLED_BACK
     second.refresh_from_db()
     assert second.status == ChangeStatus.ROLLED_BACK
-    assert second.rolled_back_by == people["admin"] and second.rolled_back_at == back.created_at
+    assert second.rolled_back_by == people["admin"]
+    assert second.rolled_back_at == back.created_at
     assert verify_database().ok
 
 
@@ -212,7 +217,8 @@ def test_one_person_counts_once(open_change: Any, people: dict[str, Any], prompt
     change = submitted_prompt_change(open_change, people, prompt_v1)
     first = services.approval_decide(change=change, actor=people["multi"], decision="approve")
     again = services.approval_decide(change=change, actor=people["multi"], decision="approve")
-    assert again.pk == first.pk and Approval.objects.count() == 1
+    assert again.pk == first.pk
+    assert Approval.objects.count() == 1
     assert Event.objects.filter(kind=EventKind.APPROVAL_GRANTED).count() == 1
     with pytest.raises(Conflict):
         services.approval_decide(
@@ -261,7 +267,8 @@ def test_rejection_blocks_until_revised(
     revised = services.change_revise(
         change=change, actor=people["author"], reason="smaller step", proposed=[prompt_v2]
     )
-    assert revised.status == ChangeStatus.DRAFT and revised.revision == 2
+    assert revised.status == ChangeStatus.DRAFT
+    assert revised.revision == 2
     assert Approval.objects.get().voided_at is not None
     services.change_submit(change=revised, actor=people["author"])
     services.approval_decide(change=revised, actor=people["reviewer"], decision="approve")
@@ -319,7 +326,8 @@ def test_failed_check_blocks_promotion(
     statuses = run_checks(worse)
     assert statuses[CheckKind.OFFLINE_EVALUATION] == "failed"
     run = CheckRun.objects.get(change=worse, kind=CheckKind.OFFLINE_EVALUATION)
-    assert "REGRESSION" in run.log and "safety: 0.5 (current 0.97)" in run.log
+    assert "REGRESSION" in run.log
+    assert "safety: 0.5 (current 0.97)" in run.log
     # ... but the failed check stops the promotion
     with pytest.raises(Conflict) as exc:
         services.change_promote(change=worse, actor=people["admin"])
@@ -381,7 +389,8 @@ def test_rollback_target_must_have_been_active(
         services.rollback(
             artifact=prompt, actor=people["admin"], reason="r", target="support-reply@9.9.9"
         )
-    assert exc2.value.field == "target" and "No version" in exc2.value.message
+    assert exc2.value.field == "target"
+    assert "No version" in exc2.value.message
     with pytest.raises(Forbidden):
         services.rollback(artifact=prompt, actor=people["reviewer"], reason="r")
 
@@ -419,9 +428,11 @@ def test_policy_is_versioned_data(
     )
     assert row.number == 1
     change = services.change_submit(change=open_change(prompt_v1), actor=people["author"])
-    assert change.requirements == ["reviewer", "security_officer"] and change.policy == row
+    assert change.requirements == ["reviewer", "security_officer"]
+    assert change.policy == row
     event = Event.objects.get(kind=EventKind.APPROVAL_POLICY_UPDATED)
-    assert event.payload["number"] == 1 and event.payload["rules"]["postmortem_days"] == 3
+    assert event.payload["number"] == 1
+    assert event.payload["rules"]["postmortem_days"] == 3
 
 
 def test_waiting_for_lists_open_slots_oldest_first(
@@ -532,7 +543,8 @@ def test_rolling_back_twice_goes_further_back_never_undoes_the_rollback(
     promote(open_change, people, prompt_v1)
     second = promote(open_change, people, prompt_v2)
     back = services.rollback(artifact=prompt, actor=people["admin"], reason="errors")
-    assert back.version == prompt_v1 and back.change == second
+    assert back.version == prompt_v1
+    assert back.change == second
     with pytest.raises(Conflict) as exc:
         services.rollback(artifact=prompt, actor=people["admin"], reason="again")
     assert "no earlier promoted version" in exc.value.message
@@ -545,8 +557,9 @@ def test_rolling_back_twice_goes_further_back_never_undoes_the_rollback(
     assert forward.version == prompt_v2
 
 
+@pytest.mark.usefixtures("acme")
 def test_golden_corpus_errors_name_their_field_and_stay_in_the_tenant(
-    acme: Any, globex: Any, open_change: Any, prompt_v1: Any
+    globex: Any, open_change: Any, prompt_v1: Any
 ) -> None:
     with pytest.raises(DomainError) as exc:
         open_change(prompt_v1, golden_corpus="nope@1.0.0")
@@ -556,10 +569,12 @@ def test_golden_corpus_errors_name_their_field_and_stay_in_the_tenant(
     )
     with pytest.raises(DomainError) as exc:
         open_change(prompt_v1, golden_corpus=foreign)
-    assert exc.value.field == "golden_corpus" and "No version" in exc.value.message
+    assert exc.value.field == "golden_corpus"
+    assert "No version" in exc.value.message
     with pytest.raises(DomainError) as exc:
         open_change(prompt_v1, golden_corpus=prompt_v1)
-    assert exc.value.field == "golden_corpus" and "not a golden corpus" in exc.value.message
+    assert exc.value.field == "golden_corpus"
+    assert "not a golden corpus" in exc.value.message
 
 
 def test_an_approval_for_a_slot_someone_else_filled_is_shown_as_not_counting(
@@ -597,8 +612,9 @@ def test_waiting_for_ignores_approvals_that_no_longer_count(
     assert selectors.waiting_for(other) == [(change, ["reviewer"])]
 
 
+@pytest.mark.usefixtures("acme")
 def test_references_of_other_tenants_read_exactly_like_missing_ones(
-    acme: Any, globex: Any, open_change: Any, prompt_v1: Any
+    globex: Any, open_change: Any, prompt_v1: Any
 ) -> None:
     foreign = publish(make_artifact(globex, "prompt", "secret-plan"), impact="major", text="x")
     messages = []
@@ -608,7 +624,8 @@ def test_references_of_other_tenants_read_exactly_like_missing_ones(
         assert exc.value.field == "proposed"
         messages.append(exc.value.message.replace("no-such-plan", "secret-plan"))
     assert messages[0] == messages[1]
-    assert "another tenant" not in messages[0] and "No version" in messages[0]
+    assert "another tenant" not in messages[0]
+    assert "No version" in messages[0]
 
 
 def test_evidence_reference_names_its_own_field(open_change: Any, prompt_v1: Any) -> None:
@@ -617,7 +634,8 @@ def test_evidence_reference_names_its_own_field(open_change: Any, prompt_v1: Any
         services.evidence_attach(
             change=change, actor=None, version="support-reply@9.9.9", metrics={"safety": 1.0}
         )
-    assert exc.value.field == "version" and not exc.value.message.startswith("proposed")
+    assert exc.value.field == "version"
+    assert not exc.value.message.startswith("proposed")
 
 
 @pytest.mark.parametrize(
@@ -658,7 +676,8 @@ def test_evidence_keeps_seed_and_rng_whole(open_change: Any, prompt_v1: Any) -> 
         rng="philox:" + "k" * 193,
     )
     report.refresh_from_db()
-    assert report.seed == "7" * 100 and report.rng == "philox:" + "k" * 193
+    assert report.seed == "7" * 100
+    assert report.rng == "philox:" + "k" * 193
 
 
 def test_evidence_for_a_version_reopens_every_change_that_proposes_it(

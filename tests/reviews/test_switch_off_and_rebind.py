@@ -45,7 +45,8 @@ def test_the_change_page_switches_off_a_first_promotion(
     admin, reviewer = signed_in(people["admin"]), signed_in(people["reviewer"])
     url = f"/reviews/changes/{change.reference}/switch-off/"
     html = page(admin, change)
-    assert 'id="switch-off"' in html and f'action="{url}"' in html
+    assert 'id="switch-off"' in html
+    assert f'action="{url}"' in html
     assert "no earlier promoted version" in html
     assert 'id="switch-off"' not in page(reviewer, change)
     assert 'id="switch-off"' not in page(signed_in(people["author"]), change)
@@ -58,19 +59,25 @@ def test_the_change_page_switches_off_a_first_promotion(
     events = Event.objects.count()
     assert reviewer.post(url, {"reason": "halt"}).status_code == 403
     response = admin.post(url, {"reason": "  "})
-    assert response.status_code == 400 and "Why switch it off" in response.content.decode()
-    assert active(prompt) == prompt_v1 and Event.objects.count() == events
+    assert response.status_code == 400
+    assert "Why switch it off" in response.content.decode()
+    assert active(prompt) == prompt_v1
+    assert Event.objects.count() == events
 
     response = admin.post(url, {"reason": "leaks PII"})
-    assert response.status_code == 302 and active(prompt) is None
+    assert response.status_code == 302
+    assert active(prompt) is None
     change.refresh_from_db()
-    assert change.status == ChangeStatus.ROLLED_BACK and change.rolled_back_by == people["admin"]
+    assert change.status == ChangeStatus.ROLLED_BACK
+    assert change.rolled_back_by == people["admin"]
     off = Activation.objects.get(change=change, kind=ActivationKind.DEACTIVATION)
-    assert off.previous == prompt_v1 and off.reason == "leaks PII"
+    assert off.previous == prompt_v1
+    assert off.reason == "leaks PII"
     assert change.rolled_back_at == off.created_at
     html = page(admin, change)
     status = html.split('id="change-status"')[1].split("</p>")[0]
-    assert "Rolled back" in status and "Promoted" not in status
+    assert "Rolled back" in status
+    assert "Promoted" not in status
     assert "by admin" in html.split('id="rolled-back"')[1].split("</dd>")[0]
     timeline = html.split('id="timeline"')[1]
     assert "Artifact deactivated (safety switch)</strong> by admin: leaks PII" in timeline
@@ -91,7 +98,8 @@ def test_a_change_that_replaced_a_version_is_rolled_back_not_switched_off(
     promote(open_change, people, prompt_v1)
     second = promote(open_change, people, prompt_v2)
     html = page(signed_in(people["admin"]), second)
-    assert 'id="switch-off"' not in html and 'class="rollback-form"' in html
+    assert 'id="switch-off"' not in html
+    assert 'class="rollback-form"' in html
 
 
 def test_switching_off_a_change_with_several_first_versions(
@@ -107,10 +115,12 @@ def test_switching_off_a_change_with_several_first_versions(
         services.change_switch_off(change=change, actor=people["reviewer"], reason="halt")
     with pytest.raises(DomainError) as exc:
         services.change_switch_off(change=change, actor=people["admin"], reason="")
-    assert exc.value.field == "reason" and Event.objects.count() == events
+    assert exc.value.field == "reason"
+    assert Event.objects.count() == events
     off = services.change_switch_off(change=change, actor=people["admin"], reason="halt")
     assert {a.artifact_id for a in off} == {prompt.pk, pair["other"].pk}
-    assert active(prompt) is None and active(pair["other"]) is None
+    assert active(prompt) is None
+    assert active(pair["other"]) is None
     change.refresh_from_db()
     assert change.status == ChangeStatus.ROLLED_BACK
     assert kinds(change)[-2:] == [EventKind.ARTIFACT_DEACTIVATED] * 2
@@ -129,15 +139,18 @@ def test_api_rollback_of_a_first_promotion_names_the_deactivation_endpoint(
     assert resp.status_code == 409, resp.json()
     error = resp.json()["error"]
     assert "no earlier promoted version" in error["message"]
-    assert "POST /api/v1/deactivations/" in error["message"] and prompt.path in error["message"]
-    assert error["field"] == "target" and active(prompt) == prompt_v1
+    assert "POST /api/v1/deactivations/" in error["message"]
+    assert prompt.path in error["message"]
+    assert error["field"] == "target"
+    assert active(prompt) == prompt_v1
     # other refusals keep their own message
     resp = client.post(
         "/api/v1/rollbacks/",
         {"artifact": prompt.path, "reason": "bad", "target": prompt_v1.path},
         format="json",
     )
-    assert resp.status_code == 409 and "deactivations" not in resp.json()["error"]["message"]
+    assert resp.status_code == 409
+    assert "deactivations" not in resp.json()["error"]["message"]
 
 
 # --- open changes say why their "Current" moved ----------------------------------------------

@@ -71,7 +71,8 @@ def test_a_failed_check_without_a_waiver_is_blocked_and_admins_may_request_one(
     cell = verdict(html)
     assert "failed — blocked" in cell
     request_link = f'/governance/waivers/new/?change={failing_change.reference}&amp;check={EVAL}"'
-    assert request_link in cell and "Request/grant a waiver" in cell
+    assert request_link in cell
+    assert "Request/grant a waiver" in cell
     assert "passed" in verdict(html, CheckKind.MODEL_PINS)
     blockers = section(html, "promotion")
     assert "check Offline evaluation failed" in blockers
@@ -79,7 +80,8 @@ def test_a_failed_check_without_a_waiver_is_blocked_and_admins_may_request_one(
     # Reviewers and the author see the verdict, not the link.
     for who in ("reviewer", "author"):
         cell = verdict(page(signed_in(people[who]), url(failing_change)))
-        assert "failed — blocked" in cell and "Request/grant a waiver" not in cell
+        assert "failed — blocked" in cell
+        assert "Request/grant a waiver" not in cell
 
 
 def test_a_waived_check_names_its_waiver_and_expiry(
@@ -126,7 +128,8 @@ def test_a_revoked_waiver_says_it_was_revoked(
     waiver = grant(acme, people, failing_change)
     governance.waiver_revoke(waiver=waiver, actor=people["admin"], reason="The eval is fine.")
     cell = verdict(page(signed_in(people["reviewer"]), url(failing_change)))
-    assert "failed — blocked" in cell and f"{waiver.reference}</a> was revoked on" in cell
+    assert "failed — blocked" in cell
+    assert f"{waiver.reference}</a> was revoked on" in cell
 
 
 def test_a_promoted_change_shows_the_verdict_it_was_promoted_under(
@@ -143,8 +146,10 @@ def test_a_promoted_change_shows_the_verdict_it_was_promoted_under(
     Waiver.objects.filter(pk=waiver.pk).update(expires_at=done.promoted_at + timedelta(seconds=1))
     html = page(signed_in(people["admin"]), url(done))
     cell = verdict(html)
-    assert "failed — waived" in cell and waiver.reference in cell
-    assert "when it was promoted" in html and "Request/grant a waiver" not in html
+    assert "failed — waived" in cell
+    assert waiver.reference in cell
+    assert "when it was promoted" in html
+    assert "Request/grant a waiver" not in html
 
 
 def test_change_page_queries_do_not_grow_with_waivers(
@@ -187,7 +192,8 @@ def test_change_items_say_when_a_version_is_deprecated(
     items = section(page(signed_in(people["reviewer"]), url(second)), "items")
     current = items.split('scope="row">Current')[1].split("</tr>")[0]
     proposed = items.split('scope="row">Proposed')[1].split("</tr>")[0]
-    assert "lifecycle-deprecated" in current and f">{prompt_v2.version}</a>" in current
+    assert "lifecycle-deprecated" in current
+    assert f">{prompt_v2.version}</a>" in current
     assert "lifecycle-" not in proposed
 
 
@@ -212,12 +218,15 @@ def test_emergency_changes_are_labelled_on_every_list(
     author = signed_in(people["author"])
     assert 'badge badge-emergency">EMERGENCY' in section(page(author, "/reviews/"), "mine")
     rows = page(author, "/reviews/changes/").split('id="changes"')[1]
-    assert change.reference in rows and "badge-emergency" in rows
+    assert change.reference in rows
+    assert "badge-emergency" in rows
     html = page(author, url(change))
-    assert 'class="emergency-banner"' in html and "a post-mortem is due after promotion" in html
+    assert 'class="emergency-banner"' in html
+    assert "a post-mortem is due after promotion" in html
     services.change_submit(change=change, actor=people["author"])
     waiting = section(page(signed_in(people["security"]), "/reviews/"), "waiting")
-    assert change.reference in waiting and "badge-emergency" in waiting
+    assert change.reference in waiting
+    assert "badge-emergency" in waiting
 
 
 def test_a_promoted_emergency_change_shows_its_post_mortem_due_date(
@@ -227,14 +236,17 @@ def test_a_promoted_emergency_change_shows_its_post_mortem_due_date(
     html = page(signed_in(people["author"]), url(emergency))
     block = section(html, "postmortem")
     assert f"{emergency.postmortem_due_at:%Y-%m-%d %H:%M}" in block
-    assert "OVERDUE" not in block and 'name="summary"' in block
+    assert "OVERDUE" not in block
+    assert 'name="summary"' in block
     # Reviewers may read it but not record it.
     block = section(page(signed_in(people["reviewer"]), url(emergency)), "postmortem")
-    assert 'name="summary"' not in block and "records it" in block
+    assert 'name="summary"' not in block
+    assert "records it" in block
 
     ChangeRequest.objects.filter(pk=emergency.pk).update(postmortem_due_at=timezone.now() - DAY)
     html = page(signed_in(people["author"]), url(emergency))
-    assert "OVERDUE" in section(html, "postmortem") and 'class="overdue-date"' in html
+    assert "OVERDUE" in section(html, "postmortem")
+    assert 'class="overdue-date"' in html
     assert "is OVERDUE" in html.split('id="emergency"')[1].split("</p>")[0]
 
 
@@ -263,20 +275,24 @@ def test_record_the_post_mortem_from_the_change_page(
         url(emergency, "postmortem"),
         {"summary": "A bad prompt slipped through.", "url": "https://wiki.example/pm/1"},
     )
-    assert response.status_code == 302 and response["Location"].endswith("#postmortem")
+    assert response.status_code == 302
+    assert response["Location"].endswith("#postmortem")
     emergency.refresh_from_db()
     assert emergency.postmortem_by == people["security"]
     assert Event.objects.filter(kind=EventKind.POSTMORTEM_RECORDED).count() == 1
     html = page(client, url(emergency))
     block = section(html, "postmortem")
-    assert "recorded" in block and "security" in block
+    assert "recorded" in block
+    assert "security" in block
     assert "A bad prompt slipped through." in block
-    assert 'href="https://wiki.example/pm/1"' in block and 'name="summary"' not in block
+    assert 'href="https://wiki.example/pm/1"' in block
+    assert 'name="summary"' not in block
     assert "post-mortem was recorded" in html.split('id="emergency"')[1].split("</p>")[0]
 
     # Again: refused, said as a message since the form is gone; nothing more is written.
     response = client.post(url(emergency, "postmortem"), {"summary": "again", "url": ""})
-    assert response.status_code == 409 and "already recorded" in response.content.decode()
+    assert response.status_code == 409
+    assert "already recorded" in response.content.decode()
     assert Event.objects.filter(kind=EventKind.POSTMORTEM_RECORDED).count() == 1
 
 
@@ -285,7 +301,8 @@ def test_a_change_that_is_not_an_emergency_has_no_post_mortem(
 ) -> None:
     change = promoted(open_change, people, prompt_v1)
     html = page(signed_in(people["admin"]), url(change))
-    assert 'id="postmortem"' not in html and "emergency-banner" not in html
+    assert 'id="postmortem"' not in html
+    assert "emergency-banner" not in html
     response = signed_in(people["admin"]).post(url(change, "postmortem"), {"summary": "x"})
     assert response.status_code == 409
     assert ChangeRequest.objects.get(pk=change.pk).status == ChangeStatus.PROMOTED

@@ -57,7 +57,7 @@ def test_log_e_value_is_the_product_of_sequential_predictive_ratios() -> None:
         x, y = x + is_canary, y + (1 - is_canary)
     assert log_e_value(x, y, rho) == pytest.approx(log_e, rel=1e-12)
     assert log_e_value(0, 0, rho) == 0.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rho must be strictly between 0 and 1"):
         log_e_value(1, 1, 0.0)
 
 
@@ -66,7 +66,8 @@ def test_one_sided_a_canary_with_fewer_errors_never_fails() -> None:
         StepCounts(0.5, Totals(requests=10_000, errors=0), Totals(requests=10_000, errors=500))
     ]
     result = analysis.sequential_test("errors", steps, 0.05)
-    assert result.log_e > math.log(20) and not result.failed
+    assert result.log_e > math.log(20)
+    assert not result.failed
     srm = analysis.srm_test(steps, 0.05)
     assert not srm.failed  # an even split at 50% is no mismatch
 
@@ -144,9 +145,11 @@ def healthy(requests: int, rho: float = 0.1) -> tuple[Totals, Totals]:
 def test_no_traffic_pauses_for_insufficient_data_after_the_deadline_never_rolls_back() -> None:
     policy = Policy(data_deadline_seconds=1800)
     early = decide(observe(canary=Totals(), stable=Totals(), minutes=10), policy)
-    assert early.decision == analysis.HOLD and early.outcome == "blocked_no_signal"
+    assert early.decision == analysis.HOLD
+    assert early.outcome == "blocked_no_signal"
     late = decide(observe(canary=Totals(), stable=Totals(), minutes=31), policy)
-    assert late.decision == analysis.PAUSE and late.healthy is None
+    assert late.decision == analysis.PAUSE
+    assert late.healthy is None
     assert late.reason.startswith("insufficient data: 0 canary requests in step 1")
     assert late.evidence["decision"] == "pause"
 
@@ -165,7 +168,8 @@ def test_sample_ratio_mismatch_pauses() -> None:
     # 10% configured, 20% observed
     canary, stable = Totals(requests=2000, errors=40), Totals(requests=8000, errors=160)
     verdict = decide(observe(canary=canary, stable=stable), Policy())
-    assert verdict.decision == analysis.PAUSE and verdict.reason.startswith("sample ratio mismatch")
+    assert verdict.decision == analysis.PAUSE
+    assert verdict.reason.startswith("sample ratio mismatch")
     assert verdict.evidence["srm"]["failed"] is True
 
 
@@ -187,7 +191,8 @@ def test_a_real_mismatch_with_enough_traffic_still_pauses() -> None:
     # 1% configured, 3% observed over 2,000 requests in the step
     canary, stable = Totals(requests=60, errors=1), Totals(requests=1940, errors=39)
     verdict = decide(observe(canary=canary, stable=stable, rho=0.01), Policy())
-    assert verdict.decision == analysis.PAUSE and verdict.reason.startswith("sample ratio mismatch")
+    assert verdict.decision == analysis.PAUSE
+    assert verdict.reason.startswith("sample ratio mismatch")
     assert verdict.evidence["srm"]["applied"] is True
     # the same split just under the minimum is not paused
     lower = Policy(srm_min_requests=2001)
@@ -198,7 +203,8 @@ def test_a_doubtful_split_below_the_srm_minimum_does_not_advance() -> None:
     # 50% configured; 300 vs 100 requests (400 < 1,000): not paused, not advanced either
     canary, stable = Totals(requests=300, errors=6), Totals(requests=100, errors=2)
     verdict = decide(observe(canary=canary, stable=stable, rho=0.5), Policy())
-    assert verdict.decision == analysis.HOLD and verdict.healthy is None
+    assert verdict.decision == analysis.HOLD
+    assert verdict.healthy is None
     assert "the traffic split looks off (300 canary of 400 requests, expected 200)" in (
         verdict.reason
     )
@@ -212,7 +218,8 @@ def test_clients_on_an_old_snapshot_pause() -> None:
         observe(canary=canary, stable=stable, expected_sequence=90, reported_sequence=80),
         Policy(),
     )
-    assert verdict.decision == analysis.PAUSE and "runtime snapshot 80" in verdict.reason
+    assert verdict.decision == analysis.PAUSE
+    assert "runtime snapshot 80" in verdict.reason
 
 
 def test_a_step_advances_only_after_its_minimum_time_and_requests() -> None:
@@ -221,15 +228,19 @@ def test_a_step_advances_only_after_its_minimum_time_and_requests() -> None:
     assert decide(observe(canary=few[0], stable=few[1], minutes=20), policy).decision == "hold"
     enough = healthy(3000)
     young = decide(observe(canary=enough[0], stable=enough[1], minutes=5), policy)
-    assert young.decision == "hold" and young.healthy is True
+    assert young.decision == "hold"
+    assert young.healthy is True
     ready = decide(observe(canary=enough[0], stable=enough[1], minutes=11), policy)
-    assert ready.decision == analysis.ADVANCE and ready.outcome == "lane_completed"
+    assert ready.decision == analysis.ADVANCE
+    assert ready.outcome == "lane_completed"
     manual = decide(observe(canary=enough[0], stable=enough[1], minutes=11),
                     Policy(auto_advance=False))  # fmt: skip
-    assert manual.decision == "hold" and "auto-advance is off" in manual.reason
+    assert manual.decision == "hold"
+    assert "auto-advance is off" in manual.reason
     paused = decide(observe(canary=enough[0], stable=enough[1], minutes=11, progressing=False),
                     policy)  # fmt: skip
-    assert paused.decision == "hold" and paused.reason.startswith("paused; would advance")
+    assert paused.decision == "hold"
+    assert paused.reason.startswith("paused; would advance")
 
 
 def latency(totals: Totals, slow_share: float) -> Totals:
@@ -249,7 +260,8 @@ def test_continuous_gates_at_the_end_of_a_step() -> None:
     assert [(g["metric"], g["passed"]) for g in ok.evidence["gates"]] == [("latency_p95_ms", True)]
     slow = decide(observe(canary=latency(canary, 0.2), stable=latency(stable, 0.01), gates=gates),
                   Policy())  # fmt: skip
-    assert slow.decision == analysis.ROLLBACK and slow.healthy is False
+    assert slow.decision == analysis.ROLLBACK
+    assert slow.healthy is False
     assert "change gates fail at the end of step 1: latency_p95_ms" in slow.reason
 
 
@@ -259,9 +271,12 @@ def test_a_failing_count_test_rolls_back_and_names_metric_statistic_and_alpha() 
     verdict = decide(observe(canary=canary, stable=stable, minutes=2), Policy())
     assert verdict.decision == analysis.ROLLBACK
     assert verdict.reason.startswith("errors: canary 30 vs stable 54")
-    assert "(alpha 0.05 over 4 metrics)" in verdict.reason and ">= 80" in verdict.reason
+    assert "(alpha 0.05 over 4 metrics)" in verdict.reason
+    assert ">= 80" in verdict.reason
     (errors,) = [t for t in verdict.evidence["tests"] if t["metric"] == "errors"]
-    assert errors["failed"] and errors["threshold"] == 80 and errors["e_value"] >= 80
+    assert errors["failed"]
+    assert errors["threshold"] == 80
+    assert errors["e_value"] >= 80
     assert verdict.evidence["arms"]["canary"]["errors"] == 30
 
 

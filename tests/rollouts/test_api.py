@@ -48,8 +48,9 @@ def outsider(token_client: Callable[..., APIClient], people: dict[str, Any]) -> 
 # --- applications and slots -------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("admin")
 def test_applications_list_create_update_and_refusals(
-    admin: APIClient, acme_admin: APIClient, outsider: APIClient, application: Application
+    acme_admin: APIClient, outsider: APIClient, application: Application
 ) -> None:
     shared = outsider.get(APPS).json()
     assert [(a["slug"], a["tenant"], a["shared"]) for a in shared] == [
@@ -97,8 +98,8 @@ def test_applications_list_create_update_and_refusals(
     assert error(outsider.get(f"{APPS}no-such-app/")) == (404, "application")
 
 
+@pytest.mark.usefixtures("admin")
 def test_slots_create_list_detail_with_default_and_history(
-    admin: APIClient,
     acme_admin: APIClient,
     outsider: APIClient,
     slot: Slot,
@@ -133,7 +134,8 @@ def test_slots_create_list_detail_with_default_and_history(
     assert resp.status_code == 201, resp.json()
     assert (resp.json()["name"], resp.json()["default"]["version"]) == ("greet", v.version)
     resp = acme_admin.post(url, {"name": "shared", "artifact": platform_prompt.path})
-    assert resp.status_code == 201 and resp.json()["artifact"] == platform_prompt.path
+    assert resp.status_code == 201
+    assert resp.json()["artifact"] == platform_prompt.path
     assert error(acme_admin.post(url, {"name": "greet", "artifact": own.path})) == (409, "name")
     assert error(acme_admin.post(url, {"name": "x", "artifact": unpublished.path})) == (
         409,
@@ -195,7 +197,8 @@ def test_overrides_set_and_clear_with_reason_and_fail_closed(
     # refusals: a draft never becomes a pointer; the reason is required; members cannot
     draft = publish(platform_prompt, text="Draft {{ customer }}.", metadata=PINS)
     resp = acme_admin.put(url, {"version": draft.version, "reason": "x"}, format="json")
-    assert error(resp) == (409, "version") and "draft" in resp.json()["error"]["message"]
+    assert error(resp) == (409, "version")
+    assert "draft" in resp.json()["error"]["message"]
     assert error(acme_admin.put(url, {"version": "9.9.9", "reason": "x"}, format="json")) == (
         404,
         "version",
@@ -292,9 +295,11 @@ def test_start_a_canary_from_a_promoted_change_and_walk_it(
     assert error(outsider.post(f"{ROLLOUTS}RO-1/pause/", {"reason": "x"}))[0] == 403
     body = admin.post(f"{ROLLOUTS}RO-1/pause/", {"reason": "watch"}, format="json").json()
     assert (body["state"], body["weight"]) == ("paused", 5_000)
-    assert body["allowed"]["resume"] and not body["allowed"]["advance"]
+    assert body["allowed"]["resume"]
+    assert not body["allowed"]["advance"]
     resp = admin.post(f"{ROLLOUTS}RO-1/advance/", {}, format="json")
-    assert error(resp) == (409, "state") and "resume it first" in resp.json()["error"]["message"]
+    assert error(resp) == (409, "state")
+    assert "resume it first" in resp.json()["error"]["message"]
     body = admin.post(f"{ROLLOUTS}RO-1/resume/", {"reason": "fine"}, format="json").json()
     assert body["state"] == "progressing"
     # the flag action of a canary is refused naming the field
@@ -320,12 +325,14 @@ def test_walk_to_success_moves_the_default(
         body = admin.post(f"{ROLLOUTS}RO-1/advance/", {"reason": "ok"}, format="json").json()
     assert (body["state"], body["step"], body["weight"]) == ("succeeded", 5, 100_000)
     assert [m["kind"] for m in body["moves"]][-1] == "default"
-    assert body["allowed"]["rollback"] and not body["allowed"]["advance"]
+    assert body["allowed"]["rollback"]
+    assert not body["allowed"]["advance"]
     platform_prompt.refresh_from_db()
     assert platform_prompt.active_version == prompt_v2
     slot = admin.get(SLOT).json()
     assert slot["default"]["version"] == prompt_v2.version
-    assert slot["history"][0]["kind"] == "default" and slot["history"][0]["slot"] is None
+    assert slot["history"][0]["kind"] == "default"
+    assert slot["history"][0]["slot"] is None
 
 
 def test_list_filters_by_state_tenant_and_application(

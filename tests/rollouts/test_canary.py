@@ -94,7 +94,8 @@ def test_a_five_fold_error_regression_rolls_back_within_400_canary_requests_with
             controller_cycle(now=at + timedelta(seconds=61))
         at += timedelta(minutes=1)
     rollout = fresh(started)
-    assert rollout.state == RolloutState.ROLLED_BACK and canary_requests <= 400
+    assert rollout.state == RolloutState.ROLLED_BACK
+    assert canary_requests <= 400
     assert rollout.finished_by is None  # the system
     assert rollout.finish_reason.startswith("canary analysis: errors: canary ")
     assert "(alpha 0.05 over 4 metrics)" in rollout.finish_reason
@@ -109,7 +110,9 @@ def test_a_five_fold_error_regression_rolls_back_within_400_canary_requests_with
     evidence = phases["runtime-governance"]["observations"]["signal"]["evidence"]
     assert evidence["arms"]["canary"]["requests"] == canary_requests
     (errors,) = [t for t in evidence["tests"] if t["metric"] == "errors"]
-    assert errors["failed"] and errors["threshold"] == 80 and errors["e_value"] >= 80
+    assert errors["failed"]
+    assert errors["threshold"] == 80
+    assert errors["e_value"] >= 80
     proof = phases["rollback-proof"]
     assert proof["status"] == "pass"
     assert proof["observations"]["analysis"]["alpha"] == 0.05
@@ -214,12 +217,15 @@ def test_a_healthy_step_advances_after_its_minimums_with_fresh_step_counters(
     assert fresh(started).step == 1
     controller_cycle(now=now)
     rollout = fresh(started)
-    assert rollout.step == 2 and rollout.state == RolloutState.PROGRESSING
+    assert rollout.step == 2
+    assert rollout.state == RolloutState.PROGRESSING
     advanced = Event.objects.get(kind=EventKind.ROLLOUT_ADVANCED)
-    assert advanced.actor is None and "step 1 passed (" in advanced.payload["reason"]
+    assert advanced.actor is None
+    assert "step 1 passed (" in advanced.payload["reason"]
     assert last_note(rollout).reason.startswith(f"{rollout.reference} at step 1 of 3: advanced")
     verdict = canary.verdict_for(rollout, now=timezone.now() + timedelta(minutes=1))
-    assert verdict is not None and verdict.evidence["step"]["canary_requests"] == 0
+    assert verdict is not None
+    assert verdict.evidence["step"]["canary_requests"] == 0
     assert verdict.evidence["arms"]["canary"]["requests"] == 330  # the whole rollout
     assert verdict.decision == analysis.HOLD
 
@@ -231,7 +237,8 @@ def test_auto_advance_off_holds_a_passed_step(started: Rollout, slot: Slot, sett
          received=at + timedelta(minutes=10))  # fmt: skip
     controller_cycle(now=at + timedelta(minutes=11))
     rollout = fresh(started)
-    assert rollout.step == 1 and "auto-advance is off" in last_note(rollout).reason
+    assert rollout.step == 1
+    assert "auto-advance is off" in last_note(rollout).reason
 
 
 def test_a_late_beat_with_an_old_revision_does_nothing(
@@ -240,11 +247,13 @@ def test_a_late_beat_with_an_old_revision_does_nothing(
     at = first_bucket(started)
     feed(started, slot, at, canary=(300, 60), stable=(2700, 54))
     verdict = canary.verdict_for(started, now=at + timedelta(minutes=2))
-    assert verdict is not None and verdict.decision == analysis.ROLLBACK
+    assert verdict is not None
+    assert verdict.decision == analysis.ROLLBACK
     seen = verdict.revision
     services.rollout_pause(rollout=started, actor=people["admin"], reason="looking")
     action = canary.act(fresh(started), verdict, revision=seen)  # type: ignore[arg-type]
-    assert not action.done and "not taken" in action.reason
+    assert not action.done
+    assert "not taken" in action.reason
     assert fresh(started).state == RolloutState.PAUSED
 
 
@@ -300,9 +309,11 @@ def test_simulate_sends_telemetry_through_the_api_and_rolls_a_regression_back(
                .values_list("requests", flat=True))  # fmt: skip
     assert sent <= 400
     (token,) = ServiceToken.objects.filter(name__startswith=f"simulate {rollout.reference}")
-    assert token.revoked_at is not None and token.scopes == ["telemetry:write"]
+    assert token.revoked_at is not None
+    assert token.scopes == ["telemetry:write"]
     assert f"{rollout.reference} is rolled_back at step 1 (canary analysis: errors:" in text
-    assert "detection -> pointers restored:" in text and "FAILED" in text
+    assert "detection -> pointers restored:" in text
+    assert "FAILED" in text
     # the rounds' times count on from the step's first bucket, the rollback's round too
     times = [int(t) for t in re.findall(r"^round +\d+ t\+ *(-?\d+)s", text, re.M)]
     assert times == [20 * (i + 1) for i in range(len(times))], text

@@ -40,8 +40,8 @@ def run_error(command: str, *args: str) -> tuple[int, str]:
     return int(code.value.code or 0), err.getvalue()
 
 
+@pytest.mark.usefixtures("acme")
 def test_runtime_declares_applications_slots_and_overrides(
-    acme: Tenant,
     platform_prompt: Artifact,
     prompt_v1: Version,
     prompt_v2: Version,
@@ -75,7 +75,8 @@ def test_runtime_declares_applications_slots_and_overrides(
         "early adopter",
     )
     history = run("runtime", "history", "sales-agent", "qualifyLead").splitlines()
-    assert len(history) == 1 and history[0].split("\t")[1:4] == [
+    assert len(history) == 1
+    assert history[0].split("\t")[1:4] == [
         "override",
         "acme",
         f"- -> {prompt_v2.version}",
@@ -104,7 +105,8 @@ def test_runtime_declares_applications_slots_and_overrides(
         assert err.count("\n") == 1 and err.startswith("error: "), err
         if field:
             assert err.startswith(f"error: {field}: "), (args, err)
-    assert not Override.objects.exists() and Application.objects.count() == 2
+    assert not Override.objects.exists()
+    assert Application.objects.count() == 2
 
 
 def test_start_walk_pause_and_roll_back_a_canary_from_the_command_line(
@@ -133,12 +135,15 @@ def test_start_walk_pause_and_roll_back_a_canary_from_the_command_line(
         "RO-1 advanced: progressing step 2/5, weight 5% (revision 3)\n"
     )
     code, err = run_error("rollouts", "advance", "1", "--revision", "2")
-    assert code == 2 and err.startswith("error: revision: RO-1 changed meanwhile")
+    assert code == 2
+    assert err.startswith("error: revision: RO-1 changed meanwhile")
     assert run("rollouts", "pause", "1", "--reason", "watch") == (
         "RO-1 paused: paused step 2/5, weight 5% (revision 4)\n"
     )
     code, err = run_error("rollouts", "advance", "RO-1")
-    assert code == 2 and err.startswith("error: state: ") and "resume it first" in err
+    assert code == 2
+    assert err.startswith("error: state: ")
+    assert "resume it first" in err
     run("rollouts", "resume", "RO-1", "--reason", "fine")
     run("rollouts", "advance", "RO-1")
     status = run("rollouts", "status", "RO-1").splitlines()
@@ -197,7 +202,8 @@ def test_start_refusals_name_the_field(
     major = publish(platform_prompt, impact="major", text="Big {{ customer }}!", metadata=PINS)
     change = promote(major, title="Major")
     code, err = run_error("rollouts", "start", change.reference, "--strategy", "global")
-    assert code == 2 and err.startswith("error: strategy: ")
+    assert code == 2
+    assert err.startswith("error: strategy: ")
     assert "Use a tenant, flag or canary rollout" in err
 
 
@@ -208,12 +214,14 @@ def test_flag_and_tenant_waves_from_the_command_line(
         "rollouts", "start", promoted_change.reference, "--strategy", "tenant",
         "--wave", "acme", "--wave", "globex", "--draft",
     )  # fmt: skip
-    assert out.startswith("RO-1 of") and "draft" in out
+    assert out.startswith("RO-1 of")
+    assert "draft" in out
     assert Rollout.objects.get().steps == [["acme"], ["globex"]]
     run("rollouts", "abort", "RO-1", "--reason", "wrong plan")
     code, err = run_error("rollouts", "start", promoted_change.reference, "--strategy", "flag",
                           "--flag-key", "x", "--flag-expires", "2099-01-01")  # fmt: skip
-    assert code == 2 and err.startswith("error: flag_expires_at: ")  # at most 90 days
+    assert code == 2
+    assert err.startswith("error: flag_expires_at: ")  # at most 90 days
     soon = (timezone.now() + timedelta(days=30)).date().isoformat()
     out = run(
         "rollouts", "start", promoted_change.reference, "--strategy", "flag",

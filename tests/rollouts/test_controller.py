@@ -45,17 +45,21 @@ def test_a_progressing_canary_without_telemetry_is_blocked_no_signal(w: World) -
     counts = rollouts_controller_tick.apply().get()
     assert counts == {"noted": 1, "skipped": 0, "failed": 0}
     (note,) = notes(rollout)
-    assert note.number == 1 and note.outcome == "blocked_no_signal"
+    assert note.number == 1
+    assert note.outcome == "blocked_no_signal"
     assert note.reason.startswith(f"{rollout.reference} at step 2 of 5 (5%): no telemetry signal")
     (version,) = ManifestVersion.objects.filter(rollout=rollout)
-    assert note.manifest == version and version.status == "pass"
+    assert note.manifest == version
+    assert version.status == "pass"
     assert note.trace_ids[0] == f"manifest:{version.sha256}"
     assert note.rollback_evidence == ""
     event = Event.objects.get(kind=EventKind.ROLLOUT_ITERATION_NOTED)
-    assert event.subject_id == str(rollout.pk) and event.actor is None
+    assert event.subject_id == str(rollout.pk)
+    assert event.actor is None
     assert event.payload["outcome"] == "blocked_no_signal"
     assert event.payload["manifest"] == {"number": 1, "sha256": version.sha256}
-    assert not notes(draft) and not notes(finished)  # only progressing or paused rollouts
+    assert not notes(draft)
+    assert not notes(finished)  # only progressing or paused rollouts
 
 
 def test_duplicate_beats_note_once_per_interval(w: World) -> None:
@@ -82,11 +86,13 @@ def test_outcomes_follow_the_manifest_and_the_signal(w: World) -> None:
     now = timezone.now()
     paused = rollout_of(w, state=RolloutState.PAUSED, step=1)
     held = rollout_iterate(rollout=paused, now=now)
-    assert held is not None and held.outcome == "lane_completed"
+    assert held is not None
+    assert held.outcome == "lane_completed"
     assert held.reason == f"{paused.reference} is paused at step 1 of 5; holding"
     tenant_wave = rollout_of(w, strategy="tenant", state=RolloutState.PROGRESSING, step=1)
     done = rollout_iterate(rollout=tenant_wave, now=now)
-    assert done is not None and done.outcome == "lane_completed"
+    assert done is not None
+    assert done.outcome == "lane_completed"
 
     canary = rollout_of(w, state=RolloutState.PROGRESSING, step=1)
 
@@ -98,14 +104,16 @@ def test_outcomes_follow_the_manifest_and_the_signal(w: World) -> None:
         ok = rollout_iterate(rollout=canary, now=now)
     finally:
         manifest.signal_source_unregister(healthy)
-    assert ok is not None and ok.outcome == "lane_completed"
+    assert ok is not None
+    assert ok.outcome == "lane_completed"
     assert "telemetry healthy (900 samples)" in ok.reason
     assert ok.trace_ids[1:-1] == ["rec-1", "tp-2"]
     assert ok.trace_ids[-1].startswith("inputs:")  # the digest the next cycle compares
 
     paper = rollout_of(w, target="paper", state=RolloutState.PROGRESSING, step=1)
     failed = rollout_iterate(rollout=paper, now=now)
-    assert failed is not None and failed.outcome == "lane_execution_failed"
+    assert failed is not None
+    assert failed.outcome == "lane_execution_failed"
     assert "phases failing: paper-canary" in failed.reason
     assert failed.manifest.status == "fail"
 
@@ -117,7 +125,8 @@ def test_a_rolled_back_rollout_is_not_cycled_its_manifest_carries_the_evidence(w
     roll_back(w, rollout)
     assert rollout_iterate(rollout=rollout, now=now + timedelta(hours=1)) is None
     version = manifest.manifest_append(rollout=rollout)
-    assert version.number == 2 and version.body["rollback_proof"]["evidence_present"]
+    assert version.number == 2
+    assert version.body["rollback_proof"]["evidence_present"]
     seq = Event.objects.get(kind=EventKind.ROLLOUT_ROLLED_BACK).seq
     assert version.body["rollback_proof"]["rollback_incident_evidence_path"].endswith(f"/{seq}/")
 
@@ -140,7 +149,8 @@ def test_a_cycle_that_raises_notes_the_failure_and_the_others_go_on(
     later = now + timedelta(hours=1)
     assert controller_cycle(now=later) == {"noted": 1, "skipped": 0, "failed": 1}
     last = notes(first)[-1]
-    assert last.number == 2 and last.outcome == "lane_execution_failed"
+    assert last.number == 2
+    assert last.outcome == "lane_execution_failed"
     assert "RuntimeError: telemetry store down" in last.reason
     assert notes(second)[0].outcome == "blocked_no_signal"
 

@@ -85,10 +85,13 @@ def test_the_rollout_page_compares_the_arms_and_stacks_the_versions(
     # canary vs stable per metric, with the counts and the threshold
     errors = re.search(r'<tr data-metric="errors" class="worse">(.*?)</tr>', dash, re.S)
     assert errors is not None
-    assert "50.00%" in errors.group(1) and "(150 of 300)" in errors.group(1)
-    assert "2.22%" in errors.group(1) and "(60 of 2700)" in errors.group(1)
+    assert "50.00%" in errors.group(1)
+    assert "(150 of 300)" in errors.group(1)
+    assert "2.22%" in errors.group(1)
+    assert "(60 of 2700)" in errors.group(1)
     assert "rolls back when the test statistic reaches 1/(alpha/4) = 80" in errors.group(1)
-    assert "e-value " in errors.group(1) and " of 80<" in errors.group(1)  # the analysis' statistic
+    assert "e-value " in errors.group(1)
+    assert " of 80<" in errors.group(1)  # the analysis' statistic
     assert 'id="verdict"' in dash
     # the statistic's trend: a chart (log scale, the threshold dashed) and its numbers
     assert re.search(
@@ -96,23 +99,28 @@ def test_the_rollout_page_compares_the_arms_and_stacks_the_versions(
     )
     trend = dash.split('id="statistic-table"')[1].split("</table>")[0]
     errors_trend = [float(v) for v in re.findall(r"</time></td><td>([0-9.e+]+)</td>", trend)]
-    assert errors_trend and errors_trend[-1] > errors_trend[0] > 1  # grows with the evidence
-    assert 'data-metric="latency_p95_ms"' in dash and "≤ 100 ms" in dash
+    assert errors_trend
+    assert errors_trend[-1] > errors_trend[0] > 1  # grows with the evidence
+    assert 'data-metric="latency_p95_ms"' in dash
+    assert "≤ 100 ms" in dash
     # every chart is an image with a text alternative, and the numbers in a table
     svg = chart_svg(dash, "distribution-chart")
     assert "0.0.1" in svg or prompt_v1.version in svg
     assert re.search(r'id="distribution-chart"[^>]*alt="Requests per version over time', dash)
-    assert f"{prompt_v1.version} 2700" in dash and f"{prompt_v2.version} 300" in dash
+    assert f"{prompt_v1.version} 2700" in dash
+    assert f"{prompt_v2.version} 300" in dash
     table = dash.split('id="distribution-table"')[1].split("</table>")[0]
     cells = re.findall(r"</time></td><td>(\d+)</td><td>(\d+)</td></tr>", table)
     assert 8 <= len(cells) <= 11  # 30 minutes in steps of 4 (3 hours / about 60 points)
-    assert sum(int(a) for a, _ in cells) == 2700 and sum(int(b) for _, b in cells) == 300
+    assert sum(int(a) for a, _ in cells) == 2700
+    assert sum(int(b) for _, b in cells) == 300
     chart_svg(dash, "chart-errors")
     # the step timeline marks the start; the live fragment is polled while it runs
     assert 'data-kind="start"' in dash
     assert f'hx-get="/rollouts/RO-{started.number}/dashboard/"' in dash
     assert 'hx-trigger="every 15s"' in dash
-    assert "js/htmx.min.js" in html and "<script>" not in html
+    assert "js/htmx.min.js" in html
+    assert "<script>" not in html
 
 
 def test_a_rolled_back_rollout_marks_it_and_stops_polling(
@@ -133,7 +141,8 @@ def test_a_rolled_back_rollout_marks_it_and_stops_polling(
     assert response.status_code == 200
     dash = response.content.decode()
     assert dash.lstrip().startswith('<section aria-labelledby="dashboard-heading" id="dashboard"')
-    assert "hx-get" not in dash and 'data-state="rolled_back"' in dash
+    assert "hx-get" not in dash
+    assert 'data-state="rolled_back"' in dash
     kinds = re.findall(r'data-kind="(\w+)"', dash)
     assert kinds == ["start", "pause", "rollback"]
     assert "by system: error rate regression" in dash
@@ -151,7 +160,8 @@ def test_the_fragment_is_for_people_who_see_the_rollout(
     client: Client, started: Rollout, people: dict[str, Any]
 ) -> None:
     response = client.get(f"/rollouts/RO-{started.number}/dashboard/")
-    assert response.status_code == 302 and "/login" in response["Location"]
+    assert response.status_code == 302
+    assert "/login" in response["Location"]
     client.force_login(people["admin"])
     assert client.get("/rollouts/RO-999/dashboard/").status_code == 404
     assert client.post(f"/rollouts/RO-{started.number}/dashboard/").status_code == 405
@@ -206,9 +216,12 @@ def test_the_fleet_shows_every_rollout_with_its_health(
     row = re.search(
         rf'<tr data-rollout="RO-{started.number}" data-health="(\w+)">(.*?)</tr>', html, re.S
     )
-    assert row is not None and row.group(1) == "watch"  # the canary's error rate is worse
-    assert "50.00% of 30" in row.group(2) and "2.22% of 270" in row.group(2)
-    assert "1%" in row.group(2) and "none yet" in row.group(2)
+    assert row is not None
+    assert row.group(1) == "watch"  # the canary's error rate is worse
+    assert "50.00% of 30" in row.group(2)
+    assert "2.22% of 270" in row.group(2)
+    assert "1%" in row.group(2)
+    assert "none yet" in row.group(2)
     rows(started, slot, prompt_v1, prompt_v2, platform, minutes=50)
     with django_assert_num_queries(len(ctx.captured_queries)):
         client.get("/rollouts/fleet/")
@@ -265,7 +278,8 @@ def test_metrics_gauge_running_rollouts_and_time_requests(
     stat = re.search(
         rf'governance_rollout_test_statistic{{metric="errors",{ro},{tenant}}} ([0-9.e+-]+)', text
     )
-    assert stat is not None and float(stat.group(1)) > 0
+    assert stat is not None
+    assert float(stat.group(1)) > 0
     assert f'governance_rollout_test_threshold{{metric="errors",{ro},{tenant}}} 80.0' in text
     route = "registry/<slug:cls>/<slug:tenant>/<slug:slug>/v/<str:version>/"
     assert re.search(
@@ -314,7 +328,8 @@ def test_continuous_metrics_show_the_change_gate_the_analysis_checked(
     dash = section(client.get(f"/rollouts/RO-{started.number}/").content.decode())
     latency = re.search(r'<tr data-metric="latency_p95_ms"[^>]*>(.*?)</tr>', dash, re.S)
     assert latency is not None
-    assert "gate " in latency.group(1) and ": fails" in latency.group(1)
+    assert "gate " in latency.group(1)
+    assert ": fails" in latency.group(1)
     assert 'class="health-bad"' in latency.group(1)
 
 

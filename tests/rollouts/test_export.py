@@ -52,7 +52,8 @@ def test_export_writes_the_manifest_and_one_note_per_cycle(w: World, tmp_path: P
         kind=EventKind.ROLLOUT_MANIFEST_APPENDED, payload__sha256=latest.sha256
     ).exists()
     Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(written)
-    assert f"sha256 {latest.sha256}" in said and "3 new notes" in said
+    assert f"sha256 {latest.sha256}" in said
+    assert "3 new notes" in said
 
     notes = sorted(p.name for p in (tmp_path / "notes").iterdir())
     assert notes == ["iteration-1.md", "iteration-2.md", "iteration-3.md"]
@@ -104,18 +105,20 @@ def test_export_of_a_draft_stores_its_first_manifest_version(w: World, tmp_path:
     assert ManifestVersion.objects.filter(rollout=rollout).count() == 1
 
 
+@pytest.mark.usefixtures("db")
 @pytest.mark.parametrize(
     ("ref", "message"),
     [("RO-999", "error: rollout: No rollout RO-999."), ("CR-1", "error: rollout: 'CR-1' is not")],
 )
 def test_export_of_an_unknown_rollout_is_one_error_line(
-    db: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], ref: str, message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ref: str, message: str
 ) -> None:
     with pytest.raises(SystemExit) as exc:
         call_command("rollouts", "export", ref, "--out", str(tmp_path))
     assert exc.value.code != 0
     err = capsys.readouterr().err
-    assert err.startswith(message) and err.count("\n") <= 1
+    assert err.startswith(message)
+    assert err.count("\n") <= 1
     assert not (tmp_path / "rollout").exists()
 
 

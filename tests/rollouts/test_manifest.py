@@ -133,7 +133,8 @@ def test_a_healthy_canary_manifest_has_every_field_seven_phases_in_order_and_pas
     assert {c["check"] for c in checks} >= {"offline_evaluation", "pack_verification"}
     assert all(c["passed"] and c["status"] == "passed" for c in checks)
     prereq = body["phases"][1]["observations"]
-    assert prereq["missing"] == [] and prereq["pack_verification"]["ok"]
+    assert prereq["missing"] == []
+    assert prereq["pack_verification"]["ok"]
     assert f"evidence:{w.v2.path}" in prereq["required"]
     assert body["phases"][2]["observations"]["baselines"] == [
         {"slot": str(w.slot), "baseline": w.v1.pinned, "ok": True, "problem": ""}
@@ -172,7 +173,8 @@ def test_paper_target_without_a_cohort_fails_the_manifest_live_without_a_canary_
     assert gate == {"required": True, "observed": False, "passed": False}
 
     cohort = valid(manifest_build(rollout_of(w, target="paper", cohort=["u1", "u2"])))
-    assert statuses(cohort)["paper-canary"] == "pass" and cohort["status"] == "pass"
+    assert statuses(cohort)["paper-canary"] == "pass"
+    assert cohort["status"] == "pass"
     assert cohort["phases"][4]["observations"]["cohort_size"] == 2
 
     tenant_wave = valid(manifest_build(rollout_of(w, strategy="tenant")))
@@ -223,7 +225,8 @@ def test_drift_of_the_default_fails_the_drift_gate_and_blocks_the_canary(w: Worl
     (drifted,) = body["phases"][3]["observations"]["drifted"]
     assert f"the default is {other.path}, expected {live.path}" in drifted
     blockers = canary_blockers(rollout)
-    assert len(blockers) == 1 and blockers[0].startswith("drift-gate fail: ")
+    assert len(blockers) == 1
+    assert blockers[0].startswith("drift-gate fail: ")
     assert w.prompt.path in blockers[0]
     Artifact.objects.filter(pk=w.prompt.pk).update(active_version=live)
     assert canary_blockers(rollout) == []
@@ -300,24 +303,28 @@ def test_append_stores_a_version_only_when_the_body_changes_and_hashes_it_into_t
 ) -> None:
     rollout = rollout_of(w)
     first = manifest_append(rollout=rollout, actor=w.people["admin"])
-    assert first.number == 1 and first.status == "pass"
+    assert first.number == 1
+    assert first.status == "pass"
     assert first.sha256 == hashlib.sha256(canonical(first.body)).hexdigest()
     valid(first.body)
     again = manifest_append(rollout=rollout)
-    assert again.pk == first.pk and ManifestVersion.objects.filter(rollout=rollout).count() == 1
+    assert again.pk == first.pk
+    assert ManifestVersion.objects.filter(rollout=rollout).count() == 1
     events = Event.objects.filter(
         kind=EventKind.ROLLOUT_MANIFEST_APPENDED, subject_id=str(rollout.pk)
     )
     assert events.count() == 1
     event = events.get()
-    assert event.payload["sha256"] == first.sha256 and event.payload["number"] == 1
+    assert event.payload["sha256"] == first.sha256
+    assert event.payload["number"] == 1
     assert event.actor == w.people["admin"]
 
     type(rollout).objects.filter(pk=rollout.pk).update(
         state=RolloutState.PROGRESSING, step=1, revision=2
     )
     second = manifest_append(rollout=rollout)
-    assert second.number == 2 and second.sha256 != first.sha256
+    assert second.number == 2
+    assert second.sha256 != first.sha256
     assert second.body["observation_summary"]["step"] == 1
     # unchanged phases keep the moment they reached their result; changed ones move on
     before = {p["name"]: p["timestamp"] for p in first.body["phases"]}
@@ -341,7 +348,8 @@ def test_a_rollback_appended_in_its_own_transaction_is_proved_then_named_after_c
     assert during.body["rollback_proof"]["rollback_incident_evidence_path"] == ""
     assert statuses(during.body)["rollback-proof"] == "pass"
     after = ManifestVersion.objects.filter(rollout=rollout).order_by("-number").first()
-    assert after is not None and after.number == during.number + 1
+    assert after is not None
+    assert after.number == during.number + 1
     seq = Event.objects.get(kind=EventKind.ROLLOUT_ROLLED_BACK).seq
     assert after.body["rollback_proof"]["rollback_incident_evidence_path"] == (
         f"/governance/events/{seq}/"

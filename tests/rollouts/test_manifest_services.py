@@ -39,7 +39,8 @@ def test_every_transition_appends_a_schema_valid_manifest_hashed_into_the_log(
 ) -> None:
     admin = people["admin"]
     r = canary_rollout
-    assert latest(r).number == 1 and phases(latest(r))["runtime-governance"] == "skip"
+    assert latest(r).number == 1
+    assert phases(latest(r))["runtime-governance"] == "skip"
     r = services.rollout_start(rollout=r, actor=admin)
     r = services.rollout_advance(rollout=r, actor=admin)
     r = services.rollout_pause(rollout=r, actor=admin, reason="look at the numbers")
@@ -65,10 +66,12 @@ def test_every_transition_appends_a_schema_valid_manifest_hashed_into_the_log(
     assert [v.status for v in versions[:5]] == ["pass"] * 5
     assert versions[2].body["observation_summary"]["weight"] == 5_000
     canary_refs = versions[2].body["phases"][4]["artifact_refs"]
-    assert len(canary_refs) == 2 and all(ref.startswith("pointer-move:") for ref in canary_refs)
+    assert len(canary_refs) == 2
+    assert all(ref.startswith("pointer-move:") for ref in canary_refs)
     # rolled back: runtime governance fails (the seed's rule); the proof passes and names the event
     final = versions[-1]
-    assert phases(final)["runtime-governance"] == "fail" and final.status == "fail"
+    assert phases(final)["runtime-governance"] == "fail"
+    assert final.status == "fail"
     assert phases(final)["rollback-proof"] == "pass"
     assert phases(final)["drift-gate"] == "pass"
     seq = Event.objects.get(kind=EventKind.ROLLOUT_ROLLED_BACK, subject_id=str(r.pk)).seq
@@ -92,7 +95,8 @@ def test_a_canary_cannot_start_or_advance_until_phases_one_to_four_pass(
     assert "cannot start its canary: drift-gate fail" in exc.value.message
     assert platform_prompt.path in exc.value.message
     canary_rollout.refresh_from_db()
-    assert canary_rollout.state == RolloutState.DRAFT and canary_rollout.step == 0
+    assert canary_rollout.state == RolloutState.DRAFT
+    assert canary_rollout.step == 0
     Artifact.objects.filter(pk=platform_prompt.pk).update(active_version=prompt_v1)
     r = services.rollout_start(rollout=canary_rollout, actor=admin)
     assert r.step == 1
@@ -126,7 +130,8 @@ def test_every_strategy_waits_for_phases_one_to_four_before_moving_a_pointer(
         services.rollout_start(rollout=r, actor=people["admin"])
     assert "cannot start moving pointers: drift-gate fail" in exc.value.message
     r.refresh_from_db()
-    assert r.state == RolloutState.DRAFT and r.step == 0
+    assert r.state == RolloutState.DRAFT
+    assert r.step == 0
     assert not r.moves.exists()
     # back as approved: the same rollout starts, and its manifest passes the drift gate
     Artifact.objects.filter(pk=platform_prompt.pk).update(active_version=prompt_v1)

@@ -70,7 +70,8 @@ def same_answer(flag: dict[str, Any], resolved: dict[str, Any]) -> None:
     """The OFREP evaluation says what the resolve API said, field for field."""
     assert flag["reason"] == resolved["reason"]
     if resolved["reason"] == "DISABLED":
-        assert "value" not in flag and flag["variant"] == "disabled"
+        assert "value" not in flag
+        assert flag["variant"] == "disabled"
     else:
         assert flag["value"] == resolved["ref"]
         assert flag["variant"] == resolved["version"]
@@ -138,7 +139,8 @@ def test_every_reason_answers_as_resolve_does(
     # TARGETING_MATCH: the tenant's override.
     override(world, world.acme, world.v["v3"])
     matched = evaluate(ofrep, targetingKey="user-7").json()
-    assert matched["reason"] == "TARGETING_MATCH" and matched["variant"] == world.v["v3"].version
+    assert matched["reason"] == "TARGETING_MATCH"
+    assert matched["variant"] == world.v["v3"].version
     same_answer(matched, resolve(ann, "user-7"))
     # SPLIT: a 50% canary; every subject gets the arm resolve gives it, the bucket included.
     rollout = canary(world, weight=50_000, salt="ofrep")
@@ -148,7 +150,8 @@ def test_every_reason_answers_as_resolve_does(
         flag = evaluate(ofrep, targetingKey=subject).json()
         resolved = resolve(ann, subject)
         same_answer(flag, resolved)
-        assert flag["reason"] == "SPLIT" and flag["metadata"]["rollout"] == rollout.reference
+        assert flag["reason"] == "SPLIT"
+        assert flag["metadata"]["rollout"] == rollout.reference
         arms.add(flag["metadata"]["arm"])
     assert arms == {"canary", "stable"}
     # No subject: the stable arm's rule is skipped, never a random pick.
@@ -199,6 +202,7 @@ def test_versions_that_may_not_serve_never_resolve(
     assert bad.manifest_sha256 not in bulk
 
 
+@pytest.mark.usefixtures("world")
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("body", "status", "code", "details"),
@@ -214,7 +218,7 @@ def test_versions_that_may_not_serve_never_resolve(
     ],
 )
 def test_bad_input_answers_as_the_protocol_says(
-    world: World, ofrep: APIClient, body: str, status: int, code: str, details: str
+    ofrep: APIClient, body: str, status: int, code: str, details: str
 ) -> None:
     got = ofrep.post(SINGLE, body, content_type="application/json")
     assert got.status_code == status, got.content
@@ -232,9 +236,11 @@ def test_unknown_flags_and_bad_credentials(world: World, ofrep: APIClient, ann: 
     ]:
         got = evaluate(ofrep, key)
         assert got.status_code == 404
-        assert got.json()["errorCode"] == "FLAG_NOT_FOUND" and what in got.json()["errorDetails"]
+        assert got.json()["errorCode"] == "FLAG_NOT_FOUND"
+        assert what in got.json()["errorDetails"]
     anonymous = evaluate(bearer(None))
-    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"].startswith("Bearer")
+    assert anonymous.status_code == 401
+    assert anonymous["WWW-Authenticate"].startswith("Bearer")
     assert anonymous.json()["errorCode"] == "GENERAL"
     personal = evaluate(ann)
     assert personal.status_code == 401
@@ -250,7 +256,8 @@ def test_unknown_flags_and_bad_credentials(world: World, ofrep: APIClient, ann: 
     assert evaluate(bearer(raw)).status_code == 200
     accounts.service_token_revoke(token=revoked_token, actor=None, reason="leaked")
     revoked = evaluate(bearer(raw))
-    assert revoked.status_code == 401 and "revoked" in revoked.json()["errorDetails"]
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json()["errorDetails"]
     assert ofrep.get(SINGLE).status_code == 405
 
 
@@ -269,7 +276,8 @@ def test_another_tenants_application_answers_as_a_missing_one(world: World) -> N
     assert foreign.status_code == missing.status_code == 404
     text = foreign.content.decode()
     assert text.replace("globex-app", "no-such-app") == missing.content.decode()
-    assert "GLOBEX-SECRET" not in text and version.manifest_sha256 not in text
+    assert "GLOBEX-SECRET" not in text
+    assert version.manifest_sha256 not in text
     # globex's own token reads it; acme's bulk evaluation does not list it.
     own = evaluate(bearer(service_token(world.globex)), "globex-app.qualifyLead").json()
     assert own["metadata"]["content"] == "GLOBEX-SECRET {{ x }}"
@@ -296,7 +304,9 @@ def test_bulk_evaluates_every_flag_with_an_etag(
     again = ofrep.post(
         BULK, {"context": {"targetingKey": "user-3"}}, format="json", HTTP_IF_NONE_MATCH=etag
     )
-    assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == etag
     # Another subject is another answer (the bucket at least), so another ETag.
     other = ofrep.post(BULK, {"context": {"targetingKey": "user-4"}}, format="json")
     assert other["ETag"] != etag
@@ -312,7 +322,8 @@ def test_bulk_evaluates_every_flag_with_an_etag(
     moved = ofrep.post(
         BULK, {"context": {"targetingKey": "user-3"}}, format="json", HTTP_IF_NONE_MATCH=etag
     )
-    assert moved.status_code == 200 and moved["ETag"] != etag
+    assert moved.status_code == 200
+    assert moved["ETag"] != etag
     assert moved.json()["flags"][0]["reason"] == "DISABLED"
     # Narrowed to one application; a pin or an unknown application is refused.
     narrowed = ofrep.post(BULK, {"context": {"application": "sales-agent"}}, format="json")

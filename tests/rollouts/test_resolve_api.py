@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import rfc8785
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rest_framework.test import APIClient
 
@@ -97,11 +98,13 @@ def test_versions_that_may_not_serve_never_resolve(world: World, ann: APIClient,
     assert refused.status_code == 404
     assert refused.json()["error"]["field"] == "pin"
     served = post(ann, subject="s").json()
-    assert served["version"] == "1.0.0" and served["reason"] == "DEFAULT"
+    assert served["version"] == "1.0.0"
+    assert served["reason"] == "DEFAULT"
     document = ann.get(RUNTIME).content.decode()
     assert bad.manifest_sha256 not in document
 
 
+@pytest.mark.usefixtures("world")
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -117,7 +120,7 @@ def test_versions_that_may_not_serve_never_resolve(world: World, ann: APIClient,
     ],
 )
 def test_bad_input_is_400_naming_the_field(
-    world: World, ann: APIClient, body: dict[str, Any], field: str
+    ann: APIClient, body: dict[str, Any], field: str
 ) -> None:
     got = post(ann, **body)
     assert got.status_code == 400, got.content
@@ -131,7 +134,8 @@ def test_unknown_or_hidden_is_404_naming_what(
     assert post(ann, application="nope").json()["error"]["field"] == "application"
     gus = token_client(world.gus)
     hidden = post(gus)
-    assert hidden.status_code == 404 and hidden.json()["error"]["field"] == "tenant"
+    assert hidden.status_code == 404
+    assert hidden.json()["error"]["field"] == "tenant"
     assert gus.get(RUNTIME).status_code == 404
     assert ann.get("/api/v1/runtime/acme/nope/").status_code == 404
     assert APIClient().post("/api/v1/resolve/", {}, format="json").status_code in (401, 403)
@@ -150,7 +154,9 @@ def test_snapshot_etag_and_304(world: World, ann: APIClient) -> None:
         == f'"{document["snapshot"]["sequence"]}-{runtime.snapshot("acme", "sales-agent").content_sha256[:16]}"'
     )
     again = ann.get(RUNTIME, HTTP_IF_NONE_MATCH=etag)
-    assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == etag
     assert ann.get(RUNTIME, HTTP_IF_NONE_MATCH=f'"x", W/{etag}').status_code == 304
     # The log grows with work that changes nothing here: the held document is still current.
     publish(world.artifact, "Unrelated draft {{ customer }}.")
@@ -158,7 +164,9 @@ def test_snapshot_etag_and_304(world: World, ann: APIClient) -> None:
     assert fresh["ETag"] != etag
     assert fresh.json()["snapshot"]["sequence"] > document["snapshot"]["sequence"]
     held = ann.get(RUNTIME, HTTP_IF_NONE_MATCH=etag)
-    assert held.status_code == 304 and held.content == b"" and held["ETag"] == etag
+    assert held.status_code == 304
+    assert held.content == b""
+    assert held["ETag"] == etag
     assert ann.get(RUNTIME, HTTP_IF_NONE_MATCH='"1-0000000000000000"').status_code == 200
     override(world, world.acme, world.v["v3"])
     changed_doc = ann.get(RUNTIME, HTTP_IF_NONE_MATCH=etag)
@@ -193,7 +201,7 @@ def test_snapshot_signature_verifies_with_the_published_key(world: World, ann: A
     assert refused.value.field == "sha256"
     tampered = json.loads(json.dumps(document["snapshot"]))
     tampered["slots"]["qualifyLead"]["rules"][0]["weight"] = 100_000
-    with pytest.raises(Exception):  # noqa: B017 - InvalidSignature
+    with pytest.raises(InvalidSignature):
         public.verify(
             bytes.fromhex(signature["value"]), hashlib.sha256(rfc8785.dumps(tampered)).digest()
         )
@@ -224,13 +232,15 @@ def test_service_tokens_read_their_own_tenant_with_the_scope(world: World) -> No
     assert post(machine, subject="u").json()["version"] == "1.0.0"
     assert machine.get(RUNTIME).json()["snapshot"]["tenant"] == "acme"
     other = post(machine, tenant="globex")
-    assert other.status_code == 404 and other.json()["error"]["field"] == "tenant"
+    assert other.status_code == 404
+    assert other.json()["error"]["field"] == "tenant"
     assert machine.get("/api/v1/runtime/globex/sales-agent/").status_code == 404
     registry_lookup = machine.get("/api/v1/resolve/", {"ref": "prompt/platform/qualify-lead"})
     assert registry_lookup.status_code == 403
     writer, _ = service_client(world.acme, ["telemetry:write"])
     refused = post(writer)
-    assert refused.status_code == 403 and "runtime:read" in refused.json()["error"]["message"]
+    assert refused.status_code == 403
+    assert "runtime:read" in refused.json()["error"]["message"]
     service_token_revoke(token=token, actor=None, reason="leaked")
     assert post(machine).status_code == 401
 
@@ -267,7 +277,8 @@ def test_the_service_token_fast_path_answers_exactly_as_the_full_path(
     assert reasons == {"SPLIT", "DEFAULT", "STATIC"}
     # refusals take the full path and read the same as anyone's
     bad = post(machine, slot="nope")
-    assert bad.status_code == 404 and bad.json()["error"]["field"] == "slot"
+    assert bad.status_code == 404
+    assert bad.json()["error"]["field"] == "slot"
     broken = machine.post("/api/v1/resolve/", "{not json", content_type="application/json")
     assert broken.status_code == 400
 
@@ -281,6 +292,7 @@ def test_people_read_the_tenants_they_may_see(world: World) -> None:
         reader_may_read(user, "globex")
 
 
+@pytest.mark.usefixtures("world")
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -292,15 +304,14 @@ def test_people_read_the_tenants_they_may_see(world: World) -> None:
         ({"subject": 42}, "subject"),
     ],
 )
-def test_more_bad_input_names_the_field(
-    world: World, ann: APIClient, body: dict[str, Any], field: str
-) -> None:
+def test_more_bad_input_names_the_field(ann: APIClient, body: dict[str, Any], field: str) -> None:
     got = post(ann, **body)
     assert got.status_code == 400, got.content
     assert got.json()["error"]["field"] == field
 
 
-def test_a_missing_field_is_named(world: World, ann: APIClient) -> None:
+@pytest.mark.usefixtures("world")
+def test_a_missing_field_is_named(ann: APIClient) -> None:
     got = ann.post("/api/v1/resolve/", {"tenant": "acme", "slot": "qualifyLead"}, format="json")
     assert got.status_code == 400
     assert got.json()["error"] == {

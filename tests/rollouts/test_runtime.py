@@ -177,7 +177,8 @@ def test_flag_on_off_and_expired(world: World) -> None:
     assert any("flag polite" in w and "expired" in w for w in expired.warnings)
     type(rollout).objects.filter(pk=rollout.pk).update(flag_on=False)
     changed()
-    assert answer().reason == "TARGETING_MATCH" and answer().variant == "override"
+    assert answer().reason == "TARGETING_MATCH"
+    assert answer().variant == "override"
 
 
 def test_rollout_of_another_tenant_does_not_apply(world: World) -> None:
@@ -325,7 +326,8 @@ def test_build_cost_does_not_grow_with_history(
     assert build_queries() == few
 
 
-def test_load_document_refuses_what_it_cannot_verify(world: World) -> None:
+@pytest.mark.usefixtures("world")
+def test_load_document_refuses_what_it_cannot_verify() -> None:
     snap = runtime.snapshot("acme", "sales-agent")
     from governance.kernel.events.selectors import public_keys
 

@@ -76,7 +76,8 @@ def test_pointer_move_is_seen_by_another_process_within_a_second(
         text=True,
     )
     try:
-        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stdin is not None
         line = proc.stdout.readline()
         if not line:
             pytest.fail(proc.communicate(timeout=60)[1])

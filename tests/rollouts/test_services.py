@@ -60,7 +60,8 @@ def test_application_create_records_event_and_checks_input(
         tenant=platform, slug="sales-agent", name="Sales agent", actor=people["admin"]
     )
     (event,) = events(EventKind.APPLICATION_CREATED)
-    assert event.payload["application"] == "sales-agent" and event.subject_id == str(app.pk)
+    assert event.payload["application"] == "sales-agent"
+    assert event.subject_id == str(app.pk)
     with pytest.raises(Conflict) as conflict:
         services.application_create(tenant=acme, slug="sales-agent", name="x", actor=None)
     assert conflict.value.field == "slug"
@@ -91,7 +92,8 @@ def test_slot_needs_an_active_version_and_an_artifact_of_the_tenant_or_platform(
         services.slot_create(
             application=application, name="greet", artifact=fresh, actor=people["admin"]
         )
-    assert conflict.value.field == "artifact" and "no active version" in conflict.value.message
+    assert conflict.value.field == "artifact"
+    assert "no active version" in conflict.value.message
     private = make_artifact(acme, "prompt", "acme-only")
     with pytest.raises(DomainError) as exc:
         services.slot_create(
@@ -141,7 +143,8 @@ def test_promoting_a_bound_artifact_approves_but_does_not_move_the_default(
 ) -> None:  # fmt: skip
     assert default_of(platform_prompt) == prompt_v1
     assert promoted_change.status == ChangeStatus.PROMOTED
-    assert stage(prompt_v2) == Stage.APPROVED and stage(prompt_v1) == Stage.ACTIVE
+    assert stage(prompt_v2) == Stage.APPROVED
+    assert stage(prompt_v1) == Stage.ACTIVE
     assert not Activation.objects.filter(change=promoted_change).exists()
     event = events(EventKind.CHANGE_REQUEST_PROMOTED)[-1]
     assert event.payload["activated"] == []
@@ -163,7 +166,8 @@ def test_create_refuses_what_is_not_promoted_and_bad_input(
     )  # fmt: skip
     with pytest.raises(Conflict) as conflict:
         services.rollout_create(change=draft, actor=people["admin"])
-    assert conflict.value.field == "change" and "only a promoted change" in conflict.value.message
+    assert conflict.value.field == "change"
+    assert "only a promoted change" in conflict.value.message
     admin = people["admin"]
     cases: list[tuple[dict[str, Any], str]] = [
         ({"strategy": "nope"}, "strategy"),
@@ -219,8 +223,9 @@ def test_create_refuses_what_is_not_promoted_and_bad_input(
     assert not events(EventKind.ROLLOUT_CREATED)
 
 
+@pytest.mark.usefixtures("slot")
 def test_a_global_rollout_of_a_major_version_is_refused_naming_the_allowed_strategies(
-    slot: Slot, platform_prompt: Artifact, promote: Callable[..., Any], people: dict[str, Any]
+    platform_prompt: Artifact, promote: Callable[..., Any], people: dict[str, Any]
 ) -> None:
     major = publish(
         platform_prompt, impact="major", text="Qualify {{ customer }} v3.", metadata=PINS
@@ -243,10 +248,12 @@ def test_one_unfinished_rollout_per_slot_and_numbers_are_sequential(
     assert canary_rollout.reference == "RO-1"
     with pytest.raises(Conflict) as conflict:
         services.rollout_create(change=promoted_change, actor=people["admin"])
-    assert conflict.value.field == "change" and "RO-1" in conflict.value.message
+    assert conflict.value.field == "change"
+    assert "RO-1" in conflict.value.message
     services.rollout_abort(rollout=canary_rollout, actor=people["admin"], reason="not now")
     again = services.rollout_create(change=promoted_change, actor=people["admin"])
-    assert again.number == 2 and again.salt != canary_rollout.salt
+    assert again.number == 2
+    assert again.salt != canary_rollout.salt
 
 
 # --- canary: every transition ---------------------------------------------------------------
@@ -258,7 +265,9 @@ def test_canary_walks_its_steps_and_success_moves_the_default(
 ) -> None:  # fmt: skip
     admin = people["admin"]
     r = canary_rollout
-    assert r.steps == CANARY_DEFAULT_STEPS and len(r.salt) == 32 and r.revision == 1
+    assert r.steps == CANARY_DEFAULT_STEPS
+    assert len(r.salt) == 32
+    assert r.revision == 1
     (target,) = selectors.targets_of(r)
     assert (target.slot, target.baseline, target.candidate) == (slot, prompt_v1, prompt_v2)
     r = services.rollout_start(rollout=r, actor=admin, revision=1, reason="go")
@@ -275,22 +284,27 @@ def test_canary_walks_its_steps_and_success_moves_the_default(
     # a stale revision is a conflict and changes nothing
     with pytest.raises(Conflict) as conflict:
         services.rollout_advance(rollout=r, actor=admin, revision=1)
-    assert conflict.value.field == "revision" and "RO-1 changed meanwhile" in conflict.value.message
+    assert conflict.value.field == "revision"
+    assert "RO-1 changed meanwhile" in conflict.value.message
     r = services.rollout_pause(rollout=r, actor=admin, revision=2, reason="watch")
     with pytest.raises(Conflict) as conflict:
         services.rollout_advance(rollout=r, actor=admin)
-    assert "resume it first" in conflict.value.message and conflict.value.field == "state"
+    assert "resume it first" in conflict.value.message
+    assert conflict.value.field == "state"
     with pytest.raises(Conflict):
         services.rollout_pause(rollout=r, actor=admin, reason="again")
     r = services.rollout_resume(rollout=r, actor=admin, reason="fine")
     assert (r.state, r.step, r.weight) == (RolloutState.PROGRESSING, 1, 1_000)
     for weight in CANARY_DEFAULT_STEPS[1:]:
         r = services.rollout_advance(rollout=r, actor=admin, revision=r.revision)
-        assert r.weight == weight and default_of(platform_prompt) == prompt_v1
+        assert r.weight == weight
+        assert default_of(platform_prompt) == prompt_v1
     r = services.rollout_advance(rollout=r, actor=admin, reason="all good")
-    assert r.state == RolloutState.SUCCEEDED and r.finished_by == admin
+    assert r.state == RolloutState.SUCCEEDED
+    assert r.finished_by == admin
     assert default_of(platform_prompt) == prompt_v2
-    assert stage(prompt_v2) == Stage.ACTIVE and stage(prompt_v1) == Stage.APPROVED
+    assert stage(prompt_v2) == Stage.ACTIVE
+    assert stage(prompt_v1) == Stage.APPROVED
     activation = Activation.objects.get(change=promoted_change)
     assert (activation.kind, activation.version, activation.previous) == (
         ActivationKind.PROMOTION, prompt_v2, prompt_v1
@@ -307,11 +321,13 @@ def test_canary_walks_its_steps_and_success_moves_the_default(
     )  # fmt: skip
     assert [e.payload["revision"] for e in events(EventKind.ROLLOUT_ADVANCED)] == [5, 6, 7, 8]
     (done,) = events(EventKind.ROLLOUT_SUCCEEDED)
-    assert done.payload["revision"] == 9 and done.payload["step"] == 5
+    assert done.payload["revision"] == 9
+    assert done.payload["step"] == 5
     assert len(events(EventKind.POINTER_MOVED)) == PointerMove.objects.count()
     # the slot's history: every move of the slot and of its artifact's default
     history = list(selectors.slot_history(slot))
-    assert history[0] == default_move and len(history) == 6
+    assert history[0] == default_move
+    assert len(history) == 6
     # finished: nothing more
     for call in (services.rollout_advance, services.rollout_start):
         with pytest.raises(Conflict):
@@ -329,10 +345,12 @@ def test_rollback_from_progressing_ends_the_rule_and_keeps_the_default(
     r = services.rollout_start(rollout=canary_rollout, actor=admin)
     r = services.rollout_advance(rollout=r, actor=admin)
     r = services.rollout_rollback(rollout=r, actor=admin, reason="errors up")
-    assert r.state == RolloutState.ROLLED_BACK and r.finish_reason == "errors up"
+    assert r.state == RolloutState.ROLLED_BACK
+    assert r.finish_reason == "errors up"
     assert default_of(platform_prompt) == prompt_v1
     last = PointerMove.objects.filter(rollout=r).order_by("-id").first()
-    assert last is not None and (last.weight, last.to_version) == (0, prompt_v1)
+    assert last is not None
+    assert (last.weight, last.to_version) == (0, prompt_v1)
     assert not selectors.active_rollouts_for([slot])
     with pytest.raises(Conflict):
         services.rollout_rollback(rollout=r, actor=admin, reason="again")
@@ -351,7 +369,8 @@ def test_rollback_after_success_restores_the_previous_default_without_approvals(
     assert default_of(platform_prompt) == prompt_v2
     r = services.rollout_rollback(rollout=r, actor=admin, reason="complaints")
     assert default_of(platform_prompt) == prompt_v1
-    assert stage(prompt_v1) == Stage.ACTIVE and stage(prompt_v2) == Stage.APPROVED
+    assert stage(prompt_v1) == Stage.ACTIVE
+    assert stage(prompt_v2) == Stage.APPROVED
     back = Activation.objects.filter(kind=ActivationKind.ROLLBACK).get()
     assert (back.version, back.previous, back.change) == (prompt_v1, prompt_v2, promoted_change)
     moves = list(PointerMove.objects.filter(rollout=r, kind=PointerKind.DEFAULT).order_by("id"))
@@ -373,9 +392,13 @@ def test_only_administrators_operate_rollouts(
             services.rollout_start(rollout=canary_rollout, actor=people[who])
         assert not permissions.rollout_actions(people[who], canary_rollout).start
     actions = permissions.rollout_actions(people["admin"], canary_rollout)
-    assert actions.start and actions.abort and not actions.advance and not actions.rollback
+    assert actions.start
+    assert actions.abort
+    assert not actions.advance
+    assert not actions.rollback
     canary_rollout.refresh_from_db()
-    assert canary_rollout.state == RolloutState.DRAFT and canary_rollout.revision == 1
+    assert canary_rollout.state == RolloutState.DRAFT
+    assert canary_rollout.revision == 1
 
 
 def test_paper_canary_keeps_its_cohort(
@@ -385,7 +408,8 @@ def test_paper_canary_keeps_its_cohort(
         change=promoted_change, actor=people["admin"], target="paper",
         cohort=["alice", "bob", "alice"],
     )  # fmt: skip
-    assert r.cohort == ["alice", "bob"] and r.target == "paper"
+    assert r.cohort == ["alice", "bob"]
+    assert r.target == "paper"
     r = services.rollout_start(rollout=r, actor=people["admin"])
     assert PointerMove.objects.get(rollout=r).kind == PointerKind.COHORT
 
@@ -398,7 +422,8 @@ def test_global_moves_the_default_in_one_step(
     prompt_v1: Version, prompt_v2: Version,
 ) -> None:  # fmt: skip
     r = services.rollout_create(change=promoted_change, actor=people["admin"], strategy="global")
-    assert r.steps == [] and services.step_count(r) == 1
+    assert r.steps == []
+    assert services.step_count(r) == 1
     r = services.rollout_start(rollout=r, actor=people["admin"], reason="minor wording")
     assert (r.state, r.step, r.revision) == (RolloutState.SUCCEEDED, 1, 2)
     assert default_of(platform_prompt) == prompt_v2
@@ -411,9 +436,11 @@ def test_global_moves_the_default_in_one_step(
     assert default_of(platform_prompt) == prompt_v1
     # every transition appends the manifest; the rollback's names its evidence
     manifest = r.manifests.order_by("-number").first()
-    assert manifest is not None and manifest.body["rollback_proof"]["evidence_present"]
+    assert manifest is not None
+    assert manifest.body["rollback_proof"]["evidence_present"]
     phases = {p["name"]: p["status"] for p in manifest.body["phases"]}
-    assert phases["rollback-proof"] == "pass" and phases["runtime-governance"] == "fail"
+    assert phases["rollback-proof"] == "pass"
+    assert phases["runtime-governance"] == "fail"
 
 
 # --- tenant waves -----------------------------------------------------------------------------
@@ -444,7 +471,8 @@ def test_tenant_waves_set_overrides_success_clears_them_rollback_restores_exactl
     assert default_of(platform_prompt) == prompt_v1
     r = services.rollout_advance(rollout=r, actor=admin)
     assert r.state == RolloutState.SUCCEEDED
-    assert default_of(platform_prompt) == prompt_v2 and overrides(slot) == {}
+    assert default_of(platform_prompt) == prompt_v2
+    assert overrides(slot) == {}
     r = services.rollout_rollback(rollout=r, actor=admin, reason="bad")
     assert default_of(platform_prompt) == prompt_v1
     assert overrides(slot) == {"globex": prompt_v1.pk}
@@ -463,7 +491,8 @@ def test_tenant_rollback_midway_removes_the_waves_overrides(
     r = services.rollout_pause(rollout=r, actor=admin, reason="hold")
     assert len(overrides(slot)) == 2
     r = services.rollout_abort(rollout=r, actor=admin, reason="stop")
-    assert r.state == RolloutState.ABORTED and overrides(slot) == {}
+    assert r.state == RolloutState.ABORTED
+    assert overrides(slot) == {}
     assert default_of(platform_prompt) == prompt_v1
 
 
@@ -501,13 +530,15 @@ def test_flag_switches_and_an_expired_flag_cannot_be_switched_on(
         flag_expires_at=timezone.now() + timedelta(days=10),
     )  # fmt: skip
     r = services.rollout_start(rollout=r, actor=admin)
-    assert not r.flag_on and not PointerMove.objects.filter(rollout=r).exists()
+    assert not r.flag_on
+    assert not PointerMove.objects.filter(rollout=r).exists()
     r = services.rollout_flag_set(rollout=r, on=True, actor=admin, reason="try")
     assert r.flag_on
     move = PointerMove.objects.get(rollout=r)
     assert (move.kind, move.to_version) == (PointerKind.FLAG, prompt_v2)
     (event,) = events(EventKind.ROLLOUT_FLAG_SET)
-    assert event.payload["on"] is True and event.payload["flag_key"] == "politer"
+    assert event.payload["on"] is True
+    assert event.payload["flag_key"] == "politer"
     with pytest.raises(Conflict) as conflict:
         services.rollout_flag_set(rollout=r, on=True, actor=admin, reason="again")
     assert conflict.value.field == "on"
@@ -517,7 +548,8 @@ def test_flag_switches_and_an_expired_flag_cannot_be_switched_on(
         services.rollout_flag_set(rollout=r, on=True, actor=admin, reason="late")
     assert conflict.value.field == "flag_expires_at"
     r = services.rollout_advance(rollout=r, actor=admin)
-    assert r.state == RolloutState.SUCCEEDED and default_of(platform_prompt) == prompt_v2
+    assert r.state == RolloutState.SUCCEEDED
+    assert default_of(platform_prompt) == prompt_v2
 
 
 # --- overrides and fail-closed ------------------------------------------------------------------
@@ -620,7 +652,8 @@ def test_a_draft_rejected_removed_or_retired_version_never_becomes_a_pointer(
     registry.version_retire(version=prompt_v2, rationale="found a flaw", actor=admin)
     with pytest.raises(Conflict) as conflict:
         services.rollout_start(rollout=r, actor=admin)
-    assert conflict.value.field == "candidate" and "retired" in conflict.value.message
+    assert conflict.value.field == "candidate"
+    assert "retired" in conflict.value.message
     assert default_of(platform_prompt) == prompt_v1
     # a deprecated (not removed) version still serves, with a warning
     v9 = publish(platform_prompt, text="Nine {{ customer }}.", metadata=PINS)
@@ -629,8 +662,10 @@ def test_a_draft_rejected_removed_or_retired_version_never_becomes_a_pointer(
         version=v9, replacement=prompt_v1, reason="too long", remove_after_days=30, actor=admin
     )
     verdict = selectors.servable_versions([v9.pk])[v9.pk]
-    assert isinstance(verdict, selectors.ServeInfo) and verdict.version == v9
-    assert verdict.warning and "is deprecated (replacement" in verdict.warning
+    assert isinstance(verdict, selectors.ServeInfo)
+    assert verdict.version == v9
+    assert verdict.warning
+    assert "is deprecated (replacement" in verdict.warning
 
 
 def test_a_change_on_an_unbound_artifact_still_promotes_as_before(
@@ -660,13 +695,15 @@ def test_a_change_rollback_or_switch_off_of_a_bound_artifact_is_in_the_slot_hist
     assert promoted_change.status == ChangeStatus.ROLLED_BACK
     assert selectors.servable_refusal(prompt_v2) is not None  # its change no longer promoted
     moved = selectors.slot_history(slot).first()
-    assert moved is not None and moved.rollout is None
+    assert moved is not None
+    assert moved.rollout is None
     assert (moved.kind, moved.from_version, moved.to_version, moved.reason) == (
         PointerKind.DEFAULT, prompt_v2, prompt_v1, "errors up"
     )  # fmt: skip
     reviews.artifact_deactivate(artifact=platform_prompt, actor=admin, reason="halt")
     off = selectors.slot_history(slot).first()
-    assert off is not None and (off.from_version, off.to_version) == (prompt_v1, None)
+    assert off is not None
+    assert (off.from_version, off.to_version) == (prompt_v1, None)
     assert events(EventKind.POINTER_MOVED)[-1].payload["to"] is None
 
 
@@ -684,12 +721,14 @@ def test_a_rollback_never_restores_a_version_retired_since(
         services.rollout_rollback(rollout=r, actor=admin, reason="errors")
     assert f"{prompt_v1.path} is retired" in conflict.value.message
     r.refresh_from_db()
-    assert r.state == RolloutState.SUCCEEDED and default_of(platform_prompt) == prompt_v2
+    assert r.state == RolloutState.SUCCEEDED
+    assert default_of(platform_prompt) == prompt_v2
     assert PointerMove.objects.count() == moves
 
 
+@pytest.mark.usefixtures("slot")
 def test_the_change_names_its_strategy_and_the_rollout_defaults_to_it(
-    slot: Slot, platform_prompt: Artifact, promote: Callable[..., Any], people: dict[str, Any]
+    platform_prompt: Artifact, promote: Callable[..., Any], people: dict[str, Any]
 ) -> None:
     v2 = publish(platform_prompt, text="Qualify {{ customer }} kindly.", metadata=PINS)
     change = promote(v2, strategy="global")

@@ -22,7 +22,7 @@ from registry.models import Artifact, Version, VersionUsage
 from reviews.models import ChangeRequest
 from rollouts import services
 from rollouts.choices import Resolution
-from rollouts.models import Rollout, Slot, TelemetryBatch, TelemetryCounter
+from rollouts.models import Rollout, TelemetryBatch, TelemetryCounter
 from rollouts.telemetry import Totals
 from rollouts.telemetry_selectors import recent_traffic, rollout_arm_totals, version_usage
 from rollouts.telemetry_services import telemetry_fold, telemetry_fold_due, telemetry_ingest
@@ -68,9 +68,8 @@ def nothing_stored() -> bool:
     )
 
 
-def test_a_batch_is_stored_aligned_and_feeds_usage(
-    slot: Slot, prompt_v1: Version, acme: Tenant
-) -> None:
+@pytest.mark.usefixtures("slot")
+def test_a_batch_is_stored_aligned_and_feeds_usage(prompt_v1: Version, acme: Tenant) -> None:
     assert prompt_v1.version == "1.0.0"
     events = Event.objects.count()
     result = ingest(
@@ -103,7 +102,8 @@ def test_a_batch_is_stored_aligned_and_feeds_usage(
     ] == [("acme/sales-agent", 20, 20)]
 
 
-def test_a_duplicate_batch_counts_once(slot: Slot, prompt_v1: Version, acme: Tenant) -> None:
+@pytest.mark.usefixtures("slot")
+def test_a_duplicate_batch_counts_once(prompt_v1: Version, acme: Tenant) -> None:
     first = ingest(acme, [row()])
     again = ingest(acme, [row(), row()])  # a retry, even a different body, counts once
     assert (first.status, again.status) == ("accepted", "duplicate")
@@ -144,9 +144,10 @@ BAD_ROWS = [
 ]
 
 
+@pytest.mark.usefixtures("slot", "prompt_v1")
 @pytest.mark.parametrize(("bad", "field"), BAD_ROWS, ids=[f for _, f in BAD_ROWS])
 def test_a_bad_row_refuses_the_whole_batch_naming_its_field(
-    slot: Slot, prompt_v1: Version, acme: Tenant, bad: dict[str, Any], field: str
+    acme: Tenant, bad: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(DomainError) as refused:
         ingest(acme, _rows_with(bad))
@@ -155,7 +156,8 @@ def test_a_bad_row_refuses_the_whole_batch_naming_its_field(
     assert nothing_stored()
 
 
-def test_batch_level_refusals(slot: Slot, prompt_v1: Version, acme: Tenant, settings: Any) -> None:
+@pytest.mark.usefixtures("slot", "prompt_v1")
+def test_batch_level_refusals(acme: Tenant, settings: Any) -> None:
     settings.TELEMETRY_MAX_BATCH_ROWS = 3
     cases = [
         ("b-1", [row()] * 4, "rows"),
@@ -197,9 +199,8 @@ def test_another_tenants_private_version_is_refused(
     assert not TelemetryBatch.objects.filter(tenant=globex).exists()
 
 
-def test_a_version_that_never_served_is_refused(
-    slot: Slot, prompt_v1: Version, platform_prompt: Artifact, acme: Tenant
-) -> None:
+@pytest.mark.usefixtures("slot", "prompt_v1")
+def test_a_version_that_never_served_is_refused(platform_prompt: Artifact, acme: Tenant) -> None:
     draft = publish(platform_prompt, text="Qualify {{ customer }} quickly.", metadata=PINS)
     with pytest.raises(DomainError) as refused:
         ingest(acme, [row(version=draft.version)])
@@ -234,9 +235,8 @@ def test_rollout_rows_are_checked_against_its_targets_and_arms(
     assert TelemetryCounter.objects.count() == 2
 
 
-def test_ingest_runs_a_fixed_number_of_queries(
-    slot: Slot, prompt_v1: Version, acme: Tenant
-) -> None:
+@pytest.mark.usefixtures("slot", "prompt_v1")
+def test_ingest_runs_a_fixed_number_of_queries(acme: Tenant) -> None:
     counts = []
     for n, batch_id in ((2, "q-1"), (200, "q-2")):
         rows = [row(bucket_start=bucket(i % 30)) for i in range(n)]
@@ -325,9 +325,8 @@ def _service_client(tenant: Tenant, scopes: list[str]) -> APIClient:
     return client
 
 
-def test_api_stores_a_batch_and_answers_a_retry_as_duplicate(
-    slot: Slot, prompt_v1: Version, acme: Tenant
-) -> None:
+@pytest.mark.usefixtures("slot", "prompt_v1")
+def test_api_stores_a_batch_and_answers_a_retry_as_duplicate(acme: Tenant) -> None:
     client = _service_client(acme, ["telemetry:write"])
     body = {"batch_id": "api-1", "rows": [row(bucket_start=timezone.now().isoformat())]}
     first = client.post("/api/v1/telemetry/", body, format="json")
@@ -349,8 +348,9 @@ def test_api_stores_a_batch_and_answers_a_retry_as_duplicate(
     assert TelemetryCounter.objects.count() == 1
 
 
+@pytest.mark.usefixtures("slot", "prompt_v1")
 def test_api_refuses_personal_tokens_and_missing_scope(
-    slot: Slot, prompt_v1: Version, acme: Tenant, people: dict[str, Any], token_client: Any
+    acme: Tenant, people: dict[str, Any], token_client: Any
 ) -> None:
     body = {"batch_id": "api-1", "rows": [row(bucket_start=timezone.now().isoformat())]}
     personal = token_client(people["admin"]).post("/api/v1/telemetry/", body, format="json")
@@ -380,9 +380,8 @@ def test_the_service_checks_the_scope_itself(acme: Tenant) -> None:
     assert refused.value.field == "scope"
 
 
-def test_bucket_alignment_follows_the_setting(
-    slot: Slot, prompt_v1: Version, acme: Tenant, settings: Any
-) -> None:
+@pytest.mark.usefixtures("slot", "prompt_v1")
+def test_bucket_alignment_follows_the_setting(acme: Tenant, settings: Any) -> None:
     settings.TELEMETRY_BUCKET_SECONDS = 300
     at = datetime(2026, 1, 31, 12, 7, 42, tzinfo=UTC)
     telemetry_ingest(
@@ -391,8 +390,9 @@ def test_bucket_alignment_follows_the_setting(
     assert TelemetryCounter.objects.get().bucket_start == datetime(2026, 1, 31, 12, 5, tzinfo=UTC)
 
 
+@pytest.mark.usefixtures("slot")
 def test_old_batches_are_forgotten_once_their_rows_are_folded(
-    slot: Slot, prompt_v1: Version, acme: Tenant, settings: Any
+    prompt_v1: Version, acme: Tenant, settings: Any
 ) -> None:
     settings.TELEMETRY_RAW_RETENTION_HOURS = 1
     days_ago = NOW - timedelta(days=2)

@@ -67,7 +67,8 @@ def test_a_version_still_serving_is_held_and_its_owner_alerted_once_a_day(
 
     with pytest.raises(registry.StillServing) as refused:
         registry.deprecation_remove(deprecation_id=deprecated.pk, now=later)
-    assert refused.value.field == "version" and refused.value.status_code == 409
+    assert refused.value.field == "version"
+    assert refused.value.status_code == 409
     assert "served 37 requests in the last 24 hours" in refused.value.message
     alerts = Notification.objects.filter(dedupe_key__startswith="removal-held:")
     assert not alerts.exists()  # the service alone alerts no one
@@ -79,7 +80,8 @@ def test_a_version_still_serving_is_held_and_its_owner_alerted_once_a_day(
     assert not Event.objects.filter(kind=EventKind.VERSION_REMOVED).exists()
     alert = alerts.get()
     assert alert.user == people["admin"] == prompt_v2.artifact.owner
-    assert "still serves" in alert.title and "37 requests" in alert.body
+    assert "still serves" in alert.title
+    assert "37 requests" in alert.body
     assert alert.dedupe_key == f"removal-held:{prompt_v2.pk}:{later:%Y-%m-%d}"
 
     again = governance_sweep(now=later + timedelta(minutes=5))
@@ -94,9 +96,8 @@ def test_a_version_still_serving_is_held_and_its_owner_alerted_once_a_day(
     assert Event.objects.filter(kind=EventKind.VERSION_REMOVED).count() == 1
 
 
-def test_a_version_without_traffic_is_removed_on_schedule(
-    deprecated: Deprecation, prompt_v2: Version, acme: Any
-) -> None:
+@pytest.mark.usefixtures("deprecated")
+def test_a_version_without_traffic_is_removed_on_schedule(prompt_v2: Version, acme: Any) -> None:
     later = timezone.now() + timedelta(days=10)
     served(acme, prompt_v2, later - timedelta(days=2), 5, "old")  # two days before: not recent
     said = governance_sweep(now=later)

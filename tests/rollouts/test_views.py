@@ -85,7 +85,8 @@ def test_list_shows_rollouts_and_filters_by_state_tenant_and_application(
     assert canary_rollout.change.reference in rows
     assert f"sales-agent.qualifyLead: {prompt_v1.version} → {prompt_v2.version}" in rows
     assert "Draft" in rows
-    assert 'href="/rollouts/"' in html and ">Rollouts</a>" in html  # in the main nav
+    assert 'href="/rollouts/"' in html
+    assert ">Rollouts</a>" in html  # in the main nav
     assert canary_rollout.reference in get(client, "/rollouts/?state=draft")
     assert canary_rollout.reference not in section(
         get(client, "/rollouts/?state=progressing"), "rollouts"
@@ -148,9 +149,11 @@ def test_rollout_page_shows_phases_steps_targets_and_actions_naming_the_change(
         "100%",
     ]
     targets = section(html, "targets")
-    assert prompt_v1.path in targets and prompt_v2.path in targets
+    assert prompt_v1.path in targets
+    assert prompt_v2.path in targets
     actions = section(html, "actions")
-    assert 'id="action-start"' in actions and 'id="action-abort"' in actions
+    assert 'id="action-start"' in actions
+    assert 'id="action-abort"' in actions
     assert 'id="action-advance"' not in actions  # a draft cannot advance
     assert (
         f"serve {prompt_v2.version} on sales-agent.qualifyLead to 1% of subjects; "
@@ -174,8 +177,9 @@ def test_a_non_administrator_sees_no_action_and_is_refused_on_post(
     assert canary_rollout.state == RolloutState.DRAFT
 
 
+@pytest.mark.usefixtures("people")
 def test_another_tenants_rollout_application_and_slot_are_not_found(
-    people: dict[str, Any], acme_rollout: Rollout, globex: Tenant, make_user: Any
+    acme_rollout: Rollout, globex: Tenant, make_user: Any
 ) -> None:
     stranger = make_user("stranger", globex=["member", "administrator"])
     client = signed_in(stranger)
@@ -215,11 +219,14 @@ def test_start_asks_for_the_password_then_advance_raises_the_weight(
     response = act(client, canary_rollout, "advance", password=None, reason="healthy")
     assert response.status_code == 302
     canary_rollout.refresh_from_db()
-    assert canary_rollout.step == 2 and canary_rollout.weight == 5_000
+    assert canary_rollout.step == 2
+    assert canary_rollout.weight == 5_000
     html = get(client, f"/rollouts/RO-{canary_rollout.number}/")
     assert "5% of subjects" in section(html, "main")
     moves = section(html, "moves")
-    assert "admin" in moves and "5%" in moves and "healthy" in moves
+    assert "admin" in moves
+    assert "5%" in moves
+    assert "healthy" in moves
     assert "Rollout advanced a step" in section(html, "timeline")
 
 
@@ -291,7 +298,8 @@ def test_a_flag_is_switched_on_from_the_page_and_the_matrix_follows(
     html = get(client, "/rollouts/runtime/")
     start = html.index('id="tenant-acme"')
     acme_row = html[start : html.index("</tr>", start)]
-    assert prompt_v2.version in acme_row and "cell-differs" in acme_row
+    assert prompt_v2.version in acme_row
+    assert "cell-differs" in acme_row
     assert f"flag polite-leads on → {prompt_v2.version}" in acme_row
 
 
@@ -331,7 +339,8 @@ def test_start_a_rollout_from_a_promoted_change(
     assert response.status_code == 302
     rollout = Rollout.objects.get()
     assert rollout.steps == [10_000, 50_000, 100_000]
-    assert rollout.state == RolloutState.DRAFT and rollout.reason == "carefully"
+    assert rollout.state == RolloutState.DRAFT
+    assert rollout.reason == "carefully"
     assert response["Location"] == f"/rollouts/RO-{rollout.number}/"
 
 
@@ -372,9 +381,11 @@ def test_matrix_shows_what_each_tenant_is_served_and_why(
     client = signed_in(people["admin"])
     html = get(client, "/rollouts/runtime/")
     acme_row = section(html, "tenant-acme")
-    assert prompt_v1.version in acme_row and "default" in acme_row
+    assert prompt_v1.version in acme_row
+    assert "default" in acme_row
     assert "cell-rollout" not in acme_row
-    assert 'id="legend"' in html and "differs from default" in section(html, "legend")
+    assert 'id="legend"' in html
+    assert "differs from default" in section(html, "legend")
 
     assert act(client, canary_rollout, "start").status_code == 302
     services.override_set(
@@ -384,9 +395,12 @@ def test_matrix_shows_what_each_tenant_is_served_and_why(
     acme_row = html[
         html.index('id="tenant-acme"') : html.index("</tr>", html.index('id="tenant-acme"'))
     ]
-    assert prompt_v2.version in acme_row and "override" in acme_row
-    assert "cell-differs" in acme_row and "differs from default" in acme_row
-    assert f"canary 1% → {prompt_v2.version}" in acme_row and "cell-rollout" in acme_row
+    assert prompt_v2.version in acme_row
+    assert "override" in acme_row
+    assert "cell-differs" in acme_row
+    assert "differs from default" in acme_row
+    assert f"canary 1% → {prompt_v2.version}" in acme_row
+    assert "cell-rollout" in acme_row
     assert canary_rollout.reference in section(html, "in-progress")
 
 
@@ -410,7 +424,9 @@ def test_slot_page_documents_the_default_overrides_and_history(
     html = get(client, "/rollouts/applications/sales-agent/slots/qualifyLead/")
     assert "pin acme" in section(html, "override-acme")
     history = section(html, "history")
-    assert "pin acme" in history and "admin" in history and "Tenant override" in history
+    assert "pin acme" in history
+    assert "admin" in history
+    assert "Tenant override" in history
     response = client.post(
         "/rollouts/applications/sales-agent/slots/qualifyLead/override/",
         {"tenant": "acme", "version": "9.9.9", "reason": "typo"},
@@ -469,7 +485,8 @@ def test_administrators_create_applications_and_slots(
     assert response.status_code == 302
     assert response["Location"] == "/rollouts/applications/helpdesk/slots/triage/"
     html = get(client, "/rollouts/applications/helpdesk/")
-    assert "prompt/acme/triage" in section(html, "slots") and "Sorts tickets." in html
+    assert "prompt/acme/triage" in section(html, "slots")
+    assert "Sorts tickets." in html
     response = client.post(
         "/rollouts/applications/helpdesk/slots/new/",
         {"name": "other", "artifact": "prompt/globex/triage"},
@@ -538,13 +555,17 @@ def test_matrix_marks_a_deprecated_version_and_a_tenant_that_differs(
     html = get(signed_in(admin), "/rollouts/runtime/")
     start = html.index('id="tenant-acme"')
     acme_row = html[start : html.index("</tr>", start)]
-    assert prompt_v1.version in acme_row and "override" in acme_row
-    assert "cell-deprecated" in acme_row and "deprecated</span>" in acme_row
+    assert prompt_v1.version in acme_row
+    assert "override" in acme_row
+    assert "cell-deprecated" in acme_row
+    assert "deprecated</span>" in acme_row
     assert "cell-differs" in acme_row
     start = html.index('id="tenant-platform"')
     platform_row = html[start : html.index("</tr>", start)]
-    assert prompt_v2.version in platform_row and "default" in platform_row
-    assert "cell-differs" not in platform_row and "cell-deprecated" not in platform_row
+    assert prompt_v2.version in platform_row
+    assert "default" in platform_row
+    assert "cell-differs" not in platform_row
+    assert "cell-deprecated" not in platform_row
 
 
 def test_the_phase_manifest_downloads_and_validates(
@@ -566,8 +587,9 @@ def test_the_phase_manifest_downloads_and_validates(
     assert other.get(f"/rollouts/RO-{canary_rollout.number}/phase-manifest.json").status_code == 200
 
 
+@pytest.mark.usefixtures("people")
 def test_the_event_feed_links_rollouts_applications_and_slots_to_their_pages(
-    people: dict[str, Any], canary_rollout: Rollout, slot: Slot, django_assert_num_queries: Any
+    canary_rollout: Rollout, slot: Slot, django_assert_num_queries: Any
 ) -> None:
     from governance.kernel.events.kinds import EventKind
     from governance.kernel.events.models import Event
@@ -629,7 +651,8 @@ def test_the_page_says_what_blocks_the_canary_and_start_is_refused(
     Artifact.objects.filter(pk=platform_prompt.pk).update(active_version=prompt_v2)  # drift
     html = get(client, path)
     assert "drift-gate fail" in section(html, "blockers")
-    assert "phase-drift-gate" in html and 'class="phase phase-fail"' in html
+    assert "phase-drift-gate" in html
+    assert 'class="phase phase-fail"' in html
     response = act(client, canary_rollout, "start")
     assert response.status_code == 409
     assert "cannot start its canary" in response.content.decode()
@@ -663,23 +686,25 @@ def test_a_tenant_rollout_in_waves_from_the_form_paused_and_resumed(
     html = get(client, "/rollouts/runtime/")
     start = html.index('id="tenant-acme"')
     acme_row = html[start : html.index("</tr>", start)]
-    assert prompt_v2.version in acme_row and "wave 1 of 2" in acme_row
+    assert prompt_v2.version in acme_row
+    assert "wave 1 of 2" in acme_row
     start = html.index('id="tenant-platform"')  # in wave 2: still the default
     platform_row = html[start : html.index("</tr>", start)]
-    assert (
-        "1.0.0" in platform_row and f"waits for wave 2 of 2 → {prompt_v2.version}" in platform_row
-    )
+    assert "1.0.0" in platform_row
+    assert f"waits for wave 2 of 2 → {prompt_v2.version}" in platform_row
     assert "cell-differs" not in platform_row
 
     assert act(client, rollout, "pause", password=None, reason="weekend").status_code == 302
     rollout.refresh_from_db()
     html = get(client, rollout.get_absolute_url())
     assert "Paused" in section(html, "rollout-status")
-    assert "Resume" in section(html, "actions") and 'id="action-advance"' not in html
+    assert "Resume" in section(html, "actions")
+    assert 'id="action-advance"' not in html
     assert act(client, rollout, "resume", password=None).status_code == 400  # why is required
     assert act(client, rollout, "resume", password=None, reason="monday").status_code == 302
     rollout.refresh_from_db()
-    assert rollout.state == RolloutState.PROGRESSING and rollout.step == 1
+    assert rollout.state == RolloutState.PROGRESSING
+    assert rollout.step == 1
     assert (
         f"Point sales-agent.qualifyLead at {prompt_v2.version} for wave 2 (globex, platform)."
         in section(get(client, rollout.get_absolute_url()), "action-advance")
