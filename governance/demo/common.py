@@ -70,7 +70,6 @@ def evaluate(change: Any, version: Any, safety: float, accuracy: float) -> None:
 
 
 def submitted(change: Any, by: Any) -> Any:
-
     reviews.change_submit(change=change, actor=by)
     run_checks(change)
     change.refresh_from_db()
@@ -108,7 +107,6 @@ def promoted_change(tenant: Tenant, versions: list[Any], title: str, crew: Crew)
 
 
 def demo_prompt(acme: Tenant, owner: User, slug: str, title: str, summary: str) -> Any:
-
     return Artifact.objects.filter(
         tenant=acme, artifact_class__slug=ArtifactClass.PROMPT, slug=slug
     ).first() or registry.artifact_create(

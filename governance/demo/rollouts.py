@@ -70,7 +70,6 @@ def seed_rollouts(tenants: dict[str, Tenant]) -> None:
 
 
 def seed_support_bot(acme: Tenant, users: dict[str, User]) -> None:
-
     author, reviewer, admin = users["acme-author"], users["acme-reviewer"], users["acme-admin"]
     summary = demo_prompt(
         acme,
@@ -231,7 +230,6 @@ def seed_auto_rollback(acme: Tenant, users: dict[str, User]) -> None:
 
 
 def seed_sales_agent(tenants: dict[str, Tenant], users: dict[str, User]) -> None:
-
     platform = tenants[settings.PLATFORM_TENANT_SLUG]
     author, reviewer = users["platform-author"], users["platform-reviewer"]
     admin = users["platform-admin"]
