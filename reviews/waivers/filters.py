@@ -20,7 +20,7 @@ from accounts.selectors import tenants_visible_to
 from reviews.choices import CheckKind
 from reviews.waivers.choices import STATE_ORDER, WaiverState
 from reviews.waivers.models import Waiver
-from reviews.waivers.selectors import waivers_matching
+from reviews.waivers.selectors import WaiverQuery, waivers_matching
 
 #: The furthest ahead ``expiring_within`` looks (ten years: anything more is a typo).
 MAX_EXPIRING_WITHIN_DAYS = 3650
@@ -58,13 +58,12 @@ class WaiverFilterSet(django_filters.FilterSet):
         """The one filter, with the form's cleaned values (the state judged at one ``now``)."""
         data: dict[str, Any] = self.form.cleaned_data
         tenant = data.get("tenant")
-        return waivers_matching(
-            queryset,
-            timezone.now(),
+        query = WaiverQuery(
             state=data.get("state") or None,
             tenant=tenant.slug if tenant is not None else None,
             check=data.get("check") or None,
         )
+        return waivers_matching(queryset, timezone.now(), query)
 
 
 class WaiverQuerySerializer(serializers.Serializer[Any]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -182,36 +183,41 @@ def changes_covered_by(waiver: Waiver, limit: int = 50) -> list[ReviewChange]:
 # --- waiver list filters (API and CLI) -------------------------------------------------------
 
 
-def waivers_matching(
-    qs: QuerySet[Waiver],
-    now: datetime,
-    *,
-    state: str | Sequence[str] | None = None,
-    tenant: str | None = None,
-    check: str | None = None,
-    expiring_within: int | None = None,
-) -> QuerySet[Waiver]:
-    """The one waiver filter (the page, the API and the CLI): ``qs`` with its state at ``now``
-    (expiring soon first, unless ``qs`` already carries its state), narrowed by the filters given.
+@dataclass(frozen=True)
+class WaiverQuery:
+    """What the waiver list is narrowed to; a field left ``None`` narrows nothing.
 
     ``state`` is one state or several (any of them); ``tenant`` a tenant's slug.
     ``expiring_within`` keeps waivers that are neither revoked nor expired at ``now`` and
     expire within that many days; a renewed waiver still shows (with ``renewed_by``).
     """
+
+    state: str | Sequence[str] | None = None
+    tenant: str | None = None
+    check: str | None = None
+    expiring_within: int | None = None
+
+
+def waivers_matching(
+    qs: QuerySet[Waiver], now: datetime, query: WaiverQuery | None = None
+) -> QuerySet[Waiver]:
+    """The one waiver filter (the page, the API and the CLI): ``qs`` with its state at ``now``
+    (expiring soon first, unless ``qs`` already carries its state), narrowed by ``query``."""
+    query = query or WaiverQuery()
     if "state" not in qs.query.annotations:
         qs = waivers_by_state(qs, now)
-    if state:
-        states = [state] if isinstance(state, str) else list(state)
+    if query.state:
+        states = [query.state] if isinstance(query.state, str) else list(query.state)
         qs = qs.filter(state__in=states)  # type: ignore[misc]  # an annotation
-    if tenant:
-        qs = qs.filter(tenant__slug=tenant)
-    if check:
-        qs = qs.filter(check_kind=check)
-    if expiring_within is not None:
+    if query.tenant:
+        qs = qs.filter(tenant__slug=query.tenant)
+    if query.check:
+        qs = qs.filter(check_kind=query.check)
+    if query.expiring_within is not None:
         qs = qs.filter(
             Q(revoked_at__isnull=True) | Q(revoked_at__gt=now),
             expires_at__gt=now,
-            expires_at__lte=now + timedelta(days=expiring_within),
+            expires_at__lte=now + timedelta(days=query.expiring_within),
         )
     return qs
 

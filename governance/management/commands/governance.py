@@ -28,6 +28,7 @@ from reviews.waivers.api.serializers import WaiverSerializer
 from reviews.waivers.choices import WaiverState
 from reviews.waivers.models import Waiver
 from reviews.waivers.selectors import (
+    WaiverQuery,
     all_waivers,
     waiver_by_reference_unscoped,
     waivers_matching,
@@ -161,10 +162,9 @@ class Command(ActionCommand):
             waivers_matching(
                 all_waivers(),
                 now,
-                state=o["state"],
-                tenant=tenant,
-                check=o["check"],
-                expiring_within=within,
+                WaiverQuery(
+                    state=o["state"], tenant=tenant, check=o["check"], expiring_within=within
+                ),
             )
         )
         if o["json"]:

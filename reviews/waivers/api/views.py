@@ -31,7 +31,7 @@ from reviews.waivers.api.serializers import (
 )
 from reviews.waivers.filters import WaiverQuerySerializer
 from reviews.waivers.models import Waiver
-from reviews.waivers.selectors import waivers_matching
+from reviews.waivers.selectors import WaiverQuery, waivers_matching
 from reviews.waivers.services import waiver_countersign, waiver_grant, waiver_renew, waiver_revoke
 
 WAIVER_REFERENCE = OpenApiParameter(
@@ -97,7 +97,7 @@ class WaiverViewSet(viewsets.GenericViewSet[Waiver]):
         query = WaiverQuerySerializer(data=params)
         query.is_valid(raise_exception=True)
         now = timezone.now()
-        rows = waivers_matching(self.get_queryset(), now, **query.validated_data)
+        rows = waivers_matching(self.get_queryset(), now, WaiverQuery(**query.validated_data))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(
             WaiverSerializer(page, many=True, context={"now": now}).data
