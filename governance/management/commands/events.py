@@ -68,7 +68,7 @@ class Command(ActionCommand):
             )
         self.stdout.write(f"Wrote {count} events, {len(checkpoints)} checkpoints to {path}")
 
-    def do_checkpoint(self, options: dict[str, Any]) -> None:
+    def do_checkpoint(self, _options: dict[str, Any]) -> None:
         made = checkpoint_create()
         if made is None:
             self.stdout.write("No new events since the last checkpoint")

@@ -37,7 +37,7 @@ class Command(ActionCommand):
         key = key_generate(actor=None)
         self.stdout.write(f"Generated key {key.kid} ({key.status}) in {keystore.key_dir()}")
 
-    def do_list(self, options: dict[str, Any]) -> None:
+    def do_list(self, _options: dict[str, Any]) -> None:
         held = keystore.load_private_keys()
         keys = list(SigningKey.objects.order_by("created_at"))
         if not keys:
@@ -49,6 +49,6 @@ class Command(ActionCommand):
                 f"{key.kid}\t{key.status}\t{key.created_at:%Y-%m-%d %H:%M}{retired}\t{here}\t{key.public_key}"
             )
 
-    def do_rotate(self, options: dict[str, Any]) -> None:
+    def do_rotate(self, _options: dict[str, Any]) -> None:
         key = key_rotate(actor=None)
         self.stdout.write(f"Rotated: {key.kid} is now active")
