@@ -106,6 +106,20 @@ def promoted_change(tenant: Tenant, versions: list[Any], title: str, crew: Crew)
     return reviews.change_promote(change=change, actor=admin)
 
 
+def publish_pinned(artifact: Any, number: str, impact: str, reason: str, text: str) -> Any:
+    """Publish a text version whose metadata pins the model it was evaluated with."""
+    published, _ = registry.version_publish(
+        artifact=artifact,
+        content=registry.Content(text=text),
+        impact=impact,
+        reason=reason,
+        version=number,
+        metadata=PINS,
+        actor=None,
+    )
+    return published
+
+
 def demo_prompt(acme: Tenant, owner: User, slug: str, title: str, summary: str) -> Any:
     return Artifact.objects.filter(
         tenant=acme, artifact_class__slug=ArtifactClass.PROMPT, slug=slug

@@ -14,12 +14,12 @@ from governance.demo.common import (
     CANARY_AT_25_MINUTES_AGO,
     CANARY_STARTED_DAYS_AGO,
     COMPLETED_ROLLOUT_DAYS_AGO,
-    PINS,
     ROLLED_BACK_DAYS_AGO,
     Crew,
     days_ago,
     demo_prompt,
     promoted_change,
+    publish_pinned,
 )
 from governance.demo.people import DEMO_USERS
 from governance.demo.telemetry import seed_canary_telemetry, seed_regression
@@ -79,24 +79,13 @@ def seed_support_bot(acme: Tenant, users: dict[str, User]) -> None:
         "Summarises a support ticket for the agent who picks it up.",
     )
 
-    def summary_version(number: str, impact: str, reason: str, text: str) -> Any:
-        version, _ = registry.version_publish(
-            artifact=summary,
-            content=registry.Content(text=text),
-            impact=impact,
-            reason=reason,
-            version=number,
-            metadata=PINS,
-            actor=None,
-        )
-        return version
-
     def change_titled(title: str) -> Any:
         return ChangeRequest.objects.filter(tenant=acme, title=title).first()
 
     if not Application.objects.filter(slug="support-bot").exists():
         with transaction.atomic(), days_ago(COMPLETED_ROLLOUT_DAYS_AGO + 5):
-            first = summary_version(
+            first = publish_pinned(
+                summary,
                 "1.0.0",
                 "major",
                 "First version.",
@@ -135,7 +124,8 @@ def seed_support_bot(acme: Tenant, users: dict[str, User]) -> None:
     title = "Ticket summaries name the order"
     if change_titled(title) is None:
         with transaction.atomic(), days_ago(COMPLETED_ROLLOUT_DAYS_AGO + 1):
-            better = summary_version(
+            better = publish_pinned(
+                summary,
                 "1.1.0",
                 "minor",
                 "Name the order number when there is one.",
@@ -157,7 +147,8 @@ def seed_support_bot(acme: Tenant, users: dict[str, User]) -> None:
     title = "One-line ticket summaries"
     if change_titled(title) is None:
         with transaction.atomic(), days_ago(ROLLED_BACK_DAYS_AGO + 2):
-            terse = summary_version(
+            terse = publish_pinned(
+                summary,
                 "1.2.0",
                 "minor",
                 "One line instead of three.",
@@ -200,17 +191,13 @@ def seed_auto_rollback(acme: Tenant, users: dict[str, User]) -> None:
     title = "Summaries quote the customer's last message"
     if not ChangeRequest.objects.filter(tenant=acme, title=title).exists():
         with transaction.atomic(), days_ago(AUTO_ROLLED_BACK_DAYS_AGO + 1):
-            quoting, _ = registry.version_publish(
-                artifact=summary,
-                content=registry.Content(
-                    text="Summarise ticket {{ ticket }} in three lines: the problem, what was "
-                    "tried, what the customer wants, quoting their last message."
-                ),
-                impact="minor",
-                reason="Quote the customer's last message.",
-                version="1.3.0",
-                metadata=PINS,
-                actor=None,
+            quoting = publish_pinned(
+                summary,
+                "1.3.0",
+                "minor",
+                "Quote the customer's last message.",
+                "Summarise ticket {{ ticket }} in three lines: the problem, what was "
+                "tried, what the customer wants, quoting their last message.",
             )
             promoted_change(acme, [quoting], title, Crew(author, reviewer, admin))
     change = ChangeRequest.objects.get(tenant=acme, title=title)
@@ -245,21 +232,10 @@ def seed_sales_agent(tenants: dict[str, Tenant], users: dict[str, User]) -> None
         actor=None,
     )
 
-    def version(number: str, impact: str, reason: str, text: str) -> Any:
-        published, _ = registry.version_publish(
-            artifact=prompt,
-            content=registry.Content(text=text),
-            impact=impact,
-            reason=reason,
-            version=number,
-            metadata=PINS,
-            actor=None,
-        )
-        return published
-
     if not Application.objects.filter(slug="sales-agent").exists():
         with transaction.atomic(), days_ago(CANARY_STARTED_DAYS_AGO + 10):
-            first = version(
+            first = publish_pinned(
+                prompt,
                 "1.0.0",
                 "major",
                 "First shared version.",
@@ -295,7 +271,8 @@ def seed_sales_agent(tenants: dict[str, Tenant], users: dict[str, User]) -> None
     title = "Ask leads about their region"
     if not ChangeRequest.objects.filter(tenant=platform, title=title).exists():
         with transaction.atomic(), days_ago(CANARY_STARTED_DAYS_AGO + 3):
-            candidate = version(
+            candidate = publish_pinned(
+                prompt,
                 "1.1.0",
                 "minor",
                 "Ask about the region too.",

@@ -11,12 +11,12 @@ from governance.demo.common import (
     DEPRECATION_GRACE_DAYS,
     EXPIRING_WAIVER_DAYS,
     OUTAGE_EMERGENCY_DAYS_AGO,
-    PINS,
     REFUND_LAUNCH_DAYS_AGO,
     REFUND_WAIVER_DAYS,
     days_ago,
     demo_prompt,
     evaluate,
+    publish_pinned,
     run_checks,
     submitted,
 )
@@ -66,17 +66,13 @@ def seed_expired_waiver(acme: Tenant, users: dict[str, User]) -> None:
             "Refund reply",
             "Answers refund requests with the refund policy.",
         )
-        version, _ = registry.version_publish(
-            artifact=prompt,
-            content=registry.Content(
-                text="Answer {{ customer }}'s refund request for order {{ order }}. Quote the "
-                "refund policy; never promise a refund before an agent approves it."
-            ),
-            impact="major",
-            reason="First version.",
-            version="1.0.0",
-            metadata=PINS,
-            actor=None,
+        version = publish_pinned(
+            prompt,
+            "1.0.0",
+            "major",
+            "First version.",
+            "Answer {{ customer }}'s refund request for order {{ order }}. Quote the "
+            "refund policy; never promise a refund before an agent approves it.",
         )
         change = reviews.change_create(
             tenant=acme,
@@ -128,17 +124,13 @@ def seed_overdue_postmortem(acme: Tenant, users: dict[str, User]) -> None:
             "Outage notice",
             "Drafts the status-page notice while a service is down.",
         )
-        version, _ = registry.version_publish(
-            artifact=prompt,
-            content=registry.Content(
-                text="Write the status-page notice for the outage of {{ service }}: what is "
-                "affected, since when, and when we update next. No blame, no guesses."
-            ),
-            impact="major",
-            reason="The status page stayed silent during the checkout outage.",
-            version="1.0.0",
-            metadata=PINS,
-            actor=None,
+        version = publish_pinned(
+            prompt,
+            "1.0.0",
+            "major",
+            "The status page stayed silent during the checkout outage.",
+            "Write the status-page notice for the outage of {{ service }}: what is "
+            "affected, since when, and when we update next. No blame, no guesses.",
         )
         change = reviews.change_create(
             tenant=acme,
