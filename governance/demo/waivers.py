@@ -26,7 +26,7 @@ from registry.models import Artifact, Deprecation, Version
 from reviews import services as reviews
 from reviews.choices import OPEN_STATES, CheckKind, CheckStatus
 from reviews.models import ChangeRequest
-from reviews.waivers import services as governance
+from reviews.waivers import services as waivers
 
 
 def seed_governance(tenants: dict[str, Tenant]) -> None:
@@ -84,7 +84,7 @@ def seed_expired_waiver(acme: Tenant, users: dict[str, User]) -> None:
         )
         evaluate(change, version, safety=0.96, accuracy=0.82)
         submitted(change, author)  # the accuracy gate fails
-        governance.waiver_grant(
+        waivers.waiver_grant(
             tenant=acme,
             actor=admin,
             check_kind=CheckKind.CHANGE_GATES,
@@ -106,7 +106,7 @@ def seed_expired_waiver(acme: Tenant, users: dict[str, User]) -> None:
         )
     with days_ago(REFUND_LAUNCH_DAYS_AGO - REFUND_WAIVER_DAYS + 3):
         # Beat warned the owner and the administrators three days before the expiry.
-        governance.waiver_alerts_send()
+        waivers.waiver_alerts_send()
 
 
 def seed_overdue_postmortem(acme: Tenant, users: dict[str, User]) -> None:
@@ -165,7 +165,7 @@ def seed_expiring_waiver(acme: Tenant, users: dict[str, User]) -> None:
     if change is None or change.status not in OPEN_STATES or change.waivers.exists():
         return
     author, admin, reviewer = users["acme-author"], users["acme-admin"], users["acme-reviewer"]
-    governance.waiver_grant(
+    waivers.waiver_grant(
         tenant=acme,
         actor=admin,
         check_kind=CheckKind.RULES_SIMULATION,
