@@ -17,5 +17,6 @@ def refused(name: str, *args: str) -> str:
         call_command(name, *args, stdout=io.StringIO(), stderr=err)
     assert exit_.value.code == EXIT_REFUSED
     lines = err.getvalue().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: "), lines
     return lines[0].removeprefix("error: ")

@@ -263,7 +263,8 @@ class TestTenantIsolation:
             {"username": "alice", "role": "reviewer", "reason": "  "},
         ):
             resp = client.post("/api/v1/tenants/acme/grants/revoke/", body, format="json")
-            assert resp.status_code == 400 and resp.json()["error"]["field"] == "reason", body
+            assert resp.status_code == 400, body
+            assert resp.json()["error"]["field"] == "reason", body
         last = client.post(
             "/api/v1/tenants/acme/grants/revoke/",
             {"username": "boss", "role": "administrator", "reason": "stepping down"},

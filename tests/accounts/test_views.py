@@ -79,7 +79,8 @@ class TestLoginLogout:
             "/tenants/acme/",
         ]:
             resp = client.get(path)
-            assert resp.status_code == 302 and resp["Location"].startswith("/login/"), path
+            assert resp.status_code == 302, path
+            assert resp["Location"].startswith("/login/"), path
 
 
 class TestNavigationAndHome:

@@ -134,7 +134,8 @@ def test_inclusion_and_consistency_proofs_verify_against_a_checkpoint(make_user,
         (f"/api/v1/checkpoints/consistency/?from={new.tree_size + 5}", "from"),
     ]:
         resp = client.get(path)
-        assert resp.status_code == 400 and resp.json()["error"]["field"] == field, path
+        assert resp.status_code == 400, path
+        assert resp.json()["error"]["field"] == field, path
 
 
 def acme_of():

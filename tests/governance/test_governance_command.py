@@ -124,7 +124,9 @@ def test_bad_grants_are_one_line_and_write_nothing(
     code, out, err = grant(*args, expires=expires)
     assert code == 2
     assert out == ""
-    assert err.startswith("error: ") and needle in err and err.count("\n") <= 1, err
+    assert err.startswith("error: "), err
+    assert needle in err, err
+    assert err.count("\n") <= 1, err
     assert not Waiver.objects.exists()
 
 
@@ -318,7 +320,9 @@ def test_bad_deprecations_are_one_line_and_write_nothing(
     base = ["deprecate", prompt_v1.path, "--reason", "r", "--as", "admin"]
     code, out, err = run(*base, *args)
     assert out == ""
-    assert code == 2 and needle in err and err.count("\n") <= 1, err
+    assert code == 2, err
+    assert needle in err, err
+    assert err.count("\n") <= 1, err
     assert not Deprecation.objects.exists()
 
 

@@ -106,7 +106,8 @@ def test_two_administrators_revoking_each_other_leave_one(acme, make_user):
         results = run_concurrently(2, _revoke_each_other(acme, a, b))
         successes = [r for r in results if isinstance(r, RoleGrant)]
         failures = [r for r in results if isinstance(r, DomainError)]
-        assert len(successes) == 1 and len(failures) == 1, results
+        assert len(successes) == 1, results
+        assert len(failures) == 1, results
         left = RoleGrant.objects.filter(tenant=acme, role="administrator", revoked_at__isnull=True)
         assert left.count() == 1, attempt
 
@@ -125,7 +126,8 @@ def test_parallel_revocations_of_every_administrator_keep_one(acme, make_user):
 
     results = run_concurrently(6, revoke_one)
     refused = [r for r in results if isinstance(r, Conflict)]
-    assert len(refused) == 1 and "last administrator" in str(refused[0]), results
+    assert len(refused) == 1, results
+    assert "last administrator" in str(refused[0]), results
     assert len([r for r in results if isinstance(r, RoleGrant)]) == 5
     assert (
         RoleGrant.objects.filter(tenant=acme, role="administrator", revoked_at__isnull=True).count()
@@ -157,5 +159,6 @@ def test_two_deactivations_of_the_last_two_administrators_leave_one(acme, make_u
         ).update(is_active=False)
         results = run_concurrently(2, _deactivate_each(a, b))
         refused = [r for r in results if isinstance(r, Conflict)]
-        assert len(refused) == 1 and "last administrator" in str(refused[0]), results
+        assert len(refused) == 1, results
+        assert "last administrator" in str(refused[0]), results
         assert User.objects.filter(pk__in=[a.pk, b.pk], is_active=True).count() == 1, attempt

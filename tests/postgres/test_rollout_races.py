@@ -198,7 +198,8 @@ def test_concurrent_creates_hand_out_distinct_numbers_and_one_rollout_per_slot(
     results = in_processes(8, create)
     assert not [r for r in results if r.startswith("crash")], results
     refused = [r for r in results if r.startswith("refused")]
-    assert len(refused) == 4 and all("already moves these slots" in r for r in refused), results
+    assert len(refused) == 4, results
+    assert all("already moves these slots" in r for r in refused), results
     numbers = sorted(Rollout.objects.values_list("number", flat=True))
     assert numbers == [1, 2, 3, 4]
     assert sorted(Rollout.objects.values_list("change_id", flat=True)) == sorted(

@@ -98,7 +98,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     if args[0] == "publish":
         args = [*args[:2], "--file", str(f), *args[2:]]
     code, err = run_error(*args)
-    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert code == 2, err
+    assert err.count("\n") == 1, err
+    assert message in err, err
     assert Version.objects.count() == 0
 
 

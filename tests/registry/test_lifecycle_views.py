@@ -303,7 +303,8 @@ def test_deprecate_errors_name_the_field_and_write_nothing(
     html = response.content.decode()
     if field is not None and text is not None:
         errors = field_errors(html, field)
-        assert errors and text in " ".join(errors), errors
+        assert errors, errors
+        assert text in " ".join(errors), errors
     else:
         assert 'class="field-error"' in html or 'class="form-errors"' in html
     assert 'id="deprecate" open' in html

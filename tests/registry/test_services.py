@@ -288,7 +288,8 @@ def test_dependencies_must_exist_and_match_their_hash(acme, author, prompt_class
     ]:
         with pytest.raises(DomainError) as err:
             publish(target, "Reply!", "minor", dependencies=[bad])
-        assert err.value.field == "dependencies" and message in err.value.message, err.value.message
+        assert err.value.field == "dependencies", err.value.message
+        assert message in err.value.message, err.value.message
     assert Version.objects.filter(artifact=target).count() == 1
 
 

@@ -285,7 +285,8 @@ def test_another_tenants_change_is_invisible(
     stranger = token_client(make_user("stranger", globex=["member", "administrator"]))
     for path in (url(change), url(str(change.pk)), url("CR-1999-0001")):
         resp = stranger.get(path)
-        assert resp.status_code == 404 and resp.json()["error"]["field"] == "reference", path
+        assert resp.status_code == 404, path
+        assert resp.json()["error"]["field"] == "reference", path
     assert stranger.patch(url(change), {"reason": "x"}, format="json").status_code == 404
     for action in ("submit", "approve", "reject", "withdraw", "promote", "rerun", "comment"):
         resp = stranger.post(url(change, action), {"password": PASSWORD}, format="json")

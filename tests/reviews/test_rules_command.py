@@ -191,4 +191,6 @@ def test_bad_references_exit_2_with_one_line(args, message):
     code, out, err = run(*args)
     assert code == 2
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert err.count("\n") == 1, err
+    assert err.startswith("error: "), err
+    assert message in err, err

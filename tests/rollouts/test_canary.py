@@ -329,7 +329,8 @@ def test_simulate_a_healthy_canary_advances_with_a_short_minimum_step(started: R
                  "--canary-error-rate", "0.02", "--requests", "600", "--seed", "4",
                  "--step-min-seconds", "60", stdout=out)  # fmt: skip
     rollout = fresh(started)
-    assert rollout.step >= 2 and rollout.state == RolloutState.PROGRESSING, out.getvalue()
+    assert rollout.step >= 2, out.getvalue()
+    assert rollout.state == RolloutState.PROGRESSING, out.getvalue()
     assert "advanced: step 1 passed" in out.getvalue()
     assert f"{rollout.reference} advanced to step 2; simulate that step in" in out.getvalue()
 

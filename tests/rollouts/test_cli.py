@@ -102,7 +102,8 @@ def test_runtime_declares_applications_slots_and_overrides(
     ):  # fmt: skip
         code, err = run_error("runtime", *args)
         assert code == 2, args
-        assert err.count("\n") == 1 and err.startswith("error: "), err
+        assert err.count("\n") == 1, err
+        assert err.startswith("error: "), err
         if field:
             assert err.startswith(f"error: {field}: "), (args, err)
     assert not Override.objects.exists()
@@ -195,7 +196,8 @@ def test_start_refusals_name_the_field(
     ):  # fmt: skip
         code, err = run_error("rollouts", *args)
         assert code == 2, args
-        assert err.count("\n") == 1 and err.startswith("error: "), err
+        assert err.count("\n") == 1, err
+        assert err.startswith("error: "), err
         if field:
             assert err.startswith(f"error: {field}: "), (args, err)
     assert not Rollout.objects.exists()
@@ -306,5 +308,7 @@ def test_runtime_show_and_resolve_answer_as_the_api_and_never_serve_a_draft(
         code, err = run_error(
             "runtime", "resolve", "acme", "sales-agent", "qualifyLead", "--pin", pin
         )
-        assert code == 2 and err.startswith("error: pin: ") and draft.version in err, err
+        assert code == 2, err
+        assert err.startswith("error: pin: "), err
+        assert draft.version in err, err
     assert PointerMove.objects.filter(to_version=draft).count() == 0
