@@ -17,7 +17,7 @@ from registry import services
 from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
 
 
-class ArtifactClassAdminForm(forms.ModelForm):
+class ArtifactClassAdminForm(forms.ModelForm[ArtifactClass]):
     change_reason = forms.CharField(
         max_length=500, required=False, label="Why", help_text=REASON_HELP
     )
@@ -47,7 +47,7 @@ class ArtifactClassAdminForm(forms.ModelForm):
 
 
 @admin.register(ArtifactClass)
-class ArtifactClassAdmin(admin.ModelAdmin):
+class ArtifactClassAdmin(admin.ModelAdmin[ArtifactClass]):
     form = ArtifactClassAdminForm
     list_display = ("slug", "name", "content_kind", "interface_pointer", "builtin")
     readonly_fields = ("builtin", "created_at", "created_by")

@@ -26,7 +26,7 @@ from reviews.models import (
 )
 
 
-class ItemInline(admin.TabularInline):
+class ItemInline(admin.TabularInline[ChangeItem, ChangeRequest]):
     model = ChangeItem
     fields = ("artifact", "current", "proposed")
     readonly_fields = fields
