@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -32,11 +32,23 @@ def refused(exc: DomainError) -> Exception:
     return forms.ValidationError(str(exc))
 
 
+# django-stubs types these by their model; Django's classes take no [...] at runtime.
+if TYPE_CHECKING:
+    _UserChangeForm = UserChangeForm[User]
+    _UserAdmin = BaseUserAdmin[User]
+    _TenantForm = forms.ModelForm[Tenant]
+    _TenantAdmin = admin.ModelAdmin[Tenant]
+else:
+    _UserChangeForm = UserChangeForm
+    _UserAdmin = BaseUserAdmin
+    _TenantForm = forms.ModelForm
+    _TenantAdmin = admin.ModelAdmin
+
 # Changes to these fields go through a service that records them with the reason.
 ACCESS_FIELDS = ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
 
 
-class UserAdminChangeForm(UserChangeForm):
+class UserAdminChangeForm(_UserChangeForm):
     change_reason = forms.CharField(
         max_length=500,
         required=False,
@@ -58,7 +70,7 @@ class UserAdminChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(_UserAdmin):
     """Active, staff and superuser flags, groups and permissions change through their services,
     each with an event and a reason; a refusal rolls the whole save back and says why."""
 
@@ -163,7 +175,7 @@ class UserAdmin(BaseUserAdmin):
             raise refused(exc) from exc
 
 
-class TenantAdminForm(forms.ModelForm):
+class TenantAdminForm(_TenantForm):
     change_reason = forms.CharField(
         max_length=500, required=False, label="Why", help_text=REASON_HELP
     )
@@ -174,7 +186,7 @@ class TenantAdminForm(forms.ModelForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(_TenantAdmin):
     form = TenantAdminForm
     list_display = ("slug", "name", "created_at", "created_by")
     search_fields = ("slug", "name")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.http import HttpRequest
 from typing_extensions import override
 
+if TYPE_CHECKING:  # django-stubs types ModelAdmin by its model; Django's class takes no [...]
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = admin.ModelAdmin
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class ReadOnlyAdmin(_ModelAdmin):
     @override
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
