@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from accounts.models import Tenant, User
-from governance.demo.common import PINS, evaluate, submitted
+from governance.demo.common import PINS, demo_artifact, demo_prompt, evaluate, submitted
 from registry import selectors as registry_selectors
 from registry import services as registry
 from registry.choices import ArtifactClass
-from registry.models import Artifact
 from reviews import services as reviews
 from reviews.models import ChangeRequest
 
@@ -81,16 +80,12 @@ def seed_reviews(tenants: dict[str, Tenant]) -> None:
     )
 
     # 1. Two promoted changes, so a rollback has somewhere to go.
-    reply = Artifact.objects.filter(
-        tenant=acme, slug="support-reply"
-    ).first() or registry.artifact_create(
-        artifact_class=registry_selectors.artifact_class_by_slug(ArtifactClass.PROMPT),
-        tenant=acme,
-        slug="support-reply",
-        title="Support reply",
-        summary="Drafts the first answer to a support ticket.",
-        owner=author,
-        actor=None,
+    reply = demo_prompt(
+        acme,
+        author,
+        "support-reply",
+        "Support reply",
+        "Drafts the first answer to a support ticket.",
     )
     for number, impact, text, title, safety in (
         (
@@ -144,16 +139,12 @@ def seed_reviews(tenants: dict[str, Tenant]) -> None:
     )
 
     # 3. Failing check: the routing change misroutes a golden case.
-    corpus_artifact = Artifact.objects.filter(
-        tenant=acme, slug="support-cases"
-    ).first() or registry.artifact_create(
-        artifact_class=registry_selectors.artifact_class_by_slug(ArtifactClass.GOLDEN_CORPUS),
-        tenant=acme,
-        slug="support-cases",
-        title="Support cases",
-        summary="Tickets with the queue they belong in.",
-        owner=author,
-        actor=None,
+    corpus_artifact = demo_artifact(
+        ArtifactClass.GOLDEN_CORPUS,
+        acme,
+        author,
+        "support-cases",
+        ("Support cases", "Tickets with the queue they belong in."),
     )
     corpus, _ = registry.version_publish(
         artifact=corpus_artifact,

@@ -120,15 +120,25 @@ def publish_pinned(artifact: Any, number: str, impact: str, reason: str, text: s
     return published
 
 
-def demo_prompt(acme: Tenant, owner: User, slug: str, title: str, summary: str) -> Any:
+def demo_artifact(
+    cls: str, tenant: Tenant, owner: User | None, slug: str, about: tuple[str, str]
+) -> Any:
+    """The demo's artifact ``cls``/``tenant``/``slug``, created once (``about``: its title
+    and summary)."""
+    title, summary = about
     return Artifact.objects.filter(
-        tenant=acme, artifact_class__slug=ArtifactClass.PROMPT, slug=slug
+        tenant=tenant, artifact_class__slug=cls, slug=slug
     ).first() or registry.artifact_create(
-        artifact_class=registry_selectors.artifact_class_by_slug(ArtifactClass.PROMPT),
-        tenant=acme,
+        artifact_class=registry_selectors.artifact_class_by_slug(cls),
+        tenant=tenant,
         slug=slug,
         title=title,
         summary=summary,
         owner=owner,
         actor=None,
     )
+
+
+def demo_prompt(tenant: Tenant, owner: User, slug: str, title: str, summary: str) -> Any:
+    """The demo's prompt ``slug`` of ``tenant``, created once."""
+    return demo_artifact(ArtifactClass.PROMPT, tenant, owner, slug, (title, summary))

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from accounts.models import Tenant, User
-from registry import selectors as registry_selectors
+from governance.demo.common import demo_artifact
 from registry import services as registry
 from registry.choices import ArtifactClass
-from registry.models import Artifact
 
 
 def seed_registry(tenants: dict[str, Tenant]) -> None:
@@ -18,17 +17,9 @@ def seed_registry(tenants: dict[str, Tenant]) -> None:
     author = User.objects.get(username="acme-author")
     acme, globex = tenants["acme"], tenants["globex"]
 
-    def artifact(cls: str, tenant: Tenant, slug: str, title: str, summary: str):  # type: ignore[no-untyped-def]
-        found = Artifact.objects.filter(artifact_class__slug=cls, tenant=tenant, slug=slug).first()
-        return found or registry.artifact_create(
-            artifact_class=registry_selectors.artifact_class_by_slug(cls),
-            tenant=tenant,
-            slug=slug,
-            title=title,
-            summary=summary,
-            owner=author if tenant == acme else None,
-            actor=None,
-        )
+    def artifact(cls: str, tenant: Tenant, slug: str, title: str, summary: str) -> Any:
+        owner = author if tenant == acme else None
+        return demo_artifact(cls, tenant, owner, slug, (title, summary))
 
     def publish(target, version: str, impact: str, reason: str, **content):  # type: ignore[no-untyped-def]
         deps = content.pop("deps", [])

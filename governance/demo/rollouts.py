@@ -24,7 +24,6 @@ from governance.demo.common import (
 from governance.demo.people import DEMO_USERS
 from governance.demo.telemetry import seed_canary_telemetry, seed_regression
 from registry import selectors as registry_selectors
-from registry import services as registry
 from registry.choices import ArtifactClass
 from registry.models import Artifact
 from reviews.models import ChangeRequest
@@ -220,16 +219,12 @@ def seed_sales_agent(tenants: dict[str, Tenant], users: dict[str, User]) -> None
     platform = tenants[settings.PLATFORM_TENANT_SLUG]
     author, reviewer = users["platform-author"], users["platform-reviewer"]
     admin = users["platform-admin"]
-    prompt = Artifact.objects.filter(
-        tenant=platform, artifact_class__slug=ArtifactClass.PROMPT, slug="lead-qualification"
-    ).first() or registry.artifact_create(
-        artifact_class=registry_selectors.artifact_class_by_slug(ArtifactClass.PROMPT),
-        tenant=platform,
-        slug="lead-qualification",
-        title="Lead qualification (shared)",
-        summary="The platform's lead qualification prompt, shared by every tenant.",
-        owner=author,
-        actor=None,
+    prompt = demo_prompt(
+        platform,
+        author,
+        "lead-qualification",
+        "Lead qualification (shared)",
+        "The platform's lead qualification prompt, shared by every tenant.",
     )
 
     if not Application.objects.filter(slug="sales-agent").exists():
