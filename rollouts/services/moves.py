@@ -4,6 +4,7 @@ every move passes (the versions may serve, the artifact is locked)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from accounts.models import Tenant, User
@@ -29,21 +30,28 @@ def slot_label(slot: Slot | None) -> str | None:
     return None if slot is None else f"{slot.application.slug}.{slot.name}"
 
 
-def record_move(
-    specs: list[EventSpec],
-    *,
-    kind: str,
-    artifact: Artifact,
-    from_version: Version | None,
-    to_version: Version | None,
-    reason: str,
-    actor: User | None,
-    slot: Slot | None = None,
-    tenant: Tenant | None = None,
-    weight: int | None = None,
-    rollout: Rollout | None = None,
-) -> PointerMove:
+@dataclass(frozen=True)
+class PointerChange:
+    """One pointer move: which pointer (an artifact's default, or a slot's for a tenant), from
+    and to which version, why, by whom, and the rollout (and canary weight) that moved it."""
+
+    kind: str
+    artifact: Artifact
+    from_version: Version | None
+    to_version: Version | None
+    reason: str
+    actor: User | None
+    slot: Slot | None = None
+    tenant: Tenant | None = None
+    weight: int | None = None
+    rollout: Rollout | None = None
+
+
+def record_move(specs: list[EventSpec], change: PointerChange) -> PointerMove:
     """Record one pointer move (the row now, its ``pointer.moved`` event with the others)."""
+    kind, artifact, slot, tenant = change.kind, change.artifact, change.slot, change.tenant
+    from_version, to_version, weight = change.from_version, change.to_version, change.weight
+    rollout, reason, actor = change.rollout, change.reason, change.actor
     move = PointerMove.objects.create(
         kind=kind,
         artifact=artifact,
@@ -121,7 +129,16 @@ def default_moves_record(
     specs: list[EventSpec] = []
     for artifact, before, after in moves:
         if artifact.pk in bound:
-            record_move(specs, kind=PointerKind.DEFAULT, artifact=artifact, from_version=before,
-                  to_version=after, reason=reason, actor=actor)  # fmt: skip
+            record_move(
+                specs,
+                PointerChange(
+                    kind=PointerKind.DEFAULT,
+                    artifact=artifact,
+                    from_version=before,
+                    to_version=after,
+                    reason=reason,
+                    actor=actor,
+                ),
+            )
     if specs:
         events_record(specs)

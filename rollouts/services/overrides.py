@@ -15,6 +15,7 @@ from rollouts.choices import PointerKind
 from rollouts.models import Override, Slot
 from rollouts.services.moves import (
     REASON_LIMIT,
+    PointerChange,
     lock_artifact,
     record_move,
     require_servable,
@@ -91,14 +92,16 @@ def override_set(
         current.save(update_fields=["version", "rollout", "reason", "set_at", "set_by"])
     record_move(
         specs,
-        kind=PointerKind.OVERRIDE,
-        artifact=artifact,
-        slot=slot,
-        tenant=tenant,
-        from_version=before,
-        to_version=version,
-        reason=reason,
-        actor=actor,
+        PointerChange(
+            kind=PointerKind.OVERRIDE,
+            artifact=artifact,
+            slot=slot,
+            tenant=tenant,
+            from_version=before,
+            to_version=version,
+            reason=reason,
+            actor=actor,
+        ),
     )
     events_record(specs)
     return current
@@ -120,13 +123,15 @@ def override_clear(*, slot: Slot, tenant: Tenant, reason: str, actor: User | Non
     specs: list[EventSpec] = []
     record_move(
         specs,
-        kind=PointerKind.OVERRIDE,
-        artifact=artifact,
-        slot=slot,
-        tenant=tenant,
-        from_version=before,
-        to_version=None,
-        reason=reason,
-        actor=actor,
+        PointerChange(
+            kind=PointerKind.OVERRIDE,
+            artifact=artifact,
+            slot=slot,
+            tenant=tenant,
+            from_version=before,
+            to_version=None,
+            reason=reason,
+            actor=actor,
+        ),
     )
     events_record(specs)

@@ -15,7 +15,13 @@ from reviews.choices import ActivationKind
 from rollouts import selectors
 from rollouts.choices import PointerKind, PromotionTarget, RolloutState, RolloutStrategy
 from rollouts.models import Override, PointerMove, Rollout
-from rollouts.services.moves import REASON_LIMIT, record_move, slot_label, version_ref
+from rollouts.services.moves import (
+    REASON_LIMIT,
+    PointerChange,
+    record_move,
+    slot_label,
+    version_ref,
+)
 from rollouts.services.transitions import Transition, flag_moves
 
 #: A pointer: ("default", artifact id) or ("override", slot id, tenant id).
@@ -48,10 +54,21 @@ def _end_rules(t: Transition, reason: str, was: str) -> None:
     if rollout.strategy == RolloutStrategy.CANARY:
         kind = PointerKind.COHORT if rollout.target == PromotionTarget.PAPER else PointerKind.CANARY
         for target in t.targets:
-            record_move(t.specs, kind=kind, artifact=t.artifacts[target.slot.artifact_id],
-                        slot=target.slot, tenant=rollout.tenant, from_version=target.candidate,
-                        to_version=target.baseline, weight=0, rollout=rollout, reason=reason,
-                        actor=t.actor)  # fmt: skip
+            record_move(
+                t.specs,
+                PointerChange(
+                    kind=kind,
+                    artifact=t.artifacts[target.slot.artifact_id],
+                    slot=target.slot,
+                    tenant=rollout.tenant,
+                    from_version=target.candidate,
+                    to_version=target.baseline,
+                    weight=0,
+                    rollout=rollout,
+                    reason=reason,
+                    actor=t.actor,
+                ),
+            )
     elif rollout.strategy == RolloutStrategy.FLAG and rollout.flag_on:
         flag_moves(t, on=False, reason=reason)
 
@@ -103,10 +120,20 @@ def _restore_overrides(
             Override.objects.filter(pk=current.pk).update(
                 version=back, rollout=None, reason=reason, set_at=t.now, set_by=t.actor
             )
-        record_move(t.specs, kind=PointerKind.OVERRIDE, artifact=t.artifacts[first.artifact_id],
-                    slot=first.slot, tenant=first.tenant, from_version=now_version,
-                    to_version=back, rollout=t.rollout, reason=reason,
-                    actor=t.actor)  # fmt: skip
+        record_move(
+            t.specs,
+            PointerChange(
+                kind=PointerKind.OVERRIDE,
+                artifact=t.artifacts[first.artifact_id],
+                slot=first.slot,
+                tenant=first.tenant,
+                from_version=now_version,
+                to_version=back,
+                rollout=t.rollout,
+                reason=reason,
+                actor=t.actor,
+            ),
+        )
         restored.append({"slot": slot_label(first.slot), "tenant": first.tenant.slug,
                          "to": version_ref(back)})  # fmt: skip
     return restored
@@ -135,9 +162,18 @@ def _restore_defaults(
     )
     restored: list[dict[str, Any]] = []
     for version, previous in moved:
-        record_move(t.specs, kind=PointerKind.DEFAULT, artifact=t.artifacts[version.artifact_id],
-                    from_version=previous, to_version=version, rollout=rollout, reason=reason,
-                    actor=t.actor)  # fmt: skip
+        record_move(
+            t.specs,
+            PointerChange(
+                kind=PointerKind.DEFAULT,
+                artifact=t.artifacts[version.artifact_id],
+                from_version=previous,
+                to_version=version,
+                rollout=rollout,
+                reason=reason,
+                actor=t.actor,
+            ),
+        )
         restored.append({"default": t.artifacts[version.artifact_id].path,
                          "to": version_ref(version)})  # fmt: skip
     return restored

@@ -29,7 +29,7 @@ from rollouts.choices import (
 )
 from rollouts.manifest import canary_blockers, manifest_append
 from rollouts.models import Override, Rollout
-from rollouts.services.moves import REASON_LIMIT, record_move, require_servable
+from rollouts.services.moves import REASON_LIMIT, PointerChange, record_move, require_servable
 
 
 def state_payload(rollout: Rollout, reason: str) -> dict[str, Any]:
@@ -143,16 +143,18 @@ def _apply_step(t: Transition, reason: str) -> None:
         for target in t.targets:
             record_move(
                 t.specs,
-                kind=kind,
-                artifact=t.artifacts[target.slot.artifact_id],
-                slot=target.slot,
-                tenant=rollout.tenant,
-                from_version=target.baseline,
-                to_version=target.candidate,
-                weight=int(rollout.steps[n - 1]),
-                rollout=rollout,
-                reason=reason or f"{rollout.reference} step {n}",
-                actor=t.actor,
+                PointerChange(
+                    kind=kind,
+                    artifact=t.artifacts[target.slot.artifact_id],
+                    slot=target.slot,
+                    tenant=rollout.tenant,
+                    from_version=target.baseline,
+                    to_version=target.candidate,
+                    weight=int(rollout.steps[n - 1]),
+                    rollout=rollout,
+                    reason=reason or f"{rollout.reference} step {n}",
+                    actor=t.actor,
+                ),
             )
     elif rollout.strategy == RolloutStrategy.TENANT:
         wave = list(Tenant.objects.filter(slug__in=rollout.steps[n - 1]).order_by("slug"))
@@ -194,15 +196,17 @@ def _set_wave(t: Transition, wave: Sequence[Tenant], reason: str) -> None:
                 )
             record_move(
                 t.specs,
-                kind=PointerKind.OVERRIDE,
-                artifact=t.artifacts[target.slot.artifact_id],
-                slot=target.slot,
-                tenant=tenant,
-                from_version=before,
-                to_version=target.candidate,
-                rollout=t.rollout,
-                reason=reason,
-                actor=t.actor,
+                PointerChange(
+                    kind=PointerKind.OVERRIDE,
+                    artifact=t.artifacts[target.slot.artifact_id],
+                    slot=target.slot,
+                    tenant=tenant,
+                    from_version=before,
+                    to_version=target.candidate,
+                    rollout=t.rollout,
+                    reason=reason,
+                    actor=t.actor,
+                ),
             )
 
 
@@ -210,15 +214,17 @@ def flag_moves(t: Transition, *, on: bool, reason: str) -> None:
     for target in t.targets:
         record_move(
             t.specs,
-            kind=PointerKind.FLAG,
-            artifact=t.artifacts[target.slot.artifact_id],
-            slot=target.slot,
-            tenant=t.rollout.tenant,
-            from_version=target.baseline if on else target.candidate,
-            to_version=target.candidate if on else target.baseline,
-            rollout=t.rollout,
-            reason=reason,
-            actor=t.actor,
+            PointerChange(
+                kind=PointerKind.FLAG,
+                artifact=t.artifacts[target.slot.artifact_id],
+                slot=target.slot,
+                tenant=t.rollout.tenant,
+                from_version=target.baseline if on else target.candidate,
+                to_version=target.candidate if on else target.baseline,
+                rollout=t.rollout,
+                reason=reason,
+                actor=t.actor,
+            ),
         )
 
 
@@ -240,13 +246,15 @@ def _succeed(t: Transition, reason: str) -> None:
     for version, previous in moved:
         record_move(
             t.specs,
-            kind=PointerKind.DEFAULT,
-            artifact=t.artifacts[version.artifact_id],
-            from_version=previous if previous is not None else before.get(version.artifact_id),
-            to_version=version,
-            rollout=rollout,
-            reason=why,
-            actor=t.actor,
+            PointerChange(
+                kind=PointerKind.DEFAULT,
+                artifact=t.artifacts[version.artifact_id],
+                from_version=previous if previous is not None else before.get(version.artifact_id),
+                to_version=version,
+                rollout=rollout,
+                reason=why,
+                actor=t.actor,
+            ),
         )
     if rollout.strategy == RolloutStrategy.TENANT:
         own = list(
@@ -260,15 +268,17 @@ def _succeed(t: Transition, reason: str) -> None:
             override.delete()
             record_move(
                 t.specs,
-                kind=PointerKind.OVERRIDE,
-                artifact=t.artifacts[override.slot.artifact_id],
-                slot=override.slot,
-                tenant=override.tenant,
-                from_version=override.version,
-                to_version=None,
-                rollout=rollout,
-                reason=f"{why}: the tenant follows the default",
-                actor=t.actor,
+                PointerChange(
+                    kind=PointerKind.OVERRIDE,
+                    artifact=t.artifacts[override.slot.artifact_id],
+                    slot=override.slot,
+                    tenant=override.tenant,
+                    from_version=override.version,
+                    to_version=None,
+                    rollout=rollout,
+                    reason=f"{why}: the tenant follows the default",
+                    actor=t.actor,
+                ),
             )
 
 
