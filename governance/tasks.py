@@ -11,7 +11,7 @@ from datetime import datetime
 from celery import shared_task
 
 from governance.kernel.events.context import channel
-from governance.kernel.tasks import (  # noqa: F401 - registered through this module
+from governance.kernel.tasks import (
     checkpoint,
     email_outbox,
     heartbeat,
@@ -19,6 +19,8 @@ from governance.kernel.tasks import (  # noqa: F401 - registered through this mo
     verify_log,
 )
 from governance.sweep import governance_sweep
+
+__all__ = ["checkpoint", "email_outbox", "heartbeat", "notification_email", "sweep", "verify_log"]
 
 
 @shared_task(

@@ -12,6 +12,7 @@ from django.test import Client
 from accounts import permissions, services
 from accounts.models import RoleGrant
 from governance.kernel.errors import Forbidden
+from governance.kernel.permissions import Decision
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ def test_grant_and_revoke_follow_one_rule(acme: Any, make_user: Any) -> None:
     rev = make_user("rev", acme=["member", "reviewer"])
     other = make_user("other", acme="member")
     reason = "Only an administrator of 'acme' can manage its access."
-    assert permissions.can_manage_access(rev, acme) == permissions.Decision(False, reason)
+    assert permissions.can_manage_access(rev, acme) == Decision(False, reason)
     assert permissions.can_manage_access(boss, acme)
     assert not permissions.can_manage_access(boss, None)  # platform-wide roles
     with pytest.raises(Forbidden) as refused:

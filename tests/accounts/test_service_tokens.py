@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 
-from accounts import authentication, services
+from accounts import services
 from accounts.authentication import (
     BearerTokenAuthentication,
     HasTokenScope,
@@ -279,7 +279,7 @@ class TestAuthentication:
         )
         assert call_probe(raw).status_code == 200  # now cached
         later = soon + timedelta(seconds=1)
-        monkeypatch.setattr(authentication.timezone, "now", lambda: later)
+        monkeypatch.setattr(timezone, "now", lambda: later)
         resp = call_probe(raw)  # the cached entry expires too, without asking the database
         assert resp.status_code == 401
         assert error(resp)["code"] == "token_expired"
@@ -316,8 +316,8 @@ class TestAuthentication:
         assert call_probe(raw).status_code == 200
         ServiceToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
         assert call_probe(raw).status_code == 200  # same generation, young entry: cached
-        real = authentication.time.monotonic
-        monkeypatch.setattr(authentication.time, "monotonic", lambda: real() + 5.01)
+        real = time.monotonic
+        monkeypatch.setattr(time, "monotonic", lambda: real() + 5.01)
         resp = call_probe(raw)
         assert resp.status_code == 401
         assert error(resp)["code"] == "token_revoked"

@@ -16,6 +16,7 @@ from governance.kernel import permissions as kernel_permissions
 from governance.kernel.errors import Forbidden
 from governance.kernel.events.models import Checkpoint, Event, VerificationRun
 from governance.kernel.events.services import checkpoint_create, verification_start
+from governance.kernel.permissions import Decision
 from reviews.choices import CheckKind
 from reviews.waivers import permissions
 from reviews.waivers import services as waivers
@@ -60,9 +61,7 @@ def test_only_administrators_may_start_a_verification(
     people: dict[str, Any], client: Client
 ) -> None:
     reason = "Only administrators can start a verification."
-    assert kernel_permissions.can_start_verification(people["reviewer"]) == permissions.Decision(
-        False, reason
-    )
+    assert kernel_permissions.can_start_verification(people["reviewer"]) == Decision(False, reason)
     assert kernel_permissions.can_start_verification(people["admin"])
     with pytest.raises(Forbidden) as refused:
         verification_start(actor=people["security"])

@@ -11,6 +11,7 @@ from django.test import Client
 
 from governance.kernel.errors import Forbidden
 from governance.kernel.events.models import Event
+from governance.kernel.permissions import Decision
 from registry import permissions, services
 from registry.models import Artifact, Deprecation, Retirement, Version
 from tests.registry.conftest import publish
@@ -55,7 +56,7 @@ def test_deprecate_and_retire(admin: Any, bob: Any, versions: tuple[Version, Ver
     v1, v2 = versions
     deprecate_reason = "Only an administrator of acme can deprecate a version."
     retire_reason = "Only an administrator of acme can retire a version."
-    assert permissions.can_deprecate(bob, v1) == permissions.Decision(False, deprecate_reason)
+    assert permissions.can_deprecate(bob, v1) == Decision(False, deprecate_reason)
     assert permissions.can_deprecate(admin, v1)
     assert permissions.can_retire(admin, v1)
     _refused(
@@ -92,7 +93,7 @@ def test_change_owner(
     reason = "Only the owner or an administrator can change the owner."
     assert permissions.can_change_owner(author, prompt)  # the owner hands it on
     assert permissions.can_change_owner(admin, prompt)
-    assert permissions.can_change_owner(bob, prompt) == permissions.Decision(False, reason)
+    assert permissions.can_change_owner(bob, prompt) == Decision(False, reason)
     _refused(
         lambda: services.artifact_owner_set(artifact=prompt, owner=bob, actor=bob, reason="x"),
         reason,
@@ -120,7 +121,7 @@ def test_recommend(
 
 def test_publish_needs_a_member(prompt: Artifact, make_user: Any, globex: Any) -> None:
     stranger = make_user("stranger", globex="member")
-    assert permissions.can_publish(stranger, prompt.tenant) == permissions.Decision(
+    assert permissions.can_publish(stranger, prompt.tenant) == Decision(
         False, "Only members of 'acme' can publish there."
     )
     assert permissions.can_publish(None, prompt.tenant)

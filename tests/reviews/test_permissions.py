@@ -10,6 +10,7 @@ from django.test import Client
 
 from governance.kernel.errors import Forbidden
 from governance.kernel.events.models import Event
+from governance.kernel.permissions import Decision as Verdict
 from registry.models import Artifact
 from reviews import permissions, services
 from reviews.choices import ChangeStatus, Decision
@@ -39,9 +40,7 @@ def _refused(call: Any, reason: str) -> None:
 def test_promote(open_change: Any, people: dict[str, Any], prompt_v1: Any) -> None:
     change = approved(open_change, people, prompt_v1)
     reason = "Only an administrator can promote a change."
-    assert permissions.can_promote(people["reviewer"], change) == permissions.Decision(
-        False, reason
-    )
+    assert permissions.can_promote(people["reviewer"], change) == Verdict(False, reason)
     _refused(lambda: services.change_promote(change=change, actor=people["reviewer"]), reason)
     change.refresh_from_db()
     assert change.status == ChangeStatus.APPROVED
@@ -203,9 +202,7 @@ def test_the_api_detail_says_what_the_caller_may_do(
 def test_recording_the_postmortem(people: dict[str, Any], emergency: Any) -> None:
     change = emergency
     reason = "Only the author, an owner, an administrator or a security officer can record it."
-    assert permissions.can_record_postmortem(people["privacy"], change) == permissions.Decision(
-        False, reason
-    )
+    assert permissions.can_record_postmortem(people["privacy"], change) == Verdict(False, reason)
     _refused(
         lambda: services.postmortem_record(change=change, actor=people["privacy"], summary="x"),
         reason,

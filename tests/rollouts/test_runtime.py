@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from governance.kernel.errors import DomainError, NotFound
+from governance.kernel.events.services import canonical
 from registry.models import Artifact
 from rollouts import runtime
 from rollouts.choices import RolloutStrategy
@@ -79,10 +80,10 @@ def test_snapshot_names_the_default_with_its_reference_and_content(world: World)
             "warning": None,
         }
     }
-    assert snap.canonical == runtime.canonical(body)
+    assert snap.canonical == canonical(body)
     assert snap.sha256 == hashlib.sha256(snap.canonical).hexdigest()
     rest = {k: v for k, v in body.items() if k != "sequence"}
-    assert snap.content_sha256 == hashlib.sha256(runtime.canonical(rest)).hexdigest()
+    assert snap.content_sha256 == hashlib.sha256(canonical(rest)).hexdigest()
     assert snap.etag == f'"{body["sequence"]}-{snap.content_sha256[:16]}"'
     document = json.loads(snap.document())
     assert document["snapshot"] == body
