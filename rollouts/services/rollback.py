@@ -13,7 +13,7 @@ from governance.kernel.inputs import clean_text
 from reviews import services as reviews
 from reviews.choices import ActivationKind
 from rollouts import selectors
-from rollouts.choices import PointerKind, PromotionTarget, RolloutState, RolloutStrategy
+from rollouts.choices import PointerKind, RolloutState, RolloutStrategy
 from rollouts.models import Override, PointerMove, Rollout
 from rollouts.services.moves import (
     REASON_LIMIT,
@@ -22,7 +22,7 @@ from rollouts.services.moves import (
     slot_label,
     version_ref,
 )
-from rollouts.services.transitions import Transition, flag_moves
+from rollouts.services.transitions import Transition, canary_moves, flag_moves
 
 #: A pointer: ("default", artifact id) or ("override", slot id, tenant id).
 PointerKey = tuple[Any, ...]
@@ -52,23 +52,7 @@ def _end_rules(t: Transition, reason: str, was: str) -> None:
     if was not in {RolloutState.PROGRESSING, RolloutState.PAUSED} or not rollout.step:
         return
     if rollout.strategy == RolloutStrategy.CANARY:
-        kind = PointerKind.COHORT if rollout.target == PromotionTarget.PAPER else PointerKind.CANARY
-        for target in t.targets:
-            record_move(
-                t.specs,
-                PointerChange(
-                    kind=kind,
-                    artifact=t.artifacts[target.slot.artifact_id],
-                    slot=target.slot,
-                    tenant=rollout.tenant,
-                    from_version=target.candidate,
-                    to_version=target.baseline,
-                    weight=0,
-                    rollout=rollout,
-                    reason=reason,
-                    actor=t.actor,
-                ),
-            )
+        canary_moves(t, on=False, weight=0, reason=reason)
     elif rollout.strategy == RolloutStrategy.FLAG and rollout.flag_on:
         flag_moves(t, on=False, reason=reason)
 

@@ -139,23 +139,12 @@ def _apply_step(t: Transition, reason: str) -> None:
     rollout = t.rollout
     n = rollout.step
     if rollout.strategy == RolloutStrategy.CANARY:
-        kind = PointerKind.COHORT if rollout.target == PromotionTarget.PAPER else PointerKind.CANARY
-        for target in t.targets:
-            record_move(
-                t.specs,
-                PointerChange(
-                    kind=kind,
-                    artifact=t.artifacts[target.slot.artifact_id],
-                    slot=target.slot,
-                    tenant=rollout.tenant,
-                    from_version=target.baseline,
-                    to_version=target.candidate,
-                    weight=int(rollout.steps[n - 1]),
-                    rollout=rollout,
-                    reason=reason or f"{rollout.reference} step {n}",
-                    actor=t.actor,
-                ),
-            )
+        canary_moves(
+            t,
+            on=True,
+            weight=int(rollout.steps[n - 1]),
+            reason=reason or f"{rollout.reference} step {n}",
+        )
     elif rollout.strategy == RolloutStrategy.TENANT:
         wave = list(Tenant.objects.filter(slug__in=rollout.steps[n - 1]).order_by("slug"))
         _set_wave(t, wave, reason or f"{rollout.reference} wave {n}")
@@ -208,6 +197,28 @@ def _set_wave(t: Transition, wave: Sequence[Tenant], reason: str) -> None:
                     actor=t.actor,
                 ),
             )
+
+
+def canary_moves(t: Transition, *, on: bool, weight: int, reason: str) -> None:
+    """The canary (or paper cohort) rule of every target: on at ``weight``, or ended (0)."""
+    rollout = t.rollout
+    kind = PointerKind.COHORT if rollout.target == PromotionTarget.PAPER else PointerKind.CANARY
+    for target in t.targets:
+        record_move(
+            t.specs,
+            PointerChange(
+                kind=kind,
+                artifact=t.artifacts[target.slot.artifact_id],
+                slot=target.slot,
+                tenant=rollout.tenant,
+                from_version=target.baseline if on else target.candidate,
+                to_version=target.candidate if on else target.baseline,
+                weight=weight,
+                rollout=rollout,
+                reason=reason,
+                actor=t.actor,
+            ),
+        )
 
 
 def flag_moves(t: Transition, *, on: bool, reason: str) -> None:
