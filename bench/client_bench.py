@@ -188,8 +188,10 @@ def main() -> int:
     plain = client.resolve("slot-0", "user-1")
     split = client.resolve("slot-1", "user-1")
     assert plain.freshness == "LIVE", (plain, client.last_error)
-    assert plain.version == "1.0.0" and plain.reason == "DEFAULT", plain
-    assert split.reason == "SPLIT" and split.arm in ("canary", "stable"), split
+    assert plain.version == "1.0.0", plain
+    assert plain.reason == "DEFAULT", plain
+    assert split.reason == "SPLIT", split
+    assert split.arm in ("canary", "stable"), split
     arms = {client.resolve("slot-1", f"u{n}").arm for n in range(200)}
     assert arms == {"canary", "stable"}, arms
     no_canary = rate(client, "slot-0", args.calls, args.rounds)

@@ -202,7 +202,8 @@ def load_and_verify_database(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             result = verify_database(**kwargs)  # type: ignore[arg-type]
             times.append(time.perf_counter() - started)
-            assert result.ok and result.checked == n, result.line()
+            assert result.ok, result.line()
+            assert result.checked == n, result.line()
         best = min(times)
         print(f"{label + ':':<40}{best:6.2f}s  {n / best:>10,.0f} events/s")
 

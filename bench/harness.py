@@ -116,9 +116,10 @@ def gunicorn(
         server.wait(timeout=20)
 
 
-def hammer(
+def hammer(  # noqa: PLR0913 - keyword-only: each is one knob of the request or the load
     port: int,
     path: str,
+    *,
     headers: dict[str, str],
     seconds: float,
     concurrency: int,

@@ -95,16 +95,25 @@ def http_bench(args: argparse.Namespace) -> None:
             results: dict[str, dict[str, float]] = {}
             for rnd in range(args.rounds):
                 for name, (method, path, headers, body) in workloads.items():
-                    hammer(port, path, headers, 1.0, args.concurrency, 500, method, body)
+                    hammer(
+                        port,
+                        path,
+                        headers=headers,
+                        seconds=1.0,
+                        concurrency=args.concurrency,
+                        max_requests=500,
+                        method=method,
+                        body=body,
+                    )
                     r = hammer(
                         port,
                         path,
-                        headers,
-                        args.seconds,
-                        args.concurrency,
-                        args.max_requests,
-                        method,
-                        body,
+                        headers=headers,
+                        seconds=args.seconds,
+                        concurrency=args.concurrency,
+                        max_requests=args.max_requests,
+                        method=method,
+                        body=body,
                     )
                     # Interleaved rounds, best of each: other load on the machine hits all alike.
                     if name not in results or r["rps"] > results[name]["rps"]:

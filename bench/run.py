@@ -78,9 +78,21 @@ def main() -> None:
             }
             results = {}
             for name, (path, headers) in workloads.items():
-                hammer(port, path, headers, 1.0, args.concurrency, 500)  # warm up
+                hammer(  # warm up
+                    port,
+                    path,
+                    headers=headers,
+                    seconds=1.0,
+                    concurrency=args.concurrency,
+                    max_requests=500,
+                )
                 results[name] = hammer(
-                    port, path, headers, args.seconds, args.concurrency, args.max_requests
+                    port,
+                    path,
+                    headers=headers,
+                    seconds=args.seconds,
+                    concurrency=args.concurrency,
+                    max_requests=args.max_requests,
                 )
 
     print(

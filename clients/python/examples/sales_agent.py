@@ -30,8 +30,10 @@ except ImportError:  # run from a checkout without `pip install -e clients/pytho
     from registry_client import RegistryClient
 
 
-def fake_model(prompt: str, rng: random.Random) -> tuple[str, float, bool]:
-    """Stands in for an LLM call: an answer, its latency in ms, and whether it failed."""
+def fake_model(_prompt: str, rng: random.Random) -> tuple[str, float, bool]:
+    """Stands in for an LLM call: an answer, its latency in ms, and whether it failed.
+
+    It takes the rendered prompt as a real call would, but does not read it: the answer is drawn."""
     latency = rng.lognormvariate(5.0, 0.5)  # ~150 ms
     failed = rng.random() < 0.02
     return ("QUALIFIED" if rng.random() < 0.4 else "NURTURE"), latency, failed

@@ -281,17 +281,19 @@ def _subject_free(slot: _Slot) -> bool:
     return True
 
 
-def _served(
-    snap: Snapshot,
-    slot: _Slot,
-    ref: str,
-    reason: str,
-    variant: str,
-    warnings: list[str],
-    rollout: tuple[str | None, str | None, int | None] = (None, None, None),
-    arm: str | None = None,
-    bucket: int | None = None,
-) -> Resolution:
+class _Pick(NamedTuple):
+    """What a rule serves: the version, why, and (for a rollout's rule) which rollout and arm."""
+
+    ref: str
+    reason: str
+    variant: str
+    rollout: tuple[str | None, str | None, int | None] = (None, None, None)
+    arm: str | None = None
+    bucket: int | None = None
+
+
+def _served(snap: Snapshot, slot: _Slot, pick: _Pick, warnings: list[str]) -> Resolution:
+    ref, reason, variant, rollout, arm, bucket = pick
     entry = snap.versions[ref]
     if entry["warning"]:
         warnings.append(entry["warning"])
@@ -355,12 +357,17 @@ def _canary_plan(snap: Snapshot, slot: _Slot, rule: _Rule) -> _Canary:
         return tuple(answer[:_BUCKET_AT]), tuple(answer[_BUCKET_AT + 1 :])
 
     cand = _served(
-        snap, slot, rule.candidate, "SPLIT", "canary", list(slot.warnings), meta, "canary"
+        snap, slot, _Pick(rule.candidate, "SPLIT", "canary", meta, "canary"), list(slot.warnings)
     )
     stable = None
     if rule.stable is not None:
         stable = split(
-            _served(snap, slot, rule.stable, "SPLIT", "stable", list(slot.warnings), meta, "stable")
+            _served(
+                snap,
+                slot,
+                _Pick(rule.stable, "SPLIT", "stable", meta, "stable"),
+                list(slot.warnings),
+            )
         )
     return _Canary(
         prefix=f"{rule.salt}:{slot.name}:{snap.tenant}:",
@@ -415,62 +422,81 @@ def _evaluate(
         warnings.append(f"{slot.name} is switched off.")
         return _disabled(slot.name, warnings, snap.sequence, snap.tenant, snap.application)
     if pin is not None:
-        version, digest = _pin_parts(slot, pin)
-        ref = slot.by_version.get(version)
-        if ref is None:
-            return None
-        held = snap.versions[ref]["sha256"]
-        if digest and not held.startswith(digest):
-            raise PinError(
-                f"'{pin}' is pinned to {digest[:12]}… but that version has hash {held[:12]}…."
-            )
-        return _served(snap, slot, ref, "STATIC", "pinned", warnings)
+        return _evaluate_pin(snap, slot, pin, warnings)
     for rule in slot.rules:
-        meta: tuple[str | None, str | None, int | None] = (rule.rollout, rule.rollout_id, rule.step)
         if rule.strategy == "flag":
-            if rule.flag_expires is not None:
-                moment = now or datetime.now(UTC)
-                if moment >= rule.flag_expires:
-                    warnings.append(
-                        f"flag {rule.flag_key} ({rule.rollout}) expired at "
-                        f"{_iso(rule.flag_expires)}; serving the default"
-                    )
-                    if slot.default is None:
-                        return _disabled(
-                            slot.name, warnings, snap.sequence, snap.tenant, snap.application
-                        )
-                    return _served(snap, slot, slot.default, "DEFAULT", "default", warnings)
-            if rule.flag_on:
-                return _served(snap, slot, rule.candidate, "TARGETING_MATCH", "on", warnings, meta)
+            answer = _evaluate_flag(snap, slot, rule, warnings, now)
+        elif subject:
+            answer = _evaluate_canary(snap, slot, rule, subject, warnings)
+        else:
             continue
-        if not subject:
-            continue
-        if rule.target == "paper":
-            if subject in rule.cohort:
-                return _served(
-                    snap,
-                    slot,
-                    rule.candidate,
-                    "TARGETING_MATCH",
-                    "canary",
-                    warnings,
-                    meta,
-                    "canary",
-                )
-            continue
-        b = _bucket(rule.salt, slot.name, snap.tenant, subject)
-        if b < rule.weight:
-            return _served(
-                snap, slot, rule.candidate, "SPLIT", "canary", warnings, meta, "canary", b
+        if answer is not None:
+            return answer
+    return _evaluate_rest(snap, slot, warnings)
+
+
+def _evaluate_pin(snap: Snapshot, slot: _Slot, pin: str, warnings: list[str]) -> Resolution | None:
+    """A pinned version (None when the snapshot does not hold it)."""
+    version, digest = _pin_parts(slot, pin)
+    ref = slot.by_version.get(version)
+    if ref is None:
+        return None
+    held = snap.versions[ref]["sha256"]
+    if digest and not held.startswith(digest):
+        raise PinError(
+            f"'{pin}' is pinned to {digest[:12]}… but that version has hash {held[:12]}…."
+        )
+    return _served(snap, slot, _Pick(ref, "STATIC", "pinned"), warnings)
+
+
+def _evaluate_flag(
+    snap: Snapshot, slot: _Slot, rule: _Rule, warnings: list[str], now: datetime | None
+) -> Resolution | None:
+    """A flag rule's answer; None when it is off (the next rule decides)."""
+    if rule.flag_expires is not None:
+        moment = now or datetime.now(UTC)
+        if moment >= rule.flag_expires:
+            warnings.append(
+                f"flag {rule.flag_key} ({rule.rollout}) expired at "
+                f"{_iso(rule.flag_expires)}; serving the default"
             )
-        if rule.stable is None:
-            continue
-        return _served(snap, slot, rule.stable, "SPLIT", "stable", warnings, meta, "stable", b)
+            if slot.default is None:
+                return _disabled(slot.name, warnings, snap.sequence, snap.tenant, snap.application)
+            return _served(snap, slot, _Pick(slot.default, "DEFAULT", "default"), warnings)
+    if rule.flag_on:
+        meta = (rule.rollout, rule.rollout_id, rule.step)
+        return _served(snap, slot, _Pick(rule.candidate, "TARGETING_MATCH", "on", meta), warnings)
+    return None
+
+
+def _evaluate_canary(
+    snap: Snapshot, slot: _Slot, rule: _Rule, subject: str, warnings: list[str]
+) -> Resolution | None:
+    """A canary rule's answer for a subject; None when it does not place the subject."""
+    meta = (rule.rollout, rule.rollout_id, rule.step)
+    if rule.target == "paper":
+        if subject in rule.cohort:
+            pick = _Pick(rule.candidate, "TARGETING_MATCH", "canary", meta, "canary")
+            return _served(snap, slot, pick, warnings)
+        return None
+    b = _bucket(rule.salt, slot.name, snap.tenant, subject)
+    if b < rule.weight:
+        return _served(
+            snap, slot, _Pick(rule.candidate, "SPLIT", "canary", meta, "canary", b), warnings
+        )
+    if rule.stable is None:
+        return None
+    return _served(snap, slot, _Pick(rule.stable, "SPLIT", "stable", meta, "stable", b), warnings)
+
+
+def _evaluate_rest(snap: Snapshot, slot: _Slot, warnings: list[str]) -> Resolution:
+    """No rule decided: the override, else the default, else disabled."""
     if slot.override is not None:
         meta = slot.override_meta if slot.override_meta[0] else (None, None, None)
-        return _served(snap, slot, slot.override, "TARGETING_MATCH", "override", warnings, meta)
+        pick = _Pick(slot.override, "TARGETING_MATCH", "override", meta)
+        return _served(snap, slot, pick, warnings)
     if slot.default is not None:
-        return _served(snap, slot, slot.default, "DEFAULT", "default", warnings)
+        return _served(snap, slot, _Pick(slot.default, "DEFAULT", "default"), warnings)
     return _disabled(slot.name, warnings, snap.sequence, snap.tenant, snap.application)
 
 
@@ -588,7 +614,7 @@ class RegistryClient:
     clock freshness is measured with (injectable for tests).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - each keyword-only parameter is a documented client setting
         self,
         url: str,
         token: str | None,
@@ -705,7 +731,7 @@ class RegistryClient:
         answer = _evaluate(snap, plan, subject or None, pin, None)
         if answer is None:
             assert pin is not None
-            return self._pin_outside(view, slot, subject, pin)
+            return self._pin_outside(view, slot, pin)
         return _label(answer, view.freshness)
 
     def _go_stale(self, view: _View) -> _View:
@@ -749,7 +775,7 @@ class RegistryClient:
             application=self.application,
         )
 
-    def _pin_outside(self, view: _View, slot: str, subject: str | None, pin: str) -> Resolution:
+    def _pin_outside(self, view: _View, slot: str, pin: str) -> Resolution:
         """A pin the snapshot does not hold: ``POST /api/v1/resolve/`` once per snapshot."""
         assert view.snapshot is not None
         key = (view.snapshot.sequence, slot, pin)
@@ -1108,7 +1134,7 @@ class RegistryClient:
         if self._background and not self._closed:
             self._start()
 
-    def report(
+    def report(  # noqa: PLR0913 - keyword-only: the measured fields of one served request
         self,
         resolution: Resolution,
         *,

@@ -189,7 +189,7 @@ class RegistryProvider(AbstractProvider):
         self,
         flag_key: str,
         default_value: bool,
-        evaluation_context: EvaluationContext | None = None,
+        evaluation_context: EvaluationContext | None = None,  # noqa: ARG002 - the OpenFeature SDK fixes the signature
     ) -> FlagResolutionDetails[bool]:
         return self._mismatch(default_value, flag_key)
 
@@ -197,7 +197,7 @@ class RegistryProvider(AbstractProvider):
         self,
         flag_key: str,
         default_value: int,
-        evaluation_context: EvaluationContext | None = None,
+        evaluation_context: EvaluationContext | None = None,  # noqa: ARG002 - the OpenFeature SDK fixes the signature
     ) -> FlagResolutionDetails[int]:
         return self._mismatch(default_value, flag_key)
 
@@ -205,6 +205,6 @@ class RegistryProvider(AbstractProvider):
         self,
         flag_key: str,
         default_value: float,
-        evaluation_context: EvaluationContext | None = None,
+        evaluation_context: EvaluationContext | None = None,  # noqa: ARG002 - the OpenFeature SDK fixes the signature
     ) -> FlagResolutionDetails[float]:
         return self._mismatch(default_value, flag_key)

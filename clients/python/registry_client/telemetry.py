@@ -146,7 +146,7 @@ def build_rows(
 class Reporter:
     """Batches events and sends them from a daemon thread; see the module docstring."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - each keyword-only parameter is a documented reporter setting
         self,
         url: str,
         token: str,
@@ -200,7 +200,7 @@ class Reporter:
 
     # --- the request path -------------------------------------------------------------
 
-    def record(
+    def record(  # noqa: PLR0913 - keyword-only: the measured fields of one served request
         self,
         resolution: ResolutionLike,
         *,
