@@ -138,7 +138,7 @@ class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[ApiToken]):
 
     @extend_schema(request=None, responses=ApiTokenSerializer)
     @action(detail=True, methods=["post"])
-    def revoke(self, request: Request, pk: str) -> Response:
+    def revoke(self, request: Request, pk: str) -> Response:  # noqa: ARG002 - DRF passes pk by name
         token = self.get_object()
         token = services.token_revoke(token=token, actor=user_of(request))
         return Response(ApiTokenSerializer(token).data)
@@ -185,7 +185,7 @@ class ServiceTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Service
 
     @extend_schema(request=ServiceTokenRevokeSerializer, responses=ServiceTokenSerializer)
     @action(detail=True, methods=["post"])
-    def revoke(self, request: Request, pk: str) -> Response:
+    def revoke(self, request: Request, pk: str) -> Response:  # noqa: ARG002 - DRF passes pk by name
         """Revoke it, saying why: every server refuses it within seconds."""
         token = self.get_object()
         body = ServiceTokenRevokeSerializer(data=request.data)

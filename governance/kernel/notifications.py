@@ -36,7 +36,7 @@ def heartbeat_record(*, worker: str) -> WorkerHeartbeat:
     return beat
 
 
-def notification_send(
+def notification_send(  # noqa: PLR0913 - keyword-only, called everywhere: the notification's fields
     *,
     users: Iterable[Any],
     title: str,

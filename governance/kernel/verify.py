@@ -166,7 +166,7 @@ def _start_prev_of(first: Entry) -> str:
     return first[1][found + 8 : found + 72].decode("ascii", "replace") if found >= 0 else ""
 
 
-def _walk(entries: Iterable[Entry], keys: dict[str, Ed25519PublicKey], plan: _WalkPlan) -> _Walk:
+def _walk(entries: Iterable[Entry], keys: dict[str, Ed25519PublicKey], plan: _WalkPlan) -> _Walk:  # noqa: C901, PLR0912, PLR0915 - the hot per-entry loop: a helper would cost a call per entry
     """The chain pass (see :class:`_WalkPlan`)."""
     result = Result(True, 0)
     leaves: list[bytes] = []
@@ -272,7 +272,7 @@ def _covered(checkpoints: Sequence[CheckpointRecord], kept: Sequence[CheckpointR
     return max((c.tree_size for c in [*checkpoints, *kept]), default=0)
 
 
-def verify_entries(
+def verify_entries(  # noqa: PLR0913 - keyword-only public API: each is a documented option
     entries: Iterable[Entry],
     *,
     public_keys: dict[str, str],
@@ -530,7 +530,7 @@ def _verify_share(share: _Share) -> tuple[Result, int, str, str, int, bytes]:
     )
 
 
-def verify_bundle_file(
+def verify_bundle_file(  # noqa: PLR0913 - keyword-only public API: each is a documented option
     path: str,
     *,
     kept: Sequence[CheckpointRecord] = (),
