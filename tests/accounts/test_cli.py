@@ -29,7 +29,8 @@ def run(*args: str, stdin: str | None = None) -> str:
     try:
         call_command("accounts", *args, stdout=out, stderr=err)
     except SystemExit as exc:
-        assert exc.code == 2
+        if exc.code != 2:
+            pytest.fail(f"the command exited with status {exc.code!r}, not 2 (a refusal)")
         raise CommandError(err.getvalue().strip().removeprefix("error: ")) from exc
     finally:
         sys.stdin = old

@@ -81,11 +81,16 @@ def test_idempotent_grant_writes_nothing(acme, make_user):
 def test_failed_transaction_leaves_no_event(acme, make_user):
     alice = make_user("alice")
     head = EventChainHead.objects.get().seq
-    with pytest.raises(RuntimeError), transaction.atomic():
-        accounts.role_grant(user=alice, role="reviewer", tenant=acme, actor=None)
-        # Not in the log yet: events are appended when the outermost transaction ends.
-        assert not Event.objects.filter(kind=EventKind.ROLE_GRANTED).exists()
-        raise RuntimeError("boom")
+
+    def grant_then_fail() -> None:
+        with transaction.atomic():
+            accounts.role_grant(user=alice, role="reviewer", tenant=acme, actor=None)
+            # Not in the log yet: events are appended when the outermost transaction ends.
+            assert not Event.objects.filter(kind=EventKind.ROLE_GRANTED).exists()
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        grant_then_fail()
     assert EventChainHead.objects.get().seq == head
     assert not Event.objects.filter(payload__username="alice", kind=EventKind.ROLE_GRANTED).exists()
 

@@ -366,9 +366,14 @@ def test_pack_verification_walks_dependencies(acme, author, prompt_class):
 def test_publish_is_atomic(prompt):
     publish(prompt, V1, "major")
     before = (Version.objects.count(), Event.objects.count())
-    with pytest.raises(RuntimeError), transaction.atomic():
-        publish(prompt, V1 + "!", "minor")
-        raise RuntimeError("boom")
+
+    def publish_then_fail() -> None:
+        with transaction.atomic():
+            publish(prompt, V1 + "!", "minor")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        publish_then_fail()
     assert (Version.objects.count(), Event.objects.count()) == before
 
 
