@@ -667,11 +667,12 @@ def _served(
     snap: Snapshot,
     slot: _Slot,
     ref: str,
-    reason: str,
-    variant: str,
+    why: tuple[str, str],
     warnings: list[str],
     **extra: Any,
 ) -> Answer:
+    """``ref`` served from ``slot``; ``why`` is the answer's (reason, variant)."""
+    reason, variant = why
     entry = snap.body["versions"][ref]
     if entry["warning"]:
         warnings.append(entry["warning"])
@@ -781,7 +782,7 @@ def _pinned_here(snap: Snapshot, slot: _Slot, pin: str, warnings: list[str]) -> 
     if ref is None:
         raise PinNotInSnapshot(slot.name, version, sha256)
     _check_pin_hash(snap, ref, pin, sha256)
-    return _served(snap, slot, ref, Reason.STATIC, "pinned", warnings)
+    return _served(snap, slot, ref, (Reason.STATIC, "pinned"), warnings)
 
 
 def _meta(rule: _Rule) -> dict[str, Any]:
@@ -801,10 +802,10 @@ def _flag_rule(
         )
         if slot.default is None:
             return _disabled(snap, slot, warnings)
-        return _served(snap, slot, slot.default, Reason.DEFAULT, "default", warnings)
+        return _served(snap, slot, slot.default, (Reason.DEFAULT, "default"), warnings)
     if rule.flag_on:
         return _served(
-            snap, slot, rule.candidate, Reason.TARGETING_MATCH, "on", warnings, **_meta(rule)
+            snap, slot, rule.candidate, (Reason.TARGETING_MATCH, "on"), warnings, **_meta(rule)
         )
     return None
 
@@ -816,16 +817,16 @@ def _canary_rule(
     past the weight gets the stable version, when there is one)."""
     if rule.target == PromotionTarget.PAPER:
         if subject in rule.cohort:
-            return _served(snap, slot, rule.candidate, Reason.TARGETING_MATCH, Arm.CANARY,
+            return _served(snap, slot, rule.candidate, (Reason.TARGETING_MATCH, Arm.CANARY),
                            warnings, arm=Arm.CANARY, **_meta(rule))  # fmt: skip
         return None
     b = bucketing.bucket(salt=rule.salt, slot=slot.name, tenant=snap.tenant, subject=subject)
     if b < rule.weight:
-        return _served(snap, slot, rule.candidate, Reason.SPLIT, Arm.CANARY, warnings,
+        return _served(snap, slot, rule.candidate, (Reason.SPLIT, Arm.CANARY), warnings,
                        arm=Arm.CANARY, bucket=b, **_meta(rule))  # fmt: skip
     if rule.stable is None:
         return None
-    return _served(snap, slot, rule.stable, Reason.SPLIT, Arm.STABLE, warnings,
+    return _served(snap, slot, rule.stable, (Reason.SPLIT, Arm.STABLE), warnings,
                    arm=Arm.STABLE, bucket=b, **_meta(rule))  # fmt: skip
 
 
@@ -840,10 +841,10 @@ def _untouched(snap: Snapshot, slot: _Slot, warnings: list[str]) -> Answer:
                 "step": slot.override_step,
             }
         return _served(
-            snap, slot, slot.override, Reason.TARGETING_MATCH, "override", warnings, **meta
+            snap, slot, slot.override, (Reason.TARGETING_MATCH, "override"), warnings, **meta
         )
     if slot.default is not None:
-        return _served(snap, slot, slot.default, Reason.DEFAULT, "default", warnings)
+        return _served(snap, slot, slot.default, (Reason.DEFAULT, "default"), warnings)
     return _disabled(snap, slot, warnings)
 
 
@@ -913,7 +914,7 @@ def _pinned_lookup(snap: Snapshot, miss: PinNotInSnapshot) -> Answer | DomainErr
     )
 
 
-def answer(
+def answer(  # noqa: PLR0913 - the runtime's one entry: its arguments are the request's fields
     tenant_slug: str,
     application_slug: str,
     slot_name: str,

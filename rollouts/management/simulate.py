@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -49,7 +50,7 @@ def _host() -> str:
     return "testserver"
 
 
-def simulate(
+def simulate(  # noqa: PLR0913 - keyword-only: the `rollouts simulate` command's options
     rollout: Rollout,
     *,
     baseline_error_rate: float,
@@ -90,19 +91,36 @@ def simulate(
     try:
         with (
             override_settings(**overrides),
-            mock.patch.object(telemetry_services, "_queue_controller", lambda ids: None),
+            mock.patch.object(telemetry_services, "_queue_controller", return_value=None),
         ):
-            return _run(rollout, target, raw, baseline_error_rate, canary_error_rate,
-                        requests, seed, seconds_per_round, say)  # fmt: skip
+            plan = _Plan(baseline_error_rate, canary_error_rate, requests, seed, seconds_per_round)
+            return _run(rollout, target, raw, plan, say)
     finally:
         accounts.service_token_revoke(token=token, actor=None, reason="simulation finished")
         say(f"service token {token.prefix}… revoked")
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a simulation sends: each arm's error rate, how many requests, the seed, the pace."""
+
+    p_stable: float
+    p_canary: float
+    requests: int
+    seed: int
+    seconds_per_round: int
+
+
 def _run(
-    rollout: Rollout, target: Any, raw: str, p_stable: float, p_canary: float, requests: int,
-    seed: int, seconds_per_round: int, say: Callable[[str], None],
-) -> Rollout:  # fmt: skip
+    rollout: Rollout, target: Any, raw: str, plan: _Plan, say: Callable[[str], None]
+) -> Rollout:
+    p_stable, p_canary, requests, seed, seconds_per_round = (
+        plan.p_stable,
+        plan.p_canary,
+        plan.requests,
+        plan.seed,
+        plan.seconds_per_round,
+    )
     rng = random.Random(seed)
     client = Client(HTTP_HOST=_host(), HTTP_AUTHORIZATION=f"Bearer {raw}")
     width = timedelta(seconds=settings.TELEMETRY_BUCKET_SECONDS)
