@@ -12,11 +12,12 @@ from django.core.management.base import CommandParser
 from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError
 from registry import selectors
+from registry.choices import ArtifactClass
 from registry.models import Version
 from reviews import rules
 
-RULESET_CLASS = "routing-ruleset"
-CORPUS_CLASS = "golden-corpus"
+RULESET_CLASS = ArtifactClass.ROUTING_RULESET
+CORPUS_CLASS = ArtifactClass.GOLDEN_CORPUS
 
 
 def _version(ref: str, cls: str, tenant: str | None) -> Version:
