@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from django import forms
 
 from accounts.models import User
-from registry.choices import ImpactChoice
-from registry.models import ArtifactClass
+from governance.kernel.forms import lines
+from registry.choices import ContentKind, ImpactChoice
+from registry.models import ArtifactClass, Version
 
 
 class ArtifactForm(forms.Form):
@@ -53,6 +55,112 @@ class PublishForm(forms.Form):
         label="Depends on",
         help_text="One pinned reference per line: slug:version#sha256",
     )
+
+    pinned_models = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        required=False,
+        label="Pinned models",
+        help_text="One model identifier per line (or comma-separated), e.g. "
+        "gpt-4o-2024-08-06. A prompt needs at least one to pass the model-pins check.",
+    )
+    template_refs = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        required=False,
+        label="Template references",
+        help_text="One pinned prompt or response template per line: slug:version#sha256.",
+    )
+    policy_pack_hash = forms.CharField(
+        max_length=64,
+        required=False,
+        label="Policy pack hash",
+        help_text="The full SHA-256 of one of the tenant's policy-pack versions (64 hex digits).",
+    )
+    environment_fingerprint = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Environment fingerprint",
+        help_text="What the version was built and evaluated with (free text).",
+    )
+    labels = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        required=False,
+        label="Labels",
+        help_text="One per line: name=value (e.g. group=sales).",
+    )
+
+    #: The fields that become the version's metadata (the publish API's ``metadata`` object).
+    METADATA_FIELDS = (
+        "pinned_models",
+        "template_refs",
+        "policy_pack_hash",
+        "environment_fingerprint",
+        "labels",
+    )
+
+    @staticmethod
+    def initial_for(version: Version | None) -> dict[str, Any]:
+        """The fields as ``version`` carries them: the form edits it as a new version."""
+        if version is None:
+            return {}
+        if version.content_kind == ContentKind.TEXT:
+            content = version.content_text
+        elif version.content_kind == ContentKind.JSON:
+            content = json.dumps(version.content_json, indent=2)
+        else:
+            content = ""
+        variables = ", ".join(
+            v["name"] + ("" if v.get("required", True) else "?") for v in version.input_variables
+        )
+        meta = version.metadata or {}
+        labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+        return {
+            "content": content,
+            "variables": variables,
+            "dependencies": "\n".join(d.reference for d in version.dependencies.all()),
+            "pinned_models": "\n".join(str(m) for m in meta.get("pinned_models") or []),
+            "template_refs": "\n".join(str(r) for r in meta.get("template_refs") or []),
+            "policy_pack_hash": meta.get("policy_pack_hash", ""),
+            "environment_fingerprint": meta.get("environment_fingerprint", ""),
+            "labels": "\n".join(f"{k}={v}" for k, v in (labels or {}).items()),
+        }
+
+    def clean_pinned_models(self) -> list[str]:
+        raw = self.cleaned_data.get("pinned_models", "")
+        names = [n.strip() for line in raw.splitlines() for n in line.split(",") if n.strip()]
+        for name in names:
+            if any(c.isspace() for c in name) or len(name) > 200:
+                raise forms.ValidationError(
+                    f"'{name[:200]}' is not a model identifier (no spaces, at most 200 characters)."
+                )
+        return list(dict.fromkeys(names))
+
+    def clean_policy_pack_hash(self) -> str:
+        return str(self.cleaned_data.get("policy_pack_hash", "")).strip().lower()
+
+    def clean_labels(self) -> dict[str, str]:
+        labels: dict[str, str] = {}
+        for number, line in enumerate(self.cleaned_data.get("labels", "").splitlines(), 1):
+            if not line.strip():
+                continue
+            name, sep, value = line.partition("=")
+            if not sep or not name.strip():
+                raise forms.ValidationError(f"Line {number} ('{line.strip()}') is not name=value.")
+            if name.strip() in labels:
+                raise forms.ValidationError(f"Label '{name.strip()}' is given twice.")
+            labels[name.strip()] = value.strip()
+        return labels
+
+    def metadata(self) -> dict[str, Any]:
+        """The metadata the service checks and signs; an empty part is left out."""
+        data = self.cleaned_data
+        meta: dict[str, Any] = {
+            "pinned_models": data.get("pinned_models") or [],
+            "template_refs": lines(data.get("template_refs", "")),
+            "policy_pack_hash": data.get("policy_pack_hash", ""),
+            "environment_fingerprint": data.get("environment_fingerprint", "").strip(),
+            "labels": data.get("labels") or {},
+        }
+        return {key: value for key, value in meta.items() if value}
 
     def variables_list(self) -> list[dict[str, object]] | None:
         raw = self.cleaned_data.get("variables", "").strip()

@@ -38,6 +38,7 @@ from registry.models import (
     Version,
     VersionDependency,
 )
+from registry.references import Reference
 from registry.services.common import require_author
 from registry.storage import blob_put
 from registry.versioning import (
@@ -258,6 +259,14 @@ TEMPLATE_CLASSES = (BuiltinClass.PROMPT_TEMPLATE, BuiltinClass.RESPONSE_TEMPLATE
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
+def _parsed(text: str, tenant: Tenant, field: str, *, prefix: str) -> Reference:
+    """``text`` parsed as a reference; a malformed one is refused on ``field``."""
+    try:
+        return selectors.parse(text, tenant=tenant.slug)
+    except DomainError as exc:
+        raise DomainError(f"{prefix}{exc.message}", field=field) from exc
+
+
 def _in_scope_version(tenant: Tenant, text: Any, field: str) -> Version:
     """The version a pinned reference names, in ``tenant`` only.
 
@@ -265,7 +274,7 @@ def _in_scope_version(tenant: Tenant, text: Any, field: str) -> Version:
     """
     if not isinstance(text, str):
         raise DomainError(f"'{text}' is not a reference.", field=field)
-    ref = selectors.parse(text, tenant=tenant.slug)
+    ref = _parsed(text, tenant, field, prefix="")
     if not ref.version or not ref.sha256 or len(ref.sha256) != 64:
         raise DomainError(
             f"'{text}' must be pinned with a version and its full hash (slug:version#sha256).",
@@ -324,7 +333,7 @@ def _checked_metadata_refs(tenant: Tenant, meta: dict[str, Any]) -> dict[str, An
 def _resolve_dependencies(tenant: Tenant, references: Sequence[str]) -> list[tuple[str, Version]]:
     resolved = []
     for text in references:
-        ref = selectors.parse(text, tenant=tenant.slug)
+        ref = _parsed(text, tenant, "dependencies", prefix=f"Dependency '{text}': ")
         if not ref.version or not ref.sha256 or len(ref.sha256) != 64:
             raise DomainError(
                 f"Dependency '{text}' must be pinned with a version and its full hash (slug:version#sha256).",

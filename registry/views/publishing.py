@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import messages
@@ -20,7 +19,11 @@ from registry.models import Artifact, Version
 from registry.views.pages import actor_of
 
 #: The publish service's field names that the form spells differently.
-PUBLISH_FIELDS = {"input_variables": "variables", "file": "file"}
+PUBLISH_FIELDS = {
+    "input_variables": "variables",
+    "file": "file",
+    **{f"metadata.{name}": name for name in PublishForm.METADATA_FIELDS},
+}
 
 
 @login_required
@@ -51,27 +54,16 @@ def artifact_new(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/artifact_new.html", {"form": form}, status=status)
 
 
-def _initial(latest: Version | None) -> dict[str, Any]:
-    """The form starts from the latest version (edit as a new version)."""
-    if latest is None:
-        return {}
-    if latest.content_kind == ContentKind.TEXT:
-        content = latest.content_text
-    elif latest.content_kind == ContentKind.JSON:
-        content = json.dumps(latest.content_json, indent=2)
-    else:
-        content = ""
-    variables = ", ".join(
-        v["name"] + ("" if v.get("required", True) else "?") for v in latest.input_variables
-    )
-    return {"content": content, "variables": variables}
-
-
 @login_required
 def publish(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
     found = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
     latest = selectors.latest_version(found)
-    form = PublishForm(request.POST or None, request.FILES or None, initial=_initial(latest))
+    # Edit what production runs (the active version), not a newer draft nobody promoted.
+    active = selectors.active_version_of(found)
+    start = active or latest
+    form = PublishForm(
+        request.POST or None, request.FILES or None, initial=PublishForm.initial_for(start)
+    )
     status = 200
     if request.method == "POST":
 
@@ -92,6 +84,7 @@ def publish(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpRespo
                 version=data["version"] or None,
                 input_variables=form.variables_list(),
                 dependencies=form.dependency_list(),
+                metadata=form.metadata(),
                 actor=actor_of(request),
             )
 
@@ -107,6 +100,12 @@ def publish(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpRespo
     return render(
         request,
         "registry/publish.html",
-        {"artifact": found, "form": form, "latest": latest},
+        {
+            "artifact": found,
+            "form": form,
+            "latest": latest,
+            "start": start,
+            "start_is_active": start is not None and start == active,
+        },
         status=status,
     )
