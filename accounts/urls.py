@@ -1,11 +1,10 @@
-"""Page routes for accounts: home, tenants, tokens."""
+"""Page routes for accounts: tenants, tokens (the home page is the roof's: governance.views.home)."""
 
 from django.urls import path
 
 from accounts import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("tenants/<slug:slug>/", views.tenant_detail, name="tenant-detail"),
     path("tenants/<slug:slug>/grant/", views.tenant_grant, name="tenant-grant"),
     path("tenants/<slug:slug>/revoke/", views.tenant_revoke, name="tenant-revoke"),

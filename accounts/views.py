@@ -1,4 +1,4 @@
-"""Pages: home ("what needs my attention"), a tenant's members, access and service tokens,
+"""Pages: a tenant's members, access and service tokens,
 personal tokens."""
 
 from __future__ import annotations
@@ -29,18 +29,6 @@ from governance.kernel.views import attempt, say_above, submit
 def _tenant_or_404(request: HttpRequest, slug: str) -> Tenant:
     """The tenant this person sees (a NotFound is the 404 page: DomainErrorMiddleware)."""
     return selectors.tenant_for_user(request.user, slug)
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "home.html",
-        {
-            "access": selectors.access_by_tenant(request.user),
-            "platform_admin": selectors.is_platform_admin(request.user),
-        },
-    )
 
 
 class _Shown(TypedDict, total=False):

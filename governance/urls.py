@@ -51,6 +51,7 @@ urlpatterns = [
     path("governance/metrics/", views.metrics_page, name="governance-metrics"),
     path("governance/readiness/", views.readiness_page, name="readiness"),
     path("governance/waivers/", include("reviews.waivers.urls")),
+    path("", views.home, name="home"),
     path("metrics", PrometheusMetricsView.as_view(), name="prometheus-metrics"),
     path("", include("accounts.urls")),
 ]

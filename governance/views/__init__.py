@@ -1,5 +1,5 @@
 """The project's pages: the probes (``probes``), the governance overview and the event log's
-pages (``events``) and the readiness dashboard (``readiness``). The waiver pages are the
+pages (``events``), the readiness dashboard (``readiness``) and the home page (``home``). The waiver pages are the
 reviews floor's (``reviews.waivers.views``)."""
 
 from governance.views.events import (
@@ -11,6 +11,7 @@ from governance.views.events import (
     verification_detail,
     verify_start,
 )
+from governance.views.home import home
 from governance.views.probes import healthz, readyz
 from governance.views.readiness import readiness_page
 
@@ -20,6 +21,7 @@ __all__ = [
     "event_feed",
     "governance_index",
     "healthz",
+    "home",
     "metrics_page",
     "readiness_page",
     "readyz",
