@@ -234,3 +234,155 @@ class PostmortemForm(forms.Form):
         label="Link to the post-mortem",
         help_text="An http(s) link to the full write-up (optional).",
     )
+
+
+#: The largest evaluation-report file the change page accepts (the API's body limit is the server's).
+MAX_REPORT_BYTES = 1_000_000
+
+
+def _scalar(text: str) -> Any:
+    """A value typed on a form line: a JSON number, true/false, else the text itself."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, int | float | bool) else text
+
+
+def _pairs(text: str, *, numbers: bool) -> dict[str, Any]:
+    """``name=value`` lines as an object; ``numbers``: every value must be a number."""
+    out: dict[str, Any] = {}
+    for number, line in enumerate((text or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, raw = line.partition("=")
+        name, raw = name.strip(), raw.strip()
+        if not sep or not name or not raw:
+            raise forms.ValidationError(f"Line {number} ('{line.strip()}') is not name=value.")
+        if name in out:
+            raise forms.ValidationError(f"'{name}' is given twice.")
+        value = _scalar(raw)
+        if numbers and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise forms.ValidationError(f"'{name}' must be a number, not '{raw}'.")
+        out[name] = value
+    return out
+
+
+class EvidenceForm(forms.Form):
+    """An evaluation report for a proposed version, from the change page: a JSON file in the
+    evidence API's shape, or the metrics typed in. Both reach ``evidence_attach``."""
+
+    version = forms.ChoiceField(label="Proposed version")
+    report = forms.FileField(
+        required=False,
+        label="Report file (JSON)",
+        help_text='The evidence API\'s body, e.g. {"metrics": {"accuracy": 0.93}, '
+        '"safety": {"safety": 0.99}, "test_run_ids": ["ci-42"]}; its "version", if any, wins.',
+    )
+    metrics = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        required=False,
+        label="Metrics",
+        help_text="Or type them: one per line, name=number (e.g. accuracy=0.93).",
+    )
+    safety = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        required=False,
+        label="Safety metrics",
+        help_text="name=number per line (the offline evaluation reads safety, "
+        "harmful_content_pass_rate or policy_conformance).",
+    )
+    bias = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        required=False,
+        label="Bias metrics",
+        help_text="name=value per line.",
+    )
+    test_run_ids = forms.CharField(
+        max_length=5000,
+        required=False,
+        label="Test run ids",
+        help_text="Comma-separated, e.g. ci-42.",
+    )
+    seed = forms.CharField(max_length=100, required=False, label="Seed")
+    rng = forms.CharField(max_length=200, required=False, label="Random number generator")
+    notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=10000, required=False, label="Notes"
+    )
+
+    #: Where the service's refusals of a typed report go (a file's go on ``report``).
+    TYPED_FIELDS = ("version", "metrics", "safety", "bias", "test_run_ids", "seed", "rng", "notes")
+
+    prefix = "evidence"  # the change page holds other forms with a "version" or "notes"
+
+    def __init__(self, *args: Any, versions: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _choices(self, "version").choices = versions
+        self.body: dict[str, Any] = {}
+
+    @property
+    def from_file(self) -> bool:
+        return bool(self.is_bound and self.files.get(self.add_prefix("report")))
+
+    def clean_metrics(self) -> dict[str, Any]:
+        return _pairs(self.cleaned_data.get("metrics", ""), numbers=True)
+
+    def clean_safety(self) -> dict[str, Any]:
+        return _pairs(self.cleaned_data.get("safety", ""), numbers=True)
+
+    def clean_bias(self) -> dict[str, Any]:
+        return _pairs(self.cleaned_data.get("bias", ""), numbers=False)
+
+    def clean_test_run_ids(self) -> list[str]:
+        raw = self.cleaned_data.get("test_run_ids", "")
+        return [t.strip() for line in raw.splitlines() for t in line.split(",") if t.strip()]
+
+    def _file_body(self, upload: Any) -> dict[str, Any] | None:
+        """The uploaded report in the evidence API's shape (checked by the API's serializer)."""
+        from reviews.api.serializers import EvidenceSerializer
+
+        if upload.size > MAX_REPORT_BYTES:
+            self.add_error("report", f"The file is over {MAX_REPORT_BYTES} bytes.")
+            return None
+        try:
+            raw = json.loads(upload.read().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            self.add_error("report", f"The file is not JSON: {exc}.")
+            return None
+        if not isinstance(raw, dict):
+            self.add_error("report", "The file must hold a JSON object (the report).")
+            return None
+        raw.setdefault("version", self.cleaned_data.get("version", ""))
+        shape = EvidenceSerializer(data=raw)
+        if not shape.is_valid():
+            for name, errors in shape.errors.items():
+                text = "; ".join(str(e) for e in _flat(errors))
+                self.add_error("report", f"In the file, '{name}': {text}")
+            return None
+        return dict(shape.validated_data)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        upload = data.get("report")
+        typed = any(data.get(name) for name in ("metrics", "safety", "bias"))
+        if upload and typed:
+            self.add_error("report", "Upload a report file or type the metrics, not both.")
+        elif upload:
+            self.body = self._file_body(upload) or {}
+        elif not self.errors and not data.get("metrics"):
+            self.add_error("metrics", "Type at least one metric, or upload a report file.")
+        elif not self.errors:
+            self.body = {
+                "version": data["version"],
+                **{name: data[name] for name in self.TYPED_FIELDS if name != "version"},
+            }
+        return data
+
+
+def _flat(errors: Any) -> list[Any]:
+    """DRF's nested error lists and objects, flattened for one line."""
+    if isinstance(errors, dict):
+        return [f"{key}: {e}" for key, value in errors.items() for e in _flat(value)]
+    if isinstance(errors, list):
+        return [e for item in errors for e in _flat(item)]
+    return [errors]

@@ -263,3 +263,8 @@ def rule_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def evidence_versions(items: list[ChangeItem]) -> list[tuple[str, str]]:
+    """The versions an evaluation report can be attached to: the change's proposed ones."""
+    return [(i.proposed.pinned, i.proposed.path) for i in items]

@@ -7,6 +7,7 @@ its 4xx status; every rule lives in ``reviews.services``. What a page shows is b
 - ``changes``: my reviews, the list, opening and revising, the change page, its record;
 - ``actions``: what the change page's buttons do (sign-off, submit, promote, ...);
 - ``artifacts``: rollback and the safety switch from an artifact's page;
+- ``evidence``: attaching an evaluation report from the change page;
 - ``policy``: the approval policy page; ``notifications``: my notifications;
 - ``common``: what they share (the change page itself).
 """
@@ -25,6 +26,7 @@ from reviews.views.changes import (
     change_record,
     index,
 )
+from reviews.views.evidence import change_evidence
 from reviews.views.notifications import notifications
 from reviews.views.policy import policy
 
@@ -37,6 +39,7 @@ __all__ = [
     "change_action",
     "change_detail",
     "change_edit",
+    "change_evidence",
     "change_list",
     "change_new",
     "change_record",

@@ -18,7 +18,13 @@ from accounts.selectors import roles_in_tenant
 from governance.kernel.views import say_above
 from reviews import permissions, presenters, reauth, selectors
 from reviews.choices import OPEN_STATES, CheckKind
-from reviews.forms import CommentForm, DeactivateForm, DecisionForm, PostmortemForm
+from reviews.forms import (
+    CommentForm,
+    DeactivateForm,
+    DecisionForm,
+    EvidenceForm,
+    PostmortemForm,
+)
 from reviews.models import ChangeRequest
 
 
@@ -38,6 +44,7 @@ def change_page(
     comment_form = posted if isinstance(posted, CommentForm) else None
     postmortem_form = posted if isinstance(posted, PostmortemForm) else None
     switch_off_form = posted if isinstance(posted, DeactivateForm) else None
+    evidence_form = posted if isinstance(posted, EvidenceForm) else None
     user = user_of(request)
     items = selectors.items_of(change)
     roles = roles_in_tenant(user, change.tenant)
@@ -58,6 +65,8 @@ def change_page(
     elif postmortem_form is not None and not may_record_postmortem:
         # The form is not on the page (already recorded, say): the refusal is a message.
         say_above(request, postmortem_form)
+    if evidence_form is not None and not actions.attach_evidence:
+        say_above(request, evidence_form)  # the form is not on the page: its refusal is a message
     slots = presenters.fillable_slots(change, user, approvals)
     if slots and decide_form is None:
         decide_form = DecisionForm(
@@ -86,6 +95,11 @@ def change_page(
             "timeline": list(selectors.timeline(change)),
             "decide_form": decide_form if slots else None,
             "comment_form": comment_form or CommentForm(),
+            "evidence_form": (
+                evidence_form or EvidenceForm(versions=presenters.evidence_versions(items))
+            )
+            if actions.attach_evidence
+            else None,
             "is_author": is_author,
             "can_act_as_author": bool(may_act_as_author),
             "can_submit": actions.submit,
