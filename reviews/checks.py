@@ -145,24 +145,35 @@ def _model_pins(change: ChangeRequest) -> Outcome:
         recorded[version.path] = entry
         if item.artifact.artifact_class.slug == ArtifactClass.PROMPT and not pins:
             ok = False
-            lines.append(f"FAIL {version.path}: no pinned model identifiers in its metadata")
+            lines.append(
+                f"FAIL {version.path}: no pinned model identifiers in its metadata; publish a "
+                "version that pins its model (metadata.pinned_models) and propose it"
+            )
         else:
             lines.append(
                 f"ok   {version.pinned} pinned models: {', '.join(pins or []) or '(model itself)'}"
             )
-    summary = "pinned models and hashes recorded" if ok else "a prompt has no pinned model"
+    summary = (
+        "pinned models and hashes recorded"
+        if ok
+        else "a prompt has no pinned model: pin one in its metadata (publish a new version)"
+    )
     return Outcome(_passed(ok), summary, "\n".join(lines), recorded)
 
 
 def _offline_evaluation(change: ChangeRequest) -> Outcome:
     from reviews.selectors import latest_report
 
-    lines, ok, data = [], True, {}
+    lines, ok, data, missing = [], True, {}, False
     for item in _items(change, MODEL_PROMPT_CLASSES):
         proposed = latest_report(item.proposed_id)
         if proposed is None:
             ok = False
-            lines.append(f"FAIL {item.proposed.path}: no evaluation report attached")
+            lines.append(
+                f"FAIL {item.proposed.path}: no evaluation report attached; attach one "
+                f"with a safety metric ({', '.join(SAFETY_METRICS)})"
+            )
+            missing = True
             continue
         current = latest_report(item.current_id) if item.current_id else None
         rows = []
@@ -179,12 +190,18 @@ def _offline_evaluation(change: ChangeRequest) -> Outcome:
             verdict = "REGRESSION" if regressed else "ok"
             lines.append(f"{verdict:10} {item.proposed.path} {metric}: {new} (current {old})")
         if not rows:
-            ok = False
+            ok, missing = False, True
             lines.append(
-                f"FAIL {item.proposed.path}: the report has no safety metric ({', '.join(SAFETY_METRICS)})"
+                f"FAIL {item.proposed.path}: the report has no safety metric "
+                f"({', '.join(SAFETY_METRICS)}); attach a report that has one"
             )
         data[item.proposed.path] = {"report": proposed.sha256, "rows": rows}
-    summary = "no safety regression" if ok else "safety regression or missing evaluation"
+    if ok:
+        summary = "no safety regression"
+    elif missing:
+        summary = "missing evaluation: attach an evaluation report with a safety metric"
+    else:
+        summary = "safety regression against the current version"
     return Outcome(_passed(ok), summary, "\n".join(lines), data)
 
 

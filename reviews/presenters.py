@@ -13,13 +13,14 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from accounts.models import User
-from registry.choices import ContentKind, Stage
+from registry.choices import ArtifactClass, ContentKind, Stage
 from registry.diffs import VersionDiff, version_diff
 from registry.highlight import highlight_json, highlight_text
 from registry.models import Deprecation, Retirement, Version, VersionState
+from reviews import checks as check_catalog
 from reviews import hooks, permissions, selectors
 from reviews import policy as approval_policy
-from reviews.choices import OPEN_STATES, ChangeStatus, CheckStatus, Requirement
+from reviews.choices import OPEN_STATES, ChangeStatus, CheckKind, CheckStatus, Requirement
 from reviews.models import ChangeItem, ChangeRequest
 from reviews.waivers.models import Waiver
 from reviews.waivers.permissions import can_grant_waiver
@@ -135,6 +136,14 @@ class WaiverLink:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class CheckFix:
+    """What would make a failed check pass, and where to do it (``url`` None: no page for it)."""
+
+    text: str
+    url: str | None = None
+
+
 @dataclass
 class CheckRow:
     """One required check as the change page shows it: its run and its verdict at one moment."""
@@ -143,6 +152,7 @@ class CheckRow:
     waivers: list[WaiverLink] = field(default_factory=list)
     lapsed: list[WaiverLink] = field(default_factory=list)
     waiver_request_url: str | None = None
+    fix: CheckFix | None = None
 
     @property
     def kind(self) -> str:
@@ -268,3 +278,82 @@ def rule_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
 def evidence_versions(items: list[ChangeItem]) -> list[tuple[str, str]]:
     """The versions an evaluation report can be attached to: the change's proposed ones."""
     return [(i.proposed.pinned, i.proposed.path) for i in items]
+
+
+def _publish_url(item: ChangeItem, anchor: str = "") -> str:
+    return reverse("registry:publish", kwargs=item.artifact.url_kwargs()) + anchor
+
+
+def _first(items: list[ChangeItem], classes: frozenset[str]) -> ChangeItem | None:
+    return next((i for i in items if i.artifact.artifact_class.slug in classes), None)
+
+
+def _unpinned(items: list[ChangeItem]) -> ChangeItem | None:
+    """The first proposed prompt the model-pins check refuses (no pinned model in its metadata)."""
+    for item in items:
+        meta = item.proposed.metadata or {}
+        if item.artifact.artifact_class.slug == ArtifactClass.PROMPT and not (
+            meta.get("pinned_models") or meta.get("model_ids")
+        ):
+            return item
+    return None
+
+
+def _republish(item: ChangeItem | None, what: str, anchor: str = "") -> CheckFix:
+    if item is None:
+        return CheckFix(what)
+    return CheckFix(
+        f"{what}: publish a new version of {item.artifact.path}, then revise this change "
+        "to propose it",
+        _publish_url(item, anchor),
+    )
+
+
+def check_fixes(
+    change: ChangeRequest, items: list[ChangeItem], *, evidence_form: bool
+) -> dict[str, CheckFix]:
+    """For each check that can fail, what would make it pass and the link to where it is done."""
+    evidence = "#evidence-form" if evidence_form else "#evidence"
+    metrics = ", ".join(check_catalog.SAFETY_METRICS)
+    return {
+        CheckKind.MODEL_PINS: _republish(
+            _unpinned(items), "Pin a model in the version's metadata (Pinned models)", "#metadata"
+        ),
+        CheckKind.OFFLINE_EVALUATION: CheckFix(
+            f"Attach an evaluation report with a safety metric ({metrics}) that does not "
+            "regress against the current version",
+            evidence,
+        ),
+        CheckKind.CHANGE_GATES: CheckFix(
+            "Attach an evaluation report whose metrics meet every gate below", evidence
+        ),
+        CheckKind.POLICY: _republish(
+            _first(items, check_catalog.POLICY_CLASSES),
+            "Remove the prohibited content or personal data the log names",
+        ),
+        CheckKind.RULES_LINT: _republish(
+            _first(items, check_catalog.RULESET_CLASSES), "Fix the problems the log lists"
+        ),
+        CheckKind.RULES_SIMULATION: CheckFix(
+            "Name a golden corpus, or propose a ruleset that routes its cases as expected: "
+            "revise this change",
+            reverse("reviews:change-edit", args=[change.reference]),
+        ),
+        CheckKind.PACK_VERIFICATION: CheckFix(
+            "A version no longer verifies (its content, hash or signature changed): tell an "
+            "administrator; it cannot be fixed from here"
+        ),
+    }
+
+
+def add_fixes(
+    rows: list[CheckRow], change: ChangeRequest, items: list[ChangeItem], *, evidence_form: bool
+) -> list[CheckRow]:
+    """Give each failed, unwaived check of an open change what would make it pass."""
+    if change.status not in OPEN_STATES and change.status != ChangeStatus.DRAFT:
+        return rows
+    fixes = check_fixes(change, items, evidence_form=evidence_form)
+    for row in rows:
+        if row.failed and not row.verdict.passes:
+            row.fix = fixes.get(row.kind)
+    return rows

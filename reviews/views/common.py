@@ -80,7 +80,12 @@ def change_page(
             "change": change,
             "items": presenters.item_views(change, items, user, roles),
             "approvals": approvals,
-            "checks": presenters.check_rows(change, verdicts, judged_at, user, roles),
+            "checks": presenters.add_fixes(
+                presenters.check_rows(change, verdicts, judged_at, user, roles),
+                change,
+                items,
+                evidence_form=actions.attach_evidence,
+            ),
             "checks_judged_at": judged_at,
             "all_checks_passed": all(v.passes for v in verdicts),
             "gate_tables": presenters.gate_tables(runs.get(CheckKind.CHANGE_GATES)),
