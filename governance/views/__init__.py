@@ -11,7 +11,7 @@ from governance.views.events import (
     verification_detail,
     verify_start,
 )
-from governance.views.home import home
+from governance.views.home import favicon, home
 from governance.views.probes import healthz, readyz
 from governance.views.readiness import readiness_page
 
@@ -19,6 +19,7 @@ __all__ = [
     "FEED_PAGE_SIZE",
     "event_detail",
     "event_feed",
+    "favicon",
     "governance_index",
     "healthz",
     "home",

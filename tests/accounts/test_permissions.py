@@ -37,7 +37,7 @@ def test_grant_and_revoke_follow_one_rule(acme: Any, make_user: Any) -> None:
     client.force_login(rev)
     page = client.get("/tenants/acme/").content.decode()
     assert "Grant a role" not in page
-    assert "Revoke reviewer" not in page
+    assert "Revoke Reviewer" not in page
     forced = client.post(
         "/tenants/acme/grant/", {"username": "other", "role": "reviewer", "reason": "x"}
     )
@@ -47,4 +47,4 @@ def test_grant_and_revoke_follow_one_rule(acme: Any, make_user: Any) -> None:
     client.force_login(boss)
     page = client.get("/tenants/acme/").content.decode()
     assert "Grant a role" in page
-    assert "Revoke reviewer" in page
+    assert "Revoke Reviewer" in page

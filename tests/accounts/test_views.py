@@ -134,7 +134,7 @@ class TestNavigationAndHome:
             make_user(f"m{i}", acme=["reviewer", "privacy_officer"])
         with django_assert_max_num_queries(len(few.captured_queries)):
             html = client.get("/tenants/acme/").content.decode()
-        assert html.count(">Revoke privacy_officer<") == 11
+        assert html.count(">Revoke Privacy officer<") == 11
 
 
 class TestTenantAccessPages:
@@ -174,7 +174,7 @@ class TestTenantAccessPages:
         grant.refresh_from_db()
         assert (grant.revoked_by, grant.revoke_reason) == (boss, "moved team")
         assert re.search(
-            r"<td>alice</td><td>reviewer</td>.*?<td>boss</td>\s*<td>new</td>.*?"
+            r'<td>alice</td><td data-role="reviewer">Reviewer</td>.*?<td>boss</td>\s*<td>new</td>.*?'
             r"<td>boss</td>\s*<td>moved team</td>",
             resp.content.decode(),
             re.S,

@@ -126,7 +126,7 @@ def test_verify_button_runs_and_shows_progress(
     run = VerificationRun.objects.get()
     assert resp["Location"] == run.get_absolute_url()
     page = client.get(resp["Location"]).content.decode()
-    assert '<span id="run-status">passed</span>' in page
+    assert '<span id="run-status" data-status="passed">Passed</span>' in page
     assert f"OK: {Event.objects.count()} events verified" in page
     assert 'http-equiv="refresh"' not in page  # finished: no more polling
 

@@ -366,3 +366,16 @@ def test_the_query_count_does_not_grow_with_the_rows(
     assert counted(html, "waivers") == 7
     assert counted(html, "postmortems") == 7
     assert many == few
+
+
+def test_the_favicon_is_linked_and_favicon_ico_does_not_404(
+    client: Client, people: dict[str, Any]
+) -> None:
+    from django.contrib.staticfiles import finders
+
+    response = Client().get("/favicon.ico")  # browsers ask before anyone logs in
+    assert response.status_code == 301
+    assert response["Location"] == "/static/favicon.svg"
+    assert finders.find("favicon.svg") is not None
+    html = home(client, people["reviewer"])
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html

@@ -42,6 +42,7 @@ NOT_TENANT_SCOPED = {
     "before any lookup); operators see every tenant there by design",
     "login/": "signs in; no tenant data",
     "logout/": "signs out (it would end the walker's session)",
+    "favicon.ico": "a redirect to the site's icon; no tenant data",
     "healthz": "liveness probe; no tenant data",
     "readyz": "readiness probe; no tenant data",
     "api/v1/schema/": "OpenAPI schema; no tenant data",
