@@ -94,6 +94,43 @@ def usage_url(artifact: Any) -> str:
     return ""
 
 
+# --- where an artifact serves (the registry list's slot column) ------------------------------
+
+
+class SlotRow(Protocol):
+    """An application slot bound to an artifact: it serves the artifact's active version by
+    default; ``overrides`` tenants pin another version, ``rollout`` names one in progress."""
+
+    label: str
+    url: str
+    overrides: int
+    rollout: str
+
+
+#: Takes artifact ids and answers ``{artifact id: [SlotRow]}`` (absent = bound to no slot).
+SlotsSource = Callable[[list[Any]], dict[Any, list[Any]]]
+
+_slot_sources: list[SlotsSource] = []
+
+
+def register_slots(source: SlotsSource) -> None:
+    """Register who answers "which slots are these artifacts bound to?" (idempotent)."""
+    if source not in _slot_sources:
+        _slot_sources.append(source)
+
+
+def slots_by_artifact(artifact_ids: Iterable[Any]) -> dict[Any, list[Any]]:
+    """``{artifact id: [SlotRow]}`` from every registered source (none registered: no slots)."""
+    ids = list(artifact_ids)
+    found: dict[Any, list[Any]] = {}
+    if not ids:
+        return found
+    for source in _slot_sources:
+        for artifact_id, rows in source(ids).items():
+            found.setdefault(artifact_id, []).extend(rows)
+    return found
+
+
 # --- what the floors above offer on the artifact page and in the registry command ------------
 
 #: Takes the viewing user, an artifact and the user's roles in its tenant; answers what the

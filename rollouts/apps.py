@@ -19,5 +19,7 @@ class RolloutsConfig(AppConfig):
         registry_hooks.register_recent_traffic(telemetry_selectors.recent_traffic_by_version)
         # ... and "who used it lately?" for the version and deprecation pages (24 h and 7 d).
         registry_hooks.register_usage(telemetry_selectors.usage_by_version, selectors.usage_url)
+        # ... and "which slots serve these artifacts?" for the registry list's slot column.
+        registry_hooks.register_slots(selectors.slot_summaries)
         # The canary analysis (issue 12) is the controller's telemetry signal.
         signal_source_register(canary.canary_signal)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.urls import NoReverseMatch, reverse
 
 from accounts.models import Tenant
@@ -161,6 +161,45 @@ def slot_serves_tenant(slot: Slot, tenant: Tenant) -> bool:
     T's or the platform's."""
     owners = (slot.application.tenant, slot.artifact.tenant)
     return all(o.pk == tenant.pk or is_platform(o) for o in owners)
+
+
+@dataclass(frozen=True)
+class SlotSummary:
+    """A slot as the registry list shows it (``registry.hooks.SlotRow``)."""
+
+    label: str
+    url: str
+    overrides: int
+    rollout: str
+
+
+def slot_summaries(artifact_ids: list[Any]) -> dict[Any, list[SlotSummary]]:
+    """The slots each artifact is bound to, with their overrides and a rollout in progress
+    (the registry list asks through its hook): one query for the whole page."""
+    running = RolloutTarget.objects.filter(
+        slot=OuterRef("pk"), rollout__state__in=list(ACTIVE_STATES)
+    ).order_by("rollout__number")
+    rows = (
+        Slot.objects.filter(artifact_id__in=artifact_ids)
+        .select_related("application")
+        .annotate(
+            override_count=Count("overrides", distinct=True),
+            rollout_number=Subquery(running.values("rollout__number")[:1]),
+        )
+        .order_by("application__slug", "name")
+    )
+    found: dict[Any, list[SlotSummary]] = defaultdict(list)
+    for slot in rows:
+        number = slot.rollout_number
+        found[slot.artifact_id].append(
+            SlotSummary(
+                label=f"{slot.application.slug}/{slot.name}",
+                url=slot.get_absolute_url(),
+                overrides=slot.override_count,
+                rollout=f"RO-{number}" if number else "",
+            )
+        )
+    return dict(found)
 
 
 def slot_bound_artifacts(artifact_ids: Iterable[Any]) -> set[Any]:

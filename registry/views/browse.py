@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.selectors import access_by_tenant
-from registry import selectors
+from registry import hooks, selectors
 from registry.diffs import version_diff
 from registry.filtersets import ArtifactFilterSet
 from registry.models import ArtifactClass, Version
@@ -26,12 +26,16 @@ def index(request: HttpRequest) -> HttpResponse:
     ).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)
+    # Where each artifact serves (its active version is every bound slot's default), from the
+    # floor above through the registry's hook: one question for the whole page.
+    slots = hooks.slots_by_artifact([a.pk for a in page.object_list])
     return render(
         request,
         "registry/index.html",
         {
             "filters": filters,
             "page": page,
+            "rows": [(a, slots.get(a.pk, [])) for a in page.object_list],
             "query": params.urlencode(),
             "classes": ArtifactClass.objects.all(),
             "access": access_by_tenant(request.user),
