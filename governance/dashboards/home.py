@@ -42,8 +42,9 @@ HOME_LIST_LIMIT = 25
 #: The author's changes that can be blocked: under review, approved, or sent back.
 AUTHOR_OPEN_STATES = (ChangeStatus.IN_REVIEW, ChangeStatus.APPROVED, ChangeStatus.REJECTED)
 
-#: Checks that evaluation evidence (attached on the change page) makes pass.
-EVIDENCE_CHECKS = frozenset({CheckKind.MODEL_PINS, CheckKind.OFFLINE_EVALUATION})
+#: Checks that evaluation evidence (attached on the change page) makes pass; the others link
+#: to their row on the change page, which says what would make them pass and where.
+EVIDENCE_CHECKS = frozenset({CheckKind.OFFLINE_EVALUATION, CheckKind.CHANGE_GATES})
 
 _, _LANE_FAILED, _NO_SIGNAL = NOTE_OUTCOMES
 
@@ -218,8 +219,11 @@ def _check_reasons(change: ChangeRequest, facts: _ChangeFacts, now: datetime) ->
         if live:
             text += " (waivers cover only some of its gates)"
         url = _change_anchor(change, "evidence") if kind in EVIDENCE_CHECKS else anchor
-        if kind in EVIDENCE_CHECKS:
-            text += ": attach evaluation evidence"
+        text += (
+            ": attach evaluation evidence"
+            if kind in EVIDENCE_CHECKS
+            else ": see what would pass it"
+        )
         reasons.append(Reason(text, url, "check"))
         reasons.extend(
             Reason(

@@ -180,6 +180,26 @@ def test_my_blocked_changes_say_why_with_the_link_that_fixes_it(
     assert counted(home(client, people["reviewer"]), "blocked") == 1
 
 
+def test_a_check_evidence_cannot_fix_links_to_its_row_on_the_change_page(
+    client: Client, people: dict[str, Any], prompt: Any
+) -> None:
+    version = publish(prompt, impact="major", text="Qualify {{ customer }}.")  # no pinned model
+    change = reviews.change_create(
+        tenant=prompt.tenant,
+        actor=people["author"],
+        title="Unpinned",
+        rollback_plan="Roll back.",
+        proposed=[version],
+    )
+    change = reviews.change_submit(change=change, actor=people["author"])
+    run_pending_checks(change)
+    blocked = section(home(client, people["author"]), "blocked")
+    assert (
+        f'href="{change.get_absolute_url()}#check-model_pins">'
+        "Pinned models and prompt hashes failed: see what would pass it</a>"
+    ) in blocked
+
+
 def test_a_waived_failure_does_not_block_and_a_lapsed_waiver_says_so(
     client: Client, people: dict[str, Any], prompt: Any
 ) -> None:

@@ -111,7 +111,7 @@ def test_rollouts_in_progress_and_expiring_flags_show(
     ]
     assert "step 3 of 5, 25%" in board
     assert "wave 1 of 2" in board
-    assert ">paused</span>" in board
+    assert ">Paused</span>" in board
     assert "flag new-tone on" in board
     assert canary.change.reference in board
     assert canary.change.get_absolute_url() in board
