@@ -223,3 +223,27 @@ def json_diff(old: object, new: object) -> list[JsonChange]:
     changes: list[JsonChange] = []
     _walk(old, new, "", changes)
     return changes
+
+
+@dataclass(frozen=True)
+class UnifiedLine:
+    """One line of a unified diff: kept, removed (old number only) or added (new number only)."""
+
+    kind: Literal["equal", "delete", "insert"]
+    old_no: int | None
+    new_no: int | None
+    segments: tuple[Segment, ...]
+
+
+def unified_lines(rows: Iterable[Row]) -> list[UnifiedLine]:
+    """The same rows one above the other: a replaced pair becomes its removal, then its addition."""
+    lines: list[UnifiedLine] = []
+    for row in rows:
+        if row.kind == "equal":
+            lines.append(UnifiedLine("equal", row.left_no, row.right_no, row.right))
+            continue
+        if row.left_no is not None:
+            lines.append(UnifiedLine("delete", row.left_no, None, row.left))
+        if row.right_no is not None:
+            lines.append(UnifiedLine("insert", None, row.right_no, row.right))
+    return lines

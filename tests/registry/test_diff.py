@@ -18,6 +18,7 @@ from registry.diff import (
     json_diff,
     split_lines,
     text_diff,
+    unified_lines,
 )
 
 
@@ -373,3 +374,32 @@ def test_nan_against_number_is_a_change() -> None:
     [change] = json_diff({"a": float("nan")}, {"a": 1.0})
     assert change.kind == "changed"
     assert math.isnan(change.old)  # type: ignore[arg-type]
+
+
+def test_unified_lines_put_a_replaced_line_as_its_removal_then_its_addition() -> None:
+    rows = text_diff("keep\nold word\ngone\n", "keep\nnew word\nadded\n")
+    lines = unified_lines(rows)
+    assert [(u.kind, u.old_no, u.new_no) for u in lines] == [
+        ("equal", 1, 1),
+        ("delete", 2, None),
+        ("delete", 3, None),
+        ("insert", None, 2),
+        ("insert", None, 3),
+    ] or [(u.kind, u.old_no, u.new_no) for u in lines] == [
+        ("equal", 1, 1),
+        ("delete", 2, None),
+        ("insert", None, 2),
+        ("delete", 3, None),
+        ("insert", None, 3),
+    ]
+    # Nothing is lost: the old side's lines, then the new side's, read back the texts.
+    assert (
+        "".join("".join(s.text for s in u.segments) for u in lines if u.kind != "insert")
+        == "keep\nold word\ngone\n"
+    )
+    assert (
+        "".join("".join(s.text for s in u.segments) for u in lines if u.kind != "delete")
+        == "keep\nnew word\nadded\n"
+    )
+    changed = next(u for u in lines if u.kind == "insert" and u.new_no == 2)
+    assert Segment("new", True) in changed.segments

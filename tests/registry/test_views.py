@@ -62,6 +62,14 @@ def test_diff_page_calls_out_contract_changes(client, author, prompt):
     assert "major" in changes
     assert "<del>" in html
     assert "<ins>" in html
+    # Both layouts are on the page (CSS shows the unified one on narrow screens), and the line
+    # numbers are plain text here: commenting on lines belongs to a change.
+    split = html.split('class="diff diff-split"')[1].split("</table>")[0]
+    unified = html.split('class="diff diff-unified"')[1].split("</table>")[0]
+    assert split.count('class="diff-replace"') == 1
+    assert unified.count('class="diff-delete"') == 1
+    assert unified.count('class="diff-insert"') == 1
+    assert "#comment-form" not in html
 
 
 def test_publish_from_the_browser(client, author, prompt):

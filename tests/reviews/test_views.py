@@ -232,7 +232,7 @@ def test_change_page_shows_diff_checks_and_missing_approvals(
     items = section(html, "items-heading")
     assert live_v1.manifest_sha256 in items
     assert prompt_v2.manifest_sha256 in items
-    assert 'class="diff"' in items
+    assert 'class="diff diff-split"' in items
     assert "<ins>" in items
     assert "politely" in items
     checks = section(html, "checks")
