@@ -98,3 +98,10 @@ class RolloutStrategy(models.TextChoices):
     TENANT = "tenant", "Tenant-scoped (overrides in waves of tenants)"
     FLAG = "flag", "Feature-flagged (a temporary named flag)"
     CANARY = "canary", "Percentage canary (sticky buckets per subject)"
+
+
+class DiffSide(models.TextChoices):
+    """Which side of an item's diff a line comment is on."""
+
+    OLD = "old", "Current version"
+    NEW = "new", "Proposed version"

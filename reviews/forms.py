@@ -8,7 +8,7 @@ from typing import Any, cast
 from django import forms
 
 from registry.models import Artifact
-from reviews.choices import CheckKind, Requirement
+from reviews.choices import CheckKind, DiffSide, Requirement
 from reviews.models import Activation, ChangeRequest
 
 
@@ -129,9 +129,20 @@ class DecisionForm(forms.Form):
 
 
 class CommentForm(forms.Form):
+    """A remark in Markdown; the hidden fields anchor it to one line of an item's diff (the
+    line numbers on the change page link here with them filled in)."""
+
     body = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), max_length=5000, label="Add a comment"
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=5000,
+        label="Add a comment",
+        help_text="Markdown: **bold**, _italic_, `code`, lists, links.",
     )
+    path = forms.CharField(widget=forms.HiddenInput, required=False, max_length=400)
+    side = forms.ChoiceField(
+        widget=forms.HiddenInput, required=False, choices=[("", ""), *DiffSide.choices]
+    )
+    line = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1)
 
 
 class WithdrawForm(forms.Form):

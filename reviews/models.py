@@ -25,6 +25,7 @@ from reviews.choices import (
     CheckKind,
     CheckStatus,
     Decision,
+    DiffSide,
     Requirement,
     RolloutStrategy,
 )
@@ -238,18 +239,51 @@ class Approval(models.Model):
 
 
 class Comment(models.Model):
-    """A remark on a change by its author or a reviewer."""
+    """A remark on a change by its author or a reviewer, in Markdown.
+
+    A line comment is anchored to one line of one item's diff as it was at one revision of the
+    change: it shows under that line while the change is at that revision, and afterwards as
+    "on revision N" with the line quoted (``line_text``), never moved to another line.
+    """
 
     change = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="comments")
     author = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     body = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
+    revision = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The change's revision a line comment was made on."
+    )
+    path = models.CharField(
+        max_length=400, blank=True, help_text="The artifact (class/tenant/slug) of the line."
+    )
+    side = models.CharField(max_length=3, choices=DiffSide.choices, blank=True)
+    line = models.PositiveIntegerField(null=True, blank=True)
+    line_text = models.TextField(blank=True, help_text="The line as it read, quoted once outdated.")
 
     class Meta:
         ordering = ["change", "created_at"]
+        constraints = [
+            # A comment is on the change, or on one line: all of the anchor or none of it.
+            models.CheckConstraint(
+                condition=(
+                    Q(revision__isnull=True, path="", side="", line__isnull=True)
+                    | Q(
+                        revision__isnull=False,
+                        line__isnull=False,
+                        side__in=[DiffSide.OLD, DiffSide.NEW],
+                    )
+                    & ~Q(path="")
+                ),
+                name="comment_anchor_whole_or_absent",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.change}: {self.author}"
+
+    @property
+    def anchored(self) -> bool:
+        return self.line is not None
 
 
 class CheckRun(models.Model):

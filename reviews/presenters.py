@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -14,14 +14,21 @@ from django.utils.safestring import SafeString
 
 from accounts.models import User
 from registry.choices import ArtifactClass, ContentKind, Stage
-from registry.diffs import VersionDiff, version_diff
+from registry.diffs import Side, VersionDiff, version_diff
 from registry.highlight import highlight_json, highlight_text
 from registry.models import Deprecation, Retirement, Version, VersionState
 from reviews import checks as check_catalog
 from reviews import hooks, permissions, selectors
 from reviews import policy as approval_policy
-from reviews.choices import OPEN_STATES, ChangeStatus, CheckKind, CheckStatus, Requirement
-from reviews.models import ChangeItem, ChangeRequest
+from reviews.choices import (
+    OPEN_STATES,
+    ChangeStatus,
+    CheckKind,
+    CheckStatus,
+    DiffSide,
+    Requirement,
+)
+from reviews.models import ChangeItem, ChangeRequest, Comment
 from reviews.waivers.models import Waiver
 from reviews.waivers.permissions import can_grant_waiver
 
@@ -58,6 +65,9 @@ class ItemView:
     proposed_retirement: Retirement | None = None
     current_deprecation: Deprecation | None = None
     current_retirement: Retirement | None = None
+    #: The start of a line number's "comment on this line" link (side and line follow); empty
+    #: when this person may not comment or the item has no line diff.
+    comment_link: str = ""
 
 
 def content_html(version: Version) -> SafeString | None:
@@ -105,6 +115,86 @@ def item_views(
             )
         )
     return views
+
+
+@dataclass(frozen=True)
+class CommentView:
+    """A comment as the conversation lists it: where it is anchored and whether that is still
+    the change's revision (then it also shows under its line)."""
+
+    comment: Comment
+    where: str = ""
+    outdated: bool = False
+
+
+@dataclass(frozen=True)
+class AnchorPreview:
+    """The line a comment form is about to anchor to (from the link on a line number)."""
+
+    path: str
+    side: str
+    line: int
+    where: str
+    text: str
+
+
+def _where(comment_or_anchor: Comment | AnchorPreview, views: dict[str, ItemView]) -> str:
+    view = views.get(comment_or_anchor.path)
+    side = comment_or_anchor.side
+    version = ""
+    if view is not None:
+        shown = view.item.current if side == DiffSide.OLD else view.item.proposed
+        version = f" {shown.version}" if shown is not None else ""
+    label = DiffSide(side).label.lower() if side in DiffSide.values else side
+    return f"line {comment_or_anchor.line} of {comment_or_anchor.path} ({label}{version})"
+
+
+def line_comments(
+    change: ChangeRequest, views: list[ItemView], comments: list[Comment], may_comment: bool
+) -> list[CommentView]:
+    """Put this revision's line comments under their lines in the items' diffs (and give the
+    line numbers their "comment on this line" link); list every comment for the conversation,
+    those made on an earlier revision marked outdated (quoted there, never moved)."""
+    by_path = {v.item.artifact.path: v for v in views}
+    notes: dict[str, dict[tuple[Side, int], list[Comment]]] = {}
+    listed: list[CommentView] = []
+    for comment in comments:
+        if not comment.anchored:
+            listed.append(CommentView(comment))
+            continue
+        view = by_path.get(comment.path)
+        current = (
+            comment.revision == change.revision
+            and view is not None
+            and view.diff is not None
+            and view.diff.has_line(cast(Side, comment.side), cast(int, comment.line))
+        )
+        if current:
+            key = (cast(Side, comment.side), cast(int, comment.line))
+            notes.setdefault(comment.path, {}).setdefault(key, []).append(comment)
+        listed.append(CommentView(comment, _where(comment, by_path), outdated=not current))
+    for path, view in by_path.items():
+        if view.diff is None or not view.diff.rows:
+            continue
+        view.diff.attach_notes(notes.get(path, {}))
+        if may_comment:
+            view.comment_link = "?" + urlencode({"path": path}) + "&"
+    return listed
+
+
+def anchor_preview(views: list[ItemView], params: Any) -> AnchorPreview | None:
+    """The line that ``?path=&side=&line=`` names, if it is a line of an item's diff now."""
+    path, side, line = params.get("path", ""), params.get("side", ""), params.get("line", "")
+    by_path = {v.item.artifact.path: v for v in views}
+    view = by_path.get(path)
+    if view is None or view.diff is None or side not in DiffSide.values or not line.isdigit():
+        return None
+    number = int(line)
+    if not view.diff.has_line(cast(Side, side), number):
+        return None
+    text = view.diff.line_text(cast(Side, side), number)
+    preview = AnchorPreview(path, side, number, "", text)
+    return AnchorPreview(path, side, number, _where(preview, by_path), text)
 
 
 def fillable_slots(

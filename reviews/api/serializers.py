@@ -22,6 +22,7 @@ from reviews.choices import (
     ChangeStatus,
     CheckKind,
     CheckStatus,
+    DiffSide,
     Requirement,
 )
 from reviews.models import Approval, ChangeRequest, CheckRun, Comment, EvaluationReport
@@ -195,7 +196,27 @@ class RerunSerializer(serializers.Serializer[Any]):
 
 
 class CommentSerializer(serializers.Serializer[Any]):
-    body = serializers.CharField(max_length=5000)
+    """A remark in Markdown; with ``path``, ``side`` and ``line`` together, on one line of an
+    item's diff at the change's current revision."""
+
+    body = serializers.CharField(max_length=5000, help_text="Markdown (rendered sanitised).")
+    path = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=400,
+        help_text="The item's artifact path (class/tenant/slug), for a line comment.",
+    )
+    side = serializers.ChoiceField(
+        choices=DiffSide.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="old: the current version's line numbers; new: the proposed version's.",
+    )
+    line = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="The line number."
+    )
 
 
 class EvidenceSerializer(serializers.Serializer[Any]):
@@ -425,7 +446,7 @@ class CommentOutSerializer(serializers.ModelSerializer[Comment]):
 
     class Meta:
         model = Comment
-        fields = ["author", "body", "created_at"]
+        fields = ["author", "body", "created_at", "revision", "path", "side", "line", "line_text"]
 
 
 POLICY_SCHEMA = {

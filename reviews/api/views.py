@@ -322,11 +322,17 @@ class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
     )
     @action(detail=True, methods=["post"])
     def comment(self, request: Request, reference: str) -> Response:
-        """Add a remark (any member of the change's tenant)."""
+        """Add a remark in Markdown (any member of the change's tenant), on the change or on one line of its diff."""
         change = _change(request, reference)
         body = CommentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.comment_add(change=change, actor=_actor(request), body=body.validated_data["body"])
+        data = body.validated_data
+        services.comment_add(
+            change=change,
+            actor=_actor(request),
+            body=data["body"],
+            anchor=services.line_anchor(data["path"], data["side"], data["line"]),
+        )
         return _detail(change, status.HTTP_201_CREATED, user=request.user)
 
     @extend_schema(

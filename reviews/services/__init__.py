@@ -19,11 +19,13 @@ The package is split along its seams; every public name is importable from here:
 
 from reviews.services.approvals import approval_decide
 from reviews.services.changes import (
+    LineAnchor,
     change_create,
     change_revise,
     change_submit,
     change_withdraw,
     comment_add,
+    line_anchor,
 )
 from reviews.services.common import stage_set
 from reviews.services.evidence import check_execute, check_rerun, evidence_attach
@@ -39,6 +41,7 @@ from reviews.services.rollback import (
 
 __all__ = [
     "NOTHING_TO_ROLL_BACK_TO",
+    "LineAnchor",
     "activation_lock",
     "approval_decide",
     "approval_policy_update",
@@ -54,6 +57,7 @@ __all__ = [
     "check_rerun",
     "comment_add",
     "evidence_attach",
+    "line_anchor",
     "postmortem_record",
     "postmortem_reminders_send",
     "rollback",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,12 +15,19 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.inputs import clean_text
 from governance.kernel.numbering import next_number
 from registry.choices import ArtifactClass
+from registry.diffs import Side, version_diff
 from registry.models import Artifact, Version
 from registry.selectors import lifecycle_refusal
 from reviews import checks as check_catalog
 from reviews import permissions, selectors
 from reviews import policy as approval_policy
-from reviews.choices import EDITABLE_STATES, ChangeStatus, Requirement, RolloutStrategy
+from reviews.choices import (
+    EDITABLE_STATES,
+    ChangeStatus,
+    DiffSide,
+    Requirement,
+    RolloutStrategy,
+)
 from reviews.models import ChangeCounter, ChangeItem, ChangeRequest, Comment
 from reviews.services.common import (
     lock_change,
@@ -291,11 +299,89 @@ def change_withdraw(
     return change
 
 
+@dataclass(frozen=True)
+class LineAnchor:
+    """Where a line comment goes: one line of one item's diff (the artifact's path, a side)."""
+
+    path: str
+    side: str
+    line: int
+
+
+def line_anchor(path: str | None, side: str | None, line: int | None) -> LineAnchor | None:
+    """The anchor that form or API fields give: none when all are empty; a missing part is
+    refused on its field (a line without a side, say)."""
+    path, side = (path or "").strip(), (side or "").strip()
+    if not path and not side and line is None:
+        return None
+    if not path:
+        raise DomainError("Say which item of the change the line is in.", field="path")
+    if not side:
+        raise DomainError("Choose the old or the new side of the diff.", field="side")
+    if line is None:
+        raise DomainError("Give the line number.", field="line")
+    return LineAnchor(path=path, side=side, line=line)
+
+
+def _anchor_line_text(change: ChangeRequest, anchor: LineAnchor) -> str:
+    """The text of the anchored line in the change's diff now; refused naming the bad field."""
+    if anchor.side not in DiffSide.values:
+        raise DomainError("Choose the old or the new side of the diff.", field="side")
+    if isinstance(anchor.line, bool) or not isinstance(anchor.line, int) or anchor.line < 1:
+        raise DomainError("Give a line number (1 or more).", field="line")
+    item = next((i for i in selectors.items_of(change) if i.artifact.path == anchor.path), None)
+    if item is None:
+        raise DomainError(f"{anchor.path or 'That'} is not an item of this change.", field="path")
+    if item.current is None:
+        raise DomainError(
+            f"{anchor.path} is new in this change: it has no diff to comment on by line.",
+            field="path",
+        )
+    diff = version_diff(item.current, item.proposed)
+    if not diff.rows:
+        raise DomainError(f"{anchor.path} has no line diff (it is not text).", field="path")
+    side = cast(Side, anchor.side)
+    if not diff.has_line(side, anchor.line):
+        version = item.current if anchor.side == DiffSide.OLD else item.proposed
+        raise DomainError(
+            f"Line {anchor.line} is not in {version.version} of {anchor.path}.", field="line"
+        )
+    return diff.line_text(side, anchor.line)
+
+
 @transaction.atomic
-def comment_add(*, change: ChangeRequest, actor: User, body: str) -> Comment:
-    """A remark on a change, by anyone in its tenant."""
+def comment_add(
+    *, change: ChangeRequest, actor: User, body: str, anchor: LineAnchor | None = None
+) -> Comment:
+    """A remark on a change, by anyone in its tenant; with ``anchor``, on one line of its diff
+    as it is at the change's current revision."""
     permissions.can_comment(actor, change).require()
     text = clean_text(body, "body", required=True, limit=5000)
-    comment = Comment.objects.create(change=change, author=actor, body=text)
-    record_event(EventKind.CHANGE_REQUEST_COMMENTED, change, actor, body=text)
+    if anchor is None:
+        comment = Comment.objects.create(change=change, author=actor, body=text)
+        record_event(EventKind.CHANGE_REQUEST_COMMENTED, change, actor, body=text)
+        return comment
+    # The revision must not move between reading it and anchoring to its diff.
+    change = lock_change(change)
+    line_text = _anchor_line_text(change, anchor)
+    comment = Comment.objects.create(
+        change=change,
+        author=actor,
+        body=text,
+        revision=change.revision,
+        path=anchor.path,
+        side=anchor.side,
+        line=anchor.line,
+        line_text=line_text,
+    )
+    record_event(
+        EventKind.CHANGE_REQUEST_COMMENTED,
+        change,
+        actor,
+        body=text,
+        revision=change.revision,
+        path=anchor.path,
+        side=anchor.side,
+        line=anchor.line,
+    )
     return comment

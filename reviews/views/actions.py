@@ -94,7 +94,12 @@ def _comment(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
     form = CommentForm(request.POST)
     done = submit(
         form,
-        lambda data: services.comment_add(change=change, actor=user_of(request), body=data["body"]),
+        lambda data: services.comment_add(
+            change=change,
+            actor=user_of(request),
+            body=data["body"],
+            anchor=services.line_anchor(data["path"], data["side"], data["line"]),
+        ),
         invalid_status=400,
     )
     if not done.ok:

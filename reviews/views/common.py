@@ -73,12 +73,30 @@ def change_page(
             slots=slots, needs_password=not reauth.recently_confirmed(request)
         )
     open_for_review = change.status in OPEN_STATES
+    item_views = presenters.item_views(change, items, user, roles)
+    comments = presenters.line_comments(
+        change,
+        item_views,
+        list(change.comments.select_related("author").order_by("created_at")),
+        may_comment=bool(permissions.can_comment(user, change)),
+    )
+    anchor = None if comment_form else presenters.anchor_preview(item_views, request.GET)
+    if comment_form is None:
+        comment_form = CommentForm(
+            initial={"path": anchor.path, "side": anchor.side, "line": anchor.line}
+            if anchor
+            else {}
+        )
+        if anchor:
+            comment_form.fields["body"].widget.attrs["autofocus"] = True
+    elif comment_form.data.get("line"):
+        anchor = presenters.anchor_preview(item_views, comment_form.data)
     return render(
         request,
         "reviews/change.html",
         {
             "change": change,
-            "items": presenters.item_views(change, items, user, roles),
+            "items": item_views,
             "approvals": approvals,
             "checks": presenters.add_fixes(
                 presenters.check_rows(change, verdicts, judged_at, user, roles),
@@ -96,10 +114,11 @@ def change_page(
             and change.postmortem_due_at is not None
             and change.postmortem_done_at is None
             and now > change.postmortem_due_at,
-            "comments": list(change.comments.select_related("author").order_by("created_at")),
+            "comments": comments,
+            "comment_anchor": anchor,
             "timeline": list(selectors.timeline(change)),
             "decide_form": decide_form if slots else None,
-            "comment_form": comment_form or CommentForm(),
+            "comment_form": comment_form,
             "evidence_form": (
                 evidence_form or EvidenceForm(versions=presenters.evidence_versions(items))
             )

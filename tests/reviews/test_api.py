@@ -371,6 +371,11 @@ def test_revise_submit_comment_rerun_withdraw(
             "author": "reviewer",
             "body": "Looks good",
             "created_at": commented.json()["comments"][0]["created_at"],
+            "revision": None,
+            "path": "",
+            "side": "",
+            "line": None,
+            "line_text": "",
         }
     ]
     assert error(author.post(url(change, "comment"), {"body": ""}, format="json"))[:2] == (
