@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,7 +82,10 @@ def test_reviewer_logs_in_sees_tenant_and_role_and_logs_out(page):
     page.get_by_role("heading", name="Welcome, acme-reviewer").wait_for()
     row = page.get_by_role("row").filter(has_text="acme")
     assert row.get_by_role("link", name="acme", exact=True).is_visible()
-    assert row.locator('[data-role="reviewer"]').inner_text() == "reviewer"
+    assert row.locator('[data-role="reviewer"]').inner_text() == "Reviewer"  # the label
+    # What needs them: every section of the home page is there, each with its count.
+    for heading in ("Waiting for your review", "Your changes that are blocked", "Post-mortems due"):
+        page.get_by_role("heading", name=re.compile(rf"^{heading}")).wait_for()
     assert page.get_by_role("row").filter(has_text="globex").count() == 0
     nav = page.get_by_role("navigation", name="Main")
     assert [a.inner_text() for a in nav.get_by_role("link").all()] == [
@@ -119,7 +123,7 @@ def test_admin_grants_a_role_in_the_browser(page):
     members = page.locator("section", has=page.get_by_role("heading", name="Members"))
     assert (
         members.get_by_role("row").filter(has_text="acme-author").locator(".badge").inner_text()
-        == "reviewer"
+        == "Reviewer"
     )
 
 
