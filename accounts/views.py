@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
 from typing_extensions import Unpack
 
 from accounts import selectors, services
@@ -23,7 +22,7 @@ from accounts.forms import (
 )
 from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant
 from accounts.permissions import can_manage_access, can_manage_service_tokens
-from governance.kernel.views import attempt, say_above, submit
+from governance.kernel.views import attempt, post_only, say_above, submit
 
 
 def _tenant_or_404(request: HttpRequest, slug: str) -> Tenant:
@@ -69,7 +68,7 @@ def tenant_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("tenant-detail", "slug")
 def tenant_grant(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = _tenant_or_404(request, slug)
     form = RoleGrantForm(request.POST)
@@ -96,7 +95,7 @@ def tenant_grant(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("tenant-detail", "slug")
 def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
     tenant = _tenant_or_404(request, slug)
     form = RoleRevokeForm(request.POST)
@@ -125,7 +124,7 @@ def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("tenant-detail", "slug")
 def service_token_create(request: HttpRequest, slug: str) -> HttpResponse:
     """Create a service token and show it once, on the tenant page itself (never in a redirect)."""
     tenant = _tenant_or_404(request, slug)
@@ -149,7 +148,7 @@ def service_token_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("tenant-detail", "slug")
 def service_token_revoke(request: HttpRequest, slug: str, token_id: str) -> HttpResponse:
     tenant = _tenant_or_404(request, slug)
     token = selectors.service_tokens_of(tenant).filter(pk=token_id).first()
@@ -198,7 +197,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("tokens")
 def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
     token = selectors.tokens_of(user_of(request)).filter(pk=token_id).first()
     if token is None:

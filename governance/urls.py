@@ -11,6 +11,7 @@ from drf_spectacular.views import (
 
 from governance import views
 from governance.api.metrics import PrometheusMetricsView
+from governance.kernel.views import post_only
 
 admin.site.site_header = "AI Governance Registry administration"
 admin.site.site_title = "Governance admin"
@@ -36,7 +37,8 @@ urlpatterns = [
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
         name="login",
     ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Logging out is a POST; a GET of the address (a reload) goes home rather than a blank 405.
+    path("logout/", post_only("home")(auth_views.LogoutView.as_view()), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # OpenFeature Remote Evaluation Protocol: the paths are the protocol's, not ours.

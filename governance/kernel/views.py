@@ -6,6 +6,13 @@
 - :func:`submit`: "form → service → error on the form" in one call.
 - :func:`attempt`: "service → refusal as a message" for a page with no form (a button).
 - :func:`say_above`: a form's errors as the page's messages, for a form the page does not show.
+- :func:`send_back` / :func:`sent_back` / :func:`bring_back`: post/redirect/get for a failed
+  POST. The POST answers a redirect to the page the form is on, at the form's anchor, keeping
+  the form's errors and its non-secret inputs in the session (never a password); the next GET
+  of that page takes them (once) and shows the form again with its errors on top. Reloading
+  then neither resubmits nor lands on the action URL.
+- :func:`post_only`: an HTML action URL (POST only) answers a GET with a redirect to the page
+  of its object instead of a blank 405.
 
 The API does not pass through here: DRF's exception handler (``governance.api.exceptions``)
 turns the same errors into JSON problems.
@@ -13,19 +20,33 @@ turns the same errors into JSON problems.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
+from urllib.parse import urlsplit
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    QueryDict,
+)
+from django.http.response import HttpResponseBase
+from django.urls import reverse
 from django.views import defaults
 
 from governance.kernel.errors import DomainError, Forbidden, NotFound
 from governance.kernel.forms import form_error
 
 T = TypeVar("T")
+F = TypeVar("F", bound=forms.Form)
+V = TypeVar("V", bound=Callable[..., HttpResponseBase])
 
 
 class DomainErrorMiddleware:
@@ -52,6 +73,8 @@ class Submitted(Generic[T]):
     result: T | None
     status: int
     ok: bool
+    #: The service's refusal, when it refused.
+    error: DomainError | None = None
 
 
 def submit(
@@ -74,19 +97,21 @@ def submit(
         result = action(form.cleaned_data)
     except DomainError as exc:
         form_error(form, exc, aliases)
-        return Submitted(None, exc.status_code, ok=False)
+        return Submitted(None, exc.status_code, ok=False, error=exc)
     return Submitted(result, 200, ok=True)
 
 
-def attempt(request: HttpRequest, action: Callable[[], T]) -> Submitted[T]:
+def attempt(request: HttpRequest, action: Callable[[], T], *, say: bool = True) -> Submitted[T]:
     """Call a service for a page with no form to show its refusal on (a button): a
-    ``DomainError`` becomes an error message and the page's status (nothing was written:
-    services are atomic)."""
+    ``DomainError`` becomes an error message (unless ``say`` is false: the caller sends it
+    back with :func:`send_back`) and the page's status (nothing was written: services are
+    atomic)."""
     try:
         result = action()
     except DomainError as exc:
-        messages.error(request, exc.message)
-        return Submitted(None, exc.status_code, ok=False)
+        if say:
+            messages.error(request, exc.message)
+        return Submitted(None, exc.status_code, ok=False, error=exc)
     return Submitted(result, 200, ok=True)
 
 
@@ -99,3 +124,118 @@ def say_above(request: HttpRequest, form: Any, *, unplaced_only: bool = False) -
             continue
         for error in form.errors.pop(field):
             messages.error(request, str(error))
+
+
+# -- post/redirect/get ------------------------------------------------------------------------
+
+#: The session key holding what the last failed POST sent back (one page, one form).
+_SENT_BACK = "kernel.sent_back"
+#: Inputs never kept in the session, whatever their widget.
+_NEVER_KEPT = frozenset({"csrfmiddlewaretoken", "password"})
+
+
+@dataclass(frozen=True)
+class SentBack:
+    """What a failed POST sent back to a page: the form's ``anchor``, its errors by field
+    (``__all__`` for the form's own) and its non-secret inputs."""
+
+    anchor: str
+    errors: dict[str, list[str]]
+    data: dict[str, list[str]]
+
+    def messages(self) -> list[str]:
+        """Every error, the form's own first."""
+        first = self.errors.get(NON_FIELD_ERRORS, [])
+        rest = [m for name, ms in self.errors.items() if name != NON_FIELD_ERRORS for m in ms]
+        return first + rest
+
+    def querydict(self) -> QueryDict:
+        data = QueryDict(mutable=True)
+        for name, values in self.data.items():
+            data.setlist(name, values)
+        return data
+
+
+def _secret(form: Any, name: str) -> bool:
+    bound = form.fields.get(name) if hasattr(form, "fields") else None
+    return name in _NEVER_KEPT or (
+        bound is not None and isinstance(bound.widget, forms.PasswordInput)
+    )
+
+
+def send_back(
+    request: HttpRequest,
+    to: str,
+    anchor: str,
+    *,
+    form: Any = None,
+    error: DomainError | str | None = None,
+) -> HttpResponseRedirect:
+    """Answer a failed POST with a redirect to ``to#anchor`` (the page and the form used),
+    keeping ``form``'s errors and inputs (never a password) and ``error`` (a refusal with no
+    form field to sit on) for the next GET of ``to`` (see :func:`sent_back`)."""
+    errors: dict[str, list[str]] = {}
+    data: dict[str, list[str]] = {}
+    if form is not None:
+        errors = {name: [str(m) for m in ms] for name, ms in form.errors.items()}
+        raw = form.data
+        pairs = raw.lists() if hasattr(raw, "lists") else ((k, [v]) for k, v in raw.items())
+        data = {k: [str(v) for v in vs] for k, vs in pairs if not _secret(form, k)}
+    if error is not None:
+        message = error.message if isinstance(error, DomainError) else error
+        if message not in errors.get(NON_FIELD_ERRORS, []) and not any(
+            message in ms for ms in errors.values()
+        ):
+            errors.setdefault(NON_FIELD_ERRORS, []).append(message)
+    page = to.split("#", 1)[0]
+    request.session[_SENT_BACK] = {
+        "path": urlsplit(page).path,
+        "anchor": anchor,
+        "errors": errors,
+        "data": data,
+    }
+    return HttpResponseRedirect(f"{page}#{anchor}")
+
+
+def sent_back(request: HttpRequest) -> SentBack | None:
+    """Take what the last failed POST sent back to this page, once (a reload shows the page
+    as it is); ``None`` when nothing was, or it was for another page."""
+    if request.method != "GET":
+        return None
+    kept = request.session.get(_SENT_BACK)
+    if not kept or kept.get("path") != request.path:
+        return None
+    del request.session[_SENT_BACK]
+    return SentBack(anchor=kept["anchor"], errors=kept["errors"], data=kept["data"])
+
+
+def bring_back(back: SentBack | None, anchor: str, make: Callable[[QueryDict], F]) -> F | None:
+    """The form sent back to ``anchor``, made by ``make(inputs)``, showing the errors it had
+    when it was posted (not validated again: a password left out is not a new error)."""
+    if back is None or back.anchor != anchor:
+        return None
+    form = make(back.querydict())
+    form.is_valid()
+    form.errors.clear()
+    for name, errors in back.errors.items():
+        form.add_error(name if name in form.fields else None, list(errors))
+    return form
+
+
+def post_only(to: str, *keep: str) -> Callable[[V], V]:
+    """``require_POST`` for an HTML action: a GET (a reload, a bookmark, a link followed)
+    answers a redirect to the page of its object, the URL named ``to`` with the path
+    parameters ``keep``; other methods stay 405."""
+
+    def decorate(view: V) -> V:
+        @functools.wraps(view)
+        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method in ("GET", "HEAD"):
+                return HttpResponseRedirect(reverse(to, kwargs={k: kwargs[k] for k in keep}))
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            return view(request, *args, **kwargs)
+
+        return cast(V, inner)
+
+    return decorate

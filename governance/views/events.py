@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
 
 from accounts.selectors import access_by_tenant
 from governance.dashboards.selectors import OVERSIGHT_ROLES
@@ -19,6 +18,7 @@ from governance.kernel.errors import DomainError
 from governance.kernel.events import selectors as event_selectors
 from governance.kernel.events.services import verification_start
 from governance.kernel.permissions import can_start_verification
+from governance.kernel.views import post_only
 
 FEED_PAGE_SIZE = 50
 
@@ -89,7 +89,7 @@ def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("governance")
 def verify_start(request: HttpRequest) -> HttpResponse:
     try:
         run = verification_start(actor=request.user)

@@ -8,11 +8,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
 
 from governance.kernel.errors import DomainError, NotFound
 from governance.kernel.forms import form_error
-from governance.kernel.views import submit
+from governance.kernel.views import post_only, submit
 from registry import selectors, services
 from registry.forms import DeprecateForm, OwnerForm, RetireForm
 from registry.models import Artifact, Deprecation, Retirement, Version
@@ -28,7 +27,7 @@ from registry.views.pages import (
 
 
 @login_required
-@require_POST
+@post_only("registry:artifact", "cls", "tenant", "slug")
 def artifact_owner(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
     found = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
     allowed = can_change_owner(request.user, found)
@@ -70,7 +69,7 @@ def _lifecycle_refused(
 
 
 @login_required
-@require_POST
+@post_only("registry:version", "cls", "tenant", "slug", "version")
 def version_deprecate(
     request: HttpRequest, cls: str, tenant: str, slug: str, version: str
 ) -> HttpResponse:
@@ -110,7 +109,7 @@ def version_deprecate(
 
 
 @login_required
-@require_POST
+@post_only("registry:version", "cls", "tenant", "slug", "version")
 def version_retire(
     request: HttpRequest, cls: str, tenant: str, slug: str, version: str
 ) -> HttpResponse:

@@ -15,10 +15,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from governance.kernel.errors import DomainError, Forbidden
-from governance.kernel.views import attempt, say_above, submit
+from governance.kernel.views import attempt, post_only, say_above, submit
 from reviews import reauth, selectors, services
 from reviews.choices import Decision
 from reviews.forms import (
@@ -203,7 +203,7 @@ _PAGES: dict[str, Callable[[HttpRequest, ChangeRequest], HttpResponse]] = {
 
 
 @login_required
-@require_POST
+@post_only("reviews:change", "reference")
 def change_action(request: HttpRequest, reference: str, action: str) -> HttpResponse:
     if action not in ACTIONS:
         raise Http404(f"No action '{action}'.")

@@ -10,9 +10,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
 
-from governance.kernel.views import attempt
+from governance.kernel.views import attempt, post_only
 from registry import selectors as registry_selectors
 from reviews import services
 from reviews.forms import DeactivateForm, RollbackForm
@@ -20,7 +19,7 @@ from reviews.views.common import user_of
 
 
 @login_required
-@require_POST
+@post_only("registry:artifact", "cls", "tenant", "slug")
 def rollback(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
     from registry import views as registry_views
 
@@ -61,7 +60,7 @@ def rollback(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResp
 
 
 @login_required
-@require_POST
+@post_only("registry:artifact", "cls", "tenant", "slug")
 def deactivate(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
     """The safety switch: the artifact keeps no active version (resolution answers 404)."""
     from registry import views as registry_views

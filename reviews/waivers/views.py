@@ -20,13 +20,12 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, tenant_for_user
 from governance.kernel.errors import DomainError, NotFound
 from governance.kernel.permissions import Decision
-from governance.kernel.views import submit
+from governance.kernel.views import post_only, submit
 from registry import selectors as registry_selectors
 from registry.models import Artifact
 from reviews import selectors as review_selectors
@@ -325,7 +324,7 @@ def waiver_revoke(request: HttpRequest, reference: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("waiver-detail", "reference")
 def waiver_countersign(request: HttpRequest, reference: str) -> HttpResponse:
     """A security officer's agreement to a waiver of a security check."""
     waiver = _waiver(request, reference)

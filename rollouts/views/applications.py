@@ -9,12 +9,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from accounts.models import Tenant, User
 from accounts.selectors import tenants_administered_by, tenants_visible_to
 from governance.kernel.errors import NotFound
-from governance.kernel.views import submit
+from governance.kernel.views import post_only, submit
 from registry import selectors as registry_selectors
 from rollouts import (
     permissions,
@@ -131,7 +131,7 @@ def application_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("rollouts:application", "slug")
 def application_edit(request: HttpRequest, slug: str) -> HttpResponse:
     application = application_or_404(request, slug)
     user = user_of(request)
@@ -154,7 +154,7 @@ def application_edit(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("rollouts:application", "slug")
 def slot_new(request: HttpRequest, slug: str) -> HttpResponse:
     application = application_or_404(request, slug)
     user = user_of(request)
@@ -250,7 +250,7 @@ def slot_detail(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("rollouts:slot", "slug", "name")
 def slot_edit(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     slot = slot_or_404(request, slug, name)
     user = user_of(request)
@@ -271,7 +271,7 @@ def slot_edit(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only("rollouts:slot", "slug", "name")
 def slot_override(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     slot = slot_or_404(request, slug, name)
     user = user_of(request)

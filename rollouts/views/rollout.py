@@ -11,12 +11,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import User
 from accounts.selectors import tenants_administered_by
 from governance.kernel.errors import NotFound
-from governance.kernel.views import submit
+from governance.kernel.views import post_only, submit
 from reviews import reauth
 from reviews import selectors as review_selectors
 from rollouts import (
@@ -278,7 +278,7 @@ ACTION_DONE = {
 
 
 @login_required
-@require_POST
+@post_only("rollouts:rollout", "number")
 def rollout_action(request: HttpRequest, number: int, action: str) -> HttpResponse:
     if action not in ACTION_SERVICES:
         raise Http404(f"No action '{action}'.")

@@ -266,7 +266,8 @@ def test_unknown_actions_and_gets_are_refused(
 ) -> None:
     client = signed_in(people["admin"])
     assert client.post(f"/rollouts/RO-{canary_rollout.number}/explode/").status_code == 404
-    assert client.get(f"/rollouts/RO-{canary_rollout.number}/start/").status_code == 405
+    response = client.get(f"/rollouts/RO-{canary_rollout.number}/start/")
+    assert response["Location"] == f"/rollouts/RO-{canary_rollout.number}/"
     get(client, "/rollouts/RO-99999/", status=404)
 
 
