@@ -71,4 +71,16 @@ def test_phone_reads_a_unified_wrapped_diff_and_comments_on_a_line(
     assert notes.locator("strong", has_text="right").is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, tmp_path, "reviews-diff-phone", "table.diff-unified")
+
+    # On a wide screen the same comment sits under the row side by side, and nothing scrolls.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    split = page.locator("table.diff-split").first
+    assert split.is_visible()
+    assert not unified.is_visible()
+    row = split.locator("tr", has_text="Link the help centre")
+    assert "diff-notes" in (
+        row.locator("xpath=following-sibling::tr[1]").get_attribute("class") or ""
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    shot(page, tmp_path, "reviews-diff-wide", "table.diff-split")
     assert page.errors == []
