@@ -97,5 +97,17 @@ def test_author_publishes_with_a_pinned_model_and_attaches_evidence(
     assert checks.locator(".badge-bad").count() == 0
     assert "To pass:" not in checks.inner_text()
     shot(page, tmp_path, "reviews-checks-passed", "#checks")
+    # At phone width the publish form and the evidence form fit without sideways scrolling.
+    page.set_viewport_size({"width": 390, "height": 800})
+    for path, part in [
+        ("/registry/prompt/acme/welcome-note/publish/", "form.publish-form"),
+        (f"/reviews/changes/{reference}/", "#evidence"),
+    ]:
+        page.goto(path)
+        box = page.locator(part).bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= 390, f"{part} on {path} is wider than the phone"
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 390px"
     # Only the wrong metric's 400: no CSP violation or script error.
     assert [e for e in page.errors if "(Bad Request)" not in e] == []
