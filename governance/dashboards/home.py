@@ -161,9 +161,7 @@ def _change_facts(changes: Sequence[ChangeRequest]) -> _ChangeFacts:
         artifacts[change_id].add(artifact_id)
     waivers = list(
         Waiver.objects.filter(tenant_id__in={c.tenant_id for c in changes})
-        .filter(
-            Q(change_id__in=ids) | Q(change__isnull=True, artifacts__in=artifacts_of(artifacts))
-        )
+        .filter(Q(change_id__in=ids) | Q(change__isnull=True, artifacts__in=_union(artifacts)))
         .distinct()
         .prefetch_related("artifacts")
     )
@@ -176,7 +174,7 @@ def _change_facts(changes: Sequence[ChangeRequest]) -> _ChangeFacts:
     )
 
 
-def artifacts_of(by_change: dict[Any, set[Any]]) -> set[Any]:
+def _union(by_change: dict[Any, set[Any]]) -> set[Any]:
     return set().union(*by_change.values()) if by_change else set()
 
 
