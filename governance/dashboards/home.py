@@ -303,8 +303,20 @@ def _waivers(
     user: User, tenants: list[Tenant], admin_tenants: list[Tenant], now: datetime
 ) -> list[Waiver]:
     """Waivers expiring soon: an administrator's tenants' all; else those one granted or owns,
-    or that excuse one's own change."""
-    mine = Q(tenant__in=admin_tenants) | Q(granted_by=user) | Q(owner=user) | Q(change__author=user)
+    or that excuse one's own open change (granted for it, or for artifacts it changes)."""
+    my_artifacts = ChangeItem.objects.filter(
+        change__author=user, change__status__in=AUTHOR_OPEN_STATES
+    ).values("artifact_id")
+    for_my_artifacts = Waiver.artifacts.through.objects.filter(artifact_id__in=my_artifacts).values(
+        "waiver_id"
+    )
+    mine = (
+        Q(tenant__in=admin_tenants)
+        | Q(granted_by=user)
+        | Q(owner=user)
+        | Q(change__author=user)
+        | Q(change__isnull=True, pk__in=for_my_artifacts)
+    )
     qs = (
         Waiver.objects.filter(tenant__in=tenants)
         .filter(mine)

@@ -294,6 +294,17 @@ def test_waivers_expiring_soon_for_who_granted_owns_or_is_excused_by_them(
         assert listed(html, "waivers", "data-waiver") == [soon.reference], who
         assert f'href="{soon.get_absolute_url()}"' in html
     assert listed(home(client, people["reviewer"]), "waivers", "data-waiver") == []
+    # An author whose open change touches the waived artifact is told too.
+    reviews.change_create(
+        tenant=prompt.tenant,
+        actor=people["reviewer"],
+        title="Touches the prompt",
+        rollback_plan="Roll back.",
+        proposed=[publish(prompt, impact="major", text="Hi {{ customer }}.", metadata=PINS)],
+    )
+    assert listed(home(client, people["reviewer"]), "waivers", "data-waiver") == []  # a draft
+    ChangeRequest.objects.filter(author=people["reviewer"]).update(status=ChangeStatus.IN_REVIEW)
+    assert listed(home(client, people["reviewer"]), "waivers", "data-waiver") == [soon.reference]
 
 
 def test_postmortems_due_for_who_must_write_them(
