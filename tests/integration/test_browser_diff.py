@@ -72,6 +72,12 @@ def test_phone_reads_a_unified_wrapped_diff_and_comments_on_a_line(
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, tmp_path, "reviews-diff-phone", "table.diff-unified")
 
+    # The registry's diff page uses the same tables: unified and unscrolled too.
+    page.goto(f"{version.get_absolute_url()}diff/?against={active.version}")
+    assert page.locator("table.diff-unified").first.is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto(change.get_absolute_url())
+
     # On a wide screen the same comment sits under the row side by side, and nothing scrolls.
     page.set_viewport_size({"width": 1280, "height": 900})
     split = page.locator("table.diff-split").first
