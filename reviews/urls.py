@@ -19,4 +19,5 @@ urlpatterns = [
     path("deactivate/<slug:cls>/<slug:tenant>/<slug:slug>/", views.deactivate, name="deactivate"),
     path("policy/<slug:tenant>/", views.policy, name="policy"),
     path("notifications/", views.notifications, name="notifications"),
+    path("notifications/<int:pk>/open/", views.notification_open_view, name="notification-open"),
 ]

@@ -29,7 +29,10 @@ class Notification(models.Model):
     """Something a person must act on or know about, shown in the app and sent by email.
 
     ``dedupe_key`` makes a notification idempotent: sending the same key to the same
-    person twice (a retried task, a beat that ran late) leaves one row and one email.
+    person twice (a retried task, a beat that ran late) leaves one open row and one email.
+    ``subject`` names the reason it exists ("change:12:review"): a person has at most one
+    open notification per subject, and it is *resolved* (``resolved_at``, ``resolution``)
+    by the service that makes the reason go away.
     """
 
     user = models.ForeignKey(
@@ -42,8 +45,14 @@ class Notification(models.Model):
     body = models.TextField(blank=True)
     url = models.CharField(max_length=500, blank=True)
     dedupe_key = models.CharField(max_length=200)
+    #: Why it exists, so the service that ends the reason can resolve it ("" for news).
+    subject = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
+    #: When its reason went away (the change was approved, the check passed, ...).
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    #: Why it was resolved, shown on the notifications page.
+    resolution = models.CharField(max_length=300, blank=True, default="")
     #: Set when the email was sent (never when sending failed). Rows with it empty are the
     #: email outbox: ``notification_outbox_requeue`` queues them again.
     emailed_at = models.DateTimeField(null=True, blank=True)
@@ -53,7 +62,17 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "dedupe_key"], name="notification_once_per_key")
+            # Resolved rows are history: the same reason coming back notifies again.
+            models.UniqueConstraint(
+                fields=["user", "dedupe_key"],
+                name="notification_once_per_key",
+                condition=models.Q(resolved_at__isnull=True),
+            ),
+            models.UniqueConstraint(
+                fields=["user", "subject"],
+                name="notification_one_open_per_subject",
+                condition=models.Q(resolved_at__isnull=True) & ~models.Q(subject=""),
+            ),
         ]
         indexes = [
             models.Index(fields=["user", "read_at"], name="notification_unread"),

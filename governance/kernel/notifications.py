@@ -7,7 +7,7 @@ task after the commit, at least once, never from a request thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -15,9 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from governance.kernel.errors import NotFound
 from governance.kernel.models import Notification, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ def heartbeat_record(*, worker: str) -> WorkerHeartbeat:
     return beat
 
 
+@transaction.atomic
 def notification_send(  # noqa: PLR0913 - keyword-only, called everywhere: the notification's fields
     *,
     users: Iterable[Any],
@@ -44,6 +47,7 @@ def notification_send(  # noqa: PLR0913 - keyword-only, called everywhere: the n
     url: str = "",
     tenant: Any | None = None,
     dedupe_key: str,
+    subject: str = "",
 ) -> list[Notification]:
     """Notify each person once per ``dedupe_key``: in the app, and by email from a worker.
 
@@ -51,19 +55,46 @@ def notification_send(  # noqa: PLR0913 - keyword-only, called everywhere: the n
     The email is queued after the commit and never fails the caller: a notification whose
     email was not sent keeps ``emailed_at`` empty, and the outbox
     (:func:`notification_outbox_requeue`) queues it again.
+
+    ``subject`` names the reason ("change:12:review"); a person has one open notification
+    per subject. The same key again refreshes the open one's wording (no new row, no new
+    email); a new key (a new revision) resolves the open one as replaced and creates one.
+    :func:`notification_resolve` closes them when the reason goes away.
     """
     created = []
     now = timezone.now()
-    for user in {u.pk: u for u in users if u is not None and u.is_active}.values():
+    title, url, dedupe_key = title[:200], url[:500], dedupe_key[:200]
+    people = {u.pk: u for u in users if u is not None and u.is_active}
+    open_ones: dict[Any, Notification] = {}
+    if subject and people:
+        open_ones = {
+            n.user_id: n
+            for n in Notification.objects.select_for_update().filter(
+                user_id__in=list(people), subject=subject, resolved_at__isnull=True
+            )
+        }
+    for user in people.values():
+        current = open_ones.get(user.pk)
+        if current is not None and current.dedupe_key == dedupe_key:
+            if (current.title, current.body, current.url) != (title, body, url):
+                Notification.objects.filter(pk=current.pk).update(title=title, body=body, url=url)
+            continue  # already notified for this reason
+        if current is not None:
+            Notification.objects.filter(pk=current.pk).update(
+                resolved_at=now,
+                read_at=Coalesce(F("read_at"), Value(now)),
+                resolution="Replaced by a newer notification.",
+            )
         try:
             with transaction.atomic():
                 note = Notification.objects.create(
                     user=user,
                     tenant=tenant,
-                    title=title[:200],
+                    title=title,
                     body=body,
-                    url=url[:500],
-                    dedupe_key=dedupe_key[:200],
+                    url=url,
+                    dedupe_key=dedupe_key,
+                    subject=subject[:200],
                     email_queued_at=now if user.email else None,
                 )
         except IntegrityError:
@@ -72,6 +103,65 @@ def notification_send(  # noqa: PLR0913 - keyword-only, called everywhere: the n
         if user.email:
             transaction.on_commit(partial(_queue_email, note.pk), robust=True)
     return created
+
+
+@transaction.atomic
+def notification_resolve(
+    *,
+    subject: str | Sequence[str],
+    users: Iterable[Any] | None = None,
+    reason: str = "",
+    exclude_users: Iterable[Any] = (),
+) -> int:
+    """Close the open notifications about ``subject`` (one or several): their reason went away.
+
+    Stamps ``resolved_at`` and ``resolution`` (why, shown on the notifications page) and
+    marks them read, for everyone or for ``users`` only, except ``exclude_users``.
+    Idempotent: resolved ones are left alone. Returns how many were resolved.
+    """
+    subjects = [subject] if isinstance(subject, str) else list(subject)
+    qs = Notification.objects.filter(subject__in=subjects, resolved_at__isnull=True)
+    if users is not None:
+        qs = qs.filter(user__in=[u.pk if hasattr(u, "pk") else u for u in users])
+    excluded = [u.pk if hasattr(u, "pk") else u for u in exclude_users]
+    if excluded:
+        qs = qs.exclude(user__in=excluded)
+    now = timezone.now()
+    return qs.update(
+        resolved_at=now, read_at=Coalesce(F("read_at"), Value(now)), resolution=reason[:300]
+    )
+
+
+@transaction.atomic
+def notification_open(*, user: Any, notification_id: int) -> Notification:
+    """A person opens one of their notifications: it is marked read (someone else's: not found)."""
+    note = Notification.objects.filter(pk=notification_id, user=user).first()
+    if note is None:
+        raise NotFound("No such notification.")
+    if note.read_at is None:
+        note.read_at = timezone.now()
+        Notification.objects.filter(pk=note.pk, read_at__isnull=True).update(read_at=note.read_at)
+    return note
+
+
+def notifications_of(user: Any) -> QuerySet[Notification]:
+    """A person's notifications: open and unread first, then open, then resolved; newest first."""
+    return (
+        Notification.objects.filter(user=user)
+        .select_related("tenant")
+        .alias(
+            done=ExpressionWrapper(Q(resolved_at__isnull=False), output_field=BooleanField()),
+            seen=ExpressionWrapper(Q(read_at__isnull=False), output_field=BooleanField()),
+        )
+        .order_by("done", "seen", "-created_at", "-pk")
+    )
+
+
+def unread_count(user: Any) -> int:
+    """What the header counts: unread notifications whose reason still stands."""
+    return Notification.objects.filter(
+        user=user, read_at__isnull=True, resolved_at__isnull=True
+    ).count()
 
 
 def _queue_email(notification_id: int) -> None:

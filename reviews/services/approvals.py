@@ -8,17 +8,22 @@ from django.utils import timezone
 from accounts.models import User
 from governance.kernel.errors import Conflict, DomainError
 from governance.kernel.events.kinds import EventKind
-from governance.kernel.notifications import notification_send
+from governance.kernel.notifications import notification_resolve
 from registry.choices import Stage
 from reviews import permissions, selectors
 from reviews.choices import OPEN_STATES, ChangeStatus, Decision, Requirement
 from reviews.models import Approval, ChangeRequest
 from reviews.services.common import (
-    change_label,
     lock_change,
     record_event,
     review_stage_set,
     transition,
+)
+from reviews.services.notifications import (
+    approved_notify,
+    promote_subject,
+    rejected_notify,
+    review_requests_sync,
 )
 
 
@@ -136,13 +141,11 @@ def _reject(change: ChangeRequest, actor: User, approval: Approval) -> None:
         requirement=approval.requirement,
         comment=approval.comment,
     )
-    notification_send(
-        users=[change.author],
-        tenant=change.tenant,
-        title=f"{change_label(change)} was rejected by {actor.username}",
-        body=approval.comment,
-        url=change.get_absolute_url(),
-        dedupe_key=f"rejected:{approval.pk}",
+    why = f"{change.reference} was rejected by {actor.username}."
+    review_requests_sync(change, why)
+    notification_resolve(subject=promote_subject(change), reason=why)
+    rejected_notify(
+        change, actor, approval.requirement, approval.comment, key=f"rejected:{approval.pk}"
     )
 
 
@@ -174,11 +177,8 @@ def _settle(change: ChangeRequest, actor: User | None) -> None:
                     version=item.proposed, stage=Stage.APPROVED, actor=actor, change=change
                 )
         admins = selectors.people_for_requirements(change, [Requirement.ADMINISTRATOR])
-        notification_send(
-            users=[change.author, *admins],
-            tenant=change.tenant,
-            title=f"{change_label(change)} is approved and can be promoted",
-            body=change.title,
-            url=change.get_absolute_url(),
-            dedupe_key=f"approved:{change.pk}:r{change.revision}",
-        )
+        approved_notify(change, admins)
+    review_requests_sync(
+        change,
+        f"{change.reference} was approved." if change.status != ChangeStatus.IN_REVIEW else "",
+    )

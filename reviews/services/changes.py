@@ -40,6 +40,7 @@ from reviews.services.common import (
     void_approvals,
 )
 from reviews.services.evidence import notify_requirements, start_checks
+from reviews.services.notifications import change_closed_resolve
 from reviews.waivers.selectors import waivers_in_scope
 
 
@@ -217,6 +218,9 @@ def change_revise(
     change.save()
     rehash(change)
     void_approvals(change, actor, f"revised to revision {change.revision}: {reason}")
+    change_closed_resolve(
+        change, f"{change.reference} was revised to revision {change.revision}: {reason}"
+    )
     record_event(
         EventKind.CHANGE_REQUEST_REVISED,
         change,
@@ -296,6 +300,7 @@ def change_withdraw(
     change.decided_at = timezone.now()
     change.save(update_fields=["status", "decided_at"])
     record_event(EventKind.CHANGE_REQUEST_WITHDRAWN, change, actor, reason=(reason or "").strip())
+    change_closed_resolve(change, f"{change.reference} was withdrawn.")
     return change
 
 

@@ -16,15 +16,14 @@ from governance.kernel.errors import Conflict, DomainError
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.services import canonical
 from governance.kernel.inputs import clean_text, storable_json
-from governance.kernel.notifications import notification_send
+from governance.kernel.notifications import notification_resolve
 from registry.choices import Stage
 from registry.models import Version
 from reviews import checks as check_catalog
 from reviews import permissions, selectors
-from reviews.choices import EDITABLE_STATES, OPEN_STATES, ChangeStatus, CheckStatus, Requirement
+from reviews.choices import EDITABLE_STATES, OPEN_STATES, ChangeStatus, CheckStatus
 from reviews.models import ChangeRequest, CheckRun, EvaluationReport
 from reviews.services.common import (
-    change_label,
     lock_change,
     lock_changes_and_artifacts,
     open_changes_proposing,
@@ -34,6 +33,12 @@ from reviews.services.common import (
     review_stage_set,
     transition,
     void_approvals,
+)
+from reviews.services.notifications import (
+    check_failed_notify,
+    check_passed_resolve,
+    promote_subject,
+    review_requests_sync,
 )
 
 
@@ -57,20 +62,9 @@ def start_checks(change: ChangeRequest, kinds: Sequence[str]) -> list[CheckRun]:
 
 
 def notify_requirements(change: ChangeRequest) -> None:
-    """Tell the people who can fill a missing slot that the change waits for them."""
-    status = selectors.approval_status(change)
-    missing = [slot.requirement for slot in status.slots if slot.approval is None]
-    if not missing:
-        return
-    people = selectors.people_for_requirements(change, missing)
-    notification_send(
-        users=[u for u in people if u.pk != change.author_id],
-        tenant=change.tenant,
-        title=f"{change_label(change)} needs your review: {change.title}"[:200],
-        body=f"Waiting for: {', '.join(Requirement(m).label for m in missing)}.",
-        url=change.get_absolute_url(),
-        dedupe_key=f"review:{change.pk}:r{change.revision}",
-    )
+    """Tell the people who can fill a missing slot that the change waits for them (and
+    resolve the request for those who no longer can)."""
+    review_requests_sync(change)
 
 
 @transaction.atomic
@@ -114,6 +108,8 @@ def check_execute(*, run: CheckRun) -> CheckRun:
         log_sha256=hashlib.sha256(run.log.encode()).hexdigest(),
     )
     current = run.revision == change.revision
+    if current and run.status == CheckStatus.PASSED:
+        check_passed_resolve(change, run)
     if current and selectors.check_summary(change).all_passed:
         for item in selectors.items_of(change):
             review_stage_set(
@@ -124,14 +120,7 @@ def check_execute(*, run: CheckRun) -> CheckRun:
                     version=item.proposed, stage=Stage.APPROVED, actor=None, change=change
                 )
     elif current and run.status != CheckStatus.PASSED:
-        notification_send(
-            users=[change.author],
-            tenant=change.tenant,
-            title=f"{change_label(change)}: {run.get_kind_display()} {run.status}",
-            body=run.summary,
-            url=change.get_absolute_url(),
-            dedupe_key=f"check:{run.pk}",
-        )
+        check_failed_notify(change, run)
     return run
 
 
@@ -259,6 +248,10 @@ def rebind(change: ChangeRequest, actor: User | None, before: str, reason: str) 
             transition(change, ChangeStatus.IN_REVIEW)
             change.decided_at = None
             change.save(update_fields=["status", "decided_at"])
+            notification_resolve(
+                subject=promote_subject(change),
+                reason=f"Its approvals were voided ({reason}); it is in review again.",
+            )
     if change.status in OPEN_STATES:
         required = check_catalog.required_checks(change)
         start_checks(change, [k for k in check_catalog.EVIDENCE_CHECKS if k in required])

@@ -11,10 +11,11 @@ from accounts.models import User
 from governance.kernel.errors import Conflict, DomainError
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.inputs import clean_text
-from governance.kernel.notifications import notification_send
+from governance.kernel.notifications import notification_resolve, notification_send
 from reviews import permissions, selectors
 from reviews.models import ChangeRequest
 from reviews.services.common import lock_change, record_event
+from reviews.services.notifications import postmortem_subject
 
 
 @transaction.atomic
@@ -69,6 +70,10 @@ def postmortem_record(
         due_at=change.postmortem_due_at.isoformat(),
         late=now > change.postmortem_due_at,
     )
+    notification_resolve(
+        subject=postmortem_subject(change),
+        reason=f"The post-mortem was recorded by {actor.username if actor else 'the system'}.",
+    )
     return change
 
 
@@ -86,13 +91,16 @@ def postmortem_reminders_send(*, now: Any = None) -> int:
                 notification_send(
                     users=[*owners, change.author],
                     tenant=change.tenant,
-                    title=f"The post-mortem of emergency change {change.reference} is overdue",
+                    title=(
+                        f"[Emergency] Record the post-mortem of {change.reference}: it is overdue"
+                    ),
                     body=(
                         f"It was due on {change.postmortem_due_at:%Y-%m-%d} "
                         f"(promoted {change.promoted_at:%Y-%m-%d}). Record it on the change page."
                     ),
                     url=change.get_absolute_url(),
                     dedupe_key=f"postmortem:{change.pk}:overdue",
+                    subject=postmortem_subject(change),
                 )
             )
     return created

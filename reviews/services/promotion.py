@@ -30,6 +30,7 @@ from reviews.services.common import (
     version_ref,
 )
 from reviews.services.evidence import rebind
+from reviews.services.notifications import change_closed_resolve
 
 
 def activation_lock(
@@ -261,6 +262,7 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
         actor,
         f"{change.reference} was promoted: the active versions it replaces changed",
     )
+    change_closed_resolve(change, f"{change.reference} was promoted.")
     notification_send(
         users=[change.author],
         tenant=change.tenant,

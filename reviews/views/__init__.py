@@ -27,7 +27,7 @@ from reviews.views.changes import (
     index,
 )
 from reviews.views.evidence import change_evidence
-from reviews.views.notifications import notifications
+from reviews.views.notifications import notification_open_view, notifications
 from reviews.views.policy import policy
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "confirm_password",
     "deactivate",
     "index",
+    "notification_open_view",
     "notifications",
     "policy",
     "rollback",

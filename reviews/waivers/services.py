@@ -21,7 +21,7 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.services import event_record
 from governance.kernel.inputs import clean_text
 from governance.kernel.models import Notification
-from governance.kernel.notifications import notification_send
+from governance.kernel.notifications import notification_resolve, notification_send
 from governance.kernel.numbering import next_number
 from registry.models import Artifact
 from reviews.waivers import permissions
@@ -225,11 +225,22 @@ def _ask_for_countersignature(waiver: Waiver, actor: User | None) -> None:
     notification_send(
         users=officers,
         tenant=waiver.tenant,
-        title=f"{waiver.reference} waives a security check and needs your countersignature",
+        title=f"Countersign {waiver.reference}: it waives a security check",
         body=waiver.justification,
         url=waiver.get_absolute_url(),
         dedupe_key=f"waiver:{waiver.pk}:countersign",
+        subject=countersign_subject(waiver),
     )
+
+
+def countersign_subject(waiver: Waiver) -> str:
+    """Asking a security officer to countersign: open until countersigned or revoked."""
+    return f"waiver:{waiver.pk}:countersign"
+
+
+def expiry_subject(waiver: Waiver) -> str:
+    """Asking to renew a waiver that expires (or expired): open until renewed or revoked."""
+    return f"waiver:{waiver.pk}:expiry"
 
 
 def _refuse_needless_waiver(
@@ -320,7 +331,7 @@ def waiver_renew(
             f"{waiver.reference} was already renewed by {renewal.reference}; renew that one.",
             field="status",
         )
-    return waiver_grant(
+    renewal = waiver_grant(
         tenant=waiver.tenant,
         actor=actor,
         check_kind=waiver.check_kind,
@@ -334,6 +345,8 @@ def waiver_renew(
         expires_at=expires_at,
         renews=waiver,
     )
+    notification_resolve(subject=expiry_subject(waiver), reason=f"Renewed as {renewal.reference}.")
+    return renewal
 
 
 @transaction.atomic
@@ -362,6 +375,9 @@ def waiver_countersign(*, waiver: Waiver, actor: User) -> Waiver:
         subject=waiver,
         payload={"waiver": waiver.reference, "check": waiver.check_kind},
     )
+    notification_resolve(
+        subject=countersign_subject(waiver), reason=f"Countersigned by {actor.username}."
+    )
     return waiver
 
 
@@ -388,6 +404,10 @@ def waiver_revoke(*, waiver: Waiver, actor: User | None, reason: str) -> Waiver:
             "reason": reason,
             "was_expiring": waiver.expires_at.isoformat(),
         },
+    )
+    notification_resolve(
+        subject=[countersign_subject(waiver), expiry_subject(waiver)],
+        reason=f"{waiver.reference} was revoked.",
     )
     return waiver
 
@@ -430,7 +450,8 @@ def waiver_alerts_send(*, now: datetime | None = None) -> int:
         if expired:
             blocked = _blocked_changes_text(waiver)
             title = (
-                f"{waiver.reference} has expired: {waiver.get_check_kind_display()} blocks again"
+                f"Renew {waiver.reference} or fix {waiver.get_check_kind_display()}: "
+                "the waiver has expired and the check blocks again"
             )
             body = (
                 f"The waiver of {waiver.get_check_kind_display()} expired on "
@@ -438,8 +459,8 @@ def waiver_alerts_send(*, now: datetime | None = None) -> int:
             )
         else:
             title = (
-                f"{waiver.reference} expires on {waiver.expires_at:%Y-%m-%d} "
-                f"({waiver.get_check_kind_display()})"
+                f"Renew {waiver.reference} or let it lapse: it expires on "
+                f"{waiver.expires_at:%Y-%m-%d} ({waiver.get_check_kind_display()})"
             )
             body = (
                 f"Renew it before {waiver.expires_at:%Y-%m-%d %H:%M} UTC or the changes it "
@@ -454,6 +475,7 @@ def waiver_alerts_send(*, now: datetime | None = None) -> int:
                     body=body,
                     url=waiver.get_absolute_url(),
                     dedupe_key=key,
+                    subject=expiry_subject(waiver),
                 )
             )
     return created

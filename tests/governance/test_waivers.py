@@ -308,6 +308,32 @@ def test_alerts_go_to_owner_and_admins_once_per_waiver(
     assert governance_sweep(now=after)["waiver_alerts"] == 0
 
 
+def test_renewing_or_countersigning_resolves_what_was_asked(
+    acme: Any, people: dict[str, Any], failing_change: Any
+) -> None:
+    waiver = grant(acme, people, change=failing_change, expires_at=timezone.now() + 5 * DAY)
+    assert services.waiver_alerts_send(now=timezone.now()) == 3
+    subject = services.expiry_subject(waiver)
+    (ask,) = Notification.objects.filter(user=people["admin"], subject=subject)
+    assert ask.title.startswith(f"Renew {waiver.reference} or let it lapse: it expires on ")
+    renewal = services.waiver_renew(
+        waiver=waiver, actor=people["admin"], expires_at=timezone.now() + 30 * DAY
+    )
+    rows = Notification.objects.filter(subject=subject)
+    assert rows.count() == 3
+    assert set(rows.values_list("resolution", flat=True)) == {f"Renewed as {renewal.reference}."}
+    assert not rows.filter(resolved_at__isnull=True).exists()
+
+    artifact = failing_change.items.get().artifact
+    signed = grant(acme, people, artifacts=[artifact], check_kind=CheckKind.PACK_VERIFICATION)
+    (ask,) = Notification.objects.filter(subject=services.countersign_subject(signed))
+    assert ask.title == f"Countersign {signed.reference}: it waives a security check"
+    services.waiver_countersign(waiver=signed, actor=people["security"])
+    ask.refresh_from_db()
+    assert ask.resolved_at is not None
+    assert ask.resolution == "Countersigned by security."
+
+
 def test_revoked_waivers_are_not_alerted(
     acme: Any, people: dict[str, Any], failing_change: Any
 ) -> None:

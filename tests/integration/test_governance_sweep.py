@@ -148,7 +148,7 @@ def test_beat_alone_alerts_each_person_once_however_often_it_ticks(
     assert recipients(overdue) == ["admin", "author"]
     assert Notification.objects.filter(dedupe_key=expiring, emailed_at__isnull=True).count() == 0
     title = Notification.objects.filter(dedupe_key=expiring).first().title
-    assert title.startswith(f"{waiver.reference} expires on ")
+    assert title.startswith(f"Renew {waiver.reference} or let it lapse: it expires on ")
     for name in alerted:
         assert emails_to(tmp_path, f"{name}@example.com", title) == 1, name
     reminder = Notification.objects.filter(dedupe_key=overdue).first().title
@@ -192,7 +192,10 @@ def test_two_sweeps_at_a_controlled_clock_expire_and_remove_once(
     expired = f"waiver:{waiver.pk}:expired"
     assert recipients(expired) == ["admin", "author", "multi"]
     title = Notification.objects.filter(dedupe_key=expired).first().title
-    assert title == f"{waiver.reference} has expired: Offline evaluation blocks again"
+    assert title == (
+        f"Renew {waiver.reference} or fix Offline evaluation: "
+        "the waiver has expired and the check blocks again"
+    )
     for name in ("admin", "author", "multi"):
         assert emails_to(tmp_path, f"{name}@example.com", title) == 1, name
 

@@ -89,4 +89,5 @@ def test_emergency_changes_are_labelled_in_notifications(emergency: Any) -> None
         )
     )
     assert titles
-    assert all(t.startswith(f"[Emergency] {emergency.reference}") for t in titles)
+    # Each title is the action to take ("[Emergency] Review CR-1 as ..."): the label comes first.
+    assert all(t.startswith("[Emergency] ") and emergency.reference in t for t in titles)

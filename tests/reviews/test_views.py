@@ -630,7 +630,7 @@ def test_notifications_count_in_the_nav_and_mark_all_read(
     assert unread >= 1
     assert f'id="unread-count">{unread}<' in html
     html = page(client, "/reviews/notifications/")
-    assert f"{change.reference} needs your review" in html
+    assert f"Review {change.reference} as reviewer: " in html
     assert "Mark all read" in html
     response = client.post("/reviews/notifications/")
     assert response.status_code == 302
