@@ -318,6 +318,7 @@ def flag_alerts_send(*, now: datetime | None = None) -> int:
     before the flag expires: a notification each and one ``rollout.flag_expiring`` event per
     flag and expiry (a flag given a new expiry is announced again). Returns alerts sent."""
     from governance.kernel.notifications import notification_send
+    from rollouts.services.transitions import flag_subject
 
     now = now or timezone.now()
     horizon = now + timedelta(days=settings.ROLLOUT_FLAG_WARNING_DAYS)
@@ -339,7 +340,10 @@ def flag_alerts_send(*, now: datetime | None = None) -> int:
             if expires_at is None or _flag_alerted(rollout, expires_at):
                 continue
             days = max(0, (expires_at - now).days)
-            title = f"Flag {rollout.flag_key} of {rollout.reference} expires in {days} days"
+            title = (
+                f"Finish or roll back {rollout.reference}: its flag {rollout.flag_key} "
+                f"expires in {days} days"
+            )
             body = (
                 f"On {expires_at:%Y-%m-%d %H:%M} UTC the flag stops being evaluated and "
                 f"{rollout.change.reference} serves the default again. Finish the rollout "
@@ -352,6 +356,7 @@ def flag_alerts_send(*, now: datetime | None = None) -> int:
                 body=body,
                 url=rollout_url(rollout),
                 dedupe_key=f"rollout-flag-expiring:{rollout.pk}:{expires_at.isoformat()}",
+                subject=flag_subject(rollout),
             )
             event_record(
                 kind=EventKind.ROLLOUT_FLAG_EXPIRING,

@@ -17,10 +17,12 @@ from governance.kernel.errors import Conflict, DomainError
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.services import EventSpec, events_record
 from governance.kernel.inputs import clean_text
+from governance.kernel.notifications import notification_resolve
 from reviews import services as reviews
 from reviews.choices import ActivationKind
 from rollouts import permissions, selectors
 from rollouts.choices import (
+    ACTIVE_STATES,
     TRANSITIONS,
     PointerKind,
     PromotionTarget,
@@ -30,6 +32,11 @@ from rollouts.choices import (
 from rollouts.manifest import canary_blockers, manifest_append
 from rollouts.models import Override, Rollout
 from rollouts.services.moves import REASON_LIMIT, PointerChange, record_move, require_servable
+
+
+def flag_subject(rollout: Rollout) -> str:
+    """Asking to finish or roll back a flag rollout before its flag expires: open while it runs."""
+    return f"rollout:{rollout.pk}:flag"
 
 
 def state_payload(rollout: Rollout, reason: str) -> dict[str, Any]:
@@ -104,6 +111,13 @@ class Transition:
         self.rollout.updated_at = self.now
         for name, value in fields.items():
             setattr(self.rollout, name, value)
+        state = fields.get("state")
+        if state is not None and state not in ACTIVE_STATES:
+            # A finished rollout's flag no longer needs finishing before it expires.
+            notification_resolve(
+                subject=flag_subject(self.rollout),
+                reason=f"{self.rollout.reference} is {RolloutState(state).label.lower()}.",
+            )
 
     def event(self, kind: str, reason: str, **extra: Any) -> None:
         self.specs.insert(

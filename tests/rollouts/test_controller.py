@@ -13,7 +13,7 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.models import Notification
 from governance.sweep import governance_sweep
-from rollouts import manifest
+from rollouts import manifest, services
 from rollouts.choices import RolloutState
 from rollouts.controller import controller_cycle, flag_alerts_send, rollout_iterate
 from rollouts.manifest import Signal
@@ -193,3 +193,17 @@ def test_the_sweep_alerts_a_flags_owners_once_before_it_expires(w: World) -> Non
     soon.save(update_fields=["flag_expires_at"])
     assert flag_alerts_send() == 1
     assert Event.objects.filter(kind=EventKind.ROLLOUT_FLAG_EXPIRING).count() == 2
+    # one open alert per person (the new expiry replaced the first), phrased as the action
+    open_alerts = Notification.objects.filter(
+        subject=f"rollout:{soon.pk}:flag", resolved_at__isnull=True
+    )
+    assert open_alerts.count() == 2
+    assert all(n.title.startswith(f"Finish or roll back {soon.reference}:") for n in open_alerts)
+    # ending the rollout resolves them
+    services.rollout_abort(rollout=soon, actor=w.people["admin"], reason="Not needed")
+    assert not open_alerts.all().exists()
+    assert set(
+        Notification.objects.filter(subject=f"rollout:{soon.pk}:flag").values_list(
+            "resolution", flat=True
+        )
+    ) >= {f"{soon.reference} is aborted."}
