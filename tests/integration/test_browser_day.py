@@ -4,15 +4,17 @@ After ``seed_demo`` nothing here writes through the ORM or the API: the author p
 prompt with a pinned model, opens a change, attaches evaluation evidence on the change page
 and submits it; a real Celery worker runs the checks, as in production; the reviewer and the
 privacy officer sign off from their home pages (a wrong password first); the administrator
-signs off, promotes with confirmation and rolls back. The ORM is only read, to check that
-what the pages say is what was stored.
+opens the request to review from Notifications, signs off, promotes and rolls back; every
+request to review ends read and resolved. The ORM is only read, to check that what the pages
+say is what was stored.
 
 With ``DOCS_SCREENSHOTS=1`` the screenshots land in ``docs/img/day-*.png`` (used by
-docs/reviews.md, "A day in the browser"); otherwise in the test's temporary folder.
+docs/guide.md, "A day in the browser"); otherwise in the test's temporary folder.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from governance.kernel.models import Notification
 from registry import selectors as registry_selectors
 from registry.choices import ArtifactClass
 from reviews import selectors
@@ -181,25 +184,65 @@ def sign_off_wrong_password_first(
 # -- 4. the administrator --------------------------------------------------------------------
 
 
-def admin_promotes(page: Any, reference: str, tmp_path: Path) -> None:
-    open_from_home(page, "promote", reference)
+def open_notification(page: Any, title_start: str) -> None:
+    """From the header's Notifications, follow the one whose title starts with ``title_start``."""
+    page.get_by_role("link", name=re.compile(r"^Notifications")).click()
+    page.get_by_role("heading", name="Notifications", level=1).wait_for()
+    page.locator(".notification-title a", has_text=title_start).first.click()
+    page.locator("#change-status").wait_for()
+
+
+def admin_promotes(page: Any, change: ChangeRequest, tmp_path: Path) -> None:
+    """From "Ready for you to promote": the form says what will change and asks the password."""
+    open_from_home(page, "promote", change.reference)
     page.locator("#blockers-none").wait_for()
     shot(page, tmp_path, "day-promote", "#promotion")
     page.locator("#promotion").get_by_role("button", name="Promote").click()
     assert "promoted" in page.get_by_role("status").inner_text().lower()
 
 
-def admin_rolls_back(page: Any, reference: str, tmp_path: Path) -> None:
-    item = page.locator("article.change-item").first
-    item.get_by_label(f"Why roll prompt/acme/{PROMPT} back to 1.0.0").fill(
+def admin_rolls_back(page: Any, change: ChangeRequest, tmp_path: Path) -> None:
+    """From the change page: the form says what the rollback restores and asks the password."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Reviews").click()
+    page.get_by_role("link", name="All changes").click()
+    page.get_by_role("link", name=change.reference, exact=True).click()
+    form = page.locator("article.change-item form.rollback-form").first
+    form.get_by_label(f"Why roll prompt/acme/{PROMPT} back to 1.0.0").fill(
         "Support wants the old wording back while legal reviews the new one."
     )
     shot(page, tmp_path, "day-rollback", "article.change-item form.rollback-form")
-    item.get_by_role("button", name="Roll back").click()
+    form.get_by_role("button", name="Roll back").click()
     assert "1.0.0" in page.get_by_role("status").inner_text()
-    page.goto(f"/reviews/changes/{reference}/")
+    page.goto(change.get_absolute_url())
     assert "Rolled back" in page.locator("#change-status").inner_text()
     assert "acme-admin" in page.locator("#rolled-back").inner_text()
+
+
+# -- 5. notifications ------------------------------------------------------------------------
+
+
+def review_requests(change: ChangeRequest, username: str) -> list[Notification]:
+    """The "Review CR-… as …" notifications ``username`` got about ``change``."""
+    return list(
+        Notification.objects.filter(user__username=username, subject=f"change:{change.pk}:review")
+    )
+
+
+def read_and_resolved(page: Any, change: ChangeRequest, username: str, tmp_path: Path) -> None:
+    """The person's request to review ended read and resolved: on their page and stored."""
+    start_the_day(page, username)
+    page.get_by_role("link", name=re.compile(r"^Notifications")).click()
+    item = page.locator("ul.notifications li", has_text=f"Review {change.reference} as")
+    assert item.count() == 1
+    assert "resolved" in item.locator(".badge").inner_text()
+    assert "new" not in item.locator(".badge").all_inner_texts()
+    if username == "acme-reviewer":
+        shot(page, tmp_path, "day-notifications")
+    notes = review_requests(change, username)
+    assert len(notes) == 1
+    assert notes[0].read_at is not None
+    assert notes[0].resolved_at is not None
+    log_out(page)
 
 
 # -- the day ---------------------------------------------------------------------------------
@@ -252,24 +295,43 @@ def test_each_users_day_from_the_home_page(page: Any, tmp_path: Path) -> None:
     assert officer_change.status == ChangeStatus.APPROVED
     log_out(page)
 
-    # 4. The administrator signs off, promotes with confirmation, and rolls back.
+    # 4. The administrator opens the request to review from Notifications (marked read),
+    # signs off; later, in a new session, promotes; later still, rolls back.
     start_the_day(page, "acme-admin")
     shot(page, tmp_path, "day-home-admin")
-    open_from_home(page, "waiting", reference)
+    open_notification(page, f"Review {reference} as administrator")
+    (request,) = review_requests(change, "acme-admin")
+    assert request.read_at is not None
+    assert request.resolved_at is None
     sign_off_wrong_password_first(page, "acme-admin", "Ship it.", tmp_path)
     change.refresh_from_db()
     assert change.status == ChangeStatus.APPROVED
-    admin_promotes(page, reference, tmp_path)
+    log_out(page)
+
+    start_the_day(page, "acme-admin")
+    admin_promotes(page, change, tmp_path)
     prompt.refresh_from_db()
     assert prompt.active_version is not None
     assert prompt.active_version.version == version
     change.refresh_from_db()
     assert change.status == ChangeStatus.PROMOTED
-    admin_rolls_back(page, reference, tmp_path)
+    log_out(page)
+
+    start_the_day(page, "acme-admin")  # later that day: support asks for the old wording
+    admin_rolls_back(page, change, tmp_path)
     prompt.refresh_from_db()
     assert prompt.active_version is not None
     assert prompt.active_version.version == "1.0.0"
     change.refresh_from_db()
     assert change.rolled_back_by is not None
     assert change.rolled_back_by.username == "acme-admin"
+    log_out(page)
+
+    # 5. Every request to review ended read and resolved, on the page and in the database.
+    read_and_resolved(page, change, "acme-reviewer", tmp_path)
+    read_and_resolved(page, change, "acme-admin", tmp_path)
+    read_and_resolved(page, officer_change, "acme-privacy", tmp_path)
+    assert not Notification.objects.filter(
+        subject__startswith=f"change:{change.pk}:", resolved_at__isnull=True
+    ).exists()
     assert page.errors == []
