@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from django import forms
 
+from governance.kernel.forms import PasswordMixin
 from registry.models import Artifact
 from reviews.choices import CheckKind, DiffSide, Requirement
 from reviews.models import Activation, ChangeRequest
@@ -160,7 +161,7 @@ class PasswordConfirmForm(forms.Form):
     )
 
 
-class RollbackForm(forms.Form):
+class RollbackForm(PasswordMixin):
     """Going back to a version that was active before (no approvals needed), with a reason."""
 
     reason = forms.CharField(
@@ -178,6 +179,8 @@ class RollbackForm(forms.Form):
         label="Override reason",
         help_text="Needed only to restore a deprecated version; it is recorded.",
     )
+
+    field_order = ["target", "reason", "override_reason", "password"]
 
     def __init__(self, *args: Any, artifact: Artifact, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -208,12 +211,16 @@ class RollbackForm(forms.Form):
         return f"{self.artifact.path}/{version}" if version else None
 
 
-class DeactivateForm(forms.Form):
+class DeactivateForm(PasswordMixin):
     """The safety switch: take an artifact out of service (no active version), with a reason."""
 
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, label="Why switch it off"
     )
+
+
+class PromoteForm(PasswordMixin):
+    """Promotion: nothing but the password (the page shows what will change)."""
 
 
 class PolicyForm(forms.Form):

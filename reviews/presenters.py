@@ -447,3 +447,33 @@ def add_fixes(
         if row.failed and not row.verdict.passes:
             row.fix = fixes.get(row.kind)
     return rows
+
+
+def promotion_summary(change: ChangeRequest, items: list[ChangeItem]) -> list[str]:
+    """What promoting ``change`` will do, one line per artifact, from what the service reads:
+    its items (proposed, and the current version open changes follow) and which artifacts a
+    rollout moves instead."""
+    bound = hooks.slot_bound({i.artifact_id for i in items})
+    lines = []
+    for i in items:
+        what = f"{change.reference} makes {i.artifact.path} {i.proposed.version} active"
+        if i.artifact_id in bound:
+            lines.append(
+                f"{change.reference} approves {i.artifact.path} {i.proposed.version} for "
+                "production; a rollout then makes it active."
+            )
+        elif i.current is not None:
+            lines.append(f"{what}, replacing {i.current.version}.")
+        else:
+            lines.append(f"{what}; none is active now.")
+    return lines
+
+
+def rollback_summary(change: ChangeRequest, items: list[ChangeItem]) -> str:
+    """What rolling back a promoted change restores (its versions, and what they replaced)."""
+    parts = [
+        f"{i.artifact.path} {i.current.version} (replacing {i.proposed.version})"
+        for i in items
+        if i.current is not None
+    ]
+    return f"Rollback restores {'; '.join(parts)}; {change.reference} reads rolled back."

@@ -16,6 +16,7 @@ from reviews import services
 from reviews.forms import DeactivateForm, RollbackForm
 from reviews.models import Activation
 from reviews.permissions import can_deactivate, can_roll_back
+from reviews.services.rollback import rollback_point
 
 
 def artifact_panels(
@@ -26,9 +27,23 @@ def artifact_panels(
     may_switch_off = artifact.active_version_id is not None and bool(
         can_deactivate(user, artifact, roles=roles)
     )
+    active = artifact.active_version
+    summary = ""
+    if may_roll_back:
+        point = rollback_point(artifact)
+        default = f"{point.version}, the version it replaced" if point else "none: choose one"
+        summary = (
+            f"Rollback makes the version you choose active again in place of "
+            f"{active.version if active else 'none'} (by default {default})."
+        )
     return {
         "rollback_form": RollbackForm(artifact=artifact) if may_roll_back else None,
+        "rollback_summary": summary,
         "deactivate_form": DeactivateForm() if may_switch_off else None,
+        "deactivate_summary": f"The safety switch leaves {artifact.path} with no active version "
+        f"(now {active.version})."
+        if may_switch_off and active
+        else "",
     }
 
 

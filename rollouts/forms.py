@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from governance.kernel.forms import TEXTAREA, lines
+from governance.kernel.forms import TEXTAREA, PasswordMixin, lines
 from rollouts.choices import BUCKETS, CANARY_DEFAULT_STEPS, PromotionTarget, RolloutStrategy
 
 #: A weight of BUCKETS is 100%: one percent is this many buckets.
@@ -24,26 +24,6 @@ def default_steps_text(strategy: str) -> str:
     if strategy == RolloutStrategy.CANARY:
         return ", ".join(percent(w).rstrip("%") for w in CANARY_DEFAULT_STEPS)
     return ""
-
-
-class PasswordMixin(forms.Form):
-    """The password re-confirmation an administrator gives for a deliberate act (reviews.reauth)."""
-
-    password = forms.CharField(
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-        required=False,
-        label="Your password",
-        help_text="A deliberate act: confirm your password (remembered for a few minutes).",
-    )
-
-    def __init__(self, *args: Any, needs_password: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if not needs_password:
-            del self.fields["password"]
-
-    @property
-    def needs_password(self) -> bool:
-        return "password" in self.fields
 
 
 class RolloutActionForm(PasswordMixin):

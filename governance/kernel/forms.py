@@ -21,3 +21,23 @@ def form_error(form: Any, exc: DomainError, aliases: dict[str, str] | None = Non
     else above the form. Every page turns a refused service call into a form message this way."""
     field = (aliases or {}).get(exc.field or "", exc.field)
     form.add_error(field if field in form.fields else None, exc.message)
+
+
+class PasswordMixin(forms.Form):
+    """The password re-confirmation a person gives for a deliberate act (governance.kernel.reauth)."""
+
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        required=False,
+        label="Your password",
+        help_text="A deliberate act: confirm your password (remembered for a few minutes).",
+    )
+
+    def __init__(self, *args: Any, needs_password: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not needs_password:
+            del self.fields["password"]
+
+    @property
+    def needs_password(self) -> bool:
+        return "password" in self.fields

@@ -20,10 +20,11 @@ from rest_framework.views import APIView
 
 from accounts.models import Tenant, User
 from accounts.selectors import tenant_for_user
+from governance.kernel import reauth
 from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound
 from registry import selectors as registry_selectors
 from registry.models import Artifact, Version
-from reviews import reauth, selectors, services
+from reviews import selectors, services
 from reviews.api.serializers import (
     ChangeCreateSerializer,
     ChangeDetailSerializer,

@@ -49,6 +49,13 @@ def _promotion_of(artifact: Artifact) -> Activation | None:
     )
 
 
+def rollback_point(artifact: Artifact) -> Version | None:
+    """Where a rollback of ``artifact`` without a target goes: the version its active one
+    replaced (None when that promotion replaced none, or nothing is active)."""
+    promotion = _promotion_of(artifact)
+    return promotion.previous if promotion is not None else None
+
+
 def _restorable(to: Version, override_reason: str) -> Deprecation | None:
     """Refuse a retired or removed version; a deprecated one only with an override reason."""
     if Retirement.objects.filter(version=to).exists():

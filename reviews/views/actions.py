@@ -17,9 +17,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from governance.kernel import reauth
 from governance.kernel.errors import DomainError, Forbidden
 from governance.kernel.views import attempt, post_only, say_above, submit
-from reviews import reauth, selectors, services
+from reviews import permissions, selectors, services
 from reviews.choices import Decision
 from reviews.forms import (
     CommentForm,
@@ -30,8 +31,9 @@ from reviews.forms import (
     RerunForm,
     WithdrawForm,
 )
-from reviews.models import Approval, ChangeRequest
+from reviews.models import Activation, Approval, ChangeRequest
 from reviews.presenters import fillable_slots
+from reviews.views.artifacts import deliberately
 from reviews.views.common import change_page, user_of
 
 ACTIONS = frozenset(
@@ -124,6 +126,7 @@ def _withdraw(request: HttpRequest, change: ChangeRequest) -> str:
 
 
 def _promote(request: HttpRequest, change: ChangeRequest) -> str:
+    deliberately(request, permissions.can_promote(user_of(request), change))
     services.change_promote(change=change, actor=user_of(request))
     return f"Promoted {change.reference}: its versions are now active."
 
@@ -157,18 +160,22 @@ def _press(request: HttpRequest, change: ChangeRequest, action: str) -> HttpResp
 
 def _switch_off(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
     """The safety switch for a first promotion, from the change page (as rollback is)."""
-    form = DeactivateForm(request.POST)
+    form = DeactivateForm(request.POST, needs_password=not reauth.recently_confirmed(request))
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, f"Why switch it off: {error}")
         return change_page(request, change, posted=form, status=400)
-    done = attempt(
-        request,
-        lambda: services.change_switch_off(
+
+    def switch_off() -> list[Activation]:
+        for item in selectors.items_of(change):
+            permissions.can_deactivate(user_of(request), item.artifact).require()
+        reauth.require_password(request, form.cleaned_data.get("password"))  # deliberate
+        return services.change_switch_off(
             change=change, actor=user_of(request), reason=form.cleaned_data["reason"]
-        ),
-    )
+        )
+
+    done = attempt(request, switch_off)
     if done.result is None:
         return change_page(request, change, posted=form, status=done.status)
     paths = ", ".join(a.artifact.path for a in done.result)

@@ -11,11 +11,21 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
+from governance.kernel import reauth
+from governance.kernel.permissions import Decision
 from governance.kernel.views import attempt, post_only
 from registry import selectors as registry_selectors
-from reviews import services
+from reviews import permissions, services
 from reviews.forms import DeactivateForm, RollbackForm
+from reviews.models import Activation
 from reviews.views.common import user_of
+
+
+def deliberately(request: HttpRequest, may: Decision) -> None:
+    """Before a consequential act: who may (the service's own predicate, so a refusal says
+    why), then the password (unless confirmed lately). Raises the refusal for ``attempt``."""
+    may.require()
+    reauth.require_password(request, request.POST.get("password"))
 
 
 @login_required
@@ -27,16 +37,18 @@ def rollback(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResp
     form = RollbackForm(request.POST, artifact=artifact)
     code = 400
     if form.is_valid():
-        done = attempt(
-            request,
-            lambda: services.rollback(
+
+        def roll_back() -> Activation:
+            deliberately(request, permissions.can_roll_back(user_of(request), artifact))
+            return services.rollback(
                 artifact=artifact,
                 actor=user_of(request),
                 reason=form.cleaned_data["reason"],
                 target=form.target_reference(),
                 override_reason=form.cleaned_data["override_reason"],
-            ),
-        )
+            )
+
+        done = attempt(request, roll_back)
         code = done.status
         activation = done.result
         if activation is not None:
@@ -69,12 +81,14 @@ def deactivate(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpRe
     form = DeactivateForm(request.POST)
     code = 400
     if form.is_valid():
-        done = attempt(
-            request,
-            lambda: services.artifact_deactivate(
+
+        def switch_off() -> Activation:
+            deliberately(request, permissions.can_deactivate(user_of(request), artifact))
+            return services.artifact_deactivate(
                 artifact=artifact, actor=user_of(request), reason=form.cleaned_data["reason"]
-            ),
-        )
+            )
+
+        done = attempt(request, switch_off)
         code = done.status
         activation = done.result
         if activation is not None:

@@ -15,15 +15,17 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import roles_in_tenant
+from governance.kernel import reauth
 from governance.kernel.views import say_above
-from reviews import permissions, presenters, reauth, selectors
-from reviews.choices import OPEN_STATES, CheckKind
+from reviews import permissions, presenters, selectors
+from reviews.choices import OPEN_STATES, ChangeStatus, CheckKind
 from reviews.forms import (
     CommentForm,
     DeactivateForm,
     DecisionForm,
     EvidenceForm,
     PostmortemForm,
+    PromoteForm,
 )
 from reviews.models import ChangeRequest
 
@@ -91,6 +93,7 @@ def change_page(
             comment_form.fields["body"].widget.attrs["autofocus"] = True
     elif comment_form.data.get("line"):
         anchor = presenters.anchor_preview(item_views, comment_form.data)
+    fresh = reauth.recently_confirmed(request)
     return render(
         request,
         "reviews/change.html",
@@ -130,11 +133,19 @@ def change_page(
             "can_edit": actions.revise,
             "can_withdraw": actions.withdraw,
             "can_promote": actions.promote,
+            # Promotion and rollback are deliberate: what they will change, and the password.
+            "promote_form": PromoteForm(needs_password=not fresh) if actions.promote else None,
+            "promotion_summary": presenters.promotion_summary(change, items)
+            if actions.promote
+            else [],
+            "rollback_summary": presenters.rollback_summary(change, items)
+            if change.status == ChangeStatus.PROMOTED
+            else "",
             "can_rerun": actions.rerun_checks,
-            "switch_off_form": (switch_off_form or DeactivateForm())
+            "switch_off_form": (switch_off_form or DeactivateForm(needs_password=not fresh))
             if presenters.may_switch_off(change, user, roles, items)
             else None,
-            "reauth_fresh": reauth.recently_confirmed(request),
+            "reauth_fresh": fresh,
             "may_roll_out": presenters.may_roll_out(change, user, roles, items),
         },
         status=status,

@@ -15,9 +15,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import User
 from accounts.selectors import tenants_administered_by
+from governance.kernel import reauth
 from governance.kernel.errors import NotFound
 from governance.kernel.views import post_only, submit
-from reviews import reauth
 from reviews import selectors as review_selectors
 from rollouts import (
     dashboards,
@@ -46,24 +46,6 @@ from rollouts.views.common import (
 PAGE_SIZE = 25
 #: "Start a rollout" lists this many promoted changes waiting for one.
 WAITING_LIMIT = 20
-PASSWORD_MISSING = "Confirm your password: it is a deliberate act."  # noqa: S105 (a message)
-PASSWORD_WRONG = "That is not your password. Nothing changed."  # noqa: S105 (a message)
-
-
-def _password_ok(request: HttpRequest, form: RolloutActionForm) -> int | None:
-    """None when the password is confirmed (now or lately); else the status, with the error on the form."""
-    if not form.needs_password:
-        return None
-    password = form.cleaned_data.get("password", "")
-    if not password:
-        form.add_error("password", PASSWORD_MISSING)
-        return 400
-    if not reauth.confirm(request, password):
-        form.add_error("password", PASSWORD_WRONG)
-        return 403
-    return None
-
-
 # --- the list -------------------------------------------------------------------------------
 
 
@@ -296,7 +278,7 @@ def rollout_action(request: HttpRequest, number: int, action: str) -> HttpRespon
     )
     code = 400
     if form.is_valid():
-        refused = _password_ok(request, form)
+        refused = reauth.password_refusal(request, form)
         if refused is not None:
             code = refused
         else:

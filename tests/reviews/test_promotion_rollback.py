@@ -362,12 +362,14 @@ def test_pages_refuse_a_deprecated_restore_then_record_the_override_and_show_the
     assert 'id="deactivate"' in html
     assert 'id="deactivate"' not in signed_in(people["reviewer"]).get(ARTIFACT_URL).content.decode()
     rollback_url = "/reviews/rollback/prompt/acme/qualify-lead/"
-    response = client.post(rollback_url, {"reason": "errors up"})
+    response = client.post(rollback_url, {"reason": "errors up", "password": "pw"})
     assert response.status_code == 409
     assert "needs an administrator&#x27;s override reason" in response.content.decode()
     assert active(prompt) != prompt_v1
 
-    response = client.post(rollback_url, {"reason": "errors up", "override_reason": "v2 leaks"})
+    response = client.post(
+        rollback_url, {"reason": "errors up", "override_reason": "v2 leaks", "password": "pw"}
+    )
     assert response.status_code == 302
     assert active(prompt) == prompt_v1
     html = client.get(f"/reviews/changes/{v1_deprecated.reference}/").content.decode()
@@ -392,7 +394,7 @@ def test_the_safety_switch_from_the_artifact_page(
     assert response.status_code == 400
     assert "Why switch it off" in response.content.decode()
     assert active(prompt) == prompt_v1
-    response = client.post(url, {"reason": "leaks PII"})
+    response = client.post(url, {"reason": "leaks PII", "password": "pw"})
     assert response.status_code == 302
     assert active(prompt) is None
     html = client.get(ARTIFACT_URL).content.decode()

@@ -64,7 +64,10 @@ def test_the_change_page_switches_off_a_first_promotion(
     assert active(prompt) == prompt_v1
     assert Event.objects.count() == events
 
-    response = admin.post(url, {"reason": "leaks PII"})
+    response = admin.post(url, {"reason": "leaks PII"})  # a deliberate act: the password
+    assert response.status_code == 400
+    assert active(prompt) == prompt_v1
+    response = admin.post(url, {"reason": "leaks PII", "password": "pw"})
     assert response.status_code == 302
     assert active(prompt) is None
     change.refresh_from_db()

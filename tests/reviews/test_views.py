@@ -503,7 +503,7 @@ def test_an_administrator_promotes_from_the_page(
     html = page(client, url(change))
     assert 'id="blockers-none"' in html
     assert "Promote</button>" in html
-    response = client.post(url(change, "promote"), follow=True)
+    response = client.post(url(change, "promote"), {"password": PASSWORD}, follow=True)
     assert "its versions are now active" in response.content.decode()
     artifact = Artifact.objects.get(pk=prompt_v2.artifact_id)
     assert artifact.active_version == prompt_v2
@@ -537,7 +537,9 @@ def test_rollback_from_the_artifact_page(
     assert response.status_code == 403
     assert Artifact.objects.get(pk=prompt_v2.artifact_id).active_version == prompt_v2
 
-    response = client.post(rollback_url, {"reason": "bad answers", "target": live_v1.version})
+    response = client.post(
+        rollback_url, {"reason": "bad answers", "target": live_v1.version, "password": PASSWORD}
+    )
     assert response.status_code == 302
     assert response["Location"] == artifact_url
     assert Artifact.objects.get(pk=prompt_v2.artifact_id).active_version == live_v1
