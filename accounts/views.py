@@ -22,6 +22,7 @@ from accounts.forms import (
 )
 from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant
 from accounts.permissions import can_manage_access, can_manage_service_tokens
+from governance.kernel import reauth
 from governance.kernel.views import attempt, post_only, say_above, submit
 
 
@@ -50,6 +51,7 @@ def _tenant_page(
             "tenant": tenant,
             "my_roles": sorted(roles),
             "can_manage": can_manage_access(request.user, tenant),
+            "reauth_fresh": reauth.recently_confirmed(request),
             "members": selectors.active_members(tenant),
             "history": selectors.grant_history(tenant)[:50],
             "grant_form": shown.get("grant_form") or RoleGrantForm(),
@@ -106,16 +108,21 @@ def tenant_revoke(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, f"Not revoked. {problems}")
         return _tenant_page(request, tenant, status=400)
     data = form.cleaned_data
-    done = attempt(
-        request,
-        lambda: services.role_revoke(
+
+    def revoke() -> RoleGrant:
+        # A deliberate act: who may (the service's predicate, so a refusal says why), then
+        # the password (unless confirmed lately).
+        can_manage_access(user_of(request), tenant).require()
+        reauth.require_password(request, request.POST.get("password"))
+        return services.role_revoke(
             user=data["username"],
             role=data["role"],
             tenant=tenant,
             actor=user_of(request),
             reason=data["reason"],
-        ),
-    )
+        )
+
+    done = attempt(request, revoke)
     if not done.ok or done.result is None:  # a button in the members list: no form
         return _tenant_page(request, tenant, status=done.status)
     grant = done.result

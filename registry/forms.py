@@ -8,7 +8,7 @@ from typing import Any, cast
 from django import forms
 
 from accounts.models import User
-from governance.kernel.forms import lines
+from governance.kernel.forms import PasswordMixin, lines
 from registry.choices import ContentKind, ImpactChoice
 from registry.models import ArtifactClass, Version
 
@@ -180,13 +180,21 @@ class PublishForm(forms.Form):
 # --- lifecycle: deprecation, retirement, ownership (administrators) -----------------------
 
 
-class DeprecateForm(forms.Form):
+class DeprecateForm(PasswordMixin):
     """Deprecating a version: its replacement, why, and the grace period before removal.
 
     The replacement is one of the artifact's other versions or a reference (another
     artifact of the same class in the tenant). ``override_reason`` is offered only once the
     service refused because active versions still depend on the version.
     """
+
+    field_order = [
+        "replacement",
+        "replacement_reference",
+        "reason",
+        "remove_after",
+        "override_reason",
+    ]
 
     replacement = forms.ChoiceField(required=False, label="Replacement")
     replacement_reference = forms.CharField(
@@ -251,7 +259,11 @@ class DeprecateForm(forms.Form):
         return typed or f"{artifact_path}/{self.cleaned_data['replacement']}"
 
 
-class RetireForm(forms.Form):
+class RetireForm(PasswordMixin):
+    """Retiring a version to simulation-only: why, and the password (a deliberate act)."""
+
+    field_order = ["rationale"]
+
     rationale = forms.CharField(
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 2}),

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
+from governance.kernel import reauth
 from governance.kernel.errors import DomainError, NotFound
 from governance.kernel.forms import form_error
 from governance.kernel.views import post_only, submit
@@ -78,9 +79,13 @@ def version_deprecate(
     if not allowed:
         return _lifecycle_refused(request, found_artifact, found, allowed.reason)
     choices = replacement_choices(found_artifact, found)
-    form = DeprecateForm(request.POST, versions=choices)
+    fresh = reauth.recently_confirmed(request)
+    form = DeprecateForm(request.POST, versions=choices, needs_password=not fresh)
     if not form.is_valid():
         return version_page(request, found_artifact, found, posted=form, status=400)
+    refused = reauth.password_refusal(request, form)  # a deliberate act
+    if refused is not None:
+        return version_page(request, found_artifact, found, posted=form, status=refused)
     try:
         deprecation: Deprecation = services.version_deprecate(
             version=found,
@@ -93,7 +98,9 @@ def version_deprecate(
     except DomainError as exc:  # special: the override field, and a replacement not found
         if exc.field == "override_reason" and not form.show_override:
             # Refused for its dependents: offer the override, keeping what was typed.
-            form = DeprecateForm(request.POST, versions=choices, show_override=True)
+            form = DeprecateForm(
+                request.POST, versions=choices, show_override=True, needs_password=not fresh
+            )
             form.is_valid()
         form_error(form, exc, {"replacement": form.replacement_field})
         # A replacement that does not resolve is bad input on this form, not a missing page;
@@ -117,9 +124,10 @@ def version_retire(
     allowed = can_retire(request.user, found)
     if not allowed:
         return _lifecycle_refused(request, found_artifact, found, allowed.reason)
-    form = RetireForm(request.POST)
+    form = RetireForm(request.POST, needs_password=not reauth.recently_confirmed(request))
 
     def retire(data: dict[str, Any]) -> Retirement:
+        reauth.require_password(request, data.get("password"))  # a deliberate act
         return services.version_retire(
             version=found, rationale=data["rationale"], actor=actor_of(request)
         )

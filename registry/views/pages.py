@@ -15,6 +15,7 @@ from django.shortcuts import render
 
 from accounts.models import Tenant, User
 from accounts.selectors import roles_in_tenant, tenants_visible_to
+from governance.kernel import reauth
 from governance.kernel.errors import DomainError
 from governance.kernel.events.models import SigningKey
 from registry import hooks, selectors
@@ -167,10 +168,11 @@ def version_page(
     if may_deprecate and deprecate_form is None:
         deprecate_form = DeprecateForm(
             versions=replacement_choices(found_artifact, found),
+            needs_password=not reauth.recently_confirmed(request),
             initial={"remove_after": max(settings.DEPRECATION_MIN_GRACE_DAYS, 30)},
         )
     if may_retire and retire_form is None:
-        retire_form = RetireForm()
+        retire_form = RetireForm(needs_password=not reauth.recently_confirmed(request))
     _refusals_above(request, (deprecate_form, may_deprecate), (retire_form, may_retire))
     return render(
         request,

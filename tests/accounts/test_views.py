@@ -167,7 +167,7 @@ class TestTenantAccessPages:
         assert (grant.role, grant.granted_by, grant.reason) == ("reviewer", boss, "new")
         resp = client.post(
             "/tenants/acme/revoke/",
-            {"username": "alice", "role": "reviewer", "reason": "moved team"},
+            {"username": "alice", "role": "reviewer", "reason": "moved team", "password": "pw"},
             follow=True,
         )
         assert "Revoked Reviewer from alice in acme." in resp.content.decode()
@@ -215,10 +215,45 @@ class TestTenantAccessPages:
         assert "Not revoked. reason: This field is required." in resp.content.decode()
         assert RoleGrant.objects.get(user__username="alice").revoked_at is None
         last = client.post(
-            "/tenants/acme/revoke/", {"username": "boss", "role": "administrator", "reason": "x"}
+            "/tenants/acme/revoke/",
+            {"username": "boss", "role": "administrator", "reason": "x", "password": "pw"},
         )
         assert last.status_code == 409
         assert "last administrator of &#x27;acme&#x27;" in last.content.decode()
+
+    @pytest.mark.usefixtures("acme")
+    def test_revoking_a_role_says_what_and_needs_the_password(self, client, make_user):
+        login(client, make_user("boss", acme="administrator"))
+        make_user("alice", acme="privacy_officer")
+        page = client.get("/tenants/acme/").content.decode()
+        assert "Revoke alice's privacy officer role in acme." in page
+        assert 'name="password"' in page
+        form = {"username": "alice", "role": "privacy_officer", "reason": "rota"}
+        resp = client.post("/tenants/acme/revoke/", form)
+        assert resp.status_code == 400
+        assert "Confirm your password: it is a deliberate act." in resp.content.decode()
+        resp = client.post("/tenants/acme/revoke/", {**form, "password": "wrong"})
+        assert resp.status_code == 403
+        assert "That is not your password. Nothing changed." in resp.content.decode()
+        assert RoleGrant.objects.get(user__username="alice").revoked_at is None
+        resp = client.post("/tenants/acme/revoke/", {**form, "password": "pw"})
+        assert resp.status_code == 302
+        assert RoleGrant.objects.get(user__username="alice").revoked_at is not None
+
+    @pytest.mark.usefixtures("acme")
+    def test_who_may_not_revoke_sees_no_form_and_is_told_why(self, client, make_user):
+        login(client, make_user("rev", acme="reviewer"))
+        make_user("alice", acme="privacy_officer")
+        page = client.get("/tenants/acme/").content.decode()
+        assert "/tenants/acme/revoke/" not in page
+        assert 'name="password"' not in page
+        resp = client.post(
+            "/tenants/acme/revoke/",
+            {"username": "alice", "role": "privacy_officer", "reason": "x", "password": "pw"},
+        )
+        assert resp.status_code == 403
+        assert "Only an administrator of &#x27;acme&#x27;" in resp.content.decode()
+        assert RoleGrant.objects.get(user__username="alice").revoked_at is None
 
     @pytest.mark.usefixtures("acme")
     def test_reviewer_has_no_grant_form_and_is_refused(self, client, make_user):

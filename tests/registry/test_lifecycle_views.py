@@ -4,12 +4,14 @@ retire and hand artifacts on from the browser, through the services, with errors
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 
+from governance.kernel import reauth
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from registry import services
@@ -33,9 +35,15 @@ def versions(prompt: Artifact) -> tuple[Version, Version]:
     return publish(prompt, V1, "major"), publish(prompt, V2, "minor")
 
 
-def signed_in(user: Any) -> Client:
+def signed_in(user: Any, *, confirmed: bool = True) -> Client:
+    """A signed-in browser; ``confirmed``: it confirmed the password a moment ago (the
+    deliberate acts below then do not ask again; test_deliberate_acts_need_the_password)."""
     client = Client()
     client.force_login(user)
+    if confirmed:
+        session = client.session
+        session[reauth.SESSION_KEY] = {"user": str(user.pk), "at": time.time()}
+        session.save()
     return client
 
 
@@ -391,6 +399,42 @@ def test_retire_from_the_version_page(admin: Any, versions: tuple[Version, Versi
     assert response.status_code == 409
     assert "already retired" in response.content.decode()
     assert Retirement.objects.count() == 1
+
+
+def test_deliberate_acts_need_the_password(admin: Any, versions: tuple[Version, Version]) -> None:
+    v1, _ = versions
+    client = signed_in(admin, confirmed=False)
+    html = page(client, v1.get_absolute_url())
+    for form in ("deprecate", "retire"):
+        section = html.split(f'id="{form}"')[1].split("</details>")[0]
+        assert 'name="password"' in section
+    assert (
+        "Retiring moves prompt/acme/qualify-lead/1.0.0 to simulation-only: it can no longer "
+        "be proposed or restored." in html
+    )
+    assert "Deprecating marks prompt/acme/qualify-lead/1.0.0 deprecated" in html
+    retire = f"{BASE}v/1.0.0/retire/"
+    response = client.post(retire, {"rationale": "Superseded."})
+    assert response.status_code == 400
+    shown = response.content.decode().split('id="retire"')[1].split("</details>")[0]
+    assert "Confirm your password: it is a deliberate act." in shown
+    response = client.post(retire, {"rationale": "Superseded.", "password": "wrong"})
+    assert response.status_code == 403
+    shown = response.content.decode().split('id="retire"')[1].split("</details>")[0]
+    assert "That is not your password. Nothing changed." in shown
+    deprecate = f"{BASE}v/1.0.0/deprecate/"
+    data = {"replacement": "1.1.0", "reason": "Superseded.", "remove_after": "30"}
+    response = client.post(deprecate, data)
+    assert response.status_code == 400
+    assert "Confirm your password" in " ".join(field_errors(response.content.decode(), "password"))
+    response = client.post(deprecate, {**data, "password": "wrong"})
+    assert response.status_code == 403
+    assert not Retirement.objects.exists()
+    assert not Deprecation.objects.exists()
+
+    response = client.post(retire, {"rationale": "Superseded.", "password": "pw"})
+    assert response.status_code == 302
+    assert Retirement.objects.get(pk=v1.pk).rationale == "Superseded."
 
 
 # --- ownership ----------------------------------------------------------------------------
