@@ -105,7 +105,16 @@ def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
     page.goto(f"/reviews/changes/{reference}/")
     sign_off(page, "acme-admin", "Ship it.")
     page.locator("#blockers-none").wait_for()
-    page.get_by_role("button", name="Promote").click()
+    # Promotion is deliberate: the form says what it will change, and asks for the password
+    # (not again right after the sign-off that confirmed it).
+    promote = page.locator("#promote-form")
+    assert (
+        f"{reference} approves prompt/acme/support-reply 1.2.0 for production"
+        in promote.locator("#promotion-summary").inner_text()
+    )
+    if promote.get_by_label("Your password").count():
+        promote.get_by_label("Your password").fill("acme-admin-demo")
+    promote.get_by_role("button", name="Promote").click()
     assert "promoted" in page.get_by_role("status").inner_text().lower()
     # support-reply serves acme's support-bot.reply slot: promotion approves 1.2.0 for
     # production, and a rollout moves the pointer (here the global one: a minor version).
@@ -130,6 +139,8 @@ def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
     page.goto(reply.get_absolute_url())
     page.locator("#rollback summary").click()
     page.get_by_label("Why roll back").fill("Customers report a broken help-centre link.")
+    assert "in place of 1.2.0" in page.locator("#rollback-summary").inner_text()
+    page.locator("#rollback").get_by_label("Your password").fill("acme-admin-demo")
     shot(page, tmp_path, "reviews-rollback", "#rollback")
     page.locator("#rollback").get_by_role("button", name="Roll back").click()
     assert "1.1.0" in page.get_by_role("status").inner_text()
