@@ -196,8 +196,11 @@ def admin_promotes(page: Any, change: ChangeRequest, tmp_path: Path) -> None:
     """From "Ready for you to promote": the form says what will change and asks the password."""
     open_from_home(page, "promote", change.reference)
     page.locator("#blockers-none").wait_for()
+    form = page.locator("#promote-form")
+    assert f"{change.reference} makes prompt/acme/{PROMPT}" in form.inner_text()
+    form.get_by_label("Your password").fill(password_of("acme-admin"))  # a new session
     shot(page, tmp_path, "day-promote", "#promotion")
-    page.locator("#promotion").get_by_role("button", name="Promote").click()
+    form.get_by_role("button", name="Promote").click()
     assert "promoted" in page.get_by_role("status").inner_text().lower()
 
 
@@ -210,6 +213,8 @@ def admin_rolls_back(page: Any, change: ChangeRequest, tmp_path: Path) -> None:
     form.get_by_label(f"Why roll prompt/acme/{PROMPT} back to 1.0.0").fill(
         "Support wants the old wording back while legal reviews the new one."
     )
+    assert "Rollback restores" in form.inner_text()
+    form.get_by_label("Your password").fill(password_of("acme-admin"))  # a new session
     shot(page, tmp_path, "day-rollback", "article.change-item form.rollback-form")
     form.get_by_role("button", name="Roll back").click()
     assert "1.0.0" in page.get_by_role("status").inner_text()
