@@ -4,7 +4,8 @@ After ``seed_demo`` nothing here writes through the ORM or the API: the author p
 prompt with a pinned model, opens a change, attaches evaluation evidence on the change page
 and submits it; a real Celery worker runs the checks, as in production; the reviewer and the
 privacy officer sign off from their home pages (a wrong password first); the administrator
-opens the request to review from Notifications, signs off, promotes and rolls back; every
+opens the request to review from Notifications, signs off, then promotes and rolls back,
+each after reading what it will change and giving the password; every
 request to review ends read and resolved. The ORM is only read, to check that what the pages
 say is what was stored.
 
@@ -197,7 +198,9 @@ def admin_promotes(page: Any, change: ChangeRequest, tmp_path: Path) -> None:
     open_from_home(page, "promote", change.reference)
     page.locator("#blockers-none").wait_for()
     form = page.locator("#promote-form")
-    assert f"{change.reference} makes prompt/acme/{PROMPT}" in form.inner_text()
+    assert form.locator("#promotion-summary").inner_text() == (
+        f"{change.reference} makes prompt/acme/{PROMPT} 1.1.0 active, replacing 1.0.0."
+    )
     form.get_by_label("Your password").fill(password_of("acme-admin"))  # a new session
     shot(page, tmp_path, "day-promote", "#promotion")
     form.get_by_role("button", name="Promote").click()
@@ -213,7 +216,10 @@ def admin_rolls_back(page: Any, change: ChangeRequest, tmp_path: Path) -> None:
     form.get_by_label(f"Why roll prompt/acme/{PROMPT} back to 1.0.0").fill(
         "Support wants the old wording back while legal reviews the new one."
     )
-    assert "Rollback restores" in form.inner_text()
+    assert form.locator(".rollback-summary").inner_text() == (
+        f"Rollback restores prompt/acme/{PROMPT} 1.0.0 (replacing 1.1.0); "
+        f"{change.reference} reads rolled back."
+    )
     form.get_by_label("Your password").fill(password_of("acme-admin"))  # a new session
     shot(page, tmp_path, "day-rollback", "article.change-item form.rollback-form")
     form.get_by_role("button", name="Roll back").click()
@@ -301,7 +307,7 @@ def test_each_users_day_from_the_home_page(page: Any, tmp_path: Path) -> None:
     log_out(page)
 
     # 4. The administrator opens the request to review from Notifications (marked read),
-    # signs off; later, in a new session, promotes; later still, rolls back.
+    # signs off; later, in a new session, promotes; later still, rolls back (each confirmed).
     start_the_day(page, "acme-admin")
     shot(page, tmp_path, "day-home-admin")
     open_notification(page, f"Review {reference} as administrator")
