@@ -232,6 +232,11 @@ def deprecation_remove(*, deprecation_id: Any, now: Any = None) -> Deprecation |
         )
     Deprecation.objects.filter(pk=deprecation.pk).update(removed_at=now)
     deprecation.removed_at = now
+    from governance.kernel.notifications import notification_resolve
+
+    notification_resolve(
+        subject=removal_held_subject(version), reason=f"{version.path} was removed."
+    )
     event_record(
         kind=EventKind.VERSION_REMOVED,
         actor=None,
@@ -245,6 +250,11 @@ def deprecation_remove(*, deprecation_id: Any, now: Any = None) -> Deprecation |
         },
     )
     return deprecation
+
+
+def removal_held_subject(version: Version) -> str:
+    """Asking an owner to move traffic off a version held from removal: open until removed."""
+    return f"version:{version.pk}:removal-held"
 
 
 @transaction.atomic
@@ -267,10 +277,11 @@ def removal_held_alert(*, refusal: StillServing, now: Any = None) -> int:
     made = notification_send(
         users=[owner],
         tenant=version.artifact.tenant,
-        title=f"{version.path} is past its removal date but still serves",
+        title=f"Move traffic off {version.path}: it is past its removal date but still serves",
         body=refusal.message,
         url=version.get_absolute_url(),
         dedupe_key=f"removal-held:{version.pk}:{now:%Y-%m-%d}",
+        subject=removal_held_subject(version),
     )
     return len(made)
 

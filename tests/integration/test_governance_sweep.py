@@ -105,7 +105,8 @@ def sweeps_done(tmp_path: Path) -> int:
 
 def emails_to(tmp_path: Path, address: str, subject: str) -> int:
     """How many emails the worker sent to ``address`` with ``subject`` (console backend)."""
-    messages = log(tmp_path).split("-" * 79)
+    # Unfold long headers (RFC 5322: a line break before whitespace continues the header).
+    messages = re.sub(r"\r?\n(?=[ \t])", "", log(tmp_path)).split("-" * 79)
     return sum(
         1
         for m in messages

@@ -94,6 +94,10 @@ def test_a_version_still_serving_is_held_and_its_owner_alerted_once_a_day(
     deprecated.refresh_from_db()
     assert deprecated.removed_at == quiet
     assert Event.objects.filter(kind=EventKind.VERSION_REMOVED).count() == 1
+    alert.refresh_from_db()  # what it asked for is done
+    assert alert.title.startswith(f"Move traffic off {prompt_v2.path}: ")
+    assert alert.resolved_at is not None
+    assert alert.resolution == f"{prompt_v2.path} was removed."
 
 
 @pytest.mark.usefixtures("deprecated")
