@@ -247,6 +247,14 @@ def test_artifact_scoped_waivers_cover_changes_made_only_of_those_artifacts(
     assert review_selectors.promotion_blockers(failing_change)[0].startswith("missing approval")
 
 
+def home_reasons(user: Any) -> list[str]:
+    """What the home page says blocks ``user``'s changes."""
+    from governance.dashboards.home import home_board
+
+    board = home_board(user, timezone.now())
+    return [reason.text for item in board.blocked.rows for reason in item.reasons]
+
+
 def test_a_gate_waiver_names_one_metric(
     acme: Any, people: dict[str, Any], failing_change: Any
 ) -> None:
@@ -268,6 +276,10 @@ def test_a_gate_waiver_names_one_metric(
     assert gates.blocked_by == (
         "Change gates failed (waivers cover only the safety gate; latency_p95_ms is not waived)"
     )
+    partly = (
+        "Change gates failed (waivers cover only some of its gates): attach evaluation evidence"
+    )
+    assert partly in home_reasons(people["author"])  # the home page judges it the same way
     grant(
         acme,
         people,
@@ -280,6 +292,7 @@ def test_a_gate_waiver_names_one_metric(
     assert gates.passes
     assert [w.metric for w in gates.waivers] == ["latency_p95_ms", "safety"]
     assert all(v.passes for v in verdicts.values())
+    assert not any(r.startswith("Change gates") for r in home_reasons(people["author"]))
 
 
 def test_alerts_go_to_owner_and_admins_once_per_waiver(
