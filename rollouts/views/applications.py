@@ -35,6 +35,10 @@ from rollouts.views.common import (
     user_of,
 )
 
+#: The new-slot form shares the application page with the edit form (both have a name and a
+#: description): ids of its own, so that each label names its own field.
+SLOT_FORM_IDS = "slot_%s"
+
 
 @login_required
 def application_list(request: HttpRequest) -> HttpResponse:
@@ -104,7 +108,7 @@ def _application_page(
         {
             "application": application,
             "slots": slots,
-            "slot_form": (slot_form or SlotForm()) if may_manage else None,
+            "slot_form": (slot_form or SlotForm(auto_id=SLOT_FORM_IDS)) if may_manage else None,
             "edit_form": (
                 edit_form
                 or ApplicationEditForm(
@@ -162,7 +166,7 @@ def slot_new(request: HttpRequest, slug: str) -> HttpResponse:
     if not allowed:
         messages.error(request, allowed.reason)
         return _application_page(request, application, status=403)
-    form = SlotForm(request.POST)
+    form = SlotForm(request.POST, auto_id=SLOT_FORM_IDS)
 
     def create(data: dict[str, Any]) -> Slot:
         return services.slot_create(

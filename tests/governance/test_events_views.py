@@ -128,7 +128,7 @@ def test_verify_button_runs_and_shows_progress(
     page = client.get(resp["Location"]).content.decode()
     assert '<span id="run-status" data-status="passed">Passed</span>' in page
     assert f"OK: {Event.objects.count()} events verified" in page
-    assert 'http-equiv="refresh"' not in page  # finished: no more polling
+    assert "hx-trigger" not in page  # finished: no more polling
 
 
 @pytest.mark.usefixtures("acme")
@@ -137,7 +137,10 @@ def test_queued_run_page_refreshes_itself(client, make_user):
     client.force_login(boss)
     run = VerificationRun.objects.create(total=10, requested_by=boss)
     page = client.get(run.get_absolute_url()).content.decode()
-    assert 'http-equiv="refresh"' in page
+    # htmx polls the page and swaps its live part; no <meta refresh> (it moves focus to the top).
+    assert f'hx-get="{run.get_absolute_url()}" hx-trigger="every 2s"' in page
+    assert 'hx-select="#run-live"' in page
+    assert 'http-equiv="refresh"' not in page
     assert "Waiting for a worker" in page
 
 

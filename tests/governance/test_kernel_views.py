@@ -147,3 +147,15 @@ def test_attempt_says_a_refusal_above_the_page_with_its_status():
     done = attempt(request, revoke)
     assert (done.ok, done.status, done.result) == (False, 409, None)
     assert said(request) == ["This token is already revoked."]
+
+
+@pytest.mark.django_db
+def test_an_unmatched_url_is_the_404_page_with_the_menu_for_a_signed_in_user(client, make_user):
+    """base.html must not read resolver_match through a filter argument (None on a 404)."""
+    client.force_login(make_user("someone"))
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert '<nav aria-label="Main">' in page
+    assert 'aria-current="page"' not in page
+    assert "There is nothing here" in page
