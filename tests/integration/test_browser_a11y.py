@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -34,6 +35,7 @@ WIDTHS = [(1280, 800), (390, 844)]
 #: Routes that are not pages a person reads, each with the reason.
 NOT_PAGES = {
     "healthz": "liveness probe (JSON)",
+    "favicon.ico": "the icon",
     "readyz": "readiness probe (JSON)",
     "metrics": "Prometheus exposition (text)",
     "logout/": "POST only: signs out",
@@ -141,12 +143,11 @@ def _pages(values: dict[str, str]) -> list[str]:
             params["slug"] = values["tenant_slug"]
         if route.startswith("reviews/policy/"):
             params["tenant"] = values["tenant_slug"]
-        try:
-            url = re.sub(r"<(?:\w+:)?(\w+)>", lambda m, p=params: p[m.group(1)], route)
-        except KeyError:
+        names = re.findall(r"<(?:\w+:)?(\w+)>", route)
+        if any(n not in params for n in names):
             unknown.append(route)
             continue
-        urls.append("/" + url)
+        urls.append("/" + re.sub(r"<(?:\w+:)?(\w+)>", "{\\1}", route).format(**params))
     assert not unknown, f"routes with no demo value nor reason to skip: {unknown}"
     # Pages that only a query string reaches, and the error pages.
     urls += ["/registry/?q=support", "/no-such-page/", f"/tenants/{values['tenant_slug']}x/"]
@@ -154,9 +155,8 @@ def _pages(values: dict[str, str]) -> list[str]:
 
 
 def _axe_script() -> str:
-    from axe_playwright_python.sync_playwright import Axe
-
-    return Axe().axe_script
+    """axe-core as shipped inside the axe-playwright-python package (only the file is used)."""
+    return resources.files("axe_playwright_python").joinpath("axe.min.js").read_text()
 
 
 def _violations(page: Any, where: str) -> list[str]:
