@@ -50,6 +50,7 @@ NOT_PAGE_NAMES = {
     "version-deprecate": "POST only",
     "version-retire": "POST only",
     "change-record": "JSON",
+    "notification-open": "marks a notification read and redirects to its subject (a page here)",
     "change-action": "POST only",
     "rollback": "POST only",
     "deactivate": "POST only",
