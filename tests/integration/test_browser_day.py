@@ -3,11 +3,11 @@
 After ``seed_demo`` nothing here writes through the ORM or the API: the author publishes a
 prompt with a pinned model, opens a change, attaches evaluation evidence on the change page
 and submits it; a real Celery worker runs the checks, as in production; the reviewer and the
-privacy officer sign off from their home pages (a wrong password first); the administrator
-opens the request to review from Notifications, signs off, then promotes and rolls back,
-each after reading what it will change and giving the password; every
-request to review ends read and resolved. The ORM is only read, to check that what the pages
-say is what was stored.
+officers (privacy, security) sign off from their home pages (a wrong password first); the
+administrator opens the request to review from Notifications, signs off, then promotes and
+rolls back, each after reading what it will change and giving the password; every request
+to review ends read and resolved. The ORM is only read, to check that what the pages say is
+what was stored.
 
 With ``DOCS_SCREENSHOTS=1`` the screenshots land in ``docs/img/day-*.png`` (used by
 docs/guide.md, "A day in the browser"); otherwise in the test's temporary folder.
@@ -48,6 +48,7 @@ REFUSED_IN_CONSOLE = (
     "Failed to load resource: the server responded with a status of 403 (Forbidden)"
 )
 OFFICER_CHANGE = "Stop echoing personal details"  # seeded: waits on the privacy officer
+SECURITY_CHANGE = "Hotfix: stop quoting prices"  # seeded: waits on the security officer too
 
 
 @pytest.fixture
@@ -293,7 +294,7 @@ def test_each_users_day_from_the_home_page(page: Any, tmp_path: Path) -> None:
     )
     log_out(page)
 
-    # 3. The privacy officer signs off the privacy-related template change waiting for them.
+    # 3. The privacy officer signs off the privacy-related template change waiting for them...
     officer_change = ChangeRequest.objects.get(tenant__slug="acme", title=OFFICER_CHANGE)
     start_the_day(page, "acme-privacy")
     assert page.locator(f"#waiting li[data-change='{reference}']").count() == 0
@@ -304,6 +305,15 @@ def test_each_users_day_from_the_home_page(page: Any, tmp_path: Path) -> None:
     )
     officer_change.refresh_from_db()
     assert officer_change.status == ChangeStatus.APPROVED
+    log_out(page)
+
+    # ... and the security officer the emergency change waiting for them (and its owner).
+    hotfix = ChangeRequest.objects.get(tenant__slug="acme", title=SECURITY_CHANGE)
+    start_the_day(page, "acme-security")
+    open_from_home(page, "waiting", hotfix.reference)
+    sign_off_wrong_password_first(
+        page, "acme-security", "No data leaves for a new place.", tmp_path
+    )
     log_out(page)
 
     # 4. The administrator opens the request to review from Notifications (marked read),
@@ -342,6 +352,7 @@ def test_each_users_day_from_the_home_page(page: Any, tmp_path: Path) -> None:
     read_and_resolved(page, change, "acme-reviewer", tmp_path)
     read_and_resolved(page, change, "acme-admin", tmp_path)
     read_and_resolved(page, officer_change, "acme-privacy", tmp_path)
+    read_and_resolved(page, hotfix, "acme-security", tmp_path)
     assert not Notification.objects.filter(
         subject__startswith=f"change:{change.pk}:", resolved_at__isnull=True
     ).exists()
