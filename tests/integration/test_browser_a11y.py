@@ -257,3 +257,27 @@ def test_every_page_passes_axe_and_fits_a_phone(browser, demo, username):
     assert username in {name for name, _, _ in DEMO_USERS}
     problems = _walk(browser, demo, username, pages, axe_pages)
     assert not problems, f"{len(problems)} problems for {username}:\n" + "\n".join(problems)
+
+
+def test_keyboard_first_tab_is_a_visible_skip_link_and_focus_is_outlined(browser, demo):
+    context = browser.new_context(base_url=demo)
+    page = context.new_page()
+    try:
+        log_in(page, "acme-reviewer", demo_password("acme-reviewer"))
+        page.wait_for_url(re.compile(r"/$"))
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "() => { const e = document.activeElement, r = e.getBoundingClientRect(),"
+            " s = getComputedStyle(e); return {text: e.textContent.trim(), left: r.left,"
+            " outline: s.outlineStyle, width: s.outlineWidth}; }"
+        )
+        assert focused["text"] == "Skip to content"
+        assert focused["left"] >= 0  # moved on screen when focused
+        assert (focused["outline"], focused["width"]) == ("solid", "3px")
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "main"
+        page.keyboard.press("Tab")  # the next stop after <main> is inside it, outlined too
+        style = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert style == "solid"
+    finally:
+        context.close()
