@@ -2,6 +2,11 @@
 
 Sign-off (approve, reject), submit, withdraw, promote, re-run, comment, post-mortem,
 switch-off.
+
+Post/redirect/get: a failed action (an invalid form, a wrong password, a refusal) answers a
+redirect back to the change page at the form used (:data:`ANCHORS`), its errors and inputs (never
+the password) kept for that one GET (``governance.kernel.views.send_back``). The URL stays the
+change's: a reload neither resubmits nor shows an action address.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from django.views.decorators.http import require_http_methods
 
 from governance.kernel import reauth
 from governance.kernel.errors import DomainError, Forbidden
-from governance.kernel.views import attempt, post_only, say_above, submit
+from governance.kernel.views import attempt, post_only, send_back, submit
 from reviews import permissions, selectors, services
 from reviews.choices import Decision
 from reviews.forms import (
@@ -34,7 +39,7 @@ from reviews.forms import (
 from reviews.models import Activation, Approval, ChangeRequest
 from reviews.presenters import fillable_slots
 from reviews.views.artifacts import deliberately
-from reviews.views.common import change_page, user_of
+from reviews.views.common import user_of
 
 ACTIONS = frozenset(
     {
@@ -49,6 +54,34 @@ ACTIONS = frozenset(
         "switch-off",
     }
 )
+
+
+#: Where on the change page each action's form (or button) is: its errors are shown there.
+ANCHORS = {
+    "submit": "author-actions",
+    "withdraw": "author-actions",
+    "approve": "decide-form",
+    "reject": "decide-form",
+    "promote": "promotion",
+    "rerun": "checks",
+    "comment": "comment-form",
+    "postmortem": "postmortem-form",
+    "switch-off": "switch-off",
+}
+#: Where a sign-off refusal goes when this person is offered no sign-off form.
+NO_SIGN_OFF_FORM = "approvals"
+
+
+def _back(
+    request: HttpRequest,
+    change: ChangeRequest,
+    action: str,
+    *,
+    form: Any = None,
+    error: DomainError | None = None,
+) -> HttpResponse:
+    """The failed action, sent back to its form on the change page (post/redirect/get)."""
+    return send_back(request, change.get_absolute_url(), ANCHORS[action], form=form, error=error)
 
 
 def _decide(request: HttpRequest, change: ChangeRequest, decision: str) -> HttpResponse:
@@ -87,9 +120,9 @@ def _decide(request: HttpRequest, change: ChangeRequest, decision: str) -> HttpR
         )
         return redirect(change)
     if not slots:
-        # The form is not on the page for this person: say what went wrong as a message.
-        say_above(request, form)
-    return change_page(request, change, posted=form, status=done.status)
+        # The form is not on the page for this person: what went wrong, atop the approvals.
+        return send_back(request, change.get_absolute_url(), NO_SIGN_OFF_FORM, form=form)
+    return _back(request, change, decision, form=form)
 
 
 def _comment(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
@@ -105,7 +138,7 @@ def _comment(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
         invalid_status=400,
     )
     if not done.ok:
-        return change_page(request, change, posted=form, status=done.status)
+        return _back(request, change, "comment", form=form)
     messages.success(request, "Comment added.")
     return redirect(f"{change.get_absolute_url()}#comments")
 
@@ -151,9 +184,9 @@ _BUTTONS: dict[str, Callable[[HttpRequest, ChangeRequest], str]] = {
 
 
 def _press(request: HttpRequest, change: ChangeRequest, action: str) -> HttpResponse:
-    done = attempt(request, lambda: _BUTTONS[action](request, change))
+    done = attempt(request, lambda: _BUTTONS[action](request, change), say=False)
     if done.result is None:
-        return change_page(request, change, status=done.status)
+        return _back(request, change, action, error=done.error)
     messages.success(request, done.result)
     return redirect(change)
 
@@ -161,23 +194,18 @@ def _press(request: HttpRequest, change: ChangeRequest, action: str) -> HttpResp
 def _switch_off(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
     """The safety switch for a first promotion, from the change page (as rollback is)."""
     form = DeactivateForm(request.POST, needs_password=not reauth.recently_confirmed(request))
-    if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, f"Why switch it off: {error}")
-        return change_page(request, change, posted=form, status=400)
 
-    def switch_off() -> list[Activation]:
+    def switch_off(data: dict[str, Any]) -> list[Activation]:
         for item in selectors.items_of(change):
             permissions.can_deactivate(user_of(request), item.artifact).require()
-        reauth.require_password(request, form.cleaned_data.get("password"))  # deliberate
+        reauth.require_password(request, data.get("password"))  # deliberate
         return services.change_switch_off(
-            change=change, actor=user_of(request), reason=form.cleaned_data["reason"]
+            change=change, actor=user_of(request), reason=data["reason"]
         )
 
-    done = attempt(request, switch_off)
+    done = submit(form, switch_off)
     if done.result is None:
-        return change_page(request, change, posted=form, status=done.status)
+        return _back(request, change, "switch-off", form=form)
     paths = ", ".join(a.artifact.path for a in done.result)
     messages.success(
         request, f"Switched {paths} off: no version is active; {change.reference} is rolled back."
@@ -196,7 +224,7 @@ def _record_postmortem(request: HttpRequest, change: ChangeRequest) -> HttpRespo
         invalid_status=400,
     )
     if not done.ok:
-        return change_page(request, change, posted=form, status=done.status)
+        return _back(request, change, "postmortem", form=form)
     messages.success(request, f"Recorded the post-mortem of {change.reference}.")
     return redirect(f"{change.get_absolute_url()}#postmortem")
 

@@ -6,9 +6,10 @@ raises ``NotFound`` and the ``DomainErrorMiddleware`` answers it.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django import forms
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -16,7 +17,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.selectors import roles_in_tenant
 from governance.kernel import reauth
-from governance.kernel.views import say_above
+from governance.kernel.views import SentBack, bring_back, say_above, sent_back
 from reviews import permissions, presenters, selectors
 from reviews.choices import OPEN_STATES, ChangeStatus, CheckKind
 from reviews.forms import (
@@ -29,9 +30,28 @@ from reviews.forms import (
 )
 from reviews.models import ChangeRequest
 
+#: The change page's forms, by the anchor an action failing on them sends back to.
+FORM_ANCHORS = frozenset({"decide-form", "comment-form", "postmortem-form", "switch-off"})
+
 
 def user_of(request: HttpRequest) -> User:
     return cast(User, request.user)
+
+
+def _placed(
+    request: HttpRequest, back: SentBack | None, *, shown: dict[str, bool]
+) -> dict[str, Any] | None:
+    """Where what a failed action sent back goes: a form on the page shows it itself; a form
+    no longer on the page (signed off meanwhile, say) has it said above the page; a button's
+    refusal is returned, for the top of the button's section."""
+    if back is None:
+        return None
+    if back.anchor in FORM_ANCHORS:
+        if not shown.get(back.anchor, True):
+            for message in back.messages():
+                messages.error(request, message)
+        return None
+    return {"anchor": back.anchor, "messages": back.messages()}
 
 
 def change_page(
@@ -41,19 +61,33 @@ def change_page(
     posted: forms.Form | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    """The change page; ``posted`` is the form just sent from it (shown again, with its errors)."""
-    decide_form = posted if isinstance(posted, DecisionForm) else None
-    comment_form = posted if isinstance(posted, CommentForm) else None
-    postmortem_form = posted if isinstance(posted, PostmortemForm) else None
-    switch_off_form = posted if isinstance(posted, DeactivateForm) else None
-    evidence_form = posted if isinstance(posted, EvidenceForm) else None
+    """The change page; ``posted`` is the form just sent from it (shown again, with its errors).
+
+    A GET after a failed action (post/redirect/get: ``reviews.views.actions``) shows the form
+    used again with its errors on top, or the refusal atop the buttons' section."""
+    back = sent_back(request) if posted is None else None
     user = user_of(request)
+    approvals = selectors.approval_status(change)
+    slots = presenters.fillable_slots(change, user, approvals)
+    needs_password = not reauth.recently_confirmed(request)
+    decide_form = posted if isinstance(posted, DecisionForm) else None
+    decide_form = decide_form or bring_back(
+        back, "decide-form", lambda d: DecisionForm(d, slots=slots, needs_password=needs_password)
+    )
+    comment_form = posted if isinstance(posted, CommentForm) else None
+    comment_form = comment_form or bring_back(back, "comment-form", CommentForm)
+    postmortem_form = posted if isinstance(posted, PostmortemForm) else None
+    postmortem_form = postmortem_form or bring_back(back, "postmortem-form", PostmortemForm)
+    switch_off_form = posted if isinstance(posted, DeactivateForm) else None
+    switch_off_form = switch_off_form or bring_back(
+        back, "switch-off", lambda d: DeactivateForm(d, needs_password=needs_password)
+    )
+    evidence_form = posted if isinstance(posted, EvidenceForm) else None
     items = selectors.items_of(change)
     roles = roles_in_tenant(user, change.tenant)
     may_act_as_author = permissions.can_act_as_author(user, change, roles=roles)
     actions = permissions.change_actions(user, change, roles=roles)
     is_author = user.pk == change.author_id
-    approvals = selectors.approval_status(change)
     # One moment for every verdict on the page, as for a decision; a promoted change is
     # shown as it was judged when it was promoted (a waiver that expired since does not
     # make it look blocked).
@@ -69,11 +103,12 @@ def change_page(
         say_above(request, postmortem_form)
     if evidence_form is not None and not actions.attach_evidence:
         say_above(request, evidence_form)  # the form is not on the page: its refusal is a message
-    slots = presenters.fillable_slots(change, user, approvals)
     if slots and decide_form is None:
-        decide_form = DecisionForm(
-            slots=slots, needs_password=not reauth.recently_confirmed(request)
-        )
+        decide_form = DecisionForm(slots=slots, needs_password=needs_password)
+    may_switch_off = presenters.may_switch_off(change, user, roles, items)
+    refusal = _placed(
+        request, back, shown={"decide-form": bool(slots), "switch-off": may_switch_off}
+    )
     open_for_review = change.status in OPEN_STATES
     item_views = presenters.item_views(change, items, user, roles)
     comments = presenters.line_comments(
@@ -93,7 +128,7 @@ def change_page(
             comment_form.fields["body"].widget.attrs["autofocus"] = True
     elif comment_form.data.get("line"):
         anchor = presenters.anchor_preview(item_views, comment_form.data)
-    fresh = reauth.recently_confirmed(request)
+    fresh = not needs_password
     return render(
         request,
         "reviews/change.html",
@@ -143,8 +178,9 @@ def change_page(
             else "",
             "can_rerun": actions.rerun_checks,
             "switch_off_form": (switch_off_form or DeactivateForm(needs_password=not fresh))
-            if presenters.may_switch_off(change, user, roles, items)
+            if may_switch_off
             else None,
+            "refusal": refusal,
             "reauth_fresh": fresh,
             "may_roll_out": presenters.may_roll_out(change, user, roles, items),
         },

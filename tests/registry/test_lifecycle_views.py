@@ -57,7 +57,7 @@ def field_errors(html: str, name: str) -> list[str]:
     """The error messages shown next to the form field ``name``."""
     match = re.search(rf'name="{name}"[^<]*(?:</textarea>|</select>)?(.*?)</p>', html, re.S)
     assert match, f"no field {name}"
-    return re.findall(r'class="field-error" role="alert">([^<]*)<', match.group(1))
+    return re.findall(r'class="field-error"[^>]*>([^<]*)<', match.group(1))
 
 
 def deprecate(admin: Any, old: Version, new: Version, days: int = 30, **extra: str) -> Deprecation:

@@ -183,8 +183,10 @@ def test_a_bad_line_is_said_on_the_form_and_nothing_is_written(change: Any, peop
     response = client.post(
         url(change, "comment"),
         {"body": "?", "path": "prompt/acme/qualify-lead", "side": "new", "line": "40"},
+        follow=True,
     )
-    assert response.status_code == 400
+    # Post/redirect/get: back on the change page, at the comment form, the error on top.
+    assert response.redirect_chain == [(f"{url(change)}#comment-form", 302)]
     assert "Line 40 is not in" in section(response.content.decode(), "comments")
     assert not Comment.objects.exists()
 

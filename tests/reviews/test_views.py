@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import pytest
@@ -70,6 +71,16 @@ def live_v1(open_change: Any, people: dict[str, Any], prompt_v1: Any) -> Any:
     """prompt_v1 promoted, so a change to v2 has a current version to compare with."""
     promoted(open_change, people, prompt_v1)
     return prompt_v1
+
+
+def sent_back(client: Client, response: Any, change: Any, anchor: str) -> str:
+    """A failed action answers a redirect to the change page at the form used (post/redirect/
+    get); the page it leads to, once (a reload shows no error), is returned."""
+    assert response.status_code == 302, response.status_code
+    assert response["Location"] == f"{url(change)}#{anchor}"
+    html = page(client, url(change))
+    assert "data-error-summary" not in page(client, url(change))  # taken once
+    return html
 
 
 def signed_in(user: Any, **kwargs: Any) -> Client:
@@ -347,14 +358,23 @@ def test_approve_asks_for_the_password_once_per_few_minutes(
     client = signed_in(people["reviewer"])
 
     response = client.post(url(first, "approve"), {"comment": "fine"})
-    assert response.status_code == 400
-    assert "Confirm your password to sign off." in response.content.decode()
+    html = sent_back(client, response, first, "decide-form")
+    assert "Confirm your password to sign off." in section(html, "decide-form")
     assert not Approval.objects.filter(change=first).exists()
 
     response = client.post(url(first, "approve"), {"comment": "fine", "password": "wrong"})
-    assert response.status_code == 403
-    form = section(response.content.decode(), "decide-form")
-    assert "That is not your password" in form.split('name="password"')[1]
+    assert "wrong" not in str(dict(client.session))  # the password is never kept
+    html = sent_back(client, response, first, "decide-form")
+    form = section(html, "decide-form")
+    summary = form.split("data-error-summary")[1].split("</div>")[0]
+    assert "That is not your password" in summary  # at the top of the form, linked to the field
+    assert 'href="#id_password"' in summary
+    field = re.search(r'<input[^>]*name="password"[^>]*>', form).group(0)  # type: ignore[union-attr]
+    assert 'aria-invalid="true"' in field
+    assert 'aria-describedby="id_password_helptext id_password_error"' in field
+    assert "That is not your password" in form.split('id="id_password_error"')[1]
+    assert "fine</textarea>" in form  # the comment is kept; the password is not
+    assert 'value="wrong"' not in form
     assert not Approval.objects.filter(change=first).exists()
 
     response = client.post(url(first, "approve"), {"comment": "fine", "password": PASSWORD})
@@ -382,8 +402,9 @@ def test_reject_needs_a_comment(
     change = submitted(open_change, people, prompt_v2)
     client = signed_in(people["reviewer"])
     response = client.post(url(change, "reject"), {"password": PASSWORD, "comment": " "})
-    assert response.status_code == 400
-    assert "Say why you reject" in section(response.content.decode(), "decide-form")
+    assert "Say why you reject" in section(
+        sent_back(client, response, change, "decide-form"), "decide-form"
+    )
     assert not Approval.objects.filter(change=change).exists()
     response = client.post(url(change, "reject"), {"comment": "Too risky"})
     assert response.status_code == 302
@@ -397,9 +418,10 @@ def test_the_author_cannot_sign_off_from_the_page(
     open_change: Any, people: dict[str, Any], live_v1: Any, prompt_v2: Any
 ) -> None:
     change = submitted(open_change, people, prompt_v2)
-    response = signed_in(people["author"]).post(url(change, "approve"), {"password": PASSWORD})
-    assert response.status_code == 403
-    assert "author of a change cannot approve" in response.content.decode()
+    client = signed_in(people["author"])
+    response = client.post(url(change, "approve"), {"password": PASSWORD})
+    html = sent_back(client, response, change, "approvals")
+    assert "author of a change cannot approve" in section(html, "approvals")
     assert not Approval.objects.filter(change=change).exists()
 
 
@@ -448,15 +470,17 @@ def test_submit_comment_withdraw_from_the_page(
     assert change.status == ChangeStatus.IN_REVIEW
     # Submitting twice is a conflict shown on the page, not a server error.
     response = client.post(url(change, "submit"))
-    assert response.status_code == 409
-    assert "cannot become in review" in response.content.decode()
+    html = sent_back(client, response, change, "author-actions")
+    assert "cannot become in review" in section(html, "author-actions")
 
-    response = signed_in(people["reviewer"]).post(url(change, "comment"), {"body": "Why now?"})
+    reviewer = signed_in(people["reviewer"])
+    response = reviewer.post(url(change, "comment"), {"body": "Why now?"})
     assert response.status_code == 302
     assert "Why now?" in section(page(client, url(change)), "comments")
-    assert (
-        signed_in(people["reviewer"]).post(url(change, "comment"), {"body": ""}).status_code == 400
-    )
+    response = reviewer.post(url(change, "comment"), {"body": ""})
+    html = sent_back(reviewer, response, change, "comment-form")
+    assert "This field is required" in section(html, "comments").split("data-error-summary")[1]
+    assert change.comments.count() == 1
 
     assert client.post(url(change, "withdraw"), {"reason": "not needed"}).status_code == 302
     change.refresh_from_db()
@@ -484,12 +508,12 @@ def test_rerun_starts_a_new_attempt(
     assert response.status_code == 302
     assert CheckRun.objects.filter(change=change, kind="pack_verification", attempt=2).exists()
     response = client.post(url(change, "rerun"), {"kind": "rules_lint"})
-    assert response.status_code == 400
-    assert "not a required check" in response.content.decode()
+    assert "not a required check" in section(
+        sent_back(client, response, change, "checks"), "checks"
+    )
     before = CheckRun.objects.filter(change=change).count()
     response = client.post(url(change, "rerun"), {"kind": "bogus"})
-    assert response.status_code == 400
-    assert "no such check" in response.content.decode()
+    assert "no such check" in section(sent_back(client, response, change, "checks"), "checks")
     assert CheckRun.objects.filter(change=change).count() == before
 
 
@@ -498,7 +522,12 @@ def test_an_administrator_promotes_from_the_page(
 ) -> None:
     change = approved(open_change, people, prompt_v2)
     assert "Promote</button>" not in page(signed_in(people["reviewer"]), url(change))
-    assert signed_in(people["reviewer"]).post(url(change, "promote")).status_code == 403
+    reviewer = signed_in(people["reviewer"])
+    response = reviewer.post(url(change, "promote"))
+    html = sent_back(reviewer, response, change, "promotion")
+    assert "Only an administrator can promote a change." in section(html, "promotion")
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.APPROVED
     client = signed_in(people["admin"])
     html = page(client, url(change))
     assert 'id="blockers-none"' in html

@@ -254,22 +254,25 @@ def test_record_the_post_mortem_from_the_change_page(
     people: dict[str, Any], emergency: ChangeRequest
 ) -> None:
     client = signed_in(people["security"])
-    response = client.post(url(emergency, "postmortem"), {"summary": "  ", "url": ""})
-    assert response.status_code == 400
+    # Post/redirect/get: a bad form comes back on the change page, at its form.
+    response = client.post(url(emergency, "postmortem"), {"summary": "  ", "url": ""}, follow=True)
+    assert response.redirect_chain == [(f"{url(emergency)}#postmortem-form", 302)]
     assert 'class="field-error"' in section(response.content.decode(), "postmortem")
     response = client.post(
-        url(emergency, "postmortem"), {"summary": "Root cause.", "url": "ftp://x"}
+        url(emergency, "postmortem"), {"summary": "Root cause.", "url": "ftp://x"}, follow=True
     )
-    assert response.status_code == 400
+    assert response.redirect_chain == [(f"{url(emergency)}#postmortem-form", 302)]
     block = section(response.content.decode(), "postmortem")
+    assert "Root cause.</textarea>" in block  # what was typed is kept
     assert "http(s) link" in block.split('name="url"')[1]
     emergency.refresh_from_db()
     assert emergency.postmortem_done_at is None
 
     response = signed_in(people["reviewer"]).post(
-        url(emergency, "postmortem"), {"summary": "x", "url": ""}
+        url(emergency, "postmortem"), {"summary": "x", "url": ""}, follow=True
     )
-    assert response.status_code == 403
+    assert response.redirect_chain == [(f"{url(emergency)}#postmortem-form", 302)]
+    assert "can record it" in response.content.decode()
 
     response = client.post(
         url(emergency, "postmortem"),
@@ -290,8 +293,10 @@ def test_record_the_post_mortem_from_the_change_page(
     assert "post-mortem was recorded" in html.split('id="emergency"')[1].split("</p>")[0]
 
     # Again: refused, said as a message since the form is gone; nothing more is written.
-    response = client.post(url(emergency, "postmortem"), {"summary": "again", "url": ""})
-    assert response.status_code == 409
+    response = client.post(
+        url(emergency, "postmortem"), {"summary": "again", "url": ""}, follow=True
+    )
+    assert response.redirect_chain == [(f"{url(emergency)}#postmortem-form", 302)]
     assert "already recorded" in response.content.decode()
     assert Event.objects.filter(kind=EventKind.POSTMORTEM_RECORDED).count() == 1
 
@@ -303,6 +308,9 @@ def test_a_change_that_is_not_an_emergency_has_no_post_mortem(
     html = page(signed_in(people["admin"]), url(change))
     assert 'id="postmortem"' not in html
     assert "emergency-banner" not in html
-    response = signed_in(people["admin"]).post(url(change, "postmortem"), {"summary": "x"})
-    assert response.status_code == 409
+    response = signed_in(people["admin"]).post(
+        url(change, "postmortem"), {"summary": "x"}, follow=True
+    )
+    assert response.redirect_chain == [(f"{url(change)}#postmortem-form", 302)]
+    assert "it has no post-mortem" in response.content.decode()
     assert ChangeRequest.objects.get(pk=change.pk).status == ChangeStatus.PROMOTED
