@@ -35,6 +35,7 @@ VALUES = {
     "run_id": str(uuid.UUID(int=1)),
     "token_id": str(uuid.UUID(int=2)),
     "name": "nowhere",
+    "pk": "999999",
 }
 
 

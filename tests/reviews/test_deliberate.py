@@ -67,11 +67,12 @@ def test_promotion_shows_what_changes_and_needs_the_password(
     assert 'type="password"' in form
     events = Event.objects.count()
 
-    response = client.post(url(change, "promote"))
-    assert response.status_code == 400
+    # Post/redirect/get: a refusal comes back atop the promotion section of the change page.
+    response = client.post(url(change, "promote"), follow=True)
+    assert response.redirect_chain == [(f"{url(change)}#promotion", 302)]
     assert "Confirm your password: it is a deliberate act." in response.content.decode()
-    response = client.post(url(change, "promote"), {"password": "wrong"})
-    assert response.status_code == 403
+    response = client.post(url(change, "promote"), {"password": "wrong"}, follow=True)
+    assert response.redirect_chain == [(f"{url(change)}#promotion", 302)]
     assert "That is not your password. Nothing changed." in response.content.decode()
     assert status_of(change) == ChangeStatus.APPROVED
     assert active(prompt_v2) == prompt_v1
@@ -114,8 +115,8 @@ def test_who_may_not_promote_sees_no_form_and_is_told_why(
     html = page(reviewer, url(change))
     assert 'id="promote-form"' not in html
     assert "Promote</button>" not in html
-    response = reviewer.post(url(change, "promote"), {"password": PASSWORD})
-    assert response.status_code == 403
+    response = reviewer.post(url(change, "promote"), {"password": PASSWORD}, follow=True)
+    assert response.redirect_chain == [(f"{url(change)}#promotion", 302)]
     assert "administrator" in response.content.decode()  # the predicate's reason
     assert status_of(change) == ChangeStatus.APPROVED
 
