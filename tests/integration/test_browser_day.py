@@ -44,9 +44,6 @@ NEW_TEXT = (
 )
 PINNED_MODEL = "gpt-4o-2024-11-20"
 TITLE = "Outage notices never name a customer"
-REFUSED_IN_CONSOLE = (
-    "Failed to load resource: the server responded with a status of 403 (Forbidden)"
-)
 OFFICER_CHANGE = "Stop echoing personal details"  # seeded: waits on the privacy officer
 SECURITY_CHANGE = "Hotfix: stop quoting prices"  # seeded: waits on the security officer too
 
@@ -163,14 +160,17 @@ def sign_off_wrong_password_first(
     form.get_by_role("button", name="Approve").click()
     error = page.locator("#decide-form [role=alert]").first
     error.wait_for()
-    # The refusal's own status (403) is the only thing the console may report.
-    assert set(page.errors[console_before:]) <= {REFUSED_IN_CONSOLE}, page.errors
-    del page.errors[console_before:]
+    assert page.errors[console_before:] == []  # a redirect to the change, no error status
     assert error.is_visible()
     assert "password" in error.inner_text().lower()
     assert not Approval.objects.filter(change=change, approver__username=username).exists()
+    error_where_the_user_looks(page, error, change)
     if error_shot:
         shot(page, tmp_path, error_shot, "#decide-form")
+    reloaded = page.reload()  # the address is the change's: reloading shows it, not a blank page
+    assert reloaded is not None
+    assert reloaded.status == 200
+    assert reference in page.locator("h1").inner_text()
 
     form = page.locator("#decide-form")
     form.get_by_label("Comment").fill(comment)
@@ -181,6 +181,19 @@ def sign_off_wrong_password_first(
     approval = Approval.objects.get(change=change, approver__username=username)
     assert approval.decision == Decision.APPROVE
     assert approval.comment == comment
+
+
+def error_where_the_user_looks(page: Any, error: Any, change: ChangeRequest) -> None:
+    """The refusal keeps the change's address (post/redirect/get); its error summary is at the
+    top of the form, focused (announced) and in view without scrolling."""
+    assert urlsplit(page.url).path == change.get_absolute_url()
+    page.wait_for_function(  # errors.js focuses the summary once the page has loaded
+        "document.activeElement && document.activeElement.matches('#decide-form [data-error-summary]')",
+        timeout=5_000,
+    )
+    assert error.evaluate(
+        "el => { const r = el.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }"
+    )
 
 
 # -- 4. the administrator --------------------------------------------------------------------
