@@ -257,7 +257,9 @@ def read_and_resolved(page: Any, change: ChangeRequest, username: str, tmp_path:
     """The person's request to review ended read and resolved: on their page and stored."""
     start_the_day(page, username)
     page.get_by_role("link", name=re.compile(r"^Notifications")).click()
+    page.get_by_role("heading", name="Notifications", level=1).wait_for()
     item = page.locator("ul.notifications li", has_text=f"Review {change.reference} as")
+    item.first.wait_for()
     assert item.count() == 1
     assert "resolved" in item.locator(".badge").inner_text()
     assert "new" not in item.locator(".badge").all_inner_texts()
