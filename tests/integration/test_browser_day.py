@@ -122,12 +122,12 @@ def author_attaches_evidence(page: Any, tmp_path: Path, version: str) -> None:
     form.get_by_label("Seed").fill("1234")
     shot(page, tmp_path, "day-evidence", "#evidence-form")
     form.get_by_role("button", name="Attach the report").click()
-    assert "0.93" in page.locator("#evidence").inner_text()
+    page.locator("#evidence table", has_text="0.93").wait_for()  # the new page, not the old
 
 
 def author_submits(page: Any, reference: str, tmp_path: Path) -> None:
     page.get_by_role("button", name="Submit for review").click()
-    assert "In review" in page.locator("#change-status").inner_text()
+    page.locator("#change-status", has_text="In review").wait_for()
     assert wait_for(lambda: checks_finished(page, reference), timeout=60)
     verdicts = page.locator("#checks tbody .verdict").all_inner_texts()
     assert verdicts
@@ -176,8 +176,7 @@ def sign_off_wrong_password_first(
     form.get_by_label("Comment").fill(comment)
     form.get_by_label("Your password").fill(password_of(username))
     form.get_by_role("button", name="Approve").click()
-    page.locator("#approvals").wait_for()
-    assert username in page.locator("#approvals").inner_text()
+    page.locator("#approvals tr.slot", has_text=username).first.wait_for()
     approval = Approval.objects.get(change=change, approver__username=username)
     assert approval.decision == Decision.APPROVE
     assert approval.comment == comment
@@ -218,7 +217,7 @@ def admin_promotes(page: Any, change: ChangeRequest, tmp_path: Path) -> None:
     form.get_by_label("Your password").fill(password_of("acme-admin"))  # a new session
     shot(page, tmp_path, "day-promote", "#promotion")
     form.get_by_role("button", name="Promote").click()
-    assert "promoted" in page.get_by_role("status").inner_text().lower()
+    page.get_by_role("status").filter(has_text=re.compile("promoted", re.IGNORECASE)).wait_for()
 
 
 def admin_rolls_back(page: Any, change: ChangeRequest, tmp_path: Path) -> None:
@@ -237,7 +236,7 @@ def admin_rolls_back(page: Any, change: ChangeRequest, tmp_path: Path) -> None:
     form.get_by_label("Your password").fill(password_of("acme-admin"))  # a new session
     shot(page, tmp_path, "day-rollback", "article.change-item form.rollback-form")
     form.get_by_role("button", name="Roll back").click()
-    assert "1.0.0" in page.get_by_role("status").inner_text()
+    page.get_by_role("status").filter(has_text="1.0.0").wait_for()
     page.goto(change.get_absolute_url())
     assert "Rolled back" in page.locator("#change-status").inner_text()
     assert "acme-admin" in page.locator("#rolled-back").inner_text()
