@@ -54,7 +54,7 @@ def _routes() -> Iterator[str]:
 
 
 def _url(route: str) -> str:
-    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: VALUES[m.group(1)], route)
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: VALUES[str(m.group(1))], route)
 
 
 ROUTES = sorted(set(_routes()))

@@ -199,6 +199,7 @@ def test_recording_the_postmortem_resolves_its_reminder(
     services.approval_decide(change=change, actor=people["admin"], decision="approve")
     services.approval_decide(change=change, actor=people["security"], decision="approve")
     change = services.change_promote(change=change, actor=people["admin"])
+    assert change.postmortem_due_at is not None
     later = change.postmortem_due_at + timedelta(days=1)
     assert services.postmortem_reminders_send(now=later) >= 1
     (ask,) = open_of(people["author"], postmortem_subject(change))

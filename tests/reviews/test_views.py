@@ -369,7 +369,7 @@ def test_approve_asks_for_the_password_once_per_few_minutes(
     summary = form.split("data-error-summary")[1].split("</div>")[0]
     assert "That is not your password" in summary  # at the top of the form, linked to the field
     assert 'href="#id_password"' in summary
-    field = re.search(r'<input[^>]*name="password"[^>]*>', form).group(0)  # type: ignore[union-attr]
+    field = re.search(r'<input[^>]*name="password"[^>]*>', form).group(0)
     assert 'aria-invalid="true"' in field
     assert 'aria-describedby="id_password_helptext id_password_error"' in field
     assert "That is not your password" in form.split('id="id_password_error"')[1]
