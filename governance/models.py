@@ -10,6 +10,7 @@ from governance.kernel.events.models import (
     VerificationRun,
 )
 from governance.kernel.models import Notification, WorkerHeartbeat
+from governance.recovery.models import RecoveryRun
 from reviews.waivers.models import Waiver, WaiverCounter
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Event",
     "EventChainHead",
     "Notification",
+    "RecoveryRun",
     "SigningKey",
     "VerificationRun",
     "Waiver",

@@ -24,6 +24,7 @@ class EventKind(models.TextChoices):
     # The log's own keys
     SIGNING_KEY_REGISTERED = "signing_key.registered", "Signing key registered"
     SIGNING_KEY_ROTATED = "signing_key.rotated", "Signing key rotated"
+    SIGNING_KEY_REVOKED = "signing_key.revoked", "Signing key revoked"
     # Registry (issue: registry)
     ARTIFACT_CLASS_CREATED = "artifact_class.created", "Artifact class created"
     ARTIFACT_CLASS_UPDATED = "artifact_class.updated", "Artifact class updated"
@@ -80,3 +81,10 @@ class EventKind(models.TextChoices):
     VERSION_REMOVED = "version.removed", "Version removed from resolution"
     VERSION_RETIRED = "version.retired", "Version retired to simulation-only"
     POSTMORTEM_RECORDED = "change_request.postmortem_recorded", "Post-mortem recorded"
+    # Backups, recovery drills and rollback rehearsals (governance/recovery)
+    BACKUP_CREATED = "backup.created", "Backup taken"
+    BACKUP_FAILED = "backup.failed", "Backup failed"
+    BACKUP_RESTORED = "backup.restored", "Backup restored"
+    DRILL_RECORDED = "recovery.drill_recorded", "Recovery drill recorded"
+    REHEARSAL_RECORDED = "recovery.rehearsal_recorded", "Rollback rehearsal recorded"
+    RECOVERY_STALE = "recovery.stale", "Recovery proof overdue"
