@@ -251,9 +251,7 @@ def test_it_shows_what_needs_attention(
     # The charts need no script: the page body has none, and the only script in the
     # head is the site's own error-summary helper, served by the app.
     assert "<script" not in html.split("<main", 1)[1]
-    assert re.findall(r"<script[^>]*>", html) == [
-        '<script src="/static/js/errors.js" defer>'
-    ]
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/js/errors.js" defer>']
     assert 'alt="Time from opened to promoted.' in lead
     assert not re.search(r'(src|href)="https?://', html)  # nothing from a CDN
 
