@@ -8,7 +8,7 @@ from typing import Any, cast
 from django import forms
 
 from accounts.models import User
-from governance.kernel.forms import PasswordMixin, lines
+from governance.kernel.forms import PasswordMixin, entries, lines, name_values
 from registry.choices import ContentKind, ImpactChoice
 from registry.models import ArtifactClass, Version
 
@@ -125,8 +125,7 @@ class PublishForm(forms.Form):
         }
 
     def clean_pinned_models(self) -> list[str]:
-        raw = self.cleaned_data.get("pinned_models", "")
-        names = [n.strip() for line in raw.splitlines() for n in line.split(",") if n.strip()]
+        names = entries(self.cleaned_data.get("pinned_models", ""))
         for name in names:
             if any(c.isspace() for c in name) or len(name) > 200:
                 raise forms.ValidationError(
@@ -138,17 +137,7 @@ class PublishForm(forms.Form):
         return str(self.cleaned_data.get("policy_pack_hash", "")).strip().lower()
 
     def clean_labels(self) -> dict[str, str]:
-        labels: dict[str, str] = {}
-        for number, line in enumerate(self.cleaned_data.get("labels", "").splitlines(), 1):
-            if not line.strip():
-                continue
-            name, sep, value = line.partition("=")
-            if not sep or not name.strip():
-                raise forms.ValidationError(f"Line {number} ('{line.strip()}') is not name=value.")
-            if name.strip() in labels:
-                raise forms.ValidationError(f"Label '{name.strip()}' is given twice.")
-            labels[name.strip()] = value.strip()
-        return labels
+        return name_values(self.cleaned_data.get("labels", ""), blank_values=True, noun="Label")
 
     def metadata(self) -> dict[str, Any]:
         """The metadata the service checks and signs; an empty part is left out."""
@@ -170,11 +159,7 @@ class PublishForm(forms.Form):
         return [{"name": n.rstrip("?"), "required": not n.endswith("?")} for n in names]
 
     def dependency_list(self) -> list[str]:
-        return [
-            line.strip()
-            for line in self.cleaned_data.get("dependencies", "").splitlines()
-            if line.strip()
-        ]
+        return lines(self.cleaned_data.get("dependencies", ""))
 
 
 # --- lifecycle: deprecation, retirement, ownership (administrators) -----------------------

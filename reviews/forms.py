@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from django import forms
 
-from governance.kernel.forms import PasswordMixin
+from governance.kernel.forms import TEXTAREA, PasswordMixin, entries, lines, name_values
 from registry.models import Artifact
 from reviews.choices import CheckKind, DiffSide, Requirement
 from reviews.models import Activation, ChangeRequest
@@ -16,14 +16,6 @@ from reviews.models import Activation, ChangeRequest
 def _choices(form: forms.Form, name: str) -> forms.ChoiceField:
     """A form's choice field, by name (``form.fields`` only knows them as fields)."""
     return cast(forms.ChoiceField, form.fields[name])
-
-
-TEXTAREA = forms.Textarea(attrs={"rows": 3})
-
-
-def reference_lines(text: str) -> list[str]:
-    """One version reference per line; blank lines and surrounding space ignored."""
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
 class ChangeForm(forms.Form):
@@ -63,11 +55,11 @@ class ChangeForm(forms.Form):
             _choices(self, "tenant").choices = [(t, t) for t in tenants]
 
     def proposed_list(self) -> list[str]:
-        return reference_lines(self.cleaned_data.get("proposed", ""))
+        return lines(self.cleaned_data.get("proposed", ""))
 
     def clean_proposed(self) -> str:
         text: str = self.cleaned_data["proposed"]
-        if not reference_lines(text):
+        if not lines(text):
             raise forms.ValidationError("Propose at least one version.")
         return text
 
@@ -258,34 +250,6 @@ class PostmortemForm(forms.Form):
 MAX_REPORT_BYTES = 1_000_000
 
 
-def _scalar(text: str) -> Any:
-    """A value typed on a form line: a JSON number, true/false, else the text itself."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if isinstance(value, int | float | bool) else text
-
-
-def _pairs(text: str, *, numbers: bool) -> dict[str, Any]:
-    """``name=value`` lines as an object; ``numbers``: every value must be a number."""
-    out: dict[str, Any] = {}
-    for number, line in enumerate((text or "").splitlines(), 1):
-        if not line.strip():
-            continue
-        name, sep, raw = line.partition("=")
-        name, raw = name.strip(), raw.strip()
-        if not sep or not name or not raw:
-            raise forms.ValidationError(f"Line {number} ('{line.strip()}') is not name=value.")
-        if name in out:
-            raise forms.ValidationError(f"'{name}' is given twice.")
-        value = _scalar(raw)
-        if numbers and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise forms.ValidationError(f"'{name}' must be a number, not '{raw}'.")
-        out[name] = value
-    return out
-
-
 class EvidenceForm(forms.Form):
     """An evaluation report for a proposed version, from the change page: a JSON file in the
     evidence API's shape, or the metrics typed in. Both reach ``evidence_attach``."""
@@ -343,17 +307,16 @@ class EvidenceForm(forms.Form):
         return bool(self.is_bound and self.files.get(self.add_prefix("report")))
 
     def clean_metrics(self) -> dict[str, Any]:
-        return _pairs(self.cleaned_data.get("metrics", ""), numbers=True)
+        return name_values(self.cleaned_data.get("metrics", ""), values="number")
 
     def clean_safety(self) -> dict[str, Any]:
-        return _pairs(self.cleaned_data.get("safety", ""), numbers=True)
+        return name_values(self.cleaned_data.get("safety", ""), values="number")
 
     def clean_bias(self) -> dict[str, Any]:
-        return _pairs(self.cleaned_data.get("bias", ""), numbers=False)
+        return name_values(self.cleaned_data.get("bias", ""), values="typed")
 
     def clean_test_run_ids(self) -> list[str]:
-        raw = self.cleaned_data.get("test_run_ids", "")
-        return [t.strip() for line in raw.splitlines() for t in line.split(",") if t.strip()]
+        return entries(self.cleaned_data.get("test_run_ids", ""))
 
     def _file_body(self, upload: Any) -> dict[str, Any] | None:
         """The uploaded report in the evidence API's shape (checked by the API's serializer)."""

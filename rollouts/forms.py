@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from governance.kernel.forms import TEXTAREA, PasswordMixin, lines
+from governance.kernel.forms import TEXTAREA, PasswordMixin, entries, lines
 from rollouts.choices import BUCKETS, CANARY_DEFAULT_STEPS, PromotionTarget, RolloutStrategy
 
 #: A weight of BUCKETS is 100%: one percent is this many buckets.
@@ -94,7 +94,7 @@ class RolloutForm(forms.Form):
         if strategy == RolloutStrategy.CANARY:
             data["steps_value"] = self._canary_steps(text)
         elif strategy == RolloutStrategy.TENANT:
-            waves = [[s.strip() for s in line.split(",") if s.strip()] for line in lines(text)]
+            waves = [entries(line) for line in lines(text)]
             data["steps_value"] = waves or None
         else:
             data["steps_value"] = None
@@ -102,7 +102,7 @@ class RolloutForm(forms.Form):
         return data
 
     def _canary_steps(self, text: str) -> list[int] | None:
-        parts = [p.strip().rstrip("%") for p in text.replace("\n", ",").split(",") if p.strip()]
+        parts = [p.rstrip("%") for p in entries(text)]
         if not parts:
             return None
         weights = []
