@@ -52,6 +52,11 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_words(name: str) -> list[str]:
+    """A list split on commas or whitespace (secrets never contain either)."""
+    return os.environ.get(name, "").replace(",", " ").split()
+
+
 # --- Mode -------------------------------------------------------------------
 GOVERNANCE_ENV = env_str("GOVERNANCE_ENV", "development")
 if GOVERNANCE_ENV not in {"development", "production"}:
@@ -65,6 +70,9 @@ _DEV_SECRET = "dev-insecure-secret-key-do-not-use-in-production-0123456789abcdef
 SECRET_KEY = env_str("SECRET_KEY", "" if PRODUCTION else _DEV_SECRET)
 if PRODUCTION and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET):
     raise ImproperlyConfigured("SECRET_KEY must be set to a real secret in production")
+# Old secrets still accepted when checking (never when making) sessions' auth hashes, the
+# messages cookie and django.core.signing values: a rotation logs nobody out (docs/recovery.md).
+SECRET_KEY_FALLBACKS = env_words("SECRET_KEY_FALLBACKS")
 
 DEBUG = env_bool("DEBUG", default=not PRODUCTION)
 if PRODUCTION and DEBUG:
