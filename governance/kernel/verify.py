@@ -12,6 +12,10 @@ signature are checked at its size; entries past the newest checkpoint (or all
 entries, with ``all_signatures``) have their own Ed25519 signature checked. A
 Merkle leaf commits to the entry hash, the key id and the signature, so a
 checkpoint proves the signatures of every entry it covers as well.
+
+A revoked key (``revoked``: key id -> revocation time, in the headers' ISO format) stays
+valid for what it signed before its revocation; an entry or checkpoint it signed later
+(by the signed time) is a failure.
 """
 
 from __future__ import annotations
@@ -158,6 +162,21 @@ class _WalkPlan:
     extra_check: Callable[[Entry], str | None] | None = None
     progress: Callable[[int], None] | None = None
     progress_every: int = 10_000
+    revoked: dict[str, str] | None = None
+
+
+def _signed_time(header: bytes) -> str:
+    """The ``time`` a signed header names (the last key but ``v`` in RFC 8785 order)."""
+    found = header.rfind(b'"time":"')
+    end = header.find(b'"', found + 8)
+    return header[found + 8 : end].decode("ascii", "replace") if found >= 0 else ""
+
+
+def _revocation_problem(kid: str, signed_time: str, revoked: dict[str, str]) -> str | None:
+    when = revoked.get(kid)
+    if when is not None and signed_time > when:
+        return f"signed by key {kid} at {signed_time}, after its revocation at {when}"
+    return None
 
 
 def _start_prev_of(first: Entry) -> str:
@@ -181,6 +200,7 @@ def _walk(entries: Iterable[Entry], keys: dict[str, Ed25519PublicKey], plan: _Wa
     # The plan, bound to local names once: the loop below reads them for every entry.
     covered, all_signatures, collect_leaves = plan.covered, plan.all_signatures, plan.collect_leaves
     extra_check, progress, progress_every = plan.extra_check, plan.progress, plan.progress_every
+    revoked = plan.revoked or {}
     sha256 = hashlib.sha256
     signature_format = _SIGNATURE.fullmatch
     check_sigs = not plan.chain_only
@@ -212,6 +232,10 @@ def _walk(entries: Iterable[Entry], keys: dict[str, Ed25519PublicKey], plan: _Wa
             if check_sigs:
                 if kid not in keys:
                     raise VerificationFailed(seq, f"signed by unknown key {kid!r}")
+                if revoked and kid in revoked:
+                    late = _revocation_problem(kid, _signed_time(header), revoked)
+                    if late:
+                        raise VerificationFailed(seq, late)
                 if all_signatures or seq > covered:
                     # Entries under a checkpoint need no check here: their leaf commits to the
                     # signature text, so any change to it changes the checkpoint's root.
@@ -268,6 +292,16 @@ def _check_tree(
     result.root_hash = (prefix_root(levels, size) if size else EMPTY_ROOT).hex()
 
 
+def _check_revoked_checkpoints(
+    checkpoints: Sequence[CheckpointRecord], revoked: dict[str, str] | None
+) -> None:
+    """A checkpoint signed by a revoked key after its revocation is a failure."""
+    for cp in sorted(checkpoints, key=lambda c: c.tree_size):
+        late = _revocation_problem(cp.key_id, cp.time, revoked or {})
+        if late:
+            raise VerificationFailed(cp.tree_size, f"checkpoint at size {cp.tree_size}: {late}")
+
+
 def _covered(checkpoints: Sequence[CheckpointRecord], kept: Sequence[CheckpointRecord]) -> int:
     return max((c.tree_size for c in [*checkpoints, *kept]), default=0)
 
@@ -285,6 +319,7 @@ def verify_entries(  # noqa: PLR0913 - keyword-only public API: each is a docume
     extra_check: Callable[[Entry], str | None] | None = None,
     progress: Callable[[int], None] | None = None,
     progress_every: int = 10_000,
+    revoked: dict[str, str] | None = None,
 ) -> Result:
     """Check a run of entries in this process; see the module docstring. Returns, never raises.
 
@@ -305,10 +340,12 @@ def verify_entries(  # noqa: PLR0913 - keyword-only public API: each is a docume
             extra_check=extra_check,
             progress=progress,
             progress_every=progress_every,
+            revoked=revoked,
         )
         walk = _walk(entries, keys, plan)
         result = walk.result
         if result.ok and rebuild:
+            _check_revoked_checkpoints([*checkpoints, *kept_checkpoints], revoked)
             _check_tree(result, walk.leaves, checkpoints, kept_checkpoints, keys)
     except VerificationFailed as failure:
         return Result(False, 0, failure.seq, failure.reason)
@@ -364,15 +401,17 @@ def _check_checkpoint(
 # --- bundles -------------------------------------------------------------------
 
 
-def write_bundle(
+def write_bundle(  # noqa: PLR0913 - keyword-only public API: each is a documented option
     out: IO[bytes],
     *,
     entries: Iterable[Entry],
     public_keys: dict[str, str],
     checkpoints: Sequence[CheckpointRecord],
     meta: dict[str, object],
+    revoked: dict[str, str] | None = None,
 ) -> int:
-    """First line: JSON metadata (keys, checkpoints). Then one tab-separated line per entry.
+    """First line: JSON metadata (keys, with a revoked key's ``status`` and ``revoked_at``;
+    checkpoints). Then one tab-separated line per entry.
 
     RFC 8785 JSON never contains a raw tab or newline, so the canonical bytes go in verbatim.
     """
@@ -380,7 +419,9 @@ def write_bundle(
         "format": BUNDLE_FORMAT,
         **meta,
         "keys": [
-            {"kid": k, "algorithm": "ed25519", "public_key": v} for k, v in public_keys.items()
+            {"kid": k, "algorithm": "ed25519", "public_key": v}
+            | ({"status": "revoked", "revoked_at": revoked[k]} if revoked and k in revoked else {})
+            for k, v in public_keys.items()
         ],
         "checkpoints": [c.as_json() for c in checkpoints],
     }
@@ -429,9 +470,14 @@ def read_bundle(handle: IO[bytes]) -> tuple[dict[str, Any], Iterator[Entry]]:
 
 def _bundle_meta(
     head: dict[str, Any], trusted_keys: set[str] | None
-) -> tuple[dict[str, str], list[CheckpointRecord]]:
+) -> tuple[dict[str, str], list[CheckpointRecord], dict[str, str]]:
     try:
         keys = {str(k["kid"]): str(k["public_key"]) for k in head.get("keys", [])}
+        revoked = {
+            str(k["kid"]): str(k["revoked_at"])
+            for k in head.get("keys", [])
+            if k.get("status") == "revoked" or k.get("revoked_at")
+        }
         checkpoints = [CheckpointRecord.from_json(c) for c in head.get("checkpoints", [])]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise VerificationFailed(None, f"bundle metadata is malformed: {exc}") from None
@@ -443,7 +489,7 @@ def _bundle_meta(
                 raise VerificationFailed(None, f"key id {kid} does not match its public key")
         except ValueError:
             raise VerificationFailed(None, f"public key {kid} is malformed") from None
-    return keys, checkpoints
+    return keys, checkpoints, revoked
 
 
 def verify_bundle(
@@ -456,13 +502,14 @@ def verify_bundle(
     """Verify a bundle from an open file, in this process."""
     try:
         head, entries = read_bundle(handle)
-        keys, checkpoints = _bundle_meta(head, trusted_keys)
+        keys, checkpoints, revoked = _bundle_meta(head, trusted_keys)
         return verify_entries(
             entries,
             public_keys=keys,
             checkpoints=checkpoints,
             kept_checkpoints=kept,
             all_signatures=all_signatures,
+            revoked=revoked,
         )
     except VerificationFailed as failure:
         return Result(False, 0, failure.seq, failure.reason)
@@ -485,6 +532,7 @@ class _Share:
     covered: int
     all_signatures: bool
     is_first: bool
+    revoked: dict[str, str]
 
 
 def _verify_share(share: _Share) -> tuple[Result, int, str, str, int, bytes]:
@@ -514,6 +562,7 @@ def _verify_share(share: _Share) -> tuple[Result, int, str, str, int, bytes]:
                 collect_leaves=True,
                 start_seq=1 if is_first else None,
                 start_prev=GENESIS_HASH if is_first else None,
+                revoked=share.revoked,
             )
             walk = _walk(_parse_lines(lines(), first_line), keys, plan)
     except VerificationFailed as failure:
@@ -553,7 +602,7 @@ def verify_bundle_file(  # noqa: PLR0913 - keyword-only public API: each is a do
             data_start = handle.tell()
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
-        keys, checkpoints = _bundle_meta(head, trusted_keys)
+        keys, checkpoints, revoked = _bundle_meta(head, trusted_keys)
     except VerificationFailed as failure:
         return Result(False, 0, failure.seq, failure.reason)
     if workers <= 1 or size - data_start < min_parallel_bytes:
@@ -570,7 +619,8 @@ def verify_bundle_file(  # noqa: PLR0913 - keyword-only public API: each is a do
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
         futures = [
             pool.submit(
-                _verify_share, _Share(path, a, b, keys, covered, all_signatures, is_first=i == 0)
+                _verify_share,
+                _Share(path, a, b, keys, covered, all_signatures, is_first=i == 0, revoked=revoked),
             )
             for i, (a, b) in enumerate(bounds)
         ]
@@ -601,6 +651,7 @@ def verify_bundle_file(  # noqa: PLR0913 - keyword-only public API: each is a do
         leaves.extend(blob[i : i + 32] for i in range(0, len(blob), 32))
         expected_seq, expected_prev = next_seq, last_hash
     try:
+        _check_revoked_checkpoints([*checkpoints, *kept], revoked)
         _check_tree(total, leaves, checkpoints, kept, _load_keys(keys))
     except VerificationFailed as failure:
         return Result(False, total.checked, failure.seq, failure.reason)

@@ -127,6 +127,7 @@ class SigningKey(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         RETIRED = "retired", "Retired"
+        REVOKED = "revoked", "Revoked"
 
     kid = models.CharField(max_length=32, primary_key=True)
     algorithm = models.CharField(max_length=16, default="ed25519")
@@ -134,6 +135,9 @@ class SigningKey(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(default=timezone.now)
     retired_at = models.DateTimeField(null=True, blank=True)
+    # A compromised key: what it signed after this moment fails verification.
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["created_at"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -46,6 +47,16 @@ def entries_from(from_seq: int = 1, upto: int | None = None) -> Iterator[Entry]:
 
 def public_keys() -> dict[str, str]:
     return dict(SigningKey.objects.values_list("kid", "public_key"))
+
+
+def revoked_keys() -> dict[str, str]:
+    """Revoked key ids and when (the signed headers' time format): what they signed later fails."""
+    rows = SigningKey.objects.filter(revoked_at__isnull=False).values_list("kid", "revoked_at")
+    return {
+        kid: moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for kid, moment in rows
+        if moment is not None
+    }
 
 
 def log_size() -> int:

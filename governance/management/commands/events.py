@@ -57,6 +57,7 @@ class Command(ActionCommand):
                 out,
                 entries=selectors.entries_from(1, upto=size),
                 public_keys=selectors.public_keys(),
+                revoked=selectors.revoked_keys(),
                 checkpoints=checkpoints,
                 meta={"exported_at": timezone.now().isoformat(), "size": size},
             )

@@ -1,4 +1,4 @@
-"""``manage.py keys generate|list|rotate``: the Ed25519 keys that sign the log."""
+"""``manage.py keys generate|list|rotate|revoke``: the Ed25519 keys that sign the log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.core.management.base import CommandError, CommandParser
 from governance.kernel.commands import ActionCommand
 from governance.kernel.events import keys as keystore
 from governance.kernel.events.models import SigningKey
-from governance.kernel.events.services import key_generate, key_rotate
+from governance.kernel.events.services import key_generate, key_revoke, key_rotate
 
 
 class Command(ActionCommand):
@@ -28,6 +28,13 @@ class Command(ActionCommand):
         sub.add_parser(
             "rotate", help="Activate a new key; the rotation event is signed by the old one."
         )
+        revoke = sub.add_parser(
+            "revoke",
+            help="Revoke a compromised (not active: rotate first) key; "
+            "what it signs from now on fails verification.",
+        )
+        revoke.add_argument("kid", metavar="KID")
+        revoke.add_argument("--reason", required=True, help="why (recorded in the event)")
 
     def do_generate(self, options: dict[str, Any]) -> None:
         active = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
@@ -45,6 +52,8 @@ class Command(ActionCommand):
         for key in keys:
             here = "private key here" if key.kid in held else "private key absent"
             retired = f" retired {key.retired_at:%Y-%m-%d %H:%M}" if key.retired_at else ""
+            if key.revoked_at:
+                retired += f" revoked {key.revoked_at:%Y-%m-%d %H:%M}"
             self.stdout.write(
                 f"{key.kid}\t{key.status}\t{key.created_at:%Y-%m-%d %H:%M}{retired}\t{here}\t{key.public_key}"
             )
@@ -52,3 +61,10 @@ class Command(ActionCommand):
     def do_rotate(self, _options: dict[str, Any]) -> None:
         key = key_rotate(actor=None)
         self.stdout.write(f"Rotated: {key.kid} is now active")
+
+    def do_revoke(self, options: dict[str, Any]) -> None:
+        key = key_revoke(kid=options["kid"], reason=options["reason"], actor=None)
+        self.stdout.write(
+            f"Revoked: {key.kid} at {key.revoked_at:%Y-%m-%dT%H:%M:%SZ}; "
+            "what it signs from now on fails verification"
+        )

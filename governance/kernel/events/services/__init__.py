@@ -22,6 +22,7 @@ from governance.kernel.events.services.appending import (
     events_record,
     iso_time,
     key_generate,
+    key_revoke,
     key_rotate,
 )
 from governance.kernel.events.services.checkpoints import checkpoint_create, checkpoint_record
@@ -52,6 +53,7 @@ __all__ = [
     "events_record",
     "iso_time",
     "key_generate",
+    "key_revoke",
     "key_rotate",
     "verification_execute",
     "verification_start",

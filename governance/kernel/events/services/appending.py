@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from governance.kernel.errors import DomainError
+from governance.kernel.errors import Conflict, DomainError, NotFound
 from governance.kernel.events import deferral, generation
 from governance.kernel.events import keys as keystore
 from governance.kernel.events.context import current_channel
@@ -30,6 +30,7 @@ from governance.kernel.events.models import (
     EventChainHead,
     SigningKey,
 )
+from governance.kernel.inputs import clean_text
 
 log = logging.getLogger("governance.kernel.events.services")
 
@@ -346,3 +347,30 @@ def key_rotate(*, actor: Any | None) -> SigningKey:
     new = SigningKey.objects.create(kid=kid, public_key=pub, status=SigningKey.Status.ACTIVE)
     EventChainHead.objects.filter(pk=1).update(key_id=kid)  # appends sign with it from now on
     return new
+
+
+@transaction.atomic
+def key_revoke(*, kid: str, reason: str, actor: Any | None) -> SigningKey:
+    """Revoke a compromised key: what it signs after now fails verification; what it signed before
+    stays valid. The active key is refused: rotate first (``keys rotate``), then revoke the old one."""
+    reason = clean_text(reason, "reason", limit=500)
+    key = SigningKey.objects.select_for_update().filter(kid=str(kid).strip()).first()
+    if key is None:
+        raise NotFound(f"No signing key '{kid}'.", field="kid")
+    if key.status == SigningKey.Status.ACTIVE:
+        raise Conflict(
+            f"Key {key.kid} is the active key: run `keys rotate` first, then revoke it.",
+            field="kid",
+        )
+    if key.status == SigningKey.Status.REVOKED:
+        raise Conflict(f"Key {key.kid} was already revoked at {key.revoked_at}.", field="kid")
+    now = timezone.now()
+    key.status, key.revoked_at, key.revoke_reason = SigningKey.Status.REVOKED, now, reason
+    key.save(update_fields=["status", "revoked_at", "revoke_reason"])
+    event_record(
+        kind=EventKind.SIGNING_KEY_REVOKED,
+        actor=actor,
+        subject=("governance.signingkey", key.kid, key.kid),
+        payload={"kid": key.kid, "revoked_at": iso_time(now), "reason": reason},
+    )
+    return key

@@ -401,6 +401,7 @@ def verify_database(
         extra_check=extra_check,
         progress=progress,
         progress_every=progress_every,
+        revoked=selectors.revoked_keys(),
     )
 
 
