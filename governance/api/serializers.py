@@ -86,7 +86,15 @@ CheckpointSerializer._declared_fields["root"] = serializers.CharField(help_text=
 class SigningKeySerializer(serializers.ModelSerializer[SigningKey]):
     class Meta:
         model = SigningKey
-        fields = ["kid", "algorithm", "public_key", "status", "created_at", "retired_at", "revoked_at"]
+        fields = [
+            "kid",
+            "algorithm",
+            "public_key",
+            "status",
+            "created_at",
+            "retired_at",
+            "revoked_at",
+        ]
 
 
 class InclusionProofSerializer(serializers.Serializer[Any]):

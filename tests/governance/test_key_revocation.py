@@ -81,6 +81,7 @@ def test_revoking_marks_the_key_and_appends_a_signed_event(rotated):
     old, new = rotated
     key = key_revoke(kid=old.kid, reason="  laptop stolen ", actor=None)
     stored = SigningKey.objects.get(kid=old.kid)
+    assert stored.revoked_at is not None
     assert stored.status == SigningKey.Status.REVOKED
     assert stored.revoked_at == key.revoked_at
     assert stored.revoke_reason == "laptop stolen"
@@ -161,7 +162,9 @@ def test_an_entry_signed_after_revocation_fails_everywhere(rotated, tmp_path):
     head = json.loads(bundle.read_bytes().splitlines()[0])
     revoked = [k for k in head["keys"] if k["kid"] == old.kid]
     assert revoked[0]["status"] == "revoked"
-    assert revoked[0]["revoked_at"] == iso_time(SigningKey.objects.get(kid=old.kid).revoked_at)
+    revoked_at = SigningKey.objects.get(kid=old.kid).revoked_at
+    assert revoked_at is not None
+    assert revoked[0]["revoked_at"] == iso_time(revoked_at)
     proc = run_offline_verifier(str(bundle))
     assert proc.returncode == 1
     assert f"FAILED at seq {forged.seq}: signed by key {old.kid}" in proc.stderr
