@@ -6,10 +6,14 @@ publish`` keeps working); a test module that needs one imports it from here."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import timedelta
+from itertools import count
 from typing import Any
 
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from accounts.models import Tenant, User
@@ -17,8 +21,12 @@ from registry import services as registry
 from registry.choices import ArtifactClass as ArtifactClassSlug
 from registry.models import Artifact, ArtifactClass, Version
 from reviews import services as reviews
-from reviews.choices import ChangeStatus, CheckStatus
+from reviews.choices import ChangeStatus, CheckKind, CheckStatus, RolloutStrategy
 from reviews.models import ChangeRequest, CheckRun
+from reviews.waivers import services as waivers
+from reviews.waivers.models import Waiver
+from rollouts.choices import RolloutState
+from rollouts.models import Rollout
 
 
 class TenantFactory(DjangoModelFactory):
@@ -148,3 +156,75 @@ def promoted_change(
     )
     assert change.status == ChangeStatus.PROMOTED
     return change
+
+
+def submitted_change(
+    people: dict[str, Any],
+    *versions: Version,
+    title: str = "Tune the prompt",
+    rollback_plan: str = "Roll back.",
+    author: str = "author",
+) -> ChangeRequest:
+    """Open a change proposing ``versions`` without evidence, submit it and run its checks
+    (so the offline evaluation fails): ``people[author]`` opens it."""
+    change = reviews.change_create(
+        tenant=versions[0].artifact.tenant,
+        actor=people[author],
+        title=title,
+        rollback_plan=rollback_plan,
+        proposed=list(versions),
+    )
+    change = reviews.change_submit(change=change, actor=people[author])
+    run_pending_checks(change)
+    return change
+
+
+# --- rows for pages that only read: how they got there does not matter --------------------------
+
+#: Numbers for changes and rollouts made as rows, far above what the numbering service gives.
+_row_numbers = count(50_000)
+
+
+def change_row(tenant: Tenant, author: User, **fields: Any) -> ChangeRequest:
+    """A change request as a row (in review, waiting for reviewer and administrator unless
+    ``fields`` say otherwise), for pages and selectors that only read."""
+    fields.setdefault("status", ChangeStatus.IN_REVIEW)
+    fields.setdefault("requirements", ["reviewer", "administrator"])
+    return ChangeRequest.objects.create(
+        tenant=tenant,
+        year=2026,
+        number=next(_row_numbers),
+        change_type="prompt",
+        title="A change",
+        rollback_plan="Roll back.",
+        author=author,
+        **fields,
+    )
+
+
+def rollout_row(tenant: Tenant, author: User, **fields: Any) -> Rollout:
+    """A rollout as a row, of a promoted change made as a row: by default a tenant rollout
+    progressing at its first of three waves, started a day ago."""
+    change = change_row(tenant, author, status=ChangeStatus.PROMOTED, promoted_at=timezone.now())
+    fields.setdefault("strategy", RolloutStrategy.TENANT)
+    fields.setdefault("state", RolloutState.PROGRESSING)
+    fields.setdefault("steps", [1, 2, 3])
+    fields.setdefault("step", 1)
+    fields.setdefault("started_at", timezone.now() - timedelta(days=1))
+    return Rollout.objects.create(
+        tenant=tenant, change=change, number=next(_row_numbers), salt=uuid.uuid4().hex, **fields
+    )
+
+
+def grant_waiver(
+    tenant: Tenant, actor: User, owner: User, *, expires_in: timedelta, **kw: Any
+) -> Waiver:
+    """A waiver granted through the service, expiring ``expires_in`` from now; ``kw`` gives its
+    scope (``change=`` or ``artifacts=``) and may replace the defaults (the offline evaluation,
+    terms "j" and "m")."""
+    kw.setdefault("check_kind", CheckKind.OFFLINE_EVALUATION)
+    kw.setdefault("justification", "j")
+    kw.setdefault("mitigation", "m")
+    return waivers.waiver_grant(
+        tenant=tenant, actor=actor, owner=owner, expires_at=timezone.now() + expires_in, **kw
+    )

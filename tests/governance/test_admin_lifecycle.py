@@ -5,12 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.utils import timezone
-
 from registry import services as registry
 from registry.models import Artifact
-from reviews.choices import CheckKind
-from reviews.waivers import services
+from tests.factories import grant_waiver
 from tests.reviews.conftest import open_change, people, prompt, prompt_v1, prompt_v2
 
 __all__ = ["open_change", "people", "prompt", "prompt_v1", "prompt_v2"]  # fixtures used here
@@ -24,14 +21,11 @@ def test_admin_lists_lifecycle_records_read_only(
     prompt_v1: Any,
     prompt_v2: Any,
 ) -> None:
-    waiver = services.waiver_grant(
-        tenant=acme,
-        actor=people["admin"],
-        check_kind=CheckKind.OFFLINE_EVALUATION,
-        owner=people["reviewer"],
-        justification="j",
-        mitigation="m",
-        expires_at=timezone.now() + timedelta(days=3),
+    waiver = grant_waiver(
+        acme,
+        people["admin"],
+        people["reviewer"],
+        expires_in=timedelta(days=3),
         change=open_change(prompt_v1),
     )
     Artifact.objects.filter(pk=prompt_v2.artifact_id).update(active_version=prompt_v2)

@@ -13,13 +13,6 @@ from governance.views import FEED_PAGE_SIZE
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def root(make_user):
-    user = make_user("root")
-    accounts.role_grant(user=user, role="administrator", tenant=None, actor=None)
-    return user
-
-
 def rows_in(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'<td><a href="/governance/events/(\d+)/">', html)]
 

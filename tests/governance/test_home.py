@@ -4,25 +4,22 @@ tenant one does not belong to, role labels, and a query count fixed whatever the
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import timedelta
 from itertools import count
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts import services as accounts
 from reviews import services as reviews
-from reviews.choices import ChangeStatus, CheckKind, Decision, RolloutStrategy
+from reviews.choices import ChangeStatus, Decision, RolloutStrategy
 from reviews.models import Approval, ChangeRequest
 from reviews.waivers import services as waivers
 from rollouts.choices import RolloutState
-from rollouts.models import Rollout
-from tests.factories import approved_change, run_pending_checks
+from tests import factories
+from tests.factories import approved_change, grant_waiver, rollout_row, submitted_change
+from tests.pages import page_queries
 from tests.reviews.conftest import PINS, make_artifact, people, prompt, publish
 
 __all__ = ["people", "prompt"]  # fixtures used here
@@ -34,32 +31,9 @@ _numbers = count(5000)
 
 
 def change_row(tenant: Any, author: Any, **fields: Any) -> ChangeRequest:
-    """A change request as a row: the home page only reads, so how it got there does not matter."""
-    fields.setdefault("status", ChangeStatus.IN_REVIEW)
-    fields.setdefault("requirements", ["reviewer", "administrator"])
+    """A change request as a row, submitted now unless ``fields`` say otherwise."""
     fields.setdefault("submitted_at", timezone.now())
-    return ChangeRequest.objects.create(
-        tenant=tenant,
-        year=2026,
-        number=next(_numbers),
-        change_type="prompt",
-        title="A change",
-        rollback_plan="Roll back.",
-        author=author,
-        **fields,
-    )
-
-
-def rollout_row(tenant: Any, author: Any, **fields: Any) -> Rollout:
-    change = change_row(tenant, author, status=ChangeStatus.PROMOTED, promoted_at=timezone.now())
-    fields.setdefault("strategy", RolloutStrategy.TENANT)
-    fields.setdefault("state", RolloutState.PROGRESSING)
-    fields.setdefault("steps", [1, 2, 3])
-    fields.setdefault("step", 1)
-    fields.setdefault("started_at", timezone.now() - DAY)
-    return Rollout.objects.create(
-        tenant=tenant, change=change, number=next(_numbers), salt=uuid.uuid4().hex, **fields
-    )
+    return factories.change_row(tenant, author, **fields)
 
 
 def postmortem_row(tenant: Any, author: Any, due_in: timedelta) -> ChangeRequest:
@@ -95,13 +69,6 @@ def counted(html: str, name: str) -> int:
 
 def listed(html: str, name: str, attribute: str = "data-change") -> list[str]:
     return re.findall(rf'<li {attribute}="([^"]+)"', section(html, name))
-
-
-@pytest.fixture
-def root(make_user: Any) -> Any:
-    user = make_user("root")
-    accounts.role_grant(user=user, role="administrator", tenant=None, actor=None)
-    return user
 
 
 @pytest.fixture
@@ -153,15 +120,9 @@ def test_my_blocked_changes_say_why_with_the_link_that_fixes_it(
     client: Client, people: dict[str, Any], prompt: Any
 ) -> None:
     version = publish(prompt, impact="major", text="Qualify {{ customer }}.", metadata=PINS)
-    change = reviews.change_create(
-        tenant=prompt.tenant,
-        actor=people["author"],
-        title="No evidence yet",
-        rollback_plan="Roll back.",
-        proposed=[version],
-    )
-    change = reviews.change_submit(change=change, actor=people["author"])
-    run_pending_checks(change)  # offline evaluation fails: no evidence attached
+    change = submitted_change(
+        people, version, title="No evidence yet"
+    )  # offline evaluation fails: no evidence attached
     rejected = change_row(prompt.tenant, people["author"], status=ChangeStatus.REJECTED)
     change_row(prompt.tenant, people["reviewer"])  # someone else's: not mine to fix
     html = home(client, people["author"])
@@ -184,15 +145,7 @@ def test_a_check_evidence_cannot_fix_links_to_its_row_on_the_change_page(
     client: Client, people: dict[str, Any], prompt: Any
 ) -> None:
     version = publish(prompt, impact="major", text="Qualify {{ customer }}.")  # no pinned model
-    change = reviews.change_create(
-        tenant=prompt.tenant,
-        actor=people["author"],
-        title="Unpinned",
-        rollback_plan="Roll back.",
-        proposed=[version],
-    )
-    change = reviews.change_submit(change=change, actor=people["author"])
-    run_pending_checks(change)
+    change = submitted_change(people, version, title="Unpinned")
     blocked = section(home(client, people["author"]), "blocked")
     assert (
         f'href="{change.get_absolute_url()}#check-model_pins">'
@@ -204,24 +157,9 @@ def test_a_waived_failure_does_not_block_and_a_lapsed_waiver_says_so(
     client: Client, people: dict[str, Any], prompt: Any
 ) -> None:
     version = publish(prompt, impact="major", text="Qualify {{ customer }}.", metadata=PINS)
-    change = reviews.change_create(
-        tenant=prompt.tenant,
-        actor=people["author"],
-        title="Waived",
-        rollback_plan="Roll back.",
-        proposed=[version],
-    )
-    change = reviews.change_submit(change=change, actor=people["author"])
-    run_pending_checks(change)
-    waiver = waivers.waiver_grant(
-        tenant=prompt.tenant,
-        actor=people["admin"],
-        check_kind=CheckKind.OFFLINE_EVALUATION,
-        owner=people["reviewer"],
-        justification="j",
-        mitigation="m",
-        expires_at=timezone.now() + 30 * DAY,
-        artifacts=[prompt],
+    submitted_change(people, version, title="Waived")
+    waiver = grant_waiver(
+        prompt.tenant, people["admin"], people["reviewer"], expires_in=30 * DAY, artifacts=[prompt]
     )
     blocked = section(home(client, people["author"]), "blocked")
     assert "Offline evaluation failed" not in blocked
@@ -268,27 +206,9 @@ def test_rollouts_needing_a_decision_go_to_their_administrators(
 def test_waivers_expiring_soon_for_who_granted_owns_or_is_excused_by_them(
     client: Client, people: dict[str, Any], prompt: Any, globex: Any
 ) -> None:
-    now = timezone.now()
-    soon = waivers.waiver_grant(
-        tenant=prompt.tenant,
-        actor=people["admin"],
-        check_kind=CheckKind.OFFLINE_EVALUATION,
-        owner=people["privacy"],
-        justification="j",
-        mitigation="m",
-        expires_at=now + 3 * DAY,
-        artifacts=[prompt],
-    )
-    waivers.waiver_grant(
-        tenant=prompt.tenant,
-        actor=people["admin"],
-        check_kind=CheckKind.OFFLINE_EVALUATION,
-        owner=people["privacy"],
-        justification="j",
-        mitigation="m",
-        expires_at=now + 30 * DAY,
-        artifacts=[prompt],
-    )
+    admin, owner = people["admin"], people["privacy"]
+    soon = grant_waiver(prompt.tenant, admin, owner, expires_in=3 * DAY, artifacts=[prompt])
+    grant_waiver(prompt.tenant, admin, owner, expires_in=30 * DAY, artifacts=[prompt])
     for who in ("admin", "privacy"):  # granted it, owns it
         html = home(client, people[who])
         assert listed(html, "waivers", "data-waiver") == [soon.reference], who
@@ -349,30 +269,19 @@ def test_roles_show_their_labels(client: Client, people: dict[str, Any]) -> None
 
 
 def _build(acme: Any, people: dict[str, Any], prompt: Any, n: int) -> None:
-    now = timezone.now()
     for _ in range(n):
         change_row(acme, people["author"])  # waiting for the admin, blocked for the author
         change_row(acme, people["author"], status=ChangeStatus.APPROVED, requirements=[])
         change_row(acme, people["admin"], status=ChangeStatus.REJECTED)
         rollout_row(acme, people["author"], state=RolloutState.PAUSED)
         postmortem_row(acme, people["admin"], -DAY)
-        waivers.waiver_grant(
-            tenant=acme,
-            actor=people["admin"],
-            check_kind=CheckKind.OFFLINE_EVALUATION,
-            owner=people["reviewer"],
-            justification="j",
-            mitigation="m",
-            expires_at=now + 2 * DAY,
+        grant_waiver(
+            acme,
+            people["admin"],
+            people["reviewer"],
+            expires_in=2 * DAY,
             artifacts=[make_artifact(acme, "prompt", f"a{next(_numbers)}")],
         )
-
-
-def _queries(client: Client) -> tuple[int, str]:
-    with CaptureQueriesContext(connection) as ctx:
-        response = client.get("/")
-    assert response.status_code == 200
-    return len(ctx.captured_queries), response.content.decode()
 
 
 def test_the_query_count_does_not_grow_with_the_rows(
@@ -380,7 +289,7 @@ def test_the_query_count_does_not_grow_with_the_rows(
 ) -> None:
     client.force_login(people["admin"])
     _build(acme, people, prompt, 1)
-    few, html = _queries(client)
+    few, html = page_queries(client, "/")
     assert [counted(html, s) for s in ("waiting", "blocked", "promote", "rollouts", "waivers")] == [
         1,
         1,
@@ -389,7 +298,7 @@ def test_the_query_count_does_not_grow_with_the_rows(
         1,
     ]
     _build(acme, people, prompt, 6)
-    many, html = _queries(client)
+    many, html = page_queries(client, "/")
     assert counted(html, "waiting") == 7
     assert counted(html, "blocked") == 7
     assert counted(html, "promote") == 7

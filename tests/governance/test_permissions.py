@@ -11,7 +11,6 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.utils import timezone
 
-from accounts import services as accounts
 from governance.kernel import permissions as kernel_permissions
 from governance.kernel.errors import Forbidden
 from governance.kernel.events.models import Checkpoint, Event, VerificationRun
@@ -21,18 +20,12 @@ from reviews.choices import CheckKind
 from reviews.waivers import permissions
 from reviews.waivers import services as waivers
 from reviews.waivers.models import Waiver
+from tests.factories import grant_waiver
 from tests.reviews.conftest import open_change, people, prompt, prompt_v1
 
 __all__ = ["open_change", "people", "prompt", "prompt_v1"]  # fixtures used here
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def root(make_user: Any) -> Any:
-    user = make_user("root")
-    accounts.role_grant(user=user, role="administrator", tenant=None, actor=None)
-    return user
 
 
 @pytest.fixture
@@ -42,15 +35,7 @@ def change(open_change: Any, prompt_v1: Any) -> Any:
 
 def _grant(tenant: Any, actor: Any, owner: Any, **kw: Any) -> Waiver:
     kw.setdefault("check_kind", CheckKind.POLICY)
-    return waivers.waiver_grant(
-        tenant=tenant,
-        actor=actor,
-        owner=owner,
-        justification="j",
-        mitigation="m",
-        expires_at=timezone.now() + timedelta(days=5),
-        **kw,
-    )
+    return grant_waiver(tenant, actor, owner, expires_in=timedelta(days=5), **kw)
 
 
 # --- verification and checkpoints: the service is the enforcement point --------------------

@@ -8,19 +8,19 @@ from itertools import count
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services as accounts
 from governance.kernel.events.services import checkpoint_create
 from registry.models import Deprecation, VersionUsage
 from reviews.choices import ChangeStatus, CheckKind, Decision
-from reviews.models import Approval, ChangeRequest
+from reviews.models import Approval
 from reviews.waivers import services
 from reviews.waivers.models import Waiver
 from tests.charts import bars, chart_svg, y_labels
+from tests.factories import change_row
+from tests.pages import page_queries
 from tests.reviews.conftest import make_artifact, people, prompt, publish
 
 __all__ = ["people", "prompt"]  # fixtures used here
@@ -30,22 +30,6 @@ pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 _numbers = count(9000)
-
-
-def change_row(tenant: Any, author: Any, **fields: Any) -> ChangeRequest:
-    """A change request as a row: the dashboard only reads, so how it got there does not matter."""
-    fields.setdefault("status", ChangeStatus.IN_REVIEW)
-    fields.setdefault("requirements", ["reviewer", "administrator"])
-    return ChangeRequest.objects.create(
-        tenant=tenant,
-        year=2026,
-        number=next(_numbers),
-        change_type="prompt",
-        title="A change",
-        rollback_plan="Roll back.",
-        author=author,
-        **fields,
-    )
 
 
 def section(html: str, name: str) -> str:
@@ -62,13 +46,6 @@ def open_slots(html: str) -> dict[str, int]:
             r'<tr data-requirement="(\w+)"><th scope="row">[^<]+</th><td>(\d+)</td>', html
         )
     }
-
-
-@pytest.fixture
-def root(make_user: Any) -> Any:
-    user = make_user("root")
-    accounts.role_grant(user=user, role="administrator", tenant=None, actor=None)
-    return user
 
 
 def test_only_administrators_and_officers_see_it(
@@ -327,20 +304,13 @@ def _build(acme: Any, people: dict[str, Any], prompt: Any, n: int) -> None:
         VersionUsage.objects.create(version=old, consumer="bot", requests=3)
 
 
-def _dashboard_queries(client: Client) -> tuple[int, str]:
-    with CaptureQueriesContext(connection) as ctx:
-        response = client.get("/governance/readiness/")
-    assert response.status_code == 200
-    return len(ctx.captured_queries), response.content.decode()
-
-
 def test_the_query_count_does_not_grow_with_the_rows(
     client: Client, acme: Any, people: dict[str, Any], prompt: Any, django_assert_num_queries: Any
 ) -> None:
     client.force_login(people["admin"])
     n = 3
     _build(acme, people, prompt, n)
-    few, html = _dashboard_queries(client)
+    few, html = page_queries(client, "/governance/readiness/")
     assert len(bars(chart_svg(section(html, "lead-time"), "lead-chart"))) == n
     _build(acme, people, prompt, 2 * n)  # 3n in all
     with django_assert_num_queries(few):

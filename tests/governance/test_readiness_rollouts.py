@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import timedelta
-from itertools import count
 from typing import Any
 
 import pytest
@@ -14,11 +13,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from reviews.choices import ChangeStatus, RolloutStrategy
+from reviews.choices import RolloutStrategy
 from rollouts.choices import RolloutState
 from rollouts.models import Rollout
+from tests import factories
 from tests.factories import TenantFactory
-from tests.governance.test_readiness import change_row, section
+from tests.governance.test_readiness import section
 from tests.reviews.conftest import people
 
 __all__ = ["people"]  # fixtures used here
@@ -26,20 +26,15 @@ __all__ = ["people"]  # fixtures used here
 pytestmark = pytest.mark.django_db
 
 DAY = timedelta(days=1)
-_numbers = count(7000)
 
 
 def rollout_row(tenant: Any, author: Any, **fields: Any) -> Rollout:
     """A rollout as a row: the dashboard only reads, so how it got there does not matter."""
-    change = change_row(tenant, author, status=ChangeStatus.PROMOTED, promoted_at=timezone.now())
     fields.setdefault("strategy", RolloutStrategy.CANARY)
-    fields.setdefault("state", RolloutState.PROGRESSING)
     fields.setdefault("steps", [1_000, 5_000, 25_000, 50_000, 100_000])
     fields.setdefault("step", 3)
     fields.setdefault("started_at", timezone.now() - 2 * DAY)
-    return Rollout.objects.create(
-        tenant=tenant, change=change, number=next(_numbers), salt=uuid.uuid4().hex, **fields
-    )
+    return factories.rollout_row(tenant, author, **fields)
 
 
 def rows(html: str, attribute: str) -> list[str]:

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from accounts import services as accounts
 from accounts.models import Tenant
 from accounts.selectors import tenant_scoped, tenants_visible_to
 from governance.kernel.events import selectors as event_selectors
@@ -18,13 +17,6 @@ from reviews import selectors as review_selectors
 from reviews.waivers import selectors as governance_selectors
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def root(make_user: Any) -> Any:
-    user = make_user("root")
-    accounts.role_grant(user=user, role="administrator", tenant=None, actor=None)
-    return user
 
 
 def test_the_one_rule_fails_closed(acme: Tenant, globex: Tenant, make_user: Any, root: Any) -> None:

@@ -5,13 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.utils import timezone
-
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from governance.kernel.events.selectors import subject_url
-from reviews.choices import CheckKind
-from reviews.waivers import services
+from tests.factories import grant_waiver
 from tests.reviews.conftest import open_change, people, prompt, prompt_v1
 
 __all__ = ["open_change", "people", "prompt", "prompt_v1"]  # fixtures used here
@@ -25,15 +22,8 @@ def test_artifacts_versions_changes_and_waivers_link_to_their_pages(
     django_assert_num_queries: Any,
 ) -> None:
     change = open_change(prompt_v1)
-    waiver = services.waiver_grant(
-        tenant=acme,
-        actor=people["admin"],
-        check_kind=CheckKind.OFFLINE_EVALUATION,
-        owner=people["reviewer"],
-        justification="j",
-        mitigation="m",
-        expires_at=timezone.now() + timedelta(days=3),
-        change=change,
+    waiver = grant_waiver(
+        acme, people["admin"], people["reviewer"], expires_in=timedelta(days=3), change=change
     )
     events = {
         e.kind: e

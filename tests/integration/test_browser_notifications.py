@@ -8,11 +8,9 @@ from typing import Any
 import pytest
 
 from accounts.models import Tenant, User
-from registry import selectors as registry_selectors
-from registry import services as registry
 from reviews import services
-from reviews.choices import CheckStatus
-from reviews.models import CheckRun
+from tests.factories import run_pending_checks
+from tests.integration.browser_changes import evidence_arrives, publish_support_reply
 from tests.integration.test_browser import browser, log_in, page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,14 +24,8 @@ def unread(page: Any) -> int:
 
 
 def test_a_reviewer_opens_the_request_signs_off_and_finds_it_resolved(page: Any) -> None:
-    reply = registry_selectors.artifact_by_path_unscoped("prompt", "acme", "support-reply")
-    registry.version_publish(
-        artifact=reply,
-        content=registry.Content(text="Answer {{ customer }} about {{ topic }}; thank them."),
-        impact="minor",
-        reason="Thank the customer.",
-        metadata={"pinned_models": ["gpt-4o-2024-08-06"]},
-        actor=None,
+    publish_support_reply(
+        "Answer {{ customer }} about {{ topic }}; thank them.", "Thank the customer."
     )
     author = User.objects.get(username="acme-author")
     change = services.change_create(
@@ -43,16 +35,9 @@ def test_a_reviewer_opens_the_request_signs_off_and_finds_it_resolved(page: Any)
         rollback_plan="Roll back to the previous version.",
         proposed=["support-reply@1.2.0"],
     )
-    services.evidence_attach(
-        change=change,
-        actor=None,
-        version="support-reply@1.2.0",
-        metrics={"accuracy": 0.91, "safety": 0.97, "latency_p95_ms": 640},
-        test_run_ids=["ci-1"],
-    )
+    evidence_arrives(change, "ci-1")
     services.change_submit(change=change, actor=author)
-    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
-        services.check_execute(run=run)
+    run_pending_checks(change)
 
     log_in(page, "acme-reviewer", "acme-reviewer-demo")
     before = unread(page)

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from registry import selectors as registry_selectors
-from registry import services as registry
-from reviews import selectors, services
-from reviews.choices import CheckStatus
-from reviews.models import CheckRun
+from tests.integration.browser_changes import (
+    author_opens_and_submits,
+    checks_pass,
+    publish_support_reply,
+    sign_off,
+)
 from tests.integration.test_browser import browser, log_in, page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,53 +37,23 @@ def log_out(page: Any) -> None:
     page.context.clear_cookies()
 
 
-def sign_off(page: Any, username: str, comment: str) -> None:
-    form = page.locator("#decide-form")
-    form.get_by_label("Comment").fill(comment)
-    form.get_by_label("Your password").fill(f"{username}-demo")
-    form.get_by_role("button", name="Approve").click()
-
-
 def test_author_opens_reviewers_sign_off_admin_promotes_and_rolls_back(
     page: Any, tmp_path: Path
 ) -> None:
-    reply = registry_selectors.artifact_by_path_unscoped("prompt", "acme", "support-reply")
-    registry.version_publish(
-        artifact=reply,
-        content=registry.Content(
-            text="Answer the ticket from {{ customer }} about {{ topic }}. Be brief, thank them, and link the help centre."
-        ),
-        impact="minor",
-        reason="Point customers to the help centre.",
-        metadata={"pinned_models": ["gpt-4o-2024-08-06"]},
-        actor=None,
+    reply = publish_support_reply(
+        "Answer the ticket from {{ customer }} about {{ topic }}. Be brief, thank them, "
+        "and link the help centre.",
+        "Point customers to the help centre.",
     )
 
     # The author opens the change in the browser and submits it.
-    log_in(page, "acme-author", "acme-author-demo")
-    page.goto("/reviews/changes/new/?propose=support-reply@1.2.0")
-    page.get_by_label("Tenant").select_option("acme")
-    page.get_by_label("Title").fill("Link the help centre in support replies")
-    page.get_by_label("Risk note").fill("Low: one sentence added.")
-    page.get_by_label("Rollback plan").fill("Roll back to 1.1.0 from the artifact page.")
-    page.get_by_role("button", name="Open as draft").click()
-    page.get_by_role("button", name="Submit for review").click()
+    reference = author_opens_and_submits(page, "Link the help centre in support replies")
     assert (
         "In review" in page.locator("h1 + *").first.inner_text()
         or page.get_by_text("In review").count()
     )
-    reference = page.locator("h1 .muted").inner_text()
-    change = selectors.change_by_reference_unscoped(reference)
     # CI attaches its evaluation report through the API; the worker runs the checks.
-    services.evidence_attach(
-        change=change,
-        actor=None,
-        version="support-reply@1.2.0",
-        metrics={"accuracy": 0.91, "safety": 0.97, "latency_p95_ms": 640},
-        test_run_ids=["ci-4711"],
-    )
-    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
-        services.check_execute(run=run)
+    checks_pass(reference, "ci-4711")
     page.reload()
     assert page.locator("#decide-form").count() == 0  # the author cannot sign off
     assert page.locator("tr.slot[data-requirement=reviewer]").inner_text().count("missing") == 1

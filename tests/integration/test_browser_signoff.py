@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from registry import selectors as registry_selectors
-from registry import services as registry
-from reviews import selectors, services
-from reviews.choices import CheckStatus
-from reviews.models import Approval, CheckRun
+from reviews import selectors
+from reviews.models import Approval
+from tests.integration.browser_changes import (
+    author_opens_and_submits,
+    checks_pass,
+    publish_support_reply,
+)
 from tests.integration.test_browser import browser, log_in, page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -24,36 +26,12 @@ __all__ = ["browser", "page"]  # fixtures, imported for use here
 
 def _change_in_review(page: Any) -> str:
     """The author opens and submits a change in the browser; its checks pass."""
-    reply = registry_selectors.artifact_by_path_unscoped("prompt", "acme", "support-reply")
-    registry.version_publish(
-        artifact=reply,
-        content=registry.Content(
-            text="Answer the ticket from {{ customer }} about {{ topic }}. Be brief and thank them."
-        ),
-        impact="minor",
-        reason="Thank the customer.",
-        metadata={"pinned_models": ["gpt-4o-2024-08-06"]},
-        actor=None,
+    publish_support_reply(
+        "Answer the ticket from {{ customer }} about {{ topic }}. Be brief and thank them.",
+        "Thank the customer.",
     )
-    log_in(page, "acme-author", "acme-author-demo")
-    page.goto("/reviews/changes/new/?propose=support-reply@1.2.0")
-    page.get_by_label("Tenant").select_option("acme")
-    page.get_by_label("Title").fill("Thank the customer in support replies")
-    page.get_by_label("Risk note").fill("Low: one sentence added.")
-    page.get_by_label("Rollback plan").fill("Roll back to 1.1.0 from the artifact page.")
-    page.get_by_role("button", name="Open as draft").click()
-    page.get_by_role("button", name="Submit for review").click()
-    reference = str(page.locator("h1 .muted").inner_text())
-    change = selectors.change_by_reference_unscoped(reference)
-    services.evidence_attach(
-        change=change,
-        actor=None,
-        version="support-reply@1.2.0",
-        metrics={"accuracy": 0.91, "safety": 0.97, "latency_p95_ms": 640},
-        test_run_ids=["ci-4712"],
-    )
-    for run in CheckRun.objects.filter(change=change, status=CheckStatus.PENDING):
-        services.check_execute(run=run)
+    reference = author_opens_and_submits(page, "Thank the customer in support replies")
+    checks_pass(reference, "ci-4712")
     page.context.clear_cookies()
     return reference
 

@@ -15,6 +15,7 @@ from governance.kernel.events.models import Event
 from registry.models import Artifact
 from reviews.choices import ChangeStatus
 from reviews.models import ChangeRequest
+from tests.pages import between
 from tests.reviews.test_views import PASSWORD, approved, page, promoted, signed_in, url
 
 pytestmark = pytest.mark.django_db
@@ -58,12 +59,12 @@ def test_promotion_shows_what_changes_and_needs_the_password(
     change = approved(open_change, people, prompt_v2)
     client = signed_in(people["admin"])
     html = page(client, url(change))
-    summary = html.split('id="promotion-summary"')[1].split("</ul>")[0]
+    summary = between(html, 'id="promotion-summary"', "</ul>")
     assert (
         f"{change.reference} makes prompt/acme/qualify-lead {prompt_v2.version} active, "
         f"replacing {prompt_v1.version}." in summary
     )
-    form = html.split('id="promote-form"')[1].split("</form>")[0]
+    form = between(html, 'id="promote-form"', "</form>")
     assert 'type="password"' in form
     events = Event.objects.count()
 
@@ -89,7 +90,7 @@ def test_a_first_promotion_says_none_is_active(
 ) -> None:
     change = approved(open_change, people, prompt_v1)
     html = page(signed_in(people["admin"]), url(change))
-    summary = html.split('id="promotion-summary"')[1].split("</ul>")[0]
+    summary = between(html, 'id="promotion-summary"', "</ul>")
     assert f"makes prompt/acme/qualify-lead {prompt_v1.version} active; none is active now." in (
         summary
     )
@@ -101,7 +102,7 @@ def test_promotion_confirmed_lately_is_not_asked_again(
     change = approved(open_change, people, prompt_v1)
     client = signed_in(people["admin"])
     assert client.post("/reviews/confirm/", {"password": PASSWORD}).status_code == 302
-    form = page(client, url(change)).split('id="promote-form"')[1].split("</form>")[0]
+    form = between(page(client, url(change)), 'id="promote-form"', "</form>")
     assert 'type="password"' not in form
     assert client.post(url(change, "promote")).status_code == 302
     assert status_of(change) == ChangeStatus.PROMOTED
@@ -128,7 +129,7 @@ def test_rollback_from_the_change_page_says_what_it_restores(
     change = promoted(open_change, people, prompt_v2)
     client = signed_in(people["admin"])
     html = page(client, url(change))
-    form = html.split('class="rollback-form"')[1].split("</form>")[0]
+    form = between(html, 'class="rollback-form"', "</form>")
     assert (
         f"Rollback restores prompt/acme/qualify-lead {prompt_v1.version} "
         f"(replacing {prompt_v2.version}); {change.reference} reads rolled back." in form
@@ -147,7 +148,7 @@ def test_rollback_needs_the_password(
     assert (
         f"Rollback makes the version you choose active again in place of {prompt_v2.version} "
         f"(by default {prompt_v1.version}, the version it replaced)."
-        in html.split('id="rollback-summary"')[1].split("</p>")[0]
+        in between(html, 'id="rollback-summary"', "</p>")
     )
     events = Event.objects.count()
     response = client.post(ROLLBACK_URL, {"reason": "bad answers"})

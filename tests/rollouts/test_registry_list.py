@@ -7,14 +7,13 @@ import re
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Tenant
 from rollouts.choices import RolloutState
 from rollouts.models import Application, Rollout, Slot
 from tests.factories import make_artifact
+from tests.pages import page_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -48,13 +47,6 @@ def test_an_unbound_artifact_says_so(
     assert "none active" in row
 
 
-def _queries(client: Client) -> tuple[int, str]:
-    with CaptureQueriesContext(connection) as ctx:
-        response = client.get("/registry/")
-    assert response.status_code == 200
-    return len(ctx.captured_queries), response.content.decode()
-
-
 def test_the_slot_column_costs_a_fixed_number_of_queries(
     client: Client, people: dict[str, Any], acme: Tenant, platform: Tenant
 ) -> None:
@@ -67,10 +59,10 @@ def test_the_slot_column_costs_a_fixed_number_of_queries(
         Slot.objects.create(application=app, name=f"slot{i}b", artifact=artifact)
 
     bind(0)
-    few, html = _queries(client)
+    few, html = page_queries(client, "/registry/")
     assert html.count("data-slot=") == 2
     for i in range(1, 8):
         bind(i)
-    many, html = _queries(client)
+    many, html = page_queries(client, "/registry/")
     assert html.count("data-slot=") == 16
     assert many == few
