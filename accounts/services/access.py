@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import hooks
 from accounts.choices import PLATFORM_ROLES, Role
 from accounts.models import (
     Membership,
@@ -240,4 +241,5 @@ def role_revoke(
             "reason": reason,
         },
     )
+    hooks.role_revoked(user=grantee, role=str(checked), tenant=tenant)
     return grant

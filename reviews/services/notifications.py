@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from accounts.models import User
+from accounts.choices import Role
+from accounts.models import Tenant, User
+from governance.kernel.models import Notification
 from governance.kernel.notifications import notification_resolve, notification_send
 from reviews import selectors
 from reviews.choices import ChangeStatus, CheckKind, CheckStatus, Requirement
@@ -120,6 +122,24 @@ def review_requests_sync(change: ChangeRequest, why: str = "") -> None:
             dedupe_key=f"review:{change.pk}:r{change.revision}",
             subject=subject,
         )
+
+
+def role_revoked_resolve(*, user: User, role: str, tenant: Tenant | None) -> None:
+    """A revoked role: the person's open "Review ... as" asks are worked out again, so those
+    they can no longer fill are resolved (saying why) and the rest name the roles left.
+    Registered with ``accounts.hooks`` (accounts cannot import reviews)."""
+    asks = Notification.objects.filter(
+        user=user, resolved_at__isnull=True, subject__startswith="change:"
+    ).filter(subject__endswith=":review")
+    if tenant is not None:
+        asks = asks.filter(tenant=tenant)
+    ids = {subject.split(":")[1] for subject in asks.values_list("subject", flat=True)}
+    if not ids:
+        return
+    scope = f"in {tenant.slug}" if tenant is not None else "platform-wide"
+    why = f"{user.username}'s {Role(role).label.lower()} role {scope} was revoked."
+    for change in ChangeRequest.objects.filter(pk__in=ids).select_related("tenant"):
+        review_requests_sync(change, why=why)
 
 
 def approved_notify(change: ChangeRequest, admins: list[User]) -> None:

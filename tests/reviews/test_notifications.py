@@ -81,6 +81,41 @@ def test_a_filled_slot_resolves_the_request_for_whoever_can_no_longer_fill_one(
     assert "an administrator can promote it" in told.title
 
 
+def test_revoking_a_role_resolves_the_requests_it_let_the_person_fill(
+    open_change: Any, people: dict[str, Any], prompt_v1: Any, acme: Any
+) -> None:
+    from accounts import services as accounts
+
+    change = submitted(open_change, people, prompt_v1)
+    subject = review_subject(change)
+    emails = Notification.objects.count()
+    accounts.role_revoke(
+        user=people["reviewer"], role="reviewer", tenant=acme, actor=None, reason="Left the team."
+    )
+    (gone,) = all_of(people["reviewer"], subject)
+    assert gone.resolved_at is not None
+    assert gone.read_at is not None
+    assert gone.resolution == "reviewer's reviewer role in acme was revoked."
+    # multi still holds administrator: still asked, for what they can still fill.
+    accounts.role_revoke(
+        user=people["multi"], role="reviewer", tenant=acme, actor=None, reason="Too busy."
+    )
+    (multi,) = open_of(people["multi"], subject)
+    assert multi.title == f"Review {change.reference} as administrator: {change.title}"
+    assert len(all_of(people["multi"], subject)) == 1  # reworded, not a new one
+    # Nobody else's request moved, and no notification was added.
+    assert len(open_of(people["admin"], subject)) == 1
+    assert len(open_of(people["privacy"], subject)) == len(all_of(people["privacy"], subject))
+    assert Notification.objects.count() == emails
+    # Revoking a role that asks nothing (security officer here) resolves nothing.
+    before = list(Notification.objects.filter(resolved_at__isnull=False).values_list("pk"))
+    accounts.role_revoke(
+        user=people["security"], role="security_officer", tenant=acme, actor=None, reason="r"
+    )
+    after = list(Notification.objects.filter(resolved_at__isnull=False).values_list("pk"))
+    assert after == before
+
+
 def test_promotion_resolves_the_request_to_promote(
     open_change: Any, people: dict[str, Any], prompt_v1: Any
 ) -> None:
