@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Exists, Model, Prefetch, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet
 
 from accounts.choices import Role
 from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
@@ -42,6 +42,19 @@ def is_platform_admin(user: AnyUser) -> bool:
     return RoleGrant.objects.filter(
         user=user, tenant__isnull=True, role=Role.ADMINISTRATOR, revoked_at__isnull=True
     ).exists()
+
+
+def platform_administrators() -> QuerySet[User]:
+    """Active platform administrators (as ``is_platform_admin`` judges): superusers and holders
+    of a platform-wide administrator grant, by username (one query)."""
+    platform_grant = RoleGrant.objects.filter(
+        user=OuterRef("pk"), tenant__isnull=True, role=Role.ADMINISTRATOR, revoked_at__isnull=True
+    )
+    return (
+        User.objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(Exists(platform_grant)))
+        .order_by("username")
+    )
 
 
 def roles_in_tenant(user: AnyUser, tenant: Tenant) -> set[str]:

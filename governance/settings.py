@@ -307,6 +307,24 @@ EVIDENCE_RETENTION_DAYS = env_int("EVIDENCE_RETENTION_DAYS", 7 * 365)
 #: How often beat runs the governance sweep (waiver alerts, due removals, overdue post-mortems).
 GOVERNANCE_SWEEP_INTERVAL_SECONDS = env_int("GOVERNANCE_SWEEP_INTERVAL_SECONDS", 900)
 
+# --- Backups and recovery proof ---------------------------------------------
+#: Where beat's daily backup is written (``backup-<UTC time>`` folders or archives).
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
+#: When beat takes the daily backup, in UTC.
+BACKUP_HOUR = env_int("BACKUP_HOUR", 2)
+BACKUP_MINUTE = env_int("BACKUP_MINUTE", 30)
+#: How many of the newest complete backups in BACKUP_DIR are kept after a scheduled one passes.
+BACKUP_KEEP = env_int("BACKUP_KEEP", 7)
+#: The sweep alerts when the newest passed backup, drill or rehearsal (per slot) is older.
+BACKUP_STALE_HOURS = env_int("BACKUP_STALE_HOURS", 36)
+DRILL_STALE_DAYS = env_int("DRILL_STALE_DAYS", 90)
+REHEARSAL_STALE_DAYS = env_int("REHEARSAL_STALE_DAYS", 90)
+if not (0 <= BACKUP_HOUR <= 23 and 0 <= BACKUP_MINUTE <= 59):
+    raise ImproperlyConfigured("BACKUP_HOUR must be 0-23 and BACKUP_MINUTE 0-59 (UTC)")
+for _name in ("BACKUP_KEEP", "BACKUP_STALE_HOURS", "DRILL_STALE_DAYS", "REHEARSAL_STALE_DAYS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1")
+
 # --- Signing keys (used by the event log and the registry) ------------------
 # A directory of Ed25519 keys, or a single key given inline in the environment.
 SIGNING_KEY_DIR = Path(env_str("SIGNING_KEY_DIR", str(VAR_DIR / "keys")))

@@ -13,11 +13,13 @@ from reviews.waivers.services import waiver_alerts_send
 def governance_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Everything time-driven, at one moment: waiver alerts, due removals (held while the
     version still serves), overdue post-mortems, rollout flags about to expire, and the
-    telemetry rollup (raw rows past TELEMETRY_RAW_RETENTION_HOURS folded into hours).
+    telemetry rollup (raw rows past TELEMETRY_RAW_RETENTION_HOURS folded into hours), and
+    recovery proof grown stale (backups, drills, rehearsals: alerted once per episode).
 
     Idempotent: running it twice, late, or after a worker died halfway sends nothing twice
     and removes nothing twice.
     """
+    from governance.recovery.alerts import recovery_alerts_send
     from registry.services import StillServing, deprecations_remove_due
     from reviews.services import postmortem_reminders_send
     from rollouts.controller import flag_alerts_send
@@ -32,4 +34,5 @@ def governance_sweep(*, now: datetime | None = None) -> dict[str, int]:
         "postmortem_reminders": postmortem_reminders_send(now=now),
         "rollout_flag_alerts": flag_alerts_send(now=now),
         "telemetry_rows_folded": telemetry_fold_due(now=now),
+        "recovery_alerts": recovery_alerts_send(now=now),
     }

@@ -18,6 +18,7 @@ from typing_extensions import override
 from accounts.selectors import is_platform_admin
 from governance.kernel import request_metrics
 from governance.kernel.events import selectors
+from governance.recovery.metrics import RecoveryCollector
 from rollouts.metrics import RolloutCollector
 
 
@@ -120,7 +121,7 @@ class GovernanceCollector:
 
 
 #: The floors' own collectors, gathered here at the project level (nothing below imports this).
-_collectors: list[Any] = [RolloutCollector()]
+_collectors: list[Any] = [RolloutCollector(), RecoveryCollector()]
 
 
 class PrometheusMetricsView(APIView):

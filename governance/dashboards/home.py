@@ -1,6 +1,7 @@
 """Reads of the home page, "what needs me": across a person's tenants, the changes waiting
 for their role, their own changes that are blocked (and why), the changes they may promote,
-the rollouts waiting for their decision, the waivers expiring soon and the post-mortems due.
+the rollouts waiting for their decision, the waivers expiring soon and the post-mortems due;
+for a platform administrator, recovery proof (backups, drills, rehearsals) that is overdue.
 
 It composes every floor, so it lives at the roof. Each rule is the owning app's: who fills
 which approval slot (``reviews.selectors.waiting_slots`` and ``filled_slots``), who may
@@ -23,6 +24,7 @@ from django.db.models import Q
 from accounts.choices import Role
 from accounts.models import Tenant, User
 from accounts.selectors import TenantAccess, access_by_tenant, is_platform_admin
+from governance.recovery.selectors import Proof, recovery_status
 from reviews import permissions as review_permissions
 from reviews import selectors as review_selectors
 from reviews.choices import ChangeStatus, CheckKind, CheckStatus, Decision, Requirement
@@ -119,6 +121,8 @@ class HomeBoard:
     waivers: Section[Waiver]
     postmortems: Section[PostmortemItem]
     soon_days: int
+    #: Recovery proof past its limit (platform administrators only; empty for everyone else).
+    recovery_overdue: list[Proof] = field(default_factory=list)
 
 
 def _change_anchor(change: ChangeRequest, anchor: str) -> str:
@@ -387,10 +391,11 @@ def home_board(user: User, now: datetime) -> HomeBoard:
         and not blockers[c.pk]
         and review_permissions.can_promote(user, c, roles=roles.get(c.tenant_id, []))
     ]
+    platform_admin = is_platform_admin(user)
     return HomeBoard(
         now=now,
         access=access,
-        platform_admin=is_platform_admin(user),
+        platform_admin=platform_admin,
         waiting=Section.of(_waiting(user)),
         blocked=Section.of(blocked),
         promotable=Section.of(promotable),
@@ -398,4 +403,5 @@ def home_board(user: User, now: datetime) -> HomeBoard:
         waivers=Section.of(_waivers(user, tenants, admin_tenants, now)),
         postmortems=Section.of(_postmortems(user, roles, tenants, now)),
         soon_days=settings.WAIVER_EXPIRING_SOON_DAYS,
+        recovery_overdue=recovery_status(now).stale if platform_admin else [],
     )

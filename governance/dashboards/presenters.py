@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from governance.dashboards.selectors import LeadTimes, ReadinessDashboard
 from governance.kernel import charts
+from governance.recovery.models import RecoveryRun
+from governance.recovery.selectors import RecoveryStatus
 
 #: More promoted changes than this are drawn as one bar per day (the day's median).
 CHART_MAX_BARS = 60
@@ -109,3 +111,94 @@ def show_recent_usage(board: ReadinessDashboard, recent: dict[Any, list[Any]]) -
         d.recent_usage = [  # type: ignore[attr-defined]  # shown by the page, not a column
             u for u in recent.get(d.version_id, []) if u.tenant_slug in slugs or not slugs
         ]
+
+
+@dataclass
+class RecoveryRow:
+    """One recovery proof as the readiness page shows it: the newest run, its result, how old
+    the newest passed one is (stale past its limit), and the facts measured."""
+
+    key: str
+    label: str
+    subject: str
+    result: str  # "passed", "failed" or "none"
+    last_text: str
+    age_text: str
+    limit_text: str
+    stale: bool
+    facts: list[str]
+    error: str
+    version_url: str
+    version_label: str
+
+
+def _number(details: dict[str, Any], *names: str) -> float | None:
+    """The first of ``names`` in a run's details that holds a number."""
+    for name in names:
+        value = details.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _bytes_text(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover - the loop returns at GB
+
+
+def _facts(run: Any) -> list[str]:
+    """What a run measured, in words (the details each kind records)."""
+    if run is None:
+        return []
+    d = run.details or {}
+    facts = []
+    size = _number(d, "bytes")
+    if size is not None:
+        facts.append(f"size {_bytes_text(size)}")
+    log_size = _number(d, "log_size")
+    if log_size is not None:
+        facts.append(f"log {log_size:.0f} events")
+    for label, names in (
+        ("restore", ("restore_seconds", "seconds_restore")),
+        ("verify", ("verify_seconds", "seconds_verify")),
+        ("time to revert", ("revert_seconds", "seconds_revert", "time_to_revert_seconds")),
+        ("roll forward", ("forward_seconds", "seconds_forward", "roll_forward_seconds")),
+    ):
+        seconds = _number(d, *names)
+        if seconds is not None:
+            facts.append(f"{label} {seconds:.2f} s")
+    return facts
+
+
+def _ago(age: Any) -> str:
+    if age is None:
+        return "never"
+    return f"{duration_text(age.total_seconds() / 3600)} ago"
+
+
+def recovery_rows(status: RecoveryStatus) -> list[RecoveryRow]:
+    """The backup, the drill, then each slot's rehearsal; no queries (the runs are read)."""
+    rows = []
+    for proof in status.proofs:
+        last = proof.last
+        version = last.version if last is not None else None
+        rows.append(
+            RecoveryRow(
+                key=f"{proof.kind}:{proof.subject}" if proof.subject else proof.kind,
+                label=str(RecoveryRun.Kind(proof.kind).label),
+                subject=proof.subject,
+                result=last.outcome if last is not None else "none",
+                last_text=_ago(proof.last_age),
+                age_text=_ago(proof.age),
+                limit_text=duration_text(proof.limit.total_seconds() / 3600),
+                stale=proof.stale,
+                facts=_facts(last),
+                error=last.error if last is not None else "",
+                version_url=version.get_absolute_url() if version is not None else "",
+                version_label=version.path if version is not None else "",
+            )
+        )
+    return rows

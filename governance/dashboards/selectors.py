@@ -1,6 +1,7 @@
 """Reads of the readiness dashboard: what needs attention across the tenants a person oversees
 (approvals waiting, waivers expiring, deprecations still in use, overdue post-mortems,
-emergency changes, lead times, rollouts in progress)."""
+emergency changes, lead times, rollouts in progress) and, for platform administrators, how
+fresh the proof of recovery is (backups, drills, rollback rehearsals)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Tenant
+from governance.recovery.selectors import RecoveryStatus, recovery_status
 from reviews.waivers.choices import STATE_ORDER, WaiverState
 from reviews.waivers.models import Waiver
 from reviews.waivers.selectors import waiver_state_counts, waivers_by_state
@@ -305,6 +307,8 @@ class ReadinessDashboard:
     rollouts: list[RolloutRow]
     rollouts_total: int
     flags_expiring: list[Rollout]
+    #: Backups, drills, rehearsals: the platform's, so for platform administrators only (None).
+    recovery: RecoveryStatus | None = None
 
     @property
     def waiver_states(self) -> list[tuple[str, str, int]]:
@@ -318,6 +322,7 @@ class ReadinessDashboard:
 def readiness_dashboard(
     tenants: Sequence[Tenant], now: datetime, *, viewer: Any
 ) -> ReadinessDashboard:
+    from accounts.selectors import is_platform_admin
     from governance.kernel.events import selectors as event_selectors
     from registry.selectors import artifacts_without_active_owner
 
@@ -346,4 +351,5 @@ def readiness_dashboard(
         rollouts=[RolloutRow(r, rollout_progress(r)) for r in in_progress[:DASHBOARD_LIST_LIMIT]],
         rollouts_total=in_progress.count(),
         flags_expiring=list(rollout_flags_expiring(tenants, now)[:DASHBOARD_LIST_LIMIT]),
+        recovery=recovery_status(now) if is_platform_admin(viewer) else None,
     )

@@ -43,5 +43,6 @@ def readiness_page(request: HttpRequest) -> HttpResponse:
             "p90_text": presenters.duration_text(board.lead.p90_hours),
             "soon_days": settings.WAIVER_EXPIRING_SOON_DAYS,
             "flag_warning_days": settings.ROLLOUT_FLAG_WARNING_DAYS,
+            "recovery": presenters.recovery_rows(board.recovery) if board.recovery else None,
         },
     )

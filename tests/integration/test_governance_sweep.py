@@ -211,9 +211,11 @@ def test_two_sweeps_at_a_controlled_clock_expire_and_remove_once(
     assert sorted(returns) == sorted(
         [
             "{'waiver_alerts': 3, 'removed_versions': 1, 'removals_held': 0,"
-            " 'postmortem_reminders': 0, 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0}",
+            " 'postmortem_reminders': 0, 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0,"
+            " 'recovery_alerts': 2}",  # no backup, no drill yet: announced once each
             "{'waiver_alerts': 0, 'removed_versions': 0, 'removals_held': 0,"
-            " 'postmortem_reminders': 0, 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0}",
+            " 'postmortem_reminders': 0, 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0,"
+            " 'recovery_alerts': 0}",
         ]
     )
 

@@ -1,0 +1,156 @@
+"""Recovery on the readiness dashboard, the home page and /metrics (platform administrators)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from tests.governance.recovery.test_alerts import record
+
+pytestmark = pytest.mark.django_db
+
+DAY = timedelta(days=1)
+
+
+def recovery_section(html: str) -> str:
+    match = re.search(r'<section[^>]*id="recovery"[^>]*>(.*?)</section>', html, re.S)
+    assert match is not None
+    return match.group(1)
+
+
+def rows(section: str) -> dict[str, tuple[str, str, str]]:
+    """proof key -> (result, stale, the row's text without tags)."""
+    found = re.findall(
+        r'<tr data-proof="([^"]+)" data-result="(\w+)" data-stale="(\w+)">(.*?)</tr>', section, re.S
+    )
+    return {
+        key: (result, stale, re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)).strip())
+        for key, result, stale, body in found
+    }
+
+
+def test_the_readiness_page_shows_each_proof_and_flags_the_stale(
+    client: Client, root: Any, make_user: Any, acme: Any
+) -> None:
+    now = timezone.now()
+    record(
+        "backup",
+        at=now - 3 * DAY,
+        location="/srv/backups/backup-1",
+        details={"bytes": 3 * 1024 * 1024, "log_size": 1200, "rows": 90, "seconds": 2.5},
+    )
+    record("backup", at=now - timedelta(hours=2), outcome="failed", error="No space left on device")
+    record("drill", at=now - 10 * DAY, details={"restore_seconds": 4.25, "verify_seconds": 1.5})
+    record("rehearsal", subject="support/reply", at=now - DAY, details={"revert_seconds": 0.75})
+
+    client.force_login(root)
+    html = client.get("/governance/readiness/").content.decode()
+    got = rows(recovery_section(html))
+    assert list(got) == ["backup", "drill", "rehearsal:support/reply"]
+    result, stale, text = got["backup"]
+    assert (result, stale) == ("failed", "yes")
+    assert "failed 2.0 h ago: No space left on device" in text
+    assert "3.0 d ago overdue (limit 36.0 h)" in text
+    assert got["drill"][:2] == ("passed", "no")
+    assert "restore 4.25 s, verify 1.50 s" in got["drill"][2]
+    assert got["rehearsal:support/reply"][:2] == ("passed", "no")
+    assert "time to revert 0.75 s" in got["rehearsal:support/reply"][2]
+
+    # A tenant's administrator sees the page, not the platform's recovery section.
+    client.force_login(make_user("acme-admin", acme=["member", "administrator"]))
+    html = client.get("/governance/readiness/").content.decode()
+    assert 'id="recovery"' not in html
+
+
+def test_a_passed_backup_shows_its_size_and_log(client: Client, root: Any) -> None:
+    record(
+        "backup",
+        at=timezone.now() - timedelta(hours=1),
+        location="/srv/backups/backup-2",
+        details={"bytes": 5 * 1024 * 1024, "log_size": 42},
+    )
+    client.force_login(root)
+    got = rows(recovery_section(client.get("/governance/readiness/").content.decode()))
+    result, stale, text = got["backup"]
+    assert (result, stale) == ("passed", "no")
+    assert "size 5.0 MB, log 42 events" in text
+    assert got["drill"][:2] == ("none", "yes")
+    assert "none yet" in got["drill"][2]
+
+
+def test_the_recovery_query_count_does_not_grow_with_the_runs(client: Client, root: Any) -> None:
+    now = timezone.now()
+
+    def build(n: int) -> None:
+        for i in range(n):
+            record("backup", at=now - i * DAY)
+            record("drill", at=now - i * DAY)
+            record("rehearsal", subject=f"app/slot-{i}", at=now - i * DAY)
+
+    def queries() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as ctx:
+            html = client.get("/governance/readiness/").content.decode()
+        return len(ctx.captured_queries), html
+
+    client.force_login(root)
+    build(2)
+    few, html = queries()
+    build(6)
+    many, html = queries()
+    assert many == few
+    assert len(rows(recovery_section(html))) == 2 + 6
+
+
+def test_the_home_page_tells_a_platform_administrator_of_overdue_proof(
+    client: Client, root: Any, make_user: Any, acme: Any
+) -> None:
+    now = timezone.now()
+    record("backup", at=now - timedelta(hours=1))
+    record("drill", at=now - 120 * DAY)
+    client.force_login(root)
+    html = client.get("/").content.decode()
+    match = re.search(r'<section[^>]*id="recovery"[^>]*>(.*?)</section>', html, re.S)
+    assert match is not None
+    assert "Recovery proof overdue" in match.group(1)
+    assert re.findall(r'data-proof="([^"]+)"', match.group(1)) == ["drill"]
+    assert "/governance/readiness/#recovery" in match.group(1)
+
+    record("drill", at=now)
+    assert 'id="recovery"' not in client.get("/").content.decode()  # nothing overdue
+    record("drill", at=now - 200 * DAY)  # an older one changes nothing
+    assert 'id="recovery"' not in client.get("/").content.decode()
+    client.force_login(make_user("acme-admin", acme=["member", "administrator"]))
+    record("backup", at=now - 10 * DAY, outcome="failed")
+    assert 'id="recovery"' not in client.get("/").content.decode()
+
+
+def test_metrics_expose_ages_and_results(root: Any, token_client: Any) -> None:
+    now = timezone.now()
+    record("backup", at=now - timedelta(hours=3))
+    record("backup", at=now - timedelta(hours=1), outcome="failed")
+    record("rehearsal", subject="support/reply", at=now - 2 * DAY)
+    record("rehearsal", subject="sales/lead", at=now - DAY, outcome="failed")
+    text = token_client(root).get("/metrics").content.decode()
+
+    def value(name: str) -> float:
+        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        assert match is not None, name
+        return float(match.group(1))
+
+    assert 3 * 3600 - 60 < value("governance_backup_age_seconds") < 3 * 3600 + 60
+    assert value("governance_backup_last_success") == 0.0
+    # No drill ever: no series (alert on absent()), only the help lines.
+    assert "# TYPE governance_drill_age_seconds gauge" in text
+    assert not re.search(r"^governance_drill_(age_seconds|last_success) ", text, re.M)
+    age = value('governance_rehearsal_age_seconds{slot="support/reply"}')
+    assert 2 * 86400 - 60 < age < 2 * 86400 + 60
+    assert value('governance_rehearsal_last_success{slot="support/reply"}') == 1.0
+    assert value('governance_rehearsal_last_success{slot="sales/lead"}') == 0.0
+    assert 'governance_rehearsal_age_seconds{slot="sales/lead"}' not in text
