@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import IO, Any
 
 from django.db.models import Q, QuerySet
 
@@ -18,7 +19,7 @@ from governance.kernel.events.models import (
     SigningKey,
     VerificationRun,
 )
-from governance.kernel.verify import Entry, leaf_input
+from governance.kernel.verify import Entry, leaf_input, write_bundle
 
 
 def events_visible_to(user: Any) -> QuerySet[Event]:
@@ -65,6 +66,50 @@ def log_size() -> int:
     if head is None:
         return Event.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     return head
+
+
+@dataclass(frozen=True)
+class LogExport:
+    """What ``log_bundle_write`` wrote: entries, the log size read, the largest checkpoint, the root."""
+
+    count: int
+    size: int
+    checkpoints: int
+    covered: int
+    root: str
+
+
+def log_bundle_write(out: IO[bytes], *, meta: dict[str, object]) -> LogExport:
+    """Write the whole log as a ``governance-log-bundle/1`` (``events export``, backups).
+
+    Every stored checkpoint goes in, even one that covers more entries than the log now
+    holds: that is how a cut-back log shows. They are read before the log's size, so a
+    checkpoint signed meanwhile cannot make an intact log look short. ``root`` is the
+    Merkle root of the entries written, computed as they stream past.
+    """
+    from governance.kernel.events.services import checkpoint_record
+
+    checkpoints = [checkpoint_record(c) for c in Checkpoint.objects.order_by("tree_size")]
+    size = log_size()
+    leaves: list[bytes] = []
+
+    def entries() -> Iterator[Entry]:
+        for entry in entries_from(1, upto=size):
+            leaves.append(merkle.leaf_hash(leaf_input(entry[3], entry[4], entry[5])))
+            yield entry
+
+    count = write_bundle(
+        out,
+        entries=entries(),
+        public_keys=public_keys(),
+        revoked=revoked_keys(),
+        checkpoints=checkpoints,
+        meta={**meta, "size": size},
+    )
+    covered = max((c.tree_size for c in checkpoints), default=0)
+    return LogExport(
+        count, size, len(checkpoints), covered, merkle.root_from_leaf_hashes(leaves).hex()
+    )
 
 
 def leaf_hashes(upto: int) -> list[bytes]:

@@ -10,9 +10,7 @@ from django.utils import timezone
 
 from governance.kernel.commands import ActionCommand
 from governance.kernel.events import selectors
-from governance.kernel.events.models import Checkpoint
-from governance.kernel.events.services import checkpoint_create, checkpoint_record, verify_database
-from governance.kernel.verify import write_bundle
+from governance.kernel.events.services import checkpoint_create, verify_database
 
 
 class Command(ActionCommand):
@@ -47,27 +45,18 @@ class Command(ActionCommand):
         path = Path(options["out"])
         if not path.parent.is_dir():
             raise CommandError(f"out: folder {path.parent} does not exist")
-        # Every stored checkpoint goes in, even one that covers more entries than the log now
-        # holds: that is how a cut-back log shows. They are read before the log's size, so a
-        # checkpoint signed meanwhile cannot make an intact log look short.
-        checkpoints = [checkpoint_record(c) for c in Checkpoint.objects.order_by("tree_size")]
-        size = selectors.log_size()
         with path.open("wb") as out:
-            count = write_bundle(
-                out,
-                entries=selectors.entries_from(1, upto=size),
-                public_keys=selectors.public_keys(),
-                revoked=selectors.revoked_keys(),
-                checkpoints=checkpoints,
-                meta={"exported_at": timezone.now().isoformat(), "size": size},
+            written = selectors.log_bundle_write(
+                out, meta={"exported_at": timezone.now().isoformat()}
             )
-        covered = max((c.tree_size for c in checkpoints), default=0)
-        if covered > count:
+        if written.covered > written.count:
             self.problem(
-                f"FAILED: wrote {count} events to {path}, but a checkpoint covers {covered}: "
-                "the log was cut back (the bundle will not verify)"
+                f"FAILED: wrote {written.count} events to {path}, but a checkpoint covers "
+                f"{written.covered}: the log was cut back (the bundle will not verify)"
             )
-        self.stdout.write(f"Wrote {count} events, {len(checkpoints)} checkpoints to {path}")
+        self.stdout.write(
+            f"Wrote {written.count} events, {written.checkpoints} checkpoints to {path}"
+        )
 
     def do_checkpoint(self, _options: dict[str, Any]) -> None:
         made = checkpoint_create()
