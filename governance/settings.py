@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -477,6 +478,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.email_outbox",
         "schedule": float(NOTIFICATION_OUTBOX_INTERVAL_SECONDS),
         "options": {"expires": float(NOTIFICATION_OUTBOX_INTERVAL_SECONDS)},
+    },
+    # Daily, at BACKUP_HOUR:BACKUP_MINUTE UTC (CELERY_TIMEZONE); a late worker still takes it.
+    "backup": {
+        "task": "governance.tasks.backup",
+        "schedule": crontab(hour=str(BACKUP_HOUR), minute=str(BACKUP_MINUTE)),
     },
 }
 

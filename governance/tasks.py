@@ -7,6 +7,7 @@ The kernel's tasks (heartbeat, checkpoint, verification, email) are in
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from celery import shared_task
 
@@ -18,9 +19,18 @@ from governance.kernel.tasks import (
     notification_email,
     verify_log,
 )
+from governance.recovery.scheduled import backup_scheduled
 from governance.sweep import governance_sweep
 
-__all__ = ["checkpoint", "email_outbox", "heartbeat", "notification_email", "sweep", "verify_log"]
+__all__ = [
+    "backup",
+    "checkpoint",
+    "email_outbox",
+    "heartbeat",
+    "notification_email",
+    "sweep",
+    "verify_log",
+]
 
 
 @shared_task(
@@ -37,3 +47,12 @@ def sweep(now: str | None = None) -> dict[str, int]:
     moment = datetime.fromisoformat(now) if now else None
     with channel("task:sweep"):
         return governance_sweep(now=moment)
+
+
+@shared_task(name="governance.tasks.backup", ignore_result=True, acks_late=True)
+def backup() -> dict[str, Any]:
+    """Run by beat daily at BACKUP_HOUR:BACKUP_MINUTE UTC: the scheduled backup, its retention
+    and its failure alert (``backup_scheduled``). A failed backup is recorded, not raised."""
+    with channel("task:backup"):
+        run = backup_scheduled()
+    return {"run": run.pk, "outcome": run.outcome, "location": run.location}

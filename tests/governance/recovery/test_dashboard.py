@@ -12,6 +12,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from registry import services as registry
+from tests.factories import make_artifact, publish
 from tests.governance.recovery.test_alerts import record
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +49,15 @@ def test_the_readiness_page_shows_each_proof_and_flags_the_stale(
         details={"bytes": 3 * 1024 * 1024, "log_size": 1200, "rows": 90, "seconds": 2.5},
     )
     record("backup", at=now - timedelta(hours=2), outcome="failed", error="No space left on device")
-    record("drill", at=now - 10 * DAY, details={"restore_seconds": 4.25, "verify_seconds": 1.5})
+    registry.install_builtin_classes()
+    card = make_artifact(acme, "scorecard", "restore-drill")
+    archive = publish(card, data={"outcome": "passed"})
+    record(
+        "drill",
+        at=now - 10 * DAY,
+        details={"restore_seconds": 4.25, "verify_seconds": 1.5},
+        version=archive,
+    )
     record("rehearsal", subject="support/reply", at=now - DAY, details={"revert_seconds": 0.75})
 
     client.force_login(root)
@@ -60,6 +70,7 @@ def test_the_readiness_page_shows_each_proof_and_flags_the_stale(
     assert "3.0 d ago overdue (limit 36.0 h)" in text
     assert got["drill"][:2] == ("passed", "no")
     assert "restore 4.25 s, verify 1.50 s" in got["drill"][2]
+    assert f'<a href="{archive.get_absolute_url()}">{archive.path}</a>' in recovery_section(html)
     assert got["rehearsal:support/reply"][:2] == ("passed", "no")
     assert "time to revert 0.75 s" in got["rehearsal:support/reply"][2]
 
