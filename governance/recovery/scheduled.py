@@ -18,7 +18,8 @@ from governance.recovery.models import RecoveryRun
 logger = logging.getLogger(__name__)
 
 #: What ``backup create`` names a backup in its folder: ours to prune; nothing else is.
-BACKUP_NAME = re.compile(r"^backup-\d{8}T\d{6}Z(\.tar\.gz|\.tar)?$")
+#: ``backup-<UTC time>``, ``-2``, ``-3``... for more in the same second, maybe archived.
+BACKUP_NAME = re.compile(r"^backup-(\d{8}T\d{6}Z)(?:-(\d+))?(?:\.tar\.gz|\.tar)?$")
 
 
 def _complete_backups(folder: Path) -> list[Path]:
@@ -34,8 +35,15 @@ def _complete_backups(folder: Path) -> list[Path]:
         complete = (entry / "manifest.json").is_file() if entry.is_dir() else entry.is_file()
         if complete:
             found.append(entry)
-    # The name carries the UTC time to the second, so it sorts by age.
-    return sorted(found, key=lambda p: p.name)
+    return sorted(found, key=_age_order)
+
+
+def _age_order(path: Path) -> tuple[str, int]:
+    """The UTC time in the name, then its same-second number (``-2`` after none, before ``-10``)."""
+    match = BACKUP_NAME.match(path.name)
+    if match is None:  # never: only matching names are listed
+        return path.name, 0
+    return match.group(1), int(match.group(2) or 1)
 
 
 def backups_prune(*, folder: Path, keep: int, protect: Path | None = None) -> list[Path]:

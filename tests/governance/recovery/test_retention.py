@@ -56,12 +56,21 @@ def test_keeps_the_newest_and_leaves_foreign_files(tmp_path: Path) -> None:
     assert backups_prune(folder=tmp_path, keep=3) == []
 
 
+def test_same_second_backups_sort_by_their_number(tmp_path: Path) -> None:
+    names = ["20261201T023000Z", "20261201T023000Z-2", "20261201T023000Z-10", "20261202T000000Z"]
+    made = [backup_dir(tmp_path, n) for n in names]
+    assert backups_prune(folder=tmp_path, keep=2) == made[:2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in made[2:])
+
+
 def test_never_removes_the_backup_just_taken(tmp_path: Path) -> None:
     # A clock set back: the one just taken sorts first, and is still kept.
     taken = backup_dir(tmp_path, "20200101T000000Z")
     newer = [backup_dir(tmp_path, f"202612{d:02d}T023000Z") for d in (1, 2)]
     removed = backups_prune(folder=tmp_path, keep=2, protect=taken)
-    assert removed == [] and taken.is_dir() and all(p.is_dir() for p in newer)
+    assert removed == []
+    assert taken.is_dir()
+    assert all(p.is_dir() for p in newer)
     assert backups_prune(folder=tmp_path / "missing", keep=2) == []
     with pytest.raises(ValueError, match="keep must be at least 1"):
         backups_prune(folder=tmp_path, keep=0)

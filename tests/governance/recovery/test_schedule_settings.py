@@ -58,7 +58,14 @@ def test_the_environment_sets_them() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
-        "governance.tasks.backup", "[23]", "[5]", "/srv/backups", "14", "30", "45", "60"
+        "governance.tasks.backup",
+        "[23]",
+        "[5]",
+        "/srv/backups",
+        "14",
+        "30",
+        "45",
+        "60",
     ]
 
 

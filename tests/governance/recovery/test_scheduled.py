@@ -80,11 +80,10 @@ def test_a_passed_backup_keeps_the_newest_and_resolves_the_failure_alert(
     run = RecoveryRun.objects.get(pk=result["run"])
     assert result["outcome"] == run.outcome == RecoveryRun.Outcome.PASSED, run.error
     taken = Path(run.location)
-    assert taken.parent == folder and taken.exists()
+    assert taken.parent == folder
+    assert taken.exists()
     assert (taken / "manifest.json").is_file() if taken.is_dir() else taken.is_file()
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [old[2].name, taken.name, "README"]
-    )
+    assert sorted(p.name for p in folder.iterdir()) == sorted([old[2].name, taken.name, "README"])
     event = Event.objects.get(kind=EventKind.BACKUP_CREATED, subject_id=str(run.pk))
     assert event.via == "task:backup"
     [note] = failure_notes()
