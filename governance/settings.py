@@ -344,6 +344,10 @@ REGISTRY_MAX_FILE_BYTES = env_int("REGISTRY_MAX_FILE_BYTES", 50 * 1024 * 1024)
 REGISTRY_MAX_TEXT_BYTES = env_int("REGISTRY_MAX_TEXT_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REGISTRY_MAX_TEXT_BYTES * 3
 
+# --- Backups and recovery drills (docs/operations.md) -----------------------
+#: Where backups are written; ``drill run`` restores the newest one found here.
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
+
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -48,6 +48,7 @@ class ArtifactClass(models.TextChoices):
     OVERLAY_PROPOSAL = "overlay-proposal", "Overlay proposal"
     SERVICE_RUN_BUNDLE = "service-run-bundle", "Service run bundle"
     POLICY_PACK = "policy-pack", "Policy pack"
+    RECOVERY_DRILL = "recovery-drill", "Recovery drill"
 
 
 #: Built-in artifact classes: (slug, name, content kind, interface pointer, description).
@@ -157,5 +158,12 @@ BUILTIN_CLASSES: list[tuple[str, str, str, str, str]] = [
         ContentKind.JSON,
         "",
         "Prohibited-content and personal-data patterns the template policy check applies.",
+    ),
+    (
+        ArtifactClass.RECOVERY_DRILL,
+        ArtifactClass.RECOVERY_DRILL.label,
+        ContentKind.JSON,
+        "",
+        "The signed outcome of a recovery drill or rollback rehearsal (written by the system).",
     ),
 ]
