@@ -309,7 +309,8 @@ EVIDENCE_RETENTION_DAYS = env_int("EVIDENCE_RETENTION_DAYS", 7 * 365)
 GOVERNANCE_SWEEP_INTERVAL_SECONDS = env_int("GOVERNANCE_SWEEP_INTERVAL_SECONDS", 900)
 
 # --- Backups and recovery proof ---------------------------------------------
-#: Where beat's daily backup is written (``backup-<UTC time>`` folders or archives).
+#: Where beat's daily backup is written (``backup-<UTC time>`` folders or archives); ``drill run``
+#: restores the newest one found here.
 BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
 #: When beat takes the daily backup, in UTC.
 BACKUP_HOUR = env_int("BACKUP_HOUR", 2)
@@ -343,10 +344,6 @@ REGISTRY_BLOB_DIR = Path(env_str("REGISTRY_BLOB_DIR", str(VAR_DIR / "blobs")))
 REGISTRY_MAX_FILE_BYTES = env_int("REGISTRY_MAX_FILE_BYTES", 50 * 1024 * 1024)
 REGISTRY_MAX_TEXT_BYTES = env_int("REGISTRY_MAX_TEXT_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REGISTRY_MAX_TEXT_BYTES * 3
-
-# --- Backups and recovery drills (docs/operations.md) -----------------------
-#: Where backups are written; ``drill run`` restores the newest one found here.
-BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,5 +1,6 @@
 """Reading recovery runs: the latest of each kind, per rehearsal subject, and how fresh each
-proof is (``recovery_status``: the readiness dashboard, the home page, /metrics and the sweep)."""
+proof is (``recovery_status``: the readiness dashboard, the home page, /metrics and the sweep);
+the slot a rehearsal names (``slot_by_label``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from governance.kernel.errors import DomainError, NotFound
 from governance.recovery.models import RecoveryRun
+from rollouts.models import Slot
 
 
 def latest_run(
@@ -152,3 +155,23 @@ def recovery_status(now: datetime | None = None) -> RecoveryStatus:
             for subject, run in newest.items()
         ],
     )
+
+
+def slot_by_label(label: str) -> Slot:
+    """``application.slot`` (as ``rollouts`` names slots): the slot, or NotFound naming ``slot``."""
+    application, dot, name = label.strip().partition(".")
+    if not dot or not application or not name:
+        raise DomainError(f"'{label}' is not a slot: use APPLICATION.SLOT.", field="slot")
+    found = (
+        Slot.objects.select_related(
+            "application__tenant",
+            "artifact__artifact_class",
+            "artifact__tenant",
+            "artifact__active_version",
+        )
+        .filter(application__slug=application, name=name)
+        .first()
+    )
+    if found is None:
+        raise NotFound(f"No slot '{name}' in application '{application}'.", field="slot")
+    return found

@@ -1,7 +1,8 @@
 """``manage.py rollouts ACTION``: rollouts from the command line.
 
 start|status|list|advance|pause|resume|abort|rollback|flag live in
-``rollouts.management.operations``; simulate in ``rollouts.management.simulate``; export here.
+``rollouts.management.operations``; simulate in ``rollouts.management.simulate``; export here;
+rehearse runs the rollback rehearsal the project registers in ``rollouts.hooks``.
 
 Each action is a ``do_<action>`` method; a subparser per action in ``add_arguments``.
 A broken rule prints one ``error: field: reason`` line and exits non-zero.
@@ -18,6 +19,7 @@ from django.core.management.base import CommandParser
 
 from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError, NotFound
+from rollouts import hooks
 from rollouts.management.operations import RolloutOperations, add_operation_parsers
 from rollouts.models import IterationNote, ManifestVersion, Rollout
 
@@ -110,6 +112,18 @@ class Command(RolloutOperations, ActionCommand):
         p.add_argument("rollout", metavar="ID", help="RO-<number> or <number>")
         p.add_argument("--out", required=True, metavar="DIR")
         p = sub.add_parser(
+            "rehearse",
+            help="Rehearse a rollback of SLOT's default in a scratch copy of the registry: time "
+            "to revert and to roll forward, recorded as a signed recovery-drill version (exit 1 "
+            "when it failed). The same as `drill rehearse`.",
+        )
+        p.add_argument(
+            "slot", metavar="SLOT", help="APPLICATION.SLOT, e.g. sales-agent.qualifyLead"
+        )
+        p.add_argument(
+            "--backup", type=Path, default=None, metavar="PATH", help="default: a fresh backup"
+        )
+        p = sub.add_parser(
             "simulate",
             help="Send simulated telemetry for a progressing canary through the ingest API and "
             "run the controller after each batch: watch it advance, pause or roll back.",
@@ -126,6 +140,12 @@ class Command(RolloutOperations, ActionCommand):
             default=None,
             help="ROLLOUT_STEP_MIN_SECONDS for this run (the fake clock covers minutes at most)",
         )
+
+    def do_rehearse(self, o: dict[str, Any]) -> None:
+        passed, line = hooks.rehearsal_run(o["slot"], backup=o["backup"])
+        if not passed:
+            self.problem(line)
+        self.stdout.write(line)
 
     def do_simulate(self, o: dict[str, Any]) -> None:
         from rollouts.management.simulate import simulate
