@@ -20,6 +20,7 @@ from governance.recovery.backup import backup_create
 from governance.recovery.drills import drill_run
 from governance.recovery.models import RecoveryRun
 from governance.recovery.rehearsals import rehearsal_run
+from registry.models import Version
 from registry.services import install_builtin_classes
 from registry.verification import check_version
 from reviews.models import Activation
@@ -45,6 +46,14 @@ def _backup(tmp_path: Path) -> Path:
     return backup_create(out_dir=out).path
 
 
+def _content(version: Version | None) -> dict[str, Any]:
+    """The archived outcome: a version's JSON content, checked to be signed and intact."""
+    assert version is not None
+    assert check_version(version).ok  # hashed and signed like any registry version
+    assert isinstance(version.content_json, dict)
+    return version.content_json
+
+
 def _drill_events() -> list[dict[str, Any]]:
     return list(
         Event.objects.filter(kind=EventKind.DRILL_RECORDED).values_list("payload", flat=True)
@@ -63,11 +72,9 @@ def test_a_drill_restores_verifies_and_records_a_signed_passed_version(
     assert run.outcome == RecoveryRun.Outcome.PASSED, run.error
     assert run.location == str(path)
     assert out.getvalue().startswith("recovery drill passed: restore ")
-    version = run.version
-    assert version is not None
-    assert version.artifact.path == "recovery-drill/platform/restore-drill"
-    assert check_version(version).ok  # hashed and signed like any registry version
-    content = version.content_json
+    content = _content(run.version)
+    assert run.version is not None
+    assert run.version.artifact.path == "recovery-drill/platform/restore-drill"
     assert content["outcome"] == "passed"
     assert content["problems"] == []
     assert content["backup"]["path"] == str(path)
@@ -98,10 +105,9 @@ def test_a_corrupt_backup_records_a_failed_drill_naming_the_file(
     assert run.outcome == RecoveryRun.Outcome.FAILED
     assert "tables/registry.version.jsonl" in run.error
     assert err.getvalue().startswith("recovery drill failed: ")
-    assert run.version is not None
-    assert check_version(run.version).ok
-    assert run.version.content_json["outcome"] == "failed"
-    assert any("registry.version.jsonl" in p for p in run.version.content_json["problems"])
+    content = _content(run.version)
+    assert content["outcome"] == "failed"
+    assert any("registry.version.jsonl" in p for p in content["problems"])
     assert [e["outcome"] for e in _drill_events()] == ["failed"]
 
 
@@ -133,9 +139,8 @@ def test_a_rehearsal_times_the_revert_in_a_scratch_copy_and_leaves_real_pointers
     assert run.details["revert_seconds"] > 0
     assert run.details["forward_seconds"] > 0
     assert (run.details["from"], run.details["to"]) == (v2.path, v1.path)
+    content = _content(run.version)
     assert run.version is not None
-    assert check_version(run.version).ok
-    content = run.version.content_json
     assert run.version.artifact.path == (
         "recovery-drill/platform/rehearsal-sales-agent-qualifylead"
     )
