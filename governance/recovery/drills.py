@@ -107,8 +107,11 @@ def _measure(path: Path | None) -> Measured:
         return measured
     if not backup_facts(path, measured):
         return measured
-    with scratch_database() as scratch:
-        restore_into(scratch, path, measured)
+    try:
+        with scratch_database() as scratch:
+            restore_into(scratch, path, measured)
+    except ScratchFailed as exc:  # the scratch database itself could not be made or dropped
+        measured.problems.append(str(exc))
     return measured
 
 

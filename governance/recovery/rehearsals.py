@@ -126,14 +126,14 @@ def _rehearse_in_scratch(slot: Slot, backup: Path | None, measured: Measured) ->
         measured.backup["fresh"] = fresh  # a fresh backup is taken for this and not kept
         if not ok:
             return {}
-        with scratch_database() as scratch:
-            if not restore_into(scratch, backup, measured):
-                return {}
-            try:
+        try:
+            with scratch_database() as scratch:
+                if not restore_into(scratch, backup, measured):
+                    return {}
                 answer, _ = scratch.manage_json("drill", "scratch-rehearse", str(slot), "--json")
-            except ScratchFailed as exc:
-                measured.problems.append(str(exc))
-                return {}
+        except ScratchFailed as exc:
+            measured.problems.append(str(exc))
+            return {}
     measured.seconds["revert_seconds"] = float(answer.get("revert_seconds") or 0.0)
     measured.seconds["forward_seconds"] = float(answer.get("forward_seconds") or 0.0)
     measured.problems.extend(str(p) for p in answer.get("problems") or [])

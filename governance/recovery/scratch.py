@@ -129,20 +129,27 @@ def _postgres_admin(settings_dict: dict[str, Any], sql: str) -> None:
     """Run one statement outside any transaction (CREATE/DROP DATABASE), on its own connection."""
     import psycopg
 
-    with psycopg.connect(
-        dbname="postgres",
-        user=settings_dict.get("USER") or None,
-        password=settings_dict.get("PASSWORD") or None,
-        host=settings_dict.get("HOST") or "127.0.0.1",
-        port=settings_dict.get("PORT") or "5432",
-        autocommit=True,
-    ) as conn:
-        conn.execute(sql)  # a name we made: [a-z0-9_] only
+    try:
+        with psycopg.connect(
+            dbname="postgres",
+            user=settings_dict.get("USER") or None,
+            password=settings_dict.get("PASSWORD") or None,
+            host=settings_dict.get("HOST") or "127.0.0.1",
+            port=settings_dict.get("PORT") or "5432",
+            autocommit=True,
+        ) as conn:
+            conn.execute(sql)  # a name we made: [a-z0-9_] only
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScratchFailed(f"PostgreSQL refused {sql.split(' IF ')[0]}: {reason}") from exc
 
 
 @contextmanager
 def scratch_database() -> Iterator[Scratch]:
-    """An empty scratch database (not migrated yet), removed when the block ends."""
+    """An empty scratch database (not migrated yet), removed when the block ends.
+
+    Raises ScratchFailed when the server refuses to create it (e.g. no CREATEDB privilege).
+    """
     root = Path(tempfile.mkdtemp(prefix="governance-scratch-"))
     vendor = connection.vendor
     settings_dict = dict(connection.settings_dict)

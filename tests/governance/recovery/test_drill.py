@@ -5,6 +5,8 @@ rehearsal run end to end, which leaves the real registry's pointers where they w
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from django.db import connection
 from accounts.models import Tenant
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
-from governance.recovery import scratch
+from governance.recovery import drills, scratch
 from governance.recovery.backup import backup_create
 from governance.recovery.drills import drill_run
 from governance.recovery.models import RecoveryRun
@@ -193,3 +195,24 @@ def test_on_postgresql_the_scratch_database_is_created_and_always_dropped(
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [names[0]])
         assert cursor.fetchone() is None
+
+
+def test_a_scratch_database_the_server_refuses_is_a_failed_drill_not_a_traceback(
+    platform: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _backup(tmp_path)
+
+    @contextmanager
+    def refused_by_server() -> Iterator[scratch.Scratch]:
+        raise scratch.ScratchFailed(
+            'PostgreSQL refused CREATE DATABASE "x": permission denied to create database'
+        )
+        yield  # pragma: no cover - never reached
+
+    monkeypatch.setattr(drills, "scratch_database", refused_by_server)
+    run = drills.drill_run(backup=path)
+    assert run.outcome == RecoveryRun.Outcome.FAILED
+    assert run.error == (
+        'PostgreSQL refused CREATE DATABASE "x": permission denied to create database'
+    )
+    assert _content(run.version)["backup"]["path"] == str(path)
