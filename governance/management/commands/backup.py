@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,12 @@ class Command(ActionCommand):
             action="store_true",
             help="Skip `events verify` and `registry verify` after the restore.",
         )
+        restore.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the result as one JSON line (rows, log size and root, seconds to "
+            "restore and to verify, the checks, problems); drills read it.",
+        )
 
     def do_create(self, options: dict[str, Any]) -> None:
         out = Path(options["out"])
@@ -71,6 +79,11 @@ class Command(ActionCommand):
 
     def do_restore(self, options: dict[str, Any]) -> None:
         result = backup_restore(options["path"], verify=not options["no_verify_after"])
+        if options["json"]:
+            self.stdout.write(json.dumps({**asdict(result), "ok": result.ok}, sort_keys=True))
+            if not options["no_verify_after"] and not result.ok:
+                self.problem("\n".join(result.problems) or None)
+            return
         rows = sum(result.rows.values())
         summary = (
             f"{rows} rows, log size {result.log_size} root {result.log_root}, "
