@@ -161,13 +161,13 @@ def _facts(run: Any) -> list[str]:
     log_size = _number(d, "log_size")
     if log_size is not None:
         facts.append(f"log {log_size:.0f} events")
-    for label, names in (
-        ("restore", ("restore_seconds", "seconds_restore")),
-        ("verify", ("verify_seconds", "seconds_verify")),
-        ("time to revert", ("revert_seconds", "seconds_revert", "time_to_revert_seconds")),
-        ("roll forward", ("forward_seconds", "seconds_forward", "roll_forward_seconds")),
+    for label, name in (  # what drills and rehearsals record (governance.recovery.drills)
+        ("restore", "restore_seconds"),
+        ("verify", "verify_seconds"),
+        ("time to revert", "revert_seconds"),
+        ("roll forward", "forward_seconds"),
     ):
-        seconds = _number(d, *names)
+        seconds = _number(d, name)
         if seconds is not None:
             facts.append(f"{label} {seconds:.2f} s")
     return facts
