@@ -96,7 +96,9 @@ def test_a_passed_backup_shows_its_size_and_log(client: Client, root: Any) -> No
     assert "none yet" in got["drill"][2]
 
 
-def test_the_recovery_query_count_does_not_grow_with_the_runs(client: Client, root: Any) -> None:
+def test_the_recovery_query_count_does_not_grow_with_the_runs(
+    client: Client, root: Any, django_assert_num_queries: Any
+) -> None:
     now = timezone.now()
 
     def build(n: int) -> None:
@@ -105,17 +107,13 @@ def test_the_recovery_query_count_does_not_grow_with_the_runs(client: Client, ro
             record("drill", at=now - i * DAY)
             record("rehearsal", subject=f"app/slot-{i}", at=now - i * DAY)
 
-    def queries() -> tuple[int, str]:
-        with CaptureQueriesContext(connection) as ctx:
-            html = client.get("/governance/readiness/").content.decode()
-        return len(ctx.captured_queries), html
-
     client.force_login(root)
     build(2)
-    few, html = queries()
-    build(6)
-    many, html = queries()
-    assert many == few
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get("/governance/readiness/").status_code == 200
+    build(6)  # three times the runs, four times the rehearsed slots
+    with django_assert_num_queries(len(ctx.captured_queries)):
+        html = client.get("/governance/readiness/").content.decode()
     assert len(rows(recovery_section(html))) == 2 + 6
 
 
@@ -165,3 +163,25 @@ def test_metrics_expose_ages_and_results(root: Any, token_client: Any) -> None:
     assert value('governance_rehearsal_last_success{slot="support/reply"}') == 1.0
     assert value('governance_rehearsal_last_success{slot="sales/lead"}') == 0.0
     assert 'governance_rehearsal_age_seconds{slot="sales/lead"}' not in text
+
+
+def test_the_home_page_query_count_does_not_grow_with_overdue_slots(
+    client: Client, root: Any, django_assert_num_queries: Any
+) -> None:
+    old = timezone.now() - 200 * DAY
+
+    def build(first: int, n: int) -> None:
+        for i in range(first, first + n):
+            record("rehearsal", subject=f"app/slot-{i}", at=old)
+
+    client.force_login(root)
+    build(0, 2)
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get("/").status_code == 200
+    build(2, 4)
+    with django_assert_num_queries(len(ctx.captured_queries)):
+        html = client.get("/").content.decode()
+    match = re.search(r'<section[^>]*id="recovery"[^>]*>(.*?)</section>', html, re.S)
+    assert match is not None
+    proofs = re.findall(r'data-proof="([^"]+)"', match.group(1))
+    assert proofs == ["backup", "drill", *(f"rehearsal:app/slot-{i}" for i in range(6))]
