@@ -6,7 +6,8 @@ into a scratch database, and there runs ``manage.py drill scratch-rehearse SLOT`
 (``reviews.services.rollback``, as ``registry rollback`` does) and asks the runtime what the slot
 serves (``rollouts.runtime.answer``) until it shows the old version; that wall time is the time
 to revert. Then it rolls forward (the same service, back to the version that was active) and
-times that too. The outcome is archived as a signed ``recovery-drill`` version
+times that too. Going back to a deprecated version takes an override reason, which the
+rehearsal gives and reports (``needs_override_reason``). The outcome is archived as a signed ``recovery-drill`` version
 (``rehearsal-<slot>``) and a ``RecoveryRun(kind="rehearsal", subject=<slot>)``. The real
 registry's pointers never move.
 """
@@ -33,7 +34,7 @@ from governance.recovery.outcomes import outcome_publish, rehearsal_artifact_slu
 from governance.recovery.scratch import SCRATCH_ENV, ScratchFailed, scratch_database
 from governance.recovery.selectors import slot_by_label
 from governance.recovery.services import recovery_run_record
-from registry.models import Version
+from registry.models import Deprecation, Version
 from reviews.services import rollback
 from reviews.services.rollback import rollback_point
 from rollouts import runtime
@@ -41,6 +42,9 @@ from rollouts.models import Slot
 
 REASON_BACK = "Rollback rehearsal in a scratch copy: revert"
 REASON_FORWARD = "Rollback rehearsal in a scratch copy: roll forward"
+#: Going back to a deprecated version needs an administrator's override reason; the rehearsal
+#: gives this one (in the scratch copy only) and says that a real rollback would need one.
+OVERRIDE_REASON = "Rollback rehearsal in a scratch copy: the incident commander's override"
 
 
 def rehearsal_plan(slot: Slot) -> tuple[Version, Version]:
@@ -70,7 +74,13 @@ def _resolved(slot: Slot) -> dict[str, Any]:
 def _moved(slot: Slot, reason: str, target: Version | None, want: Version) -> dict[str, Any]:
     """One timed pointer move: the rollback service, then resolve until it answers ``want``."""
     started = time.monotonic()
-    rollback(artifact=slot.artifact, actor=None, reason=reason, target=target)
+    rollback(
+        artifact=slot.artifact,
+        actor=None,
+        reason=reason,
+        target=target,
+        override_reason=OVERRIDE_REASON,  # recorded only when the target is deprecated
+    )
     deadline = started + 10.0
     resolved = _resolved(slot)
     while resolved["sha256"] != want.manifest_sha256 and time.monotonic() < deadline:
@@ -90,6 +100,7 @@ def scratch_rehearse(*, slot_label: str) -> dict[str, Any]:
         )
     slot = slot_by_label(slot_label)
     current, back_to = rehearsal_plan(slot)
+    deprecated = Deprecation.objects.filter(version=back_to, removed_at__isnull=True).exists()
     with transaction.atomic():
         back = _moved(slot, REASON_BACK, None, back_to)
     slot = slot_by_label(slot_label)
@@ -105,6 +116,7 @@ def scratch_rehearse(*, slot_label: str) -> dict[str, Any]:
         "artifact": slot.artifact.path,
         "from": current.path,
         "to": back_to.path,
+        "needs_override_reason": deprecated,
         "revert_seconds": back["seconds"],
         "forward_seconds": forward["seconds"],
         "resolved_after_revert": back["resolved"],
@@ -176,7 +188,7 @@ def rehearsal_record(
     finished_at = timezone.now()
     outcome = RecoveryRun.Outcome.FAILED if measured.problems else RecoveryRun.Outcome.PASSED
     label = str(slot)
-    facts = {k: answer.get(k) for k in ("from", "to", "artifact")}
+    facts = {k: answer.get(k) for k in ("from", "to", "artifact", "needs_override_reason")}
     resolved = {k: answer.get(k) for k in ("resolved_after_revert", "resolved_after_forward")}
     content = {
         "kind": RecoveryRun.Kind.REHEARSAL.value,

@@ -14,6 +14,7 @@ from governance.recovery import rehearsals
 from governance.recovery.models import RecoveryRun
 from governance.recovery.scratch import SCRATCH_ENV
 from registry.models import Artifact
+from registry.services import version_deprecate
 from reviews.models import Activation
 from reviews.services import rollback
 from rollouts.models import PointerMove
@@ -35,6 +36,7 @@ def test_scratch_rehearse_reverts_then_rolls_forward_and_resolves_each_time(
     slot, v1, v2 = rehearsal_world(platform, people)
     answer = rehearsals.scratch_rehearse(slot_label="sales-agent.qualifyLead")
     assert answer["problems"] == []
+    assert answer["needs_override_reason"] is False
     assert (answer["from"], answer["to"]) == (v2.path, v1.path)
     assert answer["resolved_after_revert"]["sha256"] == v1.manifest_sha256
     assert answer["resolved_after_forward"]["sha256"] == v2.manifest_sha256
@@ -54,6 +56,23 @@ def test_scratch_rehearse_reverts_then_rolls_forward_and_resolves_each_time(
         (v2.pk, v1.pk),
         (v1.pk, v2.pk),
     ]
+
+
+def test_rolling_back_to_a_deprecated_version_is_rehearsed_with_the_override_it_needs(
+    platform: Tenant, people: dict[str, Any], as_scratch: None
+) -> None:
+    slot, v1, v2 = rehearsal_world(platform, people)
+    version_deprecate(
+        version=v1, replacement=v2, reason="v2 is politer", remove_after_days=30, actor=None
+    )
+    answer = rehearsals.scratch_rehearse(slot_label="sales-agent.qualifyLead")
+    assert answer["problems"] == []
+    assert answer["needs_override_reason"] is True
+    assert answer["resolved_after_revert"]["sha256"] == v1.manifest_sha256
+    back = Activation.objects.filter(artifact=slot.artifact, version=v1, kind="rollback").get()
+    assert back.override_reason == rehearsals.OVERRIDE_REASON
+    forward = Activation.objects.filter(artifact=slot.artifact, version=v2, kind="rollback").get()
+    assert forward.override_reason == ""
 
 
 def test_scratch_rehearse_refuses_a_database_that_is_not_the_scratch_copy(
