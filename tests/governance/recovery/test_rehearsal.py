@@ -3,10 +3,12 @@ whole rehearsal recorded as a signed version while the real pointers stay where 
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 
 from accounts.models import Tenant
 from governance.kernel.errors import Conflict, DomainError, Forbidden
@@ -17,6 +19,7 @@ from registry.models import Artifact
 from registry.services import version_deprecate
 from reviews.models import Activation
 from reviews.services import rollback
+from rollouts import hooks as rollouts_hooks
 from rollouts.models import PointerMove
 from tests.cli import refused
 from tests.governance.recovery.drill_world import people, platform, rehearsal_world
@@ -119,3 +122,26 @@ def test_an_unknown_slot_is_refused_naming_the_field(
     assert refused("drill", "rehearse", label) == f"slot: {message}"
     with pytest.raises(DomainError):
         rehearsals.rehearsal_run(slot_label=label)
+
+
+def test_rollouts_rehearse_goes_through_the_hook_and_refuses_without_a_runner(
+    platform: Tenant, people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rehearsal_world(platform, people)
+    monkeypatch.setattr(rollouts_hooks, "_rehearsal_runners", [])
+    assert refused("rollouts", "rehearse", "sales-agent.qualifyLead") == (
+        "slot: No rollback rehearsal runner is installed."
+    )
+    calls: list[tuple[str, Any]] = []
+
+    def runner(label: str, *, backup: Any = None) -> tuple[bool, str]:
+        calls.append((label, backup))
+        return False, "rollback rehearsal of x failed: because"
+
+    rollouts_hooks.register_rehearsal_runner(runner)
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        call_command("rollouts", "rehearse", "a.b", stdout=io.StringIO(), stderr=err)
+    assert exit_.value.code == 1
+    assert err.getvalue().strip() == "rollback rehearsal of x failed: because"
+    assert calls == [("a.b", None)]
