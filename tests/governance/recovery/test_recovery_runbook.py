@@ -1,12 +1,15 @@
 """docs/recovery.md is run, command by command: every ``$ `` line of its ``console`` blocks, in
-order, in a subprocess against a scratch registry (SQLite, temporary folders). Each must exit 0 and print what the runbook shows under it
+order, in a subprocess against a scratch environment (SQLite, temporary folders) that the
+runbook restores from a backup of a small source registry. Each must exit 0 and print what the runbook shows under it
 (``<...>`` stands for any text). A line ending in `` &`` starts a service, stopped at the end."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -175,11 +178,28 @@ def active_kid(database_url: str) -> str:
     return str(row[0]) if row else ""
 
 
-def make_registry(env: dict[str, str], base: Path) -> str:
-    """A small registry (a tenant, a user, a published version with its file, a checkpoint);
-    returns its active key id."""
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Source:
+    """What an operator holds of the lost system: a backup, its key id, a copy of its keys."""
+
+    backup: Path
+    kid: str
+    keys: Path
+
+
+def make_source(base: Path) -> Source:
+    """A small registry (a tenant, a user, a published version with its file, a checkpoint),
+    its backup, and a copy of its key folder kept apart."""
+    env = environment(base, "source")
     shell = Shell(env, base)
     (base / "greeting.txt").write_text("Hello, {name}.\n")
+    Path(env["BACKUP_DIR"]).mkdir()
     for command in (
         "python manage.py migrate --no-input -v0",
         "python manage.py keys generate",
@@ -188,20 +208,28 @@ def make_registry(env: dict[str, str], base: Path) -> str:
         f"python manage.py registry publish prompt/acme/greeting --file {base / 'greeting.txt'}"
         " --impact minor --reason first --title Greeting --owner alice",
         "python manage.py events checkpoint",
+        'python manage.py backup create --out "$BACKUP_DIR"',
     ):
         shell.run(command)
-    return active_kid(env["DATABASE_URL"])
+    (backup,) = Path(env["BACKUP_DIR"]).glob("backup-*")
+    keys = base / "key-backup"
+    shutil.copytree(env["SIGNING_KEY_DIR"], keys)
+    return Source(backup=backup, kid=active_kid(env["DATABASE_URL"]), keys=keys)
 
 
 @pytest.fixture
 def shell(tmp_path: Path) -> Iterator[Shell]:
-    env = environment(tmp_path, "registry")
-    kid = make_registry(env, tmp_path)
+    source = make_source(tmp_path)
+    env = environment(tmp_path, "restored")
     env |= {
+        "BACKUP": str(source.backup),
+        "KID": source.kid,
+        "KEY_BACKUP": str(source.keys),
         "BUNDLE": str(tmp_path / "log.bundle"),
+        "PORT": str(free_port()),
         "OLD_SECRET": OLD_SECRET,
         "NEW_SECRET": NEW_SECRET,
-        "OLD_KID": kid,
+        "OLD_KID": source.kid,
         "NEW_KID": "",  # the active key when a command runs (after `keys rotate`: the new one)
     }
     running = Shell(env, tmp_path)
@@ -220,7 +248,7 @@ RESOLVE: dict[str, Callable[[dict[str, str]], str]] = {
 def test_the_runbook_parses_and_names_only_documented_placeholders():
     text = RUNBOOK.read_text()
     steps = runbook_steps(text)
-    assert len(steps) >= 10, [s.command for s in steps]
+    assert len(steps) >= 20, [s.command for s in steps]
     documented = documented_placeholders(text)
     for step in steps:
         used = set(re.findall(r"\$\{?([A-Z_]+)", step.command))
@@ -235,7 +263,8 @@ def test_every_command_in_the_runbook_runs(shell: Shell):
     ran = 0
     for step in runbook_steps(text):
         for name, resolve in RESOLVE.items():
-            shell.env[name] = resolve(shell.env)
+            if f"${name}" in step.command:
+                shell.env[name] = resolve(shell.env)
         if step.background:
             shell.start(step.command.removesuffix(" &"))
             continue
