@@ -9,7 +9,6 @@ refused with exit 2. ``scratch-rehearse`` is what ``rehearse`` runs inside the s
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -50,8 +49,10 @@ class Command(ActionCommand):
         p.add_argument(
             "--backup", type=Path, default=None, metavar="PATH", help="default: a fresh backup"
         )
-        # Runs inside the scratch copy only (refused anywhere else); not for people.
-        p = sub.add_parser("scratch-rehearse", help=argparse.SUPPRESS)
+        p = sub.add_parser(
+            "scratch-rehearse",
+            help="What `rehearse` runs inside the scratch copy (refused in any other database).",
+        )
         p.add_argument("slot", metavar="SLOT")
         p.add_argument("--json", action="store_true")
 
