@@ -184,6 +184,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Run by ``manage.py shell`` in the source registry: a platform prompt promoted twice through
+#: the real review services and bound to a slot, so that a rollback can be rehearsed.
+WORLD = """
+from django.conf import settings
+
+from accounts import services
+from tests.factories import TenantFactory, UserFactory
+from tests.governance.recovery.drill_world import rehearsal_world
+
+platform = TenantFactory(slug=settings.PLATFORM_TENANT_SLUG, name="Platform")
+
+
+def person(name, *roles):
+    user = UserFactory(username=name, password="pw")
+    services.membership_add(user=user, tenant=platform, actor=None)
+    for role in roles:
+        services.role_grant(user=user, role=role, tenant=platform, actor=None)
+    return user
+
+
+people = {
+    "author": person("author"),
+    "reviewer": person("reviewer", "reviewer"),
+    "admin": person("admin", "administrator"),
+}
+slot, _, _ = rehearsal_world(platform, people)
+print(f"SLOT={slot.application.slug}.{slot.name}")
+"""
+
+
 @dataclass
 class Source:
     """What an operator holds of the lost system: a backup, its key id, a copy of its keys."""
@@ -191,14 +221,16 @@ class Source:
     backup: Path
     kid: str
     keys: Path
+    slot: str
 
 
 def make_source(base: Path) -> Source:
-    """A small registry (a tenant, a user, a published version with its file, a checkpoint),
-    its backup, and a copy of its key folder kept apart."""
+    """A small registry (a tenant, a user, a published version with its file, a slot whose
+    artifact was promoted twice, a checkpoint), its backup, and a copy of its key folder."""
     env = environment(base, "source")
     shell = Shell(env, base)
     (base / "greeting.txt").write_text("Hello, {name}.\n")
+    (base / "world.py").write_text(WORLD)
     Path(env["BACKUP_DIR"]).mkdir()
     for command in (
         "python manage.py migrate --no-input -v0",
@@ -207,14 +239,16 @@ def make_source(base: Path) -> Source:
         "python manage.py accounts add-user alice --member acme",
         f"python manage.py registry publish prompt/acme/greeting --file {base / 'greeting.txt'}"
         " --impact minor --reason first --title Greeting --owner alice",
-        "python manage.py events checkpoint",
-        'python manage.py backup create --out "$BACKUP_DIR"',
     ):
         shell.run(command)
+    world = shell.run(f"python manage.py shell < {base / 'world.py'}")
+    (slot,) = re.findall(r"^SLOT=(\S+)$", world.stdout, re.MULTILINE)
+    shell.run("python manage.py events checkpoint")
+    shell.run('python manage.py backup create --out "$BACKUP_DIR"')
     (backup,) = Path(env["BACKUP_DIR"]).glob("backup-*")
     keys = base / "key-backup"
     shutil.copytree(env["SIGNING_KEY_DIR"], keys)
-    return Source(backup=backup, kid=active_kid(env["DATABASE_URL"]), keys=keys)
+    return Source(backup=backup, kid=active_kid(env["DATABASE_URL"]), keys=keys, slot=slot)
 
 
 @pytest.fixture
@@ -231,6 +265,7 @@ def shell(tmp_path: Path) -> Iterator[Shell]:
         "NEW_SECRET": NEW_SECRET,
         "OLD_KID": source.kid,
         "NEW_KID": "",  # the active key when a command runs (after `keys rotate`: the new one)
+        "SLOT": source.slot,
     }
     running = Shell(env, tmp_path)
     try:
