@@ -1,7 +1,8 @@
 """Deliberate acts: a person confirms their password unless they did so in the last few minutes.
 
 Sign-off, promotion, rollback, the safety switch, deprecating or retiring a version, revoking
-a role and every rollout transition ask for it on the HTML pages (the API and CLI use tokens).
+a role, renewing, revoking or countersigning a waiver and every rollout transition ask for it
+on the HTML pages (the API and CLI use tokens).
 One rule for all of them: :func:`require_password` (a service-style refusal, for ``attempt``
 and ``submit``) and :func:`password_refusal` (the error on a form's password field).
 """

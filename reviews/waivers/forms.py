@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from governance.kernel.forms import TEXTAREA, lines
+from governance.kernel.forms import TEXTAREA, PasswordMixin, lines
 from reviews.choices import CheckKind
 
 
@@ -85,14 +85,25 @@ class WaiverForm(_TermsForm):
         return lines(self.cleaned_data.get("artifacts", ""))
 
 
-class WaiverRenewForm(_TermsForm):
-    """Renewing: a new waiver with the same scope; the terms may be restated."""
+class WaiverRenewForm(_TermsForm, PasswordMixin):
+    """Renewing: a new waiver with the same scope; the terms may be restated. A deliberate
+    act: the password too (unless confirmed lately)."""
+
+    field_order = ["justification", "mitigation", "advisory_links", "expires_at", "password"]
 
 
-class WaiverRevokeForm(forms.Form):
+class WaiverRevokeForm(PasswordMixin):
+    """Revoking: why, and the password (a deliberate act)."""
+
     reason = forms.CharField(
         widget=TEXTAREA,
         max_length=2000,
         label="Why revoke",
         help_text="The changes it covered block again at once.",
     )
+
+    field_order = ["reason", "password"]
+
+
+class WaiverCountersignForm(PasswordMixin):
+    """Countersigning: nothing but the password (the page shows what is waived)."""

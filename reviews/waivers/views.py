@@ -23,9 +23,10 @@ from django.utils import timezone
 
 from accounts.models import Tenant, User
 from accounts.selectors import access_by_tenant, tenant_for_user
+from governance.kernel import reauth
 from governance.kernel.errors import DomainError, NotFound
 from governance.kernel.permissions import Decision
-from governance.kernel.views import post_only, submit
+from governance.kernel.views import post_only, say_above, submit
 from registry import selectors as registry_selectors
 from registry.models import Artifact
 from reviews import selectors as review_selectors
@@ -33,9 +34,15 @@ from reviews.choices import CheckKind
 from reviews.waivers import permissions, selectors, services
 from reviews.waivers.choices import WaiverState
 from reviews.waivers.filters import WaiverFilterSet
-from reviews.waivers.forms import WaiverForm, WaiverRenewForm, WaiverRevokeForm
+from reviews.waivers.forms import (
+    WaiverCountersignForm,
+    WaiverForm,
+    WaiverRenewForm,
+    WaiverRevokeForm,
+)
 from reviews.waivers.models import Waiver
 from reviews.waivers.permissions import (
+    can_countersign_waiver,
     can_grant_waiver,
     can_renew_waiver,
     can_revoke_waiver,
@@ -88,9 +95,23 @@ def waiver_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _waiver_page(request: HttpRequest, waiver: Waiver, status: int = 200) -> HttpResponse:
+def _waiver_page(
+    request: HttpRequest,
+    waiver: Waiver,
+    status: int = 200,
+    countersign_form: WaiverCountersignForm | None = None,
+) -> HttpResponse:
+    """The waiver's page; ``countersign_form``: a refused countersign, its error atop that form
+    (or above the page once the page no longer offers it)."""
     now = timezone.now()
     state = waiver.state_at(now)
+    can = waiver_actions(_user(request), waiver, state)
+    if countersign_form is not None and not can.countersign:
+        say_above(request, countersign_form)
+    if can.countersign and countersign_form is None:
+        countersign_form = WaiverCountersignForm(
+            needs_password=not reauth.recently_confirmed(request)
+        )
     lineage = selectors.waiver_lineage(waiver)
     position = next(i for i, w in enumerate(lineage) if w.pk == waiver.pk)
     return render(
@@ -106,7 +127,8 @@ def _waiver_page(request: HttpRequest, waiver: Waiver, status: int = 200) -> Htt
             "renewed_by": lineage[position + 1] if position + 1 < len(lineage) else None,
             "events": list(selectors.waiver_history(lineage)),
             "covered": selectors.changes_covered_by(waiver),
-            "can": waiver_actions(_user(request), waiver, state),
+            "can": can,
+            "countersign_form": countersign_form if can.countersign else None,
         },
         status=status,
     )
@@ -266,12 +288,17 @@ def _act(request: HttpRequest, waiver: Waiver, allowed: Decision, action: _Actio
         return _refused(request, waiver, action.name, allowed.reason)
     status = 200
     if request.method == "POST":
-        done = submit(action.form, action.call, invalid_status=400)
+
+        def deliberate(data: dict[str, Any]) -> Waiver:
+            reauth.require_password(request, data.get("password"))  # after who may
+            return action.call(data)
+
+        done = submit(action.form, deliberate, invalid_status=400)
         if done.ok and done.result is not None:
             messages.success(request, action.said(done.result))
             return redirect(done.result)
-        if done.status == 403:  # refused: the page says why, with no form
-            return _refused(request, waiver, action.name, _refusal(action.form))
+        if done.status == 403 and not action.form.has_error("password"):
+            return _refused(request, waiver, action.name, _refusal(action.form))  # no form
         status = done.status
     return render(
         request,
@@ -291,7 +318,11 @@ def waiver_renew(request: HttpRequest, reference: str) -> HttpResponse:
         "mitigation": waiver.mitigation,
         "advisory_links": "\n".join(waiver.advisory_links),
     }
-    form = WaiverRenewForm(request.POST or None, initial=initial)
+    form = WaiverRenewForm(
+        request.POST or None,
+        initial=initial,
+        needs_password=not reauth.recently_confirmed(request),
+    )
     renew = _Action(
         "renew",
         form,
@@ -316,7 +347,9 @@ def waiver_revoke(request: HttpRequest, reference: str) -> HttpResponse:
     user = _user(request)
     revoke = _Action(
         "revoke",
-        WaiverRevokeForm(request.POST or None),
+        WaiverRevokeForm(
+            request.POST or None, needs_password=not reauth.recently_confirmed(request)
+        ),
         lambda data: services.waiver_revoke(waiver=waiver, actor=user, reason=data["reason"]),
         lambda revoked: f"Revoked {revoked.reference}.",
     )
@@ -326,12 +359,21 @@ def waiver_revoke(request: HttpRequest, reference: str) -> HttpResponse:
 @login_required
 @post_only("waiver-detail", "reference")
 def waiver_countersign(request: HttpRequest, reference: str) -> HttpResponse:
-    """A security officer's agreement to a waiver of a security check."""
+    """A security officer's agreement to a waiver of a security check: who may first, then the
+    password (a deliberate act); a refusal is said atop the countersign form (or the page)."""
     waiver = _waiver(request, reference)
-    try:
-        services.waiver_countersign(waiver=waiver, actor=_user(request))
-    except DomainError as exc:  # refused (403) or too late (409): the reason above the page
-        messages.error(request, exc.message)
-        return _waiver_page(request, _waiver(request, reference), status=exc.status_code)
+    user = _user(request)
+    form = WaiverCountersignForm(
+        request.POST, needs_password=not reauth.recently_confirmed(request)
+    )
+
+    def countersign(data: dict[str, Any]) -> Waiver:
+        can_countersign_waiver(user, waiver).require()
+        reauth.require_password(request, data.get("password"))
+        return services.waiver_countersign(waiver=waiver, actor=user)
+
+    done = submit(form, countersign, invalid_status=400)
+    if not done.ok:  # refused (403), a wrong password (403) or too late (409)
+        return _waiver_page(request, _waiver(request, reference), done.status, form)
     messages.success(request, f"Countersigned {waiver.reference}; it counts from now.")
     return redirect(waiver)

@@ -18,6 +18,7 @@ from reviews.choices import CheckKind
 from reviews.waivers import services
 from reviews.waivers.models import Waiver
 from tests.reviews.conftest import make_artifact, open_change, people, prompt, prompt_v1
+from tests.reviews.test_views import PASSWORD
 
 __all__ = ["open_change", "people", "prompt", "prompt_v1"]  # fixtures used here
 
@@ -426,6 +427,7 @@ def test_renewal_is_a_new_linked_waiver(
             "mitigation": "Human review continues.",
             "advisory_links": "",
             "expires_at": local_input(expiry),
+            "password": PASSWORD,
         },
     )
     new = Waiver.objects.get(renews=old)
@@ -450,14 +452,24 @@ def test_renewal_errors_name_the_field_or_say_why(
     active = waivers["active"]
     bad = client.post(
         f"/governance/waivers/{active.reference}/renew/",
-        {"justification": "x", "mitigation": "y", "expires_at": local_input(timezone.now() - DAY)},
+        {
+            "justification": "x",
+            "mitigation": "y",
+            "expires_at": local_input(timezone.now() - DAY),
+            "password": PASSWORD,
+        },
     )
     assert bad.status_code == 400
     assert bad.context["form"].errors["expires_at"] == ["The expiry must be in the future."]
     revoked = waivers["revoked"]
     conflict = client.post(
         f"/governance/waivers/{revoked.reference}/renew/",
-        {"justification": "x", "mitigation": "y", "expires_at": local_input(timezone.now() + DAY)},
+        {
+            "justification": "x",
+            "mitigation": "y",
+            "expires_at": local_input(timezone.now() + DAY),
+            "password": PASSWORD,
+        },
     )
     assert conflict.status_code == 409
     assert "was revoked; grant a new waiver instead." in conflict.content.decode()
@@ -483,17 +495,18 @@ def test_revoking_needs_a_reason(
 ) -> None:
     waiver = waivers["active"]
     client.force_login(people["security"])
-    empty = client.post(f"/governance/waivers/{waiver.reference}/revoke/", {"reason": "  "})
+    revoke_url = f"/governance/waivers/{waiver.reference}/revoke/"
+    empty = client.post(revoke_url, {"reason": "  ", "password": PASSWORD})
     assert empty.status_code == 400
     assert empty.context["form"].errors["reason"] == ["This field is required."]
     waiver.refresh_from_db()
     assert waiver.revoked_at is None
-    done = client.post(f"/governance/waivers/{waiver.reference}/revoke/", {"reason": "Fixed."})
+    done = client.post(revoke_url, {"reason": "Fixed.", "password": PASSWORD})
     assert done.status_code == 302
     waiver.refresh_from_db()
     assert waiver.revoked_by == people["security"]
     assert waiver.revoke_reason == "Fixed."
-    again = client.post(f"/governance/waivers/{waiver.reference}/revoke/", {"reason": "Again."})
+    again = client.post(revoke_url, {"reason": "Again.", "password": PASSWORD})
     assert again.status_code == 409
     assert "is already revoked" in again.content.decode()
     client.force_login(people["reviewer"])
@@ -514,17 +527,111 @@ def test_countersigning(client: Client, people: dict[str, Any], waivers: dict[st
     assert client.post(url).status_code == 403
     assert client.get(url)["Location"] == f"/governance/waivers/{waiver.reference}/"
     client.force_login(people["security"])
-    response = client.post(url)
+    response = client.post(url, {"password": PASSWORD})
     assert response.status_code == 302
     waiver.refresh_from_db()
     assert waiver.countersigned_by == people["security"]
     page = client.get(waiver.get_absolute_url()).content.decode()
     assert 'data-state="active"' in page
     assert 'id="countersigned">security' in page
-    again = client.post(url)
+    again = client.post(url, {"password": PASSWORD})
     assert again.status_code == 409
     assert "was already countersigned by security" in again.content.decode()
     assert Event.objects.filter(kind=EventKind.WAIVER_COUNTERSIGNED).count() == 1
+
+
+def test_revoke_renew_and_countersign_ask_for_the_password(
+    client: Client, people: dict[str, Any], waivers: dict[str, Waiver]
+) -> None:
+    """Deliberate acts, like sign-off and promotion: the form asks for the password; missing
+    (400) or wrong (403), the form says so on its password field and nothing changes."""
+    from governance.kernel.reauth import PASSWORD_MISSING, PASSWORD_WRONG
+
+    pending, active = waivers["pending"], waivers["active"]
+    events = Event.objects.count()
+    client.force_login(people["security"])
+    page = client.get(pending.get_absolute_url()).content.decode()
+    countersign_form = page.split('id="countersign-form"')[1].split("</form>")[0]
+    assert 'type="password"' in countersign_form
+    url = f"/governance/waivers/{pending.reference}/countersign/"
+    missing = client.post(url)
+    assert missing.status_code == 400
+    shown = missing.content.decode().split('id="countersign-form"')[1].split("</form>")[0]
+    assert PASSWORD_MISSING in shown  # atop the form the person used
+    wrong = client.post(url, {"password": "not-it"})
+    assert wrong.status_code == 403
+    assert PASSWORD_WRONG in wrong.content.decode().split('id="countersign-form"')[1]
+    pending.refresh_from_db()
+    assert pending.countersigned_at is None
+
+    revoke_url = f"/governance/waivers/{active.reference}/revoke/"
+    assert 'type="password"' in client.get(revoke_url).content.decode()
+    missing = client.post(revoke_url, {"reason": "Fixed."})
+    assert missing.status_code == 400
+    assert missing.context["form"].errors["password"] == [PASSWORD_MISSING]
+    wrong = client.post(revoke_url, {"reason": "Fixed.", "password": "not-it"})
+    assert wrong.status_code == 403
+    assert wrong.context["form"].errors["password"] == [PASSWORD_WRONG]
+    assert 'id="waiver-revoke-form"' in wrong.content.decode()  # the form stays, with its error
+    active.refresh_from_db()
+    assert active.revoked_at is None
+    assert Event.objects.count() == events
+
+    assert client.post(url, {"password": PASSWORD}).status_code == 302
+    pending.refresh_from_db()
+    assert pending.countersigned_by == people["security"]
+    # Confirmed a moment ago: not asked again.
+    assert 'type="password"' not in client.get(revoke_url).content.decode()
+    assert client.post(revoke_url, {"reason": "Fixed."}).status_code == 302
+    active.refresh_from_db()
+    assert active.revoked_by == people["security"]
+
+    old = waivers["expiring_soon"]
+    client.force_login(people["admin"])
+    renew_url = f"/governance/waivers/{old.reference}/renew/"
+    terms = {
+        "justification": "Still needed.",
+        "mitigation": "Human review continues.",
+        "expires_at": local_input(timezone.now() + 10 * DAY),
+    }
+    form = client.get(renew_url).content.decode()
+    assert 'type="password"' in form.split('id="waiver-renew-form"')[1]
+    missing = client.post(renew_url, terms)
+    assert missing.status_code == 400
+    assert missing.context["form"].errors["password"] == [PASSWORD_MISSING]
+    wrong = client.post(renew_url, {**terms, "password": "not-it"})
+    assert wrong.status_code == 403
+    assert wrong.context["form"].errors["password"] == [PASSWORD_WRONG]
+    assert wrong.context["form"]["justification"].value() == "Still needed."  # kept
+    assert not Waiver.objects.filter(renews=old).exists()
+    assert client.post(renew_url, {**terms, "password": PASSWORD}).status_code == 302
+    assert Waiver.objects.get(renews=old).justification == "Still needed."
+
+
+def test_who_may_not_act_is_told_so_before_any_password(
+    client: Client, people: dict[str, Any], waivers: dict[str, Waiver]
+) -> None:
+    pending = waivers["pending"]
+    client.force_login(people["reviewer"])
+    revoke = client.post(
+        f"/governance/waivers/{pending.reference}/revoke/", {"reason": "no", "password": "x"}
+    )
+    assert revoke.status_code == 403
+    html = revoke.content.decode()
+    assert "Only an administrator or a security officer can revoke a waiver." in html
+    assert "not your password" not in html
+    client.force_login(people["admin"])  # the grantor: may not countersign
+    countersign = client.post(
+        f"/governance/waivers/{pending.reference}/countersign/", {"password": "x"}
+    )
+    assert countersign.status_code == 403
+    html = countersign.content.decode()
+    assert "Only a security officer of the tenant can countersign." in html
+    assert "not your password" not in html
+    assert 'id="countersign-form"' not in html
+    pending.refresh_from_db()
+    assert pending.revoked_at is None
+    assert pending.countersigned_at is None
 
 
 def test_pages_need_a_login(client: Client, waivers: dict[str, Waiver]) -> None:

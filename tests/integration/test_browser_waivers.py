@@ -17,8 +17,9 @@ from django.utils import timezone
 from reviews.choices import ChangeStatus
 from reviews.models import ChangeRequest
 from reviews.waivers.models import Waiver
+from tests.integration.browser_changes import sign_off
 from tests.integration.test_browser import browser, log_in, page
-from tests.integration.test_browser_reviews import shot, sign_off
+from tests.integration.test_browser_reviews import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 __all__ = ["browser", "page"]  # fixtures, imported for use here
@@ -50,6 +51,7 @@ def test_admin_renews_an_expired_waiver_and_promotes_the_change_it_blocked(
     page.locator("#renew").click()
     until = (timezone.localtime() + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M")
     page.get_by_label("Expires at").fill(until)
+    page.get_by_label("Your password").fill("acme-admin-demo")  # a deliberate act
     page.get_by_role("button", name="Renew").click()
     renewal = Waiver.objects.get(renews=expired)
     assert page.url.endswith(renewal.get_absolute_url())
