@@ -54,6 +54,26 @@ def _placed(
     return {"anchor": back.anchor, "messages": back.messages()}
 
 
+def _promote_form(
+    back: SentBack | None,
+    refusal: dict[str, Any] | None,
+    *,
+    offered: bool,
+    needs_password: bool,
+) -> tuple[PromoteForm | None, dict[str, Any] | None]:
+    """The promote form (if offered) and what is left to say atop the promotion section: a
+    refused promotion is said atop the promote form itself, where the person looks; atop the
+    section only for someone not offered the form."""
+    if not offered:
+        return None, refusal
+    form = bring_back(
+        back, "promotion", lambda d: PromoteForm(d, needs_password=needs_password)
+    ) or PromoteForm(needs_password=needs_password)
+    if refusal is not None and refusal["anchor"] == "promotion":
+        refusal = None
+    return form, refusal
+
+
 def change_page(
     request: HttpRequest,
     change: ChangeRequest,
@@ -108,6 +128,9 @@ def change_page(
     may_switch_off = presenters.may_switch_off(change, user, roles, items)
     refusal = _placed(
         request, back, shown={"decide-form": bool(slots), "switch-off": may_switch_off}
+    )
+    promote_form, refusal = _promote_form(
+        back, refusal, offered=actions.promote, needs_password=needs_password
     )
     open_for_review = change.status in OPEN_STATES
     item_views = presenters.item_views(change, items, user, roles)
@@ -169,7 +192,7 @@ def change_page(
             "can_withdraw": actions.withdraw,
             "can_promote": actions.promote,
             # Promotion and rollback are deliberate: what they will change, and the password.
-            "promote_form": PromoteForm(needs_password=not fresh) if actions.promote else None,
+            "promote_form": promote_form,
             "promotion_summary": presenters.promotion_summary(change, items)
             if actions.promote
             else [],

@@ -43,8 +43,10 @@ def test_admin_promotes_and_rolls_back_with_confirmation(page: Any) -> None:
         f"replacing {v1.version}." in form.locator("#promotion-summary").inner_text()
     )
     form.get_by_role("button", name="Promote").click()
-    refusal = page.locator("#promotion").get_by_role("alert")  # atop the section, after a redirect
+    refusal = page.locator("#promotion").get_by_role("alert")  # in the section, after a redirect
     assert "Confirm your password" in refusal.inner_text()
+    # Said once, atop the promote form itself (where the person pressed Promote).
+    assert page.locator("#promote-form").get_by_role("alert").count() == 1
     assert page.url.endswith(f"{change.get_absolute_url()}#promotion")
     page.locator("#promote-form").get_by_label("Your password").fill("not-it")
     page.locator("#promote-form").get_by_role("button", name="Promote").click()

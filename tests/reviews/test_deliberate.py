@@ -68,13 +68,27 @@ def test_promotion_shows_what_changes_and_needs_the_password(
     assert 'type="password"' in form
     events = Event.objects.count()
 
-    # Post/redirect/get: a refusal comes back atop the promotion section of the change page.
+    # Post/redirect/get: a refusal comes back to the promotion section of the change page,
+    # said once, atop the promote form itself (announced: role=alert).
     response = client.post(url(change, "promote"), follow=True)
     assert response.redirect_chain == [(f"{url(change)}#promotion", 302)]
-    assert "Confirm your password: it is a deliberate act." in response.content.decode()
+    html = response.content.decode()
+    form = between(html, 'id="promote-form"', "</form>")
+    assert form.count('role="alert"') == 1
+    assert "Confirm your password: it is a deliberate act." in between(
+        form, 'role="alert"', "</div>"
+    )
+    assert html.count("Confirm your password: it is a deliberate act.") == 1
+    assert between(html, 'id="promotion"', 'id="promote-form"').count('role="alert"') == 0
     response = client.post(url(change, "promote"), {"password": "wrong"}, follow=True)
     assert response.redirect_chain == [(f"{url(change)}#promotion", 302)]
-    assert "That is not your password. Nothing changed." in response.content.decode()
+    html = response.content.decode()
+    form = between(html, 'id="promote-form"', "</form>")
+    assert "That is not your password. Nothing changed." in between(form, 'role="alert"', "</div>")
+    assert html.count("That is not your password. Nothing changed.") == 1
+    assert 'type="password"' in form  # asked again
+    # The refusal is said once: the next GET shows the form clean.
+    assert 'role="alert"' not in between(page(client, url(change)), 'id="promotion"', "</section>")
     assert status_of(change) == ChangeStatus.APPROVED
     assert active(prompt_v2) == prompt_v1
     assert Event.objects.count() == events
@@ -118,7 +132,9 @@ def test_who_may_not_promote_sees_no_form_and_is_told_why(
     assert "Promote</button>" not in html
     response = reviewer.post(url(change, "promote"), {"password": PASSWORD}, follow=True)
     assert response.redirect_chain == [(f"{url(change)}#promotion", 302)]
-    assert "administrator" in response.content.decode()  # the predicate's reason
+    # No form to put it on: the predicate's reason atop the promotion section.
+    section = between(response.content.decode(), 'id="promotion"', "</section>")
+    assert "administrator" in between(section, 'role="alert"', "</div>")
     assert status_of(change) == ChangeStatus.APPROVED
 
 
