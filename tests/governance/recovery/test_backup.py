@@ -493,3 +493,61 @@ def test_cli_create_prints_the_backup_and_refuses_a_missing_folder(
     assert refused("backup", "create", "--out", str(tmp_path / "nope")) == (
         f"out: folder {tmp_path / 'nope'} does not exist"
     )
+
+
+# --- PostgreSQL to PostgreSQL -------------------------------------------------------------
+
+
+def _pg_admin() -> Any:
+    import psycopg
+
+    cfg = connection.settings_dict
+    return psycopg.connect(
+        host=cfg.get("HOST") or "127.0.0.1",
+        port=int(cfg.get("PORT") or 5432),
+        user=cfg.get("USER") or "postgres",
+        password=cfg.get("PASSWORD") or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+@pytest.fixture
+def pg_target() -> Iterator[str]:
+    """An empty PostgreSQL database beside the test database; its URL."""
+    from tests.conftest import subprocess_database_url
+
+    name = f"{connection.settings_dict['NAME']}_restore"
+    with _pg_admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield subprocess_database_url().rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_round_trip_on_postgresql(source: Source, pg_target: str) -> None:
+    """PostgreSQL to PostgreSQL: the restore verifies, and a backup of the restored database
+    (taken in its own REPEATABLE READ READ ONLY snapshot) holds exactly the original rows."""
+    blobs = source.folder / "pg-blobs"
+    blobs.mkdir()
+    migrated = manage(["migrate", "-v0"], database=pg_target, blobs=blobs)
+    assert migrated.returncode == 0, migrated.stderr
+    restored = manage(["backup", "restore", str(source.secret)], database=pg_target, blobs=blobs)
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.rstrip().endswith(": OK")
+    checked = manage(["registry", "verify"], database=pg_target, blobs=blobs)
+    assert checked.returncode == 0, checked.stderr
+    again_dir = source.folder / "pg-again"
+    again_dir.mkdir()
+    again = manage(["backup", "create", "--out", str(again_dir)], database=pg_target, blobs=blobs)
+    assert again.returncode == 0, again.stderr
+    second = latest_backup(again_dir)
+    assert second is not None
+    assert manifest(second)["database"] == {"vendor": "postgresql"}
+    assert manifest(second)["log"] == manifest(source.plain)["log"]
+    for table in manifest(source.plain)["tables"]:
+        assert rows(second, table["model"]) == rows(source.plain, table["model"]), table["model"]
