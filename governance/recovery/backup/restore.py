@@ -3,11 +3,12 @@
 Refuses before writing anything when the backup does not verify, when it was taken with
 migrations this database has not applied, or when the database is not empty (it holds
 tenants, users, events or checkpoints). Then, in one transaction: the rows migrations put in
-(the built-in artifact classes, the chain head) are replaced, every table is inserted with
-``bulk_create`` in manifest order, PostgreSQL sequences are reset and the content store's
-files are copied into ``REGISTRY_BLOB_DIR``. Afterwards the log and the registry are verified
-as ``events verify`` and ``registry verify`` do, and the log's size and root are compared with
-the manifest's.
+(the built-in artifact classes, the chain head) are replaced, every table is inserted in
+manifest order (``COPY`` on PostgreSQL, batched INSERTs elsewhere; no model is built or
+saved, so the rows are stored exactly as they were), PostgreSQL sequences are reset and the
+content store's files are copied into ``REGISTRY_BLOB_DIR``. Afterwards the log and the
+registry are verified as ``events verify`` and ``registry verify`` do, and the log's size and
+root are compared with the manifest's.
 """
 
 from __future__ import annotations
@@ -117,10 +118,12 @@ def _model_for(model_label: str) -> type[models.Model]:
     return known[model_label]
 
 
-def _insert_table(model: type[models.Model], path: Path, rel: str) -> int:
-    decoders = {f.attname: tables.decoder(f) for f in tables.fields_of(model)}
-    batch: list[models.Model] = []
-    count = 0
+def _prepared_rows(model: type[models.Model], path: Path, rel: str) -> Iterator[list[Any]]:
+    """Each row of a table file as the column values an INSERT would send, in
+    ``fields_of(model)`` order: ``field.to_python`` then ``get_db_prep_save``. A column the
+    backup does not have (it predates a migration) takes the field's default."""
+    fields = tables.fields_of(model)
+    decoders = {f.attname: tables.decoder(f) for f in fields}
     for row in _rows(path):
         unknown = set(row) - set(decoders)
         if unknown:
@@ -129,13 +132,50 @@ def _insert_table(model: type[models.Model], path: Path, rel: str) -> int:
                 f"{tables.label(model)}",
                 field=rel,
             )
-        batch.append(model(**{name: decoders[name](value) for name, value in row.items()}))
-        count += 1
-        if len(batch) >= BATCH:
-            model._base_manager.bulk_create(batch)
-            batch = []
-    if batch:
-        model._base_manager.bulk_create(batch)
+        yield [
+            f.get_db_prep_save(
+                decoders[f.attname](row[f.attname]) if f.attname in row else f.get_default(),
+                connection,
+            )
+            for f in fields
+        ]
+
+
+def _insert_sql(model: type[models.Model], head: str, tail: str) -> str:
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in tables.fields_of(model))
+    return f"{head} {qn(model._meta.db_table)} ({columns}) {tail}"
+
+
+def _insert_table(model: type[models.Model], path: Path, rel: str) -> int:
+    """Batched ``executemany`` INSERTs (no model instances: the rows are stored as they were)."""
+    width = len(tables.fields_of(model))
+    sql = _insert_sql(model, "INSERT INTO", "VALUES (" + ", ".join(["%s"] * width) + ")")
+    count = 0
+    batch: list[list[Any]] = []
+    with connection.cursor() as cursor:
+        for values in _prepared_rows(model, path, rel):
+            batch.append(values)
+            if len(batch) >= BATCH:
+                cursor.executemany(sql, batch)
+                count += len(batch)
+                batch = []
+        if batch:
+            cursor.executemany(sql, batch)
+            count += len(batch)
+    return count
+
+
+def _copy_table(model: type[models.Model], path: Path, rel: str) -> int:
+    """PostgreSQL: one ``COPY ... FROM STDIN`` per table, several times faster than INSERTs."""
+    count = 0
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(_insert_sql(model, "COPY", "FROM STDIN")) as copy,
+    ):
+        for values in _prepared_rows(model, path, rel):
+            copy.write_row(values)
+            count += 1
     return count
 
 
@@ -176,8 +216,9 @@ def _write(root: Path, manifest: dict[str, Any]) -> dict[str, int]:
     with transaction.atomic():
         _refuse_non_empty()  # again, inside the transaction that writes
         _replace_prefilled(chosen)
+        insert = _copy_table if connection.vendor == "postgresql" else _insert_table
         for model, (model_label, rel) in zip(chosen, entries, strict=True):
-            rows[model_label] = _insert_table(model, root / rel, rel)
+            rows[model_label] = insert(model, root / rel, rel)
         statements = connection.ops.sequence_reset_sql(no_style(), chosen)
         if statements:
             with connection.cursor() as cursor:
