@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Tenant, User
+from accounts.selectors import tenant_by_slug
 from accounts.services import tenant_create
 from governance.kernel.errors import NotFound
 from registry import selectors as registry_selectors
@@ -34,8 +35,10 @@ def rehearsal_artifact_slug(slot_label: str) -> str:
 
 def _platform_tenant() -> Tenant:
     slug = settings.PLATFORM_TENANT_SLUG
-    found = Tenant.objects.filter(slug=slug).first()
-    return found or tenant_create(slug=slug, name="Platform", actor=None)
+    try:
+        return tenant_by_slug(slug)
+    except NotFound:
+        return tenant_create(slug=slug, name="Platform", actor=None)
 
 
 def _drill_artifact(slug: str, title: str, actor: User | None) -> Artifact:

@@ -114,10 +114,12 @@ def test_a_corrupt_backup_records_a_failed_drill_naming_the_file(
 
 
 def test_no_backup_is_a_failed_drill_and_a_missing_one_is_refused(
-    platform: Tenant, tmp_path: Path, settings: Any
+    tmp_path: Path, settings: Any
 ) -> None:
     settings.BACKUP_DIR = tmp_path / "empty"
-    run = drill_run()
+    assert not Tenant.objects.filter(slug=settings.PLATFORM_TENANT_SLUG).exists()
+    run = drill_run()  # archived in the platform tenant, made on first use
+    assert Tenant.objects.filter(slug=settings.PLATFORM_TENANT_SLUG).exists()
     assert run.outcome == RecoveryRun.Outcome.FAILED
     assert run.error == f"no backup in {tmp_path / 'empty'}"
     assert run.version is not None
