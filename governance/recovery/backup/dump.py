@@ -68,8 +68,21 @@ class _HashingWriter:
 
 @contextmanager
 def _snapshot() -> Iterator[None]:
-    """One transaction for every read; on PostgreSQL one repeatable-read, read-only snapshot."""
+    """One transaction for every read: on PostgreSQL one repeatable-read, read-only snapshot;
+    on SQLite a deferred transaction, whose first read fixes the snapshot (WAL) without the
+    write lock the project's IMMEDIATE transactions take, so writers are not held up."""
     outermost = not connection.in_atomic_block
+    if outermost and connection.vendor == "sqlite":
+        connection.ensure_connection()
+        configured = getattr(connection, "transaction_mode", None)
+        connection.transaction_mode = "DEFERRED"  # type: ignore[attr-defined]
+        try:
+            with transaction.atomic():
+                connection.transaction_mode = configured  # type: ignore[attr-defined]
+                yield
+        finally:
+            connection.transaction_mode = configured  # type: ignore[attr-defined]
+        return
     with transaction.atomic():
         if outermost and connection.vendor == "postgresql":
             with connection.cursor() as cursor:

@@ -477,6 +477,92 @@ def test_restore_refuses_a_corrupt_backup_naming_the_file(source: Source) -> Non
     assert "events.bundle: SHA-256 differs from the manifest" in refused.value.message
 
 
+def _resign(backup: Path, change: Any) -> None:
+    """Rewrite the manifest through ``change`` and sign it again with the log's key: a backup
+    whose signature holds but whose contents disagree with it."""
+    import rfc8785
+
+    from governance.kernel.events import keys
+
+    found = manifest(backup)
+    change(found)
+    body = bytes(rfc8785.dumps(found))
+    (backup / "manifest.json").write_bytes(body)
+    signature = json.loads((backup / "manifest.sig").read_bytes())
+    signature["signature"] = keys.sign(signature["kid"], body)
+    (backup / "manifest.sig").write_text(json.dumps(signature))
+
+
+def test_a_log_that_differs_from_the_signed_manifest_is_named(source: Source) -> None:
+    shorter = corrupt_copy(source, "log-size")
+    _resign(shorter, lambda m: m["log"].update(size=m["log"]["size"] - 1))
+    size = manifest(source.plain)["log"]["size"]
+    assert backup_verify(shorter).problems == [
+        f"events.bundle: holds {size} events where the manifest says {size - 1}"
+    ]
+    other_root = corrupt_copy(source, "log-root")
+    _resign(other_root, lambda m: m["log"].update(root="0" * 64))
+    assert backup_verify(other_root).problems == [
+        f"events.bundle: Merkle root {manifest(source.plain)['log']['root']} differs from the "
+        f"manifest's {'0' * 64}"
+    ]
+    counted = corrupt_copy(source, "rows")
+    _resign(counted, lambda m: m["tables"][0].update(rows=m["tables"][0]["rows"] + 1))
+    first = manifest(counted)["tables"][0]
+    assert backup_verify(counted).problems == [
+        f"{first['file']}: {first['rows'] - 1} rows where the manifest says {first['rows']}"
+    ]
+
+
+def _flip_table(backup: Path) -> None:
+    _flip(backup / "tables/registry.version.jsonl")
+
+
+def _flip_blob(backup: Path) -> None:
+    _flip(_blob(backup), 0)
+
+
+def _edit_manifest(backup: Path) -> None:
+    text = (backup / "manifest.json").read_text()
+    (backup / "manifest.json").write_text(text.replace('"secrets":false', '"secrets":true'))
+
+
+def _remove_table(backup: Path) -> None:
+    (backup / "tables/registry.artifact.jsonl").unlink()
+
+
+def _truncate_log(backup: Path) -> None:
+    bundle = backup / "events.bundle"
+    bundle.write_bytes(bundle.read_bytes()[:-100])
+
+
+@pytest.mark.parametrize(
+    ("spoil", "named"),
+    [
+        (_flip_table, "tables/registry.version.jsonl"),
+        (_flip_blob, "blobs/"),
+        (_edit_manifest, "manifest.sig"),
+        (_remove_table, "tables/registry.artifact.jsonl"),
+        (_truncate_log, "events.bundle"),
+    ],
+)
+def test_restore_refuses_each_corruption_before_writing(
+    source: Source, spoil: Any, named: str
+) -> None:
+    broken = corrupt_copy(source, f"refuse-{spoil.__name__}")
+    spoil(broken)
+    counts = (Tenant.objects.count(), Event.objects.count(), Version.objects.count())
+    with pytest.raises(BackupRefused) as refused:
+        backup_restore(broken)
+    assert refused.value.field is not None
+    assert refused.value.field.startswith(named)
+    assert refused.value.message.startswith("the backup does not verify, nothing was restored: ")
+    assert f" {named}" in refused.value.message
+    # Refused by the check of the backup, before the database was even looked at.
+    assert "not empty" not in refused.value.message
+    assert (Tenant.objects.count(), Event.objects.count(), Version.objects.count()) == counts
+
+
 def test_cli_create_prints_the_backup_and_refuses_a_missing_folder(
     source: Source, tmp_path: Path
 ) -> None:
