@@ -78,6 +78,7 @@ bench: install
 	$(BIN)/python bench/rollouts_bench.py history
 	$(BIN)/python bench/telemetry_bench.py --rounds 10
 	$(BIN)/python bench/client_bench.py
+	$(BIN)/python bench/backup_bench.py
 	@if $(BIN)/python -m tests.pg_ready "$(PG_TEST_URL)"; then \
 	  $(BIN)/python bench/events.py append --database-url "$(PG_TEST_URL)_bench"; \
 	  $(BIN)/python bench/events.py verify --events 100000 --database-url "$(PG_TEST_URL)_bench_verify"; \
@@ -85,6 +86,7 @@ bench: install
 	  $(BIN)/python bench/governance_bench.py --database-url "$(PG_TEST_URL)_bench_governance"; \
 	  $(BIN)/python bench/rollouts_bench.py --database-url "$(PG_TEST_URL)_bench_rollouts" history; \
 	  $(BIN)/python bench/telemetry_bench.py --database-url "$(PG_TEST_URL)_bench_telemetry"; \
+	  $(BIN)/python bench/backup_bench.py --database-url "$(PG_TEST_URL)_bench_backup"; \
 	else echo "PostgreSQL not reachable: append benchmark skipped"; fi
 
 clean:
