@@ -168,3 +168,24 @@ def test_a_version_row_the_log_never_recorded_fails_verification(prompt, monkeyp
     code, _, err = run_verify()  # ...but the log never saw it
     assert code == 1
     assert err.startswith(f"FAILED: {ghost.pinned}: no version_published event")
+
+
+def test_verifying_more_versions_takes_no_more_queries(versions, author):
+    """Dependencies are read for many versions at once (a restore verifies every version)."""
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        every = Version.objects.select_related(
+            "artifact__artifact_class", "artifact__tenant", "created_by"
+        )
+        with CaptureQueriesContext(connection) as ctx:
+            checked, failure = verify_versions(every)
+        assert failure is None
+        assert checked == Version.objects.count()
+        return len(ctx.captured_queries)
+
+    few = queries()
+    tone = versions["t1"].artifact
+    for i in range(12):
+        publish(tone, f"Be nice, take {i}.", "patch")
+    assert queries() == few
