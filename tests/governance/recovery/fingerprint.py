@@ -11,8 +11,9 @@ subprocess whose ``DATABASE_URL`` points there):
 - ``log``: the log's size, the Merkle root of its first ``--upto`` events (all when not
   given), the checkpoints and the signing keys;
 - ``tables``: per model (label), its row count and a digest of its rows, each field read
-  as a value that does not depend on the database (JSON with sorted keys, UTC times,
-  bytes as hex). ``governance.event`` counts only the first ``--upto`` events.
+  as a value that does not depend on the database (JSON as RFC 8785, since PostgreSQL's
+  jsonb reorders keys and reads -0.0 back as 0 as the signed log does; UTC times, bytes
+  as hex). ``governance.event`` counts only the first ``--upto`` events.
 """
 
 from __future__ import annotations
@@ -27,20 +28,27 @@ import sys
 import uuid
 from typing import Any
 
+import rfc8785
+
 #: The apps a backup holds (governance-backup/1).
 APPS = ("accounts", "governance", "registry", "reviews", "rollouts")
 
 
 def plain(value: Any) -> Any:
     """A field's value as JSON that reads the same from SQLite and from PostgreSQL."""
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat() if value.tzinfo else value.isoformat()
+    if isinstance(value, dt.datetime) and value.tzinfo:
+        value = value.astimezone(dt.UTC)
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes | memoryview | bytearray):
         return bytes(value).hex()
     if isinstance(value, uuid.UUID | decimal.Decimal | dt.timedelta):
         return str(value)
+    if isinstance(value, dict | list | float):
+        try:
+            return rfc8785.dumps(value).decode()
+        except (rfc8785.CanonicalizationError, TypeError, ValueError):
+            return json.dumps(value, sort_keys=True, default=str)
     return value
 
 

@@ -133,8 +133,9 @@ def log_size(site: Site) -> int:
 def test_backup_while_four_processes_write_is_one_moment(sites: Sites, tmp_path: Path) -> None:
     site = sites.postgres("busy")
     site.ok("keys", "generate")
-    site.python(SETUP % {"writers": WRITERS, "versions": 150, "events": 20000})
+    site.python(SETUP % {"writers": WRITERS, "versions": 50, "events": 10000})
     stop = tmp_path / "stop"
+    (tmp_path / "backups").mkdir()
     writers = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, str(w), str(stop), str(tmp_path / f"started-{w}")],

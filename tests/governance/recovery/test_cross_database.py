@@ -80,6 +80,7 @@ def manifest_of(backup: Path) -> dict[str, Any]:
 
 
 def take_backup(site: Site, folder: Path) -> tuple[Path, dict[str, Any]]:
+    folder.mkdir()
     site.ok("backup", "create", "--with-secrets", "--out", str(folder))
     backup = backup_in(folder)
     return backup, manifest_of(backup)
