@@ -29,6 +29,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from accounts.models import Tenant, User
 from governance.kernel.errors import DomainError
+from governance.kernel.events import generation
 from governance.kernel.events.models import Checkpoint, Event
 from governance.kernel.events.services import verify_database
 from governance.recovery.backup import tables
@@ -264,6 +265,7 @@ def backup_restore(path: Path | str, *, verify: bool = True) -> RestoreResult:
             _refuse_non_empty()
             started = time.monotonic()
             rows = _write(root, manifest)
+            generation.bump()  # every cached runtime answer and token check is now stale
             result = RestoreResult(rows=rows, seconds_restore=time.monotonic() - started)
     except BackupUnreadable as exc:
         raise BackupRefused(str(exc).split(": ", 1)[-1], field=str(path)) from None
