@@ -1,10 +1,12 @@
 """docs/recovery.md is run, command by command: every ``$ `` line of its ``console`` blocks, in
-order, in a subprocess against a scratch environment (SQLite, temporary folders) that the
-runbook restores from a backup of a small source registry. Each must exit 0 and print what the runbook shows under it
+order, in a subprocess against a scratch environment (temporary folders; an SQLite file, or on
+the PostgreSQL leg a PostgreSQL database) that the runbook restores from a backup of a small
+SQLite source registry. Each must exit 0 and print what the runbook shows under it
 (``<...>`` stands for any text). A line ending in `` &`` starts a service, stopped at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from django.db import connection
+
+from governance.recovery.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parents[3]
 RUNBOOK = ROOT / "docs" / "recovery.md"
@@ -173,8 +178,15 @@ def environment(base: Path, name: str) -> dict[str, str]:
 
 
 def active_kid(database_url: str) -> str:
-    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
-        row = db.execute("SELECT kid FROM governance_signingkey WHERE status = 'active'").fetchone()
+    query = "SELECT kid FROM governance_signingkey WHERE status = 'active'"
+    if database_url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(query).fetchone()
+    else:
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
+            row = db.execute(query).fetchone()
     return str(row[0]) if row else ""
 
 
@@ -267,11 +279,13 @@ def shell(tmp_path: Path) -> Iterator[Shell]:
         "NEW_KID": "",  # the active key when a command runs (after `keys rotate`: the new one)
         "SLOT": source.slot,
     }
-    running = Shell(env, tmp_path)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        if connection.vendor == "postgresql":
+            # The PostgreSQL leg restores the SQLite backup into a new PostgreSQL database.
+            env["DATABASE_URL"] = cleanup.enter_context(scratch_database()).url
+        running = Shell(env, tmp_path)
+        cleanup.callback(running.stop)
         yield running
-    finally:
-        running.stop()
 
 
 #: Placeholders whose value depends on what the runbook did before (resolved before each step).
