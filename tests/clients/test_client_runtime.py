@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from registry_client import MissingVariables, PinError, RegistryClient, Resolution
 from rest_framework.test import APIClient
 
 from accounts import services as accounts
+from governance.kernel.events.models import SigningKey
+from governance.kernel.events.services import key_revoke, key_rotate
 from rollouts import runtime
 from rollouts.choices import RolloutState, RolloutStrategy
 from rollouts.models import Override, Rollout
@@ -420,6 +423,21 @@ def test_keys_fetched_on_first_contact_then_pinned(
     stranger = make_client(public_keys={"0" * 16: "00" * 32}, cache_dir=tmp_path / "other")
     assert stranger.sequence is None
     assert "unknown key" in (stranger.last_error or "")
+
+
+def test_revoked_keys_are_not_trusted(
+    world: World, make_client: Callable[..., RegistryClient], tmp_path: Path
+) -> None:
+    old = SigningKey.objects.get(status=SigningKey.Status.ACTIVE)
+    with transaction.atomic():
+        new = key_rotate(actor=None)
+    with transaction.atomic():
+        key_revoke(kid=old.kid, reason="The old key's file leaked.", actor=None)
+    override(world, world.acme, world.v["v3"])  # a new snapshot, signed with the new key
+    client = make_client(public_keys=None)
+    assert client.resolve(SLOT, "user-1").version == world.v["v3"].version
+    kept = json.loads((tmp_path / "cache" / "keys.json").read_text())
+    assert kept == {new.kid: new.public_key}  # the revoked key was listed, and left out
 
 
 def test_a_forked_child_keeps_refreshing(

@@ -1012,8 +1012,14 @@ class RegistryClient:
         got = self._request("/api/v1/keys/", auth=False)
         if got.status != 200:
             raise OSError(f"GET /api/v1/keys/ answered {got.status}")
-        keys = {str(k["kid"]): str(k["public_key"]) for k in json.loads(got.body)}
-        self._keys.update(keys)
+        listed = json.loads(got.body)
+        # A revoked key (compromised) signs nothing this client accepts, even if it held it before.
+        for k in listed:
+            if k.get("revoked_at"):
+                self._keys.pop(str(k["kid"]), None)
+        self._keys.update(
+            {str(k["kid"]): str(k["public_key"]) for k in listed if not k.get("revoked_at")}
+        )
         if self.cache_dir is not None:
             try:
                 _atomic_write(
