@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.color import no_style
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.migrations.recorder import MigrationRecorder
 
 from accounts.models import Tenant, User
@@ -125,21 +125,51 @@ def _prepared_rows(model: type[models.Model], path: Path, rel: str) -> Iterator[
     backup does not have (it predates a migration) takes the field's default."""
     fields = tables.fields_of(model)
     decoders = {f.attname: tables.decoder(f) for f in fields}
+    # Resolved once: each lookup through the ``connection`` proxy costs as much as a value.
+    database = connections[DEFAULT_DB_ALIAS]
+    steps = [(f.attname, decoders[f.attname], _saved_as_is(f), f) for f in fields]
     for row in _rows(path):
-        unknown = set(row) - set(decoders)
+        unknown = row.keys() - decoders.keys()
         if unknown:
             raise BackupRefused(
                 f"column(s) {', '.join(sorted(unknown))} are not in this database's "
                 f"{tables.label(model)}",
                 field=rel,
             )
-        yield [
-            f.get_db_prep_save(
-                decoders[f.attname](row[f.attname]) if f.attname in row else f.get_default(),
-                connection,
-            )
-            for f in fields
-        ]
+        values = []
+        for attname, decode, as_is, f in steps:
+            value = decode(row[attname]) if attname in row else f.get_default()
+            values.append(value if as_is else f.get_db_prep_save(value, database))
+        yield values
+
+
+#: Fields whose ``to_python`` value is what ``get_db_prep_save`` sends, on every backend.
+_PLAIN_FIELDS = (
+    models.AutoField,
+    models.BigAutoField,
+    models.SmallAutoField,
+    models.BigIntegerField,
+    models.IntegerField,
+    models.PositiveBigIntegerField,
+    models.PositiveIntegerField,
+    models.PositiveSmallIntegerField,
+    models.SmallIntegerField,
+    models.BooleanField,
+    models.FloatField,
+    models.CharField,
+    models.SlugField,
+    models.EmailField,
+    models.URLField,
+    models.TextField,
+)
+
+
+def _saved_as_is(field: models.Field[Any, Any]) -> bool:
+    """True when ``get_db_prep_save`` would hand the decoded value over unchanged: a plain
+    number, flag or text column, or a foreign key to one (exact classes, no subclasses)."""
+    if isinstance(field, models.ForeignKey):
+        return type(field.target_field) in _PLAIN_FIELDS
+    return type(field) in _PLAIN_FIELDS
 
 
 def _insert_sql(model: type[models.Model], head: str, tail: str) -> str:
