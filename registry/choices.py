@@ -49,6 +49,14 @@ class ArtifactClass(models.TextChoices):
     SERVICE_RUN_BUNDLE = "service-run-bundle", "Service run bundle"
     POLICY_PACK = "policy-pack", "Policy pack"
     RECOVERY_DRILL = "recovery-drill", "Recovery drill"
+    DATASET = "dataset", "Dataset"
+
+
+class Determinism(models.TextChoices):
+    """A version's classification (learning-artifact-lifecycle.md, Draft's entry criteria)."""
+
+    DETERMINISTIC = "deterministic", "Deterministic"
+    PROBABILISTIC = "probabilistic", "Probabilistic"
 
 
 #: Built-in artifact classes: (slug, name, content kind, interface pointer, description).
@@ -165,5 +173,13 @@ BUILTIN_CLASSES: list[tuple[str, str, str, str, str]] = [
         ContentKind.JSON,
         "",
         "The signed outcome of a recovery drill or rollback rehearsal (written by the system).",
+    ),
+    (
+        ArtifactClass.DATASET,
+        ArtifactClass.DATASET.label,
+        ContentKind.JSON,
+        "",
+        "A dataset version pinned by hash (its location, SHA-256 and size); versions that were "
+        "trained or evaluated on it name it as a dependency (dataset lineage).",
     ),
 ]

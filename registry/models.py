@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from typing_extensions import override
 
-from governance.kernel.triggers import immutable, no_truncate
+from governance.kernel.triggers import immutable, no_truncate, undeletable
 from registry.choices import ContentKind, ImpactChoice, Stage
 
 SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
@@ -91,6 +91,19 @@ class Artifact(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="owned_artifacts",
+    )
+    deputy = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deputy_artifacts",
+        help_text="Signs off with the owner where the approval policy asks for owner and deputy.",
+    )
+    action_eligible = models.BooleanField(
+        default=False,
+        help_text="Its output can trigger actions: compatible within a major version, reviewer "
+        "sign-off always, and a safety switch that halts it while a rollback completes.",
     )
     recommended_version = models.ForeignKey(
         "Version", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -311,6 +324,40 @@ class Retirement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version_id} retired {self.retired_at:%Y-%m-%d}"
+
+
+class SafetySwitch(models.Model):
+    """An action-eligible artifact halted: while a row is engaged (not released), resolution
+    answers that the artifact is halted instead of naming any version. Rows are history: a
+    release stamps ``released_at``; the next halt is a new row."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="safety_switches")
+    reason = models.TextField()
+    engaged_at = models.DateTimeField(default=timezone.now)
+    engaged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    release_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["artifact", "-engaged_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["artifact"],
+                condition=models.Q(released_at__isnull=True),
+                name="safety_switch_one_engaged",
+            )
+        ]
+        triggers = undeletable("safety_switch")
+
+    def __str__(self) -> str:
+        state = "released" if self.released_at else "engaged"
+        return f"safety switch on {self.artifact_id}: {state}"
 
 
 class VersionUsage(models.Model):

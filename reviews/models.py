@@ -73,6 +73,60 @@ class ApprovalPolicy(models.Model):
         return f"approval policy {scope} v{self.number}"
 
 
+class LifecyclePolicy(models.Model):
+    """The criteria each lifecycle stage asks of a version, per artifact class: data, one
+    immutable row per edit (tenant empty = platform default; no row at all = the seed's table,
+    ``reviews.lifecycle.DEFAULT_CRITERIA``).
+
+    ``criteria`` is ``{"<class slug or *>": {"<stage>": ["<criterion key>", ...]}}``;
+    ``enforced`` False makes the checklist advisory (shown, never refusing).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        "accounts.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="lifecycle_policies",
+    )
+    number = models.PositiveIntegerField(help_text="1, 2, 3... per tenant: the criteria's version.")
+    criteria = models.JSONField()
+    enforced = models.BooleanField(default=True)
+    reproducibility_tolerance = models.FloatField(
+        default=0.01,
+        help_text="Two evaluation runs with the same seed and RNG agree when every shared metric "
+        "differs by at most this much.",
+    )
+    recertify_within_days = models.PositiveIntegerField(
+        default=14, help_text="Days an emergency change's versions have to be re-certified."
+    )
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["tenant_id", "-number"]
+        verbose_name_plural = "lifecycle policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "number"], name="lifecycle_policy_unique_number"
+            ),
+            models.UniqueConstraint(
+                fields=["number"],
+                condition=Q(tenant__isnull=True),
+                name="lifecycle_policy_unique_default_number",
+            ),
+        ]
+        triggers = immutable("lifecycle_policy")
+
+    def __str__(self) -> str:
+        scope = self.tenant.slug if self.tenant is not None else "default"
+        return f"lifecycle policy {scope} v{self.number}"
+
+
 class ChangeCounter(models.Model):
     """The last change number handed out in a year, so ids read ``CR-2026-0042`` and never repeat."""
 
@@ -422,3 +476,60 @@ class Activation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.version or self.previous}"
+
+
+class DeploymentChecklist(models.Model):
+    """The Approved stage's deployment checklist for a change's revision, kept as completed
+    (a later one for the same revision supersedes it; rows never change)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    change = models.ForeignKey(
+        ChangeRequest, on_delete=models.PROTECT, related_name="deployment_checklists"
+    )
+    revision = models.PositiveIntegerField()
+    resource_envelope = models.TextField(help_text="CPU, memory, tokens, cost: the envelope.")
+    scaling_thresholds = models.TextField(help_text="When it scales, and the limits.")
+    logging_tracing = models.TextField(help_text="What is logged and traced, and where.")
+    kill_switch = models.TextField(help_text="How it is halted: the flag or toggle, and who.")
+    notes = models.TextField(blank=True)
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the checklist's RFC 8785 form.")
+    completed_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["change", "-created_at"]
+        triggers = immutable("deployment_checklist")
+
+    def __str__(self) -> str:
+        return f"deployment checklist of {self.change_id} r{self.revision}"
+
+
+class Recertification(models.Model):
+    """An emergency change's follow-up: its versions must be re-certified by a normal change
+    approved before ``due_at``. Until ``certified_at`` they show as not re-certified; the sweep
+    reminds the owner and the security officers once (``reminded_at``) when it is overdue."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    emergency = models.OneToOneField(
+        ChangeRequest, on_delete=models.PROTECT, related_name="recertification"
+    )
+    followup = models.ForeignKey(
+        ChangeRequest,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="recertifies",
+        help_text="The normal change request that re-certifies the same versions.",
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    certified_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at"]
+        indexes = [models.Index(fields=["certified_at", "due_at"], name="recert_due")]
+        triggers = undeletable("recertification")
+
+    def __str__(self) -> str:
+        return f"re-certification of {self.emergency_id} due {self.due_at:%Y-%m-%d}"

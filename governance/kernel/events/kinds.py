@@ -88,3 +88,19 @@ class EventKind(models.TextChoices):
     DRILL_RECORDED = "recovery.drill_recorded", "Recovery drill recorded"
     REHEARSAL_RECORDED = "recovery.rehearsal_recorded", "Rollback rehearsal recorded"
     RECOVERY_STALE = "recovery.stale", "Recovery proof overdue"
+    # Stage evidence (learning-artifact-lifecycle.md: criteria, action-eligible, re-certification)
+    LIFECYCLE_POLICY_UPDATED = "lifecycle_policy.updated", "Stage criteria updated"
+    DEPLOYMENT_CHECKLIST_COMPLETED = (
+        "change_request.deployment_checklist_completed",
+        "Deployment checklist completed",
+    )
+    ARTIFACT_ACTION_ELIGIBLE_SET = "artifact.action_eligible_set", "Action-eligible flag set"
+    ARTIFACT_DEPUTY_SET = "artifact.deputy_set", "Deputy owner set"
+    SAFETY_SWITCH_ENGAGED = "artifact.safety_switch_engaged", "Safety switch engaged (halted)"
+    SAFETY_SWITCH_RELEASED = "artifact.safety_switch_released", "Safety switch released"
+    RECERTIFICATION_OPENED = "recertification.opened", "Re-certification opened"
+    RECERTIFICATION_COMPLETED = "recertification.completed", "Re-certified"
+    RECERTIFICATION_OVERDUE = "recertification.overdue", "Re-certification overdue"
+    VERSION_DOWNGRADED = "version.downgraded", "Version downgraded automatically"
+    DEPLOYMENT_DRIFT_DETECTED = "runtime.drift_detected", "Deployed hash differs from approved"
+    DEPLOYMENT_DRIFT_RESOLVED = "runtime.drift_resolved", "Deployed hash matches again"
