@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,11 +13,10 @@ from accounts.selectors import access_by_tenant
 from governance.dashboards.selectors import OVERSIGHT_ROLES
 from governance.filtersets import EventFilterSet
 from governance.health import readiness
-from governance.kernel.errors import DomainError
 from governance.kernel.events import selectors as event_selectors
 from governance.kernel.events.services import verification_start
 from governance.kernel.permissions import can_start_verification
-from governance.kernel.views import post_only
+from governance.kernel.views import attempt, post_only
 
 FEED_PAGE_SIZE = 50
 
@@ -91,12 +89,10 @@ def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
 @login_required
 @post_only("governance")
 def verify_start(request: HttpRequest) -> HttpResponse:
-    try:
-        run = verification_start(actor=request.user)
-    except DomainError as exc:  # a button, not a form: the reason as a message on the overview
-        messages.error(request, exc.message)
+    done = attempt(request, lambda: verification_start(actor=request.user))
+    if done.result is None:  # a button, not a form: the refusal is a message on the overview
         return redirect("governance")
-    return redirect(run)
+    return redirect(done.result)
 
 
 @login_required

@@ -58,10 +58,15 @@ def test_only_administrators_may_start_a_verification(
     client.force_login(people["reviewer"])
     assert "Verify the log" not in client.get("/governance/").content.decode()
     response = client.post("/governance/verify/")
+    assert response["Location"] == "/governance/"  # back to the overview, which says why
     assert [str(m) for m in get_messages(response.wsgi_request)] == [reason]
     assert VerificationRun.objects.count() == 1
     client.force_login(people["admin"])
     assert "Verify the log" in client.get("/governance/").content.decode()
+    response = client.post("/governance/verify/")
+    started = VerificationRun.objects.exclude(pk=run.pk).get()
+    assert started.requested_by == people["admin"]
+    assert response["Location"] == started.get_absolute_url()
 
 
 @pytest.mark.usefixtures("acme")
