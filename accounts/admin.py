@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm
-from django.core.exceptions import PermissionDenied as AdminPermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from typing_extensions import override
@@ -28,7 +28,7 @@ REASON_HELP = "Recorded in the event log with the change."
 def refused(exc: DomainError) -> Exception:
     """A service's refusal as the admin shows it: 403 for permissions, else a validation error."""
     if isinstance(exc, errors.Forbidden):
-        return AdminPermissionDenied(exc.message)
+        return PermissionDenied(exc.message)
     return forms.ValidationError(str(exc))
 
 
