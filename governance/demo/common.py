@@ -122,7 +122,7 @@ def publish_pinned(artifact: Any, number: str, impact: str, reason: str, text: s
 
 def demo_artifact(
     cls: str, tenant: Tenant, owner: User | None, slug: str, about: tuple[str, str]
-) -> Any:
+) -> Artifact:
     """The demo's artifact ``cls``/``tenant``/``slug``, created once (``about``: its title
     and summary)."""
     title, summary = about
@@ -139,6 +139,6 @@ def demo_artifact(
     )
 
 
-def demo_prompt(tenant: Tenant, owner: User, slug: str, title: str, summary: str) -> Any:
+def demo_prompt(tenant: Tenant, owner: User, slug: str, title: str, summary: str) -> Artifact:
     """The demo's prompt ``slug`` of ``tenant``, created once."""
     return demo_artifact(ArtifactClass.PROMPT, tenant, owner, slug, (title, summary))

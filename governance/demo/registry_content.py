@@ -8,6 +8,7 @@ from accounts.models import Tenant, User
 from governance.demo.common import demo_artifact
 from registry import services as registry
 from registry.choices import ArtifactClass
+from registry.models import Artifact, Version
 
 
 def seed_registry(tenants: dict[str, Tenant]) -> None:
@@ -17,11 +18,13 @@ def seed_registry(tenants: dict[str, Tenant]) -> None:
     author = User.objects.get(username="acme-author")
     acme, globex = tenants["acme"], tenants["globex"]
 
-    def artifact(cls: str, tenant: Tenant, slug: str, title: str, summary: str) -> Any:
+    def artifact(cls: str, tenant: Tenant, slug: str, title: str, summary: str) -> Artifact:
         owner = author if tenant == acme else None
         return demo_artifact(cls, tenant, owner, slug, (title, summary))
 
-    def publish(target, version: str, impact: str, reason: str, **content):  # type: ignore[no-untyped-def]
+    def publish(
+        target: Artifact, version: str, impact: str, reason: str, **content: Any
+    ) -> Version:
         deps = content.pop("deps", [])
         variables = content.pop("variables", None)
         published, _ = registry.version_publish(
