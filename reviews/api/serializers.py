@@ -6,7 +6,6 @@ the rules. Output serializers render what ``reviews.selectors`` read.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.utils import timezone
@@ -14,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from governance.kernel.inputs import json_problem
 from governance.kernel.serializers import HistoryEntrySerializer
 from reviews import checks as check_catalog
 from reviews import selectors
@@ -27,35 +27,24 @@ from reviews.choices import (
 )
 from reviews.models import Approval, ChangeRequest, CheckRun, Comment, EvaluationReport
 
-#: RFC 8785 (the form reports and events are hashed in) only holds integers this large exactly.
-MAX_SAFE_INTEGER = 2**53 - 1
 MAX_REFERENCE_LENGTH = 300
 
 
-def _check_json(value: Any, path: str = "") -> None:
-    """Refuse what the canonical JSON form or the database cannot hold.
+#: How the API names a :class:`~governance.kernel.inputs.JsonProblem` (``where`` is its path).
+JSON_PROBLEMS = {
+    "nul": "Text must not contain NUL characters{where}.",
+    "not_finite": "Numbers must be finite{where}.",
+    "unsafe_integer": "Integers must be within ±(2**53 - 1){where}.",
+}
 
-    That is: inf and NaN, integers beyond 2**53, and NUL characters (PostgreSQL's jsonb
-    has no room for them).
-    """
-    where = f" at {path}" if path else ""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise serializers.ValidationError(f"Text must not contain NUL characters{where}.")
-        return
-    if isinstance(value, bool) or value is None:
-        return
-    if isinstance(value, float) and not math.isfinite(value):
-        raise serializers.ValidationError(f"Numbers must be finite{where}.")
-    if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
-        raise serializers.ValidationError(f"Integers must be within ±(2**53 - 1){where}.")
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _check_json(str(key), path)
-            _check_json(inner, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, inner in enumerate(value):
-            _check_json(inner, f"{path}[{i}]")
+
+def _check_json(value: Any) -> None:
+    """Refuse what the canonical JSON form or the database cannot hold (the kernel's one rule,
+    :func:`~governance.kernel.inputs.json_problem`, integers beyond 2**53 included)."""
+    found = json_problem(value, safe_integers=True)
+    if found is not None:
+        where = f" at {found.path}" if found.path else ""
+        raise serializers.ValidationError(JSON_PROBLEMS[found.kind].format(where=where))
 
 
 @extend_schema_field(OpenApiTypes.NUMBER)

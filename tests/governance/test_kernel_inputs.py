@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from governance.kernel.errors import DomainError
-from governance.kernel.inputs import clean_text, storable_json
+from governance.kernel.inputs import JsonProblem, clean_text, json_problem, storable_json
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,20 @@ def test_clean_text_strips_and_refuses():
         with pytest.raises(DomainError) as refused:
             clean_text(value, "reason_text", limit=10)  # type: ignore[arg-type]
         assert (refused.value.message, refused.value.field) == (message, "reason_text")
+
+
+@pytest.mark.parametrize(
+    ("value", "safe_integers", "problem"),
+    [
+        ({"a": [1, {"b": "x\x00"}]}, False, JsonProblem("nul", "a[1].b")),
+        ({"a\x00": float("nan")}, False, JsonProblem("nul", "")),  # a key before its value
+        ([1.0, float("-inf")], False, JsonProblem("not_finite", "[1]")),
+        ({"n": 2**53}, False, None),  # services store big integers
+        ({"n": 2**53}, True, JsonProblem("unsafe_integer", "n")),
+        ({"n": -(2**53 - 1), "t": True}, True, None),
+    ],
+)
+def test_json_problem_is_the_first_unstorable_value_and_its_path(
+    value: Any, safe_integers: bool, problem: JsonProblem | None
+):
+    assert json_problem(value, safe_integers=safe_integers) == problem
