@@ -9,8 +9,9 @@ from django import forms
 
 from accounts.models import User
 from governance.kernel.forms import PasswordMixin, entries, lines, name_values
-from registry.choices import ContentKind, ImpactChoice
+from registry.choices import ContentKind, Determinism, ImpactChoice
 from registry.models import ArtifactClass, Version
+from registry.services import LIFECYCLE_METADATA_KEYS
 
 
 class ArtifactForm(forms.Form):
@@ -87,6 +88,46 @@ class PublishForm(forms.Form):
         label="Labels",
         help_text="One per line: name=value (e.g. group=sales).",
     )
+    # Lifecycle evidence and provenance (docs/registry.md, "The evidence a version carries").
+    determinism = forms.ChoiceField(
+        choices=[("", "— not classified —"), *Determinism.choices],
+        required=False,
+        label="Classification",
+        help_text="Deterministic (same input, same output) or probabilistic.",
+    )
+    evaluation_plan = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=4000,
+        required=False,
+        label="Evaluation plan",
+        help_text="How it will be evaluated; may name an evaluation-suite version.",
+    )
+    risk_note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=4000,
+        required=False,
+        label="Risk note",
+    )
+    no_datasets = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="Uses no dataset because",
+        help_text="Say why, if this version uses no dataset (then it cannot depend on one). "
+        "Otherwise list its dataset versions under Depends on.",
+    )
+    pr_url = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Pull request",
+        help_text="The http(s) address of the pull request behind this version "
+        "(not carried over from the version it starts from).",
+    )
+    io_schema = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        required=False,
+        label="Input/output schema",
+        help_text='JSON: {"input": {JSON Schema}, "output": {JSON Schema}}.',
+    )
 
     #: The fields that become the version's metadata (the publish API's ``metadata`` object).
     METADATA_FIELDS = (
@@ -95,7 +136,10 @@ class PublishForm(forms.Form):
         "policy_pack_hash",
         "environment_fingerprint",
         "labels",
+        *LIFECYCLE_METADATA_KEYS,
     )
+    #: Of those, the lifecycle evidence and provenance (shown in their own fieldset).
+    EVIDENCE_FIELDS = LIFECYCLE_METADATA_KEYS
 
     @staticmethod
     def initial_for(version: Version | None) -> dict[str, Any]:
@@ -122,6 +166,12 @@ class PublishForm(forms.Form):
             "policy_pack_hash": meta.get("policy_pack_hash", ""),
             "environment_fingerprint": meta.get("environment_fingerprint", ""),
             "labels": "\n".join(f"{k}={v}" for k, v in (labels or {}).items()),
+            # A new version keeps the evidence it starts from; its pull request is its own.
+            "determinism": meta.get("determinism", ""),
+            "evaluation_plan": meta.get("evaluation_plan", ""),
+            "risk_note": meta.get("risk_note", ""),
+            "no_datasets": meta.get("no_datasets", ""),
+            "io_schema": json.dumps(meta["io_schema"], indent=2) if "io_schema" in meta else "",
         }
 
     def clean_pinned_models(self) -> list[str]:
@@ -139,6 +189,15 @@ class PublishForm(forms.Form):
     def clean_labels(self) -> dict[str, str]:
         return name_values(self.cleaned_data.get("labels", ""), blank_values=True, noun="Label")
 
+    def clean_io_schema(self) -> Any:
+        raw = str(self.cleaned_data.get("io_schema", "")).strip()
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
+
     def metadata(self) -> dict[str, Any]:
         """The metadata the service checks and signs; an empty part is left out."""
         data = self.cleaned_data
@@ -148,8 +207,19 @@ class PublishForm(forms.Form):
             "policy_pack_hash": data.get("policy_pack_hash", ""),
             "environment_fingerprint": data.get("environment_fingerprint", "").strip(),
             "labels": data.get("labels") or {},
+            "determinism": data.get("determinism", ""),
+            "evaluation_plan": data.get("evaluation_plan", "").strip(),
+            "risk_note": data.get("risk_note", "").strip(),
+            "no_datasets": data.get("no_datasets", "").strip(),
+            "pr_url": data.get("pr_url", "").strip(),
+            "io_schema": data.get("io_schema"),
         }
-        return {key: value for key, value in meta.items() if value}
+        # io_schema is kept whenever JSON was given, so a wrong shape ({} too) is refused, not dropped.
+        return {
+            key: value
+            for key, value in meta.items()
+            if value or (key == "io_schema" and value is not None)
+        }
 
     def variables_list(self) -> list[dict[str, object]] | None:
         raw = self.cleaned_data.get("variables", "").strip()

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import User
-from registry.choices import ContentKind, ImpactChoice
+from registry.choices import ContentKind, Determinism, ImpactChoice
 from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
 from registry.selectors import is_active, recommended_version_of, stage_of
 
@@ -240,6 +240,43 @@ class VariableSerializer(serializers.Serializer[Any]):
     required = serializers.BooleanField(default=True)  # type: ignore[assignment]
 
 
+class IoSchemaSerializer(serializers.Serializer[Any]):
+    input = serializers.JSONField(help_text="JSON Schema of the input.")
+    output = serializers.JSONField(help_text="JSON Schema of the output.")
+
+
+class PublishMetadataSerializer(serializers.Serializer[Any]):
+    """What ``metadata`` may hold (documentation only: the publish service checks it and
+    refuses a bad key with ``field`` = ``metadata.<key>``). Every key is optional and signed."""
+
+    pinned_models = serializers.ListField(child=serializers.CharField(), required=False)
+    template_refs = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Pinned template references."
+    )
+    policy_pack_hash = serializers.CharField(required=False)
+    environment_fingerprint = serializers.CharField(required=False)
+    labels = serializers.DictField(child=serializers.CharField(), required=False)
+    determinism = serializers.ChoiceField(
+        choices=Determinism.choices, required=False, help_text="The version's classification."
+    )
+    evaluation_plan = serializers.CharField(max_length=4000, required=False)
+    risk_note = serializers.CharField(max_length=4000, required=False)
+    no_datasets = serializers.CharField(
+        max_length=2000,
+        required=False,
+        help_text="Why this version uses no dataset (refused with a dataset dependency).",
+    )
+    pr_url = serializers.URLField(
+        max_length=500, required=False, help_text="http(s) address of the pull request."
+    )
+    io_schema = IoSchemaSerializer(required=False, help_text="The declared input/output contract.")
+
+
+@extend_schema_field(PublishMetadataSerializer)
+class PublishMetadataField(serializers.JSONField):
+    """A JSON object, documented as :class:`PublishMetadataSerializer`."""
+
+
 class PublishSerializer(serializers.Serializer[Any]):
     content = serializers.JSONField(
         required=False, help_text="Text (prompts, templates) or JSON (rulesets, manifests)."
@@ -251,7 +288,11 @@ class PublishSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField()
     version = serializers.CharField(required=False, allow_null=True, default=None)
     input_variables = VariableSerializer(many=True, required=False, allow_null=True, default=None)
-    metadata = serializers.JSONField(required=False, default=dict)
+    metadata = PublishMetadataField(
+        required=False,
+        default=dict,
+        help_text="Signed metadata, lifecycle evidence and provenance (multipart: JSON text).",
+    )
     dependencies = serializers.ListField(
         child=serializers.CharField(max_length=300), required=False, default=list
     )

@@ -28,6 +28,7 @@ from registry.services.lifecycle import (
     version_stage_set,
 )
 from registry.services.publishing import (
+    LIFECYCLE_METADATA_KEYS,
     SHA256_RE,
     TEMPLATE_CLASSES,
     TEXT_CLASSES_WITH_VARIABLES,
@@ -41,6 +42,7 @@ from registry.services.publishing import (
 from registry.services.recommendation import artifact_recommend, recommendation_withdraw
 
 __all__ = [
+    "LIFECYCLE_METADATA_KEYS",
     "SHA256_RE",
     "TEMPLATE_CLASSES",
     "TEXT_CLASSES_WITH_VARIABLES",

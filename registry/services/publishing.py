@@ -16,6 +16,8 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,7 +33,7 @@ from governance.kernel.events.services import (
 )
 from registry import selectors
 from registry.choices import ArtifactClass as BuiltinClass
-from registry.choices import ContentKind
+from registry.choices import ContentKind, Determinism
 from registry.models import (
     Artifact,
     ArtifactClass,
@@ -52,6 +54,15 @@ from registry.versioning import (
     variable_changes,
 )
 
+#: Metadata keys that carry a version's lifecycle evidence and provenance (all optional, signed).
+LIFECYCLE_METADATA_KEYS = (
+    "determinism",
+    "evaluation_plan",
+    "risk_note",
+    "no_datasets",
+    "pr_url",
+    "io_schema",
+)
 TEXT_CLASSES_WITH_VARIABLES = {
     BuiltinClass.PROMPT,
     BuiltinClass.PROMPT_TEMPLATE,
@@ -232,6 +243,76 @@ def _parse_impact(impact: str | Impact) -> Impact:
         raise DomainError(str(exc), field="impact") from exc
 
 
+#: Free-text lifecycle evidence a version may carry, with its longest length (characters).
+EVIDENCE_TEXT_LIMITS = {"evaluation_plan": 4000, "risk_note": 4000, "no_datasets": 2000}
+PR_URL_MAX = 500
+IO_SCHEMA_MAX_BYTES = 64 * 1024
+_pr_url_validator = URLValidator(schemes=["http", "https"])
+
+
+def _evidence_text(metadata: dict[str, Any], key: str, limit: int) -> None:
+    value = metadata[key]
+    if not isinstance(value, str):
+        raise DomainError(f"{key} is text.", field=f"metadata.{key}")
+    if not value.strip():
+        raise DomainError(
+            f"{key} is empty: write it, or leave the key out.", field=f"metadata.{key}"
+        )
+    if len(value) > limit:
+        raise DomainError(
+            f"{key} is {len(value)} characters; the limit is {limit}.", field=f"metadata.{key}"
+        )
+
+
+def _io_schema(value: Any) -> None:
+    """``{"input": <JSON Schema>, "output": <JSON Schema>}``, each a valid schema."""
+    field = "metadata.io_schema"
+    if not isinstance(value, dict) or set(value) != {"input", "output"}:
+        raise DomainError(
+            'io_schema is an object with exactly "input" and "output", each a JSON Schema object.',
+            field=field,
+        )
+    if len(canonical(value)) > IO_SCHEMA_MAX_BYTES:
+        raise DomainError(f"io_schema is over {IO_SCHEMA_MAX_BYTES} bytes.", field=field)
+    for side in ("input", "output"):
+        schema = value[side]
+        if not isinstance(schema, dict):
+            raise DomainError(f"io_schema.{side} is a JSON Schema object.", field=field)
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.exceptions.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise DomainError(
+                f"io_schema.{side} is not a valid JSON Schema at {where}: {exc.message}",
+                field=field,
+            ) from exc
+
+
+def _lifecycle_metadata(metadata: dict[str, Any]) -> None:
+    """The lifecycle evidence keys (SPEC-lifecycle.md): right type, length and form."""
+    if "determinism" in metadata and metadata["determinism"] not in Determinism.values:
+        raise DomainError(
+            f"determinism is one of {', '.join(Determinism.values)}.",
+            field="metadata.determinism",
+        )
+    for key, limit in EVIDENCE_TEXT_LIMITS.items():
+        if key in metadata:
+            _evidence_text(metadata, key, limit)
+    if "pr_url" in metadata:
+        url = metadata["pr_url"]
+        try:
+            if not isinstance(url, str) or len(url) > PR_URL_MAX:
+                raise ValidationError("")
+            _pr_url_validator(url)
+        except ValidationError as exc:
+            raise DomainError(
+                f"pr_url is the http(s) address of the pull request (at most {PR_URL_MAX} characters).",
+                field="metadata.pr_url",
+            ) from exc
+    if "io_schema" in metadata:
+        _io_schema(metadata["io_schema"])
+
+
 def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     metadata = dict(metadata or {})
     allowed = {
@@ -240,6 +321,7 @@ def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
         "environment_fingerprint",
         "labels",
         "template_refs",
+        *LIFECYCLE_METADATA_KEYS,
     }
     unknown = set(metadata) - allowed
     if unknown:
@@ -252,7 +334,22 @@ def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
         raise DomainError("labels is an object of name: value.", field="metadata.labels")
     if not isinstance(metadata.get("template_refs", []), list):
         raise DomainError("template_refs is a list of references.", field="metadata.template_refs")
+    _lifecycle_metadata(metadata)
     return metadata
+
+
+def _no_datasets_holds(meta: dict[str, Any], deps: list[tuple[str, Version]]) -> None:
+    """A version that says it uses no dataset has no dataset dependency."""
+    if "no_datasets" not in meta:
+        return
+    datasets = [p for p, up in deps if up.artifact.artifact_class.slug == BuiltinClass.DATASET]
+    if datasets:
+        raise DomainError(
+            "no_datasets says this version uses no dataset, but it depends on "
+            + ", ".join(datasets)
+            + ": remove no_datasets or the dataset dependency.",
+            field="metadata.no_datasets",
+        )
 
 
 TEMPLATE_CLASSES = (BuiltinClass.PROMPT_TEMPLATE, BuiltinClass.RESPONSE_TEMPLATE)
@@ -404,6 +501,7 @@ def version_publish(
     variables = _variables(cls, content, input_variables)
     meta = _checked_metadata_refs(artifact.tenant, _metadata(metadata))
     deps = _resolve_dependencies(artifact.tenant, dependencies)
+    _no_datasets_holds(meta, deps)
     # Serialise publishes of one artifact so two never get the same number.
     artifact = (
         Artifact.objects.select_for_update(of=("self",))

@@ -13,7 +13,7 @@ from accounts.selectors import tenant_by_slug, user_by_username
 from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError, NotFound
 from registry import hooks, selectors, services
-from registry.choices import ContentKind
+from registry.choices import ContentKind, Determinism
 from registry.gitsync import export_prompts, import_prompts
 from registry.models import Artifact, Version
 from registry.verification import log_problem, verify_versions
@@ -45,6 +45,24 @@ def _artifact_create(path: str, o: dict[str, Any]) -> Artifact:
         owner=user_by_username(o["owner"]),
         actor=None,
     )
+
+
+def _evidence(o: dict[str, Any]) -> dict[str, Any]:
+    """The lifecycle metadata given as flags (the service checks it)."""
+    meta = {
+        key: o[key]
+        for key in ("determinism", "evaluation_plan", "risk_note", "no_datasets", "pr_url")
+        if o.get(key) is not None
+    }
+    if o.get("io_schema") is not None:
+        path = Path(o["io_schema"])
+        if not path.is_file():
+            raise DomainError(f"No file {path}.", field="io_schema")
+        try:
+            meta["io_schema"] = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DomainError(f"{path} is not JSON: {exc}", field="io_schema") from exc
+    return meta
 
 
 def _content(artifact: Artifact, file: str) -> services.Content:
@@ -93,6 +111,30 @@ class Command(ActionCommand):
                     help="create the artifact first if it does not exist (with --owner)",
                 )
                 p.add_argument("--owner", default=None, metavar="USERNAME")
+                evidence = p.add_argument_group(
+                    "lifecycle evidence and provenance (signed metadata; docs/registry.md)"
+                )
+                evidence.add_argument(
+                    "--determinism",
+                    default=None,
+                    metavar="|".join(Determinism.values),
+                    help="the version's classification",
+                )
+                evidence.add_argument("--evaluation-plan", default=None, metavar="TEXT")
+                evidence.add_argument("--risk-note", default=None, metavar="TEXT")
+                evidence.add_argument(
+                    "--no-datasets",
+                    default=None,
+                    metavar="REASON",
+                    help="this version uses no dataset, because REASON",
+                )
+                evidence.add_argument("--pr-url", default=None, metavar="URL")
+                evidence.add_argument(
+                    "--io-schema",
+                    default=None,
+                    metavar="FILE",
+                    help='a JSON file: {"input": {JSON Schema}, "output": {JSON Schema}}',
+                )
         p = sub.add_parser(
             "show",
             help="Print a version's canonical manifest (stdout) and its SHA-256, stage and "
@@ -177,6 +219,7 @@ class Command(ActionCommand):
             reason=o["reason"],
             version=o["version"],
             dependencies=o["depends"],
+            metadata=_evidence(o),
             actor=None,
         )
         self.stdout.write(
