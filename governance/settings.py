@@ -295,6 +295,10 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 # --- Reviews ------------------------------------------------------------------
 #: How long a password confirmation lets a person sign off without asking again.
 REVIEWS_REAUTH_SECONDS = env_int("REVIEWS_REAUTH_SECONDS", 300)
+#: Whether the stage criteria refuse a move (a promotion, a stage change) when neither the tenant
+#: nor the platform default has saved criteria of its own; False makes them advisory (the
+#: checklist is shown, nothing is refused). A saved policy's own ``enforced`` wins.
+LIFECYCLE_ENFORCED_DEFAULT = env_bool("LIFECYCLE_ENFORCED_DEFAULT", True)
 
 # --- Waivers, deprecation, retirement, post-mortems ---------------------------
 #: A waiver this close to its expiry is "expiring soon", and its owner is alerted.

@@ -180,3 +180,25 @@ def deactivate(**kwargs: Any) -> Any:
     if not _deactivations:
         raise DomainError("The safety switch needs the reviews app, which is not installed.")
     return _deactivations[-1](**kwargs)
+
+
+# --- the version page's stage checklist ------------------------------------------------------
+
+#: Takes a version and answers its checklist (reviews: the criteria of its current and next
+#: stage, met or missing, with their details and links), ready to render.
+ChecklistSource = Callable[[Any], Any]
+
+_checklists: list[ChecklistSource] = []
+
+
+def register_checklist(source: ChecklistSource) -> None:
+    """Register who answers "what does this version's stage ask, and is it there?" (idempotent)."""
+    if source not in _checklists:
+        _checklists.append(source)
+
+
+def checklist_for(version: Any) -> Any | None:
+    """The version's checklist from the last registered source (none registered: None)."""
+    if not _checklists:
+        return None
+    return _checklists[-1](version)

@@ -11,11 +11,14 @@ class ReviewsConfig(AppConfig):
         from accounts import hooks as accounts_hooks
         from registry import hooks as registry_hooks
         from reviews import registry_actions
+        from reviews.lifecycle.checklist import checklist
         from reviews.services.notifications import role_revoked_resolve
 
         registry_hooks.register_artifact_panels(registry_actions.artifact_panels)
         registry_hooks.register_activation(
             rollback=registry_actions.rollback, deactivate=registry_actions.deactivate
         )
+        # The version page's stage checklist (issue 17).
+        registry_hooks.register_checklist(checklist)
         # A revoked role resolves the person's review requests it no longer lets them fill.
         accounts_hooks.register_role_revoked(role_revoked_resolve)

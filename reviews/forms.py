@@ -367,3 +367,36 @@ def _flat(errors: Any) -> list[Any]:
     if isinstance(errors, list):
         return [e for item in errors for e in _flat(item)]
     return [errors]
+
+
+class StageCriteriaForm(forms.Form):
+    """A new version of a tenant's stage criteria: the document and the policy's settings."""
+
+    criteria = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}),
+        label="Criteria (JSON)",
+        help_text='An object of class slug (or "*") to stages, each a list of criterion keys.',
+    )
+    enforced = forms.BooleanField(
+        required=False,
+        label="Enforced",
+        help_text="Unticked: advisory (the checklist is shown, nothing is refused).",
+    )
+    reproducibility_tolerance = forms.FloatField(
+        min_value=0,
+        label="Reproducibility tolerance",
+        help_text="Two runs with the same seed and RNG agree when every shared metric differs "
+        "by at most this much.",
+    )
+    recertify_within_days = forms.IntegerField(
+        min_value=1, max_value=365, label="Re-certify an emergency change within (days)"
+    )
+    reason = forms.CharField(max_length=500, label="Why change them")
+
+    def clean_criteria(self) -> Any:
+        try:
+            return json.loads(self.cleaned_data["criteria"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+            ) from exc

@@ -134,6 +134,16 @@ def can_change_policy(
     return ALLOWED if allowed else deny("Only an administrator can change the approval policy.")
 
 
+def can_change_lifecycle_policy(
+    user: AnyUser | None, tenant: Tenant | None, *, roles: Iterable[str] | None = None
+) -> Decision:
+    """A tenant's stage criteria: its administrators; the platform default: a platform admin."""
+    if user is None:
+        return ALLOWED
+    allowed = is_platform_admin(user) if tenant is None else _admin(user, tenant, roles)
+    return ALLOWED if allowed else deny("Only an administrator can change the stage criteria.")
+
+
 def can_set_gates(user: AnyUser | None, tenant: Tenant) -> Decision:
     if _admin(user, tenant, None):
         return ALLOWED

@@ -18,6 +18,7 @@ urlpatterns = [
     path("rollback/<slug:cls>/<slug:tenant>/<slug:slug>/", views.rollback, name="rollback"),
     path("deactivate/<slug:cls>/<slug:tenant>/<slug:slug>/", views.deactivate, name="deactivate"),
     path("policy/<slug:tenant>/", views.policy, name="policy"),
+    path("policy/<slug:tenant>/stages/", views.stage_criteria, name="stage-criteria"),
     path("notifications/", views.notifications, name="notifications"),
     path("notifications/<int:pk>/open/", views.notification_open_view, name="notification-open"),
 ]

@@ -132,6 +132,35 @@ def _flush_past_append_only_triggers() -> Iterator[None]:
     TransactionTestCase._fixture_teardown = original  # type: ignore[attr-defined]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _advisory_stage_criteria_in_subprocesses() -> Iterator[None]:
+    """Workers and servers a test starts in another process read the environment, not these
+    settings: they get the suite's advisory stage criteria too (see the next fixture)."""
+    old = os.environ.get("LIFECYCLE_ENFORCED_DEFAULT")
+    os.environ["LIFECYCLE_ENFORCED_DEFAULT"] = "false"
+    yield
+    if old is None:
+        os.environ.pop("LIFECYCLE_ENFORCED_DEFAULT", None)
+    else:
+        os.environ["LIFECYCLE_ENFORCED_DEFAULT"] = old
+
+
+@pytest.fixture(autouse=True)
+def _advisory_stage_criteria(settings: Any) -> None:
+    """The stage criteria (issue 17) are enforced by default in the product, and they ask for
+    evidence (dataset lineage, evaluation reports with seeds, a deployment checklist...) that
+    the suite's older tests never had to build to promote a change. Those tests are about
+    other rules, so the suite runs advisory; tests of the criteria turn enforcement on with
+    the ``lifecycle_enforced`` fixture (the lead accepts this trade for now)."""
+    settings.LIFECYCLE_ENFORCED_DEFAULT = False
+
+
+@pytest.fixture
+def lifecycle_enforced(settings: Any) -> None:
+    """Stage criteria refuse moves, as in the product (when no saved policy says otherwise)."""
+    settings.LIFECYCLE_ENFORCED_DEFAULT = True
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings: Any) -> None:
     """Argon2 is the real hasher (tested on its own); tests use a fast one."""

@@ -197,6 +197,8 @@ def version_page(
             else [],
             "recent_usage": _visible_usage(request, hooks.usage_for(found)),
             "usage_url": hooks.usage_url(found_artifact),
+            # The stage criteria's checklist, from reviews (registry does not import it).
+            "checklist": hooks.checklist_for(found),
             "may_manage_lifecycle": bool(who_deprecates or who_retires),
             "is_active": is_active,
             "deprecate_form": deprecate_form if may_deprecate else None,

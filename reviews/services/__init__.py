@@ -13,6 +13,7 @@ The package is split along its seams; every public name is importable from here:
 - ``promotion``: promote, and the one way a default moves (``versions_activate``);
 - ``rollback``: roll back, and the safety switch (deactivate);
 - ``policy``: approval policy and change gates;
+- ``lifecycle``: the stage criteria (lifecycle policy);
 - ``postmortems``: emergency follow-up;
 - ``common``: what these share (lifecycle step, locks, events).
 """
@@ -29,6 +30,7 @@ from reviews.services.changes import (
 )
 from reviews.services.common import stage_set
 from reviews.services.evidence import check_execute, check_rerun, evidence_attach
+from reviews.services.lifecycle import lifecycle_policy_set
 from reviews.services.policy import approval_policy_update, change_gate_set
 from reviews.services.postmortems import postmortem_record, postmortem_reminders_send
 from reviews.services.promotion import activation_lock, change_promote, versions_activate
@@ -57,6 +59,7 @@ __all__ = [
     "check_rerun",
     "comment_add",
     "evidence_attach",
+    "lifecycle_policy_set",
     "line_anchor",
     "postmortem_record",
     "postmortem_reminders_send",

@@ -13,7 +13,7 @@ from governance.kernel.events.services import event_record
 from registry.choices import Stage
 from registry.models import Artifact, Version, VersionState
 from registry.services import version_stage_set
-from reviews import permissions, selectors
+from reviews import lifecycle, permissions, selectors
 from reviews.choices import EDITABLE_STATES, TRANSITIONS, ChangeStatus
 from reviews.models import Approval, ChangeItem, ChangeRequest
 
@@ -123,11 +123,17 @@ _REVIEW_FROM: dict[str, frozenset[str]] = {
 def review_stage_set(
     *, version: Version, stage: str, actor: User | None, change: ChangeRequest
 ) -> bool:
-    """Move a proposed version forward as its review progresses; never a live version's stage."""
+    """Move a proposed version forward as its review progresses; never a live version's stage.
+
+    Under an enforced lifecycle policy, a version that misses a criterion of the stage (or
+    of the stages before it) stays where it is: no error, the checklist says what is missing.
+    """
     if version.artifact.active_version_id == version.pk:
         return False
     state = VersionState.objects.filter(version=version).first()
     if (state.stage if state else Stage.DRAFT) not in _REVIEW_FROM[stage]:
+        return False
+    if lifecycle.blocking(version, stage, change):
         return False
     return stage_set(version=version, stage=stage, actor=actor, change=change)
 

@@ -16,7 +16,7 @@ from governance.kernel.notifications import notification_send
 from registry.choices import Stage
 from registry.models import Artifact, Version
 from registry.verification import verify_versions
-from reviews import hooks, permissions, selectors
+from reviews import hooks, lifecycle, permissions, selectors
 from reviews.choices import EDITABLE_STATES, ActivationKind, ChangeStatus
 from reviews.models import Activation, ChangeItem, ChangeRequest
 from reviews.services.common import (
@@ -221,6 +221,19 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
     if failure is not None:
         raise Conflict(
             f"Pack verification failed for {failure.version.path}: {failure.reason}", field="status"
+        )
+    # The stage criteria of every version, before anything is written (issue 17).
+    unmet = [
+        lifecycle.describe(i.proposed, missing)
+        for i in items
+        if (missing := lifecycle.blocking(i.proposed, Stage.ACTIVE, change))
+    ]
+    if unmet:
+        raise Conflict(
+            f"{change.reference} cannot be promoted: the stage criteria are not met: "
+            + " | ".join(unmet),
+            field="stage",
+            code=lifecycle.CRITERIA_UNMET,
         )
     # Artifacts bound to an application slot: the promotion approves their versions for
     # production, and a rollout moves their default (rollouts answers through the hook).

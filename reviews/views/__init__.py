@@ -8,7 +8,8 @@ its 4xx status; every rule lives in ``reviews.services``. What a page shows is b
 - ``actions``: what the change page's buttons do (sign-off, submit, promote, ...);
 - ``artifacts``: rollback and the safety switch from an artifact's page;
 - ``evidence``: attaching an evaluation report from the change page;
-- ``policy``: the approval policy page; ``notifications``: my notifications;
+- ``policy``: the approval policy page; ``lifecycle``: the stage criteria page;
+  ``notifications``: my notifications;
 - ``common``: what they share (the change page itself).
 """
 
@@ -27,6 +28,7 @@ from reviews.views.changes import (
     index,
 )
 from reviews.views.evidence import change_evidence
+from reviews.views.lifecycle import stage_criteria
 from reviews.views.notifications import notification_open_view, notifications
 from reviews.views.policy import policy
 
@@ -50,4 +52,5 @@ __all__ = [
     "notifications",
     "policy",
     "rollback",
+    "stage_criteria",
 ]
