@@ -70,3 +70,26 @@ def can_recommend(
     if _owner_or_admin(user, artifact, roles):
         return ALLOWED
     return deny("Only the owner or an administrator can set the recommended version.")
+
+
+def can_set_action_eligible(
+    user: AnyUser | None, artifact: Artifact, *, roles: Iterable[str] | None = None
+) -> Decision:
+    """Marking an artifact action-eligible (or not) is its tenant's administrators' call."""
+    return _admin_of(user, artifact.tenant, "mark an artifact action-eligible", roles)
+
+
+def can_set_deputy(
+    user: AnyUser | None, artifact: Artifact, *, roles: Iterable[str] | None = None
+) -> Decision:
+    """The owner names their deputy; an administrator of the tenant may too."""
+    if _owner_or_admin(user, artifact, roles):
+        return ALLOWED
+    return deny("Only the owner or an administrator can name the deputy.")
+
+
+def can_flip_safety_switch(
+    user: AnyUser | None, artifact: Artifact, *, roles: Iterable[str] | None = None
+) -> Decision:
+    """Engaging or releasing an artifact's safety switch: its tenant's administrators."""
+    return _admin_of(user, artifact.tenant, "engage or release the safety switch", roles)

@@ -16,6 +16,7 @@ from registry.models import (
     ArtifactClass,
     Deprecation,
     Retirement,
+    SafetySwitch,
     Version,
     VersionDependency,
     VersionState,
@@ -336,3 +337,47 @@ def lifecycle_note(version: Version) -> str | None:
     """The same line for one version, with its path: "... is deprecated, replaced by ..."."""
     note = lifecycle_notes([version]).get(version.pk)
     return f"{version.path} is {note}" if note else None
+
+
+# --- the safety switch ------------------------------------------------------------------
+
+
+def halt_message(switch: SafetySwitch, artifact_path: str) -> str:
+    """What every resolution answers while ``switch`` is engaged (the one wording)."""
+    who = switch.engaged_by.username if switch.engaged_by else "the system"
+    return f"halted: safety switch engaged on {artifact_path} by {who}: {switch.reason}"
+
+
+def engaged_switch(artifact: Artifact) -> SafetySwitch | None:
+    """The artifact's engaged safety switch, if any (only action-eligible artifacts have one:
+    no query for the others)."""
+    if not artifact.action_eligible:
+        return None
+    return (
+        SafetySwitch.objects.filter(artifact=artifact, released_at__isnull=True)
+        .select_related("engaged_by")
+        .first()
+    )
+
+
+def engaged_switches(artifacts: Iterable[Artifact]) -> dict[Any, SafetySwitch]:
+    """Artifact id -> its engaged switch, for the action-eligible ones among ``artifacts`` (one
+    query, none when no artifact is action-eligible)."""
+    ids = {a.pk for a in artifacts if a.action_eligible}
+    if not ids:
+        return {}
+    rows = SafetySwitch.objects.filter(artifact_id__in=ids, released_at__isnull=True)
+    return {s.artifact_id: s for s in rows.select_related("engaged_by")}
+
+
+def halted_reason(artifact: Artifact) -> str | None:
+    """``halt_message`` of the artifact's engaged switch, or None when it is not halted."""
+    switch = engaged_switch(artifact)
+    return halt_message(switch, artifact.path) if switch is not None else None
+
+
+def safety_switch_history(artifact: Artifact) -> QuerySet[SafetySwitch]:
+    """Every halt of the artifact, newest first, with who engaged and released it."""
+    return SafetySwitch.objects.filter(artifact=artifact).select_related(
+        "engaged_by", "released_by"
+    )

@@ -41,6 +41,7 @@ from governance.kernel.events.services import active_key, canonical
 from registry.choices import ContentKind
 from registry.models import Version
 from registry.references import BrokenReference, Reference, parse_reference, parse_version
+from registry.selectors import engaged_switches, halt_message
 from rollouts import bucketing
 from rollouts.choices import ACTIVE_STATES, BUCKETS, Arm, PromotionTarget, Reason, RolloutStrategy
 from rollouts.models import Application, Override, RolloutTarget, Slot
@@ -82,7 +83,9 @@ class Answer:
     a rollout's rule (or an override a tenant-scoped rollout set) decided; ``arm`` is
     ``canary``/``stable`` for a canary split or cohort, ``bucket`` the subject's bucket when
     one was computed; ``variant`` names the branch for OpenFeature (``pinned``, ``canary``,
-    ``stable``, ``on``, ``override``, ``default``, ``disabled``).
+    ``stable``, ``on``, ``override``, ``default``, ``disabled``, ``halted``). ``halted`` is
+    set (reason ``DISABLED``, no version) while the artifact's safety switch is engaged: "halted:
+    safety switch engaged on <artifact> by <user>: <reason>".
     """
 
     tenant: str
@@ -104,6 +107,7 @@ class Answer:
     arm: str | None = None
     bucket: int | None = None
     warnings: tuple[str, ...] = ()
+    halted: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The answer as ``POST /api/v1/resolve/`` returns it."""
@@ -127,6 +131,7 @@ class Answer:
             "bucket": self.bucket,
             "sequence": self.sequence,
             "warnings": list(self.warnings),
+            "halted": self.halted,
         }
 
 
@@ -174,6 +179,7 @@ class _Slot:
     rules: list[_Rule]
     warnings: tuple[str, ...]
     by_version: dict[str, str]
+    halted: str | None = None
 
 
 @dataclass
@@ -344,6 +350,7 @@ def compile_snapshot(body: dict[str, Any]) -> dict[str, _Slot]:
             rules=rules,
             warnings=tuple(raw.get("warnings", ())),
             by_version=by_version,
+            halted=raw.get("halted"),
         )
     return slots
 
@@ -551,8 +558,24 @@ def _rules_json(
     return rules
 
 
-def _slot_json(read: _Read, slot: Slot) -> dict[str, Any]:
+def _halted_json(slot: Slot, message: str) -> dict[str, Any]:
+    """A halted slot (its artifact's safety switch is engaged): no version at all, so a client
+    that does not know ``halted`` still answers DISABLED (fail closed)."""
+    return {
+        "artifact": slot.artifact.path,
+        "disabled": True,
+        "default": None,
+        "override": None,
+        "rules": [],
+        "warnings": [message],
+        "halted": message,
+    }
+
+
+def _slot_json(read: _Read, slot: Slot, halted: str | None = None) -> dict[str, Any]:
     """One slot of the document: its default, the tenant's override, the rules, warnings."""
+    if halted is not None:
+        return _halted_json(slot, halted)
     artifact = slot.artifact
     warnings: list[str] = []
     default = None
@@ -584,7 +607,13 @@ def _build(tenant_slug: str, application_slug: str, gen: str) -> Snapshot:
     sequence = log_size()
     slots = _visible_slots(tenant, app, platform)
     read, versions = _read(tenant, slots, platform)
-    body_slots = {slot.name: _slot_json(read, slot) for slot in slots}
+    # Halted artifacts (safety switch engaged): one query, none unless one is action-eligible.
+    switches = engaged_switches(slot.artifact for slot in slots)
+    body_slots = {}
+    for slot in slots:
+        switch = switches.get(slot.artifact.pk)
+        halted = halt_message(switch, slot.artifact.path) if switch is not None else None
+        body_slots[slot.name] = _slot_json(read, slot, halted)
     artifact_ids = {slot.name: slot.artifact.pk for slot in slots}
     used = {ref for raw in body_slots.values() for ref in _refs_of(raw)}
     body = {
@@ -707,6 +736,20 @@ def _disabled(snap: Snapshot, slot: _Slot, warnings: list[str]) -> Answer:
     )
 
 
+def _halted(snap: Snapshot, slot: _Slot) -> Answer:
+    """The artifact's safety switch is engaged: nothing serves, pins included."""
+    return Answer(
+        tenant=snap.tenant,
+        application=snap.application,
+        slot=slot.name,
+        reason=Reason.DISABLED,
+        variant="halted",
+        sequence=snap.sequence,
+        warnings=slot.warnings,
+        halted=slot.halted,
+    )
+
+
 def _pin_parts(slot: _Slot, pin: str) -> tuple[str, str | None]:
     """(version, sha256 or None) of a pin: ``1.2.0`` or any reference form naming the slot's artifact."""
     text = pin.strip()
@@ -749,7 +792,8 @@ def resolve(
     ``SPLIT`` by the subject's bucket, skipped without a subject; canary ``paper``: the cohort,
     ``TARGETING_MATCH``; flag on: ``TARGETING_MATCH``; flag expired: the default with a warning,
     overrides skipped); the tenant's override (``TARGETING_MATCH``); the default (``DEFAULT``);
-    nothing: ``DISABLED``. A switched-off slot (no active version) is ``DISABLED`` for everyone.
+    nothing: ``DISABLED``. A switched-off slot (no active version) is ``DISABLED`` for everyone;
+    a halted one (its artifact's safety switch engaged) too, with variant ``halted``.
     An empty subject counts as no subject.
     """
     slot = snap.slots.get(slot_name)
@@ -758,6 +802,8 @@ def resolve(
             f"No slot '{slot_name}' in {snap.application} for {snap.tenant}.", field="slot"
         )
     warnings = list(slot.warnings)
+    if slot.halted is not None:
+        return _halted(snap, slot)
     if slot.disabled:
         return _disabled(snap, slot, [*warnings, f"{slot.name} is switched off."])
     if pin is not None:

@@ -18,7 +18,7 @@ from typing_extensions import override
 
 from accounts.models import User
 from accounts.selectors import is_platform_admin, tenant_for_user
-from governance.kernel.errors import DomainError, Forbidden
+from governance.kernel.errors import Conflict, DomainError, Forbidden
 from registry import selectors, services
 from registry.api.serializers import (
     ArtifactClassSerializer,
@@ -285,7 +285,7 @@ class Resolve(APIView):
     """Resolve any reference form to one version (one indexed query), saying its stage and whether it is active.
 
     Without a version number, the artifact's active version: 404 "no active version" when
-    nothing is active. Any other version (a draft, an approved one, one rolled back) only
+    nothing is active, 409 "halted: ..." while the artifact's safety switch is engaged. Any other version (a draft, an approved one, one rolled back) only
     by its exact number.
     """
 
@@ -306,9 +306,15 @@ class Resolve(APIView):
         ref = request.query_params.get("ref", "")
         if not ref:
             raise DomainError("'ref' is required.", field="ref")
+        parsed = selectors.parse(ref, tenant=request.query_params.get("tenant") or None)
         found: Version = selectors.version_by_reference(
-            ref, tenant=request.query_params.get("tenant") or None, visible_to=request.user
+            parsed, tenant=request.query_params.get("tenant") or None, visible_to=request.user
         )
+        if not parsed.version:
+            # The active version of a halted artifact is kept but named to no one (fail closed).
+            halted = selectors.halted_reason(found.artifact)
+            if halted is not None:
+                raise Conflict(halted, field="ref")
         return Response(VersionSummarySerializer(found).data)
 
 

@@ -4,6 +4,7 @@
 - :mod:`~registry.services.artifacts`: artifacts and their owners.
 - :mod:`~registry.services.publishing`: publishing versions (validate, hash, sign, lineage).
 - :mod:`~registry.services.recommendation`: the version users should take by default.
+- :mod:`~registry.services.safety`: action-eligible artifacts, their deputy and safety switch.
 - :mod:`~registry.services.lifecycle`: stages, deprecation, removal, retirement.
 - :mod:`~registry.services.common`: the checks they share.
 
@@ -40,6 +41,12 @@ from registry.services.publishing import (
     versioner,
 )
 from registry.services.recommendation import artifact_recommend, recommendation_withdraw
+from registry.services.safety import (
+    artifact_action_eligible_set,
+    artifact_deputy_set,
+    safety_switch_engage,
+    safety_switch_release,
+)
 
 __all__ = [
     "LIFECYCLE_METADATA_KEYS",
@@ -49,10 +56,12 @@ __all__ = [
     "Content",
     "PublishPlan",
     "StillServing",
+    "artifact_action_eligible_set",
     "artifact_class_check",
     "artifact_class_create",
     "artifact_class_update",
     "artifact_create",
+    "artifact_deputy_set",
     "artifact_owner_set",
     "artifact_recommend",
     "check_slug",
@@ -63,6 +72,8 @@ __all__ = [
     "recommendation_withdraw",
     "removal_held_alert",
     "require_author",
+    "safety_switch_engage",
+    "safety_switch_release",
     "version_deprecate",
     "version_plan",
     "version_publish",

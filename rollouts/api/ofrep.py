@@ -17,7 +17,9 @@ An application using ``openfeature-sdk`` with the OFREP provider gets the answer
   ``variant`` the version (``1.2.0``), ``reason`` ours, which are OpenFeature's reasons
   (``STATIC``, ``TARGETING_MATCH``, ``SPLIT``, ``DEFAULT``, ``DISABLED``), ``metadata`` the
   rest of the answer (see ``flag_metadata``). A switched-off slot answers ``DISABLED`` with no
-  ``value`` and the variant ``disabled``: the provider then returns the code's default.
+  ``value`` and the variant ``disabled``: the provider then returns the code's default. A halted
+  slot (its artifact's safety switch engaged) answers the same with the variant ``halted`` and
+  ``metadata.halted`` saying who halted it and why.
 - Errors, shaped as the protocol says (``errorCode``, ``errorDetails``): 400 ``PARSE_ERROR``
   (the body is not a JSON object) or ``INVALID_CONTEXT`` (a context attribute of the wrong
   type, a pin that may not serve), 401 (no or a bad token), 403 (the token lacks the scope),
@@ -95,7 +97,8 @@ def flag_metadata(answer: runtime.Answer) -> dict[str, str | int]:
     ``rollout`` (``RO-<n>``), ``rollout_id``, ``step``, ``arm``, ``bucket``, ``sequence``,
     ``branch`` (the resolve API's ``variant``: pinned, canary, stable, on, override, default
     or disabled), ``warnings`` (one per line), ``content_kind`` and ``content`` (text as is,
-    JSON as canonical JSON text; files are fetched by reference).
+    JSON as canonical JSON text; files are fetched by reference), ``halted`` (while the
+    artifact's safety switch is engaged: who engaged it and why).
     """
     fields: dict[str, Any] = {
         "tenant": answer.tenant,
@@ -115,6 +118,7 @@ def flag_metadata(answer: runtime.Answer) -> dict[str, str | int]:
         "branch": answer.variant,
         "warnings": "\n".join(answer.warnings) or None,
         "content_kind": answer.content_kind,
+        "halted": answer.halted,
     }
     if isinstance(answer.content, str):
         fields["content"] = answer.content
@@ -128,7 +132,7 @@ def evaluation(key: str, answer: runtime.Answer) -> dict[str, Any]:
     body: dict[str, Any] = {"key": key, "reason": str(answer.reason)}
     if answer.reason == Reason.DISABLED or answer.ref is None:
         # No value: the provider serves the code's default (the protocol's "code default").
-        body["variant"] = "disabled"
+        body["variant"] = "halted" if answer.halted is not None else "disabled"
     else:
         body["value"] = answer.ref
         body["variant"] = answer.version

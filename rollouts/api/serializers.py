@@ -137,7 +137,7 @@ class AnswerSerializer(serializers.Serializer[Any]):
     content = serializers.JSONField(allow_null=True, help_text="Text, JSON, or null for files.")
     reason = serializers.ChoiceField(choices=Reason.choices)
     variant = serializers.CharField(
-        help_text="pinned, canary, stable, on, override, default or disabled"
+        help_text="pinned, canary, stable, on, override, default, disabled or halted"
     )
     rollout = serializers.CharField(allow_null=True, help_text="RO-<number>")
     rollout_id = serializers.UUIDField(allow_null=True)
@@ -146,6 +146,11 @@ class AnswerSerializer(serializers.Serializer[Any]):
     bucket = serializers.IntegerField(allow_null=True, help_text="0..99,999")
     sequence = serializers.IntegerField(help_text="The event log's size the answer reflects.")
     warnings = serializers.ListField(child=serializers.CharField())
+    halted = serializers.CharField(
+        allow_null=True,
+        help_text="Set while the artifact's safety switch is engaged (reason DISABLED, variant "
+        "halted, no version): 'halted: safety switch engaged on <artifact> by <user>: <reason>'.",
+    )
 
 
 class SignatureSerializer(serializers.Serializer[Any]):

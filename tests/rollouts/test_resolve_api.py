@@ -68,6 +68,7 @@ def test_resolve_answers_with_reference_content_and_reason(world: World, ann: AP
         "bucket": data["bucket"],
         "sequence": runtime.snapshot("acme", "sales-agent").sequence,
         "warnings": [],
+        "halted": None,
     }
     assert 0 <= data["bucket"] < 100_000
     pinned = post(ann, subject="user-7", pin="1.0.0").json()

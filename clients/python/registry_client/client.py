@@ -109,6 +109,9 @@ class Resolution(NamedTuple):
     stage: str | None
     tenant: str
     application: str
+    #: Set while the artifact's safety switch is engaged (reason ``DISABLED``, variant
+    #: ``halted``, no version): "halted: safety switch engaged on <artifact> by <user>: <reason>".
+    halted: str | None = None
 
 
 _BUCKET_AT = Resolution._fields.index("bucket")
@@ -185,6 +188,7 @@ class _Slot:
     rules: tuple[_Rule, ...]
     warnings: tuple[str, ...]
     by_version: Mapping[str, str]
+    halted: str | None = None
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,7 @@ def _compile_slot(name: str, raw: dict[str, Any], versions: dict[str, Any]) -> _
         rules=rules,
         warnings=tuple(raw.get("warnings", ())),
         by_version=by_version,
+        halted=raw.get("halted"),
     )
 
 
@@ -418,6 +423,9 @@ def _evaluate(
 ) -> Resolution | None:
     """``rollouts.runtime.resolve`` ported; None for a pin the snapshot does not hold."""
     warnings = list(slot.warnings)
+    if slot.halted is not None:  # the safety switch: nothing serves, pins included
+        halted = _disabled(slot.name, warnings, snap.sequence, snap.tenant, snap.application)
+        return halted._replace(variant="halted", halted=slot.halted)
     if slot.disabled:
         warnings.append(f"{slot.name} is switched off.")
         return _disabled(slot.name, warnings, snap.sequence, snap.tenant, snap.application)

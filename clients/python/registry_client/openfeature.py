@@ -14,7 +14,9 @@ It answers as the server's OFREP endpoint does (``rollouts/api/ofrep.py``), but 
   ``rollout``, ``rollout_id``, ``step``, ``arm``, ``bucket``, ``sequence``, ``branch`` — the
   resolve answer's variant —, ``warnings``, ``content_kind``, ``content``) plus the client's
   ``freshness`` and ``rule_reason``; absent ones left out.
-- Nothing serves (``DISABLED``, no ``ref``): the code's default, variant ``disabled``.
+- Nothing serves (``DISABLED``, no ``ref``): the code's default, variant ``disabled``; while
+  the artifact's safety switch is engaged, variant ``halted`` and ``metadata["halted"]`` says
+  who halted it and why.
 - An object flag returns the same fields as a mapping; boolean, integer and float flags answer
   ``TYPE_MISMATCH`` with the code's default.
 
@@ -50,6 +52,7 @@ _META = (
     "sequence",
     "freshness",
     "rule_reason",
+    "halted",
 )
 
 
@@ -146,6 +149,8 @@ class RegistryProvider(AbstractProvider):
             # Nothing to reference (DISABLED, or a configured pin without its ref): the
             # code's default; the variant names the pinned version when there is one.
             variant = "disabled" if found.reason == "DISABLED" else found.version or "disabled"
+            if getattr(found, "halted", None):
+                variant = "halted"
             return FlagResolutionDetails(
                 default_value, reason=str(found.reason), variant=variant, flag_metadata=meta
             )
@@ -166,8 +171,9 @@ class RegistryProvider(AbstractProvider):
             )
         meta = _metadata(found)
         if getattr(found, "ref", None) is None:
+            variant = "halted" if getattr(found, "halted", None) else "disabled"
             return FlagResolutionDetails(
-                default_value, reason=str(found.reason), variant="disabled", flag_metadata=meta
+                default_value, reason=str(found.reason), variant=variant, flag_metadata=meta
             )
         value: dict[str, FlagValueType] = dict(meta)
         content = getattr(found, "content", None)

@@ -220,6 +220,12 @@ class ResolveView(_JSONOnly, RegistryResolve):
                 description="No such tenant, application, slot or servable pin; or the slot "
                 "is switched off (the answer with reason DISABLED, and an error)",
             ),
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The artifact's safety switch is engaged: the answer with reason "
+                "DISABLED, variant halted, 'halted' saying who engaged it and why, no version, "
+                "and an error with code 'halted'",
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -234,6 +240,9 @@ class ResolveView(_JSONOnly, RegistryResolve):
             generation_now=request_generation(request),
         )
         out = found.as_json()
+        if found.halted is not None:
+            error = {"code": "halted", "message": found.halted, "field": "slot"}
+            return Response({"error": error, **out}, status=status.HTTP_409_CONFLICT)
         if found.reason == Reason.DISABLED:
             error = {
                 "code": "disabled",
