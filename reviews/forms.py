@@ -246,6 +246,38 @@ class PostmortemForm(forms.Form):
     )
 
 
+class DeploymentChecklistForm(forms.Form):
+    """The Approved stage's deployment checklist, from the change page (``deployment_checklist_complete``)."""
+
+    resource_envelope = forms.CharField(
+        widget=TEXTAREA,
+        max_length=10000,
+        label="Resource envelope",
+        help_text="CPU, memory, tokens and cost it may use.",
+    )
+    scaling_thresholds = forms.CharField(
+        widget=TEXTAREA,
+        max_length=10000,
+        label="Scaling thresholds",
+        help_text="When it scales, and its limits.",
+    )
+    logging_tracing = forms.CharField(
+        widget=TEXTAREA,
+        max_length=10000,
+        label="Logging and tracing coverage",
+        help_text="What is logged and traced, and where it can be read.",
+    )
+    kill_switch = forms.CharField(
+        widget=TEXTAREA,
+        max_length=10000,
+        label="Kill-switch readiness",
+        help_text="How it is halted (the flag or toggle), and who may do it.",
+    )
+    notes = forms.CharField(widget=TEXTAREA, max_length=10000, required=False, label="Notes")
+
+    prefix = "checklist"  # the change page holds other forms with "notes"
+
+
 #: The largest evaluation-report file the change page accepts (the API's body limit is the server's).
 MAX_REPORT_BYTES = 1_000_000
 

@@ -88,6 +88,15 @@ def can_attach_evidence(user: AnyUser | None, change: ChangeRequest) -> Decision
     return deny("Only members of the change's tenant can attach evidence.")
 
 
+def can_complete_deployment_checklist(
+    user: AnyUser | None, change: ChangeRequest, *, roles: Iterable[str] | None = None
+) -> Decision:
+    """The Approved stage's deployment checklist: the change's author or a tenant administrator."""
+    if user is None or user.pk == change.author_id or _admin(user, change.tenant, roles):
+        return ALLOWED
+    return deny("Only the author or an administrator can complete the deployment checklist.")
+
+
 def can_promote(
     user: AnyUser | None, change: ChangeRequest, *, roles: Iterable[str] | None = None
 ) -> Decision:
@@ -172,6 +181,7 @@ class ChangeActions:
     sign_off: bool
     rerun_checks: bool
     attach_evidence: bool
+    complete_checklist: bool
     promote: bool
 
     def as_dict(self) -> dict[str, bool]:
@@ -197,6 +207,8 @@ def change_actions(
         rerun_checks=is_open and bool(can_rerun_checks(user, change)),
         attach_evidence=change.status in EDITABLE_STATES
         and bool(can_attach_evidence(user, change)),
+        complete_checklist=change.status in EDITABLE_STATES
+        and bool(can_complete_deployment_checklist(user, change, roles=held)),
         promote=change.status == ChangeStatus.APPROVED
         and bool(can_promote(user, change, roles=held)),
     )

@@ -28,7 +28,8 @@ from reviews.choices import (
     DiffSide,
     Requirement,
 )
-from reviews.models import ChangeItem, ChangeRequest, Comment
+from reviews.forms import DeploymentChecklistForm
+from reviews.models import ChangeItem, ChangeRequest, Comment, DeploymentChecklist
 from reviews.waivers.models import Waiver
 from reviews.waivers.permissions import can_grant_waiver
 
@@ -477,3 +478,29 @@ def rollback_summary(change: ChangeRequest, items: list[ChangeItem]) -> str:
         if i.current is not None
     ]
     return f"Rollback restores {'; '.join(parts)}; {change.reference} reads rolled back."
+
+
+@dataclass(frozen=True)
+class ChecklistPanel:
+    """The change page's deployment-checklist section: the latest one completed (``outdated``
+    when it is of an earlier revision) and the form, for those who may complete it."""
+
+    checklist: DeploymentChecklist | None
+    outdated: bool
+    form: DeploymentChecklistForm | None
+
+
+def deployment_checklist_panel(
+    change: ChangeRequest, *, offered: bool, form: DeploymentChecklistForm | None
+) -> ChecklistPanel:
+    latest = selectors.deployment_checklist_latest(change)
+    outdated = latest is not None and latest.revision != change.revision
+    if offered and form is None:
+        # Completing it again for a new revision starts from what was said last time.
+        initial = (
+            {name: getattr(latest, name) for name in DeploymentChecklistForm.base_fields}
+            if latest is not None
+            else {}
+        )
+        form = DeploymentChecklistForm(initial=initial)
+    return ChecklistPanel(checklist=latest, outdated=outdated, form=form if offered else None)

@@ -32,6 +32,7 @@ from reviews.models import (
     ChangeItem,
     ChangeRequest,
     CheckRun,
+    DeploymentChecklist,
     EvaluationReport,
 )
 
@@ -593,3 +594,23 @@ def evaluation_reports(change: ChangeRequest) -> QuerySet[EvaluationReport]:
 
 def latest_report(version_id: Any) -> EvaluationReport | None:
     return EvaluationReport.objects.filter(version_id=version_id).order_by("-created_at").first()
+
+
+def deployment_checklist_of(change: ChangeRequest) -> DeploymentChecklist | None:
+    """The deployment checklist of the change's current revision (the latest completed), or None."""
+    return (
+        DeploymentChecklist.objects.filter(change=change, revision=change.revision)
+        .select_related("completed_by")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def deployment_checklist_latest(change: ChangeRequest) -> DeploymentChecklist | None:
+    """The change's latest deployment checklist, of any revision (outdated when not the current)."""
+    return (
+        DeploymentChecklist.objects.filter(change=change)
+        .select_related("completed_by")
+        .order_by("-created_at")
+        .first()
+    )

@@ -25,7 +25,14 @@ from reviews.choices import (
     DiffSide,
     Requirement,
 )
-from reviews.models import Approval, ChangeRequest, CheckRun, Comment, EvaluationReport
+from reviews.models import (
+    Approval,
+    ChangeRequest,
+    CheckRun,
+    Comment,
+    DeploymentChecklist,
+    EvaluationReport,
+)
 
 MAX_REFERENCE_LENGTH = 300
 
@@ -401,6 +408,58 @@ class PostmortemSerializer(serializers.Serializer[Any]):
         default="",
         help_text="An http(s) link to the full post-mortem.",
     )
+
+
+class DeploymentChecklistInSerializer(serializers.Serializer[Any]):
+    """The deployment checklist of the change's current revision (blank parts are refused)."""
+
+    resource_envelope = serializers.CharField(
+        max_length=10000, allow_blank=True, help_text="CPU, memory, tokens and cost it may use."
+    )
+    scaling_thresholds = serializers.CharField(
+        max_length=10000, allow_blank=True, help_text="When it scales, and its limits."
+    )
+    logging_tracing = serializers.CharField(
+        max_length=10000,
+        allow_blank=True,
+        help_text="What is logged and traced, and where it can be read.",
+    )
+    kill_switch = serializers.CharField(
+        max_length=10000,
+        allow_blank=True,
+        help_text="How it is halted (the flag or toggle), and who may do it.",
+    )
+    notes = serializers.CharField(max_length=10000, required=False, allow_blank=True, default="")
+
+
+class DeploymentChecklistSerializer(serializers.ModelSerializer[DeploymentChecklist]):
+    change = serializers.CharField(source="change.reference")
+    completed_by = serializers.SerializerMethodField()
+    outdated = serializers.SerializerMethodField(
+        help_text="True when the change was revised since (it must be completed again)."
+    )
+
+    class Meta:
+        model = DeploymentChecklist
+        fields = [
+            "change",
+            "revision",
+            "outdated",
+            "resource_envelope",
+            "scaling_thresholds",
+            "logging_tracing",
+            "kill_switch",
+            "notes",
+            "sha256",
+            "completed_by",
+            "created_at",
+        ]
+
+    def get_completed_by(self, obj: DeploymentChecklist) -> str | None:
+        return obj.completed_by.username if obj.completed_by else None
+
+    def get_outdated(self, obj: DeploymentChecklist) -> bool:
+        return obj.revision != obj.change.revision
 
 
 class ReportSerializer(serializers.ModelSerializer[EvaluationReport]):

@@ -33,6 +33,8 @@ from reviews.api.serializers import (
     CommentSerializer,
     DeactivateSerializer,
     DecisionSerializer,
+    DeploymentChecklistInSerializer,
+    DeploymentChecklistSerializer,
     EvidenceAttachedSerializer,
     EvidenceSerializer,
     PolicySerializer,
@@ -304,6 +306,42 @@ class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
         return Response(
             EvidenceAttachedSerializer(fresh, context={"report": report}).data,
             status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        methods=["GET"],
+        parameters=[REFERENCE],
+        responses=DeploymentChecklistSerializer,
+        description="The deployment checklist of the change's current revision (404 when none).",
+    )
+    @extend_schema(
+        methods=["POST"],
+        parameters=[REFERENCE],
+        request=DeploymentChecklistInSerializer,
+        responses={201: DeploymentChecklistSerializer},
+        description="Complete the deployment checklist of the change's current revision (the "
+        "author or an administrator, while the change is open); a blank part is refused.",
+    )
+    @action(detail=True, methods=["get", "post"], url_path="deployment-checklist")
+    def deployment_checklist(self, request: Request, reference: str) -> Response:
+        """The Approved stage's deployment checklist: read it, or complete it."""
+        change = _change(request, reference)
+        if request.method == "GET":
+            found = selectors.deployment_checklist_of(change)
+            if found is None:
+                raise NotFound(
+                    f"{change.reference} has no deployment checklist for revision "
+                    f"{change.revision}.",
+                    field="reference",
+                )
+            return Response(DeploymentChecklistSerializer(found).data)
+        body = DeploymentChecklistInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        checklist = services.deployment_checklist_complete(
+            change=change, actor=_actor(request), **body.validated_data
+        )
+        return Response(
+            DeploymentChecklistSerializer(checklist).data, status=status.HTTP_201_CREATED
         )
 
     @extend_schema(

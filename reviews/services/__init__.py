@@ -10,6 +10,7 @@ The package is split along its seams; every public name is importable from here:
 - ``changes``: open, revise, submit, withdraw, comment;
 - ``approvals``: approve or reject in a slot;
 - ``evidence``: checks (run, re-run) and evaluation reports;
+- ``deployment``: the deployment checklist of a change's revision;
 - ``promotion``: promote, and the one way a default moves (``versions_activate``);
 - ``rollback``: roll back, and the safety switch (deactivate);
 - ``policy``: approval policy and change gates;
@@ -29,6 +30,7 @@ from reviews.services.changes import (
     line_anchor,
 )
 from reviews.services.common import stage_set
+from reviews.services.deployment import CHECKLIST_FIELDS, deployment_checklist_complete
 from reviews.services.evidence import check_execute, check_rerun, evidence_attach
 from reviews.services.lifecycle import lifecycle_policy_set
 from reviews.services.policy import approval_policy_update, change_gate_set
@@ -42,6 +44,7 @@ from reviews.services.rollback import (
 )
 
 __all__ = [
+    "CHECKLIST_FIELDS",
     "NOTHING_TO_ROLL_BACK_TO",
     "LineAnchor",
     "activation_lock",
@@ -58,6 +61,7 @@ __all__ = [
     "check_execute",
     "check_rerun",
     "comment_add",
+    "deployment_checklist_complete",
     "evidence_attach",
     "lifecycle_policy_set",
     "line_anchor",

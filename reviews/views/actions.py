@@ -1,7 +1,7 @@
 """Actions on a change from its page, and password confirmation.
 
 Sign-off (approve, reject), submit, withdraw, promote, re-run, comment, post-mortem,
-switch-off.
+switch-off, deployment checklist.
 
 Post/redirect/get: a failed action (an invalid form, a wrong password, a refusal) answers a
 redirect back to the change page at the form used (:data:`ANCHORS`), its errors and inputs (never
@@ -31,6 +31,7 @@ from reviews.forms import (
     CommentForm,
     DeactivateForm,
     DecisionForm,
+    DeploymentChecklistForm,
     PasswordConfirmForm,
     PostmortemForm,
     RerunForm,
@@ -52,6 +53,7 @@ ACTIONS = frozenset(
         "comment",
         "postmortem",
         "switch-off",
+        "deployment-checklist",
     }
 )
 
@@ -67,6 +69,7 @@ ANCHORS = {
     "comment": "comment-form",
     "postmortem": "postmortem-form",
     "switch-off": "switch-off",
+    "deployment-checklist": "deployment-checklist-form",
 }
 #: Where a sign-off refusal goes when this person is offered no sign-off form.
 NO_SIGN_OFF_FORM = "approvals"
@@ -229,9 +232,35 @@ def _record_postmortem(request: HttpRequest, change: ChangeRequest) -> HttpRespo
     return redirect(f"{change.get_absolute_url()}#postmortem")
 
 
+def _deployment_checklist(request: HttpRequest, change: ChangeRequest) -> HttpResponse:
+    form = DeploymentChecklistForm(request.POST)
+    done = submit(
+        form,
+        lambda data: services.deployment_checklist_complete(
+            change=change,
+            actor=user_of(request),
+            resource_envelope=data["resource_envelope"],
+            scaling_thresholds=data["scaling_thresholds"],
+            logging_tracing=data["logging_tracing"],
+            kill_switch=data["kill_switch"],
+            notes=data["notes"],
+        ),
+        invalid_status=400,
+    )
+    if done.result is None:
+        return _back(request, change, "deployment-checklist", form=form)
+    messages.success(
+        request,
+        f"Completed the deployment checklist of {change.reference} (revision "
+        f"{done.result.revision}).",
+    )
+    return redirect(f"{change.get_absolute_url()}#deployment-checklist")
+
+
 #: The actions with a page of their own to answer with (a form, or the sign-off).
 _PAGES: dict[str, Callable[[HttpRequest, ChangeRequest], HttpResponse]] = {
     "comment": _comment,
+    "deployment-checklist": _deployment_checklist,
     "postmortem": _record_postmortem,
     "switch-off": _switch_off,
 }

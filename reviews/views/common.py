@@ -24,6 +24,7 @@ from reviews.forms import (
     CommentForm,
     DeactivateForm,
     DecisionForm,
+    DeploymentChecklistForm,
     EvidenceForm,
     PostmortemForm,
     PromoteForm,
@@ -31,7 +32,9 @@ from reviews.forms import (
 from reviews.models import ChangeRequest
 
 #: The change page's forms, by the anchor an action failing on them sends back to.
-FORM_ANCHORS = frozenset({"decide-form", "comment-form", "postmortem-form", "switch-off"})
+FORM_ANCHORS = frozenset(
+    {"decide-form", "comment-form", "postmortem-form", "switch-off", "deployment-checklist-form"}
+)
 
 
 def user_of(request: HttpRequest) -> User:
@@ -127,7 +130,18 @@ def change_page(
         decide_form = DecisionForm(slots=slots, needs_password=needs_password)
     may_switch_off = presenters.may_switch_off(change, user, roles, items)
     refusal = _placed(
-        request, back, shown={"decide-form": bool(slots), "switch-off": may_switch_off}
+        request,
+        back,
+        shown={
+            "decide-form": bool(slots),
+            "switch-off": may_switch_off,
+            "deployment-checklist-form": actions.complete_checklist,
+        },
+    )
+    checklist = presenters.deployment_checklist_panel(
+        change,
+        offered=actions.complete_checklist,
+        form=bring_back(back, "deployment-checklist-form", DeploymentChecklistForm),
     )
     promote_form, refusal = _promote_form(
         back, refusal, offered=actions.promote, needs_password=needs_password
@@ -204,6 +218,7 @@ def change_page(
             if may_switch_off
             else None,
             "refusal": refusal,
+            "checklist": checklist,
             "reauth_fresh": fresh,
             "may_roll_out": presenters.may_roll_out(change, user, roles, items),
         },

@@ -190,6 +190,7 @@ def test_the_api_detail_says_what_the_caller_may_do(
         "sign_off",
         "rerun_checks",
         "attach_evidence",
+        "complete_checklist",
         "promote",
     }
     refused = token_client(people["reviewer"]).post(

@@ -1,4 +1,4 @@
-"""``manage.py changes list|show|open|submit|approve|reject|withdraw|promote|run-checks|export``.
+"""``manage.py changes list|show|open|submit|approve|reject|withdraw|promote|checklist|run-checks|export``.
 
 The same services as the pages and the API. Acting as a person takes ``--as USERNAME``;
 approving or rejecting also takes that person's password on standard input
@@ -70,6 +70,14 @@ class Command(ActionCommand):
                 help="read the approver's password from the first line of standard input",
             )
         p = sub.add_parser(
+            "checklist", help="Complete the deployment checklist of a change's current revision."
+        )
+        p.add_argument("ref", metavar="CR-YYYY-NNNN")
+        p.add_argument("--as", dest="as_user", default=None, metavar="USERNAME")
+        for name, what in services.CHECKLIST_FIELDS.items():
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, help=what)
+        p.add_argument("--notes", default="")
+        p = sub.add_parser(
             "run-checks", help="Run the change's pending checks here, without a worker."
         )
         p.add_argument("ref", metavar="CR-YYYY-NNNN")
@@ -125,6 +133,16 @@ class Command(ActionCommand):
         for kind, run in selectors.check_summary(change).runs.items():
             out(
                 f"  check {kind}: {run.status if run else 'not run'}{' - ' + run.summary if run else ''}"
+            )
+        checklist = selectors.deployment_checklist_latest(change)
+        if checklist is None:
+            out("  deployment checklist: not completed")
+        else:
+            who = checklist.completed_by.username if checklist.completed_by else "system"
+            stale = " OUTDATED" if checklist.revision != change.revision else ""
+            out(
+                f"  deployment checklist: revision {checklist.revision} by {who} at "
+                f"{checklist.created_at:%Y-%m-%d %H:%M}{stale}"
             )
         for blocker in selectors.promotion_blockers(change) if change.status == "approved" else []:
             out(f"  blocks promotion: {blocker}")
@@ -188,6 +206,18 @@ class Command(ActionCommand):
 
     def do_reject(self, o: dict[str, Any]) -> None:
         self._decide(o, "reject")
+
+    def do_checklist(self, o: dict[str, Any]) -> None:
+        checklist = services.deployment_checklist_complete(
+            change=selectors.change_by_reference_unscoped(o["ref"]),
+            actor=self._actor(o),
+            notes=o["notes"],
+            **{name: o[name] for name in services.CHECKLIST_FIELDS},
+        )
+        self.stdout.write(
+            f"{checklist.change.reference}: deployment checklist of revision "
+            f"{checklist.revision} completed ({checklist.sha256})"
+        )
 
     def do_run_checks(self, o: dict[str, Any]) -> None:
         change = selectors.change_by_reference_unscoped(o["ref"])
