@@ -443,3 +443,60 @@ class SemanticVersioner:
                     f" requires '{change.impact.label}'",
                     field="impact",
                 )
+
+
+# --- a declared input/output contract (metadata "io_schema") ---------------------------------
+
+#: Output changes whose impact is the comparator's own (not flipped): a property consumers read
+#: that is gone, a type that is now something else, a contract withdrawn (MAJOR); a new property
+#: or a contract declared for the first time (MINOR).
+_OUTPUT_KEEPS = (
+    re.compile(r"^property '.*' (was removed|is no longer allowed)$"),
+    re.compile(r"^type of .* changed from "),
+    re.compile(r"^interface (removed|declared)"),
+    re.compile(r"^optional property '.*' was added$"),
+    re.compile(r"^property '.*' is now allowed$"),
+    re.compile(r"^additional properties are now allowed"),
+)
+_FLIPPED = {Impact.MAJOR: Impact.MINOR, Impact.MINOR: Impact.MAJOR, Impact.PATCH: Impact.PATCH}
+
+
+def _output_impact(change: ContractChange) -> Impact:
+    """An output is read, not written, by its callers: what loosens it (a widened type, a new
+    enum value, a property no longer required) can break them, and what tightens it cannot."""
+    if any(rule.search(change.description) for rule in _OUTPUT_KEEPS):
+        return change.impact
+    return _FLIPPED[change.impact]
+
+
+def _side(io_schema: object, side: str) -> Mapping[str, Any] | None:
+    if not isinstance(io_schema, Mapping):
+        return None
+    value = io_schema.get(side)
+    return value if isinstance(value, Mapping) else None
+
+
+def io_schema_changes(old: object, new: object) -> list[ContractChange]:
+    """Compatibility of two declared ``io_schema`` contracts (``{"input", "output"}``), each
+    change named ``metadata.io_schema.<side>: ...``.
+
+    The input is compared as :func:`schema_changes` compares an interface (accepting less is
+    MAJOR); the output the other way round (producing what callers did not expect is MAJOR), a
+    removed output property staying MAJOR and an added one MINOR. A contract that disappears is
+    MAJOR; one declared for the first time MINOR.
+    """
+    if old is None and new is None:
+        return []
+    if not isinstance(new, Mapping) and isinstance(old, Mapping):
+        return [ContractChange(Impact.MAJOR, "metadata.io_schema was removed")]
+    if not isinstance(old, Mapping):
+        return [ContractChange(Impact.MINOR, "metadata.io_schema was declared")]
+    changes = [
+        ContractChange(c.impact, f"metadata.io_schema.input: {c.description}")
+        for c in schema_changes(_side(old, "input"), _side(new, "input"))
+    ]
+    changes += [
+        ContractChange(_output_impact(c), f"metadata.io_schema.output: {c.description}")
+        for c in schema_changes(_side(old, "output"), _side(new, "output"))
+    ]
+    return changes

@@ -49,6 +49,7 @@ from registry.versioning import (
     SemanticVersioner,
     Variable,
     VersioningError,
+    io_schema_changes,
     schema_changes,
     template_variables,
     variable_changes,
@@ -219,19 +220,51 @@ def _contract_changes(
     previous: Version | None,
     fields: dict[str, Any],
     variables: list[dict[str, Any]],
+    metadata: dict[str, Any] | None = None,
 ) -> list[ContractChange]:
     if previous is None:
         return []
     cls = artifact.artifact_class
+    changes: list[ContractChange] = []
     if cls.slug in TEXT_CLASSES_WITH_VARIABLES:
         old = [Variable(v["name"], v.get("required", True)) for v in previous.input_variables]
         new = [Variable(v["name"], v.get("required", True)) for v in variables]
-        return variable_changes(old, new)
-    if cls.content_kind == ContentKind.JSON and cls.interface_pointer:
-        return schema_changes(
+        changes = variable_changes(old, new)
+    elif cls.content_kind == ContentKind.JSON and cls.interface_pointer:
+        changes = schema_changes(
             interface_of(cls, previous.content_json), interface_of(cls, fields.get("content_json"))
         )
-    return []
+    if artifact.action_eligible:
+        # Every class, models too: the declared input/output contract (only read here; its
+        # shape is checked with the rest of the metadata).
+        changes += io_schema_changes(
+            (previous.metadata or {}).get("io_schema"), (metadata or {}).get("io_schema")
+        )
+    return changes
+
+
+def _compatible_within_major(
+    artifact: Artifact,
+    previous: Version | None,
+    declared: Impact,
+    changes: list[ContractChange],
+) -> None:
+    """An action-eligible artifact keeps its inputs and outputs compatible within a major
+    version: a breaking change in a minor or patch is refused, naming what broke."""
+    if previous is None or not artifact.action_eligible or declared >= Impact.MAJOR:
+        return
+    breaking = [c for c in changes if c.impact >= Impact.MAJOR]
+    if not breaking:
+        return
+    major = previous.version.split(".", 1)[0]
+    field = "metadata.io_schema" if breaking[0].description.startswith("metadata.") else "impact"
+    raise DomainError(
+        f"{artifact.path} is action-eligible: its inputs and outputs stay compatible within "
+        f"{major}.x, and this {declared.label} version breaks them ("
+        + "; ".join(c.description for c in breaking)
+        + f"). Publish a major version ({int(major) + 1}.0.0) with a migration plan.",
+        field=field,
+    )
 
 
 def _parse_impact(impact: str | Impact) -> Impact:
@@ -465,13 +498,15 @@ def version_plan(
     impact: str | Impact,
     version: str | None = None,
     input_variables: Sequence[dict[str, Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> PublishPlan:
     """Dry run: the version a publish would get, and the contract changes it carries."""
     declared = _parse_impact(impact)
     fields, _ = _normalise_content(artifact.artifact_class, content)
     variables = _variables(artifact.artifact_class, content, input_variables)
     previous = selectors.latest_version(artifact)
-    changes = _contract_changes(artifact, previous, fields, variables)
+    changes = _contract_changes(artifact, previous, fields, variables, metadata)
+    _compatible_within_major(artifact, previous, declared, changes)
     number = _next_number(previous, declared, changes, version)
     detected = max((c.impact for c in changes), default=None)
     return PublishPlan(number, previous, changes, detected)
@@ -528,7 +563,8 @@ def version_publish(
                 field="version",
             )
     previous = selectors.latest_version(artifact)
-    changes = _contract_changes(artifact, previous, fields, variables)
+    changes = _contract_changes(artifact, previous, fields, variables, meta)
+    _compatible_within_major(artifact, previous, declared, changes)
     number = _next_number(previous, declared, changes, version)
     if content.file_bytes is not None and cls.content_kind == ContentKind.FILE:
         blob_put(content.file_bytes)
