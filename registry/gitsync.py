@@ -1,4 +1,5 @@
-"""Git-native prompts: import and export ``prompt-templates/<group>/<slug>/<version>.md`` files.
+"""Git-native prompts: import and export ``prompt-templates/<group>/<slug>/<version>.md`` files;
+and release tags ``learning/<class>/<tenant>/<slug>@<version>`` in a git work tree.
 
 Each file starts with a metadata header between ``---`` lines (YAML), then the prompt text::
 
@@ -13,7 +14,10 @@ Each file starts with a metadata header between ``---`` lines (YAML), then the p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +160,68 @@ def export_prompts(directory: Path, *, tenant: Tenant) -> int:
         )
         count += 1
     return count
+
+
+# --- release tags ---------------------------------------------------------------------------
+
+GIT_TIMEOUT_SECONDS = 60
+
+
+@dataclass
+class TagReport:
+    committed: bool = False
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+
+def _git(directory: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run git in ``directory``; a failure is refused with git's last line."""
+    git = shutil.which("git")
+    if git is None:
+        raise DomainError("Tagging needs git, which is not installed.", field="tag")
+    done = subprocess.run(  # noqa: S603 - git, with arguments we built (no shell)
+        [git, "-C", str(directory), *args],
+        capture_output=True,
+        text=True,
+        timeout=GIT_TIMEOUT_SECONDS,
+        check=False,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    if check and done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise DomainError(f"git {args[0]}: {said[-1] if said else 'failed'}", field="tag")
+    return done
+
+
+def tag_releases(
+    directory: Path, releases: list[tuple[str, str]], *, paths: list[str], message: str
+) -> TagReport:
+    """Commit ``paths`` in the git work tree ``directory`` (if they changed), then tag each
+    release ``(tag, annotation)`` at that commit unless the tag exists already.
+
+    Idempotent: a second run with nothing new commits nothing and creates no tag; an existing
+    tag is never moved (it marks where the release was first recorded).
+    """
+    inside = _git(directory, "rev-parse", "--is-inside-work-tree", check=False)
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        raise DomainError(f"{directory} is not a git work tree.", field="tag")
+    report = TagReport()
+    present = [p for p in paths if (directory / p).exists()]
+    if present:
+        _git(directory, "add", "--", *present)
+        staged = _git(directory, "diff", "--cached", "--quiet", "--", *present, check=False)
+        if staged.returncode == 1:
+            _git(directory, "commit", "--quiet", "-m", message, "--", *present)
+            report.committed = True
+    if _git(directory, "rev-parse", "--verify", "-q", "HEAD", check=False).returncode != 0:
+        raise DomainError(f"{directory} has no commit to tag.", field="tag")
+    for tag, annotation in sorted(releases):
+        if _git(directory, "check-ref-format", f"refs/tags/{tag}", check=False).returncode != 0:
+            raise DomainError(f"'{tag}' is not a valid git tag name.", field="tag")
+        exists = _git(directory, "rev-parse", "--verify", "-q", f"refs/tags/{tag}", check=False)
+        if exists.returncode == 0:
+            report.existing.append(tag)
+            continue
+        _git(directory, "tag", "-a", tag, "-m", annotation)
+        report.created.append(tag)
+    return report

@@ -202,3 +202,51 @@ def checklist_for(version: Any) -> Any | None:
     if not _checklists:
         return None
     return _checklists[-1](version)
+
+
+# --- provenance and evidence (the version page's provenance block, export-status) -----------
+
+#: Takes a version; answers provenance rows for its page: ``(label, value, url)`` (url may
+#: be ""). reviews: the approvers of the change that approved or promoted it.
+ProvenanceSource = Callable[[Any], list[tuple[str, str, str]]]
+#: Takes versions; answers ``{version id: [evidence reference]}``, each reference a dict with
+#: at least ``kind``, ``sha256`` and ``at`` (ISO 8601 time it was recorded). reviews: its
+#: evaluation reports.
+EvidenceSource = Callable[[list[Any]], dict[Any, list[dict[str, Any]]]]
+
+_provenance_sources: list[ProvenanceSource] = []
+_evidence_sources: list[EvidenceSource] = []
+
+
+def register_provenance(source: ProvenanceSource) -> None:
+    """Register who adds provenance rows to a version page (idempotent)."""
+    if source not in _provenance_sources:
+        _provenance_sources.append(source)
+
+
+def provenance_rows(version: Any) -> list[tuple[str, str, str]]:
+    """Provenance rows for ``version`` from every registered source (none registered: none)."""
+    rows: list[tuple[str, str, str]] = []
+    for source in _provenance_sources:
+        rows.extend(source(version))
+    return rows
+
+
+def register_evidence(source: EvidenceSource) -> None:
+    """Register who answers "what evidence was recorded for these versions?" (idempotent)."""
+    if source not in _evidence_sources:
+        _evidence_sources.append(source)
+
+
+def evidence_by_version(versions: Iterable[Any]) -> dict[Any, list[dict[str, Any]]]:
+    """``{version id: [evidence reference]}`` from every registered source, oldest first."""
+    items = list(versions)
+    found: dict[Any, list[dict[str, Any]]] = {}
+    if not items:
+        return found
+    for source in _evidence_sources:
+        for vid, refs in source(items).items():
+            found.setdefault(vid, []).extend(refs)
+    for refs in found.values():
+        refs.sort(key=lambda r: (str(r.get("at", "")), str(r.get("kind", "")), str(r["sha256"])))
+    return found

@@ -381,3 +381,17 @@ def safety_switch_history(artifact: Artifact) -> QuerySet[SafetySwitch]:
     return SafetySwitch.objects.filter(artifact=artifact).select_related(
         "engaged_by", "released_by"
     )
+
+
+def released_versions(*, tenant: Tenant, class_slug: str | None = None) -> list[Version]:
+    """A tenant's approved and active versions (its releases), oldest first per artifact."""
+    qs = Version.objects.filter(
+        artifact__tenant=tenant, state__stage__in=(Stage.APPROVED, Stage.ACTIVE)
+    )
+    if class_slug is not None:
+        qs = qs.filter(artifact__artifact_class__slug=class_slug)
+    return list(
+        qs.select_related("artifact__artifact_class", "artifact__tenant", "state").order_by(
+            "artifact__slug", "ordinal"
+        )
+    )

@@ -10,7 +10,7 @@ class ReviewsConfig(AppConfig):
         # registry offers rollback and the safety switch without importing reviews.
         from accounts import hooks as accounts_hooks
         from registry import hooks as registry_hooks
-        from reviews import registry_actions
+        from reviews import provenance, registry_actions
         from reviews.lifecycle.checklist import checklist
         from reviews.services.notifications import role_revoked_resolve
 
@@ -22,3 +22,6 @@ class ReviewsConfig(AppConfig):
         registry_hooks.register_checklist(checklist)
         # A revoked role resolves the person's review requests it no longer lets them fill.
         accounts_hooks.register_role_revoked(role_revoked_resolve)
+        # The version page's approvers and export-status's evidence references.
+        registry_hooks.register_provenance(provenance.version_provenance)
+        registry_hooks.register_evidence(provenance.evidence_refs)

@@ -31,6 +31,7 @@ from registry.models import (
     VersionUsage,
 )
 from registry.permissions import can_change_owner, can_deprecate, can_retire
+from registry.provenance import provenance_of
 from registry.verification import check_version
 
 PAGE_SIZE = 25
@@ -174,6 +175,7 @@ def version_page(
     if may_retire and retire_form is None:
         retire_form = RetireForm(needs_password=not reauth.recently_confirmed(request))
     _refusals_above(request, (deprecate_form, may_deprecate), (retire_form, may_retire))
+    upstream = list(selectors.upstream_of(found))
     return render(
         request,
         "registry/version.html",
@@ -186,7 +188,8 @@ def version_page(
             "check": check_version(found),
             "stage": (stage := selectors.stage_of(found)),
             "stage_label": Stage(stage).label,
-            "upstream": selectors.upstream_of(found),
+            "upstream": upstream,
+            "provenance": provenance_of(found, upstream),
             "downstream": selectors.downstream_of(found),
             "deprecation": deprecation,
             "retirement": retirement,

@@ -1,4 +1,4 @@
-"""``manage.py registry create|publish|bump-version|show|history|verify|import|export|rollback|deactivate``."""
+"""``manage.py registry create|publish|bump-version|show|history|verify|import|export|export-status|rollback|deactivate``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError, NotFound
 from registry import hooks, selectors, services
 from registry.choices import ContentKind, Determinism
-from registry.gitsync import export_prompts, import_prompts
+from registry.gitsync import CLASS, export_prompts, import_prompts, tag_releases
 from registry.models import Artifact, Version
+from registry.status_export import ROOT, export_status, release_tag
 from registry.verification import log_problem, verify_versions
 
 
@@ -80,6 +81,40 @@ def _content(artifact: Artifact, file: str) -> services.Content:
     return services.Content(text=text)
 
 
+TAG_HELP = (
+    "DIR is a git work tree: commit what was written, then tag each approved or active version "
+    "learning/<class>/<tenant>/<slug>@<version> (existing tags are left as they are)"
+)
+
+
+def _add_evidence_flags(p: CommandParser) -> None:
+    """``registry publish``'s lifecycle evidence flags (the version's signed metadata)."""
+    evidence = p.add_argument_group(
+        "lifecycle evidence and provenance (signed metadata; docs/registry.md)"
+    )
+    evidence.add_argument(
+        "--determinism",
+        default=None,
+        metavar="|".join(Determinism.values),
+        help="the version's classification",
+    )
+    evidence.add_argument("--evaluation-plan", default=None, metavar="TEXT")
+    evidence.add_argument("--risk-note", default=None, metavar="TEXT")
+    evidence.add_argument(
+        "--no-datasets",
+        default=None,
+        metavar="REASON",
+        help="this version uses no dataset, because REASON",
+    )
+    evidence.add_argument("--pr-url", default=None, metavar="URL")
+    evidence.add_argument(
+        "--io-schema",
+        default=None,
+        metavar="FILE",
+        help='a JSON file: {"input": {JSON Schema}, "output": {JSON Schema}}',
+    )
+
+
 class Command(ActionCommand):
     help = "Publish, inspect and verify registry versions."
 
@@ -111,30 +146,7 @@ class Command(ActionCommand):
                     help="create the artifact first if it does not exist (with --owner)",
                 )
                 p.add_argument("--owner", default=None, metavar="USERNAME")
-                evidence = p.add_argument_group(
-                    "lifecycle evidence and provenance (signed metadata; docs/registry.md)"
-                )
-                evidence.add_argument(
-                    "--determinism",
-                    default=None,
-                    metavar="|".join(Determinism.values),
-                    help="the version's classification",
-                )
-                evidence.add_argument("--evaluation-plan", default=None, metavar="TEXT")
-                evidence.add_argument("--risk-note", default=None, metavar="TEXT")
-                evidence.add_argument(
-                    "--no-datasets",
-                    default=None,
-                    metavar="REASON",
-                    help="this version uses no dataset, because REASON",
-                )
-                evidence.add_argument("--pr-url", default=None, metavar="URL")
-                evidence.add_argument(
-                    "--io-schema",
-                    default=None,
-                    metavar="FILE",
-                    help='a JSON file: {"input": {JSON Schema}, "output": {JSON Schema}}',
-                )
+                _add_evidence_flags(p)
         p = sub.add_parser(
             "show",
             help="Print a version's canonical manifest (stdout) and its SHA-256, stage and "
@@ -161,6 +173,15 @@ class Command(ActionCommand):
         p = sub.add_parser("export", help="Write a tenant's prompts back in the same layout.")
         p.add_argument("dir")
         p.add_argument("--tenant", required=True)
+        p.add_argument("--tag", action="store_true", help=TAG_HELP)
+        p = sub.add_parser(
+            "export-status",
+            help="Write artifacts/learning/status/<class>/<tenant>/<slug>.json and "
+            "history/<...>.jsonl for every artifact (read-only; a re-export is byte-identical).",
+        )
+        p.add_argument("dir")
+        p.add_argument("--tenant", default=None, help="only this tenant's artifacts")
+        p.add_argument("--tag", action="store_true", help=TAG_HELP)
         p = sub.add_parser(
             "rollback",
             help="Restore the last promoted version (or TARGET_VERSION): no approvals needed, "
@@ -289,8 +310,40 @@ class Command(ActionCommand):
         )
 
     def do_export(self, o: dict[str, Any]) -> None:
-        count = export_prompts(Path(o["dir"]), tenant=tenant_by_slug(o["tenant"]))
+        tenant = tenant_by_slug(o["tenant"])
+        count = export_prompts(Path(o["dir"]), tenant=tenant)
         self.stdout.write(f"Wrote {count} files to {o['dir']}")
+        if o["tag"]:
+            releases = selectors.released_versions(tenant=tenant, class_slug=CLASS)
+            self._tag(
+                Path(o["dir"]), releases, "prompt-templates", f"registry export ({tenant.slug})"
+            )
+
+    def do_export_status(self, o: dict[str, Any]) -> None:
+        tenant = tenant_by_slug(o["tenant"]) if o["tenant"] else None
+        directory = Path(o["dir"])
+        report = export_status(directory, tenant=tenant)
+        self.stdout.write(
+            f"Exported {report.artifacts} artifacts to {directory / ROOT}: "
+            f"{report.written} files written, {report.unchanged} unchanged"
+        )
+        if o["tag"]:
+            scope = tenant.slug if tenant else "all tenants"
+            self._tag(directory, report.releases, str(ROOT), f"registry export-status ({scope})")
+
+    def _tag(self, directory: Path, releases: list[Version], path: str, message: str) -> None:
+        report = tag_releases(
+            directory,
+            [(release_tag(v), f"{v.path} manifest sha256 {v.manifest_sha256}") for v in releases],
+            paths=[path],
+            message=message,
+        )
+        committed = "committed the export, " if report.committed else ""
+        self.stdout.write(
+            f"{committed}{len(report.created)} tags created, {len(report.existing)} already there"
+        )
+        for tag in report.created:
+            self.stdout.write(f"  {tag}")
 
     def do_rollback(self, o: dict[str, Any]) -> None:
         artifact = _artifact(o["artifact"])
