@@ -42,9 +42,19 @@ def _dd(block: str, ident: str) -> str:
     return block.split(f'id="{ident}"')[1].split("</dd>")[0]
 
 
-def test_the_reviews_answers_are_registered():
-    assert provenance.version_provenance in hooks._provenance_sources
-    assert provenance.evidence_refs in hooks._evidence_sources
+def test_the_hooks_answer_with_reviews_registered(people, prompt):
+    version = publish(prompt, "Qualify {{ customer }}.", "major", metadata=PINS)
+    change = promoted_change(people, version)
+    rows = hooks.provenance_rows(version)
+    assert rows == provenance.version_provenance(version)
+    assert rows[0][0] == "Approved in"
+    assert rows[0][2] == change.get_absolute_url()
+    refs = hooks.evidence_by_version([version])[version.pk]
+    assert [r["sha256"] for r in refs] == [
+        r["sha256"] for r in provenance.evidence_refs([version])[version.pk]
+    ]
+    assert refs
+    assert {r["change"] for r in refs} == {change.reference}
 
 
 def test_version_page_shows_evidence_lineage_checksum_signature_and_approvers(
