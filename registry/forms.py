@@ -343,3 +343,41 @@ class OwnerForm(forms.Form):
     def __init__(self, *args: Any, members: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cast("forms.ModelChoiceField[User]", self.fields["owner"]).queryset = members
+
+
+# --- action-eligible artifacts: the flag, the deputy, the safety switch ----------------------
+
+
+class ActionEligibleForm(forms.Form):
+    """Marking an artifact action-eligible (or not), with why."""
+
+    value = forms.TypedChoiceField(
+        choices=[("on", "Action-eligible"), ("off", "Not action-eligible")],
+        coerce=lambda v: v == "on",
+        label="Its output",
+    )
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), label="Why")
+
+
+class DeputyForm(forms.Form):
+    """Naming the owner's deputy (an active member of the tenant), or none."""
+
+    deputy: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        queryset=None,
+        to_field_name="username",
+        required=False,
+        label="Deputy",
+        empty_label="— nobody —",
+    )
+
+    def __init__(self, *args: Any, members: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast("forms.ModelChoiceField[User]", self.fields["deputy"]).queryset = members
+
+
+class SafetySwitchForm(PasswordMixin):
+    """Engaging or releasing the safety switch: why, and the password (a deliberate act)."""
+
+    field_order = ["reason"]
+
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), label="Why")

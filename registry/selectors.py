@@ -29,6 +29,7 @@ ARTIFACT_RELATED = (
     "artifact_class",
     "tenant",
     "owner",
+    "deputy",
     "active_version",
     "recommended_version__deprecation",
     "recommended_version__retirement",

@@ -33,6 +33,7 @@ from registry.models import (
 from registry.permissions import can_change_owner, can_deprecate, can_retire
 from registry.provenance import provenance_of
 from registry.verification import check_version
+from registry.views.safety_panel import safety_context
 
 PAGE_SIZE = 25
 #: How many usage rows the version page shows beside a deprecation.
@@ -65,7 +66,10 @@ def artifact_page(
     *,
     owner_form: OwnerForm | None = None,
     status: int = 200,
+    **posted: Any,
 ) -> HttpResponse:
+    """The artifact's page; ``owner_form`` and ``posted`` (``eligible_form``, ``deputy_form``,
+    ``switch_form``) bring a refused form back with its errors."""
     page = Paginator(
         selectors.versions_of(found).select_related(
             "deprecation__replacement__artifact__artifact_class",
@@ -101,8 +105,10 @@ def artifact_page(
             "recommended": selectors.recommended_version_of(found),
             "active_stage": Stage(stage or Stage.DRAFT).label if active else None,
             "owner_form": owner_form if may_change_owner else None,
-            # The rollback and safety-switch forms, from reviews (registry does not import it).
+            # The rollback and deactivation forms, from reviews (registry does not import it).
             **hooks.artifact_panels(request.user, found, roles=roles),
+            # Action-eligible: the flag, the deputy and the safety switch that halts resolution.
+            **safety_context(request, found, roles=roles, members=members(found.tenant), **posted),
         },
         status=status,
     )
