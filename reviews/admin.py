@@ -2,7 +2,8 @@
 
 Every change to a change request goes through its services (pages, API, CLI), which
 check the rules and append events; the admin only lets an operator look. Approval
-policies are edited on the policy page, which saves a new version through the service.
+policies and stage criteria are edited on their pages, which save a new version through
+the service.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from reviews.models import (
     ChangeRequest,
     CheckRun,
     EvaluationReport,
+    LifecyclePolicy,
 )
 
 
@@ -81,6 +83,12 @@ class EvaluationReportAdmin(ReadOnlyAdmin):
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(ReadOnlyAdmin):
     list_display = ("__str__", "reason", "created_by", "created_at")
+    list_select_related = ("tenant", "created_by")
+
+
+@admin.register(LifecyclePolicy)
+class LifecyclePolicyAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "enforced", "reason", "created_by", "created_at")
     list_select_related = ("tenant", "created_by")
 
 

@@ -1,9 +1,9 @@
-"""Routes for change requests, approval policies, rollbacks and deactivations under /api/v1/."""
+"""Routes for change requests, approval policies, stage criteria, rollbacks and deactivations under /api/v1/."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from reviews.api import views
+from reviews.api import lifecycle, views
 
 router = SimpleRouter(trailing_slash=True)
 router.register("change-requests", views.ChangeRequestViewSet, basename="change-request")
@@ -19,6 +19,11 @@ urlpatterns = [
         "approval-policies/<slug:tenant>/",
         views.ApprovalPolicyView.as_view(),
         name="api-approval-policy",
+    ),
+    path(
+        "lifecycle-policies/<slug:tenant>/",
+        lifecycle.LifecyclePolicyView.as_view(),
+        name="api-lifecycle-policy",
     ),
     path("rollbacks/", views.RollbackView.as_view(), name="api-rollbacks"),
     path("deactivations/", views.DeactivationView.as_view(), name="api-deactivations"),

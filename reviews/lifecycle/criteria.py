@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from registry.choices import ArtifactClass, Determinism, Stage
 from registry.models import Version, VersionDependency
-from reviews.choices import ChangeStatus, CheckKind, Requirement, RolloutStrategy
+from reviews.choices import ChangeStatus, CheckKind, CheckStatus, Requirement, RolloutStrategy
 from reviews.lifecycle.catalog import Criterion, Subject, Verdict, register
 
 #: Metric names a complete evaluation report carries, as (what is asked, accepted words). A
@@ -161,6 +161,8 @@ def _baseline_metrics(s: Subject) -> Verdict:
 
 
 def _policy_conformance(s: Subject) -> Verdict:
+    """The policy scan passed. A waiver lets a failed scan through the change's gates, but the
+    violations it found are still there: this criterion asks for none."""
     if s.change is None:
         return _no_change(s)
     url = _change_url(s, "checks")
@@ -172,9 +174,16 @@ def _policy_conformance(s: Subject) -> Verdict:
             f"{s.change.reference}",
             url,
         )
-    if verdict.passes:
-        waived = f" (waived by {verdict.waivers[0].reference})" if verdict.waived else ""
-        return Verdict(True, f"the policy check of {s.change.reference} passed{waived}", url)
+    if verdict.run is not None and verdict.run.status == CheckStatus.PASSED:
+        return Verdict(True, f"the policy check of {s.change.reference} passed", url)
+    if verdict.waived:
+        return Verdict(
+            False,
+            f"the policy check of {s.change.reference} found violations; waiver "
+            f"{verdict.waivers[0].reference} excuses the check, not the violations: fix them "
+            "and re-run it",
+            url,
+        )
     return Verdict(
         False,
         f"{verdict.blocked_by} on {s.change.reference}: fix the violations and re-run it",
@@ -499,7 +508,7 @@ BUILTIN: tuple[Criterion, ...] = (
         "policy_conformance",
         Stage.EVALUATED,
         "No critical policy violations",
-        "The change's policy check passed.",
+        "The change's policy check passed (a waiver excuses the check, not the violations).",
         _policy_conformance,
     ),
     Criterion(

@@ -113,10 +113,11 @@ def enforced(version: Version) -> bool:
 def blocking(version: Version, stage: str, change: ChangeRequest | None = None) -> list[Judged]:
     """What stops ``version`` moving into ``stage`` now: its unmet criteria when the policy is
     enforced, nothing when it is advisory."""
-    subject = subject_for(version, change)
-    if not subject.policy.enforced:
+    artifact = version.artifact
+    policy = policy_for(artifact.tenant, artifact.artifact_class)
+    if not policy.enforced:  # advisory: not even the evidence is read
         return []
-    return unmet(version, stage, change, subject=subject)
+    return unmet(version, stage, change, subject=subject_for(version, change, policy))
 
 
 def describe(version: Version, missing: list[Judged]) -> str:

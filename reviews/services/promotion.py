@@ -210,19 +210,8 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
             field="proposed",
         )
     transition(change, ChangeStatus.PROMOTED)  # refuses anything but approved
-    now = timezone.now()  # one moment for every waiver and check in this decision
-    verdicts = selectors.check_verdicts(change, now)
-    blockers = selectors.promotion_blockers(change, now)
-    if blockers:
-        raise Conflict(
-            f"{change.reference} cannot be promoted: {'; '.join(blockers)}", field="status"
-        )
-    checked, failure = verify_versions([i.proposed for i in items])
-    if failure is not None:
-        raise Conflict(
-            f"Pack verification failed for {failure.version.path}: {failure.reason}", field="status"
-        )
-    # The stage criteria of every version, before anything is written (issue 17).
+    # The stage criteria of every version, before anything is written (issue 17);
+    # they name failed checks and missing approvals too, so they are said first.
     unmet = [
         lifecycle.describe(i.proposed, missing)
         for i in items
@@ -234,6 +223,18 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
             + " | ".join(unmet),
             field="stage",
             code=lifecycle.CRITERIA_UNMET,
+        )
+    now = timezone.now()  # one moment for every waiver and check in this decision
+    verdicts = selectors.check_verdicts(change, now)
+    blockers = selectors.promotion_blockers(change, now)
+    if blockers:
+        raise Conflict(
+            f"{change.reference} cannot be promoted: {'; '.join(blockers)}", field="status"
+        )
+    checked, failure = verify_versions([i.proposed for i in items])
+    if failure is not None:
+        raise Conflict(
+            f"Pack verification failed for {failure.version.path}: {failure.reason}", field="status"
         )
     # Artifacts bound to an application slot: the promotion approves their versions for
     # production, and a rollout moves their default (rollouts answers through the hook).

@@ -1,4 +1,4 @@
-"""``manage.py changes list|show|open|submit|approve|reject|withdraw|promote|checklist|run-checks|export``.
+"""``manage.py changes list|show|open|submit|approve|reject|withdraw|promote|checklist|run-checks|gates|stage-criteria|export``.
 
 The same services as the pages and the API. Acting as a person takes ``--as USERNAME``;
 approving or rejecting also takes that person's password on standard input
@@ -89,6 +89,21 @@ class Command(ActionCommand):
         p.add_argument(
             "--set", dest="gates_file", default=None, metavar="FILE", help="JSON list of gates"
         )
+        p.add_argument("--as", dest="as_user", default=None, metavar="USERNAME")
+        p = sub.add_parser(
+            "stage-criteria",
+            help="Show (or, with --set FILE, save a new version of) a tenant's stage criteria.",
+        )
+        p.add_argument("tenant")
+        p.add_argument(
+            "--set", dest="criteria_file", default=None, metavar="FILE", help="JSON criteria"
+        )
+        mode = p.add_mutually_exclusive_group()
+        mode.add_argument("--enforced", dest="enforced", action="store_true", default=None)
+        mode.add_argument("--advisory", dest="enforced", action="store_false")
+        p.add_argument("--tolerance", type=float, default=None, help="reproducibility tolerance")
+        p.add_argument("--recertify-days", type=int, default=None, metavar="DAYS")
+        p.add_argument("--reason", default="", help="why (required when saving)")
         p.add_argument("--as", dest="as_user", default=None, metavar="USERNAME")
         p = sub.add_parser("export", help="Write the signed change-request record as JSON.")
         p.add_argument("ref", metavar="CR-YYYY-NNNN")
@@ -249,6 +264,46 @@ class Command(ActionCommand):
             )
         row = ChangeGate.objects.filter(tenant=tenant, artifact_class=cls).first()
         self.stdout.write(json.dumps(row.gates if row else [], indent=2))
+
+    def do_stage_criteria(self, o: dict[str, Any]) -> None:
+        from reviews.lifecycle.selectors import policy_in_force
+
+        tenant = tenant_by_slug(o["tenant"])
+        current = policy_in_force(tenant)
+        changing = o["enforced"] is not None or o["tolerance"] is not None
+        if o["criteria_file"] or changing or o["recertify_days"] is not None:
+            criteria: Any = current.document
+            if o["criteria_file"]:
+                path = Path(o["criteria_file"])
+                if not path.is_file():
+                    raise DomainError(f"No file {path}.", field="file")
+                try:
+                    criteria = json.loads(path.read_text())
+                except json.JSONDecodeError as exc:
+                    raise DomainError(f"{path} is not JSON: {exc}", field="file") from exc
+            row = services.lifecycle_policy_set(
+                tenant=tenant,
+                criteria=criteria,
+                enforced=current.enforced if o["enforced"] is None else o["enforced"],
+                reproducibility_tolerance=current.reproducibility_tolerance
+                if o["tolerance"] is None
+                else o["tolerance"],
+                recertify_within_days=current.recertify_within_days
+                if o["recertify_days"] is None
+                else o["recertify_days"],
+                reason=o["reason"],
+                actor=self._actor(o),
+            )
+            self.stderr.write(f"Saved version {row.number} of {tenant.slug}'s stage criteria.")
+            current = policy_in_force(tenant)
+        number = current.row.number if current.row else "built-in"
+        self.stdout.write(
+            f"{tenant.slug}: {current.scope} criteria, version {number}, "
+            f"{'enforced' if current.enforced else 'advisory'}, reproducibility tolerance "
+            f"{current.reproducibility_tolerance:g}, re-certify within "
+            f"{current.recertify_within_days} days"
+        )
+        self.stdout.write(json.dumps(current.document, indent=2))
 
     def do_export(self, o: dict[str, Any]) -> None:
         from reviews.record import signed_record
