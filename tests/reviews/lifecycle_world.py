@@ -13,7 +13,7 @@ from typing import Any
 from accounts.models import Tenant
 from registry import services as registry
 from registry.choices import ArtifactClass as Cls
-from registry.models import Artifact, ArtifactClass, Version
+from registry.models import ArtifactClass, Version
 from reviews import services as reviews
 from reviews.choices import CheckKind
 from reviews.models import ChangeRequest, DeploymentChecklist
@@ -66,8 +66,9 @@ def build(people: dict[str, Any], tenant: Tenant, missing: str | None = None) ->
     )
     approvers = ["reviewer", "admin"]
     if missing == "action_eligible_signoff":
-        # Lane D's service sets the flag; the row is enough for what the criterion reads.
-        Artifact.objects.filter(pk=artifact.pk).update(action_eligible=True)
+        artifact = registry.artifact_action_eligible_set(
+            artifact=artifact, value=True, reason="its score routes leads", actor=None
+        )
         reviews.approval_policy_update(
             tenant=tenant,
             rules={"rules": [{"name": "Admins", "require": ["administrator"]}]},
@@ -158,14 +159,12 @@ def attach_reports(change: ChangeRequest, version: Version, missing: str | None 
 
 
 def complete_checklist(change: ChangeRequest, by: Any) -> DeploymentChecklist:
-    """The deployment checklist for the change's current revision, as lane C's service keeps it."""
-    return DeploymentChecklist.objects.create(
+    """The deployment checklist for the change's current revision."""
+    return reviews.deployment_checklist_complete(
         change=change,
-        revision=change.revision,
         resource_envelope="2 vCPU, 4 GiB, 50k tokens/min",
         scaling_thresholds="scale at 70% CPU, max 10 replicas",
         logging_tracing="requests and traces to the tenant's collector",
         kill_switch="the artifact's safety switch; on-call administrator",
-        sha256="0" * 64,
-        completed_by=by,
+        actor=by,
     )

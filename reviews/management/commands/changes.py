@@ -90,6 +90,13 @@ class Command(ActionCommand):
             "--set", dest="gates_file", default=None, metavar="FILE", help="JSON list of gates"
         )
         p.add_argument("--as", dest="as_user", default=None, metavar="USERNAME")
+        self._add_stage_criteria(sub)
+        p = sub.add_parser("export", help="Write the signed change-request record as JSON.")
+        p.add_argument("ref", metavar="CR-YYYY-NNNN")
+        p.add_argument("--out", default="-", help="file to write (default: standard output)")
+
+    @staticmethod
+    def _add_stage_criteria(sub: Any) -> None:
         p = sub.add_parser(
             "stage-criteria",
             help="Show (or, with --set FILE, save a new version of) a tenant's stage criteria.",
@@ -105,9 +112,6 @@ class Command(ActionCommand):
         p.add_argument("--recertify-days", type=int, default=None, metavar="DAYS")
         p.add_argument("--reason", default="", help="why (required when saving)")
         p.add_argument("--as", dest="as_user", default=None, metavar="USERNAME")
-        p = sub.add_parser("export", help="Write the signed change-request record as JSON.")
-        p.add_argument("ref", metavar="CR-YYYY-NNNN")
-        p.add_argument("--out", default="-", help="file to write (default: standard output)")
 
     def _actor(self, o: dict[str, Any]) -> Any:
         return user_by_username(o["as_user"]) if o.get("as_user") else None
