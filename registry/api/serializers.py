@@ -10,7 +10,14 @@ from rest_framework import serializers
 
 from accounts.models import User
 from registry.choices import ContentKind, Determinism, ImpactChoice
-from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
+from registry.models import (
+    Artifact,
+    ArtifactClass,
+    Deprecation,
+    Retirement,
+    SafetySwitch,
+    Version,
+)
 from registry.selectors import is_active, recommended_version_of, stage_of
 
 
@@ -139,6 +146,16 @@ class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
     artifact_class = serializers.CharField(source="artifact_class.slug")
     tenant = serializers.CharField(source="tenant.slug")
     owner = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
+    deputy = serializers.SlugRelatedField[User](
+        slug_field="username",
+        read_only=True,
+        help_text="Signs off beside the owner where the approval policy asks for both.",
+    )
+    action_eligible = serializers.BooleanField(
+        read_only=True,
+        help_text="Its output can trigger actions: compatible within a major version, a safety "
+        "switch (GET .../safety-switch/).",
+    )
     path = serializers.CharField()
     recommended_version = serializers.SerializerMethodField(
         help_text="Never a deprecated, removed or retired version (null then)."
@@ -167,6 +184,8 @@ class ArtifactSerializer(serializers.ModelSerializer[Artifact]):
             "summary",
             "license",
             "owner",
+            "deputy",
+            "action_eligible",
             "recommended_version",
             "active_version",
             "recommended",
@@ -364,3 +383,55 @@ class VersionDetailSerializer(VersionSummarySerializer):
                 "version__artifact__artifact_class", "version__artifact__tenant"
             )
         ]
+
+
+# --- action-eligible artifacts -----------------------------------------------------------------
+
+
+class ActionEligibleSetSerializer(serializers.Serializer[Any]):
+    value = serializers.BooleanField(help_text="true: action-eligible; false: not.")
+    reason = serializers.CharField(max_length=2000)
+
+
+class DeputySetSerializer(serializers.Serializer[Any]):
+    deputy = serializers.CharField(
+        max_length=150,
+        allow_null=True,
+        help_text="Username of an active member other than the owner; null: no deputy.",
+    )
+
+
+class SafetySwitchReasonSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=2000)
+
+
+class SafetySwitchRowSerializer(serializers.ModelSerializer[SafetySwitch]):
+    """One halt: who engaged it and why, and (once released) who released it and why."""
+
+    engaged_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
+    released_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
+
+    class Meta:
+        model = SafetySwitch
+        fields = [
+            "reason",
+            "engaged_at",
+            "engaged_by",
+            "released_at",
+            "released_by",
+            "release_reason",
+        ]
+
+
+class SafetySwitchStateSerializer(serializers.Serializer[Any]):
+    """An artifact's safety switch: engaged or not, the halt message resolution answers, history."""
+
+    artifact = serializers.CharField(help_text="class/tenant/slug")
+    action_eligible = serializers.BooleanField()
+    engaged = serializers.BooleanField()
+    halted = serializers.CharField(
+        allow_null=True,
+        help_text="While engaged: 'halted: safety switch engaged on <artifact> by <user>: "
+        "<reason>', what every resolution answers.",
+    )
+    history = SafetySwitchRowSerializer(many=True, help_text="Every halt, newest first.")

@@ -21,13 +21,17 @@ from accounts.selectors import is_platform_admin, tenant_for_user
 from governance.kernel.errors import Conflict, DomainError, Forbidden
 from registry import selectors, services
 from registry.api.serializers import (
+    ActionEligibleSetSerializer,
     ArtifactClassSerializer,
     ArtifactCreateSerializer,
     ArtifactSerializer,
     DeprecateSerializer,
+    DeputySetSerializer,
     OwnerSetSerializer,
     PublishSerializer,
     RetireSerializer,
+    SafetySwitchReasonSerializer,
+    SafetySwitchStateSerializer,
     VersionDetailSerializer,
     VersionSummarySerializer,
 )
@@ -250,6 +254,95 @@ class ArtifactOwner(APIView):
         )
         fresh = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
         return Response(ArtifactSerializer(fresh).data)
+
+
+class ArtifactActionEligible(APIView):
+    """Mark an artifact action-eligible or not (its tenant's administrators, with a reason; logged)."""
+
+    @extend_schema(request=ActionEligibleSetSerializer, responses=ArtifactSerializer)
+    def post(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
+        artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        body = ActionEligibleSetSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        services.artifact_action_eligible_set(
+            artifact=artifact,
+            value=data["value"],
+            reason=data["reason"],
+            actor=cast(User, request.user),
+        )
+        fresh = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        return Response(ArtifactSerializer(fresh).data)
+
+
+class ArtifactDeputy(APIView):
+    """Name the owner's deputy, or none (the owner or an administrator; logged)."""
+
+    @extend_schema(request=DeputySetSerializer, responses=ArtifactSerializer)
+    def post(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
+        artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        body = DeputySetSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        name = body.validated_data["deputy"]
+        deputy = None
+        if name:
+            deputy = User.objects.filter(username=name).first()
+            if deputy is None:  # worded as the service words a non-member: no probing
+                raise DomainError(
+                    f"{name} is not an active member of {artifact.tenant.slug}.", field="deputy"
+                )
+        services.artifact_deputy_set(
+            artifact=artifact, deputy=deputy, actor=cast(User, request.user)
+        )
+        fresh = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        return Response(ArtifactSerializer(fresh).data)
+
+
+def _switch_state(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "artifact": artifact.path,
+        "action_eligible": artifact.action_eligible,
+        "engaged": (halted := selectors.halted_reason(artifact)) is not None,
+        "halted": halted,
+        "history": selectors.safety_switch_history(artifact),
+    }
+
+
+class ArtifactSafetySwitch(APIView):
+    """An action-eligible artifact's safety switch: while engaged, no resolution names any of
+    its versions (the runtime, POST /api/v1/resolve/ and OFREP answer "halted"; GET
+    /api/v1/resolve/?ref= without a version answers 409); its active version is kept.
+
+    POST .../engage/ or .../release/ with a reason: its tenant's administrators; logged.
+    Deactivation (the reviews API) is the other switch: it removes the active version.
+    """
+
+    @extend_schema(responses=SafetySwitchStateSerializer)
+    def get(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
+        artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        return Response(SafetySwitchStateSerializer(_switch_state(artifact)).data)
+
+
+class ArtifactSafetySwitchFlip(APIView):
+    """Engage (halt) or release an action-eligible artifact's safety switch, with a reason."""
+
+    action = "engage"
+
+    @extend_schema(request=SafetySwitchReasonSerializer, responses=SafetySwitchStateSerializer)
+    def post(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
+        artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        body = SafetySwitchReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        flip = (
+            services.safety_switch_engage
+            if self.action == "engage"
+            else services.safety_switch_release
+        )
+        flip(
+            artifact=artifact, reason=body.validated_data["reason"], actor=cast(User, request.user)
+        )
+        fresh = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        return Response(SafetySwitchStateSerializer(_switch_state(fresh)).data)
 
 
 class VersionDiff(APIView):

@@ -1,4 +1,4 @@
-"""``manage.py registry create|publish|bump-version|show|history|verify|import|export|export-status|rollback|deactivate``."""
+"""``manage.py registry create|publish|bump-version|show|history|verify|import|export|export-status|rollback|deactivate|safety-switch|action-eligible|deputy``."""
 
 from __future__ import annotations
 
@@ -115,6 +115,45 @@ def _add_evidence_flags(p: CommandParser) -> None:
     )
 
 
+def _add_action_eligible_parsers(sub: Any) -> None:
+    """``safety-switch engage|release``, ``action-eligible on|off``, ``deputy``."""
+    p = sub.add_parser(
+        "safety-switch",
+        help="Halt (engage) or release an action-eligible artifact: while engaged, no "
+        "resolution names its versions and the active version is kept; logged.",
+    )
+    p.add_argument("switch", choices=["engage", "release"])
+    p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
+    p.add_argument("--reason", required=True)
+    _add_as(p)
+    p = sub.add_parser(
+        "action-eligible",
+        help="Mark an artifact action-eligible (on) or not (off); logged.",
+    )
+    p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
+    p.add_argument("value", choices=["on", "off"])
+    p.add_argument("--reason", required=True)
+    _add_as(p)
+    p = sub.add_parser(
+        "deputy",
+        help="Name the owner's deputy (an active member other than the owner; '-' for "
+        "nobody); logged.",
+    )
+    p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
+    p.add_argument("deputy", metavar="USERNAME")
+    _add_as(p)
+
+
+def _add_as(p: CommandParser) -> None:
+    p.add_argument(
+        "--as",
+        dest="as_user",
+        default=None,
+        metavar="USERNAME",
+        help="record it as this administrator (default: the system)",
+    )
+
+
 class Command(ActionCommand):
     help = "Publish, inspect and verify registry versions."
 
@@ -204,18 +243,13 @@ class Command(ActionCommand):
         )
         p = sub.add_parser(
             "deactivate",
-            help="The safety switch: leave the artifact with no active version "
+            help="Switch it off: leave the artifact with no active version "
             "(resolution answers 404); logged.",
         )
         p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
         p.add_argument("--reason", required=True)
-        p.add_argument(
-            "--as",
-            dest="as_user",
-            default=None,
-            metavar="USERNAME",
-            help="record it as this administrator (default: the system)",
-        )
+        _add_as(p)
+        _add_action_eligible_parsers(sub)
 
     def do_create(self, o: dict[str, Any]) -> None:
         artifact = _artifact_create(o["artifact"], o)
@@ -364,6 +398,32 @@ class Command(ActionCommand):
             f"{artifact.path}: active {restored.version} "
             f"{restored.manifest_sha256}, was {previous.version if previous else '-'}{change}"
         )
+
+    def do_safety_switch(self, o: dict[str, Any]) -> None:
+        artifact = _artifact(o["artifact"])
+        actor = user_by_username(o["as_user"]) if o["as_user"] else None
+        if o["switch"] == "engage":
+            services.safety_switch_engage(artifact=artifact, reason=o["reason"], actor=actor)
+            self.stdout.write(selectors.halted_reason(_artifact(o["artifact"])) or "")
+        else:
+            services.safety_switch_release(artifact=artifact, reason=o["reason"], actor=actor)
+            self.stdout.write(f"{artifact.path}: released; resolution names its versions again")
+
+    def do_action_eligible(self, o: dict[str, Any]) -> None:
+        artifact = _artifact(o["artifact"])
+        actor = user_by_username(o["as_user"]) if o["as_user"] else None
+        services.artifact_action_eligible_set(
+            artifact=artifact, value=o["value"] == "on", reason=o["reason"], actor=actor
+        )
+        state = "action-eligible" if o["value"] == "on" else "not action-eligible"
+        self.stdout.write(f"{artifact.path}: {state}")
+
+    def do_deputy(self, o: dict[str, Any]) -> None:
+        artifact = _artifact(o["artifact"])
+        actor = user_by_username(o["as_user"]) if o["as_user"] else None
+        deputy = None if o["deputy"] == "-" else user_by_username(o["deputy"])
+        services.artifact_deputy_set(artifact=artifact, deputy=deputy, actor=actor)
+        self.stdout.write(f"{artifact.path}: deputy {deputy.username if deputy else 'nobody'}")
 
     def do_deactivate(self, o: dict[str, Any]) -> None:
         artifact = _artifact(o["artifact"])
