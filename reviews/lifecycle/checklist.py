@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from registry.choices import Stage
 from registry.selectors import stage_of
-from reviews.lifecycle.catalog import STAGES, WATCHED
+from reviews.lifecycle.catalog import STAGES, WATCHED, Subject
 from reviews.lifecycle.engine import judge, subject_for
 
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ class ChecklistRow:
 class ChecklistSection:
     stage: str
     label: str
-    #: "current" (where the version stands) or "next" (what moving on needs).
+    #: "current" (where the version stands), "next" (what moving on needs) or "earlier"
+    #: (what the stages before the current one ask and is still missing).
     role: str
     #: Active's criteria are watched: shown, never required to enter.
     watched: bool
@@ -55,7 +56,8 @@ class Checklist:
 
 
 def checklist(version: Version) -> Checklist:
-    """Rows for ``version``'s current stage and the next one (Active: its watched rows).
+    """Rows for ``version``'s current stage and the next one (Active: its watched rows), after
+    the earlier stages' criteria it still misses, if any.
 
     A deprecated or retired version has no criteria left to meet: only a note.
     """
@@ -76,27 +78,43 @@ def checklist(version: Version) -> Checklist:
             base, note=f"It is {Stage(stage).label.lower()}: no stage criteria apply any more."
         )
     at = STAGES.index(stage)
-    shown = [(stage, "current")]
+    sections = [_section(subject, stage, "current")]
     if at + 1 < len(STAGES):
-        shown.append((STAGES[at + 1], "next"))
-    sections = [
-        ChecklistSection(
-            stage=s,
-            label=Stage(s).label,
-            role=role,
-            watched=s in WATCHED,
-            rows=[
-                ChecklistRow(
-                    key=j.criterion.key,
-                    label=j.criterion.label,
-                    asks=j.criterion.asks,
-                    met=j.verdict.met,
-                    detail=j.verdict.detail,
-                    url=j.verdict.url,
-                )
-                for j in judge(subject, s)
-            ],
-        )
-        for s, role in shown
+        sections.append(_section(subject, STAGES[at + 1], "next"))
+    # What an earlier stage asks and is missing (the criteria changed since, or they were
+    # advisory when it moved on): moving on needs it too, so it is said first.
+    behind = [
+        row
+        for earlier in STAGES[:at]
+        if earlier not in WATCHED
+        for row in _section(subject, earlier, "earlier").rows
+        if not row.met
     ]
+    if behind:
+        sections.insert(
+            0,
+            ChecklistSection(
+                stage="earlier", label="Earlier stages", role="earlier", watched=False, rows=behind
+            ),
+        )
     return replace(base, sections=sections)
+
+
+def _section(subject: Subject, stage: str, role: str) -> ChecklistSection:
+    return ChecklistSection(
+        stage=stage,
+        label=Stage(stage).label,
+        role=role,
+        watched=stage in WATCHED,
+        rows=[
+            ChecklistRow(
+                key=j.criterion.key,
+                label=j.criterion.label,
+                asks=j.criterion.asks,
+                met=j.verdict.met,
+                detail=j.verdict.detail,
+                url=j.verdict.url,
+            )
+            for j in judge(subject, stage)
+        ],
+    )

@@ -13,6 +13,7 @@ import pytest
 from accounts.models import User
 from governance.kernel.errors import Conflict
 from registry.choices import Stage
+from registry.hooks import checklist_for
 from registry.selectors import stage_of
 from reviews import lifecycle
 from reviews import services as reviews
@@ -164,6 +165,13 @@ def test_advisory_refuses_nothing_that_enforcement_refuses(
         "risk_note"
     ]
     assert stage_of(version) == Stage.APPROVED  # the review moved it all the same
+    sections = checklist_for(version).sections
+    assert [(s.role, s.stage) for s in sections] == [
+        ("earlier", "earlier"),  # what Draft asks and is missing is said first
+        ("current", Stage.APPROVED),
+        ("next", Stage.ACTIVE),
+    ]
+    assert [(r.key, r.met) for r in sections[0].rows] == [("risk_note", False)]
     reviews.change_promote(change=change, actor=people["admin"])
     assert stage_of(version) == Stage.ACTIVE
 
