@@ -423,6 +423,17 @@ ROLLOUT_TELEMETRY_STALE_SECONDS = env_int("ROLLOUT_TELEMETRY_STALE_SECONDS", 300
 ROLLOUT_SNAPSHOT_LAG_SECONDS = env_int("ROLLOUT_SNAPSHOT_LAG_SECONDS", 300)
 #: The controller advances a canary step that passed on its own (False: an administrator does).
 ROLLOUT_AUTO_ADVANCE = env_bool("ROLLOUT_AUTO_ADVANCE", True)
+#: Active means watched (docs/rollouts.md): the controller downgrades an active version whose
+#: production telemetry breaks the canary analysis' count tests or change gates. Off: it only
+#: reports (the readiness criteria still read it).
+ROLLOUT_AUTO_DOWNGRADE = env_bool("ROLLOUT_AUTO_DOWNGRADE", True)
+#: The window of an active version's telemetry the watch judges, in seconds.
+ROLLOUT_WATCH_WINDOW_SECONDS = env_int("ROLLOUT_WATCH_WINDOW_SECONDS", 3600)
+#: Fewer requests than this in the window: nothing is judged (one bad request downgrades nothing).
+ROLLOUT_WATCH_MIN_REQUESTS = env_int("ROLLOUT_WATCH_MIN_REQUESTS", 200)
+#: A deployment drift episode (a client reporting another hash) ends when matching reports
+#: arrive and no mismatching one came for this many seconds (pods of one fleet don't flap it).
+TELEMETRY_DRIFT_RESOLVE_SECONDS = env_int("TELEMETRY_DRIFT_RESOLVE_SECONDS", 300)
 #: Where the runtime generation file lives when REDIS_URL is not set (cache invalidation).
 #: With REDIS_URL, a process re-reads the generation at most this often (its own changes at once).
 RUNTIME_GENERATION_MAX_AGE_MS = env_int("RUNTIME_GENERATION_MAX_AGE_MS", 250)

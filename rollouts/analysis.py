@@ -502,3 +502,107 @@ def _judged(
     if not policy.auto_advance:
         return (HOLD, f"{passed}; ready to advance (auto-advance is off)", True, COMPLETED)
     return (ADVANCE, passed, True, COMPLETED)
+
+
+# --- an active version in production: the watch (docs/rollouts.md "Active means watched") ----
+
+
+@dataclass(frozen=True)
+class WatchPolicy:
+    """What the watch of an active version reads (``rollouts.watch.policy()`` builds it)."""
+
+    alpha: float = 0.05
+    min_requests: int = 200
+    window_seconds: float = 3600
+
+
+@dataclass
+class WatchVerdict:
+    """The watch's judgement of an active version over its window.
+
+    ``breached``: True (a threshold broken: downgrade), False (within every threshold),
+    None (fewer than ``min_requests`` requests: nothing judged).
+    """
+
+    breached: bool | None
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def judge_active(
+    observed: Totals, baseline: Totals, gates: Any, policy: WatchPolicy
+) -> WatchVerdict:
+    """The canary analysis' tests and gates, applied to an active version in production.
+
+    ``observed``: the active version's totals over the window; ``baseline``: the previous
+    good version's (the stable arm of the rollout that made it active, or its own traffic
+    before the activation). No new statistics: the count tests are ``count_tests`` with one
+    step whose share ``rho`` is the active version's share of the two arms' requests (under
+    "no worse", an event came from the active arm with that probability), and the continuous
+    metrics are the same change gates (``gate_check``; absolute bounds hold without a
+    baseline, relative ones need it). Below ``policy.min_requests`` nothing is judged.
+    """
+    evidence: dict[str, Any] = {
+        "method": "canary analysis count tests and change gates over the window",
+        "window_seconds": policy.window_seconds,
+        "min_requests": policy.min_requests,
+        "sample_size": observed.requests,
+        "alpha": policy.alpha,
+        "arms": {"active": _arm_json(observed), "baseline": _arm_json(baseline)},
+        "tests": [],
+        "gates": [],
+        "breaches": [],
+    }
+    window = f"{policy.window_seconds / 60:g} min"
+    if observed.requests < policy.min_requests:
+        reason = (
+            f"collecting: {observed.requests}/{policy.min_requests} requests in the last {window}"
+        )
+        evidence["reason"] = reason
+        return WatchVerdict(None, reason, evidence)
+    breaches: list[dict[str, Any]] = []
+    if baseline.requests:
+        rho = observed.requests / (observed.requests + baseline.requests)
+        tests = count_tests([StepCounts(rho, observed, baseline)], policy.alpha)
+        evidence["rho"] = round(rho, 6)
+        evidence["tests"] = [t.as_json() for t in tests]
+        for t in tests:
+            if t.failed:
+                breaches.append({
+                    "threshold": f"{t.metric}: e-value >= {t.threshold:g} "
+                                 f"(alpha {policy.alpha:g} over {len(COUNT_METRICS)} metrics)",
+                    "metric": t.metric,
+                    "observed": observed.rate(t.metric),
+                    "baseline": baseline.rate(t.metric),
+                    "e_value": _round(t.e_value),
+                })  # fmt: skip
+    gates_rows = gate_check(gates, observed, baseline)
+    evidence["gates"] = gates_rows
+    for g in gates_rows:
+        if not g.get("passed"):
+            breaches.append({
+                "threshold": f"{g['metric']} {g.get('rule')}",
+                "metric": g["metric"],
+                "observed": g.get("proposed"),
+                "baseline": g.get("current"),
+                "gate_reason": g.get("reason"),
+            })  # fmt: skip
+    evidence["breaches"] = breaches
+    if breaches:
+        what = "; ".join(
+            f"{b['threshold']}: observed {_show(b['observed'])}"
+            + (f", baseline {_show(b['baseline'])}" if b.get("baseline") is not None else "")
+            for b in breaches
+        )
+        reason = f"{what} ({observed.requests} requests in the last {window})"
+        evidence["reason"] = reason
+        return WatchVerdict(True, reason, evidence)
+    reason = f"within thresholds ({observed.requests} requests in the last {window})"
+    evidence["reason"] = reason
+    return WatchVerdict(False, reason, evidence)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

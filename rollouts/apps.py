@@ -10,7 +10,7 @@ class RolloutsConfig(AppConfig):
         # reviews asks "is this artifact bound to a slot?" without importing rollouts.
         from registry import hooks as registry_hooks
         from reviews import hooks
-        from rollouts import canary, selectors, services, telemetry_selectors
+        from rollouts import canary, drift, selectors, services, telemetry_selectors
         from rollouts.manifest import signal_source_register
 
         hooks.register_slot_bound(selectors.slot_bound_artifacts)
@@ -21,5 +21,7 @@ class RolloutsConfig(AppConfig):
         registry_hooks.register_usage(telemetry_selectors.usage_by_version, selectors.usage_url)
         # ... and "which slots serve these artifacts?" for the registry list's slot column.
         registry_hooks.register_slots(selectors.slot_summaries)
+        # ... and "does anything run other content than approved?" (the artifact page's drift).
+        registry_hooks.register_artifact_panels(drift.artifact_panels)
         # The canary analysis (issue 12) is the controller's telemetry signal.
         signal_source_register(canary.canary_signal)

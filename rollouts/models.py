@@ -318,6 +318,56 @@ class IterationNote(models.Model):
         return f"{self.rollout} iteration {self.number}"
 
 
+class DeploymentDrift(models.Model):
+    """One episode of a client running other content than the registry approved for its slot.
+
+    Clients may report, with their telemetry, the manifest hash of what they actually run
+    (``manifest_sha256``). A report that differs from the approved hash of the version it
+    names (``Version.manifest_sha256``, the hash the resolve answer carried) opens an
+    episode for the reporting tenant and the slot (at most one open: a partial unique
+    constraint), with a ``runtime.drift_detected`` event and the owner notified once; it is
+    resolved (``runtime.drift_resolved``) when matching reports arrive and no differing one
+    came for ``TELEMETRY_DRIFT_RESOLVE_SECONDS``. Written by ``rollouts.drift``.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.PROTECT, related_name="+")
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, related_name="drifts")
+    version = models.ForeignKey(
+        "registry.Version",
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The version the client said it served.",
+    )
+    approved_sha256 = models.CharField(max_length=64)
+    reported_sha256 = models.CharField(max_length=64, help_text="The newest differing hash.")
+    requests = models.PositiveBigIntegerField(
+        default=0, help_text="Requests reported with a differing hash in this episode."
+    )
+    detected_at = models.DateTimeField(default=timezone.now)
+    last_reported_at = models.DateTimeField(
+        default=timezone.now, help_text="When a differing hash was last reported."
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "slot"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="deployment_drift_one_open",
+            )
+        ]
+        indexes = [models.Index(fields=["slot", "resolved_at"], name="deployment_drift_slot")]
+
+    def __str__(self) -> str:
+        return f"{self.slot} @ {self.tenant_id}: {self.reported_sha256[:12]}"
+
+    def get_absolute_url(self) -> str:
+        return self.slot.get_absolute_url()
+
+
 # --- telemetry (measurement, not governance state) ------------------------------------
 
 

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from governance.kernel.events.context import channel
 from rollouts.controller import controller_cycle
+from rollouts.watch import watch_cycle
 
 
 @shared_task(
@@ -23,13 +24,17 @@ from rollouts.controller import controller_cycle
 def rollouts_controller_tick(self: object, now: str | None = None) -> dict[str, int]:
     """Run by beat every ROLLOUT_CONTROLLER_INTERVAL_SECONDS; a duplicate beat notes nothing twice.
 
-    ``now`` (ISO 8601) pins the clock; the task id becomes a trace id of each note.
+    One cycle for every running rollout, then the watch of active versions (``watch_cycle``:
+    a breach downgrades once). ``now`` (ISO 8601) pins the clock; the task id becomes a trace
+    id of each note.
     """
     moment = datetime.fromisoformat(now) if now else None
     request = getattr(self, "request", None)
     trace = f"task:{request.id}" if request is not None and getattr(request, "id", None) else ""
     with channel("task:rollouts_controller"):
-        return controller_cycle(now=moment, trace_id=trace)
+        counts = controller_cycle(now=moment, trace_id=trace)
+        counts.update(watch_cycle(now=moment))
+        return counts
 
 
 @shared_task(

@@ -3,7 +3,8 @@
 Telemetry is measurement, not governance state: neither a batch nor a fold appends a
 governance event (ingest is the hot path, thousands of rows a minute; the event log records
 what people and the controller decide, and the pauses and rollbacks that telemetry leads
-to are events of their own). A batch is kept as a ``TelemetryBatch`` row, which is what
+to are events of their own; so is a deployment drift episode a batch opens or closes,
+``rollouts.drift``). A batch is kept as a ``TelemetryBatch`` row, which is what
 makes a retry count once.
 """
 
@@ -29,6 +30,7 @@ from accounts.models import Tenant
 from governance.kernel.errors import DomainError, Forbidden, NotFound
 from registry.models import Version, VersionUsage
 from rollouts.choices import ACTIVE_STATES, Arm, Resolution
+from rollouts.drift import Report, drift_observe
 from rollouts.models import (
     Application,
     Rollout,
@@ -71,8 +73,10 @@ ROW_FIELDS: frozenset[str] = frozenset(
         "quality_sumsq",
         "quality_n",
         "snapshot_sequence",
+        "manifest_sha256",
     }
 )
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _HISTOGRAM_LABELS = tuple(f"latency_ms[{k}]" for k in range(len(LATENCY_FIELDS)))
 #: The most a count may be (PostgreSQL bigint; also refuses absurd values early).
 MAX_COUNT = 2**62
@@ -249,7 +253,22 @@ def _parse_row(row: Any, i: int, clock: _Clock) -> dict[str, Any]:
     if n == 0 and (parsed["quality_sum"] or parsed["quality_sumsq"]):
         raise _Refuse("is 0 but quality_sum or quality_sumsq is not.", field=_where(i, "quality_n"))
     parsed["snapshot_sequence"] = _count(row.get("snapshot_sequence", 0), i, "snapshot_sequence")
+    parsed["manifest_sha256"] = _sha256(row, i)
     return parsed
+
+
+def _sha256(row: Mapping[str, Any], i: int) -> str:
+    """The optional manifest hash the client ran (64 hex digits; case is ignored)."""
+    value = row.get("manifest_sha256")
+    if value is None or value == "":
+        return ""
+    text = value.lower() if isinstance(value, str) else ""
+    if not SHA256_RE.match(text):
+        raise _Refuse(
+            "must be the 64 hex digits of a manifest's SHA-256 (the resolve answer's sha256).",
+            field=_where(i, "manifest_sha256"),
+        )
+    return text
 
 
 def _tenant_of(principal_or_tenant: ServicePrincipal | Tenant) -> tuple[Tenant, Any]:
@@ -404,22 +423,28 @@ def _check_rollout(
 
 def _resolve_references(
     tenant: Tenant, parsed: Sequence[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], dict[Any, Rollout]]:
+) -> tuple[list[dict[str, Any]], dict[Any, Rollout], list[Report]]:
     """Check every row's application, slot, version, rollout and arm for ``tenant``
-    (the references read once: ``_known``)."""
+    (the references read once: ``_known``); the rows' hash reports come back for the drift
+    check."""
     known = _known(tenant, parsed)
     # A batch repeats few keys over many buckets: each distinct key is checked once (at its
     # first row, so a refusal names the first bad row).
     checked: dict[tuple[str, ...], dict[str, Any]] = {}
     copied = (*INT_FIELDS, *FLOAT_FIELDS, "snapshot_sequence", "bucket_start")
     rows = []
+    reports: list[Report] = []
     for i, r in enumerate(parsed):
         key = (r["application"], r["slot"], r["version"], r["rollout"], r["arm"])
         ids = checked.get(key)
         if ids is None:
             ids = checked[key] = _check_row(known, i, r)
         rows.append({**ids, **{k: r[k] for k in copied}})
-    return rows, {r.pk: r for r in known.rollouts.values()}
+        if r["manifest_sha256"]:
+            slot = known.slots[(r["application"], r["slot"])]
+            version = known.versions[(slot.artifact_id, r["version"])]
+            reports.append(Report(slot, version, r["manifest_sha256"], r["requests"]))
+    return rows, {r.pk: r for r in known.rollouts.values()}, reports
 
 
 def _usage_record(tenant: Tenant, rows: Sequence[dict[str, Any]], slugs: Mapping[Any, str]) -> None:
@@ -540,12 +565,14 @@ def telemetry_ingest(
     a slot that does not serve this tenant, a version that cannot have served, a rollout
     that does not target the slot, an arm that is not ``canary``/``stable`` with a rollout
     or not empty without one, a version that is not that arm's, a bucket more than
-    ``TELEMETRY_MAX_FUTURE_SECONDS`` ahead). Nothing of a refused batch is stored.
+    ``TELEMETRY_MAX_FUTURE_SECONDS`` ahead, a ``manifest_sha256`` that is not 64 hex digits).
+    Nothing of a refused batch is stored.
 
     A batch whose ``batch_id`` this tenant sent before is answered ``duplicate`` and stores
     nothing (it counts once). Otherwise: one ``TelemetryBatch`` row, one bulk INSERT of the
     counters (buckets aligned to ``TELEMETRY_BUCKET_SECONDS``), one upsert of
-    ``VersionUsage``, and after the commit one controller iteration queued for the active
+    ``VersionUsage``, the drift check of rows that carry ``manifest_sha256``
+    (``rollouts.drift``: a differing hash opens an episode once), and after the commit one controller iteration queued for the active
     rollouts the batch fed.
     """
     del actor
@@ -570,7 +597,7 @@ def telemetry_ingest(
     now = now or timezone.now()
     clock = _Clock(now)
     parsed = [_parse_row(row, i, clock) for i, row in enumerate(rows)]
-    stored, rollouts = _resolve_references(tenant, parsed)
+    stored, rollouts, reports = _resolve_references(tenant, parsed)
     requests = sum(r["requests"] for r in stored)
     try:
         with transaction.atomic():
@@ -592,6 +619,8 @@ def telemetry_ingest(
         )
     )
     _usage_record(tenant, stored, slugs)
+    if reports:  # clients that send the hash they ran: drift between promotion and deployment
+        drift_observe(tenant=tenant, reports=reports, now=now)
     fed = sorted(str(pk) for pk, r in rollouts.items() if r.state in ACTIVE_STATES)
     if fed:
         transaction.on_commit(partial(_queue_controller, fed), robust=True)

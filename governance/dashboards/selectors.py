@@ -1,6 +1,6 @@
 """Reads of the readiness dashboard: what needs attention across the tenants a person oversees
 (approvals waiting, waivers expiring, deprecations still in use, overdue post-mortems,
-emergency changes, lead times, rollouts in progress) and, for platform administrators, how
+emergency changes, lead times, rollouts in progress, deployment drift) and, for platform administrators, how
 fresh the proof of recovery is (backups, drills, rollback rehearsals)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from reviews.waivers.selectors import waiver_state_counts, waivers_by_state
 if TYPE_CHECKING:
     from registry.models import Artifact, Deprecation
     from reviews.models import ChangeRequest as ReviewChange
-    from rollouts.models import Rollout
+    from rollouts.models import DeploymentDrift, Rollout
 
 
 #: Who sees the readiness dashboard of a tenant (platform administrators see every tenant's).
@@ -309,6 +309,8 @@ class ReadinessDashboard:
     flags_expiring: list[Rollout]
     #: Backups, drills, rehearsals: the platform's, so for platform administrators only (None).
     recovery: RecoveryStatus | None = None
+    #: Open deployment drift episodes (clients running a hash other than the approved one).
+    drifts: list[DeploymentDrift] = field(default_factory=list)
 
     @property
     def waiver_states(self) -> list[tuple[str, str, int]]:
@@ -325,6 +327,7 @@ def readiness_dashboard(
     from accounts.selectors import is_platform_admin
     from governance.kernel.events import selectors as event_selectors
     from registry.selectors import artifacts_without_active_owner
+    from rollouts.drift import open_drifts
 
     tenants = list(tenants)
     deprecated = deprecations_with_usage(tenants)
@@ -352,4 +355,5 @@ def readiness_dashboard(
         rollouts_total=in_progress.count(),
         flags_expiring=list(rollout_flags_expiring(tenants, now)[:DASHBOARD_LIST_LIMIT]),
         recovery=recovery_status(now) if is_platform_admin(viewer) else None,
+        drifts=list(open_drifts(tenants, limit=DASHBOARD_LIST_LIMIT)),
     )

@@ -71,6 +71,17 @@ class TelemetryRowSerializer(serializers.Serializer[Any]):
     snapshot_sequence = serializers.IntegerField(
         min_value=0, required=False, help_text="The runtime snapshot sequence served from."
     )
+    manifest_sha256 = serializers.RegexField(
+        r"^[0-9a-fA-F]{64}$",
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "Optional: the manifest SHA-256 of what the client actually ran (the resolve "
+            "answer's `sha256`, or the hash of the bundle it loaded). A hash that differs from "
+            "the named version's approved hash is deployment drift: the artifact's owner is "
+            "alerted once per episode (docs/rollouts.md)."
+        ),
+    )
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # "errors" is a Serializer property, so it cannot be a class attribute here.
@@ -157,6 +168,7 @@ class TelemetryView(APIView):
                             "quality_sumsq": 88.1,
                             "quality_n": 120,
                             "snapshot_sequence": 17,
+                            "manifest_sha256": "9f2c" + "0" * 60,
                         }
                     ],
                 },

@@ -169,10 +169,52 @@ def test_a_batch_whose_first_post_times_out_counts_once(slow_proxy: SlowFirstPro
 def test_rows_fold_events_per_slot_version_arm_and_minute() -> None:
     served = Served("qualifyLead", "1.0.0", "RO-3", "canary", sequence=4)
     events = [
-        ("qualifyLead", "1.0.0", "RO-3", "canary", 4, 120.5, 30.0, False, True, False, 0.1, 0.9),
-        ("qualifyLead", "1.0.0", "RO-3", "canary", 4, 125.0, 7000.0, True, False, True, 0.2, None),
-        ("qualifyLead", "1.0.0", "RO-3", "canary", 4, 185.0, 60.0, False, False, False, 0.0, None),
-        ("qualifyLead", "2.0.0", "", "", 4, 125.0, 60.0, False, False, False, 0.0, None),
+        (
+            "qualifyLead",
+            "1.0.0",
+            "RO-3",
+            "canary",
+            4,
+            120.5,
+            30.0,
+            False,
+            True,
+            False,
+            0.1,
+            0.9,
+            "",
+        ),
+        (
+            "qualifyLead",
+            "1.0.0",
+            "RO-3",
+            "canary",
+            4,
+            125.0,
+            7000.0,
+            True,
+            False,
+            True,
+            0.2,
+            None,
+            "",
+        ),
+        (
+            "qualifyLead",
+            "1.0.0",
+            "RO-3",
+            "canary",
+            4,
+            185.0,
+            60.0,
+            False,
+            False,
+            False,
+            0.0,
+            None,
+            "",
+        ),
+        ("qualifyLead", "2.0.0", "", "", 4, 125.0, 60.0, False, False, False, 0.0, None, ""),
     ]
     rows = build_rows(events, application="sales-agent", slo_ms=5000)
     assert served.slot == rows[0]["slot"]
@@ -314,3 +356,40 @@ def test_the_example_service_resolves_renders_and_reports(
     row = TelemetryCounter.objects.get(tenant=world.acme, slot=world.slot)
     assert row.requests == 6
     assert row.version == world.v["v1"]
+
+
+@dataclass(frozen=True)
+class ServedWithHash(Served):
+    sha256: str | None = None
+
+
+class Capturing(Reporter):
+    """Sends nothing: keeps the rows it would have posted."""
+
+    sent: list[dict[str, Any]]
+
+    def _post(self, batch: Any) -> tuple[str, float | None]:
+        self.sent = [*getattr(self, "sent", []), *batch.rows]
+        return "batches_sent", None
+
+
+def test_rows_carry_the_manifest_hash_the_application_ran() -> None:
+    approved, local = "a" * 64, "B" * 64
+    reporter = Capturing("http://127.0.0.1:9", "token", "sales-agent", flush_seconds=60)
+    served = ServedWithHash("qualifyLead", "1.0.0", sha256=approved)
+    reporter.record(served, latency_ms=10)
+    reporter.record(served, latency_ms=10)
+    reporter.record(served, latency_ms=10, manifest_sha256=local)  # what it actually loaded
+    reporter.record(Served("qualifyLead", "1.0.0"), latency_ms=10)  # no hash known
+    assert reporter.flush(timeout=5)
+    reporter.close()
+    by_hash = {r.get("manifest_sha256"): r["requests"] for r in reporter.sent}
+    assert by_hash == {approved: 2, local.lower(): 1, None: 1}
+
+    quiet = Capturing(
+        "http://127.0.0.1:9", "token", "sales-agent", flush_seconds=60, report_hashes=False
+    )
+    quiet.record(served, latency_ms=10)
+    assert quiet.flush(timeout=5)
+    quiet.close()
+    assert ["manifest_sha256" in r for r in quiet.sent] == [False]

@@ -43,7 +43,7 @@ def test_a_progressing_canary_without_telemetry_is_blocked_no_signal(w: World) -
     draft = rollout_of(w)
     finished = rollout_of(w, state=RolloutState.SUCCEEDED, step=5)
     counts = rollouts_controller_tick.apply().get()
-    assert counts == {"noted": 1, "skipped": 0, "failed": 0}
+    assert counts == {"noted": 1, "skipped": 0, "failed": 0, "downgraded": 0}
     (note,) = notes(rollout)
     assert note.number == 1
     assert note.outcome == "blocked_no_signal"

@@ -1158,9 +1158,14 @@ class RegistryClient:
         policy_violation: bool = False,
         cost: float = 0.0,
         quality: float | None = None,
+        manifest_sha256: str | None = None,
     ) -> None:
         """Count one served request in the telemetry (batched, sent in the background; never
-        blocks or raises). Does nothing unless the client was made with ``telemetry=True``."""
+        blocks or raises). Does nothing unless the client was made with ``telemetry=True``.
+
+        The row carries the manifest hash the application ran: ``manifest_sha256`` if given
+        (the hash of what it actually loaded), else the answer's ``sha256``; a hash other than
+        the approved one is reported to the owner as deployment drift."""
         reporter = self.reporter
         if reporter is not None:
             reporter.record(
@@ -1171,6 +1176,7 @@ class RegistryClient:
                 policy_violation=policy_violation,
                 cost=cost,
                 quality=quality,
+                manifest_sha256=manifest_sha256,
             )
 
     def close(self) -> None:

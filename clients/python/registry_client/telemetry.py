@@ -2,7 +2,8 @@
 
 ``Reporter.record`` appends one event to a bounded in-memory queue and returns: it never
 blocks on the network and never raises. A background thread folds the events into counter
-rows (per slot, version, rollout, arm, snapshot sequence and minute bucket) and sends them
+rows (per slot, version, rollout, arm, snapshot sequence, manifest hash and minute bucket) and
+sends them
 every ``flush_seconds`` (10 s) or as soon as ``max_events`` (1,000) are waiting. Each batch
 gets a ``batch_id`` (a uuid) when it is formed and keeps it across retries, so a batch the
 server stored but whose answer was lost (a timeout) is answered ``duplicate`` on retry and
@@ -57,9 +58,10 @@ class ResolutionLike(Protocol):
     def sequence(self) -> int | None: ...
 
 
-# One queued event: slot, version, rollout, arm, sequence, wall time, latency, flags, cost, quality.
-_Event = tuple[str, str, str, str, int, float, float, bool, bool, bool, float, float | None]
-_Key = tuple[str, str, str, str, int, int]
+# One queued event: slot, version, rollout, arm, sequence, wall time, latency, flags, cost, quality,
+# and the manifest hash the application ran ("" when not reported).
+_Event = tuple[str, str, str, str, int, float, float, bool, bool, bool, float, float | None, str]
+_Key = tuple[str, str, str, str, int, int, str]
 
 
 @dataclass
@@ -104,9 +106,9 @@ def build_rows(
     """Fold events into the counter rows ``POST /api/v1/telemetry/`` takes."""
     acc: dict[_Key, dict[str, Any]] = {}
     width = max(1, int(bucket_seconds))
-    for slot, version, rollout, arm, seq, at, latency, err, refusal, viol, cost, q in events:
+    for slot, version, rollout, arm, seq, at, latency, err, refusal, viol, cost, q, sha in events:
         epoch = int(at)
-        key = (slot, version, rollout, arm, seq, epoch - epoch % width)
+        key = (slot, version, rollout, arm, seq, epoch - epoch % width, sha)
         row = acc.get(key)
         if row is None:
             row = acc[key] = {
@@ -128,6 +130,8 @@ def build_rows(
                 "quality_n": 0,
                 "snapshot_sequence": seq,
             }
+            if sha:  # what the application ran: a hash other than the approved one is drift
+                row["manifest_sha256"] = sha
         row["requests"] += 1
         row["errors"] += err
         row["refusals"] += refusal
@@ -164,6 +168,7 @@ class Reporter:
         slo_ms: float | None = None,
         wall_clock: Callable[[], float] = time.time,
         user_agent: str = "governance-registry-client",
+        report_hashes: bool = True,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be http(s)://, got {url!r}")
@@ -182,6 +187,8 @@ class Reporter:
         self.slo_ms = slo_ms
         self.wall_clock = wall_clock
         self.user_agent = user_agent
+        #: Send each row's manifest hash (``manifest_sha256``); off for a server older than it.
+        self.report_hashes = report_hashes
         self.stats = Stats()
         self._closed = False
         self._reset()
@@ -210,13 +217,23 @@ class Reporter:
         policy_violation: bool = False,
         cost: float = 0.0,
         quality: float | None = None,
+        manifest_sha256: str | None = None,
     ) -> None:
-        """Queue one served request. Never blocks on I/O, never raises."""
+        """Queue one served request. Never blocks on I/O, never raises.
+
+        ``manifest_sha256``: the manifest hash of what the application actually ran (say, of a
+        bundle it loaded); by default the resolve answer's ``sha256``. The server compares it
+        with the approved hash of the version (deployment drift alerts the owner). Not sent
+        when the reporter was made with ``report_hashes=False``.
+        """
         try:
             version = resolution.version
             if not version:
                 self.stats.skipped_no_version += 1
                 return
+            sha = ""
+            if self.report_hashes:
+                sha = manifest_sha256 or getattr(resolution, "sha256", None) or ""
             event: _Event = (
                 resolution.slot,
                 version,
@@ -230,6 +247,7 @@ class Reporter:
                 bool(policy_violation),
                 max(0.0, float(cost)),
                 None if quality is None else float(quality),
+                str(sha).lower(),
             )
             if self._closed:
                 return
