@@ -23,5 +23,9 @@ class RolloutsConfig(AppConfig):
         registry_hooks.register_slots(selectors.slot_summaries)
         # ... and "does anything run other content than approved?" (the artifact page's drift).
         registry_hooks.register_artifact_panels(drift.artifact_panels)
+        # The Active stage's criteria rollouts can answer (issue 17) replace reviews' placeholders.
+        from rollouts.criteria import criteria_register
+
+        criteria_register()
         # The canary analysis (issue 12) is the controller's telemetry signal.
         signal_source_register(canary.canary_signal)

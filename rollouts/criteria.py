@@ -147,3 +147,86 @@ def post_deploy_facts(version: Version) -> tuple[bool, RolloutOutcome | None, Wa
     judged = outcome is None or outcome.manifest_status is None
     watch = watch_verdict(artifact) if active and judged else None
     return active, outcome, watch
+
+
+# --- the criteria, as reviews.lifecycle registers them (RolloutsConfig.ready) ----------------
+
+
+def _usage_url(version: Version) -> str:
+    from rollouts.selectors import usage_url
+
+    try:
+        return usage_url(version.artifact)
+    except Exception:  # noqa: BLE001 - a link is a convenience; the verdict stands without it
+        return ""
+
+
+def monitoring_check(subject: Any) -> Any:
+    """``monitoring``: telemetry arrived for the version in the last 24 h."""
+    from reviews.lifecycle import Verdict
+
+    version = subject.version
+    requests, last = monitoring_facts(version)
+    met, detail = monitoring_verdict(path=version.path, requests=requests, last_seen=last)
+    return Verdict(met, detail, _usage_url(version) if met else "/api/docs/#/telemetry")
+
+
+def post_deploy_check(subject: Any) -> Any:
+    """``post_deploy_verification``: the rollout's post-deploy phases passed, or the telemetry
+    since it became active is within the watch's thresholds."""
+    from reviews.lifecycle import Verdict
+
+    version = subject.version
+    active, rollout, watch = post_deploy_facts(version)
+    met, detail = post_deploy_verdict(path=version.path, active=active, rollout=rollout,
+                                      watch=watch)  # fmt: skip
+    url = rollout.url if rollout is not None else _usage_url(version)
+    return Verdict(met, detail, url)
+
+
+def criteria_register() -> None:
+    """Replace reviews' placeholders of the Active stage's rollouts criteria (idempotent)."""
+    from registry.choices import Stage
+    from reviews.lifecycle import Criterion, register
+
+    register(
+        Criterion(
+            "monitoring",
+            Stage.ACTIVE,
+            "Monitoring and drift hooks",
+            "Telemetry arrived for the version in the last 24 hours (with the manifest hash it "
+            "ran, which the drift check compares).",
+            monitoring_check,
+        )
+    )
+    register(
+        Criterion(
+            "post_deploy_verification",
+            Stage.ACTIVE,
+            "Post-deploy verification",
+            "The rollout that made it the default passed its post-deploy phases, or its "
+            "telemetry since it became active is within thresholds.",
+            post_deploy_check,
+        )
+    )
+
+
+def require_approved(change: Any, versions: Any) -> None:
+    """Refuse (Conflict) a rollout of ``change`` when its lifecycle policy is enforced and a
+    version it would serve misses a criterion of Approved, naming each one."""
+    from governance.kernel.errors import Conflict
+    from registry.choices import Stage
+    from reviews.lifecycle import CRITERIA_UNMET, blocking, describe
+
+    problems = []
+    for version in sorted(versions, key=lambda v: v.path):
+        missing = blocking(version, Stage.APPROVED, change)
+        if missing:
+            problems.append(describe(version, missing))
+    if problems:
+        raise Conflict(
+            f"{change.reference} cannot be rolled out: the Approved stage criteria are not met: "
+            + " | ".join(problems),
+            field="change",
+            code=CRITERIA_UNMET,
+        )

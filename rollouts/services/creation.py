@@ -26,6 +26,7 @@ from reviews.choices import ChangeStatus
 from reviews.models import ChangeItem, ChangeRequest
 from rollouts import permissions, selectors
 from rollouts.choices import BUCKETS, CANARY_DEFAULT_STEPS, PromotionTarget, RolloutStrategy
+from rollouts.criteria import require_approved
 from rollouts.manifest import manifest_append
 from rollouts.models import Rollout, RolloutTarget, Slot
 from rollouts.services.moves import REASON_LIMIT, require_servable, slot_label, version_ref
@@ -337,6 +338,7 @@ def rollout_create(
     permissions.can_create_rollout(actor, change).require()
     _require_promoted(change)
     slots, candidates = _slots_to_move(change, artifact_ids, artifacts)
+    require_approved(change, candidates.values())  # an enforced lifecycle policy's Approved
     _refuse_global_major(asked, slots, candidates)
     _refuse_mismatches(asked)
     plan = _plan(asked, change.tenant, slots)

@@ -29,6 +29,7 @@ from rollouts.choices import (
     RolloutState,
     RolloutStrategy,
 )
+from rollouts.criteria import require_approved
 from rollouts.manifest import canary_blockers, manifest_append
 from rollouts.models import Override, Rollout
 from rollouts.services.moves import REASON_LIMIT, PointerChange, record_move, require_servable
@@ -319,6 +320,7 @@ def rollout_start(
     if r.state != RolloutState.DRAFT:
         raise Conflict(f"{r.reference} has started already.", field="state")
     _check_candidates(t)
+    require_approved(r.change, list({x.candidate_id: x.candidate for x in t.targets}.values()))
     if r.strategy == RolloutStrategy.FLAG and r.flag_expires_at and r.flag_expires_at <= t.now:
         raise Conflict(
             f"The flag '{r.flag_key}' expired; create a new rollout.", field="flag_expires_at"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -95,3 +96,66 @@ def test_the_facts_come_from_telemetry_and_the_rollout(slot: Slot, prompt_v1: Ve
     assert (active, rollout) == (True, None)
     assert watch is not None
     assert watch.breached is None  # 40 requests: below the minimum
+
+
+def test_rollouts_replaces_the_placeholders_in_the_catalog() -> None:
+    from reviews.lifecycle.catalog import criterion
+    from rollouts.criteria import monitoring_check, post_deploy_check
+
+    monitoring, verification = criterion("monitoring"), criterion("post_deploy_verification")
+    assert monitoring is not None
+    assert verification is not None
+    assert (monitoring.check, verification.check) == (monitoring_check, post_deploy_check)
+    assert (monitoring.stage, verification.stage) == ("active", "active")
+
+
+@pytest.mark.django_db
+def test_the_checks_answer_through_the_lifecycle_subject(slot: Slot, prompt_v1: Version) -> None:
+    from reviews.lifecycle import subject_for
+    from rollouts.criteria import monitoring_check, post_deploy_check
+
+    subject = subject_for(prompt_v1)
+    missing = monitoring_check(subject)
+    assert not missing.met
+    assert "POST /api/v1/telemetry/" in missing.detail
+    TelemetryCounter.objects.create(
+        tenant=slot.application.tenant, application=slot.application, slot=slot,
+        version=prompt_v1, bucket_start=timezone.now() - timedelta(minutes=5), requests=250,
+    )  # fmt: skip
+    met = monitoring_check(subject)
+    assert met.met
+    assert met.detail.startswith("250 requests reported in the last 24 h, the last at ")
+    assert met.url == f"/rollouts/usage/prompt/platform/{slot.artifact.slug}/"
+    verified = post_deploy_check(subject)  # 250 healthy requests, no baseline: within thresholds
+    assert verified.met
+    assert verified.detail == (
+        "Telemetry since it became active is within thresholds (250 requests in the last 60 min)"
+    )
+
+
+@pytest.mark.django_db
+def test_an_enforced_policy_refuses_a_rollout_naming_the_unmet_criteria(
+    promoted_change: Any, people: dict[str, Any], settings: Any
+) -> None:
+    from governance.kernel.errors import Conflict
+    from rollouts import services
+
+    settings.LIFECYCLE_ENFORCED_DEFAULT = True
+    with pytest.raises(Conflict) as refused:
+        services.rollout_create(change=promoted_change, actor=people["admin"], strategy="canary")
+    message = refused.value.message
+    assert message.startswith(
+        f"{promoted_change.reference} cannot be rolled out: the Approved stage criteria are not met: "
+    )
+    assert "Evaluation plan" in message
+    assert refused.value.code == "criteria_unmet"
+    settings.LIFECYCLE_ENFORCED_DEFAULT = False  # advisory: the draft is made ...
+    draft = services.rollout_create(
+        change=promoted_change, actor=people["admin"], strategy="canary", reason="advisory"
+    )
+    settings.LIFECYCLE_ENFORCED_DEFAULT = True  # ... and enforced again before it starts
+    with pytest.raises(Conflict) as at_start:
+        services.rollout_start(rollout=draft, actor=people["admin"])
+    assert at_start.value.message == message
+    draft.refresh_from_db()
+    assert draft.state == "draft"
