@@ -161,6 +161,16 @@ def _usage_url(version: Version) -> str:
         return ""
 
 
+def _api_docs_url() -> str:
+    """Where the telemetry API is documented (its operation in the API docs)."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("api-docs") + "#/telemetry/telemetry_ingest"
+    except NoReverseMatch:
+        return ""
+
+
 def monitoring_check(subject: Any) -> Any:
     """``monitoring``: telemetry arrived for the version in the last 24 h."""
     from reviews.lifecycle import Verdict
@@ -168,7 +178,7 @@ def monitoring_check(subject: Any) -> Any:
     version = subject.version
     requests, last = monitoring_facts(version)
     met, detail = monitoring_verdict(path=version.path, requests=requests, last_seen=last)
-    return Verdict(met, detail, _usage_url(version) if met else "/api/docs/#/telemetry")
+    return Verdict(met, detail, _usage_url(version) if met else _api_docs_url())
 
 
 def post_deploy_check(subject: Any) -> Any:

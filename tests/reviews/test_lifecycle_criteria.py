@@ -188,6 +188,8 @@ def test_active_criteria_are_watched_never_required(
     }
     assert watched["alert_routing"].met is False
     assert "has no email address" in watched["alert_routing"].detail
-    assert watched["monitoring"].detail == "no runtime monitoring reports for this version"
+    # rollouts answers monitoring (RolloutsConfig.ready): no telemetry for this version yet
+    assert watched["monitoring"].met is False
+    assert watched["monitoring"].detail.startswith(f"No telemetry for {version.path} in the last")
     reviews.change_promote(change=change, actor=people["admin"])
     assert stage_of(version) == Stage.ACTIVE
