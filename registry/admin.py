@@ -14,7 +14,14 @@ from accounts.models import User
 from governance.kernel.admin import ReadOnlyAdmin
 from governance.kernel.errors import DomainError
 from registry import services
-from registry.models import Artifact, ArtifactClass, Deprecation, Retirement, Version
+from registry.models import (
+    Artifact,
+    ArtifactClass,
+    Deprecation,
+    Retirement,
+    SafetySwitch,
+    Version,
+)
 
 
 class ArtifactClassAdminForm(forms.ModelForm[ArtifactClass]):
@@ -95,8 +102,16 @@ class ArtifactClassAdmin(admin.ModelAdmin[ArtifactClass]):
 class ArtifactAdmin(ReadOnlyAdmin):
     """Read-only: artifacts are created through the registry pages, API or CLI."""
 
-    list_display = ("slug", "artifact_class", "tenant", "title", "owner", "recommended_version")
-    list_filter = ("artifact_class", "tenant")
+    list_display = (
+        "slug",
+        "artifact_class",
+        "tenant",
+        "title",
+        "owner",
+        "action_eligible",
+        "recommended_version",
+    )
+    list_filter = ("artifact_class", "tenant", "action_eligible")
     search_fields = ("slug", "title")
     list_select_related = ("artifact_class", "tenant", "owner", "recommended_version")
 
@@ -134,3 +149,17 @@ class DeprecationAdmin(ReadOnlyAdmin):
 class RetirementAdmin(ReadOnlyAdmin):
     list_display = ("version", "retired_at", "retain_until")
     list_select_related = ("version__artifact__artifact_class", "version__artifact__tenant")
+
+
+@admin.register(SafetySwitch)
+class SafetySwitchAdmin(ReadOnlyAdmin):
+    """Read-only: halts are engaged and released through the services (page, API, CLI)."""
+
+    list_display = ("artifact", "engaged_at", "engaged_by", "released_at", "released_by")
+    list_filter = ("artifact__tenant",)
+    list_select_related = (
+        "artifact__artifact_class",
+        "artifact__tenant",
+        "engaged_by",
+        "released_by",
+    )
