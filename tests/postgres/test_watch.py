@@ -3,6 +3,7 @@ downgrade it once (the watch's advisory lock, and the active version read again 
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import timedelta
 from typing import Any
 
@@ -48,3 +49,33 @@ def test_two_watches_at_once_downgrade_once(make_user: Any, acme: Any) -> None:
     assert Artifact.objects.get(pk=w.prompt.pk).active_version == w.v1
     assert Event.objects.filter(kind=EventKind.VERSION_DOWNGRADED).count() == 1
     assert Activation.objects.filter(artifact=w.prompt, kind=ActivationKind.ROLLBACK).count() == 1
+
+
+def test_two_drifting_batches_at_once_open_one_episode(make_user: Any, acme: Any) -> None:
+    from rollouts.models import DeploymentDrift
+    from rollouts.telemetry_services import telemetry_ingest
+
+    w = world(make_user, acme)
+    now = timezone.now()
+    turn = multiprocessing.get_context("fork").Value("i", 0)
+    barrier = start_together(4)
+
+    def work() -> str:
+        with turn.get_lock():
+            turn.value += 1
+            n = turn.value
+        row = {
+            "application": w.slot.application.slug, "slot": w.slot.name,
+            "version": w.v1.version, "bucket_start": (now - timedelta(minutes=1)).isoformat(),
+            "requests": 5, "manifest_sha256": "cd" * 32,
+        }  # fmt: skip
+        barrier.wait()
+        return telemetry_ingest(
+            principal_or_tenant=acme, batch_id=f"drift-{n}", rows=[row], now=now
+        ).status
+
+    results = in_processes(4, work)
+    assert results == ["ok:accepted"] * 4, results
+    (drift,) = DeploymentDrift.objects.all()
+    assert drift.requests == 20  # the losers added to the winner's episode
+    assert Event.objects.filter(kind=EventKind.DEPLOYMENT_DRIFT_DETECTED).count() == 1
