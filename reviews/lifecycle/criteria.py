@@ -54,10 +54,12 @@ def _no_change(subject: Subject) -> Verdict:
     )
 
 
-def _republish(what: str) -> str:
+def _republish(what: str, key: str) -> str:
+    """How metadata is added: versions never change, so a new version carries it."""
+    flag = key.replace("_", "-")
     return (
-        f"{what}; versions are immutable, so publish a new version with it in its metadata "
-        "(web form, API or registry publish --metadata)"
+        f"{what}: publish a new version with metadata {key} (the publish form's lifecycle "
+        f"evidence, the API's metadata, or registry publish --{flag})"
     )
 
 
@@ -91,10 +93,9 @@ def _dataset_lineage(s: Subject) -> Verdict:
     if datasets and reason:
         return Verdict(
             False,
-            "it declares no_datasets yet depends on "
+            "it says it uses no dataset (no_datasets) yet depends on "
             + ", ".join(d.upstream.path for d in datasets)
-            + ": "
-            + _republish("publish a new version with one or the other"),
+            + ": publish a new version with one or the other",
             _publish_url(version),
         )
     if datasets:
@@ -104,11 +105,10 @@ def _dataset_lineage(s: Subject) -> Verdict:
         return Verdict(True, f"uses no dataset: {reason.strip()}", version.get_absolute_url())
     return Verdict(
         False,
-        _republish(
-            "no dataset version among its dependencies and no no_datasets reason; name the "
-            "dataset versions it was trained or evaluated on as dependencies, or say why it "
-            "uses none (metadata no_datasets)"
-        ),
+        "no dataset version among its dependencies and no no_datasets reason: publish a new "
+        "version that depends on the dataset versions it was trained or evaluated on (the "
+        "publish form's Depends on, the API's dependencies, or registry publish --depends), "
+        "or that says why it uses none (metadata no_datasets, --no-datasets)",
         _publish_url(version),
     )
 
@@ -120,7 +120,7 @@ def _classification(s: Subject) -> Verdict:
     choices = " or ".join(Determinism.values)
     return Verdict(
         False,
-        _republish(f"not classified: metadata determinism must be {choices}"),
+        _republish(f"not classified {choices}", "determinism"),
         _publish_url(s.version),
     )
 
@@ -131,7 +131,7 @@ def _metadata_text(key: str, what: str) -> Callable[[Subject], Verdict]:
         if isinstance(value, str) and value.strip():
             text = " ".join(value.split())
             return Verdict(True, text if len(text) <= 160 else text[:157] + "...")
-        return Verdict(False, _republish(f"no {what} (metadata {key})"), _publish_url(s.version))
+        return Verdict(False, _republish(f"no {what}", key), _publish_url(s.version))
 
     return check
 
