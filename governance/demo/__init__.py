@@ -5,6 +5,8 @@
 - ``changes``: change requests in every state of review;
 - ``waivers``: the governance story (waivers in every state, a deprecation, an overdue
   post-mortem), told with the clock moved back;
+- ``lifecycle``: a model with a version at every stage (draft, evaluated, approved, active),
+  action-eligible with a deputy, trained on a dataset whose versions it pins;
 - ``rollouts`` and ``telemetry``: applications, slots and rollouts (succeeded, rolled back,
   a canary at 25%), with telemetry through the real ingest.
 
@@ -18,20 +20,22 @@ from django.test.utils import override_settings
 
 from accounts.models import Tenant
 from governance.demo.changes import seed_reviews
+from governance.demo.lifecycle import seed_lifecycle, stage_versions
 from governance.demo.people import DEMO_USERS, TENANTS, demo_password, seed_people
 from governance.demo.registry_content import seed_registry
 from governance.demo.rollouts import seed_rollouts
 from governance.demo.waivers import seed_governance
 
-__all__ = ["DEMO_USERS", "TENANTS", "demo_password", "seed"]
+__all__ = ["DEMO_USERS", "TENANTS", "demo_password", "seed", "stage_versions"]
 
 
 @transaction.atomic
 def seed_people_and_reviews() -> dict[str, Tenant]:
-    """People, registry, changes and the governance story, in one transaction."""
+    """People, registry, changes, the lifecycle stages and the governance story, in one transaction."""
     tenants = seed_people()
     seed_registry(tenants)
     seed_reviews(tenants)
+    seed_lifecycle(tenants)
     seed_governance(tenants)
     return tenants
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from accounts.models import Tenant, User
-from governance.demo.common import PINS, demo_artifact, demo_prompt, evaluate, submitted
+from governance.demo.common import (
+    PINS,
+    PROMPT_RISK,
+    demo_artifact,
+    demo_prompt,
+    deployment_ready,
+    evaluate,
+    evidence,
+    pull_request,
+    submitted,
+)
 from registry import selectors as registry_selectors
 from registry import services as registry
 from registry.choices import ArtifactClass
@@ -82,7 +92,7 @@ def seed_reviews(tenants: dict[str, Tenant]) -> None:
     # 1. Two promoted changes, so a rollback has somewhere to go.
     reply = demo_prompt(
         acme,
-        author,
+        admin,  # the accountable owner: their approval authorises its promotions
         "support-reply",
         "Support reply",
         "Drafts the first answer to a support ticket.",
@@ -109,13 +119,14 @@ def seed_reviews(tenants: dict[str, Tenant]) -> None:
             impact=impact,
             reason=title,
             version=number,
-            metadata=pins,
+            metadata={**pins, **evidence(PROMPT_RISK, pull_request(f"{reply.path}@{number}"))},
             actor=None,
         )
         change = opened(
             [version], title, description="See the diff.", risk_note="Low: wording only."
         )
         evaluate(change, version, safety, 0.9)
+        deployment_ready(change, author)
         submitted(change, author)
         reviews.approval_decide(
             change=change, actor=reviewer, decision="approve", comment="Reads well."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Tenant, User
 from registry import selectors as registry_selectors
 from registry import services as registry
-from registry.choices import ArtifactClass
+from registry.choices import ArtifactClass, Determinism
 from registry.models import Artifact
 from reviews import services as reviews
 from reviews.choices import CheckStatus
@@ -54,18 +55,83 @@ def run_checks(change: Any) -> None:
         reviews.check_execute(run=run)
 
 
-def evaluate(change: Any, version: Any, safety: float, accuracy: float) -> None:
-    """Attach the evaluation report CI would send for ``version``."""
+#: How the demo's prompts are evaluated (their metadata's evaluation_plan).
+PROMPT_EVALUATION_PLAN = (
+    "Offline evaluation on the golden corpus (accuracy, safety, calibration, stability, "
+    "latency, cost, throughput) run twice with seed 1234 and numpy PCG64; bias measured as "
+    "the demographic parity gap across customer regions."
+)
+#: Why the demo's prompts name no dataset (their metadata's no_datasets).
+PROMPT_NO_DATASETS = (
+    "A prompt: nothing is trained on data; it is judged on the golden corpus its evaluation "
+    "plan names."
+)
 
-    reviews.evidence_attach(
+
+def evidence(
+    risk_note: str,
+    pr: int,
+    *,
+    plan: str = PROMPT_EVALUATION_PLAN,
+    determinism: str = Determinism.PROBABILISTIC,
+    no_datasets: str | None = PROMPT_NO_DATASETS,
+) -> dict[str, Any]:
+    """The lifecycle evidence a version carries in its metadata (the Draft stage's criteria):
+    its classification, evaluation plan, risk note, pull request and dataset lineage (a
+    reason for none here; a version trained on data names its dataset versions as
+    dependencies instead)."""
+    meta: dict[str, Any] = {
+        "determinism": str(determinism),
+        "evaluation_plan": plan,
+        "risk_note": risk_note,
+        "pr_url": f"https://git.example.com/acme/assistants/pull/{pr}",
+    }
+    if no_datasets:
+        meta["no_datasets"] = no_datasets
+    return meta
+
+
+def metrics(accuracy: float, safety: float) -> dict[str, float]:
+    """A complete evaluation run's metrics (accuracy or utility, calibration, stability,
+    latency, cost, throughput; the prompts' gates read safety too)."""
+    return {
+        "accuracy": accuracy,
+        "safety": safety,
+        "calibration_ece": 0.04,
+        "stability": 0.97,
+        "latency_p95_ms": 640,
+        "cost": 0.002,
+        "throughput_rps": 35,
+    }
+
+
+def evaluate(change: Any, version: Any, safety: float, accuracy: float, *, runs: int = 2) -> None:
+    """Attach the evaluation reports CI would send for ``version``: by default two runs with the
+    same seed and RNG that agree within the default tolerance (reproducibility confirmed)."""
+
+    for run in range(runs):
+        reviews.evidence_attach(
+            change=change,
+            actor=None,
+            version=version,
+            # The second run moves accuracy by 0.002: within the policy's 0.01.
+            metrics=metrics(round(accuracy + 0.002 * run, 3), safety),
+            bias={"demographic_parity_gap": 0.02},
+            seed="1234",
+            rng="numpy PCG64",
+            test_run_ids=[f"ci-{version.version}-run{run + 1}"],
+        )
+
+
+def deployment_ready(change: Any, by: Any) -> None:
+    """The Approved stage's deployment checklist for the change's current revision."""
+    reviews.deployment_checklist_complete(
         change=change,
-        actor=None,
-        version=version,
-        metrics={"accuracy": accuracy, "safety": safety, "latency_p95_ms": 640, "cost": 0.002},
-        bias={"demographic_parity_gap": 0.02},
-        seed="1234",
-        rng="numpy PCG64",
-        test_run_ids=[f"ci-{version.version}"],
+        resource_envelope="Shared inference pool: 2 vCPU and 4 GiB per replica, 3 replicas.",
+        scaling_thresholds="Scale out above 70% CPU or p95 latency over 800 ms; at most 10.",
+        logging_tracing="Every call traced with its version and manifest hash; errors alert.",
+        kill_switch="Deactivate the version (or the rollout's rollback) restores the previous one.",
+        actor=by,
     )
 
 
@@ -98,23 +164,35 @@ def promoted_change(tenant: Tenant, versions: list[Any], title: str, crew: Crew)
     )
     for version in versions:
         evaluate(change, version, safety=0.97, accuracy=0.92)
+    deployment_ready(change, author)
     submitted(change, author)
     reviews.approval_decide(
         change=change, actor=reviewer, decision="approve", comment="Reads well."
     )
+    # The administrator owns the demo's promoted artifacts: this approval is the owner's too.
     reviews.approval_decide(change=change, actor=admin, decision="approve", comment="Ship it.")
     return reviews.change_promote(change=change, actor=admin)
 
 
+#: The risk note of a demo prompt version unless it says otherwise.
+PROMPT_RISK = "Low: the prompt's wording only; a rollback serves the previous version again."
+
+
+def pull_request(path: str) -> int:
+    """A stable, made-up pull request number for a demo version."""
+    return 100 + zlib.crc32(path.encode()) % 900
+
+
 def publish_pinned(artifact: Any, number: str, impact: str, reason: str, text: str) -> Any:
-    """Publish a text version whose metadata pins the model it was evaluated with."""
+    """Publish a text version whose metadata pins the model it was evaluated with and carries
+    its lifecycle evidence (with the usual prompt risk note)."""
     published, _ = registry.version_publish(
         artifact=artifact,
         content=registry.Content(text=text),
         impact=impact,
         reason=reason,
         version=number,
-        metadata=PINS,
+        metadata={**PINS, **evidence(PROMPT_RISK, pull_request(f"{artifact.path}@{number}"))},
         actor=None,
     )
     return published

@@ -70,9 +70,10 @@ def seed_rollouts(tenants: dict[str, Tenant]) -> None:
 
 def seed_support_bot(acme: Tenant, users: dict[str, User]) -> None:
     author, reviewer, admin = users["acme-author"], users["acme-reviewer"], users["acme-admin"]
+    # The administrator is its accountable owner: their approval authorises each promotion.
     summary = demo_prompt(
         acme,
-        author,
+        admin,
         "ticket-summary",
         "Ticket summary",
         "Summarises a support ticket for the agent who picks it up.",
@@ -221,7 +222,7 @@ def seed_sales_agent(tenants: dict[str, Tenant], users: dict[str, User]) -> None
     admin = users["platform-admin"]
     prompt = demo_prompt(
         platform,
-        author,
+        admin,  # the accountable owner, whose approval authorises each promotion
         "lead-qualification",
         "Lead qualification (shared)",
         "The platform's lead qualification prompt, shared by every tenant.",

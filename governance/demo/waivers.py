@@ -11,12 +11,16 @@ from governance.demo.common import (
     DEPRECATION_GRACE_DAYS,
     EXPIRING_WAIVER_DAYS,
     OUTAGE_EMERGENCY_DAYS_AGO,
+    PINS,
     REFUND_LAUNCH_DAYS_AGO,
     REFUND_WAIVER_DAYS,
     days_ago,
     demo_prompt,
+    deployment_ready,
     evaluate,
+    evidence,
     publish_pinned,
+    pull_request,
     run_checks,
     submitted,
 )
@@ -124,13 +128,21 @@ def seed_overdue_postmortem(acme: Tenant, users: dict[str, User]) -> None:
             "Outage notice",
             "Drafts the status-page notice while a service is down.",
         )
-        version = publish_pinned(
-            prompt,
-            "1.0.0",
-            "major",
-            "The status page stayed silent during the checkout outage.",
-            "Write the status-page notice for the outage of {{ service }}: what is "
-            "affected, since when, and when we update next. No blame, no guesses.",
+        risk = (
+            "Emergency: a wrong notice misleads customers; the on-call engineer reads each "
+            "one before it is posted."
+        )
+        version, _ = registry.version_publish(
+            artifact=prompt,
+            content=registry.Content(
+                text="Write the status-page notice for the outage of {{ service }}: what is "
+                "affected, since when, and when we update next. No blame, no guesses."
+            ),
+            impact="major",
+            reason="The status page stayed silent during the checkout outage.",
+            version="1.0.0",
+            metadata={**PINS, **evidence(risk, pull_request(f"{prompt.path}@1.0.0"))},
+            actor=None,
         )
         change = reviews.change_create(
             tenant=acme,
@@ -143,6 +155,7 @@ def seed_overdue_postmortem(acme: Tenant, users: dict[str, User]) -> None:
             external_egress=False,
         )
         evaluate(change, version, safety=0.97, accuracy=0.9)
+        deployment_ready(change, admin)
         submitted(change, admin)  # needs the accountable owner and a security officer
         reviews.approval_decide(
             change=change, actor=author, decision="approve", comment="I own it; ship it."

@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.urls import reverse
 from typing_extensions import override
 
-from governance.demo import DEMO_USERS, demo_password, seed
+from governance.demo import DEMO_USERS, demo_password, seed, stage_versions
+from reviews.lifecycle import subject_for
 
 
 class Command(BaseCommand):
@@ -29,6 +31,7 @@ class Command(BaseCommand):
                 "with a registry, reviews, waivers and rollouts."
             )
         )
+        self.print_stages()
         if not options["quiet_logins"]:
             self.stdout.write("Demo logins (username / password):")
             for username, where, role in DEMO_USERS:
@@ -38,3 +41,22 @@ class Command(BaseCommand):
                     else "platform administrator (Django admin too)"
                 )
                 self.stdout.write(f"  {username:<16} {demo_password(username):<22} {what}")
+
+    def print_stages(self) -> None:
+        """Where to see a version at each lifecycle stage, with its checklist."""
+        shown = stage_versions()
+        if not shown:
+            return
+        artifact = shown[0][1].artifact
+        deputy = artifact.deputy.username if artifact.deputy else "none"
+        self.stdout.write(
+            f"A version at each lifecycle stage, its checklist on its page ({artifact.path}: "
+            f"action-eligible, owner {artifact.owner.username if artifact.owner else 'none'}, "
+            f"deputy {deputy}; sign in as acme-admin):"
+        )
+        for stage, version in shown:
+            change = subject_for(version).change
+            via = f" ({change.reference})" if change else ""
+            self.stdout.write(f"  {stage:<10} {version.get_absolute_url()}{via}")
+        criteria = reverse("reviews:stage-criteria", kwargs={"tenant": artifact.tenant.slug})
+        self.stdout.write(f"  {'criteria':<10} {criteria} (what each stage asks)")
