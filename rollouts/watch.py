@@ -231,6 +231,14 @@ def version_downgrade(
     plan = downgrade_plan(held)
     target = plan.target
     reason = f"automatic downgrade of {version.version}: {verdict.reason}"[:2000]
+    if plan.activation is not None and plan.activation.kind != ActivationKind.PROMOTION:
+        # A version a rollback restored is the previous good one: the watch never walks
+        # further back on its own (a cause outside the versions would take them all down).
+        raise Conflict(
+            f"{version.version} was restored by a rollback; the watch does not go further back "
+            "on its own: decide in person (roll back to another version, or the safety switch).",
+            field="version",
+        )
     if target is None:
         raise Conflict(
             f"{held.path} has no earlier version to go back to; the safety switch (deactivate) "

@@ -97,6 +97,18 @@ def test_a_breach_rolls_the_rollout_back_once_with_the_evidence(
     # Not twice: the version is no longer active, and the next cycles leave it alone.
     assert watch_cycle(now=NOW + timedelta(minutes=1)) == {"downgraded": 0}
     assert len(downgrades()) == 1
+    # The restored version is not downgraded further on its own, even if it breaks too (a
+    # cause outside the versions): its owner is told, once.
+    ChangeGate.objects.create(tenant=platform_prompt.tenant,
+                              artifact_class=platform_prompt.artifact_class,
+                              gates=[{"metric": "latency_p95_ms", "max": 800}])  # fmt: skip
+    counters(slot, prompt_v1, requests=1000, errors=0, latency_le_5000=1000)
+    assert watch_cycle(now=NOW + timedelta(minutes=2)) == {"downgraded": 0}
+    assert watch_cycle(now=NOW + timedelta(minutes=3)) == {"downgraded": 0}
+    platform_prompt.refresh_from_db()
+    assert platform_prompt.active_version == prompt_v1
+    (told,) = Notification.objects.filter(title__contains="breaks its thresholds")
+    assert "restored by a rollback" in told.body
 
 
 def test_below_the_minimum_sample_nothing_is_downgraded(
