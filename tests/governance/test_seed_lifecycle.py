@@ -12,6 +12,7 @@ import pytest
 from django.apps import apps
 from django.core.management import call_command
 from django.test import Client, override_settings
+from django.utils.html import escape
 
 from accounts.models import User
 from governance.demo.lifecycle import DATASET, MODEL
@@ -98,7 +99,10 @@ def test_the_draft_version_lists_what_to_add_on_its_page() -> None:
         "evaluation_report",
     }
     assert rows["dataset_lineage"] == "yes"
-    assert "no evaluation plan (metadata evaluation_plan)" in page
+    plan = next(j for j in missing if j.criterion.key == "evaluation_plan").verdict.detail
+    assert plan.startswith("no evaluation plan")
+    assert "metadata evaluation_plan" in plan
+    assert escape(plan) in page
 
 
 @pytest.mark.usefixtures("seeded")
