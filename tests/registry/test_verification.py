@@ -19,7 +19,7 @@ from django.db import connection
 from registry import services
 from registry.models import Version
 from registry.services import publishing
-from registry.verification import check_version, log_problem, verify_versions
+from registry.verification import check_version, log_problem, manifest_problem, verify_versions
 from tests.registry.conftest import publish
 
 pytestmark = pytest.mark.django_db
@@ -189,3 +189,27 @@ def test_verifying_more_versions_takes_no_more_queries(versions, author):
     for i in range(12):
         publish(tone, f"Be nice, take {i}.", "patch")
     assert queries() == few
+
+
+def test_text_columns_compare_as_canonical_json(prompt, author):
+    """A text column equals its signed value only as the same JSON text: never a number or
+    null in its place, and text beyond ASCII compares exactly too."""
+    version, _ = services.version_publish(
+        artifact=prompt,
+        content=services.Content(text=TEXT),
+        impact="major",
+        reason="prüfen ✓ \U0001d4b3",
+        actor=author,
+    )
+    version = Version.objects.select_related("artifact__tenant", "created_by").get(pk=version.pk)
+    body = json.loads(bytes(version.manifest))
+    assert manifest_problem(version, body) is None
+    differs = "change_reason differs from the signed manifest (column rewritten)"
+    for signed in ("prüfen ✓", "prüfen ✓ \U0001d4b3 ", None, 1, ["prüfen ✓ \U0001d4b3"]):
+        assert manifest_problem(version, {**body, "change_reason": signed}) == differs
+    assert manifest_problem(version, {**body, "created_by": None}) == (
+        "created_by differs from the signed manifest (column rewritten)"
+    )
+    assert manifest_problem(version, {**body, "version": 1}) == (
+        "version differs from the signed manifest (column rewritten)"
+    )

@@ -6,9 +6,10 @@ tenants, users, events or checkpoints). Then, in one transaction: the rows migra
 (the built-in artifact classes, the chain head) are replaced, every table is inserted in
 manifest order (``COPY`` on PostgreSQL, batched INSERTs elsewhere; no model is built or
 saved, so the rows are stored exactly as they were), PostgreSQL sequences are reset and the
-content store's files are copied into ``REGISTRY_BLOB_DIR``. Afterwards the log and the
-registry are verified as ``events verify`` and ``registry verify`` do, and the log's size and
-root are compared with the manifest's.
+content store's files are copied into ``REGISTRY_BLOB_DIR`` (on SQLite with a rollback
+journal, see ``_sqlite_bulk_load``). Afterwards the log and the registry are verified as
+``events verify`` and ``registry verify`` do, in two processes when they can be (see
+``verify_restored``), and the log's size and root are compared with the manifest's.
 """
 
 from __future__ import annotations
@@ -18,13 +19,24 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 from django.core.management.color import no_style
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    OperationalError,
+    connection,
+    connections,
+    models,
+    transaction,
+)
 from django.db.migrations.recorder import MigrationRecorder
 
 from accounts.models import Tenant, User
@@ -124,12 +136,12 @@ def _prepared_rows(model: type[models.Model], path: Path, rel: str) -> Iterator[
     ``fields_of(model)`` order: ``field.to_python`` then ``get_db_prep_save``. A column the
     backup does not have (it predates a migration) takes the field's default."""
     fields = tables.fields_of(model)
-    decoders = {f.attname: tables.decoder(f) for f in fields}
+    known = {f.attname for f in fields}
     # Resolved once: each lookup through the ``connection`` proxy costs as much as a value.
     database = connections[DEFAULT_DB_ALIAS]
-    steps = [(f.attname, decoders[f.attname], _saved_as_is(f), f) for f in fields]
+    steps = [(f.attname, _preparer(f, database), _saved_as_is(f), f) for f in fields]
     for row in _rows(path):
-        unknown = row.keys() - decoders.keys()
+        unknown = row.keys() - known
         if unknown:
             raise BackupRefused(
                 f"column(s) {', '.join(sorted(unknown))} are not in this database's "
@@ -137,10 +149,43 @@ def _prepared_rows(model: type[models.Model], path: Path, rel: str) -> Iterator[
                 field=rel,
             )
         values = []
-        for attname, decode, as_is, f in steps:
-            value = decode(row[attname]) if attname in row else f.get_default()
-            values.append(value if as_is else f.get_db_prep_save(value, database))
+        for attname, prepare, as_is, f in steps:
+            if attname in row:
+                values.append(prepare(row[attname]))
+            else:
+                value = f.get_default()
+                values.append(value if as_is else f.get_db_prep_save(value, database))
         yield values
+
+
+def _preparer(field: models.Field[Any, Any], database: Any) -> Callable[[Any], Any]:
+    """One column's JSON value to what the INSERT sends (``tables.decoder`` then
+    ``get_db_prep_save``, or a shortcut that gives the same value)."""
+    decode = tables.decoder(field)
+    if _saved_as_is(field):
+        return decode
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    if type(target) is models.UUIDField and not database.features.has_native_uuid_field:
+        return _uuid_as_hex(field, decode, database)
+    return lambda value: field.get_db_prep_save(decode(value), database)
+
+
+def _uuid_as_hex(
+    field: models.Field[Any, Any], decode: Callable[[Any], Any], database: Any
+) -> Callable[[Any], Any]:
+    """A UUID column (or a foreign key to one) where the database has no UUID type: the
+    32 hex digits Django stores, without going through the field (a third of the events
+    table's values). Anything but a well-formed UUID text takes the field's own way."""
+
+    def prepare(value: Any) -> Any:
+        if type(value) is str:
+            try:
+                return uuid.UUID(value).hex
+            except ValueError:
+                pass
+        return field.get_db_prep_save(decode(value), database)
+
+    return prepare
 
 
 #: Fields whose ``to_python`` value is what ``get_db_prep_save`` sends, on every backend.
@@ -240,6 +285,44 @@ def _copy_blobs(root: Path) -> int:
     return copied
 
 
+def _in_memory_sqlite() -> bool:
+    wrapper: Any = connection  # SQLite's wrapper has ``is_in_memory_db``; the base type does not
+    return connection.vendor == "sqlite" and bool(wrapper.is_in_memory_db())
+
+
+@contextmanager
+def _sqlite_bulk_load() -> Iterator[None]:
+    """SQLite, this connection only, while the restore writes: a rollback journal instead of
+    the write-ahead log. In WAL mode every page of the restored rows is written twice (to the
+    log, then copied into the database by the checkpoint after the commit); a rollback journal
+    only holds the pages the transaction changes that existed before it (the empty database's
+    few), and new pages go straight to the file. Still one transaction, all or nothing, and
+    crash-safe (a hot journal is rolled back). Left alone inside a caller's transaction (the
+    mode cannot change there), for an in-memory database, or when another connection holds
+    the file (leaving WAL needs it alone; it is not waited for). WAL comes back afterwards,
+    as every new connection also sets it (``init_command``)."""
+    if connection.vendor != "sqlite" or connection.in_atomic_block or _in_memory_sqlite():
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        mode = str(cursor.fetchone()[0])
+        cursor.execute("PRAGMA busy_timeout")
+        timeout = int(cursor.fetchone()[0])
+        cursor.execute("PRAGMA busy_timeout = 0")
+        try:
+            cursor.execute("PRAGMA journal_mode = DELETE")
+        except OperationalError:  # another connection has the file open: stay in WAL
+            pass
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {timeout}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA journal_mode = {mode}")
+
+
 def _write(root: Path, manifest: dict[str, Any]) -> dict[str, int]:
     entries = [(str(t["model"]), str(t["file"])) for t in manifest["tables"]]
     chosen = [_model_for(model_label) for model_label, _ in entries]
@@ -259,18 +342,24 @@ def _write(root: Path, manifest: dict[str, Any]) -> dict[str, int]:
     return rows
 
 
-def _verify_after(result: RestoreResult, manifest: dict[str, Any]) -> None:
+def _events_problem(manifest: dict[str, Any]) -> tuple[int, str, str | None]:
+    """``events verify`` on the restored log, and its size and root against the manifest's:
+    (size, root, the problem or None)."""
     log = verify_database()
-    result.log_size, result.log_root = log.tree_size, log.root_hash
-    result.events_ok = log.ok
     if not log.ok:
-        result.problems.append(f"events verify: {log.line()}")
-    elif (log.tree_size, log.root_hash) != (manifest["log"]["size"], manifest["log"]["root"]):
-        result.events_ok = False
-        result.problems.append(
+        return log.tree_size, log.root_hash, f"events verify: {log.line()}"
+    if (log.tree_size, log.root_hash) != (manifest["log"]["size"], manifest["log"]["root"]):
+        return (
+            log.tree_size,
+            log.root_hash,
             f"events verify: the restored log has size {log.tree_size} root {log.root_hash}, "
-            f"the manifest says size {manifest['log']['size']} root {manifest['log']['root']}"
+            f"the manifest says size {manifest['log']['size']} root {manifest['log']['root']}",
         )
+    return log.tree_size, log.root_hash, None
+
+
+def _registry_problem() -> str | None:
+    """``registry verify`` on the restored registry: the first problem, or None."""
     versions = Version.objects.select_related(
         "artifact__artifact_class", "artifact__tenant", "created_by"
     ).order_by("created_at")
@@ -278,9 +367,52 @@ def _verify_after(result: RestoreResult, manifest: dict[str, Any]) -> None:
     problem = (
         f"{failure.version.pinned}: {failure.reason}" if failure is not None else log_problem()
     )
-    result.registry_ok = problem is None
-    if problem is not None:
-        result.problems.append(f"registry verify: {problem}")
+    return None if problem is None else f"registry verify: {problem}"
+
+
+def _registry_problem_apart() -> str | None:
+    """``_registry_problem`` in a forked process, on a connection of its own."""
+    try:
+        return _registry_problem()
+    finally:
+        connections.close_all()
+
+
+def can_verify_side_by_side() -> bool:
+    """Whether the two checks after a restore can run in two processes: only when what the
+    restore wrote is committed (not inside a caller's transaction, which another process
+    would not see), the database is not a private in-memory one, and processes can fork."""
+    return (
+        not connection.in_atomic_block
+        and not _in_memory_sqlite()
+        and "fork" in get_all_start_methods()
+    )
+
+
+def verify_restored(
+    result: RestoreResult, manifest: dict[str, Any], *, side_by_side: bool | None = None
+) -> None:
+    """The checks after a restore, recorded in ``result``: ``events verify`` (and the log's
+    size and root against the manifest's) and ``registry verify``, as the commands do.
+
+    They read only the database and share nothing, so when ``side_by_side`` (by default
+    whenever ``can_verify_side_by_side``) the registry is verified in a forked process while
+    this one verifies the log; the result and its problems are the same either way.
+    """
+    if side_by_side is None:
+        side_by_side = can_verify_side_by_side()
+    if side_by_side:
+        connections.close_all()  # the forked process opens its own, it never shares this one
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("fork")) as pool:
+            registry = pool.submit(_registry_problem_apart)
+            size, root, events = _events_problem(manifest)
+            problem = registry.result()
+    else:
+        size, root, events = _events_problem(manifest)
+        problem = _registry_problem()
+    result.log_size, result.log_root = size, root
+    result.events_ok, result.registry_ok = events is None, problem is None
+    result.problems.extend(p for p in (events, problem) if p is not None)
 
 
 def backup_restore(path: Path | str, *, verify: bool = True) -> RestoreResult:
@@ -294,7 +426,8 @@ def backup_restore(path: Path | str, *, verify: bool = True) -> RestoreResult:
             _refuse_newer_schema(manifest)
             _refuse_non_empty()
             started = time.monotonic()
-            rows = _write(root, manifest)
+            with _sqlite_bulk_load():
+                rows = _write(root, manifest)
             generation.bump()  # every cached runtime answer and token check is now stale
             result = RestoreResult(rows=rows, seconds_restore=time.monotonic() - started)
     except BackupUnreadable as exc:
@@ -302,7 +435,7 @@ def backup_restore(path: Path | str, *, verify: bool = True) -> RestoreResult:
     result.log_size, result.log_root = manifest["log"]["size"], manifest["log"]["root"]
     if verify:
         started = time.monotonic()
-        _verify_after(result, manifest)
+        verify_restored(result, manifest)
         result.seconds_verify = time.monotonic() - started
     result.seconds_restore = round(result.seconds_restore, 3)
     result.seconds_verify = round(result.seconds_verify, 3)

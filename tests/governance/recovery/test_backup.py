@@ -522,6 +522,113 @@ def test_a_log_that_differs_from_the_signed_manifest_is_named(source: Source) ->
     ]
 
 
+def _rewrite_a_version(backup: Path) -> str:
+    """Change one version's ``change_reason`` in the table file and sign the manifest again
+    over the file's new hash: the backup verifies, the restored registry must not. Returns
+    the version's pinned path."""
+    import hashlib
+
+    table = backup / "tables/registry.version.jsonl"
+    lines = table.read_bytes().splitlines()
+    row = json.loads(lines[0])
+    row["change_reason"] = "rewritten after signing"
+    lines[0] = json.dumps(row, separators=(",", ":")).encode()
+    table.write_bytes(b"\n".join(lines) + b"\n")
+    data = table.read_bytes()
+
+    def rehash(found: dict[str, Any]) -> None:
+        for item in found["files"]:
+            if item["path"] == "tables/registry.version.jsonl":
+                item.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+
+    _resign(backup, rehash)
+    version = Version.objects.select_related("artifact__artifact_class", "artifact__tenant").get(
+        pk=row["id"]
+    )
+    return version.pinned
+
+
+#: Both ways of verifying a restored database (in two processes, then in this one), each
+#: result as JSON; the manifest's log root is replaced when ``WRONG_ROOT`` is set.
+_BOTH_WAYS = """
+import json, os
+from pathlib import Path
+from governance.recovery.backup.restore import RestoreResult, verify_restored
+found = json.loads((Path(os.environ["BACKUP"]) / "manifest.json").read_bytes())
+if os.environ.get("WRONG_ROOT"):
+    found["log"]["root"] = "0" * 64
+results = []
+for apart in (True, False):
+    result = RestoreResult()
+    verify_restored(result, found, side_by_side=apart)
+    results.append([result.events_ok, result.registry_ok, result.log_size, result.log_root,
+                    result.problems])
+print(json.dumps(results))
+"""
+
+
+def test_verification_side_by_side_finds_what_one_process_finds(source: Source) -> None:
+    """After a restore the log and the registry are verified in two processes; the results,
+    passed or failed, are the ones a single process gives, problem for problem."""
+    backup = corrupt_copy(source, "side-by-side")
+    pinned = _rewrite_a_version(backup)
+    database, blobs = fresh_target(source, "side-by-side")
+    written = manage(
+        ["backup", "restore", str(backup), "--no-verify-after"], database=database, blobs=blobs
+    )
+    assert written.returncode == 0, written.stderr
+    log = manifest(backup)["log"]
+    registry_problem = (
+        f"registry verify: {pinned}: change_reason differs from the signed manifest "
+        "(column rewritten)"
+    )
+    for wrong_root, expected in (
+        ("", [True, False, log["size"], log["root"], [registry_problem]]),
+        (
+            "1",
+            [
+                False,
+                False,
+                log["size"],
+                log["root"],
+                [
+                    f"events verify: the restored log has size {log['size']} root {log['root']}, "
+                    f"the manifest says size {log['size']} root {'0' * 64}",
+                    registry_problem,
+                ],
+            ],
+        ),
+    ):
+        both = manage(
+            ["shell", "-v", "0", "-c", _BOTH_WAYS],
+            database=database,
+            blobs=blobs,
+            BACKUP=str(backup),
+            WRONG_ROOT=wrong_root,
+        )
+        assert both.returncode == 0, both.stderr
+        # Each: [events_ok, registry_ok, log size, log root, problems].
+        apart, together = json.loads(both.stdout.splitlines()[-1])
+        assert apart == together == expected
+
+
+def test_a_restore_that_does_not_verify_exits_1_naming_the_check(source: Source) -> None:
+    backup = corrupt_copy(source, "not-verified")
+    pinned = _rewrite_a_version(backup)
+    database, blobs = fresh_target(source, "not-verified")
+    restored = manage(["backup", "restore", str(backup)], database=database, blobs=blobs)
+    assert restored.returncode == 1
+    lines = restored.stderr.strip().splitlines()
+    assert lines[0] == (
+        f"registry verify: {pinned}: change_reason differs from the signed manifest "
+        "(column rewritten)"
+    )
+    assert lines[1].startswith("FAILED: restored ")
+    assert lines[1].endswith(", but it does not verify")
+    # The rows were written (one transaction, committed): the check after it is what failed.
+    assert counts_in(database)["registry_version"] == Version.objects.count()
+
+
 def _flip_table(backup: Path) -> None:
     _flip(backup / "tables/registry.version.jsonl")
 
