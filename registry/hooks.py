@@ -250,3 +250,34 @@ def evidence_by_version(versions: Iterable[Any]) -> dict[Any, list[dict[str, Any
     for refs in found.values():
         refs.sort(key=lambda r: (str(r.get("at", "")), str(r.get("kind", "")), str(r["sha256"])))
     return found
+
+
+# --- notices on the version page (reviews: not re-certified after an emergency) --------------
+
+
+class VersionNotice(Protocol):
+    """A warning the version page shows under its title: a short ``badge``, the ``text`` after
+    it, and a link (``url``, ``link`` its words; empty for none). ``key`` names it in the page."""
+
+    key: str
+    badge: str
+    text: str
+    url: str
+    link: str
+
+
+#: Takes a version and answers its notices (absent: none).
+VersionNotices = Callable[[Any], list[Any]]
+
+_version_notices: list[VersionNotices] = []
+
+
+def register_version_notices(source: VersionNotices) -> None:
+    """Register who adds notices to the version page (idempotent)."""
+    if source not in _version_notices:
+        _version_notices.append(source)
+
+
+def version_notices(version: Any) -> list[Any]:
+    """The version page's notices from every registered source (none registered: none)."""
+    return [notice for source in _version_notices for notice in source(version)]

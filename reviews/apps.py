@@ -15,6 +15,8 @@ class ReviewsConfig(AppConfig):
         from reviews.services.notifications import role_revoked_resolve
 
         registry_hooks.register_artifact_panels(registry_actions.artifact_panels)
+        # The version page's "Not re-certified (due …)" after an emergency change.
+        registry_hooks.register_version_notices(registry_actions.version_notices)
         registry_hooks.register_activation(
             rollback=registry_actions.rollback, deactivate=registry_actions.deactivate
         )

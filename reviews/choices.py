@@ -51,13 +51,22 @@ class Decision(models.TextChoices):
 
 
 class Requirement(models.TextChoices):
-    """A slot in an approval policy: a tenant role, or the accountable owner of a changed artifact."""
+    """A slot in an approval policy: a tenant role, or an artifact-level role of a changed
+    artifact (its accountable owner, its deputy owner)."""
 
     REVIEWER = "reviewer", "Reviewer"
     ADMINISTRATOR = "administrator", "Administrator"
     PRIVACY_OFFICER = "privacy_officer", "Privacy officer"
     SECURITY_OFFICER = "security_officer", "Security officer"
     OWNER = "owner", "Accountable owner"
+    DEPUTY = "deputy", "Deputy owner"
+
+
+class Promoter(models.TextChoices):
+    """Who may promote a change, as an approval-policy rule's ``promoted_by`` says."""
+
+    ADMINISTRATOR = "administrator", "An administrator"
+    OWNER = "owner", "The accountable owner"
 
 
 class CheckKind(models.TextChoices):

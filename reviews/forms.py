@@ -26,6 +26,13 @@ class ChangeForm(forms.Form):
     description = forms.CharField(widget=TEXTAREA, required=False, label="Description")
     risk_note = forms.CharField(widget=TEXTAREA, required=False, label="Risk note")
     rollback_plan = forms.CharField(widget=TEXTAREA, label="Rollback plan")
+    migration_plan = forms.CharField(
+        widget=TEXTAREA,
+        required=False,
+        label="Migration plan",
+        help_text="How consumers move across a breaking change (needed before a breaking "
+        "change of an action-eligible artifact is approved).",
+    )
     proposed = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
         label="Proposed versions",
@@ -83,6 +90,7 @@ class ReviseForm(ChangeForm):
             "description": change.description,
             "risk_note": change.risk_note,
             "rollback_plan": change.rollback_plan,
+            "migration_plan": change.migration_plan,
             "proposed": "\n".join(i.proposed.path for i in items),
             "privacy_related": change.privacy_related,
             "external_egress": change.external_egress,
@@ -323,6 +331,12 @@ class EvidenceForm(forms.Form):
     notes = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), max_length=10000, required=False, label="Notes"
     )
+    simulation = forms.BooleanField(
+        required=False,
+        label="A simulation run",
+        help_text="The report validates downstream safety in a simulator (a breaking change of "
+        "an action-eligible artifact needs one).",
+    )
 
     #: Where the service's refusals of a typed report go (a file's go on ``report``).
     TYPED_FIELDS = ("version", "metrics", "safety", "bias", "test_run_ids", "seed", "rng", "notes")
@@ -389,6 +403,8 @@ class EvidenceForm(forms.Form):
                 "version": data["version"],
                 **{name: data[name] for name in self.TYPED_FIELDS if name != "version"},
             }
+        if self.body and data.get("simulation"):
+            self.body["simulation"] = True
         return data
 
 

@@ -156,6 +156,11 @@ class ChangeRequest(models.Model):
     description = models.TextField(blank=True)
     risk_note = models.TextField(blank=True)
     rollback_plan = models.TextField()
+    migration_plan = models.TextField(
+        blank=True,
+        help_text="How consumers move across a breaking change (required before an "
+        "action-eligible artifact's breaking change is approved).",
+    )
     privacy_related = models.BooleanField(default=False)
     external_egress = models.BooleanField(
         default=False, help_text="Changes which external LLM services receive data."
@@ -393,6 +398,11 @@ class EvaluationReport(models.Model):
     rng = models.CharField(max_length=200, blank=True)
     test_run_ids = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
+    simulation = models.BooleanField(
+        default=False,
+        help_text="A simulation run validating downstream safety (evidence a breaking change "
+        "of an action-eligible artifact needs).",
+    )
     sha256 = models.CharField(max_length=64, help_text="SHA-256 of the report's RFC 8785 form.")
     submitted_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(default=timezone.now)

@@ -100,6 +100,16 @@ def can_complete_deployment_checklist(
 def can_promote(
     user: AnyUser | None, change: ChangeRequest, *, roles: Iterable[str] | None = None
 ) -> Decision:
+    """An administrator; where the approval policy says ``"promoted_by": "owner"``, only an
+    accountable owner of a changed artifact (not the system either: someone accountable acts)."""
+    from reviews import selectors
+
+    if selectors.promotion_by_owner(change):
+        if user is not None and user.is_active and user.pk in selectors.owners_of(change):
+            return ALLOWED
+        return deny(
+            f"The approval policy lets only the accountable owner promote {change.reference}."
+        )
     if _admin(user, change.tenant, roles):
         return ALLOWED
     return deny("Only an administrator can promote a change.")

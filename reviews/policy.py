@@ -5,6 +5,11 @@ its classes (or any class, if it names none) and its flags match; the required
 slots are the union of every applying rule's ``require``, up to and including the
 first applying rule marked ``final``. The defaults are the seeds' own
 (promotion-workflow.md, learning-artifact-lifecycle.md).
+
+Slots are tenant roles or artifact-level roles (``owner``, ``deputy``: the owner and the
+deputy of a changed artifact). A rule may also say ``"promoted_by": "owner"``: then only an
+accountable owner of a changed artifact promotes the change. Whatever the rules say, a change
+of an action-eligible artifact needs a reviewer (``action_eligible`` is also a condition).
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.choices import ArtifactClass
-from reviews.choices import Requirement
+from reviews.choices import Promoter, Requirement
 
-FLAGS = ("emergency", "privacy_related", "external_egress")
+FLAGS = ("emergency", "privacy_related", "external_egress", "action_eligible")
 
 DEFAULT_RULES: dict[str, Any] = {
     "rules": [
@@ -88,7 +93,7 @@ def _rule(i: int, rule: Any) -> dict[str, Any]:
     where = f"rules[{i}]"
     if not isinstance(rule, dict):
         raise PolicyError(f"{where} must be an object.", where)
-    extra = set(rule) - {"name", "when", "require", "final"}
+    extra = set(rule) - {"name", "when", "require", "final", "promoted_by"}
     if extra:
         raise PolicyError(f"{where} has unknown key(s): {', '.join(sorted(extra))}.", where)
     when = rule.get("when", {})
@@ -105,12 +110,21 @@ def _rule(i: int, rule: Any) -> dict[str, Any]:
                 f"{where}.require: '{slot}' is not one of {', '.join(Requirement.values)}.",
                 where,
             )
-    return {
+    promoted_by = rule.get("promoted_by", Promoter.ADMINISTRATOR.value)
+    if promoted_by not in Promoter.values:
+        raise PolicyError(
+            f"{where}.promoted_by: '{promoted_by}' is not one of {', '.join(Promoter.values)}.",
+            where,
+        )
+    out = {
         "name": str(rule.get("name") or f"Rule {i + 1}"),
         "when": when,
         "require": list(dict.fromkeys(require)),
         "final": bool(rule.get("final", False)),
     }
+    if promoted_by != Promoter.ADMINISTRATOR:
+        out["promoted_by"] = promoted_by
+    return out
 
 
 def _check_condition(where: str, key: str, value: Any) -> None:
@@ -130,12 +144,19 @@ def _check_condition(where: str, key: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class ChangeFacts:
-    """What a policy looks at: the classes a change touches and its flags."""
+    """What a policy looks at: the classes a change touches, its flags, and whether one of its
+    artifacts is action-eligible (its output can trigger actions)."""
 
     classes: frozenset[str]
     emergency: bool = False
     privacy_related: bool = False
     external_egress: bool = False
+    action_eligible: bool = False
+
+
+#: Why a reviewer slot is there when no rule asked for one (learning-artifact-lifecycle.md:
+#: reviewer sign-off for action-eligible artifacts, whatever the policy says).
+ACTION_ELIGIBLE_RULE = "Action-eligible artifact: a reviewer always signs off"
 
 
 def _applies(when: dict[str, Any], facts: ChangeFacts) -> bool:
@@ -154,13 +175,37 @@ def requirements_for(document: dict[str, Any], facts: ChangeFacts) -> list[str]:
         slots.extend(s for s in rule["require"] if s not in slots)
         if rule.get("final"):
             break
+    if facts.action_eligible and Requirement.REVIEWER not in slots:
+        slots.append(Requirement.REVIEWER.value)
     return slots
+
+
+def names_owner_promotion(document: dict[str, Any]) -> bool:
+    """Whether any rule of the policy says ``"promoted_by": "owner"``."""
+    return any(rule.get("promoted_by") == Promoter.OWNER for rule in document["rules"])
+
+
+def promoted_by_owner(document: dict[str, Any], facts: ChangeFacts) -> bool:
+    """Whether an applying rule (up to the first final one) says only the accountable owner
+    promotes (``"promoted_by": "owner"``)."""
+    for rule in document["rules"]:
+        if not _applies(rule.get("when", {}), facts):
+            continue
+        if rule.get("promoted_by") == Promoter.OWNER:
+            return True
+        if rule.get("final"):
+            break
+    return False
 
 
 def applying_rules(document: dict[str, Any], facts: ChangeFacts) -> Iterable[str]:
     """Names of the rules that applied, for showing why a slot is required."""
+    slots: set[str] = set()
     for rule in document["rules"]:
         if _applies(rule.get("when", {}), facts):
             yield rule["name"]
+            slots.update(rule["require"])
             if rule.get("final"):
-                return
+                break
+    if facts.action_eligible and Requirement.REVIEWER not in slots:
+        yield ACTION_ELIGIBLE_RULE

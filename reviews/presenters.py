@@ -48,7 +48,8 @@ def waiting_on(change: ChangeRequest) -> list[str]:
     waits = [f"approval from {label}" for label in labels(status.missing)]
     waits += [f"check {text}" for text in selectors.check_summary(change).not_passed]
     if change.status == ChangeStatus.APPROVED and not waits:
-        waits.append("promotion by an administrator")
+        owner = selectors.promotion_by_owner(change)
+        waits.append(f"promotion by {'the accountable owner' if owner else 'an administrator'}")
     return waits
 
 

@@ -8,15 +8,49 @@ services registered here (see ``registry/hooks.py``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from django.utils import timezone
+
 from accounts.selectors import AnyUser
-from registry.models import Artifact
-from reviews import services
+from registry.models import Artifact, Version
+from reviews import selectors, services
 from reviews.forms import DeactivateForm, RollbackForm
 from reviews.models import Activation
 from reviews.permissions import can_deactivate, can_roll_back
 from reviews.services.rollback import rollback_point
+
+
+@dataclass(frozen=True)
+class VersionNotice:
+    """A notice for the version page (``registry.hooks.VersionNotice``)."""
+
+    key: str
+    badge: str
+    text: str
+    url: str = ""
+    link: str = ""
+
+
+def version_notices(version: Version) -> list[VersionNotice]:
+    """ "Not re-certified (due …)" for a version an emergency change made active and no normal
+    change has re-certified yet."""
+    found = selectors.awaiting_recertification([version.pk]).get(version.pk)
+    if found is None:
+        return []
+    overdue = found.due_at < timezone.now()
+    emergency = found.emergency
+    return [
+        VersionNotice(
+            key="recertification",
+            badge="Not re-certified",
+            text=f"(due {found.due_at:%Y-%m-%d}{', overdue' if overdue else ''}): made active "
+            "by the emergency change",
+            url=emergency.get_absolute_url(),
+            link=emergency.reference,
+        )
+    ]
 
 
 def artifact_panels(

@@ -23,6 +23,7 @@ from accounts.selectors import AnyUser, roles_in_tenant, tenant_scoped
 from governance.kernel.errors import NotFound
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import canonical
+from registry.choices import ImpactChoice
 from reviews import checks as check_catalog
 from reviews import policy as approval_policy
 from reviews.choices import ChangeStatus, CheckKind, CheckStatus, Decision, Requirement
@@ -34,6 +35,7 @@ from reviews.models import (
     CheckRun,
     DeploymentChecklist,
     EvaluationReport,
+    Recertification,
 )
 
 _ROLE_SLOTS = {
@@ -86,6 +88,8 @@ def binding_hash(change: ChangeRequest, items: list[ChangeItem] | None = None) -
         "rollback_plan": change.rollback_plan,
         "golden_corpus": change.golden_corpus.manifest_sha256 if change.golden_corpus else None,
     }
+    if change.migration_plan:  # covered once there is one (earlier hashes stay as they were)
+        body["migration_plan"] = change.migration_plan
     return hashlib.sha256(canonical(body)).hexdigest()
 
 
@@ -141,7 +145,9 @@ class ApprovalStatus:
         return [s.requirement for s in self.slots if s.approval is None]
 
 
-def _held_slots(tenant: Tenant, users: Sequence[AnyUser], owners: set[Any]) -> dict[Any, set[str]]:
+def _held_slots(
+    tenant: Tenant, users: Sequence[AnyUser], owners: set[Any], deputies: set[Any]
+) -> dict[Any, set[str]]:
     """The approval slots each user can fill now (one query for all of them)."""
     held: dict[Any, set[str]] = defaultdict(set)
     ids = [u.pk for u in users if u.is_active]
@@ -155,6 +161,8 @@ def _held_slots(tenant: Tenant, users: Sequence[AnyUser], owners: set[Any]) -> d
             held[user.pk].add(Requirement.ADMINISTRATOR.value)
         if user.is_active and user.pk in owners:
             held[user.pk].add(Requirement.OWNER.value)
+        if user.is_active and user.pk in deputies:
+            held[user.pk].add(Requirement.DEPUTY.value)
     return held
 
 
@@ -171,6 +179,41 @@ def _owners(change: ChangeRequest) -> set[Any]:
     )
 
 
+def deputies_of(change: ChangeRequest) -> set[Any]:
+    """Ids of the deputy owners of the artifacts a change touches."""
+    return set(
+        change.items.exclude(artifact__deputy__isnull=True).values_list(
+            "artifact__deputy_id", flat=True
+        )
+    )
+
+
+def promotion_by_owner(change: ChangeRequest) -> bool:
+    """Whether the approval policy the change was submitted under (or, before submission, the
+    one in force) lets only an accountable owner promote it (a rule's ``promoted_by``)."""
+    if change.policy_id is not None and change.policy is not None:
+        document = change.policy.rules
+    elif change.submitted_at is not None:
+        document = approval_policy.DEFAULT_RULES
+    else:
+        document = effective_policy(change.tenant)[1]
+    if not approval_policy.names_owner_promotion(document):
+        return False  # most policies: no need to read the change's items
+    return approval_policy.promoted_by_owner(document, change_facts(change))
+
+
+def change_facts(change: ChangeRequest, items: Sequence[ChangeItem] | None = None) -> Any:
+    """What the approval policy looks at in a change (``reviews.policy.ChangeFacts``)."""
+    items = items_of(change) if items is None else items
+    return approval_policy.ChangeFacts(
+        classes=frozenset(i.artifact.artifact_class.slug for i in items),
+        emergency=change.emergency,
+        privacy_related=change.privacy_related,
+        external_egress=change.external_egress,
+        action_eligible=any(i.artifact.action_eligible for i in items),
+    )
+
+
 def approval_status(change: ChangeRequest) -> ApprovalStatus:
     """Which required slots are filled, by whom, and which decisions do not count (and why)."""
     live = list(
@@ -178,7 +221,9 @@ def approval_status(change: ChangeRequest) -> ApprovalStatus:
         .select_related("approver")
         .order_by("created_at")
     )
-    held = _held_slots(change.tenant, [a.approver for a in live], _owners(change))
+    held = _held_slots(
+        change.tenant, [a.approver for a in live], _owners(change), deputies_of(change)
+    )
     status = ApprovalStatus(slots=[Slot(r) for r in change.requirements])
     by_slot = {s.requirement: s for s in status.slots}
     for approval in live:
@@ -206,7 +251,9 @@ def approval_status(change: ChangeRequest) -> ApprovalStatus:
 
 
 def requirements_held_by(change: ChangeRequest, user: AnyUser) -> set[str]:
-    return _held_slots(change.tenant, [user], _owners(change)).get(user.pk, set())
+    return _held_slots(change.tenant, [user], _owners(change), deputies_of(change)).get(
+        user.pk, set()
+    )
 
 
 def people_for_requirements(change: ChangeRequest, requirements: Iterable[str]) -> list[User]:
@@ -219,6 +266,8 @@ def people_for_requirements(change: ChangeRequest, requirements: Iterable[str]) 
     query = grant_filter if roles else Q(pk__in=[])
     if Requirement.OWNER in wanted:
         query |= Q(pk__in=_owners(change))
+    if Requirement.DEPUTY in wanted:
+        query |= Q(pk__in=deputies_of(change))
     return list(User.objects.filter(query, is_active=True).distinct())
 
 
@@ -396,7 +445,54 @@ def promotion_blockers(change: ChangeRequest, now: datetime | None = None) -> li
     blockers.extend(
         f"check {v.blocked_by}" for v in check_verdicts(change, now) if v.blocked_by is not None
     )
+    gaps = breaking_change_gaps(change, items)
+    if gaps:
+        blockers.append("a breaking change of an action-eligible artifact needs " + "; ".join(gaps))
     return blockers
+
+
+def breaking_items(
+    change: ChangeRequest, items: list[ChangeItem] | None = None
+) -> list[ChangeItem]:
+    """Items of action-eligible artifacts whose proposed version breaks the contract of the one
+    it replaces: declared major, or a major contract change detected at publication."""
+    items = items_of(change) if items is None else items
+    return [
+        item
+        for item in items
+        if item.artifact.action_eligible
+        and item.current_id is not None
+        and (
+            item.proposed.declared_impact == ImpactChoice.MAJOR
+            or any(
+                isinstance(c, dict) and c.get("impact") == ImpactChoice.MAJOR.value
+                for c in item.proposed.detected_changes or []
+            )
+        )
+    ]
+
+
+def breaking_change_gaps(change: ChangeRequest, items: list[ChangeItem] | None = None) -> list[str]:
+    """What a breaking change of an action-eligible artifact still lacks before it can be
+    approved: a migration plan, and a simulation report for each breaking version."""
+    breaking = breaking_items(change, items)
+    if not breaking:
+        return []
+    gaps = []
+    if not change.migration_plan.strip():
+        gaps.append("a migration plan (revise the change to add one)")
+    simulated = set(
+        EvaluationReport.objects.filter(
+            version_id__in=[i.proposed_id for i in breaking], simulation=True
+        ).values_list("version_id", flat=True)
+    )
+    gaps += [
+        f"simulation evidence for {item.proposed.path} (attach an evaluation report of a "
+        "simulation run)"
+        for item in breaking
+        if item.proposed_id not in simulated
+    ]
+    return gaps
 
 
 def failed_checks_without_waiver(change: ChangeRequest, now: datetime) -> list[str]:
@@ -500,11 +596,15 @@ def waiting_slots(user: User) -> list[tuple[Any, list[str]]]:
         tenant_id: {_ROLE_SLOTS[Role(r)].value for r in roles_in_tenant(user, tenant)}
         for tenant_id, tenant in tenants.items()
     }
-    owned = set(
-        ChangeItem.objects.filter(change_id__in=ids, artifact__owner=user).values_list(
-            "change_id", flat=True
-        )
-    )
+    owned: set[Any] = set()
+    deputy_for: set[Any] = set()
+    for change_id, owner_id, deputy_id in ChangeItem.objects.filter(
+        Q(artifact__owner=user) | Q(artifact__deputy=user), change_id__in=ids
+    ).values_list("change_id", "artifact__owner_id", "artifact__deputy_id"):
+        if owner_id == user.pk:
+            owned.add(change_id)
+        if deputy_id == user.pk:
+            deputy_for.add(change_id)
     live = filled_slots(candidates, ids=ids)
     out = []
     for change in candidates:
@@ -513,6 +613,8 @@ def waiting_slots(user: User) -> list[tuple[Any, list[str]]]:
         mine = set(roles_by_tenant[change.tenant_id])
         if change.pk in owned:
             mine.add(Requirement.OWNER.value)
+        if change.pk in deputy_for:
+            mine.add(Requirement.DEPUTY.value)
         open_slots = [r for r in change.requirements if r in mine and r not in live[change.pk]]
         if open_slots:
             out.append((change.pk, open_slots))
@@ -561,15 +663,21 @@ def filled_slots(changes: Sequence[Any], *, ids: Any = None) -> dict[Any, set[st
     ).values_list("pk", flat=True):
         held[(user_id, None)].add(Requirement.ADMINISTRATOR.value)
     owners: dict[Any, set[Any]] = defaultdict(set)
-    for change_id, owner_id in ChangeItem.objects.filter(
-        change_id__in=ids, artifact__owner__isnull=False
-    ).values_list("change_id", "artifact__owner_id"):
-        owners[change_id].add(owner_id)
+    deputies: dict[Any, set[Any]] = defaultdict(set)
+    for change_id, owner_id, deputy_id in ChangeItem.objects.filter(change_id__in=ids).values_list(
+        "change_id", "artifact__owner_id", "artifact__deputy_id"
+    ):
+        if owner_id is not None:
+            owners[change_id].add(owner_id)
+        if deputy_id is not None:
+            deputies[change_id].add(deputy_id)
     filled: dict[Any, set[str]] = defaultdict(set)
     for change_id, approver_id, requirement in approvals:
         slots = held[(approver_id, tenant_of[change_id])] | held[(approver_id, None)]
         if approver_id in owners[change_id]:
             slots = slots | {Requirement.OWNER.value}
+        if approver_id in deputies[change_id]:
+            slots = slots | {Requirement.DEPUTY.value}
         if requirement in slots:
             filled[change_id].add(requirement)
     return filled
@@ -614,3 +722,30 @@ def deployment_checklist_latest(change: ChangeRequest) -> DeploymentChecklist | 
         .order_by("-created_at")
         .first()
     )
+
+
+def recertification_of(change: ChangeRequest) -> Recertification | None:
+    """An emergency change's re-certification (with the follow-up change), if one was opened."""
+    if not change.emergency:
+        return None
+    return Recertification.objects.select_related("followup").filter(emergency=change).first()
+
+
+def awaiting_recertification(version_ids: Iterable[Any]) -> dict[Any, Recertification]:
+    """The open re-certification of each of these versions that an emergency change made
+    active and no normal change has re-certified yet (absent = nothing awaited)."""
+    ids = list(version_ids)
+    if not ids:
+        return {}
+    found: dict[Any, Recertification] = {}
+    for version_id, recertification in (
+        (r.version_id, r)
+        for r in Recertification.objects.filter(
+            certified_at__isnull=True, emergency__items__proposed_id__in=ids
+        )
+        .select_related("emergency")
+        .annotate(version_id=F("emergency__items__proposed_id"))
+        .order_by("due_at")
+    ):
+        found.setdefault(version_id, recertification)
+    return found

@@ -374,7 +374,7 @@ def home_board(user: User, now: datetime) -> HomeBoard:
             Q(author=user, status__in=AUTHOR_OPEN_STATES)
             | Q(status=ChangeStatus.APPROVED, tenant__in=admin_tenants)
         )
-        .select_related("tenant", "author")
+        .select_related("tenant", "author", "policy")
         .order_by("submitted_at", "year", "number")
     )
     facts = _change_facts(candidates)

@@ -208,6 +208,8 @@ def version_page(
             "usage_url": hooks.usage_url(found_artifact),
             # The stage criteria's checklist, from reviews (registry does not import it).
             "checklist": hooks.checklist_for(found),
+            # Warnings from the floors above ("Not re-certified (due …)": reviews).
+            "version_notices": hooks.version_notices(found),
             "may_manage_lifecycle": bool(who_deprecates or who_retires),
             "is_active": is_active,
             "deprecate_form": deprecate_form if may_deprecate else None,

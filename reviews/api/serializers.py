@@ -115,6 +115,12 @@ class ChangeCreateSerializer(serializers.Serializer[Any]):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     risk_note = serializers.CharField(required=False, allow_blank=True, default="")
     rollback_plan = serializers.CharField()
+    migration_plan = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="How consumers move across a breaking change (action-eligible artifacts).",
+    )
     proposed = _reference_list()
     flags = FlagsSerializer(required=False)
     golden_corpus = serializers.CharField(
@@ -136,6 +142,7 @@ class ChangeReviseSerializer(serializers.Serializer[Any]):
     description = serializers.CharField(required=False, allow_blank=True)
     risk_note = serializers.CharField(required=False, allow_blank=True)
     rollback_plan = serializers.CharField(required=False)
+    migration_plan = serializers.CharField(required=False, allow_blank=True)
     flags = FlagsPatchSerializer(required=False)
     golden_corpus = serializers.CharField(
         max_length=MAX_REFERENCE_LENGTH,
@@ -230,6 +237,12 @@ class EvidenceSerializer(serializers.Serializer[Any]):
         child=serializers.CharField(max_length=200), required=False, default=list
     )
     notes = serializers.CharField(required=False, allow_blank=True, default="")
+    simulation = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="A simulation run validating downstream safety (a breaking change of an "
+        "action-eligible artifact needs one).",
+    )
 
     def validate_metrics(self, value: dict[str, Any]) -> dict[str, Any]:
         _check_json(value)
@@ -480,6 +493,7 @@ class ReportSerializer(serializers.ModelSerializer[EvaluationReport]):
             "rng",
             "test_run_ids",
             "notes",
+            "simulation",
             "sha256",
             "submitted_by",
             "created_at",

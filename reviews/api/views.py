@@ -179,6 +179,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
             description=data["description"],
             risk_note=data["risk_note"],
             rollback_plan=data["rollback_plan"],
+            migration_plan=data["migration_plan"],
             proposed=data["proposed"],
             golden_corpus=data["golden_corpus"] or None,
             **{flag: flags.get(flag, False) for flag in FLAGS},
@@ -212,6 +213,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
             description=data.get("description"),
             risk_note=data.get("risk_note"),
             rollback_plan=data.get("rollback_plan"),
+            migration_plan=data.get("migration_plan"),
             golden_corpus=corpus,
             **{flag: flags.get(flag) for flag in FLAGS},
         )
@@ -301,6 +303,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
             rng=data["rng"],
             test_run_ids=data["test_run_ids"],
             notes=data["notes"],
+            simulation=data["simulation"],
         )
         fresh = selectors.change_by_reference(str(change.pk), visible_to=request.user)
         return Response(

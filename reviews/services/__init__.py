@@ -16,6 +16,7 @@ The package is split along its seams; every public name is importable from here:
 - ``policy``: approval policy and change gates;
 - ``lifecycle``: the stage criteria (lifecycle policy);
 - ``postmortems``: emergency follow-up;
+- ``recertification``: an emergency change's versions re-certified by a normal change;
 - ``common``: what these share (lifecycle step, locks, events).
 """
 
@@ -36,6 +37,11 @@ from reviews.services.lifecycle import lifecycle_policy_set
 from reviews.services.policy import approval_policy_update, change_gate_set
 from reviews.services.postmortems import postmortem_record, postmortem_reminders_send
 from reviews.services.promotion import activation_lock, change_promote, versions_activate
+from reviews.services.recertification import (
+    recertification_open,
+    recertification_reminders_send,
+    recertifications_complete,
+)
 from reviews.services.rollback import (
     NOTHING_TO_ROLL_BACK_TO,
     artifact_deactivate,
@@ -67,6 +73,9 @@ __all__ = [
     "line_anchor",
     "postmortem_record",
     "postmortem_reminders_send",
+    "recertification_open",
+    "recertification_reminders_send",
+    "recertifications_complete",
     "rollback",
     "stage_set",
     "versions_activate",

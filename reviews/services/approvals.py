@@ -25,6 +25,7 @@ from reviews.services.notifications import (
     rejected_notify,
     review_requests_sync,
 )
+from reviews.services.recertification import recertifications_complete
 
 
 @transaction.atomic
@@ -70,6 +71,13 @@ def approval_decide(
                 f"{change.reference} cannot be approved while a check fails without an active "
                 f"waiver: {'; '.join(failing)}. Fix it, re-run it, or ask an administrator "
                 "for a waiver.",
+                field="decision",
+            )
+        gaps = selectors.breaking_change_gaps(change)
+        if gaps:
+            raise Conflict(
+                f"{change.reference} is a breaking change of an action-eligible artifact; it "
+                f"cannot be approved without {'; '.join(gaps)}.",
                 field="decision",
             )
     try:
@@ -178,6 +186,7 @@ def _settle(change: ChangeRequest, actor: User | None) -> None:
                 )
         admins = selectors.people_for_requirements(change, [Requirement.ADMINISTRATOR])
         approved_notify(change, admins)
+        recertifications_complete(change=change, actor=actor)  # a normal change's approval
     review_requests_sync(
         change,
         f"{change.reference} was approved." if change.status != ChangeStatus.IN_REVIEW else "",

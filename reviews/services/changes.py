@@ -72,7 +72,9 @@ def _set_items(change: ChangeRequest, versions: Sequence[Version]) -> None:
     change.items.all().delete()
     for version in versions:
         artifact = version.artifact
-        if artifact.active_version_id == version.pk:
+        if artifact.active_version_id == version.pk and not selectors.awaiting_recertification(
+            [version.pk]
+        ):
             raise DomainError(f"{version.path} is already the active version.", field="proposed")
         ChangeItem.objects.create(
             change=change, artifact=artifact, proposed=version, current=artifact.active_version
@@ -104,6 +106,7 @@ def change_create(
     title: str,
     rollback_plan: str,
     proposed: Sequence[Version | str],
+    migration_plan: str = "",
     description: str = "",
     risk_note: str = "",
     privacy_related: bool = False,
@@ -133,6 +136,7 @@ def change_create(
         description=(description or "").strip(),
         risk_note=(risk_note or "").strip(),
         rollback_plan=plan,
+        migration_plan=clean_text(migration_plan, "migration_plan", required=False, limit=None),
         privacy_related=privacy_related,
         external_egress=external_egress,
         emergency=emergency,
@@ -173,6 +177,7 @@ def change_revise(
     description: str | None = None,
     risk_note: str | None = None,
     rollback_plan: str | None = None,
+    migration_plan: str | None = None,
     privacy_related: bool | None = None,
     external_egress: bool | None = None,
     emergency: bool | None = None,
@@ -192,10 +197,13 @@ def change_revise(
         change.title = clean_text(title, "title", required=True, limit=200)
     if rollback_plan is not None:
         change.rollback_plan = clean_text(rollback_plan, "rollback_plan", required=True, limit=None)
-    if description is not None:
-        change.description = description.strip()
-    if risk_note is not None:
-        change.risk_note = risk_note.strip()
+    for name, text in (
+        ("description", description),
+        ("risk_note", risk_note),
+        ("migration_plan", migration_plan),
+    ):
+        if text is not None:
+            setattr(change, name, clean_text(text, name, required=False, limit=None))
     for flag, value in (
         ("privacy_related", privacy_related),
         ("external_egress", external_egress),
@@ -247,17 +255,16 @@ def change_submit(*, change: ChangeRequest, actor: User | None) -> ChangeRequest
     # The active versions may have moved since the draft was opened: compare with today's.
     for item in items:
         active = Artifact.objects.only("active_version").get(pk=item.artifact_id).active_version
-        if active is not None and active.pk == item.proposed_id:
+        if (
+            active is not None
+            and active.pk == item.proposed_id
+            and not selectors.awaiting_recertification([active.pk])
+        ):
             raise Conflict(f"{item.proposed.path} is already active.", field="proposed")
         if item.current_id != (active.pk if active else None):
             ChangeItem.objects.filter(pk=item.pk).update(current=active)
     policy_row, document = selectors.effective_policy(change.tenant)
-    facts = approval_policy.ChangeFacts(
-        classes=frozenset(i.artifact.artifact_class.slug for i in items),
-        emergency=change.emergency,
-        privacy_related=change.privacy_related,
-        external_egress=change.external_egress,
-    )
+    facts = selectors.change_facts(change, items)
     change.requirements = approval_policy.requirements_for(document, facts)
     if Requirement.OWNER in change.requirements:
         owners = {i.artifact.owner_id for i in items if i.artifact.owner_id} - {change.author_id}
@@ -265,6 +272,16 @@ def change_submit(*, change: ChangeRequest, actor: User | None) -> ChangeRequest
             raise DomainError(
                 "This change needs its accountable owner's approval, but no artifact in it has an "
                 "owner other than the author: set an owner first.",
+                field="proposed",
+            )
+    if Requirement.DEPUTY in change.requirements:
+        deputies = {i.artifact.deputy_id for i in items if i.artifact.deputy_id} - {
+            change.author_id
+        }
+        if not deputies:
+            raise DomainError(
+                "This change needs its deputy owner's approval, but no artifact in it has a "
+                "deputy other than the author: set a deputy first.",
                 field="proposed",
             )
     change.policy = policy_row

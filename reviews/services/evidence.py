@@ -155,6 +155,7 @@ def evidence_attach(
     rng: str = "",
     test_run_ids: Sequence[str] = (),
     notes: str = "",
+    simulation: bool = False,
 ) -> EvaluationReport:
     """Attach an evaluation report to a proposed version (CI does this through the API).
 
@@ -188,7 +189,7 @@ def evidence_attach(
         ("notes", notes),
     ):
         storable_json(value, field)
-    body = {
+    body: dict[str, Any] = {
         "version": target.pinned,
         "metrics": metrics,
         "bias": bias or {},
@@ -198,6 +199,8 @@ def evidence_attach(
         "test_run_ids": list(test_run_ids),
         "notes": notes,
     }
+    if simulation:  # part of the hashed form only when set: older reports keep their hashes
+        body["simulation"] = True
     digest = hashlib.sha256(canonical(body)).hexdigest()
     report = EvaluationReport.objects.create(
         version=target,
@@ -209,6 +212,7 @@ def evidence_attach(
         rng=rng,
         test_run_ids=list(test_run_ids),
         notes=notes,
+        simulation=simulation,
         sha256=digest,
         submitted_by=actor,
     )
@@ -221,6 +225,7 @@ def evidence_attach(
         report_sha256=digest,
         metrics=metrics,
         test_run_ids=list(test_run_ids),
+        simulation=simulation,
     )
     rebind(change, actor, before, "new evidence was attached")
     # Other open changes proposing the version were reviewed against the old reports, so

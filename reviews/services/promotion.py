@@ -31,6 +31,7 @@ from reviews.services.common import (
 )
 from reviews.services.evidence import rebind
 from reviews.services.notifications import change_closed_resolve
+from reviews.services.recertification import recertification_open
 
 
 def activation_lock(
@@ -245,6 +246,7 @@ def change_promote(*, change: ChangeRequest, actor: User | None) -> ChangeReques
         days = selectors.effective_policy(change.tenant)[1]["postmortem_days"]
         change.postmortem_due_at = now + timedelta(days=days)
     change.save(update_fields=["status", "promoted_at", "promoted_by", "postmortem_due_at"])
+    recertification_open(change=change, actor=actor, now=now)  # emergency changes only
     activated, moved = _activate(
         [(artifacts[i.artifact_id], i.proposed) for i in items if i.artifact_id not in bound],
         change=change,

@@ -166,6 +166,7 @@ def change_page(
     elif comment_form.data.get("line"):
         anchor = presenters.anchor_preview(item_views, comment_form.data)
     fresh = not needs_password
+    recertification = selectors.recertification_of(change)
     return render(
         request,
         "reviews/change.html",
@@ -219,6 +220,11 @@ def change_page(
             else None,
             "refusal": refusal,
             "checklist": checklist,
+            "recertification": recertification,
+            "recertification_overdue": recertification is not None
+            and recertification.certified_at is None
+            and now > recertification.due_at,
+            "recertification_propose": "\n".join(i.proposed.path for i in items),
             "reauth_fresh": fresh,
             "may_roll_out": presenters.may_roll_out(change, user, roles, items),
         },

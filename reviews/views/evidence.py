@@ -46,6 +46,7 @@ def change_evidence(request: HttpRequest, reference: str) -> HttpResponse:
             rng=body.get("rng", ""),
             test_run_ids=body.get("test_run_ids", []),
             notes=body.get("notes", ""),
+            simulation=bool(body.get("simulation", False)),
         )
 
     # A refusal of a file's report belongs on the file; of a typed one, on its field.

@@ -208,15 +208,18 @@ def test_two_sweeps_at_a_controlled_clock_expire_and_remove_once(
     assert removed.get().via == "task:sweep"
     # The first sweep did the work; the second found nothing left to do.
     returns = re.findall(r"sweep\[[^\]]+\] succeeded in [^:]+: (\{.*\})", log(tmp_path))
-    assert sorted(returns) == sorted(
-        [
-            "{'waiver_alerts': 3, 'removed_versions': 1, 'removals_held': 0,"
-            " 'postmortem_reminders': 0, 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0,"
-            " 'recovery_alerts': 2}",  # no backup, no drill yet: announced once each
-            "{'waiver_alerts': 0, 'removed_versions': 0, 'removals_held': 0,"
-            " 'postmortem_reminders': 0, 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0,"
-            " 'recovery_alerts': 0}",
-        ]
+    assert (
+        sorted(returns)
+        == sorted(
+            [
+                "{'waiver_alerts': 3, 'removed_versions': 1, 'removals_held': 0,"
+                " 'postmortem_reminders': 0, 'recertification_reminders': 0,"
+                " 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0, 'recovery_alerts': 2}",  # no backup, no drill yet: announced once each
+                "{'waiver_alerts': 0, 'removed_versions': 0, 'removals_held': 0,"
+                " 'postmortem_reminders': 0, 'recertification_reminders': 0,"
+                " 'rollout_flag_alerts': 0, 'telemetry_rows_folded': 0, 'recovery_alerts': 0}",
+            ]
+        )
     )
 
 

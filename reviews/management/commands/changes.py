@@ -47,6 +47,7 @@ class Command(ActionCommand):
         p.add_argument("--propose", nargs="+", required=True, metavar="REF")
         p.add_argument("--description", default="")
         p.add_argument("--risk-note", default="")
+        p.add_argument("--migration-plan", default="")
         p.add_argument("--corpus", default=None, metavar="REF", help="golden corpus version")
         for flag in ("privacy-related", "external-egress", "emergency"):
             p.add_argument(f"--{flag}", action="store_true")
@@ -175,6 +176,7 @@ class Command(ActionCommand):
             proposed=o["propose"],
             description=o["description"],
             risk_note=o["risk_note"],
+            migration_plan=o["migration_plan"],
             privacy_related=o["privacy_related"],
             external_egress=o["external_egress"],
             emergency=o["emergency"],
