@@ -518,6 +518,18 @@ POLICY_SCHEMA = {
 }
 
 
+class RecertificationSerializer(serializers.Serializer[Any]):
+    """An emergency change's re-certification (``reviews.md``)."""
+
+    due_at = serializers.DateTimeField()
+    certified_at = serializers.DateTimeField(allow_null=True)
+    followup = serializers.CharField(
+        allow_null=True, help_text="The normal change (CR-…) that re-certified its versions."
+    )
+    reminded_at = serializers.DateTimeField(allow_null=True)
+    overdue = serializers.BooleanField(help_text="Not re-certified, and past due now.")
+
+
 class ChangeDetailSerializer(ChangeRowSerializer):
     """Everything about one change: what is proposed, who signed off, checks, evidence, history."""
 
@@ -544,6 +556,9 @@ class ChangeDetailSerializer(ChangeRowSerializer):
         help_text="An emergency change whose post-mortem is past due and not recorded."
     )
     evaluation_reports = serializers.SerializerMethodField()
+    recertification = serializers.SerializerMethodField(
+        help_text="A promoted emergency change's re-certification (null otherwise)."
+    )
     promotion_blockers = serializers.SerializerMethodField(
         help_text="What stops a promotion now (only while the change is open for review)."
     )
@@ -560,6 +575,7 @@ class ChangeDetailSerializer(ChangeRowSerializer):
             "description",
             "risk_note",
             "rollback_plan",
+            "migration_plan",
             "golden_corpus",
             "binding_sha256",
             "decided_at",
@@ -571,6 +587,7 @@ class ChangeDetailSerializer(ChangeRowSerializer):
             "postmortem_by",
             "postmortem_summary",
             "postmortem_url",
+            "recertification",
             "policy",
             "requirements",
             "not_counting",
@@ -601,6 +618,19 @@ class ChangeDetailSerializer(ChangeRowSerializer):
 
     def get_promoted_by(self, obj: ChangeRequest) -> str | None:
         return obj.promoted_by.username if obj.promoted_by else None
+
+    @extend_schema_field(RecertificationSerializer(allow_null=True))
+    def get_recertification(self, obj: ChangeRequest) -> dict[str, Any] | None:
+        found = selectors.recertification_of(obj)
+        if found is None:
+            return None
+        return {
+            "due_at": found.due_at.isoformat(),
+            "certified_at": found.certified_at.isoformat() if found.certified_at else None,
+            "followup": found.followup.reference if found.followup else None,
+            "reminded_at": found.reminded_at.isoformat() if found.reminded_at else None,
+            "overdue": found.certified_at is None and found.due_at < self._now,
+        }
 
     def get_postmortem_by(self, obj: ChangeRequest) -> str | None:
         return obj.postmortem_by.username if obj.postmortem_by else None

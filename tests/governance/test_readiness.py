@@ -178,6 +178,7 @@ def test_it_shows_what_needs_attention(
         "privacy_officer": 0,
         "security_officer": 1,
         "owner": 0,
+        "deputy": 0,
     }
     waivers = section(html, "waivers")
     assert re.search(r'data-state="expiring_soon">.*?<td>1</td>', waivers)

@@ -155,3 +155,30 @@ def test_the_change_and_version_pages_say_not_recertified(
         "version-notice-recertification"
         not in client.get(prompt_v1.get_absolute_url()).content.decode()
     )
+
+
+def test_changes_show_says_whether_it_is_recertified(emergency: Any) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("changes", "show", emergency.reference, stdout=out)
+    due = f"{Recertification.objects.get().due_at:%Y-%m-%d}"
+    assert f"  NOT re-certified (due {due})" in out.getvalue().splitlines()
+
+
+def test_the_api_detail_carries_it(
+    token_client: Any, emergency: Any, open_change: Any, people: dict[str, Any], prompt_v1: Any
+) -> None:
+    client = token_client(people["author"])
+    url = f"/api/v1/change-requests/{emergency.reference}/"
+    body = client.get(url).json()["recertification"]
+    assert body["certified_at"] is None
+    assert body["overdue"] is False
+    done = followup(open_change, people, prompt_v1)
+    body = client.get(url).json()["recertification"]
+    assert body["followup"] == done.reference
+    assert (
+        client.get(f"/api/v1/change-requests/{done.reference}/").json()["recertification"] is None
+    )

@@ -164,6 +164,14 @@ class Command(ActionCommand):
                 f"  deployment checklist: revision {checklist.revision} by {who} at "
                 f"{checklist.created_at:%Y-%m-%d %H:%M}{stale}"
             )
+        recertification = selectors.recertification_of(change)
+        if recertification is not None:
+            due = f"{recertification.due_at:%Y-%m-%d}"
+            out(
+                f"  re-certified by {recertification.followup.reference} (due {due})"
+                if recertification.followup is not None
+                else f"  NOT re-certified (due {due})"
+            )
         for blocker in selectors.promotion_blockers(change) if change.status == "approved" else []:
             out(f"  blocks promotion: {blocker}")
 
