@@ -66,9 +66,6 @@ def build(people: dict[str, Any], tenant: Tenant, missing: str | None = None) ->
     )
     approvers = ["reviewer", "admin"]
     if missing == "action_eligible_signoff":
-        artifact = registry.artifact_action_eligible_set(
-            artifact=artifact, value=True, reason="its score routes leads", actor=None
-        )
         reviews.approval_policy_update(
             tenant=tenant,
             rules={"rules": [{"name": "Admins", "require": ["administrator"]}]},
@@ -129,13 +126,20 @@ def build(people: dict[str, Any], tenant: Tenant, missing: str | None = None) ->
         complete_checklist(change, people["admin"])
     for who in approvers:
         reviews.approval_decide(change=change, actor=people[who], decision="approve")
+    if missing == "action_eligible_signoff":
+        # Marked action-eligible after its review: a change submitted now would get a
+        # reviewer slot whatever the policy says (reviews.policy.requirements_for).
+        registry.artifact_action_eligible_set(
+            artifact=artifact, value=True, reason="its score routes leads", actor=None
+        )
     if missing == "change_gates" and waiver is not None:
         waivers.waiver_revoke(waiver=waiver, actor=people["admin"], reason="fix the pins instead")
     # What the services always fill in, taken away on the row.
-    if missing == "rollout_plan":
-        ChangeRequest.objects.filter(pk=change.pk).update(rollout_strategy="")
-    if missing == "rollback_point":
-        ChangeRequest.objects.filter(pk=change.pk).update(rollback_plan="")
+    taken = {"rollout_plan": "rollout_strategy", "rollback_point": "rollback_plan"}.get(
+        missing or ""
+    )
+    if taken:
+        ChangeRequest.objects.filter(pk=change.pk).update(**{taken: ""})
     change.refresh_from_db()
     return change
 
