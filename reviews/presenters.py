@@ -26,6 +26,7 @@ from reviews.choices import (
     CheckKind,
     CheckStatus,
     DiffSide,
+    Promoter,
     Requirement,
 )
 from reviews.forms import DeploymentChecklistForm
@@ -362,6 +363,7 @@ def rule_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
                 "when": conditions or ["any change"],
                 "require": labels(rule.get("require", [])),
                 "final": rule.get("final", False),
+                "promoted_by_owner": rule.get("promoted_by") == Promoter.OWNER,
             }
         )
     return rows

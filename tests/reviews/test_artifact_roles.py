@@ -244,3 +244,11 @@ def test_the_page_shows_the_migration_plan_and_the_simulation_badge(
     html = client.get(change.get_absolute_url()).content.decode()
     assert 'id="migration-plan">Move callers first.' in html
     assert '<span class="badge">simulation</span>' in html
+
+
+def test_the_policy_page_says_who_promotes(client: Any, people: dict[str, Any], acme: Any) -> None:
+    set_policy(acme, OWNER_AND_DEPUTY)
+    client.force_login(people["reviewer"])
+    html = client.get("/reviews/policy/acme/").content.decode()
+    assert "promoted only by the accountable owner" in html
+    assert "Deputy owner" in html
