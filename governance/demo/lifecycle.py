@@ -20,6 +20,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from accounts.models import Tenant, User
 from governance.demo.common import (
     days_ago,
@@ -46,6 +48,8 @@ STAGE_VERSIONS = (
     ("evaluated", "1.2.0"),
     ("draft", "1.3.0"),
 )
+#: An active version with telemetry (the sales agent's canary, governance/demo/rollouts.py).
+WATCHED_ARTIFACT, WATCHED_VERSION = "lead-qualification", "1.0.0"
 #: The active version's launch, this many days ago.
 LAUNCH_DAYS_AGO = 6
 
@@ -298,7 +302,17 @@ def _fake_sha256(text: str) -> str:
 
 
 def stage_versions() -> list[tuple[str, Version]]:
-    """The demo's version at each stage, for the summary seed_demo prints."""
+    """The demo's version at each stage, for the summary seed_demo prints; last, an active
+    version whose watched criteria are met too (the shared lead qualification's 1.0.0 serves
+    the canary's stable arm: its telemetry arrives and is within thresholds)."""
     model = Artifact.objects.filter(tenant__slug="acme", slug=MODEL).first()
     found = {v.version: v for v in Version.objects.filter(artifact=model)} if model else {}
-    return [(stage, found[number]) for stage, number in STAGE_VERSIONS if number in found]
+    shown = [(stage, found[number]) for stage, number in STAGE_VERSIONS if number in found]
+    watched = Version.objects.filter(
+        artifact__tenant__slug=settings.PLATFORM_TENANT_SLUG,
+        artifact__slug=WATCHED_ARTIFACT,
+        version=WATCHED_VERSION,
+    ).first()
+    if watched is not None:
+        shown.append(("watched", watched))
+    return shown

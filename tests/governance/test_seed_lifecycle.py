@@ -15,11 +15,12 @@ from django.test import Client, override_settings
 from django.utils.html import escape
 
 from accounts.models import User
-from governance.demo.lifecycle import DATASET, MODEL
+from governance.demo.lifecycle import DATASET, MODEL, stage_versions
 from registry.choices import ArtifactClass, Stage
 from registry.models import Artifact, Version, VersionDependency
 from registry.selectors import stage_of
 from reviews import lifecycle
+from reviews.lifecycle.engine import judge
 from tests.scoped_db import kept_for_the_scope
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +81,17 @@ def test_every_active_demo_version_meets_its_criteria() -> None:
 
 
 @pytest.mark.usefixtures("seeded")
+def test_the_watched_version_meets_actives_criteria_too() -> None:
+    (watched,) = [v for stage, v in stage_versions() if stage == "watched"]
+    assert watched.artifact.active_version_id == watched.pk
+    verdicts = {
+        j.criterion.key: j.verdict for j in judge(lifecycle.subject_for(watched), Stage.ACTIVE)
+    }
+    assert set(verdicts) == {"monitoring", "post_deploy_verification", "alert_routing"}
+    assert all(v.met for v in verdicts.values()), verdicts
+
+
+@pytest.mark.usefixtures("seeded")
 def test_the_draft_version_lists_what_to_add_on_its_page() -> None:
     draft = demo_version("1.3.0")
     assert keys(lifecycle.unmet(draft, Stage.DRAFT)) == ["evaluation_plan", "risk_note"]
@@ -133,6 +145,7 @@ def test_seed_demo_prints_where_to_look_and_a_second_run_adds_nothing(seeded: st
         ("draft", "1.3.0"),
     ):
         assert f"  {stage:<10} /registry/model/acme/{MODEL}/v/{number}/ (CR-" in seeded
+    assert "  watched    /registry/prompt/platform/lead-qualification/v/1.0.0/ (CR-" in seeded
     counted = [
         m for m in apps.get_models() if m._meta.app_label in ("accounts", "registry", "reviews")
     ]

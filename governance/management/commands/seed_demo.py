@@ -47,7 +47,7 @@ class Command(BaseCommand):
         shown = stage_versions()
         if not shown:
             return
-        artifact = shown[0][1].artifact
+        artifact = next(v.artifact for stage, v in shown if stage != "watched")
         deputy = artifact.deputy.username if artifact.deputy else "none"
         self.stdout.write(
             f"A version at each lifecycle stage, its checklist on its page ({artifact.path}: "
@@ -56,7 +56,10 @@ class Command(BaseCommand):
         )
         for stage, version in shown:
             change = subject_for(version).change
-            via = f" ({change.reference})" if change else ""
+            why = [change.reference] if change else []
+            if stage == "watched":
+                why.append("active, its telemetry arriving: Active's watched criteria")
+            via = f" ({'; '.join(why)})" if why else ""
             self.stdout.write(f"  {stage:<10} {version.get_absolute_url()}{via}")
         criteria = reverse("reviews:stage-criteria", kwargs={"tenant": artifact.tenant.slug})
         self.stdout.write(f"  {'criteria':<10} {criteria} (what each stage asks)")
