@@ -1,7 +1,8 @@
 """A version at every stage of the lifecycle, with its evidence (learning-artifact-lifecycle.md).
 
 acme's ``refund-approver`` model is action-eligible (its score pays small refunds without an
-agent), so it has a deputy owner and a safety switch. It is trained on the ``refund-requests``
+agent), so it has a deputy owner and a safety switch, and acme's approval policy asks a
+reviewer, its owner and its deputy to sign off its changes. It is trained on the ``refund-requests``
 dataset, whose versions its own name as dependencies (dataset lineage, pinned by hash):
 
 - 1.0.0 **active**: every criterion met, promoted;
@@ -37,7 +38,10 @@ from registry import services as registry
 from registry.choices import ArtifactClass, Determinism
 from registry.models import Artifact, Version
 from reviews import services as reviews
+from reviews.choices import Requirement
 from reviews.models import ChangeRequest
+from reviews.policy import DEFAULT_RULES
+from reviews.selectors import effective_policy
 
 MODEL = "refund-approver"
 DATASET = "refund-requests"
@@ -163,6 +167,7 @@ class RefundApprover:
         """The model (created once, action-eligible, with a deputy) and its datasets."""
         users = {u.username: u for u in User.objects.filter(username__startswith="acme-")}
         admin = users["acme-admin"]
+        owner_and_deputy_sign_off(acme, admin)
         datasets = seed_dataset(acme, admin)
         model = demo_artifact(
             ArtifactClass.MODEL,
@@ -252,7 +257,7 @@ class RefundApprover:
             )
 
     def approve(self, change: ChangeRequest) -> None:
-        """A reviewer's sign-off (action-eligible) and the owner's, as administrator."""
+        """A reviewer's sign-off (action-eligible), the owner's and the deputy's."""
         reviews.approval_decide(
             change=change,
             actor=self.reviewer,
@@ -260,8 +265,45 @@ class RefundApprover:
             comment="Accuracy and the region gap hold; reproduced twice.",
         )
         reviews.approval_decide(
-            change=change, actor=self.admin, decision="approve", comment="As owner: go."
+            change=change,
+            actor=self.admin,
+            decision="approve",
+            requirement=Requirement.OWNER,
+            comment="As owner: go.",
         )
+        assert self.model.deputy is not None
+        reviews.approval_decide(
+            change=change,
+            actor=self.model.deputy,
+            decision="approve",
+            requirement=Requirement.DEPUTY,
+            comment="As deputy: the safety switch is tested.",
+        )
+
+
+#: acme's approval policy adds this rule to the default ones (after the emergency rule, which
+#: stays first): the seed's "owner + deputy" sign-off for action-eligible artifacts.
+ACTION_ELIGIBLE_RULE = {
+    "name": "Action-eligible artifact: reviewer, owner and deputy",
+    "when": {"action_eligible": True},
+    "require": [Requirement.REVIEWER.value, Requirement.OWNER.value, Requirement.DEPUTY.value],
+    "final": True,
+}
+
+
+def owner_and_deputy_sign_off(acme: Tenant, admin: User) -> None:
+    """acme's approval policy: the default rules, with the owner and the deputy signing off
+    every change of an action-eligible artifact (beside a reviewer)."""
+    _, current = effective_policy(acme)
+    if any(rule["name"] == ACTION_ELIGIBLE_RULE["name"] for rule in current["rules"]):
+        return
+    rules = list(DEFAULT_RULES["rules"])
+    reviews.approval_policy_update(
+        tenant=acme,
+        rules={**DEFAULT_RULES, "rules": [rules[0], ACTION_ELIGIBLE_RULE, *rules[1:]]},
+        reason="Changes of action-eligible artifacts need their owner's and deputy's sign-off.",
+        actor=admin,
+    )
 
 
 def seed_dataset(acme: Tenant, owner: User) -> dict[str, Version]:

@@ -118,7 +118,7 @@ def test_the_draft_version_lists_what_to_add_on_its_page() -> None:
 
 
 @pytest.mark.usefixtures("seeded")
-def test_the_demo_model_pins_its_datasets_and_is_action_eligible_with_a_deputy() -> None:
+def test_the_demo_model_pins_its_datasets_is_action_eligible_and_signed_off_by_its_deputy() -> None:
     for number, dataset in (("1.0.0", "1.0.0"), ("1.1.0", "1.1.0"), ("1.3.0", "1.1.0")):
         (dep,) = VersionDependency.objects.filter(version=demo_version(number)).select_related(
             "upstream__artifact__artifact_class"
@@ -135,6 +135,15 @@ def test_the_demo_model_pins_its_datasets_and_is_action_eligible_with_a_deputy()
     assert model.deputy.username == "acme-security"
     assert model.owner is not None
     assert model.owner.username == "acme-admin"
+    # acme's approval policy: a reviewer, the owner and the deputy sign off its changes.
+    approved = lifecycle.subject_for(demo_version("1.1.0")).change
+    assert approved is not None
+    assert approved.requirements == ["reviewer", "owner", "deputy"]
+    assert sorted(
+        approved.approvals.filter(voided_at__isnull=True).values_list(
+            "requirement", "approver__username"
+        )
+    ) == [("deputy", "acme-security"), ("owner", "acme-admin"), ("reviewer", "acme-reviewer")]
 
 
 def test_seed_demo_prints_where_to_look_and_a_second_run_adds_nothing(seeded: str) -> None:

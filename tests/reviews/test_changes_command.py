@@ -263,7 +263,11 @@ def test_seed_demo_has_changes_in_every_state() -> None:
     }
     assert "Shorter lead qualification answers" in waiting["acme-reviewer"]
     assert waiting["acme-privacy"] == ["Stop echoing personal details"]
-    assert waiting["acme-security"] == ["Hotfix: stop quoting prices"]
+    # the emergency change as security officer; the refund approver's as its deputy owner
+    assert sorted(waiting["acme-security"]) == [
+        "Calibrate the refund approver's scores",
+        "Hotfix: stop quoting prices",
+    ]
     assert "Hotfix: stop quoting prices" in waiting["acme-author"]  # the accountable owner
     reply = Artifact.objects.get(slug="support-reply")
     assert reply.active_version is not None
