@@ -43,20 +43,27 @@ run: install
 test: install chromium test-sqlite test-postgres
 	$(BIN)/coverage report --fail-under=85
 
-# Leg 1: the whole suite on the embedded SQLite default (PostgreSQL-only tests deselected).
-test-sqlite: install
-	$(BIN)/pytest --cov --cov-report= -m "not postgres"
+# Integration tests (Chromium, a real Celery worker) run on PostgreSQL, as production does:
+# "unit tests may use SQLite and eager tasks; integration tests may not". They are not run
+# a second time on SQLite.
+INTEGRATION := browser or celery_worker
 
-# Leg 2: the whole suite again on PostgreSQL (but the Python client's tests, tests/clients:
-# they need no PostgreSQL and ran in leg 1). Without a server, the PostgreSQL-only
-# tests run on SQLite so that they skip with a reason (a skip fails under CI=true).
+# Leg 1: the unit tests on the embedded SQLite default (PostgreSQL-only and integration
+# tests deselected: leg 2 runs them).
+test-sqlite: install
+	$(BIN)/pytest --cov --cov-report= -m "not postgres and not ($(INTEGRATION))"
+
+# Leg 2: the whole suite on PostgreSQL (but the Python client's tests, tests/clients: they
+# need no PostgreSQL and ran in leg 1). Without a server, the integration tests run on
+# SQLite instead (so they still run somewhere) and the PostgreSQL-only tests skip with a
+# reason (a skip fails under CI=true).
 test-postgres: install
 	@if $(BIN)/python -m tests.pg_ready "$(PG_TEST_URL)"; then \
 	  echo "== PostgreSQL leg: $(PG_TEST_URL)"; \
 	  DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest --cov --cov-append --cov-report= --ignore=tests/clients; \
 	else \
-	  echo "== PostgreSQL not reachable at $(PG_TEST_URL): PostgreSQL-only tests will skip"; \
-	  $(BIN)/pytest --cov --cov-append --cov-report= -m postgres; \
+	  echo "== PostgreSQL not reachable at $(PG_TEST_URL): integration tests run on SQLite, PostgreSQL-only tests will skip"; \
+	  $(BIN)/pytest --cov --cov-append --cov-report= -m "postgres or $(INTEGRATION)"; \
 	fi
 
 lint: install
