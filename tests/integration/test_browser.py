@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 
 from tests.conftest import chromium_path
+from tests.integration import demo_snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -59,7 +58,7 @@ def _launch(path: str) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, live_server: Any) -> Iterator[Any]:
-    call_command("seed_demo", "--quiet-logins", stdout=io.StringIO())
+    demo_snapshot.seed_demo()  # seeded once, copied back for the next tests
     context = browser.new_context(base_url=live_server.url)
     page = context.new_page()
     errors: list[str] = []

@@ -10,17 +10,16 @@ page must also not scroll sideways. A failure lists every violation: page, width
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from governance.demo import DEMO_USERS, demo_password
+from tests.integration import demo_snapshot
 from tests.integration.test_browser import browser, log_in
 
 __all__ = ["browser"]  # the fixture, imported for use here
@@ -177,7 +176,7 @@ def _violations(page: Any, where: str) -> list[str]:
 
 @pytest.fixture
 def demo(live_server: Any) -> str:
-    call_command("seed_demo", "--quiet-logins", stdout=io.StringIO())
+    demo_snapshot.seed_demo()  # seeded once, copied back for the next tests
     return str(live_server.url)
 
 
