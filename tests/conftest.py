@@ -111,10 +111,38 @@ def append_only_triggers() -> tuple[str, ...]:
     )
 
 
+def _flush_by_delete(original: Callable[..., list[str]]) -> Callable[..., list[str]]:
+    """PostgreSQL's ``sql_flush``, but emptying each table with DELETE rather than one TRUNCATE
+    of them all: TRUNCATE gives every table (and index) a new file, about a second for the
+    ~60 tables even when they hold a few rows; DELETE takes milliseconds. The foreign keys
+    Django makes are deferred, so the order does not matter within the flush's transaction."""
+
+    def sql_flush(
+        self: Any,
+        style: Any,
+        tables: list[str],
+        *,
+        reset_sequences: bool = False,
+        allow_cascade: bool = False,
+    ) -> list[str]:
+        if reset_sequences or allow_cascade:
+            return original(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        return [
+            f"{style.SQL_KEYWORD('DELETE')} {style.SQL_KEYWORD('FROM')} "
+            f"{style.SQL_FIELD(self.quote_name(table))};"
+            for table in tables
+        ]
+
+    return sql_flush
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _flush_past_append_only_triggers() -> Iterator[None]:
-    """Transactional tests empty the database with TRUNCATE, which the event log's triggers
-    refuse (as they should in production). Only that flush is let through."""
+    """Transactional tests empty the database after each test, which the event log's triggers
+    refuse (as they should in production). Only that flush is let through; on PostgreSQL it
+    deletes the rows instead of truncating the tables (see ``_flush_by_delete``)."""
     from django.test import TransactionTestCase
 
     original = TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]
@@ -123,9 +151,15 @@ def _flush_past_append_only_triggers() -> Iterator[None]:
         if connection.vendor != "postgresql":
             return original(self)
         import pgtrigger
+        from django.db.backends.postgresql.operations import DatabaseOperations
 
-        with pgtrigger.ignore(*append_only_triggers()):
-            return original(self)
+        truncating = DatabaseOperations.sql_flush
+        DatabaseOperations.sql_flush = _flush_by_delete(truncating)  # type: ignore[method-assign]
+        try:
+            with pgtrigger.ignore(*append_only_triggers()):
+                return original(self)
+        finally:
+            DatabaseOperations.sql_flush = truncating  # type: ignore[method-assign]
 
     TransactionTestCase._fixture_teardown = teardown  # type: ignore[attr-defined]
     yield
