@@ -12,10 +12,11 @@ from governance.kernel.errors import Conflict, DomainError
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.services import canonical
 from governance.kernel.inputs import clean_text
-from reviews import permissions
-from reviews.choices import EDITABLE_STATES
+from registry.choices import Stage
+from reviews import permissions, selectors
+from reviews.choices import EDITABLE_STATES, ChangeStatus
 from reviews.models import ChangeRequest, DeploymentChecklist
-from reviews.services.common import lock_change, record_event
+from reviews.services.common import lock_change, record_event, review_stage_set
 
 #: The checklist's parts a person must fill in, in the order the page and the CLI ask them.
 CHECKLIST_FIELDS = {
@@ -77,4 +78,13 @@ def deployment_checklist_complete(
         checklist_sha256=digest,
         **answers,
     )
+    # Completed after the approval: the move into Approved the approval tried (and the
+    # missing checklist held back) is tried again, as approval_decide tries it.
+    if change.status == ChangeStatus.APPROVED and all(
+        v.passes for v in selectors.check_verdicts(change)
+    ):
+        for item in selectors.items_of(change):
+            review_stage_set(
+                version=item.proposed, stage=Stage.APPROVED, actor=actor, change=change
+            )
     return checklist

@@ -242,6 +242,13 @@ def evidence_attach(
     for other in others:
         before_other = rehash(other)
         rebind(other, actor, before_other, f"new evidence for {target.path} was attached")
+    # The evidence an Evaluated criterion missed may be here now. Checks that read evidence
+    # run again and move the version when they pass (check_execute); a change none of whose
+    # checks read it moves the version here, as a finished check would.
+    if change.status in OPEN_STATES and selectors.check_summary(change).all_passed:
+        review_stage_set(version=target, stage=Stage.EVALUATED, actor=actor, change=change)
+        if change.status == ChangeStatus.APPROVED:
+            review_stage_set(version=target, stage=Stage.APPROVED, actor=actor, change=change)
     return report
 
 
