@@ -327,6 +327,19 @@ class RetireForm(PasswordMixin):
     )
 
 
+class DescribeForm(forms.Form):
+    """An artifact's title and summary (what it is for), as its owner keeps them true."""
+
+    title = forms.CharField(max_length=200, label="Title")
+    summary = forms.CharField(
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        label="Summary",
+        help_text="What it is for (the Draft stage's inventory entry asks for one).",
+    )
+
+
 class OwnerForm(forms.Form):
     """Handing an artifact to another active member of its tenant."""
 

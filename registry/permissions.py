@@ -64,6 +64,15 @@ def can_change_owner(
     return deny("Only the owner or an administrator can change the owner.")
 
 
+def can_describe(
+    user: AnyUser | None, artifact: Artifact, *, roles: Iterable[str] | None = None
+) -> Decision:
+    """The owner keeps their artifact's title and summary true; an administrator may too."""
+    if _owner_or_admin(user, artifact, roles):
+        return ALLOWED
+    return deny("Only the owner or an administrator can change the title and summary.")
+
+
 def can_recommend(
     user: AnyUser | None, artifact: Artifact, *, roles: Iterable[str] | None = None
 ) -> Decision:

@@ -13,6 +13,7 @@ urlpatterns = [
     path(ARTIFACT, views.artifact, name="artifact"),
     path(ARTIFACT + "publish/", views.publish, name="publish"),
     path(ARTIFACT + "owner/", views.artifact_owner, name="artifact-owner"),
+    path(ARTIFACT + "describe/", views.artifact_describe, name="artifact-describe"),
     path(
         ARTIFACT + "action-eligible/",
         views.artifact_action_eligible,

@@ -247,6 +247,22 @@ class RetireSerializer(serializers.Serializer[Any]):
     )
 
 
+class DescribeSerializer(serializers.Serializer[Any]):
+    title = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="The artifact's title (omitted: kept). A blank title is refused.",
+    )
+    summary = serializers.CharField(
+        max_length=4000,
+        required=False,
+        allow_blank=True,
+        help_text="What it is for (omitted: kept; blank: none). The Draft stage's inventory "
+        "criterion asks for one.",
+    )
+
+
 class OwnerSetSerializer(serializers.Serializer[Any]):
     owner = serializers.CharField(
         max_length=150, help_text="Username of the new owner (an active member)."

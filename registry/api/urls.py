@@ -11,6 +11,7 @@ urlpatterns = [
     path("resolve/", views.Resolve.as_view(), name="api-resolve"),
     path(PATH, views.ArtifactDetail.as_view(), name="api-artifact"),
     path(PATH + "owner/", views.ArtifactOwner.as_view(), name="api-artifact-owner"),
+    path(PATH + "describe/", views.ArtifactDescribe.as_view(), name="api-artifact-describe"),
     path(
         PATH + "action-eligible/",
         views.ArtifactActionEligible.as_view(),

@@ -27,6 +27,7 @@ from registry.api.serializers import (
     ArtifactSerializer,
     DeprecateSerializer,
     DeputySetSerializer,
+    DescribeSerializer,
     OwnerSetSerializer,
     PublishSerializer,
     RetireSerializer,
@@ -251,6 +252,26 @@ class ArtifactOwner(APIView):
             )
         services.artifact_owner_set(
             artifact=artifact, owner=owner, reason=data["reason"], actor=cast(User, request.user)
+        )
+        fresh = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        return Response(ArtifactSerializer(fresh).data)
+
+
+class ArtifactDescribe(APIView):
+    """Change an artifact's title and summary (its owner or an administrator); logged with what
+    they said before. A field left out is kept; nothing changed is 409."""
+
+    @extend_schema(request=DescribeSerializer, responses=ArtifactSerializer)
+    def post(self, request: Request, cls: str, tenant: str, slug: str) -> Response:
+        artifact = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+        body = DescribeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        services.artifact_describe(
+            artifact=artifact,
+            title=data.get("title", artifact.title),
+            summary=data.get("summary", artifact.summary),
+            actor=cast(User, request.user),
         )
         fresh = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
         return Response(ArtifactSerializer(fresh).data)

@@ -11,7 +11,7 @@
 Each service checks permission, writes, and appends its event in one transaction.
 """
 
-from registry.services.artifacts import artifact_create, artifact_owner_set
+from registry.services.artifacts import artifact_create, artifact_describe, artifact_owner_set
 from registry.services.classes import (
     artifact_class_check,
     artifact_class_create,
@@ -62,6 +62,7 @@ __all__ = [
     "artifact_class_update",
     "artifact_create",
     "artifact_deputy_set",
+    "artifact_describe",
     "artifact_owner_set",
     "artifact_recommend",
     "check_slug",

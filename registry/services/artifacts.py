@@ -1,4 +1,4 @@
-"""Artifacts and their owners: creating an artifact, handing it to a new owner."""
+"""Artifacts and their owners: creating an artifact, describing it, handing it to a new owner."""
 
 from __future__ import annotations
 
@@ -92,6 +92,45 @@ def artifact_owner_set(
         tenant=artifact.tenant,
         subject=artifact,
         payload={"path": artifact.path, "from": before, "to": owner.username, "reason": reason},
+    )
+    artifact.refresh_from_db()
+    return artifact
+
+
+#: The longest summary an artifact takes (what it is for, in a paragraph or two).
+SUMMARY_LIMIT = 4000
+
+
+@transaction.atomic
+def artifact_describe(
+    *, artifact: Artifact, title: str, summary: str, actor: User | None
+) -> Artifact:
+    """Change an artifact's title and summary (the owner or an administrator); the inventory
+    criterion asks for a summary, which an artifact registered without one gets here."""
+    artifact = (
+        Artifact.objects.select_for_update(of=("self",))
+        .select_related("tenant", "artifact_class", "owner")
+        .get(pk=artifact.pk)
+    )
+    permissions.can_describe(actor, artifact).require()
+    if not isinstance(title, str) or not title.strip():
+        raise DomainError("An artifact needs a title that says what it is for.", field="title")
+    title = clean_text(title, "title", limit=200)
+    summary = clean_text(summary or "", "summary", required=False, limit=SUMMARY_LIMIT)
+    before = {"title": artifact.title, "summary": artifact.summary}
+    after = {"title": title, "summary": summary}
+    if before == after:
+        raise Conflict(
+            f"{artifact.path} already has this title and summary: nothing to change.",
+            field="summary",
+        )
+    Artifact.objects.filter(pk=artifact.pk).update(**after)
+    event_record(
+        kind=EventKind.ARTIFACT_DESCRIBED,
+        actor=actor,
+        tenant=artifact.tenant,
+        subject=artifact,
+        payload={"path": artifact.path, "before": before, "after": after},
     )
     artifact.refresh_from_db()
     return artifact

@@ -1,4 +1,5 @@
-"""Changing an artifact's owner, and deprecating or retiring a version, from the browser."""
+"""Changing an artifact's owner or description, and deprecating or retiring a version, from the
+browser."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from governance.kernel.errors import DomainError, NotFound
 from governance.kernel.forms import form_error
 from governance.kernel.views import post_only, submit
 from registry import selectors, services
-from registry.forms import DeprecateForm, OwnerForm, RetireForm
+from registry.forms import DeprecateForm, DescribeForm, OwnerForm, RetireForm
 from registry.models import Artifact, Deprecation, Retirement, Version
-from registry.permissions import can_change_owner, can_deprecate, can_retire
+from registry.permissions import can_change_owner, can_deprecate, can_describe, can_retire
 from registry.views.pages import (
     actor_of,
     artifact_page,
@@ -51,6 +52,28 @@ def artifact_owner(request: HttpRequest, cls: str, tenant: str, slug: str) -> Ht
         request, f"{changed.owner.username if changed.owner else 'Nobody'} now owns {changed.path}."
     )
     return redirect(changed)
+
+
+@login_required
+@post_only("registry:artifact", "cls", "tenant", "slug")
+def artifact_describe(request: HttpRequest, cls: str, tenant: str, slug: str) -> HttpResponse:
+    found = selectors.artifact_by_path(cls, tenant, slug, visible_to=request.user)
+    allowed = can_describe(request.user, found)
+    if not allowed:  # no form on the page for this person: the reason above it
+        messages.error(request, allowed.reason)
+        return artifact_page(request, found, status=403)
+    form = DescribeForm(request.POST)
+
+    def describe(data: dict[str, Any]) -> Artifact:
+        return services.artifact_describe(
+            artifact=found, title=data["title"], summary=data["summary"], actor=actor_of(request)
+        )
+
+    done = submit(form, describe, invalid_status=400)
+    if not done.ok or done.result is None:
+        return artifact_page(request, found, describe_form=form, status=done.status)
+    messages.success(request, f"{done.result.path}: title and summary saved.")
+    return redirect(done.result)
 
 
 def _lifecycle_target(

@@ -20,7 +20,7 @@ from governance.kernel.errors import DomainError
 from governance.kernel.events.models import SigningKey
 from registry import hooks, selectors
 from registry.choices import ContentKind, Stage
-from registry.forms import DeprecateForm, OwnerForm, RetireForm
+from registry.forms import DeprecateForm, DescribeForm, OwnerForm, RetireForm
 from registry.highlight import highlight_json, highlight_text
 from registry.models import (
     Artifact,
@@ -30,7 +30,7 @@ from registry.models import (
     VersionState,
     VersionUsage,
 )
-from registry.permissions import can_change_owner, can_deprecate, can_retire
+from registry.permissions import can_change_owner, can_deprecate, can_describe, can_retire
 from registry.provenance import provenance_of
 from registry.verification import check_version
 from registry.views.safety_panel import safety_context
@@ -65,10 +65,11 @@ def artifact_page(
     found: Artifact,
     *,
     owner_form: OwnerForm | None = None,
+    describe_form: DescribeForm | None = None,
     status: int = 200,
     **posted: Any,
 ) -> HttpResponse:
-    """The artifact's page; ``owner_form`` and ``posted`` (``eligible_form``, ``deputy_form``,
+    """The artifact's page; ``owner_form``, ``describe_form`` and ``posted`` (``eligible_form``, ``deputy_form``,
     ``switch_form``) bring a refused form back with its errors."""
     page = Paginator(
         selectors.versions_of(found).select_related(
@@ -93,6 +94,9 @@ def artifact_page(
     may_change_owner = can_change_owner(request.user, found, roles=roles)
     if owner_form is None and may_change_owner:
         owner_form = OwnerForm(members=members(found.tenant))
+    may_describe = can_describe(request.user, found, roles=roles)
+    if describe_form is None and may_describe:
+        describe_form = DescribeForm(initial={"title": found.title, "summary": found.summary})
     return render(
         request,
         "registry/artifact.html",
@@ -105,6 +109,7 @@ def artifact_page(
             "recommended": selectors.recommended_version_of(found),
             "active_stage": Stage(stage or Stage.DRAFT).label if active else None,
             "owner_form": owner_form if may_change_owner else None,
+            "describe_form": describe_form if may_describe else None,
             # The rollback and deactivation forms, from reviews (registry does not import it).
             **hooks.artifact_panels(request.user, found, roles=roles),
             # Action-eligible: the flag, the deputy and the safety switch that halts resolution.

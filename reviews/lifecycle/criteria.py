@@ -73,9 +73,14 @@ def _inventory(s: Subject) -> Verdict:
     if artifact.owner_id is None:
         missing.append("no accountable owner: an administrator sets one on the artifact page")
     if not artifact.summary.strip():
-        missing.append("no summary of what it is for (given when the artifact is registered)")
+        missing.append(
+            "no summary of what it is for: the owner or an administrator adds one on the "
+            "artifact page (Change the title and summary), the API's describe, or registry "
+            "describe --summary"
+        )
     if missing:
-        return Verdict(False, "; ".join(missing), f"{url}#owner")
+        anchor = "#owner" if artifact.owner_id is None else "#describe"
+        return Verdict(False, "; ".join(missing), f"{url}{anchor}")
     assert artifact.owner is not None
     return Verdict(True, f"registered as {artifact.path}, owned by {artifact.owner.username}", url)
 

@@ -85,3 +85,23 @@ def test_reports_attached_later_move_a_version_whose_checks_do_not_read_them(
     assert stage_of(version) == Stage.DRAFT  # no evaluation report yet
     lifecycle_world.attach_reports(change, version)
     assert stage_of(Version.objects.get(pk=version.pk)) == Stage.EVALUATED
+
+
+def test_a_missing_summary_points_at_the_describe_form_and_describing_it_meets_inventory(
+    lifecycle_enforced: None, people: dict[str, Any], acme: Any
+) -> None:
+    change = lifecycle_world.build(people, acme, "inventory")
+    version = change.items.get().proposed
+    (judged,) = lifecycle.unmet(version, Stage.ACTIVE, change)
+    assert judged.criterion.key == "inventory"
+    assert judged.verdict.url == f"{version.artifact.get_absolute_url()}#describe"
+    assert "registry describe --summary" in judged.verdict.detail
+    registry.artifact_describe(
+        artifact=version.artifact,
+        title=version.artifact.title,
+        summary="Qualifies inbound leads for sales.",
+        actor=people["admin"],  # the owner
+    )
+    assert lifecycle.unmet(Version.objects.get(pk=version.pk), Stage.ACTIVE, change) == []
+    reviews.change_promote(change=change, actor=people["admin"])
+    assert stage_of(Version.objects.get(pk=version.pk)) == Stage.ACTIVE

@@ -33,6 +33,7 @@ class EventKind(models.TextChoices):
     ARTIFACT_VERSION_PUBLISHED = "artifact.version_published", "Version published"
     PROMPT_PUBLISHED = "prompt_published", "Prompt published"
     OWNERSHIP_CHANGED = "artifact.ownership_changed", "Ownership changed"
+    ARTIFACT_DESCRIBED = "artifact.described", "Artifact title or summary changed"
     # Change requests (issue: change requests)
     CHANGE_REQUEST_OPENED = "change_request.opened", "Change request opened"
     CHANGE_REQUEST_SUBMITTED = "change_request.submitted", "Change request submitted"

@@ -144,6 +144,18 @@ def _add_action_eligible_parsers(sub: Any) -> None:
     _add_as(p)
 
 
+def _add_describe_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "describe",
+        help="Change an artifact's title and summary (what it is for); an option left out "
+        "is kept; logged.",
+    )
+    p.add_argument("artifact", metavar="CLASS/TENANT/SLUG")
+    p.add_argument("--title", default=None)
+    p.add_argument("--summary", default=None, help="what it is for ('' for none)")
+    _add_as(p)
+
+
 def _add_as(p: CommandParser) -> None:
     p.add_argument(
         "--as",
@@ -250,6 +262,7 @@ class Command(ActionCommand):
         p.add_argument("--reason", required=True)
         _add_as(p)
         _add_action_eligible_parsers(sub)
+        _add_describe_parser(sub)
 
     def do_create(self, o: dict[str, Any]) -> None:
         artifact = _artifact_create(o["artifact"], o)
@@ -424,6 +437,17 @@ class Command(ActionCommand):
         deputy = None if o["deputy"] == "-" else user_by_username(o["deputy"])
         services.artifact_deputy_set(artifact=artifact, deputy=deputy, actor=actor)
         self.stdout.write(f"{artifact.path}: deputy {deputy.username if deputy else 'nobody'}")
+
+    def do_describe(self, o: dict[str, Any]) -> None:
+        artifact = _artifact(o["artifact"])
+        actor = user_by_username(o["as_user"]) if o["as_user"] else None
+        described = services.artifact_describe(
+            artifact=artifact,
+            title=artifact.title if o["title"] is None else o["title"],
+            summary=artifact.summary if o["summary"] is None else o["summary"],
+            actor=actor,
+        )
+        self.stdout.write(f"{described.path}: {described.title} - {described.summary or '-'}")
 
     def do_deactivate(self, o: dict[str, Any]) -> None:
         artifact = _artifact(o["artifact"])
