@@ -18,7 +18,7 @@ from registry.diffs import Side, VersionDiff, version_diff
 from registry.highlight import highlight_json, highlight_text
 from registry.models import Deprecation, Retirement, Version, VersionState
 from reviews import checks as check_catalog
-from reviews import hooks, permissions, selectors
+from reviews import hooks, lifecycle, permissions, selectors
 from reviews import policy as approval_policy
 from reviews.choices import (
     OPEN_STATES,
@@ -507,3 +507,46 @@ def deployment_checklist_panel(
         )
         form = DeploymentChecklistForm(initial=initial)
     return ChecklistPanel(checklist=latest, outdated=outdated, form=form if offered else None)
+
+
+@dataclass(frozen=True)
+class CriterionNote:
+    """An unmet stage criterion of a proposed version: what is missing and where to add it."""
+
+    version: str
+    key: str
+    label: str
+    detail: str
+    url: str
+
+
+@dataclass(frozen=True)
+class StageCriteria:
+    """The proposed versions' unmet criteria for Active, split by their policies: ``blocking``
+    (enforced: promotion is refused until they are met) and ``advisory`` (said, not refused)."""
+
+    blocking: list[CriterionNote] = field(default_factory=list)
+    advisory: list[CriterionNote] = field(default_factory=list)
+
+
+def stage_criteria(change: ChangeRequest, items: list[ChangeItem]) -> StageCriteria:
+    """What ``change_promote`` reads before anything else: each proposed version's criteria
+    for Active (those of every stage before it), judged against this change."""
+    found = StageCriteria()
+    for item in items:
+        version = item.proposed
+        artifact = version.artifact
+        policy = lifecycle.policy_for(artifact.tenant, artifact.artifact_class)
+        subject = lifecycle.subject_for(version, change, policy)
+        notes = [
+            CriterionNote(
+                version=version.path,
+                key=j.criterion.key,
+                label=j.criterion.label,
+                detail=j.verdict.detail,
+                url=j.verdict.url,
+            )
+            for j in lifecycle.unmet(version, Stage.ACTIVE, change, subject=subject)
+        ]
+        (found.blocking if policy.enforced else found.advisory).extend(notes)
+    return found

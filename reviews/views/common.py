@@ -185,6 +185,8 @@ def change_page(
             "gate_tables": presenters.gate_tables(runs.get(CheckKind.CHANGE_GATES)),
             "reports": list(selectors.evaluation_reports(change).order_by("-created_at")),
             "blockers": selectors.promotion_blockers(change, now) if open_for_review else [],
+            # The stage criteria promotion checks first: refusals when enforced, else notes.
+            "criteria": presenters.stage_criteria(change, items) if open_for_review else None,
             "postmortem_form": postmortem_form if may_record_postmortem else None,
             "postmortem_overdue": change.emergency
             and change.postmortem_due_at is not None

@@ -105,3 +105,37 @@ def test_a_missing_summary_points_at_the_describe_form_and_describing_it_meets_i
     assert lifecycle.unmet(Version.objects.get(pk=version.pk), Stage.ACTIVE, change) == []
     reviews.change_promote(change=change, actor=people["admin"])
     assert stage_of(Version.objects.get(pk=version.pk)) == Stage.ACTIVE
+
+
+def _promotion(html: str) -> str:
+    return html.split('id="promotion"', 1)[1].split("</section>", 1)[0]
+
+
+def test_the_change_page_names_unmet_criteria_as_blockers_when_enforced(
+    lifecycle_enforced: None, people: dict[str, Any], acme: Any, client: Any
+) -> None:
+    change = lifecycle_world.build(people, acme, "risk_note")
+    version = change.items.get().proposed
+    client.force_login(people["admin"])
+    html = _promotion(client.get(change.get_absolute_url()).content.decode())
+    blockers = html.split('id="blockers"', 1)[1].split("</ul>", 1)[0]
+    assert 'data-criterion="risk_note"' in blockers
+    assert f"{version.path}: stage criterion <strong>Risk note</strong> not met" in blockers
+    publish_url = "/registry/prompt/acme/qualify-lead/publish/"
+    assert f'To pass: <a href="{publish_url}">' in blockers
+    assert blockers.count("criterion-unmet") == 1  # nothing else is missing
+    assert "Promote</button>" in html
+    assert "disabled>Promote</button>" in html
+    assert 'id="criteria-advisory"' not in html
+
+
+def test_the_change_page_says_unmet_criteria_as_notes_when_advisory(
+    people: dict[str, Any], acme: Any, client: Any
+) -> None:
+    change = lifecycle_world.build(people, acme, "risk_note")
+    client.force_login(people["admin"])
+    html = _promotion(client.get(change.get_absolute_url()).content.decode())
+    assert 'id="blockers-none"' in html
+    notes = html.split('id="criteria-advisory"', 1)[1].split("</ul>", 1)[0]
+    assert 'data-criterion="risk_note"' in notes
+    assert "disabled>Promote</button>" not in html
