@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.choices import PLATFORM_ROLES, Role
+from governance.kernel.triggers import undeletable
 
 TENANT_SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 tenant_slug_validator = RegexValidator(
@@ -215,3 +216,70 @@ class ServiceToken(models.Model):
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
         return "active"
+
+
+class Passkey(models.Model):
+    """A WebAuthn credential a person registered to sign off with their own authenticator.
+
+    The public key is kept as the authenticator gave it (COSE) and as SubjectPublicKeyInfo
+    (what the offline verifier reads from the ``passkey.registered`` event). Never removed:
+    revoking stamps ``revoked_at``, and an approval signed with a revoked key stops counting.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="passkeys")
+    name = models.CharField(max_length=100)
+    credential_id = models.CharField(max_length=1400, unique=True, help_text="base64url")
+    public_key_cose = models.TextField(help_text="The COSE key, base64url.")
+    public_key_spki = models.TextField(help_text="SubjectPublicKeyInfo (DER), base64url.")
+    algorithm = models.IntegerField(help_text="COSE algorithm (-7 ES256, -8 EdDSA, -257 RS256).")
+    sign_count = models.PositiveBigIntegerField(default=0)
+    aaguid = models.CharField(max_length=36, blank=True)
+    transports = models.JSONField(default=list, blank=True)
+    backed_up = models.BooleanField(default=False)
+    rp_id = models.CharField(max_length=253)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoke_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["user__username", "-created_at"]
+        triggers = undeletable("passkey")
+
+    def __str__(self) -> str:
+        return f"{self.user.username}: {self.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class PasskeyChallenge(models.Model):
+    """A WebAuthn challenge the server issued: to register a passkey, or to sign one approval
+    statement. Used at most once (``used_at``) and only until ``expires_at``."""
+
+    class Purpose(models.TextChoices):
+        REGISTER = "register", "Register a passkey"
+        SIGN_OFF = "sign_off", "Sign off a change"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    challenge = models.CharField(max_length=100, help_text="base64url")
+    statement = models.TextField(blank=True, help_text="The approval statement (sign-off).")
+    subject = models.CharField(max_length=100, blank=True, help_text="The change's id (sign-off).")
+    rp_id = models.CharField(max_length=253)
+    origin = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} challenge for {self.user}"

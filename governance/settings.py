@@ -295,6 +295,16 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 # --- Reviews ------------------------------------------------------------------
 #: How long a password confirmation lets a person sign off without asking again.
 REVIEWS_REAUTH_SECONDS = env_int("REVIEWS_REAUTH_SECONDS", 300)
+#: Passkey (WebAuthn) sign-off. The relying party id is the site's domain (no port, no
+#: scheme): empty means the host of the request (which ALLOWED_HOSTS already restricts).
+#: WEBAUTHN_ORIGINS lists the origins a browser may sign at; empty means the request's own.
+WEBAUTHN_RP_ID = env_str("WEBAUTHN_RP_ID", "")
+WEBAUTHN_RP_NAME = env_str("WEBAUTHN_RP_NAME", "AI governance registry")
+WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS", [])
+#: How long a WebAuthn challenge (registration or sign-off) can be answered.
+WEBAUTHN_CHALLENGE_SECONDS = env_int("WEBAUTHN_CHALLENGE_SECONDS", 300)
+#: Ask the authenticator to verify the user (PIN, biometrics) and refuse assertions without it.
+WEBAUTHN_REQUIRE_USER_VERIFICATION = env_bool("WEBAUTHN_REQUIRE_USER_VERIFICATION", True)
 #: Whether the stage criteria refuse a move (a promotion, a stage change) when neither the tenant
 #: nor the platform default has saved criteria of its own; False makes them advisory (the
 #: checklist is shown, nothing is refused). A saved policy's own ``enforced`` wins.

@@ -187,6 +187,11 @@ class ChangeRequest(models.Model):
     requirements = models.JSONField(
         default=list, blank=True, help_text="Required approval slots, fixed at submission."
     )
+    passkey_requirements = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The slots whose sign-off needs the approver's passkey, fixed at submission.",
+    )
     golden_corpus = models.ForeignKey(
         "registry.Version",
         null=True,
@@ -279,6 +284,18 @@ class Approval(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.CharField(max_length=300, blank=True)
+    # Passkey sign-off (governance.kernel.passkey_proof): the statement the approver's
+    # authenticator signed, the assertion, and the SHA-256 of the statement (its challenge).
+    passkey = models.ForeignKey(
+        "accounts.Passkey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="approvals",
+    )
+    passkey_statement = models.TextField(blank=True)
+    passkey_assertion = models.JSONField(null=True, blank=True)
+    passkey_challenge = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["change", "created_at"]
@@ -288,7 +305,13 @@ class Approval(models.Model):
                 fields=["change", "approver"],
                 condition=Q(voided_at__isnull=True),
                 name="approval_one_live_per_person",
-            )
+            ),
+            # A signed statement is used once: a replayed assertion finds its challenge taken.
+            models.UniqueConstraint(
+                fields=["passkey_challenge"],
+                condition=~Q(passkey_challenge=""),
+                name="approval_passkey_statement_once",
+            ),
         ]
         # Voiding stamps voided_at; a decision is never removed.
         triggers = undeletable("approval")

@@ -10,6 +10,9 @@ Slots are tenant roles or artifact-level roles (``owner``, ``deputy``: the owner
 deputy of a changed artifact). A rule may also say ``"promoted_by": "owner"``: then only an
 accountable owner of a changed artifact promotes the change. Whatever the rules say, a change
 of an action-eligible artifact needs a reviewer (``action_eligible`` is also a condition).
+
+``passkey_required`` (optional) names the slots whose sign-off must be a WebAuthn assertion by
+the approver's own passkey instead of a password (``["security_officer"]``; ``["*"]``: all).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from registry.choices import ArtifactClass
 from reviews.choices import Promoter, Requirement
 
 FLAGS = ("emergency", "privacy_related", "external_egress", "action_eligible")
+
+#: ``"passkey_required": ["*"]``: every slot signs off with a passkey.
+PASSKEY_ALL = "*"
 
 DEFAULT_RULES: dict[str, Any] = {
     "rules": [
@@ -73,7 +79,7 @@ def validate(document: Any) -> dict[str, Any]:
     """Check a policy document's shape and return it normalised; raise PolicyError naming the part."""
     if not isinstance(document, dict):
         raise PolicyError("The policy must be a JSON object with 'rules' and 'postmortem_days'.")
-    unknown = set(document) - {"rules", "postmortem_days"}
+    unknown = set(document) - {"rules", "postmortem_days", "passkey_required"}
     if unknown:
         raise PolicyError(f"Unknown key(s) in the policy: {', '.join(sorted(unknown))}.")
     rules = document.get("rules")
@@ -85,7 +91,34 @@ def validate(document: Any) -> dict[str, Any]:
             "'postmortem_days' must be a whole number from 1 to 90.", "postmortem_days"
         )
     out = [_rule(i, rule) for i, rule in enumerate(rules)]
-    return {"rules": out, "postmortem_days": days}
+    normalised: dict[str, Any] = {"rules": out, "postmortem_days": days}
+    passkeys = _passkey_required(document.get("passkey_required", []))
+    if passkeys:
+        normalised["passkey_required"] = passkeys
+    return normalised
+
+
+def _passkey_required(value: Any) -> list[str]:
+    """``passkey_required``: the slots whose sign-off needs the approver's passkey ("*": all)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PolicyError(
+            "'passkey_required' must be a list of roles (or [\"*\"] for every role).",
+            "passkey_required",
+        )
+    for slot in value:
+        if slot != PASSKEY_ALL and slot not in Requirement.values:
+            raise PolicyError(
+                f"passkey_required: '{slot}' is not one of {', '.join(Requirement.values)} "
+                f"or '{PASSKEY_ALL}'.",
+                "passkey_required",
+            )
+    return list(dict.fromkeys(value))
+
+
+def passkey_required(document: dict[str, Any], requirement: str) -> bool:
+    """Whether signing off in ``requirement`` needs a passkey under this policy."""
+    wanted = document.get("passkey_required") or []
+    return PASSKEY_ALL in wanted or requirement in wanted
 
 
 def _rule(i: int, rule: Any) -> dict[str, Any]:

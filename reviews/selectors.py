@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.choices import Role
 from accounts.models import RoleGrant, Tenant, User
 from accounts.selectors import AnyUser, roles_in_tenant, tenant_scoped
+from governance.kernel import passkey_proof
 from governance.kernel.errors import NotFound
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import canonical
@@ -103,6 +104,43 @@ def effective_policy(tenant: Tenant) -> tuple[ApprovalPolicy | None, dict[str, A
     if row is None:
         return None, approval_policy.DEFAULT_RULES
     return row, row.rules
+
+
+def passkey_required(change: ChangeRequest, requirement: str) -> bool:
+    """Whether signing off ``change`` in ``requirement`` needs the approver's passkey: when the
+    policy fixed at submission says so, or the tenant's policy in force now does (the stricter
+    wins). The one predicate the service, the pages and the API ask."""
+    if requirement in (change.passkey_requirements or []):
+        return True
+    _row, document = effective_policy(change.tenant)
+    return approval_policy.passkey_required(document, requirement)
+
+
+def passkey_problem(approval: Approval) -> str | None:
+    """Why a passkey approval does not count, or None: its key was revoked, or the statement it
+    signed is not this approval's (a stored column changed after signing)."""
+    if approval.passkey_id is None:
+        return None
+    passkey = approval.passkey
+    if passkey is not None and passkey.revoked_at is not None:
+        return f"signed with a passkey revoked on {passkey.revoked_at:%Y-%m-%d %H:%M} UTC"
+    try:
+        statement = passkey_proof.parse_statement(approval.passkey_statement)
+    except passkey_proof.ProofError as exc:
+        return f"its signed statement is unreadable ({exc})"
+    expected = {
+        "change_uuid": str(approval.change_id),
+        "revision": approval.revision,
+        "binding_sha256": approval.binding_sha256,
+        "decision": approval.decision,
+        "requirement": approval.requirement,
+        "approver": str(approval.approver_id),
+        "comment_sha256": passkey_proof.comment_digest(approval.comment),
+    }
+    wrong = [k for k, v in expected.items() if statement.get(k) != v]
+    if wrong:
+        return f"its signed statement does not match the approval ({', '.join(wrong)})"
+    return None
 
 
 def policy_history(tenant: Tenant | None) -> QuerySet[ApprovalPolicy]:
@@ -218,9 +256,10 @@ def approval_status(change: ChangeRequest) -> ApprovalStatus:
     """Which required slots are filled, by whom, and which decisions do not count (and why)."""
     live = list(
         change.approvals.filter(voided_at__isnull=True)
-        .select_related("approver")
+        .select_related("approver", "passkey")
         .order_by("created_at")
     )
+    needs_passkey = set(change.passkey_requirements or [])
     held = _held_slots(
         change.tenant, [a.approver for a in live], _owners(change), deputies_of(change)
     )
@@ -234,6 +273,16 @@ def approval_status(change: ChangeRequest) -> ApprovalStatus:
             status.not_counting.append(
                 (approval, f"{approval.approver.username} no longer holds the role")
             )
+            continue
+        problem = passkey_problem(approval)
+        if (
+            problem is None
+            and approval.passkey_id is None
+            and approval.requirement in needs_passkey
+        ):
+            problem = "signed off without the approver's passkey, which the policy requires"
+        if problem is not None:
+            status.not_counting.append((approval, problem))
             continue
         if approval.decision == Decision.REJECT:
             status.rejections.append(approval)

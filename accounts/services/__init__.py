@@ -19,6 +19,11 @@ from accounts.services.access import (
     validate_role,
 )
 from accounts.services.common import SERVICE_TOKEN_PREFIX, TOKEN_PREFIX
+from accounts.services.passkeys import (
+    passkey_register,
+    passkey_registration_begin,
+    passkey_revoke,
+)
 from accounts.services.service_tokens import (
     service_token_create,
     service_token_revoke,
@@ -39,6 +44,9 @@ __all__ = [
     "TOKEN_PREFIX",
     "membership_add",
     "membership_remove",
+    "passkey_register",
+    "passkey_registration_begin",
+    "passkey_revoke",
     "role_grant",
     "role_revoke",
     "service_token_create",

@@ -34,6 +34,7 @@ from reviews.services.common import stage_set
 from reviews.services.deployment import CHECKLIST_FIELDS, deployment_checklist_complete
 from reviews.services.evidence import check_execute, check_rerun, evidence_attach
 from reviews.services.lifecycle import lifecycle_policy_set
+from reviews.services.passkeys import PasskeyAnswer, sign_off_challenge
 from reviews.services.policy import approval_policy_update, change_gate_set
 from reviews.services.postmortems import postmortem_record, postmortem_reminders_send
 from reviews.services.promotion import activation_lock, change_promote, versions_activate
@@ -53,6 +54,7 @@ __all__ = [
     "CHECKLIST_FIELDS",
     "NOTHING_TO_ROLL_BACK_TO",
     "LineAnchor",
+    "PasskeyAnswer",
     "activation_lock",
     "approval_decide",
     "approval_policy_update",
@@ -77,6 +79,7 @@ __all__ = [
     "recertification_reminders_send",
     "recertifications_complete",
     "rollback",
+    "sign_off_challenge",
     "stage_set",
     "versions_activate",
 ]

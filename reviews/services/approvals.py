@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from governance.kernel.errors import Conflict, DomainError
+from governance.kernel.errors import Conflict, DomainError, Forbidden
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.notifications import notification_resolve
 from registry.choices import Stage
@@ -25,6 +25,7 @@ from reviews.services.notifications import (
     rejected_notify,
     review_requests_sync,
 )
+from reviews.services.passkeys import PasskeyAnswer, passkey_answer_check
 from reviews.services.recertification import recertifications_complete
 
 
@@ -36,11 +37,15 @@ def approval_decide(
     decision: str,
     comment: str = "",
     requirement: str | None = None,
+    passkey: PasskeyAnswer | None = None,
 ) -> Approval:
     """Approve or reject a change in one required slot the approver can fill.
 
     The author never approves their own change; a person fills one slot at most; an
     identical repeat returns the existing decision (no second row, no second event).
+    ``passkey``: the approver's WebAuthn answer to :func:`sign_off_challenge`; required where
+    the policy asks for passkey sign-off in the slot (``selectors.passkey_required``). The
+    statement it signs, the assertion and the key are stored with the approval and logged.
     """
     if decision not in Decision.values:
         raise DomainError("Decide 'approve' or 'reject'.", field="decision")
@@ -60,26 +65,29 @@ def approval_decide(
             f"{change.reference} is {change.get_status_display().lower()}; it is not open for review.",
             field="status",
         )
-    slot = _slot(change, actor, decision, requirement)
+    slot = decision_slot(change, actor, decision, requirement)
     text = (comment or "").strip()
     if decision == Decision.REJECT and not text:
         raise DomainError("Say why you reject the change.", field="comment")
+    if passkey is None and selectors.passkey_required(change, slot):
+        raise Forbidden(
+            f"Signing off as {Requirement(slot).label} needs your passkey: the policy asks for "
+            "passkey sign-off in that role.",
+            field="passkey",
+            code="passkey_required",
+        )
     if decision == Decision.APPROVE:
-        failing = selectors.failed_checks_without_waiver(change, timezone.now())
-        if failing:
-            raise Conflict(
-                f"{change.reference} cannot be approved while a check fails without an active "
-                f"waiver: {'; '.join(failing)}. Fix it, re-run it, or ask an administrator "
-                "for a waiver.",
-                field="decision",
-            )
-        gaps = selectors.breaking_change_gaps(change)
-        if gaps:
-            raise Conflict(
-                f"{change.reference} is a breaking change of an action-eligible artifact; it "
-                f"cannot be approved without {'; '.join(gaps)}.",
-                field="decision",
-            )
+        _require_approvable(change)
+    signature = None
+    if passkey is not None:
+        signature = passkey_answer_check(
+            change=change,
+            actor=actor,
+            decision=decision,
+            requirement=slot,
+            comment=text,
+            answer=passkey,
+        )
     try:
         with transaction.atomic():
             approval = Approval.objects.create(
@@ -90,6 +98,10 @@ def approval_decide(
                 comment=text,
                 revision=change.revision,
                 binding_sha256=change.binding_sha256,
+                passkey=signature.passkey if signature else None,
+                passkey_statement=signature.statement if signature else "",
+                passkey_assertion=signature.assertion.as_json() if signature else None,
+                passkey_challenge=signature.challenge_sha256 if signature else "",
             )
     except IntegrityError as exc:  # a concurrent identical request won the race
         raise Conflict("You already decided on this revision.", field="decision") from exc
@@ -104,6 +116,7 @@ def approval_decide(
         revision=change.revision,
         binding_sha256=change.binding_sha256,
         comment=text,
+        **({"passkey": signature.as_event()} if signature else {}),
     )
     if decision == Decision.REJECT:
         _reject(change, actor, approval)
@@ -112,7 +125,28 @@ def approval_decide(
     return approval
 
 
-def _slot(change: ChangeRequest, actor: User, decision: str, requirement: str | None) -> str:
+def _require_approvable(change: ChangeRequest) -> None:
+    """An approval needs every check passing (or waived) and a breaking change's plan."""
+    failing = selectors.failed_checks_without_waiver(change, timezone.now())
+    if failing:
+        raise Conflict(
+            f"{change.reference} cannot be approved while a check fails without an active "
+            f"waiver: {'; '.join(failing)}. Fix it, re-run it, or ask an administrator "
+            "for a waiver.",
+            field="decision",
+        )
+    gaps = selectors.breaking_change_gaps(change)
+    if gaps:
+        raise Conflict(
+            f"{change.reference} is a breaking change of an action-eligible artifact; it "
+            f"cannot be approved without {'; '.join(gaps)}.",
+            field="decision",
+        )
+
+
+def decision_slot(
+    change: ChangeRequest, actor: User, decision: str, requirement: str | None
+) -> str:
     """The slot a decision fills: the one named, else the first free one the actor can hold."""
     status = selectors.approval_status(change)
     holdable = selectors.requirements_held_by(change, actor)

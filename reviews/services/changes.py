@@ -285,6 +285,9 @@ def change_submit(*, change: ChangeRequest, actor: User | None) -> ChangeRequest
                 field="proposed",
             )
     change.policy = policy_row
+    change.passkey_requirements = [
+        r for r in change.requirements if approval_policy.passkey_required(document, r)
+    ]
     change.submitted_at = timezone.now()
     change.save()
     rehash(change)
@@ -301,6 +304,11 @@ def change_submit(*, change: ChangeRequest, actor: User | None) -> ChangeRequest
         policy=policy_row.number if policy_row else "built-in",
         policy_rules=list(approval_policy.applying_rules(document, facts)),
         checks=[r.kind for r in runs],
+        **(
+            {"passkey_requirements": change.passkey_requirements}
+            if change.passkey_requirements
+            else {}
+        ),
     )
     notify_requirements(change)
     return change

@@ -21,6 +21,8 @@ class EventKind(models.TextChoices):
     ROLE_REVOKED = "role.revoked", "Role revoked"
     TOKEN_CREATED = "token.created", "API token created"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
+    PASSKEY_REGISTERED = "passkey.registered", "Passkey registered"
+    PASSKEY_REVOKED = "passkey.revoked", "Passkey revoked"
     # The log's own keys
     SIGNING_KEY_REGISTERED = "signing_key.registered", "Signing key registered"
     SIGNING_KEY_ROTATED = "signing_key.rotated", "Signing key rotated"
