@@ -189,3 +189,36 @@ def test_revoked_passkey_approval_stops_counting(
     assert Event.objects.filter(kind=EventKind.PASSKEY_REVOKED).count() == 1
     with pytest.raises(DomainError):
         sign(in_review, people["reviewer"], device)  # no active passkey left
+
+
+def test_promotion_refused_once_the_signing_passkey_is_revoked(
+    passkey_policy: None, in_review: Any, people: dict[str, Any]
+) -> None:
+    device = SoftAuthenticator()
+    passkey = register(people["reviewer"], device)
+    services.approval_decide(
+        change=in_review,
+        actor=people["reviewer"],
+        decision="approve",
+        passkey=sign(in_review, people["reviewer"], device),
+    )
+    services.approval_decide(change=in_review, actor=people["admin"], decision="approve")
+    in_review.refresh_from_db()
+    assert in_review.status == ChangeStatus.APPROVED
+    accounts.passkey_revoke(passkey=passkey, actor=None, reason="Key compromised")
+    assert "missing approval from Reviewer" in selectors.promotion_blockers(in_review)
+    with pytest.raises(Conflict) as refused:
+        services.change_promote(change=in_review, actor=people["admin"])
+    assert "Reviewer" in refused.value.message
+    in_review.refresh_from_db()
+    assert in_review.status == ChangeStatus.APPROVED
+
+
+def test_policy_rejects_unknown_passkey_roles() -> None:
+    from reviews.policy import PolicyError, validate
+
+    with pytest.raises(PolicyError) as bad:
+        validate({**DEFAULT_RULES, "passkey_required": ["auditor"]})
+    assert bad.value.field == "passkey_required"
+    assert validate({**DEFAULT_RULES, "passkey_required": ["*"]})["passkey_required"] == ["*"]
+    assert "passkey_required" not in validate(DEFAULT_RULES)
