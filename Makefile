@@ -40,7 +40,15 @@ run: install
 	@echo ""
 	PORT=$(PORT) $(BIN)/honcho -f Procfile.dev start
 
-test: install chromium test-sqlite test-postgres
+# The two legs run at once (CI has 2 cores and the PostgreSQL leg is the longer one, so the
+# wall time is about that leg's): each leg's output is held back and printed whole when it ends
+# (--output-sync), both run to their end even when one fails (-k), and a failed leg fails
+# `make test`. Each writes its own coverage data file; they are combined for the report.
+# PYTEST_ARGS narrows both legs (`make test PYTEST_ARGS="tests/accounts -x"`).
+test: install chromium
+	@rm -f .coverage .coverage.sqlite .coverage.sqlite.* .coverage.pg .coverage.pg.*
+	@$(MAKE) --no-print-directory -j2 -k --output-sync=target test-sqlite test-postgres
+	$(BIN)/coverage combine .coverage.sqlite .coverage.pg
 	$(BIN)/coverage report --fail-under=85
 
 # Integration tests (Chromium, a real Celery worker) run on PostgreSQL, as production does:
@@ -48,22 +56,37 @@ test: install chromium test-sqlite test-postgres
 # a second time on SQLite.
 INTEGRATION := browser or celery_worker
 
+# Extra pytest arguments for both legs (paths, -k, -x...).
+PYTEST_ARGS ?=
+
+# $(call own_var_dir,leg): a shell prefix giving the rest of the recipe line a folder of its own
+# as GOVERNANCE_VAR_DIR (the settings keep the SQLite test database, the content store, the
+# filesystem broker, backups and mail under it), removed when the line ends. The two legs, run
+# at once, then never share a file; the developer's var/ is left alone.
+own_var_dir = mkdir -p var && GOVERNANCE_VAR_DIR=$$(mktemp -d "$(CURDIR)/var/test-$(1).XXXXXX") \
+	&& export GOVERNANCE_VAR_DIR && trap 'rm -rf "$$GOVERNANCE_VAR_DIR"' EXIT &&
+
 # Leg 1: the unit tests on the embedded SQLite default (PostgreSQL-only and integration
 # tests deselected: leg 2 runs them).
 test-sqlite: install
-	$(BIN)/pytest --cov --cov-report= -m "not postgres and not ($(INTEGRATION))"
+	@echo "== SQLite leg"
+	@rm -f .coverage.sqlite .coverage.sqlite.*
+	$(call own_var_dir,sqlite) COVERAGE_FILE=.coverage.sqlite \
+	  $(BIN)/pytest --cov --cov-report= -m "not postgres and not ($(INTEGRATION))" $(PYTEST_ARGS)
 
 # Leg 2: the whole suite on PostgreSQL (but the Python client's tests, tests/clients: they
 # need no PostgreSQL and ran in leg 1). Without a server, the integration tests run on
 # SQLite instead (so they still run somewhere) and the PostgreSQL-only tests skip with a
 # reason (a skip fails under CI=true).
 test-postgres: install
-	@if $(BIN)/python -m tests.pg_ready "$(PG_TEST_URL)"; then \
+	@rm -f .coverage.pg .coverage.pg.*
+	@$(call own_var_dir,postgres) export COVERAGE_FILE=.coverage.pg; \
+	if $(BIN)/python -m tests.pg_ready "$(PG_TEST_URL)"; then \
 	  echo "== PostgreSQL leg: $(PG_TEST_URL)"; \
-	  DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest --cov --cov-append --cov-report= --ignore=tests/clients; \
+	  DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest --cov --cov-report= --ignore=tests/clients $(PYTEST_ARGS); \
 	else \
 	  echo "== PostgreSQL not reachable at $(PG_TEST_URL): integration tests run on SQLite, PostgreSQL-only tests will skip"; \
-	  $(BIN)/pytest --cov --cov-append --cov-report= -m "postgres or $(INTEGRATION)"; \
+	  $(BIN)/pytest --cov --cov-report= -m "postgres or $(INTEGRATION)" $(PYTEST_ARGS); \
 	fi
 
 lint: install
@@ -97,4 +120,4 @@ bench: install
 	else echo "PostgreSQL not reachable: append benchmark skipped"; fi
 
 clean:
-	rm -rf $(VENV) var .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache
