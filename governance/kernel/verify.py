@@ -13,6 +13,10 @@ entries, with ``all_signatures``) have their own Ed25519 signature checked. A
 Merkle leaf commits to the entry hash, the key id and the signature, so a
 checkpoint proves the signatures of every entry it covers as well.
 
+Every passkey approval in the log is checked too (``governance.kernel.passkey_audit``): its
+signed statement says what the logged approval says, and the approver's registered key signed
+it (in a log verified from its first entry; ``Result.passkey_approvals`` counts them).
+
 A revoked key (``revoked``: key id -> revocation time, in the headers' ISO format) stays
 valid for what it signed before its revocation; an entry or checkpoint it signed later
 (by the signed time) is a failure.
@@ -34,6 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from governance.kernel.merkle import EMPTY_ROOT, perfect_levels, prefix_root
+from governance.kernel.passkey_audit import PasskeyAudit, may_concern_passkeys
 
 GENESIS_HASH = "0" * 64
 _SIGNATURE = re.compile(r"[0-9a-f]{128}")
@@ -85,6 +90,16 @@ class Result:
     tree_size: int = 0
     root_hash: str = ""
     notes: list[str] = field(default_factory=list)
+    #: Passkey approvals whose statement, key and signature hold (and how many of them
+    #: carry the authenticator's user-verification flag).
+    passkey_approvals: int = 0
+    passkey_user_verified: int = 0
+
+    def passkey_line(self) -> str:
+        return (
+            f"{self.passkey_approvals} passkey approval(s) verified "
+            f"({self.passkey_user_verified} with user verification)"
+        )
 
     def line(self) -> str:
         if self.ok:
@@ -320,14 +335,19 @@ def verify_entries(  # noqa: PLR0913 - keyword-only public API: each is a docume
     progress: Callable[[int], None] | None = None,
     progress_every: int = 10_000,
     revoked: dict[str, str] | None = None,
+    passkeys: bool = True,
 ) -> Result:
     """Check a run of entries in this process; see the module docstring. Returns, never raises.
 
     ``chain_only`` checks sequence, hashes and links but no signatures or checkpoints (for
     measuring the chain pass; never what `events verify` reports as a full verification).
-    Checkpoints need the whole tree, so they are checked only from the first entry.
+    Checkpoints need the whole tree, so they are checked only from the first entry; so are
+    passkey approvals (``passkeys``), which need the registrations before them.
     """
     rebuild = start_seq == 1 and not chain_only
+    audit = PasskeyAudit() if rebuild and passkeys else None
+    if audit is not None:
+        extra_check = _both(extra_check, audit.check)
     try:
         keys = _load_keys(public_keys)
         plan = _WalkPlan(
@@ -351,12 +371,49 @@ def verify_entries(  # noqa: PLR0913 - keyword-only public API: each is a docume
         return Result(False, 0, failure.seq, failure.reason)
     if not result.ok:
         return result
+    if audit is not None:
+        result.passkey_approvals = audit.verified
+        result.passkey_user_verified = audit.user_verified
     if not rebuild:
         result.tree_size = walk.next_seq - 1
     if start_seq != 1:
-        result.notes.append("started mid-log: checkpoints not checked, every signature checked")
+        result.notes.append(
+            "started mid-log: checkpoints and passkey approvals not checked, every signature checked"
+        )
     if progress is not None:
         progress(result.checked)
+    return result
+
+
+def _both(
+    first: Callable[[Entry], str | None] | None, second: Callable[[Entry], str | None]
+) -> Callable[[Entry], str | None]:
+    if first is None:
+        return second
+
+    def check(entry: Entry) -> str | None:
+        return first(entry) or second(entry)
+
+    return check
+
+
+def passkey_pass(path: str, result: Result) -> Result:
+    """The passkey approvals of a bundle file whose chain ``result`` verified, in one more
+    streaming pass (the parallel chain pass splits the file; this one needs log order). Only
+    lines that mention passkeys are parsed."""
+    audit = PasskeyAudit()
+    try:
+        with open(path, "rb") as handle:
+            handle.readline()  # the metadata line
+            wanted = (line for line in handle if may_concern_passkeys(line))
+            for entry in _parse_lines(wanted, 0):
+                problem = audit.check(entry)
+                if problem:
+                    return Result(False, result.checked, entry[0], problem)
+    except VerificationFailed as failure:
+        return Result(False, result.checked, failure.seq, failure.reason)
+    result.passkey_approvals = audit.verified
+    result.passkey_user_verified = audit.user_verified
     return result
 
 
@@ -655,7 +712,7 @@ def verify_bundle_file(  # noqa: PLR0913 - keyword-only public API: each is a do
         _check_tree(total, leaves, checkpoints, kept, _load_keys(keys))
     except VerificationFailed as failure:
         return Result(False, total.checked, failure.seq, failure.reason)
-    return total
+    return passkey_pass(path, total)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -709,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
             f"tree size {result.tree_size}, root {result.root_hash}, "
             f"{result.checkpoints_verified} checkpoint(s), {result.signatures_checked} entry signature(s) checked"
         )
+        print(result.passkey_line())
     return 0 if result.ok else 1
 
 

@@ -81,7 +81,11 @@ def expect_failure(seq: int | None, reason: str) -> None:
 def test_clean_log_verifies(log):
     out = io.StringIO()
     call_command("events", "verify", stdout=out)
-    assert out.getvalue() == f"OK: {last_seq()} events verified\n"
+    assert out.getvalue().splitlines() == [
+        f"OK: {last_seq()} events verified",
+        "0 passkey approval(s) verified (0 with user verification)",
+        "0 stored passkey approval(s) match their signed events",
+    ]
     result = verify_database()
     assert result.checkpoints_verified == 1
     assert (

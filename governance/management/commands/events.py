@@ -11,6 +11,7 @@ from django.utils import timezone
 from governance.kernel.commands import ActionCommand
 from governance.kernel.events import selectors
 from governance.kernel.events.services import checkpoint_create, verify_database
+from reviews.verification import passkey_rows_check
 
 
 class Command(ActionCommand):
@@ -39,7 +40,13 @@ class Command(ActionCommand):
         )
         if not result.ok:
             self.problem(result.line())
+        matched, row_problem = passkey_rows_check()
+        if row_problem is not None:
+            self.problem(row_problem.line())
         self.stdout.write(result.line())
+        if options["from_seq"] == 1:
+            self.stdout.write(result.passkey_line())
+        self.stdout.write(f"{matched} stored passkey approval(s) match their signed events")
 
     def do_export(self, options: dict[str, Any]) -> None:
         path = Path(options["out"])
