@@ -39,13 +39,13 @@ REGISTERED = "passkey.registered"
 REVOKED = "passkey.revoked"
 
 
-
-def may_concern_passkeys(data: bytes) -> bool:
-    """The pre-filter (on a header, a payload, or a whole bundle line): False only for bytes
-    that cannot be a passkey event or an approval. Most entries are neither, and a few
-    substring searches are all they cost. JSON may spell a name with ``\\u`` escapes, which
-    the server's own canonical form never does for these names: such bytes are parsed too."""
-    return b"passkey" in data or b"approval." in data or b"\\u" in data
+def may_concern_passkeys(payload: bytes) -> bool:
+    """The pre-filter, on a payload (or a whole bundle line): False only for bytes that cannot
+    hold a passkey record, registration or revocation (each names a ``credential_id``). Most
+    entries hold none, and three substring searches are all they cost. JSON may spell a name
+    with escapes, which the server's canonical form never does for these names: any payload
+    with a backslash is parsed too."""
+    return b'"credential_id":' in payload or b'"passkey":' in payload or b"\\" in payload
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class PasskeyAudit:
     def check(self, entry: tuple[Any, ...]) -> str | None:
         """The problem with this entry's passkey content, or None (also None for other entries)."""
         seq, header, payload = entry[0], entry[1], entry[2]
-        if not (may_concern_passkeys(payload) or may_concern_passkeys(header)):
+        if not may_concern_passkeys(payload):
             return None
         try:
             head = json.loads(header)
