@@ -155,6 +155,53 @@ def test_exported_passkey_approval_verifies_offline_without_django(
     assert verify_database().passkey_approvals == 1
 
 
+def test_revocation_after_signing_leaves_the_approval_provable(
+    signed: dict[str, Any], tmp_path: Path
+) -> None:
+    """A key revoked later stays valid for what it signed before (the approval stops counting
+    on the server, but it was signed)."""
+    accounts.passkey_revoke(passkey=signed["passkey"], actor=signed["reviewer"], reason="Lost")
+    assert all(r.ok and r.passkey_approvals == 1 for r in offline(export(tmp_path)))
+
+
+def test_passkey_rejection_verifies(
+    signed: dict[str, Any], tmp_path: Path, open_change: Any, prompt: Any
+) -> None:
+    from tests.reviews.conftest import PINS, publish
+
+    version = publish(prompt, text="Qualify {{ customer }} briskly.", metadata=PINS)
+    change = open_change(version, title="Another tune")
+    services.evidence_attach(
+        change=change,
+        actor=None,
+        version=version,
+        metrics=EVIDENCE_METRICS,
+        seed="42",
+        test_run_ids=["ci-2"],
+    )
+    change = services.change_submit(change=change, actor=change.author)
+    run_pending_checks(change)
+    row, _statement, options = services.sign_off_challenge(
+        change=change,
+        actor=signed["reviewer"],
+        decision="reject",
+        requirement=None,
+        comment="Too brisk.",
+        party=PARTY,
+    )
+    services.approval_decide(
+        change=change,
+        actor=signed["reviewer"],
+        decision="reject",
+        comment="Too brisk.",
+        passkey=services.PasskeyAnswer(
+            challenge_id=row.pk, credential=signed["device"].sign(options)
+        ),
+    )
+    assert Event.objects.filter(kind=EventKind.APPROVAL_REJECTED).count() == 1
+    assert all(r.ok and r.passkey_approvals == 2 for r in offline(export(tmp_path)))
+
+
 def test_started_mid_log_does_not_check_passkeys(signed: dict[str, Any]) -> None:
     result = verify_database(from_seq=signed["event"].seq)
     assert result.ok
