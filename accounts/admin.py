@@ -16,7 +16,15 @@ from typing_extensions import override
 
 from accounts import services
 from accounts.authentication import user_of
-from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
+from accounts.models import (
+    ApiToken,
+    Membership,
+    Passkey,
+    RoleGrant,
+    ServiceToken,
+    Tenant,
+    User,
+)
 from accounts.selectors import is_platform_admin
 from governance.kernel import errors
 from governance.kernel.admin import ReadOnlyAdmin
@@ -341,3 +349,37 @@ class ServiceTokenAdmin(ReadOnlyAdmin):
                 if exc.field == "reason":
                     return  # the same answer for every token, and nothing was revoked
         self.message_user(request, f"Revoked {done} service token(s).")
+
+
+@admin.register(Passkey)
+class PasskeyAdmin(ReadOnlyAdmin):
+    """People's passkeys (registered on their account page). A platform administrator revokes
+    one here, for a lost laptop say (``passkey_revoke``; the reason is logged)."""
+
+    action_form = RevokeActionForm
+    list_display = (
+        "name",
+        "user",
+        "algorithm",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+        "revoke_reason",
+    )
+    list_filter = ("user",)
+    search_fields = ("user__username", "name", "credential_id")
+    actions = ["revoke_selected"]
+
+    @admin.action(description="Revoke selected passkeys")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Passkey]) -> None:
+        done = 0
+        reason = request.POST.get("reason", "")
+        for passkey in queryset.filter(revoked_at__isnull=True).select_related("user"):
+            try:
+                services.passkey_revoke(passkey=passkey, actor=user_of(request), reason=reason)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return  # the same answer for every passkey
+        self.message_user(request, f"Revoked {done} passkey(s).")

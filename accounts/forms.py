@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 
 from accounts.choices import Role, TokenScope
+from governance.kernel.forms import PasswordMixin
 
 
 class RoleGrantForm(forms.Form):
@@ -61,3 +62,9 @@ class ServiceTokenRevokeForm(forms.Form):
     reason = forms.CharField(
         max_length=500, label="Why", help_text="Recorded in the log and shown on this page."
     )
+
+
+class PasskeyRevokeForm(PasswordMixin):
+    """Revoke a passkey: a deliberate act (the password, unless confirmed lately)."""
+
+    reason = forms.CharField(max_length=500, required=False, label="Why")

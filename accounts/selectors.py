@@ -17,7 +17,15 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet
 
 from accounts.choices import Role
-from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
+from accounts.models import (
+    ApiToken,
+    Membership,
+    Passkey,
+    RoleGrant,
+    ServiceToken,
+    Tenant,
+    User,
+)
 from governance.kernel.errors import NotFound
 
 AnyUser = User | AnonymousUser
@@ -189,6 +197,17 @@ def active_grants(tenant: Tenant) -> QuerySet[RoleGrant]:
 
 def tokens_of(user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).order_by("-created_at")
+
+
+def passkeys_of(user: User) -> QuerySet[Passkey]:
+    """A person's passkeys, active and revoked (newest first), with who revoked them."""
+    return Passkey.objects.filter(user=user).select_related("revoked_by").order_by("-created_at")
+
+
+def has_active_passkey(user: AnyUser) -> bool:
+    if not user.is_authenticated:
+        return False
+    return Passkey.objects.filter(user=user, revoked_at__isnull=True).exists()
 
 
 def user_by_username(username: str) -> User:

@@ -20,4 +20,15 @@ urlpatterns = [
     ),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+    path(
+        "account/passkeys/register/begin/",
+        views.passkey_register_begin,
+        name="passkey-register-begin",
+    ),
+    path(
+        "account/passkeys/register/finish/",
+        views.passkey_register_finish,
+        name="passkey-register-finish",
+    ),
+    path("account/passkeys/<uuid:passkey_id>/revoke/", views.passkey_revoke, name="passkey-revoke"),
 ]

@@ -1,29 +1,36 @@
 """Pages: a tenant's members, access and service tokens,
-personal tokens."""
+personal tokens and passkeys (the account page)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypedDict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from typing_extensions import Unpack
 
 from accounts import selectors, services
 from accounts.authentication import user_of
 from accounts.forms import (
+    PasskeyRevokeForm,
     RoleGrantForm,
     RoleRevokeForm,
     ServiceTokenCreateForm,
     ServiceTokenRevokeForm,
     TokenCreateForm,
 )
-from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant
+from accounts.models import ApiToken, Passkey, RoleGrant, ServiceToken, Tenant
+from accounts.passkeys import relying_party
 from accounts.permissions import can_manage_access, can_manage_service_tokens
+from accounts.services.passkeys import can_revoke
 from governance.kernel import reauth
-from governance.kernel.views import attempt, post_only, say_above, submit
+from governance.kernel.errors import DomainError
+from governance.kernel.views import attempt, json_action, post_only, say_above, submit
 
 
 def _tenant_or_404(request: HttpRequest, slug: str) -> Tenant:
@@ -198,7 +205,13 @@ def tokens(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/tokens.html",
-        {"form": form, "tokens": selectors.tokens_of(user), "new_token": new_token},
+        {
+            "form": form,
+            "tokens": selectors.tokens_of(user),
+            "new_token": new_token,
+            "passkeys": list(selectors.passkeys_of(user)),
+            "reauth_fresh": reauth.recently_confirmed(request),
+        },
         status=status,
     )
 
@@ -213,3 +226,92 @@ def token_revoke(request: HttpRequest, token_id: str) -> HttpResponse:
     if done.ok:
         messages.success(request, f"Token {token.prefix}… revoked.")
     return redirect("tokens")
+
+
+# -- Passkeys: the account page's ceremony (static/js/passkeys.js) and revocation ---------------
+
+#: The service calls the challenge "challenge"; the browser sends "challenge_id".
+_CEREMONY_FIELDS = {"challenge": "challenge_id"}
+
+
+def _passkey_json(passkey: Passkey) -> dict[str, Any]:
+    return {
+        "id": str(passkey.pk),
+        "name": passkey.name,
+        "credential_id": passkey.credential_id,
+        "algorithm": passkey.algorithm,
+        "created_at": passkey.created_at.isoformat(),
+    }
+
+
+@json_action(aliases=_CEREMONY_FIELDS)
+def passkey_register_begin(request: HttpRequest, _body: dict[str, Any]) -> dict[str, Any]:
+    """Step one: the options for ``navigator.credentials.create`` and the challenge's id."""
+    challenge, options = services.passkey_registration_begin(
+        user=user_of(request), party=relying_party(request)
+    )
+    return {"challenge_id": str(challenge.pk), "options": json.loads(options)}
+
+
+@json_action(aliases=_CEREMONY_FIELDS)
+def passkey_register_finish(
+    request: HttpRequest, body: dict[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """Step two: the authenticator's new credential answers the challenge; the key is logged."""
+    challenge_id = body.get("challenge_id")
+    if not isinstance(challenge_id, str) or not challenge_id:
+        raise DomainError("Say which challenge this answers.", field="challenge_id")
+    credential = body.get("credential")
+    if not isinstance(credential, dict):
+        raise DomainError(
+            "The credential must be the JSON object the browser made.", field="credential"
+        )
+    name = body.get("name", "")
+    if not isinstance(name, str):
+        raise DomainError("The name must be text.", field="name")
+    passkey = services.passkey_register(
+        user=user_of(request), challenge_id=challenge_id, credential=credential, name=name
+    )
+    messages.success(request, f"Passkey '{passkey.name}' added: you can sign off with it.")
+    return {"passkey": _passkey_json(passkey)}, 201
+
+
+def _back_from_revoke(request: HttpRequest, passkey: Passkey) -> str:
+    """Back where the revocation was asked: the person's own account page, or (an
+    administrator revoking someone else's) the page named by ``next`` when it is ours."""
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    if passkey.user_id == request.user.pk:
+        return f"{reverse('tokens')}#passkeys"
+    return reverse("admin:accounts_passkey_changelist") + f"?user__id__exact={passkey.user_id}"
+
+
+@login_required
+@post_only("tokens")
+def passkey_revoke(request: HttpRequest, passkey_id: str) -> HttpResponse:
+    """Revoke a passkey (its owner, or a platform administrator): deliberate, so the password
+    first (unless confirmed lately). Someone who may not revoke it finds no such passkey."""
+    actor = user_of(request)
+    passkey = Passkey.objects.select_related("user").filter(pk=passkey_id).first()
+    if passkey is None or not can_revoke(actor, passkey):
+        raise Http404("No such passkey.")
+    form = PasskeyRevokeForm(request.POST, needs_password=not reauth.recently_confirmed(request))
+
+    def revoke(data: dict[str, Any]) -> Passkey:
+        reauth.require_password(request, data.get("password"))
+        return services.passkey_revoke(passkey=passkey, actor=actor, reason=data["reason"])
+
+    done = submit(form, revoke, invalid_status=400)
+    if done.result is None:
+        say_above(request, form)  # a button in the list: its refusal is said above the page
+    else:
+        owner = "" if passkey.user_id == actor.pk else f" of {passkey.user.username}"
+        messages.success(
+            request,
+            f"Passkey '{passkey.name}'{owner} revoked: it signs nothing more, and approvals "
+            "it signed no longer count.",
+        )
+    return redirect(_back_from_revoke(request, passkey))

@@ -117,6 +117,12 @@ class DecisionForm(forms.Form):
         help_text="Sign-off is a deliberate act: confirm your password (remembered for a few minutes).",
     )
 
+    # A passkey sign-off (static/js/passkeys.js fills these): the challenge the server issued
+    # (reviews.services.sign_off_challenge) and the credential JSON navigator.credentials.get
+    # gave. With them no password is asked: the signature is the deliberate act.
+    passkey_challenge = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+    passkey_credential = forms.CharField(widget=forms.HiddenInput, required=False, max_length=20000)
+
     def __init__(self, *args: Any, slots: list[str], needs_password: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = [(s, Requirement(s).label) for s in slots]
@@ -127,6 +133,34 @@ class DecisionForm(forms.Form):
     @property
     def needs_password(self) -> bool:
         return "password" in self.fields
+
+    def clean_passkey_credential(self) -> dict[str, Any] | None:
+        raw = self.cleaned_data.get("passkey_credential") or ""
+        if not raw:
+            return None
+        try:
+            credential = json.loads(raw)
+        except ValueError:
+            credential = None
+        if not isinstance(credential, dict):
+            raise forms.ValidationError("The passkey's answer is not the JSON the browser made.")
+        return credential
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean()
+        if data is not None and bool(data.get("passkey_challenge")) != bool(
+            data.get("passkey_credential")
+        ):
+            self.add_error(
+                "passkey_credential",
+                "A passkey sign-off needs both the challenge and the passkey's answer; sign again.",
+            )
+        return data
+
+    @property
+    def signs_with_passkey(self) -> bool:
+        """Whether this posted form carries a passkey answer (before validation too)."""
+        return bool(self.data.get("passkey_challenge"))
 
 
 class CommentForm(forms.Form):

@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from accounts.models import User
+from accounts.selectors import has_active_passkey
 from registry.choices import ArtifactClass, ContentKind, Stage
 from registry.diffs import Side, VersionDiff, version_diff
 from registry.highlight import highlight_json, highlight_text
@@ -211,6 +212,38 @@ def fillable_slots(
         return []
     held = selectors.requirements_held_by(change, user)
     return [r for r in status.missing if r in held]
+
+
+@dataclass(frozen=True)
+class PasskeySignOff:
+    """How this person signs off here: ``required`` lists their fillable slots whose sign-off
+    needs a passkey (``selectors.passkey_required``); ``only`` when every one does (no
+    password is offered then); ``has_passkey`` when they hold an active passkey."""
+
+    required: list[str]
+    only: bool
+    has_passkey: bool
+
+    @property
+    def offered(self) -> bool:
+        """Whether the passkey buttons are shown (a passkey to sign with)."""
+        return self.has_passkey
+
+    @property
+    def missing(self) -> bool:
+        """A passkey is required, and this person has none: say where to register one."""
+        return bool(self.required) and not self.has_passkey
+
+
+def passkey_sign_off(change: ChangeRequest, user: User, slots: list[str]) -> PasskeySignOff:
+    if not slots:
+        return PasskeySignOff(required=[], only=False, has_passkey=False)
+    required = [s for s in slots if selectors.passkey_required(change, s)]
+    return PasskeySignOff(
+        required=required,
+        only=len(required) == len(slots),
+        has_passkey=has_active_passkey(user),
+    )
 
 
 def waiver_url(waiver: Waiver) -> str:

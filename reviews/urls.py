@@ -13,6 +13,11 @@ urlpatterns = [
     path("changes/<str:reference>/edit/", views.change_edit, name="change-edit"),
     path("changes/<str:reference>/record.json", views.change_record, name="change-record"),
     path("changes/<str:reference>/evidence/", views.change_evidence, name="change-evidence"),
+    path(
+        "changes/<str:reference>/passkey-challenge/",
+        views.passkey_challenge,
+        name="change-passkey-challenge",
+    ),
     path("changes/<str:reference>/<str:action>/", views.change_action, name="change-action"),
     path("confirm/", views.confirm_password, name="confirm"),
     path("rollback/<slug:cls>/<slug:tenant>/<slug:slug>/", views.rollback, name="rollback"),

@@ -13,6 +13,8 @@
   then neither resubmits nor lands on the action URL.
 - :func:`post_only`: an HTML action URL (POST only) answers a GET with a redirect to the page
   of its object instead of a blank 405.
+- :func:`json_action`: a small JSON endpoint for a page's own script (passkey ceremonies):
+  session and CSRF as for a form, a refusal as ``{field, detail, code}`` with its 4xx.
 
 The API does not pass through here: DRF's exception handler (``governance.api.exceptions``)
 turns the same errors into JSON problems.
@@ -21,6 +23,7 @@ turns the same errors into JSON problems.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -35,6 +38,7 @@ from django.http import (
     HttpResponse,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
+    JsonResponse,
     QueryDict,
 )
 from django.http.response import HttpResponseBase
@@ -131,7 +135,10 @@ def say_above(request: HttpRequest, form: Any, *, unplaced_only: bool = False) -
 #: The session key holding what the last failed POST sent back (one page, one form).
 _SENT_BACK = "kernel.sent_back"
 #: Inputs never kept in the session, whatever their widget.
-_NEVER_KEPT = frozenset({"csrfmiddlewaretoken", "password"})
+#: A passkey's signed answer is single-use: never kept for a second try either.
+_NEVER_KEPT = frozenset(
+    {"csrfmiddlewaretoken", "password", "passkey_challenge", "passkey_credential"}
+)
 
 
 @dataclass(frozen=True)
@@ -237,5 +244,52 @@ def post_only(to: str, *keep: str) -> Callable[[V], V]:
             return view(request, *args, **kwargs)
 
         return cast(V, inner)
+
+    return decorate
+
+
+# -- JSON for a page's own script ---------------------------------------------------------------
+
+
+def json_problem(
+    detail: str, *, status: int, field: str | None = None, code: str = "invalid"
+) -> JsonResponse:
+    """A refusal as a page's script reads it: what went wrong, and the input at fault."""
+    return JsonResponse({"field": field, "detail": detail, "code": code}, status=status)
+
+
+def json_action(
+    aliases: dict[str, str] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., HttpResponseBase]]:
+    """A JSON endpoint a page's script calls with the session (a passkey ceremony): POST only,
+    signed in, CSRF-checked by the middleware (the ``X-CSRFToken`` header), the body a JSON
+    object. The view is called as ``view(request, body, *args)`` and returns a dict (200) or
+    ``(dict, status)``; a ``DomainError`` is ``{field, detail, code}`` with its 4xx (``aliases``
+    maps a service's field names to the body's), never a 500 for bad input."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponseBase]:
+        @functools.wraps(view)
+        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method != "POST":
+                response = json_problem("Use POST.", status=405, code="method_not_allowed")
+                response["Allow"] = "POST"
+                return response
+            if not request.user.is_authenticated:
+                return json_problem("Sign in first.", status=401, code="not_authenticated")
+            try:
+                body = json.loads(request.body or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                return json_problem("The body must be JSON.", status=400, field="body")
+            if not isinstance(body, dict):
+                return json_problem("The body must be a JSON object.", status=400, field="body")
+            try:
+                result = view(request, body, *args, **kwargs)
+            except DomainError as exc:
+                field = (aliases or {}).get(exc.field or "", exc.field)
+                return json_problem(exc.message, status=exc.status_code, field=field, code=exc.code)
+            payload, status = result if isinstance(result, tuple) else (result, 200)
+            return JsonResponse(payload, status=status)
+
+        return inner
 
     return decorate

@@ -13,7 +13,7 @@ its 4xx status; every rule lives in ``reviews.services``. What a page shows is b
 - ``common``: what they share (the change page itself).
 """
 
-from reviews.views.actions import ACTIONS, change_action, confirm_password
+from reviews.views.actions import ACTIONS, change_action, confirm_password, passkey_challenge
 from reviews.views.artifacts import deactivate, rollback
 from reviews.views.changes import (
     AUTHOR_OPEN_STATES,
@@ -50,6 +50,7 @@ __all__ = [
     "index",
     "notification_open_view",
     "notifications",
+    "passkey_challenge",
     "policy",
     "rollback",
     "stage_criteria",

@@ -11,6 +11,7 @@ change's: a reload neither resubmits nor shows an action address.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +23,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from accounts.passkeys import relying_party
 from governance.kernel import reauth
 from governance.kernel.errors import DomainError, Forbidden
-from governance.kernel.views import attempt, post_only, send_back, submit
+from governance.kernel.views import attempt, json_action, post_only, send_back, submit
 from reviews import permissions, selectors, services
 from reviews.choices import Decision
 from reviews.forms import (
@@ -38,7 +40,7 @@ from reviews.forms import (
     WithdrawForm,
 )
 from reviews.models import Activation, Approval, ChangeRequest
-from reviews.presenters import fillable_slots
+from reviews.presenters import fillable_slots, passkey_sign_off
 from reviews.views.artifacts import deliberately
 from reviews.views.common import user_of
 
@@ -71,6 +73,8 @@ ANCHORS = {
     "switch-off": "switch-off",
     "deployment-checklist": "deployment-checklist-form",
 }
+#: The longest sign-off comment (as the decide form's).
+COMMENT_MAX = 5000
 #: Where a sign-off refusal goes when this person is offered no sign-off form.
 NO_SIGN_OFF_FORM = "approvals"
 
@@ -88,44 +92,95 @@ def _back(
 
 
 def _decide(request: HttpRequest, change: ChangeRequest, decision: str) -> HttpResponse:
-    """Approve or reject: the password first (unless confirmed lately), then the service."""
+    """Approve or reject: with the passkey's answer (static/js/passkeys.js), else the password
+    first (unless confirmed lately, or the slots need a passkey: then the service refuses
+    without one), then the service."""
     user = user_of(request)
     status = selectors.approval_status(change)
     slots = fillable_slots(change, user, status)
+    passkey = passkey_sign_off(change, user, slots)
+    with_passkey = bool(request.POST.get("passkey_challenge"))
     form = DecisionForm(
-        request.POST, slots=slots, needs_password=not reauth.recently_confirmed(request)
+        request.POST,
+        slots=slots,
+        needs_password=not reauth.recently_confirmed(request)
+        and not with_passkey
+        and not passkey.only,
     )
 
     def sign_off(data: dict[str, Any]) -> Approval:
-        password = data.get("password", "")
-        if form.needs_password and not password:
-            raise DomainError("Confirm your password to sign off.", field="password")
-        if form.needs_password and not reauth.confirm(request, password):
-            raise Forbidden("That is not your password. Nothing was recorded.", field="password")
+        answer = None
+        if data["passkey_challenge"]:
+            answer = services.PasskeyAnswer(
+                challenge_id=data["passkey_challenge"], credential=data["passkey_credential"]
+            )
+        elif form.needs_password:
+            password = data.get("password", "")
+            if not password:
+                raise DomainError("Confirm your password to sign off.", field="password")
+            if not reauth.confirm(request, password):
+                raise Forbidden(
+                    "That is not your password. Nothing was recorded.", field="password"
+                )
         return services.approval_decide(
             change=change,
             actor=user,
             decision=decision,
             comment=data["comment"],
             requirement=data["requirement"] or None,
+            passkey=answer,
         )
 
     done = submit(
         form,
         sign_off,
-        aliases={"decision": "requirement", "status": "requirement"},
+        aliases={
+            "decision": "requirement",
+            "status": "requirement",
+            "passkey": "passkey_credential",
+            "challenge": "passkey_challenge",
+        },
         invalid_status=400,
     )
     if done.result is not None:
         verb = "Approved" if decision == Decision.APPROVE else "Rejected"
+        how = f" with your passkey '{done.result.passkey.name}'" if done.result.passkey else ""
         messages.success(
-            request, f"{verb} {change.reference} as {done.result.get_requirement_display()}."
+            request,
+            f"{verb} {change.reference} as {done.result.get_requirement_display()}{how}.",
         )
         return redirect(change)
     if not slots:
         # The form is not on the page for this person: what went wrong, atop the approvals.
         return send_back(request, change.get_absolute_url(), NO_SIGN_OFF_FORM, form=form)
     return _back(request, change, decision, form=form)
+
+
+@json_action(aliases={"status": "decision"})
+def passkey_challenge(request: HttpRequest, body: dict[str, Any], reference: str) -> dict[str, Any]:
+    """The challenge for signing a decision with a passkey (the decide form's script): the
+    statement the passkey will sign, its id, and the options for navigator.credentials.get."""
+    change = selectors.change_by_reference(reference, visible_to=request.user)
+    decision = body.get("decision")
+    if decision not in Decision.values:
+        raise DomainError("Decide 'approve' or 'reject'.", field="decision")
+    requirement = body.get("requirement") or None
+    if requirement is not None and not isinstance(requirement, str):
+        raise DomainError("Name the role you sign off as.", field="requirement")
+    comment = body.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > COMMENT_MAX:
+        raise DomainError(
+            f"The comment is text of at most {COMMENT_MAX} characters.", field="comment"
+        )
+    row, statement, options = services.sign_off_challenge(
+        change=change,
+        actor=user_of(request),
+        decision=decision,
+        requirement=requirement,
+        comment=comment,
+        party=relying_party(request),
+    )
+    return {"challenge_id": str(row.pk), "statement": statement, "options": json.loads(options)}
 
 
 def _comment(request: HttpRequest, change: ChangeRequest) -> HttpResponse:

@@ -77,6 +77,21 @@ def _promote_form(
     return form, refusal
 
 
+def _decide_form(
+    back: SentBack | None, posted: forms.Form | None, *, slots: list[str], needs_password: bool
+) -> DecisionForm | None:
+    """The sign-off form: the one just posted, else the one sent back, else a new one (when
+    this person has a slot to fill)."""
+    if isinstance(posted, DecisionForm):
+        return posted
+    brought = bring_back(
+        back, "decide-form", lambda d: DecisionForm(d, slots=slots, needs_password=needs_password)
+    )
+    if brought is None and slots:
+        return DecisionForm(slots=slots, needs_password=needs_password)
+    return brought
+
+
 def change_page(
     request: HttpRequest,
     change: ChangeRequest,
@@ -93,9 +108,10 @@ def change_page(
     approvals = selectors.approval_status(change)
     slots = presenters.fillable_slots(change, user, approvals)
     needs_password = not reauth.recently_confirmed(request)
-    decide_form = posted if isinstance(posted, DecisionForm) else None
-    decide_form = decide_form or bring_back(
-        back, "decide-form", lambda d: DecisionForm(d, slots=slots, needs_password=needs_password)
+    # Where every slot this person can fill needs a passkey, no password is offered.
+    passkey = presenters.passkey_sign_off(change, user, slots)
+    decide_form = _decide_form(
+        back, posted, slots=slots, needs_password=needs_password and not passkey.only
     )
     comment_form = posted if isinstance(posted, CommentForm) else None
     comment_form = comment_form or bring_back(back, "comment-form", CommentForm)
@@ -126,8 +142,6 @@ def change_page(
         say_above(request, postmortem_form)
     if evidence_form is not None and not actions.attach_evidence:
         say_above(request, evidence_form)  # the form is not on the page: its refusal is a message
-    if slots and decide_form is None:
-        decide_form = DecisionForm(slots=slots, needs_password=needs_password)
     may_switch_off = presenters.may_switch_off(change, user, roles, items)
     refusal = _placed(
         request,
@@ -196,6 +210,7 @@ def change_page(
             "comment_anchor": anchor,
             "timeline": list(selectors.timeline(change)),
             "decide_form": decide_form if slots else None,
+            "passkey_sign_off": passkey,
             "comment_form": comment_form,
             "evidence_form": (
                 evidence_form or EvidenceForm(versions=presenters.evidence_versions(items))
