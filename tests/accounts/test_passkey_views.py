@@ -94,7 +94,9 @@ def test_register_in_two_steps_lists_the_passkey_and_logs_its_key(make_user: Any
     assert "Passkey &#x27;Work laptop&#x27; added" in html  # said once, after the reload
     row = html[html.index(f'data-passkey="{passkey.pk}"') :]
     row = row[: row.index("</tr>")]
-    assert "Work laptop" in row and "active" in row and "never" in row
+    assert "Work laptop" in row
+    assert "active" in row
+    assert "never" in row
     assert 'src="/static/js/passkeys.js"' in html
     assert "<script>" not in html  # no inline script: the CSP forbids it
 
@@ -127,9 +129,7 @@ def test_the_json_endpoints_refuse_without_csrf_and_signed_out(make_user: Any) -
         ({"challenge_id": "BEGUN", "credential": "DEVICE", "name": "n" * 101}, "name", 400),
     ],
 )
-def test_finish_refusals_name_the_field(
-    make_user: Any, body: Any, field: str, status: int
-) -> None:
+def test_finish_refusals_name_the_field(make_user: Any, body: Any, field: str, status: int) -> None:
     client = browser(make_user("officer"))
     if isinstance(body, dict):
         begun = post_json(client, BEGIN, {}).json()
@@ -205,7 +205,8 @@ def test_owner_revokes_with_the_password(make_user: Any) -> None:
     html = client.get("/account/tokens/").content.decode()
     row = html[html.index(f'data-passkey="{passkey.pk}"') :]
     row = row[: row.index("</tr>")]
-    assert "revoked" in row and "Lost it" in row
+    assert "revoked" in row
+    assert "Lost it" in row
     assert revoke_url(passkey) not in row  # nothing left to revoke
 
 
