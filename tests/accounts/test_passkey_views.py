@@ -98,6 +98,8 @@ def test_register_in_two_steps_lists_the_passkey_and_logs_its_key(make_user: Any
     assert "active" in row
     assert "never" in row
     assert 'src="/static/js/passkeys.js"' in html
+    assert html.count('id="passkeys"') == 1
+    assert "<title>API tokens ·" in html
     assert "<script>" not in html  # no inline script: the CSP forbids it
 
 
