@@ -323,3 +323,28 @@ def holders_of(tenant: Any, roles: Iterable[str]) -> QuerySet[User]:
         .filter(Q(role_grants__tenant=tenant) | Q(role_grants__tenant__isnull=True))
         .distinct()
     )
+
+
+def passkeys_visible_to(user: AnyUser) -> QuerySet[Passkey]:
+    """The passkeys ``user`` may see: their own; every one for a platform administrator."""
+    rows = Passkey.objects.select_related("user", "revoked_by").order_by(
+        "user__username", "-created_at"
+    )
+    if is_platform_admin(user):
+        return rows
+    if not user.is_authenticated:
+        return rows.none()
+    return rows.filter(user_id=user.pk)
+
+
+def passkey_visible_to(user: AnyUser, passkey_id: Any, *, field: str = "id") -> Passkey:
+    """One passkey ``user`` may see, by id; another's (or a malformed id) is a 404 naming
+    ``field``, as if it did not exist."""
+    try:
+        key = uuid.UUID(str(passkey_id))
+    except ValueError:
+        key = None
+    found = passkeys_visible_to(user).filter(pk=key).first() if key else None
+    if found is None:
+        raise NotFound(f"No passkey '{passkey_id}' of yours.", field=field)
+    return found

@@ -10,10 +10,12 @@ from governance.kernel.events import keys as keystore
 from governance.kernel.events.services import active_key, canonical
 from registry.models import Version
 from reviews import selectors
-from reviews.models import Activation, ChangeRequest, CheckRun
+from reviews.models import Activation, Approval, ChangeRequest, CheckRun
 
 #: Bumped when the record's shape changes, so a reader knows which fields to expect.
-RECORD_FORMAT = 1
+#: 2: each approval carries ``passkey`` (null, or the signed statement and the assertion) and
+#: ``why_not_counting``.
+RECORD_FORMAT = 2
 
 
 def _when(value: datetime | None) -> str | None:
@@ -46,14 +48,28 @@ def _check(run: CheckRun | None, kind: str) -> dict[str, Any]:
     }
 
 
+def _passkey(approval: Approval) -> dict[str, Any] | None:
+    """A passkey sign-off as the record carries it: enough to check it offline against the
+    public key in the credential's ``passkey.registered`` event."""
+    if approval.passkey_id is None or approval.passkey is None:
+        return None
+    return {
+        "credential_id": approval.passkey.credential_id,
+        "statement": approval.passkey_statement,
+        "statement_sha256": approval.passkey_challenge,
+        "assertion": approval.passkey_assertion,
+    }
+
+
 def change_record(change: ChangeRequest) -> dict[str, Any]:
     """Everything an auditor needs about a change, as plain JSON values (no signature)."""
     items = selectors.items_of(change)
     checks = selectors.check_summary(change)
     status = selectors.approval_status(change)
     counted = {s.approval.pk for s in status.slots if s.approval is not None}
+    why_not = {approval.pk: why for approval, why in status.not_counting}
     reports = list(selectors.evaluation_reports(change).order_by("created_at"))
-    approvals = change.approvals.select_related("approver").order_by("created_at")
+    approvals = change.approvals.select_related("approver", "passkey").order_by("created_at")
     activations = Activation.objects.filter(change=change).select_related(
         "artifact__artifact_class",
         "artifact__tenant",
@@ -132,8 +148,10 @@ def change_record(change: ChangeRequest) -> dict[str, Any]:
                 "binding_sha256": a.binding_sha256,
                 "at": _when(a.created_at),
                 "counts": a.pk in counted,
+                "why_not_counting": why_not.get(a.pk),
                 "voided_at": _when(a.voided_at),
                 "void_reason": a.void_reason,
+                "passkey": _passkey(a),
             }
             for a in approvals
         ],

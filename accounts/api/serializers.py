@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
 
 from accounts.choices import Role, TokenScope
-from accounts.models import ApiToken, Membership, RoleGrant, ServiceToken, Tenant, User
+from accounts.models import (
+    ApiToken,
+    Membership,
+    Passkey,
+    RoleGrant,
+    ServiceToken,
+    Tenant,
+    User,
+)
 
 
 class TenantSerializer(serializers.ModelSerializer[Tenant]):
@@ -182,4 +191,122 @@ class ServiceTokenCreatedSerializer(ServiceTokenSerializer):
 class ServiceTokenRevokeSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(
         max_length=500, help_text="Why it is revoked; recorded in the log and shown on the tenant."
+    )
+
+
+# --- passkeys -------------------------------------------------------------------------------
+
+
+class PasskeySerializer(serializers.ModelSerializer[Passkey]):
+    """A registered passkey (a WebAuthn credential): its public key, never anything secret."""
+
+    username = serializers.CharField(source="user.username", read_only=True)
+    revoked_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    state = serializers.SerializerMethodField(help_text="active or revoked")
+
+    class Meta:
+        model = Passkey
+        fields = [
+            "id",
+            "username",
+            "name",
+            "credential_id",
+            "algorithm",
+            "public_key_spki",
+            "aaguid",
+            "transports",
+            "backed_up",
+            "rp_id",
+            "sign_count",
+            "created_at",
+            "last_used_at",
+            "state",
+            "revoked_at",
+            "revoked_by",
+            "revoke_reason",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "credential_id": {"help_text": "The WebAuthn credential id (base64url)."},
+            "public_key_spki": {
+                "help_text": "SubjectPublicKeyInfo (DER), base64url: what the offline verifier "
+                "checks passkey sign-offs against (also in the passkey.registered event)."
+            },
+        }
+
+    def get_state(self, obj: Passkey) -> str:
+        return "active" if obj.revoked_at is None else "revoked"
+
+
+class WebAuthnChallengeSerializer(serializers.Serializer[Any]):
+    """A WebAuthn challenge the server issued, with the options to hand the authenticator."""
+
+    challenge_id = serializers.UUIDField(help_text="Send it back with the authenticator's answer.")
+    expires_at = serializers.DateTimeField(
+        help_text="Answer before this (WEBAUTHN_CHALLENGE_SECONDS)."
+    )
+    rp_id = serializers.CharField(help_text="The relying party id the authenticator must use.")
+    origin = serializers.CharField(
+        help_text="The origin the answer's clientDataJSON must name (this request's origin)."
+    )
+    options = serializers.DictField(
+        help_text="The WebAuthn options JSON (binary fields base64url), for "
+        "PublicKeyCredential.parseCreationOptionsFromJSON / parseRequestOptionsFromJSON."
+    )
+
+
+def credential_json(value: Any) -> dict[str, Any]:
+    """The credential JSON a browser's ``PublicKeyCredential.toJSON()`` gives, as an object (or
+    its text); anything else is a 400 on the field."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise serializers.ValidationError(
+                "Send the WebAuthn credential JSON (PublicKeyCredential.toJSON())."
+            ) from None
+    if not isinstance(value, dict):
+        raise serializers.ValidationError(
+            "Send the WebAuthn credential JSON (PublicKeyCredential.toJSON()) as an object."
+        )
+    return value
+
+
+class PasskeyRegisterSerializer(serializers.Serializer[Any]):
+    challenge_id = serializers.UUIDField(
+        help_text="From POST /api/v1/passkeys/registration-options/."
+    )
+    credential = serializers.JSONField(
+        help_text="What navigator.credentials.create() returned, as JSON "
+        "(PublicKeyCredential.toJSON(): id, rawId, type, response.clientDataJSON, "
+        "response.attestationObject, base64url)."
+    )
+    name = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text='What you call it ("Work laptop"); "Passkey" when left out.',
+    )
+    password = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        write_only=True,
+        style={"input_type": "password"},
+        help_text="Your current password: a passkey signs off in place of it, so registering "
+        "one is as deliberate. Not needed on a browser session that confirmed it within "
+        "REVIEWS_REAUTH_SECONDS.",
+    )
+
+    def validate_credential(self, value: Any) -> dict[str, Any]:
+        return credential_json(value)
+
+
+class PasskeyRevokeSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        max_length=500,
+        help_text="Why it is revoked (lost device, ...); recorded in the passkey.revoked event.",
     )

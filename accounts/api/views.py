@@ -1,8 +1,9 @@
-"""REST endpoints for the caller, their tenants, role grants, personal and service tokens.
-Thin: services decide."""
+"""REST endpoints for the caller, their tenants, role grants, personal and service tokens,
+and passkeys. Thin: services decide."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,6 +19,9 @@ from accounts.api.serializers import (
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
     MeSerializer,
+    PasskeyRegisterSerializer,
+    PasskeyRevokeSerializer,
+    PasskeySerializer,
     RoleGrantInputSerializer,
     RoleGrantSerializer,
     RoleRevokeInputSerializer,
@@ -27,9 +31,13 @@ from accounts.api.serializers import (
     ServiceTokenSerializer,
     TenantAccessSerializer,
     TenantDetailSerializer,
+    WebAuthnChallengeSerializer,
 )
 from accounts.authentication import user_of
-from accounts.models import ApiToken, RoleGrant, ServiceToken, Tenant
+from accounts.models import ApiToken, Passkey, PasskeyChallenge, RoleGrant, ServiceToken, Tenant
+from accounts.passkeys import relying_party
+from governance.kernel import reauth
+from governance.kernel.errors import Forbidden, fields_renamed
 
 
 class MeView(APIView):
@@ -196,3 +204,127 @@ class ServiceTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Service
             reason=body.validated_data["reason"],
         )
         return Response(ServiceTokenSerializer(token).data)
+
+
+def webauthn_challenge(row: PasskeyChallenge, options_json: str) -> dict[str, Any]:
+    """A challenge as the API answers it: its id, expiry, relying party and the options."""
+    return {
+        "challenge_id": row.pk,
+        "expires_at": row.expires_at,
+        "rp_id": row.rp_id,
+        "origin": row.origin,
+        "options": json.loads(options_json),
+    }
+
+
+REGISTRATION_FLOW = """Registering a passkey is a WebAuthn ceremony in two calls:
+
+1. `POST /api/v1/passkeys/registration-options/` (no body) answers `challenge_id` and
+   `options`, the PublicKeyCredentialCreationOptions JSON (binary fields base64url).
+2. Hand `options` to the authenticator (in a browser:
+   `navigator.credentials.create({publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options)})`),
+   then `POST /api/v1/passkeys/` with `challenge_id`, `credential` (the result's `toJSON()`),
+   an optional `name` and your `password`. The answer (201) is the passkey; its public key is
+   recorded in the `passkey.registered` event.
+
+A challenge answers once and expires after WEBAUTHN_CHALLENGE_SECONDS. The authenticator's
+client data must name the `origin` and the key be scoped to the `rp_id` the first call gave."""
+
+
+class PasskeyViewSet(viewsets.GenericViewSet[Passkey]):
+    """Passkeys (WebAuthn credentials) to sign off changes with: your own; a platform
+    administrator sees everyone's. Another person's passkey answers 404."""
+
+    serializer_class = PasskeySerializer
+    queryset = Passkey.objects.none()
+    lookup_value_regex = "[^/]+"  # a malformed id reaches the view and gets a JSON 404 on "id"
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return Passkey.objects.none()
+        return selectors.passkeys_visible_to(self.request.user)
+
+    def _passkey(self, pk: str) -> Passkey:
+        return selectors.passkey_visible_to(self.request.user, pk)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "user",
+                str,
+                description="A username: that person's passkeys (platform administrators; "
+                "anyone may name themselves).",
+            )
+        ],
+        responses=PasskeySerializer(many=True),
+        description="Your passkeys, active and revoked, newest first (a platform administrator: "
+        "everyone's, or one person's with ?user=).",
+    )
+    def list(self, request: Request) -> Response:
+        rows = self.get_queryset()
+        username = request.query_params.get("user")
+        if username:
+            if username != request.user.get_username() and not selectors.is_platform_admin(
+                request.user
+            ):
+                raise Forbidden(
+                    "Only a platform administrator lists another person's passkeys.",
+                    field="user",
+                )
+            rows = rows.filter(user=selectors.user_by_username(username))
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(PasskeySerializer(page, many=True).data)
+
+    @extend_schema(responses=PasskeySerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:  # noqa: ARG002 - DRF passes it
+        return Response(PasskeySerializer(self._passkey(pk)).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: WebAuthnChallengeSerializer},
+        description=REGISTRATION_FLOW,
+    )
+    @action(detail=False, methods=["post"], url_path="registration-options")
+    def registration_options(self, request: Request) -> Response:
+        """Step 1 of registering a passkey: the challenge and the creation options."""
+        row, options = services.passkey_registration_begin(
+            user=user_of(request), party=relying_party(request)
+        )
+        return Response(WebAuthnChallengeSerializer(webauthn_challenge(row, options)).data)
+
+    @extend_schema(
+        request=PasskeyRegisterSerializer,
+        responses={201: PasskeySerializer},
+        description=REGISTRATION_FLOW,
+    )
+    def create(self, request: Request) -> Response:
+        """Step 2 of registering a passkey: the authenticator's answer to the challenge."""
+        body = PasskeyRegisterSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        reauth.require_password_api(request, data["password"], act="Registering a passkey")
+        with fields_renamed({"challenge": "challenge_id"}):
+            passkey = services.passkey_register(
+                user=user_of(request),
+                challenge_id=data["challenge_id"],
+                credential=data["credential"],
+                name=data["name"],
+            )
+        return Response(PasskeySerializer(passkey).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=PasskeyRevokeSerializer,
+        responses=PasskeySerializer,
+        description="Revoke a passkey (its owner, or a platform administrator): it signs "
+        "nothing more, and the approvals it signed stop counting (each change's "
+        "`not_counting` says so). Logged as passkey.revoked; revoking twice changes nothing.",
+    )
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        passkey = self._passkey(pk)
+        body = PasskeyRevokeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        passkey = services.passkey_revoke(
+            passkey=passkey, actor=user_of(request), reason=body.validated_data["reason"]
+        )
+        return Response(PasskeySerializer(passkey).data)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class DomainError(Exception):
     """A rule was broken. ``field`` names the input at fault, when there is one."""
@@ -33,3 +36,15 @@ class Forbidden(DomainError):
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"
+
+
+@contextmanager
+def fields_renamed(names: dict[str, str]) -> Iterator[None]:
+    """Re-raise a DomainError whose ``field`` is a service's name for an input under the name
+    the caller sent it as (``{"challenge": "passkey.challenge_id"}``); same class, same code."""
+    try:
+        yield
+    except DomainError as exc:
+        if exc.field not in names:
+            raise
+        raise type(exc)(exc.message, field=names[exc.field], code=exc.code) from exc

@@ -71,3 +71,44 @@ def password_refusal(request: Any, form: Any) -> int | None:
         form.add_error("password", exc.message)
         return exc.status_code
     return None
+
+
+class _Sessionless:
+    """A token caller's request as this module sees it: no session to remember a confirmation in.
+
+    A token is not a browser session, so a confirmation must neither be read from nor
+    left in whatever cookie came along with it.
+    """
+
+    session = None
+
+    def __init__(self, request: Any) -> None:
+        self._wrapped = request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+
+def require_password_api(request: Any, password: str, *, act: str) -> None:
+    """The API's deliberate acts (``act``: "Signing off", "Registering a passkey"): the caller's
+    password, unless their browser session confirmed it lately. A token caller always sends it.
+    Refused with 403 ``password_required`` on ``password``."""
+    from rest_framework.authentication import SessionAuthentication
+
+    via_session = isinstance(
+        getattr(request, "successful_authenticator", None), SessionAuthentication
+    )
+    if via_session and recently_confirmed(request):
+        return
+    if not password:
+        raise Forbidden(
+            f"{act} needs your current password: send it as 'password'.",
+            field="password",
+            code="password_required",
+        )
+    if not confirm(request if via_session else _Sessionless(request), password):
+        raise Forbidden(
+            "That is not your password ('password'); nothing was recorded.",
+            field="password",
+            code="password_required",
+        )

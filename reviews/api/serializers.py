@@ -13,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.api.serializers import WebAuthnChallengeSerializer, credential_json
 from governance.kernel.inputs import json_problem
 from governance.kernel.serializers import HistoryEntrySerializer
 from reviews import checks as check_catalog
@@ -22,6 +23,7 @@ from reviews.choices import (
     ChangeStatus,
     CheckKind,
     CheckStatus,
+    Decision,
     DiffSide,
     Requirement,
 )
@@ -153,6 +155,22 @@ class ChangeReviseSerializer(serializers.Serializer[Any]):
     )
 
 
+class PasskeyAnswerSerializer(serializers.Serializer[Any]):
+    """The authenticator's answer to a sign-off challenge."""
+
+    challenge_id = serializers.UUIDField(
+        help_text="From POST /api/v1/change-requests/{reference}/passkey-challenge/."
+    )
+    credential = serializers.JSONField(
+        help_text="What navigator.credentials.get() returned, as JSON "
+        "(PublicKeyCredential.toJSON(): id, rawId, type, response.clientDataJSON, "
+        "response.authenticatorData, response.signature, response.userHandle; base64url)."
+    )
+
+    def validate_credential(self, value: Any) -> dict[str, Any]:
+        return credential_json(value)
+
+
 class DecisionSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
     requirement = serializers.ChoiceField(
@@ -170,13 +188,42 @@ class DecisionSerializer(serializers.Serializer[Any]):
         style={"input_type": "password"},
         help_text=(
             "Your current password: sign-off is deliberate. Not needed on a browser session "
-            "that confirmed it within REVIEWS_REAUTH_SECONDS."
+            "that confirmed it within REVIEWS_REAUTH_SECONDS, nor with 'passkey'."
         ),
+    )
+    passkey = PasskeyAnswerSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Sign off with your passkey instead of the password: the answer to "
+        "passkey-challenge for this very decision (same decision, requirement and comment). "
+        "Required where the approval policy's passkey_required names the slot.",
     )
 
 
 class RejectSerializer(DecisionSerializer):
     comment = serializers.CharField(max_length=5000, help_text="Why you reject the change.")
+
+
+class SignOffChallengeInSerializer(serializers.Serializer[Any]):
+    """The decision about to be signed with a passkey (it goes into the signed statement)."""
+
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    requirement = serializers.ChoiceField(
+        choices=Requirement.choices,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The slot to fill; by default the first open one you hold.",
+    )
+    comment = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=5000,
+        help_text="The comment you will send with approve/reject (its SHA-256 is signed; "
+        "required to reject).",
+    )
 
 
 class WithdrawSerializer(serializers.Serializer[Any]):
@@ -259,7 +306,11 @@ class EvidenceSerializer(serializers.Serializer[Any]):
 
 class PolicyUpdateSerializer(serializers.Serializer[Any]):
     rules = serializers.JSONField(
-        help_text='The policy document: {"rules": [...], "postmortem_days": N}.'
+        help_text='The policy document: {"rules": [...], "postmortem_days": N, '
+        '"passkey_required": [...]}. passkey_required (optional) lists the slots whose '
+        "sign-off must be a WebAuthn assertion by the approver's own passkey instead of a "
+        'password (["security_officer"]; ["*"] for every slot); it is fixed on a change when '
+        "it is submitted."
     )
     reason = serializers.CharField(max_length=500)
 
@@ -354,26 +405,81 @@ class ItemSerializer(serializers.Serializer[Any]):
     current = VersionRefSerializer(allow_null=True)
 
 
+class PasskeySignatureSerializer(serializers.Serializer[Any]):
+    """A passkey sign-off, checkable offline: the statement the approver's authenticator signed
+    (its SHA-256 is the WebAuthn challenge) and the assertion, against the public key of
+    ``credential_id`` in its passkey.registered event (``python -m governance.verify``)."""
+
+    credential_id = serializers.CharField(help_text="The passkey's credential id (base64url).")
+    name = serializers.CharField(help_text="What its owner calls the passkey.")
+    statement = serializers.CharField(help_text="The approval statement (RFC 8785 JSON text).")
+    statement_sha256 = serializers.CharField(help_text="SHA-256 of the statement: the challenge.")
+    assertion = serializers.DictField(
+        help_text="credential_id, authenticator_data, client_data_json, signature, user_handle "
+        "(base64url)."
+    )
+
+
+def passkey_signature(approval: Approval) -> dict[str, Any] | None:
+    """An approval's passkey sign-off as the API shows it; None for a password sign-off."""
+    if approval.passkey_id is None or approval.passkey is None:
+        return None
+    return {
+        "credential_id": approval.passkey.credential_id,
+        "name": approval.passkey.name,
+        "statement": approval.passkey_statement,
+        "statement_sha256": approval.passkey_challenge,
+        "assertion": approval.passkey_assertion or {},
+    }
+
+
 class FillerSerializer(serializers.Serializer[Any]):
     approval = serializers.UUIDField(source="id")
     approver = serializers.CharField(source="approver.username")
     at = serializers.DateTimeField(source="created_at")
     comment = serializers.CharField()
+    passkey = serializers.SerializerMethodField(
+        help_text="The passkey sign-off (null when signed off with a password)."
+    )
+
+    @extend_schema_field(PasskeySignatureSerializer(allow_null=True))
+    def get_passkey(self, obj: Approval) -> dict[str, Any] | None:
+        return passkey_signature(obj)
 
 
 class SlotSerializer(serializers.Serializer[Any]):
     requirement = serializers.ChoiceField(choices=Requirement.choices)
     label = serializers.CharField()  # type: ignore[assignment]
     filled_by = FillerSerializer(source="approval", allow_null=True)
+    passkey_required = serializers.BooleanField(
+        help_text="Signing off in this slot needs a passkey (the approval policy's "
+        "passkey_required): ask for passkey-challenge, send approve/reject with 'passkey'."
+    )
 
 
 class DecisionOutSerializer(serializers.ModelSerializer[Approval]):
     approver = serializers.CharField(source="approver.username")
     at = serializers.DateTimeField(source="created_at")
+    passkey = serializers.SerializerMethodField(
+        help_text="The passkey sign-off (null when signed off with a password)."
+    )
 
     class Meta:
         model = Approval
-        fields = ["id", "approver", "requirement", "decision", "comment", "revision", "at"]
+        fields = [
+            "id",
+            "approver",
+            "requirement",
+            "decision",
+            "comment",
+            "revision",
+            "at",
+            "passkey",
+        ]
+
+    @extend_schema_field(PasskeySignatureSerializer(allow_null=True))
+    def get_passkey(self, obj: Approval) -> dict[str, Any] | None:
+        return passkey_signature(obj)
 
 
 class NotCountingSerializer(DecisionOutSerializer):
@@ -381,6 +487,37 @@ class NotCountingSerializer(DecisionOutSerializer):
 
     class Meta(DecisionOutSerializer.Meta):
         fields = [*DecisionOutSerializer.Meta.fields, "why"]
+
+
+class LiveDecisionSerializer(DecisionOutSerializer):
+    counts = serializers.BooleanField(
+        help_text="Whether it counts now: an approval filling its slot, or a rejection that stands."
+    )
+    why = serializers.CharField(
+        allow_null=True,
+        help_text="Why it does not count (earlier revision, role revoked, passkey revoked, "
+        "signed statement mismatch, no passkey where required, slot filled); null when it counts.",
+    )
+
+    class Meta(DecisionOutSerializer.Meta):
+        fields = [*DecisionOutSerializer.Meta.fields, "counts", "why"]
+
+
+class SignOffChallengeSerializer(WebAuthnChallengeSerializer):
+    """A passkey sign-off challenge: the statement to sign and the request options."""
+
+    change = serializers.CharField(help_text="CR-YYYY-NNNN")
+    revision = serializers.IntegerField()
+    decision = serializers.CharField()
+    requirement = serializers.CharField(help_text="The slot the decision fills.")
+    statement = serializers.CharField(
+        help_text="The approval statement (RFC 8785 JSON text): change, revision, "
+        "binding_sha256, decision, requirement, approver, comment_sha256, time, rp_id, origin."
+    )
+    statement_sha256 = serializers.CharField(
+        help_text="SHA-256 of the statement's bytes, hex; options.challenge is the same "
+        "digest, base64url."
+    )
 
 
 class VoidedSerializer(DecisionOutSerializer):
@@ -542,6 +679,14 @@ class ChangeDetailSerializer(ChangeRowSerializer):
     not_counting = serializers.SerializerMethodField(
         help_text="Live decisions that do not count now, with why."
     )
+    approvals = serializers.SerializerMethodField(
+        help_text="Every live decision (approvals and rejections of any revision, not voided), "
+        "oldest first, each with its passkey sign-off (or null), whether it counts and why not."
+    )
+    passkey_requirements = serializers.ListField(
+        child=serializers.ChoiceField(choices=Requirement.choices),
+        help_text="The slots whose sign-off needs the approver's passkey, fixed at submission.",
+    )
     rejections = serializers.SerializerMethodField()
     voided = serializers.SerializerMethodField(
         help_text="Decisions voided by a revision or new evidence."
@@ -590,6 +735,8 @@ class ChangeDetailSerializer(ChangeRowSerializer):
             "recertification",
             "policy",
             "requirements",
+            "passkey_requirements",
+            "approvals",
             "not_counting",
             "rejections",
             "voided",
@@ -649,8 +796,32 @@ class ChangeDetailSerializer(ChangeRowSerializer):
         return obj.policy.number if obj.policy else "built-in"
 
     @extend_schema_field(SlotSerializer(many=True))
-    def get_requirements(self, _obj: ChangeRequest) -> Any:
-        return SlotSerializer(self._approvals.slots, many=True).data
+    def get_requirements(self, obj: ChangeRequest) -> Any:
+        rows = [
+            {
+                "requirement": slot.requirement,
+                "label": slot.label,
+                "approval": slot.approval,
+                "passkey_required": selectors.passkey_required(obj, slot.requirement),
+            }
+            for slot in self._approvals.slots
+        ]
+        return SlotSerializer(rows, many=True).data
+
+    @extend_schema_field(LiveDecisionSerializer(many=True))
+    def get_approvals(self, obj: ChangeRequest) -> Any:
+        why_not = {approval.pk: why for approval, why in self._approvals.not_counting}
+        live = (
+            obj.approvals.filter(voided_at__isnull=True)
+            .select_related("approver", "passkey")
+            .order_by("created_at")
+        )
+        rows = []
+        for approval in live:
+            approval.why = why_not.get(approval.pk)  # type: ignore[attr-defined]
+            approval.counts = approval.pk not in why_not  # type: ignore[attr-defined]
+            rows.append(approval)
+        return LiveDecisionSerializer(rows, many=True).data
 
     @extend_schema_field(NotCountingSerializer(many=True))
     def get_not_counting(self, _obj: ChangeRequest) -> Any:
@@ -668,7 +839,7 @@ class ChangeDetailSerializer(ChangeRowSerializer):
     def get_voided(self, obj: ChangeRequest) -> Any:
         voided = (
             obj.approvals.filter(voided_at__isnull=False)
-            .select_related("approver")
+            .select_related("approver", "passkey")
             .order_by("voided_at", "created_at")
         )
         return VoidedSerializer(voided, many=True).data
@@ -769,7 +940,10 @@ class PolicySerializer(serializers.Serializer[Any]):
         choices=[("tenant", "tenant"), ("default", "default"), ("built-in", "built-in")],
         help_text="tenant: its own policy; default: the platform default's; built-in: neither exists.",
     )
-    rules = serializers.JSONField()
+    rules = serializers.JSONField(
+        help_text='The document in force: "rules", "postmortem_days", and "passkey_required" '
+        "(the slots that sign off with a passkey) when it names any."
+    )
     reason = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField(allow_null=True)
     created_by = serializers.CharField(allow_null=True)

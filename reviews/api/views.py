@@ -6,22 +6,24 @@ is shown. Another tenant's change answers 404, as if it did not exist.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, cast
 
 import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.views import webauthn_challenge
 from accounts.models import Tenant, User
+from accounts.passkeys import relying_party
 from accounts.selectors import tenant_for_user
-from governance.kernel import reauth
-from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound
+from governance.kernel import passkey_proof, reauth
+from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound, fields_renamed
 from registry import selectors as registry_selectors
 from registry.models import Artifact, Version
 from reviews import selectors, services
@@ -44,9 +46,11 @@ from reviews.api.serializers import (
     RerunSerializer,
     RollbackResultSerializer,
     RollbackSerializer,
+    SignOffChallengeInSerializer,
+    SignOffChallengeSerializer,
     WithdrawSerializer,
 )
-from reviews.choices import Decision
+from reviews.choices import Decision, Requirement
 from reviews.filtersets import ChangeFilterSet
 from reviews.models import ChangeRequest
 
@@ -96,39 +100,50 @@ def _artifact(text: str, user: Any) -> Artifact:
     )
 
 
-class _Sessionless:
-    """A token caller's request as ``reauth`` sees it: no session to remember a confirmation in.
-
-    A token is not a browser session, so a confirmation must neither be read from nor
-    left in whatever cookie came along with it.
-    """
-
-    session = None
-
-    def __init__(self, request: Request) -> None:
-        self._wrapped = request
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._wrapped, name)
-
-
 def _confirm_sign_off(request: Request, password: str) -> None:
     """Sign-off is deliberate: the caller's password, unless their browser session confirmed it lately."""
-    via_session = isinstance(request.successful_authenticator, SessionAuthentication)
-    if via_session and reauth.recently_confirmed(request):
-        return
-    if not password:
+    reauth.require_password_api(request, password, act="Signing off")
+
+
+def _refuse_password_where_passkey_required(
+    change: ChangeRequest, request: Request, decision: str, requirement: str | None
+) -> None:
+    """Where the slot needs a passkey, say so before asking for a password that would not do.
+    (The service refuses it too; this only picks the right refusal first.)"""
+    try:
+        slot = services.decision_slot(change, _actor(request), decision, requirement)
+    except DomainError:
+        return  # the service says why, in its own order
+    if selectors.passkey_required(change, slot):
         raise Forbidden(
-            "Signing off needs your current password: send it as 'password'.",
-            field="password",
-            code="password_required",
+            f"Signing off as {Requirement(slot).label} needs your passkey: ask for "
+            f"POST /api/v1/change-requests/{change.reference}/passkey-challenge/ and send the "
+            "authenticator's answer as 'passkey'.",
+            field="passkey",
+            code="passkey_required",
         )
-    if not reauth.confirm(request if via_session else _Sessionless(request), password):
-        raise Forbidden(
-            "That is not your password ('password'); nothing was recorded.",
-            field="password",
-            code="password_required",
-        )
+
+
+SIGN_OFF_FLOW = """Signing off with a passkey (WebAuthn) instead of a password, in two calls:
+
+1. `POST /api/v1/change-requests/{reference}/passkey-challenge/`
+   `{decision, requirement?, comment?}` writes the approval statement of exactly this decision
+   (change, revision, binding_sha256, decision, requirement, approver, SHA-256 of the comment,
+   time, rp_id, origin) and answers `challenge_id`, `statement`, `statement_sha256` and
+   `options` (PublicKeyCredentialRequestOptions JSON whose `challenge` is the statement's
+   SHA-256, base64url, allowing only your active passkeys).
+2. Hand `options` to the authenticator (in a browser:
+   `navigator.credentials.get({publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options)})`),
+   then `POST …/approve/` (or `…/reject/`) with the same `decision`, `requirement` and `comment`
+   and `passkey: {challenge_id, credential}` (`credential` is the result's `toJSON()`). No
+   password is needed. The statement and assertion are stored with the approval, logged in
+   its event, shown under `approvals[].passkey` and carried by the signed record.
+
+A challenge answers once, for this change and revision only, before `expires_at`. Refusals:
+an unknown, someone else's or malformed `challenge_id` is 404 on `passkey.challenge_id`; an
+answered or expired one 409 on `passkey.challenge_id`; a challenge for another change 409
+`passkey_replayed`; a change revised since, or another decision, requirement or comment,
+409 `passkey_statement_mismatch`; a bad, foreign or revoked key 403 on `passkey`."""
 
 
 def _detail(change: ChangeRequest, code: int = status.HTTP_200_OK, *, user: Any) -> Response:
@@ -233,31 +248,89 @@ class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
         )
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        _confirm_sign_off(request, data["password"])
-        services.approval_decide(
-            change=change,
-            actor=_actor(request),
-            decision=decision,
-            comment=data["comment"],
-            requirement=data["requirement"],
-        )
+        answer = data["passkey"]
+        if answer is None:
+            _refuse_password_where_passkey_required(change, request, decision, data["requirement"])
+            _confirm_sign_off(request, data["password"])
+        # With a passkey the assertion is the deliberate act: no password.
+        with fields_renamed({"challenge": "passkey.challenge_id"}):
+            services.approval_decide(
+                change=change,
+                actor=_actor(request),
+                decision=decision,
+                comment=data["comment"],
+                requirement=data["requirement"],
+                passkey=(
+                    services.PasskeyAnswer(
+                        challenge_id=answer["challenge_id"], credential=answer["credential"]
+                    )
+                    if answer is not None
+                    else None
+                ),
+            )
         return _detail(change, user=request.user)
 
     @extend_schema(
-        parameters=[REFERENCE], request=DecisionSerializer, responses=ChangeDetailSerializer
+        parameters=[REFERENCE],
+        request=DecisionSerializer,
+        responses=ChangeDetailSerializer,
+        description="Approve in a slot you hold, with your password, or with your passkey "
+        "(`passkey: {challenge_id, credential}`, the answer to passkey-challenge for this "
+        "decision; see there). Where the slot needs a passkey (`requirements[].passkey_required`) "
+        "a password-only sign-off is 403 `passkey_required` on `passkey`. Repeating it "
+        "changes nothing.",
     )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, reference: str) -> Response:
-        """Approve in a slot you hold (with your password). Repeating it changes nothing."""
+        """Approve in a slot you hold (with your password or passkey). Repeating it changes nothing."""
         return self._decide(request, reference, Decision.APPROVE)
 
     @extend_schema(
-        parameters=[REFERENCE], request=RejectSerializer, responses=ChangeDetailSerializer
+        parameters=[REFERENCE],
+        request=RejectSerializer,
+        responses=ChangeDetailSerializer,
+        description="Reject, saying why, with your password or your passkey (as approve).",
     )
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, reference: str) -> Response:
-        """Reject, saying why (with your password)."""
+        """Reject, saying why (with your password or passkey)."""
         return self._decide(request, reference, Decision.REJECT)
+
+    @extend_schema(
+        parameters=[REFERENCE],
+        request=SignOffChallengeInSerializer,
+        responses={200: SignOffChallengeSerializer},
+        description=SIGN_OFF_FLOW,
+    )
+    @action(detail=True, methods=["post"], url_path="passkey-challenge")
+    def passkey_challenge(self, request: Request, reference: str) -> Response:
+        """Step 1 of a passkey sign-off: the statement to sign and the WebAuthn request options."""
+        change = _change(request, reference)
+        body = SignOffChallengeInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        row, statement, options = services.sign_off_challenge(
+            change=change,
+            actor=_actor(request),
+            decision=data["decision"],
+            requirement=data["requirement"],
+            comment=data["comment"],
+            party=relying_party(request),
+        )
+        fields = passkey_proof.parse_statement(statement)
+        return Response(
+            SignOffChallengeSerializer(
+                {
+                    **webauthn_challenge(row, options),
+                    "change": change.reference,
+                    "revision": fields["revision"],
+                    "decision": fields["decision"],
+                    "requirement": fields["requirement"],
+                    "statement": statement,
+                    "statement_sha256": hashlib.sha256(statement.encode()).hexdigest(),
+                }
+            ).data
+        )
 
     @extend_schema(
         parameters=[REFERENCE], request=WithdrawSerializer, responses=ChangeDetailSerializer
@@ -401,8 +474,8 @@ class UnknownChangeAction(APIView):
 
     def _refuse(self, _request: Request, *, action: str, **_url: str) -> Response:
         raise NotFound(
-            f"No action '{action}' on change requests; use submit, approve, reject, withdraw, "
-            "promote, evidence, rerun, comment or postmortem.",
+            f"No action '{action}' on change requests; use submit, passkey-challenge, approve, "
+            "reject, withdraw, promote, evidence, rerun, comment or postmortem.",
             field="action",
         )
 

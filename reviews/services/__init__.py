@@ -20,7 +20,7 @@ The package is split along its seams; every public name is importable from here:
 - ``common``: what these share (lifecycle step, locks, events).
 """
 
-from reviews.services.approvals import approval_decide
+from reviews.services.approvals import approval_decide, decision_slot
 from reviews.services.changes import (
     LineAnchor,
     change_create,
@@ -69,6 +69,7 @@ __all__ = [
     "check_execute",
     "check_rerun",
     "comment_add",
+    "decision_slot",
     "deployment_checklist_complete",
     "evidence_attach",
     "lifecycle_policy_set",
