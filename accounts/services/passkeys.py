@@ -17,11 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from webauthn.helpers import decode_credential_public_key, decoded_public_key_to_cryptography
-from webauthn.helpers.exceptions import (
-    InvalidCBORData,
-    InvalidJSONStructure,
-    InvalidRegistrationResponse,
-)
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     ResidentKeyRequirement,
@@ -142,14 +138,7 @@ def passkey_register(*, user: User, challenge_id: Any, credential: Any, name: st
             require_user_verification=settings.WEBAUTHN_REQUIRE_USER_VERIFICATION,
         )
         spki = _spki(verified.credential_public_key)
-    except (
-        InvalidRegistrationResponse,
-        InvalidJSONStructure,
-        InvalidCBORData,
-        ValueError,
-        TypeError,
-        KeyError,
-    ) as exc:
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:  # any malformed part
         raise DomainError(
             f"The authenticator's answer does not register a passkey: {exc}", field="credential"
         ) from None

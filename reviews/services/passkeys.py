@@ -22,11 +22,7 @@ import webauthn
 from django.conf import settings
 from django.utils import timezone
 from webauthn.helpers import parse_authentication_credential_json
-from webauthn.helpers.exceptions import (
-    InvalidAuthenticationResponse,
-    InvalidCBORData,
-    InvalidJSONStructure,
-)
+from webauthn.helpers.exceptions import WebAuthnException
 
 from accounts.models import Passkey, PasskeyChallenge, User
 from accounts.passkeys import RelyingParty, descriptors, user_verification
@@ -232,7 +228,7 @@ def verify_answer(
     try:
         text = credential if isinstance(credential, str) else json.dumps(credential)
         parsed = parse_authentication_credential_json(text)
-    except (InvalidJSONStructure, InvalidCBORData, ValueError, TypeError, KeyError) as exc:
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise DomainError(
             f"The passkey answer is not a WebAuthn assertion: {exc}", field="passkey"
         ) from None
@@ -254,7 +250,7 @@ def verify_answer(
             credential_current_sign_count=passkey.sign_count,
             require_user_verification=settings.WEBAUTHN_REQUIRE_USER_VERIFICATION,
         )
-    except (InvalidAuthenticationResponse, InvalidCBORData, ValueError) as exc:
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise Forbidden(f"The passkey signature does not hold: {exc}", field="passkey") from None
     response = parsed.response
     assertion = passkey_proof.Assertion(

@@ -452,8 +452,13 @@ def test_approval_needs_the_password_and_fills_the_slot(
             "approver": "reviewer",
             "at": reviewer_slot["filled_by"]["at"],
             "comment": "Reads well",
+            "passkey": None,
         },
+        "passkey_required": False,
     }
+    assert [(a["approver"], a["counts"], a["why"], a["passkey"]) for a in body["approvals"]] == [
+        ("reviewer", True, None, None)
+    ]
     assert admin_slot["filled_by"] is None
     assert body["status"] == "in_review"
     assert body["timeline"][-1]["kind"] == EventKind.APPROVAL_GRANTED

@@ -122,9 +122,7 @@ def test_policy_refuses_a_bad_passkey_required(
         {"rules": {**DEFAULT_RULES, "passkey_required": value}, "reason": "x"},
         format="json",
     )
-    status, field, _code = error(resp)
-    assert status == 400
-    assert field is not None and field.startswith("rules")
+    assert error(resp)[:2] == (400, "rules")
     assert "passkey_required" in resp.json()["error"]["message"]
 
 
@@ -552,3 +550,46 @@ def test_the_schema_documents_the_flow(
     assert "navigator.credentials.create" in paths["/api/v1/passkeys/"]["post"]["description"]
     policy = schema["components"]["schemas"]["PolicyUpdate"]["properties"]["rules"]
     assert "passkey_required" in policy["description"]
+
+
+def _mutations() -> list[tuple[str, Any]]:
+    def drop(key: str) -> Any:
+        return lambda c: {**c, "response": {k: v for k, v in c["response"].items() if k != key}}
+
+    def put(key: str, value: Any) -> Any:
+        return lambda c: {**c, "response": {**c["response"], key: value}}
+
+    return [
+        ("no clientDataJSON", drop("clientDataJSON")),
+        ("no authenticatorData", drop("authenticatorData")),
+        ("no signature", drop("signature")),
+        ("short authenticatorData", put("authenticatorData", "AAAA")),
+        ("authenticatorData not base64", put("authenticatorData", "!!**")),
+        ("clientDataJSON not JSON", put("clientDataJSON", "bm90IGpzb24")),
+        ("clientDataJSON a number", put("clientDataJSON", 5)),
+        ("signature garbage", put("signature", "AAAA")),
+        ("userHandle a list", put("userHandle", [1])),
+        ("response a string", lambda c: {**c, "response": "x"}),
+        ("rawId not base64", lambda c: {**c, "rawId": "!!", "id": "!!"}),
+        ("unknown credential", lambda c: {**c, "rawId": "AAAA", "id": "AAAA"}),
+        ("type wrong", lambda c: {**c, "type": "password"}),
+    ]
+
+
+@pytest.mark.parametrize(("what", "mutate"), _mutations(), ids=[m[0] for m in _mutations()])
+def test_a_malformed_assertion_is_a_4xx_on_passkey(
+    in_review: Any, reviewer: APIClient, what: str, mutate: Any
+) -> None:
+    device = SoftAuthenticator()
+    register(reviewer, device)
+    issued = challenge(reviewer, in_review)
+    credential = mutate(device.sign(issued["options"]))
+    resp = reviewer.post(
+        url(in_review, "approve"),
+        {"passkey": {"challenge_id": issued["challenge_id"], "credential": credential}},
+        format="json",
+    )
+    status, field, _code = error(resp)
+    assert status in (400, 403), (what, resp.json())
+    assert field == "passkey", (what, resp.json())
+    assert not Approval.objects.exists()
