@@ -327,14 +327,20 @@ def holders_of(tenant: Any, roles: Iterable[str]) -> QuerySet[User]:
 
 def passkeys_visible_to(user: AnyUser) -> QuerySet[Passkey]:
     """The passkeys ``user`` may see: their own; every one for a platform administrator."""
-    rows = Passkey.objects.select_related("user", "revoked_by").order_by(
-        "user__username", "-created_at"
-    )
+    rows = passkeys_of()
     if is_platform_admin(user):
         return rows
     if not user.is_authenticated:
         return rows.none()
     return rows.filter(user_id=user.pk)
+
+
+def passkeys_of(user: User | None = None) -> QuerySet[Passkey]:
+    """Every passkey (by username, newest first), or one person's."""
+    rows = Passkey.objects.select_related("user", "revoked_by").order_by(
+        "user__username", "-created_at"
+    )
+    return rows if user is None else rows.filter(user=user)
 
 
 def passkey_visible_to(user: AnyUser, passkey_id: Any, *, field: str = "id") -> Passkey:
@@ -347,4 +353,17 @@ def passkey_visible_to(user: AnyUser, passkey_id: Any, *, field: str = "id") -> 
     found = passkeys_visible_to(user).filter(pk=key).first() if key else None
     if found is None:
         raise NotFound(f"No passkey '{passkey_id}' of yours.", field=field)
+    return found
+
+
+def passkey_by_reference(reference: str) -> Passkey:
+    """A passkey by its id or its credential id (the CLI's ways to name one)."""
+    reference = (reference or "").strip()
+    rows = Passkey.objects.select_related("user", "revoked_by")
+    try:
+        found = rows.filter(pk=uuid.UUID(reference)).first()
+    except ValueError:
+        found = rows.filter(credential_id=reference).first() if reference else None
+    if found is None:
+        raise NotFound(f"No passkey '{reference}'.", field="passkey")
     return found

@@ -1,4 +1,5 @@
-"""``manage.py accounts``: users, tenants, roles, personal and service tokens from the command line.
+"""``manage.py accounts``: users, tenants, roles, personal and service tokens, passkeys from the
+command line.
 
 Runs as the system (the operator at the shell). Bad input exits 2 with one
 ``error:`` line on stderr (``ActionCommand``); nothing is half-written because every
@@ -116,11 +117,28 @@ class Command(ActionCommand):
         t.add_argument("token", metavar="ID", help="Its id, or the prefix shown by list.")
         t.add_argument("--reason", default="", help="Why (recorded in the log); required.")
 
+        self._passkey_arguments(sub)
+
         p = sub.add_parser("tenant-add", help="Create a tenant.")
         p.add_argument("slug")
         p.add_argument("--name", required=True)
 
         p = sub.add_parser("list", help="List users with their roles per tenant.")
+
+    def _passkey_arguments(self, sub: Any) -> None:
+        p = sub.add_parser("passkeys", help="People's passkeys (WebAuthn sign-off): list, revoke.")
+        keys = p.add_subparsers(dest="passkey_action", required=True, metavar="ACTION")
+        k = keys.add_parser(
+            "list", help="List passkeys (one per line): id, user, name, state, dates, credential."
+        )
+        k.add_argument("--user", default=None, metavar="USERNAME", help="Only this person's.")
+        k = keys.add_parser(
+            "revoke",
+            help="Revoke a passkey (a lost device): it signs nothing more, and the approvals "
+            "it signed stop counting.",
+        )
+        k.add_argument("passkey", metavar="ID", help="Its id (from list), or its credential id.")
+        k.add_argument("--reason", default="", help="Why (recorded in the log); required.")
 
     # -- actions ---------------------------------------------------------------
 
@@ -256,6 +274,50 @@ class Command(ActionCommand):
         token = services.service_token_revoke(token=token, actor=None, reason=o["reason"])
         self.stdout.write(
             f"Revoked service token {token.prefix}… ({token.tenant.slug}/{token.name})"
+        )
+
+    def do_passkeys(self, o: dict[str, Any]) -> None:
+        getattr(self, f"do_passkeys_{o['passkey_action']}")(o)
+
+    def do_passkeys_list(self, o: dict[str, Any]) -> None:
+        user = selectors.user_by_username(o["user"]) if o["user"] else None
+        for passkey in selectors.passkeys_of(user):
+            used = (
+                passkey.last_used_at.isoformat(timespec="seconds") if passkey.last_used_at else "-"
+            )
+            state = (
+                f"revoked {passkey.revoked_at.isoformat(timespec='seconds')}"
+                if passkey.revoked_at
+                else "active"
+            )
+            self.stdout.write(
+                "\t".join(
+                    [
+                        str(passkey.pk),
+                        passkey.user.username,
+                        passkey.name,
+                        state,
+                        passkey.created_at.isoformat(timespec="seconds"),
+                        used,
+                        passkey.credential_id,
+                    ]
+                )
+            )
+
+    def do_passkeys_revoke(self, o: dict[str, Any]) -> None:
+        passkey = selectors.passkey_by_reference(o["passkey"])
+        reason = o["reason"].strip()
+        if not reason:
+            raise CommandError("reason: say why the passkey is revoked (--reason)")
+        if passkey.revoked_at is not None:
+            self.stdout.write(
+                f"Already revoked: passkey {passkey.pk} of {passkey.user.username} "
+                f"({passkey.name}) on {passkey.revoked_at:%Y-%m-%d %H:%M}"
+            )
+            return
+        passkey = services.passkey_revoke(passkey=passkey, actor=None, reason=reason)
+        self.stdout.write(
+            f"Revoked passkey {passkey.pk} of {passkey.user.username} ({passkey.name})"
         )
 
     def do_tenant_add(self, o: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from governance.kernel.commands import ActionCommand
 from governance.kernel.errors import DomainError, Forbidden
 from reviews import selectors, services
 from reviews.choices import CheckStatus, Requirement
-from reviews.models import ChangeRequest, CheckRun
+from reviews.models import Approval, ChangeRequest, CheckRun
 
 
 def _rolled_back(change: ChangeRequest, *, sep: str) -> str:
@@ -28,6 +28,14 @@ def _rolled_back(change: ChangeRequest, *, sep: str) -> str:
         return ""
     who = change.rolled_back_by.username if change.rolled_back_by else "system"
     return f"{sep}rolled back by {who} at {change.rolled_back_at:%Y-%m-%d %H:%M}"
+
+
+def _signed(approval: Approval) -> str:
+    """`` [passkey NAME sha256:…]`` for a passkey sign-off (the statement's digest is what the
+    authenticator signed), else nothing."""
+    if approval.passkey_id is None or approval.passkey is None:
+        return ""
+    return f" [passkey '{approval.passkey.name}' sha256:{approval.passkey_challenge[:16]}]"
 
 
 class Command(ActionCommand):
@@ -147,9 +155,20 @@ class Command(ActionCommand):
         status = selectors.approval_status(change)
         for slot in status.slots:
             who = slot.approval.approver.username if slot.approval else "MISSING"
+            if slot.approval is not None:
+                who += _signed(slot.approval)
+            elif selectors.passkey_required(change, slot.requirement):
+                who += " (passkey required)"
             out(f"  approval {slot.label}: {who}")
         for approval in status.rejections:
-            out(f"  rejected by {approval.approver.username}: {approval.comment}")
+            out(
+                f"  rejected by {approval.approver.username}{_signed(approval)}: {approval.comment}"
+            )
+        for approval, why in status.not_counting:
+            out(
+                f"  not counting: {approval.decision} by {approval.approver.username} as "
+                f"{Requirement(approval.requirement).label}{_signed(approval)}: {why}"
+            )
         for kind, run in selectors.check_summary(change).runs.items():
             out(
                 f"  check {kind}: {run.status if run else 'not run'}{' - ' + run.summary if run else ''}"
