@@ -199,11 +199,6 @@ def tokens_of(user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).order_by("-created_at")
 
 
-def passkeys_of(user: User) -> QuerySet[Passkey]:
-    """A person's passkeys, active and revoked (newest first), with who revoked them."""
-    return Passkey.objects.filter(user=user).select_related("revoked_by").order_by("-created_at")
-
-
 def has_active_passkey(user: AnyUser) -> bool:
     if not user.is_authenticated:
         return False
@@ -336,7 +331,8 @@ def passkeys_visible_to(user: AnyUser) -> QuerySet[Passkey]:
 
 
 def passkeys_of(user: User | None = None) -> QuerySet[Passkey]:
-    """Every passkey (by username, newest first), or one person's."""
+    """A person's passkeys, active and revoked (newest first), with who revoked them; everyone's
+    (by username) without ``user``."""
     rows = Passkey.objects.select_related("user", "revoked_by").order_by(
         "user__username", "-created_at"
     )
