@@ -310,3 +310,12 @@ class PasskeyRevokeSerializer(serializers.Serializer[Any]):
         max_length=500,
         help_text="Why it is revoked (lost device, ...); recorded in the passkey.revoked event.",
     )
+    password = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        write_only=True,
+        style={"input_type": "password"},
+        help_text="Your current password (revoking is deliberate, as on the account page). Not "
+        "needed on a browser session that confirmed it within REVIEWS_REAUTH_SECONDS.",
+    )

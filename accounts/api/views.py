@@ -315,8 +315,8 @@ class PasskeyViewSet(viewsets.GenericViewSet[Passkey]):
     @extend_schema(
         request=PasskeyRevokeSerializer,
         responses=PasskeySerializer,
-        description="Revoke a passkey (its owner, or a platform administrator): it signs "
-        "nothing more, and the approvals it signed stop counting (each change's "
+        description="Revoke a passkey (its owner, or a platform administrator, with their own "
+        "password): it signs nothing more, and the approvals it signed stop counting (each change's "
         "`not_counting` says so). Logged as passkey.revoked; revoking twice changes nothing.",
     )
     @action(detail=True, methods=["post"])
@@ -324,6 +324,9 @@ class PasskeyViewSet(viewsets.GenericViewSet[Passkey]):
         passkey = self._passkey(pk)
         body = PasskeyRevokeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        reauth.require_password_api(
+            request, body.validated_data["password"], act="Revoking a passkey"
+        )
         passkey = services.passkey_revoke(
             passkey=passkey, actor=user_of(request), reason=body.validated_data["reason"]
         )

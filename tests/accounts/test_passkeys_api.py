@@ -218,7 +218,9 @@ def test_another_persons_passkey_is_invisible(alice: Any, bob: Any, token_client
     client = token_client(bob)
     assert client.get(BASE).json()["results"] == []
     assert error(client.get(f"{BASE}{mine['id']}/")) == (404, "id", "not_found")
-    resp = client.post(f"{BASE}{mine['id']}/revoke/", {"reason": "mine now"}, format="json")
+    resp = client.post(
+        f"{BASE}{mine['id']}/revoke/", {"reason": "mine now", "password": PASSWORD}, format="json"
+    )
     assert error(resp) == (404, "id", "not_found")
     assert error(client.get(f"{BASE}alice/")) == (404, "id", "not_found")
     assert error(client.get(f"{BASE}?user=alice")) == (403, "user", "permission_denied")
@@ -236,7 +238,11 @@ def test_a_platform_administrator_sees_and_revokes_anyones(
     only = admin.get(f"{BASE}?user=bob").json()["results"]
     assert [p["id"] for p in only] == [bobs["id"]]
     assert error(admin.get(f"{BASE}?user=nobody")) == (404, "username", "not_found")
-    resp = admin.post(f"{BASE}{alices['id']}/revoke/", {"reason": "Lost laptop"}, format="json")
+    resp = admin.post(
+        f"{BASE}{alices['id']}/revoke/",
+        {"reason": "Lost laptop", "password": PASSWORD},
+        format="json",
+    )
     assert resp.status_code == 200
     assert (resp.json()["state"], resp.json()["revoked_by"], resp.json()["revoke_reason"]) == (
         "revoked",
@@ -247,15 +253,23 @@ def test_a_platform_administrator_sees_and_revokes_anyones(
     assert (event.actor_id, event.payload["reason"]) == (root.pk, "Lost laptop")
 
 
-def test_revoke_own_needs_a_reason_and_is_idempotent(alice: Any, token_client: Any) -> None:
+def test_revoke_own_needs_the_password_and_a_reason_and_is_idempotent(
+    alice: Any, token_client: Any
+) -> None:
     client = token_client(alice)
     created = register(client, SoftAuthenticator())
     revoke = f"{BASE}{created['id']}/revoke/"
+    for password in ("", "wrong"):
+        resp = client.post(revoke, {"reason": "Lost", "password": password}, format="json")
+        assert error(resp) == (403, "password", "password_required")
+    assert client.get(f"{BASE}{created['id']}/").json()["state"] == "active"
     assert error(client.post(revoke, {}, format="json"))[:2] == (400, "reason")
     assert error(client.post(revoke, {"reason": "x" * 501}, format="json"))[:2] == (400, "reason")
-    first = client.post(revoke, {"reason": "Lost laptop"}, format="json").json()
+    first = client.post(
+        revoke, {"reason": "Lost laptop", "password": PASSWORD}, format="json"
+    ).json()
     assert (first["state"], first["revoked_by"]) == ("revoked", "alice")
-    again = client.post(revoke, {"reason": "Again"}, format="json").json()
+    again = client.post(revoke, {"reason": "Again", "password": PASSWORD}, format="json").json()
     assert (again["revoked_at"], again["revoke_reason"]) == (first["revoked_at"], "Lost laptop")
     assert Event.objects.filter(kind=EventKind.PASSKEY_REVOKED).count() == 1
     assert client.get(f"{BASE}{created['id']}/").json()["state"] == "revoked"

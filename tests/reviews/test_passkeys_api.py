@@ -329,7 +329,9 @@ def test_revoked_key_signs_nothing_and_its_approval_stops_counting(
     )
     assert resp.status_code == 200
     revoked = reviewer.post(
-        f"/api/v1/passkeys/{passkey['id']}/revoke/", {"reason": "Lost laptop"}, format="json"
+        f"/api/v1/passkeys/{passkey['id']}/revoke/",
+        {"reason": "Lost laptop", "password": PASSWORD},
+        format="json",
     )
     assert revoked.json()["state"] == "revoked"
     detail = reviewer.get(url(in_review)).json()
@@ -350,7 +352,11 @@ def test_an_answer_signed_before_revocation_is_refused(in_review: Any, reviewer:
     device = SoftAuthenticator()
     passkey = register(reviewer, device)
     pending = answer(device, challenge(reviewer, in_review))
-    reviewer.post(f"/api/v1/passkeys/{passkey['id']}/revoke/", {"reason": "Lost"}, format="json")
+    reviewer.post(
+        f"/api/v1/passkeys/{passkey['id']}/revoke/",
+        {"reason": "Lost", "password": PASSWORD},
+        format="json",
+    )
     resp = reviewer.post(url(in_review, "approve"), {"passkey": pending}, format="json")
     assert error(resp) == (403, "passkey", "permission_denied")
     assert "revoked" in resp.json()["error"]["message"]
@@ -503,7 +509,11 @@ def test_the_signed_record_carries_the_assertion(in_review: Any, reviewer: APICl
         passkey_proof.Assertion.from_json(entry["passkey"]["assertion"]),
         passkey["public_key_spki"],
     )
-    reviewer.post(f"/api/v1/passkeys/{passkey['id']}/revoke/", {"reason": "Lost"}, format="json")
+    reviewer.post(
+        f"/api/v1/passkeys/{passkey['id']}/revoke/",
+        {"reason": "Lost", "password": PASSWORD},
+        format="json",
+    )
     (entry,) = record.change_record(in_review)["approvals"]
     assert entry["counts"] is False
     assert "revoked" in entry["why_not_counting"]
