@@ -348,7 +348,7 @@ def passkey_visible_to(user: AnyUser, passkey_id: Any, *, field: str = "id") -> 
         key = None
     found = passkeys_visible_to(user).filter(pk=key).first() if key else None
     if found is None:
-        raise NotFound(f"No passkey '{passkey_id}' of yours.", field=field)
+        raise NotFound("No such passkey of yours.", field=field)
     return found
 
 

@@ -392,6 +392,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.choices.Role",
         "ImpactEnum": "registry.choices.ImpactChoice",
+        "RequirementEnum": "reviews.choices.Requirement",
     },
 }
 
