@@ -233,7 +233,7 @@ client data must name the `origin` and the key be scoped to the `rp_id` the firs
 
 class PasskeyViewSet(viewsets.GenericViewSet[Passkey]):
     """Passkeys (WebAuthn credentials) to sign off changes with: your own; a platform
-    administrator sees everyone's. Another person's passkey answers 404."""
+    administrator reads and revokes anyone's. Another person's passkey answers 404."""
 
     serializer_class = PasskeySerializer
     queryset = Passkey.objects.none()
@@ -257,22 +257,18 @@ class PasskeyViewSet(viewsets.GenericViewSet[Passkey]):
             )
         ],
         responses=PasskeySerializer(many=True),
-        description="Your passkeys, active and revoked, newest first (a platform administrator: "
-        "everyone's, or one person's with ?user=).",
+        description="Your passkeys, active and revoked, newest first; a platform administrator "
+        "lists another person's with ?user=USERNAME.",
     )
     def list(self, request: Request) -> Response:
-        rows = self.get_queryset()
-        username = request.query_params.get("user")
-        if username:
-            if username != request.user.get_username() and not selectors.is_platform_admin(
-                request.user
-            ):
-                raise Forbidden(
-                    "Only a platform administrator lists another person's passkeys.",
-                    field="user",
-                )
-            rows = rows.filter(user=selectors.user_by_username(username))
-        page = self.paginate_queryset(rows)
+        username = request.query_params.get("user") or request.user.get_username()
+        if username != request.user.get_username() and not selectors.is_platform_admin(
+            request.user
+        ):
+            raise Forbidden(
+                "Only a platform administrator lists another person's passkeys.", field="user"
+            )
+        page = self.paginate_queryset(selectors.passkeys_of(selectors.user_by_username(username)))
         return self.get_paginated_response(PasskeySerializer(page, many=True).data)
 
     @extend_schema(responses=PasskeySerializer)
