@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -38,6 +38,7 @@ from accounts.models import ApiToken, Passkey, PasskeyChallenge, RoleGrant, Serv
 from accounts.passkeys import relying_party
 from governance.kernel import reauth
 from governance.kernel.errors import Forbidden, fields_renamed
+from governance.kernel.serializers import ApiErrorSerializer
 
 
 class MeView(APIView):
@@ -206,6 +207,10 @@ class ServiceTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Service
         return Response(ServiceTokenSerializer(token).data)
 
 
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ApiErrorSerializer, description=description)
+
+
 def webauthn_challenge(row: PasskeyChallenge, options_json: str) -> dict[str, Any]:
     """A challenge as the API answers it: its id, expiry, relying party and the options."""
     return {
@@ -277,7 +282,11 @@ class PasskeyViewSet(viewsets.GenericViewSet[Passkey]):
 
     @extend_schema(
         request=None,
-        responses={200: WebAuthnChallengeSerializer},
+        responses={
+            200: WebAuthnChallengeSerializer,
+            400: _error("The request's origin is not one of WEBAUTHN_ORIGINS (field origin)."),
+            409: _error("You already hold the most passkeys a person may (20)."),
+        },
         description=REGISTRATION_FLOW,
     )
     @action(detail=False, methods=["post"], url_path="registration-options")
@@ -290,7 +299,19 @@ class PasskeyViewSet(viewsets.GenericViewSet[Passkey]):
 
     @extend_schema(
         request=PasskeyRegisterSerializer,
-        responses={201: PasskeySerializer},
+        responses={
+            201: PasskeySerializer,
+            400: _error(
+                "Bad input, named: challenge_id not a UUID; credential not a WebAuthn "
+                "registration (or not for this challenge, origin or relying party); name."
+            ),
+            403: _error("No password, or a wrong one (password_required, field password)."),
+            404: _error("No such registration challenge of yours (field challenge_id)."),
+            409: _error(
+                "The challenge was answered already or expired (challenge_id); the key is "
+                "registered already (credential)."
+            ),
+        },
         description=REGISTRATION_FLOW,
     )
     def create(self, request: Request) -> Response:
@@ -310,7 +331,12 @@ class PasskeyViewSet(viewsets.GenericViewSet[Passkey]):
 
     @extend_schema(
         request=PasskeyRevokeSerializer,
-        responses=PasskeySerializer,
+        responses={
+            200: PasskeySerializer,
+            400: _error("No reason, or a reason over 500 characters (field reason)."),
+            403: _error("No password, or a wrong one (password_required, field password)."),
+            404: _error("Not a passkey you may see (field id)."),
+        },
         description="Revoke a passkey (its owner, or a platform administrator, with their own "
         "password): it signs nothing more, and the approvals it signed stop counting (each change's "
         "`not_counting` says so). Logged as passkey.revoked; revoking twice changes nothing.",

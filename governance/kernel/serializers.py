@@ -1,6 +1,8 @@
-"""API serializers every floor uses: one log entry in a record's history."""
+"""API serializers every floor uses: one log entry in a record's history, the error body."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rest_framework import serializers
 
@@ -18,3 +20,17 @@ class HistoryEntrySerializer(serializers.ModelSerializer[Event]):
 
     def get_actor(self, obj: Event) -> str | None:
         return obj.actor_name or None
+
+
+class ApiErrorBodySerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(help_text="invalid, not_found, permission_denied, conflict, ...")
+    message = serializers.CharField()
+    field = serializers.CharField(
+        allow_null=True, help_text="The input at fault, when there is one."
+    )
+
+
+class ApiErrorSerializer(serializers.Serializer[Any]):
+    """Every API error: ``{"error": {"code", "message", "field"}}`` with a 4xx status."""
+
+    error = ApiErrorBodySerializer()

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -24,6 +24,7 @@ from accounts.passkeys import relying_party
 from accounts.selectors import tenant_for_user
 from governance.kernel import passkey_proof, reauth
 from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound, fields_renamed
+from governance.kernel.serializers import ApiErrorSerializer
 from registry import selectors as registry_selectors
 from registry.models import Artifact, Version
 from reviews import selectors, services
@@ -144,6 +145,29 @@ an unknown, someone else's or malformed `challenge_id` is 404 on `passkey.challe
 answered or expired one 409 on `passkey.challenge_id`; a challenge for another change 409
 `passkey_replayed`; a change revised since, or another decision, requirement or comment,
 409 `passkey_statement_mismatch`; a bad, foreign or revoked key 403 on `passkey`."""
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ApiErrorSerializer, description=description)
+
+
+SIGN_OFF_ERRORS = {
+    400: _error(
+        "Bad input, named (comment, requirement, passkey.challenge_id, passkey.credential; "
+        "passkey: not a WebAuthn assertion)."
+    ),
+    403: _error(
+        "password_required (field password); passkey_required (field passkey: the slot needs "
+        "a passkey); the passkey is not yours, is revoked, or its signature does not hold "
+        "(field passkey); you may not decide here."
+    ),
+    404: _error("No such change (reference) or challenge of yours (passkey.challenge_id)."),
+    409: _error(
+        "The challenge was answered already or expired (passkey.challenge_id); it was issued "
+        "for another change (passkey_replayed) or another revision, decision, requirement or "
+        "comment (passkey_statement_mismatch); the lifecycle does not allow it (status)."
+    ),
+}
 
 
 def _detail(change: ChangeRequest, code: int = status.HTTP_200_OK, *, user: Any) -> Response:
@@ -273,7 +297,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
     @extend_schema(
         parameters=[REFERENCE],
         request=DecisionSerializer,
-        responses=ChangeDetailSerializer,
+        responses={200: ChangeDetailSerializer, **SIGN_OFF_ERRORS},
         description="Approve in a slot you hold, with your password, or with your passkey "
         "(`passkey: {challenge_id, credential}`, the answer to passkey-challenge for this "
         "decision; see there). Where the slot needs a passkey (`requirements[].passkey_required`) "
@@ -288,7 +312,7 @@ class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
     @extend_schema(
         parameters=[REFERENCE],
         request=RejectSerializer,
-        responses=ChangeDetailSerializer,
+        responses={200: ChangeDetailSerializer, **SIGN_OFF_ERRORS},
         description="Reject, saying why, with your password or your passkey (as approve).",
     )
     @action(detail=True, methods=["post"])
@@ -299,7 +323,16 @@ class ChangeRequestViewSet(viewsets.GenericViewSet[ChangeRequest]):
     @extend_schema(
         parameters=[REFERENCE],
         request=SignOffChallengeInSerializer,
-        responses={200: SignOffChallengeSerializer},
+        responses={
+            200: SignOffChallengeSerializer,
+            400: _error("Bad input, named: decision, requirement, comment; origin."),
+            403: _error("You cannot decide here (the author, no role in an open slot)."),
+            404: _error("No such change in your tenants (field reference)."),
+            409: _error(
+                "You have no active passkey (field passkey); the change is not open for "
+                "review (status); you decided already (decision)."
+            ),
+        },
         description=SIGN_OFF_FLOW,
     )
     @action(detail=True, methods=["post"], url_path="passkey-challenge")

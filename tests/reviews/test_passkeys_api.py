@@ -540,6 +540,10 @@ def test_the_schema_documents_the_flow(
     )
     approve = paths["/api/v1/change-requests/{reference}/approve/"]["post"]
     assert "passkey" in approve["description"]
+    refused = approve["responses"]["403"]
+    assert "passkey_required" in refused["description"]
+    assert refused["content"]["application/json"]["schema"]["$ref"].endswith("/ApiError")
+    assert {"400", "404", "409"} <= set(step1["responses"])
     decision = schema["components"]["schemas"]["Decision"]["properties"]
     assert "passkey" in decision
     passkey_schema = schema["components"]["schemas"]["PasskeySignature"]["properties"]
