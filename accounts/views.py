@@ -30,7 +30,14 @@ from accounts.permissions import can_manage_access, can_manage_service_tokens
 from accounts.services.passkeys import can_revoke
 from governance.kernel import reauth
 from governance.kernel.errors import DomainError
-from governance.kernel.views import attempt, json_action, post_only, say_above, submit
+from governance.kernel.views import (
+    attempt,
+    json_action,
+    json_body,
+    post_only,
+    say_above,
+    submit,
+)
 
 
 def _tenant_or_404(request: HttpRequest, slug: str) -> Tenant:
@@ -244,8 +251,9 @@ def _passkey_json(passkey: Passkey) -> dict[str, Any]:
     }
 
 
+@post_only("tokens")
 @json_action(aliases=_CEREMONY_FIELDS)
-def passkey_register_begin(request: HttpRequest, _body: dict[str, Any]) -> dict[str, Any]:
+def passkey_register_begin(request: HttpRequest) -> dict[str, Any]:
     """Step one: the options for ``navigator.credentials.create`` and the challenge's id."""
     challenge, options = services.passkey_registration_begin(
         user=user_of(request), party=relying_party(request)
@@ -253,11 +261,11 @@ def passkey_register_begin(request: HttpRequest, _body: dict[str, Any]) -> dict[
     return {"challenge_id": str(challenge.pk), "options": json.loads(options)}
 
 
+@post_only("tokens")
 @json_action(aliases=_CEREMONY_FIELDS)
-def passkey_register_finish(
-    request: HttpRequest, body: dict[str, Any]
-) -> tuple[dict[str, Any], int]:
+def passkey_register_finish(request: HttpRequest) -> tuple[dict[str, Any], int]:
     """Step two: the authenticator's new credential answers the challenge; the key is logged."""
+    body = json_body(request)
     challenge_id = body.get("challenge_id")
     if not isinstance(challenge_id, str) or not challenge_id:
         raise DomainError("Say which challenge this answers.", field="challenge_id")

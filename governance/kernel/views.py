@@ -258,14 +258,27 @@ def json_problem(
     return JsonResponse({"field": field, "detail": detail, "code": code}, status=status)
 
 
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    """The JSON object a page's script posted; a ``DomainError`` on ``body`` when it is not."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise DomainError("The body must be JSON.", field="body") from None
+    if not isinstance(body, dict):
+        raise DomainError("The body must be a JSON object.", field="body")
+    return body
+
+
 def json_action(
     aliases: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., HttpResponseBase]]:
-    """A JSON endpoint a page's script calls with the session (a passkey ceremony): POST only,
-    signed in, CSRF-checked by the middleware (the ``X-CSRFToken`` header), the body a JSON
-    object. The view is called as ``view(request, body, *args)`` and returns a dict (200) or
-    ``(dict, status)``; a ``DomainError`` is ``{field, detail, code}`` with its 4xx (``aliases``
-    maps a service's field names to the body's), never a 500 for bad input."""
+    """A JSON endpoint a page's script calls with the session (a passkey ceremony): POST only
+    (with :func:`post_only` above it, a GET leads to the page the script is on), signed in,
+    CSRF-checked by the middleware (the ``X-CSRFToken`` header). The view reads its body with
+    :func:`json_body` (after finding its object, so a missing one is a 404 whatever was sent)
+    and returns a dict (200) or ``(dict, status)``; a ``DomainError`` is ``{field, detail,
+    code}`` with its 4xx (``aliases`` maps a service's field names to the body's), never a 500
+    for bad input."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponseBase]:
         @functools.wraps(view)
@@ -277,13 +290,7 @@ def json_action(
             if not request.user.is_authenticated:
                 return json_problem("Sign in first.", status=401, code="not_authenticated")
             try:
-                body = json.loads(request.body or b"{}")
-            except (ValueError, UnicodeDecodeError):
-                return json_problem("The body must be JSON.", status=400, field="body")
-            if not isinstance(body, dict):
-                return json_problem("The body must be a JSON object.", status=400, field="body")
-            try:
-                result = view(request, body, *args, **kwargs)
+                result = view(request, *args, **kwargs)
             except DomainError as exc:
                 field = (aliases or {}).get(exc.field or "", exc.field)
                 return json_problem(exc.message, status=exc.status_code, field=field, code=exc.code)

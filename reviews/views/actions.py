@@ -26,7 +26,14 @@ from django.views.decorators.http import require_http_methods
 from accounts.passkeys import relying_party
 from governance.kernel import reauth
 from governance.kernel.errors import DomainError, Forbidden
-from governance.kernel.views import attempt, json_action, post_only, send_back, submit
+from governance.kernel.views import (
+    attempt,
+    json_action,
+    json_body,
+    post_only,
+    send_back,
+    submit,
+)
 from reviews import permissions, selectors, services
 from reviews.choices import Decision
 from reviews.forms import (
@@ -156,11 +163,13 @@ def _decide(request: HttpRequest, change: ChangeRequest, decision: str) -> HttpR
     return _back(request, change, decision, form=form)
 
 
+@post_only("reviews:change", "reference")
 @json_action(aliases={"status": "decision"})
-def passkey_challenge(request: HttpRequest, body: dict[str, Any], reference: str) -> dict[str, Any]:
+def passkey_challenge(request: HttpRequest, reference: str) -> dict[str, Any]:
     """The challenge for signing a decision with a passkey (the decide form's script): the
     statement the passkey will sign, its id, and the options for navigator.credentials.get."""
     change = selectors.change_by_reference(reference, visible_to=request.user)
+    body = json_body(request)
     decision = body.get("decision")
     if decision not in Decision.values:
         raise DomainError("Decide 'approve' or 'reject'.", field="decision")

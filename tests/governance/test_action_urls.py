@@ -34,6 +34,7 @@ VALUES = {
     "seq": "999999",
     "run_id": str(uuid.UUID(int=1)),
     "token_id": str(uuid.UUID(int=2)),
+    "passkey_id": str(uuid.UUID(int=4)),
     "name": "nowhere",
     "pk": "999999",
 }
@@ -117,6 +118,9 @@ def test_a_get_never_shows_a_blank_page(route: str, everyone: Client) -> None:
         ),
         ("/tenants/acme/revoke/", "/tenants/acme/"),
         (f"/account/tokens/{uuid.UUID(int=3)}/revoke/", "/account/tokens/"),
+        (f"/account/passkeys/{uuid.UUID(int=3)}/revoke/", "/account/tokens/"),
+        ("/account/passkeys/register/begin/", "/account/tokens/"),
+        ("/reviews/changes/CR-7/passkey-challenge/", "/reviews/changes/CR-7/"),
         ("/governance/waivers/WV-1/countersign/", "/governance/waivers/WV-1/"),
         ("/governance/verify/", "/governance/"),
     ],

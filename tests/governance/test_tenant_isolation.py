@@ -28,12 +28,14 @@ from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from accounts.models import Tenant, User
+from accounts.passkeys import RelyingParty
 from governance.kernel.events.models import Event
 from governance.kernel.events.services import verification_start
 from registry import services as registry
 from reviews import services as reviews
 from reviews.choices import CheckKind
 from reviews.waivers.models import Waiver
+from tests.passkey_authenticator import SoftAuthenticator
 from tests.reviews.conftest import PINS, make_artifact
 
 #: Route prefixes that are not tenant-scoped, each with the reason.
@@ -52,6 +54,8 @@ NOT_TENANT_SCOPED = {
     "api/v1/me/": "the caller themself",
     "api/v1/^tokens/$": "the caller's own tokens (a POST makes one: the answers differ by design)",
     "account/tokens/": "the caller's own tokens (a POST makes one)",
+    "account/passkeys/register/": "the caller's own passkey ceremony (a POST begins one with a "
+    "fresh random challenge: the answers differ by design)",
     "reviews/confirm/": "re-enter one's own password",
     "reviews/notifications/": "the caller's own notifications",
     "metrics": "Prometheus exposition: platform administrators only",
@@ -166,6 +170,15 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
     assert event is not None
     run = verification_start(actor=owner)
     token, _ = accounts.token_create(user=owner, name="globex token", actor=None)
+    begun, options = accounts.passkey_registration_begin(
+        user=owner, party=RelyingParty(rp_id="testserver", origin="http://testserver")
+    )
+    passkey = accounts.passkey_register(
+        user=owner,
+        challenge_id=begun.pk,
+        credential=SoftAuthenticator().register(options),
+        name="Globex secret laptop",
+    )
     pinned_wrong = f"{artifact.path}:{first.version}#{'0' * 64}"
     from rollouts.models import Application, Rollout, Slot
 
@@ -198,6 +211,7 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
         "seq": [(str(event.seq), "999999")],
         "run_id": [(str(run.pk), str(uuid.uuid4()))],
         "token_id": [(str(token.pk), str(uuid.uuid4()))],
+        "passkey_id": [(str(passkey.pk), str(uuid.uuid4()))],
         "pk": [(str(token.pk), str(uuid.uuid4())), (str(run.pk), str(uuid.uuid4()))],
     }
     query = [
@@ -252,6 +266,8 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
         waiver.justification,
         str(artifact.pk),
         str(first.pk),
+        passkey.name,
+        passkey.credential_id,
     ]
     return Globex(values=values, secrets=secrets, query=query, body=body)
 

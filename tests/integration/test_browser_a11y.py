@@ -67,6 +67,10 @@ NOT_PAGE_NAMES = {
     "tenant-service-token-create": "POST only",
     "tenant-service-token-revoke": "POST only",
     "token-revoke": "POST only",
+    "passkey-revoke": "POST only",
+    "passkey-register-begin": "JSON for the account page's script (POST only)",
+    "passkey-register-finish": "JSON for the account page's script (POST only)",
+    "change-passkey-challenge": "JSON for the change page's script (POST only)",
 }
 
 

@@ -150,6 +150,7 @@ def test_where_required_the_form_offers_the_passkey_and_no_password(
     assert 'name="passkey_credential"' in form
     assert "What your passkey signs" in form
     assert in_review.binding_sha256 in form
+    assert "<dt>Role</dt><dd>Reviewer</dd>" in form
     assert f'data-challenge-url="{url(in_review, "passkey-challenge")}"' in form
     html = page(client, url(in_review))
     assert 'src="/static/js/passkeys.js"' in html
