@@ -54,6 +54,8 @@ NOT_TENANT_SCOPED = {
     "api/v1/me/": "the caller themself",
     "api/v1/^tokens/$": "the caller's own tokens (a POST makes one: the answers differ by design)",
     "account/tokens/": "the caller's own tokens (a POST makes one)",
+    "api/v1/^passkeys/registration-options/": "the caller's own passkey ceremony (a POST "
+    "begins one with a fresh random challenge: the answers differ by design)",
     "account/passkeys/register/": "the caller's own passkey ceremony (a POST begins one with a "
     "fresh random challenge: the answers differ by design)",
     "reviews/confirm/": "re-enter one's own password",
@@ -188,6 +190,7 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
         number=77, tenant=globex, change=change, strategy="canary", salt="globex-salt"
     )
     missing_path = "prompt/no-such-tenant/no-such-artifact"
+    missing_passkey = str(uuid.uuid4())  # one twin: the page's and the API's routes name it
     values = {
         "cls": [("prompt", "prompt")],
         "tenant": [("globex", "no-such-tenant")],
@@ -211,8 +214,12 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
         "seq": [(str(event.seq), "999999")],
         "run_id": [(str(run.pk), str(uuid.uuid4()))],
         "token_id": [(str(token.pk), str(uuid.uuid4()))],
-        "passkey_id": [(str(passkey.pk), str(uuid.uuid4()))],
-        "pk": [(str(token.pk), str(uuid.uuid4())), (str(run.pk), str(uuid.uuid4()))],
+        "passkey_id": [(str(passkey.pk), missing_passkey)],
+        "pk": [
+            (str(token.pk), str(uuid.uuid4())),
+            (str(run.pk), str(uuid.uuid4())),
+            (str(passkey.pk), missing_passkey),
+        ],
     }
     query = [
         ({"ref": first.path}, {"ref": f"{missing_path}/9.9.1"}),
