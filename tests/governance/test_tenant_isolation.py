@@ -190,7 +190,8 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
         number=77, tenant=globex, change=change, strategy="canary", salt="globex-salt"
     )
     missing_path = "prompt/no-such-tenant/no-such-artifact"
-    missing_passkey = str(uuid.uuid4())  # one twin: the page's and the API's routes name it
+    # One missing twin per object, whichever parameter names it (answers may echo the id).
+    missing_passkey, missing_token, missing_run = (str(uuid.uuid4()) for _ in range(3))
     values = {
         "cls": [("prompt", "prompt")],
         "tenant": [("globex", "no-such-tenant")],
@@ -212,12 +213,12 @@ def globex_world(acme: Tenant, globex: Tenant, make_user: Any) -> Globex:
         ],
         "action": [(a, a) for a in ACTIONS],
         "seq": [(str(event.seq), "999999")],
-        "run_id": [(str(run.pk), str(uuid.uuid4()))],
-        "token_id": [(str(token.pk), str(uuid.uuid4()))],
+        "run_id": [(str(run.pk), missing_run)],
+        "token_id": [(str(token.pk), missing_token)],
         "passkey_id": [(str(passkey.pk), missing_passkey)],
         "pk": [
-            (str(token.pk), str(uuid.uuid4())),
-            (str(run.pk), str(uuid.uuid4())),
+            (str(token.pk), missing_token),
+            (str(run.pk), missing_run),
             (str(passkey.pk), missing_passkey),
         ],
     }
