@@ -124,6 +124,8 @@ def sign_off_challenge(
             "You have no passkey: register one on your account page first.", field="passkey"
         )
     text = (comment or "").strip()
+    if decision == Decision.REJECT and not text:  # as approval_decide would, after the signing
+        raise DomainError("Say why you reject the change.", field="comment")
     now = timezone.now()
     statement = statement_for(
         change=change,

@@ -460,6 +460,8 @@ def test_a_registration_challenge_does_not_sign_off(in_review: Any, reviewer: AP
         ({"decision": "maybe"}, 400, "decision"),
         ({"decision": "approve", "requirement": "king"}, 400, "requirement"),
         ({"decision": "approve", "comment": "x" * 5001}, 400, "comment"),
+        ({"decision": "reject"}, 400, "comment"),
+        ({"decision": "reject", "comment": "   "}, 400, "comment"),
     ],
 )
 def test_bad_challenge_input_names_the_field(
