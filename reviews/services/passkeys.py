@@ -31,7 +31,7 @@ from governance.kernel import passkey_proof
 from governance.kernel.errors import Conflict, DomainError, Forbidden
 from governance.kernel.events.services import iso_time
 from reviews import permissions
-from reviews.choices import Decision
+from reviews.choices import OPEN_STATES, Decision
 from reviews.models import ChangeRequest
 
 
@@ -112,6 +112,12 @@ def sign_off_challenge(
 
     if decision not in Decision.values:
         raise DomainError("Decide 'approve' or 'reject'.", field="decision")
+    if change.status not in OPEN_STATES:  # nothing to sign: say so before who may sign
+        raise Conflict(
+            f"{change.reference} is {change.get_status_display().lower()}; it is not open for "
+            "review.",
+            field="status",
+        )
     permissions.can_decide(actor, change, requirement).require()
     slot = decision_slot(change, actor, decision, requirement)
     credentials = list(

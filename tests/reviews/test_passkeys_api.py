@@ -473,6 +473,17 @@ def test_bad_challenge_input_names_the_field(
     assert not PasskeyChallenge.objects.filter(purpose="sign_off").exists()
 
 
+def test_no_challenge_for_a_change_not_open_for_review(
+    passkey_policy: Any, open_change: Any, prompt_v2: Any, reviewer: APIClient
+) -> None:
+    register(reviewer, SoftAuthenticator())
+    draft = open_change(prompt_v2)
+    resp = reviewer.post(url(draft, "passkey-challenge"), {"decision": "approve"}, format="json")
+    assert error(resp) == (409, "status", "conflict")
+    assert "draft" in resp.json()["error"]["message"]
+    assert not PasskeyChallenge.objects.filter(purpose="sign_off").exists()
+
+
 def test_challenge_refusals(
     in_review: Any, reviewer: APIClient, token_client: Any, people: dict[str, Any], globex: Any
 ) -> None:
