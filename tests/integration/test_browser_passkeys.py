@@ -20,6 +20,7 @@ from tests.integration.browser_changes import (
     publish_support_reply,
 )
 from tests.integration.test_browser import browser, log_in, page
+from tests.integration.test_browser_a11y import _axe_script, _violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 __all__ = ["browser", "page"]  # fixtures, imported for use here
@@ -94,6 +95,7 @@ def test_officer_registers_a_passkey_and_signs_off_with_it(page: Any) -> None:
     reference = change_in_review(page)
     change = selectors.change_by_reference_unscoped(reference)
     assert "security_officer" in change.passkey_requirements
+    page.context.add_init_script(script=_axe_script())  # axe-core in every page, before its own
     log_in(page, OFFICER, f"{OFFICER}-demo")
     cdp, authenticator = virtual_authenticator(page)
 
@@ -110,6 +112,8 @@ def test_officer_registers_a_passkey_and_signs_off_with_it(page: Any) -> None:
     passkey = Passkey.objects.get(user__username=OFFICER)
     stored = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
     assert len(stored["credentials"]) == 1
+    row.locator("summary").click()  # the revoke form, open
+    assert not _violations(page, "account page")
 
     page.goto(f"/reviews/changes/{reference}/")
     form = page.locator("#decide-form")
@@ -118,6 +122,7 @@ def test_officer_registers_a_passkey_and_signs_off_with_it(page: Any) -> None:
     form.get_by_label("Comment").fill("No secrets leave the tenant.")
     form.locator("#passkey-statement summary").click()
     assert change.binding_sha256 in form.locator("#passkey-statement").inner_text()
+    assert not _violations(page, "change page, sign-off form")
     form.get_by_role("button", name="Approve with passkey").click()
     page.wait_for_url(f"**/reviews/changes/{reference}/")
     status = page.get_by_role("status").first.inner_text()
@@ -134,6 +139,7 @@ def test_officer_registers_a_passkey_and_signs_off_with_it(page: Any) -> None:
     counted = selectors.approval_status(change)
     assert [s.approval for s in counted.slots if s.requirement == "security_officer"] == [approval]
     assert not counted.not_counting
+    assert not _violations(page, "change page, approvals")
     assert not page.errors  # no CSP violation, no script error
 
 
