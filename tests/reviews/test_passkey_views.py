@@ -207,6 +207,7 @@ def test_sign_off_with_a_passkey_is_recorded_and_marked(
     assert approval.passkey_challenge[:12] in row
     passkey.refresh_from_db()
     assert passkey.last_used_at is not None
+    assert html.count("data-passkey-event") == 1  # the timeline's approval.granted
 
 
 def test_reject_with_a_passkey(
