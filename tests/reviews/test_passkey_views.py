@@ -14,6 +14,7 @@ from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from reviews import services
 from reviews.models import Approval
+from reviews.policy import DEFAULT_RULES
 from tests.factories import run_pending_checks
 from tests.passkey_authenticator import SoftAuthenticator
 from tests.reviews.test_passkeys import in_review, passkey_policy, register
@@ -352,3 +353,23 @@ def test_change_page_queries_do_not_grow_with_passkey_approvals(
     with django_assert_max_num_queries(len(few.captured_queries)):
         html = page(client, url(in_review))
     assert html.count("Signed with passkey") == 8
+
+
+def test_mixed_slots_offer_the_password_and_name_the_passkey_slot(
+    in_review: Any, people: dict[str, Any], acme: Any
+) -> None:
+    # "multi" holds reviewer and administrator; only the reviewer's sign-off needs a passkey.
+    services.approval_policy_update(
+        tenant=acme,
+        actor=None,
+        rules={**DEFAULT_RULES, "passkey_required": ["reviewer"]},
+        reason="Reviewers sign with passkeys.",
+    )
+    register(people["multi"], SoftAuthenticator())
+    form = section(page(browser(people["multi"]), url(in_review)), "decide-form")
+    assert 'name="password"' in form
+    assert '<button type="submit">Approve</button>' in form
+    assert "Approve with passkey" in form
+    policy_note = form[form.index('id="passkey-policy"') :]
+    assert "as Reviewer with your passkey" in policy_note[: policy_note.index("</p>")]
+    assert "the one chosen above" in form  # two roles: the statement names the chosen one
