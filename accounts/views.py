@@ -254,7 +254,12 @@ def _passkey_json(passkey: Passkey) -> dict[str, Any]:
 @post_only("tokens")
 @json_action(aliases=_CEREMONY_FIELDS)
 def passkey_register_begin(request: HttpRequest) -> dict[str, Any]:
-    """Step one: the options for ``navigator.credentials.create`` and the challenge's id."""
+    """Step one: the options for ``navigator.credentials.create`` and the challenge's id.
+
+    Deliberate, as on the API: a key that will sign approvals in your name is added only with
+    your password (unless confirmed lately), so a borrowed session cannot add one."""
+    password = json_body(request).get("password")
+    reauth.require_password(request, password if isinstance(password, str) else None)
     challenge, options = services.passkey_registration_begin(
         user=user_of(request), party=relying_party(request)
     )

@@ -157,6 +157,7 @@
   function setUpRegistration(card) {
     var button = card.querySelector("[data-passkey-register]");
     var nameInput = card.querySelector("input[name=name]");
+    var passwordInput = card.querySelector("input[name=password]");
     var errorBox = card.querySelector("[data-passkey-error]");
     var progress = card.querySelector("[data-passkey-progress]");
     if (!button) {
@@ -172,7 +173,7 @@
       say(progress, "Follow your browser's prompt to create the passkey…");
       button.disabled = true;
       var challengeId = null;
-      postJSON(card.dataset.beginUrl, {}, card)
+      postJSON(card.dataset.beginUrl, { password: passwordInput ? passwordInput.value : "" }, card)
         .then(function (begun) {
           challengeId = begun.challenge_id;
           return navigator.credentials.create({ publicKey: creationOptions(begun.options) });

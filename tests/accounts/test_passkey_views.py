@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.test import Client
 from accounts import services
 from accounts.models import Passkey, PasskeyChallenge
 from accounts.passkeys import RelyingParty
+from governance.kernel import reauth
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.models import Event
 from tests.passkey_authenticator import SoftAuthenticator
@@ -26,6 +28,9 @@ def browser(user: Any) -> Client:
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     assert client.get("/account/tokens/").status_code == 200  # sets the CSRF cookie
+    session = client.session
+    session[reauth.SESSION_KEY] = {"user": str(user.pk), "at": time.time()}  # confirmed lately
+    session.save()
     return client
 
 
@@ -292,3 +297,22 @@ def test_mangled_credentials_are_refused_never_a_500(make_user: Any) -> None:
         assert 400 <= response.status_code < 500, (credential, response.content)
         assert response.json()["field"] == "credential"
     assert not Passkey.objects.exists()
+
+
+def test_adding_a_passkey_asks_for_the_password_unless_confirmed_lately(make_user: Any) -> None:
+    user = make_user("officer", password="right-pw")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    page = client.get("/account/tokens/")
+    assert 'id="passkey-password"' in page.content.decode()
+    missing = post_json(client, BEGIN, {})
+    assert (missing.status_code, missing.json()["field"]) == (400, "password")
+    wrong = post_json(client, BEGIN, {"password": "nope"})
+    assert (wrong.status_code, wrong.json()["field"]) == (403, "password")
+    assert not PasskeyChallenge.objects.filter(user=user).exists()
+    begun = post_json(client, BEGIN, {"password": "right-pw"})
+    assert begun.status_code == 200
+    assert PasskeyChallenge.objects.filter(user=user, pk=begun.json()["challenge_id"]).exists()
+    # Confirmed now: the next one needs no password, and the page offers no field.
+    assert post_json(client, BEGIN, {}).status_code == 200
+    assert 'id="passkey-password"' not in client.get("/account/tokens/").content.decode()
