@@ -29,7 +29,11 @@ from accounts.selectors import is_platform_admin
 from governance.kernel.errors import Conflict, DomainError, Forbidden, NotFound
 from governance.kernel.events.kinds import EventKind
 from governance.kernel.events.services import event_record
+from governance.kernel.notifications import notification_send
 from governance.kernel.passkey_proof import b64url_encode
+
+#: Where a person sees their passkeys (the account page's section).
+ACCOUNT_PASSKEYS_URL = "/account/tokens/#passkeys"
 
 #: A person keeps a handful of passkeys (a laptop, a phone, a security key), not hundreds.
 MAX_PASSKEYS = 20
@@ -179,6 +183,16 @@ def passkey_register(*, user: User, challenge_id: Any, credential: Any, name: st
             "backed_up": passkey.backed_up,
         },
     )
+    notification_send(
+        users=[user],
+        title=f"A passkey was added to your account: '{passkey.name}'",
+        body=(
+            "It can sign your approvals from now on. If you did not add it, revoke it on your "
+            "account page and tell your security officer."
+        ),
+        url=ACCOUNT_PASSKEYS_URL,
+        dedupe_key=f"passkey:{passkey.pk}:registered",
+    )
     return passkey
 
 
@@ -217,5 +231,20 @@ def passkey_revoke(*, passkey: Passkey, actor: User | None, reason: str = "") ->
             "credential_id": locked.credential_id,
             "reason": reason,
         },
+    )
+    by = (
+        "you"
+        if actor is not None and actor.pk == locked.user_id
+        else (actor.get_username() if actor is not None else "the system")
+    )
+    notification_send(
+        users=[locked.user],
+        title=f"Your passkey '{locked.name}' was revoked by {by}",
+        body=(
+            f"{reason or 'No reason given.'} It signs nothing more, and approvals it signed on "
+            "open changes stop counting."
+        ),
+        url=ACCOUNT_PASSKEYS_URL,
+        dedupe_key=f"passkey:{locked.pk}:revoked",
     )
     return locked

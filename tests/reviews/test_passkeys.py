@@ -222,3 +222,21 @@ def test_policy_rejects_unknown_passkey_roles() -> None:
     assert bad.value.field == "passkey_required"
     assert validate({**DEFAULT_RULES, "passkey_required": ["*"]})["passkey_required"] == ["*"]
     assert "passkey_required" not in validate(DEFAULT_RULES)
+
+
+def test_the_owner_hears_of_a_passkey_added_and_of_its_revocation(
+    people: dict[str, Any],
+) -> None:
+    from governance.kernel.models import Notification
+
+    reviewer = people["reviewer"]
+    passkey = register(reviewer, SoftAuthenticator(), name="Phone")
+    added = Notification.objects.get(user=reviewer)
+    assert added.title == "A passkey was added to your account: 'Phone'"
+    assert added.url == "/account/tokens/#passkeys"
+    accounts.passkey_revoke(passkey=passkey, actor=None, reason="Phone lost")
+    revoked = Notification.objects.filter(user=reviewer).exclude(pk=added.pk).get()
+    assert revoked.title == "Your passkey 'Phone' was revoked by the system"
+    assert revoked.body.startswith("Phone lost")
+    accounts.passkey_revoke(passkey=passkey, actor=None, reason="again")  # changes nothing
+    assert Notification.objects.filter(user=reviewer).count() == 2
