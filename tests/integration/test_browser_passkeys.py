@@ -7,6 +7,7 @@ secure context for WebAuthn, and a domain the relying party id can be (``localho
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from accounts.models import Passkey, Tenant
 from reviews import selectors, services
 from reviews.models import Approval
+from tests.governance.test_verify import export, run_offline_verifier
 from tests.integration.browser_changes import (
     author_opens_and_submits,
     checks_pass,
@@ -94,7 +96,7 @@ def add_passkey(page: Any, name: str) -> None:
     page.locator("tr.passkey", has_text=name).wait_for()
 
 
-def test_officer_registers_a_passkey_and_signs_off_with_it(page: Any) -> None:
+def test_officer_registers_a_passkey_and_signs_off_with_it(page: Any, tmp_path: Path) -> None:
     reference = change_in_review(page)
     change = selectors.change_by_reference_unscoped(reference)
     assert "security_officer" in change.passkey_requirements
@@ -144,6 +146,12 @@ def test_officer_registers_a_passkey_and_signs_off_with_it(page: Any) -> None:
     assert not counted.not_counting
     assert not _violations(page, "change page, approvals")
     assert not page.errors  # no CSP violation, no script error
+
+    # The auditor: the exported log proves Chromium's assertion offline, without Django.
+    bundle = export(tmp_path)
+    proof = run_offline_verifier(str(bundle))
+    assert proof.returncode == 0, proof.stderr
+    assert "1 passkey approval(s) verified (1 with user verification)" in proof.stdout
 
 
 def test_officer_revokes_the_passkey_and_its_approval_stops_counting(page: Any) -> None:
