@@ -36,7 +36,8 @@ run: install
 	$(BIN)/python manage.py keys generate --if-missing
 	$(BIN)/python manage.py seed_demo
 	@echo ""
-	@echo "  Open http://127.0.0.1:$(PORT)/  (web, Celery worker and beat start below; Ctrl-C stops all)"
+	@echo "  Open http://localhost:$(PORT)/  (web, Celery worker and beat start below; Ctrl-C stops all)"
+	@echo "  (localhost rather than 127.0.0.1: passkeys need a domain name as their relying party)"
 	@echo ""
 	PORT=$(PORT) $(BIN)/honcho -f Procfile.dev start
 
