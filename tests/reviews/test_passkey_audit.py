@@ -599,3 +599,17 @@ def test_approval_hidden_behind_json_escapes_is_still_checked(
         named(signed),
         "the signature does not match the statement and the registered key",
     )
+
+
+def test_the_one_click_verification_says_how_many_passkey_approvals_it_proved(
+    signed: dict[str, Any], make_user: Any
+) -> None:
+    from governance.kernel.events.models import VerificationRun
+    from governance.kernel.events.services import verification_execute
+
+    run = VerificationRun.objects.create(requested_by=None, total=Event.objects.count())
+    done = verification_execute(run=run)
+    assert done.status == VerificationRun.Status.PASSED
+    assert done.reason == (
+        f"OK: {Event.objects.count()} events verified; 1 passkey approval(s) verified"
+    )

@@ -435,11 +435,14 @@ def verification_execute(*, run: VerificationRun, progress_every: int = 10_000) 
         VerificationRun.objects.filter(pk=run.pk).update(checked=done)
 
     result = verify_database(progress=progress, progress_every=progress_every)
+    said = result.line()
+    if result.ok and result.passkey_approvals:  # the approvers' own signatures, proved too
+        said += f"; {result.passkey_approvals} passkey approval(s) verified"
     VerificationRun.objects.filter(pk=run.pk).update(
         status=VerificationRun.Status.PASSED if result.ok else VerificationRun.Status.FAILED,
         checked=result.checked,
         first_bad_seq=result.first_bad_seq,
-        reason=result.line(),
+        reason=said,
         finished_at=timezone.now(),
     )
     run.refresh_from_db()
