@@ -161,7 +161,7 @@ def test_change_page_queries_do_not_grow_with_waivers(
     grant(acme, people, failing_change, expires_at=timezone.now() + DAY)
     client = signed_in(people["admin"])
     client.get(url(failing_change))
-    with django_assert_max_num_queries(60) as few:
+    with django_assert_max_num_queries(63) as few:  # +3: passkey sign-off (a constant)
         client.get(url(failing_change))
     made = [
         grant(acme, people, failing_change, expires_at=timezone.now() + i * DAY)
