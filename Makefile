@@ -48,7 +48,9 @@ run: install
 # PYTEST_ARGS narrows both legs (`make test PYTEST_ARGS="tests/accounts -x"`).
 test: install chromium
 	@rm -f .coverage .coverage.sqlite .coverage.sqlite.* .coverage.pg .coverage.pg.*
-	@$(MAKE) --no-print-directory -j2 -k --output-sync=target test-sqlite test-postgres
+	@# One leg after the other (-k: the second runs even when the first fails), their output live.
+	@# Run at once (-j2) on two cores, each leg took about twice as long: nothing was gained.
+	@$(MAKE) --no-print-directory -k test-sqlite test-postgres
 	$(BIN)/coverage combine .coverage.sqlite .coverage.pg
 	$(BIN)/coverage report --fail-under=85
 
@@ -75,8 +77,10 @@ test-sqlite: install
 	$(call own_var_dir,sqlite) COVERAGE_FILE=.coverage.sqlite \
 	  $(BIN)/pytest --cov --cov-report= -m "not postgres and not ($(INTEGRATION))" $(PYTEST_ARGS)
 
-# Leg 2: the whole suite on PostgreSQL (but the Python client's tests, tests/clients: they
-# need no PostgreSQL and ran in leg 1). Without a server, the integration tests run on
+# Leg 2: on PostgreSQL, what needs it (--pg-leg, tests/conftest.py): the tests marked postgres
+# (locking, races, triggers), the integration tests, and the tests of the code that takes a
+# PostgreSQL path of its own (the event log, recovery, rollouts); the other unit tests ran in
+# leg 1 and are not run twice. Without a server, the integration tests run on
 # SQLite instead (so they still run somewhere) and the PostgreSQL-only tests skip with a
 # reason (a skip fails under CI=true).
 test-postgres: install
@@ -84,7 +88,7 @@ test-postgres: install
 	@$(call own_var_dir,postgres) export COVERAGE_FILE=.coverage.pg; \
 	if $(BIN)/python -m tests.pg_ready "$(PG_TEST_URL)"; then \
 	  echo "== PostgreSQL leg: $(PG_TEST_URL)"; \
-	  DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest --cov --cov-report= --ignore=tests/clients $(PYTEST_ARGS); \
+	  DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest --cov --cov-report= --ignore=tests/clients --pg-leg $(PYTEST_ARGS); \
 	else \
 	  echo "== PostgreSQL not reachable at $(PG_TEST_URL): integration tests run on SQLite, PostgreSQL-only tests will skip"; \
 	  $(BIN)/pytest --cov --cov-report= -m "postgres or $(INTEGRATION)" $(PYTEST_ARGS); \

@@ -20,7 +20,37 @@ from tests.factories import TenantFactory, UserFactory
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+#: What the PostgreSQL leg runs besides the tests marked for it (``--pg-leg``): the tests of
+#: the code that takes a different path on PostgreSQL (``connection.vendor`` branches: the event
+#: log's append and verification, recovery, health; rollouts' telemetry, creation and watch).
+PG_LEG_DIRS = ("tests/governance/", "tests/rollouts/")
+PG_LEG_MARKS = ("postgres", "browser", "celery_worker")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--pg-leg",
+        action="store_true",
+        help="Run what needs PostgreSQL: the tests marked postgres, browser or celery_worker, "
+        "and the tests of code with a PostgreSQL path of its own (PG_LEG_DIRS). The other unit "
+        "tests ran on SQLite in the first leg.",
+    )
+
+
+def _pg_leg_keeps(item: pytest.Item) -> bool:
+    if any(mark in item.keywords for mark in PG_LEG_MARKS):
+        return True
+    path = item.nodeid.split("::", 1)[0]
+    return path.startswith(PG_LEG_DIRS)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("pg_leg"):
+        kept = [item for item in items if _pg_leg_keeps(item)]
+        dropped = [item for item in items if not _pg_leg_keeps(item)]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
     if connection.vendor == "postgresql":
         return
     reason = (
